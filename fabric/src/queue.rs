@@ -1,0 +1,100 @@
+//! The seam between a transport and the NVMe-oF target: a transport turns PDUs into
+//! [`Request`]s, hands them to a [`QueueHandler`], and sends back the [`Response`]s.
+//! Nothing here knows about TCP or RDMA.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+
+use bytes::Bytes;
+use nvme::{Sqe, Status};
+use tokio_util::sync::CancellationToken;
+
+/// A command capsule with its host-to-controller data, already gathered by the transport
+/// (in-capsule or via R2T/H2CData).
+#[derive(Debug)]
+pub struct Request {
+    pub sqe: Sqe,
+    pub data: Option<Bytes>,
+}
+
+/// What the target answers. `data` is controller-to-host data; the transport sends at most
+/// the length the host's SGL describes, and the target never produces more.
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: Status,
+    pub dw0: u32,
+    pub dw1: u32,
+    pub data: Option<Bytes>,
+}
+
+impl Response {
+    pub fn status(status: Status) -> Response {
+        Response {
+            status,
+            dw0: 0,
+            dw1: 0,
+            data: None,
+        }
+    }
+
+    pub fn success() -> Response {
+        Response::status(Status::SUCCESS)
+    }
+
+    pub fn with_dw0(mut self, dw0: u32) -> Response {
+        self.dw0 = dw0;
+        self
+    }
+
+    pub fn with_data(mut self, data: Bytes) -> Response {
+        self.data = Some(data);
+        self
+    }
+}
+
+pub type ResponseFuture = Pin<Box<dyn Future<Output = Response> + Send + 'static>>;
+
+/// How a submitted command completes: at once, or later (backend I/O, AERs).
+pub enum Completion {
+    Ready(Response),
+    Pending(ResponseFuture),
+}
+
+/// Facts about the transport connection, given to the target at Connect.
+#[derive(Clone, Debug)]
+pub struct ConnectionInfo {
+    pub transport: TransportKind,
+    pub local: SocketAddr,
+    pub peer: SocketAddr,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TransportKind {
+    Tcp,
+    Rdma,
+}
+
+/// The queue a Connect command created. The transport owns it for the connection's life.
+pub trait QueueHandler: Send + 'static {
+    /// Submit one command (never a Connect: the transport routes those to [`Target::connect`]).
+    fn submit(&mut self, request: Request) -> Completion;
+    /// Cancelled when the controller is torn down (keep-alive expiry, shutdown, deletion):
+    /// the transport then closes the connection.
+    fn teardown(&self) -> CancellationToken;
+    /// Called once when the transport connection is gone, for whatever reason.
+    fn disconnected(&mut self);
+}
+
+/// The NVMe-oF target as a transport sees it.
+pub trait Target: Send + Sync + 'static {
+    /// Handle a Fabrics Connect command (NVMe-oF 1.1 §3.3) that arrived on a new queue.
+    /// On success the returned response carries the CNTLID in DW0 and the queue handler
+    /// takes over the connection; on failure the response carries the status.
+    fn connect(
+        &self,
+        conn: &ConnectionInfo,
+        sqe: &Sqe,
+        data: &[u8],
+    ) -> Result<(Box<dyn QueueHandler>, Response), Response>;
+}

@@ -1,0 +1,71 @@
+//! Drive backends: what a namespace stores its blocks in.
+//!
+//! Every backend implements [`Backend`]; the target maps [`BackendError`] to NVMe status in
+//! one exhaustive match. Calls are synchronous; a backend whose calls may sleep on device I/O
+//! says so through [`Backend::may_block`] so the caller can move them off its reactor.
+
+use std::sync::Arc;
+
+/// Static geometry and capabilities of a backend.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BackendInfo {
+    /// Logical block data size in bytes (512 or 4096).
+    pub block_size: u32,
+    /// Capacity in logical blocks.
+    pub num_blocks: u64,
+    /// True when reads of never-written or deallocated blocks return zeroes.
+    pub deallocated_reads_zero: bool,
+    /// True when a volatile write cache exists, so Flush and FUA are meaningful.
+    pub volatile_write_cache: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    #[error("LBA range {lba}+{blocks} is beyond capacity {capacity}")]
+    OutOfRange { lba: u64, blocks: u64, capacity: u64 },
+    #[error("buffer of {len} bytes is not a whole number of {block_size}-byte blocks")]
+    Misaligned { len: usize, block_size: u32 },
+    #[error("backend I/O error: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("backend is out of space")]
+    NoSpace,
+}
+
+pub trait Backend: Send + Sync + 'static {
+    fn info(&self) -> BackendInfo;
+    /// Read `buf.len() / block_size` blocks starting at `lba` into `buf`.
+    fn read(&self, lba: u64, buf: &mut [u8]) -> Result<(), BackendError>;
+    /// Write whole blocks starting at `lba`; with `fua` the data is on stable storage on return.
+    fn write(&self, lba: u64, data: &[u8], fua: bool) -> Result<(), BackendError>;
+    /// Make every completed write durable.
+    fn flush(&self) -> Result<(), BackendError>;
+    /// Set `blocks` blocks starting at `lba` to zeroes.
+    fn write_zeroes(&self, lba: u64, blocks: u64) -> Result<(), BackendError>;
+    /// Deallocate (trim) a range; afterwards it reads as zeroes when `deallocated_reads_zero`.
+    fn deallocate(&self, lba: u64, blocks: u64) -> Result<(), BackendError>;
+    /// True when calls may sleep on device I/O and must not run on an async reactor thread.
+    fn may_block(&self) -> bool;
+}
+
+pub type SharedBackend = Arc<dyn Backend>;
+
+/// Check that `lba .. lba + blocks` lies within `capacity` blocks, without overflow.
+pub fn check_range(lba: u64, blocks: u64, capacity: u64) -> Result<(), BackendError> {
+    match lba.checked_add(blocks) {
+        Some(end) if end <= capacity => Ok(()),
+        _ => Err(BackendError::OutOfRange {
+            lba,
+            blocks,
+            capacity,
+        }),
+    }
+}
+
+/// Number of whole blocks in `len` bytes, or `Misaligned`.
+pub fn blocks_in(len: usize, block_size: u32) -> Result<u64, BackendError> {
+    let bs = block_size as usize;
+    if bs == 0 || len % bs != 0 {
+        return Err(BackendError::Misaligned { len, block_size });
+    }
+    Ok((len / bs) as u64)
+}

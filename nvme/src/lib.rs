@@ -1,0 +1,16 @@
+//! NVMe specification types and drive backends.
+//!
+//! Wire formats are `zerocopy` structs with little-endian fields and compile-time size checks,
+//! or checked views over byte slices. Nothing here does I/O except the backends.
+#![forbid(unsafe_code)]
+
+pub mod backend;
+pub mod cqe;
+pub mod sgl;
+pub mod sqe;
+pub mod status;
+
+pub use cqe::Cqe;
+pub use sgl::Sgl;
+pub use sqe::Sqe;
+pub use status::{Sct, Status};

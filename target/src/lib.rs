@@ -1,0 +1,2 @@
+//! The ferrofab NVMe-oF target.
+#![forbid(unsafe_code)]
