@@ -86,15 +86,24 @@ pub trait QueueHandler: Send + 'static {
     fn disconnected(&mut self);
 }
 
+/// A queue that a successful Connect created, with the parameters the transport needs.
+pub struct Connected {
+    pub handler: Box<dyn QueueHandler>,
+    /// The Connect response (CNTLID in DW0).
+    pub response: Response,
+    /// Queue ID: 0 for the admin queue.
+    pub qid: u16,
+    /// Submission queue size in entries (Connect SQSIZE is 0's based; this is not).
+    pub sqsize: u32,
+    /// The host disabled SQ flow control (Connect CATTR bit 2, NVMe-oF 1.1 §3.3): the
+    /// controller need not report SQHD, and NVMe/TCP may use the C2HData SUCCESS flag.
+    pub sq_flow_control_disabled: bool,
+}
+
 /// The NVMe-oF target as a transport sees it.
 pub trait Target: Send + Sync + 'static {
     /// Handle a Fabrics Connect command (NVMe-oF 1.1 §3.3) that arrived on a new queue.
-    /// On success the returned response carries the CNTLID in DW0 and the queue handler
-    /// takes over the connection; on failure the response carries the status.
-    fn connect(
-        &self,
-        conn: &ConnectionInfo,
-        sqe: &Sqe,
-        data: &[u8],
-    ) -> Result<(Box<dyn QueueHandler>, Response), Response>;
+    /// On failure the response carries the status and the transport sends it as the
+    /// Connect's CapsuleResp, then keeps waiting for another Connect or closes.
+    fn connect(&self, conn: &ConnectionInfo, sqe: &Sqe, data: &[u8]) -> Result<Connected, Response>;
 }
