@@ -1,0 +1,5 @@
+//! NVMe/TCP (NVMe/TCP Transport Specification 1.0): wire formats, the streaming PDU framer,
+//! the sans-IO controller-side connection and its tokio driver.
+
+pub mod digest;
+pub mod pdu;
