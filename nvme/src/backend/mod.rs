@@ -3,8 +3,19 @@
 //! Every backend implements [`Backend`]; the target maps [`BackendError`] to NVMe status in
 //! one exhaustive match. Calls are synchronous; a backend whose calls may sleep on device I/O
 //! says so through [`Backend::may_block`] so the caller can move them off its reactor.
+//!
+//! Implementations: [`RamBackend`] (sparse memory), [`FileBackend`] (regular file or block
+//! device) and [`NullBackend`] (discards writes, for transport benchmarks).
 
 use std::sync::Arc;
+
+pub mod file;
+pub mod null;
+pub mod ram;
+
+pub use file::{FileBackend, FileOptions};
+pub use null::{check_geometry, NullBackend, SUPPORTED_BLOCK_SIZES};
+pub use ram::RamBackend;
 
 /// Static geometry and capabilities of a backend.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -22,7 +33,11 @@ pub struct BackendInfo {
 #[derive(Debug, thiserror::Error)]
 pub enum BackendError {
     #[error("LBA range {lba}+{blocks} is beyond capacity {capacity}")]
-    OutOfRange { lba: u64, blocks: u64, capacity: u64 },
+    OutOfRange {
+        lba: u64,
+        blocks: u64,
+        capacity: u64,
+    },
     #[error("buffer of {len} bytes is not a whole number of {block_size}-byte blocks")]
     Misaligned { len: usize, block_size: u32 },
     #[error("backend I/O error: {0}")]
@@ -62,6 +77,8 @@ pub fn check_range(lba: u64, blocks: u64, capacity: u64) -> Result<(), BackendEr
 }
 
 /// Number of whole blocks in `len` bytes, or `Misaligned`.
+// `usize::is_multiple_of` needs Rust 1.87; the workspace MSRV is 1.85.
+#[allow(clippy::manual_is_multiple_of)]
 pub fn blocks_in(len: usize, block_size: u32) -> Result<u64, BackendError> {
     let bs = block_size as usize;
     if bs == 0 || len % bs != 0 {

@@ -1,0 +1,883 @@
+//! A backend over a regular file or a block device.
+//!
+//! All I/O is positioned (`pread`/`pwrite` through [`FileExt`]), so concurrent calls never share
+//! a file cursor. With [`FileOptions::direct`] the file is opened with `O_DIRECT`; caller buffers
+//! that are not 4096-aligned are staged through an aligned bounce buffer. When the filesystem
+//! refuses `O_DIRECT` (EINVAL on open or on a probe read) the backend falls back to buffered I/O.
+//!
+//! Durability: Flush is `fdatasync`. FUA writes go through a second descriptor for the same file
+//! opened with `O_DSYNC`, used for nothing else. The kernel then makes only that write's range
+//! durable before `pwrite` returns (and on a block device with `O_DIRECT` it becomes a real FUA
+//! write when the device supports one), instead of an `fdatasync` that would also flush every
+//! other in-flight write of the namespace.
+//!
+//! Write Zeroes uses `fallocate(FALLOC_FL_ZERO_RANGE)` and Deallocate uses
+//! `fallocate(FALLOC_FL_PUNCH_HOLE)`; where the filesystem or device lacks them, both fall back
+//! to writing zeroes, so deallocated blocks always read as zeroes.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Seek, SeekFrom};
+use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use nix::errno::Errno;
+use nix::fcntl::{fallocate, FallocateFlags, OFlag};
+
+use super::null::{buf_span, byte_span, check_geometry, invalid_input, SUPPORTED_BLOCK_SIZES};
+use super::{Backend, BackendError, BackendInfo};
+
+/// Memory alignment used for `O_DIRECT` buffers; covers every logical block size we accept.
+pub const DIRECT_ALIGN: usize = 4096;
+/// Largest piece staged through a bounce buffer at once.
+const BOUNCE_MAX: usize = 1 << 20;
+/// Size of the shared zero buffer used when zeroing by writes.
+const ZERO_BUF: usize = 128 << 10;
+
+/// How to open a [`FileBackend`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileOptions {
+    /// Logical block size: 512 or 4096.
+    pub block_size: u32,
+    /// Namespace size in bytes. For a regular file that is smaller, `create` extends it with
+    /// `set_len` (sparse); otherwise opening fails. A larger file or device is used only up to
+    /// this size. `None`: the whole file or device, rounded down to whole blocks.
+    pub size: Option<u64>,
+    /// Try `O_DIRECT`, falling back to buffered I/O when the filesystem refuses it.
+    pub direct: bool,
+    /// Create the file if it does not exist.
+    pub create: bool,
+}
+
+impl Default for FileOptions {
+    fn default() -> Self {
+        FileOptions {
+            block_size: 512,
+            size: None,
+            direct: false,
+            create: false,
+        }
+    }
+}
+
+/// A heap buffer whose usable part starts at a `DIRECT_ALIGN` boundary, obtained without
+/// `unsafe` by over-allocating and slicing at the aligned offset.
+struct AlignedBuf {
+    storage: Vec<u8>,
+    start: usize,
+    len: usize,
+}
+
+impl AlignedBuf {
+    /// A zeroed aligned buffer of `len` bytes; `NoSpace` if memory is exhausted.
+    fn new(len: usize) -> Result<Self, BackendError> {
+        let total = len.checked_add(DIRECT_ALIGN).ok_or(BackendError::NoSpace)?;
+        let mut storage = Vec::new();
+        storage
+            .try_reserve_exact(total)
+            .map_err(|_| BackendError::NoSpace)?;
+        storage.resize(total, 0);
+        // The Vec is never resized again, so its address (and this offset) stays valid.
+        let addr = storage.as_ptr() as usize;
+        let start = (DIRECT_ALIGN - addr % DIRECT_ALIGN) % DIRECT_ALIGN;
+        Ok(AlignedBuf {
+            storage,
+            start,
+            len,
+        })
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        &self.storage[self.start..self.start + self.len]
+    }
+
+    fn as_mut_slice(&mut self) -> &mut [u8] {
+        &mut self.storage[self.start..self.start + self.len]
+    }
+}
+
+fn is_aligned(buf: &[u8]) -> bool {
+    // DIRECT_ALIGN is a power of two.
+    buf.as_ptr() as usize & (DIRECT_ALIGN - 1) == 0
+}
+
+/// Storage errors: ENOSPC and EDQUOT become `NoSpace`, everything else `Io`.
+fn map_io(e: io::Error) -> BackendError {
+    match e.raw_os_error() {
+        Some(code) if code == Errno::ENOSPC as i32 || code == Errno::EDQUOT as i32 => {
+            BackendError::NoSpace
+        }
+        _ => BackendError::Io(e),
+    }
+}
+
+fn is_einval(e: &io::Error) -> bool {
+    e.raw_os_error() == Some(Errno::EINVAL as i32)
+}
+
+/// Errors meaning "this fallocate mode is not available here", as opposed to an I/O failure.
+fn fallocate_unsupported(e: Errno) -> bool {
+    matches!(
+        e,
+        Errno::EOPNOTSUPP | Errno::ENOSYS | Errno::EINVAL | Errno::ENODEV
+    )
+}
+
+fn open_fd(path: &Path, create: bool, direct: bool, dsync: bool) -> io::Result<File> {
+    let mut flags = OFlag::empty();
+    if direct {
+        flags |= OFlag::O_DIRECT;
+    }
+    if dsync {
+        flags |= OFlag::O_DSYNC;
+    }
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(create)
+        .custom_flags(flags.bits())
+        .open(path)
+}
+
+/// Open with `O_DIRECT` when wanted, falling back to buffered when the filesystem answers
+/// EINVAL (its way of refusing `O_DIRECT`). Returns the file and whether it is direct.
+fn open_preferring_direct(
+    path: &Path,
+    want_direct: bool,
+    open: impl Fn(bool) -> io::Result<File>,
+) -> io::Result<(File, bool)> {
+    if want_direct {
+        match open(true) {
+            Ok(f) => return Ok((f, true)),
+            Err(e) if is_einval(&e) => {
+                tracing::info!(path = %path.display(), "O_DIRECT refused on open, using buffered I/O");
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok((open(false)?, false))
+}
+
+/// Read the first block with an aligned buffer: `Ok(false)` when direct I/O is refused (EINVAL,
+/// e.g. a block size below the device's logical block size).
+fn probe_direct(file: &File, block_size: u32) -> Result<bool, BackendError> {
+    let mut buf = AlignedBuf::new(block_size as usize)?;
+    match file.read_exact_at(buf.as_mut_slice(), 0) {
+        Ok(()) => Ok(true),
+        Err(e) if is_einval(&e) => Ok(false),
+        Err(e) => Err(map_io(e)),
+    }
+}
+
+fn off_t(v: u64) -> Result<nix::libc::off_t, BackendError> {
+    nix::libc::off_t::try_from(v)
+        .map_err(|_| invalid_input(format!("offset {v} does not fit off_t")))
+}
+
+/// Namespace backed by a regular file or a block device.
+#[derive(Debug)]
+pub struct FileBackend {
+    path: PathBuf,
+    /// Reads, non-FUA writes, fallocate, flush.
+    file: File,
+    /// The same file opened with `O_DSYNC`: FUA writes only.
+    fua_file: File,
+    block_size: u32,
+    num_blocks: u64,
+    direct: bool,
+    block_device: bool,
+    /// Cleared once fallocate(ZERO_RANGE) reports it is unsupported.
+    zero_range_ok: AtomicBool,
+    /// Cleared once fallocate(PUNCH_HOLE) reports it is unsupported.
+    punch_hole_ok: AtomicBool,
+}
+
+impl FileBackend {
+    /// Open `path` (a regular file or block device) as a namespace; see [`FileOptions`].
+    pub fn open(path: impl AsRef<Path>, opts: FileOptions) -> Result<Self, BackendError> {
+        let path = path.as_ref();
+        let bs = opts.block_size;
+        if !SUPPORTED_BLOCK_SIZES.contains(&bs) {
+            return Err(invalid_input(format!(
+                "block size {bs} is not one of {SUPPORTED_BLOCK_SIZES:?}"
+            )));
+        }
+        if let Some(size) = opts.size {
+            check_geometry(size, bs)?;
+        }
+
+        let (mut file, mut direct) =
+            open_preferring_direct(path, opts.direct, |d| open_fd(path, opts.create, d, false))?;
+        let meta = file.metadata()?;
+        let block_device = meta.file_type().is_block_device();
+        if !block_device && !meta.file_type().is_file() {
+            return Err(invalid_input(format!(
+                "{} is neither a regular file nor a block device",
+                path.display()
+            )));
+        }
+        // A block device reports length 0 in its metadata; seeking to the end gives its size.
+        // The shared cursor this moves is never used for I/O.
+        let available = if block_device {
+            (&file).seek(SeekFrom::End(0))?
+        } else {
+            meta.len()
+        };
+        let capacity = match opts.size {
+            Some(size) if size <= available => size,
+            Some(size) if opts.create && !block_device => {
+                file.set_len(size).map_err(map_io)?;
+                size
+            }
+            Some(size) => {
+                return Err(invalid_input(format!(
+                    "{} holds {available} bytes, {size} requested",
+                    path.display()
+                )))
+            }
+            None => available - available % u64::from(bs),
+        };
+        let num_blocks = check_geometry(capacity, bs)?;
+
+        if direct && !probe_direct(&file, bs)? {
+            tracing::info!(path = %path.display(), block_size = bs,
+                "O_DIRECT read refused, using buffered I/O");
+            file = open_fd(path, false, false, false)?;
+            direct = false;
+        }
+        let fua_file = open_fd(path, false, direct, true)?;
+        let (a, b) = (file.metadata()?, fua_file.metadata()?);
+        if (a.dev(), a.ino()) != (b.dev(), b.ino()) {
+            return Err(BackendError::Io(io::Error::other(format!(
+                "{} was replaced while opening",
+                path.display()
+            ))));
+        }
+        tracing::debug!(path = %path.display(), num_blocks, block_size = bs, direct,
+            block_device, "file backend open");
+        Ok(FileBackend {
+            path: path.to_path_buf(),
+            file,
+            fua_file,
+            block_size: bs,
+            num_blocks,
+            direct,
+            block_device,
+            zero_range_ok: AtomicBool::new(true),
+            punch_hole_ok: AtomicBool::new(true),
+        })
+    }
+
+    /// True when I/O bypasses the page cache (`O_DIRECT` was requested and accepted).
+    pub fn is_direct(&self) -> bool {
+        self.direct
+    }
+
+    /// True when the backend is a block device rather than a regular file.
+    pub fn is_block_device(&self) -> bool {
+        self.block_device
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Write `data` at byte `offset` through `fd`, staging through an aligned buffer when
+    /// direct I/O needs it.
+    fn write_at(&self, fd: &File, data: &[u8], offset: u64) -> Result<(), BackendError> {
+        if !self.direct || is_aligned(data) {
+            return fd.write_all_at(data, offset).map_err(map_io);
+        }
+        let mut bounce = AlignedBuf::new(data.len().min(BOUNCE_MAX))?;
+        let mut pos = offset;
+        for src in data.chunks(BOUNCE_MAX) {
+            let staged = &mut bounce.as_mut_slice()[..src.len()];
+            staged.copy_from_slice(src);
+            fd.write_all_at(staged, pos).map_err(map_io)?;
+            pos += src.len() as u64;
+        }
+        Ok(())
+    }
+
+    /// Zero `len` bytes at `offset` by writing zeroes.
+    fn write_zero_bytes(&self, offset: u64, len: u64) -> Result<(), BackendError> {
+        let zeroes = AlignedBuf::new(ZERO_BUF.min(usize::try_from(len).unwrap_or(ZERO_BUF)))?;
+        let step = zeroes.len as u64;
+        let mut pos = offset;
+        let end = offset + len;
+        while pos < end {
+            let n = step.min(end - pos) as usize;
+            self.file
+                .write_all_at(&zeroes.as_slice()[..n], pos)
+                .map_err(map_io)?;
+            pos += n as u64;
+        }
+        Ok(())
+    }
+
+    /// Try one fallocate mode; `Ok(false)` when the mode is unsupported (and remembered so).
+    fn try_fallocate(
+        &self,
+        supported: &AtomicBool,
+        mode: FallocateFlags,
+        offset: u64,
+        len: u64,
+    ) -> Result<bool, BackendError> {
+        if !supported.load(Ordering::Relaxed) {
+            return Ok(false);
+        }
+        match fallocate(&self.file, mode, off_t(offset)?, off_t(len)?) {
+            Ok(()) => Ok(true),
+            Err(e) if fallocate_unsupported(e) => {
+                if supported.swap(false, Ordering::Relaxed) {
+                    tracing::info!(path = %self.path.display(), ?mode, error = %e,
+                        "fallocate mode unsupported, zeroing by writes");
+                }
+                Ok(false)
+            }
+            Err(e) => Err(map_io(e.into())),
+        }
+    }
+}
+
+impl Backend for FileBackend {
+    fn info(&self) -> BackendInfo {
+        BackendInfo {
+            block_size: self.block_size,
+            num_blocks: self.num_blocks,
+            // Deallocate punches a hole or writes zeroes; either way the range reads zero.
+            deallocated_reads_zero: true,
+            // The page cache (or the device's own cache) is volatile: Flush and FUA matter.
+            volatile_write_cache: true,
+        }
+    }
+
+    fn read(&self, lba: u64, buf: &mut [u8]) -> Result<(), BackendError> {
+        let (offset, _) = buf_span(lba, buf.len(), self.block_size, self.num_blocks)?;
+        if buf.is_empty() {
+            return Ok(());
+        }
+        if !self.direct || is_aligned(buf) {
+            return self.file.read_exact_at(buf, offset).map_err(map_io);
+        }
+        let mut bounce = AlignedBuf::new(buf.len().min(BOUNCE_MAX))?;
+        let mut pos = offset;
+        for dst in buf.chunks_mut(BOUNCE_MAX) {
+            let staged = &mut bounce.as_mut_slice()[..dst.len()];
+            self.file.read_exact_at(staged, pos).map_err(map_io)?;
+            dst.copy_from_slice(staged);
+            pos += dst.len() as u64;
+        }
+        Ok(())
+    }
+
+    fn write(&self, lba: u64, data: &[u8], fua: bool) -> Result<(), BackendError> {
+        let (offset, _) = buf_span(lba, data.len(), self.block_size, self.num_blocks)?;
+        if data.is_empty() {
+            return Ok(());
+        }
+        // FUA: the O_DSYNC descriptor returns only once this write is on stable storage
+        // (NVM Command Set 1.0, Write command, CDW12 Force Unit Access).
+        let fd = if fua { &self.fua_file } else { &self.file };
+        self.write_at(fd, data, offset)
+    }
+
+    fn flush(&self) -> Result<(), BackendError> {
+        // Flush commits every completed write to non-volatile media (NVMe Base 2.0, Flush
+        // command). fdatasync covers writes made through either descriptor: they share an inode.
+        self.file.sync_data().map_err(map_io)
+    }
+
+    fn write_zeroes(&self, lba: u64, blocks: u64) -> Result<(), BackendError> {
+        let (offset, len) = byte_span(lba, blocks, self.block_size, self.num_blocks)?;
+        if len == 0 {
+            return Ok(());
+        }
+        // KEEP_SIZE: never grow the file; block devices require it.
+        let mode = FallocateFlags::FALLOC_FL_ZERO_RANGE | FallocateFlags::FALLOC_FL_KEEP_SIZE;
+        if self.try_fallocate(&self.zero_range_ok, mode, offset, len)? {
+            return Ok(());
+        }
+        self.write_zero_bytes(offset, len)
+    }
+
+    fn deallocate(&self, lba: u64, blocks: u64) -> Result<(), BackendError> {
+        let (offset, len) = byte_span(lba, blocks, self.block_size, self.num_blocks)?;
+        if len == 0 {
+            return Ok(());
+        }
+        let mode = FallocateFlags::FALLOC_FL_PUNCH_HOLE | FallocateFlags::FALLOC_FL_KEEP_SIZE;
+        if self.try_fallocate(&self.punch_hole_ok, mode, offset, len)? {
+            return Ok(());
+        }
+        // No hole punching: zero instead so deallocated blocks still read as zeroes
+        // (DLFEAT read behavior 001b, NVM Command Set 1.0, Identify Namespace data structure).
+        self.write_zeroes(lba, blocks)
+    }
+
+    fn may_block(&self) -> bool {
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::rngs::StdRng;
+    use rand::{RngCore, SeedableRng};
+    use std::sync::Arc;
+
+    const MIB: u64 = 1 << 20;
+
+    /// A scratch directory under the system temp dir, removed on drop.
+    struct TempDir(PathBuf);
+
+    impl TempDir {
+        fn new(tag: &str) -> Self {
+            let p = std::env::temp_dir()
+                .join(format!("ferrofab-nvme-file-{}-{tag}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&p);
+            std::fs::create_dir_all(&p).unwrap();
+            TempDir(p)
+        }
+
+        fn file(&self, name: &str) -> PathBuf {
+            self.0.join(name)
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn opts(block_size: u32, size: u64, direct: bool) -> FileOptions {
+        FileOptions {
+            block_size,
+            size: Some(size),
+            direct,
+            create: true,
+        }
+    }
+
+    fn random(rng: &mut StdRng, len: usize) -> Vec<u8> {
+        let mut v = vec![0u8; len];
+        rng.fill_bytes(&mut v);
+        v
+    }
+
+    /// Read into a deliberately misaligned buffer (offset 1 into a Vec), so the direct path
+    /// has to bounce.
+    fn read_unaligned(b: &FileBackend, lba: u64, blocks: u64) -> Vec<u8> {
+        let len = (blocks * u64::from(b.block_size)) as usize;
+        let mut v = vec![0xeeu8; len + 1];
+        assert!(!is_aligned(&v[1..]));
+        b.read(lba, &mut v[1..]).unwrap();
+        v.remove(0);
+        v
+    }
+
+    fn read_aligned(b: &FileBackend, lba: u64, blocks: u64) -> Vec<u8> {
+        let mut buf = AlignedBuf::new((blocks * u64::from(b.block_size)) as usize).unwrap();
+        buf.as_mut_slice().fill(0xee);
+        assert!(is_aligned(buf.as_slice()));
+        b.read(lba, buf.as_mut_slice()).unwrap();
+        buf.as_slice().to_vec()
+    }
+
+    fn report_path(what: &str, b: &FileBackend) {
+        eprintln!(
+            "{what}: {} I/O on {}",
+            if b.is_direct() {
+                "O_DIRECT"
+            } else {
+                "buffered"
+            },
+            b.path().display()
+        );
+    }
+
+    fn roundtrip(direct: bool) {
+        let dir = TempDir::new(if direct { "rt-direct" } else { "rt-buffered" });
+        for bs in [512u32, 4096] {
+            let size = 4 * MIB;
+            let b =
+                FileBackend::open(dir.file(&format!("ns{bs}")), opts(bs, size, direct)).unwrap();
+            report_path(&format!("roundtrip bs={bs} direct={direct}"), &b);
+            assert_eq!(b.is_direct(), direct, "ext4/xfs temp dirs accept O_DIRECT");
+            let bsz = u64::from(bs);
+            let cap = b.info().num_blocks;
+            assert_eq!(cap, size / bsz);
+            let mut rng = StdRng::seed_from_u64(u64::from(bs) + u64::from(direct));
+            let mut model = vec![0u8; size as usize];
+            // (lba, blocks, unaligned source buffer?): first and last block, a range larger than
+            // the bounce buffer, ranges at odd offsets.
+            let cases = [
+                (0, 1, true),
+                (cap - 1, 1, true),
+                (3, 5, false),
+                (17, (BOUNCE_MAX as u64 + 8192) / bsz, true),
+                (cap - 9, 9, false),
+            ];
+            for (i, &(lba, blocks, unaligned)) in cases.iter().enumerate() {
+                let data = random(&mut rng, (blocks * bsz) as usize);
+                let fua = i % 2 == 1;
+                if unaligned {
+                    let mut src = vec![0u8; data.len() + 1];
+                    src[1..].copy_from_slice(&data);
+                    b.write(lba, &src[1..], fua).unwrap();
+                } else {
+                    let mut src = AlignedBuf::new(data.len()).unwrap();
+                    src.as_mut_slice().copy_from_slice(&data);
+                    b.write(lba, src.as_slice(), fua).unwrap();
+                }
+                let start = (lba * bsz) as usize;
+                model[start..start + data.len()].copy_from_slice(&data);
+                assert_eq!(read_unaligned(&b, lba, blocks), data);
+                assert_eq!(read_aligned(&b, lba, blocks), data);
+            }
+            b.flush().unwrap();
+            assert_eq!(read_unaligned(&b, 0, cap), model);
+            assert_eq!(read_aligned(&b, 0, cap), model);
+        }
+    }
+
+    #[test]
+    fn roundtrip_buffered() {
+        roundtrip(false);
+    }
+
+    #[test]
+    fn roundtrip_direct_with_unaligned_buffers() {
+        roundtrip(true);
+    }
+
+    #[test]
+    fn info_and_fresh_file_reads_zero() {
+        let dir = TempDir::new("info");
+        let b = FileBackend::open(dir.file("ns"), opts(4096, 2 * MIB, false)).unwrap();
+        assert_eq!(
+            b.info(),
+            BackendInfo {
+                block_size: 4096,
+                num_blocks: 512,
+                deallocated_reads_zero: true,
+                volatile_write_cache: true,
+            }
+        );
+        assert!(b.may_block());
+        assert!(!b.is_block_device());
+        assert_eq!(std::fs::metadata(dir.file("ns")).unwrap().len(), 2 * MIB);
+        assert_eq!(read_unaligned(&b, 0, 512), vec![0u8; (2 * MIB) as usize]);
+    }
+
+    #[test]
+    fn survives_reopen() {
+        let dir = TempDir::new("reopen");
+        let path = dir.file("ns");
+        let mut rng = StdRng::seed_from_u64(99);
+        let a = random(&mut rng, 8192);
+        let c = random(&mut rng, 512);
+        {
+            let b = FileBackend::open(&path, opts(512, MIB, true)).unwrap();
+            report_path("reopen (first open)", &b);
+            b.write(100, &a, false).unwrap();
+            b.write(2047, &c, true).unwrap();
+            b.flush().unwrap();
+        }
+        // Reopen without size or create: capacity comes from the file.
+        let b = FileBackend::open(
+            &path,
+            FileOptions {
+                block_size: 512,
+                size: None,
+                direct: false,
+                create: false,
+            },
+        )
+        .unwrap();
+        assert_eq!(b.info().num_blocks, 2048);
+        assert_eq!(read_unaligned(&b, 100, 16), a);
+        assert_eq!(read_unaligned(&b, 2047, 1), c);
+        assert_eq!(read_unaligned(&b, 99, 1), vec![0u8; 512]);
+        assert_eq!(read_unaligned(&b, 116, 1), vec![0u8; 512]);
+    }
+
+    #[test]
+    fn open_validates_geometry_and_kind() {
+        let dir = TempDir::new("open");
+        let path = dir.file("ns");
+        let invalid = |r: Result<FileBackend, BackendError>| matches!(r, Err(BackendError::Io(e)) if e.kind() == io::ErrorKind::InvalidInput);
+        // Missing file without create.
+        assert!(matches!(
+            FileBackend::open(&path, FileOptions { create: false, ..opts(512, MIB, false) }),
+            Err(BackendError::Io(e)) if e.kind() == io::ErrorKind::NotFound
+        ));
+        assert!(invalid(FileBackend::open(&path, opts(1024, MIB, false))));
+        assert!(matches!(
+            FileBackend::open(&path, opts(4096, MIB + 512, false)),
+            Err(BackendError::Misaligned {
+                block_size: 4096,
+                ..
+            })
+        ));
+        // Creating with no size gives an empty, unusable file.
+        assert!(invalid(FileBackend::open(
+            &path,
+            FileOptions {
+                size: None,
+                ..opts(512, 0, false)
+            }
+        )));
+        // A file larger than `size` is used only up to `size`; it is not truncated.
+        std::fs::write(&path, vec![1u8; 10_000]).unwrap();
+        let b = FileBackend::open(&path, opts(512, 4096, false)).unwrap();
+        assert_eq!(b.info().num_blocks, 8);
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 10_000);
+        drop(b);
+        // Without a size, a trailing partial block is ignored.
+        let b = FileBackend::open(
+            &path,
+            FileOptions {
+                size: None,
+                create: false,
+                ..opts(4096, 0, false)
+            },
+        )
+        .unwrap();
+        assert_eq!(b.info().num_blocks, 2);
+        assert_eq!(read_unaligned(&b, 1, 1), vec![1u8; 4096]);
+        drop(b);
+        // Too small and not allowed to grow.
+        assert!(invalid(FileBackend::open(
+            &path,
+            FileOptions {
+                create: false,
+                ..opts(512, MIB, false)
+            }
+        )));
+        // A directory is neither a file nor a block device.
+        assert!(FileBackend::open(&dir.0, opts(512, MIB, false)).is_err());
+    }
+
+    #[test]
+    fn direct_open_falls_back_on_einval() {
+        let dir = TempDir::new("fallback");
+        let path = dir.file("ns");
+        std::fs::write(&path, [0u8; 4096]).unwrap();
+        // Simulate a filesystem that refuses O_DIRECT.
+        let (f, direct) = open_preferring_direct(&path, true, |d| {
+            if d {
+                Err(io::Error::from_raw_os_error(Errno::EINVAL as i32))
+            } else {
+                open_fd(&path, false, false, false)
+            }
+        })
+        .unwrap();
+        assert!(!direct);
+        assert_eq!(f.metadata().unwrap().len(), 4096);
+        // Other errors are not mistaken for a refusal.
+        let r = open_preferring_direct(&path, true, |_| {
+            Err(io::Error::from_raw_os_error(Errno::EACCES as i32))
+        });
+        assert_eq!(r.unwrap_err().raw_os_error(), Some(Errno::EACCES as i32));
+        // Not asked for direct: never tried.
+        let (_, direct) = open_preferring_direct(&path, false, |d| {
+            assert!(!d);
+            open_fd(&path, false, false, false)
+        })
+        .unwrap();
+        assert!(!direct);
+        // A real tmpfs, if present, may or may not accept O_DIRECT; either way I/O works.
+        let shm = Path::new("/dev/shm");
+        if shm.is_dir() {
+            let p = shm.join(format!("ferrofab-nvme-file-{}", std::process::id()));
+            let b = FileBackend::open(&p, opts(4096, MIB, true));
+            let _ = std::fs::remove_file(&p);
+            let b = b.unwrap();
+            report_path("/dev/shm direct=true", &b);
+            let mut src = vec![0u8; 4096 + 1];
+            src[1..].fill(0x3c);
+            b.write(5, &src[1..], false).unwrap();
+            assert_eq!(read_unaligned(&b, 5, 1), vec![0x3c; 4096]);
+        }
+    }
+
+    /// Zero several ranges with `zero` and check exactly those bytes changed. Returns the
+    /// file's allocated 512-byte units before and after zeroing the whole namespace.
+    fn zeroing_is_exact(
+        tag: &str,
+        direct: bool,
+        zero: impl Fn(&FileBackend, u64, u64),
+    ) -> (u64, u64) {
+        let dir = TempDir::new(tag);
+        let b = FileBackend::open(dir.file("ns"), opts(512, MIB, direct)).unwrap();
+        let cap = b.info().num_blocks;
+        let mut rng = StdRng::seed_from_u64(5);
+        let mut model = random(&mut rng, MIB as usize);
+        b.write(0, &model, false).unwrap();
+        // Ranges that are not aligned to the filesystem block (4 KiB), plus a single block at
+        // each end of the namespace.
+        for &(lba, blocks) in &[(3u64, 1u64), (13, 37), (600, 300), (0, 1), (cap - 1, 1)] {
+            zero(&b, lba, blocks);
+            let start = (lba * 512) as usize;
+            model[start..start + (blocks * 512) as usize].fill(0);
+            assert_eq!(
+                read_unaligned(&b, 0, cap),
+                model,
+                "after zeroing {lba}+{blocks}"
+            );
+        }
+        b.flush().unwrap();
+        let before = std::fs::metadata(dir.file("ns")).unwrap().blocks();
+        zero(&b, 0, cap);
+        assert_eq!(read_aligned(&b, 0, cap), vec![0u8; MIB as usize]);
+        // The file keeps its size.
+        let meta = std::fs::metadata(dir.file("ns")).unwrap();
+        assert_eq!(meta.len(), MIB);
+        eprintln!(
+            "{tag}: direct={} zero_range={} punch_hole={}",
+            b.is_direct(),
+            b.zero_range_ok.load(Ordering::Relaxed),
+            b.punch_hole_ok.load(Ordering::Relaxed)
+        );
+        (before, meta.blocks())
+    }
+
+    #[test]
+    fn deallocate_zeroes_exactly_the_range() {
+        let punched = std::cell::Cell::new(true);
+        let (before, after) = zeroing_is_exact("dealloc", false, |b, lba, n| {
+            b.deallocate(lba, n).unwrap();
+            punched.set(b.punch_hole_ok.load(Ordering::Relaxed));
+        });
+        if punched.get() {
+            // Hole punching really released the space (the earlier partial ranges already
+            // freed a few filesystem blocks, so `before` is somewhat under 1 MiB).
+            assert!(before >= MIB / 1024, "{before}");
+            assert!(after < before / 2, "{after} of {before}");
+        }
+        zeroing_is_exact("dealloc-direct", true, |b, lba, n| {
+            b.deallocate(lba, n).unwrap()
+        });
+    }
+
+    #[test]
+    fn write_zeroes_zeroes_exactly_the_range() {
+        zeroing_is_exact("wz", false, |b, lba, n| b.write_zeroes(lba, n).unwrap());
+        zeroing_is_exact("wz-direct", true, |b, lba, n| {
+            b.write_zeroes(lba, n).unwrap()
+        });
+    }
+
+    #[test]
+    fn zeroing_by_writes_when_fallocate_is_unavailable() {
+        for direct in [false, true] {
+            let tag = if direct {
+                "nofalloc-direct"
+            } else {
+                "nofalloc"
+            };
+            zeroing_is_exact(tag, direct, |b, lba, n| {
+                b.zero_range_ok.store(false, Ordering::Relaxed);
+                b.punch_hole_ok.store(false, Ordering::Relaxed);
+                if n % 2 == 0 {
+                    b.write_zeroes(lba, n).unwrap()
+                } else {
+                    b.deallocate(lba, n).unwrap()
+                }
+            });
+        }
+    }
+
+    #[test]
+    fn unsupported_fallocate_is_classified() {
+        assert!(fallocate_unsupported(Errno::EOPNOTSUPP));
+        assert!(fallocate_unsupported(Errno::ENOSYS));
+        assert!(!fallocate_unsupported(Errno::EIO));
+        assert!(!fallocate_unsupported(Errno::ENOSPC));
+    }
+
+    #[test]
+    fn errors_map_to_backend_errors() {
+        assert!(matches!(
+            map_io(io::Error::from_raw_os_error(Errno::ENOSPC as i32)),
+            BackendError::NoSpace
+        ));
+        assert!(matches!(
+            map_io(io::Error::from_raw_os_error(Errno::EDQUOT as i32)),
+            BackendError::NoSpace
+        ));
+        assert!(matches!(
+            map_io(io::Error::from_raw_os_error(Errno::EIO as i32)),
+            BackendError::Io(e) if e.raw_os_error() == Some(Errno::EIO as i32)
+        ));
+
+        let dir = TempDir::new("errors");
+        let b = FileBackend::open(dir.file("ns"), opts(4096, MIB, true)).unwrap();
+        let cap = b.info().num_blocks;
+        let mut buf = vec![0u8; 8192];
+        assert!(matches!(
+            b.read(cap - 1, &mut buf),
+            Err(BackendError::OutOfRange { lba, blocks: 2, capacity }) if lba == cap - 1 && capacity == cap
+        ));
+        assert!(matches!(
+            b.write(u64::MAX, &buf, true),
+            Err(BackendError::OutOfRange { .. })
+        ));
+        assert!(matches!(
+            b.write(0, &buf[..1000], false),
+            Err(BackendError::Misaligned {
+                len: 1000,
+                block_size: 4096
+            })
+        ));
+        assert!(matches!(
+            b.read(0, &mut buf[..4097]),
+            Err(BackendError::Misaligned { len: 4097, .. })
+        ));
+        assert!(matches!(
+            b.write_zeroes(cap, 1),
+            Err(BackendError::OutOfRange { .. })
+        ));
+        assert!(matches!(
+            b.deallocate(1, u64::MAX),
+            Err(BackendError::OutOfRange { .. })
+        ));
+        // Nothing grew the file.
+        assert_eq!(std::fs::metadata(dir.file("ns")).unwrap().len(), MIB);
+        b.read(cap, &mut []).unwrap();
+    }
+
+    #[test]
+    fn concurrent_writers_on_one_file() {
+        const THREADS: u64 = 4;
+        let dir = TempDir::new("concurrent");
+        let b = Arc::new(FileBackend::open(dir.file("ns"), opts(512, 2 * MIB, true)).unwrap());
+        report_path("concurrent", &b);
+        let cap = b.info().num_blocks;
+        let pattern = |lba: u64| random(&mut StdRng::seed_from_u64(lba), 1024);
+        let handles: Vec<_> = (0..THREADS)
+            .map(|t| {
+                let b = Arc::clone(&b);
+                std::thread::spawn(move || {
+                    let mut lba = t * 2;
+                    while lba + 2 <= cap {
+                        b.write(lba, &pattern(lba), lba % 3 == 0).unwrap();
+                        lba += THREADS * 2;
+                    }
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+        b.flush().unwrap();
+        let all = read_unaligned(&b, 0, cap);
+        for lba in (0..cap).step_by(2) {
+            let off = (lba * 512) as usize;
+            assert_eq!(all[off..off + 1024], pattern(lba)[..], "lba {lba}");
+        }
+    }
+}
