@@ -278,6 +278,7 @@ impl FileBackend {
         self.block_device
     }
 
+    /// The path the backend was opened from.
     pub fn path(&self) -> &Path {
         &self.path
     }
