@@ -1,0 +1,326 @@
+//! The admin queue: Fabrics property access, and the admin commands of NVM and discovery
+//! controllers (NVMe Base 2.0 §5; NVMe-oF 1.1 §3, §5).
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use fabric::queue::{Completion, QueueHandler, Request, Response};
+use nvme::command::{AdminCommand, FabricsCommand, GetFeatures, PropertyGet, PropertySet, SetFeatures};
+use nvme::features::{
+    host_id_extended, FeatureId, NumberOfQueues, PowerManagement, Select, SupportedCapabilities,
+    TemperatureThreshold, VolatileWriteCache,
+};
+use nvme::properties::{Cap, Property, Version};
+use nvme::Status;
+use tokio_util::sync::CancellationToken;
+
+use crate::aer::AerSubmit;
+use crate::controller::{record_failures, Controller};
+
+/// NVMe version this target implements (VS property, Identify Controller VER).
+pub const VERSION: Version = Version::V2_0;
+
+pub struct AdminQueue {
+    ctrl: Arc<Controller>,
+}
+
+impl AdminQueue {
+    pub fn new(ctrl: Arc<Controller>) -> AdminQueue {
+        AdminQueue { ctrl }
+    }
+
+    fn execute(&self, req: Request) -> Completion {
+        if req.sqe.is_fabrics() {
+            return self.fabrics(&req);
+        }
+        // NVMe Base 2.0 §3.5.1: only Fabrics commands before CC.EN = 1 and CSTS.RDY = 1.
+        if !self.ctrl.is_ready() {
+            return ready(Response::status(Status::COMMAND_SEQUENCE_ERROR.with_dnr()));
+        }
+        if req.sqe.fuse() != 0 {
+            return ready(Response::status(Status::INVALID_FIELD.with_dnr()));
+        }
+        let cmd = match AdminCommand::decode(&req.sqe) {
+            Ok(c) => c,
+            Err(e) => return ready(Response::status(e.status())),
+        };
+        let ctrl = &self.ctrl;
+        match cmd {
+            AdminCommand::Identify(id) => ready(crate::identify::identify(ctrl, &id)),
+            AdminCommand::GetLogPage(glp) => ready(crate::log_pages::get_log_page(ctrl, &glp)),
+            AdminCommand::GetFeatures(gf) => ready(get_features(ctrl, &gf)),
+            AdminCommand::SetFeatures(sf) => ready(set_features(ctrl, &sf, req.data.as_ref())),
+            AdminCommand::KeepAlive => {
+                // NVMe Base 2.0 §5.18: restarts the Keep Alive Timer.
+                ctrl.keep_alive();
+                ready(Response::success())
+            }
+            AdminCommand::AsyncEventRequest => match ctrl.aer().submit() {
+                AerSubmit::Now(r) => ready(r),
+                AerSubmit::Parked(rx) => Completion::Pending(Box::pin(async move {
+                    // The sender drops only when the controller goes away; the connection is
+                    // closing then and this completion is never sent.
+                    rx.await
+                        .unwrap_or_else(|_| Response::status(Status::ABORTED_SQ_DELETION))
+                })),
+                AerSubmit::LimitExceeded => ready(Response::status(
+                    Status::ASYNC_EVENT_REQUEST_LIMIT_EXCEEDED.with_dnr(),
+                )),
+            },
+            // NVMe Base 2.0 §5.1: commands complete too quickly here to be aborted; DW0 bit 0
+            // set says the command was not aborted.
+            AdminCommand::Abort(_) => ready(Response::success().with_dw0(1)),
+            AdminCommand::Unknown(_) => ready(Response::status(Status::INVALID_OPCODE.with_dnr())),
+        }
+    }
+
+    fn fabrics(&self, req: &Request) -> Completion {
+        match FabricsCommand::decode(&req.sqe) {
+            Ok(FabricsCommand::PropertyGet(pg)) => ready(property_get(&self.ctrl, &pg)),
+            Ok(FabricsCommand::PropertySet(ps)) => property_set(&self.ctrl, &ps),
+            // A second Connect on a connected queue (NVMe-oF 1.1 §3.3).
+            Ok(FabricsCommand::Connect(_)) => {
+                ready(Response::status(Status::COMMAND_SEQUENCE_ERROR.with_dnr()))
+            }
+            // Disconnect applies to I/O queues only (NVMe-oF 1.1 §3.6).
+            Ok(FabricsCommand::Disconnect { .. }) => {
+                ready(Response::status(Status::INVALID_QUEUE_TYPE.with_dnr()))
+            }
+            // No in-band authentication is configured (Identify Controller FCATT/authentication).
+            Ok(FabricsCommand::AuthenticationSend(_))
+            | Ok(FabricsCommand::AuthenticationReceive(_))
+            | Ok(FabricsCommand::Unknown(_)) => {
+                ready(Response::status(Status::INVALID_OPCODE.with_dnr()))
+            }
+            Err(e) => ready(Response::status(e.status())),
+        }
+    }
+}
+
+fn ready(r: Response) -> Completion {
+    Completion::Ready(r)
+}
+
+/// CAP as this target reports it (NVMe Base 2.0 §3.1.4.1).
+pub fn cap(ctrl: &Controller) -> Cap {
+    Cap(0)
+        .with_mqes(ctrl.params.mqes)
+        .with_cqr(true)
+        // Ready within 15 s (units of 500 ms).
+        .with_to(30)
+        .with_css(Cap::CSS_NVM | Cap::CSS_IO_COMMAND_SETS)
+        .with_mpsmin(0)
+        .with_mpsmax(0)
+}
+
+/// Property Get (NVMe-oF 1.1 §3.4): 8-byte values come back in DW0 (low) and DW1 (high).
+fn property_get(ctrl: &Controller, pg: &PropertyGet) -> Response {
+    let Some(prop) = Property::from_offset(pg.offset) else {
+        return Response::status(Status::INVALID_FIELD.with_dnr());
+    };
+    if prop.size() != pg.size.bytes() {
+        return Response::status(Status::INVALID_FIELD.with_dnr());
+    }
+    let value: u64 = match prop {
+        Property::Cap => cap(ctrl).0,
+        Property::Vs => u64::from(VERSION.0),
+        Property::Cc => u64::from(ctrl.cc()),
+        Property::Csts => u64::from(ctrl.csts()),
+        // NVM Subsystem Reset is not supported (CAP.NSSRS = 0).
+        Property::Nssr => return Response::status(Status::INVALID_FIELD.with_dnr()),
+    };
+    let mut r = Response::success().with_dw0(value as u32);
+    r.dw1 = (value >> 32) as u32;
+    r
+}
+
+/// Property Set (NVMe-oF 1.1 §3.5): only CC is writable here.
+fn property_set(ctrl: &Arc<Controller>, ps: &PropertySet) -> Completion {
+    match Property::from_offset(ps.offset) {
+        Some(Property::Cc) if ps.size.bytes() == 4 => {}
+        _ => return ready(Response::status(Status::INVALID_FIELD.with_dnr())),
+    }
+    if !ctrl.write_cc(ps.value as u32) {
+        return ready(Response::success());
+    }
+    // Shutdown notification (NVMe Base 2.0 §3.6.1): make written data durable, then report
+    // CSTS.SHST = complete. The Property Set completes when that is done.
+    let ctrl = ctrl.clone();
+    Completion::Pending(Box::pin(async move {
+        let flushing = ctrl.clone();
+        let result = tokio::task::spawn_blocking(move || match flushing.subsystem() {
+            Some(s) => s.flush_all(),
+            None => Ok(()),
+        })
+        .await;
+        match result {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(cntlid = ctrl.cntlid, error = %e, "flush at shutdown failed"),
+            Err(e) => tracing::error!(cntlid = ctrl.cntlid, error = %e, "flush task failed"),
+        }
+        ctrl.shutdown_done();
+        Response::success()
+    }))
+}
+
+/// Features a host can change on this target, and whether they apply to discovery controllers.
+fn feature_supported(ctrl: &Controller, fid: FeatureId) -> bool {
+    match fid {
+        FeatureId::KeepAliveTimer | FeatureId::AsyncEventConfiguration => true,
+        FeatureId::Arbitration
+        | FeatureId::PowerManagement
+        | FeatureId::TemperatureThreshold
+        | FeatureId::VolatileWriteCache
+        | FeatureId::NumberOfQueues
+        | FeatureId::HostIdentifier => !ctrl.is_discovery(),
+        _ => false,
+    }
+}
+
+/// Get Features (NVMe Base 2.0 §5.14).
+fn get_features(ctrl: &Controller, gf: &GetFeatures) -> Response {
+    if !feature_supported(ctrl, gf.fid) {
+        return Response::status(Status::INVALID_FIELD.with_dnr());
+    }
+    if gf.sel == Select::SupportedCapabilities {
+        // Nothing is saveable or namespace specific; everything but Host Identifier changes.
+        let caps = SupportedCapabilities {
+            saveable: false,
+            namespace_specific: false,
+            changeable: gf.fid != FeatureId::HostIdentifier,
+        };
+        return Response::success().with_dw0(caps.to_dw0());
+    }
+    let defaults = matches!(gf.sel, Select::Default | Select::Saved);
+    let f = ctrl.features().clone();
+    let dw0 = match gf.fid {
+        FeatureId::Arbitration => {
+            if defaults {
+                0
+            } else {
+                f.arbitration
+            }
+        }
+        FeatureId::PowerManagement => PowerManagement {
+            ps: if defaults { 0 } else { f.power_state },
+            wh: 0,
+        }
+        .to_dword(),
+        FeatureId::TemperatureThreshold => {
+            let t = TemperatureThreshold::from_dword(gf.cdw11);
+            // Only the composite temperature's over-temperature threshold is kept.
+            if t.tmpsel != 0 || t.thsel != TemperatureThreshold::THSEL_OVER {
+                0
+            } else if defaults {
+                0x0157
+            } else {
+                u32::from(f.temperature_threshold)
+            }
+        }
+        FeatureId::VolatileWriteCache => VolatileWriteCache {
+            enabled: defaults || f.write_cache,
+        }
+        .to_dword(),
+        FeatureId::NumberOfQueues => {
+            let max = u32::from(ctrl.params.max_io_queues);
+            let n = match (defaults, f.queues_granted) {
+                (false, Some(g)) => u32::from(g) + 1,
+                _ => max,
+            };
+            NumberOfQueues { nsq: n, ncq: n }.to_dword()
+        }
+        FeatureId::AsyncEventConfiguration => f.async_event_config,
+        FeatureId::KeepAliveTimer => ctrl.kato_ms(),
+        FeatureId::HostIdentifier => {
+            // NVMe-oF uses the 128-bit host identifier only (EXHID must be 1).
+            if !host_id_extended(gf.cdw11) {
+                return Response::status(Status::INVALID_FIELD.with_dnr());
+            }
+            return Response::success().with_data(Bytes::copy_from_slice(&ctrl.hostid));
+        }
+        _ => return Response::status(Status::INVALID_FIELD.with_dnr()),
+    };
+    Response::success().with_dw0(dw0)
+}
+
+/// Set Features (NVMe Base 2.0 §5.27).
+fn set_features(ctrl: &Controller, sf: &SetFeatures, _data: Option<&Bytes>) -> Response {
+    if !feature_supported(ctrl, sf.fid) {
+        return Response::status(Status::INVALID_FIELD.with_dnr());
+    }
+    if sf.sv {
+        return Response::status(Status::FEATURE_ID_NOT_SAVEABLE.with_dnr());
+    }
+    match sf.fid {
+        FeatureId::Arbitration => {
+            ctrl.features().arbitration = sf.cdw11;
+            Response::success()
+        }
+        FeatureId::PowerManagement => {
+            // One power state (Identify Controller NPSS = 0).
+            let pm = PowerManagement::from_dword(sf.cdw11);
+            if pm.ps != 0 {
+                return Response::status(Status::INVALID_FIELD.with_dnr());
+            }
+            ctrl.features().power_state = pm.ps;
+            Response::success()
+        }
+        FeatureId::TemperatureThreshold => {
+            let t = TemperatureThreshold::from_dword(sf.cdw11);
+            if t.tmpsel != 0 || t.thsel != TemperatureThreshold::THSEL_OVER {
+                return Response::status(Status::INVALID_FIELD.with_dnr());
+            }
+            ctrl.features().temperature_threshold = t.tmpth;
+            Response::success()
+        }
+        FeatureId::VolatileWriteCache => {
+            ctrl.features().write_cache = VolatileWriteCache::from_dword(sf.cdw11).enabled;
+            Response::success()
+        }
+        FeatureId::NumberOfQueues => {
+            let Some(req) = NumberOfQueues::from_cdw11(sf.cdw11) else {
+                return Response::status(Status::INVALID_FIELD.with_dnr());
+            };
+            // NVMe Base 2.0 §5.27.1.5: only before I/O queues exist.
+            if ctrl.io_queue_count() > 0 {
+                return Response::status(Status::COMMAND_SEQUENCE_ERROR.with_dnr());
+            }
+            let max = u32::from(ctrl.params.max_io_queues);
+            let granted = req.nsq.max(req.ncq).min(max);
+            ctrl.features().queues_granted = Some((granted - 1) as u16);
+            Response::success().with_dw0(
+                NumberOfQueues {
+                    nsq: granted,
+                    ncq: granted,
+                }
+                .to_dword(),
+            )
+        }
+        FeatureId::AsyncEventConfiguration => {
+            ctrl.features().async_event_config = sf.cdw11;
+            Response::success()
+        }
+        FeatureId::KeepAliveTimer => {
+            ctrl.set_kato_ms(sf.cdw11);
+            Response::success()
+        }
+        // NVMe-oF 1.1 §3.3: the host identifier comes from Connect and cannot change.
+        FeatureId::HostIdentifier => Response::status(Status::COMMAND_SEQUENCE_ERROR.with_dnr()),
+        _ => Response::status(Status::INVALID_FIELD.with_dnr()),
+    }
+}
+
+impl QueueHandler for AdminQueue {
+    fn submit(&mut self, request: Request) -> Completion {
+        record_failures(&self.ctrl, 0, request, |r| self.execute(r))
+    }
+
+    fn teardown(&self) -> CancellationToken {
+        self.ctrl.teardown_token()
+    }
+
+    fn disconnected(&mut self) {
+        // Losing the admin queue ends the controller (NVMe-oF 1.1 §3.3).
+        self.ctrl.destroy("admin queue disconnected");
+    }
+}

@@ -1,0 +1,377 @@
+//! The daemon's TOML configuration: parsing, validation with clear errors, and the embedded
+//! default that `ferrofab serve` uses when no file is given.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::nqn;
+
+/// NQN of the subsystem served when no configuration file is given.
+pub const DEFAULT_SUBSYSTEM_NQN: &str = "nqn.2026-01.io.ferrofab:default";
+/// Highest namespace ID a subsystem may use (Identify Controller NN).
+pub const MAX_NSID: u32 = 1024;
+
+/// The embedded default: one 1 GiB RAM namespace, listener and discovery on 127.0.0.1:4420.
+pub const DEFAULT_CONFIG: &str = r#"
+[[listener]]
+transport = "tcp"
+address = "127.0.0.1:4420"
+
+[[subsystem]]
+nqn = "nqn.2026-01.io.ferrofab:default"
+
+[[subsystem.namespace]]
+backend = "ram"
+size = "1GiB"
+"#;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{origin}: {message}")]
+    Syntax { origin: String, message: String },
+    #[error("{origin}: {message}")]
+    Invalid { origin: String, message: String },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TransportKind {
+    Tcp,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendKind {
+    Ram,
+    File,
+    Null,
+}
+
+/// A byte count written as an integer or a string with a unit ("1GiB", "512MiB", "4096").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ByteSize(pub u64);
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Int(u64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Int(n) => Ok(ByteSize(n)),
+            Raw::Text(s) => parse_size(&s).map(ByteSize).map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+/// Parse "1GiB" (binary units KiB..TiB), "1GB" (decimal), "1G" (binary) or plain bytes.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("invalid size {text:?}: expected a number with an optional unit"))?;
+    let mult: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "K" | "KiB" => 1 << 10,
+        "M" | "MiB" => 1 << 20,
+        "G" | "GiB" => 1 << 30,
+        "T" | "TiB" => 1 << 40,
+        "KB" => 1_000,
+        "MB" => 1_000_000,
+        "GB" => 1_000_000_000,
+        "TB" => 1_000_000_000_000,
+        other => return Err(format!("invalid size unit {other:?} in {text:?}")),
+    };
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("size {text:?} is too large"))
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub listener: Vec<ListenerConfig>,
+    #[serde(default)]
+    pub subsystem: Vec<SubsystemConfig>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerConfig {
+    pub transport: TransportKind,
+    pub address: SocketAddr,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubsystemConfig {
+    pub nqn: String,
+    pub serial: Option<String>,
+    pub model: Option<String>,
+    pub firmware: Option<String>,
+    /// Host NQNs allowed to connect; absent means any host.
+    pub allowed_hosts: Option<Vec<String>>,
+    /// Listener addresses this subsystem is reachable on; absent means every listener.
+    pub listeners: Option<Vec<SocketAddr>>,
+    #[serde(default)]
+    pub namespace: Vec<NamespaceConfig>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NamespaceConfig {
+    pub nsid: Option<u32>,
+    pub backend: BackendKind,
+    pub size: Option<ByteSize>,
+    pub path: Option<PathBuf>,
+    pub block_size: Option<u32>,
+    /// File backend: try O_DIRECT (default true).
+    pub direct: Option<bool>,
+}
+
+impl NamespaceConfig {
+    pub fn block_size(&self) -> u32 {
+        self.block_size.unwrap_or(512)
+    }
+}
+
+impl Config {
+    pub fn default_config() -> Config {
+        Config::parse(DEFAULT_CONFIG, "embedded default").unwrap_or_else(|e| {
+            // The embedded default is covered by a unit test; this cannot fail at run time.
+            panic!("embedded default configuration is invalid: {e}")
+        })
+    }
+
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::parse(&text, &path.display().to_string())
+    }
+
+    /// Parse and validate; `origin` names the source in error messages.
+    pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
+        let mut config: Config = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+            origin: origin.to_string(),
+            message: e.to_string().trim_end().to_string(),
+        })?;
+        config.validate().map_err(|message| ConfigError::Invalid {
+            origin: origin.to_string(),
+            message,
+        })?;
+        Ok(config)
+    }
+
+    /// Check every rule and assign namespace IDs left out of the file.
+    fn validate(&mut self) -> Result<(), String> {
+        if self.listener.is_empty() {
+            return Err("no [[listener]] configured: nothing to serve on".into());
+        }
+        let mut addrs = HashSet::new();
+        for l in &self.listener {
+            if !addrs.insert(l.address) {
+                return Err(format!("listener {} is configured twice", l.address));
+            }
+        }
+        let mut nqns = HashSet::new();
+        for (i, s) in self.subsystem.iter_mut().enumerate() {
+            let at = format!("subsystem #{} ({})", i + 1, s.nqn);
+            nqn::validate(&s.nqn).map_err(|e| format!("{at}: nqn: {e}"))?;
+            if s.nqn == nqn::DISCOVERY_NQN {
+                return Err(format!("{at}: the discovery NQN is reserved"));
+            }
+            if !nqns.insert(s.nqn.clone()) {
+                return Err(format!("{at}: NQN is configured twice"));
+            }
+            check_ascii_field(&at, "serial", s.serial.as_deref(), 20)?;
+            check_ascii_field(&at, "model", s.model.as_deref(), 40)?;
+            check_ascii_field(&at, "firmware", s.firmware.as_deref(), 8)?;
+            for h in s.allowed_hosts.iter().flatten() {
+                nqn::validate(h).map_err(|e| format!("{at}: allowed_hosts {h:?}: {e}"))?;
+            }
+            for a in s.listeners.iter().flatten() {
+                if !addrs.contains(a) {
+                    return Err(format!("{at}: listener {a} is not a configured [[listener]]"));
+                }
+            }
+            validate_namespaces(&at, &mut s.namespace)?;
+        }
+        Ok(())
+    }
+}
+
+fn check_ascii_field(at: &str, name: &str, value: Option<&str>, max: usize) -> Result<(), String> {
+    if let Some(v) = value {
+        if v.is_empty() || v.len() > max || !v.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+            return Err(format!(
+                "{at}: {name} {v:?} must be 1 to {max} printable ASCII characters"
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn validate_namespaces(at: &str, namespaces: &mut [NamespaceConfig]) -> Result<(), String> {
+    let mut used: HashSet<u32> = HashSet::new();
+    for ns in namespaces.iter() {
+        if let Some(id) = ns.nsid {
+            if id == 0 || id > MAX_NSID {
+                return Err(format!("{at}: nsid {id} is outside 1..={MAX_NSID}"));
+            }
+            if !used.insert(id) {
+                return Err(format!("{at}: nsid {id} is configured twice"));
+            }
+        }
+    }
+    let mut next = 1;
+    for (j, ns) in namespaces.iter_mut().enumerate() {
+        if ns.nsid.is_none() {
+            while used.contains(&next) {
+                next += 1;
+            }
+            if next > MAX_NSID {
+                return Err(format!("{at}: more than {MAX_NSID} namespaces"));
+            }
+            ns.nsid = Some(next);
+            used.insert(next);
+        }
+        let nat = format!("{at} namespace #{} (nsid {})", j + 1, ns.nsid.unwrap_or(0));
+        let bs = ns.block_size();
+        if bs != 512 && bs != 4096 {
+            return Err(format!("{nat}: block_size {bs} must be 512 or 4096"));
+        }
+        match ns.backend {
+            BackendKind::Ram | BackendKind::Null => {
+                if ns.path.is_some() {
+                    return Err(format!("{nat}: path is only for backend = \"file\""));
+                }
+                let Some(size) = ns.size else {
+                    return Err(format!("{nat}: size is required for this backend"));
+                };
+                check_size(&nat, size.0, bs)?;
+            }
+            BackendKind::File => {
+                if ns.path.is_none() {
+                    return Err(format!("{nat}: path is required for backend = \"file\""));
+                }
+                if let Some(size) = ns.size {
+                    check_size(&nat, size.0, bs)?;
+                }
+            }
+        }
+        if ns.direct.is_some() && ns.backend != BackendKind::File {
+            return Err(format!("{nat}: direct is only for backend = \"file\""));
+        }
+    }
+    Ok(())
+}
+
+fn check_size(at: &str, size: u64, bs: u32) -> Result<(), String> {
+    if size == 0 || size % u64::from(bs) != 0 {
+        return Err(format!(
+            "{at}: size {size} must be a non-zero multiple of block_size {bs}"
+        ));
+    }
+    Ok(())
+}
+
+impl fmt::Display for TransportKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TransportKind::Tcp => "tcp",
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_default_is_valid() {
+        let c = Config::default_config();
+        assert_eq!(c.listener[0].address, "127.0.0.1:4420".parse().unwrap());
+        assert_eq!(c.subsystem[0].nqn, DEFAULT_SUBSYSTEM_NQN);
+        let ns = &c.subsystem[0].namespace[0];
+        assert_eq!(ns.nsid, Some(1));
+        assert_eq!(ns.size, Some(ByteSize(1 << 30)));
+        assert_eq!(ns.block_size(), 512);
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("1GiB"), Ok(1 << 30));
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size("2 MiB"), Ok(2 << 20));
+        assert_eq!(parse_size("1GB"), Ok(1_000_000_000));
+        assert!(parse_size("1XB").is_err());
+        assert!(parse_size("GiB").is_err());
+        assert!(parse_size("99999999999TiB").is_err());
+    }
+
+    fn err(text: &str) -> String {
+        Config::parse(text, "test.toml").unwrap_err().to_string()
+    }
+
+    const L: &str = "[[listener]]\ntransport = \"tcp\"\naddress = \"127.0.0.1:4420\"\n";
+
+    #[test]
+    fn nsids_are_assigned_around_explicit_ones() {
+        let text = format!(
+            "{L}[[subsystem]]\nnqn = \"nqn.2026-01.io.ferrofab:a\"\n\
+             [[subsystem.namespace]]\nbackend = \"null\"\nsize = \"1MiB\"\n\
+             [[subsystem.namespace]]\nnsid = 1\nbackend = \"ram\"\nsize = 4096\nblock_size = 4096\n"
+        );
+        let c = Config::parse(&text, "t").unwrap();
+        let ids: Vec<_> = c.subsystem[0].namespace.iter().map(|n| n.nsid).collect();
+        assert_eq!(ids, vec![Some(2), Some(1)]);
+    }
+
+    #[test]
+    fn bad_files_get_clear_errors() {
+        assert!(err("[[listener]]\ntransport = \"udp\"\naddress = \"1.2.3.4:1\"\n")
+            .contains("udp"));
+        assert!(err("").contains("no [[listener]]"));
+        assert!(err(&format!("{L}[[subsystem]]\nnqn = \"bogus\"\n")).contains("nqn"));
+        assert!(err(&format!(
+            "{L}[[subsystem]]\nnqn = \"nqn.2026-01.io.ferrofab:a\"\n\
+             [[subsystem.namespace]]\nbackend = \"ram\"\n"
+        ))
+        .contains("size is required"));
+        assert!(err(&format!(
+            "{L}[[subsystem]]\nnqn = \"nqn.2026-01.io.ferrofab:a\"\n\
+             [[subsystem.namespace]]\nbackend = \"ram\"\nsize = 1000\n"
+        ))
+        .contains("multiple of block_size"));
+        assert!(err(&format!(
+            "{L}[[subsystem]]\nnqn = \"nqn.2026-01.io.ferrofab:a\"\nlisteners = [\"127.0.0.1:9\"]\n"
+        ))
+        .contains("not a configured"));
+        assert!(err(&format!(
+            "{L}[[subsystem]]\nnqn = \"nqn.2026-01.io.ferrofab:a\"\nserial = \"{}\"\n",
+            "x".repeat(21)
+        ))
+        .contains("serial"));
+        assert!(err(&format!("{L}[[subsystem]]\nnqn = \"nqn.2026-01.io.ferrofab:a\"\ncolour = 1\n"))
+            .contains("colour"));
+        assert!(err(&format!(
+            "{L}[[subsystem]]\nnqn = \"nqn.2014-08.org.nvmexpress.discovery\"\n"
+        ))
+        .contains("reserved"));
+    }
+}

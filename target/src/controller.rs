@@ -1,0 +1,458 @@
+//! A controller (dynamic model, NVMe-oF 1.1 §3.3): created by an admin-queue Connect, owns
+//! the register state, features, keep-alive timer, async events, and its queues.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::Duration;
+
+use fabric::queue::{Completion, Request, Response};
+use nvme::{Sqe, Status};
+use tokio::sync::Notify;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::aer::{AerState, AsyncEvent};
+use crate::ctrl_state::{transition, CtrlEvent, CtrlState};
+use crate::error_log::ErrorLog;
+use crate::subsystem::Subsystem;
+use crate::target::TargetInner;
+
+/// Limits the target advertises; shared by every controller.
+#[derive(Clone, Debug)]
+pub struct TargetParams {
+    /// Maximum Data Transfer Size as a power of two of 4 KiB pages (CAP.MPSMIN = 4 KiB).
+    pub mdts: u8,
+    /// Bytes of in-capsule data accepted on I/O queues (IOCCSZ = (64 + this) / 16).
+    pub io_in_capsule: u32,
+    /// Most I/O queues one controller may have.
+    pub max_io_queues: u16,
+    /// Maximum queue entries, 0's based (CAP.MQES).
+    pub mqes: u16,
+    /// Async Event Request Limit, 0's based (Identify Controller AERL).
+    pub aerl: u8,
+}
+
+impl Default for TargetParams {
+    fn default() -> Self {
+        TargetParams {
+            mdts: 8,
+            io_in_capsule: 8192,
+            max_io_queues: 64,
+            mqes: 1023,
+            aerl: 3,
+        }
+    }
+}
+
+impl TargetParams {
+    pub fn max_transfer(&self) -> u32 {
+        4096u32 << self.mdts
+    }
+}
+
+pub enum ControllerKind {
+    Nvm(Arc<Subsystem>),
+    Discovery,
+}
+
+/// Host-settable features (NVMe Base 2.0 §5.27.1).
+#[derive(Clone, Debug)]
+pub struct Features {
+    /// Async Event Configuration (FID 0Bh) bits.
+    pub async_event_config: u32,
+    /// Volatile Write Cache enable (FID 06h).
+    pub write_cache: bool,
+    /// Number of Queues granted (FID 07h), 0's based; None until the host sets it.
+    pub queues_granted: Option<u16>,
+    /// Temperature threshold (FID 04h) raw DW11 per threshold select.
+    pub temperature_threshold: u16,
+    /// Power state (FID 02h).
+    pub power_state: u8,
+    /// Arbitration (FID 01h) raw DW11.
+    pub arbitration: u32,
+}
+
+/// SMART / Health counters (NVMe Base 2.0 §5.16.1.3).
+#[derive(Default)]
+pub struct IoCounters {
+    pub bytes_read: AtomicU64,
+    pub bytes_written: AtomicU64,
+    pub read_commands: AtomicU64,
+    pub write_commands: AtomicU64,
+}
+
+struct Registers {
+    cc: u32,
+    state: CtrlState,
+}
+
+pub struct Controller {
+    pub cntlid: u16,
+    pub kind: ControllerKind,
+    pub hostnqn: String,
+    pub hostid: [u8; 16],
+    /// Local address of the admin queue's connection (discovery reports it for wildcards).
+    pub local: std::net::SocketAddr,
+    pub params: Arc<TargetParams>,
+    pub created: std::time::Instant,
+    target: Weak<TargetInner>,
+    regs: Mutex<Registers>,
+    ready: AtomicBool,
+    features: Mutex<Features>,
+    aer: Mutex<AerState>,
+    kato_ms: AtomicU32,
+    kato_changed: Notify,
+    last_keep_alive: Mutex<Instant>,
+    io_queues: Mutex<BTreeSet<u16>>,
+    changed_namespaces: Mutex<BTreeSet<u32>>,
+    pub errors: Mutex<ErrorLog>,
+    pub counters: IoCounters,
+    teardown: CancellationToken,
+    destroyed: AtomicBool,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Controller {
+    pub(crate) fn new(
+        cntlid: u16,
+        kind: ControllerKind,
+        hostnqn: String,
+        hostid: [u8; 16],
+        local: std::net::SocketAddr,
+        kato_ms: u32,
+        params: Arc<TargetParams>,
+        target: Weak<TargetInner>,
+    ) -> Arc<Controller> {
+        let aer_config = match kind {
+            // Notices we can raise are enabled until the host says otherwise.
+            ControllerKind::Nvm(_) => 1 << 8,
+            ControllerKind::Discovery => 1 << 31,
+        };
+        let aerl = params.aerl;
+        Arc::new(Controller {
+            cntlid,
+            kind,
+            hostnqn,
+            hostid,
+            local,
+            params,
+            created: std::time::Instant::now(),
+            target,
+            regs: Mutex::new(Registers {
+                cc: 0,
+                state: CtrlState::Disabled,
+            }),
+            ready: AtomicBool::new(false),
+            features: Mutex::new(Features {
+                async_event_config: aer_config,
+                write_cache: true,
+                queues_granted: None,
+                temperature_threshold: 0x0157, // 343 K over-temperature default
+                power_state: 0,
+                arbitration: 0,
+            }),
+            aer: Mutex::new(AerState::new(aerl)),
+            kato_ms: AtomicU32::new(kato_ms),
+            kato_changed: Notify::new(),
+            last_keep_alive: Mutex::new(Instant::now()),
+            io_queues: Mutex::new(BTreeSet::new()),
+            changed_namespaces: Mutex::new(BTreeSet::new()),
+            errors: Mutex::new(ErrorLog::default()),
+            counters: IoCounters::default(),
+            teardown: CancellationToken::new(),
+            destroyed: AtomicBool::new(false),
+        })
+    }
+
+    pub fn subsystem(&self) -> Option<&Arc<Subsystem>> {
+        match &self.kind {
+            ControllerKind::Nvm(s) => Some(s),
+            ControllerKind::Discovery => None,
+        }
+    }
+
+    pub fn is_discovery(&self) -> bool {
+        matches!(self.kind, ControllerKind::Discovery)
+    }
+
+    pub fn subsystem_nqn(&self) -> &str {
+        match &self.kind {
+            ControllerKind::Nvm(s) => &s.nqn,
+            ControllerKind::Discovery => crate::nqn::DISCOVERY_NQN,
+        }
+    }
+
+    pub fn target(&self) -> Option<Arc<TargetInner>> {
+        self.target.upgrade()
+    }
+
+    pub fn teardown_token(&self) -> CancellationToken {
+        self.teardown.clone()
+    }
+
+    pub fn is_destroyed(&self) -> bool {
+        self.destroyed.load(Ordering::Acquire)
+    }
+
+    /// Fast check used per command: CC.EN = 1 and CSTS.RDY = 1.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+
+    pub fn cc(&self) -> u32 {
+        lock(&self.regs).cc
+    }
+
+    pub fn csts(&self) -> u32 {
+        lock(&self.regs).state.csts()
+    }
+
+    pub fn state(&self) -> CtrlState {
+        lock(&self.regs).state
+    }
+
+    /// Apply a host write of CC (NVMe Base 2.0 §3.1.3.5). Returns true when a shutdown
+    /// started, so the caller flushes backends and then calls `shutdown_done`.
+    pub fn write_cc(&self, new: u32) -> bool {
+        let mut regs = lock(&self.regs);
+        let old = regs.cc;
+        regs.cc = new;
+        let en_old = old & 1 != 0;
+        let en_new = new & 1 != 0;
+        let shn_old = (old >> 14) & 0x3;
+        let shn_new = (new >> 14) & 0x3;
+        let mut events = Vec::with_capacity(2);
+        if en_new && !en_old {
+            events.push(if self.cc_supported(new) {
+                CtrlEvent::Enable
+            } else {
+                CtrlEvent::EnableInvalid
+            });
+        } else if !en_new && en_old {
+            events.push(CtrlEvent::Disable);
+        }
+        let shutdown = shn_new != 0 && shn_old == 0;
+        if shutdown {
+            events.push(CtrlEvent::Shutdown);
+        }
+        let before = regs.state;
+        for e in events {
+            regs.state = transition(regs.state, e);
+        }
+        self.ready
+            .store(regs.state.accepts_commands(), Ordering::Release);
+        if before != regs.state {
+            tracing::debug!(cntlid = self.cntlid, from = ?before, to = ?regs.state, "controller state");
+        }
+        if regs.state == CtrlState::Disabled && before != CtrlState::Disabled {
+            drop(regs);
+            self.reset();
+        }
+        shutdown
+    }
+
+    /// Flushing after a shutdown request finished.
+    pub fn shutdown_done(&self) {
+        let mut regs = lock(&self.regs);
+        regs.state = transition(regs.state, CtrlEvent::ShutdownDone);
+        self.ready
+            .store(regs.state.accepts_commands(), Ordering::Release);
+    }
+
+    /// CC fields this controller can honor: CSS NVM (000b) or all I/O command sets (110b),
+    /// MPS 4 KiB, IOSQES 64 bytes, IOCQES 16 bytes (NVMe Base 2.0 Figure 78).
+    fn cc_supported(&self, cc: u32) -> bool {
+        let css = (cc >> 4) & 0x7;
+        let mps = (cc >> 7) & 0xf;
+        let ams = (cc >> 11) & 0x7;
+        let iosqes = (cc >> 16) & 0xf;
+        let iocqes = (cc >> 20) & 0xf;
+        let io_ok = match self.kind {
+            ControllerKind::Nvm(_) => iosqes == 6 && iocqes == 4,
+            // A discovery controller has no I/O queues; accept what hosts send.
+            ControllerKind::Discovery => true,
+        };
+        (css == 0 || css == 6) && mps == 0 && ams == 0 && io_ok
+    }
+
+    /// Controller reset (CC.EN 1 -> 0): I/O queues are no longer usable and features return to
+    /// their defaults (NVMe Base 2.0 §3.7.2).
+    fn reset(&self) {
+        lock(&self.features).queues_granted = None;
+        tracing::debug!(cntlid = self.cntlid, "controller reset");
+    }
+
+    pub fn features(&self) -> MutexGuard<'_, Features> {
+        lock(&self.features)
+    }
+
+    pub fn aer(&self) -> MutexGuard<'_, AerState> {
+        lock(&self.aer)
+    }
+
+    /// Raise an async event if the host enabled that notice (Async Event Configuration).
+    pub fn raise_event(&self, ev: AsyncEvent, config_bit: u32) {
+        if self.features().async_event_config & config_bit != 0 {
+            self.aer().raise(ev);
+        }
+    }
+
+    /// A namespace of this controller's subsystem was added, removed or changed.
+    pub fn namespace_changed(&self, nsid: u32) {
+        lock(&self.changed_namespaces).insert(nsid);
+        self.raise_event(AsyncEvent::NAMESPACE_CHANGED, 1 << 8);
+    }
+
+    /// Take the Changed Namespace List (NVMe Base 2.0 §5.16.1.5); `clear` when RAE is 0.
+    pub fn changed_namespaces(&self, clear: bool) -> Vec<u32> {
+        let mut set = lock(&self.changed_namespaces);
+        let list = set.iter().copied().collect();
+        if clear {
+            set.clear();
+        }
+        list
+    }
+
+    pub fn kato_ms(&self) -> u32 {
+        self.kato_ms.load(Ordering::Acquire)
+    }
+
+    pub fn set_kato_ms(&self, ms: u32) {
+        self.kato_ms.store(ms, Ordering::Release);
+        self.keep_alive();
+        self.kato_changed.notify_one();
+    }
+
+    /// A Keep Alive command arrived: restart the timer (NVMe Base 2.0 §3.9).
+    pub fn keep_alive(&self) {
+        *lock(&self.last_keep_alive) = Instant::now();
+    }
+
+    /// Runs until the controller is destroyed; destroys it when KATO passes with no Keep Alive.
+    pub(crate) async fn keep_alive_timer(self: Arc<Self>) {
+        loop {
+            let kato = self.kato_ms();
+            if kato == 0 {
+                tokio::select! {
+                    _ = self.teardown.cancelled() => return,
+                    _ = self.kato_changed.notified() => continue,
+                }
+            }
+            let deadline = *lock(&self.last_keep_alive) + Duration::from_millis(u64::from(kato));
+            tokio::select! {
+                _ = self.teardown.cancelled() => return,
+                _ = self.kato_changed.notified() => continue,
+                _ = tokio::time::sleep_until(deadline) => {
+                    let last = *lock(&self.last_keep_alive);
+                    if last + Duration::from_millis(u64::from(self.kato_ms())) <= Instant::now() {
+                        tracing::info!(cntlid = self.cntlid, hostnqn = %self.hostnqn, kato_ms = kato,
+                            "keep alive timeout expired");
+                        self.destroy("keep-alive timeout");
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// I/O queue bookkeeping for Connect (NVMe-oF 1.1 §3.3: each QID connects once).
+    pub fn claim_io_queue(&self, qid: u16) -> Result<(), Status> {
+        let limit = match self.features().queues_granted {
+            Some(n) => u32::from(n) + 1,
+            None => u32::from(self.params.max_io_queues),
+        };
+        if qid == 0 || u32::from(qid) > limit {
+            return Err(Status::CONNECT_INVALID_PARAMETERS);
+        }
+        if !lock(&self.io_queues).insert(qid) {
+            return Err(Status::CONNECT_INVALID_PARAMETERS);
+        }
+        Ok(())
+    }
+
+    pub fn release_io_queue(&self, qid: u16) {
+        lock(&self.io_queues).remove(&qid);
+    }
+
+    pub fn io_queue_count(&self) -> usize {
+        lock(&self.io_queues).len()
+    }
+
+    /// Tear the controller down: its connections close and it leaves the target.
+    pub fn destroy(&self, reason: &str) {
+        if self.destroyed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        self.ready.store(false, Ordering::Release);
+        self.teardown.cancel();
+        let remaining = match self.target.upgrade() {
+            Some(t) => t.remove_controller(self.cntlid),
+            None => 0,
+        };
+        tracing::info!(
+            cntlid = self.cntlid,
+            subnqn = %self.subsystem_nqn(),
+            hostnqn = %self.hostnqn,
+            reason,
+            active_controllers = remaining,
+            "controller destroyed"
+        );
+    }
+
+    /// Record a failed command in the Error Information log.
+    pub fn record_error(&self, sqid: u16, sqe: &Sqe, status: Status) {
+        lock(&self.errors).record(sqid, sqe, status);
+    }
+}
+
+/// Run `execute` and put every failed completion in the controller's error log.
+pub fn record_failures(
+    ctrl: &Arc<Controller>,
+    sqid: u16,
+    request: Request,
+    execute: impl FnOnce(Request) -> Completion,
+) -> Completion {
+    let sqe = request.sqe;
+    match execute(request) {
+        Completion::Ready(r) => {
+            if !r.status.is_success() {
+                ctrl.record_error(sqid, &sqe, r.status);
+            }
+            Completion::Ready(r)
+        }
+        Completion::Pending(fut) => {
+            let ctrl = ctrl.clone();
+            Completion::Pending(Box::pin(async move {
+                let r = fut.await;
+                if !r.status.is_success() {
+                    ctrl.record_error(sqid, &sqe, r.status);
+                }
+                r
+            }))
+        }
+    }
+}
+
+/// Run a backend call inline when it cannot block, or on the blocking pool when it can.
+pub fn run_backend<F>(may_block: bool, f: F) -> Completion
+where
+    F: FnOnce() -> Response + Send + 'static,
+{
+    if may_block {
+        Completion::Pending(Box::pin(async move {
+            match tokio::task::spawn_blocking(f).await {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::error!(error = %e, "backend task failed");
+                    Response::status(Status::INTERNAL_ERROR)
+                }
+            }
+        }))
+    } else {
+        Completion::Ready(f())
+    }
+}

@@ -1,0 +1,269 @@
+//! I/O queues: NVM command set commands (NVM Command Set 1.0 §3) against a subsystem's
+//! namespaces.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use fabric::queue::{Completion, QueueHandler, Request, Response};
+use nvme::command::{DatasetManagement, DsmRange, FabricsCommand, IoCommand, ReadWrite, WriteZeroes};
+use nvme::{Sgl, Status};
+use tokio_util::sync::CancellationToken;
+
+use crate::controller::{run_backend, Controller};
+use crate::namespace::Namespace;
+use crate::status_map::{backend_status, Op};
+use crate::subsystem::Subsystem;
+
+const NSID_ALL: u32 = 0xffff_ffff;
+
+pub struct IoQueue {
+    ctrl: Arc<Controller>,
+    subsystem: Arc<Subsystem>,
+    qid: u16,
+}
+
+impl IoQueue {
+    pub fn new(ctrl: Arc<Controller>, subsystem: Arc<Subsystem>, qid: u16) -> IoQueue {
+        IoQueue {
+            ctrl,
+            subsystem,
+            qid,
+        }
+    }
+
+    fn execute(&self, req: Request) -> Completion {
+        let sqe = &req.sqe;
+        if sqe.is_fabrics() {
+            return Completion::Ready(self.fabrics(&req));
+        }
+        // NVMe Base 2.0 §3.5.1: commands other than Fabrics need CC.EN = 1 and CSTS.RDY = 1.
+        if !self.ctrl.is_ready() {
+            return fail(Status::COMMAND_SEQUENCE_ERROR.with_dnr());
+        }
+        // Fused operations are not supported (Identify Controller FUSES = 0).
+        if sqe.fuse() != 0 {
+            return fail(Status::INVALID_FIELD.with_dnr());
+        }
+        let cmd = match IoCommand::decode(sqe) {
+            Ok(c) => c,
+            Err(e) => return fail(e.status()),
+        };
+        let sgl_len = Sgl::parse(&sqe.dptr).length();
+        match cmd {
+            IoCommand::Read(rw) => self.read(rw, sgl_len),
+            IoCommand::Write(rw) => self.write(rw, req.data),
+            IoCommand::Compare(rw) => self.compare(rw, req.data),
+            IoCommand::Flush { nsid } => self.flush(nsid),
+            IoCommand::WriteZeroes(wz) => self.write_zeroes(wz),
+            IoCommand::DatasetManagement(dsm) => self.dataset_management(dsm, req.data),
+            IoCommand::Unknown(_) => fail(Status::INVALID_OPCODE.with_dnr()),
+        }
+    }
+
+    /// Only Disconnect is meaningful on an I/O queue (NVMe-oF 1.1 §3.6).
+    fn fabrics(&self, req: &Request) -> Response {
+        match FabricsCommand::decode(&req.sqe) {
+            Ok(FabricsCommand::Disconnect { recfmt: 0 }) => {
+                self.ctrl.release_io_queue(self.qid);
+                Response::success()
+            }
+            Ok(FabricsCommand::Disconnect { .. }) => {
+                Response::status(Status::CONNECT_INCOMPATIBLE_FORMAT.with_dnr())
+            }
+            Ok(FabricsCommand::Connect(_)) => {
+                Response::status(Status::COMMAND_SEQUENCE_ERROR.with_dnr())
+            }
+            Ok(_) => Response::status(Status::INVALID_OPCODE.with_dnr()),
+            Err(e) => Response::status(e.status()),
+        }
+    }
+
+    fn namespace(&self, nsid: u32) -> Result<Arc<Namespace>, Status> {
+        self.subsystem
+            .namespace(nsid)
+            .ok_or(Status::INVALID_NAMESPACE.with_dnr())
+    }
+
+    /// Namespace, range and transfer-size checks shared by Read, Write and Compare.
+    fn check_rw(&self, rw: &ReadWrite, data_len: u64) -> Result<(Arc<Namespace>, usize), Status> {
+        let ns = self.namespace(rw.nsid)?;
+        match rw.end_lba() {
+            Some(end) if end <= ns.num_blocks() => {}
+            // NVM Command Set 1.0 §3.3.3.1.
+            _ => return Err(Status::LBA_OUT_OF_RANGE.with_dnr()),
+        }
+        let len = u64::from(rw.nlb) << ns.lba_shift;
+        // NVMe Base 2.0 §5.17.2.1 (MDTS): larger transfers fail with Invalid Field.
+        if len > u64::from(self.ctrl.params.max_transfer()) {
+            return Err(Status::INVALID_FIELD.with_dnr());
+        }
+        // The SGL must describe exactly the data the command moves (NVMe Base 2.0 §4.3.2).
+        if data_len != len {
+            return Err(Status::DATA_SGL_LENGTH_INVALID.with_dnr());
+        }
+        Ok((ns, len as usize))
+    }
+
+    fn read(&self, rw: ReadWrite, sgl_len: u32) -> Completion {
+        let (ns, len) = match self.check_rw(&rw, u64::from(sgl_len)) {
+            Ok(v) => v,
+            Err(s) => return fail(s),
+        };
+        let ctrl = self.ctrl.clone();
+        run_backend(ns.backend.may_block(), move || {
+            let mut buf = BytesMut::zeroed(len);
+            match ns.backend.read(rw.slba, &mut buf) {
+                Ok(()) => {
+                    ctrl.counters.read_commands.fetch_add(1, Ordering::Relaxed);
+                    ctrl.counters
+                        .bytes_read
+                        .fetch_add(len as u64, Ordering::Relaxed);
+                    Response::success().with_data(buf.freeze())
+                }
+                Err(e) => Response::status(backend_status(&e, Op::Read)),
+            }
+        })
+    }
+
+    fn write(&self, rw: ReadWrite, data: Option<Bytes>) -> Completion {
+        let data = data.unwrap_or_default();
+        let (ns, len) = match self.check_rw(&rw, data.len() as u64) {
+            Ok(v) => v,
+            Err(s) => return fail(s),
+        };
+        // With the volatile write cache disabled every write is written through.
+        let fua = rw.fua || !self.ctrl.features().write_cache;
+        let ctrl = self.ctrl.clone();
+        run_backend(ns.backend.may_block(), move || {
+            match ns.backend.write(rw.slba, &data, fua) {
+                Ok(()) => {
+                    ctrl.counters.write_commands.fetch_add(1, Ordering::Relaxed);
+                    ctrl.counters
+                        .bytes_written
+                        .fetch_add(len as u64, Ordering::Relaxed);
+                    Response::success()
+                }
+                Err(e) => Response::status(backend_status(&e, Op::Write)),
+            }
+        })
+    }
+
+    /// Compare (NVM Command Set 1.0 §3.2.1): Compare Failure when any byte differs.
+    fn compare(&self, rw: ReadWrite, data: Option<Bytes>) -> Completion {
+        let data = data.unwrap_or_default();
+        let (ns, len) = match self.check_rw(&rw, data.len() as u64) {
+            Ok(v) => v,
+            Err(s) => return fail(s),
+        };
+        run_backend(ns.backend.may_block(), move || {
+            let mut buf = vec![0u8; len];
+            match ns.backend.read(rw.slba, &mut buf) {
+                Ok(()) if buf[..] == data[..] => Response::success(),
+                Ok(()) => Response::status(Status::COMPARE_FAILURE.with_dnr()),
+                Err(e) => Response::status(backend_status(&e, Op::Read)),
+            }
+        })
+    }
+
+    /// Flush (NVMe Base 2.0 §7.1); NSID FFFFFFFFh flushes every namespace.
+    fn flush(&self, nsid: u32) -> Completion {
+        let targets = if nsid == NSID_ALL {
+            self.subsystem.namespaces()
+        } else {
+            match self.namespace(nsid) {
+                Ok(ns) => vec![ns],
+                Err(s) => return fail(s),
+            }
+        };
+        let may_block = targets.iter().any(|n| n.backend.may_block());
+        run_backend(may_block, move || {
+            for ns in &targets {
+                if let Err(e) = ns.backend.flush() {
+                    return Response::status(backend_status(&e, Op::Flush));
+                }
+            }
+            Response::success()
+        })
+    }
+
+    /// Write Zeroes (NVM Command Set 1.0 §3.2.8); with DEAC the range is deallocated when
+    /// deallocated blocks read as zeroes.
+    fn write_zeroes(&self, wz: WriteZeroes) -> Completion {
+        let ns = match self.namespace(wz.nsid) {
+            Ok(ns) => ns,
+            Err(s) => return fail(s),
+        };
+        match wz.end_lba() {
+            Some(end) if end <= ns.num_blocks() => {}
+            _ => return fail(Status::LBA_OUT_OF_RANGE.with_dnr()),
+        }
+        let fua = wz.fua || !self.ctrl.features().write_cache;
+        run_backend(ns.backend.may_block(), move || {
+            let blocks = u64::from(wz.nlb);
+            let r = if wz.deac && ns.info.deallocated_reads_zero {
+                ns.backend.deallocate(wz.slba, blocks)
+            } else {
+                ns.backend.write_zeroes(wz.slba, blocks)
+            };
+            let r = r.and_then(|()| if fua { ns.backend.flush() } else { Ok(()) });
+            match r {
+                Ok(()) => Response::success(),
+                Err(e) => Response::status(backend_status(&e, Op::Write)),
+            }
+        })
+    }
+
+    /// Dataset Management (NVM Command Set 1.0 §3.2.3): Deallocate is honored, the
+    /// integral-dataset hints are advisory.
+    fn dataset_management(&self, dsm: DatasetManagement, data: Option<Bytes>) -> Completion {
+        let ns = match self.namespace(dsm.nsid) {
+            Ok(ns) => ns,
+            Err(s) => return fail(s),
+        };
+        let data = data.unwrap_or_default();
+        if data.len() != dsm.data_len() {
+            return fail(Status::DATA_SGL_LENGTH_INVALID.with_dnr());
+        }
+        let ranges = match DsmRange::parse_list(&data, usize::from(dsm.nr)) {
+            Ok(r) => r,
+            Err(_) => return fail(Status::DATA_SGL_LENGTH_INVALID.with_dnr()),
+        };
+        for r in &ranges {
+            match r.slba().checked_add(u64::from(r.nlb())) {
+                Some(end) if end <= ns.num_blocks() => {}
+                _ => return fail(Status::LBA_OUT_OF_RANGE.with_dnr()),
+            }
+        }
+        if !dsm.ad {
+            return Completion::Ready(Response::success());
+        }
+        run_backend(ns.backend.may_block(), move || {
+            for r in ranges.iter().filter(|r| r.nlb() > 0) {
+                if let Err(e) = ns.backend.deallocate(r.slba(), u64::from(r.nlb())) {
+                    return Response::status(backend_status(&e, Op::Write));
+                }
+            }
+            Response::success()
+        })
+    }
+}
+
+fn fail(status: Status) -> Completion {
+    Completion::Ready(Response::status(status))
+}
+
+impl QueueHandler for IoQueue {
+    fn submit(&mut self, request: Request) -> Completion {
+        crate::controller::record_failures(&self.ctrl, self.qid, request, |r| self.execute(r))
+    }
+
+    fn teardown(&self) -> CancellationToken {
+        self.ctrl.teardown_token()
+    }
+
+    fn disconnected(&mut self) {
+        self.ctrl.release_io_queue(self.qid);
+        tracing::debug!(cntlid = self.ctrl.cntlid, qid = self.qid, "I/O queue disconnected");
+    }
+}

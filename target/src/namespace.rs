@@ -1,0 +1,46 @@
+//! A namespace: an NSID, the backend that stores its blocks, and its stable identifiers.
+
+use std::sync::Arc;
+
+use nvme::backend::{Backend, BackendInfo};
+
+use crate::ids::NamespaceIds;
+
+pub struct Namespace {
+    pub nsid: u32,
+    pub backend: Arc<dyn Backend>,
+    pub info: BackendInfo,
+    pub ids: NamespaceIds,
+    /// log2 of the logical block size.
+    pub lba_shift: u32,
+}
+
+impl Namespace {
+    pub fn new(subsystem_nqn: &str, nsid: u32, backend: Arc<dyn Backend>) -> Namespace {
+        let info = backend.info();
+        Namespace {
+            nsid,
+            lba_shift: info.block_size.trailing_zeros(),
+            info,
+            ids: NamespaceIds::derive(subsystem_nqn, nsid),
+            backend,
+        }
+    }
+
+    pub fn block_size(&self) -> u32 {
+        self.info.block_size
+    }
+
+    pub fn num_blocks(&self) -> u64 {
+        self.info.num_blocks
+    }
+}
+
+impl std::fmt::Debug for Namespace {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Namespace")
+            .field("nsid", &self.nsid)
+            .field("info", &self.info)
+            .finish_non_exhaustive()
+    }
+}

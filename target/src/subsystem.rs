@@ -1,0 +1,139 @@
+//! NVM subsystems: identity, host access list, listeners and namespaces.
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, RwLock, Weak};
+
+use crate::controller::Controller;
+use crate::namespace::Namespace;
+
+pub struct Subsystem {
+    pub nqn: String,
+    pub serial: String,
+    pub model: String,
+    pub firmware: String,
+    /// None: any host may connect.
+    allowed_hosts: Option<HashSet<String>>,
+    /// None: reachable on every listener.
+    listeners: Option<Vec<SocketAddr>>,
+    namespaces: RwLock<BTreeMap<u32, Arc<Namespace>>>,
+    controllers: Mutex<Vec<Weak<Controller>>>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum NamespaceError {
+    #[error("namespace ID {0} is already in use")]
+    InUse(u32),
+    #[error("namespace ID {0} does not exist")]
+    NotFound(u32),
+}
+
+impl Subsystem {
+    pub fn new(
+        nqn: String,
+        serial: String,
+        model: String,
+        firmware: String,
+        allowed_hosts: Option<Vec<String>>,
+        listeners: Option<Vec<SocketAddr>>,
+    ) -> Subsystem {
+        Subsystem {
+            nqn,
+            serial,
+            model,
+            firmware,
+            allowed_hosts: allowed_hosts.map(|v| v.into_iter().collect()),
+            listeners,
+            namespaces: RwLock::new(BTreeMap::new()),
+            controllers: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub fn host_allowed(&self, hostnqn: &str) -> bool {
+        match &self.allowed_hosts {
+            None => true,
+            Some(set) => set.contains(hostnqn),
+        }
+    }
+
+    pub fn on_listener(&self, addr: &SocketAddr) -> bool {
+        match &self.listeners {
+            None => true,
+            Some(v) => v.contains(addr),
+        }
+    }
+
+    pub fn namespace(&self, nsid: u32) -> Option<Arc<Namespace>> {
+        read(&self.namespaces).get(&nsid).cloned()
+    }
+
+    pub fn namespaces(&self) -> Vec<Arc<Namespace>> {
+        read(&self.namespaces).values().cloned().collect()
+    }
+
+    pub fn nsids(&self) -> Vec<u32> {
+        read(&self.namespaces).keys().copied().collect()
+    }
+
+    /// Add a namespace; live controllers get a Namespace Attribute Changed event.
+    pub fn add_namespace(&self, ns: Arc<Namespace>) -> Result<(), NamespaceError> {
+        let nsid = ns.nsid;
+        {
+            let mut map = self
+                .namespaces
+                .write()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            if map.contains_key(&nsid) {
+                return Err(NamespaceError::InUse(nsid));
+            }
+            map.insert(nsid, ns);
+        }
+        self.notify_namespace_changed(nsid);
+        Ok(())
+    }
+
+    pub fn remove_namespace(&self, nsid: u32) -> Result<Arc<Namespace>, NamespaceError> {
+        let removed = self
+            .namespaces
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .remove(&nsid)
+            .ok_or(NamespaceError::NotFound(nsid))?;
+        self.notify_namespace_changed(nsid);
+        Ok(removed)
+    }
+
+    pub fn register_controller(&self, ctrl: &Arc<Controller>) {
+        let mut list = self
+            .controllers
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        list.retain(|w| w.strong_count() > 0);
+        list.push(Arc::downgrade(ctrl));
+    }
+
+    fn notify_namespace_changed(&self, nsid: u32) {
+        let live: Vec<Arc<Controller>> = self
+            .controllers
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .iter()
+            .filter_map(Weak::upgrade)
+            .collect();
+        for c in live {
+            c.namespace_changed(nsid);
+        }
+    }
+
+    /// Flush every namespace's backend (controller shutdown, daemon exit).
+    pub fn flush_all(&self) -> Result<(), nvme::backend::BackendError> {
+        for ns in self.namespaces() {
+            ns.backend.flush()?;
+        }
+        Ok(())
+    }
+}
+
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+}

@@ -1,0 +1,348 @@
+//! The target: subsystems, listeners and the controller table; Fabrics Connect
+//! (NVMe-oF 1.1 §3.3) turns a new transport queue into an admin or I/O queue.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+
+use fabric::queue::{Connected, ConnectionInfo, Response, Target};
+use nvme::command::{Connect, ConnectData, FabricsCommand, CNTLID_DYNAMIC};
+use nvme::{Sqe, Status};
+
+use crate::admin::AdminQueue;
+use crate::aer::AsyncEvent;
+use crate::controller::{Controller, ControllerKind, TargetParams};
+use crate::io::IoQueue;
+use crate::nqn::DISCOVERY_NQN;
+use crate::subsystem::Subsystem;
+
+/// Dynamic controllers get IDs in 1..=FFEFh (NVMe Base 2.0 §3.1.1: FFF0h and above reserved).
+const MAX_CNTLID: u16 = 0xffef;
+
+/// Byte offsets used in Connect's Invalid Parameter response (NVMe-oF 1.1 Figure 21/22).
+const SQE_OFFSET_QID: u16 = 42;
+const SQE_OFFSET_SQSIZE: u16 = 44;
+const DATA_OFFSET_HOSTID: u16 = 0;
+const DATA_OFFSET_CNTLID: u16 = 16;
+const DATA_OFFSET_SUBNQN: u16 = 256;
+const DATA_OFFSET_HOSTNQN: u16 = 512;
+
+/// A transport listener (a "port" in discovery terms).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Listener {
+    pub portid: u16,
+    pub address: SocketAddr,
+}
+
+pub struct TargetInner {
+    pub params: Arc<TargetParams>,
+    listeners: Vec<Listener>,
+    subsystems: RwLock<BTreeMap<String, Arc<Subsystem>>>,
+    controllers: Mutex<ControllerTable>,
+    discovery_genctr: AtomicU64,
+}
+
+#[derive(Default)]
+struct ControllerTable {
+    by_id: BTreeMap<u16, Arc<Controller>>,
+    next: u16,
+}
+
+impl ControllerTable {
+    fn allocate(&mut self) -> Option<u16> {
+        for _ in 0..MAX_CNTLID {
+            self.next = if self.next >= MAX_CNTLID { 1 } else { self.next + 1 };
+            if !self.by_id.contains_key(&self.next) {
+                return Some(self.next);
+            }
+        }
+        None
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The target as transports and the daemon hold it.
+#[derive(Clone)]
+pub struct FabricTarget {
+    inner: Arc<TargetInner>,
+}
+
+impl FabricTarget {
+    pub fn new(params: TargetParams, listeners: Vec<Listener>) -> FabricTarget {
+        FabricTarget {
+            inner: Arc::new(TargetInner {
+                params: Arc::new(params),
+                listeners,
+                subsystems: RwLock::new(BTreeMap::new()),
+                controllers: Mutex::new(ControllerTable::default()),
+                discovery_genctr: AtomicU64::new(1),
+            }),
+        }
+    }
+
+    pub fn inner(&self) -> &Arc<TargetInner> {
+        &self.inner
+    }
+
+    pub fn add_subsystem(&self, subsystem: Arc<Subsystem>) -> Result<(), String> {
+        {
+            let mut map = self
+                .inner
+                .subsystems
+                .write()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            if map.contains_key(&subsystem.nqn) {
+                return Err(format!("subsystem {} already exists", subsystem.nqn));
+            }
+            map.insert(subsystem.nqn.clone(), subsystem);
+        }
+        self.inner.discovery_changed();
+        Ok(())
+    }
+
+    pub fn subsystem(&self, nqn: &str) -> Option<Arc<Subsystem>> {
+        self.inner.subsystem(nqn)
+    }
+
+    pub fn subsystems(&self) -> Vec<Arc<Subsystem>> {
+        self.inner.subsystems()
+    }
+
+    pub fn controller_count(&self) -> usize {
+        lock(&self.inner.controllers).by_id.len()
+    }
+
+    pub fn controllers(&self) -> Vec<Arc<Controller>> {
+        lock(&self.inner.controllers).by_id.values().cloned().collect()
+    }
+
+    /// Tear every controller down (daemon shutdown).
+    pub fn destroy_all(&self, reason: &str) {
+        for c in self.controllers() {
+            c.destroy(reason);
+        }
+    }
+}
+
+impl TargetInner {
+    pub fn listeners(&self) -> &[Listener] {
+        &self.listeners
+    }
+
+    pub fn subsystem(&self, nqn: &str) -> Option<Arc<Subsystem>> {
+        self.subsystems
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .get(nqn)
+            .cloned()
+    }
+
+    pub fn subsystems(&self) -> Vec<Arc<Subsystem>> {
+        self.subsystems
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    pub fn discovery_genctr(&self) -> u64 {
+        self.discovery_genctr.load(Ordering::Acquire)
+    }
+
+    /// The discovery information changed: bump GENCTR and tell persistent discovery
+    /// controllers (NVMe-oF 1.1 §5.3, Discovery Log Page Change notice).
+    pub fn discovery_changed(&self) {
+        self.discovery_genctr.fetch_add(1, Ordering::AcqRel);
+        let discovery: Vec<Arc<Controller>> = lock(&self.controllers)
+            .by_id
+            .values()
+            .filter(|c| c.is_discovery())
+            .cloned()
+            .collect();
+        for c in discovery {
+            c.raise_event(AsyncEvent::DISCOVERY_CHANGED, 1 << 31);
+        }
+    }
+
+    /// The listener a connection arrived on: exact address, or a wildcard on that port.
+    pub fn listener_for(&self, local: &SocketAddr) -> Option<&Listener> {
+        self.listeners.iter().find(|l| l.address == *local).or_else(|| {
+            self.listeners
+                .iter()
+                .find(|l| l.address.ip().is_unspecified() && l.address.port() == local.port())
+        })
+    }
+
+    /// Remove a destroyed controller; returns how many remain.
+    pub fn remove_controller(&self, cntlid: u16) -> usize {
+        let mut table = lock(&self.controllers);
+        table.by_id.remove(&cntlid);
+        table.by_id.len()
+    }
+
+    fn controller(&self, cntlid: u16) -> Option<Arc<Controller>> {
+        lock(&self.controllers).by_id.get(&cntlid).cloned()
+    }
+}
+
+/// Connect failure with the Invalid Parameter location in DW0: IPO in bits 15:0 and IATTR
+/// (1 = in the Connect data, 0 = in the SQE) in bit 16 (NVMe-oF 1.1 §3.3, Figure 22).
+fn invalid_param(in_data: bool, offset: u16) -> Response {
+    Response::status(Status::CONNECT_INVALID_PARAMETERS.with_dnr())
+        .with_dw0(u32::from(offset) | (u32::from(in_data) << 16))
+}
+
+impl Target for FabricTarget {
+    fn connect(&self, conn: &ConnectionInfo, sqe: &Sqe, data: &[u8]) -> Result<Connected, Response> {
+        let cmd = match FabricsCommand::decode(sqe) {
+            Ok(FabricsCommand::Connect(c)) => c,
+            // The first command on a queue must be a Connect (NVMe-oF 1.1 §3.3).
+            Ok(_) => return Err(Response::status(Status::COMMAND_SEQUENCE_ERROR.with_dnr())),
+            Err(e) => return Err(Response::status(e.status())),
+        };
+        if cmd.recfmt != 0 {
+            return Err(Response::status(Status::CONNECT_INCOMPATIBLE_FORMAT.with_dnr()));
+        }
+        let cd = ConnectData::from_bytes(data).map_err(|_| invalid_param(true, 0))?;
+        let subnqn = cd
+            .subnqn()
+            .map_err(|_| invalid_param(true, DATA_OFFSET_SUBNQN))?;
+        let hostnqn = cd
+            .hostnqn()
+            .map_err(|_| invalid_param(true, DATA_OFFSET_HOSTNQN))?;
+        if crate::nqn::validate(hostnqn).is_err() {
+            return Err(invalid_param(true, DATA_OFFSET_HOSTNQN));
+        }
+        // SQSIZE is 0's based; a 1-entry queue cannot work (NVMe Base 2.0 §4.1.3).
+        if cmd.sqsize == 0 || cmd.sqsize > self.inner.params.mqes {
+            return Err(invalid_param(false, SQE_OFFSET_SQSIZE));
+        }
+        let result = if cmd.qid == 0 {
+            self.connect_admin(conn, &cmd, &cd, subnqn, hostnqn)
+        } else {
+            self.connect_io(&cmd, &cd, subnqn, hostnqn)
+        };
+        if let Err(r) = &result {
+            tracing::debug!(qid = cmd.qid, subnqn, hostnqn, status = %r.status, peer = %conn.peer,
+                "connect refused");
+        }
+        result
+    }
+}
+
+impl FabricTarget {
+    fn connect_admin(
+        &self,
+        conn: &ConnectionInfo,
+        cmd: &Connect,
+        cd: &ConnectData,
+        subnqn: &str,
+        hostnqn: &str,
+    ) -> Result<Connected, Response> {
+        // Dynamic controller model: the host asks for "any" controller.
+        if cd.cntlid() != CNTLID_DYNAMIC {
+            return Err(invalid_param(true, DATA_OFFSET_CNTLID));
+        }
+        let kind = if subnqn == DISCOVERY_NQN {
+            ControllerKind::Discovery
+        } else {
+            let sub = self
+                .inner
+                .subsystem(subnqn)
+                .filter(|s| match self.inner.listener_for(&conn.local) {
+                    Some(l) => s.on_listener(&l.address),
+                    None => false,
+                })
+                .ok_or_else(|| invalid_param(true, DATA_OFFSET_SUBNQN))?;
+            if !sub.host_allowed(hostnqn) {
+                // NVMe-oF 1.1 §3.3: Connect Invalid Host.
+                return Err(Response::status(Status::CONNECT_INVALID_HOST.with_dnr()));
+            }
+            ControllerKind::Nvm(sub)
+        };
+        let (ctrl, active) = {
+            let mut table = lock(&self.inner.controllers);
+            let Some(cntlid) = table.allocate() else {
+                return Err(Response::status(Status::CONNECT_CONTROLLER_BUSY));
+            };
+            let ctrl = Controller::new(
+                cntlid,
+                kind,
+                hostnqn.to_string(),
+                cd.hostid(),
+                conn.local,
+                cmd.kato,
+                self.inner.params.clone(),
+                Arc::downgrade(&self.inner),
+            );
+            table.by_id.insert(cntlid, ctrl.clone());
+            (ctrl, table.by_id.len())
+        };
+        if let Some(sub) = ctrl.subsystem() {
+            sub.register_controller(&ctrl);
+        }
+        tokio::spawn(ctrl.clone().keep_alive_timer());
+        tracing::info!(
+            cntlid = ctrl.cntlid,
+            subnqn,
+            hostnqn,
+            kato_ms = cmd.kato,
+            peer = %conn.peer,
+            active_controllers = active,
+            "controller created"
+        );
+        Ok(Connected {
+            response: Response::success().with_dw0(u32::from(ctrl.cntlid)),
+            handler: Box::new(AdminQueue::new(ctrl)),
+            qid: 0,
+            sqsize: cmd.sq_entries(),
+            sq_flow_control_disabled: cmd.sq_flow_control_disabled(),
+        })
+    }
+
+    fn connect_io(
+        &self,
+        cmd: &Connect,
+        cd: &ConnectData,
+        subnqn: &str,
+        hostnqn: &str,
+    ) -> Result<Connected, Response> {
+        let ctrl = self
+            .inner
+            .controller(cd.cntlid())
+            .filter(|c| !c.is_destroyed())
+            .ok_or_else(|| invalid_param(true, DATA_OFFSET_CNTLID))?;
+        // The I/O queue must come from the same host for the same subsystem (NVMe-oF 1.1 §3.3).
+        if ctrl.subsystem_nqn() != subnqn {
+            return Err(invalid_param(true, DATA_OFFSET_SUBNQN));
+        }
+        if ctrl.hostnqn != hostnqn {
+            return Err(invalid_param(true, DATA_OFFSET_HOSTNQN));
+        }
+        if ctrl.hostid != cd.hostid() {
+            return Err(invalid_param(true, DATA_OFFSET_HOSTID));
+        }
+        let Some(sub) = ctrl.subsystem().cloned() else {
+            // A discovery controller has no I/O queues.
+            return Err(invalid_param(false, SQE_OFFSET_QID));
+        };
+        if !ctrl.is_ready() {
+            return Err(Response::status(Status::COMMAND_SEQUENCE_ERROR.with_dnr()));
+        }
+        ctrl.claim_io_queue(cmd.qid)
+            .map_err(|_| invalid_param(false, SQE_OFFSET_QID))?;
+        tracing::debug!(cntlid = ctrl.cntlid, qid = cmd.qid, "I/O queue connected");
+        Ok(Connected {
+            response: Response::success().with_dw0(u32::from(ctrl.cntlid)),
+            handler: Box::new(IoQueue::new(ctrl, sub, cmd.qid)),
+            qid: cmd.qid,
+            sqsize: cmd.sq_entries(),
+            sq_flow_control_disabled: cmd.sq_flow_control_disabled(),
+        })
+    }
+}
