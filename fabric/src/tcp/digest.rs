@@ -1,5 +1,5 @@
 //! Header and data digests: CRC32C (Castagnoli), carried as 4 little-endian bytes right after
-//! the header or the data they protect (NVMe/TCP 1.0 §3.6.1, "HDGST" and "DDGST").
+//! the header or the data they protect (NVMe/TCP 1.0 §3.3.1.1, "HDGST" and "DDGST").
 
 /// Length in bytes of a header or data digest on the wire.
 pub const DIGEST_LEN: usize = 4;

@@ -2,4 +2,5 @@
 //! the sans-IO controller-side connection and its tokio driver.
 
 pub mod digest;
+pub mod framer;
 pub mod pdu;

@@ -2,8 +2,8 @@
 //! the PDU-specific headers, and whole-PDU encoding with optional header/data digests and
 //! PDU data alignment padding.
 //!
-//! Layouts follow NVMe/TCP 1.0 Figures 21–32 (cross-checked against Linux
-//! include/linux/nvme-tcp.h). Every multi-byte field is little-endian.
+//! Layouts follow NVMe/TCP 1.0 Figures 19–28 (cross-checked against Linux
+//! include/linux/nvme-tcp.h). Every multi-byte field is little-endian (NVMe/TCP 1.0 §2).
 
 use bytes::{BufMut, Bytes, BytesMut};
 use nvme::{Cqe, Sqe};
@@ -16,18 +16,18 @@ use super::digest::{self, DIGEST_LEN};
 pub const COMMON_HEADER_LEN: usize = 8;
 /// HLEN and PLEN of ICReq / ICResp (NVMe/TCP 1.0 §3.6.2.2, §3.6.2.3).
 pub const IC_PDU_LEN: usize = 128;
-/// HLEN of CapsuleCmd: common header + 64-byte SQE (NVMe/TCP 1.0 §3.6.2.5).
+/// HLEN of CapsuleCmd: common header + 64-byte SQE (NVMe/TCP 1.0 §3.6.2.6).
 pub const CAPSULE_CMD_HLEN: usize = 72;
-/// HLEN of CapsuleResp: common header + 16-byte CQE (NVMe/TCP 1.0 §3.6.2.6).
+/// HLEN of CapsuleResp: common header + 16-byte CQE (NVMe/TCP 1.0 §3.6.2.7).
 pub const CAPSULE_RESP_HLEN: usize = 24;
-/// HLEN of H2CData / C2HData (NVMe/TCP 1.0 §3.6.2.7, §3.6.2.8).
+/// HLEN of H2CData / C2HData (NVMe/TCP 1.0 §3.6.2.8, §3.6.2.9).
 pub const DATA_HLEN: usize = 24;
-/// HLEN of R2T (NVMe/TCP 1.0 §3.6.2.9).
+/// HLEN of R2T (NVMe/TCP 1.0 §3.6.2.10).
 pub const R2T_HLEN: usize = 24;
-/// HLEN of H2CTermReq / C2HTermReq (NVMe/TCP 1.0 §3.6.2.4).
+/// HLEN of H2CTermReq / C2HTermReq (NVMe/TCP 1.0 §3.6.2.4, §3.6.2.5).
 pub const TERM_HLEN: usize = 24;
 /// A TermReq carries at most this many bytes of the offending PDU header, so its PLEN is at
-/// most 152 (NVMe/TCP 1.0 §3.6.2.4; Linux NVME_TCP_MAX_C2HTERM_PLEN).
+/// most 152 (NVMe/TCP 1.0 §3.5.1; Linux NVME_TCP_MAX_C2HTERM_PLEN).
 pub const TERM_MAX_DATA: usize = 128;
 pub const TERM_MAX_PLEN: usize = TERM_HLEN + TERM_MAX_DATA;
 /// Smallest MAXH2CDATA a controller may announce (NVMe/TCP 1.0 §3.6.2.3).
@@ -37,7 +37,7 @@ pub const PFV_1_0: u16 = 0;
 /// Largest valid HPDA / CPDA value (0's based dwords: 128-byte alignment).
 pub const MAX_PDA: u8 = 31;
 
-/// Common header FLAGS bits (NVMe/TCP 1.0 Figure 21).
+/// Common header FLAGS bits (NVMe/TCP 1.0 Figures 24–28).
 pub const FLAG_HDGSTF: u8 = 0x01;
 pub const FLAG_DDGSTF: u8 = 0x02;
 /// H2CData / C2HData: last PDU of a data transfer (of an R2T's transfer for H2C).
@@ -49,7 +49,7 @@ pub const FLAG_SUCCESS: u8 = 0x08;
 pub const DGST_HDGST_ENABLE: u8 = 0x01;
 pub const DGST_DDGST_ENABLE: u8 = 0x02;
 
-/// PDU-type (NVMe/TCP 1.0 Figure 22).
+/// PDU-type (NVMe/TCP 1.0 Figure 10).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum PduType {
     ICReq,
@@ -109,7 +109,7 @@ impl PduType {
     }
 
     /// Whether a negotiated header digest applies to this type: every PDU except
-    /// ICReq, ICResp and the TermReqs (NVMe/TCP 1.0 §3.6.1 and §3.6.2.2).
+    /// ICReq, ICResp (sent before digests are enabled) and the TermReqs (NVMe/TCP 1.0 §3.3.1.1).
     pub const fn has_header_digest(self) -> bool {
         !matches!(
             self,
@@ -142,7 +142,7 @@ impl PduType {
     }
 }
 
-/// Fatal Error Status of a TermReq (NVMe/TCP 1.0 Figure 26).
+/// Fatal Error Status of a TermReq (NVMe/TCP 1.0 Figures 22, 23).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Fes {
     /// 01h: FEI holds the byte offset of the offending header field.
@@ -153,7 +153,8 @@ pub enum Fes {
     HeaderDigestError,
     /// 04h: H2CData / C2HData outside the command's data buffer.
     DataOutOfRange,
-    /// 05h: more data than an R2T asked for (R2T Limit Exceeded in older texts).
+    /// 05h: C2HTermReq: an H2CData PDU with DATAL above MAXH2CDATA (Data Transfer Limit
+    /// Exceeded); H2CTermReq: more R2Ts than MAXR2T (R2T Limit Exceeded).
     DataLimitExceeded,
     /// 06h: FEI holds the byte offset of the unsupported field.
     UnsupportedParameter,
@@ -191,7 +192,8 @@ impl Fes {
 #[error("NVMe/TCP fatal error {fes:?} (FEI {fei})")]
 pub struct FatalError {
     pub fes: Fes,
-    /// Fatal Error Information: for FES 01h/06h the byte offset of the bad field.
+    /// Fatal Error Information: for FES 01h/06h the byte offset of the bad field, for 03h
+    /// the received header digest.
     pub fei: u32,
 }
 
@@ -212,18 +214,18 @@ pub const OFFSET_FLAGS: u32 = 1;
 pub const OFFSET_HLEN: u32 = 2;
 pub const OFFSET_PDO: u32 = 3;
 pub const OFFSET_PLEN: u32 = 4;
-/// Offsets inside ICReq (NVMe/TCP 1.0 Figure 24).
+/// Offsets inside ICReq (NVMe/TCP 1.0 Figure 20).
 pub const OFFSET_IC_PFV: u32 = 8;
 pub const OFFSET_IC_HPDA: u32 = 10;
 pub const OFFSET_IC_DGST: u32 = 11;
 pub const OFFSET_IC_MAXR2T: u32 = 12;
-/// Offsets inside H2CData (NVMe/TCP 1.0 Figure 29).
+/// Offsets inside H2CData (NVMe/TCP 1.0 Figure 26).
 pub const OFFSET_DATA_CCCID: u32 = 8;
 pub const OFFSET_DATA_TTAG: u32 = 10;
 pub const OFFSET_DATA_DATAO: u32 = 12;
 pub const OFFSET_DATA_DATAL: u32 = 16;
 
-/// The common header exactly as on the wire (NVMe/TCP 1.0 Figure 21).
+/// The common header exactly as on the wire (NVMe/TCP 1.0 §3.6.2.1, Figure 19).
 #[derive(
     Clone, Copy, Default, PartialEq, Eq, Debug, FromBytes, IntoBytes, KnownLayout, Immutable,
 )]
@@ -292,7 +294,7 @@ struct RespWire {
 }
 const _: () = assert!(core::mem::size_of::<RespWire>() == CAPSULE_RESP_HLEN);
 
-/// H2CData, C2HData and R2T share this shape (NVMe/TCP 1.0 Figures 29, 30, 32).
+/// H2CData, C2HData and R2T share this shape (NVMe/TCP 1.0 Figures 26, 27, 28).
 #[derive(Clone, Copy, FromBytes, IntoBytes, KnownLayout, Immutable)]
 #[repr(C)]
 struct XferWire {
@@ -305,7 +307,7 @@ struct XferWire {
 }
 const _: () = assert!(core::mem::size_of::<XferWire>() == DATA_HLEN);
 
-/// Digest selection as negotiated in ICReq / ICResp.
+/// Digest selection as negotiated in ICReq / ICResp (NVMe/TCP 1.0 §3.3.1.1).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Digests {
     pub header: bool,
@@ -366,7 +368,7 @@ impl IcResp {
     }
 }
 
-/// H2CTermReq / C2HTermReq header fields (NVMe/TCP 1.0 §3.6.2.4). The PDU's data part is
+/// H2CTermReq / C2HTermReq header fields (NVMe/TCP 1.0 §3.6.2.4, §3.6.2.5). The data part is
 /// the offending PDU header (at most [`TERM_MAX_DATA`] bytes).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TermReq {
@@ -374,7 +376,7 @@ pub struct TermReq {
     pub fei: u32,
 }
 
-/// H2CData (NVMe/TCP 1.0 §3.6.2.7).
+/// H2CData (NVMe/TCP 1.0 §3.6.2.8).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct H2CData {
     pub cccid: u16,
@@ -383,7 +385,7 @@ pub struct H2CData {
     pub datal: u32,
 }
 
-/// C2HData (NVMe/TCP 1.0 §3.6.2.8); its TTAG field is reserved.
+/// C2HData (NVMe/TCP 1.0 §3.6.2.9); its TTAG field is reserved.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct C2HData {
     pub cccid: u16,
@@ -391,7 +393,7 @@ pub struct C2HData {
     pub datal: u32,
 }
 
-/// R2T (NVMe/TCP 1.0 §3.6.2.9).
+/// R2T (NVMe/TCP 1.0 §3.6.2.10).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct R2t {
     pub cccid: u16,
@@ -440,7 +442,7 @@ impl PduHeader {
     pub fn parse(header: &[u8]) -> Result<PduHeader, FatalError> {
         let ch = CommonHeader::parse(header).ok_or(FatalError::field(OFFSET_PLEN))?;
         let ty = ch.pdu_type();
-        // NVMe/TCP 1.0 §3.6.2.1: an unknown PDU-type is an invalid header field at offset 0.
+        // NVMe/TCP 1.0 Figure 10: other opcodes are reserved; treat as an invalid field at offset 0.
         let want = ty.hlen().ok_or(FatalError::field(OFFSET_PDU_TYPE))?;
         if usize::from(ch.hlen) != want {
             return Err(FatalError::field(OFFSET_HLEN));
@@ -672,7 +674,7 @@ impl Pdu {
         }
     }
 
-    /// Lay the PDU out for the wire (NVMe/TCP 1.0 §3.6.1, Figure 20): header, HDGST if
+    /// Lay the PDU out for the wire (NVMe/TCP 1.0 §2 Figure 3, §3.3): header, HDGST if
     /// negotiated and applicable, PAD up to PDO, data, DDGST if negotiated and there is data.
     /// TermReq data is truncated to [`TERM_MAX_DATA`].
     pub fn encode(&self, opts: EncodeOptions) -> EncodedPdu {
@@ -809,7 +811,7 @@ mod tests {
             0, 0, 0, 0, 0, 0, 0, 0, 0, 0, // reserved
             0x42, 0x00, 0x08, 0x00, 0x08, 0x00, 0x00, 0x00, // the offending header
         ];
-        // no digests on TermReq (NVMe/TCP 1.0 §3.6.2.4)
+        // no digests on TermReq (NVMe/TCP 1.0 §3.3.1.1)
         assert_eq!(
             enc(
                 &pdu,
