@@ -1,2 +1,27 @@
-//! The ferrofab NVMe-oF target.
+//! The ferrofab NVMe-oF target: subsystems, controllers, namespaces, discovery, command
+//! dispatch, configuration and the daemon.
 #![forbid(unsafe_code)]
+
+pub mod admin;
+pub mod aer;
+pub mod config;
+pub mod controller;
+pub mod ctrl_state;
+pub mod daemon;
+pub mod discovery;
+pub mod error_log;
+pub mod identify;
+pub mod ids;
+pub mod io;
+pub mod log_pages;
+pub mod namespace;
+pub mod nqn;
+pub mod setup;
+pub mod status_map;
+pub mod subsystem;
+pub mod target;
+
+pub use config::Config;
+pub use controller::TargetParams;
+pub use daemon::Daemon;
+pub use target::FabricTarget;

@@ -1,0 +1,54 @@
+# ferrofab — the two set-up commands on a fresh machine are `make run` and `make test`.
+# Every target installs what it needs (rustup components, cargo tools, Debian packages).
+
+CARGO        ?= cargo
+# Tests and the hw-test binary share one profile (release speed, debug assertions on), so CI
+# compiles the dependency tree once.
+TEST_PROFILE := ci
+BIN_RELEASE  := build/release/ferrofab
+BIN_TEST     := build/$(TEST_PROFILE)/ferrofab
+FUZZ_SECONDS ?= 60
+CONFIG       ?=
+
+.PHONY: run build test unit lint hw-test fuzz toolchain clean
+
+toolchain:
+	@command -v $(CARGO) >/dev/null || { echo "cargo is missing: install Rust with rustup (https://rustup.rs)"; exit 1; }
+	@rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
+	@rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
+
+build: toolchain
+	$(CARGO) build --release --bin ferrofab
+
+## Serve the embedded default (1 GiB RAM namespace, NVMe/TCP + discovery on 127.0.0.1:4420),
+## or CONFIG=path/to/ferrofab.toml.
+run: build
+	$(BIN_RELEASE) serve $(if $(CONFIG),--config $(CONFIG))
+
+## Everything CI runs: formatting, lints, unit + integration tests, real Linux hosts in QEMU.
+test: lint unit hw-test
+
+lint: toolchain
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets --profile $(TEST_PROFILE) -- -D warnings
+
+unit: toolchain
+	$(CARGO) test --workspace --profile $(TEST_PROFILE)
+
+hw-test: toolchain
+	$(CARGO) build --profile $(TEST_PROFILE) --bin ferrofab
+	hw-tests/run --ferrofab $(BIN_TEST)
+
+## Run every cargo-fuzz target for FUZZ_SECONDS each (stable toolchain via RUSTC_BOOTSTRAP).
+fuzz: toolchain
+	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
+	@for dir in nvme/fuzz fabric/fuzz; do \
+	  for t in $$(cd $$dir && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz list); do \
+	    echo "== fuzz $$dir $$t ($(FUZZ_SECONDS) s)"; \
+	    (cd $$dir && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run $$t corpus/$$t -- \
+	      -max_total_time=$(FUZZ_SECONDS)) || exit 1; \
+	  done; \
+	done
+
+clean:
+	$(CARGO) clean

@@ -1,0 +1,127 @@
+//! The daemon: bind the listeners, build the target, serve NVMe/TCP until told to stop, then
+//! tear controllers down and flush every backend.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use fabric::queue::Target;
+use fabric::tcp::server::{serve, TcpTargetConfig};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::controller::TargetParams;
+use crate::setup::{build_target, SetupError};
+use crate::target::FabricTarget;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        address: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Setup(#[from] SetupError),
+}
+
+/// A running target with its listeners bound.
+pub struct Daemon {
+    target: FabricTarget,
+    addresses: Vec<SocketAddr>,
+    shutdown: CancellationToken,
+    servers: Vec<JoinHandle<()>>,
+}
+
+impl Daemon {
+    /// Bind every listener (port 0 picks a free port), then build and serve the target.
+    pub async fn start(mut config: Config, params: TargetParams) -> Result<Daemon, DaemonError> {
+        let mut sockets = Vec::with_capacity(config.listener.len());
+        for l in &mut config.listener {
+            let socket = TcpListener::bind(l.address)
+                .await
+                .map_err(|source| DaemonError::Bind {
+                    address: l.address,
+                    source,
+                })?;
+            let bound = socket.local_addr().map_err(|source| DaemonError::Bind {
+                address: l.address,
+                source,
+            })?;
+            // Subsystems name listeners by their configured address; follow a port-0 choice.
+            for s in &mut config.subsystem {
+                for a in s.listeners.iter_mut().flatten() {
+                    if *a == l.address {
+                        *a = bound;
+                    }
+                }
+            }
+            l.address = bound;
+            sockets.push(socket);
+        }
+        let tcp = TcpTargetConfig {
+            io_in_capsule: params.io_in_capsule,
+            max_transfer: params.max_transfer(),
+            ..TcpTargetConfig::default()
+        };
+        let target = build_target(&config, params)?;
+        let shutdown = CancellationToken::new();
+        let shared: Arc<dyn Target> = Arc::new(target.clone());
+        let mut servers = Vec::new();
+        let mut addresses = Vec::new();
+        for socket in sockets {
+            let addr = socket.local_addr().map_err(|source| DaemonError::Bind {
+                address: config.listener[addresses.len()].address,
+                source,
+            })?;
+            tracing::info!(%addr, transport = "tcp", "listening");
+            addresses.push(addr);
+            servers.push(tokio::spawn(serve(
+                socket,
+                shared.clone(),
+                tcp.clone(),
+                shutdown.clone(),
+            )));
+        }
+        Ok(Daemon {
+            target,
+            addresses,
+            shutdown,
+            servers,
+        })
+    }
+
+    pub fn target(&self) -> &FabricTarget {
+        &self.target
+    }
+
+    /// The bound listener addresses, in configuration order.
+    pub fn addresses(&self) -> &[SocketAddr] {
+        &self.addresses
+    }
+
+    /// Stop serving: close every connection, destroy controllers, flush backends.
+    pub async fn shutdown(self) {
+        self.shutdown.cancel();
+        for s in self.servers {
+            if let Err(e) = s.await {
+                tracing::error!(error = %e, "listener task failed");
+            }
+        }
+        self.target.destroy_all("target shutting down");
+        let target = self.target.clone();
+        let flushed = tokio::task::spawn_blocking(move || {
+            for s in target.subsystems() {
+                if let Err(e) = s.flush_all() {
+                    tracing::error!(subnqn = %s.nqn, error = %e, "flush at exit failed");
+                }
+            }
+        })
+        .await;
+        if let Err(e) = flushed {
+            tracing::error!(error = %e, "flush task failed");
+        }
+        tracing::info!("target stopped");
+    }
+}

@@ -1,0 +1,151 @@
+//! Get Log Page (NVMe Base 2.0 §5.16) for NVM and discovery controllers.
+
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+use fabric::queue::Response;
+use nvme::command::GetLogPage;
+use nvme::log_page::{
+    log_page_slice, ChangedNamespaces, CommandEffects, CommandsSupportedAndEffects,
+    ErrorInformationEntry, FirmwareSlot, LogPageId, SmartHealth,
+};
+use nvme::opcode::{AdminOpcode, IoOpcode};
+use nvme::Status;
+use zerocopy::IntoBytes;
+
+use crate::controller::Controller;
+use crate::error_log::ERROR_LOG_ENTRIES;
+
+const NSID_ALL: u32 = 0xffff_ffff;
+/// Composite temperature reported in SMART / Health: 35 °C in kelvin.
+const COMPOSITE_TEMPERATURE_K: u16 = 308;
+
+pub fn get_log_page(ctrl: &Controller, glp: &GetLogPage) -> Response {
+    // Index offsets (OT = 1) are not supported (Identify Controller LPA bit 5 clear).
+    if glp.ot {
+        return Response::status(Status::INVALID_FIELD.with_dnr());
+    }
+    let len = glp.len_bytes();
+    if len > u64::from(ctrl.params.max_transfer()) {
+        return Response::status(Status::INVALID_FIELD.with_dnr());
+    }
+    let page = match page_for(ctrl, glp) {
+        Ok(p) => p,
+        Err(s) => return Response::status(s),
+    };
+    let data = match log_page_slice(&page, glp.lpo, len as usize) {
+        Ok(d) => d,
+        Err(e) => return Response::status(e.status()),
+    };
+    // Reading a log with RAE cleared re-arms its asynchronous event (NVMe Base 2.0 §5.2).
+    if !glp.rae {
+        ctrl.aer().log_read(glp.lid.to_u8());
+    }
+    Response::success().with_data(Bytes::from(data))
+}
+
+fn page_for(ctrl: &Controller, glp: &GetLogPage) -> Result<Vec<u8>, Status> {
+    match (ctrl.is_discovery(), glp.lid) {
+        (_, LogPageId::ErrorInformation) => Ok(error_information(ctrl)),
+        (true, LogPageId::Discovery) => {
+            let target = ctrl.target().ok_or(Status::INTERNAL_ERROR)?;
+            crate::discovery::discovery_log(&target, &ctrl.hostnqn, ctrl.local)
+                .encode()
+                .map_err(|e| {
+                    tracing::error!(error = %e, "cannot encode the discovery log");
+                    Status::INTERNAL_ERROR
+                })
+        }
+        (false, LogPageId::SmartHealth) => {
+            if glp.nsid != NSID_ALL && glp.nsid != 0 {
+                // Per-namespace SMART data is not kept (Identify Controller LPA bit 0 clear).
+                return Err(Status::INVALID_FIELD.with_dnr());
+            }
+            Ok(smart_health(ctrl))
+        }
+        (false, LogPageId::FirmwareSlot) => {
+            let fw = ctrl.subsystem().map(|s| s.firmware.as_str()).unwrap_or("");
+            Ok(FirmwareSlot::single(fw).as_bytes().to_vec())
+        }
+        (false, LogPageId::ChangedNamespaceList) => {
+            let list = ctrl.changed_namespaces(!glp.rae);
+            Ok(ChangedNamespaces::from_nsids(&list).encode())
+        }
+        (false, LogPageId::CommandsSupportedAndEffects) => {
+            Ok(commands_supported().as_bytes().to_vec())
+        }
+        _ => Err(Status::INVALID_LOG_PAGE.with_dnr()),
+    }
+}
+
+fn error_information(ctrl: &Controller) -> Vec<u8> {
+    let mut page = vec![0u8; ERROR_LOG_ENTRIES * core::mem::size_of::<ErrorInformationEntry>()];
+    let errors = ctrl.errors.lock().unwrap_or_else(|p| p.into_inner());
+    for (slot, rec) in page
+        .chunks_exact_mut(core::mem::size_of::<ErrorInformationEntry>())
+        .zip(errors.entries())
+    {
+        let mut e = ErrorInformationEntry::default();
+        e.error_count.set(rec.error_count);
+        e.sqid.set(rec.sqid);
+        e.cid.set(rec.cid);
+        e.set_status(rec.status);
+        e.parameter_error_location.set(0xffff);
+        e.lba.set(rec.lba);
+        e.nsid.set(rec.nsid);
+        // TRTYPE: the transport the command arrived on (NVMe/TCP).
+        e.trtype = 3;
+        slot.copy_from_slice(e.as_bytes());
+    }
+    page
+}
+
+fn smart_health(ctrl: &Controller) -> Vec<u8> {
+    let c = &ctrl.counters;
+    let mut s = SmartHealth::zeroed();
+    s.composite_temperature.set(COMPOSITE_TEMPERATURE_K);
+    s.available_spare = 100;
+    s.available_spare_threshold = 10;
+    s.data_units_read
+        .set(SmartHealth::data_units(u128::from(c.bytes_read.load(Ordering::Relaxed))));
+    s.data_units_written
+        .set(SmartHealth::data_units(u128::from(c.bytes_written.load(Ordering::Relaxed))));
+    s.host_read_commands
+        .set(u128::from(c.read_commands.load(Ordering::Relaxed)));
+    s.host_write_commands
+        .set(u128::from(c.write_commands.load(Ordering::Relaxed)));
+    s.power_cycles.set(1);
+    s.power_on_hours
+        .set(u128::from(ctrl.created.elapsed().as_secs() / 3600));
+    let errors = ctrl.errors.lock().unwrap_or_else(|p| p.into_inner()).count();
+    s.error_log_entries.set(u128::from(errors));
+    s.as_bytes().to_vec()
+}
+
+/// Commands Supported and Effects (NVMe Base 2.0 §5.16.1.6).
+pub fn commands_supported() -> CommandsSupportedAndEffects {
+    let mut c = CommandsSupportedAndEffects::zeroed();
+    for op in [
+        AdminOpcode::GetLogPage,
+        AdminOpcode::Identify,
+        AdminOpcode::Abort,
+        AdminOpcode::SetFeatures,
+        AdminOpcode::GetFeatures,
+        AdminOpcode::AsyncEventRequest,
+        AdminOpcode::KeepAlive,
+    ] {
+        c.set_admin(op.to_u8(), CommandEffects::SUPPORTED);
+    }
+    let changes_content = CommandEffects::SUPPORTED.with(CommandEffects::LBCC);
+    for (op, effects) in [
+        (IoOpcode::Read, CommandEffects::SUPPORTED),
+        (IoOpcode::Compare, CommandEffects::SUPPORTED),
+        (IoOpcode::Flush, changes_content),
+        (IoOpcode::Write, changes_content),
+        (IoOpcode::WriteZeroes, changes_content),
+        (IoOpcode::DatasetManagement, changes_content),
+    ] {
+        c.set_io(op.to_u8(), effects);
+    }
+    c
+}

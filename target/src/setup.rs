@@ -1,0 +1,87 @@
+//! Build a running target from a validated configuration.
+
+use std::sync::Arc;
+
+use nvme::backend::{Backend, FileBackend, FileOptions, NullBackend, RamBackend};
+
+use crate::config::{BackendKind, Config, NamespaceConfig};
+use crate::controller::TargetParams;
+use crate::ids::derive_serial;
+use crate::namespace::Namespace;
+use crate::subsystem::Subsystem;
+use crate::target::{FabricTarget, Listener};
+
+/// Model number reported when the configuration names none.
+pub const DEFAULT_MODEL: &str = "ferrofab";
+
+#[derive(Debug, thiserror::Error)]
+#[error("subsystem {nqn} namespace {nsid}: {source}")]
+pub struct SetupError {
+    pub nqn: String,
+    pub nsid: u32,
+    pub source: nvme::backend::BackendError,
+}
+
+/// Open a namespace's backend as its configuration describes.
+pub fn open_backend(ns: &NamespaceConfig) -> Result<Arc<dyn Backend>, nvme::backend::BackendError> {
+    let bs = ns.block_size();
+    let size = ns.size.map(|s| s.0);
+    Ok(match ns.backend {
+        BackendKind::Ram => Arc::new(RamBackend::new(size.unwrap_or(0), bs)?),
+        BackendKind::Null => Arc::new(NullBackend::new(size.unwrap_or(0), bs)?),
+        BackendKind::File => {
+            let path = ns.path.clone().unwrap_or_default();
+            Arc::new(FileBackend::open(
+                path,
+                FileOptions {
+                    block_size: bs,
+                    size,
+                    direct: ns.direct.unwrap_or(true),
+                    create: size.is_some(),
+                },
+            )?)
+        }
+    })
+}
+
+/// Create the target with every subsystem and namespace of `config`.
+pub fn build_target(config: &Config, params: TargetParams) -> Result<FabricTarget, SetupError> {
+    let listeners = config
+        .listener
+        .iter()
+        .enumerate()
+        .map(|(i, l)| Listener {
+            portid: i as u16 + 1,
+            address: l.address,
+        })
+        .collect();
+    let target = FabricTarget::new(params, listeners);
+    for sc in &config.subsystem {
+        let sub = Arc::new(Subsystem::new(
+            sc.nqn.clone(),
+            sc.serial.clone().unwrap_or_else(|| derive_serial(&sc.nqn)),
+            sc.model.clone().unwrap_or_else(|| DEFAULT_MODEL.to_string()),
+            sc.firmware
+                .clone()
+                .unwrap_or_else(|| env!("CARGO_PKG_VERSION").to_string()),
+            sc.allowed_hosts.clone(),
+            sc.listeners.clone(),
+        ));
+        for nc in &sc.namespace {
+            let nsid = nc.nsid.unwrap_or(0);
+            let backend = open_backend(nc).map_err(|source| SetupError {
+                nqn: sc.nqn.clone(),
+                nsid,
+                source,
+            })?;
+            let ns = Arc::new(Namespace::new(&sc.nqn, nsid, backend));
+            tracing::info!(subnqn = %sc.nqn, nsid, backend = ?nc.backend,
+                block_size = ns.block_size(), blocks = ns.num_blocks(), "namespace ready");
+            // Validation already made NSIDs unique within the subsystem.
+            let _ = sub.add_namespace(ns);
+        }
+        // Validation already made subsystem NQNs unique.
+        let _ = target.add_subsystem(sub);
+    }
+    Ok(target)
+}
