@@ -5,7 +5,13 @@
 #![forbid(unsafe_code)]
 
 pub mod backend;
+pub mod command;
 pub mod cqe;
+pub mod features;
+pub mod identify;
+pub mod log_page;
+pub mod opcode;
+pub mod properties;
 pub mod sgl;
 pub mod sqe;
 pub mod status;
