@@ -2,5 +2,6 @@
 //! feed them bytes and carry out the actions they return.
 #![forbid(unsafe_code)]
 
+pub mod initiator;
 pub mod queue;
 pub mod tcp;

@@ -4,3 +4,4 @@
 pub mod digest;
 pub mod framer;
 pub mod pdu;
+pub mod host_conn;

@@ -1,0 +1,859 @@
+//! A host's view of one NVMe-oF controller: the admin queue, controller initialization
+//! (NVMe-oF 1.1 §3.5: Connect, Property Get CAP/VS, Property Set CC.EN, wait for CSTS.RDY,
+//! Identify), I/O queues and keep-alive.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tokio_util::sync::CancellationToken;
+
+use super::command::{self, cns, fid, PropertySize};
+use super::queue::{Queue, QueueOptions};
+use super::{HostCommand, HostCompletion, HostError, HostOptions};
+use crate::tcp::host_conn::ADMIN_IN_CAPSULE_DATA;
+
+/// Property offsets (NVMe-oF 1.1 Figure 14 / NVMe Base 2.0 §3.1.3).
+pub mod property {
+    pub const CAP: u32 = 0x00;
+    pub const VS: u32 = 0x08;
+    pub const CC: u32 = 0x14;
+    pub const CSTS: u32 = 0x1c;
+}
+
+/// Admin queue size the host asks for (Linux NVME_AQ_DEPTH).
+const ADMIN_QUEUE_SIZE: u16 = 32;
+/// Identify and most log pages are read in 4 KiB.
+const IDENTIFY_LEN: u32 = 4096;
+
+// CC and CSTS fields (NVMe Base 2.0 §3.1.3.5, §3.1.3.6).
+const CC_EN: u32 = 1 << 0;
+const CC_CSS_SHIFT: u32 = 4;
+const CC_CSS_ALL_SUPPORTED: u32 = 0b110;
+const CC_SHN_NORMAL: u32 = 0b01 << 14;
+const CC_SHN_MASK: u32 = 0b11 << 14;
+const CC_IOSQES: u32 = 6 << 16;
+const CC_IOCQES: u32 = 4 << 20;
+const CSTS_RDY: u32 = 1 << 0;
+const CSTS_CFS: u32 = 1 << 1;
+const CSTS_SHST_MASK: u32 = 0b11 << 2;
+const CSTS_SHST_COMPLETE: u32 = 0b10 << 2;
+/// CAP.CSS bit 6 (CAP bit 43): the controller supports I/O command sets via CSI.
+const CAP_CSS_IO_COMMAND_SETS: u64 = 1 << 43;
+
+/// Identify Controller data (NVMe Base 2.0 §5.17.2.1, Figure 275) as a checked view over the
+/// 4096-byte page, with accessors for the fields a host uses.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IdentifyController {
+    raw: Bytes,
+}
+
+impl IdentifyController {
+    /// Wrap a page; shorter input is zero-extended to 4096 bytes.
+    pub fn new(raw: Bytes) -> IdentifyController {
+        if raw.len() >= IDENTIFY_LEN as usize {
+            IdentifyController { raw }
+        } else {
+            let mut page = raw.to_vec();
+            page.resize(IDENTIFY_LEN as usize, 0);
+            IdentifyController {
+                raw: Bytes::from(page),
+            }
+        }
+    }
+
+    pub fn raw(&self) -> &Bytes {
+        &self.raw
+    }
+
+    fn u8_at(&self, off: usize) -> u8 {
+        self.raw.get(off).copied().unwrap_or(0)
+    }
+
+    fn u16_at(&self, off: usize) -> u16 {
+        u16::from_le_bytes([self.u8_at(off), self.u8_at(off + 1)])
+    }
+
+    fn u32_at(&self, off: usize) -> u32 {
+        u32::from(self.u16_at(off)) | (u32::from(self.u16_at(off + 2)) << 16)
+    }
+
+    fn text(&self, off: usize, len: usize) -> String {
+        let field = self.raw.get(off..off + len).unwrap_or_default();
+        let end = field.iter().position(|&b| b == 0).unwrap_or(field.len());
+        String::from_utf8_lossy(&field[..end])
+            .trim_end()
+            .to_string()
+    }
+
+    /// PCI Vendor ID @0.
+    pub fn vid(&self) -> u16 {
+        self.u16_at(0)
+    }
+    /// Serial Number @4, space padded ASCII.
+    pub fn serial(&self) -> String {
+        self.text(4, 20)
+    }
+    /// Model Number @24.
+    pub fn model(&self) -> String {
+        self.text(24, 40)
+    }
+    /// Firmware Revision @64.
+    pub fn firmware(&self) -> String {
+        self.text(64, 8)
+    }
+    /// MDTS @77 (power of two of the minimum page size; 0 = no limit).
+    pub fn mdts(&self) -> u8 {
+        self.u8_at(77)
+    }
+    /// Controller ID @78.
+    pub fn cntlid(&self) -> u16 {
+        self.u16_at(78)
+    }
+    /// Version @80.
+    pub fn ver(&self) -> u32 {
+        self.u32_at(80)
+    }
+    /// Controller Type @111 (1 I/O, 2 discovery, 3 administrative).
+    pub fn cntrltype(&self) -> u8 {
+        self.u8_at(111)
+    }
+    /// Asynchronous Event Request Limit @259 (0's based).
+    pub fn aerl(&self) -> u8 {
+        self.u8_at(259)
+    }
+    /// Keep Alive Support granularity in 100 ms units @320.
+    pub fn kas(&self) -> u16 {
+        self.u16_at(320)
+    }
+    /// SQ entry size @512, CQ entry size @513.
+    pub fn sqes(&self) -> u8 {
+        self.u8_at(512)
+    }
+    pub fn cqes(&self) -> u8 {
+        self.u8_at(513)
+    }
+    /// MAXCMD @514.
+    pub fn maxcmd(&self) -> u16 {
+        self.u16_at(514)
+    }
+    /// Number of Namespaces @516.
+    pub fn nn(&self) -> u32 {
+        self.u32_at(516)
+    }
+    /// Optional NVM Command Support @520.
+    pub fn oncs(&self) -> u16 {
+        self.u16_at(520)
+    }
+    /// Volatile Write Cache @525.
+    pub fn vwc(&self) -> u8 {
+        self.u8_at(525)
+    }
+    /// SGL Support @536.
+    pub fn sgls(&self) -> u32 {
+        self.u32_at(536)
+    }
+    /// NVM Subsystem NQN @768.
+    pub fn subnqn(&self) -> String {
+        self.text(768, 256)
+    }
+    /// I/O Queue Command Capsule Supported Size in 16-byte units @1792 (NVMe-oF 1.1 §4.1).
+    pub fn ioccsz(&self) -> u32 {
+        self.u32_at(1792)
+    }
+    /// I/O Queue Response Capsule Supported Size @1796.
+    pub fn iorccsz(&self) -> u32 {
+        self.u32_at(1796)
+    }
+    /// In Capsule Data Offset @1800.
+    pub fn icdoff(&self) -> u16 {
+        self.u16_at(1800)
+    }
+    /// Largest in-capsule write on an I/O queue: IOCCSZ * 16 minus the 64-byte SQE.
+    pub fn io_in_capsule_data(&self) -> u32 {
+        self.ioccsz().saturating_mul(16).saturating_sub(64)
+    }
+}
+
+/// An NVMe-oF controller as the host sees it.
+pub struct Controller {
+    admin: Queue,
+    io: Vec<Queue>,
+    cntlid: u16,
+    cap: u64,
+    vs: u32,
+    identify: IdentifyController,
+    opts: HostOptions,
+    subnqn: String,
+    keep_alive: CancellationToken,
+}
+
+impl std::fmt::Debug for Controller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Controller")
+            .field("subnqn", &self.subnqn)
+            .field("cntlid", &self.cntlid)
+            .field("io_queues", &self.io.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Controller {
+    fn drop(&mut self) {
+        self.keep_alive.cancel();
+    }
+}
+
+impl Controller {
+    /// Connect and initialize a controller (NVMe-oF 1.1 §3.5), then connect
+    /// `opts.io_queues` I/O queues after Set Features Number of Queues.
+    pub async fn connect(
+        addr: SocketAddr,
+        subnqn: &str,
+        opts: HostOptions,
+    ) -> Result<Controller, HostError> {
+        let mut ctrl = Controller::connect_admin_only(addr, subnqn, opts).await?;
+        if ctrl.opts.io_queues > 0 {
+            ctrl.connect_io_queues(addr).await?;
+        }
+        Ok(ctrl)
+    }
+
+    /// Connect the admin queue, enable the controller and read Identify Controller, without
+    /// I/O queues or Set Features (discovery controllers, tests).
+    pub async fn connect_admin_only(
+        addr: SocketAddr,
+        subnqn: &str,
+        opts: HostOptions,
+    ) -> Result<Controller, HostError> {
+        let admin = Queue::connect(
+            addr,
+            QueueOptions {
+                qid: 0,
+                header_digest: opts.header_digest,
+                data_digest: opts.data_digest,
+                maxr2t: 0,
+                in_capsule_data: ADMIN_IN_CAPSULE_DATA,
+                queue_size: ADMIN_QUEUE_SIZE,
+                disable_sqflow: opts.disable_sqflow,
+                timeout: opts.timeout,
+            },
+        )
+        .await?;
+        let cntlid = admin
+            .fabrics_connect_admin(subnqn, &opts.hostnqn, &opts.hostid, opts.kato_ms)
+            .await?;
+        let mut ctrl = Controller {
+            admin,
+            io: Vec::new(),
+            cntlid,
+            cap: 0,
+            vs: 0,
+            identify: IdentifyController::new(Bytes::new()),
+            opts,
+            subnqn: subnqn.to_string(),
+            keep_alive: CancellationToken::new(),
+        };
+        ctrl.start_keep_alive();
+        ctrl.enable().await?;
+        let id = ctrl.identify_controller_uncached().await?;
+        ctrl.identify = id;
+        Ok(ctrl)
+    }
+
+    /// NVMe Base 2.0 §3.5.1 (as adapted by NVMe-oF 1.1 §3.5): read CAP and VS, write CC with
+    /// EN=1, IOSQES=6 (64 bytes), IOCQES=4 (16 bytes), wait for CSTS.RDY within CAP.TO.
+    async fn enable(&mut self) -> Result<(), HostError> {
+        self.cap = self.property_get(property::CAP, 8).await?;
+        self.vs = self.property_get(property::VS, 4).await? as u32;
+        let css = if self.cap & CAP_CSS_IO_COMMAND_SETS != 0 {
+            CC_CSS_ALL_SUPPORTED
+        } else {
+            0
+        };
+        let cc = CC_EN | (css << CC_CSS_SHIFT) | CC_IOSQES | CC_IOCQES;
+        self.property_set(property::CC, 4, u64::from(cc)).await?;
+        let deadline = Instant::now() + self.cap_timeout();
+        loop {
+            let csts = self.property_get(property::CSTS, 4).await? as u32;
+            if csts & CSTS_CFS != 0 {
+                return Err(HostError::Protocol(format!(
+                    "controller fatal status while enabling (CSTS {csts:#x})"
+                )));
+            }
+            if csts & CSTS_RDY != 0 {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(HostError::Timeout);
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// CAP.TO (bits 31:24) in 500 ms units, at least 500 ms.
+    fn cap_timeout(&self) -> Duration {
+        let to = ((self.cap >> 24) & 0xff).max(1);
+        Duration::from_millis(to * 500)
+    }
+
+    async fn connect_io_queues(&mut self, addr: SocketAddr) -> Result<(), HostError> {
+        let want = self.opts.io_queues;
+        let done = self
+            .submit_admin(HostCommand::new(command::set_number_of_queues(want)))
+            .await?
+            .ok()?;
+        // NVMe Base 2.0 §5.27.1.5: DW0 holds NSQA 15:0 and NCQA 31:16, 0's based.
+        let dw0 = done.cqe.dw0.get();
+        let granted = ((dw0 & 0xffff) + 1).min((dw0 >> 16) + 1);
+        let count = u32::from(want).min(granted) as u16;
+        // CAP.MQES is 0's based.
+        let mqes = (self.cap & 0xffff) as u32 + 1;
+        let queue_size = u32::from(self.opts.queue_size.max(2)).min(mqes.max(2)) as u16;
+        let in_capsule = self.identify.io_in_capsule_data();
+        for qid in 1..=count {
+            let q = Queue::connect(
+                addr,
+                QueueOptions {
+                    qid,
+                    header_digest: self.opts.header_digest,
+                    data_digest: self.opts.data_digest,
+                    maxr2t: 0,
+                    in_capsule_data: in_capsule,
+                    queue_size,
+                    disable_sqflow: self.opts.disable_sqflow,
+                    timeout: self.opts.timeout,
+                },
+            )
+            .await?;
+            // NVMe-oF 1.1 §3.3: I/O queues name the controller the admin Connect returned;
+            // KATO applies to the admin queue only.
+            q.fabrics_connect(
+                &self.subnqn,
+                &self.opts.hostnqn,
+                &self.opts.hostid,
+                self.cntlid,
+                0,
+            )
+            .await?;
+            self.io.push(q);
+        }
+        Ok(())
+    }
+
+    /// NVMe Base 2.0 §3.9: send Keep Alive at half the KATO so the timer never expires.
+    fn start_keep_alive(&self) {
+        if self.opts.kato_ms == 0 {
+            return;
+        }
+        let admin = self.admin.clone();
+        let cancel = self.keep_alive.clone();
+        let period = Duration::from_millis(u64::from(self.opts.kato_ms / 2).max(1));
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(period);
+            tick.tick().await;
+            loop {
+                tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    _ = admin.closed() => return,
+                    _ = tick.tick() => {}
+                }
+                match admin.submit(HostCommand::new(command::keep_alive())).await {
+                    Ok(c) if !c.status().is_success() => {
+                        tracing::debug!(status = %c.status(), "keep alive failed");
+                    }
+                    Ok(_) => {}
+                    Err(HostError::Closed) => return,
+                    Err(e) => tracing::debug!(error = %e, "keep alive failed"),
+                }
+            }
+        });
+    }
+
+    pub fn cntlid(&self) -> u16 {
+        self.cntlid
+    }
+
+    pub fn subnqn(&self) -> &str {
+        &self.subnqn
+    }
+
+    pub fn options(&self) -> &HostOptions {
+        &self.opts
+    }
+
+    /// CAP as read during initialization.
+    pub fn cap(&self) -> u64 {
+        self.cap
+    }
+
+    /// VS as read during initialization.
+    pub fn version(&self) -> u32 {
+        self.vs
+    }
+
+    /// Identify Controller as read during initialization.
+    pub fn identify(&self) -> &IdentifyController {
+        &self.identify
+    }
+
+    pub fn admin_queue(&self) -> &Queue {
+        &self.admin
+    }
+
+    /// I/O queue `qid` (1-based).
+    pub fn io_queue(&self, qid: u16) -> Option<&Queue> {
+        usize::from(qid).checked_sub(1).and_then(|i| self.io.get(i))
+    }
+
+    /// Number of connected I/O queues.
+    pub fn io_queue_count(&self) -> u16 {
+        self.io.len() as u16
+    }
+
+    pub async fn submit_admin(&self, cmd: HostCommand) -> Result<HostCompletion, HostError> {
+        self.admin.submit(cmd).await
+    }
+
+    pub async fn submit_io(&self, qid: u16, cmd: HostCommand) -> Result<HostCompletion, HostError> {
+        let q = self
+            .io_queue(qid)
+            .ok_or_else(|| HostError::Protocol(format!("no I/O queue {qid}")))?;
+        q.submit(cmd).await
+    }
+
+    /// Property Get (NVMe-oF 1.1 §3.4): `size` 4 or 8 bytes.
+    pub async fn property_get(&self, offset: u32, size: u8) -> Result<u64, HostError> {
+        let size = prop_size(size)?;
+        let c = self
+            .submit_admin(HostCommand::new(command::property_get(offset, size)))
+            .await?
+            .ok()?;
+        Ok(match size {
+            PropertySize::Four => u64::from(c.cqe.dw0.get()),
+            PropertySize::Eight => c.cqe.result64(),
+        })
+    }
+
+    /// Property Set (NVMe-oF 1.1 §3.6).
+    pub async fn property_set(&self, offset: u32, size: u8, value: u64) -> Result<(), HostError> {
+        let size = prop_size(size)?;
+        self.submit_admin(HostCommand::new(command::property_set(offset, size, value)))
+            .await?
+            .ok()?;
+        Ok(())
+    }
+
+    async fn identify_controller_uncached(&self) -> Result<IdentifyController, HostError> {
+        let c = self
+            .submit_admin(HostCommand::with_data_in(
+                command::identify(cns::CONTROLLER, 0, 0, 0),
+                IDENTIFY_LEN,
+            ))
+            .await?
+            .ok()?;
+        Ok(IdentifyController::new(c.data))
+    }
+
+    /// Identify with any CNS; returns the completion (status unchecked) and its data.
+    pub async fn identify_raw(
+        &self,
+        cns: u8,
+        nsid: u32,
+        cntid: u16,
+        csi: u8,
+    ) -> Result<HostCompletion, HostError> {
+        self.submit_admin(HostCommand::with_data_in(
+            command::identify(cns, nsid, cntid, csi),
+            IDENTIFY_LEN,
+        ))
+        .await
+    }
+
+    /// Identify Namespace (CNS 00h): the 4096-byte page.
+    pub async fn identify_namespace(&self, nsid: u32) -> Result<Bytes, HostError> {
+        Ok(self
+            .identify_raw(cns::NAMESPACE, nsid, 0, 0)
+            .await?
+            .ok()?
+            .data)
+    }
+
+    /// Active Namespace ID list (CNS 02h), following it past 1024 entries.
+    pub async fn active_namespaces(&self) -> Result<Vec<u32>, HostError> {
+        let mut all = Vec::new();
+        let mut after = 0u32;
+        loop {
+            let page = self
+                .identify_raw(cns::ACTIVE_NAMESPACES, after, 0, 0)
+                .await?
+                .ok()?
+                .data;
+            let ids: Vec<u32> = page
+                .chunks_exact(4)
+                .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .take_while(|&id| id != 0)
+                .collect();
+            let full = ids.len() == 1024;
+            let last = ids.last().copied();
+            all.extend(ids);
+            match last {
+                Some(l) if full && l < 0xffff_fffe => after = l,
+                _ => return Ok(all),
+            }
+        }
+    }
+
+    /// Namespace Identification Descriptor list (CNS 03h) as (NIDT, NID) pairs
+    /// (NVMe Base 2.0 Figure 278: NIDT, NIDL, 2 reserved bytes, NIDL bytes of NID).
+    pub async fn ns_descriptors(&self, nsid: u32) -> Result<Vec<(u8, Vec<u8>)>, HostError> {
+        let page = self
+            .identify_raw(cns::NS_DESCRIPTORS, nsid, 0, 0)
+            .await?
+            .ok()?
+            .data;
+        Ok(parse_ns_descriptors(&page))
+    }
+
+    /// Get Log Page (NVMe Base 2.0 §5.16): `len` bytes at byte `offset`; `len` is rounded
+    /// up to whole dwords. Returns the completion so callers can check the status.
+    pub async fn get_log_page(
+        &self,
+        lid: u8,
+        nsid: u32,
+        offset: u64,
+        len: u32,
+    ) -> Result<HostCompletion, HostError> {
+        self.get_log_page_rae(lid, nsid, offset, len, false).await
+    }
+
+    /// Get Log Page with the Retain Asynchronous Event bit chosen by the caller.
+    pub async fn get_log_page_rae(
+        &self,
+        lid: u8,
+        nsid: u32,
+        offset: u64,
+        len: u32,
+        rae: bool,
+    ) -> Result<HostCompletion, HostError> {
+        let len = len.max(4).next_multiple_of(4);
+        self.submit_admin(HostCommand::with_data_in(
+            command::get_log_page(lid, nsid, offset, len, rae),
+            len,
+        ))
+        .await
+    }
+
+    /// Get Features (NVMe Base 2.0 §5.15); `data_len` for features with a data buffer.
+    pub async fn get_features(
+        &self,
+        fid: u8,
+        sel: u8,
+        nsid: u32,
+        cdw11: u32,
+        data_len: u32,
+    ) -> Result<HostCompletion, HostError> {
+        self.submit_admin(HostCommand::with_data_in(
+            command::get_features(fid, sel, nsid, cdw11),
+            data_len,
+        ))
+        .await
+    }
+
+    /// Set Features (NVMe Base 2.0 §5.27) with an optional data buffer.
+    pub async fn set_features(
+        &self,
+        fid: u8,
+        nsid: u32,
+        cdw11: u32,
+        data: Option<Bytes>,
+    ) -> Result<HostCompletion, HostError> {
+        self.submit_admin(HostCommand {
+            sqe: command::set_features(fid, nsid, cdw11, false),
+            data_out: data,
+            data_in_len: 0,
+        })
+        .await
+    }
+
+    /// Enable asynchronous event notices (Set Features 0Bh, NVMe Base 2.0 §5.27.1.7).
+    pub async fn set_async_event_config(&self, bits: u32) -> Result<HostCompletion, HostError> {
+        self.set_features(fid::ASYNC_EVENT_CONFIG, 0, bits, None)
+            .await
+    }
+
+    /// Keep Alive (NVMe Base 2.0 §5.25).
+    pub async fn keep_alive(&self) -> Result<HostCompletion, HostError> {
+        self.submit_admin(HostCommand::new(command::keep_alive()))
+            .await
+    }
+
+    /// Asynchronous Event Request (NVMe Base 2.0 §5.2): resolves when the controller
+    /// reports an event (no timeout), or when the connection dies.
+    pub async fn async_event_request(&self) -> Result<HostCompletion, HostError> {
+        self.admin
+            .submit_timeout(HostCommand::new(command::async_event_request()), None)
+            .await
+    }
+
+    /// Read `nlb` blocks at `slba`; the data length is taken from Identify Namespace
+    /// (formatted LBA size), so the first call per namespace costs one Identify.
+    pub async fn read(
+        &self,
+        qid: u16,
+        nsid: u32,
+        slba: u64,
+        nlb: u32,
+    ) -> Result<HostCompletion, HostError> {
+        let bs = self.block_size(nsid).await?;
+        let len = nlb
+            .checked_mul(bs)
+            .ok_or_else(|| HostError::Protocol("read length overflows 32 bits".into()))?;
+        self.submit_io(
+            qid,
+            HostCommand::with_data_in(command::read(nsid, slba, nlb), len),
+        )
+        .await
+    }
+
+    /// Read with a caller-known block size (no Identify Namespace).
+    pub async fn read_with_block_size(
+        &self,
+        qid: u16,
+        nsid: u32,
+        slba: u64,
+        nlb: u32,
+        block_size: u32,
+    ) -> Result<HostCompletion, HostError> {
+        let len = nlb
+            .checked_mul(block_size)
+            .ok_or_else(|| HostError::Protocol("read length overflows 32 bits".into()))?;
+        self.submit_io(
+            qid,
+            HostCommand::with_data_in(command::read(nsid, slba, nlb), len),
+        )
+        .await
+    }
+
+    /// Write `data` (whole blocks) at `slba`; NLB comes from the data length and the
+    /// namespace block size.
+    pub async fn write(
+        &self,
+        qid: u16,
+        nsid: u32,
+        slba: u64,
+        data: Bytes,
+        fua: bool,
+    ) -> Result<HostCompletion, HostError> {
+        let nlb = self.blocks_for(nsid, data.len()).await?;
+        self.submit_io(
+            qid,
+            HostCommand::with_data_out(command::write(nsid, slba, nlb, fua), data),
+        )
+        .await
+    }
+
+    /// Compare `data` with the blocks at `slba` (NVM Command Set 1.0 §3.2.1).
+    pub async fn compare(
+        &self,
+        qid: u16,
+        nsid: u32,
+        slba: u64,
+        data: Bytes,
+    ) -> Result<HostCompletion, HostError> {
+        let nlb = self.blocks_for(nsid, data.len()).await?;
+        self.submit_io(
+            qid,
+            HostCommand::with_data_out(command::compare(nsid, slba, nlb), data),
+        )
+        .await
+    }
+
+    pub async fn flush(&self, qid: u16, nsid: u32) -> Result<HostCompletion, HostError> {
+        self.submit_io(qid, HostCommand::new(command::flush(nsid)))
+            .await
+    }
+
+    pub async fn write_zeroes(
+        &self,
+        qid: u16,
+        nsid: u32,
+        slba: u64,
+        nlb: u32,
+    ) -> Result<HostCompletion, HostError> {
+        self.submit_io(
+            qid,
+            HostCommand::new(command::write_zeroes(nsid, slba, nlb, false)),
+        )
+        .await
+    }
+
+    /// Dataset Management, Deallocate, for `(slba, nlb)` ranges (1..=256 of them).
+    pub async fn dsm_deallocate(
+        &self,
+        qid: u16,
+        nsid: u32,
+        ranges: &[(u64, u32)],
+    ) -> Result<HostCompletion, HostError> {
+        if ranges.is_empty() || ranges.len() > 256 {
+            return Err(HostError::Protocol(format!(
+                "{} DSM ranges (1..=256 allowed)",
+                ranges.len()
+            )));
+        }
+        let data = Bytes::from(command::dsm_ranges(ranges));
+        self.submit_io(
+            qid,
+            HostCommand::with_data_out(command::dsm_deallocate(nsid, ranges.len()), data),
+        )
+        .await
+    }
+
+    /// Logical block size of `nsid` from Identify Namespace (FLBAS @26 selects an LBA format
+    /// @128 + 4 * index whose LBADS byte is log2 of the size; NVM Command Set 1.0 Figure 97).
+    pub async fn block_size(&self, nsid: u32) -> Result<u32, HostError> {
+        let ns = self.identify_namespace(nsid).await?;
+        let flbas = ns.get(26).copied().unwrap_or(0);
+        // FLBAS bits 3:0 low index, bits 6:5 high index (for more than 16 formats).
+        let idx = usize::from(flbas & 0xf) | (usize::from((flbas >> 5) & 0x3) << 4);
+        let lbads = ns.get(128 + idx * 4 + 2).copied().unwrap_or(0);
+        if !(9..=31).contains(&lbads) {
+            return Err(HostError::Protocol(format!(
+                "namespace {nsid} reports LBADS {lbads}"
+            )));
+        }
+        Ok(1u32 << lbads)
+    }
+
+    async fn blocks_for(&self, nsid: u32, len: usize) -> Result<u32, HostError> {
+        let bs = self.block_size(nsid).await? as usize;
+        if len == 0 || len.checked_rem(bs) != Some(0) || len / bs > 65536 {
+            return Err(HostError::Protocol(format!(
+                "{len} bytes is not 1..=65536 blocks of {bs}"
+            )));
+        }
+        Ok((len / bs) as u32)
+    }
+
+    /// Orderly shutdown (NVMe Base 2.0 §3.6.2): CC.SHN = 01b, wait for CSTS.SHST = 10b,
+    /// Disconnect each I/O queue (NVMe-oF 1.1 §3.4) and close all connections.
+    pub async fn shutdown(self) -> Result<(), HostError> {
+        self.keep_alive.cancel();
+        let cc = self.property_get(property::CC, 4).await?;
+        let cc = (cc as u32 & !CC_SHN_MASK) | CC_SHN_NORMAL;
+        self.property_set(property::CC, 4, u64::from(cc)).await?;
+        let deadline = Instant::now() + self.cap_timeout().max(Duration::from_secs(5));
+        let mut result = Ok(());
+        loop {
+            let csts = self.property_get(property::CSTS, 4).await? as u32;
+            if csts & CSTS_SHST_MASK == CSTS_SHST_COMPLETE {
+                break;
+            }
+            if Instant::now() >= deadline {
+                result = Err(HostError::Timeout);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        for q in &self.io {
+            // Best effort: a controller that already tore the queue down may just close.
+            match q.submit(HostCommand::new(command::disconnect())).await {
+                Ok(c) if !c.status().is_success() => {
+                    tracing::debug!(qid = q.qid(), status = %c.status(), "disconnect failed");
+                }
+                Ok(_) | Err(_) => {}
+            }
+            q.close();
+        }
+        self.admin.close();
+        result
+    }
+
+    /// Close every connection without the shutdown handshake (like a host crash).
+    pub fn abort(self) {
+        self.keep_alive.cancel();
+        for q in &self.io {
+            q.close();
+        }
+        self.admin.close();
+    }
+}
+
+fn prop_size(size: u8) -> Result<PropertySize, HostError> {
+    match size {
+        4 => Ok(PropertySize::Four),
+        8 => Ok(PropertySize::Eight),
+        other => Err(HostError::Protocol(format!("property size {other}"))),
+    }
+}
+
+/// Parse a Namespace Identification Descriptor list; stops at a zero NIDT/NIDL or the end.
+pub fn parse_ns_descriptors(page: &[u8]) -> Vec<(u8, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut off = 0usize;
+    while let (Some(&nidt), Some(&nidl)) = (page.get(off), page.get(off + 1)) {
+        if nidt == 0 || nidl == 0 {
+            break;
+        }
+        let start = off + 4;
+        let Some(nid) = page.get(start..start + usize::from(nidl)) else {
+            break;
+        };
+        out.push((nidt, nid.to_vec()));
+        off = start + usize::from(nidl);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identify_controller_offsets() {
+        let mut page = vec![0u8; 4096];
+        page[0..2].copy_from_slice(&0x1b96u16.to_le_bytes());
+        page[4..24].copy_from_slice(b"SN123               ");
+        page[24..30].copy_from_slice(b"ferro ");
+        page[77] = 5;
+        page[78..80].copy_from_slice(&7u16.to_le_bytes());
+        page[80..84].copy_from_slice(&0x0002_0000u32.to_le_bytes());
+        page[111] = 1;
+        page[516..520].copy_from_slice(&32u32.to_le_bytes());
+        page[768..775].copy_from_slice(b"nqn.sub");
+        page[1792..1796].copy_from_slice(&516u32.to_le_bytes());
+        let id = IdentifyController::new(Bytes::from(page));
+        assert_eq!(id.vid(), 0x1b96);
+        assert_eq!(id.serial(), "SN123");
+        assert_eq!(id.model(), "ferro");
+        assert_eq!(id.mdts(), 5);
+        assert_eq!(id.cntlid(), 7);
+        assert_eq!(id.ver(), 0x0002_0000);
+        assert_eq!(id.cntrltype(), 1);
+        assert_eq!(id.nn(), 32);
+        assert_eq!(id.subnqn(), "nqn.sub");
+        assert_eq!(id.ioccsz(), 516);
+        assert_eq!(id.io_in_capsule_data(), 8192);
+        // Short input is zero-extended, never indexed out of bounds.
+        let short = IdentifyController::new(Bytes::from_static(&[1, 2, 3]));
+        assert_eq!(short.vid(), 0x0201);
+        assert_eq!(short.io_in_capsule_data(), 0);
+        assert_eq!(short.raw().len(), 4096);
+    }
+
+    #[test]
+    fn ns_descriptor_list() {
+        let mut page = vec![0u8; 4096];
+        // NGUID (NIDT 2, NIDL 16) then CSI (NIDT 4, NIDL 1).
+        page[0] = 2;
+        page[1] = 16;
+        page[4..20].copy_from_slice(&[0xab; 16]);
+        page[20] = 4;
+        page[21] = 1;
+        page[24] = 0x02;
+        let d = parse_ns_descriptors(&page);
+        assert_eq!(d, vec![(2, vec![0xab; 16]), (4, vec![0x02])]);
+        // A truncated descriptor stops the walk.
+        assert_eq!(parse_ns_descriptors(&[3, 16, 0, 0, 1, 2]), vec![]);
+    }
+}

@@ -1,0 +1,905 @@
+//! The host side of one NVMe/TCP connection, sans-IO: bytes from the controller go in through
+//! [`HostConn::receive`], commands through [`HostConn::submit`]; bytes for the controller come
+//! out of [`HostConn::poll_transmit`] and completions out of [`HostConn::poll_event`].
+//!
+//! It runs connection initialization (ICReq/ICResp, NVMe/TCP 1.0 §3.3), sends command capsules
+//! with in-capsule data or a Transport SGL data block, answers R2Ts with H2CData PDUs,
+//! reassembles C2HData, checks header and data digests, and turns any malformed controller PDU
+//! into an H2CTermReq and a fatal [`ConnError`]. Nothing here panics on wire data.
+
+use std::collections::{HashMap, VecDeque};
+
+use bytes::{Bytes, BytesMut};
+use nvme::{Cqe, Sgl, Sqe, Status};
+
+use super::digest::{self, DIGEST_LEN};
+use super::pdu::{
+    self, CommonHeader, Digests, EncodeOptions, FatalError, Fes, IcReq, IcResp, Pdu, PduHeader,
+    PduType, TermReq, COMMON_HEADER_LEN, FLAG_DDGSTF, FLAG_HDGSTF, FLAG_LAST_PDU, FLAG_SUCCESS,
+    MAX_PDA, MIN_MAXH2CDATA, PFV_1_0, TERM_MAX_DATA, TERM_MAX_PLEN,
+};
+
+/// In-capsule data limit of the admin queue: its command capsule is 8 KiB (NVMe/TCP 1.0
+/// §3.2, Linux NVME_TCP_ADMIN_CCSZ), and NVMe-oF 1.1 §2.2 keeps the 64-byte SQE out of it only
+/// for I/O queues, so hosts use the whole 8192 bytes for data.
+pub const ADMIN_IN_CAPSULE_DATA: u32 = 8192;
+
+/// SGL descriptor sub type "Transport specific A" that NVMe/TCP uses for data moved by
+/// R2T/H2CData or C2HData PDUs (NVMe/TCP 1.0 §3.4).
+const SGL_SUBTYPE_TRANSPORT: u8 = nvme::sgl::SUBTYPE_TRANSPORT_A;
+
+/// PSDT 01b: the data pointer is an SGL (NVMe-oF 1.1 §2.3 requires SGLs on fabrics).
+const PSDT_SGL: u8 = 0x40;
+
+/// Byte offsets in PDUs the host checks, for FEI (NVMe/TCP 1.0 Figures 25, 28, 30, 32).
+const OFFSET_ICRESP_PFV: u32 = 8;
+const OFFSET_ICRESP_CPDA: u32 = 10;
+const OFFSET_ICRESP_DGST: u32 = 11;
+const OFFSET_ICRESP_MAXH2CDATA: u32 = 12;
+const OFFSET_CCCID: u32 = 8;
+const OFFSET_XFER_OFFSET: u32 = 12;
+const OFFSET_XFER_LENGTH: u32 = 16;
+/// CID inside a CapsuleResp: 8-byte common header + CQE byte 12.
+const OFFSET_RESP_CID: u32 = 20;
+
+/// What the host asks for in ICReq and how it uses the queue.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostConnConfig {
+    /// Queue ID this connection will carry (0 = admin); goes into synthesized CQEs.
+    pub qid: u16,
+    /// Header / data digests to request (NVMe/TCP 1.0 §3.6.2.2 DGST).
+    pub digests: Digests,
+    /// Maximum outstanding R2Ts per command, 0's based (ICReq MAXR2T).
+    pub maxr2t: u32,
+    /// Largest write sent as in-capsule data; bigger writes use R2T.
+    pub in_capsule_data: u32,
+    /// The host disables SQ flow control in its Connect (CATTR bit 2): only then may the
+    /// controller end a read with a C2HData SUCCESS flag (NVMe/TCP 1.0 §3.6.2.8).
+    pub sq_flow_control_disabled: bool,
+}
+
+impl Default for HostConnConfig {
+    fn default() -> Self {
+        HostConnConfig {
+            qid: 0,
+            digests: Digests::NONE,
+            maxr2t: 0,
+            in_capsule_data: ADMIN_IN_CAPSULE_DATA,
+            sq_flow_control_disabled: false,
+        }
+    }
+}
+
+/// Parameters fixed by the ICResp.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Negotiated {
+    pub digests: Digests,
+    /// Controller PDU data alignment (0's based dwords) for PDUs with data the host sends.
+    pub cpda: u8,
+    /// Largest H2CData data part the controller accepts.
+    pub maxh2cdata: u32,
+}
+
+/// Why a connection is dead.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ConnError {
+    /// The controller sent a C2HTermReq (NVMe/TCP 1.0 §3.6.2.4).
+    #[error("controller terminated the connection: FES {fes:#x}, FEI {fei:#x}")]
+    TermReq { fes: u16, fei: u32 },
+    /// The controller sent something invalid; the host answered with an H2CTermReq.
+    #[error(
+        "protocol error from controller ({reason}): sent H2CTermReq FES {fes:#x} FEI {fei:#x}"
+    )]
+    Protocol { fes: u16, fei: u32, reason: String },
+    /// The byte stream ended.
+    #[error("connection closed")]
+    Closed,
+}
+
+/// Why one command failed without a usable completion.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CommandError {
+    /// C2HData for the command failed its data digest check.
+    #[error("data digest mismatch in C2HData for command {cid}")]
+    DataDigest { cid: u16 },
+    /// The connection died with the command outstanding.
+    #[error(transparent)]
+    Connection(#[from] ConnError),
+}
+
+/// A command's completion with the controller-to-host data it received.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Completed {
+    pub cqe: Cqe,
+    pub data: Bytes,
+}
+
+/// Something the driver acts on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HostEvent {
+    /// ICResp accepted: commands may be submitted.
+    Established(Negotiated),
+    /// A command finished (its CID is free again).
+    Completed {
+        cid: u16,
+        result: Result<Completed, CommandError>,
+    },
+    /// The connection is dead; every outstanding command got a `Completed` with the error
+    /// first. Flush the transmit queue (it may hold an H2CTermReq) and close.
+    Failed(ConnError),
+}
+
+/// Why a submission was refused (nothing was sent).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SubmitError {
+    #[error("connection not established yet")]
+    NotEstablished,
+    #[error(transparent)]
+    Failed(ConnError),
+    #[error("all 65536 command identifiers are in use")]
+    NoFreeCid,
+    #[error("a command cannot carry data in both directions")]
+    Bidirectional,
+    #[error("data length {0} does not fit the 32-bit SGL length")]
+    TooLarge(usize),
+}
+
+#[derive(Debug)]
+enum State {
+    AwaitIcResp,
+    Established(Negotiated),
+    Failed(ConnError),
+}
+
+/// One outstanding command.
+#[derive(Debug)]
+struct Inflight {
+    /// Write data still to be fetched by R2Ts (Transport SGL data block writes only).
+    r2t_data: Option<Bytes>,
+    /// Controller-to-host bytes the SGL allows.
+    data_in_len: u32,
+    /// C2H data received, in order.
+    chunks: Vec<Bytes>,
+    received: u32,
+    last_seen: bool,
+    digest_failed: bool,
+}
+
+/// Sans-IO NVMe/TCP host connection.
+#[derive(Debug)]
+pub struct HostConn {
+    config: HostConnConfig,
+    state: State,
+    rx: BytesMut,
+    tx: VecDeque<Bytes>,
+    events: VecDeque<HostEvent>,
+    inflight: HashMap<u16, Inflight>,
+    next_cid: u16,
+    corrupt_next_data_digest: bool,
+}
+
+impl HostConn {
+    /// A new connection; the ICReq is already queued for transmission.
+    pub fn new(config: HostConnConfig) -> HostConn {
+        let icreq = Pdu::new(PduHeader::IcReq(IcReq {
+            pfv: PFV_1_0,
+            // HPDA 0: no padding before C2H data (NVMe/TCP 1.0 §3.6.2.2).
+            hpda: 0,
+            dgst: config.digests.bits(),
+            maxr2t: config.maxr2t,
+        }));
+        let mut conn = HostConn {
+            config,
+            state: State::AwaitIcResp,
+            rx: BytesMut::new(),
+            tx: VecDeque::new(),
+            events: VecDeque::new(),
+            inflight: HashMap::new(),
+            next_cid: 0,
+            corrupt_next_data_digest: false,
+        };
+        conn.queue_pdu(&icreq, EncodeOptions::default());
+        conn
+    }
+
+    pub fn config(&self) -> &HostConnConfig {
+        &self.config
+    }
+
+    /// The ICResp parameters, once established.
+    pub fn negotiated(&self) -> Option<Negotiated> {
+        match self.state {
+            State::Established(n) => Some(n),
+            _ => None,
+        }
+    }
+
+    /// The fatal error, if the connection is dead.
+    pub fn error(&self) -> Option<&ConnError> {
+        match &self.state {
+            State::Failed(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// Number of commands submitted and not yet completed.
+    pub fn outstanding(&self) -> usize {
+        self.inflight.len()
+    }
+
+    /// Change the in-capsule data limit (I/O queues learn IOCCSZ from Identify Controller).
+    pub fn set_in_capsule_data(&mut self, bytes: u32) {
+        self.config.in_capsule_data = bytes;
+    }
+
+    /// Fault injection for tests: the next PDU the host sends with a data digest (a
+    /// CapsuleCmd with in-capsule data or an H2CData) carries a wrong one. Has no effect
+    /// unless data digests were negotiated.
+    pub fn corrupt_next_data_digest(&mut self) {
+        self.corrupt_next_data_digest = true;
+    }
+
+    /// Queue raw bytes for the controller, bypassing all checks (tests of malformed PDUs).
+    pub fn send_raw(&mut self, bytes: Bytes) {
+        if !bytes.is_empty() {
+            self.tx.push_back(bytes);
+        }
+    }
+
+    /// Next piece of bytes to send to the controller.
+    pub fn poll_transmit(&mut self) -> Option<Bytes> {
+        self.tx.pop_front()
+    }
+
+    /// Move every pending transmit piece into `out`.
+    pub fn drain_transmit(&mut self, out: &mut VecDeque<Bytes>) {
+        out.append(&mut self.tx);
+    }
+
+    pub fn has_transmit(&self) -> bool {
+        !self.tx.is_empty()
+    }
+
+    pub fn poll_event(&mut self) -> Option<HostEvent> {
+        self.events.pop_front()
+    }
+
+    /// The byte stream from the controller ended: fail everything outstanding.
+    pub fn close(&mut self) {
+        if !matches!(self.state, State::Failed(_)) {
+            self.fail(ConnError::Closed);
+        }
+    }
+
+    /// Submit a command. The CID is chosen here (and returned); PSDT and the data pointer
+    /// are set for the data: `data_out` up to the in-capsule limit travels in the capsule
+    /// (SGL Data Block, Offset subtype, NVMe-oF 1.1 §2.3.1), larger writes and all reads use
+    /// a Transport SGL Data Block (type 5h, subtype Ah, NVMe/TCP 1.0 §3.4).
+    pub fn submit(
+        &mut self,
+        mut sqe: Sqe,
+        data_out: Option<Bytes>,
+        data_in_len: u32,
+    ) -> Result<u16, SubmitError> {
+        let negotiated = self.ready()?;
+        let data_out = data_out.filter(|d| !d.is_empty());
+        if data_out.is_some() && data_in_len > 0 {
+            return Err(SubmitError::Bidirectional);
+        }
+        let out_len = match &data_out {
+            Some(d) => u32::try_from(d.len()).map_err(|_| SubmitError::TooLarge(d.len()))?,
+            None => 0,
+        };
+        let cid = self.alloc_cid()?;
+        sqe.cid.set(cid);
+        sqe.flags = (sqe.flags & 0x3f) | PSDT_SGL;
+        let (in_capsule, r2t_data) = match data_out {
+            Some(d) if out_len <= self.config.in_capsule_data => {
+                sqe.dptr = Sgl::InCapsule {
+                    offset: 0,
+                    length: out_len,
+                }
+                .encode();
+                (d, None)
+            }
+            Some(d) => {
+                sqe.dptr = transport_sgl(out_len);
+                (Bytes::new(), Some(d))
+            }
+            // NVMe/TCP 1.0 §3.4: reads and data-less commands use the Transport SGL data
+            // block (a zero length one when there is no data).
+            None => {
+                sqe.dptr = transport_sgl(data_in_len);
+                (Bytes::new(), None)
+            }
+        };
+        self.send_capsule(sqe, in_capsule, negotiated);
+        self.inflight.insert(
+            cid,
+            Inflight {
+                r2t_data,
+                data_in_len,
+                chunks: Vec::new(),
+                received: 0,
+                last_seen: false,
+                digest_failed: false,
+            },
+        );
+        Ok(cid)
+    }
+
+    /// Submit a command exactly as given except for its CID: PSDT and the data pointer are
+    /// kept, `in_capsule` (if any) is appended as in-capsule data whatever its size, and up
+    /// to `data_in_len` C2H bytes are accepted. For tests that send malformed commands.
+    pub fn submit_raw(
+        &mut self,
+        mut sqe: Sqe,
+        in_capsule: Option<Bytes>,
+        data_in_len: u32,
+    ) -> Result<u16, SubmitError> {
+        let negotiated = self.ready()?;
+        let cid = self.alloc_cid()?;
+        sqe.cid.set(cid);
+        self.send_capsule(sqe, in_capsule.unwrap_or_default(), negotiated);
+        self.inflight.insert(
+            cid,
+            Inflight {
+                r2t_data: None,
+                data_in_len,
+                chunks: Vec::new(),
+                received: 0,
+                last_seen: false,
+                digest_failed: false,
+            },
+        );
+        Ok(cid)
+    }
+
+    /// Feed bytes received from the controller.
+    pub fn receive(&mut self, bytes: &[u8]) {
+        self.rx.extend_from_slice(bytes);
+        self.process();
+    }
+
+    /// Feed an owned buffer of received bytes (no copy when nothing is pending).
+    pub fn receive_buf(&mut self, chunk: BytesMut) {
+        if self.rx.is_empty() {
+            self.rx = chunk;
+        } else {
+            self.rx.unsplit(chunk);
+        }
+        self.process();
+    }
+
+    fn ready(&self) -> Result<Negotiated, SubmitError> {
+        match &self.state {
+            State::AwaitIcResp => Err(SubmitError::NotEstablished),
+            State::Established(n) => Ok(*n),
+            State::Failed(e) => Err(SubmitError::Failed(e.clone())),
+        }
+    }
+
+    fn alloc_cid(&mut self) -> Result<u16, SubmitError> {
+        for _ in 0..=u16::MAX as u32 {
+            let cid = self.next_cid;
+            self.next_cid = self.next_cid.wrapping_add(1);
+            if !self.inflight.contains_key(&cid) {
+                return Ok(cid);
+            }
+        }
+        Err(SubmitError::NoFreeCid)
+    }
+
+    fn send_capsule(&mut self, sqe: Sqe, data: Bytes, n: Negotiated) {
+        let pdu = Pdu::with_data(PduHeader::CapsuleCmd(sqe), 0, data);
+        self.queue_pdu(&pdu, host_opts(n));
+    }
+
+    fn queue_pdu(&mut self, pdu: &Pdu, opts: EncodeOptions) {
+        let mut encoded = pdu.encode(opts);
+        if self.corrupt_next_data_digest {
+            if let Some(d) = encoded.data_digest.as_mut() {
+                for b in d.iter_mut() {
+                    *b ^= 0xff;
+                }
+                self.corrupt_next_data_digest = false;
+            }
+        }
+        for chunk in encoded.into_chunks() {
+            self.tx.push_back(chunk);
+        }
+    }
+
+    fn process(&mut self) {
+        loop {
+            if matches!(self.state, State::Failed(_)) {
+                self.rx.clear();
+                return;
+            }
+            match self.step() {
+                Ok(true) => continue,
+                Ok(false) => return,
+                Err((err, reason)) => {
+                    self.protocol_error(err, reason);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Handle one PDU if it is complete. `Ok(false)`: need more bytes.
+    fn step(&mut self) -> Result<bool, (FatalError, String)> {
+        let Some(ch) = CommonHeader::parse(&self.rx) else {
+            return Ok(false);
+        };
+        let ty = ch.pdu_type();
+        let established = match &self.state {
+            State::Established(n) => Some(*n),
+            _ => None,
+        };
+        // Which PDUs a controller may send, and when (NVMe/TCP 1.0 §3.3, §3.6.2).
+        match (ty, established) {
+            (PduType::ICResp, None) | (PduType::C2HTermReq, _) => {}
+            (PduType::CapsuleResp | PduType::C2HData | PduType::R2T, Some(_)) => {}
+            (PduType::ICResp | PduType::CapsuleResp | PduType::C2HData | PduType::R2T, _) => {
+                return Err((
+                    FatalError::new(Fes::PduSequenceError, 0),
+                    format!("unexpected {ty:?} PDU"),
+                ));
+            }
+            (
+                PduType::ICReq
+                | PduType::H2CTermReq
+                | PduType::CapsuleCmd
+                | PduType::H2CData
+                | PduType::Unknown(_),
+                _,
+            ) => {
+                return Err((
+                    FatalError::field(pdu::OFFSET_PDU_TYPE),
+                    format!(
+                        "PDU type {:#04x} is not valid from a controller",
+                        ch.pdu_type
+                    ),
+                ));
+            }
+        }
+        let hlen = usize::from(ch.hlen);
+        if ty.hlen() != Some(hlen) {
+            return Err((
+                FatalError::field(pdu::OFFSET_HLEN),
+                format!("HLEN {hlen} for {ty:?}"),
+            ));
+        }
+        let hdgst = established.is_some_and(|n| n.digests.header) && ty.has_header_digest();
+        // NVMe/TCP 1.0 §3.6.2.1: HDGSTF tells whether the header digest is present; it must
+        // match what was negotiated.
+        if hdgst != (ch.flags & FLAG_HDGSTF != 0) && ty.has_header_digest() {
+            return Err((
+                FatalError::field(pdu::OFFSET_FLAGS),
+                format!("HDGSTF flag {:#04x} disagrees with negotiation", ch.flags),
+            ));
+        }
+        let header_end = hlen + if hdgst { DIGEST_LEN } else { 0 };
+        let plen = ch.plen() as usize;
+        if plen < header_end {
+            return Err((
+                FatalError::field(pdu::OFFSET_PLEN),
+                format!("PLEN {plen} shorter than the header"),
+            ));
+        }
+        // Fixed-size PDUs: check PLEN before waiting for the body.
+        match ty {
+            PduType::ICResp | PduType::CapsuleResp | PduType::R2T if plen != header_end => {
+                return Err((
+                    FatalError::field(pdu::OFFSET_PLEN),
+                    format!("PLEN {plen} for {ty:?}"),
+                ));
+            }
+            PduType::C2HTermReq if plen > TERM_MAX_PLEN => {
+                return Err((
+                    FatalError::field(pdu::OFFSET_PLEN),
+                    format!("C2HTermReq PLEN {plen}"),
+                ));
+            }
+            _ => {}
+        }
+        if self.rx.len() < header_end {
+            return Ok(false);
+        }
+        if hdgst {
+            let (h, d) = self.rx.split_at(hlen);
+            if !digest::verify(h, d) {
+                // NVMe/TCP 1.0 §3.6.2.4 / §7.4.6.1: a header digest error is fatal.
+                return Err((
+                    FatalError::new(Fes::HeaderDigestError, 0),
+                    "header digest mismatch".into(),
+                ));
+            }
+        }
+        let header = PduHeader::parse(&self.rx[..hlen])
+            .map_err(|e| (e, format!("malformed {ty:?} header")))?;
+        match header {
+            PduHeader::IcResp(resp) => {
+                self.rx.advance_to(plen);
+                self.on_icresp(resp)?;
+            }
+            PduHeader::C2HTermReq(t) => {
+                if self.rx.len() < plen {
+                    return Ok(false);
+                }
+                self.rx.advance_to(plen);
+                self.on_termreq(t);
+            }
+            PduHeader::CapsuleResp(cqe) => {
+                self.rx.advance_to(plen);
+                self.on_capsule_resp(cqe)?;
+            }
+            PduHeader::R2t(r2t) => {
+                self.rx.advance_to(plen);
+                self.on_r2t(r2t)?;
+            }
+            PduHeader::C2HData(d) => {
+                let n = established.unwrap_or(Negotiated {
+                    digests: Digests::NONE,
+                    cpda: 0,
+                    maxh2cdata: MIN_MAXH2CDATA,
+                });
+                let layout = self.check_c2h(&ch, &d, header_end, n)?;
+                if self.rx.len() < plen {
+                    // Reserve once for the whole PDU so big reads do not reallocate often.
+                    self.rx.reserve(plen - self.rx.len());
+                    return Ok(false);
+                }
+                let whole = self.rx.split_to(plen).freeze();
+                self.on_c2h_data(&ch, d, whole, layout);
+            }
+            PduHeader::IcReq(_)
+            | PduHeader::H2CTermReq(_)
+            | PduHeader::CapsuleCmd(_)
+            | PduHeader::H2CData(_) => {
+                // Excluded by the type check above; treat defensively as a bad type.
+                return Err((
+                    FatalError::field(pdu::OFFSET_PDU_TYPE),
+                    format!("unexpected {ty:?}"),
+                ));
+            }
+        }
+        Ok(true)
+    }
+
+    fn on_icresp(&mut self, r: IcResp) -> Result<(), (FatalError, String)> {
+        // NVMe/TCP 1.0 §3.6.2.3: PFV 0 is the only version.
+        if r.pfv != PFV_1_0 {
+            return Err((
+                FatalError::new(Fes::UnsupportedParameter, OFFSET_ICRESP_PFV),
+                format!("ICResp PFV {}", r.pfv),
+            ));
+        }
+        if r.cpda > MAX_PDA {
+            return Err((
+                FatalError::field(OFFSET_ICRESP_CPDA),
+                format!("ICResp CPDA {}", r.cpda),
+            ));
+        }
+        // The controller enables exactly the digests the host asked for (NVMe/TCP 1.0
+        // §3.6.2.3; Linux refuses any difference too).
+        if r.dgst & !(pdu::DGST_HDGST_ENABLE | pdu::DGST_DDGST_ENABLE) != 0
+            || r.digests() != self.config.digests
+        {
+            return Err((
+                FatalError::field(OFFSET_ICRESP_DGST),
+                format!("ICResp DGST {:#04x}", r.dgst),
+            ));
+        }
+        // MAXH2CDATA is at least 4096 and a multiple of 4 (NVMe/TCP 1.0 §3.6.2.3).
+        if r.maxh2cdata < MIN_MAXH2CDATA || r.maxh2cdata & 3 != 0 {
+            return Err((
+                FatalError::field(OFFSET_ICRESP_MAXH2CDATA),
+                format!("ICResp MAXH2CDATA {}", r.maxh2cdata),
+            ));
+        }
+        let n = Negotiated {
+            digests: r.digests(),
+            cpda: r.cpda,
+            maxh2cdata: r.maxh2cdata,
+        };
+        self.state = State::Established(n);
+        self.events.push_back(HostEvent::Established(n));
+        Ok(())
+    }
+
+    fn on_termreq(&mut self, t: TermReq) {
+        // NVMe/TCP 1.0 §3.6.2.4: the receiver of a TermReq closes without answering.
+        self.fail(ConnError::TermReq {
+            fes: t.fes.code(),
+            fei: t.fei,
+        });
+    }
+
+    fn on_capsule_resp(&mut self, cqe: Cqe) -> Result<(), (FatalError, String)> {
+        let cid = cqe.cid();
+        let Some(cmd) = self.inflight.remove(&cid) else {
+            return Err((
+                FatalError::field(OFFSET_RESP_CID),
+                format!("CapsuleResp for unknown CID {cid}"),
+            ));
+        };
+        self.complete(cid, cmd, cqe);
+        Ok(())
+    }
+
+    fn complete(&mut self, cid: u16, cmd: Inflight, cqe: Cqe) {
+        let result = if cmd.digest_failed {
+            Err(CommandError::DataDigest { cid })
+        } else {
+            Ok(Completed {
+                cqe,
+                data: concat(cmd.chunks),
+            })
+        };
+        self.events.push_back(HostEvent::Completed { cid, result });
+    }
+
+    fn on_r2t(&mut self, r2t: pdu::R2t) -> Result<(), (FatalError, String)> {
+        let Some(n) = self.negotiated() else {
+            return Err((
+                FatalError::new(Fes::PduSequenceError, 0),
+                "R2T before ICResp".into(),
+            ));
+        };
+        let Some(data) = self
+            .inflight
+            .get(&r2t.cccid)
+            .and_then(|c| c.r2t_data.clone())
+        else {
+            return Err((
+                FatalError::field(OFFSET_CCCID),
+                format!("R2T for CID {} which has no R2T data", r2t.cccid),
+            ));
+        };
+        if r2t.r2tl == 0 {
+            return Err((
+                FatalError::field(OFFSET_XFER_LENGTH),
+                "R2T with R2TL 0".into(),
+            ));
+        }
+        // NVMe/TCP 1.0 §3.6.2.9: the R2T must lie within the command's data.
+        let end = u64::from(r2t.r2to) + u64::from(r2t.r2tl);
+        if end > data.len() as u64 {
+            return Err((
+                FatalError::new(Fes::DataOutOfRange, OFFSET_XFER_OFFSET),
+                format!(
+                    "R2T {}+{} beyond the {}-byte write",
+                    r2t.r2to,
+                    r2t.r2tl,
+                    data.len()
+                ),
+            ));
+        }
+        // NVMe/TCP 1.0 §3.6.2.7: answer with H2CData PDUs of at most MAXH2CDATA bytes each,
+        // echoing CCCID and TTAG, LAST_PDU on the last one of this R2T.
+        let mut offset = r2t.r2to;
+        let end = end as u32;
+        while offset < end {
+            let len = (end - offset).min(n.maxh2cdata);
+            let last = offset + len == end;
+            let piece = data.slice(offset as usize..(offset + len) as usize);
+            let pdu = Pdu::with_data(
+                PduHeader::H2CData(pdu::H2CData {
+                    cccid: r2t.cccid,
+                    ttag: r2t.ttag,
+                    datao: offset,
+                    datal: len,
+                }),
+                if last { FLAG_LAST_PDU } else { 0 },
+                piece,
+            );
+            self.queue_pdu(&pdu, host_opts(n));
+            offset += len;
+        }
+        Ok(())
+    }
+
+    /// Validate a C2HData header before buffering its data.
+    fn check_c2h(
+        &self,
+        ch: &CommonHeader,
+        d: &pdu::C2HData,
+        header_end: usize,
+        n: Negotiated,
+    ) -> Result<C2hLayout, (FatalError, String)> {
+        let Some(cmd) = self.inflight.get(&d.cccid) else {
+            return Err((
+                FatalError::field(OFFSET_CCCID),
+                format!("C2HData for unknown CID {}", d.cccid),
+            ));
+        };
+        if cmd.data_in_len == 0 {
+            return Err((
+                FatalError::field(OFFSET_CCCID),
+                format!("C2HData for CID {} which reads no data", d.cccid),
+            ));
+        }
+        if cmd.last_seen {
+            return Err((
+                FatalError::new(Fes::PduSequenceError, 0),
+                format!("C2HData for CID {} after its LAST_PDU", d.cccid),
+            ));
+        }
+        if d.datal == 0 {
+            return Err((
+                FatalError::field(OFFSET_XFER_LENGTH),
+                "C2HData DATAL 0".into(),
+            ));
+        }
+        // NVMe/TCP 1.0 §3.6.2.8: data arrives in order without gaps or overlap.
+        if d.datao != cmd.received {
+            return Err((
+                FatalError::field(OFFSET_XFER_OFFSET),
+                format!(
+                    "C2HData DATAO {} but {} bytes received",
+                    d.datao, cmd.received
+                ),
+            ));
+        }
+        if u64::from(d.datao) + u64::from(d.datal) > u64::from(cmd.data_in_len) {
+            return Err((
+                FatalError::new(Fes::DataOutOfRange, OFFSET_XFER_LENGTH),
+                format!(
+                    "C2HData {}+{} beyond the {}-byte buffer",
+                    d.datao, d.datal, cmd.data_in_len
+                ),
+            ));
+        }
+        let ddgst = n.digests.data;
+        if ddgst != (ch.flags & FLAG_DDGSTF != 0) {
+            return Err((
+                FatalError::field(pdu::OFFSET_FLAGS),
+                format!("DDGSTF flag {:#04x} disagrees with negotiation", ch.flags),
+            ));
+        }
+        if ch.flags & FLAG_SUCCESS != 0 {
+            // NVMe/TCP 1.0 §3.6.2.8: SUCCESS only on the last PDU, and only when the host
+            // disabled SQ flow control.
+            if ch.flags & FLAG_LAST_PDU == 0 || !self.config.sq_flow_control_disabled {
+                return Err((
+                    FatalError::field(pdu::OFFSET_FLAGS),
+                    format!("C2HData SUCCESS flag not allowed (flags {:#04x})", ch.flags),
+                ));
+            }
+        }
+        // Data starts at PDO, after the header (and its digest), aligned to HPDA (0: dwords).
+        let pdo = usize::from(ch.pdo);
+        if pdo < header_end || pdo % pdu::pda_alignment(0) != 0 {
+            return Err((
+                FatalError::field(pdu::OFFSET_PDO),
+                format!("C2HData PDO {pdo}"),
+            ));
+        }
+        let want = pdo + d.datal as usize + if ddgst { DIGEST_LEN } else { 0 };
+        if ch.plen() as usize != want {
+            return Err((
+                FatalError::field(pdu::OFFSET_PLEN),
+                format!("C2HData PLEN {} but {want} expected", ch.plen()),
+            ));
+        }
+        Ok(C2hLayout { pdo, ddgst })
+    }
+
+    fn on_c2h_data(&mut self, ch: &CommonHeader, d: pdu::C2HData, whole: Bytes, l: C2hLayout) {
+        let qid = self.config.qid;
+        let Some(cmd) = self.inflight.get_mut(&d.cccid) else {
+            return;
+        };
+        let end = l.pdo + d.datal as usize;
+        let data = whole.slice(l.pdo..end);
+        if l.ddgst && !digest::verify(&data, &whole[end..]) {
+            // Not fatal: only this command fails (NVMe/TCP 1.0 §3.6.2.8 data digest; Linux
+            // completes it with a data transfer error and keeps the queue).
+            tracing::debug!(cid = d.cccid, "C2HData data digest mismatch");
+            cmd.digest_failed = true;
+        }
+        cmd.received += d.datal;
+        cmd.chunks.push(data);
+        if ch.flags & FLAG_LAST_PDU != 0 {
+            cmd.last_seen = true;
+        }
+        if ch.flags & FLAG_SUCCESS != 0 {
+            // Implicit successful completion: no CapsuleResp follows.
+            if let Some(cmd) = self.inflight.remove(&d.cccid) {
+                let cqe = Cqe::new(d.cccid, qid, 0, Status::SUCCESS, 0, 0);
+                self.complete(d.cccid, cmd, cqe);
+            }
+        }
+    }
+
+    /// Fatal error found in controller data: send H2CTermReq carrying the offending header.
+    fn protocol_error(&mut self, err: FatalError, reason: String) {
+        tracing::debug!(fes = ?err.fes, fei = err.fei, %reason, "NVMe/TCP host: fatal PDU error");
+        let hlen = self.rx.get(2).map_or(COMMON_HEADER_LEN, |&h| {
+            usize::from(h).max(COMMON_HEADER_LEN)
+        });
+        let take = self.rx.len().min(hlen).min(TERM_MAX_DATA);
+        let offending = Bytes::copy_from_slice(&self.rx[..take]);
+        let term = Pdu::with_data(
+            PduHeader::H2CTermReq(TermReq {
+                fes: err.fes,
+                fei: err.fei,
+            }),
+            0,
+            offending,
+        );
+        // TermReqs never carry digests (NVMe/TCP 1.0 §3.6.2.4).
+        self.queue_pdu(&term, EncodeOptions::default());
+        self.fail(ConnError::Protocol {
+            fes: err.fes.code(),
+            fei: err.fei,
+            reason,
+        });
+    }
+
+    fn fail(&mut self, err: ConnError) {
+        self.rx.clear();
+        let mut cids: Vec<u16> = self.inflight.keys().copied().collect();
+        cids.sort_unstable();
+        for cid in cids {
+            self.inflight.remove(&cid);
+            self.events.push_back(HostEvent::Completed {
+                cid,
+                result: Err(CommandError::Connection(err.clone())),
+            });
+        }
+        self.events.push_back(HostEvent::Failed(err.clone()));
+        self.state = State::Failed(err);
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+struct C2hLayout {
+    pdo: usize,
+    ddgst: bool,
+}
+
+fn host_opts(n: Negotiated) -> EncodeOptions {
+    // NVMe/TCP 1.0 §3.6.2.3: PDUs with data from the host honor the controller's CPDA.
+    EncodeOptions {
+        digests: n.digests,
+        pda: n.cpda,
+    }
+}
+
+fn transport_sgl(length: u32) -> [u8; 16] {
+    Sgl::Transport {
+        length,
+        subtype: SGL_SUBTYPE_TRANSPORT,
+    }
+    .encode()
+}
+
+fn concat(chunks: Vec<Bytes>) -> Bytes {
+    match chunks.len() {
+        0 => Bytes::new(),
+        1 => chunks.into_iter().next().unwrap_or_default(),
+        _ => {
+            let total = chunks.iter().map(Bytes::len).sum();
+            let mut out = BytesMut::with_capacity(total);
+            for c in chunks {
+                out.extend_from_slice(&c);
+            }
+            out.freeze()
+        }
+    }
+}
+
+/// Drop `n` bytes from the front (bounded by what is there).
+trait AdvanceTo {
+    fn advance_to(&mut self, n: usize);
+}
+
+impl AdvanceTo for BytesMut {
+    fn advance_to(&mut self, n: usize) {
+        let n = n.min(self.len());
+        let _ = self.split_to(n);
+    }
+}
