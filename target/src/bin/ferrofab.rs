@@ -1,1 +1,112 @@
-fn main() {}
+//! `ferrofab`: the NVMe-oF target daemon and host-side tools.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use target::{Config, Daemon, TargetParams};
+use tokio::signal::unix::{signal, SignalKind};
+use tracing_subscriber::EnvFilter;
+
+mod host;
+
+#[derive(Parser)]
+#[command(name = "ferrofab", version, about = "NVMe-oF target for EBOF appliances")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve NVMe/TCP: the configuration file's subsystems, or the embedded default
+    /// (one 1 GiB RAM namespace, listener and discovery on 127.0.0.1:4420).
+    Serve {
+        /// TOML configuration file.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Check a configuration file and print what it would serve.
+    CheckConfig {
+        /// TOML configuration file.
+        config: PathBuf,
+    },
+    #[command(flatten)]
+    Host(host::HostCommand),
+}
+
+fn init_logging() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("ferrofab: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Serve { config } => serve(config).await,
+            Command::CheckConfig { config } => check_config(config),
+            Command::Host(cmd) => cmd.run().await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(msg) => {
+            eprintln!("ferrofab: {msg}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load(config: Option<PathBuf>) -> Result<Config, String> {
+    match config {
+        Some(path) => Config::load(&path).map_err(|e| e.to_string()),
+        None => Ok(Config::default_config()),
+    }
+}
+
+fn check_config(path: PathBuf) -> Result<(), String> {
+    let config = load(Some(path))?;
+    for l in &config.listener {
+        println!("listener {} {}", l.transport, l.address);
+    }
+    for s in &config.subsystem {
+        println!("subsystem {}", s.nqn);
+        for n in &s.namespace {
+            println!(
+                "  namespace {} {:?} block_size {}",
+                n.nsid.unwrap_or(0),
+                n.backend,
+                n.block_size()
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn serve(config: Option<PathBuf>) -> Result<(), String> {
+    let config = load(config)?;
+    let mut term = signal(SignalKind::terminate()).map_err(|e| format!("SIGTERM handler: {e}"))?;
+    let mut int = signal(SignalKind::interrupt()).map_err(|e| format!("SIGINT handler: {e}"))?;
+    let daemon = Daemon::start(config, TargetParams::default())
+        .await
+        .map_err(|e| e.to_string())?;
+    tracing::info!(version = env!("CARGO_PKG_VERSION"), "ferrofab serving");
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+        _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+    }
+    daemon.shutdown().await;
+    Ok(())
+}

@@ -1,0 +1,215 @@
+//! Identify (NVMe Base 2.0 §5.17) for NVM and discovery controllers.
+
+use bytes::Bytes;
+use fabric::queue::Response;
+use nvme::command::Identify;
+use nvme::identify::{
+    active_namespace_list, ctrl_bits, io_command_set_vectors, Cns, Csi, IdentifyController,
+    IdentifyNamespace, LbaFormat, NsDescriptor, CNTRLTYPE_DISCOVERY, CNTRLTYPE_IO,
+    DLFEAT_READ_ZEROES, DLFEAT_WRITE_ZEROES_DEALLOCATES, IDENTIFY_DATA_SIZE, IOCS_NVM,
+    NMIC_SHARED,
+};
+use nvme::Status;
+use zerocopy::IntoBytes;
+
+use crate::admin::VERSION;
+use crate::config::MAX_NSID;
+use crate::controller::Controller;
+use crate::error_log::ERROR_LOG_ENTRIES;
+use crate::namespace::Namespace;
+
+const NSID_ALL: u32 = 0xffff_ffff;
+/// Over-temperature warning and critical thresholds in kelvin (70 °C, 100 °C).
+const WCTEMP_K: u16 = 343;
+const CCTEMP_K: u16 = 373;
+
+pub fn identify(ctrl: &Controller, id: &Identify) -> Response {
+    let page = if ctrl.is_discovery() {
+        // A discovery controller answers Identify Controller only (NVMe-oF 1.1 §5).
+        match id.cns {
+            Cns::Controller => Ok(controller(ctrl)),
+            _ => Err(Status::INVALID_FIELD.with_dnr()),
+        }
+    } else {
+        nvm(ctrl, id)
+    };
+    match page {
+        Ok(p) => Response::success().with_data(Bytes::from(p)),
+        Err(s) => Response::status(s),
+    }
+}
+
+fn nvm(ctrl: &Controller, id: &Identify) -> Result<Vec<u8>, Status> {
+    match id.cns {
+        Cns::Controller => Ok(controller(ctrl)),
+        Cns::Namespace => match lookup(ctrl, id.nsid)? {
+            Some(ns) => Ok(namespace(&ns).as_bytes().to_vec()),
+            // An inactive NSID in the valid range reads as zeroes (NVMe Base 2.0 §5.17.2.1).
+            None => Ok(vec![0; IDENTIFY_DATA_SIZE]),
+        },
+        Cns::ActiveNamespaceList => active_list(ctrl, id.nsid),
+        Cns::IoCommandSetActiveNamespaceList => match id.csi {
+            Csi::Nvm => active_list(ctrl, id.nsid),
+            _ => Ok(vec![0; IDENTIFY_DATA_SIZE]),
+        },
+        Cns::NamespaceIdDescriptors => {
+            let ns = lookup(ctrl, id.nsid)?.ok_or(Status::INVALID_NAMESPACE.with_dnr())?;
+            NsDescriptor::encode_list(&[
+                NsDescriptor::Eui64(ns.ids.eui64),
+                NsDescriptor::Nguid(ns.ids.nguid),
+                NsDescriptor::Uuid(ns.ids.uuid),
+                NsDescriptor::Csi(Csi::Nvm.to_u8()),
+            ])
+            .map_err(|_| Status::INTERNAL_ERROR)
+        }
+        // NVM Command Set specific Identify Namespace (NVM Command Set 1.0 §4.1.5.1): no
+        // storage tags, no protection information, no extended formats: all zero.
+        Cns::IoCommandSetNamespace => match id.csi {
+            Csi::Nvm => lookup(ctrl, id.nsid).map(|_| vec![0; IDENTIFY_DATA_SIZE]),
+            _ => Err(Status::INVALID_FIELD.with_dnr()),
+        },
+        // NVM Command Set specific Identify Controller (NVM Command Set 1.0 §4.1.5.2): zero
+        // means no Verify, Write Zeroes, Write Uncorrectable or DSM size limits.
+        Cns::IoCommandSetController => match id.csi {
+            Csi::Nvm => Ok(vec![0; IDENTIFY_DATA_SIZE]),
+            _ => Err(Status::INVALID_FIELD.with_dnr()),
+        },
+        Cns::IoCommandSetIndependentNamespace => match lookup(ctrl, id.nsid)? {
+            Some(ns) => Ok(cs_independent_namespace(&ns)),
+            None => Ok(vec![0; IDENTIFY_DATA_SIZE]),
+        },
+        // I/O Command Set data structure: one combination, the NVM command set.
+        Cns::IoCommandSet => Ok(io_command_set_vectors(&[IOCS_NVM])),
+        _ => Err(Status::INVALID_FIELD.with_dnr()),
+    }
+}
+
+/// Resolve an NSID for CNS 00h/03h/05h/08h: `Ok(None)` for an inactive NSID in range,
+/// Invalid Namespace outside it (NVMe Base 2.0 §3.2.1.2).
+fn lookup(ctrl: &Controller, nsid: u32) -> Result<Option<std::sync::Arc<Namespace>>, Status> {
+    if nsid == 0 || nsid == NSID_ALL || nsid > MAX_NSID {
+        return Err(Status::INVALID_NAMESPACE.with_dnr());
+    }
+    Ok(ctrl.subsystem().and_then(|s| s.namespace(nsid)))
+}
+
+fn active_list(ctrl: &Controller, nsid: u32) -> Result<Vec<u8>, Status> {
+    // NVMe Base 2.0 §5.17.2.2: FFFFFFFEh and FFFFFFFFh are invalid here.
+    if nsid >= 0xffff_fffe {
+        return Err(Status::INVALID_NAMESPACE.with_dnr());
+    }
+    let ids = ctrl.subsystem().map(|s| s.nsids()).unwrap_or_default();
+    Ok(active_namespace_list(&ids, nsid))
+}
+
+pub fn controller(ctrl: &Controller) -> Vec<u8> {
+    let mut c = IdentifyController::zeroed();
+    let (serial, model, firmware) = match ctrl.subsystem() {
+        Some(s) => (s.serial.as_str(), s.model.as_str(), s.firmware.as_str()),
+        None => ("", "ferrofab discovery", env!("CARGO_PKG_VERSION")),
+    };
+    c.set_serial_number(serial);
+    c.set_model_number(model);
+    c.set_firmware_revision(firmware);
+    c.rab = 6;
+    c.cmic = ctrl_bits::CMIC_MULTI_CTRL;
+    c.mdts = ctrl.params.mdts;
+    c.cntlid.set(ctrl.cntlid);
+    c.ver.set(VERSION.0);
+    c.ctratt.set(ctrl_bits::CTRATT_HOST_ID_128);
+    c.acl = 3;
+    c.aerl = ctrl.params.aerl;
+    // One read-only firmware slot (FRMW bits 3:1 = 1).
+    c.frmw = ctrl_bits::FRMW_SLOT1_RO | (1 << 1);
+    c.lpa = ctrl_bits::LPA_CMD_EFFECTS | ctrl_bits::LPA_EXTENDED_DATA;
+    c.elpe = (ERROR_LOG_ENTRIES - 1) as u8;
+    c.wctemp.set(WCTEMP_K);
+    c.cctemp.set(CCTEMP_K);
+    // Keep Alive granularity in 100 ms units.
+    c.kas.set(10);
+    c.sqes = ctrl_bits::SQES_64;
+    c.cqes = ctrl_bits::CQES_16;
+    c.maxcmd.set(ctrl.params.mqes.saturating_add(1));
+    // SGLs with the in-capsule offset form (NVMe-oF 1.1 §2.3, Linux nvmet does the same).
+    c.sgls
+        .set(ctrl_bits::SGLS_SUPPORTED | ctrl_bits::SGLS_OFFSET);
+    // NVMe-oF capsule sizes in 16-byte units; responses are bare CQEs.
+    c.ioccsz.set((64 + ctrl.params.io_in_capsule) / 16);
+    c.iorcsz.set(1);
+    c.msdbd = 1;
+    let subnqn = ctrl.subsystem_nqn();
+    if c.set_subnqn(subnqn).is_err() {
+        tracing::error!(subnqn, "subsystem NQN does not fit Identify Controller");
+    }
+    if ctrl.is_discovery() {
+        c.cntrltype = CNTRLTYPE_DISCOVERY;
+        c.oaes.set(ctrl_bits::OAES_DISCOVERY_LOG_CHANGE);
+    } else {
+        c.cntrltype = CNTRLTYPE_IO;
+        c.oaes.set(ctrl_bits::OAES_NS_ATTRIBUTE);
+        c.nn.set(MAX_NSID);
+        c.mnan.set(0);
+        c.oncs.set(
+            ctrl_bits::ONCS_COMPARE
+                | ctrl_bits::ONCS_DSM
+                | ctrl_bits::ONCS_WRITE_ZEROES
+                | ctrl_bits::ONCS_SAVE_SELECT,
+        );
+        // A volatile write cache is reported so hosts send Flush; Flush with NSID FFFFFFFFh
+        // flushes every namespace.
+        c.vwc = ctrl_bits::VWC_PRESENT | ctrl_bits::VWC_FLUSH_BROADCAST;
+    }
+    c.as_bytes().to_vec()
+}
+
+pub fn namespace(ns: &Namespace) -> IdentifyNamespace {
+    let mut n = IdentifyNamespace::zeroed();
+    n.nsze.set(ns.num_blocks());
+    n.ncap.set(ns.num_blocks());
+    n.nuse.set(ns.num_blocks());
+    n.nlbaf = 0;
+    n.flbas = 0;
+    n.lbaf[0] = LbaFormat::for_block_size(ns.block_size());
+    // Several controllers (hosts, paths) may attach: the namespace is shared.
+    n.nmic = NMIC_SHARED;
+    if ns.info.deallocated_reads_zero {
+        n.dlfeat = DLFEAT_READ_ZEROES | DLFEAT_WRITE_ZEROES_DEALLOCATES;
+    }
+    n.nguid = ns.ids.nguid;
+    n.eui64 = ns.ids.eui64;
+    n
+}
+
+/// I/O Command Set Independent Identify Namespace (NVMe Base 2.0 §5.17.2.9, Figure 319):
+/// NSFEAT @0, NMIC @1, RESCAP @2, FPI @3, ANAGRPID @4, NSATTR @8, NVMSETID @10, ENDGID @12,
+/// NSTAT @14 (bit 0: namespace ready; hosts skip namespaces that are not).
+fn cs_independent_namespace(_ns: &Namespace) -> Vec<u8> {
+    let mut page = vec![0u8; IDENTIFY_DATA_SIZE];
+    page[1] = NMIC_SHARED;
+    page[14] = 1;
+    page
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nvme::backend::RamBackend;
+    use std::sync::Arc;
+
+    #[test]
+    fn namespace_fields() {
+        let backend = Arc::new(RamBackend::new(1 << 20, 4096).unwrap());
+        let ns = Namespace::new("nqn.2026-01.io.ferrofab:t", 3, backend);
+        let id = namespace(&ns);
+        assert_eq!(id.nsze.get(), 256);
+        assert_eq!(id.lbaf[0].lbads, 12);
+        assert_eq!(id.nguid, ns.ids.nguid);
+        assert_eq!(id.dlfeat & DLFEAT_READ_ZEROES, DLFEAT_READ_ZEROES);
+        let raw = id.as_bytes();
+        // NGUID @104, EUI64 @120 (NVM Command Set 1.0 Figure 97).
+        assert_eq!(&raw[104..120], &ns.ids.nguid);
+        assert_eq!(&raw[120..128], &ns.ids.eui64);
+        let indep = cs_independent_namespace(&ns);
+        assert_eq!(indep[14] & 1, 1);
+    }
+}
