@@ -355,7 +355,9 @@ impl DatasetManagement {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum IoCommand {
     /// Flush (NVMe Base 2.0 §7.1): NSID FFFFFFFFh means every namespace.
-    Flush { nsid: u32 },
+    Flush {
+        nsid: u32,
+    },
     Write(ReadWrite),
     Read(ReadWrite),
     Compare(ReadWrite),
@@ -657,9 +659,14 @@ impl PropertySet {
     }
 }
 
+/// PSDT 01b in CDW0 byte 1: NVMe over Fabrics transfers data with SGLs only (NVMe-oF 1.1
+/// §2.1), as Linux sets with `NVME_CMD_SGL_METABUF`.
+const FLAGS_PSDT_SGL: u8 = 0b01 << 6;
+
 fn fabrics_sqe(fctype: FabricsType, cid: u16) -> Sqe {
     let mut sqe = Sqe {
         opcode: FABRICS_OPCODE,
+        flags: FLAGS_PSDT_SGL,
         ..Default::default()
     };
     sqe.cid.set(cid);

@@ -84,7 +84,9 @@ pub struct SupportedCapabilities {
 
 impl SupportedCapabilities {
     pub const fn to_dw0(self) -> u32 {
-        (self.saveable as u32) | ((self.namespace_specific as u32) << 1) | ((self.changeable as u32) << 2)
+        (self.saveable as u32)
+            | ((self.namespace_specific as u32) << 1)
+            | ((self.changeable as u32) << 2)
     }
 
     pub const fn from_dw0(dw0: u32) -> Self {
@@ -328,7 +330,9 @@ pub struct AsyncEvent {
 
 impl AsyncEvent {
     pub const fn to_dw0(self) -> u32 {
-        (self.event_type.to_u8() as u32 & 0x7) | ((self.info as u32) << 8) | ((self.log_page as u32) << 16)
+        (self.event_type.to_u8() as u32 & 0x7)
+            | ((self.info as u32) << 8)
+            | ((self.log_page as u32) << 16)
     }
 
     pub const fn from_dw0(dw0: u32) -> AsyncEvent {

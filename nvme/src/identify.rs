@@ -129,7 +129,13 @@ pub fn read_ascii_trimmed(field: &[u8]) -> String {
     let end = field.iter().position(|&b| b == 0).unwrap_or(field.len());
     let text: String = field[..end]
         .iter()
-        .map(|&b| if (0x20..0x7f).contains(&b) { b as char } else { '?' })
+        .map(|&b| {
+            if (0x20..0x7f).contains(&b) {
+                b as char
+            } else {
+                '?'
+            }
+        })
         .collect();
     text.trim_end_matches(' ').to_owned()
 }
@@ -140,7 +146,9 @@ pub fn read_ascii_trimmed(field: &[u8]) -> String {
 
 /// Power State Descriptor, 32 bytes (NVMe Base 2.0 §5.17.2.1, Figure "Power State
 /// Descriptor Data Structure"; Linux `struct nvme_id_power_state`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
 #[repr(C)]
 pub struct PowerStateDescriptor {
     /// Maximum power, in centiwatts unless MXPS is set.
@@ -360,7 +368,9 @@ impl IdentifyController {
 // ---------------------------------------------------------------------------------------
 
 /// LBA Format Data Structure, 4 bytes (NVM Command Set 1.0 §4.1.5.1).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
 #[repr(C)]
 pub struct LbaFormat {
     /// Metadata size in bytes.
@@ -544,7 +554,10 @@ pub enum NsDescriptor {
     Uuid([u8; 16]),
     Csi(u8),
     /// A type this crate does not know, kept as its type and length (the NID is dropped).
-    Unknown { nidt: u8, nidl: u8 },
+    Unknown {
+        nidt: u8,
+        nidl: u8,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -655,7 +668,10 @@ pub const IOCS_VECTORS: usize = 512;
 /// vectors beyond 512 are dropped.
 pub fn io_command_set_vectors(vectors: &[u64]) -> Vec<u8> {
     let mut page = vec![0u8; IDENTIFY_DATA_SIZE];
-    for (slot, v) in page.chunks_exact_mut(8).zip(vectors.iter().take(IOCS_VECTORS)) {
+    for (slot, v) in page
+        .chunks_exact_mut(8)
+        .zip(vectors.iter().take(IOCS_VECTORS))
+    {
         slot.copy_from_slice(&v.to_le_bytes());
     }
     page
@@ -763,9 +779,11 @@ mod tests {
         c.cqes = ctrl_bits::CQES_16;
         c.maxcmd.set(128);
         c.nn.set(32);
-        c.oncs.set(ctrl_bits::ONCS_DSM | ctrl_bits::ONCS_WRITE_ZEROES);
+        c.oncs
+            .set(ctrl_bits::ONCS_DSM | ctrl_bits::ONCS_WRITE_ZEROES);
         c.vwc = ctrl_bits::VWC_PRESENT;
-        c.sgls.set(ctrl_bits::SGLS_SUPPORTED | ctrl_bits::SGLS_OFFSET | ctrl_bits::SGLS_TRANSPORT);
+        c.sgls
+            .set(ctrl_bits::SGLS_SUPPORTED | ctrl_bits::SGLS_OFFSET | ctrl_bits::SGLS_TRANSPORT);
         c.set_subnqn("nqn.2024-01.io.ferrofab:a").unwrap();
         c.ioccsz.set(260);
         c.iorcsz.set(1);
@@ -921,7 +939,10 @@ mod tests {
     fn active_namespace_list_golden() {
         let page = active_namespace_list(&[7, 1, 3, 3, 2], 1);
         assert_eq!(page.len(), 4096);
-        assert_eq!(&page[0..16], &[2, 0, 0, 0, 3, 0, 0, 0, 7, 0, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(
+            &page[0..16],
+            &[2, 0, 0, 0, 3, 0, 0, 0, 7, 0, 0, 0, 0, 0, 0, 0]
+        );
         assert!(page[12..].iter().all(|&b| b == 0));
         assert_eq!(parse_namespace_list(&page), vec![2, 3, 7]);
         let many: Vec<u32> = (1..=2000).collect();
@@ -973,7 +994,10 @@ mod tests {
         );
         assert_eq!(
             NsDescriptor::parse_list(&[9, 2, 0, 0, 0xff, 0xff, 4, 1, 0, 0, 2]).unwrap(),
-            vec![NsDescriptor::Unknown { nidt: 9, nidl: 2 }, NsDescriptor::Csi(2)]
+            vec![
+                NsDescriptor::Unknown { nidt: 9, nidl: 2 },
+                NsDescriptor::Csi(2)
+            ]
         );
         assert!(NsDescriptor::parse_list(&[]).unwrap().is_empty());
         // 200 UUID descriptors are 4000 bytes and fit; 205 are 4100 and do not.
@@ -993,7 +1017,10 @@ mod tests {
     fn io_command_set_vectors_golden() {
         let page = io_command_set_vectors(&[IOCS_NVM | IOCS_ZONED, IOCS_NVM]);
         assert_eq!(page.len(), 4096);
-        assert_eq!(&page[0..16], &[5, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(
+            &page[0..16],
+            &[5, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0]
+        );
         assert!(page[16..].iter().all(|&b| b == 0));
         let v = parse_io_command_set_vectors(&page);
         assert_eq!(v.len(), 512);

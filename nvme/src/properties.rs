@@ -301,7 +301,13 @@ mod tests {
         assert_eq!(Property::Csts.size(), 4);
         assert!(Property::Cc.writable());
         assert!(!Property::Csts.writable());
-        for p in [Property::Cap, Property::Vs, Property::Cc, Property::Csts, Property::Nssr] {
+        for p in [
+            Property::Cap,
+            Property::Vs,
+            Property::Cc,
+            Property::Csts,
+            Property::Nssr,
+        ] {
             assert_eq!(Property::from_offset(p.offset()), Some(p));
         }
     }
@@ -326,10 +332,17 @@ mod tests {
         assert!(!cap.nssrs());
         // bits 44:37 of 0x1f60_0000_0000: 0xfb -> NVM, I/O command sets, admin only set
         assert_eq!(cap.css() & Cap::CSS_NVM, Cap::CSS_NVM);
-        assert_eq!(cap.css() & Cap::CSS_IO_COMMAND_SETS, Cap::CSS_IO_COMMAND_SETS);
+        assert_eq!(
+            cap.css() & Cap::CSS_IO_COMMAND_SETS,
+            Cap::CSS_IO_COMMAND_SETS
+        );
         assert_eq!(cap.mpsmin(), 0);
         assert_eq!(cap.mpsmax(), 0xf);
-        let cap = Cap(0).with_dstrd(3).with_nssrs(true).with_mpsmin(2).with_mpsmax(5);
+        let cap = Cap(0)
+            .with_dstrd(3)
+            .with_nssrs(true)
+            .with_mpsmin(2)
+            .with_mpsmax(5);
         assert_eq!(cap.0, 0x0052_0013_0000_0000);
         // setters mask oversized values
         assert_eq!(Cap(0).with_ams(0xff).0, 0b11 << 17);

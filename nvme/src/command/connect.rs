@@ -117,13 +117,8 @@ mod tests {
         assert_eq!(data.hostnqn(), Ok("nqn.host1"));
         assert_eq!(data.as_bytes(), &raw[..]);
 
-        let built = ConnectData::new(
-            data.hostid(),
-            0xffff,
-            "nqn.2014-08.org.nv",
-            "nqn.host1",
-        )
-        .unwrap();
+        let built =
+            ConnectData::new(data.hostid(), 0xffff, "nqn.2014-08.org.nv", "nqn.host1").unwrap();
         assert_eq!(built.as_bytes(), &raw[..]);
     }
 

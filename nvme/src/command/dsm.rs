@@ -5,7 +5,9 @@ use zerocopy::little_endian::{U32, U64};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 /// One 16-byte range of a Dataset Management command's data.
-#[derive(Clone, Copy, Default, Debug, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[derive(
+    Clone, Copy, Default, Debug, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
 #[repr(C)]
 pub struct DsmRange {
     /// Context attributes, bytes 03:00.
@@ -69,7 +71,10 @@ impl DsmRange {
 
     /// Encode `ranges` back to back (host side).
     pub fn encode_list(ranges: &[DsmRange]) -> Vec<u8> {
-        ranges.iter().flat_map(|r| r.as_bytes().iter().copied()).collect()
+        ranges
+            .iter()
+            .flat_map(|r| r.as_bytes().iter().copied())
+            .collect()
     }
 }
 
@@ -107,10 +112,13 @@ mod tests {
                 len: 31
             })
         );
-        assert_eq!(DsmRange::parse_list(&[], usize::MAX).unwrap_err(), DsmError::Short {
-            ranges: usize::MAX,
-            needed: usize::MAX,
-            len: 0
-        });
+        assert_eq!(
+            DsmRange::parse_list(&[], usize::MAX).unwrap_err(),
+            DsmError::Short {
+                ranges: usize::MAX,
+                needed: usize::MAX,
+                len: 0
+            }
+        );
     }
 }

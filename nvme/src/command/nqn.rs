@@ -70,7 +70,10 @@ mod tests {
 
     #[test]
     fn rejects_bad_fields() {
-        assert_eq!(read_nqn(&[b'a'; NQN_FIELD_LEN]), Err(NqnError::NotTerminated));
+        assert_eq!(
+            read_nqn(&[b'a'; NQN_FIELD_LEN]),
+            Err(NqnError::NotTerminated)
+        );
         assert_eq!(read_nqn(&[0u8; NQN_FIELD_LEN]), Err(NqnError::Empty));
         let mut long = [b'a'; NQN_FIELD_LEN];
         long[224] = 0;
