@@ -48,6 +48,8 @@ pub struct ReceivedPdu {
     pub header: PduHeader,
     /// FLAGS as received (digest flags included).
     pub flags: u8,
+    /// The raw PDU header (HLEN bytes), e.g. for the data of a TermReq about this PDU.
+    pub header_bytes: Bytes,
     /// The data part (no padding, no digest); for TermReqs the offending header.
     pub data: Bytes,
     /// False when a data digest was present and did not match the data.
@@ -275,7 +277,8 @@ impl Framer {
             return Ok(None);
         }
         let mut pdu = self.buf.split_to(layout.plen);
-        pdu.advance(layout.data_start);
+        let header_bytes = pdu.split_to(layout.hlen).freeze();
+        pdu.advance(layout.data_start - layout.hlen);
         let mut data = pdu.split_to(layout.data_len).freeze();
         let mut data_digest_ok = true;
         if layout.ddgst {
@@ -287,6 +290,7 @@ impl Framer {
         Ok(Some(ReceivedPdu {
             header,
             flags: ch.flags,
+            header_bytes,
             data,
             data_digest_ok,
         }))
