@@ -4,4 +4,5 @@
 pub mod digest;
 pub mod framer;
 pub mod pdu;
+pub mod target_conn;
 pub mod host_conn;
