@@ -438,7 +438,8 @@ wire_enum! {
 }
 
 wire_enum! {
-    /// TSAS byte 0 for NVMe/TCP: SECTYPE (NVMe-TCP 1.0 §7.4.5; Linux `NVMF_TCP_SECTYPE_*`).
+    /// TSAS byte 0 for NVMe/TCP: SECTYPE (NVMe-oF 1.1 §5.3, NVMe-TCP 1.0 §3.6.1.1; Linux
+    /// `NVMF_TCP_SECTYPE_*`).
     pub enum TcpSecurityType {
         None = 0,
         Tls12 = 1,
@@ -483,8 +484,8 @@ pub struct DiscoveryLogHeader {
 }
 const _: () = assert!(core::mem::size_of::<DiscoveryLogHeader>() == 1024);
 
-/// One discovery log page entry, 1024 bytes (NVMe-oF 1.1 §5.3; Linux
-/// `struct nvmf_disc_rsp_page_entry`).
+/// One discovery log page entry, 1024 bytes (NVMe-oF 1.1 §5.3, in NVMe Base 2.0 the
+/// Discovery log page of §5.16.1; Linux `struct nvmf_disc_rsp_page_entry`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
 #[repr(C)]
 pub struct DiscoveryLogEntry {
