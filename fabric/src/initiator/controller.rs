@@ -2,24 +2,20 @@
 //! (NVMe-oF 1.1 §3.5: Connect, Property Get CAP/VS, Property Set CC.EN, wait for CSTS.RDY,
 //! Identify), I/O queues and keep-alive.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use nvme::identify::{parse_namespace_list, IdentifyController, IdentifyNamespace, NsDescriptor};
+use nvme::properties::{self as property, Cap};
 use tokio_util::sync::CancellationToken;
 
 use super::command::{self, cns, fid, PropertySize};
 use super::queue::{Queue, QueueOptions};
 use super::{HostCommand, HostCompletion, HostError, HostOptions};
 use crate::tcp::host_conn::ADMIN_IN_CAPSULE_DATA;
-
-/// Property offsets (NVMe-oF 1.1 Figure 14 / NVMe Base 2.0 §3.1.3).
-pub mod property {
-    pub const CAP: u32 = 0x00;
-    pub const VS: u32 = 0x08;
-    pub const CC: u32 = 0x14;
-    pub const CSTS: u32 = 0x1c;
-}
 
 /// Admin queue size the host asks for (Linux NVME_AQ_DEPTH).
 const ADMIN_QUEUE_SIZE: u16 = 32;
@@ -38,142 +34,6 @@ const CSTS_RDY: u32 = 1 << 0;
 const CSTS_CFS: u32 = 1 << 1;
 const CSTS_SHST_MASK: u32 = 0b11 << 2;
 const CSTS_SHST_COMPLETE: u32 = 0b10 << 2;
-/// CAP.CSS bit 6 (CAP bit 43): the controller supports I/O command sets via CSI.
-const CAP_CSS_IO_COMMAND_SETS: u64 = 1 << 43;
-
-/// Identify Controller data (NVMe Base 2.0 §5.17.2.1, Figure 275) as a checked view over the
-/// 4096-byte page, with accessors for the fields a host uses.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct IdentifyController {
-    raw: Bytes,
-}
-
-impl IdentifyController {
-    /// Wrap a page; shorter input is zero-extended to 4096 bytes.
-    pub fn new(raw: Bytes) -> IdentifyController {
-        if raw.len() >= IDENTIFY_LEN as usize {
-            IdentifyController { raw }
-        } else {
-            let mut page = raw.to_vec();
-            page.resize(IDENTIFY_LEN as usize, 0);
-            IdentifyController {
-                raw: Bytes::from(page),
-            }
-        }
-    }
-
-    pub fn raw(&self) -> &Bytes {
-        &self.raw
-    }
-
-    fn u8_at(&self, off: usize) -> u8 {
-        self.raw.get(off).copied().unwrap_or(0)
-    }
-
-    fn u16_at(&self, off: usize) -> u16 {
-        u16::from_le_bytes([self.u8_at(off), self.u8_at(off + 1)])
-    }
-
-    fn u32_at(&self, off: usize) -> u32 {
-        u32::from(self.u16_at(off)) | (u32::from(self.u16_at(off + 2)) << 16)
-    }
-
-    fn text(&self, off: usize, len: usize) -> String {
-        let field = self.raw.get(off..off + len).unwrap_or_default();
-        let end = field.iter().position(|&b| b == 0).unwrap_or(field.len());
-        String::from_utf8_lossy(&field[..end])
-            .trim_end()
-            .to_string()
-    }
-
-    /// PCI Vendor ID @0.
-    pub fn vid(&self) -> u16 {
-        self.u16_at(0)
-    }
-    /// Serial Number @4, space padded ASCII.
-    pub fn serial(&self) -> String {
-        self.text(4, 20)
-    }
-    /// Model Number @24.
-    pub fn model(&self) -> String {
-        self.text(24, 40)
-    }
-    /// Firmware Revision @64.
-    pub fn firmware(&self) -> String {
-        self.text(64, 8)
-    }
-    /// MDTS @77 (power of two of the minimum page size; 0 = no limit).
-    pub fn mdts(&self) -> u8 {
-        self.u8_at(77)
-    }
-    /// Controller ID @78.
-    pub fn cntlid(&self) -> u16 {
-        self.u16_at(78)
-    }
-    /// Version @80.
-    pub fn ver(&self) -> u32 {
-        self.u32_at(80)
-    }
-    /// Controller Type @111 (1 I/O, 2 discovery, 3 administrative).
-    pub fn cntrltype(&self) -> u8 {
-        self.u8_at(111)
-    }
-    /// Asynchronous Event Request Limit @259 (0's based).
-    pub fn aerl(&self) -> u8 {
-        self.u8_at(259)
-    }
-    /// Keep Alive Support granularity in 100 ms units @320.
-    pub fn kas(&self) -> u16 {
-        self.u16_at(320)
-    }
-    /// SQ entry size @512, CQ entry size @513.
-    pub fn sqes(&self) -> u8 {
-        self.u8_at(512)
-    }
-    pub fn cqes(&self) -> u8 {
-        self.u8_at(513)
-    }
-    /// MAXCMD @514.
-    pub fn maxcmd(&self) -> u16 {
-        self.u16_at(514)
-    }
-    /// Number of Namespaces @516.
-    pub fn nn(&self) -> u32 {
-        self.u32_at(516)
-    }
-    /// Optional NVM Command Support @520.
-    pub fn oncs(&self) -> u16 {
-        self.u16_at(520)
-    }
-    /// Volatile Write Cache @525.
-    pub fn vwc(&self) -> u8 {
-        self.u8_at(525)
-    }
-    /// SGL Support @536.
-    pub fn sgls(&self) -> u32 {
-        self.u32_at(536)
-    }
-    /// NVM Subsystem NQN @768.
-    pub fn subnqn(&self) -> String {
-        self.text(768, 256)
-    }
-    /// I/O Queue Command Capsule Supported Size in 16-byte units @1792 (NVMe-oF 1.1 §4.1).
-    pub fn ioccsz(&self) -> u32 {
-        self.u32_at(1792)
-    }
-    /// I/O Queue Response Capsule Supported Size @1796.
-    pub fn iorccsz(&self) -> u32 {
-        self.u32_at(1796)
-    }
-    /// In Capsule Data Offset @1800.
-    pub fn icdoff(&self) -> u16 {
-        self.u16_at(1800)
-    }
-    /// Largest in-capsule write on an I/O queue: IOCCSZ * 16 minus the 64-byte SQE.
-    pub fn io_in_capsule_data(&self) -> u32 {
-        self.ioccsz().saturating_mul(16).saturating_sub(64)
-    }
-}
 
 /// An NVMe-oF controller as the host sees it.
 pub struct Controller {
@@ -182,7 +42,8 @@ pub struct Controller {
     cntlid: u16,
     cap: u64,
     vs: u32,
-    identify: IdentifyController,
+    identify: Box<IdentifyController>,
+    block_sizes: Mutex<HashMap<u32, u32>>,
     opts: HostOptions,
     subnqn: String,
     keep_alive: CancellationToken,
@@ -249,15 +110,15 @@ impl Controller {
             cntlid,
             cap: 0,
             vs: 0,
-            identify: IdentifyController::new(Bytes::new()),
+            identify: Box::new(IdentifyController::zeroed()),
+            block_sizes: Mutex::new(HashMap::new()),
             opts,
             subnqn: subnqn.to_string(),
             keep_alive: CancellationToken::new(),
         };
         ctrl.start_keep_alive();
         ctrl.enable().await?;
-        let id = ctrl.identify_controller_uncached().await?;
-        ctrl.identify = id;
+        ctrl.identify = Box::new(ctrl.identify_controller_uncached().await?);
         Ok(ctrl)
     }
 
@@ -266,7 +127,7 @@ impl Controller {
     async fn enable(&mut self) -> Result<(), HostError> {
         self.cap = self.property_get(property::CAP, 8).await?;
         self.vs = self.property_get(property::VS, 4).await? as u32;
-        let css = if self.cap & CAP_CSS_IO_COMMAND_SETS != 0 {
+        let css = if Cap(self.cap).css() & Cap::CSS_IO_COMMAND_SETS != 0 {
             CC_CSS_ALL_SUPPORTED
         } else {
             0
@@ -291,10 +152,9 @@ impl Controller {
         }
     }
 
-    /// CAP.TO (bits 31:24) in 500 ms units, at least 500 ms.
+    /// CAP.TO (bits 31:24, 500 ms units), at least 500 ms.
     fn cap_timeout(&self) -> Duration {
-        let to = ((self.cap >> 24) & 0xff).max(1);
-        Duration::from_millis(to * 500)
+        Duration::from_millis(u64::from(Cap(self.cap).timeout_ms().max(500)))
     }
 
     async fn connect_io_queues(&mut self, addr: SocketAddr) -> Result<(), HostError> {
@@ -308,9 +168,15 @@ impl Controller {
         let granted = ((dw0 & 0xffff) + 1).min((dw0 >> 16) + 1);
         let count = u32::from(want).min(granted) as u16;
         // CAP.MQES is 0's based.
-        let mqes = (self.cap & 0xffff) as u32 + 1;
+        let mqes = Cap(self.cap).max_queue_entries();
         let queue_size = u32::from(self.opts.queue_size.max(2)).min(mqes.max(2)) as u16;
-        let in_capsule = self.identify.io_in_capsule_data();
+        // NVMe-oF 1.1 §4.1: IOCCSZ counts 16-byte units of the whole capsule, SQE included.
+        let in_capsule = self
+            .identify
+            .ioccsz
+            .get()
+            .saturating_mul(16)
+            .saturating_sub(64);
         for qid in 1..=count {
             let q = Queue::connect(
                 addr,
@@ -452,7 +318,12 @@ impl Controller {
             ))
             .await?
             .ok()?;
-        Ok(IdentifyController::new(c.data))
+        IdentifyController::from_bytes(&c.data).ok_or_else(|| {
+            HostError::Protocol(format!(
+                "Identify Controller returned {} bytes",
+                c.data.len()
+            ))
+        })
     }
 
     /// Identify with any CNS; returns the completion (status unchecked) and its data.
@@ -470,13 +341,15 @@ impl Controller {
         .await
     }
 
-    /// Identify Namespace (CNS 00h): the 4096-byte page.
-    pub async fn identify_namespace(&self, nsid: u32) -> Result<Bytes, HostError> {
-        Ok(self
-            .identify_raw(cns::NAMESPACE, nsid, 0, 0)
-            .await?
-            .ok()?
-            .data)
+    /// Identify Namespace (CNS 00h).
+    pub async fn identify_namespace(&self, nsid: u32) -> Result<IdentifyNamespace, HostError> {
+        let c = self.identify_raw(cns::NAMESPACE, nsid, 0, 0).await?.ok()?;
+        IdentifyNamespace::from_bytes(&c.data).ok_or_else(|| {
+            HostError::Protocol(format!(
+                "Identify Namespace returned {} bytes",
+                c.data.len()
+            ))
+        })
     }
 
     /// Active Namespace ID list (CNS 02h), following it past 1024 entries.
@@ -489,11 +362,7 @@ impl Controller {
                 .await?
                 .ok()?
                 .data;
-            let ids: Vec<u32> = page
-                .chunks_exact(4)
-                .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .take_while(|&id| id != 0)
-                .collect();
+            let ids = parse_namespace_list(&page);
             let full = ids.len() == 1024;
             let last = ids.last().copied();
             all.extend(ids);
@@ -504,15 +373,15 @@ impl Controller {
         }
     }
 
-    /// Namespace Identification Descriptor list (CNS 03h) as (NIDT, NID) pairs
-    /// (NVMe Base 2.0 Figure 278: NIDT, NIDL, 2 reserved bytes, NIDL bytes of NID).
-    pub async fn ns_descriptors(&self, nsid: u32) -> Result<Vec<(u8, Vec<u8>)>, HostError> {
+    /// Namespace Identification Descriptor list (CNS 03h, NVMe Base 2.0 §5.17.2.3).
+    pub async fn ns_descriptors(&self, nsid: u32) -> Result<Vec<NsDescriptor>, HostError> {
         let page = self
             .identify_raw(cns::NS_DESCRIPTORS, nsid, 0, 0)
             .await?
             .ok()?
             .data;
-        Ok(parse_ns_descriptors(&page))
+        NsDescriptor::parse_list(&page)
+            .map_err(|e| HostError::Protocol(format!("namespace descriptors: {e}")))
     }
 
     /// Get Log Page (NVMe Base 2.0 §5.16): `len` bytes at byte `offset`; `len` is rounded
@@ -709,20 +578,30 @@ impl Controller {
         .await
     }
 
-    /// Logical block size of `nsid` from Identify Namespace (FLBAS @26 selects an LBA format
-    /// @128 + 4 * index whose LBADS byte is log2 of the size; NVM Command Set 1.0 Figure 97).
+    /// Logical block size of `nsid`: the LBA format FLBAS selects in Identify Namespace
+    /// (NVM Command Set 1.0 §4.1.5.1). Cached per namespace after the first call.
     pub async fn block_size(&self, nsid: u32) -> Result<u32, HostError> {
-        let ns = self.identify_namespace(nsid).await?;
-        let flbas = ns.get(26).copied().unwrap_or(0);
-        // FLBAS bits 3:0 low index, bits 6:5 high index (for more than 16 formats).
-        let idx = usize::from(flbas & 0xf) | (usize::from((flbas >> 5) & 0x3) << 4);
-        let lbads = ns.get(128 + idx * 4 + 2).copied().unwrap_or(0);
-        if !(9..=31).contains(&lbads) {
-            return Err(HostError::Protocol(format!(
-                "namespace {nsid} reports LBADS {lbads}"
-            )));
+        if let Some(bs) = self.block_size_cache().get(&nsid) {
+            return Ok(*bs);
         }
-        Ok(1u32 << lbads)
+        let ns = self.identify_namespace(nsid).await?;
+        let bs = ns
+            .block_size()
+            .filter(|bs| (512..=1 << 31).contains(bs))
+            .ok_or_else(|| {
+                HostError::Protocol(format!("namespace {nsid} has no usable LBA format"))
+            })?;
+        self.block_size_cache().insert(nsid, bs);
+        Ok(bs)
+    }
+
+    /// Forget cached block sizes (after a Format or namespace change).
+    pub fn forget_block_sizes(&self) {
+        self.block_size_cache().clear();
+    }
+
+    fn block_size_cache(&self) -> std::sync::MutexGuard<'_, HashMap<u32, u32>> {
+        self.block_sizes.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     async fn blocks_for(&self, nsid: u32, len: usize) -> Result<u32, HostError> {
@@ -784,76 +663,5 @@ fn prop_size(size: u8) -> Result<PropertySize, HostError> {
         4 => Ok(PropertySize::Four),
         8 => Ok(PropertySize::Eight),
         other => Err(HostError::Protocol(format!("property size {other}"))),
-    }
-}
-
-/// Parse a Namespace Identification Descriptor list; stops at a zero NIDT/NIDL or the end.
-pub fn parse_ns_descriptors(page: &[u8]) -> Vec<(u8, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut off = 0usize;
-    while let (Some(&nidt), Some(&nidl)) = (page.get(off), page.get(off + 1)) {
-        if nidt == 0 || nidl == 0 {
-            break;
-        }
-        let start = off + 4;
-        let Some(nid) = page.get(start..start + usize::from(nidl)) else {
-            break;
-        };
-        out.push((nidt, nid.to_vec()));
-        off = start + usize::from(nidl);
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn identify_controller_offsets() {
-        let mut page = vec![0u8; 4096];
-        page[0..2].copy_from_slice(&0x1b96u16.to_le_bytes());
-        page[4..24].copy_from_slice(b"SN123               ");
-        page[24..30].copy_from_slice(b"ferro ");
-        page[77] = 5;
-        page[78..80].copy_from_slice(&7u16.to_le_bytes());
-        page[80..84].copy_from_slice(&0x0002_0000u32.to_le_bytes());
-        page[111] = 1;
-        page[516..520].copy_from_slice(&32u32.to_le_bytes());
-        page[768..775].copy_from_slice(b"nqn.sub");
-        page[1792..1796].copy_from_slice(&516u32.to_le_bytes());
-        let id = IdentifyController::new(Bytes::from(page));
-        assert_eq!(id.vid(), 0x1b96);
-        assert_eq!(id.serial(), "SN123");
-        assert_eq!(id.model(), "ferro");
-        assert_eq!(id.mdts(), 5);
-        assert_eq!(id.cntlid(), 7);
-        assert_eq!(id.ver(), 0x0002_0000);
-        assert_eq!(id.cntrltype(), 1);
-        assert_eq!(id.nn(), 32);
-        assert_eq!(id.subnqn(), "nqn.sub");
-        assert_eq!(id.ioccsz(), 516);
-        assert_eq!(id.io_in_capsule_data(), 8192);
-        // Short input is zero-extended, never indexed out of bounds.
-        let short = IdentifyController::new(Bytes::from_static(&[1, 2, 3]));
-        assert_eq!(short.vid(), 0x0201);
-        assert_eq!(short.io_in_capsule_data(), 0);
-        assert_eq!(short.raw().len(), 4096);
-    }
-
-    #[test]
-    fn ns_descriptor_list() {
-        let mut page = vec![0u8; 4096];
-        // NGUID (NIDT 2, NIDL 16) then CSI (NIDT 4, NIDL 1).
-        page[0] = 2;
-        page[1] = 16;
-        page[4..20].copy_from_slice(&[0xab; 16]);
-        page[20] = 4;
-        page[21] = 1;
-        page[24] = 0x02;
-        let d = parse_ns_descriptors(&page);
-        assert_eq!(d, vec![(2, vec![0xab; 16]), (4, vec![0x02])]);
-        // A truncated descriptor stops the walk.
-        assert_eq!(parse_ns_descriptors(&[3, 16, 0, 0, 1, 2]), vec![]);
     }
 }

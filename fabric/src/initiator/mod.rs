@@ -8,20 +8,19 @@
 //! - [`discover`] / [`DiscoveryController`]: the Discovery log page (NVMe-oF 1.1 §5.3).
 
 pub mod command;
-mod controller;
-mod discovery;
-mod error;
-mod queue;
+pub mod controller;
+pub mod discovery;
+pub mod error;
+pub mod queue;
 
 use std::time::Duration;
 
 use bytes::Bytes;
 use nvme::{Cqe, Sqe};
 
-pub use controller::{parse_ns_descriptors, property, Controller, IdentifyController};
+pub use controller::Controller;
 pub use discovery::{
-    discover, encode_discovery_log, DiscoveryController, DiscoveryEntry, DiscoveryLog,
-    DISCOVERY_NQN, LID_DISCOVERY,
+    discover, DiscoveryController, DiscoveryLog, DiscoveryRecord, DISCOVERY_NQN, LID_DISCOVERY,
 };
 pub use error::HostError;
 pub use queue::{Queue, QueueOptions};

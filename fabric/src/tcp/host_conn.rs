@@ -521,8 +521,8 @@ impl HostConn {
             .map_err(|e| (e, format!("malformed {ty:?} header")))?;
         match header {
             PduHeader::IcResp(resp) => {
-                self.rx.advance_to(plen);
                 self.on_icresp(resp)?;
+                self.rx.advance_to(plen);
             }
             PduHeader::C2HTermReq(t) => {
                 if self.rx.len() < plen {
@@ -532,12 +532,12 @@ impl HostConn {
                 self.on_termreq(t);
             }
             PduHeader::CapsuleResp(cqe) => {
-                self.rx.advance_to(plen);
                 self.on_capsule_resp(cqe)?;
+                self.rx.advance_to(plen);
             }
             PduHeader::R2t(r2t) => {
-                self.rx.advance_to(plen);
                 self.on_r2t(r2t)?;
+                self.rx.advance_to(plen);
             }
             PduHeader::C2HData(d) => {
                 let n = established.unwrap_or(Negotiated {
