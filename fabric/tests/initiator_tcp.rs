@@ -356,8 +356,11 @@ async fn controller_initialization_and_identify() {
     let id = ctrl.identify();
     assert_eq!(id.serial_number(), "MOCK-1");
     assert_eq!(id.model_number(), "mock target");
-    assert_eq!(id.subnqn().unwrap(), SUBNQN);
+    assert_eq!(id.0.subnqn().unwrap(), SUBNQN);
     assert_eq!(id.cntlid.get(), CNTLID);
+    assert_eq!(id.cntlid(), CNTLID);
+    assert_eq!(id.subnqn(), SUBNQN);
+    assert_eq!(id.io_in_capsule_data(), 8192);
     assert_eq!(ctrl.version(), 0x0002_0000);
     assert_eq!(ctrl.cap() & 0xffff, 0x3f);
     // CC as the host wrote it: EN, IOSQES 6, IOCQES 4.
@@ -365,9 +368,11 @@ async fn controller_initialization_and_identify() {
     assert_eq!(ctrl.property_get(0x1c, 4).await.unwrap() & 1, 1);
     assert_eq!(ctrl.active_namespaces().await.unwrap(), vec![1]);
     assert_eq!(ctrl.block_size(1).await.unwrap(), 512);
-    let ns = ctrl.identify_namespace(1).await.unwrap();
+    let ns = ctrl.identify_namespace_parsed(1).await.unwrap();
     assert_eq!(ns.nsze.get(), BLOCKS as u64);
-    let missing = ctrl.identify_raw(0x00, 7, 0, 0).await.unwrap();
+    let raw = ctrl.identify_namespace(1).await.unwrap();
+    assert_eq!(&raw[0..8], &(BLOCKS as u64).to_le_bytes());
+    let missing = ctrl.identify_raw(0x00, 7, 0).await.unwrap();
     assert_eq!(missing.status(), Status::INVALID_FIELD.with_dnr());
     // An NVMe error status is a completion, not a HostError.
     let bad = ctrl.read(1, 1, BLOCKS as u64, 1).await.unwrap();
@@ -524,12 +529,18 @@ async fn discovery_log_and_change_notice() {
     let srv = start().await;
     let log = discover(srv.addr, HostOptions::default()).await.unwrap();
     assert_eq!(log.genctr, 1);
-    assert_eq!(log.records.len(), 2);
-    assert_eq!(log.records[0].subnqn, SUBNQN);
-    assert_eq!(log.records[0].trtype, TransportType::Tcp);
-    assert_eq!(log.records[0].traddr, "127.0.0.1");
-    assert_eq!(log.records[0].trsvcid, "4420");
-    assert_eq!(log.records[1].subtype, SubsystemType::CurrentDiscovery);
+    assert_eq!(log.entries.len(), 2);
+    assert_eq!(log.entries[0].subnqn, SUBNQN);
+    assert_eq!(log.entries[0].trtype, TransportType::Tcp.to_u8());
+    assert_eq!(log.entries[0].subtype, SubsystemType::Nvme.to_u8());
+    assert_eq!(log.entries[0].traddr, "127.0.0.1");
+    assert_eq!(log.entries[0].trsvcid, "4420");
+    assert_eq!(log.entries[0].asqsz, 32);
+    assert_eq!(log.entries[1].subnqn, DISCOVERY_NQN);
+    assert_eq!(
+        log.entries[1].subtype,
+        SubsystemType::CurrentDiscovery.to_u8()
+    );
 
     let mut dc = DiscoveryController::connect(
         srv.addr,

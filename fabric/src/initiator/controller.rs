@@ -8,7 +8,9 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use nvme::identify::{parse_namespace_list, IdentifyController, IdentifyNamespace, NsDescriptor};
+use nvme::identify::{
+    parse_namespace_list, read_ascii_trimmed, IdentifyController, IdentifyNamespace,
+};
 use nvme::properties::{self as property, Cap};
 use tokio_util::sync::CancellationToken;
 
@@ -42,7 +44,7 @@ pub struct Controller {
     cntlid: u16,
     cap: u64,
     vs: u32,
-    identify: Box<IdentifyController>,
+    identify: Box<IdentifyInfo>,
     block_sizes: Mutex<HashMap<u32, u32>>,
     opts: HostOptions,
     subnqn: String,
@@ -110,7 +112,7 @@ impl Controller {
             cntlid,
             cap: 0,
             vs: 0,
-            identify: Box::new(IdentifyController::zeroed()),
+            identify: Box::new(IdentifyInfo(IdentifyController::zeroed())),
             block_sizes: Mutex::new(HashMap::new()),
             opts,
             subnqn: subnqn.to_string(),
@@ -118,7 +120,7 @@ impl Controller {
         };
         ctrl.start_keep_alive();
         ctrl.enable().await?;
-        ctrl.identify = Box::new(ctrl.identify_controller_uncached().await?);
+        ctrl.identify = Box::new(IdentifyInfo(ctrl.identify_controller_uncached().await?));
         Ok(ctrl)
     }
 
@@ -170,13 +172,7 @@ impl Controller {
         // CAP.MQES is 0's based.
         let mqes = Cap(self.cap).max_queue_entries();
         let queue_size = u32::from(self.opts.queue_size.max(2)).min(mqes.max(2)) as u16;
-        // NVMe-oF 1.1 §4.1: IOCCSZ counts 16-byte units of the whole capsule, SQE included.
-        let in_capsule = self
-            .identify
-            .ioccsz
-            .get()
-            .saturating_mul(16)
-            .saturating_sub(64);
+        let in_capsule = self.identify.io_in_capsule_data();
         for qid in 1..=count {
             let q = Queue::connect(
                 addr,
@@ -258,8 +254,9 @@ impl Controller {
         self.vs
     }
 
-    /// Identify Controller as read during initialization.
-    pub fn identify(&self) -> &IdentifyController {
+    /// Identify Controller as read during initialization (derefs to
+    /// [`nvme::identify::IdentifyController`]).
+    pub fn identify(&self) -> &IdentifyInfo {
         &self.identify
     }
 
@@ -311,13 +308,7 @@ impl Controller {
     }
 
     async fn identify_controller_uncached(&self) -> Result<IdentifyController, HostError> {
-        let c = self
-            .submit_admin(HostCommand::with_data_in(
-                command::identify(cns::CONTROLLER, 0, 0, 0),
-                IDENTIFY_LEN,
-            ))
-            .await?
-            .ok()?;
+        let c = self.identify_raw(cns::CONTROLLER, 0, 0).await?.ok()?;
         IdentifyController::from_bytes(&c.data).ok_or_else(|| {
             HostError::Protocol(format!(
                 "Identify Controller returned {} bytes",
@@ -326,8 +317,19 @@ impl Controller {
         })
     }
 
-    /// Identify with any CNS; returns the completion (status unchecked) and its data.
+    /// Identify with any CNS, NSID and CSI (CNTID 0); returns the completion (status
+    /// unchecked) with its 4096 bytes of data.
     pub async fn identify_raw(
+        &self,
+        cns: u8,
+        nsid: u32,
+        csi: u8,
+    ) -> Result<HostCompletion, HostError> {
+        self.identify_full(cns, nsid, 0, csi).await
+    }
+
+    /// Identify with every selector (NVMe Base 2.0 Figure 273).
+    pub async fn identify_full(
         &self,
         cns: u8,
         nsid: u32,
@@ -341,14 +343,20 @@ impl Controller {
         .await
     }
 
-    /// Identify Namespace (CNS 00h).
-    pub async fn identify_namespace(&self, nsid: u32) -> Result<IdentifyNamespace, HostError> {
-        let c = self.identify_raw(cns::NAMESPACE, nsid, 0, 0).await?.ok()?;
-        IdentifyNamespace::from_bytes(&c.data).ok_or_else(|| {
-            HostError::Protocol(format!(
-                "Identify Namespace returned {} bytes",
-                c.data.len()
-            ))
+    /// Identify Namespace (CNS 00h): the 4096-byte page (parse it with
+    /// [`IdentifyNamespace::from_bytes`]).
+    pub async fn identify_namespace(&self, nsid: u32) -> Result<Bytes, HostError> {
+        Ok(self.identify_raw(cns::NAMESPACE, nsid, 0).await?.ok()?.data)
+    }
+
+    /// Identify Namespace (CNS 00h), parsed.
+    pub async fn identify_namespace_parsed(
+        &self,
+        nsid: u32,
+    ) -> Result<IdentifyNamespace, HostError> {
+        let data = self.identify_namespace(nsid).await?;
+        IdentifyNamespace::from_bytes(&data).ok_or_else(|| {
+            HostError::Protocol(format!("Identify Namespace returned {} bytes", data.len()))
         })
     }
 
@@ -358,7 +366,7 @@ impl Controller {
         let mut after = 0u32;
         loop {
             let page = self
-                .identify_raw(cns::ACTIVE_NAMESPACES, after, 0, 0)
+                .identify_raw(cns::ACTIVE_NAMESPACES, after, 0)
                 .await?
                 .ok()?
                 .data;
@@ -373,31 +381,37 @@ impl Controller {
         }
     }
 
-    /// Namespace Identification Descriptor list (CNS 03h, NVMe Base 2.0 §5.17.2.3).
-    pub async fn ns_descriptors(&self, nsid: u32) -> Result<Vec<NsDescriptor>, HostError> {
+    /// Namespace Identification Descriptor list (CNS 03h, NVMe Base 2.0 §5.17.2.3) as
+    /// (NIDT, NID) pairs, NID bytes as sent (unknown types included).
+    pub async fn ns_descriptors(&self, nsid: u32) -> Result<Vec<(u8, Vec<u8>)>, HostError> {
         let page = self
-            .identify_raw(cns::NS_DESCRIPTORS, nsid, 0, 0)
+            .identify_raw(cns::NS_DESCRIPTORS, nsid, 0)
             .await?
             .ok()?
             .data;
-        NsDescriptor::parse_list(&page)
-            .map_err(|e| HostError::Protocol(format!("namespace descriptors: {e}")))
+        Ok(parse_ns_descriptors(&page))
     }
 
-    /// Get Log Page (NVMe Base 2.0 §5.16): `len` bytes at byte `offset`; `len` is rounded
-    /// up to whole dwords. Returns the completion so callers can check the status.
+    /// Get Log Page (NVMe Base 2.0 §5.16): `len` bytes at byte `offset` (`len` rounded up
+    /// to whole dwords), RAE 0. An error status is [`HostError::Status`]; use
+    /// [`Controller::get_log_page_raw`] to assert on it.
     pub async fn get_log_page(
         &self,
         lid: u8,
         nsid: u32,
         offset: u64,
         len: u32,
-    ) -> Result<HostCompletion, HostError> {
-        self.get_log_page_rae(lid, nsid, offset, len, false).await
+    ) -> Result<Bytes, HostError> {
+        Ok(self
+            .get_log_page_raw(lid, nsid, offset, len, false)
+            .await?
+            .ok()?
+            .data)
     }
 
-    /// Get Log Page with the Retain Asynchronous Event bit chosen by the caller.
-    pub async fn get_log_page_rae(
+    /// Get Log Page with the Retain Asynchronous Event bit chosen by the caller; returns the
+    /// completion whatever its status.
+    pub async fn get_log_page_raw(
         &self,
         lid: u8,
         nsid: u32,
@@ -584,7 +598,7 @@ impl Controller {
         if let Some(bs) = self.block_size_cache().get(&nsid) {
             return Ok(*bs);
         }
-        let ns = self.identify_namespace(nsid).await?;
+        let ns = self.identify_namespace_parsed(nsid).await?;
         let bs = ns
             .block_size()
             .filter(|bs| (512..=1 << 31).contains(bs))
@@ -663,5 +677,113 @@ fn prop_size(size: u8) -> Result<PropertySize, HostError> {
         4 => Ok(PropertySize::Four),
         8 => Ok(PropertySize::Eight),
         other => Err(HostError::Protocol(format!("property size {other}"))),
+    }
+}
+
+/// Identify Controller data as read at initialization: derefs to
+/// [`nvme::identify::IdentifyController`] for every field, plus shortcuts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IdentifyInfo(pub IdentifyController);
+
+impl std::ops::Deref for IdentifyInfo {
+    type Target = IdentifyController;
+
+    fn deref(&self) -> &IdentifyController {
+        &self.0
+    }
+}
+
+impl IdentifyInfo {
+    pub fn cntlid(&self) -> u16 {
+        self.0.cntlid.get()
+    }
+    pub fn serial(&self) -> String {
+        self.0.serial_number()
+    }
+    pub fn model(&self) -> String {
+        self.0.model_number()
+    }
+    pub fn firmware(&self) -> String {
+        self.0.firmware_revision()
+    }
+    pub fn ver(&self) -> u32 {
+        self.0.ver.get()
+    }
+    pub fn mdts(&self) -> u8 {
+        self.0.mdts
+    }
+    pub fn nn(&self) -> u32 {
+        self.0.nn.get()
+    }
+    /// SUBNQN as text (lossy: whatever precedes the first NUL).
+    pub fn subnqn(&self) -> String {
+        read_ascii_trimmed(&self.0.subnqn)
+    }
+    pub fn ioccsz(&self) -> u32 {
+        self.0.ioccsz.get()
+    }
+    /// Largest in-capsule write on an I/O queue: NVMe-oF 1.1 §4.1, IOCCSZ counts 16-byte
+    /// units of the whole command capsule, the 64-byte SQE included.
+    pub fn io_in_capsule_data(&self) -> u32 {
+        self.ioccsz().saturating_mul(16).saturating_sub(64)
+    }
+}
+
+/// Parse a Namespace Identification Descriptor list (NVMe Base 2.0 Figure 278: NIDT, NIDL,
+/// 2 reserved bytes, NIDL bytes of NID); stops at NIDT 0, NIDL 0 or a truncated entry.
+pub fn parse_ns_descriptors(page: &[u8]) -> Vec<(u8, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut off = 0usize;
+    while let (Some(&nidt), Some(&nidl)) = (page.get(off), page.get(off + 1)) {
+        if nidt == 0 || nidl == 0 {
+            break;
+        }
+        let start = off + 4;
+        let Some(nid) = page.get(start..start + usize::from(nidl)) else {
+            break;
+        };
+        out.push((nidt, nid.to_vec()));
+        off = start + usize::from(nidl);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ns_descriptor_list() {
+        let mut page = vec![0u8; 4096];
+        // NGUID (NIDT 2, NIDL 16) then CSI (NIDT 4, NIDL 1).
+        page[0] = 2;
+        page[1] = 16;
+        page[4..20].copy_from_slice(&[0xab; 16]);
+        page[20] = 4;
+        page[21] = 1;
+        page[24] = 0x02;
+        let d = parse_ns_descriptors(&page);
+        assert_eq!(d, vec![(2, vec![0xab; 16]), (4, vec![0x02])]);
+        // A truncated descriptor stops the walk.
+        assert_eq!(parse_ns_descriptors(&[3, 16, 0, 0, 1, 2]), vec![]);
+    }
+
+    #[test]
+    fn identify_info_shortcuts() {
+        let mut c = IdentifyController::zeroed();
+        c.set_serial_number("SN1");
+        c.cntlid.set(7);
+        c.ioccsz.set(516);
+        c.mdts = 5;
+        let _ = c.set_subnqn("nqn.x");
+        let i = IdentifyInfo(c);
+        assert_eq!(
+            (i.cntlid(), i.serial(), i.mdts()),
+            (7, "SN1".to_string(), 5)
+        );
+        assert_eq!(i.subnqn(), "nqn.x");
+        assert_eq!(i.io_in_capsule_data(), 8192);
+        // Deref gives the spec struct's fields.
+        assert_eq!(i.cntlid.get(), 7);
     }
 }

@@ -18,9 +18,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use nvme::{Cqe, Sqe};
 
-pub use controller::Controller;
+pub use controller::{parse_ns_descriptors, Controller, IdentifyInfo};
 pub use discovery::{
-    discover, DiscoveryController, DiscoveryLog, DiscoveryRecord, DISCOVERY_NQN, LID_DISCOVERY,
+    discover, DiscoveryController, DiscoveryEntry, DiscoveryLog, DISCOVERY_NQN, LID_DISCOVERY,
 };
 pub use error::HostError;
 pub use queue::{Queue, QueueOptions};
