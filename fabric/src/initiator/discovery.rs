@@ -174,10 +174,20 @@ pub async fn discover(addr: SocketAddr, opts: HostOptions) -> Result<DiscoveryLo
     log
 }
 
+/// The task that waits for the outstanding AER; aborted when dropped, so a dropped
+/// [`DiscoveryController`] does not keep its connection open.
+struct AerTask(JoinHandle<Result<HostCompletion, HostError>>);
+
+impl Drop for AerTask {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// A persistent discovery controller connection that can wait for log changes.
 pub struct DiscoveryController {
     ctrl: Controller,
-    aer: Option<JoinHandle<Result<HostCompletion, HostError>>>,
+    aer: Option<AerTask>,
 }
 
 impl std::fmt::Debug for DiscoveryController {
@@ -214,9 +224,9 @@ impl DiscoveryController {
             opcode: admin_opcode::ASYNC_EVENT_REQUEST,
             ..Default::default()
         };
-        self.aer = Some(tokio::spawn(async move {
+        self.aer = Some(AerTask(tokio::spawn(async move {
             admin.submit_timeout(HostCommand::new(sqe), None).await
-        }));
+        })));
     }
 
     pub fn controller(&self) -> &Controller {
@@ -229,19 +239,18 @@ impl DiscoveryController {
     }
 
     /// Wait for a Discovery Log Page Change notice, then re-read the log (clearing the
-    /// event), post a new AER and return the new log. Other events are skipped.
+    /// event), post a new AER and return the new log. Other events are skipped. Cancel
+    /// safe: dropping the future keeps the outstanding AER for the next call.
     pub async fn wait_for_change(&mut self) -> Result<DiscoveryLog, HostError> {
         loop {
-            let handle = match self.aer.take() {
-                Some(h) => h,
-                None => {
-                    self.arm();
-                    continue;
-                }
+            let Some(task) = self.aer.as_mut() else {
+                self.arm();
+                continue;
             };
-            let done = handle
-                .await
-                .map_err(|e| HostError::Protocol(format!("AER task failed: {e}")))??;
+            let joined = (&mut task.0).await;
+            self.aer = None;
+            let done =
+                joined.map_err(|e| HostError::Protocol(format!("AER task failed: {e}")))??;
             if !done.status().is_success() {
                 return Err(HostError::Status(done.status()));
             }
@@ -261,9 +270,7 @@ impl DiscoveryController {
 
     /// Shut the discovery controller down.
     pub async fn shutdown(mut self) -> Result<(), HostError> {
-        if let Some(h) = self.aer.take() {
-            h.abort();
-        }
+        self.aer = None;
         self.ctrl.shutdown().await
     }
 }
