@@ -1,0 +1,521 @@
+# shellcheck shell=bash
+# Guest-side test library, sourced by every test (and by /init for cleanup).
+#
+# Two halves:
+#  * the target abstraction (tgt_*): one declarative configuration —
+#    listeners, subsystems, namespaces — that is either rendered as a
+#    ferrofab TOML config and served by /usr/local/bin/ferrofab, or, in
+#    reference runs (FF_MODE=nvmet), built in the kernel's nvmet configfs;
+#  * host helpers: connect, find controllers/namespaces, assertions.
+#
+# A test fails by exiting non-zero; `fail` prints a "FAIL: ..." line that the
+# runner reports as the reason.
+
+FF_MODE=${FF_MODE:-ferrofab}
+FF_TEST=${FF_TEST:-adhoc}
+FF_BIN=${FF_BIN:-/usr/local/bin/ferrofab}
+FF_STATE=/run/ff
+FF_LOGDIR=/tmp/logs
+FF_ADDR=127.0.0.1
+FF_PORT=4420
+NVMET=/sys/kernel/config/nvmet
+NULLB=/sys/kernel/config/nullb
+mkdir -p "$FF_STATE" "$FF_LOGDIR"
+
+# ---------------------------------------------------------------- assertions
+
+fail() {
+	echo "FAIL: $*"
+	exit 1
+}
+note() { echo "NOTE: $*"; }
+info() { echo "INFO: $*"; }
+
+expect_eq() { # ACTUAL EXPECTED WHAT
+	[ "$1" = "$2" ] || fail "$3: got '$1', expected '$2'"
+	echo "ok: $3 = '$1'"
+}
+
+# wait_until SECONDS CMD...: poll CMD every 0.2 s until it succeeds.
+wait_until() {
+	local limit=$1 end
+	shift
+	end=$(($(date +%s) + limit))
+	while ! "$@"; do
+		[ "$(date +%s)" -ge "$end" ] && return 1
+		sleep 0.2
+	done
+}
+
+# Strip ANSI colour codes (tracing's default formatter may emit them).
+decolor() { sed 's/\x1b\[[0-9;]*m//g'; }
+
+size_bytes() { # 64MiB / 1GiB / 4096 -> bytes
+	local s=$1 n
+	n=${s%%[!0-9]*}
+	case ${s#"$n"} in
+	"" | B) echo "$n" ;;
+	K | KiB | k) echo $((n << 10)) ;;
+	M | MiB) echo $((n << 20)) ;;
+	G | GiB) echo $((n << 30)) ;;
+	*) fail "bad size '$s'" ;;
+	esac
+}
+
+# ------------------------------------------------------ target configuration
+# Declarative config, kept in shell arrays of the current test.
+TGT_LISTENERS=()
+TGT_SUBSYS=()
+TGT_NS=() # entries "nqn|nsid|backend|size|path|bs"
+declare -A TGT_SERIAL=() TGT_MODEL=() TGT_HOSTS=() TGT_SUBLISTEN=()
+
+tgt_listener() { TGT_LISTENERS+=("$1"); }
+
+# tgt_subsys NQN [serial=S] [model=M] [hosts="nqn ..."] [listeners="a:p ..."]
+tgt_subsys() {
+	local nqn=$1 kv
+	shift
+	TGT_SUBSYS+=("$nqn")
+	for kv in "$@"; do
+		case $kv in
+		serial=*) TGT_SERIAL[$nqn]=${kv#*=} ;;
+		model=*) TGT_MODEL[$nqn]=${kv#*=} ;;
+		hosts=*) TGT_HOSTS[$nqn]=${kv#*=} ;;
+		listeners=*) TGT_SUBLISTEN[$nqn]=${kv#*=} ;;
+		*) fail "tgt_subsys: unknown option $kv" ;;
+		esac
+	done
+}
+
+# tgt_ns NQN nsid=N backend=ram|file|null [size=64MiB] [path=/data/x.img] [bs=512]
+tgt_ns() {
+	local nqn=$1 kv nsid="" backend=ram size="" path="" bs=""
+	shift
+	for kv in "$@"; do
+		case $kv in
+		nsid=*) nsid=${kv#*=} ;;
+		backend=*) backend=${kv#*=} ;;
+		size=*) size=${kv#*=} ;;
+		path=*) path=${kv#*=} ;;
+		bs=*) bs=${kv#*=} ;;
+		*) fail "tgt_ns: unknown option $kv" ;;
+		esac
+	done
+	[ -n "$nsid" ] || fail "tgt_ns: tests must give nsid= explicitly"
+	TGT_NS+=("$nqn|$nsid|$backend|$size|$path|$bs")
+}
+
+# Values the host should see for things the config leaves to the target.
+tgt_expected_model() { echo "${TGT_MODEL[$1]:-ferrofab}"; }
+tgt_expected_mdts() {
+	# ferrofab: 1 MiB max transfer = MDTS 8 with 4 KiB pages.
+	# nvmet-tcp reports no limit (MDTS 0).
+	if [ "$FF_MODE" = nvmet ]; then echo 0; else echo 8; fi
+}
+
+tgt_render_toml() {
+	local l s e nqn nsid backend size path bs h
+	for l in "${TGT_LISTENERS[@]}"; do
+		printf '[[listener]]\ntransport = "tcp"\naddress = "%s"\n\n' "$l"
+	done
+	for s in "${TGT_SUBSYS[@]}"; do
+		printf '[[subsystem]]\nnqn = "%s"\n' "$s"
+		[ -n "${TGT_SERIAL[$s]:-}" ] && printf 'serial = "%s"\n' "${TGT_SERIAL[$s]}"
+		[ -n "${TGT_MODEL[$s]:-}" ] && printf 'model = "%s"\n' "${TGT_MODEL[$s]}"
+		if [ -n "${TGT_HOSTS[$s]:-}" ]; then
+			printf 'allowed_hosts = ['
+			for h in ${TGT_HOSTS[$s]}; do printf '"%s", ' "$h"; done
+			printf ']\n'
+		fi
+		if [ -n "${TGT_SUBLISTEN[$s]:-}" ]; then
+			printf 'listeners = ['
+			for h in ${TGT_SUBLISTEN[$s]}; do printf '"%s", ' "$h"; done
+			printf ']\n'
+		fi
+		printf '\n'
+		for e in "${TGT_NS[@]}"; do
+			IFS='|' read -r nqn nsid backend size path bs <<<"$e"
+			[ "$nqn" = "$s" ] || continue
+			printf '[[subsystem.namespace]]\nnsid = %s\nbackend = "%s"\n' "$nsid" "$backend"
+			[ -n "$size" ] && printf 'size = "%s"\n' "$size"
+			[ -n "$path" ] && printf 'path = "%s"\n' "$path"
+			[ -n "$bs" ] && printf 'block_size = %s\n' "$bs"
+			printf '\n'
+		done
+	done
+}
+
+tgt_log() { echo "$FF_LOGDIR/$FF_TEST.target.log"; }
+tgt_pid() { cat "$FF_STATE/pid" 2>/dev/null; }
+
+listening() { # ADDR:PORT
+	ss -Hltn "sport = :${1##*:}" 2>/dev/null | grep -q .
+}
+
+# Start the target with the declared config (listeners default to
+# 127.0.0.1:4420) and wait until every listener accepts.
+tgt_start() {
+	[ ${#TGT_LISTENERS[@]} -gt 0 ] || TGT_LISTENERS=("$FF_ADDR:$FF_PORT")
+	if [ "$FF_MODE" = nvmet ]; then
+		nvmet_build
+	else
+		tgt_render_toml >"$FF_STATE/config.toml"
+		info "ferrofab config:"
+		sed 's/^/    /' "$FF_STATE/config.toml"
+		ff_launch
+	fi
+	local l
+	for l in "${TGT_LISTENERS[@]}"; do
+		wait_until 20 listening "$l" || fail "target not listening on $l after 20 s"
+	done
+	info "target up (${FF_MODE})"
+}
+
+ff_launch() {
+	local log
+	log=$(tgt_log)
+	echo "===== ferrofab serve started at $(date +%T.%N) =====" >>"$log"
+	NO_COLOR=1 RUST_LOG=${FF_RUST_LOG:-info} RUST_BACKTRACE=1 \
+		"$FF_BIN" serve --config "$FF_STATE/config.toml" >>"$log" 2>&1 &
+	echo $! >"$FF_STATE/pid"
+	sleep 0.2
+	kill -0 "$(tgt_pid)" 2>/dev/null || {
+		tail -n 30 "$log"
+		fail "ferrofab exited right after start"
+	}
+}
+
+tgt_alive() {
+	[ "$FF_MODE" = nvmet ] && return 0
+	local pid
+	pid=$(tgt_pid)
+	[ -n "$pid" ] && kill -0 "$pid" 2>/dev/null
+}
+
+# Clean shutdown (SIGTERM) and wait for exit; returns the exit status.
+tgt_stop() {
+	if [ "$FF_MODE" = nvmet ]; then
+		nvmet_teardown
+		return 0
+	fi
+	local pid rc
+	pid=$(tgt_pid)
+	[ -n "$pid" ] || return 0
+	kill -TERM "$pid" 2>/dev/null
+	for _ in $(seq 1 100); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	if kill -0 "$pid" 2>/dev/null; then
+		kill -KILL "$pid"
+		echo "target ignored SIGTERM for 10 s; killed"
+		rm -f "$FF_STATE/pid"
+		return 99
+	fi
+	wait "$pid" 2>/dev/null
+	rc=$?
+	rm -f "$FF_STATE/pid"
+	return $rc
+}
+
+# Abrupt death: SIGKILL for ferrofab; for nvmet, unlinking every port from
+# its subsystems, which drops all connections and closes the listeners.
+tgt_crash() {
+	if [ "$FF_MODE" = nvmet ]; then
+		rm -f "$NVMET"/ports/*/subsystems/*
+		return 0
+	fi
+	local pid
+	pid=$(tgt_pid)
+	kill -KILL "$pid"
+	wait "$pid" 2>/dev/null
+	rm -f "$FF_STATE/pid"
+}
+
+# Start again with the same configuration after tgt_crash.
+tgt_restart() {
+	if [ "$FF_MODE" = nvmet ]; then
+		nvmet_link_ports
+	else
+		ff_launch
+	fi
+	local l
+	for l in "${TGT_LISTENERS[@]}"; do
+		wait_until 20 listening "$l" || fail "target not listening on $l after restart"
+	done
+}
+
+# Freeze / thaw: SIGSTOP/SIGCONT for ferrofab; for nvmet (which cannot be
+# stopped) 100% packet loss on loopback, which the host sees the same way.
+tgt_freeze() {
+	if [ "$FF_MODE" = nvmet ]; then
+		tc qdisc add dev lo root netem loss 100% || fail "netem unavailable"
+	else
+		kill -STOP "$(tgt_pid)"
+	fi
+}
+tgt_thaw() {
+	if [ "$FF_MODE" = nvmet ]; then
+		tc qdisc del dev lo root 2>/dev/null
+	else
+		kill -CONT "$(tgt_pid)"
+	fi
+}
+
+# Live controller count as the target reports it: ferrofab's last
+# "active_controllers=N" log field; nvmet's debugfs controller directories.
+tgt_controllers() {
+	if [ "$FF_MODE" = nvmet ]; then
+		local n=0 s d
+		for s in "${TGT_SUBSYS[@]}"; do
+			for d in /sys/kernel/debug/nvmet/"$s"/ctrl*; do
+				[ -d "$d" ] && n=$((n + 1))
+			done
+		done
+		echo "$n"
+	else
+		decolor <"$(tgt_log)" | grep -o 'active_controllers=[0-9]*' | tail -n1 | cut -d= -f2
+	fi
+}
+
+# Resident set size of the target in KiB (empty for nvmet).
+tgt_rss_kb() {
+	[ "$FF_MODE" = nvmet ] && return 0
+	awk '/^VmRSS:/{print $2}' "/proc/$(tgt_pid)/status"
+}
+
+# Add a namespace while the target runs (namespace-change AEN path).
+# Returns 2 when the target has no way to do that.
+tgt_add_ns_runtime() { # NQN nsid=N backend=.. size=.. [bs=..]
+	local nqn=$1
+	tgt_ns "$@"
+	if [ "$FF_MODE" = nvmet ]; then
+		nvmet_add_ns "${TGT_NS[-1]}"
+		return 0
+	fi
+	# ferrofab: only if its CLI advertises a way to change a running target.
+	if "$FF_BIN" --help 2>&1 | grep -qiE 'reload|namespace add|add-ns|ns-add'; then
+		fail "ferrofab advertises runtime namespace changes; teach tgt_add_ns_runtime how to call them"
+	fi
+	: "$nqn"
+	return 2
+}
+
+# -------------------------------------------------------------- nvmet (ref)
+# 16-byte identifiers derived from subsystem NQN + NSID, like ferrofab does,
+# so NGUID/UUID are non-zero and stable across restarts in reference runs too.
+ns_ident() { # NQN NSID KIND -> xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx
+	local h
+	h=$(printf '%s/%s/%s' "$1" "$2" "$3" | sha256sum | cut -c1-32)
+	echo "${h:0:8}-${h:8:4}-${h:12:4}-${h:16:4}-${h:20:12}"
+}
+
+nvmet_add_ns() {
+	local nqn nsid backend size path bs dev d n
+	IFS='|' read -r nqn nsid backend size path bs <<<"$1"
+	bs=${bs:-512}
+	case $backend in
+	ram | null)
+		# null_blk through configfs: memory_backed=1 keeps data (ram),
+		# memory_backed=0 discards writes and reads zeroes (null).
+		n=$(cat "$FF_STATE/nullb.next" 2>/dev/null || echo 0)
+		echo $((n + 1)) >"$FF_STATE/nullb.next"
+		d=$NULLB/ff$n
+		mkdir "$d" || fail "null_blk configfs unavailable"
+		echo $(($(size_bytes "$size") >> 20)) >"$d/size"
+		echo "$bs" >"$d/blocksize"
+		[ "$backend" = ram ] && echo 1 >"$d/memory_backed"
+		echo 1 >"$d/discard" 2>/dev/null
+		echo 1 >"$d/power"
+		# Since 6.x null_blk names the disk after its configfs directory.
+		nullb_dev() { [ -b "/dev/${d##*/}" ] || [ -b "/dev/nullb$(cat "$d/index")" ]; }
+		wait_until 5 nullb_dev || fail "null_blk disk ${d##*/} did not appear"
+		dev=/dev/${d##*/}
+		[ -b "$dev" ] || dev=/dev/nullb$(cat "$d/index")
+		;;
+	file)
+		dev=$path
+		if [ -n "$size" ] && [ "$(stat -c %s "$path" 2>/dev/null || echo 0)" -lt "$(size_bytes "$size")" ]; then
+			truncate -s "$(size_bytes "$size")" "$path"
+		fi
+		;;
+	*) fail "unknown backend $backend" ;;
+	esac
+	d=$NVMET/subsystems/$nqn/namespaces/$nsid
+	mkdir -p "$d"
+	echo -n "$dev" >"$d/device_path"
+	echo "$(ns_ident "$nqn" "$nsid" nguid)" >"$d/device_nguid"
+	echo "$(ns_ident "$nqn" "$nsid" uuid)" >"$d/device_uuid"
+	[ "$backend" = file ] && echo 1 >"$d/buffered_io"
+	echo 1 >"$d/enable" || fail "nvmet refused to enable namespace $nsid of $nqn"
+}
+
+nvmet_build() {
+	local s h e
+	for s in "${TGT_SUBSYS[@]}"; do
+		mkdir "$NVMET/subsystems/$s" || fail "cannot create nvmet subsystem $s"
+		echo -n "${TGT_SERIAL[$s]:-$(printf '%s' "$s" | sha256sum | cut -c1-20)}" >"$NVMET/subsystems/$s/attr_serial"
+		echo -n "$(tgt_expected_model "$s")" >"$NVMET/subsystems/$s/attr_model"
+		if [ -n "${TGT_HOSTS[$s]:-}" ]; then
+			echo 0 >"$NVMET/subsystems/$s/attr_allow_any_host"
+			for h in ${TGT_HOSTS[$s]}; do
+				mkdir -p "$NVMET/hosts/$h"
+				ln -s "$NVMET/hosts/$h" "$NVMET/subsystems/$s/allowed_hosts/$h"
+			done
+		else
+			echo 1 >"$NVMET/subsystems/$s/attr_allow_any_host"
+		fi
+		for e in "${TGT_NS[@]}"; do
+			[ "${e%%|*}" = "$s" ] && nvmet_add_ns "$e"
+		done
+	done
+	local i=0 l p
+	for l in "${TGT_LISTENERS[@]}"; do
+		i=$((i + 1))
+		p=$NVMET/ports/$i
+		mkdir "$p"
+		echo tcp >"$p/addr_trtype"
+		echo ipv4 >"$p/addr_adrfam"
+		echo "${l%:*}" >"$p/addr_traddr"
+		echo "${l##*:}" >"$p/addr_trsvcid"
+	done
+	nvmet_link_ports
+}
+
+nvmet_link_ports() {
+	local i=0 l s
+	for l in "${TGT_LISTENERS[@]}"; do
+		i=$((i + 1))
+		for s in "${TGT_SUBSYS[@]}"; do
+			if [ -z "${TGT_SUBLISTEN[$s]:-}" ] || [[ " ${TGT_SUBLISTEN[$s]} " == *" $l "* ]]; then
+				ln -s "$NVMET/subsystems/$s" "$NVMET/ports/$i/subsystems/$s"
+			fi
+		done
+	done
+}
+
+nvmet_teardown() {
+	[ -d "$NVMET" ] || return 0
+	rm -f "$NVMET"/ports/*/subsystems/* "$NVMET"/ports/*/referrals/* 2>/dev/null
+	rmdir "$NVMET"/ports/* 2>/dev/null
+	local s n
+	for s in "$NVMET"/subsystems/*; do
+		[ -d "$s" ] || continue
+		rm -f "$s"/allowed_hosts/* 2>/dev/null
+		for n in "$s"/namespaces/*; do
+			[ -d "$n" ] || continue
+			echo 0 >"$n/enable" 2>/dev/null
+			rmdir "$n"
+		done
+		rmdir "$s"
+	done
+	rmdir "$NVMET"/hosts/* 2>/dev/null
+	for n in "$NULLB"/ff*; do
+		[ -d "$n" ] || continue
+		echo 0 >"$n/power" 2>/dev/null
+		rmdir "$n"
+	done
+	return 0
+}
+
+# Everything back to a clean guest; run by /init after every test.
+ff_cleanup() {
+	timeout 30 nvme disconnect-all >/dev/null 2>&1
+	tc qdisc del dev lo root 2>/dev/null
+	local pid
+	pid=$(tgt_pid)
+	if [ -n "$pid" ]; then
+		kill -CONT "$pid" 2>/dev/null
+		kill -TERM "$pid" 2>/dev/null
+		for _ in $(seq 1 50); do
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.1
+		done
+		kill -KILL "$pid" 2>/dev/null
+		rm -f "$FF_STATE/pid"
+	fi
+	[ "$FF_MODE" = nvmet ] && nvmet_teardown
+	rm -rf /data/* "$FF_STATE"/*
+	find /tmp -mindepth 1 -maxdepth 1 ! -name logs -exec rm -rf {} +
+	# Background jobs a test left (fio etc.).
+	pkill -x fio 2>/dev/null
+	return 0
+}
+
+# -------------------------------------------------------------- host helpers
+
+hostnqn() { cat /etc/nvme/hostnqn; }
+
+# connect NQN [nvme connect options...] -> prints the controller name (nvmeN)
+connect() {
+	local nqn=$1 out dev
+	shift
+	out=$(nvme connect -t tcp -a "$FF_ADDR" -s "$FF_PORT" -n "$nqn" -o json "$@" 2>&1) ||
+		{
+			echo "nvme connect $nqn $*: $out" >&2
+			return 1
+		}
+	dev=$(printf '%s' "$out" | jq -r '.device // empty' 2>/dev/null)
+	[ -n "$dev" ] || dev=$(ctrl_of "$nqn")
+	[ -n "$dev" ] || {
+		echo "nvme connect reported success but no controller for $nqn ($out)" >&2
+		return 1
+	}
+	echo "$dev"
+}
+
+connect_ok() { # like connect, but a failure fails the test
+	local dev
+	dev=$(connect "$@") || fail "nvme connect $* failed"
+	wait_until 10 ctrl_live "$dev" || fail "$dev never became live (state $(ctrl_state "$dev"))"
+	echo "$dev"
+}
+
+ctrl_of() { # NQN -> first controller (nvmeN) connected to that subsystem
+	local c
+	for c in /sys/class/nvme/nvme*; do
+		[ -e "$c/subsysnqn" ] || continue
+		[ "$(cat "$c/subsysnqn")" = "$1" ] && basename "$c" && return 0
+	done
+	return 1
+}
+ctrl_state() { cat "/sys/class/nvme/$1/state" 2>/dev/null || echo gone; }
+ctrl_live() { [ "$(ctrl_state "$1")" = live ]; }
+ctrl_gone() { [ ! -e "/sys/class/nvme/$1" ]; }
+
+# ns_blk NQN NSID -> block device name (multipath head, e.g. nvme0n1)
+ns_blk() {
+	local s b
+	for s in /sys/class/nvme-subsystem/nvme-subsys*; do
+		[ "$(cat "$s/subsysnqn" 2>/dev/null)" = "$1" ] || continue
+		for b in "$s"/nvme*n*; do
+			[ -e "$b/nsid" ] || continue
+			[ "$(cat "$b/nsid")" = "$2" ] && basename "$b" && return 0
+		done
+	done
+	return 1
+}
+ns_dev_ok() { # NQN NSID -> /dev/... (waits for it to show up)
+	local b
+	wait_until 10 ns_blk "$1" "$2" >/dev/null || fail "no block device for $1 nsid $2"
+	b=$(ns_blk "$1" "$2")
+	wait_until 5 test -b "/dev/$b" || fail "/dev/$b missing"
+	echo "/dev/$b"
+}
+
+disconnect_ok() { # NQN
+	nvme disconnect -n "$1" >/dev/null || fail "nvme disconnect -n $1 failed"
+}
+
+# pattern FILE BYTES: random data to write and compare.
+pattern() { head -c "$2" /dev/urandom >"$1"; }
+
+# Kernel log lines logged since the current test started.
+dmesg_test() { dmesg | tail -n +$((${FF_DMESG_MARK:-0} + 1)); }
+
+dmesg_clean() { # fails on kernel BUGs/oopses/warnings during this test
+	if dmesg_test | grep -E 'BUG:|Oops|WARNING:|general protection|Call Trace' >/dev/null; then
+		dmesg_test | grep -E -A 20 'BUG:|Oops|WARNING:|general protection' | head -n 60
+		return 1
+	fi
+}

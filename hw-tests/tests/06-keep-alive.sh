@@ -1,0 +1,40 @@
+# timeout: 150
+# Keep-alive: connect with a short --keep-alive-tmo, freeze the target
+# (SIGSTOP); the host must declare the controller lost (KATO expiry, NVMe Base
+# 2.0 §3.9.5); thaw (SIGCONT): the host reconnects, I/O works, and neither side
+# crashed.
+
+NQN=nqn.2026-01.io.ferrofab:kato
+tgt_subsys $NQN
+tgt_ns $NQN nsid=1 backend=ram size=16MiB
+tgt_start
+c=$(connect_ok $NQN --keep-alive-tmo=3 --ctrl-loss-tmo=60 --reconnect-delay=2)
+dev=$(ns_dev_ok $NQN 1)
+# Get Features, Keep Alive Timer (FID 0Fh, NVMe Base 2.0 §5.27.1.12): KATO in ms.
+kato=$(nvme get-feature /dev/$c -f 0x0f 2>&1 | tee /dev/stderr | grep -oiE 'value: *0x[0-9a-f]+' | grep -oiE '0x[0-9a-f]+')
+expect_eq "$((kato))" 3000 "KATO (ms) as the target reports it"
+
+# Idle for a few keep-alive periods: the target must not drop a host that
+# keeps sending Keep Alive.
+sleep 8
+ctrl_live $c || fail "controller not live after idling 8 s with KATO 3 s (state $(ctrl_state $c))"
+
+mark=$(dmesg | wc -l)
+info "freezing target"
+tgt_freeze
+t0=$(date +%s)
+wait_until 30 sh -c "! [ \"\$(cat /sys/class/nvme/$c/state 2>/dev/null)\" = live ]" ||
+	fail "host did not declare the controller lost within 30 s of freezing the target"
+info "host gave up on the controller after $(($(date +%s) - t0)) s: state $(ctrl_state $c)"
+dmesg | tail -n +$((mark + 1))
+sleep 3
+info "thawing target"
+tgt_thaw
+tgt_alive || fail "target died while frozen"
+wait_until 60 ctrl_live $c || fail "host did not reconnect within 60 s after thaw (state $(ctrl_state $c))"
+pattern /tmp/p.bin 65536
+dd if=/tmp/p.bin of=$dev bs=64k oflag=direct status=none || fail "write after reconnect failed"
+dd if=$dev of=/tmp/r.bin bs=64k count=1 iflag=direct status=none || fail "read after reconnect failed"
+cmp /tmp/p.bin /tmp/r.bin || fail "data mismatch after reconnect"
+tgt_alive || fail "target died after thaw"
+dmesg_clean || fail "kernel oops/warning on the host side"
