@@ -167,8 +167,6 @@ impl Status {
         CONNECT_INVALID_PARAMETERS = 0x82;
         CONNECT_RESTART_DISCOVERY = 0x83;
         CONNECT_INVALID_HOST = 0x84;
-        /// Fabrics: Invalid Queue Type.
-        INVALID_QUEUE_TYPE = 0x85;
         /// ZNS command set (NVMe ZNS 1.1 Figure 43).
         ZONE_BOUNDARY_ERROR = 0xb8;
         ZONE_IS_FULL = 0xb9;

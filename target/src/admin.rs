@@ -82,12 +82,10 @@ impl AdminQueue {
             Ok(FabricsCommand::Connect(_)) => {
                 ready(Response::status(Status::COMMAND_SEQUENCE_ERROR.with_dnr()))
             }
-            // Disconnect applies to I/O queues only (NVMe-oF 1.1 §3.6).
-            Ok(FabricsCommand::Disconnect { .. }) => {
-                ready(Response::status(Status::INVALID_QUEUE_TYPE.with_dnr()))
-            }
-            // No in-band authentication is configured (Identify Controller FCATT/authentication).
-            Ok(FabricsCommand::AuthenticationSend(_))
+            // Disconnect applies to I/O queues only (NVMe-oF 1.1 §3.6); no in-band
+            // authentication is configured.
+            Ok(FabricsCommand::Disconnect { .. })
+            | Ok(FabricsCommand::AuthenticationSend(_))
             | Ok(FabricsCommand::AuthenticationReceive(_))
             | Ok(FabricsCommand::Unknown(_)) => {
                 ready(Response::status(Status::INVALID_OPCODE.with_dnr()))

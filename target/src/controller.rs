@@ -12,7 +12,8 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::aer::{AerState, AsyncEvent};
+use crate::aer::AerState;
+use nvme::features::{AsyncEvent, AsyncEventConfig};
 use crate::ctrl_state::{transition, CtrlEvent, CtrlState};
 use crate::error_log::ErrorLog;
 use crate::subsystem::Subsystem;
@@ -129,8 +130,8 @@ impl Controller {
     ) -> Arc<Controller> {
         let aer_config = match kind {
             // Notices we can raise are enabled until the host says otherwise.
-            ControllerKind::Nvm(_) => 1 << 8,
-            ControllerKind::Discovery => 1 << 31,
+            ControllerKind::Nvm(_) => AsyncEventConfig::NAMESPACE_ATTRIBUTE,
+            ControllerKind::Discovery => AsyncEventConfig::DISCOVERY_LOG_CHANGE,
         };
         let aerl = params.aerl;
         Arc::new(Controller {
@@ -304,7 +305,10 @@ impl Controller {
     /// A namespace of this controller's subsystem was added, removed or changed.
     pub fn namespace_changed(&self, nsid: u32) {
         lock(&self.changed_namespaces).insert(nsid);
-        self.raise_event(AsyncEvent::NAMESPACE_CHANGED, 1 << 8);
+        self.raise_event(
+            AsyncEvent::namespace_attribute_changed(),
+            AsyncEventConfig::NAMESPACE_ATTRIBUTE,
+        );
     }
 
     /// Take the Changed Namespace List (NVMe Base 2.0 §5.16.1.5); `clear` when RAE is 0.

@@ -11,7 +11,7 @@ use nvme::command::{Connect, ConnectData, FabricsCommand, CNTLID_DYNAMIC};
 use nvme::{Sqe, Status};
 
 use crate::admin::AdminQueue;
-use crate::aer::AsyncEvent;
+use nvme::features::{AsyncEvent, AsyncEventConfig};
 use crate::controller::{Controller, ControllerKind, TargetParams};
 use crate::io::IoQueue;
 use crate::nqn::DISCOVERY_NQN;
@@ -165,7 +165,10 @@ impl TargetInner {
             .cloned()
             .collect();
         for c in discovery {
-            c.raise_event(AsyncEvent::DISCOVERY_CHANGED, 1 << 31);
+            c.raise_event(
+                AsyncEvent::discovery_log_change(),
+                AsyncEventConfig::DISCOVERY_LOG_CHANGE,
+            );
         }
     }
 

@@ -211,7 +211,7 @@ async fn lba_out_of_range_and_invalid_opcode() {
     assert_eq!(c.status(), Status::INVALID_OPCODE.with_dnr());
     // An undefined admin opcode.
     let mut sqe = command::keep_alive();
-    sqe.opcode = 0xc3;
+    sqe.opcode = 0x80; // Format NVM: not supported
     let c = ctrl.submit_admin(HostCommand::new(sqe)).await.unwrap();
     assert_eq!(c.status(), Status::INVALID_OPCODE.with_dnr());
     // A namespace that does not exist.

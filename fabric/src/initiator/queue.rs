@@ -448,6 +448,8 @@ async fn reader(inner: Arc<Inner>, mut rd: OwnedReadHalf) {
         }
     }
     fail_all(&inner, HostError::Closed);
+    // The connection is gone (EOF, error or protocol failure): wake `closed()` and the writer.
+    inner.cancel.cancel();
 }
 
 async fn writer(inner: Arc<Inner>, mut wr: OwnedWriteHalf) {
