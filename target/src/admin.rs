@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use fabric::queue::{Completion, QueueHandler, Request, Response};
-use nvme::command::{AdminCommand, FabricsCommand, GetFeatures, PropertyGet, PropertySet, SetFeatures};
+use nvme::command::{
+    AdminCommand, FabricsCommand, GetFeatures, PropertyGet, PropertySet, SetFeatures,
+};
 use nvme::features::{
     host_id_extended, FeatureId, NumberOfQueues, PowerManagement, Select, SupportedCapabilities,
     TemperatureThreshold, VolatileWriteCache,
@@ -153,7 +155,9 @@ fn property_set(ctrl: &Arc<Controller>, ps: &PropertySet) -> Completion {
         .await;
         match result {
             Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::warn!(cntlid = ctrl.cntlid, error = %e, "flush at shutdown failed"),
+            Ok(Err(e)) => {
+                tracing::warn!(cntlid = ctrl.cntlid, error = %e, "flush at shutdown failed")
+            }
             Err(e) => tracing::error!(cntlid = ctrl.cntlid, error = %e, "flush task failed"),
         }
         ctrl.shutdown_done();

@@ -70,7 +70,9 @@ impl<'de> Deserialize<'de> for ByteSize {
         }
         match Raw::deserialize(d)? {
             Raw::Int(n) => Ok(ByteSize(n)),
-            Raw::Text(s) => parse_size(&s).map(ByteSize).map_err(serde::de::Error::custom),
+            Raw::Text(s) => parse_size(&s)
+                .map(ByteSize)
+                .map_err(serde::de::Error::custom),
         }
     }
 }
@@ -206,7 +208,9 @@ impl Config {
             }
             for a in s.listeners.iter().flatten() {
                 if !addrs.contains(a) {
-                    return Err(format!("{at}: listener {a} is not a configured [[listener]]"));
+                    return Err(format!(
+                        "{at}: listener {a} is not a configured [[listener]]"
+                    ));
                 }
             }
             validate_namespaces(&at, &mut s.namespace)?;
@@ -344,8 +348,9 @@ mod tests {
 
     #[test]
     fn bad_files_get_clear_errors() {
-        assert!(err("[[listener]]\ntransport = \"udp\"\naddress = \"1.2.3.4:1\"\n")
-            .contains("udp"));
+        assert!(
+            err("[[listener]]\ntransport = \"udp\"\naddress = \"1.2.3.4:1\"\n").contains("udp")
+        );
         assert!(err("").contains("no [[listener]]"));
         assert!(err(&format!("{L}[[subsystem]]\nnqn = \"bogus\"\n")).contains("nqn"));
         assert!(err(&format!(
@@ -367,8 +372,10 @@ mod tests {
             "x".repeat(21)
         ))
         .contains("serial"));
-        assert!(err(&format!("{L}[[subsystem]]\nnqn = \"nqn.2026-01.io.ferrofab:a\"\ncolour = 1\n"))
-            .contains("colour"));
+        assert!(err(&format!(
+            "{L}[[subsystem]]\nnqn = \"nqn.2026-01.io.ferrofab:a\"\ncolour = 1\n"
+        ))
+        .contains("colour"));
         assert!(err(&format!(
             "{L}[[subsystem]]\nnqn = \"nqn.2014-08.org.nvmexpress.discovery\"\n"
         ))

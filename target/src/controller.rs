@@ -13,11 +13,11 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::aer::AerState;
-use nvme::features::{AsyncEvent, AsyncEventConfig};
 use crate::ctrl_state::{transition, CtrlEvent, CtrlState};
 use crate::error_log::ErrorLog;
 use crate::subsystem::Subsystem;
 use crate::target::TargetInner;
+use nvme::features::{AsyncEvent, AsyncEventConfig};
 
 /// Limits the target advertises; shared by every controller.
 #[derive(Clone, Debug)]

@@ -133,8 +133,14 @@ mod tests {
             S::ShuttingDown,
             S::ShutDown,
         ], // ShuttingDown
-        [S::ShutDown, S::ShutDown, S::Disabled, S::ShutDown, S::ShutDown], // ShutDown
-        [S::Fatal, S::Fatal, S::Disabled, S::Fatal, S::Fatal],   // Fatal
+        [
+            S::ShutDown,
+            S::ShutDown,
+            S::Disabled,
+            S::ShutDown,
+            S::ShutDown,
+        ], // ShutDown
+        [S::Fatal, S::Fatal, S::Disabled, S::Fatal, S::Fatal],       // Fatal
     ];
 
     #[test]
@@ -153,11 +159,20 @@ mod tests {
         assert_eq!(S::ShuttingDown.csts(), 0b0101);
         assert_eq!(S::ShutDown.csts(), 0b1001);
         assert_eq!(S::Fatal.csts(), 0b10);
-        let accepting: Vec<_> = ALL_STATES.into_iter().filter(|s| s.accepts_commands()).collect();
+        let accepting: Vec<_> = ALL_STATES
+            .into_iter()
+            .filter(|s| s.accepts_commands())
+            .collect();
         assert_eq!(accepting, vec![S::Ready]);
         // A normal life: enable, shut down, flush, reset, enable again.
         let mut s = S::Disabled;
-        for e in [E::Enable, E::Shutdown, E::ShutdownDone, E::Disable, E::Enable] {
+        for e in [
+            E::Enable,
+            E::Shutdown,
+            E::ShutdownDone,
+            E::Disable,
+            E::Enable,
+        ] {
             s = transition(s, e);
         }
         assert_eq!(s, S::Ready);

@@ -39,12 +39,13 @@ impl Daemon {
     pub async fn start(mut config: Config, params: TargetParams) -> Result<Daemon, DaemonError> {
         let mut sockets = Vec::with_capacity(config.listener.len());
         for l in &mut config.listener {
-            let socket = TcpListener::bind(l.address)
-                .await
-                .map_err(|source| DaemonError::Bind {
-                    address: l.address,
-                    source,
-                })?;
+            let socket =
+                TcpListener::bind(l.address)
+                    .await
+                    .map_err(|source| DaemonError::Bind {
+                        address: l.address,
+                        source,
+                    })?;
             let bound = socket.local_addr().map_err(|source| DaemonError::Bind {
                 address: l.address,
                 source,

@@ -5,7 +5,8 @@ use std::net::{IpAddr, SocketAddr};
 
 use nvme::log_page::{
     AddressFamily, DiscoveryLog, DiscoveryRecord, SubsystemType, TcpSecurityType, TransportType,
-    EFLAGS_DUPRETINFO, EFLAGS_EPCSD, TREQ_DISABLE_SQ_FLOW_CONTROL, TREQ_SECURE_CHANNEL_NOT_REQUIRED,
+    EFLAGS_DUPRETINFO, EFLAGS_EPCSD, TREQ_DISABLE_SQ_FLOW_CONTROL,
+    TREQ_SECURE_CHANNEL_NOT_REQUIRED,
 };
 
 use crate::nqn::DISCOVERY_NQN;
@@ -14,7 +15,12 @@ use crate::target::{Listener, TargetInner};
 /// Admin submission queue size hosts may use (ASQSZ).
 pub const ADMIN_SQ_SIZE: u16 = 32;
 
-fn record(l: &Listener, local: SocketAddr, subtype: SubsystemType, subnqn: &str) -> DiscoveryRecord {
+fn record(
+    l: &Listener,
+    local: SocketAddr,
+    subtype: SubsystemType,
+    subnqn: &str,
+) -> DiscoveryRecord {
     // A wildcard listener is reported with the address the host reached us on.
     let ip: IpAddr = if l.address.ip().is_unspecified() {
         local.ip()
@@ -49,7 +55,12 @@ pub fn discovery_log(target: &TargetInner, hostnqn: &str, local: SocketAddr) -> 
     let subsystems = target.subsystems();
     let mut records = Vec::new();
     for l in target.listeners() {
-        records.push(record(l, local, SubsystemType::CurrentDiscovery, DISCOVERY_NQN));
+        records.push(record(
+            l,
+            local,
+            SubsystemType::CurrentDiscovery,
+            DISCOVERY_NQN,
+        ));
         for s in subsystems
             .iter()
             .filter(|s| s.on_listener(&l.address) && s.host_allowed(hostnqn))

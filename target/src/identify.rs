@@ -6,8 +6,7 @@ use nvme::command::Identify;
 use nvme::identify::{
     active_namespace_list, ctrl_bits, io_command_set_vectors, Cns, Csi, IdentifyController,
     IdentifyNamespace, LbaFormat, NsDescriptor, CNTRLTYPE_DISCOVERY, CNTRLTYPE_IO,
-    DLFEAT_READ_ZEROES, DLFEAT_WRITE_ZEROES_DEALLOCATES, IDENTIFY_DATA_SIZE, IOCS_NVM,
-    NMIC_SHARED,
+    DLFEAT_READ_ZEROES, DLFEAT_WRITE_ZEROES_DEALLOCATES, IDENTIFY_DATA_SIZE, IOCS_NVM, NMIC_SHARED,
 };
 use nvme::Status;
 use zerocopy::IntoBytes;

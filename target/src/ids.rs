@@ -22,7 +22,11 @@ fn digest(parts: &[&[u8]]) -> [u8; 32] {
 
 impl NamespaceIds {
     pub fn derive(subsystem_nqn: &str, nsid: u32) -> NamespaceIds {
-        let d = digest(&[b"ferrofab-ns-ids-v1", subsystem_nqn.as_bytes(), &nsid.to_le_bytes()]);
+        let d = digest(&[
+            b"ferrofab-ns-ids-v1",
+            subsystem_nqn.as_bytes(),
+            &nsid.to_le_bytes(),
+        ]);
         let mut eui64 = [0u8; 8];
         eui64.copy_from_slice(&d[0..8]);
         // A locally administered, unicast EUI-64 (IEEE U/L bit set, I/G bit clear).
@@ -53,7 +57,10 @@ mod tests {
     #[test]
     fn stable_distinct_and_well_formed() {
         let a = NamespaceIds::derive("nqn.2026-01.io.ferrofab:default", 1);
-        assert_eq!(a, NamespaceIds::derive("nqn.2026-01.io.ferrofab:default", 1));
+        assert_eq!(
+            a,
+            NamespaceIds::derive("nqn.2026-01.io.ferrofab:default", 1)
+        );
         let b = NamespaceIds::derive("nqn.2026-01.io.ferrofab:default", 2);
         let c = NamespaceIds::derive("nqn.2026-01.io.ferrofab:other", 1);
         assert_ne!(a.nguid, b.nguid);

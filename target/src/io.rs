@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use fabric::queue::{Completion, QueueHandler, Request, Response};
-use nvme::command::{DatasetManagement, DsmRange, FabricsCommand, IoCommand, ReadWrite, WriteZeroes};
+use nvme::command::{
+    DatasetManagement, DsmRange, FabricsCommand, IoCommand, ReadWrite, WriteZeroes,
+};
 use nvme::{Sgl, Status};
 use tokio_util::sync::CancellationToken;
 
@@ -264,6 +266,10 @@ impl QueueHandler for IoQueue {
 
     fn disconnected(&mut self) {
         self.ctrl.release_io_queue(self.qid);
-        tracing::debug!(cntlid = self.ctrl.cntlid, qid = self.qid, "I/O queue disconnected");
+        tracing::debug!(
+            cntlid = self.ctrl.cntlid,
+            qid = self.qid,
+            "I/O queue disconnected"
+        );
     }
 }

@@ -106,10 +106,12 @@ fn smart_health(ctrl: &Controller) -> Vec<u8> {
     s.composite_temperature.set(COMPOSITE_TEMPERATURE_K);
     s.available_spare = 100;
     s.available_spare_threshold = 10;
-    s.data_units_read
-        .set(SmartHealth::data_units(u128::from(c.bytes_read.load(Ordering::Relaxed))));
-    s.data_units_written
-        .set(SmartHealth::data_units(u128::from(c.bytes_written.load(Ordering::Relaxed))));
+    s.data_units_read.set(SmartHealth::data_units(u128::from(
+        c.bytes_read.load(Ordering::Relaxed),
+    )));
+    s.data_units_written.set(SmartHealth::data_units(u128::from(
+        c.bytes_written.load(Ordering::Relaxed),
+    )));
     s.host_read_commands
         .set(u128::from(c.read_commands.load(Ordering::Relaxed)));
     s.host_write_commands
@@ -117,7 +119,11 @@ fn smart_health(ctrl: &Controller) -> Vec<u8> {
     s.power_cycles.set(1);
     s.power_on_hours
         .set(u128::from(ctrl.created.elapsed().as_secs() / 3600));
-    let errors = ctrl.errors.lock().unwrap_or_else(|p| p.into_inner()).count();
+    let errors = ctrl
+        .errors
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .count();
     s.error_log_entries.set(u128::from(errors));
     s.as_bytes().to_vec()
 }

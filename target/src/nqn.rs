@@ -14,7 +14,9 @@ pub fn validate(nqn: &str) -> Result<(), String> {
     let Some(rest) = nqn.strip_prefix("nqn.") else {
         return Err("must start with \"nqn.\"".into());
     };
-    let date = rest.get(..7).ok_or("must have a yyyy-mm date after \"nqn.\"")?;
+    let date = rest
+        .get(..7)
+        .ok_or("must have a yyyy-mm date after \"nqn.\"")?;
     let db = date.as_bytes();
     let date_ok = db[..4].iter().all(u8::is_ascii_digit)
         && db[4] == b'-'
@@ -40,8 +42,10 @@ mod tests {
     fn forms() {
         assert!(validate(DISCOVERY_NQN).is_ok());
         assert!(validate("nqn.2026-01.io.ferrofab:default").is_ok());
-        assert!(validate("nqn.2014-08.org.nvmexpress:uuid:f81d4fae-7dec-11d0-a765-00a0c91e6bf6")
-            .is_ok());
+        assert!(
+            validate("nqn.2014-08.org.nvmexpress:uuid:f81d4fae-7dec-11d0-a765-00a0c91e6bf6")
+                .is_ok()
+        );
         assert!(validate("iqn.2026-01.io.x").is_err());
         assert!(validate("nqn.26-01.io.x").is_err());
         assert!(validate("nqn.2026-01").is_err());

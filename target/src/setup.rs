@@ -60,7 +60,9 @@ pub fn build_target(config: &Config, params: TargetParams) -> Result<FabricTarge
         let sub = Arc::new(Subsystem::new(
             sc.nqn.clone(),
             sc.serial.clone().unwrap_or_else(|| derive_serial(&sc.nqn)),
-            sc.model.clone().unwrap_or_else(|| DEFAULT_MODEL.to_string()),
+            sc.model
+                .clone()
+                .unwrap_or_else(|| DEFAULT_MODEL.to_string()),
             sc.firmware
                 .clone()
                 .unwrap_or_else(|| env!("CARGO_PKG_VERSION").to_string()),

@@ -39,9 +39,15 @@ mod tests {
             blocks: 1,
             capacity: 10,
         };
-        assert_eq!(backend_status(&oor, Op::Read), Status::LBA_OUT_OF_RANGE.with_dnr());
+        assert_eq!(
+            backend_status(&oor, Op::Read),
+            Status::LBA_OUT_OF_RANGE.with_dnr()
+        );
         let io = BackendError::Io(std::io::Error::other("boom"));
-        assert_eq!(backend_status(&io, Op::Read), Status::UNRECOVERED_READ_ERROR);
+        assert_eq!(
+            backend_status(&io, Op::Read),
+            Status::UNRECOVERED_READ_ERROR
+        );
         assert_eq!(backend_status(&io, Op::Write), Status::WRITE_FAULT);
         assert_eq!(backend_status(&io, Op::Flush), Status::INTERNAL_ERROR);
         assert_eq!(

@@ -11,11 +11,11 @@ use nvme::command::{Connect, ConnectData, FabricsCommand, CNTLID_DYNAMIC};
 use nvme::{Sqe, Status};
 
 use crate::admin::AdminQueue;
-use nvme::features::{AsyncEvent, AsyncEventConfig};
 use crate::controller::{Controller, ControllerKind, TargetParams};
 use crate::io::IoQueue;
 use crate::nqn::DISCOVERY_NQN;
 use crate::subsystem::Subsystem;
+use nvme::features::{AsyncEvent, AsyncEventConfig};
 
 /// Dynamic controllers get IDs in 1..=FFEFh (NVMe Base 2.0 §3.1.1: FFF0h and above reserved).
 const MAX_CNTLID: u16 = 0xffef;
@@ -52,7 +52,11 @@ struct ControllerTable {
 impl ControllerTable {
     fn allocate(&mut self) -> Option<u16> {
         for _ in 0..MAX_CNTLID {
-            self.next = if self.next >= MAX_CNTLID { 1 } else { self.next + 1 };
+            self.next = if self.next >= MAX_CNTLID {
+                1
+            } else {
+                self.next + 1
+            };
             if !self.by_id.contains_key(&self.next) {
                 return Some(self.next);
             }
@@ -117,7 +121,11 @@ impl FabricTarget {
     }
 
     pub fn controllers(&self) -> Vec<Arc<Controller>> {
-        lock(&self.inner.controllers).by_id.values().cloned().collect()
+        lock(&self.inner.controllers)
+            .by_id
+            .values()
+            .cloned()
+            .collect()
     }
 
     /// Tear every controller down (daemon shutdown).
@@ -174,11 +182,14 @@ impl TargetInner {
 
     /// The listener a connection arrived on: exact address, or a wildcard on that port.
     pub fn listener_for(&self, local: &SocketAddr) -> Option<&Listener> {
-        self.listeners.iter().find(|l| l.address == *local).or_else(|| {
-            self.listeners
-                .iter()
-                .find(|l| l.address.ip().is_unspecified() && l.address.port() == local.port())
-        })
+        self.listeners
+            .iter()
+            .find(|l| l.address == *local)
+            .or_else(|| {
+                self.listeners
+                    .iter()
+                    .find(|l| l.address.ip().is_unspecified() && l.address.port() == local.port())
+            })
     }
 
     /// Remove a destroyed controller; returns how many remain.
@@ -201,7 +212,12 @@ fn invalid_param(in_data: bool, offset: u16) -> Response {
 }
 
 impl Target for FabricTarget {
-    fn connect(&self, conn: &ConnectionInfo, sqe: &Sqe, data: &[u8]) -> Result<Connected, Response> {
+    fn connect(
+        &self,
+        conn: &ConnectionInfo,
+        sqe: &Sqe,
+        data: &[u8],
+    ) -> Result<Connected, Response> {
         let cmd = match FabricsCommand::decode(sqe) {
             Ok(FabricsCommand::Connect(c)) => c,
             // The first command on a queue must be a Connect (NVMe-oF 1.1 §3.3).
@@ -209,7 +225,9 @@ impl Target for FabricTarget {
             Err(e) => return Err(Response::status(e.status())),
         };
         if cmd.recfmt != 0 {
-            return Err(Response::status(Status::CONNECT_INCOMPATIBLE_FORMAT.with_dnr()));
+            return Err(Response::status(
+                Status::CONNECT_INCOMPATIBLE_FORMAT.with_dnr(),
+            ));
         }
         let cd = ConnectData::from_bytes(data).map_err(|_| invalid_param(true, 0))?;
         let subnqn = cd

@@ -113,15 +113,11 @@ async fn discovery_log_lists_what_the_host_may_use() {
 #[tokio::test]
 async fn connect_four_io_queues_and_identify() {
     let (d, addr) = start("").await;
-    let ctrl = Controller::connect(addr, SUB_A, host(HOST_OK, 4)).await.unwrap();
-    assert_eq!(ctrl.io_queue_count(), 4);
-    let raw = ctrl
-        .identify_raw(1, 0, 0)
+    let ctrl = Controller::connect(addr, SUB_A, host(HOST_OK, 4))
         .await
-        .unwrap()
-        .ok()
-        .unwrap()
-        .data;
+        .unwrap();
+    assert_eq!(ctrl.io_queue_count(), 4);
+    let raw = ctrl.identify_raw(1, 0, 0).await.unwrap().ok().unwrap().data;
     let id = IdentifyController::from_bytes(&raw).unwrap();
     assert_eq!(id.serial_number(), "SERIAL-A");
     assert_eq!(id.model_number(), "ferrofab test");
@@ -139,7 +135,11 @@ async fn connect_four_io_queues_and_identify() {
     let descs = ctrl.ns_descriptors(1).await.unwrap();
     let kinds: Vec<u8> = descs.iter().map(|(k, _)| *k).collect();
     assert_eq!(kinds, vec![1, 2, 3, 4]);
-    assert_eq!(descs[1].1, ns.nguid.to_vec(), "NGUID matches Identify Namespace");
+    assert_eq!(
+        descs[1].1,
+        ns.nguid.to_vec(),
+        "NGUID matches Identify Namespace"
+    );
     assert_eq!(d.target().controller_count(), 1);
     ctrl.shutdown().await.unwrap();
     d.shutdown().await;
@@ -188,7 +188,12 @@ async fn write_read_with_sq_flow_control_disabled() {
     };
     let ctrl = Controller::connect(addr, SUB_A, opts).await.unwrap();
     let data = random(256 << 10);
-    assert!(ctrl.write(1, 1, 100, data.clone(), true).await.unwrap().status().is_success());
+    assert!(ctrl
+        .write(1, 1, 100, data.clone(), true)
+        .await
+        .unwrap()
+        .status()
+        .is_success());
     let r = ctrl.read(1, 1, 100, 512).await.unwrap();
     assert_eq!(r.data, data);
     ctrl.shutdown().await.unwrap();
@@ -198,7 +203,9 @@ async fn write_read_with_sq_flow_control_disabled() {
 #[tokio::test]
 async fn lba_out_of_range_and_invalid_opcode() {
     let (d, addr) = start("").await;
-    let ctrl = Controller::connect(addr, SUB_A, host(HOST_OK, 1)).await.unwrap();
+    let ctrl = Controller::connect(addr, SUB_A, host(HOST_OK, 1))
+        .await
+        .unwrap();
     let blocks = (64u64 << 20) / 512;
     let r = ctrl.read(1, 1, blocks - 1, 2).await.unwrap();
     assert_eq!(r.status(), Status::LBA_OUT_OF_RANGE.with_dnr());
@@ -234,7 +241,9 @@ async fn host_not_on_the_allow_list_is_refused_at_connect() {
         Err(e) => panic!("expected Connect Invalid Host, got {e}"),
         Ok(_) => panic!("a host not on the list connected"),
     }
-    let ok = Controller::connect(addr, SUB_B, host(HOST_OK, 1)).await.unwrap();
+    let ok = Controller::connect(addr, SUB_B, host(HOST_OK, 1))
+        .await
+        .unwrap();
     ok.shutdown().await.unwrap();
     // An unknown subsystem is an invalid parameter in the Connect data (SUBNQN @256).
     match Controller::connect(addr, "nqn.2026-01.io.ferrofab:nope", host(HOST_OK, 1)).await {
@@ -249,19 +258,33 @@ async fn host_not_on_the_allow_list_is_refused_at_connect() {
 #[tokio::test]
 async fn several_subsystems_and_namespaces() {
     let (d, addr) = start("").await;
-    let b = Controller::connect(addr, SUB_B, host(HOST_OK, 1)).await.unwrap();
+    let b = Controller::connect(addr, SUB_B, host(HOST_OK, 1))
+        .await
+        .unwrap();
     assert_eq!(b.active_namespaces().await.unwrap(), vec![1, 2]);
     assert_eq!(b.block_size(1).await.unwrap(), 4096);
     let data = random(8192);
-    assert!(b.write(1, 1, 3, data.clone(), false).await.unwrap().status().is_success());
+    assert!(b
+        .write(1, 1, 3, data.clone(), false)
+        .await
+        .unwrap()
+        .status()
+        .is_success());
     assert_eq!(b.read(1, 1, 3, 2).await.unwrap().data, data);
     // The null namespace discards writes and reads zeroes.
-    assert!(b.write(1, 2, 0, data.clone(), false).await.unwrap().status().is_success());
+    assert!(b
+        .write(1, 2, 0, data.clone(), false)
+        .await
+        .unwrap()
+        .status()
+        .is_success());
     let z = b.read(1, 2, 0, 16).await.unwrap();
     assert!(z.status().is_success());
     assert!(z.data.iter().all(|&x| x == 0));
     // Subsystem A's namespace 1 is a different store.
-    let a = Controller::connect(addr, SUB_A, host(HOST_OK, 1)).await.unwrap();
+    let a = Controller::connect(addr, SUB_A, host(HOST_OK, 1))
+        .await
+        .unwrap();
     let ra = a.read(1, 1, 24, 16).await.unwrap();
     assert!(ra.data.iter().all(|&x| x == 0));
     assert_eq!(d.target().controller_count(), 2);
@@ -273,18 +296,45 @@ async fn several_subsystems_and_namespaces() {
 #[tokio::test]
 async fn write_zeroes_deallocate_compare_flush() {
     let (d, addr) = start("").await;
-    let ctrl = Controller::connect(addr, SUB_A, host(HOST_OK, 1)).await.unwrap();
+    let ctrl = Controller::connect(addr, SUB_A, host(HOST_OK, 1))
+        .await
+        .unwrap();
     let data = random(64 * 512);
-    assert!(ctrl.write(1, 1, 0, data.clone(), false).await.unwrap().status().is_success());
-    assert!(ctrl.compare(1, 1, 0, data.clone()).await.unwrap().status().is_success());
+    assert!(ctrl
+        .write(1, 1, 0, data.clone(), false)
+        .await
+        .unwrap()
+        .status()
+        .is_success());
+    assert!(ctrl
+        .compare(1, 1, 0, data.clone())
+        .await
+        .unwrap()
+        .status()
+        .is_success());
     let mut other = data.to_vec();
     other[700] ^= 0xff;
     let c = ctrl.compare(1, 1, 0, Bytes::from(other)).await.unwrap();
     assert_eq!(c.status(), Status::COMPARE_FAILURE.with_dnr());
-    assert!(ctrl.write_zeroes(1, 1, 8, 8).await.unwrap().status().is_success());
-    assert!(ctrl.dsm_deallocate(1, 1, &[(32, 8), (48, 4)]).await.unwrap().status().is_success());
+    assert!(ctrl
+        .write_zeroes(1, 1, 8, 8)
+        .await
+        .unwrap()
+        .status()
+        .is_success());
+    assert!(ctrl
+        .dsm_deallocate(1, 1, &[(32, 8), (48, 4)])
+        .await
+        .unwrap()
+        .status()
+        .is_success());
     assert!(ctrl.flush(1, 1).await.unwrap().status().is_success());
-    assert!(ctrl.flush(1, 0xffff_ffff).await.unwrap().status().is_success());
+    assert!(ctrl
+        .flush(1, 0xffff_ffff)
+        .await
+        .unwrap()
+        .status()
+        .is_success());
     let r = ctrl.read(1, 1, 0, 64).await.unwrap().data;
     let zero = |from: usize, to: usize| r[from * 512..to * 512].iter().all(|&b| b == 0);
     assert_eq!(&r[..8 * 512], &data[..8 * 512]);
@@ -304,7 +354,9 @@ async fn keep_alive_timeout_tears_the_controller_down() {
     // A raw admin queue: Connect with KATO 1 s, enable, then stay silent.
     let q = Queue::connect(addr, QueueOptions::default()).await.unwrap();
     let hostid = [7u8; 16];
-    q.fabrics_connect_admin(SUB_A, HOST_OK, &hostid, 1000).await.unwrap();
+    q.fabrics_connect_admin(SUB_A, HOST_OK, &hostid, 1000)
+        .await
+        .unwrap();
     assert_eq!(d.target().controller_count(), 1);
     tokio::time::timeout(Duration::from_secs(10), q.closed())
         .await
@@ -326,16 +378,24 @@ async fn keep_alive_timeout_tears_the_controller_down() {
 #[tokio::test]
 async fn namespace_added_at_runtime_raises_an_event() {
     let (d, addr) = start("").await;
-    let ctrl = Controller::connect(addr, SUB_A, host(HOST_OK, 1)).await.unwrap();
+    let ctrl = Controller::connect(addr, SUB_A, host(HOST_OK, 1))
+        .await
+        .unwrap();
     let aer = {
         let admin = ctrl.admin_queue().clone();
-        tokio::spawn(async move { admin.submit(HostCommand::new(command::async_event_request())).await })
+        tokio::spawn(async move {
+            admin
+                .submit(HostCommand::new(command::async_event_request()))
+                .await
+        })
     };
     tokio::time::sleep(Duration::from_millis(100)).await;
     let sub = d.target().subsystem(SUB_A).unwrap();
     let backend = std::sync::Arc::new(nvme::backend::RamBackend::new(1 << 20, 512).unwrap());
-    sub.add_namespace(std::sync::Arc::new(target::namespace::Namespace::new(SUB_A, 5, backend)))
-        .unwrap();
+    sub.add_namespace(std::sync::Arc::new(target::namespace::Namespace::new(
+        SUB_A, 5, backend,
+    )))
+    .unwrap();
     let done = tokio::time::timeout(Duration::from_secs(5), aer)
         .await
         .expect("AER completes")
@@ -366,7 +426,12 @@ async fn file_namespace_survives_a_restart() {
         let ctrl = Controller::connect(addr, "nqn.2026-01.io.ferrofab:file", host(HOST_OK, 1))
             .await
             .unwrap();
-        assert!(ctrl.write(1, 1, 2048, data.clone(), false).await.unwrap().status().is_success());
+        assert!(ctrl
+            .write(1, 1, 2048, data.clone(), false)
+            .await
+            .unwrap()
+            .status()
+            .is_success());
         assert!(ctrl.flush(1, 1).await.unwrap().status().is_success());
         ctrl.shutdown().await.unwrap();
         d.shutdown().await;
@@ -380,4 +445,261 @@ async fn file_namespace_survives_a_restart() {
     ctrl.shutdown().await.unwrap();
     d.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn corrupted_data_digest_fails_the_command_and_keeps_the_queue() {
+    let (d, addr) = start("").await;
+    let opts = HostOptions {
+        header_digest: true,
+        data_digest: true,
+        ..host(HOST_OK, 1)
+    };
+    let ctrl = Controller::connect(addr, SUB_A, opts).await.unwrap();
+    let q = ctrl.io_queue(1).unwrap();
+    // In-capsule (4 KiB) and R2T (128 KiB) paths: NVMe/TCP 1.0 §3.6.2.12 (data digest error
+    // in command data) completes the command with Transient Transport Error.
+    for (lba, len) in [(0u64, 4096usize), (64, 128 << 10)] {
+        q.corrupt_next_data_digest();
+        let w = ctrl.write(1, 1, lba, random(len), false).await.unwrap();
+        assert_eq!(
+            w.status().sc,
+            Status::TRANSIENT_TRANSPORT_ERROR.sc,
+            "{len} bytes"
+        );
+        // Nothing reached the namespace, and the queue still works.
+        let r = ctrl.read(1, 1, lba, (len / 512) as u32).await.unwrap();
+        assert!(r.status().is_success());
+        assert!(
+            r.data.iter().all(|&b| b == 0),
+            "corrupted data was not written"
+        );
+    }
+    let data = random(8192);
+    assert!(ctrl
+        .write(1, 1, 0, data.clone(), false)
+        .await
+        .unwrap()
+        .status()
+        .is_success());
+    assert_eq!(ctrl.read(1, 1, 0, 16).await.unwrap().data, data);
+    ctrl.shutdown().await.unwrap();
+    d.shutdown().await;
+}
+
+#[tokio::test]
+async fn io_queue_connect_rules() {
+    let (d, addr) = start("").await;
+    let opts = host(HOST_OK, 2);
+    let hostid = opts.hostid;
+    let ctrl = Controller::connect(addr, SUB_A, opts).await.unwrap();
+    let cntlid = ctrl.cntlid();
+    let io_opts = QueueOptions {
+        qid: 3,
+        ..QueueOptions::default()
+    };
+    // QID 3 exceeds the two queues granted by Set Features Number of Queues.
+    let q = Queue::connect(addr, io_opts.clone()).await.unwrap();
+    let err = q
+        .fabrics_connect(SUB_A, HOST_OK, &hostid, cntlid, 0)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, HostError::Connect(s) if s == Status::CONNECT_INVALID_PARAMETERS.with_dnr())
+    );
+    // QID 1 is already connected.
+    let q = Queue::connect(
+        addr,
+        QueueOptions {
+            qid: 1,
+            ..io_opts.clone()
+        },
+    )
+    .await
+    .unwrap();
+    assert!(q
+        .fabrics_connect(SUB_A, HOST_OK, &hostid, cntlid, 0)
+        .await
+        .is_err());
+    // A different host ID may not join this controller.
+    let q = Queue::connect(
+        addr,
+        QueueOptions {
+            qid: 2,
+            ..io_opts.clone()
+        },
+    )
+    .await
+    .unwrap();
+    assert!(q
+        .fabrics_connect(SUB_A, HOST_OK, &[9; 16], cntlid, 0)
+        .await
+        .is_err());
+    // A controller that does not exist.
+    let q = Queue::connect(addr, QueueOptions { qid: 1, ..io_opts })
+        .await
+        .unwrap();
+    assert!(q
+        .fabrics_connect(SUB_A, HOST_OK, &hostid, 0x7777, 0)
+        .await
+        .is_err());
+    assert_eq!(d.target().controller_count(), 1);
+    ctrl.shutdown().await.unwrap();
+    d.shutdown().await;
+}
+
+#[tokio::test]
+async fn admin_commands_need_an_enabled_controller() {
+    let (d, addr) = start("").await;
+    let q = Queue::connect(addr, QueueOptions::default()).await.unwrap();
+    q.fabrics_connect_admin(SUB_A, HOST_OK, &[3; 16], 0)
+        .await
+        .unwrap();
+    // NVMe Base 2.0 §3.5.1: before CC.EN = 1 only Fabrics commands are processed.
+    let c = q
+        .submit(HostCommand::with_data_in(
+            command::identify(1, 0, 0, 0),
+            4096,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(c.status(), Status::COMMAND_SEQUENCE_ERROR.with_dnr());
+    // Property Get works: CAP.MQES = 1023, CSTS.RDY = 0.
+    let cap = q
+        .submit(HostCommand::new(command::property_get(
+            0x0,
+            command::PropertySize::Eight,
+        )))
+        .await
+        .unwrap();
+    assert_eq!(cap.cqe.result64() & 0xffff, 1023);
+    let csts = q
+        .submit(HostCommand::new(command::property_get(
+            0x1c,
+            command::PropertySize::Four,
+        )))
+        .await
+        .unwrap();
+    assert_eq!(csts.cqe.dw0.get(), 0);
+    // An unsupported page size in CC makes the controller fatal (CSTS.CFS).
+    let bad_cc = 1 | (6 << 16) | (4 << 20) | (3 << 7);
+    q.submit(HostCommand::new(command::property_set(
+        0x14,
+        command::PropertySize::Four,
+        bad_cc,
+    )))
+    .await
+    .unwrap();
+    let csts = q
+        .submit(HostCommand::new(command::property_get(
+            0x1c,
+            command::PropertySize::Four,
+        )))
+        .await
+        .unwrap();
+    assert_eq!(csts.cqe.dw0.get(), 0b10);
+    d.shutdown().await;
+}
+
+#[tokio::test]
+async fn features_and_event_limits() {
+    let (d, addr) = start("").await;
+    let opts = host(HOST_OK, 4);
+    let hostid = opts.hostid;
+    let ctrl = Controller::connect(addr, SUB_A, opts).await.unwrap();
+    // Number of Queues: 4 granted, 0's based in both halves.
+    let nq = ctrl.get_features(0x07, 0, 0, 0, 0).await.unwrap();
+    assert_eq!(nq.cqe.dw0.get(), 0x0003_0003);
+    // Host Identifier (128-bit) is the one given at Connect.
+    let hid = ctrl.get_features(0x81, 0, 0, 1, 16).await.unwrap();
+    assert_eq!(&hid.data[..], &hostid[..]);
+    // Keep Alive Timer round trip.
+    assert!(ctrl
+        .set_features(0x0f, 0, 7000, None)
+        .await
+        .unwrap()
+        .status()
+        .is_success());
+    assert_eq!(
+        ctrl.get_features(0x0f, 0, 0, 0, 0)
+            .await
+            .unwrap()
+            .cqe
+            .dw0
+            .get(),
+        7000
+    );
+    // Saving is not supported; an unknown feature is an invalid field.
+    let mut sqe = command::set_features(0x0f, 0, 7000, true);
+    let c = ctrl.submit_admin(HostCommand::new(sqe)).await.unwrap();
+    assert_eq!(c.status(), Status::FEATURE_ID_NOT_SAVEABLE.with_dnr());
+    let c = ctrl.get_features(0x7e, 0, 0, 0, 0).await.unwrap();
+    assert_eq!(c.status(), Status::INVALID_FIELD.with_dnr());
+    // AERL = 3: four requests may be outstanding, the fifth is refused.
+    let admin = ctrl.admin_queue().clone();
+    let mut parked = Vec::new();
+    for _ in 0..4 {
+        let a = admin.clone();
+        parked.push(tokio::spawn(async move {
+            a.submit_timeout(HostCommand::new(command::async_event_request()), None)
+                .await
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let fifth = ctrl.async_event_request().await.unwrap();
+    assert_eq!(
+        fifth.status(),
+        Status::ASYNC_EVENT_REQUEST_LIMIT_EXCEEDED.with_dnr()
+    );
+    // SMART / Health counts the commands this controller completed.
+    assert!(ctrl
+        .write(1, 1, 0, random(4096), false)
+        .await
+        .unwrap()
+        .status()
+        .is_success());
+    let smart = ctrl.get_log_page(0x02, 0xffff_ffff, 0, 512).await.unwrap();
+    let smart = nvme::log_page::SmartHealth::from_bytes(&smart).unwrap();
+    assert_eq!(smart.host_write_commands.get(), 1);
+    assert_eq!(smart.data_units_written.get(), 1);
+    ctrl.shutdown().await.unwrap();
+    for p in parked {
+        p.abort();
+    }
+    d.shutdown().await;
+}
+
+#[tokio::test]
+async fn persistent_discovery_sees_a_new_subsystem() {
+    let (d, addr) = start("").await;
+    let mut disc =
+        fabric::initiator::discovery::DiscoveryController::connect(addr, host(HOST_OK, 0))
+            .await
+            .unwrap();
+    let before = disc.log().await.unwrap();
+    let waiter = tokio::spawn(async move {
+        let log = disc.wait_for_change().await;
+        (disc, log)
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let nqn = "nqn.2026-01.io.ferrofab:added";
+    d.target()
+        .add_subsystem(std::sync::Arc::new(target::subsystem::Subsystem::new(
+            nqn.into(),
+            "S".into(),
+            "M".into(),
+            "F".into(),
+            None,
+            None,
+        )))
+        .unwrap();
+    let (disc, after) = tokio::time::timeout(Duration::from_secs(5), waiter)
+        .await
+        .expect("discovery log change AEN")
+        .unwrap();
+    let after = after.unwrap();
+    assert!(after.genctr > before.genctr);
+    assert!(after.entries.iter().any(|e| e.subnqn == nqn));
+    disc.shutdown().await.unwrap();
+    d.shutdown().await;
 }

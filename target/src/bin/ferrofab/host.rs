@@ -123,7 +123,11 @@ impl HostCommand {
                 let log = discover(addr, host.options(0))
                     .await
                     .map_err(|e| format!("discovery at {addr}: {e}"))?;
-                println!("Discovery Log: genctr {} records {}", log.genctr, log.entries.len());
+                println!(
+                    "Discovery Log: genctr {} records {}",
+                    log.genctr,
+                    log.entries.len()
+                );
                 for (i, e) in log.entries.iter().enumerate() {
                     let subtype = match e.subtype {
                         1 => "referral",

@@ -11,7 +11,11 @@ use tracing_subscriber::EnvFilter;
 mod host;
 
 #[derive(Parser)]
-#[command(name = "ferrofab", version, about = "NVMe-oF target for EBOF appliances")]
+#[command(
+    name = "ferrofab",
+    version,
+    about = "NVMe-oF target for EBOF appliances"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -46,7 +50,10 @@ fn init_logging() {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("ferrofab: cannot start the async runtime: {e}");
