@@ -105,5 +105,6 @@ pub trait Target: Send + Sync + 'static {
     /// Handle a Fabrics Connect command (NVMe-oF 1.1 §3.3) that arrived on a new queue.
     /// On failure the response carries the status and the transport sends it as the
     /// Connect's CapsuleResp, then keeps waiting for another Connect or closes.
-    fn connect(&self, conn: &ConnectionInfo, sqe: &Sqe, data: &[u8]) -> Result<Connected, Response>;
+    fn connect(&self, conn: &ConnectionInfo, sqe: &Sqe, data: &[u8])
+        -> Result<Connected, Response>;
 }

@@ -5,7 +5,9 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 use crate::status::Status;
 
-#[derive(Clone, Copy, Default, PartialEq, Eq, Debug, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[derive(
+    Clone, Copy, Default, PartialEq, Eq, Debug, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
 #[repr(C)]
 pub struct Cqe {
     /// Command specific DW0 (e.g. CNTLID for Connect, property value for Property Get).
@@ -56,7 +58,14 @@ mod tests {
 
     #[test]
     fn golden_bytes() {
-        let cqe = Cqe::new(0xabcd, 3, 7, Status::INVALID_FIELD.with_dnr(), 0x11223344, 0);
+        let cqe = Cqe::new(
+            0xabcd,
+            3,
+            7,
+            Status::INVALID_FIELD.with_dnr(),
+            0x11223344,
+            0,
+        );
         let want: [u8; 16] = [
             0x44, 0x33, 0x22, 0x11, 0, 0, 0, 0, 7, 0, 3, 0, 0xcd, 0xab,
             // status field 0x4002 (DNR | SC 02h) shifted past the phase bit

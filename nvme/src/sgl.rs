@@ -21,7 +21,11 @@ pub enum Sgl {
     /// Keyed SGL Data Block (RDMA): remote address, 24-bit length, 32-bit key.
     Keyed { address: u64, length: u32, key: u32 },
     /// Anything else: the controller answers with an SGL status.
-    Other { sgl_type: u8, subtype: u8, length: u32 },
+    Other {
+        sgl_type: u8,
+        subtype: u8,
+        length: u32,
+    },
 }
 
 impl Sgl {
