@@ -3,10 +3,10 @@
 
 pub mod digest;
 pub mod framer;
+pub mod host_conn;
 pub mod pdu;
 pub mod server;
 pub mod target_conn;
-pub mod host_conn;
 
 pub use server::serve;
 pub use target_conn::{TargetConnection, TcpTargetConfig};
