@@ -94,7 +94,11 @@ ensure_image() {
 		return 0
 	fi
 	log "building guest image $IMAGE_DIR ($kpkg $kver)"
-	local t0=$SECONDS work="$HW_CACHE/build.$$"
+	local t0=$SECONDS work="$HW_CACHE/build.$$" stale
+	# Leftovers of interrupted builds (their builder process is gone).
+	for stale in "$HW_CACHE"/build.*; do
+		[ -d "$stale" ] && ! kill -0 "${stale##*.}" 2>/dev/null && as_root rm -rf "$stale"
+	done
 	as_root rm -rf "$work"
 	mkdir -p "$work/kernel"
 	(cd "$work" && papt guest apt-get download -q "$kpkg=$kver" >&2) || die "kernel download failed"
@@ -174,5 +178,10 @@ ensure_image() {
 	rm -rf "$IMAGE_DIR"
 	mv "$IMAGE_DIR.tmp" "$IMAGE_DIR"
 	touch "$IMAGE_DIR/.complete"
+	# Keep this image and the previous one; older keys are dead weight.
+	ls -dt "$HW_CACHE"/images/*/ 2>/dev/null | tail -n +3 | while read -r old; do
+		log "pruning old image $old"
+		rm -rf "$old"
+	done
 	log "guest image built in $((SECONDS - t0)) s ($(du -sh "$IMAGE_DIR/root.cpio" | cut -f1))"
 }
