@@ -1,0 +1,133 @@
+//! A sans-IO NVMe/TCP controller connection fed a valid ICReq and then arbitrary bytes in
+//! arbitrary chunks, with a trivial in-memory target behind it. It must never panic, and
+//! everything it sends must be well-formed PDUs a host can frame.
+//!
+//! Input layout: byte 0 = ICReq DGST bits and HPDA (bits 1:0 DGST, bits 6:2 HPDA),
+//! byte 1 = chunking seed, byte 2 = MAXR2T, the rest = the byte stream after ICReq.
+#![no_main]
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use fabric::queue::{
+    Completion, Connected, ConnectionInfo, QueueHandler, Request, Response, Target, TransportKind,
+};
+use fabric::tcp::framer::{Framer, Role};
+use fabric::tcp::pdu::{EncodeOptions, IcReq, Pdu, PduHeader};
+use fabric::tcp::target_conn::{Event, TargetConnection, TcpTargetConfig};
+use libfuzzer_sys::fuzz_target;
+use nvme::{Sqe, Status};
+use tokio_util::sync::CancellationToken;
+
+struct FuzzTarget;
+
+impl Target for FuzzTarget {
+    fn connect(&self, _: &ConnectionInfo, sqe: &Sqe, data: &[u8]) -> Result<Connected, Response> {
+        // Refuse some Connects so both paths run.
+        if data.first() == Some(&0xff) {
+            return Err(Response::status(Status::INVALID_FIELD.with_dnr()));
+        }
+        let cdw11 = sqe.cdw11.get();
+        Ok(Connected {
+            handler: Box::new(FuzzQueue(CancellationToken::new())),
+            response: Response::success().with_dw0(1),
+            qid: (sqe.cdw10.get() >> 16) as u16,
+            sqsize: (cdw11 & 0xffff) + 1,
+            sq_flow_control_disabled: (cdw11 >> 16) & 4 != 0,
+        })
+    }
+}
+
+struct FuzzQueue(CancellationToken);
+
+impl QueueHandler for FuzzQueue {
+    fn submit(&mut self, req: Request) -> Completion {
+        // Reads get a buffer sized from CDW12 (possibly more or less than the SGL asks for);
+        // opcode 00h completes later; odd opcodes fail.
+        let len = ((req.sqe.cdw12.get() & 0xff) as usize + 1) * 512;
+        match req.sqe.opcode {
+            0x00 => Completion::Pending(Box::pin(async { Response::success() })),
+            0x02 => Completion::Ready(Response::success().with_data(Bytes::from(vec![0xa5; len]))),
+            op if op & 1 == 1 && req.data.is_none() => {
+                Completion::Ready(Response::status(Status::INVALID_FIELD))
+            }
+            _ => Completion::Ready(
+                Response::success().with_dw0(req.data.map_or(0, |d| d.len() as u32)),
+            ),
+        }
+    }
+
+    fn teardown(&self) -> CancellationToken {
+        self.0.clone()
+    }
+
+    fn disconnected(&mut self) {}
+}
+
+fuzz_target!(|input: &[u8]| {
+    let (cfg, seed, maxr2t, stream) = match input {
+        [a, b, c, rest @ ..] => (*a, *b, *c, rest),
+        _ => return,
+    };
+    let info = ConnectionInfo {
+        transport: TransportKind::Tcp,
+        local: "127.0.0.1:4420".parse().expect("address"),
+        peer: "127.0.0.1:40000".parse().expect("address"),
+    };
+    let config = TcpTargetConfig {
+        max_h2c_data: 8192,
+        max_transfer: 64 * 1024,
+        max_c2h_pdu: 4096,
+        ..Default::default()
+    };
+    let now = Instant::now();
+    let mut conn = TargetConnection::new(Arc::new(FuzzTarget), info, config, now);
+    let icreq = IcReq {
+        pfv: 0,
+        hpda: (cfg >> 2) & 0x1f,
+        dgst: cfg & 0x3,
+        maxr2t: u32::from(maxr2t),
+    };
+    let bytes = Pdu::new(PduHeader::IcReq(icreq))
+        .encode(EncodeOptions::default())
+        .to_vec();
+    conn.receive(&bytes, now);
+
+    // Frame everything the controller sends, as a host would.
+    let mut host = Framer::new(Role::Host, 1 << 20);
+    let mut first = true;
+    let mut drain = |conn: &mut TargetConnection, host: &mut Framer| {
+        while let Some(b) = conn.poll_transmit() {
+            host.feed(&b);
+        }
+        while let Some(p) = host.next_pdu().expect("controller output must frame") {
+            if first {
+                assert!(matches!(p.header, PduHeader::IcResp(_)));
+                host.set_digests(icreq.digests());
+                host.set_rx_pda(icreq.hpda);
+                first = false;
+            }
+        }
+    };
+    drain(&mut conn, &mut host);
+
+    let mut chunk = usize::from(seed % 32) + 1;
+    let mut rest = stream;
+    while !rest.is_empty() {
+        let n = chunk.min(rest.len());
+        conn.receive(&rest[..n], now);
+        rest = &rest[n..];
+        chunk = (chunk * 5 + usize::from(seed)) % 67 + 1;
+        while let Some(ev) = conn.poll_event() {
+            match ev {
+                Event::Pending { cid, response } => {
+                    conn.complete(cid, futures::executor::block_on(response));
+                }
+                Event::Close => {}
+            }
+        }
+        drain(&mut conn, &mut host);
+    }
+    conn.close();
+});
