@@ -721,6 +721,8 @@ impl TargetConnection {
                     sqsize: c.sqsize.max(1),
                     flow_control_disabled: c.sq_flow_control_disabled,
                 });
+                // The queue starts here: its first entry was this Connect.
+                self.sq_consumed = 1;
                 let r = c.response;
                 let cqe = Cqe::new(cid, c.qid, self.sqhd(), r.status, r.dw0, r.dw1);
                 self.push_pdu(&Pdu::new(PduHeader::CapsuleResp(cqe)));
@@ -1503,6 +1505,11 @@ mod tests {
         assert!(h.conn.teardown_token().is_none());
         let cqe = h.connect(3, 8, 0);
         assert_eq!(cqe.status(), Status::SUCCESS);
+        assert_eq!(
+            cqe.sqhd.get(),
+            1,
+            "SQ head counts from the successful Connect"
+        );
         assert_eq!(h.conn.qid(), Some(3));
         // A second Connect on the same queue is out of sequence.
         let cqe = h.connect(3, 8, 0);
