@@ -52,6 +52,13 @@ impl TargetParams {
     }
 }
 
+/// Who connected the admin queue, and where to.
+pub struct HostIdentity {
+    pub hostnqn: String,
+    pub hostid: [u8; 16],
+    pub local: std::net::SocketAddr,
+}
+
 pub enum ControllerKind {
     Nvm(Arc<Subsystem>),
     Discovery,
@@ -121,13 +128,16 @@ impl Controller {
     pub(crate) fn new(
         cntlid: u16,
         kind: ControllerKind,
-        hostnqn: String,
-        hostid: [u8; 16],
-        local: std::net::SocketAddr,
+        host: HostIdentity,
         kato_ms: u32,
         params: Arc<TargetParams>,
         target: Weak<TargetInner>,
     ) -> Arc<Controller> {
+        let HostIdentity {
+            hostnqn,
+            hostid,
+            local,
+        } = host;
         let aer_config = match kind {
             // Notices we can raise are enabled until the host says otherwise.
             ControllerKind::Nvm(_) => AsyncEventConfig::NAMESPACE_ATTRIBUTE,

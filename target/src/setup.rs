@@ -15,11 +15,15 @@ use crate::target::{FabricTarget, Listener};
 pub const DEFAULT_MODEL: &str = "ferrofab";
 
 #[derive(Debug, thiserror::Error)]
-#[error("subsystem {nqn} namespace {nsid}: {source}")]
-pub struct SetupError {
-    pub nqn: String,
-    pub nsid: u32,
-    pub source: nvme::backend::BackendError,
+pub enum SetupError {
+    #[error("subsystem {nqn} namespace {nsid}: {source}")]
+    Backend {
+        nqn: String,
+        nsid: u32,
+        source: nvme::backend::BackendError,
+    },
+    #[error("subsystem {nqn}: {message}")]
+    Duplicate { nqn: String, message: String },
 }
 
 /// Open a namespace's backend as its configuration describes.
@@ -71,7 +75,7 @@ pub fn build_target(config: &Config, params: TargetParams) -> Result<FabricTarge
         ));
         for nc in &sc.namespace {
             let nsid = nc.nsid.unwrap_or(0);
-            let backend = open_backend(nc).map_err(|source| SetupError {
+            let backend = open_backend(nc).map_err(|source| SetupError::Backend {
                 nqn: sc.nqn.clone(),
                 nsid,
                 source,
@@ -79,11 +83,17 @@ pub fn build_target(config: &Config, params: TargetParams) -> Result<FabricTarge
             let ns = Arc::new(Namespace::new(&sc.nqn, nsid, backend));
             tracing::info!(subnqn = %sc.nqn, nsid, backend = ?nc.backend,
                 block_size = ns.block_size(), blocks = ns.num_blocks(), "namespace ready");
-            // Validation already made NSIDs unique within the subsystem.
-            let _ = sub.add_namespace(ns);
+            sub.add_namespace(ns).map_err(|e| SetupError::Duplicate {
+                nqn: sc.nqn.clone(),
+                message: e.to_string(),
+            })?;
         }
-        // Validation already made subsystem NQNs unique.
-        let _ = target.add_subsystem(sub);
+        target
+            .add_subsystem(sub)
+            .map_err(|message| SetupError::Duplicate {
+                nqn: sc.nqn.clone(),
+                message,
+            })?;
     }
     Ok(target)
 }

@@ -11,7 +11,7 @@ use nvme::command::{Connect, ConnectData, FabricsCommand, CNTLID_DYNAMIC};
 use nvme::{Sqe, Status};
 
 use crate::admin::AdminQueue;
-use crate::controller::{Controller, ControllerKind, TargetParams};
+use crate::controller::{Controller, ControllerKind, HostIdentity, TargetParams};
 use crate::io::IoQueue;
 use crate::nqn::DISCOVERY_NQN;
 use crate::subsystem::Subsystem;
@@ -294,9 +294,11 @@ impl FabricTarget {
             let ctrl = Controller::new(
                 cntlid,
                 kind,
-                hostnqn.to_string(),
-                cd.hostid(),
-                conn.local,
+                HostIdentity {
+                    hostnqn: hostnqn.to_string(),
+                    hostid: cd.hostid(),
+                    local: conn.local,
+                },
                 cmd.kato,
                 self.inner.params.clone(),
                 Arc::downgrade(&self.inner),

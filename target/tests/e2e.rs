@@ -630,7 +630,7 @@ async fn features_and_event_limits() {
         7000
     );
     // Saving is not supported; an unknown feature is an invalid field.
-    let mut sqe = command::set_features(0x0f, 0, 7000, true);
+    let sqe = command::set_features(0x0f, 0, 7000, true);
     let c = ctrl.submit_admin(HostCommand::new(sqe)).await.unwrap();
     assert_eq!(c.status(), Status::FEATURE_ID_NOT_SAVEABLE.with_dnr());
     let c = ctrl.get_features(0x7e, 0, 0, 0, 0).await.unwrap();

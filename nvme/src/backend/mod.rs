@@ -77,11 +77,9 @@ pub fn check_range(lba: u64, blocks: u64, capacity: u64) -> Result<(), BackendEr
 }
 
 /// Number of whole blocks in `len` bytes, or `Misaligned`.
-// `usize::is_multiple_of` needs Rust 1.87; the workspace MSRV is 1.85.
-#[allow(clippy::manual_is_multiple_of)]
 pub fn blocks_in(len: usize, block_size: u32) -> Result<u64, BackendError> {
     let bs = block_size as usize;
-    if bs == 0 || len % bs != 0 {
+    if bs == 0 || !len.is_multiple_of(bs) {
         return Err(BackendError::Misaligned { len, block_size });
     }
     Ok((len / bs) as u64)

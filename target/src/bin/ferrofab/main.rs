@@ -1,5 +1,6 @@
 //! `ferrofab`: the NVMe-oF target daemon and host-side tools.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -43,6 +44,7 @@ fn init_logging() {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
 }
@@ -79,7 +81,7 @@ fn main() -> ExitCode {
 fn load(config: Option<PathBuf>) -> Result<Config, String> {
     match config {
         Some(path) => Config::load(&path).map_err(|e| e.to_string()),
-        None => Ok(Config::default_config()),
+        None => Config::default_config().map_err(|e| e.to_string()),
     }
 }
 
