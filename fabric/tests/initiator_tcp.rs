@@ -529,18 +529,15 @@ async fn discovery_log_and_change_notice() {
     let srv = start().await;
     let log = discover(srv.addr, HostOptions::default()).await.unwrap();
     assert_eq!(log.genctr, 1);
-    assert_eq!(log.entries.len(), 2);
-    assert_eq!(log.entries[0].subnqn, SUBNQN);
-    assert_eq!(log.entries[0].trtype, TransportType::Tcp.to_u8());
-    assert_eq!(log.entries[0].subtype, SubsystemType::Nvme.to_u8());
-    assert_eq!(log.entries[0].traddr, "127.0.0.1");
-    assert_eq!(log.entries[0].trsvcid, "4420");
-    assert_eq!(log.entries[0].asqsz, 32);
-    assert_eq!(log.entries[1].subnqn, DISCOVERY_NQN);
-    assert_eq!(
-        log.entries[1].subtype,
-        SubsystemType::CurrentDiscovery.to_u8()
-    );
+    assert_eq!(log.records.len(), 2);
+    assert_eq!(log.records[0].subnqn, SUBNQN);
+    assert_eq!(log.records[0].trtype, TransportType::Tcp);
+    assert_eq!(log.records[0].subtype, SubsystemType::Nvme);
+    assert_eq!(log.records[0].traddr, "127.0.0.1");
+    assert_eq!(log.records[0].trsvcid, "4420");
+    assert_eq!(log.records[0].asqsz, 32);
+    assert_eq!(log.records[1].subnqn, DISCOVERY_NQN);
+    assert_eq!(log.records[1].subtype, SubsystemType::CurrentDiscovery);
 
     let mut dc = DiscoveryController::connect(
         srv.addr,

@@ -661,9 +661,11 @@ impl PropertySet {
 
 /// PSDT 01b in CDW0 byte 1: NVMe over Fabrics transfers data with SGLs only (NVMe-oF 1.1
 /// §2.1), as Linux sets with `NVME_CMD_SGL_METABUF`.
-const FLAGS_PSDT_SGL: u8 = 0b01 << 6;
+pub const FLAGS_PSDT_SGL: u8 = 0b01 << 6;
 
-fn fabrics_sqe(fctype: FabricsType, cid: u16) -> Sqe {
+/// A Fabrics SQE (opcode 7Fh, PSDT SGL) of type `fctype` with CID `cid`, every other field
+/// zero (host side; NVMe-oF 1.1 §2.1: FCTYPE is byte 04). Disconnect needs nothing more.
+pub fn fabrics_sqe(fctype: FabricsType, cid: u16) -> Sqe {
     let mut sqe = Sqe {
         opcode: FABRICS_OPCODE,
         flags: FLAGS_PSDT_SGL,

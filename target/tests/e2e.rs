@@ -11,6 +11,7 @@ use fabric::initiator::discovery::discover;
 use fabric::initiator::queue::{Queue, QueueOptions};
 use fabric::initiator::{HostCommand, HostError, HostOptions};
 use nvme::identify::{IdentifyController, IdentifyNamespace};
+use nvme::log_page::{AddressFamily, SubsystemType, TransportType};
 use nvme::Status;
 use rand::RngCore;
 use target::{Config, Daemon, TargetParams};
@@ -82,28 +83,36 @@ fn random(len: usize) -> Bytes {
 async fn discovery_log_lists_what_the_host_may_use() {
     let (d, addr) = start("").await;
     let log = discover(addr, host(HOST_OK, 0)).await.unwrap();
-    let nvm: Vec<_> = log.entries.iter().filter(|e| e.subtype == 2).collect();
+    let nvm: Vec<_> = log
+        .records
+        .iter()
+        .filter(|e| e.subtype == SubsystemType::Nvme)
+        .collect();
     let mut nqns: Vec<_> = nvm.iter().map(|e| e.subnqn.as_str()).collect();
     nqns.sort();
     assert_eq!(nqns, vec![SUB_A, SUB_B]);
     for e in &nvm {
-        assert_eq!(e.trtype, 3, "TCP");
-        assert_eq!(e.adrfam, 1, "IPv4");
+        assert_eq!(e.trtype, TransportType::Tcp, "TCP");
+        assert_eq!(e.adrfam, AddressFamily::Ipv4, "IPv4");
         assert_eq!(e.traddr, "127.0.0.1");
         assert_eq!(e.trsvcid, addr.port().to_string());
         assert_eq!(e.portid, 1);
         assert_eq!(e.cntlid, 0xffff);
     }
-    let current: Vec<_> = log.entries.iter().filter(|e| e.subtype == 3).collect();
+    let current: Vec<_> = log
+        .records
+        .iter()
+        .filter(|e| e.subtype == SubsystemType::CurrentDiscovery)
+        .collect();
     assert_eq!(current.len(), 1);
     assert_eq!(current[0].subnqn, "nqn.2014-08.org.nvmexpress.discovery");
 
     // A host not on SUB_B's list does not see it.
     let log = discover(addr, host(HOST_OTHER, 0)).await.unwrap();
     let nqns: Vec<_> = log
-        .entries
+        .records
         .iter()
-        .filter(|e| e.subtype == 2)
+        .filter(|e| e.subtype == SubsystemType::Nvme)
         .map(|e| e.subnqn.clone())
         .collect();
     assert_eq!(nqns, vec![SUB_A.to_string()]);
@@ -699,7 +708,7 @@ async fn persistent_discovery_sees_a_new_subsystem() {
         .unwrap();
     let after = after.unwrap();
     assert!(after.genctr > before.genctr);
-    assert!(after.entries.iter().any(|e| e.subnqn == nqn));
+    assert!(after.records.iter().any(|e| e.subnqn == nqn));
     disc.shutdown().await.unwrap();
     d.shutdown().await;
 }

@@ -1,168 +1,61 @@
 //! Submission queue entries the host builds: Fabrics commands (NVMe-oF 1.1 §3), the admin
 //! commands controller initialization needs (NVMe Base 2.0 §5) and NVM I/O commands
-//! (NVM Command Set 1.0 §3). The data pointer is left zero: the transport fills it in.
+//! (NVM Command Set 1.0 §3). The Fabrics ones are encoded by [`nvme::command`]. CID and data
+//! pointer are left zero: the transport fills them in (and sets PSDT).
 
-use nvme::sqe::FABRICS_OPCODE;
+use nvme::command::{fabrics_sqe, Connect, DsmRange, PropertyGet, PropertySet};
+use nvme::features::FeatureId;
+use nvme::opcode::{AdminOpcode, FabricsType, IoOpcode};
 use nvme::Sqe;
 
-/// Fabrics command types, byte 04 of a Fabrics SQE (NVMe-oF 1.1 Figure 9).
-pub mod fctype {
-    pub const PROPERTY_SET: u8 = 0x00;
-    pub const CONNECT: u8 = 0x01;
-    pub const PROPERTY_GET: u8 = 0x04;
-    pub const DISCONNECT: u8 = 0x08;
-}
+pub use nvme::command::{PropertySize, CATTR_DISABLE_SQ_FLOW_CONTROL, CNTLID_DYNAMIC};
 
-/// Admin opcodes (NVMe Base 2.0 Figure 139).
-pub mod admin_opcode {
-    pub const GET_LOG_PAGE: u8 = 0x02;
-    pub const IDENTIFY: u8 = 0x06;
-    pub const SET_FEATURES: u8 = 0x09;
-    pub const GET_FEATURES: u8 = 0x0a;
-    pub const ASYNC_EVENT_REQUEST: u8 = 0x0c;
-    pub const KEEP_ALIVE: u8 = 0x18;
-}
-
-/// NVM command set I/O opcodes (NVM Command Set 1.0 Figure 18).
-pub mod io_opcode {
-    pub const FLUSH: u8 = 0x00;
-    pub const WRITE: u8 = 0x01;
-    pub const READ: u8 = 0x02;
-    pub const COMPARE: u8 = 0x05;
-    pub const WRITE_ZEROES: u8 = 0x08;
-    pub const DATASET_MANAGEMENT: u8 = 0x09;
-}
-
-/// Identify CNS values (NVMe Base 2.0 Figure 274).
-pub mod cns {
-    pub const NAMESPACE: u8 = 0x00;
-    pub const CONTROLLER: u8 = 0x01;
-    pub const ACTIVE_NAMESPACES: u8 = 0x02;
-    pub const NS_DESCRIPTORS: u8 = 0x03;
-}
-
-/// Feature identifiers used by the host (NVMe Base 2.0 Figure 317).
-pub mod fid {
-    pub const NUMBER_OF_QUEUES: u8 = 0x07;
-    pub const ASYNC_EVENT_CONFIG: u8 = 0x0b;
-    pub const KEEP_ALIVE_TIMER: u8 = 0x0f;
-}
-
-/// Connect CATTR bit 2: disable SQ flow control (NVMe-oF 1.1 Figure 20).
-pub const CATTR_DISABLE_SQ_FLOW: u8 = 1 << 2;
-
-/// Connect Data is 1024 bytes (NVMe-oF 1.1 Figure 21).
-pub const CONNECT_DATA_LEN: usize = 1024;
-
-/// CNTLID in Connect Data meaning "any controller" (dynamic controller model).
-pub const CNTLID_DYNAMIC: u16 = 0xffff;
-
-fn fabrics(fctype: u8) -> Sqe {
+fn with_opcode(opcode: impl Into<u8>, nsid: u32) -> Sqe {
     let mut sqe = Sqe {
-        opcode: FABRICS_OPCODE,
-        ..Default::default()
-    };
-    // NVMe-oF 1.1 §2.1: FCTYPE lives in byte 04, where the NSID is for other commands.
-    sqe.nsid.set(u32::from(fctype));
-    sqe
-}
-
-fn with_opcode(opcode: u8, nsid: u32) -> Sqe {
-    let mut sqe = Sqe {
-        opcode,
+        opcode: opcode.into(),
         ..Default::default()
     };
     sqe.nsid.set(nsid);
     sqe
 }
 
-/// Fabrics Connect (NVMe-oF 1.1 §3.3, Figure 20): RECFMT 0 in CDW10 bits 15:0, QID in
-/// CDW10 bits 31:16, SQSIZE (0's based) in CDW11 bits 15:0, CATTR in CDW11 bits 23:16,
-/// KATO (milliseconds) in CDW12.
+/// Fabrics Connect (NVMe-oF 1.1 §3.3): RECFMT 0, QID, SQSIZE (0's based), CATTR and KATO
+/// (milliseconds), encoded by [`nvme::command::Connect`].
 pub fn connect(qid: u16, sqsize_zero_based: u16, cattr: u8, kato_ms: u32) -> Sqe {
-    let mut sqe = fabrics(fctype::CONNECT);
-    sqe.cdw10.set(u32::from(qid) << 16);
-    sqe.cdw11
-        .set(u32::from(sqsize_zero_based) | (u32::from(cattr) << 16));
-    sqe.cdw12.set(kato_ms);
-    sqe
+    Connect {
+        recfmt: 0,
+        qid,
+        sqsize: sqsize_zero_based,
+        cattr,
+        kato: kato_ms,
+    }
+    .to_sqe(0)
 }
 
-/// Connect Data (NVMe-oF 1.1 Figure 21): HOSTID @0, CNTLID @16, SUBNQN @256, HOSTNQN @512.
-/// NQNs longer than 255 bytes are truncated so the field stays NUL terminated.
-pub fn connect_data(
-    hostid: &[u8; 16],
-    cntlid: u16,
-    subnqn: &str,
-    hostnqn: &str,
-) -> [u8; CONNECT_DATA_LEN] {
-    let mut data = [0u8; CONNECT_DATA_LEN];
-    data[0..16].copy_from_slice(hostid);
-    data[16..18].copy_from_slice(&cntlid.to_le_bytes());
-    put_nqn(&mut data[256..512], subnqn);
-    put_nqn(&mut data[512..768], hostnqn);
-    data
-}
-
-fn put_nqn(field: &mut [u8], nqn: &str) {
-    let bytes = nqn.as_bytes();
-    let n = bytes.len().min(field.len().saturating_sub(1));
-    field[..n].copy_from_slice(&bytes[..n]);
-}
-
-/// Fabrics Disconnect (NVMe-oF 1.1 §3.x Figure 22): RECFMT 0; deletes the I/O queue it is
-/// sent on.
+/// Fabrics Disconnect (NVMe-oF 1.1 §3.6): RECFMT 0; deletes the I/O queue it is sent on.
 pub fn disconnect() -> Sqe {
-    fabrics(fctype::DISCONNECT)
+    fabrics_sqe(FabricsType::Disconnect, 0)
 }
 
-/// Property Get (NVMe-oF 1.1 §3.5, Figure 25): ATTRIB byte 40 bits 2:0 = 0 (4 bytes) or
-/// 1 (8 bytes), OFST in CDW11.
+/// Property Get (NVMe-oF 1.1 §3.4), encoded by [`nvme::command::PropertyGet`].
 pub fn property_get(offset: u32, size: PropertySize) -> Sqe {
-    let mut sqe = fabrics(fctype::PROPERTY_GET);
-    sqe.cdw10.set(size.attrib());
-    sqe.cdw11.set(offset);
-    sqe
+    PropertyGet { size, offset }.to_sqe(0)
 }
 
-/// Property Set (NVMe-oF 1.1 §3.6, Figure 27): ATTRIB, OFST in CDW11, VALUE in CDW12..13.
+/// Property Set (NVMe-oF 1.1 §3.5), encoded by [`nvme::command::PropertySet`].
 pub fn property_set(offset: u32, size: PropertySize, value: u64) -> Sqe {
-    let mut sqe = fabrics(fctype::PROPERTY_SET);
-    sqe.cdw10.set(size.attrib());
-    sqe.cdw11.set(offset);
-    sqe.cdw12.set(value as u32);
-    sqe.cdw13.set((value >> 32) as u32);
-    sqe
-}
-
-/// Width of a property access.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PropertySize {
-    Four,
-    Eight,
-}
-
-impl PropertySize {
-    fn attrib(self) -> u32 {
-        match self {
-            PropertySize::Four => 0,
-            PropertySize::Eight => 1,
-        }
+    PropertySet {
+        size,
+        offset,
+        value,
     }
-
-    /// Size in bytes (4 or 8).
-    pub fn bytes(self) -> u32 {
-        match self {
-            PropertySize::Four => 4,
-            PropertySize::Eight => 8,
-        }
-    }
+    .to_sqe(0)
 }
 
 /// Identify (NVMe Base 2.0 §5.17, Figure 273): CNS in CDW10 bits 7:0, CNTID in bits 31:16,
 /// CSI in CDW11 bits 31:24. Returns 4096 bytes.
 pub fn identify(cns: u8, nsid: u32, cntid: u16, csi: u8) -> Sqe {
-    let mut sqe = with_opcode(admin_opcode::IDENTIFY, nsid);
+    let mut sqe = with_opcode(AdminOpcode::Identify, nsid);
     sqe.cdw10.set(u32::from(cns) | (u32::from(cntid) << 16));
     sqe.cdw11.set(u32::from(csi) << 24);
     sqe
@@ -172,7 +65,7 @@ pub fn identify(cns: u8, nsid: u32, cntid: u16, csi: u8) -> Sqe {
 /// NUMDL 31:16 and NUMDU in CDW11 15:0 (a 0's based dword count), LPO in CDW12..13.
 /// `len` must be a non-zero multiple of 4.
 pub fn get_log_page(lid: u8, nsid: u32, offset: u64, len: u32, rae: bool) -> Sqe {
-    let mut sqe = with_opcode(admin_opcode::GET_LOG_PAGE, nsid);
+    let mut sqe = with_opcode(AdminOpcode::GetLogPage, nsid);
     let numd = (len / 4).saturating_sub(1);
     sqe.cdw10
         .set(u32::from(lid) | (u32::from(rae) << 15) | ((numd & 0xffff) << 16));
@@ -184,7 +77,7 @@ pub fn get_log_page(lid: u8, nsid: u32, offset: u64, len: u32, rae: bool) -> Sqe
 
 /// Get Features (NVMe Base 2.0 §5.15): FID CDW10 7:0, SEL 10:8.
 pub fn get_features(fid: u8, sel: u8, nsid: u32, cdw11: u32) -> Sqe {
-    let mut sqe = with_opcode(admin_opcode::GET_FEATURES, nsid);
+    let mut sqe = with_opcode(AdminOpcode::GetFeatures, nsid);
     sqe.cdw10.set(u32::from(fid) | (u32::from(sel & 0x7) << 8));
     sqe.cdw11.set(cdw11);
     sqe
@@ -192,7 +85,7 @@ pub fn get_features(fid: u8, sel: u8, nsid: u32, cdw11: u32) -> Sqe {
 
 /// Set Features (NVMe Base 2.0 §5.27): FID CDW10 7:0, SV bit 31, value in CDW11.
 pub fn set_features(fid: u8, nsid: u32, cdw11: u32, save: bool) -> Sqe {
-    let mut sqe = with_opcode(admin_opcode::SET_FEATURES, nsid);
+    let mut sqe = with_opcode(AdminOpcode::SetFeatures, nsid);
     sqe.cdw10.set(u32::from(fid) | (u32::from(save) << 31));
     sqe.cdw11.set(cdw11);
     sqe
@@ -202,20 +95,20 @@ pub fn set_features(fid: u8, nsid: u32, cdw11: u32, save: bool) -> Sqe {
 /// 0's based.
 pub fn set_number_of_queues(io_queues: u16) -> Sqe {
     let n = u32::from(io_queues.max(1) - 1);
-    set_features(fid::NUMBER_OF_QUEUES, 0, n | (n << 16), false)
+    set_features(FeatureId::NumberOfQueues.to_u8(), 0, n | (n << 16), false)
 }
 
 /// Keep Alive (NVMe Base 2.0 §5.25).
 pub fn keep_alive() -> Sqe {
-    with_opcode(admin_opcode::KEEP_ALIVE, 0)
+    with_opcode(AdminOpcode::KeepAlive, 0)
 }
 
 /// Asynchronous Event Request (NVMe Base 2.0 §5.2).
 pub fn async_event_request() -> Sqe {
-    with_opcode(admin_opcode::ASYNC_EVENT_REQUEST, 0)
+    with_opcode(AdminOpcode::AsyncEventRequest, 0)
 }
 
-fn lba_command(opcode: u8, nsid: u32, slba: u64, nlb: u32) -> Sqe {
+fn lba_command(opcode: IoOpcode, nsid: u32, slba: u64, nlb: u32) -> Sqe {
     let mut sqe = with_opcode(opcode, nsid);
     sqe.cdw10.set(slba as u32);
     sqe.cdw11.set((slba >> 32) as u32);
@@ -226,12 +119,12 @@ fn lba_command(opcode: u8, nsid: u32, slba: u64, nlb: u32) -> Sqe {
 
 /// Read (NVM Command Set 1.0 §3.2.4). `nlb` is 1-based (1..=65536).
 pub fn read(nsid: u32, slba: u64, nlb: u32) -> Sqe {
-    lba_command(io_opcode::READ, nsid, slba, nlb)
+    lba_command(IoOpcode::Read, nsid, slba, nlb)
 }
 
 /// Write (NVM Command Set 1.0 §3.2.6): FUA is CDW12 bit 30.
 pub fn write(nsid: u32, slba: u64, nlb: u32, fua: bool) -> Sqe {
-    let mut sqe = lba_command(io_opcode::WRITE, nsid, slba, nlb);
+    let mut sqe = lba_command(IoOpcode::Write, nsid, slba, nlb);
     if fua {
         sqe.cdw12.set(sqe.cdw12.get() | (1 << 30));
     }
@@ -240,12 +133,12 @@ pub fn write(nsid: u32, slba: u64, nlb: u32, fua: bool) -> Sqe {
 
 /// Compare (NVM Command Set 1.0 §3.2.1).
 pub fn compare(nsid: u32, slba: u64, nlb: u32) -> Sqe {
-    lba_command(io_opcode::COMPARE, nsid, slba, nlb)
+    lba_command(IoOpcode::Compare, nsid, slba, nlb)
 }
 
 /// Write Zeroes (NVM Command Set 1.0 §3.2.8); DEAC is CDW12 bit 25.
 pub fn write_zeroes(nsid: u32, slba: u64, nlb: u32, deac: bool) -> Sqe {
-    let mut sqe = lba_command(io_opcode::WRITE_ZEROES, nsid, slba, nlb);
+    let mut sqe = lba_command(IoOpcode::WriteZeroes, nsid, slba, nlb);
     if deac {
         sqe.cdw12.set(sqe.cdw12.get() | (1 << 25));
     }
@@ -254,39 +147,39 @@ pub fn write_zeroes(nsid: u32, slba: u64, nlb: u32, deac: bool) -> Sqe {
 
 /// Flush (NVM Command Set 1.0 §3.2.3).
 pub fn flush(nsid: u32) -> Sqe {
-    with_opcode(io_opcode::FLUSH, nsid)
+    with_opcode(IoOpcode::Flush, nsid)
 }
 
 /// Dataset Management with the Deallocate attribute (NVM Command Set 1.0 §3.2.2): NR (0's
 /// based) in CDW10 7:0, AD is CDW11 bit 2. `ranges` must hold 1..=256 entries.
 pub fn dsm_deallocate(nsid: u32, ranges: usize) -> Sqe {
-    let mut sqe = with_opcode(io_opcode::DATASET_MANAGEMENT, nsid);
-    sqe.cdw10.set((ranges.clamp(1, 256) - 1) as u32);
+    let mut sqe = with_opcode(IoOpcode::DatasetManagement, nsid);
+    sqe.cdw10
+        .set((ranges.clamp(1, DsmRange::MAX_RANGES) - 1) as u32);
     sqe.cdw11.set(1 << 2);
     sqe
 }
 
-/// The 16-byte Dataset Management range list (NVM Command Set 1.0 Figure 40): context
-/// attributes u32, length in blocks u32, starting LBA u64.
+/// The Dataset Management range list (NVM Command Set 1.0 §3.2.3) for `(slba, nlb)` ranges,
+/// no context attributes, encoded by [`nvme::command::DsmRange`].
 pub fn dsm_ranges(ranges: &[(u64, u32)]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(ranges.len() * 16);
-    for &(slba, nlb) in ranges {
-        out.extend_from_slice(&0u32.to_le_bytes());
-        out.extend_from_slice(&nlb.to_le_bytes());
-        out.extend_from_slice(&slba.to_le_bytes());
-    }
-    out
+    let ranges: Vec<DsmRange> = ranges
+        .iter()
+        .map(|&(slba, nlb)| DsmRange::new(slba, nlb, 0))
+        .collect();
+    DsmRange::encode_list(&ranges)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use nvme::identify::Cns;
     use zerocopy::IntoBytes;
 
     #[test]
     fn golden_connect() {
         // Admin Connect: QID 0, SQSIZE 31, CATTR disable SQ flow, KATO 5000 ms.
-        let sqe = connect(0, 31, CATTR_DISABLE_SQ_FLOW, 5000);
+        let sqe = connect(0, 31, CATTR_DISABLE_SQ_FLOW_CONTROL, 5000);
         let b = sqe.as_bytes();
         assert_eq!(b[0], 0x7f);
         assert_eq!(b[4], 0x01);
@@ -297,20 +190,6 @@ mod tests {
         assert_eq!(&b[48..52], &[0x88, 0x13, 0, 0]); // KATO 5000
         let io = connect(3, 127, 0, 0);
         assert_eq!(&io.as_bytes()[42..46], &[3, 0, 127, 0]);
-    }
-
-    #[test]
-    fn golden_connect_data() {
-        let d = connect_data(&[0xaa; 16], 0xffff, "nqn.sub", "nqn.host");
-        assert_eq!(&d[0..16], &[0xaa; 16]);
-        assert_eq!(&d[16..18], &[0xff, 0xff]);
-        assert_eq!(&d[256..264], b"nqn.sub\0");
-        assert_eq!(&d[512..521], b"nqn.host\0");
-        assert!(d[18..256].iter().all(|&b| b == 0));
-        let long = "x".repeat(400);
-        let d = connect_data(&[0; 16], 1, &long, "h");
-        assert_eq!(d[510], b'x');
-        assert_eq!(d[511], 0);
     }
 
     #[test]
@@ -328,7 +207,7 @@ mod tests {
 
     #[test]
     fn golden_admin_commands() {
-        let id = identify(cns::CONTROLLER, 0, 0, 0);
+        let id = identify(Cns::Controller.to_u8(), 0, 0, 0);
         assert_eq!(id.as_bytes()[0], 0x06);
         assert_eq!(&id.as_bytes()[40..44], &[1, 0, 0, 0]);
         // Discovery log header: 1024 bytes -> NUMD 255 (0's based), LID 70h, RAE off.
@@ -345,7 +224,7 @@ mod tests {
         assert_eq!(&nq.as_bytes()[40..48], &[0x07, 0, 0, 0, 3, 0, 3, 0]);
         assert_eq!(keep_alive().as_bytes()[0], 0x18);
         assert_eq!(async_event_request().as_bytes()[0], 0x0c);
-        let gf = get_features(fid::KEEP_ALIVE_TIMER, 3, 0, 0);
+        let gf = get_features(FeatureId::KeepAliveTimer.to_u8(), 3, 0, 0);
         assert_eq!(&gf.as_bytes()[40..42], &[0x0f, 0x03]);
     }
 

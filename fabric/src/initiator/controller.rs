@@ -8,13 +8,15 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use nvme::command::DsmRange;
+use nvme::features::FeatureId;
 use nvme::identify::{
-    parse_namespace_list, read_ascii_trimmed, IdentifyController, IdentifyNamespace,
+    parse_namespace_list, read_ascii_trimmed, Cns, IdentifyController, IdentifyNamespace,
 };
-use nvme::properties::{self as property, Cap};
+use nvme::properties::{self as property, Cap, Cc, Csts, ShutdownNotification, ShutdownStatus};
 use tokio_util::sync::CancellationToken;
 
-use super::command::{self, cns, fid, PropertySize};
+use super::command::{self, PropertySize};
 use super::queue::{Queue, QueueOptions};
 use super::{HostCommand, HostCompletion, HostError, HostOptions};
 use crate::tcp::host_conn::ADMIN_IN_CAPSULE_DATA;
@@ -24,18 +26,9 @@ const ADMIN_QUEUE_SIZE: u16 = 32;
 /// Identify and most log pages are read in 4 KiB.
 const IDENTIFY_LEN: u32 = 4096;
 
-// CC and CSTS fields (NVMe Base 2.0 §3.1.3.5, §3.1.3.6).
-const CC_EN: u32 = 1 << 0;
-const CC_CSS_SHIFT: u32 = 4;
-const CC_CSS_ALL_SUPPORTED: u32 = 0b110;
-const CC_SHN_NORMAL: u32 = 0b01 << 14;
-const CC_SHN_MASK: u32 = 0b11 << 14;
-const CC_IOSQES: u32 = 6 << 16;
-const CC_IOCQES: u32 = 4 << 20;
-const CSTS_RDY: u32 = 1 << 0;
-const CSTS_CFS: u32 = 1 << 1;
-const CSTS_SHST_MASK: u32 = 0b11 << 2;
-const CSTS_SHST_COMPLETE: u32 = 0b10 << 2;
+/// CC.IOSQES and CC.IOCQES: log2 of the 64-byte SQE and 16-byte CQE (NVMe Base 2.0 §3.1.4.5).
+const CC_IOSQES: u8 = 6;
+const CC_IOCQES: u8 = 4;
 
 /// An NVMe-oF controller as the host sees it.
 pub struct Controller {
@@ -130,21 +123,26 @@ impl Controller {
         self.cap = self.property_get(property::CAP, 8).await?;
         self.vs = self.property_get(property::VS, 4).await? as u32;
         let css = if Cap(self.cap).css() & Cap::CSS_IO_COMMAND_SETS != 0 {
-            CC_CSS_ALL_SUPPORTED
+            Cc::CSS_ALL_IO
         } else {
-            0
+            Cc::CSS_NVM
         };
-        let cc = CC_EN | (css << CC_CSS_SHIFT) | CC_IOSQES | CC_IOCQES;
-        self.property_set(property::CC, 4, u64::from(cc)).await?;
+        let cc = Cc::default()
+            .with_en(true)
+            .with_css(css)
+            .with_iosqes(CC_IOSQES)
+            .with_iocqes(CC_IOCQES);
+        self.property_set(property::CC, 4, u64::from(cc.0)).await?;
         let deadline = Instant::now() + self.cap_timeout();
         loop {
-            let csts = self.property_get(property::CSTS, 4).await? as u32;
-            if csts & CSTS_CFS != 0 {
+            let csts = Csts(self.property_get(property::CSTS, 4).await? as u32);
+            if csts.cfs() {
                 return Err(HostError::Protocol(format!(
-                    "controller fatal status while enabling (CSTS {csts:#x})"
+                    "controller fatal status while enabling (CSTS {:#x})",
+                    csts.0
                 )));
             }
-            if csts & CSTS_RDY != 0 {
+            if csts.rdy() {
                 return Ok(());
             }
             if Instant::now() >= deadline {
@@ -308,7 +306,10 @@ impl Controller {
     }
 
     async fn identify_controller_uncached(&self) -> Result<IdentifyController, HostError> {
-        let c = self.identify_raw(cns::CONTROLLER, 0, 0).await?.ok()?;
+        let c = self
+            .identify_raw(Cns::Controller.to_u8(), 0, 0)
+            .await?
+            .ok()?;
         IdentifyController::from_bytes(&c.data).ok_or_else(|| {
             HostError::Protocol(format!(
                 "Identify Controller returned {} bytes",
@@ -346,7 +347,11 @@ impl Controller {
     /// Identify Namespace (CNS 00h): the 4096-byte page (parse it with
     /// [`IdentifyNamespace::from_bytes`]).
     pub async fn identify_namespace(&self, nsid: u32) -> Result<Bytes, HostError> {
-        Ok(self.identify_raw(cns::NAMESPACE, nsid, 0).await?.ok()?.data)
+        Ok(self
+            .identify_raw(Cns::Namespace.to_u8(), nsid, 0)
+            .await?
+            .ok()?
+            .data)
     }
 
     /// Identify Namespace (CNS 00h), parsed.
@@ -366,7 +371,7 @@ impl Controller {
         let mut after = 0u32;
         loop {
             let page = self
-                .identify_raw(cns::ACTIVE_NAMESPACES, after, 0)
+                .identify_raw(Cns::ActiveNamespaceList.to_u8(), after, 0)
                 .await?
                 .ok()?
                 .data;
@@ -385,7 +390,7 @@ impl Controller {
     /// (NIDT, NID) pairs, NID bytes as sent (unknown types included).
     pub async fn ns_descriptors(&self, nsid: u32) -> Result<Vec<(u8, Vec<u8>)>, HostError> {
         let page = self
-            .identify_raw(cns::NS_DESCRIPTORS, nsid, 0)
+            .identify_raw(Cns::NamespaceIdDescriptors.to_u8(), nsid, 0)
             .await?
             .ok()?
             .data;
@@ -461,7 +466,7 @@ impl Controller {
 
     /// Enable asynchronous event notices (Set Features 0Bh, NVMe Base 2.0 §5.27.1.7).
     pub async fn set_async_event_config(&self, bits: u32) -> Result<HostCompletion, HostError> {
-        self.set_features(fid::ASYNC_EVENT_CONFIG, 0, bits, None)
+        self.set_features(FeatureId::AsyncEventConfiguration.to_u8(), 0, bits, None)
             .await
     }
 
@@ -489,14 +494,7 @@ impl Controller {
         nlb: u32,
     ) -> Result<HostCompletion, HostError> {
         let bs = self.block_size(nsid).await?;
-        let len = nlb
-            .checked_mul(bs)
-            .ok_or_else(|| HostError::Protocol("read length overflows 32 bits".into()))?;
-        self.submit_io(
-            qid,
-            HostCommand::with_data_in(command::read(nsid, slba, nlb), len),
-        )
-        .await
+        self.read_with_block_size(qid, nsid, slba, nlb, bs).await
     }
 
     /// Read with a caller-known block size (no Identify Namespace).
@@ -578,10 +576,11 @@ impl Controller {
         nsid: u32,
         ranges: &[(u64, u32)],
     ) -> Result<HostCompletion, HostError> {
-        if ranges.is_empty() || ranges.len() > 256 {
+        if ranges.is_empty() || ranges.len() > DsmRange::MAX_RANGES {
             return Err(HostError::Protocol(format!(
-                "{} DSM ranges (1..=256 allowed)",
-                ranges.len()
+                "{} DSM ranges (1..={} allowed)",
+                ranges.len(),
+                DsmRange::MAX_RANGES
             )));
         }
         let data = Bytes::from(command::dsm_ranges(ranges));
@@ -632,14 +631,14 @@ impl Controller {
     /// Disconnect each I/O queue (NVMe-oF 1.1 §3.4) and close all connections.
     pub async fn shutdown(self) -> Result<(), HostError> {
         self.keep_alive.cancel();
-        let cc = self.property_get(property::CC, 4).await?;
-        let cc = (cc as u32 & !CC_SHN_MASK) | CC_SHN_NORMAL;
-        self.property_set(property::CC, 4, u64::from(cc)).await?;
+        let cc = Cc(self.property_get(property::CC, 4).await? as u32)
+            .with_shn(ShutdownNotification::Normal);
+        self.property_set(property::CC, 4, u64::from(cc.0)).await?;
         let deadline = Instant::now() + self.cap_timeout().max(Duration::from_secs(5));
         let mut result = Ok(());
         loop {
-            let csts = self.property_get(property::CSTS, 4).await? as u32;
-            if csts & CSTS_SHST_MASK == CSTS_SHST_COMPLETE {
+            let csts = Csts(self.property_get(property::CSTS, 4).await? as u32);
+            if csts.shst() == ShutdownStatus::Complete {
                 break;
             }
             if Instant::now() >= deadline {

@@ -19,10 +19,10 @@ use bytes::Bytes;
 use nvme::{Cqe, Sqe};
 
 pub use controller::{parse_ns_descriptors, Controller, IdentifyInfo};
-pub use discovery::{
-    discover, DiscoveryController, DiscoveryEntry, DiscoveryLog, DISCOVERY_NQN, LID_DISCOVERY,
-};
+pub use discovery::{discover, DiscoveryController, DISCOVERY_NQN, LID_DISCOVERY};
 pub use error::HostError;
+/// What [`discover`] returns: the spec types of [`nvme::log_page`].
+pub use nvme::log_page::{DiscoveryLog, DiscoveryRecord};
 pub use queue::{Queue, QueueOptions};
 
 /// A command for [`Queue::submit`]: the SQE (its CID, PSDT and data pointer are filled in by

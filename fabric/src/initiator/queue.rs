@@ -9,14 +9,16 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
+use nvme::command::{ConnectData, CATTR_DISABLE_SQ_FLOW_CONTROL, CNTLID_DYNAMIC};
 use nvme::Status;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::{oneshot, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
+use zerocopy::IntoBytes;
 
-use super::command::{self, CNTLID_DYNAMIC};
+use super::command;
 use super::{HostCommand, HostCompletion, HostError};
 use crate::tcp::host_conn::{
     HostConn, HostConnConfig, HostEvent, Negotiated, ADMIN_IN_CAPSULE_DATA,
@@ -299,16 +301,17 @@ impl Queue {
     ) -> Result<u16, HostError> {
         let opts = &self.inner.opts;
         let cattr = if opts.disable_sqflow {
-            command::CATTR_DISABLE_SQ_FLOW
+            CATTR_DISABLE_SQ_FLOW_CONTROL
         } else {
             0
         };
         let sqe = command::connect(opts.qid, opts.queue_size.max(2) - 1, cattr, kato_ms);
-        let data = command::connect_data(hostid, cntlid, subnqn, hostnqn);
+        let data = ConnectData::new(*hostid, cntlid, subnqn, hostnqn)
+            .map_err(|e| HostError::Protocol(format!("Connect data: {e}")))?;
         let done = self
             .submit(HostCommand::with_data_out(
                 sqe,
-                Bytes::copy_from_slice(&data),
+                Bytes::copy_from_slice(data.as_bytes()),
             ))
             .await?;
         let status: Status = done.cqe.status();

@@ -10,6 +10,8 @@
 use std::collections::{HashMap, VecDeque};
 
 use bytes::{Bytes, BytesMut};
+use nvme::command::FLAGS_PSDT_SGL;
+use nvme::sgl::SUBTYPE_TRANSPORT_A;
 use nvme::{Cqe, Sgl, Sqe, Status};
 
 use super::digest::{self, DIGEST_LEN};
@@ -24,21 +26,11 @@ use super::pdu::{
 /// for I/O queues, so hosts use the whole 8192 bytes for data.
 pub const ADMIN_IN_CAPSULE_DATA: u32 = 8192;
 
-/// SGL descriptor sub type "Transport specific A" that NVMe/TCP uses for data moved by
-/// R2T/H2CData or C2HData PDUs (NVMe/TCP 1.0 §3.4).
-const SGL_SUBTYPE_TRANSPORT: u8 = nvme::sgl::SUBTYPE_TRANSPORT_A;
-
-/// PSDT 01b: the data pointer is an SGL (NVMe-oF 1.1 §2.3 requires SGLs on fabrics).
-const PSDT_SGL: u8 = 0x40;
-
-/// Byte offsets in PDUs the host checks, for FEI (NVMe/TCP 1.0 Figures 25, 28, 30, 32).
-const OFFSET_ICRESP_PFV: u32 = 8;
+/// Byte offsets of ICResp fields the host checks, for FEI (NVMe/TCP 1.0 Figure 25); PFV and
+/// DGST are [`pdu::OFFSET_IC_PFV`] and [`pdu::OFFSET_IC_DGST`], R2T and C2HData fields the
+/// `pdu::OFFSET_DATA_*` ones.
 const OFFSET_ICRESP_CPDA: u32 = 10;
-const OFFSET_ICRESP_DGST: u32 = 11;
 const OFFSET_ICRESP_MAXH2CDATA: u32 = 12;
-const OFFSET_CCCID: u32 = 8;
-const OFFSET_XFER_OFFSET: u32 = 12;
-const OFFSET_XFER_LENGTH: u32 = 16;
 /// CID inside a CapsuleResp: 8-byte common header + CQE byte 12.
 const OFFSET_RESP_CID: u32 = 20;
 
@@ -163,6 +155,19 @@ struct Inflight {
     received: u32,
     last_seen: bool,
     digest_failed: bool,
+}
+
+impl Inflight {
+    fn new(r2t_data: Option<Bytes>, data_in_len: u32) -> Inflight {
+        Inflight {
+            r2t_data,
+            data_in_len,
+            chunks: Vec::new(),
+            received: 0,
+            last_seen: false,
+            digest_failed: false,
+        }
+    }
 }
 
 /// Sans-IO NVMe/TCP host connection.
@@ -292,7 +297,8 @@ impl HostConn {
         };
         let cid = self.alloc_cid()?;
         sqe.cid.set(cid);
-        sqe.flags = (sqe.flags & 0x3f) | PSDT_SGL;
+        // NVMe-oF 1.1 §2.3: PSDT 01b, the data pointer is an SGL.
+        sqe.flags = (sqe.flags & 0x3f) | FLAGS_PSDT_SGL;
         let (in_capsule, r2t_data) = match data_out {
             Some(d) if out_len <= self.config.in_capsule_data => {
                 sqe.dptr = Sgl::InCapsule {
@@ -314,17 +320,8 @@ impl HostConn {
             }
         };
         self.send_capsule(sqe, in_capsule, negotiated);
-        self.inflight.insert(
-            cid,
-            Inflight {
-                r2t_data,
-                data_in_len,
-                chunks: Vec::new(),
-                received: 0,
-                last_seen: false,
-                digest_failed: false,
-            },
-        );
+        self.inflight
+            .insert(cid, Inflight::new(r2t_data, data_in_len));
         Ok(cid)
     }
 
@@ -341,17 +338,7 @@ impl HostConn {
         let cid = self.alloc_cid()?;
         sqe.cid.set(cid);
         self.send_capsule(sqe, in_capsule.unwrap_or_default(), negotiated);
-        self.inflight.insert(
-            cid,
-            Inflight {
-                r2t_data: None,
-                data_in_len,
-                chunks: Vec::new(),
-                received: 0,
-                last_seen: false,
-                digest_failed: false,
-            },
-        );
+        self.inflight.insert(cid, Inflight::new(None, data_in_len));
         Ok(cid)
     }
 
@@ -572,7 +559,7 @@ impl HostConn {
         // NVMe/TCP 1.0 §3.6.2.3: PFV 0 is the only version.
         if r.pfv != PFV_1_0 {
             return Err((
-                FatalError::new(Fes::UnsupportedParameter, OFFSET_ICRESP_PFV),
+                FatalError::new(Fes::UnsupportedParameter, pdu::OFFSET_IC_PFV),
                 format!("ICResp PFV {}", r.pfv),
             ));
         }
@@ -588,7 +575,7 @@ impl HostConn {
             || r.digests() != self.config.digests
         {
             return Err((
-                FatalError::field(OFFSET_ICRESP_DGST),
+                FatalError::field(pdu::OFFSET_IC_DGST),
                 format!("ICResp DGST {:#04x}", r.dgst),
             ));
         }
@@ -654,13 +641,13 @@ impl HostConn {
             .and_then(|c| c.r2t_data.clone())
         else {
             return Err((
-                FatalError::field(OFFSET_CCCID),
+                FatalError::field(pdu::OFFSET_DATA_CCCID),
                 format!("R2T for CID {} which has no R2T data", r2t.cccid),
             ));
         };
         if r2t.r2tl == 0 {
             return Err((
-                FatalError::field(OFFSET_XFER_LENGTH),
+                FatalError::field(pdu::OFFSET_DATA_DATAL),
                 "R2T with R2TL 0".into(),
             ));
         }
@@ -668,7 +655,7 @@ impl HostConn {
         let end = u64::from(r2t.r2to) + u64::from(r2t.r2tl);
         if end > data.len() as u64 {
             return Err((
-                FatalError::new(Fes::DataOutOfRange, OFFSET_XFER_OFFSET),
+                FatalError::new(Fes::DataOutOfRange, pdu::OFFSET_DATA_DATAO),
                 format!(
                     "R2T {}+{} beyond the {}-byte write",
                     r2t.r2to,
@@ -711,13 +698,13 @@ impl HostConn {
     ) -> Result<C2hLayout, (FatalError, String)> {
         let Some(cmd) = self.inflight.get(&d.cccid) else {
             return Err((
-                FatalError::field(OFFSET_CCCID),
+                FatalError::field(pdu::OFFSET_DATA_CCCID),
                 format!("C2HData for unknown CID {}", d.cccid),
             ));
         };
         if cmd.data_in_len == 0 {
             return Err((
-                FatalError::field(OFFSET_CCCID),
+                FatalError::field(pdu::OFFSET_DATA_CCCID),
                 format!("C2HData for CID {} which reads no data", d.cccid),
             ));
         }
@@ -729,14 +716,14 @@ impl HostConn {
         }
         if d.datal == 0 {
             return Err((
-                FatalError::field(OFFSET_XFER_LENGTH),
+                FatalError::field(pdu::OFFSET_DATA_DATAL),
                 "C2HData DATAL 0".into(),
             ));
         }
         // NVMe/TCP 1.0 §3.6.2.8: data arrives in order without gaps or overlap.
         if d.datao != cmd.received {
             return Err((
-                FatalError::field(OFFSET_XFER_OFFSET),
+                FatalError::field(pdu::OFFSET_DATA_DATAO),
                 format!(
                     "C2HData DATAO {} but {} bytes received",
                     d.datao, cmd.received
@@ -745,7 +732,7 @@ impl HostConn {
         }
         if u64::from(d.datao) + u64::from(d.datal) > u64::from(cmd.data_in_len) {
             return Err((
-                FatalError::new(Fes::DataOutOfRange, OFFSET_XFER_LENGTH),
+                FatalError::new(Fes::DataOutOfRange, pdu::OFFSET_DATA_DATAL),
                 format!(
                     "C2HData {}+{} beyond the {}-byte buffer",
                     d.datao, d.datal, cmd.data_in_len
@@ -872,7 +859,8 @@ fn host_opts(n: Negotiated) -> EncodeOptions {
 fn transport_sgl(length: u32) -> [u8; 16] {
     Sgl::Transport {
         length,
-        subtype: SGL_SUBTYPE_TRANSPORT,
+        // NVMe/TCP 1.0 §3.4: Transport specific A for data moved by R2T/H2CData or C2HData.
+        subtype: SUBTYPE_TRANSPORT_A,
     }
     .encode()
 }

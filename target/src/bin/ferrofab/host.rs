@@ -8,6 +8,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use fabric::initiator::controller::Controller;
 use fabric::initiator::discovery::discover;
 use fabric::initiator::HostOptions;
+use nvme::log_page::{AddressFamily, SubsystemType, TransportType};
 
 const DEFAULT_PORT: u16 = 4420;
 
@@ -126,18 +127,28 @@ impl HostCommand {
                 println!(
                     "Discovery Log: genctr {} records {}",
                     log.genctr,
-                    log.entries.len()
+                    log.records.len()
                 );
-                for (i, e) in log.entries.iter().enumerate() {
+                for (i, e) in log.records.iter().enumerate() {
                     let subtype = match e.subtype {
-                        1 => "referral",
-                        2 => "nvme subsystem",
-                        3 => "current discovery subsystem",
-                        _ => "unknown",
+                        SubsystemType::Referral => "referral",
+                        SubsystemType::Nvme => "nvme subsystem",
+                        SubsystemType::CurrentDiscovery => "current discovery subsystem",
+                        SubsystemType::Unknown(_) => "unknown",
+                    };
+                    let trtype = if e.trtype == TransportType::Tcp {
+                        "tcp"
+                    } else {
+                        "other"
+                    };
+                    let adrfam = if e.adrfam == AddressFamily::Ipv6 {
+                        "ipv6"
+                    } else {
+                        "ipv4"
                     };
                     println!("=====Discovery Log Entry {i}======");
-                    println!("trtype:  {}", if e.trtype == 3 { "tcp" } else { "other" });
-                    println!("adrfam:  {}", if e.adrfam == 2 { "ipv6" } else { "ipv4" });
+                    println!("trtype:  {trtype}");
+                    println!("adrfam:  {adrfam}");
                     println!("subtype: {subtype}");
                     println!("treq:    {:#x}", e.treq);
                     println!("portid:  {}", e.portid);
