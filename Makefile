@@ -40,13 +40,16 @@ hw-test: toolchain
 	hw-tests/run --ferrofab $(BIN_TEST)
 
 ## Run every cargo-fuzz target for FUZZ_SECONDS each (stable toolchain via RUSTC_BOOTSTRAP).
+## The checked-in seed corpora are read only; new inputs go to a scratch directory.
 fuzz: toolchain
 	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
 	@for dir in nvme/fuzz fabric/fuzz; do \
 	  for t in $$(cd $$dir && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz list); do \
 	    echo "== fuzz $$dir $$t ($(FUZZ_SECONDS) s)"; \
-	    (cd $$dir && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run $$t corpus/$$t -- \
+	    scratch=$$(mktemp -d); \
+	    (cd $$dir && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run $$t $$scratch corpus/$$t -- \
 	      -max_total_time=$(FUZZ_SECONDS)) || exit 1; \
+	    rm -rf $$scratch; \
 	  done; \
 	done
 
