@@ -247,34 +247,59 @@ tgt_restart() {
 
 # Freeze / thaw: SIGSTOP/SIGCONT for ferrofab; for nvmet (which cannot be
 # stopped) 100% packet loss on loopback, which the host sees the same way.
+# Silence loopback (both sides stay alive, every packet is dropped).
+net_freeze() { tc qdisc add dev lo root netem loss 100% || fail "netem unavailable"; }
+net_thaw() { tc qdisc del dev lo root 2>/dev/null; }
+
 tgt_freeze() {
 	if [ "$FF_MODE" = nvmet ]; then
-		tc qdisc add dev lo root netem loss 100% || fail "netem unavailable"
+		net_freeze
 	else
 		kill -STOP "$(tgt_pid)"
 	fi
 }
 tgt_thaw() {
 	if [ "$FF_MODE" = nvmet ]; then
-		tc qdisc del dev lo root 2>/dev/null
+		net_thaw
 	else
 		kill -CONT "$(tgt_pid)"
 	fi
 }
 
 # Live controller count as the target reports it: ferrofab's last
-# "active_controllers=N" log field; nvmet's debugfs controller directories.
+# "active_controllers=N" log field. nvmet: its debugfs controller directories
+# when the kernel has CONFIG_NVME_TARGET_DEBUGFS, else the number of
+# established target-side TCP connections (a proxy: zero exactly when no
+# controller is left, but one controller has 1 + I/O-queue connections).
 tgt_controllers() {
 	if [ "$FF_MODE" = nvmet ]; then
-		local n=0 s d
-		for s in "${TGT_SUBSYS[@]}"; do
-			for d in /sys/kernel/debug/nvmet/"$s"/ctrl*; do
-				[ -d "$d" ] && n=$((n + 1))
+		local n=0 s d l
+		if [ -d /sys/kernel/debug/nvmet ]; then
+			for s in "${TGT_SUBSYS[@]}"; do
+				for d in /sys/kernel/debug/nvmet/"$s"/ctrl*; do
+					[ -d "$d" ] && n=$((n + 1))
+				done
 			done
-		done
+		else
+			for l in "${TGT_LISTENERS[@]:-$FF_ADDR:$FF_PORT}"; do
+				n=$((n + $(ss -Htn state established "sport = :${l##*:}" | wc -l)))
+			done
+		fi
 		echo "$n"
 	else
 		decolor <"$(tgt_log)" | grep -o 'active_controllers=[0-9]*' | tail -n1 | cut -d= -f2
+	fi
+}
+
+# tgt_controllers_are N: the target's count is N (nvmet without debugfs:
+# N=0 means no connection, N>0 means at least one).
+tgt_controllers_are() {
+	local n
+	n=$(tgt_controllers)
+	if [ "$FF_MODE" = nvmet ] && [ ! -d /sys/kernel/debug/nvmet ] && [ "$1" -gt 0 ]; then
+		[ "${n:-0}" -gt 0 ]
+	else
+		[ "$n" = "$1" ]
 	fi
 }
 

@@ -53,7 +53,8 @@ if [ $((oncs & 4)) -ne 0 ]; then
 	nvme read $dev -s 2048 -c 15 -z 8192 -d /tmp/r.bin || fail "read after deallocate failed"
 	# NVM Command Set 1.0 §4.1.5.1: DLFEAT bits 2:0 = 001b -> deallocated LBAs read as zeroes.
 	if [ $((dlfeat & 7)) -eq 1 ]; then
-		cmp -n 8192 /tmp/r.bin <(head -c 8192 /dev/zero) || fail "DLFEAT says zeroes but deallocated LBAs read non-zero"
+		head -c 8192 /dev/zero >/tmp/z8k.bin
+		cmp -n 8192 /tmp/r.bin /tmp/z8k.bin || fail "DLFEAT says zeroes but deallocated LBAs read non-zero"
 	else
 		info "DLFEAT=$dlfeat: deallocated contents unspecified"
 	fi

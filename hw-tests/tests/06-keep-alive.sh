@@ -2,7 +2,9 @@
 # Keep-alive: connect with a short --keep-alive-tmo, freeze the target
 # (SIGSTOP); the host must declare the controller lost (KATO expiry, NVMe Base
 # 2.0 §3.9.5); thaw (SIGCONT): the host reconnects, I/O works, and neither side
-# crashed.
+# crashed. Then the target's side of the same rule: with the link silenced
+# (packets dropped, target running) the target must tear the controller down
+# once no Keep Alive arrived within KATO.
 
 NQN=nqn.2026-01.io.ferrofab:kato
 tgt_subsys $NQN
@@ -37,4 +39,20 @@ dd if=/tmp/p.bin of=$dev bs=64k oflag=direct status=none || fail "write after re
 dd if=$dev of=/tmp/r.bin bs=64k count=1 iflag=direct status=none || fail "read after reconnect failed"
 cmp /tmp/p.bin /tmp/r.bin || fail "data mismatch after reconnect"
 tgt_alive || fail "target died after thaw"
+
+# Target-side KATO enforcement.
+wait_until 10 tgt_controllers_are 1 || fail "target reports $(tgt_controllers) controllers before the silence (expected 1)"
+info "silencing loopback"
+net_freeze
+t0=$(date +%s)
+if ! wait_until 30 tgt_controllers_are 0; then
+	net_thaw
+	fail "target still holds $(tgt_controllers) controller(s) 30 s after the host went silent (KATO 3 s)"
+fi
+info "target dropped the silent host's controller after $(($(date +%s) - t0)) s"
+net_thaw
+wait_until 60 ctrl_live $c || fail "host did not reconnect after the silence (state $(ctrl_state $c))"
+dd if=$dev of=/tmp/r.bin bs=64k count=1 iflag=direct status=none || fail "read after second reconnect failed"
+cmp /tmp/p.bin /tmp/r.bin || fail "data mismatch after second reconnect"
+tgt_alive || fail "target died"
 dmesg_clean || fail "kernel oops/warning on the host side"

@@ -13,6 +13,12 @@ one_cycle() {
 	local c
 	c=$(connect $NQN --nr-io-queues=1) || fail "connect failed in cycle $1"
 	wait_until 10 ctrl_live "$c" || fail "cycle $1: $c never live"
+	# Once, while connected: the target's count must see this controller
+	# (proves the zero at the end is a real reading).
+	if [ "$1" = 0 ]; then
+		wait_until 5 tgt_controllers_are 1 ||
+			fail "target reports $(tgt_controllers) controllers while one host is connected"
+	fi
 	nvme disconnect -d "$c" >/dev/null || fail "disconnect failed in cycle $1"
 	wait_until 10 ctrl_gone "$c" || fail "cycle $1: $c still present after disconnect"
 }
@@ -29,8 +35,7 @@ done
 info "$CYCLES cycles in $(($(date +%s) - t0)) s"
 
 # The target tears down asynchronously; give it a moment.
-settled() { [ "$(tgt_controllers)" = 0 ]; }
-wait_until 15 settled || fail "target still reports $(tgt_controllers) controllers after all hosts disconnected"
+wait_until 15 tgt_controllers_are 0 || fail "target still reports $(tgt_controllers) controllers after all hosts disconnected"
 echo "ok: target reports 0 controllers"
 if [ "$FF_MODE" = ferrofab ]; then
 	log=$(decolor <"$(tgt_log)")
