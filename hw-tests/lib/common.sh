@@ -28,7 +28,7 @@ as_root() {
 # Install missing host tools from the host's own apt sources. Only installs,
 # never removes: apt is asked to fail rather than remove anything.
 ensure_host_tools() {
-	local missing=() cmd pkg
+	local missing=() cmd
 	local -A want=(
 		[mmdebstrap]=mmdebstrap [cpio]=cpio [xz]=xz-utils [zstd]=zstd
 		[dpkg-deb]=dpkg [apt-get]=apt [sha256sum]=coreutils [timeout]=coreutils

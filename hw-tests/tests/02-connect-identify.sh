@@ -23,6 +23,13 @@ check_identify() { # CTRL
 	# NVMe-oF 1.1 §4.2: fabrics controllers report IOCCSZ/IORCSZ; SQE 64 B => IOCCSZ >= 4
 	[ "$(echo "$j" | jq -r .ioccsz)" -ge 4 ] || fail "id-ctrl ioccsz < 4"
 	[ "$(echo "$j" | jq -r .nn)" -ge 2 ] || fail "id-ctrl nn < 2"
+	# NVMe-oF 1.1 §4.1 / Base 2.0 Figure 275: fields a fabrics I/O controller must fill.
+	expect_eq "$(echo "$j" | jq -r .iorcsz)" 1 "id-ctrl iorcsz (16-byte CQE)"
+	expect_eq "$(echo "$j" | jq -r .cntrltype)" 1 "id-ctrl cntrltype (I/O controller)"
+	[ "$(echo "$j" | jq -r .ver)" -ge $((0x10300)) ] || fail "id-ctrl ver $(echo "$j" | jq -r .ver) < 1.3"
+	[ "$(echo "$j" | jq -r .maxcmd)" -gt 0 ] || fail "id-ctrl maxcmd is 0 (required for fabrics)"
+	[ $(($(echo "$j" | jq -r .sgls) & 3)) -ne 0 ] || fail "id-ctrl sgls: no SGL support (required for fabrics)"
+	[ -n "$(echo "$j" | jq -r .fr | trim)" ] || fail "id-ctrl firmware revision empty"
 
 	local ns bs size ds want_ds i
 	for i in "1 512 $((64 << 20)) 9" "2 4096 $((32 << 20)) 12"; do

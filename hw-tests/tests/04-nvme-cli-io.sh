@@ -62,6 +62,12 @@ else
 	fail "target does not advertise Dataset Management (ONCS bit 2)"
 fi
 
+# SMART / Health log (mandatory log page, Base 2.0 §5.16.1.3) and error log.
+nvme smart-log $dev -o json >/tmp/smart.json || fail "smart-log failed"
+cat /tmp/smart.json
+jq -e '.data_units_written? // .data_units_written_lo? // empty' /tmp/smart.json >/dev/null || fail "smart-log JSON lacks data_units_written"
+nvme error-log /dev/$c -e 1 >/dev/null || fail "error-log failed"
+
 # Flush
 nvme flush $dev || fail "flush failed"
 nvme flush /dev/$c -n 1 || fail "flush via controller failed"

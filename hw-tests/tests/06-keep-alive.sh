@@ -50,6 +50,7 @@ if ! wait_until 30 tgt_controllers_are 0; then
 	fail "target still holds $(tgt_controllers) controller(s) 30 s after the host went silent (KATO 3 s)"
 fi
 info "target dropped the silent host's controller after $(($(date +%s) - t0)) s"
+[ "$FF_MODE" = ferrofab ] && info "target: $(decolor <"$(tgt_log)" | grep 'controller destroyed' | tail -n1)"
 net_thaw
 wait_until 60 ctrl_live $c || fail "host did not reconnect after the silence (state $(ctrl_state $c))"
 dd if=$dev of=/tmp/r.bin bs=64k count=1 iflag=direct status=none || fail "read after second reconnect failed"

@@ -43,13 +43,13 @@ for e in "$S1 1" "$S1 2" "$S2 5" "$S3 1"; do
 	read -r s n <<<"$e"
 	i=$((i + 1))
 	pattern /tmp/p$i.bin 262144
-	dd if=/tmp/p$i.bin of=$(ns_dev_ok $s $n) bs=64k oflag=direct status=none || fail "write $s/$n failed"
+	dd if=/tmp/p$i.bin of="$(ns_dev_ok $s $n)" bs=64k oflag=direct status=none || fail "write $s/$n failed"
 done
 i=0
 for e in "$S1 1" "$S1 2" "$S2 5" "$S3 1"; do
 	read -r s n <<<"$e"
 	i=$((i + 1))
-	dd if=$(ns_dev_ok $s $n) of=/tmp/r.bin bs=64k count=4 iflag=direct status=none || fail "read $s/$n failed"
+	dd if="$(ns_dev_ok $s $n)" of=/tmp/r.bin bs=64k count=4 iflag=direct status=none || fail "read $s/$n failed"
 	cmp /tmp/p$i.bin /tmp/r.bin || fail "data of $s/$n differs (cross-namespace mix-up?)"
 done
 # The null namespace discards writes and reads zeroes.
