@@ -712,3 +712,29 @@ async fn persistent_discovery_sees_a_new_subsystem() {
     disc.shutdown().await.unwrap();
     d.shutdown().await;
 }
+
+/// Regression from the kernel-host suite (hw-tests 04): `nvme write -s 2048 -c 15` (8 KiB,
+/// in-capsule) then `nvme dsm --ad -s 2048 -b 16` must read back zeroes (DLFEAT = 001b).
+#[tokio::test]
+async fn deallocate_at_a_chunk_boundary_reads_zeroes() {
+    let (d, addr) = start("").await;
+    let ctrl = Controller::connect(addr, SUB_A, host(HOST_OK, 1))
+        .await
+        .unwrap();
+    let data = random(8192);
+    assert!(ctrl
+        .write(1, 1, 2048, data, false)
+        .await
+        .unwrap()
+        .status()
+        .is_success());
+    let c = ctrl.dsm_deallocate(1, 1, &[(2048, 16)]).await.unwrap();
+    assert!(c.status().is_success());
+    let r = ctrl.read(1, 1, 2048, 16).await.unwrap();
+    assert!(
+        r.data.iter().all(|&b| b == 0),
+        "deallocated blocks read zeroes"
+    );
+    ctrl.shutdown().await.unwrap();
+    d.shutdown().await;
+}
