@@ -220,7 +220,7 @@ fn get_features(ctrl: &Controller, gf: &GetFeatures) -> Response {
             }
         }
         FeatureId::VolatileWriteCache => VolatileWriteCache {
-            enabled: defaults || f.write_cache,
+            enabled: defaults || ctrl.write_cache(),
         }
         .to_dword(),
         FeatureId::NumberOfQueues => {
@@ -276,7 +276,7 @@ fn set_features(ctrl: &Controller, sf: &SetFeatures, _data: Option<&Bytes>) -> R
             Response::success()
         }
         FeatureId::VolatileWriteCache => {
-            ctrl.features().write_cache = VolatileWriteCache::from_dword(sf.cdw11).enabled;
+            ctrl.set_write_cache(VolatileWriteCache::from_dword(sf.cdw11).enabled);
             Response::success()
         }
         FeatureId::NumberOfQueues => {

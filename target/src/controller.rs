@@ -69,8 +69,6 @@ pub enum ControllerKind {
 pub struct Features {
     /// Async Event Configuration (FID 0Bh) bits.
     pub async_event_config: u32,
-    /// Volatile Write Cache enable (FID 06h).
-    pub write_cache: bool,
     /// Number of Queues granted (FID 07h), 0's based; None until the host sets it.
     pub queues_granted: Option<u16>,
     /// Temperature threshold (FID 04h) raw DW11 per threshold select.
@@ -107,6 +105,8 @@ pub struct Controller {
     target: Weak<TargetInner>,
     regs: Mutex<Registers>,
     ready: AtomicBool,
+    /// Volatile Write Cache enable (FID 06h); read on every write, so not behind the lock.
+    write_cache: AtomicBool,
     features: Mutex<Features>,
     aer: Mutex<AerState>,
     kato_ms: AtomicU32,
@@ -158,9 +158,9 @@ impl Controller {
                 state: CtrlState::Disabled,
             }),
             ready: AtomicBool::new(false),
+            write_cache: AtomicBool::new(true),
             features: Mutex::new(Features {
                 async_event_config: aer_config,
-                write_cache: true,
                 queues_granted: None,
                 temperature_threshold: 0x0157, // 343 K over-temperature default
                 power_state: 0,
@@ -294,7 +294,16 @@ impl Controller {
     /// their defaults (NVMe Base 2.0 §3.7.2).
     fn reset(&self) {
         lock(&self.features).queues_granted = None;
+        self.set_write_cache(true);
         tracing::debug!(cntlid = self.cntlid, "controller reset");
+    }
+
+    pub fn write_cache(&self) -> bool {
+        self.write_cache.load(Ordering::Relaxed)
+    }
+
+    pub fn set_write_cache(&self, enabled: bool) {
+        self.write_cache.store(enabled, Ordering::Relaxed);
     }
 
     pub fn features(&self) -> MutexGuard<'_, Features> {

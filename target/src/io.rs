@@ -135,7 +135,7 @@ impl IoQueue {
             Err(s) => return fail(s),
         };
         // With the volatile write cache disabled every write is written through.
-        let fua = rw.fua || !self.ctrl.features().write_cache;
+        let fua = rw.fua || !self.ctrl.write_cache();
         let ctrl = self.ctrl.clone();
         run_backend(ns.backend.may_block(), move || {
             match ns.backend.write(rw.slba, &data, fua) {
@@ -200,7 +200,7 @@ impl IoQueue {
             Some(end) if end <= ns.num_blocks() => {}
             _ => return fail(Status::LBA_OUT_OF_RANGE.with_dnr()),
         }
-        let fua = wz.fua || !self.ctrl.features().write_cache;
+        let fua = wz.fua || !self.ctrl.write_cache();
         run_backend(ns.backend.may_block(), move || {
             let blocks = u64::from(wz.nlb);
             let r = if wz.deac && ns.info.deallocated_reads_zero {
