@@ -57,5 +57,27 @@ for l in $L1 $L2; do
 done
 
 # nvme discover must not leave a controller behind.
-wait_until 10 sh -c '! ls /sys/class/nvme/ | grep -q nvme' || fail "controllers left after discover: $(ls /sys/class/nvme)"
+no_ctrls() { ! ls /sys/class/nvme/ | grep -q nvme; }
+wait_until 10 no_ctrls || fail "controllers left after discover: $(ls /sys/class/nvme)"
+
+# nvme connect-all: the host connects to exactly the NVM entries of the log.
+want=$(nvme discover -t tcp -a 127.0.0.1 -s 4420 -o json |
+	jq -r '.records[] | select(.subtype == "nvme subsystem") | "\(.subnqn) \(.trsvcid)"' | sort)
+nvme connect-all -t tcp -a 127.0.0.1 -s 4420 || fail "nvme connect-all failed"
+connected() {
+	local c
+	for c in /sys/class/nvme/nvme*; do
+		[ "$(cat "$c/state")" = live ] || continue
+		echo "$(cat "$c/subsysnqn") $(sed -n 's/.*trsvcid=\([0-9]*\).*/\1/p' "$c/address")"
+	done | grep -v 'nqn.2014-08.org.nvmexpress.discovery' | sort
+}
+all_up() { [ "$(connected)" = "$want" ]; }
+wait_until 15 all_up || {
+	echo "connected:"; connected
+	echo "discovery log entries:"; echo "$want"
+	fail "nvme connect-all did not connect exactly the discovered subsystems"
+}
+info "connect-all: $(connected | tr '\n' ';')"
+nvme disconnect-all || fail "disconnect-all failed"
+wait_until 10 no_ctrls || fail "controllers left after disconnect-all: $(ls /sys/class/nvme)"
 tgt_alive || fail "target died"
