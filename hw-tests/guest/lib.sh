@@ -113,6 +113,21 @@ tgt_expected_mdts() {
 	if [ "$FF_MODE" = nvmet ]; then echo 0; else echo 8; fi
 }
 
+# Known deviations of the reference target from the spec, so the same test
+# can demand the spec's answer from ferrofab: tgt_quirk NAME succeeds when the
+# target under test has that deviation.
+#   no-vwc-feature   nvmet reports a volatile write cache but rejects Set
+#                    Features VWC (FID 06h)
+#   oob-internal     nvmet on a block device answers an LBA range past the
+#                    end with Internal Error, not LBA Out of Range
+tgt_quirk() {
+	[ "$FF_MODE" = nvmet ] || return 1
+	case $1 in
+	no-vwc-feature | oob-internal) return 0 ;;
+	*) return 1 ;;
+	esac
+}
+
 tgt_render_toml() {
 	local l s e nqn nsid backend size path bs h
 	for l in "${TGT_LISTENERS[@]}"; do
@@ -171,12 +186,27 @@ tgt_start() {
 	info "target up (${FF_MODE})"
 }
 
+# The target's built-in default: ferrofab without --config; for nvmet the
+# same thing declared (default subsystem, 1 GiB RAM namespace, 512 B blocks).
+tgt_start_default() {
+	TGT_LISTENERS=("$FF_ADDR:$FF_PORT")
+	if [ "$FF_MODE" = nvmet ]; then
+		tgt_subsys nqn.2026-01.io.ferrofab:default
+		tgt_ns nqn.2026-01.io.ferrofab:default nsid=1 backend=ram size=1GiB bs=512
+		nvmet_build
+	else
+		FF_NO_CONFIG=1 ff_launch
+	fi
+	wait_until 20 listening "$FF_ADDR:$FF_PORT" || fail "target not listening on $FF_ADDR:$FF_PORT after 20 s"
+}
+
 ff_launch() {
-	local log
+	local log args=(serve --config "$FF_STATE/config.toml")
+	[ "${FF_NO_CONFIG:-0}" = 1 ] && args=(serve)
 	log=$(tgt_log)
-	echo "===== ferrofab serve started at $(date +%T.%N) =====" >>"$log"
+	echo "===== ferrofab ${args[*]} started at $(date +%T.%N) =====" >>"$log"
 	NO_COLOR=1 RUST_LOG=${FF_RUST_LOG:-info} RUST_BACKTRACE=1 \
-		"$FF_BIN" serve --config "$FF_STATE/config.toml" >>"$log" 2>&1 &
+		"$FF_BIN" "${args[@]}" >>"$log" 2>&1 &
 	echo $! >"$FF_STATE/pid"
 	sleep 0.2
 	kill -0 "$(tgt_pid)" 2>/dev/null || {
