@@ -558,6 +558,18 @@ ns_dev_ok() { # NQN NSID -> /dev/... (waits for it to show up)
 	echo "/dev/$b"
 }
 
+# get_feature CTRL FID -> current value (decimal); fails the test when the
+# command fails or prints no value.
+get_feature() {
+	local out v
+	out=$(nvme get-feature "/dev/$1" -f "$2" 2>&1)
+	echo "get-feature $2: $out" >&2
+	# nvme-cli prints "%#010x": "0x00000bb8", but plain "00000000" for zero.
+	v=$(printf '%s' "$out" | grep -oiE 'value: *(0x)?[0-9a-f]+' | head -n1 | sed -E 's/.*: *(0x)?//I')
+	[ -n "$v" ] || fail "Get Features FID $2 on $1 returned no value: $out"
+	echo $((16#$v))
+}
+
 disconnect_ok() { # NQN
 	nvme disconnect -n "$1" >/dev/null || fail "nvme disconnect -n $1 failed"
 }

@@ -13,8 +13,8 @@ tgt_start
 c=$(connect_ok $NQN --keep-alive-tmo=3 --ctrl-loss-tmo=60 --reconnect-delay=2)
 dev=$(ns_dev_ok $NQN 1)
 # Get Features, Keep Alive Timer (FID 0Fh, NVMe Base 2.0 §5.27.1.12): KATO in ms.
-kato=$(nvme get-feature /dev/$c -f 0x0f 2>&1 | tee /dev/stderr | grep -oiE 'value: *0x[0-9a-f]+' | grep -oiE '0x[0-9a-f]+')
-expect_eq "$((kato))" 3000 "KATO (ms) as the target reports it"
+kato=$(get_feature $c 0x0f) || exit 1
+expect_eq "$kato" 3000 "KATO (ms) as the target reports it"
 
 # Idle for a few keep-alive periods: the target must not drop a host that
 # keeps sending Keep Alive.

@@ -25,19 +25,18 @@ expect_eq "$((vs))" "$((ver))" "VS property vs Identify VER"
 [ $((csts & 1)) -eq 1 ] || fail "CSTS.RDY is 0 on a live controller (csts=$csts)"
 
 # Number of Queues (FID 07h): allocated >= what the host asked for.
-nq=$(nvme get-feature /dev/$c -f 7 2>&1 | grep -oiE 'value: *0x[0-9a-f]+' | grep -oiE '0x[0-9a-f]+')
-[ -n "$nq" ] || fail "get-feature 7 failed"
-info "number of queues: $nq (NSQA=$(((nq & 0xffff) + 1)) NCQA=$(((nq >> 16) + 1)))"
+nq=$(get_feature $c 7) || exit 1
+info "number of queues: $(printf 0x%08x $nq) (NSQA=$(((nq & 0xffff) + 1)) NCQA=$(((nq >> 16) + 1)))"
 [ $(((nq & 0xffff) + 1)) -ge 2 ] || fail "fewer I/O submission queues allocated than the host uses"
 
 # Volatile Write Cache (FID 06h) when Identify VWC bit 0 says there is one.
 vwc=$(nvme id-ctrl /dev/$c -o json | jq -r .vwc)
 if [ $((vwc & 1)) -eq 1 ]; then
-	getwc() { nvme get-feature /dev/$c -f 6 2>&1 | grep -oiE 'value: *0x[0-9a-f]+' | grep -oiE '0x[0-9a-f]+'; }
-	if nvme set-feature /dev/$c -f 6 -v 0; then
-		expect_eq "$(($(getwc)))" 0 "VWC after disabling"
-		nvme set-feature /dev/$c -f 6 -v 1 >/dev/null || fail "set-feature VWC=1 failed"
-		expect_eq "$(($(getwc)))" 1 "VWC after enabling"
+	info "VWC before: $(get_feature $c 6)"
+	if nvme set-feature /dev/$c -f 6 --value=0; then
+		expect_eq "$(get_feature $c 6)" 0 "VWC after disabling"
+		nvme set-feature /dev/$c -f 6 --value=1 || fail "set-feature VWC=1 failed"
+		expect_eq "$(get_feature $c 6)" 1 "VWC after enabling"
 	elif tgt_quirk no-vwc-feature; then
 		note "reference quirk: Set Features VWC rejected although VWC is present"
 	else
@@ -45,7 +44,7 @@ if [ $((vwc & 1)) -eq 1 ]; then
 	fi
 else
 	info "no volatile write cache (VWC=$vwc)"
-	nvme set-feature /dev/$c -f 6 -v 1 >/dev/null 2>&1 && fail "VWC set accepted although Identify says there is no cache"
+	nvme set-feature /dev/$c -f 6 --value=1 >/dev/null 2>&1 && fail "VWC set accepted although Identify says there is no cache"
 fi
 
 # Controller reset: the host tears the association down and builds a new one.
