@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::controller::TargetParams;
-use crate::setup::{build_target, SetupError};
+use crate::setup::{build_target, reload, ReloadReport, SetupError};
 use crate::target::FabricTarget;
 
 #[derive(Debug, thiserror::Error)]
@@ -95,6 +95,11 @@ impl Daemon {
 
     pub fn target(&self) -> &FabricTarget {
         &self.target
+    }
+
+    /// Apply a changed configuration without a restart (see [`reload`]).
+    pub fn reload(&self, config: &Config) -> Result<ReloadReport, SetupError> {
+        reload(&self.target, config)
     }
 
     /// The bound listener addresses, in configuration order.

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use nvme::backend::{Backend, FileBackend, FileOptions, NullBackend, RamBackend};
 
-use crate::config::{BackendKind, Config, NamespaceConfig};
+use crate::config::{BackendKind, Config, NamespaceConfig, SubsystemConfig};
 use crate::controller::TargetParams;
 use crate::ids::derive_serial;
 use crate::namespace::Namespace;
@@ -48,6 +48,44 @@ pub fn open_backend(ns: &NamespaceConfig) -> Result<Arc<dyn Backend>, nvme::back
     })
 }
 
+/// Open one configured namespace of subsystem `nqn`.
+pub fn open_namespace(nqn: &str, nc: &NamespaceConfig) -> Result<Arc<Namespace>, SetupError> {
+    let nsid = nc.nsid.unwrap_or(0);
+    let backend = open_backend(nc).map_err(|source| SetupError::Backend {
+        nqn: nqn.to_string(),
+        nsid,
+        source,
+    })?;
+    let ns = Arc::new(Namespace::new(nqn, nsid, backend));
+    tracing::info!(subnqn = %nqn, nsid, backend = ?nc.backend,
+        block_size = ns.block_size(), blocks = ns.num_blocks(), "namespace ready");
+    Ok(ns)
+}
+
+/// Build a subsystem with all its configured namespaces.
+pub fn build_subsystem(sc: &SubsystemConfig) -> Result<Arc<Subsystem>, SetupError> {
+    let sub = Arc::new(Subsystem::new(
+        sc.nqn.clone(),
+        sc.serial.clone().unwrap_or_else(|| derive_serial(&sc.nqn)),
+        sc.model
+            .clone()
+            .unwrap_or_else(|| DEFAULT_MODEL.to_string()),
+        sc.firmware
+            .clone()
+            .unwrap_or_else(|| env!("CARGO_PKG_VERSION").to_string()),
+        sc.allowed_hosts.clone(),
+        sc.listeners.clone(),
+    ));
+    for nc in &sc.namespace {
+        sub.add_namespace(open_namespace(&sc.nqn, nc)?)
+            .map_err(|e| SetupError::Duplicate {
+                nqn: sc.nqn.clone(),
+                message: e.to_string(),
+            })?;
+    }
+    Ok(sub)
+}
+
 /// Create the target with every subsystem and namespace of `config`.
 pub fn build_target(config: &Config, params: TargetParams) -> Result<FabricTarget, SetupError> {
     let listeners = config
@@ -61,39 +99,83 @@ pub fn build_target(config: &Config, params: TargetParams) -> Result<FabricTarge
         .collect();
     let target = FabricTarget::new(params, listeners);
     for sc in &config.subsystem {
-        let sub = Arc::new(Subsystem::new(
-            sc.nqn.clone(),
-            sc.serial.clone().unwrap_or_else(|| derive_serial(&sc.nqn)),
-            sc.model
-                .clone()
-                .unwrap_or_else(|| DEFAULT_MODEL.to_string()),
-            sc.firmware
-                .clone()
-                .unwrap_or_else(|| env!("CARGO_PKG_VERSION").to_string()),
-            sc.allowed_hosts.clone(),
-            sc.listeners.clone(),
-        ));
-        for nc in &sc.namespace {
-            let nsid = nc.nsid.unwrap_or(0);
-            let backend = open_backend(nc).map_err(|source| SetupError::Backend {
-                nqn: sc.nqn.clone(),
-                nsid,
-                source,
-            })?;
-            let ns = Arc::new(Namespace::new(&sc.nqn, nsid, backend));
-            tracing::info!(subnqn = %sc.nqn, nsid, backend = ?nc.backend,
-                block_size = ns.block_size(), blocks = ns.num_blocks(), "namespace ready");
-            sub.add_namespace(ns).map_err(|e| SetupError::Duplicate {
-                nqn: sc.nqn.clone(),
-                message: e.to_string(),
-            })?;
-        }
         target
-            .add_subsystem(sub)
+            .add_subsystem(build_subsystem(sc)?)
             .map_err(|message| SetupError::Duplicate {
                 nqn: sc.nqn.clone(),
                 message,
             })?;
     }
     Ok(target)
+}
+
+/// What a configuration reload changed.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct ReloadReport {
+    pub subsystems_added: Vec<String>,
+    pub namespaces_added: Vec<(String, u32)>,
+    pub namespaces_removed: Vec<(String, u32)>,
+    /// Changes a reload does not apply (they need a restart).
+    pub ignored: Vec<String>,
+}
+
+/// Apply `config` to a running target: add new subsystems and namespaces, remove namespaces
+/// no longer configured (hosts get a Namespace Attribute Changed event, new subsystems a
+/// discovery log change). Listeners, removed subsystems and subsystem identity need a restart.
+pub fn reload(target: &FabricTarget, config: &Config) -> Result<ReloadReport, SetupError> {
+    let mut report = ReloadReport::default();
+    for sc in &config.subsystem {
+        let Some(sub) = target.subsystem(&sc.nqn) else {
+            target
+                .add_subsystem(build_subsystem(sc)?)
+                .map_err(|message| SetupError::Duplicate {
+                    nqn: sc.nqn.clone(),
+                    message,
+                })?;
+            report.subsystems_added.push(sc.nqn.clone());
+            continue;
+        };
+        let wanted: Vec<u32> = sc.namespace.iter().filter_map(|n| n.nsid).collect();
+        for nsid in sub.nsids().into_iter().filter(|id| !wanted.contains(id)) {
+            if sub.remove_namespace(nsid).is_ok() {
+                report.namespaces_removed.push((sc.nqn.clone(), nsid));
+            }
+        }
+        for nc in sc
+            .namespace
+            .iter()
+            .filter(|n| n.nsid.is_some_and(|id| sub.namespace(id).is_none()))
+        {
+            let ns = open_namespace(&sc.nqn, nc)?;
+            let nsid = ns.nsid;
+            sub.add_namespace(ns).map_err(|e| SetupError::Duplicate {
+                nqn: sc.nqn.clone(),
+                message: e.to_string(),
+            })?;
+            report.namespaces_added.push((sc.nqn.clone(), nsid));
+        }
+    }
+    for sub in target.subsystems() {
+        if !config.subsystem.iter().any(|s| s.nqn == sub.nqn) {
+            report.ignored.push(format!(
+                "subsystem {} removed from the file: restart to remove it",
+                sub.nqn
+            ));
+        }
+    }
+    let bound: Vec<_> = target
+        .inner()
+        .listeners()
+        .iter()
+        .map(|l| l.address)
+        .collect();
+    for l in &config.listener {
+        if !bound.contains(&l.address) && l.address.port() != 0 {
+            report.ignored.push(format!(
+                "listener {} is new: restart to listen on it",
+                l.address
+            ));
+        }
+    }
+    Ok(report)
 }

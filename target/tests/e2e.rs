@@ -738,3 +738,52 @@ async fn deallocate_at_a_chunk_boundary_reads_zeroes() {
     ctrl.shutdown().await.unwrap();
     d.shutdown().await;
 }
+
+#[tokio::test]
+async fn reload_adds_and_removes_namespaces_and_subsystems() {
+    let (d, addr) = start("").await;
+    let ctrl = Controller::connect(addr, SUB_A, host(HOST_OK, 1))
+        .await
+        .unwrap();
+    let admin = ctrl.admin_queue().clone();
+    let aer = tokio::spawn(async move {
+        admin
+            .submit_timeout(HostCommand::new(command::async_event_request()), None)
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // The same file with a second namespace in SUB_A and a new subsystem.
+    let mut cfg = config(
+        "[[subsystem]]\nnqn = \"nqn.2026-01.io.ferrofab:later\"\n\
+         [[subsystem.namespace]]\nbackend = \"ram\"\nsize = \"1MiB\"\n",
+    );
+    let mut extra_ns = cfg.subsystem[0].namespace[0].clone();
+    extra_ns.nsid = Some(2);
+    cfg.subsystem[0].namespace.push(extra_ns);
+    let report = d.reload(&cfg).unwrap();
+    assert_eq!(report.namespaces_added, vec![(SUB_A.to_string(), 2)]);
+    assert_eq!(
+        report.subsystems_added,
+        vec!["nqn.2026-01.io.ferrofab:later".to_string()]
+    );
+    assert!(report.namespaces_removed.is_empty());
+    let done = tokio::time::timeout(Duration::from_secs(5), aer)
+        .await
+        .expect("AER completes")
+        .unwrap()
+        .unwrap();
+    assert_eq!(done.cqe.dw0.get(), 0x0004_0002);
+    assert_eq!(ctrl.active_namespaces().await.unwrap(), vec![1, 2]);
+    let log = discover(addr, host(HOST_OK, 0)).await.unwrap();
+    assert!(log
+        .records
+        .iter()
+        .any(|r| r.subnqn == "nqn.2026-01.io.ferrofab:later"));
+    // Back to the original file: namespace 2 goes away, the new subsystem stays until restart.
+    let report = d.reload(&config("")).unwrap();
+    assert_eq!(report.namespaces_removed, vec![(SUB_A.to_string(), 2)]);
+    assert_eq!(report.ignored.len(), 1);
+    assert_eq!(ctrl.active_namespaces().await.unwrap(), vec![1]);
+    ctrl.shutdown().await.unwrap();
+    d.shutdown().await;
+}

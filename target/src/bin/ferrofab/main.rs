@@ -25,7 +25,8 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Serve NVMe/TCP: the configuration file's subsystems, or the embedded default
-    /// (one 1 GiB RAM namespace, listener and discovery on 127.0.0.1:4420).
+    /// (one 1 GiB RAM namespace, listener and discovery on 127.0.0.1:4420). SIGHUP reloads
+    /// the file: new subsystems and namespaces are added, removed namespaces are dropped.
     Serve {
         /// TOML configuration file.
         #[arg(long, short)]
@@ -105,17 +106,54 @@ fn check_config(path: PathBuf) -> Result<(), String> {
 }
 
 async fn serve(config: Option<PathBuf>) -> Result<(), String> {
-    let config = load(config)?;
+    let path = config;
+    let config = load(path.clone())?;
     let mut term = signal(SignalKind::terminate()).map_err(|e| format!("SIGTERM handler: {e}"))?;
     let mut int = signal(SignalKind::interrupt()).map_err(|e| format!("SIGINT handler: {e}"))?;
+    let mut hup = signal(SignalKind::hangup()).map_err(|e| format!("SIGHUP handler: {e}"))?;
     let daemon = Daemon::start(config, TargetParams::default())
         .await
         .map_err(|e| e.to_string())?;
     tracing::info!(version = env!("CARGO_PKG_VERSION"), "ferrofab serving");
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
-        _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+    loop {
+        tokio::select! {
+            _ = term.recv() => { tracing::info!("SIGTERM: shutting down"); break; }
+            _ = int.recv() => { tracing::info!("SIGINT: shutting down"); break; }
+            _ = hup.recv() => reload_from(&daemon, path.as_ref()),
+        }
     }
     daemon.shutdown().await;
     Ok(())
+}
+
+/// SIGHUP: re-read the configuration file and apply what can change at run time.
+fn reload_from(daemon: &Daemon, path: Option<&PathBuf>) {
+    let Some(path) = path else {
+        tracing::warn!("SIGHUP: serving the embedded default, nothing to reload");
+        return;
+    };
+    let config = match Config::load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "SIGHUP: configuration not reloaded");
+            return;
+        }
+    };
+    match daemon.reload(&config) {
+        Ok(r) => {
+            for (nqn, nsid) in &r.namespaces_added {
+                tracing::info!(subnqn = %nqn, nsid, "reload: namespace added");
+            }
+            for (nqn, nsid) in &r.namespaces_removed {
+                tracing::info!(subnqn = %nqn, nsid, "reload: namespace removed");
+            }
+            for nqn in &r.subsystems_added {
+                tracing::info!(subnqn = %nqn, "reload: subsystem added");
+            }
+            for msg in &r.ignored {
+                tracing::warn!("reload: {msg}");
+            }
+        }
+        Err(e) => tracing::error!(error = %e, "SIGHUP: reload failed part way"),
+    }
 }
