@@ -25,8 +25,8 @@ build: toolchain
 run: build
 	$(BIN_RELEASE) serve $(if $(CONFIG),--config $(CONFIG))
 
-## Everything CI runs: formatting, lints, unit + in-process integration tests.
-test: lint unit
+## Everything CI runs: formatting, lints, unit + integration tests, real Linux hosts in QEMU.
+test: lint unit hw-test
 
 lint: toolchain
 	$(CARGO) fmt --all -- --check

@@ -348,11 +348,14 @@ tgt_add_ns_runtime() { # NQN nsid=N backend=.. size=.. [bs=..]
 		nvmet_add_ns "${TGT_NS[-1]}"
 		return 0
 	fi
-	# ferrofab: only if its CLI advertises a way to change a running target.
-	if "$FF_BIN" --help 2>&1 | grep -qiE 'reload|namespace add|add-ns|ns-add'; then
-		fail "ferrofab advertises runtime namespace changes; teach tgt_add_ns_runtime how to call them"
+	# ferrofab: rewrite the configuration and send SIGHUP; the target adds the
+	# namespace and raises Namespace Attribute Changed on the live controllers.
+	if "$FF_BIN" serve --help 2>&1 | grep -q 'SIGHUP'; then
+		tgt_render_toml >"$FF_STATE/config.toml"
+		kill -HUP "$(tgt_pid)" || return 1
+		info "sent SIGHUP to ferrofab to add a namespace to $nqn"
+		return 0
 	fi
-	: "$nqn"
 	return 2
 }
 
