@@ -88,8 +88,9 @@ echo "$ls" | jq -e '[.. | objects | select(.Transport? == "tcp" and (.Address? /
 disconnect_ok $NQN
 wait_until 10 ctrl_gone $c || fail "$c still present after disconnect"
 
-# 2. header digest, 3. data digest, 4. both
-for opts in "-g" "-G" "-g -G"; do
+# 2. header digest, 3. data digest, 4. both, 5. SQ flow control disabled
+# (Connect CATTR bit 2, NVMe-oF 1.1 §3.3; SQHD is then reserved).
+for opts in "-g" "-G" "-g -G" "--disable-sqflow"; do
 	# shellcheck disable=SC2086
 	c=$(connect_ok $NQN $opts)
 	io_roundtrip "digest $opts"
@@ -99,7 +100,7 @@ for opts in "-g" "-G" "-g -G"; do
 done
 dmesg_test | grep -iE 'digest error|nvme_tcp.*(recv|header|data) digest' && fail "kernel reported digest errors"
 
-# 5. I/O queue count
+# 6. I/O queue count
 ncpu=$(nproc)
 for q in 1 4; do
 	c=$(connect_ok $NQN --nr-io-queues=$q)
