@@ -359,6 +359,28 @@ tgt_add_ns_runtime() { # NQN nsid=N backend=.. size=.. [bs=..]
 	return 2
 }
 
+# Remove a namespace while the target runs. Returns 2 when the target has
+# no way to do that.
+tgt_remove_ns_runtime() { # NQN NSID
+	local nqn=$1 nsid=$2 e keep=()
+	for e in "${TGT_NS[@]}"; do
+		[[ "$e" == "$nqn|$nsid|"* ]] || keep+=("$e")
+	done
+	TGT_NS=("${keep[@]}")
+	if [ "$FF_MODE" = nvmet ]; then
+		echo 0 >"$NVMET/subsystems/$nqn/namespaces/$nsid/enable" || return 1
+		rmdir "$NVMET/subsystems/$nqn/namespaces/$nsid" || return 1
+		return 0
+	fi
+	if "$FF_BIN" serve --help 2>&1 | grep -q 'SIGHUP'; then
+		tgt_render_toml >"$FF_STATE/config.toml"
+		kill -HUP "$(tgt_pid)" || return 1
+		info "sent SIGHUP to ferrofab to drop namespace $nsid of $nqn"
+		return 0
+	fi
+	return 2
+}
+
 # -------------------------------------------------------------- nvmet (ref)
 # 16-byte identifiers derived from subsystem NQN + NSID, like ferrofab does,
 # so NGUID/UUID are non-zero and stable across restarts in reference runs too.

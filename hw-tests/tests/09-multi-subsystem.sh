@@ -1,8 +1,8 @@
 # timeout: 200
 # Several subsystems and namespaces at once, each with its own data; then a
 # namespace added while hosts are connected must appear through the
-# Namespace Attribute Changed AEN (NVMe Base 2.0 §5.2, §8.11) if the target
-# can add namespaces at runtime.
+# Namespace Attribute Changed AEN (NVMe Base 2.0 §5.2, §8.11), and disappear
+# again when removed (ferrofab: config rewritten + SIGHUP; nvmet: configfs).
 
 S1=nqn.2026-01.io.ferrofab:multi-1
 S2=nqn.2026-01.io.ferrofab:multi-2
@@ -72,5 +72,23 @@ else
 	d=$(ns_dev_ok $S1 3)
 	expect_eq "$(blockdev --getsize64 $d)" "$((8 << 20))" "capacity of runtime-added namespace"
 	echo "ok: runtime-added namespace visible via AEN"
+	# Data on the new namespace, then take it away again: the host must
+	# drop the block device (Namespace Attribute Changed -> rescan).
+	pattern /tmp/p9.bin 65536
+	dd if=/tmp/p9.bin of=$d bs=64k oflag=direct status=none || fail "write to runtime-added namespace failed"
+	dd if=$d of=/tmp/r.bin bs=64k count=1 iflag=direct status=none || fail "read from runtime-added namespace failed"
+	cmp /tmp/p9.bin /tmp/r.bin || fail "data of runtime-added namespace differs"
+	mark=$(dmesg | wc -l)
+	tgt_remove_ns_runtime $S1 3 || fail "runtime namespace removal failed"
+	ns_gone() { ! ns_blk $S1 3 >/dev/null; }
+	wait_until 20 ns_gone || {
+		dmesg | tail -n +$((mark + 1))
+		fail "namespace 3 of $S1 still on the host 20 s after it was removed"
+	}
+	expect_eq "$(active $c1)" "1 2 " "active namespaces of $S1 after runtime removal"
+	# The other namespaces are untouched.
+	dd if="$(ns_dev_ok $S1 1)" of=/tmp/r.bin bs=64k count=4 iflag=direct status=none || fail "read $S1/1 after removal failed"
+	cmp /tmp/p1.bin /tmp/r.bin || fail "data of $S1/1 changed by the namespace removal"
+	echo "ok: runtime-removed namespace gone from the host"
 fi
 tgt_alive || fail "target died"
