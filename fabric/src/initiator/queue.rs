@@ -3,12 +3,11 @@
 //! submit commands through `&Queue` concurrently.
 
 use std::collections::{HashMap, VecDeque};
-use std::io::IoSlice;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use nvme::command::{ConnectData, CATTR_DISABLE_SQ_FLOW_CONTROL, CNTLID_DYNAMIC};
 use nvme::Status;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -23,6 +22,7 @@ use super::{HostCommand, HostCompletion, HostError};
 use crate::tcp::host_conn::{
     HostConn, HostConnConfig, HostEvent, Negotiated, ADMIN_IN_CAPSULE_DATA,
 };
+use crate::tcp::out_queue::write_all;
 use crate::tcp::pdu::Digests;
 
 /// How to open a queue's connection.
@@ -144,14 +144,14 @@ impl Queue {
         });
         let mut out = VecDeque::new();
         conn.drain_transmit(&mut out);
-        write_chunks(&mut stream, &mut out).await?;
+        write_all(&mut stream, &mut out).await?;
         let mut buf = BytesMut::with_capacity(4096);
         let negotiated = loop {
             match conn.poll_event() {
                 Some(HostEvent::Established(n)) => break n,
                 Some(HostEvent::Failed(e)) => {
                     conn.drain_transmit(&mut out);
-                    let _ = write_chunks(&mut stream, &mut out).await;
+                    let _ = write_all(&mut stream, &mut out).await;
                     return Err(e.into());
                 }
                 Some(HostEvent::Completed { .. }) => continue,
@@ -465,7 +465,7 @@ async fn writer(inner: Arc<Inner>, mut wr: OwnedWriteHalf) {
                 _ = inner.wake_writer.notified() => continue,
             }
         }
-        if let Err(e) = write_chunks(&mut wr, &mut out).await {
+        if let Err(e) = write_all(&mut wr, &mut out).await {
             fail_all(&inner, e.into());
             inner.cancel.cancel();
             return;
@@ -473,38 +473,7 @@ async fn writer(inner: Arc<Inner>, mut wr: OwnedWriteHalf) {
     }
     // Send whatever is still queued (an H2CTermReq after a protocol error), then close.
     inner.lock().conn.drain_transmit(&mut out);
-    let _ = tokio::time::timeout(Duration::from_secs(1), write_chunks(&mut wr, &mut out)).await;
+    let _ = tokio::time::timeout(Duration::from_secs(1), write_all(&mut wr, &mut out)).await;
     let _ = wr.shutdown().await;
     fail_all(&inner, HostError::Closed);
-}
-
-/// Write every chunk with vectored writes, without copying.
-async fn write_chunks<W: tokio::io::AsyncWrite + Unpin>(
-    w: &mut W,
-    chunks: &mut VecDeque<Bytes>,
-) -> std::io::Result<()> {
-    while !chunks.is_empty() {
-        let n = {
-            let slices: Vec<IoSlice<'_>> =
-                chunks.iter().take(64).map(|c| IoSlice::new(c)).collect();
-            w.write_vectored(&slices).await?
-        };
-        if n == 0 {
-            return Err(std::io::ErrorKind::WriteZero.into());
-        }
-        let mut left = n;
-        while left > 0 {
-            let Some(front) = chunks.front_mut() else {
-                break;
-            };
-            if front.len() <= left {
-                left -= front.len();
-                chunks.pop_front();
-            } else {
-                front.advance(left);
-                left = 0;
-            }
-        }
-    }
-    w.flush().await
 }

@@ -4,6 +4,7 @@
 pub mod digest;
 pub mod framer;
 pub mod host_conn;
+pub mod out_queue;
 pub mod pdu;
 pub mod server;
 pub mod target_conn;

@@ -6,21 +6,20 @@
 //! encoded pieces (headers, data `Bytes`, digests) without gathering them first.
 
 use std::collections::VecDeque;
-use std::io::IoSlice;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::{Buf, Bytes};
+use bytes::Bytes;
 use futures::stream::FuturesUnordered;
 use futures::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
+use super::out_queue::{consume, write_some};
 pub use super::target_conn::TcpTargetConfig;
 use super::target_conn::{Event, TargetConnection};
 use crate::queue::{ConnectionInfo, Target, TransportKind};
@@ -30,7 +29,6 @@ const MAX_QUEUED_OUTPUT: usize = 8 << 20;
 /// Free space kept in the receive buffer before each read.
 const READ_RESERVE: usize = 64 * 1024;
 /// Most buffers handed to one vectored write.
-const MAX_IOVECS: usize = 64;
 /// How long a closing connection may take to flush its last PDUs (e.g. a C2HTermReq).
 const CLOSE_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -178,53 +176,4 @@ async fn run_connection(
     }
     conn.close();
     let _ = wr.shutdown().await;
-}
-
-async fn write_some(wr: &mut OwnedWriteHalf, out: &VecDeque<Bytes>) -> std::io::Result<usize> {
-    let slices: Vec<IoSlice<'_>> = out
-        .iter()
-        .take(MAX_IOVECS)
-        .map(|b| IoSlice::new(b))
-        .collect();
-    let n = wr.write_vectored(&slices).await?;
-    if n == 0 {
-        return Err(std::io::ErrorKind::WriteZero.into());
-    }
-    Ok(n)
-}
-
-/// Drop `n` written bytes from the front of the queue.
-fn consume(out: &mut VecDeque<Bytes>, mut n: usize) {
-    while n > 0 {
-        let Some(front) = out.front_mut() else {
-            return;
-        };
-        if front.len() <= n {
-            n -= front.len();
-            out.pop_front();
-        } else {
-            front.advance(n);
-            n = 0;
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn consume_advances_across_chunks() {
-        let mut q: VecDeque<Bytes> = [&b"abc"[..], b"defg", b"h"]
-            .into_iter()
-            .map(Bytes::from_static)
-            .collect();
-        consume(&mut q, 5);
-        assert_eq!(q.len(), 2);
-        assert_eq!(&q[0][..], b"fg");
-        consume(&mut q, 3);
-        assert!(q.is_empty());
-        consume(&mut q, 1);
-        assert!(q.is_empty());
-    }
 }
