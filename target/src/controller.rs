@@ -222,10 +222,6 @@ impl Controller {
         lock(&self.regs).state.csts()
     }
 
-    pub fn state(&self) -> CtrlState {
-        lock(&self.regs).state
-    }
-
     /// Apply a host write of CC (NVMe Base 2.0 §3.1.3.5). Returns true when a shutdown
     /// started, so the caller flushes backends and then calls `shutdown_done`.
     pub fn write_cc(&self, new: u32) -> bool {
