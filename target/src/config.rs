@@ -108,6 +108,62 @@ pub struct Config {
     pub listener: Vec<ListenerConfig>,
     #[serde(default)]
     pub subsystem: Vec<SubsystemConfig>,
+    #[serde(default)]
+    pub reactor: ReactorSection,
+}
+
+/// How reactors wait when they have nothing to do.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PollMode {
+    /// Spin forever: lowest latency, a whole core per reactor even when idle.
+    Busy,
+    /// Spin while there is work, then sleep in epoll until a socket or a wake-up arrives.
+    #[default]
+    Adaptive,
+}
+
+/// `[reactor]`: the polled data-path threads (one per core, run to completion).
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ReactorSection {
+    /// Pin one reactor to each listed CPU; absent: `count` reactors, not pinned.
+    pub cores: Option<Vec<usize>>,
+    /// Number of unpinned reactors when `cores` is absent (default 1).
+    pub count: Option<usize>,
+    #[serde(default)]
+    pub poll: PollMode,
+}
+
+/// Most reactors one daemon runs.
+pub const MAX_REACTORS: usize = 256;
+
+impl ReactorSection {
+    fn validate(&self) -> Result<(), String> {
+        let cpus = std::thread::available_parallelism().map_or(MAX_REACTORS, |n| n.get());
+        match (&self.cores, self.count) {
+            (Some(_), Some(_)) => Err("[reactor]: give either cores or count, not both".into()),
+            (Some(cores), None) => {
+                if cores.is_empty() || cores.len() > MAX_REACTORS {
+                    return Err(format!(
+                        "[reactor]: cores must list 1 to {MAX_REACTORS} CPUs"
+                    ));
+                }
+                let mut seen = HashSet::new();
+                for &c in cores {
+                    if !seen.insert(c) {
+                        return Err(format!("[reactor]: core {c} is listed twice"));
+                    }
+                }
+                Ok(())
+            }
+            (None, Some(n)) if n == 0 || n > MAX_REACTORS.min(cpus.max(1) * 4) => Err(format!(
+                "[reactor]: count {n} must be 1 to {}",
+                MAX_REACTORS.min(cpus.max(1) * 4)
+            )),
+            (None, _) => Ok(()),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -182,6 +238,7 @@ impl Config {
         if self.listener.is_empty() {
             return Err("no [[listener]] configured: nothing to serve on".into());
         }
+        self.reactor.validate()?;
         let mut addrs = HashSet::new();
         for l in &self.listener {
             if !addrs.insert(l.address) {
@@ -378,5 +435,23 @@ mod tests {
             "{L}[[subsystem]]\nnqn = \"nqn.2014-08.org.nvmexpress.discovery\"\n"
         ))
         .contains("reserved"));
+    }
+
+    #[test]
+    fn reactor_section() {
+        let c = Config::parse(
+            &format!("{L}[reactor]\ncores = [0]\npoll = \"busy\"\n"),
+            "t",
+        )
+        .unwrap();
+        assert_eq!(c.reactor.cores, Some(vec![0]));
+        assert_eq!(c.reactor.poll, PollMode::Busy);
+        let d = Config::parse(L, "t").unwrap();
+        assert_eq!(d.reactor.poll, PollMode::Adaptive);
+        assert!(err(&format!("{L}[reactor]\ncores = [1, 1]\n")).contains("twice"));
+        assert!(err(&format!("{L}[reactor]\ncores = []\n")).contains("cores must list"));
+        assert!(err(&format!("{L}[reactor]\ncount = 0\n")).contains("count 0"));
+        assert!(err(&format!("{L}[reactor]\ncount = 1\ncores = [0]\n")).contains("either"));
+        assert!(err(&format!("{L}[reactor]\npoll = \"spin\"\n")).contains("spin"));
     }
 }
