@@ -16,6 +16,104 @@ use tokio_util::sync::CancellationToken;
 pub struct Request {
     pub sqe: Sqe,
     pub data: Option<Bytes>,
+    /// For commands that return data on an I/O queue: a buffer from the transport's pool,
+    /// exactly as long as the host's buffer. Handing it back in the [`Response`] returns it to
+    /// the pool once sent, so reads allocate nothing.
+    pub c2h_buf: Option<DataBuf>,
+}
+
+impl Request {
+    pub fn new(sqe: Sqe, data: Option<Bytes>) -> Request {
+        Request {
+            sqe,
+            data,
+            c2h_buf: None,
+        }
+    }
+}
+
+/// A reusable data buffer: `len` valid bytes in a vector that may be longer, so a pooled
+/// buffer is never zero-filled again when it is reused for the same or a smaller size.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct DataBuf {
+    vec: Vec<u8>,
+    len: usize,
+}
+
+impl core::fmt::Debug for DataBuf {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "DataBuf({} bytes)", self.len)
+    }
+}
+
+impl DataBuf {
+    /// A zero-filled buffer of `len` bytes.
+    pub fn zeroed(len: usize) -> DataBuf {
+        DataBuf {
+            vec: vec![0; len],
+            len,
+        }
+    }
+
+    /// Reuse `vec` for `len` bytes (grows it only if it is shorter).
+    pub fn reuse(mut vec: Vec<u8>, len: usize) -> DataBuf {
+        if vec.len() < len {
+            vec.resize(len, 0);
+        }
+        DataBuf { vec, len }
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn as_slice(&self) -> &[u8] {
+        &self.vec[..self.len]
+    }
+
+    pub fn as_mut_slice(&mut self) -> &mut [u8] {
+        &mut self.vec[..self.len]
+    }
+
+    /// Shorten the valid part (never grows).
+    pub fn truncate(&mut self, len: usize) {
+        self.len = self.len.min(len);
+    }
+
+    /// The backing vector, for returning it to a pool.
+    pub fn into_vec(self) -> Vec<u8> {
+        self.vec
+    }
+}
+
+/// Controller-to-host data in a [`Response`].
+#[derive(Clone, Debug)]
+pub enum Payload {
+    /// Shared bytes (admin data, static zeroes, backend memory).
+    Shared(Bytes),
+    /// A pooled buffer the transport recycles after sending it.
+    Buf(DataBuf),
+}
+
+impl Payload {
+    pub fn as_slice(&self) -> &[u8] {
+        match self {
+            Payload::Shared(b) => b,
+            Payload::Buf(b) => b.as_slice(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.as_slice().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// What the target answers. `data` is controller-to-host data; the transport sends at most
@@ -25,7 +123,7 @@ pub struct Response {
     pub status: Status,
     pub dw0: u32,
     pub dw1: u32,
-    pub data: Option<Bytes>,
+    pub data: Option<Payload>,
 }
 
 impl Response {
@@ -48,7 +146,12 @@ impl Response {
     }
 
     pub fn with_data(mut self, data: Bytes) -> Response {
-        self.data = Some(data);
+        self.data = Some(Payload::Shared(data));
+        self
+    }
+
+    pub fn with_buf(mut self, buf: DataBuf) -> Response {
+        self.data = Some(Payload::Buf(buf));
         self
     }
 }

@@ -15,6 +15,7 @@ use fabric::initiator::{
 use fabric::queue::{
     Completion, Connected, ConnectionInfo, QueueHandler, Request, Response, Target,
 };
+use fabric::tcp::reactor::{ReactorConfig, ReactorPool};
 use fabric::tcp::{serve, TcpTargetConfig};
 use nvme::features::AsyncEvent;
 use nvme::identify::{IdentifyController, IdentifyNamespace, LbaFormat};
@@ -276,14 +277,26 @@ async fn start() -> Server {
         change: Notify::new(),
     });
     let shutdown = CancellationToken::new();
-    tokio::spawn(serve(
-        listener,
-        Arc::new(MockTarget {
-            state: state.clone(),
-        }),
-        TcpTargetConfig::default(),
-        shutdown.clone(),
-    ));
+    let pool = Arc::new(
+        ReactorPool::start(ReactorConfig::default(), tokio::runtime::Handle::current()).unwrap(),
+    );
+    let target = Arc::new(MockTarget {
+        state: state.clone(),
+    });
+    let stop = shutdown.clone();
+    tokio::spawn(async move {
+        serve(
+            listener,
+            target,
+            TcpTargetConfig::default(),
+            pool.clone(),
+            stop,
+        )
+        .await;
+        tokio::task::spawn_blocking(move || pool.stop_and_join())
+            .await
+            .unwrap();
+    });
     Server {
         addr,
         state,

@@ -14,6 +14,7 @@ use fabric::tcp::pdu::{
     Digests, EncodeOptions, Fes, H2CData, IcReq, Pdu, PduHeader, R2t, DGST_DDGST_ENABLE,
     DGST_HDGST_ENABLE, FLAG_LAST_PDU,
 };
+use fabric::tcp::reactor::{ReactorConfig, ReactorPool};
 use fabric::tcp::{serve, TcpTargetConfig};
 use nvme::sgl::SUBTYPE_TRANSPORT_A;
 use nvme::{Cqe, Sgl, Sqe, Status};
@@ -128,12 +129,30 @@ async fn start(target: Arc<RamTarget>, config: TcpTargetConfig) -> Server {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let shutdown = CancellationToken::new();
-    let task = tokio::spawn(serve(listener, target, config, shutdown.clone()));
+    let task = tokio::spawn(serve_then_stop(listener, target, config, shutdown.clone()));
     Server {
         addr,
         shutdown,
         task,
     }
+}
+
+/// Serve on two adaptive reactors until `shutdown`, then close every connection.
+async fn serve_then_stop(
+    listener: TcpListener,
+    target: Arc<RamTarget>,
+    config: TcpTargetConfig,
+    shutdown: CancellationToken,
+) {
+    let reactors = ReactorConfig {
+        count: 2,
+        ..Default::default()
+    };
+    let pool = Arc::new(ReactorPool::start(reactors, tokio::runtime::Handle::current()).unwrap());
+    serve(listener, target, config, pool.clone(), shutdown).await;
+    tokio::task::spawn_blocking(move || pool.stop_and_join())
+        .await
+        .unwrap();
 }
 
 /// A raw NVMe/TCP host: hand-built PDUs out, framed PDUs in.

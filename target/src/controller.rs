@@ -79,13 +79,41 @@ pub struct Features {
     pub arbitration: u32,
 }
 
-/// SMART / Health counters (NVMe Base 2.0 §5.16.1.3).
+/// SMART / Health counters (NVMe Base 2.0 §5.16.1.3) of one I/O queue. Each queue has its
+/// own (only its reactor writes them, so no cache line is shared on the data path); the
+/// SMART log sums them.
 #[derive(Default)]
 pub struct IoCounters {
     pub bytes_read: AtomicU64,
     pub bytes_written: AtomicU64,
     pub read_commands: AtomicU64,
     pub write_commands: AtomicU64,
+}
+
+impl IoCounters {
+    /// Count one completed read of `bytes` (single writer: a load and a store, no RMW).
+    pub fn add_read(&self, bytes: u64) {
+        bump(&self.read_commands, 1);
+        bump(&self.bytes_read, bytes);
+    }
+
+    pub fn add_write(&self, bytes: u64) {
+        bump(&self.write_commands, 1);
+        bump(&self.bytes_written, bytes);
+    }
+}
+
+fn bump(c: &AtomicU64, n: u64) {
+    c.store(c.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
+}
+
+/// Totals over every I/O queue a controller has had.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct IoTotals {
+    pub bytes_read: u64,
+    pub bytes_written: u64,
+    pub read_commands: u64,
+    pub write_commands: u64,
 }
 
 struct Registers {
@@ -115,7 +143,8 @@ pub struct Controller {
     io_queues: Mutex<BTreeSet<u16>>,
     changed_namespaces: Mutex<BTreeSet<u32>>,
     pub errors: Mutex<ErrorLog>,
-    pub counters: IoCounters,
+    /// Per-QID counters; a reconnected QID continues its predecessor's.
+    queue_counters: Mutex<std::collections::BTreeMap<u16, Arc<IoCounters>>>,
     teardown: CancellationToken,
     destroyed: AtomicBool,
 }
@@ -173,7 +202,7 @@ impl Controller {
             io_queues: Mutex::new(BTreeSet::new()),
             changed_namespaces: Mutex::new(BTreeSet::new()),
             errors: Mutex::new(ErrorLog::default()),
-            counters: IoCounters::default(),
+            queue_counters: Mutex::new(std::collections::BTreeMap::new()),
             teardown: CancellationToken::new(),
             destroyed: AtomicBool::new(false),
         })
@@ -391,6 +420,23 @@ impl Controller {
             return Err(Status::CONNECT_INVALID_PARAMETERS);
         }
         Ok(())
+    }
+
+    /// The counters an I/O queue with this QID updates.
+    pub fn queue_counters(&self, qid: u16) -> Arc<IoCounters> {
+        lock(&self.queue_counters).entry(qid).or_default().clone()
+    }
+
+    /// SMART totals: the sum over every I/O queue.
+    pub fn io_totals(&self) -> IoTotals {
+        let mut t = IoTotals::default();
+        for c in lock(&self.queue_counters).values() {
+            t.bytes_read += c.bytes_read.load(Ordering::Relaxed);
+            t.bytes_written += c.bytes_written.load(Ordering::Relaxed);
+            t.read_commands += c.read_commands.load(Ordering::Relaxed);
+            t.write_commands += c.write_commands.load(Ordering::Relaxed);
+        }
+        t
     }
 
     pub fn release_io_queue(&self, qid: u16) {

@@ -5,12 +5,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use fabric::queue::Target;
+use fabric::tcp::reactor::{PollMode, ReactorConfig, ReactorPool, ThreadHook};
 use fabric::tcp::server::{serve, TcpTargetConfig};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Config;
+use crate::config::{self, Config};
 use crate::controller::TargetParams;
 use crate::setup::{build_target, reload, ReloadReport, SetupError};
 use crate::target::FabricTarget;
@@ -24,6 +25,8 @@ pub enum DaemonError {
     },
     #[error(transparent)]
     Setup(#[from] SetupError),
+    #[error("cannot start the reactors: {0}")]
+    Reactors(std::io::Error),
 }
 
 /// A running target with its listeners bound.
@@ -32,11 +35,21 @@ pub struct Daemon {
     addresses: Vec<SocketAddr>,
     shutdown: CancellationToken,
     servers: Vec<JoinHandle<()>>,
+    reactors: Arc<ReactorPool>,
 }
 
 impl Daemon {
     /// Bind every listener (port 0 picks a free port), then build and serve the target.
-    pub async fn start(mut config: Config, params: TargetParams) -> Result<Daemon, DaemonError> {
+    pub async fn start(config: Config, params: TargetParams) -> Result<Daemon, DaemonError> {
+        Daemon::start_with(config, params, None).await
+    }
+
+    /// [`Daemon::start`], calling `hook` on each reactor thread as it starts.
+    pub async fn start_with(
+        mut config: Config,
+        params: TargetParams,
+        hook: Option<ThreadHook>,
+    ) -> Result<Daemon, DaemonError> {
         let mut sockets = Vec::with_capacity(config.listener.len());
         for l in &mut config.listener {
             let socket =
@@ -67,6 +80,20 @@ impl Daemon {
             ..TcpTargetConfig::default()
         };
         let target = build_target(&config, params)?;
+        let reactor_config = ReactorConfig {
+            cores: config.reactor.cores.clone(),
+            count: config.reactor.count.unwrap_or(1),
+            poll: match config.reactor.poll {
+                config::PollMode::Busy => PollMode::Busy,
+                config::PollMode::Adaptive => PollMode::Adaptive,
+            },
+            on_thread_start: hook,
+        };
+        let reactors = Arc::new(
+            ReactorPool::start(reactor_config.clone(), tokio::runtime::Handle::current())
+                .map_err(DaemonError::Reactors)?,
+        );
+        tracing::info!(reactors = reactors.len(), cores = ?reactor_config.cores, poll = ?reactor_config.poll, "reactors started");
         let shutdown = CancellationToken::new();
         let shared: Arc<dyn Target> = Arc::new(target.clone());
         let mut servers = Vec::new();
@@ -82,6 +109,7 @@ impl Daemon {
                 socket,
                 shared.clone(),
                 tcp.clone(),
+                reactors.clone(),
                 shutdown.clone(),
             )));
         }
@@ -90,7 +118,13 @@ impl Daemon {
             addresses,
             shutdown,
             servers,
+            reactors,
         })
+    }
+
+    /// Connections each reactor currently owns.
+    pub fn reactor_loads(&self) -> Vec<usize> {
+        self.reactors.loads()
     }
 
     pub fn target(&self) -> &FabricTarget {
@@ -114,6 +148,11 @@ impl Daemon {
             if let Err(e) = s.await {
                 tracing::error!(error = %e, "listener task failed");
             }
+        }
+        // Closes every connection on every reactor, then joins the threads.
+        let reactors = self.reactors.clone();
+        if let Err(e) = tokio::task::spawn_blocking(move || reactors.stop_and_join()).await {
+            tracing::error!(error = %e, "stopping the reactors failed");
         }
         self.target.destroy_all("target shutting down");
         let target = self.target.clone();

@@ -1,36 +1,45 @@
 //! I/O queues: NVM command set commands (NVM Command Set 1.0 §3) against a subsystem's
 //! namespaces.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
-use fabric::queue::{Completion, QueueHandler, Request, Response};
+use bytes::Bytes;
+use fabric::queue::{Completion, DataBuf, QueueHandler, Request, Response};
 use nvme::command::{
     DatasetManagement, DsmRange, FabricsCommand, IoCommand, ReadWrite, WriteZeroes,
 };
 use nvme::{Sgl, Status};
 use tokio_util::sync::CancellationToken;
 
-use crate::controller::{run_backend, Controller};
+use crate::controller::{run_backend, Controller, IoCounters};
 use crate::namespace::Namespace;
 use crate::status_map::{backend_status, Op};
-use crate::subsystem::Subsystem;
+use crate::subsystem::{NamespaceMap, Subsystem};
 
 const NSID_ALL: u32 = 0xffff_ffff;
 
+/// One I/O queue. It lives on one reactor thread; its per-command path takes no lock and
+/// touches no cache line another queue writes: namespaces come from a snapshot refreshed
+/// only when the subsystem's namespace generation moves, and counters are the queue's own.
 pub struct IoQueue {
     ctrl: Arc<Controller>,
     subsystem: Arc<Subsystem>,
     qid: u16,
+    counters: Arc<IoCounters>,
+    ns_generation: u64,
+    namespaces: Arc<NamespaceMap>,
 }
 
 impl IoQueue {
     pub fn new(ctrl: Arc<Controller>, subsystem: Arc<Subsystem>, qid: u16) -> IoQueue {
+        let (ns_generation, namespaces) = subsystem.namespace_snapshot();
         IoQueue {
+            counters: ctrl.queue_counters(qid),
             ctrl,
             subsystem,
             qid,
+            ns_generation,
+            namespaces,
         }
     }
 
@@ -53,13 +62,23 @@ impl IoQueue {
         };
         let sgl_len = Sgl::parse(&sqe.dptr).length();
         match cmd {
-            IoCommand::Read(rw) => self.read(rw, sgl_len),
+            IoCommand::Read(rw) => self.read(rw, sgl_len, req.c2h_buf),
             IoCommand::Write(rw) => self.write(rw, req.data),
             IoCommand::Compare(rw) => self.compare(rw, req.data),
             IoCommand::Flush { nsid } => self.flush(nsid),
             IoCommand::WriteZeroes(wz) => self.write_zeroes(wz),
             IoCommand::DatasetManagement(dsm) => self.dataset_management(dsm, req.data),
             IoCommand::Unknown(_) => fail(Status::INVALID_OPCODE.with_dnr()),
+        }
+    }
+
+    /// Take a new namespace snapshot if namespaces were added or removed (one atomic load
+    /// per command otherwise).
+    fn refresh_namespaces(&mut self) {
+        if self.subsystem.ns_generation() != self.ns_generation {
+            let (generation, map) = self.subsystem.namespace_snapshot();
+            self.ns_generation = generation;
+            self.namespaces = map;
         }
     }
 
@@ -81,14 +100,14 @@ impl IoQueue {
         }
     }
 
-    fn namespace(&self, nsid: u32) -> Result<Arc<Namespace>, Status> {
-        self.subsystem
-            .namespace(nsid)
+    fn namespace(&self, nsid: u32) -> Result<&Arc<Namespace>, Status> {
+        self.namespaces
+            .get(&nsid)
             .ok_or(Status::INVALID_NAMESPACE.with_dnr())
     }
 
     /// Namespace, range and transfer-size checks shared by Read, Write and Compare.
-    fn check_rw(&self, rw: &ReadWrite, data_len: u64) -> Result<(Arc<Namespace>, usize), Status> {
+    fn check_rw(&self, rw: &ReadWrite, data_len: u64) -> Result<(&Arc<Namespace>, usize), Status> {
         let ns = self.namespace(rw.nsid)?;
         match rw.end_lba() {
             Some(end) if end <= ns.num_blocks() => {}
@@ -107,21 +126,27 @@ impl IoQueue {
         Ok((ns, len as usize))
     }
 
-    fn read(&self, rw: ReadWrite, sgl_len: u32) -> Completion {
+    /// Read into the transport's pooled buffer (or hand out shared backend memory when the
+    /// backend has it), inline when the backend cannot block.
+    fn read(&self, rw: ReadWrite, sgl_len: u32, c2h_buf: Option<DataBuf>) -> Completion {
         let (ns, len) = match self.check_rw(&rw, u64::from(sgl_len)) {
             Ok(v) => v,
             Err(s) => return fail(s),
         };
-        let ctrl = self.ctrl.clone();
-        run_backend(ns.backend.may_block(), move || {
-            let mut buf = BytesMut::zeroed(len);
-            match ns.backend.read(rw.slba, &mut buf) {
+        if let Some(shared) = ns.backend.read_shared(rw.slba, len) {
+            self.counters.add_read(len as u64);
+            return Completion::Ready(Response::success().with_data(shared));
+        }
+        let buf = match c2h_buf {
+            Some(b) if b.len() == len => b,
+            _ => DataBuf::zeroed(len),
+        };
+        on_backend(ns, &self.counters, move |ns, counters| {
+            let mut buf = buf;
+            match ns.backend.read(rw.slba, buf.as_mut_slice()) {
                 Ok(()) => {
-                    ctrl.counters.read_commands.fetch_add(1, Ordering::Relaxed);
-                    ctrl.counters
-                        .bytes_read
-                        .fetch_add(len as u64, Ordering::Relaxed);
-                    Response::success().with_data(buf.freeze())
+                    counters.add_read(len as u64);
+                    Response::success().with_buf(buf)
                 }
                 Err(e) => Response::status(backend_status(&e, Op::Read)),
             }
@@ -136,14 +161,10 @@ impl IoQueue {
         };
         // With the volatile write cache disabled every write is written through.
         let fua = rw.fua || !self.ctrl.write_cache();
-        let ctrl = self.ctrl.clone();
-        run_backend(ns.backend.may_block(), move || {
+        on_backend(ns, &self.counters, move |ns, counters| {
             match ns.backend.write(rw.slba, &data, fua) {
                 Ok(()) => {
-                    ctrl.counters.write_commands.fetch_add(1, Ordering::Relaxed);
-                    ctrl.counters
-                        .bytes_written
-                        .fetch_add(len as u64, Ordering::Relaxed);
+                    counters.add_write(len as u64);
                     Response::success()
                 }
                 Err(e) => Response::status(backend_status(&e, Op::Write)),
@@ -158,6 +179,7 @@ impl IoQueue {
             Ok(v) => v,
             Err(s) => return fail(s),
         };
+        let ns = ns.clone();
         run_backend(ns.backend.may_block(), move || {
             let mut buf = vec![0u8; len];
             match ns.backend.read(rw.slba, &mut buf) {
@@ -170,11 +192,11 @@ impl IoQueue {
 
     /// Flush (NVMe Base 2.0 §7.1); NSID FFFFFFFFh flushes every namespace.
     fn flush(&self, nsid: u32) -> Completion {
-        let targets = if nsid == NSID_ALL {
-            self.subsystem.namespaces()
+        let targets: Vec<Arc<Namespace>> = if nsid == NSID_ALL {
+            self.namespaces.values().cloned().collect()
         } else {
             match self.namespace(nsid) {
-                Ok(ns) => vec![ns],
+                Ok(ns) => vec![ns.clone()],
                 Err(s) => return fail(s),
             }
         };
@@ -193,7 +215,7 @@ impl IoQueue {
     /// deallocated blocks read as zeroes.
     fn write_zeroes(&self, wz: WriteZeroes) -> Completion {
         let ns = match self.namespace(wz.nsid) {
-            Ok(ns) => ns,
+            Ok(ns) => ns.clone(),
             Err(s) => return fail(s),
         };
         match wz.end_lba() {
@@ -220,7 +242,7 @@ impl IoQueue {
     /// integral-dataset hints are advisory.
     fn dataset_management(&self, dsm: DatasetManagement, data: Option<Bytes>) -> Completion {
         let ns = match self.namespace(dsm.nsid) {
-            Ok(ns) => ns,
+            Ok(ns) => ns.clone(),
             Err(s) => return fail(s),
         };
         let data = data.unwrap_or_default();
@@ -255,8 +277,23 @@ fn fail(status: Status) -> Completion {
     Completion::Ready(Response::status(status))
 }
 
+/// Run `f` inline when the namespace's backend cannot block (no reference counts touched);
+/// otherwise on the blocking pool with its own references.
+fn on_backend<F>(ns: &Arc<Namespace>, counters: &Arc<IoCounters>, f: F) -> Completion
+where
+    F: FnOnce(&Namespace, &IoCounters) -> Response + Send + 'static,
+{
+    if ns.backend.may_block() {
+        let (ns, counters) = (ns.clone(), counters.clone());
+        run_backend(true, move || f(&ns, &counters))
+    } else {
+        Completion::Ready(f(ns, counters))
+    }
+}
+
 impl QueueHandler for IoQueue {
     fn submit(&mut self, request: Request) -> Completion {
+        self.refresh_namespaces();
         crate::controller::record_failures(&self.ctrl, self.qid, request, |r| self.execute(r))
     }
 

@@ -1,7 +1,5 @@
 //! Get Log Page (NVMe Base 2.0 §5.16) for NVM and discovery controllers.
 
-use std::sync::atomic::Ordering;
-
 use bytes::Bytes;
 use fabric::queue::Response;
 use nvme::command::GetLogPage;
@@ -101,21 +99,17 @@ fn error_information(ctrl: &Controller) -> Vec<u8> {
 }
 
 fn smart_health(ctrl: &Controller) -> Vec<u8> {
-    let c = &ctrl.counters;
+    let c = ctrl.io_totals();
     let mut s = SmartHealth::zeroed();
     s.composite_temperature.set(COMPOSITE_TEMPERATURE_K);
     s.available_spare = 100;
     s.available_spare_threshold = 10;
-    s.data_units_read.set(SmartHealth::data_units(u128::from(
-        c.bytes_read.load(Ordering::Relaxed),
-    )));
-    s.data_units_written.set(SmartHealth::data_units(u128::from(
-        c.bytes_written.load(Ordering::Relaxed),
-    )));
-    s.host_read_commands
-        .set(u128::from(c.read_commands.load(Ordering::Relaxed)));
-    s.host_write_commands
-        .set(u128::from(c.write_commands.load(Ordering::Relaxed)));
+    s.data_units_read
+        .set(SmartHealth::data_units(u128::from(c.bytes_read)));
+    s.data_units_written
+        .set(SmartHealth::data_units(u128::from(c.bytes_written)));
+    s.host_read_commands.set(u128::from(c.read_commands));
+    s.host_write_commands.set(u128::from(c.write_commands));
     s.power_cycles.set(1);
     s.power_on_hours
         .set(u128::from(ctrl.created.elapsed().as_secs() / 3600));

@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 
 use crate::controller::Controller;
@@ -16,9 +17,14 @@ pub struct Subsystem {
     allowed_hosts: Option<HashSet<String>>,
     /// None: reachable on every listener.
     listeners: Option<Vec<SocketAddr>>,
-    namespaces: RwLock<BTreeMap<u32, Arc<Namespace>>>,
+    /// Copy-on-write: I/O queues keep a snapshot and refresh it when `ns_generation` moves,
+    /// so the data path takes no lock.
+    namespaces: RwLock<Arc<NamespaceMap>>,
+    ns_generation: AtomicU64,
     controllers: Mutex<Vec<Weak<Controller>>>,
 }
+
+pub type NamespaceMap = BTreeMap<u32, Arc<Namespace>>;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum NamespaceError {
@@ -44,7 +50,8 @@ impl Subsystem {
             firmware,
             allowed_hosts: allowed_hosts.map(|v| v.into_iter().collect()),
             listeners,
-            namespaces: RwLock::new(BTreeMap::new()),
+            namespaces: RwLock::new(Arc::new(BTreeMap::new())),
+            ns_generation: AtomicU64::new(0),
             controllers: Mutex::new(Vec::new()),
         }
     }
@@ -61,6 +68,17 @@ impl Subsystem {
             None => true,
             Some(v) => v.contains(addr),
         }
+    }
+
+    /// Bumped on every namespace addition or removal.
+    pub fn ns_generation(&self) -> u64 {
+        self.ns_generation.load(Ordering::Acquire)
+    }
+
+    /// The current namespaces with the generation they belong to.
+    pub fn namespace_snapshot(&self) -> (u64, Arc<NamespaceMap>) {
+        let map = read(&self.namespaces);
+        (self.ns_generation.load(Ordering::Acquire), map.clone())
     }
 
     pub fn namespace(&self, nsid: u32) -> Option<Arc<Namespace>> {
@@ -86,19 +104,25 @@ impl Subsystem {
             if map.contains_key(&nsid) {
                 return Err(NamespaceError::InUse(nsid));
             }
-            map.insert(nsid, ns);
+            Arc::make_mut(&mut map).insert(nsid, ns);
+            self.ns_generation.fetch_add(1, Ordering::AcqRel);
         }
         self.notify_namespace_changed(nsid);
         Ok(())
     }
 
     pub fn remove_namespace(&self, nsid: u32) -> Result<Arc<Namespace>, NamespaceError> {
-        let removed = self
-            .namespaces
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .remove(&nsid)
-            .ok_or(NamespaceError::NotFound(nsid))?;
+        let removed = {
+            let mut map = self
+                .namespaces
+                .write()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            let removed = Arc::make_mut(&mut map)
+                .remove(&nsid)
+                .ok_or(NamespaceError::NotFound(nsid))?;
+            self.ns_generation.fetch_add(1, Ordering::AcqRel);
+            removed
+        };
         self.notify_namespace_changed(nsid);
         Ok(removed)
     }

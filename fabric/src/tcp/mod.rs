@@ -6,6 +6,8 @@ pub mod framer;
 pub mod host_conn;
 pub mod out_queue;
 pub mod pdu;
+pub mod reactor;
+pub mod send_queue;
 pub mod server;
 pub mod target_conn;
 

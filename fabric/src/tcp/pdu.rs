@@ -515,7 +515,7 @@ impl PduHeader {
     }
 
     /// Write this header (HLEN bytes) with the given common header values.
-    fn write(&self, ch: CommonHeader, out: &mut BytesMut) {
+    fn write(&self, ch: CommonHeader, out: &mut InlineBytes) {
         match *self {
             PduHeader::IcReq(r) => out.put_slice(
                 IcWire {
@@ -678,17 +678,33 @@ impl Pdu {
     /// negotiated and applicable, PAD up to PDO, data, DDGST if negotiated and there is data.
     /// TermReq data is truncated to [`TERM_MAX_DATA`].
     pub fn encode(&self, opts: EncodeOptions) -> EncodedPdu {
+        let (head, data_len, data_digest) = self.encode_head(opts, &self.data);
+        EncodedPdu {
+            head: Bytes::copy_from_slice(head.as_slice()),
+            data: self.data.slice(..data_len),
+            data_digest,
+        }
+    }
+
+    /// [`Pdu::encode`] without allocating: the header part is laid out in an inline buffer.
+    /// `data` stands in for `self.data` (the caller may keep the data elsewhere); returns the
+    /// head, how many bytes of `data` go on the wire, and the data digest if any.
+    pub fn encode_head(
+        &self,
+        opts: EncodeOptions,
+        data: &[u8],
+    ) -> (InlineBytes, usize, Option<[u8; DIGEST_LEN]>) {
         let ty = self.header.pdu_type();
         let hlen = self.header.hlen();
-        let mut data = self.data.clone();
+        let mut data_len = data.len();
         if matches!(ty, PduType::H2CTermReq | PduType::C2HTermReq) {
-            data.truncate(TERM_MAX_DATA);
+            data_len = data_len.min(TERM_MAX_DATA);
         }
         if !ty.may_carry_data() {
-            data = Bytes::new();
+            data_len = 0;
         }
         let hdgst = opts.digests.header && ty.has_header_digest();
-        let ddgst = opts.digests.data && ty.has_data_digest() && !data.is_empty();
+        let ddgst = opts.digests.data && ty.has_data_digest() && data_len != 0;
         let mut flags = self.flags & !(FLAG_HDGSTF | FLAG_DDGSTF);
         if hdgst {
             flags |= FLAG_HDGSTF;
@@ -699,13 +715,13 @@ impl Pdu {
         let header_end = hlen + if hdgst { DIGEST_LEN } else { 0 };
         // TermReq: the data part (the offending header) follows the header directly and PDO
         // is reserved; other data-carrying PDUs put data at PDO, aligned to the receiver's PDA.
-        let pdo = if data.is_empty() || matches!(ty, PduType::H2CTermReq | PduType::C2HTermReq) {
+        let pdo = if data_len == 0 || matches!(ty, PduType::H2CTermReq | PduType::C2HTermReq) {
             0
         } else {
             header_end.next_multiple_of(pda_alignment(opts.pda))
         };
         let data_start = if pdo == 0 { header_end } else { pdo };
-        let plen = data_start + data.len() + if ddgst { DIGEST_LEN } else { 0 };
+        let plen = data_start + data_len + if ddgst { DIGEST_LEN } else { 0 };
         let ch = CommonHeader {
             pdu_type: ty.code(),
             flags,
@@ -714,18 +730,79 @@ impl Pdu {
             pdo: pdo as u8,
             plen: (plen as u32).into(),
         };
-        let mut head = BytesMut::with_capacity(data_start);
+        let mut head = InlineBytes::default();
         self.header.write(ch, &mut head);
         if hdgst {
-            let d = digest::digest_bytes(&head[..hlen]);
+            let d = digest::digest_bytes(&head.as_slice()[..hlen]);
             head.put_slice(&d);
         }
-        head.resize(data_start, 0);
-        let data_digest = ddgst.then(|| digest::digest_bytes(&data));
-        EncodedPdu {
-            head: head.freeze(),
-            data,
-            data_digest,
+        head.pad_to(data_start);
+        let data_digest = ddgst.then(|| digest::digest_bytes(&data[..data_len]));
+        (head, data_len, data_digest)
+    }
+}
+
+/// Room for the largest PDU head: a 128-byte ICReq/ICResp, or a 72-byte capsule header with
+/// its digest padded to the largest PDA alignment (128 bytes).
+pub const MAX_HEAD_LEN: usize = 132;
+
+/// A short byte string kept inline (PDU heads, digests): no allocation.
+#[derive(Clone, Copy)]
+pub struct InlineBytes {
+    bytes: [u8; MAX_HEAD_LEN],
+    len: u8,
+}
+
+impl Default for InlineBytes {
+    fn default() -> Self {
+        InlineBytes {
+            bytes: [0; MAX_HEAD_LEN],
+            len: 0,
+        }
+    }
+}
+
+impl core::fmt::Debug for InlineBytes {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_tuple("InlineBytes")
+            .field(&self.as_slice())
+            .finish()
+    }
+}
+
+impl InlineBytes {
+    /// `bytes` must be at most [`MAX_HEAD_LEN`] long; the rest is cut off.
+    pub fn from_slice(bytes: &[u8]) -> InlineBytes {
+        let mut b = InlineBytes::default();
+        b.put_slice(bytes);
+        b
+    }
+
+    pub fn as_slice(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+
+    pub fn len(&self) -> usize {
+        usize::from(self.len)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn put_slice(&mut self, src: &[u8]) {
+        let start = usize::from(self.len);
+        let n = src.len().min(MAX_HEAD_LEN - start);
+        self.bytes[start..start + n].copy_from_slice(&src[..n]);
+        self.len = (start + n) as u8;
+    }
+
+    /// Zero-fill up to `len` bytes (PDU padding).
+    fn pad_to(&mut self, len: usize) {
+        let len = len.min(MAX_HEAD_LEN);
+        if len > usize::from(self.len) {
+            self.bytes[usize::from(self.len)..len].fill(0);
+            self.len = len as u8;
         }
     }
 }

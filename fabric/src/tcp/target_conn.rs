@@ -9,6 +9,7 @@
 //! malformed host PDU with a C2HTermReq before closing (§3.5.1).
 
 use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,13 +22,14 @@ use tracing::debug;
 
 use super::framer::{Framer, ReceivedPdu, Role};
 use super::pdu::{
-    C2HData, Digests, EncodeOptions, FatalError, Fes, H2CData, IcReq, IcResp, Pdu, PduHeader,
-    PduType, R2t, TermReq, DGST_DDGST_ENABLE, DGST_HDGST_ENABLE, FLAG_LAST_PDU, FLAG_SUCCESS,
-    MAX_PDA, OFFSET_DATA_CCCID, OFFSET_DATA_DATAL, OFFSET_DATA_TTAG, OFFSET_IC_HPDA, OFFSET_IC_PFV,
-    OFFSET_PDU_TYPE, PFV_1_0,
+    C2HData, Digests, EncodeOptions, FatalError, Fes, H2CData, IcReq, IcResp, InlineBytes, Pdu,
+    PduHeader, PduType, R2t, TermReq, DGST_DDGST_ENABLE, DGST_HDGST_ENABLE, FLAG_LAST_PDU,
+    FLAG_SUCCESS, MAX_PDA, OFFSET_DATA_CCCID, OFFSET_DATA_DATAL, OFFSET_DATA_TTAG, OFFSET_IC_HPDA,
+    OFFSET_IC_PFV, OFFSET_PDU_TYPE, PFV_1_0,
 };
+use super::send_queue::SendQueue;
 use crate::queue::{
-    Completion, ConnectionInfo, QueueHandler, Request, Response, ResponseFuture, Target,
+    Completion, ConnectionInfo, Payload, QueueHandler, Request, Response, ResponseFuture, Target,
 };
 
 /// Fabrics command type of Connect (NVMe-oF 1.1 §3.3, Figure 19).
@@ -103,10 +105,47 @@ struct QueueState {
     flow_control_disabled: bool,
 }
 
+#[derive(Clone, Copy, Default)]
 struct OutstandingR2t {
     ttag: u16,
     r2to: u32,
     r2tl: u32,
+}
+
+/// The R2Ts outstanding for one command, oldest first, kept inline (no allocation).
+#[derive(Default)]
+struct R2tRing {
+    items: [OutstandingR2t; MAX_OUTSTANDING_R2T as usize],
+    head: usize,
+    len: usize,
+}
+
+impl R2tRing {
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn push_back(&mut self, r: OutstandingR2t) {
+        if self.len < self.items.len() {
+            self.items[(self.head + self.len) % self.items.len()] = r;
+            self.len += 1;
+        }
+    }
+
+    fn get(&self, i: usize) -> Option<OutstandingR2t> {
+        (i < self.len).then(|| self.items[(self.head + i) % self.items.len()])
+    }
+
+    fn position(&self, ttag: u16) -> Option<usize> {
+        (0..self.len).find(|&i| self.get(i).is_some_and(|r| r.ttag == ttag))
+    }
+
+    fn pop_front(&mut self) {
+        if self.len > 0 {
+            self.head = (self.head + 1) % self.items.len();
+            self.len -= 1;
+        }
+    }
 }
 
 /// Host-to-controller data being solicited with R2Ts (NVMe/TCP 1.0 §3.3.2.2).
@@ -114,10 +153,37 @@ struct H2cTransfer {
     total: u32,
     received: u32,
     next_r2to: u32,
-    parts: Vec<Bytes>,
-    r2ts: VecDeque<OutstandingR2t>,
+    /// The data as received: one piece (the usual case, kept as a slice of the receive
+    /// buffer) or several that are gathered when the last arrives.
+    first: Option<Bytes>,
+    more: Vec<Bytes>,
+    r2ts: R2tRing,
     digest_failed: bool,
 }
+
+/// Hash for the u16 CID/TTAG maps: a multiply spreads the key over the high bits the table
+/// uses, far cheaper than SipHash (the keys are host-chosen but the tables are per connection
+/// and bounded by the queue size, so flooding only slows the host's own queue).
+#[derive(Default)]
+struct U16Hasher(u64);
+
+impl Hasher for U16Hasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+
+    fn write_u16(&mut self, v: u16) {
+        self.0 = u64::from(v).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+type U16Map<V> = HashMap<u16, V, BuildHasherDefault<U16Hasher>>;
 
 enum Phase {
     Receiving(H2cTransfer),
@@ -153,11 +219,11 @@ pub struct TargetConnection {
     queue: Option<QueueState>,
     /// Submission queue entries consumed so far (SQHD source).
     sq_consumed: u32,
-    commands: HashMap<u16, Command>,
+    commands: U16Map<Command>,
     /// TTAG -> CID of the command the R2T belongs to.
-    ttags: HashMap<u16, u16>,
+    ttags: U16Map<u16>,
     next_ttag: u16,
-    out: VecDeque<Bytes>,
+    out: SendQueue,
     events: VecDeque<Event>,
 }
 
@@ -186,10 +252,10 @@ impl TargetConnection {
             max_r2t: 1,
             queue: None,
             sq_consumed: 0,
-            commands: HashMap::new(),
-            ttags: HashMap::new(),
+            commands: U16Map::default(),
+            ttags: U16Map::default(),
             next_ttag: 0,
-            out: VecDeque::new(),
+            out: SendQueue::default(),
             events: VecDeque::new(),
         }
     }
@@ -261,14 +327,14 @@ impl TargetConnection {
         self.send_response(cid, c2h_len, response);
     }
 
-    /// The next chunk of bytes to send.
+    /// Everything queued for sending, as one buffer (copies; for tests and simple drivers).
     pub fn poll_transmit(&mut self) -> Option<Bytes> {
-        self.out.pop_front()
+        self.out.take_all()
     }
 
-    /// Move all queued output into `dst` (in order).
-    pub fn drain_transmit(&mut self, dst: &mut VecDeque<Bytes>) {
-        dst.extend(self.out.drain(..));
+    /// The output queue: socket drivers write its slices and consume what was sent.
+    pub fn send_queue(&mut self) -> &mut SendQueue {
+        &mut self.out
     }
 
     pub fn has_transmit(&self) -> bool {
@@ -304,6 +370,7 @@ impl TargetConnection {
             return;
         }
         self.state = State::Closed;
+        self.out.clear();
         self.commands.clear();
         self.ttags.clear();
         if let Some(mut q) = self.queue.take() {
@@ -340,12 +407,20 @@ impl TargetConnection {
         self.begin_close();
     }
 
-    fn push_pdu(&mut self, pdu: &Pdu) {
-        let opts = EncodeOptions {
+    fn encode_options(&self) -> EncodeOptions {
+        EncodeOptions {
             digests: self.digests,
             pda: self.hpda,
-        };
-        self.out.extend(pdu.encode(opts).into_chunks());
+        }
+    }
+
+    fn push_pdu(&mut self, pdu: &Pdu) {
+        let (head, n, ddgst) = pdu.encode_head(self.encode_options(), &pdu.data);
+        self.out.push_inline(head);
+        self.out.push_shared(pdu.data.slice(..n));
+        if let Some(d) = ddgst {
+            self.out.push_inline(InlineBytes::from_slice(&d));
+        }
     }
 
     fn handle_pdu(&mut self, pdu: ReceivedPdu) -> Result<(), Fatal> {
@@ -467,8 +542,9 @@ impl TargetConnection {
                             total,
                             received: 0,
                             next_r2to: 0,
-                            parts: Vec::new(),
-                            r2ts: VecDeque::new(),
+                            first: None,
+                            more: Vec::new(),
+                            r2ts: R2tRing::default(),
                             digest_failed: false,
                         }),
                     },
@@ -625,10 +701,12 @@ impl TargetConnection {
         else {
             return Err(FatalError::new(Fes::PduSequenceError, 0));
         };
-        let Some(pos) = x.r2ts.iter().position(|r| r.ttag == d.ttag) else {
+        let Some(pos) = x.r2ts.position(d.ttag) else {
             return Err(FatalError::field(OFFSET_DATA_TTAG));
         };
-        let (r2to, r2tl) = (x.r2ts[pos].r2to, x.r2ts[pos].r2tl);
+        let Some(OutstandingR2t { r2to, r2tl, .. }) = x.r2ts.get(pos) else {
+            return Err(FatalError::field(OFFSET_DATA_TTAG));
+        };
         let r2t_end = u64::from(r2to) + u64::from(r2tl);
         let end = u64::from(d.datao) + u64::from(d.datal);
         // §3.3.2.2: data outside R2TO..R2TO+R2TL is Data Transfer Out of Range.
@@ -652,7 +730,10 @@ impl TargetConnection {
             x.digest_failed = true;
         }
         x.received += d.datal;
-        x.parts.push(data);
+        match x.first {
+            None => x.first = Some(data),
+            Some(_) => x.more.push(data),
+        }
         if !done {
             return Ok(());
         }
@@ -673,15 +754,17 @@ impl TargetConnection {
             self.respond_status(cid, Status::TRANSIENT_TRANSPORT_ERROR);
             return Ok(());
         }
-        let data = match x.parts.len() {
-            1 => x.parts.into_iter().next().unwrap_or_default(),
-            _ => {
-                let mut buf = BytesMut::with_capacity(x.total as usize);
-                for p in &x.parts {
-                    buf.extend_from_slice(p);
-                }
-                buf.freeze()
+        let first = x.first.unwrap_or_default();
+        let data = if x.more.is_empty() {
+            first
+        } else {
+            // Only writes larger than MAXH2CDATA arrive in pieces; they are gathered here.
+            let mut buf = BytesMut::with_capacity(x.total as usize);
+            buf.extend_from_slice(&first);
+            for p in &x.more {
+                buf.extend_from_slice(p);
             }
+            buf.freeze()
         };
         self.dispatch(cmd.sqe, Some(data), 0);
         Ok(())
@@ -701,7 +784,10 @@ impl TargetConnection {
                 phase: Phase::Executing { c2h_len },
             },
         );
-        match queue.handler.submit(Request { sqe, data }) {
+        // I/O reads get a pooled buffer to fill (admin data is built by the handler).
+        let c2h_buf =
+            (queue.qid != 0 && c2h_len > 0).then(|| self.out.pool().take(c2h_len as usize));
+        match queue.handler.submit(Request { sqe, data, c2h_buf }) {
             Completion::Ready(resp) => self.complete(cid, resp),
             Completion::Pending(fut) => {
                 self.events.push_back(Event::Pending { cid, response: fut })
@@ -744,38 +830,43 @@ impl TargetConnection {
             .queue
             .as_ref()
             .map_or((0, false), |q| (q.qid, q.flow_control_disabled));
-        let mut data = resp.data.unwrap_or_default();
+        let data_len = resp.data.as_ref().map_or(0, Payload::len);
         // Never more than the host's buffer; less if that is all the target produced.
-        data.truncate(c2h_len as usize);
-        if !data.is_empty() {
+        let total = data_len.min(c2h_len as usize);
+        if total > 0 {
             // NVMe/TCP 1.0 §3.3.2.1: SUCCESS may replace the CapsuleResp only if SQHD
             // updates are disabled (the host disabled SQ flow control) and the synthesized
             // CQE (status and command specific fields all zero) is the true one.
             let success = fc_disabled && resp.status.is_success() && resp.dw0 == 0 && resp.dw1 == 0;
             let piece = (self.config.max_c2h_pdu.max(4) & !3) as usize;
-            let total = data.len();
-            let mut off = 0;
-            while off < total {
-                let n = piece.min(total - off);
-                let last = off + n == total;
-                let mut flags = 0;
-                if last {
-                    flags |= FLAG_LAST_PDU;
-                    if success {
-                        flags |= FLAG_SUCCESS;
+            match resp.data {
+                Some(Payload::Buf(mut buf)) if total <= piece => {
+                    // One C2HData PDU straight from the pooled buffer.
+                    buf.truncate(total);
+                    let pdu = c2h_pdu(cid, 0, total, true, success);
+                    let (head, _, ddgst) = pdu.encode_head(self.encode_options(), buf.as_slice());
+                    self.out.push_inline(head);
+                    self.out.push_payload(Payload::Buf(buf));
+                    if let Some(d) = ddgst {
+                        self.out.push_inline(InlineBytes::from_slice(&d));
                     }
                 }
-                let pdu = Pdu::with_data(
-                    PduHeader::C2HData(C2HData {
-                        cccid: cid,
-                        datao: off as u32,
-                        datal: n as u32,
-                    }),
-                    flags,
-                    data.slice(off..off + n),
-                );
-                self.push_pdu(&pdu);
-                off += n;
+                Some(payload) => {
+                    let data = match payload {
+                        Payload::Shared(b) => b,
+                        Payload::Buf(buf) => Bytes::from(buf.into_vec()),
+                    };
+                    let mut off = 0;
+                    while off < total {
+                        let n = piece.min(total - off);
+                        let last = off + n == total;
+                        let mut pdu = c2h_pdu(cid, off, n, last, success);
+                        pdu.data = data.slice(off..off + n);
+                        self.push_pdu(&pdu);
+                        off += n;
+                    }
+                }
+                None => {}
             }
             if success {
                 return;
@@ -784,6 +875,26 @@ impl TargetConnection {
         let cqe = Cqe::new(cid, qid, self.sqhd(), resp.status, resp.dw0, resp.dw1);
         self.push_pdu(&Pdu::new(PduHeader::CapsuleResp(cqe)));
     }
+}
+
+/// A C2HData PDU header for `len` bytes at `off` (data attached by the caller).
+fn c2h_pdu(cid: u16, off: usize, len: usize, last: bool, success: bool) -> Pdu {
+    let mut flags = 0;
+    if last {
+        flags |= FLAG_LAST_PDU;
+        if success {
+            flags |= FLAG_SUCCESS;
+        }
+    }
+    Pdu::with_data(
+        PduHeader::C2HData(C2HData {
+            cccid: cid,
+            datao: off as u32,
+            datal: len as u32,
+        }),
+        flags,
+        Bytes::new(),
+    )
 }
 
 impl Drop for TargetConnection {

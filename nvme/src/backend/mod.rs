@@ -60,6 +60,13 @@ pub trait Backend: Send + Sync + 'static {
     fn deallocate(&self, lba: u64, blocks: u64) -> Result<(), BackendError>;
     /// True when calls may sleep on device I/O and must not run on an async reactor thread.
     fn may_block(&self) -> bool;
+    /// Read `len` bytes at `lba` without copying, when the backend can hand out shared
+    /// memory that stays valid and unchanged (e.g. constant zeroes); `None` means "use
+    /// [`Backend::read`]". Errors are reported by `read`, so `None` is also the answer for a
+    /// bad range.
+    fn read_shared(&self, _lba: u64, _len: usize) -> Option<bytes::Bytes> {
+        None
+    }
 }
 
 pub type SharedBackend = Arc<dyn Backend>;

@@ -125,11 +125,37 @@ impl Backend for NullBackend {
     fn may_block(&self) -> bool {
         false
     }
+
+    fn read_shared(&self, lba: u64, len: usize) -> Option<bytes::Bytes> {
+        buf_span(lba, len, self.block_size, self.num_blocks).ok()?;
+        zeroes(len)
+    }
+}
+
+/// Largest read served from the shared zero page.
+const ZEROES_LEN: usize = 1 << 20;
+
+/// `len` zero bytes from one process-wide, never-freed buffer: a static `Bytes` needs no
+/// reference count, so every reactor can hand it out without touching shared cache lines.
+fn zeroes(len: usize) -> Option<bytes::Bytes> {
+    static ZEROES: std::sync::OnceLock<&'static [u8]> = std::sync::OnceLock::new();
+    let all = ZEROES.get_or_init(|| Box::leak(vec![0u8; ZEROES_LEN].into_boxed_slice()));
+    all.get(..len).map(bytes::Bytes::from_static)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shared_reads_are_zeroes_and_range_checked() {
+        let b = NullBackend::new(1 << 20, 512).unwrap();
+        let z = b.read_shared(8, 4096).unwrap();
+        assert_eq!(z.len(), 4096);
+        assert!(z.iter().all(|&x| x == 0));
+        assert!(b.read_shared(2047, 1024).is_none(), "past the end");
+        assert!(b.read_shared(0, 100).is_none(), "not whole blocks");
+    }
 
     #[test]
     fn geometry_is_validated() {
