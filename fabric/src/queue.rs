@@ -124,6 +124,9 @@ pub struct Response {
     pub dw0: u32,
     pub dw1: u32,
     pub data: Option<Payload>,
+    /// The request's `c2h_buf` when the handler did not need it (e.g. it returned shared
+    /// bytes), so the transport can put it back in its pool.
+    pub unused_buf: Option<DataBuf>,
 }
 
 impl Response {
@@ -133,6 +136,7 @@ impl Response {
             dw0: 0,
             dw1: 0,
             data: None,
+            unused_buf: None,
         }
     }
 
@@ -147,6 +151,12 @@ impl Response {
 
     pub fn with_data(mut self, data: Bytes) -> Response {
         self.data = Some(Payload::Shared(data));
+        self
+    }
+
+    /// Hand an unneeded request buffer back to the transport.
+    pub fn returning(mut self, buf: Option<DataBuf>) -> Response {
+        self.unused_buf = buf;
         self
     }
 

@@ -131,11 +131,11 @@ impl IoQueue {
     fn read(&self, rw: ReadWrite, sgl_len: u32, c2h_buf: Option<DataBuf>) -> Completion {
         let (ns, len) = match self.check_rw(&rw, u64::from(sgl_len)) {
             Ok(v) => v,
-            Err(s) => return fail(s),
+            Err(s) => return Completion::Ready(Response::status(s).returning(c2h_buf)),
         };
         if let Some(shared) = ns.backend.read_shared(rw.slba, len) {
             self.counters.add_read(len as u64);
-            return Completion::Ready(Response::success().with_data(shared));
+            return Completion::Ready(Response::success().with_data(shared).returning(c2h_buf));
         }
         let buf = match c2h_buf {
             Some(b) if b.len() == len => b,
@@ -148,7 +148,7 @@ impl IoQueue {
                     counters.add_read(len as u64);
                     Response::success().with_buf(buf)
                 }
-                Err(e) => Response::status(backend_status(&e, Op::Read)),
+                Err(e) => Response::status(backend_status(&e, Op::Read)).returning(Some(buf)),
             }
         })
     }

@@ -187,10 +187,10 @@ impl ReactorPool {
                     });
                     match setup {
                         Ok(mut reactor) => {
-                            let _ = ready_tx.send(Ok(()));
                             if let Some(h) = hook {
                                 h(id);
                             }
+                            let _ = ready_tx.send(Ok(()));
                             let _guard = rt.enter();
                             reactor.run();
                         }

@@ -185,6 +185,8 @@ impl Hasher for U16Hasher {
 
 type U16Map<V> = HashMap<u16, V, BuildHasherDefault<U16Hasher>>;
 
+// Kept unboxed on purpose: a Box per solicited write would be an allocation per command.
+#[allow(clippy::large_enum_variant)]
 enum Phase {
     Receiving(H2cTransfer),
     /// Submitted; `c2h_len` is the host buffer size for controller-to-host data.
@@ -825,7 +827,10 @@ impl TargetConnection {
 
     /// Send C2HData for the response data (if the command has a host buffer), then the
     /// CapsuleResp unless the SUCCESS flag stands in for it.
-    fn send_response(&mut self, cid: u16, c2h_len: u32, resp: Response) {
+    fn send_response(&mut self, cid: u16, c2h_len: u32, mut resp: Response) {
+        if let Some(buf) = resp.unused_buf.take() {
+            self.out.pool().give(buf);
+        }
         let (qid, fc_disabled) = self
             .queue
             .as_ref()

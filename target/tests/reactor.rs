@@ -1,0 +1,288 @@
+//! The reactor data path against the in-tree initiator: no allocation in steady state,
+//! least-loaded placement, pinning, and an idle adaptive reactor that sleeps.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use fabric::initiator::controller::Controller;
+use fabric::initiator::HostOptions;
+use fabric::tcp::reactor::ThreadHook;
+use futures::future::join_all;
+use nvme::Status;
+use target::{Config, Daemon, TargetParams};
+
+/// Counts allocations made on threads that opted in (the reactor under test).
+struct CountingAlloc;
+
+thread_local! {
+    static TRACKED: Cell<bool> = const { Cell::new(false) };
+}
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+fn note_allocation() {
+    if TRACKED.with(Cell::get) {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+// SAFETY: every method forwards to the system allocator with the caller's arguments
+// unchanged, so System's guarantees are this allocator's; the counter touches no heap memory
+// (a const thread-local Cell and a static atomic).
+unsafe impl GlobalAlloc for CountingAlloc {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        note_allocation();
+        // SAFETY: forwarded unchanged (see the impl).
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        note_allocation();
+        // SAFETY: forwarded unchanged (see the impl).
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        note_allocation();
+        // SAFETY: forwarded unchanged (see the impl).
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: forwarded unchanged (see the impl).
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: CountingAlloc = CountingAlloc;
+
+const SUB: &str = "nqn.2026-01.io.ferrofab:reactor";
+
+fn config(reactor: &str) -> Config {
+    let text = format!(
+        r#"
+[[listener]]
+transport = "tcp"
+address = "127.0.0.1:0"
+
+[reactor]
+{reactor}
+
+[[subsystem]]
+nqn = "{SUB}"
+
+[[subsystem.namespace]]
+nsid = 1
+backend = "ram"
+size = "64MiB"
+
+[[subsystem.namespace]]
+nsid = 2
+backend = "null"
+size = "64MiB"
+"#
+    );
+    Config::parse(&text, "test").expect("test config is valid")
+}
+
+async fn connect(addr: SocketAddr, io_queues: u16, digests: bool, sqflow_off: bool) -> Controller {
+    let opts = HostOptions {
+        io_queues,
+        // No keep-alive traffic: the measured window must be I/O only.
+        kato_ms: 0,
+        header_digest: digests,
+        data_digest: digests,
+        disable_sqflow: sqflow_off,
+        ..HostOptions::default()
+    };
+    Controller::connect(addr, SUB, opts).await.expect("connect")
+}
+
+fn pattern(len: usize, seed: u8) -> Bytes {
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect::<Vec<u8>>()
+        .into()
+}
+
+/// 32 concurrent commands per batch on queue 1: writes, then reads checked against them,
+/// on the RAM namespace (512-byte blocks), plus null-namespace reads.
+async fn io_round(ctrl: &Controller, len: usize, seed: u8) {
+    let blocks = (len / 512) as u32;
+    let data: Vec<Bytes> = (0..32u8).map(|i| pattern(len, seed ^ i)).collect();
+    let writes = (0..32u64)
+        .map(|i| ctrl.write(1, 1, i * u64::from(blocks), data[i as usize].clone(), false));
+    for r in join_all(writes).await {
+        assert_eq!(r.expect("write").status(), Status::SUCCESS);
+    }
+    let reads =
+        (0..32u64).map(|i| ctrl.read_with_block_size(1, 1, i * u64::from(blocks), blocks, 512));
+    for (i, r) in join_all(reads).await.into_iter().enumerate() {
+        let r = r.expect("read");
+        assert_eq!(r.status(), Status::SUCCESS);
+        assert!(r.data == data[i], "read back {len} bytes at slot {i}");
+    }
+    let zeroes = (0..32u64).map(|i| ctrl.read_with_block_size(1, 2, i * 8, blocks, 512));
+    for r in join_all(zeroes).await {
+        let r = r.expect("null read");
+        assert_eq!(r.status(), Status::SUCCESS);
+        assert!(r.data.len() == len && r.data.iter().all(|&b| b == 0));
+    }
+}
+
+async fn workload(ctrls: &[Controller]) {
+    for (n, c) in ctrls.iter().enumerate() {
+        for len in [4096, 16384, 128 * 1024] {
+            io_round(c, len, n as u8).await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn steady_state_io_allocates_nothing_on_the_reactor() {
+    let hook: ThreadHook = Arc::new(|_| TRACKED.with(|t| t.set(true)));
+    let d = Daemon::start_with(config("count = 1"), TargetParams::default(), Some(hook))
+        .await
+        .expect("daemon starts");
+    let addr = d.addresses()[0];
+    // Plain, digests on both, and SQ flow control off (C2HData SUCCESS, no CapsuleResp).
+    let ctrls = vec![
+        connect(addr, 1, false, false).await,
+        connect(addr, 1, true, false).await,
+        connect(addr, 1, false, true).await,
+    ];
+    // Warm-up grows the pools, maps and queues to the working set.
+    workload(&ctrls).await;
+    workload(&ctrls).await;
+    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    for _ in 0..3 {
+        workload(&ctrls).await;
+    }
+    let during = ALLOCATIONS.load(Ordering::Relaxed) - before;
+    assert_eq!(
+        during, 0,
+        "the reactor allocated {during} times over 3 x 3 x 3 x 96 commands in steady state"
+    );
+    assert!(
+        before > 0,
+        "the counter sees the reactor's set-up allocations"
+    );
+    for c in ctrls {
+        c.shutdown().await.expect("shutdown");
+    }
+    d.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queues_go_to_the_least_loaded_reactor_and_stay() {
+    let d = Daemon::start(config("count = 2"), TargetParams::default())
+        .await
+        .expect("daemon starts");
+    let addr = d.addresses()[0];
+    let a = connect(addr, 3, false, false).await;
+    // Admin + 3 I/O queues over 2 reactors.
+    assert_eq!(d.reactor_loads(), vec![2, 2]);
+    let b = connect(addr, 1, false, false).await;
+    assert_eq!(d.reactor_loads(), vec![3, 3]);
+    io_round(&a, 4096, 1).await;
+    io_round(&b, 4096, 2).await;
+    a.shutdown().await.expect("shutdown");
+    b.shutdown().await.expect("shutdown");
+    for _ in 0..200 {
+        if d.reactor_loads() == vec![0, 0] {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        d.reactor_loads(),
+        vec![0, 0],
+        "closed connections leave their reactor"
+    );
+    d.shutdown().await;
+}
+
+/// CPU time (user + system, in clock ticks) of one thread of this process.
+fn thread_ticks(tid: i32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).expect("stat");
+    // Fields after the parenthesized name: state is field 3; utime 14 and stime 15.
+    let rest = &stat[stat.rfind(')').expect("comm") + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+}
+
+/// /proc reports CPU times in USER_HZ, which Linux fixes at 100 for user space.
+fn ticks_per_second() -> u64 {
+    100
+}
+
+/// CPU share of the reactor over `secs` seconds of an idle connection.
+async fn idle_share(poll: &str) -> f64 {
+    static TID: AtomicI32 = AtomicI32::new(0);
+    let hook: ThreadHook =
+        Arc::new(|_| TID.store(nix::unistd::gettid().as_raw(), Ordering::SeqCst));
+    let d = Daemon::start_with(
+        config(&format!("count = 1\npoll = \"{poll}\"")),
+        TargetParams::default(),
+        Some(hook),
+    )
+    .await
+    .expect("daemon starts");
+    let c = connect(d.addresses()[0], 1, false, false).await;
+    io_round(&c, 4096, 3).await;
+    let tid = TID.load(Ordering::SeqCst);
+    let t0 = thread_ticks(tid);
+    let started = std::time::Instant::now();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let secs = started.elapsed().as_secs_f64();
+    let used = (thread_ticks(tid) - t0) as f64 / ticks_per_second() as f64;
+    c.shutdown().await.expect("shutdown");
+    d.shutdown().await;
+    used / secs
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_adaptive_reactor_sleeps_and_a_busy_one_spins() {
+    let adaptive = idle_share("adaptive").await;
+    assert!(
+        adaptive < 0.05,
+        "idle adaptive reactor used {:.1}% of a core",
+        adaptive * 100.0
+    );
+    // The measurement can tell: a busy-polling reactor burns its core even when idle.
+    let busy = idle_share("busy").await;
+    assert!(
+        busy > 0.10,
+        "busy reactor used only {:.1}% of a core",
+        busy * 100.0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reactors_pin_to_their_cores_and_bad_cores_are_refused() {
+    static TID: AtomicI32 = AtomicI32::new(0);
+    let hook: ThreadHook =
+        Arc::new(|_| TID.store(nix::unistd::gettid().as_raw(), Ordering::SeqCst));
+    let d = Daemon::start_with(config("cores = [0]"), TargetParams::default(), Some(hook))
+        .await
+        .expect("daemon starts");
+    let tid = TID.load(Ordering::SeqCst);
+    let status = std::fs::read_to_string(format!("/proc/self/task/{tid}/status")).unwrap();
+    let allowed = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .map(str::trim);
+    assert_eq!(allowed, Some("0"));
+    d.shutdown().await;
+
+    let err = match Daemon::start(config("cores = [4000]"), TargetParams::default()).await {
+        Ok(_) => panic!("core 4000 accepted"),
+        Err(e) => e.to_string(),
+    };
+    assert!(err.contains("core 4000"), "unclear error: {err}");
+}
