@@ -120,6 +120,11 @@ impl SendQueue {
         }
     }
 
+    /// Make room for `pieces` more queued pieces without growing later.
+    pub fn reserve(&mut self, pieces: usize) {
+        self.pieces.reserve(pieces);
+    }
+
     /// Bytes waiting to be sent.
     pub fn len(&self) -> usize {
         self.bytes

@@ -34,6 +34,8 @@ use crate::queue::{
 
 /// Fabrics command type of Connect (NVMe-oF 1.1 §3.3, Figure 19).
 const FCTYPE_CONNECT: u8 = 0x01;
+/// Queue depth up to which per-command tables are sized at Connect.
+const MAX_PRESIZED_DEPTH: usize = 1024;
 /// Cap on the R2Ts we keep outstanding per command, whatever MAXR2T the host allows.
 const MAX_OUTSTANDING_R2T: u32 = 16;
 
@@ -811,6 +813,12 @@ impl TargetConnection {
                 });
                 // The queue starts here: its first entry was this Connect.
                 self.sq_consumed = 1;
+                // Size the per-command tables for a full queue up front, so they never grow
+                // (allocate) on the data path.
+                let depth = (c.sqsize as usize).clamp(1, MAX_PRESIZED_DEPTH);
+                self.commands.reserve(depth);
+                self.ttags.reserve(depth);
+                self.out.reserve(4 * depth);
                 let r = c.response;
                 let cqe = Cqe::new(cid, c.qid, self.sqhd(), r.status, r.dw0, r.dw1);
                 self.push_pdu(&Pdu::new(PduHeader::CapsuleResp(cqe)));
