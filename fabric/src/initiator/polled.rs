@@ -151,7 +151,9 @@ impl PolledQueue {
     /// Send as much of what is queued as one vectored write takes. Returns the bytes
     /// written (0 when nothing was queued or the socket buffer is full).
     pub fn flush(&mut self) -> io::Result<usize> {
-        self.conn.drain_transmit(&mut self.out);
+        if self.conn.has_transmit() {
+            self.conn.drain_transmit(&mut self.out);
+        }
         if self.out.is_empty() {
             return Ok(0);
         }

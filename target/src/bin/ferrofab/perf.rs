@@ -190,6 +190,14 @@ fn human(r: &PerfReport) -> String {
         r.cpu.system_s,
         r.cpu_us_per_io()
     );
+    let threads = c.cores.len() as f64;
+    let _ = writeln!(
+        out,
+        "poll loop     busy {:.1}% of {} thread(s), {:.2} us per I/O",
+        100.0 * r.busy_s / (r.elapsed_s * threads).max(1e-9),
+        c.cores.len(),
+        r.busy_us_per_io()
+    );
     let _ = writeln!(out, "I/O errors    {}", r.errors);
     for s in &r.error_samples {
         let _ = writeln!(out, "  {s}");
