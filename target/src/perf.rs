@@ -360,7 +360,7 @@ async fn geometry(cfg: &PerfConfig, ctrl: &Controller) -> Result<Geometry, PerfE
         .block_size()
         .filter(|bs| (512..=1 << 31).contains(bs))
         .ok_or_else(|| ns_err("no usable LBA format".into()))?;
-    if cfg.io_size % block_size != 0 || cfg.io_size / block_size > 65536 {
+    if !cfg.io_size.is_multiple_of(block_size) || cfg.io_size / block_size > 65536 {
         return Err(PerfError::Config(format!(
             "I/O size {} is not 1..=65536 blocks of {block_size} bytes",
             cfg.io_size

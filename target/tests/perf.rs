@@ -160,15 +160,14 @@ fn roundtrip(q: &mut PolledQueue, sqe: nvme::Sqe, out: Option<Bytes>, len: u32) 
     loop {
         q.flush().unwrap();
         q.receive(&mut scratch).unwrap();
-        while let Some(ev) = q.poll_event() {
-            match ev {
-                HostEvent::Completed { cid: c, result } if c == cid => {
-                    let done = result.unwrap();
-                    assert_eq!(done.cqe.status(), Status::SUCCESS);
-                    return done.data;
-                }
-                other => panic!("unexpected event {other:?}"),
-            }
+        if let Some(ev) = q.poll_event() {
+            let HostEvent::Completed { cid: c, result } = ev else {
+                panic!("unexpected event {ev:?}");
+            };
+            assert_eq!(c, cid);
+            let done = result.unwrap();
+            assert_eq!(done.cqe.status(), Status::SUCCESS);
+            return done.data;
         }
     }
 }
