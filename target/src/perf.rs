@@ -27,8 +27,6 @@ use serde::Serialize;
 pub const DEFAULT_NQN: &str = "nqn.2026-01.io.ferrofab:default";
 /// Failed completions whose description the report keeps.
 const ERROR_SAMPLES: usize = 5;
-/// Receive buffer per polling thread.
-const RECV_BUFFER: usize = 512 * 1024;
 /// Highest latency the histograms track (larger values are clamped).
 const MAX_LATENCY_NS: u64 = 100_000_000_000;
 /// Setup, teardown and admin command timeout.
@@ -757,7 +755,6 @@ impl Worker {
             samples: Vec::new(),
             busy_ns: 0,
         };
-        let mut scratch = vec![0u8; RECV_BUFFER];
         let (mut live_ios, mut live_lat) = (0u64, 0u64);
         let mut failure = None;
         // Start of the previous iteration, and whether it found anything to do.
@@ -765,7 +762,7 @@ impl Worker {
         'run: loop {
             let mut got = 0;
             for s in states.iter_mut() {
-                match s.q.receive(&mut scratch) {
+                match s.q.receive() {
                     Ok(n) => got += n,
                     Err(e) => {
                         failure = Some(format!("queue {}: receive: {e}", s.q.qid()));

@@ -155,11 +155,10 @@ async fn bad_namespace_and_settings_are_clear_errors() {
 
 /// Submit on a polled queue and poll until that command completes.
 fn roundtrip(q: &mut PolledQueue, sqe: nvme::Sqe, out: Option<Bytes>, len: u32) -> Bytes {
-    let mut scratch = vec![0u8; 64 * 1024];
     let cid = q.submit(sqe, out, len).unwrap();
     loop {
         q.flush().unwrap();
-        q.receive(&mut scratch).unwrap();
+        q.receive().unwrap();
         if let Some(ev) = q.poll_event() {
             let HostEvent::Completed { cid: c, result } = ev else {
                 panic!("unexpected event {ev:?}");

@@ -2,7 +2,8 @@
 //! `std::net::TcpStream` (TCP_NODELAY) around the sans-IO [`HostConn`]. The owner calls
 //! [`PolledQueue::submit`] for as many commands as it likes, [`PolledQueue::flush`] to send
 //! them all with one vectored write, [`PolledQueue::receive`] to read whatever arrived with
-//! one recv, and [`PolledQueue::poll_event`] for the completions. No locks, no tasks, and no
+//! one recv, and [`PolledQueue::poll_event`] for the completions. Received bytes are read
+//! straight into a buffer the connection then owns, so read data is not copied again. No locks, no tasks, and no
 //! syscall per command: load generators put many queues on one pinned thread this way.
 //!
 //! Setup ([`PolledQueue::connect`]) and teardown ([`PolledQueue::disconnect`]) poll the same
@@ -13,7 +14,7 @@ use std::io::{self, IoSlice, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use bytes::{Buf, Bytes};
+use bytes::{Buf, Bytes, BytesMut};
 use nvme::command::{ConnectData, CATTR_DISABLE_SQ_FLOW_CONTROL};
 use nvme::Sqe;
 use zerocopy::IntoBytes;
@@ -25,6 +26,10 @@ use crate::tcp::pdu::Digests;
 
 /// Most pieces handed to one `writev` (Linux IOV_MAX is 1024).
 const MAX_IOVECS: usize = 256;
+/// Receive buffer: allocated (zeroed, which safe code needs to read into it) this big,
+/// replaced when less than [`RECV_MIN`] of it is left.
+const RECV_BUFFER: usize = 512 * 1024;
+const RECV_MIN: usize = 64 * 1024;
 /// Sleep between polls while waiting for setup and teardown commands.
 const SETUP_POLL: Duration = Duration::from_micros(50);
 
@@ -62,6 +67,9 @@ pub struct PolledQueue {
     stream: TcpStream,
     conn: HostConn,
     out: VecDeque<Bytes>,
+    /// Initialized, not yet used part of the receive buffer: each recv fills its front,
+    /// which is split off and handed to the connection.
+    rx: BytesMut,
     negotiated: Negotiated,
     opts: PolledQueueOptions,
     eof: bool,
@@ -93,6 +101,7 @@ impl PolledQueue {
             stream,
             conn,
             out: VecDeque::new(),
+            rx: BytesMut::new(),
             negotiated: Negotiated {
                 digests: Digests::NONE,
                 cpda: 0,
@@ -179,21 +188,26 @@ impl PolledQueue {
         !self.out.is_empty() || self.conn.has_transmit()
     }
 
-    /// One recv into `scratch`, fed to the connection. Returns the bytes read (0 when
+    /// One recv, fed to the connection without copying. Returns the bytes read (0 when
     /// nothing was available). End of stream fails the connection: the outstanding
     /// commands and a [`HostEvent::Failed`] come out of [`Self::poll_event`].
-    pub fn receive(&mut self, scratch: &mut [u8]) -> io::Result<usize> {
+    pub fn receive(&mut self) -> io::Result<usize> {
         if self.eof {
             return Ok(0);
         }
-        match (&self.stream).read(scratch) {
+        if self.rx.len() < RECV_MIN {
+            self.rx = BytesMut::zeroed(RECV_BUFFER);
+        }
+        match (&self.stream).read(&mut self.rx) {
             Ok(0) => {
                 self.eof = true;
                 self.conn.close();
                 Ok(0)
             }
             Ok(n) => {
-                self.conn.receive(&scratch[..n]);
+                // Consecutive pieces of one buffer: the connection joins a partial PDU
+                // left from the previous piece with this one without copying.
+                self.conn.receive_buf(self.rx.split_to(n));
                 Ok(n)
             }
             Err(e)
@@ -238,9 +252,8 @@ impl PolledQueue {
     /// answering is not an error.
     pub fn disconnect(mut self, drain: Duration) -> Result<(), HostError> {
         let deadline = Instant::now() + drain;
-        let mut scratch = vec![0u8; 64 * 1024];
         while self.conn.outstanding() > 0 && self.conn.error().is_none() {
-            self.pump(&mut scratch)?;
+            self.pump()?;
             while self.conn.poll_event().is_some() {}
             if Instant::now() >= deadline {
                 break;
@@ -255,9 +268,9 @@ impl PolledQueue {
     }
 
     /// Flush and receive once, sleeping briefly when nothing moved.
-    fn pump(&mut self, scratch: &mut [u8]) -> Result<(), HostError> {
+    fn pump(&mut self) -> Result<(), HostError> {
         let sent = self.flush()?;
-        let got = self.receive(scratch)?;
+        let got = self.receive()?;
         if sent == 0 && got == 0 {
             std::thread::sleep(SETUP_POLL);
         }
@@ -270,7 +283,6 @@ impl PolledQueue {
         deadline: Instant,
         mut pick: impl FnMut(HostEvent) -> Option<T>,
     ) -> Result<T, HostError> {
-        let mut scratch = vec![0u8; 16 * 1024];
         loop {
             while let Some(ev) = self.conn.poll_event() {
                 if let HostEvent::Failed(e) = ev {
@@ -285,7 +297,7 @@ impl PolledQueue {
             if Instant::now() >= deadline {
                 return Err(HostError::Timeout);
             }
-            self.pump(&mut scratch)?;
+            self.pump()?;
         }
     }
 }

@@ -187,6 +187,8 @@ pub struct HostConn {
     /// Capsule headers (and digests) are written here and split off, so sending a command
     /// allocates nothing until the buffer is used up.
     heads: BytesMut,
+    /// PLEN of the C2HData PDU `rx` holds the start of (0 when none).
+    partial_plen: usize,
     corrupt_next_data_digest: bool,
 }
 
@@ -266,6 +268,7 @@ impl HostConn {
             events: VecDeque::new(),
             inflight: Slots::default(),
             heads: BytesMut::new(),
+            partial_plen: 0,
             corrupt_next_data_digest: false,
         };
         conn.queue_pdu(&icreq, EncodeOptions::default());
@@ -409,11 +412,18 @@ impl HostConn {
 
     /// Feed bytes received from the controller.
     pub fn receive(&mut self, bytes: &[u8]) {
+        // Reserve once for the whole PDU so big reads do not reallocate often.
+        let want = self.partial_plen.saturating_sub(self.rx.len());
+        if want > bytes.len() {
+            self.rx.reserve(want);
+        }
         self.rx.extend_from_slice(bytes);
         self.process();
     }
 
-    /// Feed an owned buffer of received bytes (no copy when nothing is pending).
+    /// Feed an owned buffer of received bytes: no copy when nothing is pending or when
+    /// `chunk` directly follows the pending bytes in the same buffer (consecutive
+    /// `split_to`s of one `BytesMut`).
     pub fn receive_buf(&mut self, chunk: BytesMut) {
         if self.rx.is_empty() {
             self.rx = chunk;
@@ -515,6 +525,7 @@ impl HostConn {
 
     /// Handle one PDU if it is complete. `Ok(false)`: need more bytes.
     fn step(&mut self) -> Result<bool, (FatalError, String)> {
+        self.partial_plen = 0;
         let Some(ch) = CommonHeader::parse(&self.rx) else {
             return Ok(false);
         };
@@ -633,8 +644,7 @@ impl HostConn {
                 });
                 let layout = self.check_c2h(&ch, &d, header_end, n)?;
                 if self.rx.len() < plen {
-                    // Reserve once for the whole PDU so big reads do not reallocate often.
-                    self.rx.reserve(plen - self.rx.len());
+                    self.partial_plen = plen;
                     return Ok(false);
                 }
                 let whole = self.rx.split_to(plen).freeze();
