@@ -28,8 +28,8 @@ use crate::tcp::pdu::Digests;
 const MAX_IOVECS: usize = 256;
 /// Receive buffer: allocated (zeroed, which safe code needs to read into it) this big,
 /// replaced when less than [`RECV_MIN`] of it is left.
-const RECV_BUFFER: usize = 512 * 1024;
-const RECV_MIN: usize = 64 * 1024;
+const RECV_BUFFER: usize = 256 * 1024;
+const RECV_MIN: usize = 32 * 1024;
 /// Sleep between polls while waiting for setup and teardown commands.
 const SETUP_POLL: Duration = Duration::from_micros(50);
 
