@@ -16,6 +16,7 @@ pub mod io;
 pub mod log_pages;
 pub mod namespace;
 pub mod nqn;
+pub mod perf;
 pub mod setup;
 pub mod status_map;
 pub mod subsystem;

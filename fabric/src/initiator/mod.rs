@@ -5,12 +5,15 @@
 //!   [`crate::tcp::host_conn::HostConn`]; many commands in flight, usable from many tasks.
 //! - [`Controller`]: controller initialization (NVMe-oF 1.1 §3.5) on an admin queue plus I/O
 //!   queues, keep-alive, and helpers for the common admin and NVM commands.
+//! - [`polled::PolledQueue`]: an I/O queue driven by busy polling a nonblocking socket, for
+//!   load generators.
 //! - [`discover`] / [`DiscoveryController`]: the Discovery log page (NVMe-oF 1.1 §5.3).
 
 pub mod command;
 pub mod controller;
 pub mod discovery;
 pub mod error;
+pub mod polled;
 pub mod queue;
 
 use std::time::Duration;

@@ -7,18 +7,19 @@
 //! reassembles C2HData, checks header and data digests, and turns any malformed controller PDU
 //! into an H2CTermReq and a fatal [`ConnError`]. Nothing here panics on wire data.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use nvme::command::FLAGS_PSDT_SGL;
 use nvme::sgl::SUBTYPE_TRANSPORT_A;
 use nvme::{Cqe, Sgl, Sqe, Status};
+use zerocopy::IntoBytes;
 
 use super::digest::{self, DIGEST_LEN};
 use super::pdu::{
     self, CommonHeader, Digests, EncodeOptions, FatalError, Fes, IcReq, IcResp, Pdu, PduHeader,
-    PduType, TermReq, COMMON_HEADER_LEN, FLAG_DDGSTF, FLAG_HDGSTF, FLAG_LAST_PDU, FLAG_SUCCESS,
-    MAX_PDA, MIN_MAXH2CDATA, PFV_1_0, TERM_MAX_DATA, TERM_MAX_PLEN,
+    PduType, TermReq, CAPSULE_CMD_HLEN, COMMON_HEADER_LEN, FLAG_DDGSTF, FLAG_HDGSTF, FLAG_LAST_PDU,
+    FLAG_SUCCESS, MAX_PDA, MIN_MAXH2CDATA, PFV_1_0, TERM_MAX_DATA, TERM_MAX_PLEN,
 };
 
 /// In-capsule data limit of the admin queue: its command capsule is 8 KiB (NVMe/TCP 1.0
@@ -33,6 +34,8 @@ const OFFSET_ICRESP_CPDA: u32 = 10;
 const OFFSET_ICRESP_MAXH2CDATA: u32 = 12;
 /// CID inside a CapsuleResp: 8-byte common header + CQE byte 12.
 const OFFSET_RESP_CID: u32 = 20;
+/// Capsule headers are encoded into a shared buffer of this size, refilled when used up.
+const HEAD_ARENA: usize = 16 * 1024;
 
 /// What the host asks for in ICReq and how it uses the queue.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -150,8 +153,9 @@ struct Inflight {
     r2t_data: Option<Bytes>,
     /// Controller-to-host bytes the SGL allows.
     data_in_len: u32,
-    /// C2H data received, in order.
-    chunks: Vec<Bytes>,
+    /// C2H data received, in order: the first piece, then any others.
+    data: Bytes,
+    more: Vec<Bytes>,
     received: u32,
     last_seen: bool,
     digest_failed: bool,
@@ -162,7 +166,8 @@ impl Inflight {
         Inflight {
             r2t_data,
             data_in_len,
-            chunks: Vec::new(),
+            data: Bytes::new(),
+            more: Vec::new(),
             received: 0,
             last_seen: false,
             digest_failed: false,
@@ -178,9 +183,71 @@ pub struct HostConn {
     rx: BytesMut,
     tx: VecDeque<Bytes>,
     events: VecDeque<HostEvent>,
-    inflight: HashMap<u16, Inflight>,
-    next_cid: u16,
+    inflight: Slots,
+    /// Capsule headers (and digests) are written here and split off, so sending a command
+    /// allocates nothing until the buffer is used up.
+    heads: BytesMut,
+    /// PLEN of the C2HData PDU `rx` holds the start of (0 when none).
+    partial_plen: usize,
     corrupt_next_data_digest: bool,
+}
+
+/// Outstanding commands indexed by CID. Freed CIDs are reused oldest first, so CIDs stay
+/// below the largest number of commands ever outstanding and lookups are an index.
+#[derive(Debug, Default)]
+struct Slots {
+    slots: Vec<Option<Inflight>>,
+    free: VecDeque<u16>,
+    used: usize,
+}
+
+impl Slots {
+    fn alloc(&mut self) -> Option<u16> {
+        if let Some(cid) = self.free.pop_front() {
+            return Some(cid);
+        }
+        let cid = u16::try_from(self.slots.len()).ok()?;
+        self.slots.push(None);
+        Some(cid)
+    }
+
+    /// Fill a CID [`Slots::alloc`] returned.
+    fn insert(&mut self, cid: u16, cmd: Inflight) {
+        if let Some(slot) = self.slots.get_mut(usize::from(cid)) {
+            if slot.replace(cmd).is_none() {
+                self.used += 1;
+            }
+        }
+    }
+
+    fn get(&self, cid: u16) -> Option<&Inflight> {
+        self.slots.get(usize::from(cid)).and_then(Option::as_ref)
+    }
+
+    fn get_mut(&mut self, cid: u16) -> Option<&mut Inflight> {
+        self.slots
+            .get_mut(usize::from(cid))
+            .and_then(Option::as_mut)
+    }
+
+    fn remove(&mut self, cid: u16) -> Option<Inflight> {
+        let cmd = self.slots.get_mut(usize::from(cid))?.take()?;
+        self.used -= 1;
+        self.free.push_back(cid);
+        Some(cmd)
+    }
+
+    fn len(&self) -> usize {
+        self.used
+    }
+
+    /// CIDs in use, ascending.
+    fn cids(&self) -> Vec<u16> {
+        (0..self.slots.len())
+            .filter(|&i| self.slots[i].is_some())
+            .map(|i| i as u16)
+            .collect()
+    }
 }
 
 impl HostConn {
@@ -199,8 +266,9 @@ impl HostConn {
             rx: BytesMut::new(),
             tx: VecDeque::new(),
             events: VecDeque::new(),
-            inflight: HashMap::new(),
-            next_cid: 0,
+            inflight: Slots::default(),
+            heads: BytesMut::new(),
+            partial_plen: 0,
             corrupt_next_data_digest: false,
         };
         conn.queue_pdu(&icreq, EncodeOptions::default());
@@ -344,11 +412,18 @@ impl HostConn {
 
     /// Feed bytes received from the controller.
     pub fn receive(&mut self, bytes: &[u8]) {
+        // Reserve once for the whole PDU so big reads do not reallocate often.
+        let want = self.partial_plen.saturating_sub(self.rx.len());
+        if want > bytes.len() {
+            self.rx.reserve(want);
+        }
         self.rx.extend_from_slice(bytes);
         self.process();
     }
 
-    /// Feed an owned buffer of received bytes (no copy when nothing is pending).
+    /// Feed an owned buffer of received bytes: no copy when nothing is pending or when
+    /// `chunk` directly follows the pending bytes in the same buffer (consecutive
+    /// `split_to`s of one `BytesMut`).
     pub fn receive_buf(&mut self, chunk: BytesMut) {
         if self.rx.is_empty() {
             self.rx = chunk;
@@ -367,19 +442,53 @@ impl HostConn {
     }
 
     fn alloc_cid(&mut self) -> Result<u16, SubmitError> {
-        for _ in 0..=u16::MAX as u32 {
-            let cid = self.next_cid;
-            self.next_cid = self.next_cid.wrapping_add(1);
-            if !self.inflight.contains_key(&cid) {
-                return Ok(cid);
-            }
-        }
-        Err(SubmitError::NoFreeCid)
+        self.inflight.alloc().ok_or(SubmitError::NoFreeCid)
     }
 
+    /// Queue a CapsuleCmd PDU laid out as [`Pdu::encode`] does, with the header (and any
+    /// digest) written into the shared header buffer instead of a fresh allocation.
     fn send_capsule(&mut self, sqe: Sqe, data: Bytes, n: Negotiated) {
-        let pdu = Pdu::with_data(PduHeader::CapsuleCmd(sqe), 0, data);
-        self.queue_pdu(&pdu, host_opts(n));
+        if self.corrupt_next_data_digest {
+            let pdu = Pdu::with_data(PduHeader::CapsuleCmd(sqe), 0, data);
+            self.queue_pdu(&pdu, host_opts(n));
+            return;
+        }
+        let hdgst = n.digests.header;
+        let ddgst = n.digests.data && !data.is_empty();
+        let header_end = CAPSULE_CMD_HLEN + if hdgst { DIGEST_LEN } else { 0 };
+        let data_start = if data.is_empty() {
+            header_end
+        } else {
+            header_end.next_multiple_of(pdu::pda_alignment(n.cpda))
+        };
+        let plen = data_start + data.len() + if ddgst { DIGEST_LEN } else { 0 };
+        let ch = CommonHeader {
+            pdu_type: PduType::CapsuleCmd.code(),
+            flags: if hdgst { FLAG_HDGSTF } else { 0 } | if ddgst { FLAG_DDGSTF } else { 0 },
+            hlen: CAPSULE_CMD_HLEN as u8,
+            pdo: if data.is_empty() { 0 } else { data_start as u8 },
+            plen: (plen as u32).into(),
+        };
+        if self.heads.capacity() < data_start + DIGEST_LEN {
+            self.heads.reserve(HEAD_ARENA);
+        }
+        self.heads.put_slice(ch.as_bytes());
+        self.heads.put_slice(sqe.as_bytes());
+        if hdgst {
+            let d = digest::digest_bytes(&self.heads);
+            self.heads.put_slice(&d);
+        }
+        self.heads.resize(data_start, 0);
+        self.tx.push_back(self.heads.split().freeze());
+        if !data.is_empty() {
+            if ddgst {
+                self.heads.put_slice(&digest::digest_bytes(&data));
+            }
+            self.tx.push_back(data);
+            if ddgst {
+                self.tx.push_back(self.heads.split().freeze());
+            }
+        }
     }
 
     fn queue_pdu(&mut self, pdu: &Pdu, opts: EncodeOptions) {
@@ -416,6 +525,7 @@ impl HostConn {
 
     /// Handle one PDU if it is complete. `Ok(false)`: need more bytes.
     fn step(&mut self) -> Result<bool, (FatalError, String)> {
+        self.partial_plen = 0;
         let Some(ch) = CommonHeader::parse(&self.rx) else {
             return Ok(false);
         };
@@ -534,8 +644,7 @@ impl HostConn {
                 });
                 let layout = self.check_c2h(&ch, &d, header_end, n)?;
                 if self.rx.len() < plen {
-                    // Reserve once for the whole PDU so big reads do not reallocate often.
-                    self.rx.reserve(plen - self.rx.len());
+                    self.partial_plen = plen;
                     return Ok(false);
                 }
                 let whole = self.rx.split_to(plen).freeze();
@@ -606,7 +715,7 @@ impl HostConn {
 
     fn on_capsule_resp(&mut self, cqe: Cqe) -> Result<(), (FatalError, String)> {
         let cid = cqe.cid();
-        let Some(cmd) = self.inflight.remove(&cid) else {
+        let Some(cmd) = self.inflight.remove(cid) else {
             return Err((
                 FatalError::field(OFFSET_RESP_CID),
                 format!("CapsuleResp for unknown CID {cid}"),
@@ -622,7 +731,7 @@ impl HostConn {
         } else {
             Ok(Completed {
                 cqe,
-                data: concat(cmd.chunks),
+                data: concat(cmd.data, cmd.more),
             })
         };
         self.events.push_back(HostEvent::Completed { cid, result });
@@ -637,7 +746,7 @@ impl HostConn {
         };
         let Some(data) = self
             .inflight
-            .get(&r2t.cccid)
+            .get(r2t.cccid)
             .and_then(|c| c.r2t_data.clone())
         else {
             return Err((
@@ -696,7 +805,7 @@ impl HostConn {
         header_end: usize,
         n: Negotiated,
     ) -> Result<C2hLayout, (FatalError, String)> {
-        let Some(cmd) = self.inflight.get(&d.cccid) else {
+        let Some(cmd) = self.inflight.get(d.cccid) else {
             return Err((
                 FatalError::field(pdu::OFFSET_DATA_CCCID),
                 format!("C2HData for unknown CID {}", d.cccid),
@@ -776,7 +885,7 @@ impl HostConn {
 
     fn on_c2h_data(&mut self, ch: &CommonHeader, d: pdu::C2HData, whole: Bytes, l: C2hLayout) {
         let qid = self.config.qid;
-        let Some(cmd) = self.inflight.get_mut(&d.cccid) else {
+        let Some(cmd) = self.inflight.get_mut(d.cccid) else {
             return;
         };
         let end = l.pdo + d.datal as usize;
@@ -788,13 +897,17 @@ impl HostConn {
             cmd.digest_failed = true;
         }
         cmd.received += d.datal;
-        cmd.chunks.push(data);
+        if cmd.data.is_empty() {
+            cmd.data = data;
+        } else {
+            cmd.more.push(data);
+        }
         if ch.flags & FLAG_LAST_PDU != 0 {
             cmd.last_seen = true;
         }
         if ch.flags & FLAG_SUCCESS != 0 {
             // Implicit successful completion: no CapsuleResp follows.
-            if let Some(cmd) = self.inflight.remove(&d.cccid) {
+            if let Some(cmd) = self.inflight.remove(d.cccid) {
                 let cqe = Cqe::new(d.cccid, qid, 0, Status::SUCCESS, 0, 0);
                 self.complete(d.cccid, cmd, cqe);
             }
@@ -828,10 +941,8 @@ impl HostConn {
 
     fn fail(&mut self, err: ConnError) {
         self.rx.clear();
-        let mut cids: Vec<u16> = self.inflight.keys().copied().collect();
-        cids.sort_unstable();
-        for cid in cids {
-            self.inflight.remove(&cid);
+        for cid in self.inflight.cids() {
+            self.inflight.remove(cid);
             self.events.push_back(HostEvent::Completed {
                 cid,
                 result: Err(CommandError::Connection(err.clone())),
@@ -865,19 +976,18 @@ fn transport_sgl(length: u32) -> [u8; 16] {
     .encode()
 }
 
-fn concat(chunks: Vec<Bytes>) -> Bytes {
-    match chunks.len() {
-        0 => Bytes::new(),
-        1 => chunks.into_iter().next().unwrap_or_default(),
-        _ => {
-            let total = chunks.iter().map(Bytes::len).sum();
-            let mut out = BytesMut::with_capacity(total);
-            for c in chunks {
-                out.extend_from_slice(&c);
-            }
-            out.freeze()
-        }
+/// The received pieces as one buffer (no copy for a single piece).
+fn concat(first: Bytes, more: Vec<Bytes>) -> Bytes {
+    if more.is_empty() {
+        return first;
     }
+    let total = first.len() + more.iter().map(Bytes::len).sum::<usize>();
+    let mut out = BytesMut::with_capacity(total);
+    out.extend_from_slice(&first);
+    for c in more {
+        out.extend_from_slice(&c);
+    }
+    out.freeze()
 }
 
 /// Drop `n` bytes from the front (bounded by what is there).
@@ -889,5 +999,122 @@ impl AdvanceTo for BytesMut {
     fn advance_to(&mut self, n: usize) {
         let n = n.min(self.len());
         let _ = self.split_to(n);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn established(digests: Digests, cpda: u8) -> HostConn {
+        let mut conn = HostConn::new(HostConnConfig {
+            qid: 1,
+            digests,
+            in_capsule_data: 8192,
+            ..HostConnConfig::default()
+        });
+        while conn.poll_transmit().is_some() {}
+        let icresp = Pdu::new(PduHeader::IcResp(IcResp {
+            pfv: PFV_1_0,
+            cpda,
+            dgst: digests.bits(),
+            maxh2cdata: 128 * 1024,
+        }));
+        conn.receive(&icresp.encode(EncodeOptions::default()).to_vec());
+        assert!(matches!(conn.poll_event(), Some(HostEvent::Established(_))));
+        conn
+    }
+
+    fn sent(conn: &mut HostConn) -> Vec<u8> {
+        let mut out = Vec::new();
+        while let Some(b) = conn.poll_transmit() {
+            out.extend_from_slice(&b);
+        }
+        out
+    }
+
+    #[test]
+    fn capsules_are_encoded_like_pdu_encode() {
+        for (header, data, cpda) in [
+            (false, false, 0),
+            (true, false, 0),
+            (false, true, 0),
+            (true, true, 3),
+            (false, false, 31),
+        ] {
+            let digests = Digests { header, data };
+            let mut conn = established(digests, cpda);
+            let n = conn.negotiated().unwrap();
+            for payload in [Bytes::new(), Bytes::from(vec![0x5a; 4096])] {
+                let mut sqe = Sqe {
+                    opcode: 0x01,
+                    ..Sqe::default()
+                };
+                sqe.nsid.set(1);
+                let with_data = !payload.is_empty();
+                let cid = conn
+                    .submit(
+                        sqe,
+                        with_data.then(|| payload.clone()),
+                        if with_data { 0 } else { 512 },
+                    )
+                    .unwrap();
+                let got = sent(&mut conn);
+                // Rebuild the SQE the connection filled in and encode it the generic way.
+                let mut want_sqe = sqe;
+                want_sqe.cid.set(cid);
+                want_sqe.flags = FLAGS_PSDT_SGL;
+                want_sqe.dptr = if with_data {
+                    Sgl::InCapsule {
+                        offset: 0,
+                        length: 4096,
+                    }
+                    .encode()
+                } else {
+                    transport_sgl(512)
+                };
+                let want = Pdu::with_data(PduHeader::CapsuleCmd(want_sqe), 0, payload)
+                    .encode(host_opts(n))
+                    .to_vec();
+                assert_eq!(got, want, "digests {digests:?} cpda {cpda}");
+            }
+        }
+    }
+
+    #[test]
+    fn cids_are_reused_oldest_first() {
+        let mut conn = established(Digests::NONE, 0);
+        let read = |conn: &mut HostConn| conn.submit(Sqe::default(), None, 0).unwrap();
+        let a = read(&mut conn);
+        let b = read(&mut conn);
+        let c = read(&mut conn);
+        assert_eq!((a, b, c), (0, 1, 2));
+        for cid in [b, a] {
+            let resp = Pdu::new(PduHeader::CapsuleResp(Cqe::new(
+                cid,
+                1,
+                0,
+                Status::SUCCESS,
+                0,
+                0,
+            )));
+            conn.receive(&resp.encode(EncodeOptions::default()).to_vec());
+        }
+        assert_eq!(conn.outstanding(), 1);
+        assert_eq!(read(&mut conn), b);
+        assert_eq!(read(&mut conn), a);
+        assert_eq!(read(&mut conn), 3);
+        conn.close();
+        let mut failed = Vec::new();
+        while let Some(ev) = conn.poll_event() {
+            if let HostEvent::Completed {
+                cid,
+                result: Err(_),
+            } = ev
+            {
+                failed.push(cid);
+            }
+        }
+        assert_eq!(failed, vec![0, 1, 2, 3]);
     }
 }

@@ -10,6 +10,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use tracing_subscriber::EnvFilter;
 
 mod host;
+mod perf;
 
 #[derive(Parser)]
 #[command(
@@ -37,6 +38,8 @@ enum Command {
         /// TOML configuration file.
         config: PathBuf,
     },
+    /// Polled NVMe/TCP load generator (like spdk_nvme_perf): IOPS, bandwidth, latency.
+    Perf(perf::PerfArgs),
     #[command(flatten)]
     Host(host::HostCommand),
 }
@@ -67,6 +70,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Serve { config } => serve(config).await,
             Command::CheckConfig { config } => check_config(config),
+            Command::Perf(args) => perf::run(args).await,
             Command::Host(cmd) => cmd.run().await,
         }
     });
