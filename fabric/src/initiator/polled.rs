@@ -10,8 +10,9 @@
 //! way with short sleeps, bounded by a timeout.
 
 use std::collections::VecDeque;
-use std::io::{self, IoSlice, Read, Write};
+use std::io::{self, IoSlice, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -26,7 +27,7 @@ use crate::tcp::pdu::Digests;
 
 /// Most pieces handed to one `writev` (Linux IOV_MAX is 1024).
 const MAX_IOVECS: usize = 256;
-/// Receive buffer: allocated (zeroed, which safe code needs to read into it) this big,
+/// Receive buffer: allocated (not zeroed: recv fills its spare capacity) this big,
 /// replaced when less than [`RECV_MIN`] of it is left.
 const RECV_BUFFER: usize = 256 * 1024;
 const RECV_MIN: usize = 32 * 1024;
@@ -67,8 +68,8 @@ pub struct PolledQueue {
     stream: TcpStream,
     conn: HostConn,
     out: VecDeque<Bytes>,
-    /// Initialized, not yet used part of the receive buffer: each recv fills its front,
-    /// which is split off and handed to the connection.
+    /// Receive buffer: each recv appends into its spare capacity (no zeroing), and what
+    /// arrived is split off and handed to the connection.
     rx: BytesMut,
     negotiated: Negotiated,
     opts: PolledQueueOptions,
@@ -195,10 +196,11 @@ impl PolledQueue {
         if self.eof {
             return Ok(0);
         }
-        if self.rx.len() < RECV_MIN {
-            self.rx = BytesMut::zeroed(RECV_BUFFER);
+        if self.rx.capacity() - self.rx.len() < RECV_MIN {
+            // The old buffer lives on in the pieces the connection holds.
+            self.rx = BytesMut::with_capacity(RECV_BUFFER);
         }
-        match (&self.stream).read(&mut self.rx) {
+        match crate::sys::recv_into_spare(self.stream.as_fd(), &mut self.rx) {
             Ok(0) => {
                 self.eof = true;
                 self.conn.close();
