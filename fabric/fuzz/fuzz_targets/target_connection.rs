@@ -43,12 +43,22 @@ struct FuzzQueue(CancellationToken);
 
 impl QueueHandler for FuzzQueue {
     fn submit(&mut self, req: Request) -> Completion {
-        // Reads get a buffer sized from CDW12 (possibly more or less than the SGL asks for);
+        // Reads fill the transport's buffer, or (CDW13 bit 0, or no buffer) return one sized
+        // from CDW12 (possibly more or less than the SGL asks for);
         // opcode 00h completes later; odd opcodes fail.
         let len = ((req.sqe.cdw12.get() & 0xff) as usize + 1) * 512;
         match req.sqe.opcode {
             0x00 => Completion::Pending(Box::pin(async { Response::success() })),
-            0x02 => Completion::Ready(Response::success().with_data(Bytes::from(vec![0xa5; len]))),
+            // Pooled transport buffer (the reactor's zero-allocation path) when there is one.
+            0x02 => Completion::Ready(match req.c2h_buf {
+                Some(mut b) if req.sqe.cdw13.get() & 1 == 0 => {
+                    b.as_mut_slice().fill(0xa5);
+                    Response::success().with_buf(b)
+                }
+                spare => Response::success()
+                    .with_data(Bytes::from(vec![0xa5; len]))
+                    .returning(spare),
+            }),
             op if op & 1 == 1 && req.data.is_none() => {
                 Completion::Ready(Response::status(Status::INVALID_FIELD))
             }
