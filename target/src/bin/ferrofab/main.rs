@@ -9,6 +9,7 @@ use target::{Config, Daemon, TargetParams};
 use tokio::signal::unix::{signal, SignalKind};
 use tracing_subscriber::EnvFilter;
 
+mod baseline;
 mod host;
 
 #[derive(Parser)]
@@ -37,6 +38,9 @@ enum Command {
         /// TOML configuration file.
         config: PathBuf,
     },
+    /// Measure loopback TCP streaming with a memcpy on each end (target and host side), and
+    /// plain memcpy bandwidth: the ceiling for large reads over NVMe/TCP on this machine.
+    Baseline(baseline::BaselineArgs),
     #[command(flatten)]
     Host(host::HostCommand),
 }
@@ -67,6 +71,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Serve { config } => serve(config).await,
             Command::CheckConfig { config } => check_config(config),
+            Command::Baseline(args) => baseline::run(args),
             Command::Host(cmd) => cmd.run().await,
         }
     });
