@@ -109,6 +109,8 @@ struct ClientStats {
     completions: u64,
     elapsed: Duration,
     latencies_ns: Vec<u64>,
+    /// Kept open until the server has stopped, so it never sees a reset mid-write.
+    _sock: TcpStream,
 }
 
 /// One repetition's figures.
@@ -128,36 +130,51 @@ fn main() {
         }
     };
     let window = Duration::from_secs_f64(seconds);
+    println!("load average before: {}", loadavg());
+    println!();
     println!(
         "| engine | workload | requests/s median | min-max | server CPU µs/req | RTT p50 µs |"
     );
     println!("|---|---|---:|---:|---:|---:|");
     for w in WORKLOADS {
-        for engine in Engine::ALL {
-            if engine == Engine::UringZc && w.payload < 16 * 1024 {
-                continue;
-            }
-            let mut runs = Vec::new();
-            let mut skipped = None;
-            for _ in 0..reps {
-                match run_once(engine, w, window) {
-                    Ok(r) => runs.push(r),
-                    Err(msg) => {
-                        skipped = Some(msg);
-                        break;
-                    }
+        let engines: Vec<Engine> = Engine::ALL
+            .into_iter()
+            .filter(|e| *e != Engine::UringZc || w.payload >= 16 * 1024)
+            .collect();
+        let mut runs: Vec<Vec<RunResult>> = engines.iter().map(|_| Vec::new()).collect();
+        let mut skipped: Vec<Option<String>> = vec![None; engines.len()];
+        // Repetitions outermost, so background load spreads over the engines evenly.
+        for _ in 0..reps {
+            for (i, engine) in engines.iter().enumerate() {
+                if skipped[i].is_some() {
+                    continue;
+                }
+                match run_once(*engine, w, window) {
+                    Ok(r) => runs[i].push(r),
+                    Err(msg) => skipped[i] = Some(msg),
                 }
             }
-            match skipped {
+        }
+        for (i, engine) in engines.iter().enumerate() {
+            match &skipped[i] {
                 Some(msg) => println!(
                     "| {} | {} | skipped: {msg} | | | |",
                     engine.name(),
                     w.label()
                 ),
-                None => print_row(engine, w, &runs),
+                None => print_row(*engine, w, &runs[i]),
             }
         }
     }
+    println!();
+    println!("load average after: {}", loadavg());
+}
+
+/// The first three fields of /proc/loadavg, to judge how idle the machine was.
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
 }
 
 fn parse_args() -> Result<(f64, usize), String> {
@@ -239,8 +256,12 @@ fn run_once(engine: Engine, w: Workload, window: Duration) -> Result<RunResult, 
     let server_result = server
         .join()
         .map_err(|_| "server thread panicked".to_string())?;
-    let s = server_result?;
-    let c = client_result?;
+    let (s, c) = match (server_result, client_result) {
+        (Ok(s), Ok(c)) => (s, c),
+        (Err(e), Ok(_)) => return Err(format!("server: {e}")),
+        (Ok(_), Err(e)) => return Err(format!("client: {e}")),
+        (Err(se), Err(ce)) => return Err(format!("client: {ce}; server: {se}")),
+    };
     if s.requests == 0 || c.completions == 0 {
         return Err("no request completed in the measured window".into());
     }
@@ -485,6 +506,7 @@ fn client(
                     completions: completions - c0,
                     elapsed: now - t0,
                     latencies_ns,
+                    _sock: sock,
                 });
             }
             _ => {}

@@ -103,7 +103,7 @@ fn parse_chunk(text: &str) -> Result<usize, String> {
     };
     let n = target::config::parse_size(&normalized)?;
     match usize::try_from(n) {
-        Ok(n) if (1..=AREA as u64).contains(&(n as u64)) && AREA % n == 0 => Ok(n),
+        Ok(n) if (1..=AREA as u64).contains(&(n as u64)) && AREA.is_multiple_of(n) => Ok(n),
         _ => Err(format!(
             "chunk size {text:?} must divide {} MiB evenly",
             AREA >> 20
@@ -313,13 +313,13 @@ mod tests {
         let report = Report {
             size: 131072,
             seconds: 5.0,
-            tcp_memcpy_gib_s: round2(3.14159),
+            tcp_memcpy_gib_s: round2(3.21987),
             tcp_memcpy_mib_s: round1(3217.04),
             memcpy_gib_s: 9.8,
         };
         assert_eq!(
             serde_json::to_string(&report).unwrap(),
-            r#"{"size":131072,"seconds":5.0,"tcp_memcpy_gib_s":3.14,"tcp_memcpy_mib_s":3217.0,"memcpy_gib_s":9.8}"#
+            r#"{"size":131072,"seconds":5.0,"tcp_memcpy_gib_s":3.22,"tcp_memcpy_mib_s":3217.0,"memcpy_gib_s":9.8}"#
         );
     }
 }
