@@ -10,7 +10,7 @@ BIN_TEST     := build/$(TEST_PROFILE)/ferrofab
 FUZZ_SECONDS ?= 60
 CONFIG       ?=
 
-.PHONY: run build test unit lint hw-test fuzz toolchain clean
+.PHONY: run build test unit lint hw-test fuzz toolchain clean bench
 
 toolchain:
 	@command -v $(CARGO) >/dev/null || { echo "cargo is missing: install Rust with rustup (https://rustup.rs)"; exit 1; }
@@ -52,6 +52,11 @@ fuzz: toolchain
 	    rm -rf $$scratch; \
 	  done; \
 	done
+
+## Loopback benchmark of the release binary (null and RAM backends, the loopback TCP baseline,
+## the reference figures and goals); rewrites docs/benchmarks.md, raw runs go to build/bench/.
+bench: build
+	python3 target/bench/bench.py --ferrofab $(BIN_RELEASE) --out docs/benchmarks.md
 
 clean:
 	$(CARGO) clean

@@ -9,6 +9,7 @@ use target::{Config, Daemon, TargetParams};
 use tokio::signal::unix::{signal, SignalKind};
 use tracing_subscriber::EnvFilter;
 
+mod baseline;
 mod host;
 mod perf;
 
@@ -40,6 +41,9 @@ enum Command {
     },
     /// Polled NVMe/TCP load generator (like spdk_nvme_perf): IOPS, bandwidth, latency.
     Perf(perf::PerfArgs),
+    /// Measure loopback TCP streaming with a memcpy on each end (target and host side), and
+    /// plain memcpy bandwidth: the ceiling for large reads over NVMe/TCP on this machine.
+    Baseline(baseline::BaselineArgs),
     #[command(flatten)]
     Host(host::HostCommand),
 }
@@ -71,6 +75,7 @@ fn main() -> ExitCode {
             Command::Serve { config } => serve(config).await,
             Command::CheckConfig { config } => check_config(config),
             Command::Perf(args) => perf::run(args).await,
+            Command::Baseline(args) => baseline::run(args),
             Command::Host(cmd) => cmd.run().await,
         }
     });

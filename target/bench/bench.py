@@ -1,0 +1,537 @@
+#!/usr/bin/env python3
+"""Benchmark the ferrofab target over loopback NVMe/TCP and write docs/benchmarks.md.
+
+For each backend (null, ram) the script starts `ferrofab serve` pinned to CPU 0 with one
+busy-polling reactor, drives it with `ferrofab perf` on CPU 1, samples the target's CPU time
+from /proc around every run, then measures the loopback TCP baseline (`ferrofab baseline`) and
+writes a markdown report. Raw JSON of every run and the server logs go to
+build/bench/<timestamp>/.
+
+Usage: python3 target/bench/bench.py --ferrofab build/release/ferrofab --out docs/benchmarks.md
+       [--perf PATH] [--reps 3] [--time 5s] [--quick] [--backends null,ram]
+"""
+
+import argparse
+import datetime
+import json
+import os
+import shlex
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+NQN = "nqn.2026-01.io.ferrofab:bench"
+TARGET_CPU = 0
+HOST_CPU = 1
+WARMUP = "1s"
+REACTOR_THREAD = "ferrofab-r0"
+
+# (label, pattern, io size, queue depth)
+WORKLOADS = [
+    ("4 KiB randread QD1", "randread", "4k", 1),
+    ("4 KiB randread QD32", "randread", "4k", 32),
+    ("4 KiB randread QD128", "randread", "4k", 128),
+    ("4 KiB randwrite QD32", "randwrite", "4k", 32),
+    ("128 KiB read QD32", "read", "128k", 32),
+    ("128 KiB write QD32", "write", "128k", 32),
+]
+BASELINE_ROW = "128 KiB read QD32"
+
+# backend -> namespace size in the config, and bytes (for the RAM prefill pass)
+BACKENDS = {"null": ("4GiB", 4 << 30), "ram": ("1GiB", 1 << 30)}
+
+# Reference figures given to us (not measured here).
+SPDK_QD32_READ_MEDIAN = 147_000
+GOAL_QD32_READ = 1.3 * SPDK_QD32_READ_MEDIAN
+GOAL_QD1_P50_US = 13.0
+GOAL_BASELINE_FRACTION = 0.9
+REFERENCE = (
+    "Reference (given to us, not measured here): SPDK v25.09 `nvmf_tgt`, one reactor core, "
+    "malloc bdev, SPDK's initiator on the other core, loopback on this machine class: "
+    "4 KiB randread QD32 median 147K IOPS (best 289K, 9 runs); QD1 p50 13 µs (min 12 µs); "
+    "4 KiB randwrite QD32 median 126K IOPS (best 226K); 128 KiB read best 3.6 GiB/s."
+)
+
+
+class BenchError(Exception):
+    """A failure that ends the benchmark with a clear message."""
+
+
+def parse_seconds(text):
+    t = text.strip()
+    try:
+        if t.endswith("ms"):
+            return float(t[:-2]) / 1000.0
+        if t.endswith("s"):
+            return float(t[:-1])
+        return float(t)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid duration {text!r}: expected e.g. 5s or 500ms")
+
+
+def fmt_secs(s):
+    return f"{s:g}s"
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def config_text(port, backend):
+    size = BACKENDS[backend][0]
+    return (
+        "[[listener]]\n"
+        'transport = "tcp"\n'
+        f'address = "127.0.0.1:{port}"\n'
+        "\n[reactor]\n"
+        f"cores = [{TARGET_CPU}]\n"
+        'poll = "busy"\n'
+        "\n[[subsystem]]\n"
+        f'nqn = "{NQN}"\n'
+        "\n[[subsystem.namespace]]\n"
+        f'backend = "{backend}"\n'
+        f'size = "{size}"\n'
+        "block_size = 4096\n"
+    )
+
+
+def proc_cpu_ticks(stat_path):
+    """utime + stime (clock ticks) from a /proc/.../stat file, or None if it is gone."""
+    try:
+        text = Path(stat_path).read_text()
+    except OSError:
+        return None
+    # Fields after the parenthesised comm: state is field 3, utime 14, stime 15.
+    rest = text[text.rindex(")") + 2:].split()
+    return int(rest[11]) + int(rest[12])
+
+
+def find_thread(pid, name):
+    """The /proc stat path of the thread of `pid` whose comm is `name`, or None."""
+    task_dir = Path(f"/proc/{pid}/task")
+    try:
+        tids = list(task_dir.iterdir())
+    except OSError:
+        return None
+    for tid in tids:
+        try:
+            if (tid / "comm").read_text().strip() == name:
+                return tid / "stat"
+        except OSError:
+            continue
+    return None
+
+
+class Server:
+    """A running `ferrofab serve`, stopped on exit, errors and signals."""
+
+    def __init__(self, ferrofab, backend, raw_dir, tmp_dir):
+        self.backend = backend
+        self.port = free_port()
+        self.addr = f"127.0.0.1:{self.port}"
+        self.config = Path(tmp_dir) / f"{backend}.toml"
+        self.config.write_text(config_text(self.port, backend))
+        self.log_path = Path(raw_dir) / f"serve-{backend}.log"
+        self.log = open(self.log_path, "w")
+        cmd = [str(ferrofab), "serve", "--config", str(self.config)]
+        if shutil.which("taskset"):
+            cmd = ["taskset", "-c", str(TARGET_CPU)] + cmd
+        else:
+            print("bench: taskset not found; the server is not pinned by the script", file=sys.stderr)
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT)
+        self.pid = self.proc.pid
+
+    def wait_ready(self, timeout=30.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise BenchError(
+                    f"ferrofab serve exited with status {self.proc.returncode}; "
+                    f"log {self.log_path}:\n{self.log_tail()}"
+                )
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        raise BenchError(f"ferrofab serve did not accept on {self.addr} within {timeout:.0f} s")
+
+    def log_tail(self, lines=20):
+        self.log.flush()
+        try:
+            return "\n".join(self.log_path.read_text().splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+def run_json(cmd, timeout, what, raw_path):
+    """Run a command that prints one JSON object on stdout; save it to raw_path and return it."""
+    try:
+        res = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise BenchError(f"{what} did not finish within {timeout:.0f} s: {shlex.join(cmd)}")
+    except OSError as e:
+        raise BenchError(f"cannot run {what} ({shlex.join(cmd)}): {e}")
+    if res.returncode != 0:
+        raise BenchError(
+            f"{what} failed with status {res.returncode}: {shlex.join(cmd)}\n{res.stderr.strip()}"
+        )
+    data = None
+    try:
+        data = json.loads(res.stdout)
+    except ValueError:
+        for line in reversed(res.stdout.splitlines()):
+            if line.startswith("{"):
+                try:
+                    data = json.loads(line)
+                    break
+                except ValueError:
+                    pass
+    if not isinstance(data, dict):
+        raise BenchError(f"{what} printed no JSON object: {shlex.join(cmd)}\n{res.stdout[-2000:]}")
+    Path(raw_path).write_text(json.dumps(data, indent=1) + "\n")
+    return data
+
+
+def perf_cmd(perf, addr, pattern, size, qd, seconds, warmup=WARMUP):
+    return [
+        str(perf), "perf", addr, "--nqn", NQN, "--pattern", pattern, "--size", size,
+        "--qd", str(qd), "--time", fmt_secs(seconds), "--warmup", warmup,
+        "--cores", str(HOST_CPU), "--json", "-", "--quiet",
+    ]
+
+
+def measured_perf(server, perf, workload, seconds, raw_path):
+    """One perf run with the target's CPU time sampled around it."""
+    label, pattern, size, qd = workload
+    proc_stat = f"/proc/{server.pid}/stat"
+    thread_stat = find_thread(server.pid, REACTOR_THREAD)
+    tck = os.sysconf("SC_CLK_TCK")
+    cpu0, thr0, t0 = proc_cpu_ticks(proc_stat), proc_cpu_ticks(thread_stat) if thread_stat else None, time.monotonic()
+    data = run_json(
+        perf_cmd(perf, server.addr, pattern, size, qd, seconds),
+        timeout=seconds + 120, what=f"perf ({server.backend}, {label})", raw_path=raw_path,
+    )
+    cpu1, thr1, t1 = proc_cpu_ticks(proc_stat), proc_cpu_ticks(thread_stat) if thread_stat else None, time.monotonic()
+    if not server.alive() or cpu0 is None or cpu1 is None:
+        raise BenchError(f"ferrofab serve died during {label}; log {server.log_path}:\n{server.log_tail()}")
+    for key in ("ios", "iops", "mib_per_s", "latency_us", "elapsed_s"):
+        if key not in data:
+            raise BenchError(f"perf JSON lacks {key!r} ({raw_path})")
+    if data.get("errors"):
+        raise BenchError(f"perf reported {data['errors']} failed I/Os in {label} ({raw_path})")
+    wall = t1 - t0
+    # The target CPU rate (cores busy) over the whole perf run; with busy polling it is flat,
+    # so it applies to perf's measured window, whose I/O rate is `iops`.
+    cores = (cpu1 - cpu0) / tck / wall
+    thread_cores = (thr1 - thr0) / tck / wall if thr0 is not None and thr1 is not None else None
+    iops = float(data["iops"])
+    run = {
+        "iops": iops,
+        "mib_per_s": float(data["mib_per_s"]),
+        "p50": float(data["latency_us"]["p50"]),
+        "p99": float(data["latency_us"]["p99"]),
+        "p99_9": float(data["latency_us"]["p99_9"]),
+        "target_cores": cores,
+        "reactor_cores": thread_cores,
+        "target_us_per_io": cores * 1e6 / iops if iops > 0 else None,
+        "reactor_us_per_io": thread_cores * 1e6 / iops if iops > 0 and thread_cores is not None else None,
+        "iops_per_core_s": iops / cores if cores > 0 else None,
+    }
+    data["bench_target_cpu"] = run
+    Path(raw_path).write_text(json.dumps(data, indent=1) + "\n")
+    return run
+
+
+def prefill(server, perf, size_bytes, raw_dir):
+    """Write the whole namespace sequentially so later reads hit data."""
+    seconds = 2.0
+    for attempt in range(3):
+        data = run_json(
+            perf_cmd(perf, server.addr, "write", "128k", 32, seconds, warmup="100ms"),
+            timeout=seconds + 120, what=f"prefill write ({server.backend})",
+            raw_path=Path(raw_dir) / f"{server.backend}-prefill-{attempt}.json",
+        )
+        written = float(data.get("mib_per_s", 0.0)) * (1 << 20) * float(data.get("elapsed_s", seconds))
+        if written >= size_bytes:
+            return
+        if written <= 0:
+            raise BenchError(f"prefill of {server.backend} wrote nothing")
+        seconds = max(seconds, round(1.5 * size_bytes / (written / seconds) + 0.5))
+    raise BenchError(f"prefill of {server.backend} did not cover {size_bytes} bytes")
+
+
+def med(values):
+    vals = [v for v in values if v is not None]
+    return statistics.median(vals) if vals else None
+
+
+def fmt_num(x, digits=0):
+    if x is None:
+        return "n/a"
+    return f"{x:,.{digits}f}"
+
+
+def slug(label):
+    return label.lower().replace(" ", "-")
+
+
+def shell(cmd):
+    try:
+        return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=REPO).stdout.strip()
+    except OSError:
+        return ""
+
+
+def machine():
+    model = "unknown CPU"
+    for line in shell(["lscpu"]).splitlines():
+        if line.startswith("Model name:"):
+            model = line.split(":", 1)[1].strip()
+    mem = "?"
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                mem = f"{int(line.split()[1]) / (1 << 20):.1f} GiB"
+    except OSError:
+        pass
+    return f"{model}, {os.cpu_count()} CPUs, Linux {os.uname().release}, {mem} RAM"
+
+
+def commit():
+    rev = shell(["git", "rev-parse", "--short", "HEAD"]) or "unknown"
+    if shell(["git", "status", "--porcelain"]):
+        rev += "-dirty"
+    return rev
+
+
+def summarize(runs):
+    iops = [r["iops"] for r in runs]
+    return {
+        "iops": med(iops),
+        "iops_min": min(iops),
+        "iops_max": max(iops),
+        "mib_per_s": med([r["mib_per_s"] for r in runs]),
+        "p50": med([r["p50"] for r in runs]),
+        "p99": med([r["p99"] for r in runs]),
+        "p99_9": med([r["p99_9"] for r in runs]),
+        "target_us_per_io": med([r["target_us_per_io"] for r in runs]),
+        "reactor_us_per_io": med([r["reactor_us_per_io"] for r in runs]),
+        "iops_per_core_s": med([r["iops_per_core_s"] for r in runs]),
+    }
+
+
+def backend_table(backend, results, baseline_mib):
+    lines = [
+        f"## Backend `{backend}` ({BACKENDS[backend][0]} namespace)",
+        "",
+        "| workload | IOPS median | spread (min-max) | MiB/s median | lat p50 / p99 / p99.9 µs "
+        "| target µs/IO | reactor µs/IO | IOPS per target-core-s |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for label, *_ in WORKLOADS:
+        s = results.get(label)
+        if s is None:
+            continue
+        mib = fmt_num(s["mib_per_s"], 1)
+        if label == BASELINE_ROW and baseline_mib:
+            mib += f" ({100.0 * s['mib_per_s'] / baseline_mib:.0f}% of loopback baseline)"
+        lines.append(
+            f"| {label} | {fmt_num(s['iops'])} | {fmt_num(s['iops_min'])}-{fmt_num(s['iops_max'])} "
+            f"| {mib} | {fmt_num(s['p50'], 1)} / {fmt_num(s['p99'], 1)} / {fmt_num(s['p99_9'], 1)} "
+            f"| {fmt_num(s['target_us_per_io'], 2)} | {fmt_num(s['reactor_us_per_io'], 2)} "
+            f"| {fmt_num(s['iops_per_core_s'])} |"
+        )
+    return lines
+
+
+def goal_rows(results, baseline_mib):
+    """Pass/fail of the goals, from the RAM backend (SPDK's reference used a malloc bdev)."""
+    backend = "ram" if "ram" in results else next(iter(results), None)
+    r = results.get(backend, {})
+    rows = []
+
+    def verdict(ok):
+        return "n/a" if ok is None else ("pass" if ok else "fail")
+
+    qd32 = r.get("4 KiB randread QD32")
+    v = qd32["iops_per_core_s"] if qd32 else None
+    rows.append((
+        f"4 KiB randread QD32 per target core ≥ 1.3× SPDK median (≥ {GOAL_QD32_READ / 1000:.0f}K)",
+        "n/a" if v is None else f"{v / 1000:.1f}K IOPS per target-core-s ({qd32['iops'] / 1000:.1f}K IOPS)",
+        verdict(None if v is None else v >= GOAL_QD32_READ),
+    ))
+    qd1 = r.get("4 KiB randread QD1")
+    v = qd1["p50"] if qd1 else None
+    rows.append((
+        f"4 KiB randread QD1 p50 ≤ {GOAL_QD1_P50_US:g} µs",
+        "n/a" if v is None else f"{v:.1f} µs",
+        verdict(None if v is None else v <= GOAL_QD1_P50_US),
+    ))
+    big = r.get(BASELINE_ROW)
+    v = big["mib_per_s"] if big else None
+    ok = None if v is None or not baseline_mib else v >= GOAL_BASELINE_FRACTION * baseline_mib
+    rows.append((
+        "128 KiB read QD32 within 10% of the loopback baseline",
+        "n/a" if v is None or not baseline_mib else f"{v:,.1f} MiB/s = {100.0 * v / baseline_mib:.0f}% of {baseline_mib:,.1f} MiB/s",
+        verdict(ok),
+    ))
+    return backend, rows
+
+
+def report(args, command, started, results, baselines, raw_dir):
+    base_mib = med([b["tcp_memcpy_mib_s"] for b in baselines]) if baselines else None
+    lines = [
+        "# ferrofab benchmarks",
+        "",
+        f"- Date: {started.strftime('%Y-%m-%d %H:%M UTC')}",
+        f"- Commit: `{commit()}`",
+        f"- Machine: {machine()}",
+        f"- Command: `{command}`",
+        f"- Method: target `ferrofab serve` pinned to CPU {TARGET_CPU} (taskset and `[reactor] cores = "
+        f"[{TARGET_CPU}]`, `poll = \"busy\"`); load from `ferrofab perf` on CPU {HOST_CPU}, one "
+        f"connection, one I/O queue, loopback TCP; {args.reps} run(s) of {args.time:g} s per workload "
+        f"after a {WARMUP} warm-up. Latency percentiles and CPU figures are medians over the runs. "
+        "Target CPU is the serve process's utime+stime from /proc over each perf run divided by the "
+        f"wall time (cores busy), applied to perf's measured I/O rate; reactor µs/IO uses thread "
+        f"`{REACTOR_THREAD}` alone (n/a when the process has no such thread). Raw JSON: "
+        f"`{os.path.relpath(raw_dir, REPO)}/` (not committed).",
+        "",
+    ]
+    for backend, res in results.items():
+        lines += backend_table(backend, res, base_mib) + [""]
+    lines += [
+        "## Loopback TCP baseline",
+        "",
+        "`ferrofab baseline --size 128k --cores 0,1`: a sender on CPU 0 copies each 128 KiB chunk "
+        "out of a 64 MiB source area and writes it, a receiver on CPU 1 reads it and copies it into "
+        "a 64 MiB destination area; memcpy is one thread copying between the two areas.",
+        "",
+        "| figure | median | spread (min-max) |",
+        "|---|---:|---:|",
+    ]
+    if baselines:
+        for key, name in (("tcp_memcpy_mib_s", "TCP + memcpy, MiB/s"),
+                          ("tcp_memcpy_gib_s", "TCP + memcpy, GiB/s"),
+                          ("memcpy_gib_s", "memcpy alone, GiB/s")):
+            vals = [b[key] for b in baselines]
+            lines.append(f"| {name} | {fmt_num(med(vals), 2)} | {fmt_num(min(vals), 2)}-{fmt_num(max(vals), 2)} |")
+    lines += ["", "## Reference", "", REFERENCE, "", "## Goal", ""]
+    backend, rows = goal_rows(results, base_mib)
+    lines += [
+        "Per target core ≥ 1.3× SPDK's QD32 randread (≥ 191K IOPS median), QD1 p50 ≤ 13 µs, "
+        f"128 KiB read within 10% of the loopback baseline (figures of the `{backend}` backend).",
+        "",
+        "| goal | measured | result |",
+        "|---|---|---|",
+    ]
+    lines += [f"| {g} | {m} | {v} |" for g, m, v in rows]
+    return "\n".join(lines) + "\n"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--ferrofab", default="build/release/ferrofab", help="ferrofab binary (serve, baseline)")
+    ap.add_argument("--perf", help="binary run as `PERF perf ...` (default: --ferrofab)")
+    ap.add_argument("--out", default="docs/benchmarks.md", help="markdown report to (over)write")
+    ap.add_argument("--reps", type=int, default=3, help="runs per workload (default 3)")
+    ap.add_argument("--time", type=parse_seconds, default=5.0, help="measured time per run (default 5s)")
+    ap.add_argument("--quick", action="store_true", help="1 run of 2 s per workload")
+    ap.add_argument("--backends", default="null,ram", help="comma-separated subset of null,ram")
+    args = ap.parse_args()
+    command = shlex.join(["python3"] + sys.argv)
+    if args.quick:
+        args.reps, args.time = 1, 2.0
+    if args.reps < 1 or args.time <= 0:
+        ap.error("--reps and --time must be positive")
+    backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    for b in backends:
+        if b not in BACKENDS:
+            ap.error(f"unknown backend {b!r}")
+    ferrofab = Path(args.ferrofab).resolve()
+    perf = Path(args.perf).resolve() if args.perf else ferrofab
+    for p in {ferrofab, perf}:
+        if not os.access(p, os.X_OK):
+            ap.error(f"{p} is not an executable (build it with `cargo build --release --bin ferrofab`)")
+
+    started = datetime.datetime.now(datetime.timezone.utc)
+    raw_dir = REPO / "build" / "bench" / started.strftime("%Y%m%dT%H%M%SZ")
+    raw_dir.mkdir(parents=True, exist_ok=True)
+    servers = []
+
+    def on_signal(signum, _frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, on_signal)
+    results = {}
+    baselines = []
+    try:
+        with tempfile.TemporaryDirectory(prefix="ferrofab-bench-") as tmp:
+            for backend in backends:
+                server = Server(ferrofab, backend, raw_dir, tmp)
+                servers.append(server)
+                server.wait_ready()
+                print(f"bench: {backend}: serve pid {server.pid} on {server.addr}", file=sys.stderr)
+                if backend == "ram":
+                    prefill(server, perf, BACKENDS[backend][1], raw_dir)
+                results[backend] = {}
+                for wl in WORKLOADS:
+                    runs = []
+                    for rep in range(args.reps):
+                        raw = raw_dir / f"{backend}-{slug(wl[0])}-{rep + 1}.json"
+                        r = measured_perf(server, perf, wl, args.time, raw)
+                        print(f"bench: {backend} {wl[0]} run {rep + 1}: {r['iops']:,.0f} IOPS, "
+                              f"{r['mib_per_s']:,.1f} MiB/s, p50 {r['p50']:.1f} µs", file=sys.stderr)
+                        runs.append(r)
+                    results[backend][wl[0]] = summarize(runs)
+                server.stop()
+            for rep in range(args.reps):
+                cmd = [str(ferrofab), "baseline", "--size", "128k", "--time", fmt_secs(args.time),
+                       "--cores", f"{TARGET_CPU},{HOST_CPU}", "--json", "-"]
+                b = run_json(cmd, timeout=args.time + 120, what="ferrofab baseline",
+                             raw_path=raw_dir / f"baseline-{rep + 1}.json")
+                print(f"bench: baseline run {rep + 1}: {b.get('tcp_memcpy_mib_s')} MiB/s", file=sys.stderr)
+                baselines.append(b)
+    except BenchError as e:
+        print(f"bench: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("bench: interrupted", file=sys.stderr)
+        return 130
+    finally:
+        for s in servers:
+            s.stop()
+    (raw_dir / "summary.json").write_text(json.dumps({"results": results, "baseline": baselines}, indent=1) + "\n")
+    out = Path(args.out)
+    if not out.is_absolute():
+        out = Path.cwd() / out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(report(args, command, started, results, baselines, raw_dir))
+    print(f"bench: wrote {out} (raw runs in {raw_dir})", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,325 @@
+//! `ferrofab baseline`: what loopback TCP can carry on this machine when both ends copy the
+//! data the way a RAM-backed target and a consuming host do, plus plain memcpy bandwidth.
+//!
+//! A sender thread (first core) copies each chunk from a 64 MiB source area into its send
+//! buffer and writes it; a receiver thread (second core) reads a whole chunk and copies it into
+//! a 64 MiB destination area. Both areas are walked chunk by chunk, so the copies hit RAM rather
+//! than a cache-resident buffer, like reads from a large RAM namespace.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use nix::sched::{sched_setaffinity, CpuSet};
+use nix::unistd::Pid;
+use serde::Serialize;
+
+/// Bytes of the source and destination areas the copies walk through.
+const AREA: usize = 64 << 20;
+/// Streaming time discarded before the measured window.
+const WARMUP: Duration = Duration::from_millis(500);
+/// Duration of the single-thread memcpy measurement.
+const MEMCPY_TIME: Duration = Duration::from_secs(1);
+const GIB: f64 = (1u64 << 30) as f64;
+const MIB: f64 = (1u64 << 20) as f64;
+
+#[derive(Args)]
+pub struct BaselineArgs {
+    /// Chunk size per write/read and copy ("128k", "1MiB", "4096").
+    #[arg(long, default_value = "128k", value_parser = parse_chunk)]
+    size: usize,
+    /// Measured streaming time after a 0.5 s warm-up ("5s", "500ms", "2").
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    time: Duration,
+    /// Sender core and receiver core.
+    #[arg(long, default_value = "0,1", value_parser = parse_cores)]
+    cores: (usize, usize),
+    /// Write the result as JSON to PATH, or to stdout with "-" (then nothing else is printed).
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+/// The JSON report.
+#[derive(Debug, Serialize)]
+struct Report {
+    size: usize,
+    seconds: f64,
+    tcp_memcpy_gib_s: f64,
+    tcp_memcpy_mib_s: f64,
+    memcpy_gib_s: f64,
+}
+
+pub fn run(args: BaselineArgs) -> Result<(), String> {
+    let (tx_core, rx_core) = args.cores;
+    let tcp_bytes_per_s = stream(args.size, args.time, tx_core, rx_core)?;
+    let memcpy_bytes_per_s = memcpy_bandwidth(args.size, tx_core)?;
+    let report = Report {
+        size: args.size,
+        seconds: args.time.as_secs_f64(),
+        tcp_memcpy_gib_s: round2(tcp_bytes_per_s / GIB),
+        tcp_memcpy_mib_s: round1(tcp_bytes_per_s / MIB),
+        memcpy_gib_s: round2(memcpy_bytes_per_s / GIB),
+    };
+    let json = serde_json::to_string(&report).map_err(|e| e.to_string())?;
+    match &args.json {
+        Some(p) if p.as_os_str() == "-" => {
+            println!("{json}");
+            return Ok(());
+        }
+        Some(p) => std::fs::write(p, format!("{json}\n"))
+            .map_err(|e| format!("cannot write {}: {e}", p.display()))?,
+        None => {}
+    }
+    println!(
+        "loopback TCP, {} B chunks, memcpy on both ends, cores {tx_core}->{rx_core}: {:.2} GiB/s ({:.1} MiB/s) over {:.1} s",
+        report.size, report.tcp_memcpy_gib_s, report.tcp_memcpy_mib_s, report.seconds
+    );
+    println!(
+        "single-thread memcpy, {} B chunks, core {tx_core}: {:.2} GiB/s",
+        report.size, report.memcpy_gib_s
+    );
+    Ok(())
+}
+
+fn round1(x: f64) -> f64 {
+    (x * 10.0).round() / 10.0
+}
+
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+/// Parse a chunk size: a byte count with an optional unit, "k"/"m"/"g" accepted as KiB/MiB/GiB.
+fn parse_chunk(text: &str) -> Result<usize, String> {
+    let t = text.trim();
+    let normalized = match t.strip_suffix(['k', 'm', 'g']) {
+        Some(num) => format!("{num}{}", t[num.len()..].to_ascii_uppercase()),
+        None => t.to_string(),
+    };
+    let n = target::config::parse_size(&normalized)?;
+    match usize::try_from(n) {
+        Ok(n) if (1..=AREA as u64).contains(&(n as u64)) && AREA.is_multiple_of(n) => Ok(n),
+        _ => Err(format!(
+            "chunk size {text:?} must divide {} MiB evenly",
+            AREA >> 20
+        )),
+    }
+}
+
+/// Parse "5s", "500ms", "1m" or plain seconds ("2.5").
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let (num, scale) = if let Some(n) = t.strip_suffix("ms") {
+        (n, 1e-3)
+    } else if let Some(n) = t.strip_suffix('s') {
+        (n, 1.0)
+    } else if let Some(n) = t.strip_suffix('m') {
+        (n, 60.0)
+    } else {
+        (t, 1.0)
+    };
+    let v: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("invalid duration {text:?}: expected e.g. 5s or 500ms"))?;
+    if !(v * scale > 0.0 && v * scale < 86_400.0) {
+        return Err(format!("duration {text:?} out of range"));
+    }
+    Ok(Duration::from_secs_f64(v * scale))
+}
+
+/// Parse "0,1": the sender's and the receiver's core.
+fn parse_cores(text: &str) -> Result<(usize, usize), String> {
+    let parts: Vec<&str> = text.split(',').map(str::trim).collect();
+    let [a, b] = parts[..] else {
+        return Err(format!(
+            "--cores takes two CPUs, sender and receiver: {text:?}"
+        ));
+    };
+    let cpu = |s: &str| {
+        s.parse::<usize>()
+            .map_err(|_| format!("invalid CPU {s:?} in {text:?}"))
+    };
+    Ok((cpu(a)?, cpu(b)?))
+}
+
+fn pin(cpu: usize) -> Result<(), String> {
+    let mut set = CpuSet::new();
+    set.set(cpu).map_err(|e| format!("CPU {cpu}: {e}"))?;
+    sched_setaffinity(Pid::from_raw(0), &set).map_err(|e| format!("cannot pin to CPU {cpu}: {e}"))
+}
+
+/// An area of AREA bytes with a non-zero pattern, so the pages are really backed.
+fn area() -> Vec<u8> {
+    (0..AREA).map(|i| (i % 251) as u8).collect()
+}
+
+/// Stream over loopback TCP for `time` after the warm-up; returns received bytes per second.
+fn stream(chunk: usize, time: Duration, tx_core: usize, rx_core: usize) -> Result<f64, String> {
+    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("bind: {e}"))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let received = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+
+    let rx_count = Arc::clone(&received);
+    let receiver = thread::spawn(move || -> Result<(), String> {
+        pin(rx_core)?;
+        let mut dst = area();
+        let (mut sock, _) = listener.accept().map_err(|e| format!("accept: {e}"))?;
+        let mut buf = vec![0u8; chunk];
+        let mut off = 0;
+        loop {
+            let filled = fill_chunk(&mut sock, &mut buf)?;
+            if !filled {
+                return Ok(());
+            }
+            dst[off..off + chunk].copy_from_slice(&buf);
+            std::hint::black_box(&mut dst);
+            off = (off + chunk) % AREA;
+            rx_count.fetch_add(chunk as u64, Ordering::Relaxed);
+        }
+    });
+
+    let tx_stop = Arc::clone(&stop);
+    let sender = thread::spawn(move || -> Result<(), String> {
+        pin(tx_core)?;
+        let src = area();
+        let mut sock = TcpStream::connect(addr).map_err(|e| format!("connect: {e}"))?;
+        let mut buf = vec![0u8; chunk];
+        let mut off = 0;
+        while !tx_stop.load(Ordering::Relaxed) {
+            buf.copy_from_slice(&src[off..off + chunk]);
+            std::hint::black_box(&mut buf);
+            off = (off + chunk) % AREA;
+            sock.write_all(&buf).map_err(|e| format!("send: {e}"))?;
+        }
+        sock.shutdown(std::net::Shutdown::Write)
+            .map_err(|e| format!("shutdown: {e}"))
+    });
+
+    // Buffers are allocated and touched before the first byte flows; time from first data.
+    let ready = Instant::now();
+    while received.load(Ordering::Relaxed) == 0 {
+        if sender.is_finished()
+            || receiver.is_finished()
+            || ready.elapsed() > Duration::from_secs(30)
+        {
+            break;
+        }
+        thread::sleep(Duration::from_millis(1));
+    }
+    thread::sleep(WARMUP);
+    let (b0, t0) = (received.load(Ordering::Relaxed), Instant::now());
+    thread::sleep(time);
+    let (b1, t1) = (received.load(Ordering::Relaxed), Instant::now());
+    stop.store(true, Ordering::Relaxed);
+    let tx = sender.join().map_err(|_| "sender thread panicked")?;
+    let rx = receiver.join().map_err(|_| "receiver thread panicked")?;
+    tx?;
+    rx?;
+    if b1 == b0 {
+        return Err("no data flowed during the measured window".into());
+    }
+    Ok((b1 - b0) as f64 / (t1 - t0).as_secs_f64())
+}
+
+/// Read exactly one chunk; false on a clean end of stream before its first byte.
+fn fill_chunk(sock: &mut TcpStream, buf: &mut [u8]) -> Result<bool, String> {
+    let mut got = 0;
+    while got < buf.len() {
+        match sock.read(&mut buf[got..]) {
+            Ok(0) if got == 0 => return Ok(false),
+            Ok(0) => return Err("stream ended inside a chunk".into()),
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(format!("recv: {e}")),
+        }
+    }
+    Ok(true)
+}
+
+/// Single-thread memcpy bandwidth (bytes copied per second) walking both areas chunk by chunk.
+fn memcpy_bandwidth(chunk: usize, core: usize) -> Result<f64, String> {
+    thread::scope(|s| {
+        s.spawn(|| -> Result<f64, String> {
+            pin(core)?;
+            let src = area();
+            let mut dst = area();
+            let mut off = 0;
+            let mut copied = 0u64;
+            let start = Instant::now();
+            loop {
+                for _ in 0..64 {
+                    dst[off..off + chunk].copy_from_slice(&src[off..off + chunk]);
+                    std::hint::black_box(&mut dst);
+                    off = (off + chunk) % AREA;
+                    copied += chunk as u64;
+                }
+                let elapsed = start.elapsed();
+                if elapsed >= MEMCPY_TIME {
+                    return Ok(copied as f64 / elapsed.as_secs_f64());
+                }
+            }
+        })
+        .join()
+        .map_err(|_| "memcpy thread panicked".to_string())?
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunk_sizes() {
+        assert_eq!(parse_chunk("128k"), Ok(128 << 10));
+        assert_eq!(parse_chunk("128K"), Ok(128 << 10));
+        assert_eq!(parse_chunk("1MiB"), Ok(1 << 20));
+        assert_eq!(parse_chunk("4096"), Ok(4096));
+        assert!(parse_chunk("3000").is_err());
+        assert!(parse_chunk("0").is_err());
+        assert!(parse_chunk("1g").is_err());
+        assert!(parse_chunk("12x").is_err());
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("fast").is_err());
+    }
+
+    #[test]
+    fn cores() {
+        assert_eq!(parse_cores("0,1"), Ok((0, 1)));
+        assert_eq!(parse_cores("3, 2"), Ok((3, 2)));
+        assert!(parse_cores("0").is_err());
+        assert!(parse_cores("0,1,2").is_err());
+        assert!(parse_cores("a,1").is_err());
+    }
+
+    #[test]
+    fn streams_and_reports_bandwidth() {
+        let bw = stream(64 << 10, Duration::from_millis(200), 0, 0).unwrap();
+        assert!(bw > 0.0);
+        let report = Report {
+            size: 131072,
+            seconds: 5.0,
+            tcp_memcpy_gib_s: round2(3.21987),
+            tcp_memcpy_mib_s: round1(3217.04),
+            memcpy_gib_s: 9.8,
+        };
+        assert_eq!(
+            serde_json::to_string(&report).unwrap(),
+            r#"{"size":131072,"seconds":5.0,"tcp_memcpy_gib_s":3.22,"tcp_memcpy_mib_s":3217.0,"memcpy_gib_s":9.8}"#
+        );
+    }
+}
