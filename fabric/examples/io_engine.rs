@@ -52,6 +52,10 @@ const PHASE_WARMUP: u8 = 0;
 const PHASE_MEASURE: u8 = 1;
 const PHASE_STOP: u8 = 2;
 
+/// Why the io_uring engines do not run in this repository.
+const URING_UNAVAILABLE: &str =
+    "io-uring 0.7 needs `unsafe` (SQE push, buffer-ring registration), not allowed here";
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Engine {
     EpollBusy,
@@ -67,6 +71,14 @@ impl Engine {
             Engine::EpollBusy => "epoll-busy",
             Engine::Uring => "uring",
             Engine::UringZc => "uring-zc",
+        }
+    }
+
+    /// Why this build cannot run the engine, if it cannot.
+    fn unavailable(self) -> Option<&'static str> {
+        match self {
+            Engine::EpollBusy => None,
+            Engine::Uring | Engine::UringZc => Some(URING_UNAVAILABLE),
         }
     }
 }
@@ -142,7 +154,10 @@ fn main() {
             .filter(|e| *e != Engine::UringZc || w.payload >= 16 * 1024)
             .collect();
         let mut runs: Vec<Vec<RunResult>> = engines.iter().map(|_| Vec::new()).collect();
-        let mut skipped: Vec<Option<String>> = vec![None; engines.len()];
+        let mut skipped: Vec<Option<String>> = engines
+            .iter()
+            .map(|e| e.unavailable().map(String::from))
+            .collect();
         // Repetitions outermost, so background load spreads over the engines evenly.
         for _ in 0..reps {
             for (i, engine) in engines.iter().enumerate() {
@@ -283,10 +298,7 @@ fn serve(
 ) -> Result<ServerStats, String> {
     match engine {
         Engine::EpollBusy => serve_epoll_busy(sock, payload, phase),
-        Engine::Uring | Engine::UringZc => Err(
-            "io-uring 0.7 needs `unsafe` (SQE push, buffer-ring registration), not allowed here"
-                .into(),
-        ),
+        Engine::Uring | Engine::UringZc => Err(URING_UNAVAILABLE.into()),
     }
 }
 

@@ -31,7 +31,8 @@ NQN = "nqn.2026-01.io.ferrofab:bench"
 TARGET_CPU = 0
 HOST_CPU = 1
 WARMUP = "1s"
-REACTOR_THREAD = "ferrofab-r0"
+# Thread names (comm) the reactor on CPU 0 may carry; the first one found is sampled.
+REACTOR_THREADS = ("ferrofab-r0", "ff-reactor-0")
 
 # (label, pattern, io size, queue depth)
 WORKLOADS = [
@@ -115,20 +116,34 @@ def proc_cpu_ticks(stat_path):
     return int(rest[11]) + int(rest[12])
 
 
-def find_thread(pid, name):
-    """The /proc stat path of the thread of `pid` whose comm is `name`, or None."""
+def find_thread(pid, names):
+    """The /proc stat path of the thread of `pid` whose comm is the first of `names` present."""
     task_dir = Path(f"/proc/{pid}/task")
     try:
         tids = list(task_dir.iterdir())
     except OSError:
         return None
+    found = {}
     for tid in tids:
         try:
-            if (tid / "comm").read_text().strip() == name:
-                return tid / "stat"
+            found.setdefault((tid / "comm").read_text().strip(), tid / "stat")
         except OSError:
             continue
-    return None
+    return next((found[n] for n in names if n in found), None)
+
+
+def cpu_busy_percent(interval=1.0):
+    """Share of all CPUs busy over `interval` seconds, from /proc/stat."""
+    def sample():
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+        return sum(fields), fields[3] + fields[4]
+    try:
+        t0, i0 = sample()
+        time.sleep(interval)
+        t1, i1 = sample()
+    except (OSError, ValueError):
+        return None
+    return 100.0 * (1 - (i1 - i0) / (t1 - t0)) if t1 > t0 else None
 
 
 class Server:
@@ -227,7 +242,7 @@ def measured_perf(server, perf, workload, seconds, raw_path):
     """One perf run with the target's CPU time sampled around it."""
     label, pattern, size, qd = workload
     proc_stat = f"/proc/{server.pid}/stat"
-    thread_stat = find_thread(server.pid, REACTOR_THREAD)
+    thread_stat = find_thread(server.pid, REACTOR_THREADS)
     tck = os.sysconf("SC_CLK_TCK")
     cpu0, thr0, t0 = proc_cpu_ticks(proc_stat), proc_cpu_ticks(thread_stat) if thread_stat else None, time.monotonic()
     data = run_json(
@@ -401,7 +416,7 @@ def goal_rows(results, baseline_mib):
     return backend, rows
 
 
-def report(args, command, started, results, baselines, raw_dir):
+def report(args, command, started, results, baselines, raw_dir, busy):
     base_mib = med([b["tcp_memcpy_mib_s"] for b in baselines]) if baselines else None
     lines = [
         "# ferrofab benchmarks",
@@ -410,13 +425,16 @@ def report(args, command, started, results, baselines, raw_dir):
         f"- Commit: `{commit()}`",
         f"- Machine: {machine()}",
         f"- Command: `{command}`",
+        "- CPU busy in the second before the benchmark (other processes): "
+        + ("unknown" if busy is None else f"{busy:.0f}%"),
         f"- Method: target `ferrofab serve` pinned to CPU {TARGET_CPU} (taskset and `[reactor] cores = "
         f"[{TARGET_CPU}]`, `poll = \"busy\"`); load from `ferrofab perf` on CPU {HOST_CPU}, one "
         f"connection, one I/O queue, loopback TCP; {args.reps} run(s) of {args.time:g} s per workload "
         f"after a {WARMUP} warm-up. Latency percentiles and CPU figures are medians over the runs. "
         "Target CPU is the serve process's utime+stime from /proc over each perf run divided by the "
         f"wall time (cores busy), applied to perf's measured I/O rate; reactor µs/IO uses thread "
-        f"`{REACTOR_THREAD}` alone (n/a when the process has no such thread). Raw JSON: "
+        f"{' or '.join(f'`{n}`' for n in REACTOR_THREADS)} alone (n/a when the process has no such "
+        "thread). Raw JSON: "
         f"`{os.path.relpath(raw_dir, REPO)}/` (not committed).",
         "",
     ]
@@ -476,6 +494,10 @@ def main():
         if not os.access(p, os.X_OK):
             ap.error(f"{p} is not an executable (build it with `cargo build --release --bin ferrofab`)")
 
+    busy = cpu_busy_percent()
+    if busy is not None and busy > 10:
+        print(f"bench: warning: the CPUs were {busy:.0f}% busy before the start; figures will be low",
+              file=sys.stderr)
     started = datetime.datetime.now(datetime.timezone.utc)
     raw_dir = REPO / "build" / "bench" / started.strftime("%Y%m%dT%H%M%SZ")
     raw_dir.mkdir(parents=True, exist_ok=True)
@@ -528,7 +550,7 @@ def main():
     if not out.is_absolute():
         out = Path.cwd() / out
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(report(args, command, started, results, baselines, raw_dir))
+    out.write_text(report(args, command, started, results, baselines, raw_dir, busy))
     print(f"bench: wrote {out} (raw runs in {raw_dir})", file=sys.stderr)
     return 0
 
