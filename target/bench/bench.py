@@ -444,8 +444,9 @@ def report(args, command, started, results, baselines, raw_dir, busy):
         "## Loopback TCP baseline",
         "",
         "`ferrofab baseline --size 128k --cores 0,1`: a sender on CPU 0 copies each 128 KiB chunk "
-        "out of a 64 MiB source area and writes it, a receiver on CPU 1 reads it and copies it into "
-        "a 64 MiB destination area; memcpy is one thread copying between the two areas.",
+        "out of a 64 MiB source area and writes it (the target's copy out of a RAM namespace), a "
+        "receiver on CPU 1 reads it into one buffer (the host's receive); memcpy is one thread "
+        "copying between two 64 MiB areas.",
         "",
         "| figure | median | spread (min-max) |",
         "|---|---:|---:|",
