@@ -15,7 +15,7 @@ use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use nvme::command::{ConnectData, CATTR_DISABLE_SQ_FLOW_CONTROL};
 use nvme::Sqe;
 use zerocopy::IntoBytes;
@@ -23,6 +23,7 @@ use zerocopy::IntoBytes;
 use super::command;
 use super::{HostCompletion, HostError};
 use crate::tcp::host_conn::{HostConn, HostConnConfig, HostEvent, Negotiated, SubmitError};
+use crate::tcp::out_queue::consume;
 use crate::tcp::pdu::Digests;
 
 /// Most pieces handed to one `writev` (Linux IOV_MAX is 1024).
@@ -301,39 +302,5 @@ impl PolledQueue {
             }
             self.pump()?;
         }
-    }
-}
-
-/// Drop `n` written bytes from the front of the queue.
-fn consume(out: &mut VecDeque<Bytes>, mut n: usize) {
-    while n > 0 {
-        let Some(front) = out.front_mut() else {
-            return;
-        };
-        if front.len() <= n {
-            n -= front.len();
-            out.pop_front();
-        } else {
-            front.advance(n);
-            n = 0;
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn consume_spans_pieces() {
-        let mut q: VecDeque<Bytes> = [&b"ab"[..], b"cde", b"f"]
-            .into_iter()
-            .map(Bytes::from_static)
-            .collect();
-        consume(&mut q, 3);
-        assert_eq!(q.len(), 2);
-        assert_eq!(&q[0][..], b"de");
-        consume(&mut q, 10);
-        assert!(q.is_empty());
     }
 }
