@@ -1,5 +1,6 @@
 //! NVMe/TCP (NVMe/TCP Transport Specification 1.0): wire formats, the streaming PDU framer,
-//! the sans-IO controller-side connection and its tokio driver.
+//! the sans-IO controller-side connection, the per-core reactors that drive it, the listener,
+//! and the host side.
 
 pub mod digest;
 pub mod framer;

@@ -1,5 +1,6 @@
 //! Writing a queue of encoded PDU pieces to a socket: one vectored write at a time, no copies
-//! and no allocation per write. Shared by the target driver and the host initiator.
+//! and no allocation per write. Used by the host initiators (tokio and polled); the target's
+//! reactors use the pooled [`super::send_queue::SendQueue`].
 
 use std::collections::VecDeque;
 use std::io::IoSlice;
