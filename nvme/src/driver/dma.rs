@@ -1,0 +1,260 @@
+//! The DMA-memory seam: a region of device-visible memory with an I/O virtual address.
+//!
+//! The device reads and writes this memory concurrently with the CPU, so it is never exposed as a
+//! `&[u8]`/`&mut [u8]` (that would promise Rust it does not change underneath). Access is by
+//! copy-in/copy-out and by little-endian word reads/writes, all through `&self`. Every access is
+//! bounds-checked and returns [`DmaError::OutOfBounds`] instead of panicking.
+//!
+//! # Memory-ordering contract of real implementations
+//!
+//! The queue logic relies on two orderings, which a hugepage/VFIO implementation must provide:
+//!
+//! - **Completion (acquire).** The driver reads a CQE's status word with [`DmaRegion::read_u16`]
+//!   and reads the rest of the entry only after it has seen the expected phase tag (NVMe Base 2.0
+//!   §4.6). Word reads must therefore be volatile loads followed by an acquire fence
+//!   (`fence(Acquire)`, `rmb` on weakly ordered CPUs), so that no later read of the entry is
+//!   satisfied before the phase bit was observed.
+//! - **Submission (release).** An SQE is written completely with [`DmaRegion::write_bytes`] before
+//!   the new tail is written to the SQ tail doorbell (NVMe Base 2.0 §3.3.1). Writes must be
+//!   volatile stores, and the MMIO seam must issue a release fence (`fence(Release)`, `wmb`)
+//!   before its doorbell store, so that the device never fetches a partially written entry. The
+//!   same fence orders the driver's CQE reads before a CQ head doorbell write that lets the
+//!   device reuse those slots.
+//!
+//! [`HeapDma`] is a safe test double: atomic bytes on the heap with a fake IOVA, shared between the
+//! driver under test and a fake device.
+
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
+
+/// An access outside the region.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DmaError {
+    #[error("DMA access of {len} bytes at offset {off} outside a region of {region} bytes")]
+    OutOfBounds {
+        off: usize,
+        len: usize,
+        region: usize,
+    },
+}
+
+/// A region of device-visible memory. Offsets are relative to the start of the region.
+pub trait DmaRegion {
+    /// The address the device uses for byte 0 of the region.
+    fn iova(&self) -> u64;
+
+    /// Size of the region in bytes.
+    fn len(&self) -> usize;
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Copy `dst.len()` bytes starting at `off` out of the region.
+    fn read_bytes(&self, off: usize, dst: &mut [u8]) -> Result<(), DmaError>;
+
+    /// Copy `src` into the region starting at `off`.
+    fn write_bytes(&self, off: usize, src: &[u8]) -> Result<(), DmaError>;
+
+    /// Little-endian 16-bit read with acquire semantics (see the module doc).
+    fn read_u16(&self, off: usize) -> Result<u16, DmaError> {
+        let mut b = [0u8; 2];
+        self.read_bytes(off, &mut b)?;
+        Ok(u16::from_le_bytes(b))
+    }
+
+    /// Little-endian 32-bit read with acquire semantics (see the module doc).
+    fn read_u32(&self, off: usize) -> Result<u32, DmaError> {
+        let mut b = [0u8; 4];
+        self.read_bytes(off, &mut b)?;
+        Ok(u32::from_le_bytes(b))
+    }
+
+    /// Little-endian 32-bit write.
+    fn write_u32(&self, off: usize, v: u32) -> Result<(), DmaError> {
+        self.write_bytes(off, &v.to_le_bytes())
+    }
+}
+
+/// Check that `off..off + len` lies within a region of `region` bytes.
+pub fn check_bounds(off: usize, len: usize, region: usize) -> Result<(), DmaError> {
+    match off.checked_add(len) {
+        Some(end) if end <= region => Ok(()),
+        _ => Err(DmaError::OutOfBounds { off, len, region }),
+    }
+}
+
+impl<D: DmaRegion + ?Sized> DmaRegion for &D {
+    fn iova(&self) -> u64 {
+        (**self).iova()
+    }
+    fn len(&self) -> usize {
+        (**self).len()
+    }
+    fn read_bytes(&self, off: usize, dst: &mut [u8]) -> Result<(), DmaError> {
+        (**self).read_bytes(off, dst)
+    }
+    fn write_bytes(&self, off: usize, src: &[u8]) -> Result<(), DmaError> {
+        (**self).write_bytes(off, src)
+    }
+    fn read_u16(&self, off: usize) -> Result<u16, DmaError> {
+        (**self).read_u16(off)
+    }
+    fn read_u32(&self, off: usize) -> Result<u32, DmaError> {
+        (**self).read_u32(off)
+    }
+    fn write_u32(&self, off: usize, v: u32) -> Result<(), DmaError> {
+        (**self).write_u32(off, v)
+    }
+}
+
+impl<D: DmaRegion + ?Sized> DmaRegion for Arc<D> {
+    fn iova(&self) -> u64 {
+        (**self).iova()
+    }
+    fn len(&self) -> usize {
+        (**self).len()
+    }
+    fn read_bytes(&self, off: usize, dst: &mut [u8]) -> Result<(), DmaError> {
+        (**self).read_bytes(off, dst)
+    }
+    fn write_bytes(&self, off: usize, src: &[u8]) -> Result<(), DmaError> {
+        (**self).write_bytes(off, src)
+    }
+    fn read_u16(&self, off: usize) -> Result<u16, DmaError> {
+        (**self).read_u16(off)
+    }
+    fn read_u32(&self, off: usize) -> Result<u32, DmaError> {
+        (**self).read_u32(off)
+    }
+    fn write_u32(&self, off: usize, v: u32) -> Result<(), DmaError> {
+        (**self).write_u32(off, v)
+    }
+}
+
+/// Heap memory posing as DMA memory: zero-initialised atomic bytes with a caller-chosen fake IOVA.
+/// Stores are `Release` and loads `Acquire`, so a fake device on another thread sees the same
+/// ordering the real seam promises.
+pub struct HeapDma {
+    iova: u64,
+    bytes: Box<[AtomicU8]>,
+}
+
+impl HeapDma {
+    pub fn new(len: usize, iova: u64) -> HeapDma {
+        HeapDma {
+            iova,
+            bytes: (0..len).map(|_| AtomicU8::new(0)).collect(),
+        }
+    }
+}
+
+impl core::fmt::Debug for HeapDma {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("HeapDma")
+            .field("iova", &format_args!("{:#x}", self.iova))
+            .field("len", &self.bytes.len())
+            .finish()
+    }
+}
+
+impl DmaRegion for HeapDma {
+    fn iova(&self) -> u64 {
+        self.iova
+    }
+
+    fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    fn read_bytes(&self, off: usize, dst: &mut [u8]) -> Result<(), DmaError> {
+        check_bounds(off, dst.len(), self.bytes.len())?;
+        for (d, s) in dst.iter_mut().zip(&self.bytes[off..]) {
+            *d = s.load(Ordering::Acquire);
+        }
+        Ok(())
+    }
+
+    fn write_bytes(&self, off: usize, src: &[u8]) -> Result<(), DmaError> {
+        check_bounds(off, src.len(), self.bytes.len())?;
+        for (d, s) in self.bytes[off..].iter().zip(src) {
+            d.store(*s, Ordering::Release);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn new_region_is_zeroed_and_reports_iova_and_len() {
+        let m = HeapDma::new(32, 0x1000_0000);
+        assert_eq!(m.iova(), 0x1000_0000);
+        assert_eq!(m.len(), 32);
+        assert!(!m.is_empty());
+        let mut buf = [0xffu8; 32];
+        m.read_bytes(0, &mut buf).unwrap();
+        assert_eq!(buf, [0u8; 32]);
+        assert!(HeapDma::new(0, 0).is_empty());
+    }
+
+    #[test]
+    fn bytes_round_trip_at_an_offset() {
+        let m = HeapDma::new(16, 0);
+        m.write_bytes(5, &[1, 2, 3]).unwrap();
+        let mut buf = [0u8; 8];
+        m.read_bytes(4, &mut buf).unwrap();
+        assert_eq!(buf, [0, 1, 2, 3, 0, 0, 0, 0]);
+    }
+
+    #[test]
+    fn words_are_little_endian() {
+        let m = HeapDma::new(8, 0);
+        m.write_u32(4, 0x1122_3344).unwrap();
+        let mut buf = [0u8; 8];
+        m.read_bytes(0, &mut buf).unwrap();
+        assert_eq!(buf, [0, 0, 0, 0, 0x44, 0x33, 0x22, 0x11]);
+        assert_eq!(m.read_u32(4).unwrap(), 0x1122_3344);
+        assert_eq!(m.read_u16(4).unwrap(), 0x3344);
+        assert_eq!(m.read_u16(6).unwrap(), 0x1122);
+    }
+
+    #[test]
+    fn out_of_bounds_is_an_error_and_writes_nothing() {
+        let m = HeapDma::new(8, 0);
+        let oob = DmaError::OutOfBounds {
+            off: 6,
+            len: 4,
+            region: 8,
+        };
+        assert_eq!(m.write_u32(6, 0xffff_ffff), Err(oob));
+        assert_eq!(m.read_u32(6), Err(oob));
+        assert_eq!(
+            m.read_u16(7),
+            Err(DmaError::OutOfBounds {
+                off: 7,
+                len: 2,
+                region: 8
+            })
+        );
+        assert!(m.read_bytes(usize::MAX, &mut [0u8; 1]).is_err());
+        assert!(m.write_bytes(9, &[]).is_err());
+        // An empty access at the end is in bounds; the failed write above changed nothing.
+        m.write_bytes(8, &[]).unwrap();
+        let mut buf = [0xffu8; 8];
+        m.read_bytes(0, &mut buf).unwrap();
+        assert_eq!(buf, [0u8; 8]);
+    }
+
+    #[test]
+    fn references_and_arcs_forward_to_the_region() {
+        let m = Arc::new(HeapDma::new(8, 0x2000));
+        let shared = Arc::clone(&m);
+        shared.write_u32(0, 7).unwrap();
+        assert_eq!(DmaRegion::read_u32(&&*m, 0).unwrap(), 7);
+        assert_eq!(DmaRegion::iova(&shared), 0x2000);
+        assert_eq!(DmaRegion::len(&&*m), 8);
+    }
+}
