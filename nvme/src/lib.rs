@@ -7,6 +7,7 @@
 pub mod backend;
 pub mod command;
 pub mod cqe;
+pub mod driver;
 pub mod features;
 pub mod identify;
 pub mod log_page;
