@@ -2,6 +2,8 @@
 //! (NVMe Base 2.0 §3.1.4, NVMe-oF 1.1 §3.4-3.5): offsets, sizes, and bitfield newtypes over
 //! the raw `u32`/`u64` values with getters and setters.
 
+use std::time::Duration;
+
 /// Controller Capabilities, 8 bytes.
 pub const CAP: u32 = 0x00;
 /// Version, 4 bytes.
@@ -140,6 +142,41 @@ impl Cap {
     /// Worst-case time to become ready, in milliseconds (TO is in 500 ms units).
     pub const fn timeout_ms(self) -> u32 {
         self.to() as u32 * 500
+    }
+
+    /// Worst-case time for CSTS.RDY to follow CC.EN (TO in 500 ms units, NVMe Base 2.0 §3.1.4.1).
+    pub const fn timeout(self) -> Duration {
+        Duration::from_millis(self.timeout_ms() as u64)
+    }
+
+    /// Doorbell stride in bytes: `4 << DSTRD` (NVMe Base 2.0 §3.1.4.1).
+    pub const fn doorbell_stride(self) -> u32 {
+        4 << self.dstrd()
+    }
+
+    /// Smallest memory page size the controller supports, in bytes: `2 ^ (12 + MPSMIN)`.
+    pub const fn min_page_size(self) -> u64 {
+        1 << (12 + self.mpsmin() as u32)
+    }
+
+    /// Largest memory page size the controller supports, in bytes: `2 ^ (12 + MPSMAX)`.
+    pub const fn max_page_size(self) -> u64 {
+        1 << (12 + self.mpsmax() as u32)
+    }
+
+    /// CSS bit 37: the NVM command set is supported.
+    pub const fn supports_nvm(self) -> bool {
+        self.css() & Cap::CSS_NVM != 0
+    }
+
+    /// CSS bit 43: one or more I/O command sets are supported (CC.CSS 110b may be used).
+    pub const fn supports_io_command_sets(self) -> bool {
+        self.css() & Cap::CSS_IO_COMMAND_SETS != 0
+    }
+
+    /// CSS bit 44: no I/O command set is supported, only the admin command set.
+    pub const fn admin_only(self) -> bool {
+        self.css() & Cap::CSS_ADMIN_ONLY != 0
     }
 }
 
@@ -346,6 +383,34 @@ mod tests {
         assert_eq!(cap.0, 0x0052_0013_0000_0000);
         // setters mask oversized values
         assert_eq!(Cap(0).with_ams(0xff).0, 0b11 << 17);
+    }
+
+    #[test]
+    fn cap_derived_getters() {
+        let cap = Cap(0)
+            .with_to(15)
+            .with_dstrd(3)
+            .with_mpsmin(0)
+            .with_mpsmax(4);
+        assert_eq!(cap.timeout(), Duration::from_millis(7500));
+        assert_eq!(Cap(0).timeout(), Duration::ZERO);
+        assert_eq!(
+            Cap(0).with_to(0xff).timeout(),
+            Duration::from_millis(127_500)
+        );
+        assert_eq!(cap.doorbell_stride(), 32);
+        assert_eq!(Cap(0).doorbell_stride(), 4);
+        assert_eq!(Cap(0).with_dstrd(0xf).doorbell_stride(), 4 << 15);
+        assert_eq!(cap.min_page_size(), 4096);
+        assert_eq!(cap.max_page_size(), 64 * 1024);
+        assert_eq!(Cap(0).with_mpsmax(0xf).max_page_size(), 128 << 20);
+        let nvm = Cap(0).with_css(Cap::CSS_NVM);
+        assert!(nvm.supports_nvm() && !nvm.supports_io_command_sets() && !nvm.admin_only());
+        // raw bit 43 and bit 44 of the 64-bit register
+        let io = Cap(1 << 43);
+        assert!(io.supports_io_command_sets() && !io.supports_nvm() && !io.admin_only());
+        let admin = Cap(1 << 44);
+        assert!(admin.admin_only() && !admin.supports_nvm());
     }
 
     #[test]

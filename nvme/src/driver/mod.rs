@@ -1,5 +1,8 @@
-//! Userspace NVMe PCIe driver logic: the pure layers above the MMIO/DMA seam, tested with safe
-//! doubles (the VFIO-backed seam is separate).
+//! Building blocks of a polled userspace NVMe PCIe driver: the logic above the MMIO and DMA
+//! seams (register map, doorbells, PRP lists, submission/completion rings), tested with safe
+//! doubles. The VFIO-backed seam that maps BAR0 and hugepage memory is separate.
 
 pub mod dma;
+pub mod prp;
 pub mod queue;
+pub mod regs;
