@@ -84,53 +84,37 @@ pub fn check_bounds(off: usize, len: usize, region: usize) -> Result<(), DmaErro
     }
 }
 
-impl<D: DmaRegion + ?Sized> DmaRegion for &D {
-    fn iova(&self) -> u64 {
-        (**self).iova()
-    }
-    fn len(&self) -> usize {
-        (**self).len()
-    }
-    fn read_bytes(&self, off: usize, dst: &mut [u8]) -> Result<(), DmaError> {
-        (**self).read_bytes(off, dst)
-    }
-    fn write_bytes(&self, off: usize, src: &[u8]) -> Result<(), DmaError> {
-        (**self).write_bytes(off, src)
-    }
-    fn read_u16(&self, off: usize) -> Result<u16, DmaError> {
-        (**self).read_u16(off)
-    }
-    fn read_u32(&self, off: usize) -> Result<u32, DmaError> {
-        (**self).read_u32(off)
-    }
-    fn write_u32(&self, off: usize, v: u32) -> Result<(), DmaError> {
-        (**self).write_u32(off, v)
-    }
+/// Shared handles to a region are regions too (the driver and a device model can share one).
+macro_rules! forward_dma_region {
+    ($($head:tt)*) => {
+        $($head)* {
+            fn iova(&self) -> u64 {
+                (**self).iova()
+            }
+            fn len(&self) -> usize {
+                (**self).len()
+            }
+            fn read_bytes(&self, off: usize, dst: &mut [u8]) -> Result<(), DmaError> {
+                (**self).read_bytes(off, dst)
+            }
+            fn write_bytes(&self, off: usize, src: &[u8]) -> Result<(), DmaError> {
+                (**self).write_bytes(off, src)
+            }
+            fn read_u16(&self, off: usize) -> Result<u16, DmaError> {
+                (**self).read_u16(off)
+            }
+            fn read_u32(&self, off: usize) -> Result<u32, DmaError> {
+                (**self).read_u32(off)
+            }
+            fn write_u32(&self, off: usize, v: u32) -> Result<(), DmaError> {
+                (**self).write_u32(off, v)
+            }
+        }
+    };
 }
 
-impl<D: DmaRegion + ?Sized> DmaRegion for Arc<D> {
-    fn iova(&self) -> u64 {
-        (**self).iova()
-    }
-    fn len(&self) -> usize {
-        (**self).len()
-    }
-    fn read_bytes(&self, off: usize, dst: &mut [u8]) -> Result<(), DmaError> {
-        (**self).read_bytes(off, dst)
-    }
-    fn write_bytes(&self, off: usize, src: &[u8]) -> Result<(), DmaError> {
-        (**self).write_bytes(off, src)
-    }
-    fn read_u16(&self, off: usize) -> Result<u16, DmaError> {
-        (**self).read_u16(off)
-    }
-    fn read_u32(&self, off: usize) -> Result<u32, DmaError> {
-        (**self).read_u32(off)
-    }
-    fn write_u32(&self, off: usize, v: u32) -> Result<(), DmaError> {
-        (**self).write_u32(off, v)
-    }
-}
+forward_dma_region!(impl<D: DmaRegion + ?Sized> DmaRegion for &D);
+forward_dma_region!(impl<D: DmaRegion + ?Sized> DmaRegion for Arc<D>);
 
 /// Heap memory posing as DMA memory: zero-initialised atomic bytes with a caller-chosen fake IOVA.
 /// Stores are `Release` and loads `Acquire`, so a fake device on another thread sees the same
