@@ -16,10 +16,9 @@ use fabric::initiator::command;
 use fabric::initiator::polled::{ConnectIdentity, PolledQueue, PolledQueueOptions};
 use fabric::initiator::{Controller, HostCommand, HostError, HostOptions};
 use fabric::tcp::host_conn::HostEvent;
+use fabric::tcp::reactor::pin_to_core;
 use hdrhistogram::Histogram;
-use nix::sched::{sched_setaffinity, CpuSet};
 use nix::sys::resource::{getrusage, UsageWho};
-use nix::unistd::Pid;
 use nvme::properties::Cap;
 use serde::Serialize;
 
@@ -725,10 +724,7 @@ impl Worker {
     }
 
     fn pin(&self) -> Result<(), String> {
-        let mut set = CpuSet::new();
-        set.set(self.core)
-            .and_then(|()| sched_setaffinity(Pid::from_raw(0), &set))
-            .map_err(|e| format!("cannot pin to CPU {}: {e}", self.core))
+        pin_to_core(self.core).map_err(|e| e.to_string())
     }
 
     fn poll(&self, queues: Vec<(usize, PolledQueue)>) -> Result<ThreadResult, String> {

@@ -155,12 +155,11 @@ impl ReactorPool {
             None => vec![None; config.count.max(1)],
         };
         let stop = Arc::new(AtomicBool::new(false));
-        let pool = ReactorPool {
+        let mut pool = ReactorPool {
             reactors: Vec::new(),
             stop: stop.clone(),
             threads: Mutex::new(Vec::new()),
         };
-        let mut pool = pool;
         for (id, core) in placements.into_iter().enumerate() {
             let (tx, rx) = mpsc::channel();
             let doorbell = Arc::new(Doorbell {
@@ -300,7 +299,8 @@ impl Drop for ReactorPool {
     }
 }
 
-fn pin_to_core(core: usize) -> io::Result<()> {
+/// Pin the calling thread to one CPU (reactors, and the load generator's threads).
+pub fn pin_to_core(core: usize) -> io::Result<()> {
     use nix::sched::{sched_setaffinity, CpuSet};
     use nix::unistd::Pid;
     let mut set = CpuSet::new();

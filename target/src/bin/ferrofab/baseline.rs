@@ -17,9 +17,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use nix::sched::{sched_setaffinity, CpuSet};
-use nix::unistd::Pid;
+use fabric::tcp::reactor::pin_to_core;
 use serde::Serialize;
+use target::perf::{parse_cores, parse_duration, parse_size};
 
 /// Bytes of the source and destination areas the copies walk through.
 const AREA: usize = 64 << 20;
@@ -36,10 +36,10 @@ pub struct BaselineArgs {
     #[arg(long, default_value = "128k", value_parser = parse_chunk)]
     size: usize,
     /// Measured streaming time after a 0.5 s warm-up ("5s", "500ms", "2").
-    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    #[arg(long, default_value = "5s", value_parser = parse_time)]
     time: Duration,
     /// Sender core and receiver core.
-    #[arg(long, default_value = "0,1", value_parser = parse_cores)]
+    #[arg(long, default_value = "0,1", value_parser = parse_two_cores)]
     cores: (usize, usize),
     /// Write the result as JSON to PATH, or to stdout with "-" (then nothing else is printed).
     #[arg(long)]
@@ -96,16 +96,11 @@ fn round2(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
 }
 
-/// Parse a chunk size: a byte count with an optional unit, "k"/"m"/"g" accepted as KiB/MiB/GiB.
+/// A chunk size (units as for `ferrofab perf --size`) that divides the 64 MiB areas.
 fn parse_chunk(text: &str) -> Result<usize, String> {
-    let t = text.trim();
-    let normalized = match t.strip_suffix(['k', 'm', 'g']) {
-        Some(num) => format!("{num}{}", t[num.len()..].to_ascii_uppercase()),
-        None => t.to_string(),
-    };
-    let n = target::config::parse_size(&normalized)?;
+    let n = parse_size(text)?;
     match usize::try_from(n) {
-        Ok(n) if (1..=AREA as u64).contains(&(n as u64)) && AREA.is_multiple_of(n) => Ok(n),
+        Ok(n) if (1..=AREA).contains(&n) && AREA.is_multiple_of(n) => Ok(n),
         _ => Err(format!(
             "chunk size {text:?} must divide {} MiB evenly",
             AREA >> 20
@@ -113,47 +108,26 @@ fn parse_chunk(text: &str) -> Result<usize, String> {
     }
 }
 
-/// Parse "5s", "500ms", "1m" or plain seconds ("2.5").
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    let t = text.trim();
-    let (num, scale) = if let Some(n) = t.strip_suffix("ms") {
-        (n, 1e-3)
-    } else if let Some(n) = t.strip_suffix('s') {
-        (n, 1.0)
-    } else if let Some(n) = t.strip_suffix('m') {
-        (n, 60.0)
-    } else {
-        (t, 1.0)
-    };
-    let v: f64 = num
-        .trim()
-        .parse()
-        .map_err(|_| format!("invalid duration {text:?}: expected e.g. 5s or 500ms"))?;
-    if !(v * scale > 0.0 && v * scale < 86_400.0) {
-        return Err(format!("duration {text:?} out of range"));
+/// A non-zero measuring time (units as for `ferrofab perf --time`).
+fn parse_time(text: &str) -> Result<Duration, String> {
+    match parse_duration(text)? {
+        d if d.is_zero() => Err(format!("duration {text:?} must not be zero")),
+        d => Ok(d),
     }
-    Ok(Duration::from_secs_f64(v * scale))
 }
 
-/// Parse "0,1": the sender's and the receiver's core.
-fn parse_cores(text: &str) -> Result<(usize, usize), String> {
-    let parts: Vec<&str> = text.split(',').map(str::trim).collect();
-    let [a, b] = parts[..] else {
-        return Err(format!(
+/// Exactly two CPUs: the sender's and the receiver's.
+fn parse_two_cores(text: &str) -> Result<(usize, usize), String> {
+    match parse_cores(text)?[..] {
+        [a, b] => Ok((a, b)),
+        _ => Err(format!(
             "--cores takes two CPUs, sender and receiver: {text:?}"
-        ));
-    };
-    let cpu = |s: &str| {
-        s.parse::<usize>()
-            .map_err(|_| format!("invalid CPU {s:?} in {text:?}"))
-    };
-    Ok((cpu(a)?, cpu(b)?))
+        )),
+    }
 }
 
 fn pin(cpu: usize) -> Result<(), String> {
-    let mut set = CpuSet::new();
-    set.set(cpu).map_err(|e| format!("CPU {cpu}: {e}"))?;
-    sched_setaffinity(Pid::from_raw(0), &set).map_err(|e| format!("cannot pin to CPU {cpu}: {e}"))
+    pin_to_core(cpu).map_err(|e| e.to_string())
 }
 
 /// An area of AREA bytes with a non-zero pattern, so the pages are really backed.
@@ -287,21 +261,21 @@ mod tests {
 
     #[test]
     fn durations() {
-        assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
-        assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
-        assert!(parse_duration("0s").is_err());
-        assert!(parse_duration("fast").is_err());
+        assert_eq!(parse_time("5s"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_time("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_time("2"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_time("1m"), Ok(Duration::from_secs(60)));
+        assert!(parse_time("0s").is_err());
+        assert!(parse_time("fast").is_err());
     }
 
     #[test]
     fn cores() {
-        assert_eq!(parse_cores("0,1"), Ok((0, 1)));
-        assert_eq!(parse_cores("3, 2"), Ok((3, 2)));
-        assert!(parse_cores("0").is_err());
-        assert!(parse_cores("0,1,2").is_err());
-        assert!(parse_cores("a,1").is_err());
+        assert_eq!(parse_two_cores("0,1"), Ok((0, 1)));
+        assert_eq!(parse_two_cores("3, 2"), Ok((3, 2)));
+        assert!(parse_two_cores("0").is_err());
+        assert!(parse_two_cores("0,1,2").is_err());
+        assert!(parse_two_cores("a,1").is_err());
     }
 
     #[test]
