@@ -32,7 +32,8 @@ TARGET_CPU = 0
 HOST_CPU = 1
 WARMUP = "1s"
 # Thread names (comm) the reactor on CPU 0 may carry; the first one found is sampled.
-REACTOR_THREADS = ("ferrofab-r0", "ff-reactor-0")
+# Thread name of the first reactor (fabric/src/tcp/reactor.rs names them ff-reactor-N).
+REACTOR_THREADS = ("ff-reactor-0",)
 
 # (label, pattern, io size, queue depth)
 WORKLOADS = [
