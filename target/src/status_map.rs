@@ -20,6 +20,12 @@ pub fn backend_status(err: &BackendError, op: Op) -> Status {
         BackendError::Misaligned { .. } => Status::INVALID_FIELD.with_dnr(),
         // Capacity Exceeded: the backing store is full.
         BackendError::NoSpace => Status::CAPACITY_EXCEEDED.with_dnr(),
+        // A drive behind the driver answered for itself: pass its status through.
+        BackendError::Device(status) => *status,
+        // Timed out and aborted by us: Command Abort Requested (generic 07h), retryable (no DNR).
+        BackendError::Timeout => Status::ABORT_REQUESTED,
+        // The drive is gone: the namespace will not become ready again by itself.
+        BackendError::Gone(_) => Status::NAMESPACE_NOT_READY.with_dnr(),
         BackendError::Io(_) => match op {
             Op::Read => Status::UNRECOVERED_READ_ERROR,
             Op::Write => Status::WRITE_FAULT,

@@ -11,10 +11,12 @@ use std::sync::Arc;
 
 pub mod file;
 pub mod null;
+pub mod queued;
 pub mod ram;
 
 pub use file::{FileBackend, FileOptions};
 pub use null::{check_geometry, NullBackend, SUPPORTED_BLOCK_SIZES};
+pub use queued::{IoFuture, QueuedBackend};
 pub use ram::RamBackend;
 
 /// Static geometry and capabilities of a backend.
@@ -44,6 +46,15 @@ pub enum BackendError {
     Io(#[from] std::io::Error),
     #[error("backend is out of space")]
     NoSpace,
+    /// The drive completed the command with this NVMe status.
+    #[error("drive returned status {0:?}")]
+    Device(crate::Status),
+    /// The drive did not complete the command in time; it was aborted (or the controller reset).
+    #[error("drive command timed out")]
+    Timeout,
+    /// The drive is gone (surprise removal, failed controller) and will not come back by itself.
+    #[error("drive unavailable: {0}")]
+    Gone(String),
 }
 
 pub trait Backend: Send + Sync + 'static {
@@ -65,6 +76,11 @@ pub trait Backend: Send + Sync + 'static {
     /// [`Backend::read`]". Errors are reported by `read`, so `None` is also the answer for a
     /// bad range.
     fn read_shared(&self, _lba: u64, _len: usize) -> Option<bytes::Bytes> {
+        None
+    }
+    /// The asynchronous interface, for backends whose commands complete on a polled device
+    /// queue; I/O queues use it instead of the blocking calls above when present.
+    fn queued(&self) -> Option<&dyn QueuedBackend> {
         None
     }
 }

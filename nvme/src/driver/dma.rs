@@ -36,6 +36,9 @@ pub enum DmaError {
         len: usize,
         region: usize,
     },
+    /// A [`super::pool::PagePool`] has no run of free pages long enough.
+    #[error("DMA pool exhausted: no {pages} contiguous free pages of {page_size} bytes")]
+    Exhausted { pages: usize, page_size: usize },
 }
 
 /// A region of device-visible memory. Offsets are relative to the start of the region.

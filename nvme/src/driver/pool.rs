@@ -1,0 +1,226 @@
+//! Page-granular allocation inside one DMA region (queues, PRP lists, bounce buffers).
+//!
+//! The real seam maps one hugepage area per driver and registers it with the IOMMU once; tests
+//! use a [`super::dma::HeapDma`]. Either way the driver carves what it needs out of that region
+//! with a [`PagePool`]: allocations are whole pages, page-aligned in IOVA space (queues and PRP
+//! list pages need this, NVMe Base 2.0 §4.1.1), zeroed, and returned to the pool on drop.
+
+use std::sync::{Arc, Mutex, PoisonError};
+
+use super::dma::{check_bounds, DmaError, DmaRegion};
+
+/// A DMA region split into fixed-size pages handed out as [`DmaBuf`]s.
+pub struct PagePool<M> {
+    inner: Arc<PoolInner<M>>,
+}
+
+impl<M> Clone for PagePool<M> {
+    fn clone(&self) -> Self {
+        PagePool {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+struct PoolInner<M> {
+    mem: M,
+    page_size: usize,
+    /// `true` for each page in use.
+    used: Mutex<Vec<bool>>,
+}
+
+impl<M: DmaRegion> PagePool<M> {
+    /// Pool over the whole pages of `mem`. `page_size` must be a power of two and `mem`'s IOVA
+    /// page-aligned, so every allocation is page-aligned for the device.
+    pub fn new(mem: M, page_size: usize) -> Result<PagePool<M>, DmaError> {
+        let misaligned = !page_size.is_power_of_two() || mem.iova() % page_size as u64 != 0;
+        if misaligned {
+            return Err(DmaError::OutOfBounds {
+                off: (mem.iova() % page_size.max(1) as u64) as usize,
+                len: page_size,
+                region: mem.len(),
+            });
+        }
+        let pages = mem.len() / page_size;
+        Ok(PagePool {
+            inner: Arc::new(PoolInner {
+                mem,
+                page_size,
+                used: Mutex::new(vec![false; pages]),
+            }),
+        })
+    }
+
+    pub fn page_size(&self) -> usize {
+        self.inner.page_size
+    }
+
+    /// Pages not in use.
+    pub fn free_pages(&self) -> usize {
+        self.inner.lock().iter().filter(|u| !**u).count()
+    }
+
+    /// `len` bytes (at least one page), zeroed, first-fit.
+    pub fn alloc(&self, len: usize) -> Result<DmaBuf<M>, DmaError> {
+        let ps = self.inner.page_size;
+        let pages = len.div_ceil(ps).max(1);
+        let first = {
+            let mut used = self.inner.lock();
+            let first = find_run(&used, pages).ok_or(DmaError::Exhausted {
+                pages,
+                page_size: ps,
+            })?;
+            used[first..first + pages].iter_mut().for_each(|u| *u = true);
+            first
+        };
+        let buf = DmaBuf {
+            pool: self.inner.clone(),
+            first,
+            pages,
+        };
+        let zeroes = vec![0u8; ps];
+        for p in 0..pages {
+            buf.write_bytes(p * ps, &zeroes)?;
+        }
+        Ok(buf)
+    }
+}
+
+impl<M> PoolInner<M> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<bool>> {
+        self.used.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+fn find_run(used: &[bool], pages: usize) -> Option<usize> {
+    let mut start = 0;
+    while start + pages <= used.len() {
+        match used[start..start + pages].iter().rposition(|u| *u) {
+            Some(busy) => start += busy + 1,
+            None => return Some(start),
+        }
+    }
+    None
+}
+
+/// Pages of a [`PagePool`]; freed when dropped.
+pub struct DmaBuf<M> {
+    pool: Arc<PoolInner<M>>,
+    first: usize,
+    pages: usize,
+}
+
+impl<M> DmaBuf<M> {
+    fn base(&self) -> usize {
+        self.first * self.pool.page_size
+    }
+}
+
+impl<M> Drop for DmaBuf<M> {
+    fn drop(&mut self) {
+        let mut used = self.pool.lock();
+        used[self.first..self.first + self.pages]
+            .iter_mut()
+            .for_each(|u| *u = false);
+    }
+}
+
+impl<M> core::fmt::Debug for DmaBuf<M> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("DmaBuf")
+            .field("first_page", &self.first)
+            .field("pages", &self.pages)
+            .finish()
+    }
+}
+
+impl<M: DmaRegion> DmaRegion for DmaBuf<M> {
+    fn iova(&self) -> u64 {
+        self.pool.mem.iova() + self.base() as u64
+    }
+
+    fn len(&self) -> usize {
+        self.pages * self.pool.page_size
+    }
+
+    fn read_bytes(&self, off: usize, dst: &mut [u8]) -> Result<(), DmaError> {
+        check_bounds(off, dst.len(), self.len())?;
+        self.pool.mem.read_bytes(self.base() + off, dst)
+    }
+
+    fn write_bytes(&self, off: usize, src: &[u8]) -> Result<(), DmaError> {
+        check_bounds(off, src.len(), self.len())?;
+        self.pool.mem.write_bytes(self.base() + off, src)
+    }
+
+    fn read_u16(&self, off: usize) -> Result<u16, DmaError> {
+        check_bounds(off, 2, self.len())?;
+        self.pool.mem.read_u16(self.base() + off)
+    }
+
+    fn read_u32(&self, off: usize) -> Result<u32, DmaError> {
+        check_bounds(off, 4, self.len())?;
+        self.pool.mem.read_u32(self.base() + off)
+    }
+
+    fn write_u32(&self, off: usize, v: u32) -> Result<(), DmaError> {
+        check_bounds(off, 4, self.len())?;
+        self.pool.mem.write_u32(self.base() + off, v)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::driver::dma::HeapDma;
+
+    fn pool(pages: usize) -> PagePool<HeapDma> {
+        PagePool::new(HeapDma::new(pages * 4096, 0x10_0000), 4096).unwrap()
+    }
+
+    #[test]
+    fn allocations_are_page_aligned_disjoint_and_zeroed() {
+        let p = pool(8);
+        let a = p.alloc(1).unwrap();
+        let b = p.alloc(4097).unwrap();
+        assert_eq!(a.iova(), 0x10_0000);
+        assert_eq!(a.len(), 4096);
+        assert_eq!(b.iova(), 0x10_1000);
+        assert_eq!(b.len(), 8192);
+        b.write_bytes(8191, &[7]).unwrap();
+        assert!(b.write_bytes(8192, &[7]).is_err());
+        assert_eq!(p.free_pages(), 5);
+        drop(b);
+        let c = p.alloc(4096 * 3).unwrap();
+        assert_eq!(c.iova(), 0x10_1000, "freed run is reused first-fit");
+        let mut byte = [1u8];
+        c.read_bytes(8191, &mut byte).unwrap();
+        assert_eq!(byte, [0], "reallocated pages are zeroed");
+    }
+
+    #[test]
+    fn exhaustion_and_fragmentation_are_errors() {
+        let p = pool(4);
+        let _a = p.alloc(4096).unwrap();
+        let b = p.alloc(4096).unwrap();
+        let _c = p.alloc(4096).unwrap();
+        drop(b);
+        assert_eq!(
+            p.alloc(8192).unwrap_err(),
+            DmaError::Exhausted {
+                pages: 2,
+                page_size: 4096
+            }
+        );
+        let d = p.alloc(4096).unwrap();
+        let e = p.alloc(4096).unwrap();
+        assert_eq!((d.iova(), e.iova()), (0x10_1000, 0x10_3000));
+        assert!(p.alloc(1).is_err());
+    }
+
+    #[test]
+    fn misaligned_iova_is_refused() {
+        assert!(PagePool::new(HeapDma::new(8192, 0x800), 4096).is_err());
+        assert!(PagePool::new(HeapDma::new(8192, 0), 3000).is_err());
+    }
+}
