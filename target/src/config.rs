@@ -274,7 +274,7 @@ impl DrivesSection {
             ));
         }
         let dma = self.dma_memory.0;
-        if dma < (4 << 20) || dma > (64 << 30) || dma % (2 << 20) != 0 {
+        if !((4 << 20)..=(64 << 30)).contains(&dma) || !dma.is_multiple_of(2 << 20) {
             return Err(format!(
                 "[drives]: dma_memory {dma} must be a multiple of 2 MiB between 4 MiB and 64 GiB"
             ));
