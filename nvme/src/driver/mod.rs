@@ -3,6 +3,7 @@
 //! doubles. The VFIO-backed seam that maps BAR0 and hugepage memory is separate.
 
 pub mod dma;
+pub mod model;
 pub mod pool;
 pub mod prp;
 pub mod queue;
