@@ -40,6 +40,8 @@ pub struct ControllerInfo {
     pub volatile_write_cache: bool,
     /// The selected I/O command set combination (CNS 1Ch vector) when CC.CSS = 110b.
     pub io_command_sets: Option<u64>,
+    /// Its index, which Set Features I/O Command Set Profile selected when not 0.
+    pub command_set_index: Option<usize>,
     /// Zone append size limit in bytes (ZNS 1.1 §4.5.1 ZASL; 0 there means MDTS).
     pub zone_append_limit: Option<u64>,
     pub io_queues: u16,
@@ -284,6 +286,7 @@ pub fn identify<M: DmaRegion>(
         namespace_count: id.nn.get(),
         volatile_write_cache: id.vwc & identify::ctrl_bits::VWC_PRESENT != 0,
         io_command_sets: None,
+        command_set_index: None,
         zone_append_limit: None,
         io_queues: 0,
         queue_entries: 0,
@@ -302,6 +305,7 @@ pub fn identify<M: DmaRegion>(
             en.admin.run(ctx.mmio, ctx.clock, sqe, ctx.timeout)?;
         }
         info.io_command_sets = Some(vector);
+        info.command_set_index = Some(index);
         if vector & IOCS_ZONED != 0 {
             let page = identify_page(
                 ctx,

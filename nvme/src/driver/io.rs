@@ -186,18 +186,18 @@ impl<M: DmaRegion> IoQueue<M> {
     }
 
     /// Write `cmd` to the SQ with a bounce buffer and data pointer; the doorbell is rung by
-    /// [`IoQueue::ring`]. On `Busy` the command is handed back.
+    /// [`IoQueue::ring`]. On `Busy` nothing was submitted.
     pub fn submit(
         &mut self,
         pool: &PagePool<M>,
-        cmd: IoCmd,
+        cmd: &IoCmd,
         req: &Arc<Request>,
         deadline: Duration,
         sgl: bool,
         max_transfer: u64,
-    ) -> Result<(), (IoCmd, SubmitError)> {
+    ) -> Result<(), SubmitError> {
         if self.qp.sq().is_full() {
-            return Err((cmd, SubmitError::Busy));
+            return Err(SubmitError::Busy);
         }
         let mut sqe = cmd.sqe;
         let len = cmd.data.len();
@@ -206,12 +206,12 @@ impl<M: DmaRegion> IoQueue<M> {
         } else {
             match map_data(pool, &mut sqe, &cmd.data, sgl, max_transfer) {
                 Ok((buf, lists)) => (Some(buf), lists),
-                Err(MapError::Exhausted) => return Err((cmd, SubmitError::Busy)),
-                Err(MapError::Failed(e)) => return Err((cmd, SubmitError::Failed(e))),
+                Err(MapError::Exhausted) => return Err(SubmitError::Busy),
+                Err(MapError::Failed(e)) => return Err(SubmitError::Failed(e)),
             }
         };
-        let copy_out = match cmd.data {
-            Data::In { off, len } => Some((off, len)),
+        let copy_out = match &cmd.data {
+            Data::In { off, len } => Some((*off, *len)),
             _ => None,
         };
         let ctx = Inflight {
@@ -227,11 +227,10 @@ impl<M: DmaRegion> IoQueue<M> {
                 req.lock().outstanding += 1;
                 Ok(())
             }
-            Err((QueueError::Full, _)) => Err((cmd, SubmitError::Busy)),
-            Err((e, _)) => Err((
-                cmd,
-                SubmitError::Failed(BackendError::Io(std::io::Error::other(e))),
-            )),
+            Err((QueueError::Full, _)) => Err(SubmitError::Busy),
+            Err((e, _)) => Err(SubmitError::Failed(BackendError::Io(
+                std::io::Error::other(e),
+            ))),
         }
     }
 

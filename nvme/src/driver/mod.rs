@@ -7,6 +7,7 @@ pub mod admin;
 pub mod clock;
 pub mod controller;
 pub mod dma;
+pub mod nvme_driver;
 pub mod error;
 pub mod io;
 pub mod pool;
