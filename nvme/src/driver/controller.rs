@@ -14,6 +14,8 @@ use crate::identify::{
     self, Cns, Csi, IdentifyController, IdentifyNamespace, NsDescriptor, IOCS_NVM, IOCS_ZONED,
 };
 use crate::properties::{Cap, Cc, Csts, ShutdownNotification, ShutdownStatus};
+use crate::zns::{IdentifyZnsController, IdentifyZnsNamespace};
+use zerocopy::FromBytes;
 
 /// Admin queue entries (both queues), capped by CAP.MQES.
 pub const ADMIN_ENTRIES: u32 = 32;
@@ -227,29 +229,20 @@ fn identify_page<M: DmaRegion>(
     Ok(page)
 }
 
-fn le_u32(b: &[u8], off: usize) -> u32 {
-    u32::from_le_bytes([b[off], b[off + 1], b[off + 2], b[off + 3]])
-}
-
-fn le_u64(b: &[u8], off: usize) -> u64 {
-    u64::from(le_u32(b, off)) | (u64::from(le_u32(b, off + 4)) << 32)
-}
-
 /// A 0's based resource limit where all ones means "no limit" (ZNS 1.1 §4.1.5.1 MAR/MOR).
 fn resource_limit(raw: u32) -> Option<u32> {
     (raw != u32::MAX).then(|| raw + 1)
 }
 
-/// Zone limits from an Identify Namespace CNS 05h CSI 02h page (ZNS 1.1 Figure 49): MAR at
-/// bytes 7:4, MOR at 11:8, and the LBA Format Extensions from byte 2816, 16 bytes each, whose
-/// ZSZE (bytes 7:0) is the zone size of LBA format `format`.
+/// Zone limits from an Identify Namespace CNS 05h CSI 02h page (ZNS 1.1 §4.1.5.1): MAR, MOR
+/// and the zone size (ZSZE) of LBA format `format`; `None` if that zone size is 0.
 pub fn parse_zoned(page: &[u8], format: usize) -> Option<ZonedInfo> {
-    const LBAFE: usize = 2816;
-    let zone_size = le_u64(page, LBAFE + 16 * format.min(63));
+    let id = IdentifyZnsNamespace::read_from_prefix(page).ok()?.0;
+    let zone_size = id.lbafe.get(format)?.zsze.get();
     (zone_size != 0).then(|| ZonedInfo {
         zone_size,
-        max_active: resource_limit(le_u32(page, 4)),
-        max_open: resource_limit(le_u32(page, 8)),
+        max_active: resource_limit(id.mar.get()),
+        max_open: resource_limit(id.mor.get()),
     })
 }
 
@@ -314,8 +307,11 @@ pub fn identify<M: DmaRegion>(
                 Csi::Zoned,
                 0,
             )?;
-            // ZASL, byte 0 of the ZNS controller structure (ZNS 1.1 Figure 50).
-            info.zone_append_limit = Some(match page[0] {
+            let zasl = IdentifyZnsController::read_from_prefix(&page)
+                .map(|(id, _)| id.zasl)
+                .unwrap_or(0);
+            // ZASL in units of CAP.MPSMIN, 0 = MDTS (ZNS 1.1 §4.1.5.2).
+            info.zone_append_limit = Some(match zasl {
                 0 => info.max_transfer,
                 zasl => en.cap.min_page_size() << zasl,
             });

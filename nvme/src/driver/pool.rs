@@ -33,7 +33,8 @@ impl<M: DmaRegion> PagePool<M> {
     /// Pool over the whole pages of `mem`. `page_size` must be a power of two and `mem`'s IOVA
     /// page-aligned, so every allocation is page-aligned for the device.
     pub fn new(mem: M, page_size: usize) -> Result<PagePool<M>, DmaError> {
-        let misaligned = !page_size.is_power_of_two() || !mem.iova().is_multiple_of(page_size as u64);
+        let misaligned =
+            !page_size.is_power_of_two() || !mem.iova().is_multiple_of(page_size as u64);
         if misaligned {
             return Err(DmaError::Misaligned {
                 iova: mem.iova(),
