@@ -7,3 +7,4 @@ pub mod pool;
 pub mod prp;
 pub mod queue;
 pub mod regs;
+pub mod vfio_setup;
