@@ -15,4 +15,5 @@ pub mod pool;
 pub mod prp;
 pub mod queue;
 pub mod regs;
+pub mod vfio_setup;
 pub mod zoned;
