@@ -16,3 +16,5 @@ pub mod prp;
 pub mod queue;
 pub mod regs;
 pub mod zoned;
+#[cfg(test)]
+mod tests;
