@@ -36,22 +36,35 @@ fn options() -> DriverOptions {
     }
 }
 
-/// Host memory of `mib` MiB; the model and the driver's pool share it.
+/// Host memory of `mib` MiB for a model of `cfg`; the model and the driver's pool share it.
+fn parts(cfg: ModelConfig, mib: usize) -> (SoftController, PagePool<Arc<HeapDma>>, Arc<FakeClock>) {
+    let host = Arc::new(HeapDma::new(mib << 20, 0x1_0000_0000));
+    let ctrl = SoftController::new(cfg, Arc::clone(&host));
+    let pool = PagePool::new(host, 4096).unwrap();
+    (ctrl, pool, Arc::new(FakeClock::new(STEP)))
+}
+
+fn start(
+    ctrl: &SoftController,
+    pool: PagePool<Arc<HeapDma>>,
+    clock: &Arc<FakeClock>,
+    opts: DriverOptions,
+) -> Result<Arc<Driver>, DriverError> {
+    NvmeDriver::start_with_clock(
+        Box::new(ctrl.clone()),
+        pool,
+        opts,
+        Box::new(Arc::clone(clock)),
+    )
+}
+
 fn start_with(
     cfg: ModelConfig,
     opts: DriverOptions,
     mib: usize,
 ) -> (Result<Arc<Driver>, DriverError>, SoftController, Arc<FakeClock>) {
-    let host = Arc::new(HeapDma::new(mib << 20, 0x1_0000_0000));
-    let ctrl = SoftController::new(cfg, Arc::clone(&host));
-    let pool = PagePool::new(host, 4096).unwrap();
-    let clock = Arc::new(FakeClock::new(STEP));
-    let driver = NvmeDriver::start_with_clock(
-        Box::new(ctrl.clone()),
-        pool,
-        opts,
-        Box::new(Arc::clone(&clock)),
-    );
+    let (ctrl, pool, clock) = parts(cfg, mib);
+    let driver = start(&ctrl, pool, &clock, opts);
     (driver, ctrl, clock)
 }
 
