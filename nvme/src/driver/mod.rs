@@ -15,6 +15,6 @@ pub mod pool;
 pub mod prp;
 pub mod queue;
 pub mod regs;
-pub mod zoned;
 #[cfg(test)]
 mod tests;
+pub mod zoned;

@@ -1,6 +1,6 @@
 use super::*;
-use crate::driver::clock::Clock;
 use crate::backend::{Backend, BackendError};
+use crate::driver::clock::Clock;
 use crate::driver::model::Fault;
 
 fn expect_start_error(fault: Fault) -> (DriverError, Arc<FakeClock>) {
@@ -94,7 +94,10 @@ fn queues_are_capped_by_what_the_controller_grants() {
 fn a_dropped_command_is_aborted_and_times_out() {
     let r = rig(ModelConfig::default());
     let ns = r.driver.namespace(1).unwrap();
-    r.ctrl.inject(Fault::Drop { qid: 1, opcode: 0x02 });
+    r.ctrl.inject(Fault::Drop {
+        qid: 1,
+        opcode: 0x02,
+    });
     let t0 = r.clock.now();
     let mut buf = vec![0u8; 4096];
     assert!(matches!(
@@ -120,13 +123,19 @@ fn an_ignored_abort_leads_to_a_reset() {
     let before = pattern(3 * 4096, 9);
     Backend::write(&*ns, 10, &before, false).unwrap();
     r.ctrl.inject(Fault::AbortIgnored);
-    r.ctrl.inject(Fault::Drop { qid: 1, opcode: 0x01 });
+    r.ctrl.inject(Fault::Drop {
+        qid: 1,
+        opcode: 0x01,
+    });
     let t0 = r.clock.now();
     assert!(matches!(
         Backend::write(&*ns, 20, &pattern(4096, 1), false),
         Err(BackendError::Timeout)
     ));
-    assert!(r.clock.now() - t0 >= 2 * TIMEOUT, "abort deadline, then reset");
+    assert!(
+        r.clock.now() - t0 >= 2 * TIMEOUT,
+        "abort deadline, then reset"
+    );
     assert_eq!((r.ctrl.resets(), r.driver.resets()), (1, 1));
     assert!(r.ctrl.executed().contains(&(0, 0x08)));
     assert_eq!(r.driver.gone(), None);

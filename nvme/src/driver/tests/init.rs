@@ -11,7 +11,10 @@ fn start_identifies_the_default_controller() {
     assert!(!info.sgl);
     assert_eq!(info.namespaces.len(), 1);
     let ns = &info.namespaces[0];
-    assert_eq!((ns.nsid, ns.block_size, ns.blocks, ns.zoned.clone()), (1, 4096, 1024, None));
+    assert_eq!(
+        (ns.nsid, ns.block_size, ns.blocks, ns.zoned.clone()),
+        (1, 4096, 1024, None)
+    );
     assert_eq!(r.ctrl.resets(), 0);
     let _ = &r.clock;
 }

@@ -33,7 +33,10 @@ fn round_trip(r: &Rig, lba: u64, blocks: u64, seed: u8) -> (usize, usize) {
     let data = pattern(blocks as usize * bs, seed);
     let before = writes_and_reads(r);
     Backend::write(&*ns, lba, &data, false).unwrap();
-    assert!(r.ctrl.read_blocks(1, lba, blocks) == data, "media at {lba}+{blocks}");
+    assert!(
+        r.ctrl.read_blocks(1, lba, blocks) == data,
+        "media at {lba}+{blocks}"
+    );
     let mut back = vec![0u8; data.len()];
     Backend::read(&*ns, lba, &mut back).unwrap();
     assert!(back == data, "read back {lba}+{blocks}");
@@ -49,8 +52,16 @@ fn every_size_class_with_4k_blocks() {
     assert_eq!(round_trip(&r, 5, 2, 2), (1, 1), "two pages: PRP1 + PRP2");
     assert_eq!(round_trip(&r, 9, 3, 3), (1, 1), "three pages: a PRP list");
     assert_eq!(round_trip(&r, 100, 32, 4), (1, 1), "exactly MDTS");
-    assert_eq!(round_trip(&r, 200, 33, 5), (2, 2), "MDTS + 1 block is split");
-    assert_eq!(round_trip(&r, 300, 100, 6), (4, 4), "100 blocks = 32+32+32+4");
+    assert_eq!(
+        round_trip(&r, 200, 33, 5),
+        (2, 2),
+        "MDTS + 1 block is split"
+    );
+    assert_eq!(
+        round_trip(&r, 300, 100, 6),
+        (4, 4),
+        "100 blocks = 32+32+32+4"
+    );
 }
 
 #[test]
@@ -59,8 +70,16 @@ fn small_blocks_and_page_crossing() {
     assert_eq!(round_trip(&r, 0, 1, 7), (1, 1), "512 bytes");
     assert_eq!(round_trip(&r, 3, 7, 8), (1, 1), "3584 bytes in one page");
     assert_eq!(round_trip(&r, 17, 9, 9), (1, 1), "4608 bytes cross a page");
-    assert_eq!(round_trip(&r, 40, 17, 10), (1, 1), "8704 bytes: three pages");
-    assert_eq!(round_trip(&r, 1000, 256, 11), (1, 1), "MDTS in 512-byte blocks");
+    assert_eq!(
+        round_trip(&r, 40, 17, 10),
+        (1, 1),
+        "8704 bytes: three pages"
+    );
+    assert_eq!(
+        round_trip(&r, 1000, 256, 11),
+        (1, 1),
+        "MDTS in 512-byte blocks"
+    );
     assert_eq!(round_trip(&r, 2000, 257, 12), (2, 2), "split at 256 blocks");
 }
 

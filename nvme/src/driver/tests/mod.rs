@@ -62,7 +62,11 @@ fn start_with(
     cfg: ModelConfig,
     opts: DriverOptions,
     mib: usize,
-) -> (Result<Arc<Driver>, DriverError>, SoftController, Arc<FakeClock>) {
+) -> (
+    Result<Arc<Driver>, DriverError>,
+    SoftController,
+    Arc<FakeClock>,
+) {
     let (ctrl, pool, clock) = parts(cfg, mib);
     let driver = start(&ctrl, pool, &clock, opts);
     (driver, ctrl, clock)
@@ -80,6 +84,11 @@ fn rig(cfg: ModelConfig) -> Rig {
 /// `len` bytes of a pattern that differs per `seed` and per position.
 fn pattern(len: usize, seed: u8) -> Vec<u8> {
     (0..len)
-        .map(|i| (i as u32).wrapping_mul(31).wrapping_add(u32::from(seed) * 7) as u8 ^ (i >> 12) as u8)
+        .map(|i| {
+            (i as u32)
+                .wrapping_mul(31)
+                .wrapping_add(u32::from(seed) * 7) as u8
+                ^ (i >> 12) as u8
+        })
         .collect()
 }
