@@ -231,6 +231,56 @@ pub struct Config {
     pub subsystem: Vec<SubsystemConfig>,
     #[serde(default)]
     pub reactor: ReactorSection,
+    #[serde(default)]
+    pub drives: DrivesSection,
+}
+
+/// `[drives]`: how ferrofab drives the NVMe controllers it takes over (`nvme-vfio`) and the
+/// character devices it submits to (`nvme-uring`).
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DrivesSection {
+    /// Entries per I/O queue (capped by the controller's CAP.MQES).
+    pub queue_depth: u32,
+    /// A command still outstanding after this long is aborted; one more timeout later the
+    /// controller is reset and the command fails back to the host.
+    pub command_timeout_ms: u64,
+    /// Hugepage DMA memory per `nvme-vfio` controller (queues, PRP lists, data buffers).
+    pub dma_memory: ByteSize,
+}
+
+impl Default for DrivesSection {
+    fn default() -> Self {
+        DrivesSection {
+            queue_depth: 128,
+            command_timeout_ms: 10_000,
+            dma_memory: ByteSize(64 << 20),
+        }
+    }
+}
+
+impl DrivesSection {
+    fn validate(&self) -> Result<(), String> {
+        if !(2..=65536).contains(&self.queue_depth) {
+            return Err(format!(
+                "[drives]: queue_depth {} must be 2 to 65536",
+                self.queue_depth
+            ));
+        }
+        if !(100..=600_000).contains(&self.command_timeout_ms) {
+            return Err(format!(
+                "[drives]: command_timeout_ms {} must be 100 to 600000",
+                self.command_timeout_ms
+            ));
+        }
+        let dma = self.dma_memory.0;
+        if !((4 << 20)..=(64 << 30)).contains(&dma) || !dma.is_multiple_of(2 << 20) {
+            return Err(format!(
+                "[drives]: dma_memory {dma} must be a multiple of 2 MiB between 4 MiB and 64 GiB"
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// How reactors wait when they have nothing to do.
@@ -360,6 +410,7 @@ impl Config {
             return Err("no [[listener]] configured: nothing to serve on".into());
         }
         self.reactor.validate()?;
+        self.drives.validate()?;
         let mut addrs = HashSet::new();
         for l in &self.listener {
             if !addrs.insert(l.address) {
@@ -584,6 +635,25 @@ mod tests {
             ]
         );
         assert!(kinds[0].is_drive() && kinds[1].is_drive() && !kinds[3].is_drive());
+    }
+
+    #[test]
+    fn drives_section() {
+        let c = Config::parse(L, "t").unwrap();
+        assert_eq!(c.drives, DrivesSection::default());
+        let c = Config::parse(
+            &format!("{L}[drives]\nqueue_depth = 64\ndma_memory = \"128MiB\"\n"),
+            "t",
+        )
+        .unwrap();
+        assert_eq!(
+            (c.drives.queue_depth, c.drives.dma_memory.0),
+            (64, 128 << 20)
+        );
+        assert_eq!(c.drives.command_timeout_ms, 10_000);
+        assert!(err(&format!("{L}[drives]\nqueue_depth = 1\n")).contains("queue_depth 1"));
+        assert!(err(&format!("{L}[drives]\ndma_memory = \"3MiB\"\n")).contains("2 MiB"));
+        assert!(err(&format!("{L}[drives]\ncommand_timeout_ms = 5\n")).contains("100 to"));
     }
 
     #[test]

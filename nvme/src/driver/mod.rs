@@ -17,4 +17,5 @@ pub mod queue;
 pub mod regs;
 #[cfg(test)]
 mod tests;
+pub mod vfio_setup;
 pub mod zoned;

@@ -5,3 +5,8 @@
 //! [`crate::driver::dma::DmaRegion`]) and is tested with safe doubles. Every `unsafe` block here
 //! states the invariant that makes it sound in a `// SAFETY:` comment.
 #![allow(unsafe_code)]
+
+pub mod bar;
+pub mod hugepage;
+pub mod uring;
+pub mod vfio;
