@@ -19,6 +19,9 @@ mod regs;
 mod storage;
 mod zoned;
 
+#[cfg(test)]
+mod tests;
+
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::driver::dma::HeapDma;
