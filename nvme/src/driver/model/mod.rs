@@ -242,6 +242,21 @@ impl SoftController {
         Some((z.state, z.wp))
     }
 
+    /// Backdoor: put the zone starting at `zslba` into `state` (ReadOnly and Offline come only
+    /// from media events on a real device). False if there is no such zone.
+    pub fn set_zone_state(&self, nsid: u32, zslba: u64, state: ZoneState) -> bool {
+        let mut s = self.state();
+        let Some(ns) = (nsid as usize)
+            .checked_sub(1)
+            .and_then(|i| s.namespaces.get_mut(i))
+        else {
+            return false;
+        };
+        ns.zones
+            .as_mut()
+            .is_some_and(|zones| zones.force_state(zslba, state))
+    }
+
     /// Size of BAR0: registers plus a doorbell pair for the admin queue and every I/O queue.
     pub fn bar_len(&self) -> usize {
         let s = self.state();

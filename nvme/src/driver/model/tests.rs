@@ -699,6 +699,7 @@ fn zns_zone_append() {
     assert_eq!(h.ctrl.read_blocks(1, 34, 2), data[..2 * PAGE]);
     assert_eq!(h.ctrl.zone(1, 32), Some((ZoneState::ImplicitlyOpened, 36)));
     assert_eq!(append(&mut h, 33, 1).status(), Status::INVALID_FIELD);
+    assert_eq!(append(&mut h, 64, 1).status(), Status::LBA_OUT_OF_RANGE);
     // ZASL 1 = 8 KiB.
     assert_eq!(append(&mut h, 32, 3).status(), Status::INVALID_FIELD);
 }
@@ -922,4 +923,130 @@ fn reset_deletes_queues_and_closes_open_zones() {
         h.ctrl.doorbell_errors(),
         [DoorbellError::SqTail { qid: 1, value: 1 }]
     );
+}
+
+#[test]
+fn zns_read_only_and_offline_zones() {
+    let mut h = Host::ready(zoned_cfg(0, 0));
+    assert!(h.ctrl.set_zone_state(1, 16, ZoneState::ReadOnly));
+    assert!(!h.ctrl.set_zone_state(1, 17, ZoneState::ReadOnly));
+    assert_eq!(
+        zone_write(&mut h, 16, 1).status(),
+        Status::ZONE_IS_READ_ONLY
+    );
+    assert_eq!(
+        zone_send(&mut h, 16, 0x04, false),
+        Status::INVALID_ZONE_STATE_TRANSITION
+    );
+    assert_eq!(zone_send(&mut h, 0, 0x05, true), Status::SUCCESS);
+    assert_eq!(h.ctrl.zone(1, 16).map(|z| z.0), Some(ZoneState::Offline));
+    assert_eq!(h.ctrl.zone(1, 0), Some((ZoneState::Empty, 0)));
+    assert_eq!(zone_write(&mut h, 16, 1).status(), Status::ZONE_IS_OFFLINE);
+    let buf = h.pool.alloc(PAGE).unwrap();
+    assert_eq!(
+        h.rw(0x02, 1, 16, 1, &[&buf], PAGE).status(),
+        Status::ZONE_IS_OFFLINE
+    );
+}
+
+#[test]
+fn controller_handle_is_send_and_sync() {
+    fn check<T: Send + Sync + Clone>(_: &T) {}
+    let ctrl = SoftController::new(
+        ModelConfig::default(),
+        Arc::new(HeapDma::new(PAGE, HOST_IOVA)),
+    );
+    check(&ctrl);
+    let other = ctrl.clone();
+    other.inject(Fault::Removed);
+    assert_eq!(ctrl.read32(CSTS as usize), u32::MAX);
+}
+
+#[test]
+fn namespaces_of_gibs_are_sparse() {
+    let cfg = ModelConfig {
+        namespaces: vec![
+            NsModel {
+                block_size: 4096,
+                blocks: 1 << 20,
+                zoned: None,
+            },
+            NsModel {
+                block_size: 4096,
+                blocks: 1 << 21,
+                zoned: Some(ZonedModel {
+                    zone_size: 1 << 16,
+                    zone_cap: 60_000,
+                    max_open: 0,
+                    max_active: 0,
+                }),
+            },
+        ],
+        ..ModelConfig::default()
+    };
+    let mut h = Host::ready(cfg);
+    let last = (1u64 << 20) - 1;
+    let one = h.scattered(1);
+    let one: Vec<&Buf> = one.iter().collect();
+    let data = h.fill(&one, 1);
+    assert!(h.rw(0x01, 1, last, 1, &one, PAGE).status().is_success());
+    assert_eq!(h.ctrl.read_blocks(1, last, 1), data);
+    // Deallocating 4 GiB frees the one stored chunk.
+    let range = crate::command::DsmRange::new(0, u32::MAX, 0);
+    let rbuf = h.pool.alloc(PAGE).unwrap();
+    rbuf.write_bytes(0, zerocopy::IntoBytes::as_bytes(&range))
+        .unwrap();
+    let mut d = sqe(0x09, 1);
+    d.cdw11.set(1 << 2);
+    d.dptr[0..8].copy_from_slice(&rbuf.iova().to_le_bytes());
+    assert_eq!(h.cmd(1, d).status(), Status::LBA_OUT_OF_RANGE);
+    let range = crate::command::DsmRange::new(0, 1 << 20, 0);
+    rbuf.write_bytes(0, zerocopy::IntoBytes::as_bytes(&range))
+        .unwrap();
+    assert!(h.cmd(1, d).status().is_success());
+    assert_eq!(h.ctrl.read_blocks(1, last, 1), vec![0; PAGE]);
+
+    let zslba = 31u64 << 16;
+    let mut s = sqe(0x7d, 2);
+    s.cdw10.set(zslba as u32);
+    let mut lists = Vec::new();
+    h.prps(&mut s, &one, PAGE, &mut lists);
+    let c = h.cmd(1, s);
+    assert_eq!(c.result64(), zslba);
+    assert_eq!(h.ctrl.read_blocks(2, zslba, 1), data);
+    let mut r = sqe(0x79, 2);
+    r.cdw13.set(0x04 | (1 << 8));
+    assert!(h.cmd(1, r).status().is_success());
+    assert_eq!(h.ctrl.zone(2, zslba), Some((ZoneState::Empty, zslba)));
+    assert_eq!(h.ctrl.read_blocks(2, zslba, 1), vec![0; PAGE]);
+}
+
+#[test]
+fn block_size_512_partial_chunks() {
+    let cfg = ModelConfig {
+        namespaces: vec![NsModel {
+            block_size: 512,
+            blocks: 4096,
+            zoned: None,
+        }],
+        ..ModelConfig::default()
+    };
+    let mut h = Host::ready(cfg);
+    let bufs = h.scattered(2);
+    let bufs: Vec<&Buf> = bufs.iter().collect();
+    let data = h.fill(&bufs, 0x33);
+    // 16 blocks at LBA 5 straddle three 4 KiB chunks.
+    assert!(h.rw(0x01, 1, 5, 16, &bufs, 2 * PAGE).status().is_success());
+    assert_eq!(h.ctrl.read_blocks(1, 5, 16), data);
+    let mut z = sqe(0x08, 1);
+    z.cdw10.set(7);
+    z.cdw12.set(9);
+    assert!(h.cmd(1, z).status().is_success());
+    let mut want = data.clone();
+    want[2 * 512..12 * 512].fill(0);
+    assert_eq!(h.ctrl.read_blocks(1, 5, 16), want);
+    let back = h.scattered(2);
+    let back: Vec<&Buf> = back.iter().collect();
+    assert!(h.rw(0x02, 1, 5, 16, &back, 2 * PAGE).status().is_success());
+    assert_eq!(h.gather(&back, 2 * PAGE), want);
 }

@@ -51,6 +51,21 @@ impl Zones {
         self.list.get((zslba / self.cfg.zone_size) as usize)
     }
 
+    /// Set the state of the zone starting at `zslba` without checks.
+    pub(super) fn force_state(&mut self, zslba: u64, state: ZoneState) -> bool {
+        if zslba % self.cfg.zone_size != 0 {
+            return false;
+        }
+        let i = self.index(zslba);
+        match self.list.get_mut(i) {
+            Some(z) => {
+                z.state = state;
+                true
+            }
+            None => false,
+        }
+    }
+
     fn index(&self, lba: u64) -> usize {
         (lba / self.cfg.zone_size) as usize
     }
@@ -180,7 +195,12 @@ impl State {
         let zslba = sqe.slba();
         let blocks = u64::from(sqe.nlb());
         let Some(zone) = zones.zone_at_start(zslba) else {
-            return Outcome::status(Status::INVALID_FIELD);
+            let in_ns = zones.index(zslba) < zones.list.len();
+            return Outcome::status(if in_ns {
+                Status::INVALID_FIELD
+            } else {
+                Status::LBA_OUT_OF_RANGE
+            });
         };
         let wp = zone.wp;
         let limit = match self.cfg.zasl {
