@@ -10,6 +10,12 @@
 //! - CC.EN 0 -> 1 with CC.CSS other than 000b/110b, CC.MPS other than 0 (4 KiB, the only page
 //!   size, CAP.MPSMIN = CAP.MPSMAX = 0) or an invalid AQA leaves CSTS.RDY at 0.
 //! - CC.SHN set to normal or abrupt completes the shutdown at once (CSTS.SHST = 10b).
+//! - An SQ entry the controller cannot fetch (the SQ lies outside host memory) makes it fail
+//!   as with [`Fault::Fatal`]. While Fatal or Removed, doorbell writes are dropped entirely.
+//! - I/O queue creation needs CC.IOSQES = 6 and CC.IOCQES = 4 (else Invalid Field), PC = 1
+//!   (CAP.CQR = 1) and a page-aligned base (else Invalid PRP Offset).
+//! - Dataset Management deallocation zeroes conventional namespaces only; on a zoned
+//!   namespace it changes nothing.
 
 mod admin;
 mod dma_walk;
