@@ -24,7 +24,7 @@ pub(super) struct Zones {
 impl Zones {
     pub(super) fn new(cfg: ZonedModel, blocks: u64) -> Zones {
         assert!(
-            cfg.zone_size > 0 && blocks % cfg.zone_size == 0,
+            cfg.zone_size > 0 && blocks.is_multiple_of(cfg.zone_size),
             "namespace of {blocks} blocks is not a multiple of the zone size {}",
             cfg.zone_size
         );
@@ -45,7 +45,7 @@ impl Zones {
     }
 
     pub(super) fn zone_at_start(&self, zslba: u64) -> Option<&Zone> {
-        if zslba % self.cfg.zone_size != 0 {
+        if !zslba.is_multiple_of(self.cfg.zone_size) {
             return None;
         }
         self.list.get((zslba / self.cfg.zone_size) as usize)
@@ -53,7 +53,7 @@ impl Zones {
 
     /// Set the state of the zone starting at `zslba` without checks.
     pub(super) fn force_state(&mut self, zslba: u64, state: ZoneState) -> bool {
-        if zslba % self.cfg.zone_size != 0 {
+        if !zslba.is_multiple_of(self.cfg.zone_size) {
             return false;
         }
         let i = self.index(zslba);
