@@ -70,7 +70,9 @@ impl<M: DmaRegion> PagePool<M> {
                 pages,
                 page_size: ps,
             })?;
-            used[first..first + pages].iter_mut().for_each(|u| *u = true);
+            used[first..first + pages]
+                .iter_mut()
+                .for_each(|u| *u = true);
             first
         };
         let buf = DmaBuf {
