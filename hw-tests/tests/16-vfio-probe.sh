@@ -21,7 +21,7 @@ wait_until 30 eval '[ "$(pci_driver $a)" = nvme ]' || fail "$a not bound to nvme
 # Too few hugepages: refused before anything is touched, with the fix.
 reserve_hugepages 1
 vfio_probe $a >/tmp/p.out 2>/tmp/p.err && fail "probe with 1 free hugepage succeeded"
-grep -q 'but 2 needed: reserve them with echo 3 > /proc/sys/vm/nr_hugepages' /tmp/p.err ||
+grep -q 'but 2 needed: reserve them with echo 2 > /proc/sys/vm/nr_hugepages' /tmp/p.err ||
 	fail "unexpected hugepage error: $(cat /tmp/p.err)"
 expect_eq "$(pci_driver $a)" nvme "driver after the hugepage refusal"
 
