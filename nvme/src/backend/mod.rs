@@ -5,7 +5,8 @@
 //! says so through [`Backend::may_block`] so the caller can move them off its reactor.
 //!
 //! Implementations: [`RamBackend`] (sparse memory), [`FileBackend`] (regular file or block
-//! device) and [`NullBackend`] (discards writes, for transport benchmarks).
+//! device), [`NullBackend`] (discards writes, for transport benchmarks) and [`UringBackend`]
+//! (an NVMe namespace through io_uring passthrough).
 
 use std::sync::Arc;
 
@@ -13,11 +14,13 @@ pub mod file;
 pub mod null;
 pub mod queued;
 pub mod ram;
+pub mod uring;
 
 pub use file::{FileBackend, FileOptions};
 pub use null::{check_geometry, NullBackend, SUPPORTED_BLOCK_SIZES};
 pub use queued::{IoFuture, QueuedBackend};
 pub use ram::RamBackend;
+pub use uring::{UringBackend, UringOptions};
 
 /// Static geometry and capabilities of a backend.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -47,7 +50,7 @@ pub enum BackendError {
     #[error("backend is out of space")]
     NoSpace,
     /// The drive completed the command with this NVMe status.
-    #[error("drive returned status {0:?}")]
+    #[error("drive returned status {0}")]
     Device(crate::Status),
     /// The drive did not complete the command in time; it was aborted (or the controller reset).
     #[error("drive command timed out")]

@@ -8,4 +8,5 @@
 
 pub mod bar;
 pub mod hugepage;
+pub mod uring;
 pub mod vfio;

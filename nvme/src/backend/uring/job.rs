@@ -1,0 +1,137 @@
+//! A backend call in flight: the device commands it was split into, pushed onto a
+//! [`PassthruRing`] as slots free up, and their completions collected in order.
+
+use std::io;
+
+use super::cmd::{self, Part};
+use crate::backend::BackendError;
+use crate::sys::uring::{IoBuf, PassthruRing, NVME_URING_CMD_IO};
+
+pub struct Job {
+    parts: Vec<Option<Part>>,
+    next: usize,
+    /// (part index, ring tag) of the commands on the ring.
+    in_flight: Vec<(usize, u32)>,
+    bufs: Vec<Option<IoBuf>>,
+    failed: Option<BackendError>,
+}
+
+impl Job {
+    pub fn new(parts: Vec<Part>) -> Job {
+        let n = parts.len();
+        Job {
+            parts: parts.into_iter().map(Some).collect(),
+            next: 0,
+            in_flight: Vec::new(),
+            bufs: (0..n).map(|_| None).collect(),
+            failed: None,
+        }
+    }
+
+    /// Queue the commands that fit on the ring.
+    pub fn push(&mut self, ring: &mut PassthruRing) {
+        while self.failed.is_none() && self.next < self.parts.len() {
+            let Some(part) = self.parts[self.next].take() else {
+                break;
+            };
+            match ring.push(NVME_URING_CMD_IO, &part.cmd, part.buf) {
+                Ok(tag) => {
+                    self.in_flight.push((self.next, tag));
+                    self.next += 1;
+                }
+                Err(buf) => {
+                    self.parts[self.next] = Some(Part { cmd: part.cmd, buf });
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Take this job's reaped completions off the ring.
+    pub fn collect(&mut self, ring: &mut PassthruRing) {
+        let mut i = 0;
+        while i < self.in_flight.len() {
+            let (idx, tag) = self.in_flight[i];
+            let Some(c) = ring.take(tag) else {
+                i += 1;
+                continue;
+            };
+            self.in_flight.swap_remove(i);
+            match cmd::check(c.res) {
+                Ok(()) => self.bufs[idx] = Some(c.buf),
+                Err(e) => self.fail(ring, e),
+            }
+        }
+    }
+
+    /// Record the first error and give up on the commands still outstanding (the ring frees
+    /// their buffers when they complete).
+    pub fn fail(&mut self, ring: &mut PassthruRing, e: BackendError) {
+        self.failed.get_or_insert(e);
+        self.abandon(ring);
+    }
+
+    /// Leave every outstanding command to the ring.
+    pub fn abandon(&mut self, ring: &mut PassthruRing) {
+        for (_, tag) in self.in_flight.drain(..) {
+            ring.forget(tag);
+        }
+    }
+
+    pub fn has_in_flight(&self) -> bool {
+        !self.in_flight.is_empty()
+    }
+
+    pub fn is_done(&self) -> bool {
+        self.in_flight.is_empty() && (self.failed.is_some() || self.next == self.parts.len())
+    }
+
+    /// The buffers of every command, in command order, or the first error.
+    pub fn finish(&mut self) -> Result<Vec<IoBuf>, BackendError> {
+        if let Some(e) = self.failed.take() {
+            return Err(e);
+        }
+        self.bufs
+            .iter_mut()
+            .map(|b| {
+                b.take()
+                    .ok_or_else(|| BackendError::Io(io::Error::other("passthrough command lost")))
+            })
+            .collect()
+    }
+
+    /// Push, submit (polling once with IOPOLL) and collect, without blocking.
+    pub fn poll(&mut self, ring: &mut PassthruRing) {
+        self.push(ring);
+        if let Err(e) = ring.submit() {
+            self.fail(ring, BackendError::Io(e));
+        }
+        self.collect(ring);
+    }
+
+    /// Run to completion on `ring`, blocking in the kernel for completions.
+    pub fn run(&mut self, ring: &mut PassthruRing) -> Result<Vec<IoBuf>, BackendError> {
+        loop {
+            self.push(ring);
+            if let Err(e) = ring.wait() {
+                self.fail(ring, BackendError::Io(e));
+            }
+            self.collect(ring);
+            if self.is_done() {
+                return self.finish();
+            }
+        }
+    }
+}
+
+/// Copy the data of a read split over `bufs` into `into`, in command order.
+pub fn concat_reads(bufs: Vec<IoBuf>, into: &mut [u8]) {
+    let mut off = 0;
+    for b in bufs {
+        if let IoBuf::In(v) = b {
+            let n = v.len().min(into.len() - off);
+            into[off..off + n].copy_from_slice(&v[..n]);
+            off += n;
+        }
+    }
+}
