@@ -21,7 +21,9 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 /// `struct nvme_uring_cmd` (include/uapi/linux/nvme_ioctl.h), native endian. The same 72
 /// bytes are `struct nvme_passthru_cmd` of `NVME_IOCTL_ADMIN_CMD`, whose last word is the
 /// command's result (DW0) instead of reserved.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
 #[repr(C)]
 pub struct NvmeUringCmd {
     pub opcode: u8,
