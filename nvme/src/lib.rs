@@ -18,6 +18,7 @@ pub mod sgl;
 pub mod sqe;
 pub mod status;
 pub mod sys;
+pub mod zns;
 
 pub use cqe::Cqe;
 pub use sgl::Sgl;

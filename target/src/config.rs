@@ -48,12 +48,133 @@ pub enum TransportKind {
     Tcp,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
+/// What a namespace stores its blocks in: `backend = "ram" | "file" | "null"`, or a table
+/// naming a drive, e.g. `backend = { kind = "nvme-vfio", pci = "0000:00:04.0", nsid = 1 }` or
+/// `backend = { kind = "nvme-uring", path = "/dev/ng0n1" }`.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum BackendKind {
     Ram,
     File,
     Null,
+    /// Namespace `nsid` of the NVMe controller at PCI address `pci`, driven by ferrofab's own
+    /// userspace driver through VFIO. With `bind` the daemon moves the device to vfio-pci
+    /// itself (and back when it exits).
+    NvmeVfio {
+        pci: String,
+        nsid: u32,
+        bind: bool,
+    },
+    /// A kernel NVMe namespace's generic character device (`/dev/ngXnY`) through io_uring
+    /// passthrough; `iopoll` polls completions when the kernel has poll queues.
+    NvmeUring {
+        path: PathBuf,
+        iopoll: bool,
+    },
+}
+
+impl BackendKind {
+    /// Drives report their own geometry; the namespace table must not give one.
+    pub fn is_drive(&self) -> bool {
+        matches!(
+            self,
+            BackendKind::NvmeVfio { .. } | BackendKind::NvmeUring { .. }
+        )
+    }
+}
+
+impl fmt::Display for BackendKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BackendKind::Ram => f.write_str("ram"),
+            BackendKind::File => f.write_str("file"),
+            BackendKind::Null => f.write_str("null"),
+            BackendKind::NvmeVfio { pci, nsid, .. } => write!(f, "nvme-vfio {pci} nsid {nsid}"),
+            BackendKind::NvmeUring { path, .. } => write!(f, "nvme-uring {}", path.display()),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for BackendKind {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        #[derive(Deserialize)]
+        #[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+        enum Table {
+            Ram {},
+            File {},
+            Null {},
+            NvmeVfio {
+                pci: String,
+                #[serde(default = "first_nsid")]
+                nsid: u32,
+                #[serde(default)]
+                bind: bool,
+            },
+            NvmeUring {
+                path: PathBuf,
+                #[serde(default = "yes")]
+                iopoll: bool,
+            },
+        }
+        const NAMES: &str =
+            "\"ram\", \"file\", \"null\", or a table with kind = \"nvme-vfio\" | \"nvme-uring\"";
+        match toml::Value::deserialize(d)? {
+            toml::Value::String(name) => match name.as_str() {
+                "ram" => Ok(BackendKind::Ram),
+                "file" => Ok(BackendKind::File),
+                "null" => Ok(BackendKind::Null),
+                "nvme-vfio" | "nvme-uring" => Err(D::Error::custom(format!(
+                    "backend {name:?} needs a table, e.g. backend = {{ kind = {name:?}, {} }}",
+                    if name == "nvme-vfio" {
+                        "pci = \"0000:00:04.0\", nsid = 1"
+                    } else {
+                        "path = \"/dev/ng0n1\""
+                    }
+                ))),
+                other => Err(D::Error::custom(format!(
+                    "unknown backend {other:?}: expected {NAMES}"
+                ))),
+            },
+            v @ toml::Value::Table(_) => {
+                Ok(match Table::deserialize(v).map_err(D::Error::custom)? {
+                    Table::Ram {} => BackendKind::Ram,
+                    Table::File {} => BackendKind::File,
+                    Table::Null {} => BackendKind::Null,
+                    Table::NvmeVfio { pci, nsid, bind } => {
+                        BackendKind::NvmeVfio { pci, nsid, bind }
+                    }
+                    Table::NvmeUring { path, iopoll } => BackendKind::NvmeUring { path, iopoll },
+                })
+            }
+            _ => Err(D::Error::custom(format!("backend must be {NAMES}"))),
+        }
+    }
+}
+
+fn first_nsid() -> u32 {
+    1
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Check a PCI address in the full `DDDD:BB:DD.F` form sysfs uses.
+pub fn check_pci_address(addr: &str) -> Result<(), String> {
+    let ok = addr.len() == 12
+        && addr.char_indices().all(|(i, c)| match i {
+            4 | 7 => c == ':',
+            10 => c == '.',
+            11 => ('0'..='7').contains(&c),
+            _ => c.is_ascii_hexdigit() && !c.is_ascii_uppercase(),
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "PCI address {addr:?} must look like \"0000:00:04.0\" (domain:bus:device.function, lower-case hex)"
+        ))
+    }
 }
 
 /// A byte count written as an integer or a string with a unit ("1GiB", "512MiB", "4096").
@@ -110,6 +231,56 @@ pub struct Config {
     pub subsystem: Vec<SubsystemConfig>,
     #[serde(default)]
     pub reactor: ReactorSection,
+    #[serde(default)]
+    pub drives: DrivesSection,
+}
+
+/// `[drives]`: how ferrofab drives the NVMe controllers it takes over (`nvme-vfio`) and the
+/// character devices it submits to (`nvme-uring`).
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DrivesSection {
+    /// Entries per I/O queue (capped by the controller's CAP.MQES).
+    pub queue_depth: u32,
+    /// A command still outstanding after this long is aborted; one more timeout later the
+    /// controller is reset and the command fails back to the host.
+    pub command_timeout_ms: u64,
+    /// Hugepage DMA memory per `nvme-vfio` controller (queues, PRP lists, data buffers).
+    pub dma_memory: ByteSize,
+}
+
+impl Default for DrivesSection {
+    fn default() -> Self {
+        DrivesSection {
+            queue_depth: 128,
+            command_timeout_ms: 10_000,
+            dma_memory: ByteSize(64 << 20),
+        }
+    }
+}
+
+impl DrivesSection {
+    fn validate(&self) -> Result<(), String> {
+        if !(2..=65536).contains(&self.queue_depth) {
+            return Err(format!(
+                "[drives]: queue_depth {} must be 2 to 65536",
+                self.queue_depth
+            ));
+        }
+        if !(100..=600_000).contains(&self.command_timeout_ms) {
+            return Err(format!(
+                "[drives]: command_timeout_ms {} must be 100 to 600000",
+                self.command_timeout_ms
+            ));
+        }
+        let dma = self.dma_memory.0;
+        if !((4 << 20)..=(64 << 30)).contains(&dma) || !dma.is_multiple_of(2 << 20) {
+            return Err(format!(
+                "[drives]: dma_memory {dma} must be a multiple of 2 MiB between 4 MiB and 64 GiB"
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// How reactors wait when they have nothing to do.
@@ -239,6 +410,7 @@ impl Config {
             return Err("no [[listener]] configured: nothing to serve on".into());
         }
         self.reactor.validate()?;
+        self.drives.validate()?;
         let mut addrs = HashSet::new();
         for l in &self.listener {
             if !addrs.insert(l.address) {
@@ -246,6 +418,7 @@ impl Config {
             }
         }
         let mut nqns = HashSet::new();
+        let mut drives = HashSet::new();
         for (i, s) in self.subsystem.iter_mut().enumerate() {
             let at = format!("subsystem #{} ({})", i + 1, s.nqn);
             nqn::validate(&s.nqn).map_err(|e| format!("{at}: nqn: {e}"))?;
@@ -268,7 +441,7 @@ impl Config {
                     ));
                 }
             }
-            validate_namespaces(&at, &mut s.namespace)?;
+            validate_namespaces(&at, &mut s.namespace, &mut drives)?;
         }
         Ok(())
     }
@@ -285,7 +458,11 @@ fn check_ascii_field(at: &str, name: &str, value: Option<&str>, max: usize) -> R
     Ok(())
 }
 
-fn validate_namespaces(at: &str, namespaces: &mut [NamespaceConfig]) -> Result<(), String> {
+fn validate_namespaces(
+    at: &str,
+    namespaces: &mut [NamespaceConfig],
+    drives: &mut HashSet<String>,
+) -> Result<(), String> {
     let mut used: HashSet<u32> = HashSet::new();
     for ns in namespaces.iter() {
         if let Some(id) = ns.nsid {
@@ -314,7 +491,7 @@ fn validate_namespaces(at: &str, namespaces: &mut [NamespaceConfig]) -> Result<(
         if bs != 512 && bs != 4096 {
             return Err(format!("{nat}: block_size {bs} must be 512 or 4096"));
         }
-        match ns.backend {
+        match &ns.backend {
             BackendKind::Ram | BackendKind::Null => {
                 if ns.path.is_some() {
                     return Err(format!("{nat}: path is only for backend = \"file\""));
@@ -330,6 +507,24 @@ fn validate_namespaces(at: &str, namespaces: &mut [NamespaceConfig]) -> Result<(
                 }
                 if let Some(size) = ns.size {
                     check_size(&nat, size.0, bs)?;
+                }
+            }
+            drive @ (BackendKind::NvmeVfio { .. } | BackendKind::NvmeUring { .. }) => {
+                if ns.size.is_some() || ns.block_size.is_some() || ns.path.is_some() {
+                    return Err(format!(
+                        "{nat}: size, block_size and path come from the drive for backend {drive}; remove them"
+                    ));
+                }
+                if let BackendKind::NvmeVfio { pci, nsid, .. } = drive {
+                    check_pci_address(pci).map_err(|e| format!("{nat}: {e}"))?;
+                    if *nsid == 0 || *nsid == u32::MAX {
+                        return Err(format!("{nat}: drive nsid {nsid} must name one namespace"));
+                    }
+                }
+                if !drives.insert(drive.to_string()) {
+                    return Err(format!(
+                        "{nat}: {drive} is already used by another namespace"
+                    ));
                 }
             }
         }
@@ -399,6 +594,94 @@ mod tests {
         let c = Config::parse(&text, "t").unwrap();
         let ids: Vec<_> = c.subsystem[0].namespace.iter().map(|n| n.nsid).collect();
         assert_eq!(ids, vec![Some(2), Some(1)]);
+    }
+
+    fn namespaces(body: &str) -> Result<Vec<NamespaceConfig>, String> {
+        let text = format!("{L}[[subsystem]]\nnqn = \"nqn.2026-01.io.ferrofab:a\"\n{body}");
+        Config::parse(&text, "t")
+            .map(|mut c| c.subsystem.remove(0).namespace)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn drive_backends_are_tables() {
+        let ns = namespaces(
+            "[[subsystem.namespace]]\n\
+             backend = { kind = \"nvme-vfio\", pci = \"0000:00:04.0\", nsid = 2, bind = true }\n\
+             [[subsystem.namespace]]\nbackend = { kind = \"nvme-uring\", path = \"/dev/ng0n1\" }\n\
+             [[subsystem.namespace]]\nbackend = { kind = \"nvme-vfio\", pci = \"0000:00:05.0\" }\n\
+             [[subsystem.namespace]]\nbackend = { kind = \"ram\" }\nsize = 4096\n",
+        )
+        .unwrap();
+        let kinds: Vec<_> = ns.iter().map(|n| n.backend.clone()).collect();
+        assert_eq!(
+            kinds,
+            vec![
+                BackendKind::NvmeVfio {
+                    pci: "0000:00:04.0".into(),
+                    nsid: 2,
+                    bind: true
+                },
+                BackendKind::NvmeUring {
+                    path: "/dev/ng0n1".into(),
+                    iopoll: true
+                },
+                BackendKind::NvmeVfio {
+                    pci: "0000:00:05.0".into(),
+                    nsid: 1,
+                    bind: false
+                },
+                BackendKind::Ram,
+            ]
+        );
+        assert!(kinds[0].is_drive() && kinds[1].is_drive() && !kinds[3].is_drive());
+    }
+
+    #[test]
+    fn drives_section() {
+        let c = Config::parse(L, "t").unwrap();
+        assert_eq!(c.drives, DrivesSection::default());
+        let c = Config::parse(
+            &format!("{L}[drives]\nqueue_depth = 64\ndma_memory = \"128MiB\"\n"),
+            "t",
+        )
+        .unwrap();
+        assert_eq!(
+            (c.drives.queue_depth, c.drives.dma_memory.0),
+            (64, 128 << 20)
+        );
+        assert_eq!(c.drives.command_timeout_ms, 10_000);
+        assert!(err(&format!("{L}[drives]\nqueue_depth = 1\n")).contains("queue_depth 1"));
+        assert!(err(&format!("{L}[drives]\ndma_memory = \"3MiB\"\n")).contains("2 MiB"));
+        assert!(err(&format!("{L}[drives]\ncommand_timeout_ms = 5\n")).contains("100 to"));
+    }
+
+    #[test]
+    fn bad_drive_backends_get_clear_errors() {
+        let e = |body: &str| namespaces(body).unwrap_err();
+        let vfio = |rest: &str| {
+            e(&format!(
+                "[[subsystem.namespace]]\nbackend = {{ kind = \"nvme-vfio\", {rest} }}\n"
+            ))
+        };
+        assert!(vfio("pci = \"00:04.0\"").contains("must look like \"0000:00:04.0\""));
+        assert!(vfio("pci = \"0000:00:04.8\"").contains("must look like"));
+        assert!(vfio("pci = \"0000:00:04.0\", nsid = 0").contains("nsid 0"));
+        assert!(vfio("pci = \"0000:00:04.0\", bogus = 1").contains("bogus"));
+        assert!(vfio("nsid = 1").contains("pci"));
+        assert!(e("[[subsystem.namespace]]\nbackend = \"nvme-vfio\"\n").contains("needs a table"));
+        assert!(
+            e("[[subsystem.namespace]]\nbackend = \"tape\"\n").contains("unknown backend \"tape\"")
+        );
+        assert!(e("[[subsystem.namespace]]\nbackend = { kind = \"tape\" }\n").contains("tape"));
+        assert!(e("[[subsystem.namespace]]\nbackend = 3\n").contains("backend must be"));
+        assert!(e(
+            "[[subsystem.namespace]]\nbackend = { kind = \"nvme-uring\", path = \"/dev/ng0n1\" }\nsize = 4096\n"
+        )
+        .contains("come from the drive"));
+        let twice =
+            "[[subsystem.namespace]]\nbackend = { kind = \"nvme-vfio\", pci = \"0000:00:04.0\" }\n";
+        assert!(e(&format!("{twice}{twice}")).contains("already used"));
     }
 
     #[test]

@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{self, Config};
 use crate::controller::TargetParams;
+use crate::drives::{self, DriveSettings};
 use crate::setup::{build_target, reload, ReloadReport, SetupError};
 use crate::target::FabricTarget;
 
@@ -79,6 +80,12 @@ impl Daemon {
             max_transfer: params.max_transfer(),
             ..TcpTargetConfig::default()
         };
+        let reactor_count = config
+            .reactor
+            .cores
+            .as_ref()
+            .map_or(config.reactor.count.unwrap_or(1), Vec::len);
+        drives::configure(DriveSettings::new(&config.drives, reactor_count));
         let target = build_target(&config, params)?;
         let reactor_config = ReactorConfig {
             cores: config.reactor.cores.clone(),
@@ -141,21 +148,27 @@ impl Daemon {
         &self.addresses
     }
 
-    /// Stop serving: close every connection, destroy controllers, flush backends.
+    /// Stop serving: close every connection, destroy controllers, flush backends, shut
+    /// down the drives the daemon drives itself.
     pub async fn shutdown(self) {
-        self.shutdown.cancel();
-        for s in self.servers {
+        let Daemon {
+            target,
+            shutdown,
+            servers,
+            reactors,
+            ..
+        } = self;
+        shutdown.cancel();
+        for s in servers {
             if let Err(e) = s.await {
                 tracing::error!(error = %e, "listener task failed");
             }
         }
         // Closes every connection on every reactor, then joins the threads.
-        let reactors = self.reactors.clone();
         if let Err(e) = tokio::task::spawn_blocking(move || reactors.stop_and_join()).await {
             tracing::error!(error = %e, "stopping the reactors failed");
         }
-        self.target.destroy_all("target shutting down");
-        let target = self.target.clone();
+        target.destroy_all("target shutting down");
         let flushed = tokio::task::spawn_blocking(move || {
             for s in target.subsystems() {
                 if let Err(e) = s.flush_all() {
@@ -166,6 +179,9 @@ impl Daemon {
         .await;
         if let Err(e) = flushed {
             tracing::error!(error = %e, "flush task failed");
+        }
+        if let Err(e) = tokio::task::spawn_blocking(drives::shutdown_all).await {
+            tracing::error!(error = %e, "drive shutdown task failed");
         }
         tracing::info!("target stopped");
     }

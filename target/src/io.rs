@@ -141,6 +141,21 @@ impl IoQueue {
             Some(b) if b.len() == len => b,
             _ => DataBuf::zeroed(len),
         };
+        if let Some(q) = ns.backend.queued() {
+            let mut vec = buf.into_vec();
+            vec.truncate(len);
+            let io = q.read(rw.slba, vec);
+            let counters = self.counters.clone();
+            return deferred(async move {
+                match io.await {
+                    Ok(vec) => {
+                        counters.add_read(len as u64);
+                        Response::success().with_buf(DataBuf::reuse(vec, len))
+                    }
+                    Err(e) => Response::status(backend_status(&e, Op::Read)),
+                }
+            });
+        }
         on_backend(ns, &self.counters, move |ns, counters| {
             let mut buf = buf;
             match ns.backend.read(rw.slba, buf.as_mut_slice()) {
@@ -161,6 +176,19 @@ impl IoQueue {
         };
         // With the volatile write cache disabled every write is written through.
         let fua = rw.fua || !self.ctrl.write_cache();
+        if let Some(q) = ns.backend.queued() {
+            let io = q.write(rw.slba, data, fua);
+            let counters = self.counters.clone();
+            return deferred(async move {
+                match io.await {
+                    Ok(()) => {
+                        counters.add_write(len as u64);
+                        Response::success()
+                    }
+                    Err(e) => Response::status(backend_status(&e, Op::Write)),
+                }
+            });
+        }
         on_backend(ns, &self.counters, move |ns, counters| {
             match ns.backend.write(rw.slba, &data, fua) {
                 Ok(()) => {
@@ -179,6 +207,16 @@ impl IoQueue {
             Ok(v) => v,
             Err(s) => return fail(s),
         };
+        if let Some(q) = ns.backend.queued() {
+            let io = q.read(rw.slba, vec![0u8; len]);
+            return deferred(async move {
+                match io.await {
+                    Ok(buf) if buf[..] == data[..] => Response::success(),
+                    Ok(_) => Response::status(Status::COMPARE_FAILURE.with_dnr()),
+                    Err(e) => Response::status(backend_status(&e, Op::Read)),
+                }
+            });
+        }
         let ns = ns.clone();
         run_backend(ns.backend.may_block(), move || {
             let mut buf = vec![0u8; len];
@@ -200,6 +238,20 @@ impl IoQueue {
                 Err(s) => return fail(s),
             }
         };
+        if targets.iter().any(|n| n.backend.queued().is_some()) {
+            return deferred(async move {
+                for ns in &targets {
+                    let r = match ns.backend.queued() {
+                        Some(q) => q.flush().await,
+                        None => ns.backend.flush(),
+                    };
+                    if let Err(e) = r {
+                        return Response::status(backend_status(&e, Op::Flush));
+                    }
+                }
+                Response::success()
+            });
+        }
         let may_block = targets.iter().any(|n| n.backend.may_block());
         run_backend(may_block, move || {
             for ns in &targets {
@@ -223,9 +275,30 @@ impl IoQueue {
             _ => return fail(Status::LBA_OUT_OF_RANGE.with_dnr()),
         }
         let fua = wz.fua || !self.ctrl.write_cache();
+        let deallocate = wz.deac && ns.info.deallocated_reads_zero;
+        if ns.backend.queued().is_some() {
+            return deferred(async move {
+                let Some(q) = ns.backend.queued() else {
+                    return Response::status(Status::INTERNAL_ERROR);
+                };
+                let blocks = u64::from(wz.nlb);
+                let mut r = if deallocate {
+                    q.deallocate(wz.slba, blocks).await
+                } else {
+                    q.write_zeroes(wz.slba, blocks).await
+                };
+                if r.is_ok() && fua {
+                    r = q.flush().await;
+                }
+                match r {
+                    Ok(()) => Response::success(),
+                    Err(e) => Response::status(backend_status(&e, Op::Write)),
+                }
+            });
+        }
         run_backend(ns.backend.may_block(), move || {
             let blocks = u64::from(wz.nlb);
-            let r = if wz.deac && ns.info.deallocated_reads_zero {
+            let r = if deallocate {
                 ns.backend.deallocate(wz.slba, blocks)
             } else {
                 ns.backend.write_zeroes(wz.slba, blocks)
@@ -262,6 +335,19 @@ impl IoQueue {
         if !dsm.ad {
             return Completion::Ready(Response::success());
         }
+        if ns.backend.queued().is_some() {
+            return deferred(async move {
+                let Some(q) = ns.backend.queued() else {
+                    return Response::status(Status::INTERNAL_ERROR);
+                };
+                for r in ranges.iter().filter(|r| r.nlb() > 0) {
+                    if let Err(e) = q.deallocate(r.slba(), u64::from(r.nlb())).await {
+                        return Response::status(backend_status(&e, Op::Write));
+                    }
+                }
+                Response::success()
+            });
+        }
         run_backend(ns.backend.may_block(), move || {
             for r in ranges.iter().filter(|r| r.nlb() > 0) {
                 if let Err(e) = ns.backend.deallocate(r.slba(), u64::from(r.nlb())) {
@@ -271,6 +357,11 @@ impl IoQueue {
             Response::success()
         })
     }
+}
+
+/// A completion that arrives later, from a backend that completes on a polled device queue.
+fn deferred(f: impl std::future::Future<Output = Response> + Send + 'static) -> Completion {
+    Completion::Pending(Box::pin(f))
 }
 
 fn fail(status: Status) -> Completion {

@@ -9,6 +9,7 @@ pub mod controller;
 pub mod ctrl_state;
 pub mod daemon;
 pub mod discovery;
+pub mod drives;
 pub mod error_log;
 pub mod identify;
 pub mod ids;

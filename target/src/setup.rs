@@ -30,7 +30,7 @@ pub enum SetupError {
 pub fn open_backend(ns: &NamespaceConfig) -> Result<Arc<dyn Backend>, nvme::backend::BackendError> {
     let bs = ns.block_size();
     let size = ns.size.map(|s| s.0);
-    Ok(match ns.backend {
+    Ok(match &ns.backend {
         BackendKind::Ram => Arc::new(RamBackend::new(size.unwrap_or(0), bs)?),
         BackendKind::Null => Arc::new(NullBackend::new(size.unwrap_or(0), bs)?),
         BackendKind::File => {
@@ -45,6 +45,9 @@ pub fn open_backend(ns: &NamespaceConfig) -> Result<Arc<dyn Backend>, nvme::back
                 },
             )?)
         }
+        drive @ (BackendKind::NvmeVfio { .. } | BackendKind::NvmeUring { .. }) => {
+            crate::drives::open(drive)?
+        }
     })
 }
 
@@ -57,7 +60,7 @@ pub fn open_namespace(nqn: &str, nc: &NamespaceConfig) -> Result<Arc<Namespace>,
         source,
     })?;
     let ns = Arc::new(Namespace::new(nqn, nsid, backend));
-    tracing::info!(subnqn = %nqn, nsid, backend = ?nc.backend,
+    tracing::info!(subnqn = %nqn, nsid, backend = %nc.backend,
         block_size = ns.block_size(), blocks = ns.num_blocks(), "namespace ready");
     Ok(ns)
 }

@@ -50,7 +50,7 @@ pub enum BackendError {
     #[error("backend is out of space")]
     NoSpace,
     /// The drive completed the command with this NVMe status.
-    #[error("drive returned status {0:?}")]
+    #[error("drive returned status {0}")]
     Device(crate::Status),
     /// The drive did not complete the command in time; it was aborted (or the controller reset).
     #[error("drive command timed out")]

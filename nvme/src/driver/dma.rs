@@ -39,6 +39,9 @@ pub enum DmaError {
     /// A [`super::pool::PagePool`] has no run of free pages long enough.
     #[error("DMA pool exhausted: no {pages} contiguous free pages of {page_size} bytes")]
     Exhausted { pages: usize, page_size: usize },
+    /// A pool's region must start on a page boundary and pages must be a power of two.
+    #[error("DMA region at IOVA {iova:#x} cannot be split into {page_size}-byte pages")]
+    Misaligned { iova: u64, page_size: usize },
 }
 
 /// A region of device-visible memory. Offsets are relative to the start of the region.

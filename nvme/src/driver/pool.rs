@@ -33,12 +33,12 @@ impl<M: DmaRegion> PagePool<M> {
     /// Pool over the whole pages of `mem`. `page_size` must be a power of two and `mem`'s IOVA
     /// page-aligned, so every allocation is page-aligned for the device.
     pub fn new(mem: M, page_size: usize) -> Result<PagePool<M>, DmaError> {
-        let misaligned = !page_size.is_power_of_two() || mem.iova() % page_size as u64 != 0;
+        let misaligned =
+            !page_size.is_power_of_two() || !mem.iova().is_multiple_of(page_size as u64);
         if misaligned {
-            return Err(DmaError::OutOfBounds {
-                off: (mem.iova() % page_size.max(1) as u64) as usize,
-                len: page_size,
-                region: mem.len(),
+            return Err(DmaError::Misaligned {
+                iova: mem.iova(),
+                page_size,
             });
         }
         let pages = mem.len() / page_size;
@@ -70,7 +70,9 @@ impl<M: DmaRegion> PagePool<M> {
                 pages,
                 page_size: ps,
             })?;
-            used[first..first + pages].iter_mut().for_each(|u| *u = true);
+            used[first..first + pages]
+                .iter_mut()
+                .for_each(|u| *u = true);
             first
         };
         let buf = DmaBuf {

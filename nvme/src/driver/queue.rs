@@ -328,6 +328,27 @@ impl<M: DmaRegion, T> QueuePair<M, T> {
         Ok(Some((ctx, cqe)))
     }
 
+    /// Each outstanding command's CID and context, for deadline checks.
+    pub fn outstanding_mut(&mut self) -> impl Iterator<Item = (u16, &mut T)> {
+        self.commands
+            .iter_mut()
+            .enumerate()
+            .filter_map(|(cid, slot)| slot.as_mut().map(|ctx| (cid as u16, ctx)))
+    }
+
+    /// Forget every outstanding command and hand back their contexts, for a controller reset
+    /// after which the queue is deleted or recreated and no completion for them will come.
+    pub fn drain(&mut self) -> Vec<T> {
+        let mut out = Vec::new();
+        for (cid, slot) in self.commands.iter_mut().enumerate() {
+            if let Some(ctx) = slot.take() {
+                self.free.push(cid as u16);
+                out.push(ctx);
+            }
+        }
+        out
+    }
+
     /// See [`SubmissionQueue::pending_doorbell`].
     pub fn sq_doorbell(&mut self) -> Option<u16> {
         self.sq.pending_doorbell()
@@ -460,6 +481,26 @@ mod tests {
         }
         assert_eq!(qp.cq_doorbell(), None);
         got
+    }
+
+    #[test]
+    fn outstanding_contexts_are_listed_and_drained() {
+        let (mut qp, mut dev) = setup(4);
+        for tag in [10, 11, 12] {
+            qp.submit(cmd(tag), tag).unwrap();
+        }
+        dev.ring_sq(qp.sq_doorbell().unwrap());
+        let first = dev.fetch().remove(0);
+        dev.complete(&first);
+        assert_eq!(drain(&mut qp, &mut dev).len(), 1);
+        for (_, ctx) in qp.outstanding_mut() {
+            *ctx += 100;
+        }
+        let listed: Vec<(u16, u32)> = qp.outstanding_mut().map(|(c, t)| (c, *t)).collect();
+        assert_eq!(listed, [(1, 111), (2, 112)]);
+        assert_eq!(qp.drain(), [111, 112]);
+        assert_eq!(qp.outstanding(), 0);
+        assert_eq!(qp.outstanding_mut().count(), 0);
     }
 
     #[test]

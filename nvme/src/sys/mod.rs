@@ -6,4 +6,7 @@
 //! states the invariant that makes it sound in a `// SAFETY:` comment.
 #![allow(unsafe_code)]
 
+pub mod bar;
+pub mod hugepage;
 pub mod uring;
+pub mod vfio;

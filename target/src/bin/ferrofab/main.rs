@@ -10,6 +10,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use tracing_subscriber::EnvFilter;
 
 mod baseline;
+mod drive;
 mod host;
 mod perf;
 
@@ -44,6 +45,9 @@ enum Command {
     /// Measure loopback TCP streaming with a memcpy on each end (target and host side), and
     /// plain memcpy bandwidth: the ceiling for large reads over NVMe/TCP on this machine.
     Baseline(baseline::BaselineArgs),
+    /// Use a local NVMe drive through ferrofab's own drivers (VFIO or io_uring passthrough):
+    /// identify, pattern write/verify, zones, and a polled load generator.
+    Drive(drive::DriveArgs),
     #[command(flatten)]
     Host(host::HostCommand),
 }
@@ -76,6 +80,10 @@ fn main() -> ExitCode {
             Command::CheckConfig { config } => check_config(config),
             Command::Perf(args) => perf::run(args).await,
             Command::Baseline(args) => baseline::run(args),
+            Command::Drive(args) => tokio::task::spawn_blocking(move || args.run())
+                .await
+                .map_err(|e| format!("drive task failed: {e}"))
+                .and_then(|r| r),
             Command::Host(cmd) => cmd.run().await,
         }
     });

@@ -1,0 +1,463 @@
+//! One I/O queue pair: commands go out with bounce buffers from the [`PagePool`] (data copied
+//! in for writes, out for reads) described by PRPs, or by one SGL Data Block descriptor when
+//! the controller supports SGLs; completions are reaped by phase tag; each command carries a
+//! deadline.
+//!
+//! Ordering (see [`super::dma`]): an SQE and its data and PRP list pages are fully written to
+//! DMA memory before the SQ tail doorbell store, which the [`Mmio`] seam orders after them
+//! with a release fence; a CQE is read only after its status word showed the expected phase
+//! tag through the acquire word read, and the bounce buffer of a read is copied out only after
+//! that.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use super::admin::{self, set_prps, AdminQueue};
+use super::clock::Clock;
+use super::dma::{DmaError, DmaRegion};
+use super::error::DriverError;
+use super::pool::{DmaBuf, PagePool};
+use super::prp::{build_prps, PageSize, PrpError};
+use super::queue::{QueueError, QueuePair, CQE_SIZE, SQE_SIZE};
+use super::regs::{DoorbellLayout, Mmio};
+use crate::backend::BackendError;
+use crate::{Cqe, Sqe, Status};
+
+/// PSDT = 01b: the data pointer is an SGL, MPTR an address (NVMe Base 2.0 §4.2, CDW0).
+const PSDT_SGL: u8 = 0b01 << 6;
+
+/// The data a command moves.
+#[derive(Clone, Debug)]
+pub enum Data {
+    None,
+    /// Host to controller: these bytes.
+    Out(Bytes),
+    /// Controller to host: `len` bytes into the request buffer at `off`.
+    In {
+        off: usize,
+        len: usize,
+    },
+}
+
+impl Data {
+    fn len(&self) -> usize {
+        match self {
+            Data::None => 0,
+            Data::Out(b) => b.len(),
+            Data::In { len, .. } => *len,
+        }
+    }
+}
+
+/// A command ready to be submitted (its CID and data pointer are filled in at submission).
+#[derive(Clone, Debug)]
+pub struct IoCmd {
+    pub sqe: Sqe,
+    pub data: Data,
+}
+
+/// What one request (several commands when split) has come to.
+#[derive(Debug, Default)]
+pub struct RequestState {
+    /// Commands submitted and not completed.
+    pub outstanding: usize,
+    /// The first failure; later commands of the request are not submitted.
+    pub error: Option<BackendError>,
+    /// CQE DW0/DW1 of the last successful command (Zone Append's LBA).
+    pub result: u64,
+    /// Read data lands here.
+    pub buf: Vec<u8>,
+}
+
+/// Completion state shared by a request's commands and the future waiting for them.
+#[derive(Debug, Default)]
+pub struct Request {
+    state: Mutex<RequestState>,
+}
+
+impl Request {
+    pub fn new(buf: Vec<u8>) -> Arc<Request> {
+        Arc::new(Request {
+            state: Mutex::new(RequestState {
+                buf,
+                ..RequestState::default()
+            }),
+        })
+    }
+
+    pub fn lock(&self) -> std::sync::MutexGuard<'_, RequestState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Record `err` unless an earlier error is already recorded.
+    pub fn fail(&self, err: BackendError) {
+        let mut s = self.lock();
+        if s.error.is_none() {
+            s.error = Some(err);
+        }
+    }
+
+    pub fn has_error(&self) -> bool {
+        self.lock().error.is_some()
+    }
+}
+
+/// A submitted command's context: its request, the DMA memory the device may touch until it
+/// completes, and its deadlines.
+pub struct Inflight<M> {
+    req: Arc<Request>,
+    buf: Option<DmaBuf<M>>,
+    _lists: Vec<DmaBuf<M>>,
+    copy_out: Option<(usize, usize)>,
+    deadline: Duration,
+    /// Set once an Abort was sent: the time after which the controller is reset.
+    abort_deadline: Option<Duration>,
+}
+
+/// Why a command could not be submitted now.
+pub enum SubmitError {
+    /// No queue slot or DMA memory free; retry after completions.
+    Busy,
+    Failed(BackendError),
+}
+
+/// Commands whose deadline passed while polling a queue.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Expired {
+    /// CIDs past their first deadline, to be aborted.
+    pub abort: Vec<u16>,
+    /// Some command outlived its abort deadline too: reset the controller.
+    pub reset: bool,
+}
+
+/// An I/O submission/completion queue pair with ID `qid` (the CQ has the same ID).
+pub struct IoQueue<M> {
+    qp: QueuePair<DmaBuf<M>, Inflight<M>>,
+    sq_db: usize,
+    cq_db: usize,
+}
+
+fn dma_error(e: DmaError) -> BackendError {
+    BackendError::Io(std::io::Error::other(e))
+}
+
+impl<M: DmaRegion> IoQueue<M> {
+    pub fn new(
+        pool: &PagePool<M>,
+        qid: u16,
+        entries: u32,
+        layout: &DoorbellLayout,
+    ) -> Result<IoQueue<M>, DriverError> {
+        let sq = pool.alloc(entries as usize * SQE_SIZE)?;
+        let cq = pool.alloc(entries as usize * CQE_SIZE)?;
+        Ok(IoQueue {
+            qp: QueuePair::new(qid, sq, cq, entries)?,
+            sq_db: layout.sq_tail(qid)?,
+            cq_db: layout.cq_head(qid)?,
+        })
+    }
+
+    /// Create the CQ, then the SQ on the controller (NVMe Base 2.0 §3.5.1 step 13).
+    pub fn create(
+        &self,
+        mmio: &dyn Mmio,
+        clock: &dyn Clock,
+        admin: &mut AdminQueue<M>,
+        timeout: Duration,
+    ) -> Result<(), DriverError> {
+        let qid = self.qid();
+        let entries = self.qp.sq().entries();
+        let cq = admin::create_io_cq(qid, entries, self.qp.cq().iova());
+        admin.run(mmio, clock, cq, timeout)?;
+        let sq = admin::create_io_sq(qid, entries, self.qp.sq().iova(), qid);
+        admin.run(mmio, clock, sq, timeout)?;
+        Ok(())
+    }
+
+    pub fn qid(&self) -> u16 {
+        self.qp.sqid()
+    }
+
+    pub fn outstanding(&self) -> usize {
+        self.qp.outstanding()
+    }
+
+    /// Write `cmd` to the SQ with a bounce buffer and data pointer; the doorbell is rung by
+    /// [`IoQueue::ring`]. On `Busy` nothing was submitted.
+    pub fn submit(
+        &mut self,
+        pool: &PagePool<M>,
+        cmd: &IoCmd,
+        req: &Arc<Request>,
+        deadline: Duration,
+        sgl: bool,
+        max_transfer: u64,
+    ) -> Result<(), SubmitError> {
+        if self.qp.sq().is_full() {
+            return Err(SubmitError::Busy);
+        }
+        let mut sqe = cmd.sqe;
+        let len = cmd.data.len();
+        let (buf, lists) = if len == 0 {
+            (None, Vec::new())
+        } else {
+            match map_data(pool, &mut sqe, &cmd.data, sgl, max_transfer) {
+                Ok((buf, lists)) => (Some(buf), lists),
+                Err(MapError::Exhausted) => return Err(SubmitError::Busy),
+                Err(MapError::Failed(e)) => return Err(SubmitError::Failed(e)),
+            }
+        };
+        let copy_out = match &cmd.data {
+            Data::In { off, len } => Some((*off, *len)),
+            _ => None,
+        };
+        let ctx = Inflight {
+            req: Arc::clone(req),
+            buf,
+            _lists: lists,
+            copy_out,
+            deadline,
+            abort_deadline: None,
+        };
+        match self.qp.submit(sqe, ctx) {
+            Ok(_) => {
+                req.lock().outstanding += 1;
+                Ok(())
+            }
+            Err((QueueError::Full, _)) => Err(SubmitError::Busy),
+            Err((e, _)) => Err(SubmitError::Failed(BackendError::Io(
+                std::io::Error::other(e),
+            ))),
+        }
+    }
+
+    /// Ring the SQ tail doorbell once for everything submitted since the last ring.
+    pub fn ring(&mut self, mmio: &dyn Mmio) -> bool {
+        match self.qp.sq_doorbell() {
+            Some(tail) => {
+                mmio.write32(self.sq_db, u32::from(tail));
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Consume every posted completion, finish its command, ring the CQ head doorbell once;
+    /// returns how many completed.
+    pub fn reap(&mut self, mmio: &dyn Mmio) -> usize {
+        let mut done = 0;
+        loop {
+            match self.qp.poll() {
+                Ok(Some((ctx, cqe))) => {
+                    finish(ctx, &cqe);
+                    done += 1;
+                }
+                Ok(None) => break,
+                Err(QueueError::Dma(e)) => {
+                    tracing::error!(qid = self.qid(), "completion queue unreadable: {e}");
+                    break;
+                }
+                Err(e) => tracing::warn!(qid = self.qid(), "bad completion dropped: {e}"),
+            }
+        }
+        if let Some(head) = self.qp.cq_doorbell() {
+            mmio.write32(self.cq_db, u32::from(head));
+        }
+        done
+    }
+
+    /// Commands past their deadline at `now`: those not yet aborted are marked aborted with a
+    /// second deadline `now + timeout`.
+    pub fn expired(&mut self, now: Duration, timeout: Duration) -> Expired {
+        let mut out = Expired::default();
+        for (cid, ctx) in self.qp.outstanding_mut() {
+            match ctx.abort_deadline {
+                None if now >= ctx.deadline => {
+                    ctx.abort_deadline = Some(now + timeout);
+                    out.abort.push(cid);
+                }
+                Some(d) if now >= d => out.reset = true,
+                _ => {}
+            }
+        }
+        out
+    }
+
+    /// Fail every outstanding command with `err()` (the controller was reset or is gone).
+    pub fn fail_all(&mut self, err: &dyn Fn() -> BackendError) -> usize {
+        let drained = self.qp.drain();
+        let n = drained.len();
+        for ctx in drained {
+            ctx.req.fail(err());
+            ctx.req.lock().outstanding -= 1;
+        }
+        n
+    }
+}
+
+fn finish<M: DmaRegion>(ctx: Inflight<M>, cqe: &Cqe) {
+    let status = cqe.status();
+    let mut s = ctx.req.lock();
+    s.outstanding -= 1;
+    if status.is_success() {
+        if let (Some((off, len)), Some(buf)) = (ctx.copy_out, &ctx.buf) {
+            let dst = &mut s.buf[off..off + len];
+            if let Err(e) = buf.read_bytes(0, dst) {
+                s.error.get_or_insert(dma_error(e));
+            }
+        }
+        s.result = cqe.result64();
+    } else if s.error.is_none() {
+        // A command the driver aborted completes with Command Abort Requested (NVMe Base
+        // 2.0 §5.1): to the caller it timed out.
+        let aborted = ctx.abort_deadline.is_some() && status.sc == Status::ABORT_REQUESTED.sc;
+        s.error = Some(if aborted {
+            BackendError::Timeout
+        } else {
+            BackendError::Device(status)
+        });
+    }
+}
+
+enum MapError {
+    Exhausted,
+    Failed(BackendError),
+}
+
+impl From<DmaError> for MapError {
+    fn from(e: DmaError) -> MapError {
+        match e {
+            DmaError::Exhausted { .. } => MapError::Exhausted,
+            e => MapError::Failed(dma_error(e)),
+        }
+    }
+}
+
+/// Allocate the bounce buffer (filled for writes) and describe it in `sqe`'s data pointer.
+fn map_data<M: DmaRegion>(
+    pool: &PagePool<M>,
+    sqe: &mut Sqe,
+    data: &Data,
+    sgl: bool,
+    max_transfer: u64,
+) -> Result<(DmaBuf<M>, Vec<DmaBuf<M>>), MapError> {
+    let len = data.len();
+    let buf = pool.alloc(len)?;
+    if let Data::Out(bytes) = data {
+        buf.write_bytes(0, bytes)?;
+    }
+    if sgl {
+        // One SGL Data Block descriptor, type 0 subtype 0: address, length, byte 15 = 00h
+        // (NVMe Base 2.0 §4.3.2, Figure 118); the bounce buffer is contiguous in IOVA space.
+        sqe.flags |= PSDT_SGL;
+        sqe.dptr = [0; 16];
+        sqe.dptr[..8].copy_from_slice(&buf.iova().to_le_bytes());
+        sqe.dptr[8..12].copy_from_slice(&(len as u32).to_le_bytes());
+        return Ok((buf, Vec::new()));
+    }
+    let mut lists: Vec<DmaBuf<M>> = Vec::new();
+    let mut exhausted = false;
+    let mut alloc = || match pool.alloc(PageSize::MIN.bytes() as usize) {
+        Ok(page) => {
+            let iova = page.iova();
+            lists.push(page);
+            Some(iova)
+        }
+        Err(_) => {
+            exhausted = true;
+            None
+        }
+    };
+    let prps = match build_prps(
+        PageSize::MIN,
+        &[(buf.iova(), len)],
+        max_transfer,
+        &mut alloc,
+    ) {
+        Ok(p) => p,
+        Err(PrpError::OutOfListPages { .. }) if exhausted => return Err(MapError::Exhausted),
+        Err(e) => return Err(MapError::Failed(BackendError::Io(std::io::Error::other(e)))),
+    };
+    for (iova, entries) in &prps.lists {
+        let page = lists.iter().find(|p| p.iova() == *iova).ok_or_else(|| {
+            MapError::Failed(BackendError::Io(std::io::Error::other(
+                "PRP list page not from the pool",
+            )))
+        })?;
+        let raw: Vec<u8> = entries.iter().flat_map(|e| e.to_le_bytes()).collect();
+        page.write_bytes(0, &raw)?;
+    }
+    set_prps(sqe, prps.prp1, prps.prp2);
+    Ok((buf, lists))
+}
+
+/// Split `blocks` blocks at `lba` into commands of at most `max_blocks` each, built by
+/// `make(lba, blocks, byte offset)`.
+pub fn split(
+    lba: u64,
+    blocks: u64,
+    max_blocks: u64,
+    block_size: u32,
+    mut make: impl FnMut(u64, u64, usize) -> IoCmd,
+) -> VecDeque<IoCmd> {
+    let mut out = VecDeque::new();
+    let mut done = 0u64;
+    while done < blocks {
+        let n = (blocks - done).min(max_blocks.max(1));
+        out.push_back(make(lba + done, n, (done * u64::from(block_size)) as usize));
+        done += n;
+    }
+    out
+}
+
+/// An NVM I/O command: opcode, NSID, SLBA in CDW10/11 and the 0's based NLB in CDW12 bits
+/// 15:0 with `cdw12_flags` above (NVM Command Set 1.0 §3.2).
+pub fn rw_sqe(opcode: u8, nsid: u32, lba: u64, blocks: u64, cdw12_flags: u32) -> Sqe {
+    let mut sqe = Sqe {
+        opcode,
+        ..Default::default()
+    };
+    sqe.nsid.set(nsid);
+    sqe.cdw10.set(lba as u32);
+    sqe.cdw11.set((lba >> 32) as u32);
+    sqe.cdw12.set(((blocks - 1) as u32 & 0xffff) | cdw12_flags);
+    sqe
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_covers_the_range_in_order() {
+        let cmds = split(10, 70, 32, 512, |lba, n, off| IoCmd {
+            sqe: rw_sqe(0x02, 1, lba, n, 0),
+            data: Data::In {
+                off,
+                len: n as usize * 512,
+            },
+        });
+        let got: Vec<(u64, u32, usize)> = cmds
+            .iter()
+            .map(|c| match c.data {
+                Data::In { off, .. } => (c.sqe.slba(), c.sqe.nlb(), off),
+                _ => unreachable!(),
+            })
+            .collect();
+        assert_eq!(got, [(10, 32, 0), (42, 32, 16384), (74, 6, 32768)]);
+    }
+
+    #[test]
+    fn rw_sqe_fields() {
+        let s = rw_sqe(0x01, 3, 0x1_2345_6789, 8, 1 << 30);
+        assert_eq!(
+            (s.opcode, s.nsid(), s.slba(), s.nlb()),
+            (1, 3, 0x1_2345_6789, 8)
+        );
+        assert_eq!(s.cdw12.get() >> 30, 1);
+        assert_eq!(rw_sqe(0x02, 1, 0, 65536, 0).nlb(), 65536);
+    }
+}

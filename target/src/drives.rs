@@ -1,0 +1,214 @@
+//! NVMe drives the daemon drives itself: namespaces on `nvme-vfio` controllers (our userspace
+//! driver) and `nvme-uring` character devices (kernel driver, io_uring passthrough).
+//!
+//! A PCI function can be claimed through VFIO once per process, so its driver lives in one
+//! process-wide registry and every namespace of the controller shares it. [`configure`] sets
+//! the queue count, depth and timeouts before the first drive opens; [`shutdown_all`] shuts
+//! controllers down cleanly and gives devices back to the kernel driver they came from.
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use nvme::backend::uring::{UringBackend, UringOptions};
+use nvme::backend::{Backend, BackendError};
+use nvme::driver::nvme_driver::{DriverOptions, NvmeDriver};
+use nvme::driver::pool::PagePool;
+use nvme::driver::vfio_setup::{self, SetupOptions};
+use nvme::sys::hugepage::HugeDma;
+use nvme::sys::vfio::VfioDevice;
+
+use crate::config::{BackendKind, DrivesSection};
+
+/// IOVA where a controller's DMA memory starts (any page-aligned address below the IOMMU's
+/// address width works; 4 GiB keeps it clear of low-memory conventions).
+const DMA_IOVA: u64 = 1 << 32;
+/// Page size of the DMA pool (the controller's memory page size, CC.MPS = 4 KiB).
+const DMA_PAGE: usize = 4096;
+
+/// How drives are driven; from `[drives]` and the reactor count.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DriveSettings {
+    /// I/O queue pairs per controller: one per reactor plus one for blocking callers.
+    pub io_queues: u16,
+    pub queue_depth: u32,
+    pub timeout: Duration,
+    pub dma_bytes: usize,
+}
+
+impl DriveSettings {
+    pub fn new(section: &DrivesSection, reactors: usize) -> DriveSettings {
+        DriveSettings {
+            io_queues: u16::try_from(reactors + 1).unwrap_or(u16::MAX),
+            queue_depth: section.queue_depth,
+            timeout: Duration::from_millis(section.command_timeout_ms),
+            dma_bytes: usize::try_from(section.dma_memory.0).unwrap_or(usize::MAX),
+        }
+    }
+}
+
+impl Default for DriveSettings {
+    fn default() -> Self {
+        DriveSettings::new(&DrivesSection::default(), 1)
+    }
+}
+
+/// A controller taken over through VFIO. Field order is drop order: the driver (BAR mapping,
+/// DMA memory) goes before the device and its container.
+struct VfioDrive {
+    pci: String,
+    driver: Arc<NvmeDriver<HugeDma>>,
+    _device: VfioDevice,
+    /// Set when we moved the device to vfio-pci: the driver it had before.
+    rebound_from: Option<Option<String>>,
+}
+
+struct Registry {
+    settings: Option<DriveSettings>,
+    vfio: Vec<VfioDrive>,
+}
+
+static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
+    settings: None,
+    vfio: Vec::new(),
+});
+
+fn registry() -> std::sync::MutexGuard<'static, Registry> {
+    REGISTRY.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Settings for drives opened from now on (controllers already open keep theirs).
+pub fn configure(settings: DriveSettings) {
+    registry().settings = Some(settings);
+}
+
+fn gone(what: &str, e: impl std::fmt::Display) -> BackendError {
+    BackendError::Gone(format!("{what}: {e}"))
+}
+
+/// The driver of the controller at `pci`, started on first use.
+pub fn vfio_driver(pci: &str, bind: bool) -> Result<Arc<NvmeDriver<HugeDma>>, BackendError> {
+    let mut reg = registry();
+    if let Some(d) = reg.vfio.iter().find(|d| d.pci == pci) {
+        return Ok(d.driver.clone());
+    }
+    let settings = reg.settings.clone().unwrap_or_default();
+    let pre = vfio_setup::prepare(
+        pci,
+        &SetupOptions {
+            bind,
+            hugepages_2m: vfio_setup::hugepages_for(settings.dma_bytes),
+        },
+    )
+    .map_err(|e| BackendError::Gone(e.to_string()))?;
+    let started = start_vfio(pci, &settings);
+    let (device, driver) = match started {
+        Ok(v) => v,
+        Err(e) => {
+            if pre.rebound_from.is_some() {
+                if let Err(r) = vfio_setup::release(pci) {
+                    tracing::warn!(pci, error = %r, "cannot give the device back");
+                }
+            }
+            return Err(e);
+        }
+    };
+    let info = driver.info();
+    tracing::info!(pci, model = %info.model, serial = %info.serial, firmware = %info.firmware,
+        io_queues = info.io_queues, queue_entries = info.queue_entries,
+        max_transfer = info.max_transfer, namespaces = info.namespaces.len(),
+        "NVMe controller taken over through VFIO");
+    reg.vfio.push(VfioDrive {
+        pci: pci.to_string(),
+        driver: driver.clone(),
+        _device: device,
+        rebound_from: pre.rebound_from,
+    });
+    Ok(driver)
+}
+
+fn start_vfio(
+    pci: &str,
+    settings: &DriveSettings,
+) -> Result<(VfioDevice, Arc<NvmeDriver<HugeDma>>), BackendError> {
+    let device = VfioDevice::open(pci).map_err(|e| gone(pci, e))?;
+    let bar = device.bar0().map_err(|e| gone(pci, e))?;
+    let dma = device
+        .map_dma(settings.dma_bytes, DMA_IOVA)
+        .map_err(|e| gone(pci, e))?;
+    let pool = PagePool::new(dma, DMA_PAGE).map_err(|e| gone(pci, e))?;
+    let driver = NvmeDriver::start(
+        Box::new(bar),
+        pool,
+        DriverOptions {
+            io_queues: settings.io_queues,
+            queue_depth: settings.queue_depth,
+            timeout: settings.timeout,
+        },
+    )
+    .map_err(|e| gone(pci, e))?;
+    Ok((device, driver))
+}
+
+/// Open the backend of a drive namespace.
+pub fn open(kind: &BackendKind) -> Result<Arc<dyn Backend>, BackendError> {
+    match kind {
+        BackendKind::NvmeVfio { pci, nsid, bind } => {
+            let driver = vfio_driver(pci, *bind)?;
+            let ns = driver
+                .namespace(*nsid)
+                .map_err(|e| gone(&format!("{pci} namespace {nsid}"), e))?;
+            if ns.info().zoned.is_some() {
+                return Err(BackendError::Gone(format!(
+                    "{pci} namespace {nsid} is zoned: zoned namespaces are not exported over \
+                     NVMe-oF yet (ferrofab drive works on them)"
+                )));
+            }
+            Ok(ns)
+        }
+        BackendKind::NvmeUring { path, iopoll } => {
+            let depth = registry().settings.clone().unwrap_or_default().queue_depth;
+            let backend = UringBackend::open(
+                path,
+                UringOptions {
+                    queue_depth: depth,
+                    iopoll: *iopoll,
+                },
+            )?;
+            Ok(backend)
+        }
+        BackendKind::Ram | BackendKind::File | BackendKind::Null => Err(BackendError::Gone(
+            format!("backend {kind} is not a drive"),
+        )),
+    }
+}
+
+/// Shut every VFIO controller down (CC.SHN, so the drive flushes its cache) and hand devices
+/// we rebound back to their previous driver.
+pub fn shutdown_all() {
+    let drives = std::mem::take(&mut registry().vfio);
+    for d in drives {
+        if let Err(e) = d.driver.shutdown() {
+            tracing::warn!(pci = %d.pci, error = %e, "controller shutdown failed");
+        }
+        let VfioDrive {
+            pci,
+            driver,
+            _device,
+            rebound_from,
+        } = d;
+        if Arc::strong_count(&driver) > 1 {
+            // Namespaces still hold the driver: unbinding now would wait for the device to
+            // be closed. Leave it on vfio-pci.
+            tracing::warn!(pci, "controller still in use at exit; left bound to vfio-pci");
+            continue;
+        }
+        drop(driver);
+        drop(_device);
+        if rebound_from.is_some() {
+            match vfio_setup::release(&pci) {
+                Ok(now) => tracing::info!(pci, driver = ?now, "device handed back"),
+                Err(e) => tracing::warn!(pci, error = %e, "cannot hand the device back"),
+            }
+        }
+    }
+}
