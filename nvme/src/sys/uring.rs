@@ -368,7 +368,8 @@ mod tests {
         assert_eq!(b, expect);
     }
 
-    /// A file without `uring_cmd` (here /dev/zero; /dev/null has a no-op one since Linux 6.18) fails every command with EOPNOTSUPP:
+    /// A file without `uring_cmd` (here /dev/zero; recent kernels give /dev/null a no-op
+    /// one) fails every command with EOPNOTSUPP:
     /// enough to run the ring's slot bookkeeping against the real kernel.
     #[test]
     fn ring_returns_buffers_with_their_completions() {
