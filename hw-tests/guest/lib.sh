@@ -519,7 +519,97 @@ ff_cleanup() {
 	find /tmp -mindepth 1 -maxdepth 1 ! -name logs -exec rm -rf {} +
 	# Background jobs a test left (fio etc.).
 	pkill -x fio 2>/dev/null
+	# Local drives back to no driver, hugepages back to the kernel.
+	local a
+	for a in $DRIVE_CONV $DRIVE_ZNS; do
+		unbind "$a"
+		echo "" >"/sys/bus/pci/devices/$a/driver_override" 2>/dev/null
+	done
+	echo 0 >/proc/sys/vm/nr_hugepages
 	return 0
+}
+
+# ------------------------------------------------------------ local drives
+# Two emulated NVMe controllers sit behind the guest's vIOMMU (see
+# hw-tests/lib/qemu.sh); nothing binds them at boot (no udev, nvme not
+# loaded), so each test starts with both unbound.
+DRIVE_CONV=0000:00:04.0 # serial ffconv0, conventional, 512 MiB, 4 KiB blocks
+DRIVE_ZNS=0000:00:05.0  # serial ffzns0, zoned (16 MiB zones, 12 MiB cap), 256 MiB
+
+pci_driver() { # ADDR -> bound driver name, or nothing
+	local l=/sys/bus/pci/devices/$1/driver
+	[ -e "$l" ] && basename "$(readlink "$l")"
+}
+
+unbind() { # ADDR — detach whatever driver holds the device
+	local d
+	d=$(pci_driver "$1") || return 0
+	[ -n "$d" ] || return 0
+	echo "$1" >"/sys/bus/pci/devices/$1/driver/unbind"
+}
+
+bind_nvme_kernel() { # ADDR -> nvmeN (the kernel controller, once live)
+	local a=$1 c
+	modprobe nvme || fail "modprobe nvme failed"
+	unbind "$a"
+	echo "" >"/sys/bus/pci/devices/$a/driver_override"
+	[ -e "/sys/bus/pci/drivers/nvme/$a" ] || echo "$a" >/sys/bus/pci/drivers/nvme/bind ||
+		fail "cannot bind $a to nvme"
+	wait_until 30 eval 'ls "/sys/bus/pci/devices/$a/nvme" 2>/dev/null | grep -q nvme' ||
+		fail "$a: no nvme controller appeared"
+	c=$(ls "/sys/bus/pci/devices/$a/nvme" | head -n1)
+	wait_until 30 ctrl_live "$c" || fail "$c ($a) not live: $(ctrl_state "$c")"
+	echo "$c"
+}
+
+drive_blk() { # ADDR -> /dev/nvmeXnY, namespace 1 of the kernel controller at ADDR
+	local a=$1 c nqn b
+	c=$(ls "/sys/bus/pci/devices/$a/nvme" 2>/dev/null | head -n1)
+	[ -n "$c" ] || fail "$a is not bound to nvme"
+	nqn=$(cat "/sys/class/nvme/$c/subsysnqn")
+	ns_dev_ok "$nqn" 1
+}
+drive_chr() { # /dev/nvmeXnY -> /dev/ngXnY (its generic char device)
+	echo "/dev/ng${1#/dev/nvme}"
+}
+
+bind_vfio() { # ADDR -> /dev/vfio/GROUP (vfio-pci owns the device)
+	local a=$1 g
+	modprobe vfio-pci && modprobe vfio_iommu_type1 || fail "modprobe vfio-pci/vfio_iommu_type1 failed"
+	g=$(basename "$(readlink "/sys/bus/pci/devices/$a/iommu_group")") || fail "$a has no IOMMU group"
+	unbind "$a"
+	echo vfio-pci >"/sys/bus/pci/devices/$a/driver_override"
+	echo "$a" >/sys/bus/pci/drivers/vfio-pci/bind || fail "cannot bind $a to vfio-pci"
+	wait_until 10 test -c "/dev/vfio/$g" || fail "/dev/vfio/$g did not appear"
+	echo "/dev/vfio/$g"
+}
+
+reserve_hugepages() { # N — exactly N 2 MiB hugepages, or fail
+	echo "$1" >/proc/sys/vm/nr_hugepages
+	expect_eq "$(cat /proc/sys/vm/nr_hugepages)" "$1" "2 MiB hugepages reserved"
+}
+
+# bench_fio NAME FIO-ARGS... — one fio job (JSON output), reported as
+# "NAME iops=.. bw_mib=.. p50_us=.. p99_us=.." for its reads, or its writes
+# when it read nothing.
+bench_fio() {
+	local name=$1 out=/tmp/bench-$1.json dir="read" fields
+	shift
+	fio --name="$name" --output-format=json --output="$out" "$@" || fail "fio $name failed"
+	[ "$(jq '.jobs[0].error' "$out")" = 0 ] || fail "fio $name: error $(jq '.jobs[0].error' "$out")"
+	[ "$(jq '.jobs[0].read.io_bytes' "$out")" -gt 0 ] || dir="write"
+	read -r -a fields < <(jq -r --arg d "$dir" '.jobs[0][$d] |
+		"iops=\(.iops | floor) bw_mib=\(.bw_bytes / 1048576 * 10 | floor / 10)" +
+		" p50_us=\(.clat_ns.percentile["50.000000"] / 1000 | floor)" +
+		" p99_us=\(.clat_ns.percentile["99.000000"] / 1000 | floor)"' "$out")
+	bench_report "$name" "${fields[@]}"
+}
+
+# bench_report NAME KEY=VALUE... — one machine-readable line on the console,
+# which hw-tests/run prints as it comes ("@@FF BENCH NAME iops=.. ...").
+bench_report() {
+	echo "@@FF BENCH $*" >/dev/console
+	echo "BENCH $*"
 }
 
 # -------------------------------------------------------------- host helpers

@@ -53,17 +53,56 @@ ensure_qemu() {
 		die "private QEMU does not run (missing libraries?): $QEMU_BIN"
 }
 
-# run_qemu KERNEL INITRD CMDLINE LOGFILE TIMEOUT_S
+# Guest devices beyond the bare machine: an Intel IOMMU (VT-d) with interrupt
+# remapping, so the guest's vfio-pci can take a device and map DMA through it,
+# and two emulated NVMe controllers at fixed PCI addresses:
+#   00:04.0 serial ffconv0  one conventional namespace, 512 MiB, 4 KiB blocks
+#   00:05.0 serial ffzns0   one zoned namespace, 256 MiB, 4 KiB blocks, zones of
+#                           16 MiB with 12 MiB capacity, max 4 open / 6 active,
+#                           zone append limit 2^5 * 4 KiB = 128 KiB
+# caching-mode stays off: it only matters when QEMU must shadow the guest's
+# mappings into a host IOMMU (a host device assigned to the guest); emulated
+# devices translate every DMA through the vIOMMU directly.
+HW_CONV_BYTES=$((512 << 20))
+HW_ZNS_BYTES=$((256 << 20))
+
+# make_drives DIR — fresh sparse backing files (a clean slate every boot).
+make_drives() {
+	local dir=$1
+	rm -f "$dir/conv.img" "$dir/zns.img"
+	truncate -s "$HW_CONV_BYTES" "$dir/conv.img" && truncate -s "$HW_ZNS_BYTES" "$dir/zns.img"
+}
+
+# qemu_devices DIR — the IOMMU and drive arguments (backing files in DIR).
+qemu_devices() {
+	local dir=$1 blk=logical_block_size=4096,physical_block_size=4096
+	printf '%s\n' \
+		-device intel-iommu,intremap=on \
+		-drive "if=none,id=conv,format=raw,cache=unsafe,file=$dir/conv.img" \
+		-device nvme,id=nvme-conv,serial=ffconv0,addr=04.0 \
+		-device "nvme-ns,bus=nvme-conv,drive=conv,nsid=1,$blk" \
+		-drive "if=none,id=zns,format=raw,cache=unsafe,file=$dir/zns.img" \
+		-device nvme,id=nvme-zns,serial=ffzns0,addr=05.0,zoned.zasl=5 \
+		-device "nvme-ns,bus=nvme-zns,drive=zns,nsid=1,$blk,zoned=on,zoned.zone_size=16M,zoned.zone_capacity=12M,zoned.max_open=4,zoned.max_active=6"
+}
+
+# run_qemu KERNEL INITRD CMDLINE TIMEOUT_S DRIVE_DIR
 # Boots the guest under TCG (KVM is unusable on these hosts), serial console
 # on stdout. No network device: every test runs on the guest's loopback.
+# kernel-irqchip=split is what interrupt remapping needs under KVM; TCG
+# accepts it and emulates the IOAPIC in QEMU either way.
 run_qemu() {
-	local kernel=$1 initrd=$2 cmdline=$3 timeout_s=$4
-	local mem=${FERROFAB_HW_MEM:-2048} smp=${FERROFAB_HW_SMP:-2}
+	local kernel=$1 initrd=$2 cmdline=$3 timeout_s=$4 drive_dir=$5
+	local mem=${FERROFAB_HW_MEM:-3072} smp=${FERROFAB_HW_SMP:-2}
+	local -a devs
+	make_drives "$drive_dir" || return 1
+	mapfile -t devs < <(qemu_devices "$drive_dir")
 	LD_LIBRARY_PATH="$QEMU_LIBPATH${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" \
 		timeout --foreground -k 10 "$timeout_s" \
 		"$QEMU_BIN" "${QEMU_DATADIRS[@]}" \
-		-machine q35 -accel tcg,thread=multi -cpu max -smp "$smp" -m "$mem" \
+		-machine q35,kernel-irqchip=split -accel tcg,thread=multi -cpu max -smp "$smp" -m "$mem" \
 		-nodefaults -no-user-config -display none -nic none \
 		-serial stdio -monitor none -no-reboot \
+		"${devs[@]}" \
 		-kernel "$kernel" -initrd "$initrd" -append "$cmdline" </dev/null
 }

@@ -176,9 +176,9 @@ pub fn open(kind: &BackendKind) -> Result<Arc<dyn Backend>, BackendError> {
             )?;
             Ok(backend)
         }
-        BackendKind::Ram | BackendKind::File | BackendKind::Null => Err(BackendError::Gone(
-            format!("backend {kind} is not a drive"),
-        )),
+        BackendKind::Ram | BackendKind::File | BackendKind::Null => {
+            Err(BackendError::Gone(format!("backend {kind} is not a drive")))
+        }
     }
 }
 
@@ -199,7 +199,10 @@ pub fn shutdown_all() {
         if Arc::strong_count(&driver) > 1 {
             // Namespaces still hold the driver: unbinding now would wait for the device to
             // be closed. Leave it on vfio-pci.
-            tracing::warn!(pci, "controller still in use at exit; left bound to vfio-pci");
+            tracing::warn!(
+                pci,
+                "controller still in use at exit; left bound to vfio-pci"
+            );
             continue;
         }
         drop(driver);

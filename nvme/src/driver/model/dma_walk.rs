@@ -83,7 +83,12 @@ impl State {
     }
 
     /// Copy `data` to the host buffer described by `sqe`.
-    pub(super) fn deliver_data(&self, sqe: &Sqe, data: &[u8], allow_sgl: bool) -> Result<(), Status> {
+    pub(super) fn deliver_data(
+        &self,
+        sqe: &Sqe,
+        data: &[u8],
+        allow_sgl: bool,
+    ) -> Result<(), Status> {
         let mut done = 0;
         for (addr, n) in self.segments(sqe, data.len(), allow_sgl)? {
             self.host_write(addr, &data[done..done + n])?;

@@ -238,9 +238,9 @@ impl DriveArgs {
                 let mut buf = vec![0u8; *blocks as usize * bs];
                 drive.backend().read(*lba, &mut buf).map_err(e)?;
                 let want = pattern(*seed, *lba, *blocks, bs);
-                if let Some(i) = (0..*blocks as usize).find(|&i| {
-                    buf[i * bs..(i + 1) * bs] != want[i * bs..(i + 1) * bs]
-                }) {
+                if let Some(i) = (0..*blocks as usize)
+                    .find(|&i| buf[i * bs..(i + 1) * bs] != want[i * bs..(i + 1) * bs])
+                {
                     return Err(format!("mismatch at LBA {}", lba + i as u64));
                 }
                 println!("verified {blocks} blocks at LBA {lba} (seed {seed})");
@@ -376,7 +376,10 @@ impl InFlight {
                 Ok(buf) => (Ok(()), Some(buf)),
                 Err(e) => (Err(e.to_string()), None),
             }),
-            InFlight::Write(io) => io.as_mut().poll(cx).map(|r| (r.map_err(|e| e.to_string()), None)),
+            InFlight::Write(io) => io
+                .as_mut()
+                .poll(cx)
+                .map(|r| (r.map_err(|e| e.to_string()), None)),
         }
     }
 }
@@ -386,9 +389,13 @@ impl InFlight {
 fn bench(drive: &Drive, a: &BenchArgs, num_blocks: u64, bs: usize) -> Result<(), String> {
     let size = a.size as usize;
     if size == 0 || size % bs != 0 {
-        return Err(format!("--size {size} must be a multiple of the {bs}-byte block"));
+        return Err(format!(
+            "--size {size} must be a multiple of the {bs}-byte block"
+        ));
     }
-    let span_blocks = a.span.map_or(num_blocks, |s| (s / bs as u64).min(num_blocks));
+    let span_blocks = a
+        .span
+        .map_or(num_blocks, |s| (s / bs as u64).min(num_blocks));
     let per_io = (size / bs) as u64;
     let slots_in_span = span_blocks / per_io;
     if slots_in_span == 0 || a.qd == 0 {
