@@ -7,6 +7,8 @@ CARGO        ?= cargo
 TEST_PROFILE := ci
 BIN_RELEASE  := build/release/ferrofab
 BIN_TEST     := build/$(TEST_PROFILE)/ferrofab
+# Guest-side checks copied into the hw-test guest (hw-tests/tests/17-uring-check.sh).
+HW_EXTRA_BIN := build/$(TEST_PROFILE)/examples/uring_check
 FUZZ_SECONDS ?= 60
 CONFIG       ?=
 
@@ -36,8 +38,8 @@ unit: toolchain
 	$(CARGO) test --workspace --profile $(TEST_PROFILE)
 
 hw-test: toolchain
-	$(CARGO) build --profile $(TEST_PROFILE) --bin ferrofab
-	hw-tests/run --ferrofab $(BIN_TEST)
+	$(CARGO) build --profile $(TEST_PROFILE) --bin ferrofab --example uring_check
+	FERROFAB_HW_EXTRA_BIN="$(HW_EXTRA_BIN)" hw-tests/run --ferrofab $(BIN_TEST)
 
 ## Run every cargo-fuzz target for FUZZ_SECONDS each (stable toolchain via RUSTC_BOOTSTRAP).
 ## The checked-in seed corpora are read only; new inputs go to a scratch directory.
