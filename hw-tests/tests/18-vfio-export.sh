@@ -16,7 +16,9 @@ tgt_subsys $NQN
 tgt_ns $NQN nsid=1 backend="{ kind = \"nvme-vfio\", pci = \"$DRIVE_CONV\", nsid = 1, bind = true }"
 tgt_start
 expect_eq "$(pci_driver $DRIVE_CONV)" vfio-pci "driver of $DRIVE_CONV while ferrofab serves it"
-grep -q "NVMe controller taken over through VFIO" "$(tgt_log)" || fail "no driver bring-up in the target log"
+# Listeners are bound before the namespaces open: wait for the bring-up.
+wait_until 30 grep -q "NVMe controller taken over through VFIO" "$(tgt_log)" ||
+	fail "no driver bring-up in the target log"
 
 c=$(connect_ok $NQN --nr-io-queues=2)
 dev=$(ns_dev_ok $NQN 1)

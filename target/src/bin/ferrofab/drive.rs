@@ -98,6 +98,20 @@ enum DriveAction {
     },
     /// Polled load on one thread: IOPS, bandwidth, latency.
     Bench(BenchArgs),
+    /// Run actions read from standard input, one per line (e.g. `zone open --zslba 0`), on one
+    /// controller bring-up, so zone states carry from one action to the next (a controller
+    /// shutdown closes open zones). Each action's output follows a `>>> ACTION` line; a
+    /// failed action prints `error: ...` and the batch goes on; the exit status says whether
+    /// any failed.
+    Batch,
+}
+
+/// One line of a batch.
+#[derive(clap::Parser)]
+#[command(no_binary_name = true)]
+struct BatchLine {
+    #[command(subcommand)]
+    action: DriveAction,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -217,75 +231,113 @@ impl DriveArgs {
             ),
             (None, None) => return Err("give --pci or --uring".into()),
         };
-        let info = drive.backend().info();
-        let bs = info.block_size as usize;
-        let e = |e: nvme::backend::BackendError| e.to_string();
-        match &self.action {
-            DriveAction::Identify => {
-                println!("block_size={} blocks={}", info.block_size, info.num_blocks);
-            }
-            DriveAction::Write {
-                lba,
-                blocks,
-                seed,
-                fua,
-            } => {
-                let data = pattern(*seed, *lba, *blocks, bs);
-                drive.backend().write(*lba, &data, *fua).map_err(e)?;
-                println!("wrote {blocks} blocks at LBA {lba} (seed {seed})");
-            }
-            DriveAction::Verify { lba, blocks, seed } => {
-                let mut buf = vec![0u8; *blocks as usize * bs];
-                drive.backend().read(*lba, &mut buf).map_err(e)?;
-                let want = pattern(*seed, *lba, *blocks, bs);
-                if let Some(i) = (0..*blocks as usize)
-                    .find(|&i| buf[i * bs..(i + 1) * bs] != want[i * bs..(i + 1) * bs])
-                {
-                    return Err(format!("mismatch at LBA {}", lba + i as u64));
-                }
-                println!("verified {blocks} blocks at LBA {lba} (seed {seed})");
-            }
-            DriveAction::Zones {
-                slba,
-                max,
-                state,
-                partial,
-            } => {
-                let ns = drive.zoned()?;
-                let (total, zones) = ns
-                    .report_zones(*slba, report_option(*state), *partial, *max)
-                    .map_err(e)?;
-                println!("zones={total}");
-                for z in zones {
-                    let state = z.state().map_or("unknown".to_string(), state_name);
-                    println!(
-                        "zslba={} wp={} zcap={} state={state}",
-                        z.zslba.get(),
-                        z.wp.get(),
-                        z.zcap.get()
-                    );
-                }
-            }
-            DriveAction::Zone { action, zslba, all } => {
-                let ns = drive.zoned()?;
-                ns.zone_action(zslba.unwrap_or(0), *all, zone_action(*action))
-                    .map_err(e)?;
-                println!("ok");
-            }
-            DriveAction::Append {
-                zslba,
-                blocks,
-                seed,
-            } => {
-                let ns = drive.zoned()?;
-                let data = pattern(*seed, *zslba, *blocks, bs);
-                let lba = block_on(ns.append(*zslba, Bytes::from(data))).map_err(e)?;
-                println!("lba={lba}");
-            }
-            DriveAction::Bench(args) => bench(&drive, args, info.num_blocks, bs)?,
+        if let DriveAction::Batch = self.action {
+            return batch(&drive);
         }
-        Ok(())
+        run_action(&drive, &self.action)
     }
+}
+
+/// Run each line of standard input as an action on `drive`.
+fn batch(drive: &Drive) -> Result<(), String> {
+    use std::io::BufRead;
+    let mut failed = 0;
+    for line in std::io::stdin().lock().lines() {
+        let line = line.map_err(|e| format!("reading standard input: {e}"))?;
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        println!(">>> {line}");
+        let result = <BatchLine as clap::Parser>::try_parse_from(line.split_whitespace())
+            .map_err(|e| e.to_string().lines().next().unwrap_or_default().to_string())
+            .and_then(|b| match b.action {
+                DriveAction::Batch | DriveAction::Identify => {
+                    Err("identify and batch do not run inside a batch".to_string())
+                }
+                action => run_action(drive, &action),
+            });
+        if let Err(e) = result {
+            failed += 1;
+            println!("error: {e}");
+        }
+    }
+    match failed {
+        0 => Ok(()),
+        n => Err(format!("{n} batch actions failed")),
+    }
+}
+
+fn run_action(drive: &Drive, action: &DriveAction) -> Result<(), String> {
+    let info = drive.backend().info();
+    let bs = info.block_size as usize;
+    let e = |e: nvme::backend::BackendError| e.to_string();
+    match action {
+        DriveAction::Identify => {
+            println!("block_size={} blocks={}", info.block_size, info.num_blocks);
+        }
+        DriveAction::Write {
+            lba,
+            blocks,
+            seed,
+            fua,
+        } => {
+            let data = pattern(*seed, *lba, *blocks, bs);
+            drive.backend().write(*lba, &data, *fua).map_err(e)?;
+            println!("wrote {blocks} blocks at LBA {lba} (seed {seed})");
+        }
+        DriveAction::Verify { lba, blocks, seed } => {
+            let mut buf = vec![0u8; *blocks as usize * bs];
+            drive.backend().read(*lba, &mut buf).map_err(e)?;
+            let want = pattern(*seed, *lba, *blocks, bs);
+            if let Some(i) = (0..*blocks as usize)
+                .find(|&i| buf[i * bs..(i + 1) * bs] != want[i * bs..(i + 1) * bs])
+            {
+                return Err(format!("mismatch at LBA {}", lba + i as u64));
+            }
+            println!("verified {blocks} blocks at LBA {lba} (seed {seed})");
+        }
+        DriveAction::Zones {
+            slba,
+            max,
+            state,
+            partial,
+        } => {
+            let ns = drive.zoned()?;
+            let (total, zones) = ns
+                .report_zones(*slba, report_option(*state), *partial, *max)
+                .map_err(e)?;
+            println!("zones={total}");
+            for z in zones {
+                let state = z.state().map_or("unknown".to_string(), state_name);
+                println!(
+                    "zslba={} wp={} zcap={} state={state}",
+                    z.zslba.get(),
+                    z.wp.get(),
+                    z.zcap.get()
+                );
+            }
+        }
+        DriveAction::Zone { action, zslba, all } => {
+            let ns = drive.zoned()?;
+            ns.zone_action(zslba.unwrap_or(0), *all, zone_action(*action))
+                .map_err(e)?;
+            println!("ok");
+        }
+        DriveAction::Append {
+            zslba,
+            blocks,
+            seed,
+        } => {
+            let ns = drive.zoned()?;
+            let data = pattern(*seed, *zslba, *blocks, bs);
+            let lba = block_on(ns.append(*zslba, Bytes::from(data))).map_err(e)?;
+            println!("lba={lba}");
+        }
+        DriveAction::Bench(args) => bench(drive, args, info.num_blocks, bs)?,
+        DriveAction::Batch => return Err("batch does not nest".into()),
+    }
+    Ok(())
 }
 
 fn pattern(seed: u64, lba: u64, blocks: u64, bs: usize) -> Vec<u8> {
