@@ -88,6 +88,7 @@ tgt_subsys() {
 }
 
 # tgt_ns NQN nsid=N backend=ram|file|null [size=64MiB] [path=/data/x.img] [bs=512]
+# A drive backend is a TOML table, written as is: backend='{ kind = "nvme-uring", path = "/dev/ng0n1" }'.
 tgt_ns() {
 	local nqn=$1 kv nsid="" backend=ram size="" path="" bs=""
 	shift
@@ -151,7 +152,10 @@ tgt_render_toml() {
 		for e in "${TGT_NS[@]}"; do
 			IFS='|' read -r nqn nsid backend size path bs <<<"$e"
 			[ "$nqn" = "$s" ] || continue
-			printf '[[subsystem.namespace]]\nnsid = %s\nbackend = "%s"\n' "$nsid" "$backend"
+			case $backend in
+			"{"*) printf '[[subsystem.namespace]]\nnsid = %s\nbackend = %s\n' "$nsid" "$backend" ;;
+			*) printf '[[subsystem.namespace]]\nnsid = %s\nbackend = "%s"\n' "$nsid" "$backend" ;;
+			esac
 			[ -n "$size" ] && printf 'size = "%s"\n' "$size"
 			[ -n "$path" ] && printf 'path = "%s"\n' "$path"
 			[ -n "$bs" ] && printf 'block_size = %s\n' "$bs"

@@ -391,3 +391,82 @@ pub fn negotiate_queues<M: DmaRegion>(
     let got = NumberOfQueues::from_dw0(cqe.dw0.get());
     Ok(got.nsq.min(got.ncq).min(u32::from(wanted)) as u16)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::driver::clock::FakeClock;
+    use crate::driver::regs::FakeMmio;
+
+    #[test]
+    fn cc_selects_command_sets_from_cap_css() {
+        let nvm = Cap(0).with_css(Cap::CSS_NVM);
+        let cc = controller_config(nvm).unwrap();
+        assert_eq!(
+            (
+                cc.css(),
+                cc.mps(),
+                cc.ams(),
+                cc.iosqes(),
+                cc.iocqes(),
+                cc.en()
+            ),
+            (0b000, 0, 0, 6, 4, false)
+        );
+        assert_eq!(cc.0, 0x0046_0000);
+        let all = Cap(0).with_css(Cap::CSS_NVM | Cap::CSS_IO_COMMAND_SETS);
+        assert_eq!(controller_config(all).unwrap().css(), 0b110);
+        assert!(controller_config(Cap(0).with_css(Cap::CSS_ADMIN_ONLY)).is_err());
+        assert!(controller_config(nvm.with_mpsmin(1)).is_err());
+    }
+
+    #[test]
+    fn disable_clears_en_and_waits_for_not_ready() {
+        let bar = FakeMmio::new(0x2000);
+        let clock = FakeClock::new(Duration::from_millis(1));
+        let cap = Cap(0).with_to(1);
+        bar.set32(CC as usize, 0x0046_0001);
+        bar.script32(CSTS as usize, [1, 1, 1]);
+        disable(&bar, &clock, cap).unwrap();
+        assert_eq!(bar.value(CC as usize), 0x0046_0000);
+        assert_eq!(clock.now(), Duration::from_millis(3));
+        // RDY stuck at 1: CAP.TO (500 ms) passes.
+        bar.set32(CSTS as usize, 1);
+        assert!(matches!(
+            disable(&bar, &clock, cap),
+            Err(DriverError::Timeout {
+                what: "CSTS.RDY = 0",
+                ..
+            })
+        ));
+        bar.set32(CSTS as usize, u32::MAX);
+        assert!(matches!(health(&bar), Err(DriverError::Gone(_))));
+        bar.set32(CSTS as usize, 0b10);
+        assert!(matches!(health(&bar), Err(DriverError::Fatal)));
+    }
+
+    #[test]
+    fn command_set_choice_prefers_nvm_with_zns() {
+        assert_eq!(
+            choose_command_sets(&[IOCS_NVM, IOCS_NVM | IOCS_ZONED]),
+            Some((1, 5))
+        );
+        assert_eq!(choose_command_sets(&[0, IOCS_NVM]), Some((1, 1)));
+        assert_eq!(choose_command_sets(&[IOCS_ZONED]), None);
+    }
+
+    #[test]
+    fn zoned_limits_parse() {
+        let mut id = IdentifyZnsNamespace::zeroed();
+        id.mar.set(u32::MAX);
+        id.mor.set(13);
+        id.lbafe[2].zsze.set(0x8000);
+        let page = zerocopy::IntoBytes::as_bytes(&id).to_vec();
+        let z = parse_zoned(&page, 2).unwrap();
+        assert_eq!(
+            (z.zone_size, z.max_open, z.max_active),
+            (0x8000, Some(14), None)
+        );
+        assert_eq!(parse_zoned(&page, 0), None);
+    }
+}

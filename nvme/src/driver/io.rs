@@ -138,6 +138,8 @@ pub struct IoQueue<M> {
     qp: QueuePair<DmaBuf<M>, Inflight<M>>,
     sq_db: usize,
     cq_db: usize,
+    /// No deadline of an outstanding command is earlier, so polls before it skip the scan.
+    next_check: Duration,
 }
 
 fn dma_error(e: DmaError) -> BackendError {
@@ -157,6 +159,7 @@ impl<M: DmaRegion> IoQueue<M> {
             qp: QueuePair::new(qid, sq, cq, entries)?,
             sq_db: layout.sq_tail(qid)?,
             cq_db: layout.cq_head(qid)?,
+            next_check: Duration::MAX,
         })
     }
 
@@ -225,6 +228,7 @@ impl<M: DmaRegion> IoQueue<M> {
         match self.qp.submit(sqe, ctx) {
             Ok(_) => {
                 req.lock().outstanding += 1;
+                self.next_check = self.next_check.min(deadline);
                 Ok(())
             }
             Err((QueueError::Full, _)) => Err(SubmitError::Busy),
@@ -273,6 +277,10 @@ impl<M: DmaRegion> IoQueue<M> {
     /// second deadline `now + timeout`.
     pub fn expired(&mut self, now: Duration, timeout: Duration) -> Expired {
         let mut out = Expired::default();
+        if now < self.next_check {
+            return out;
+        }
+        let mut next = Duration::MAX;
         for (cid, ctx) in self.qp.outstanding_mut() {
             match ctx.abort_deadline {
                 None if now >= ctx.deadline => {
@@ -282,7 +290,9 @@ impl<M: DmaRegion> IoQueue<M> {
                 Some(d) if now >= d => out.reset = true,
                 _ => {}
             }
+            next = next.min(ctx.abort_deadline.unwrap_or(ctx.deadline));
         }
+        self.next_check = next;
         out
     }
 

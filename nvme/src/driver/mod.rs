@@ -15,5 +15,7 @@ pub mod pool;
 pub mod prp;
 pub mod queue;
 pub mod regs;
+#[cfg(test)]
+mod tests;
 pub mod vfio_setup;
 pub mod zoned;

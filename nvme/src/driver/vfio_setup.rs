@@ -290,20 +290,24 @@ impl Sysfs {
             )?;
         }
         self.write(self.path("sys/bus/pci/drivers_probe"), pci)?;
-        self.await_driver(pci, Some(VFIO_PCI))
+        self.await_driver(pci, |d| d == Some(VFIO_PCI))
             .map_err(|driver| SetupError::BindFailed {
                 pci: pci.to_string(),
                 driver,
             })
     }
 
-    /// Waits briefly for `pci`'s driver link to become `want` (drivers_probe is synchronous on
-    /// Linux; the short wait covers the link appearing after the write returns). Returns the
-    /// driver seen last on failure.
-    fn await_driver(&self, pci: &str, want: Option<&str>) -> Result<(), Option<String>> {
+    /// Waits up to a second for `pci`'s driver link to satisfy `want` (drivers such as nvme
+    /// probe asynchronously, so the link can appear after the drivers_probe write returns).
+    /// Returns the driver seen last on failure.
+    fn await_driver(
+        &self,
+        pci: &str,
+        want: impl Fn(Option<&str>) -> bool,
+    ) -> Result<(), Option<String>> {
         let mut seen = self.driver(pci);
         for _ in 0..50 {
-            if seen.as_deref() == want {
+            if want(seen.as_deref()) {
                 return Ok(());
             }
             thread::sleep(Duration::from_millis(20));
@@ -314,7 +318,7 @@ impl Sysfs {
 
     /// Undoes a rebind made by [`Sysfs::prepare`]: unbinds `pci` from vfio-pci, clears its
     /// driver_override and reprobes so its previous driver (e.g. nvme) takes it back. Returns
-    /// the driver it ends up with.
+    /// the driver it ends up with (waiting up to a second for one to bind).
     pub fn release(&self, pci: &str) -> Result<Option<String>, SetupError> {
         let pci = parse_pci_address(pci)?;
         let dev = self.device_dir(&pci);
@@ -332,7 +336,13 @@ impl Sysfs {
         // An empty override (a lone newline) clears it.
         self.write(dev.join("driver_override"), "\n")?;
         self.write(self.path("sys/bus/pci/drivers_probe"), &pci)?;
-        Ok(self.driver(&pci))
+        // No driver may claim it (e.g. nvme not loaded): then it stays unbound.
+        Ok(
+            match self.await_driver(&pci, |d| d.is_some_and(|d| d != VFIO_PCI)) {
+                Ok(()) => self.driver(&pci),
+                Err(last) => last,
+            },
+        )
     }
 }
 
@@ -528,18 +538,16 @@ mod tests {
         assert_eq!(f.read("sys/bus/pci/drivers_probe"), "");
     }
 
-    /// Plays the kernel: once drivers_probe names the device, binds it per driver_override.
-    fn kernel_probe(f: &Fake) -> thread::JoinHandle<()> {
+    /// Plays the kernel: once drivers_probe names the device, binds it to `driver`.
+    fn kernel_probe(f: &Fake, driver: &'static str) -> thread::JoinHandle<()> {
         let probe = f.p("sys/bus/pci/drivers_probe");
-        let ovr = f.p(&format!("sys/bus/pci/devices/{DEV}/driver_override"));
         let link = f.p(&format!("sys/bus/pci/devices/{DEV}/driver"));
-        let drivers = f.p("sys/bus/pci/drivers");
+        let target = f.p(&format!("sys/bus/pci/drivers/{driver}"));
         thread::spawn(move || {
             for _ in 0..500 {
                 if fs::read_to_string(&probe).unwrap() == DEV {
-                    let o = fs::read_to_string(&ovr).unwrap();
                     let _ = fs::remove_file(&link);
-                    symlink(drivers.join(o.trim()), &link).unwrap();
+                    symlink(&target, &link).unwrap();
                     return;
                 }
                 thread::sleep(Duration::from_millis(2));
@@ -555,7 +563,7 @@ mod tests {
             bind: true,
             hugepages_2m: 2,
         };
-        let k = kernel_probe(&f);
+        let k = kernel_probe(&f, VFIO_PCI);
         let pf = f.sysfs().prepare(DEV, &opts).unwrap();
         k.join().unwrap();
         assert_eq!(pf.rebound_from, Some(Some("nvme".to_string())));
@@ -569,15 +577,17 @@ mod tests {
         assert_eq!(f.sysfs().driver(DEV).as_deref(), Some(VFIO_PCI));
 
         fs::write(f.p("sys/bus/pci/drivers_probe"), "").unwrap();
+        let k = kernel_probe(&f, "nvme");
         let after = f.sysfs().release(DEV).unwrap();
+        k.join().unwrap();
         assert_eq!(f.read("sys/bus/pci/drivers/vfio-pci/unbind"), DEV);
         assert_eq!(
             f.read(&format!("sys/bus/pci/devices/{DEV}/driver_override")),
             "\n"
         );
         assert_eq!(f.read("sys/bus/pci/drivers_probe"), DEV);
-        // The fake kernel does not rebind on release: the link is still vfio-pci's.
-        assert_eq!(after.as_deref(), Some(VFIO_PCI));
+        assert_eq!(after.as_deref(), Some("nvme"));
+        assert_eq!(f.sysfs().driver(DEV).as_deref(), Some("nvme"));
     }
 
     #[test]

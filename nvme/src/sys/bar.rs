@@ -11,8 +11,8 @@ use std::sync::Arc;
 use crate::driver::regs::{Mmio, DOORBELL_BASE};
 
 use super::vfio::{
-    RegionInfo, VfioError, VFIO_REGION_INFO_FLAG_MMAP, VFIO_REGION_INFO_FLAG_READ,
-    VFIO_REGION_INFO_FLAG_WRITE,
+    RegionInfo, VfioError, VFIO_REGION_INFO_FLAG_CAPS, VFIO_REGION_INFO_FLAG_MMAP,
+    VFIO_REGION_INFO_FLAG_READ, VFIO_REGION_INFO_FLAG_WRITE,
 };
 
 /// Smallest usable BAR0: the registers plus the admin queue's two doorbells at the minimum
@@ -79,9 +79,21 @@ impl BarMmio {
             )
         };
         if p == libc::MAP_FAILED {
+            let source = io::Error::last_os_error();
+            if source.raw_os_error() == Some(libc::EINVAL)
+                && info.flags & VFIO_REGION_INFO_FLAG_CAPS != 0
+            {
+                // vfio-pci refuses to map the MSI-X table inside BAR0 unless interrupts are
+                // remapped; it then lists only the mappable parts (sparse mmap).
+                return Err(bad(format!(
+                    "mmap of the whole BAR refused ({source}): the MSI-X table in BAR0 is only \
+                     mappable with interrupt remapping — enable it (intel_iommu=on with VT-d \
+                     interrupt remapping, or AMD-Vi)"
+                )));
+            }
             return Err(VfioError::Mmap {
                 what: "BAR0",
-                source: io::Error::last_os_error(),
+                source,
             });
         }
         let base = NonNull::new(p.cast::<u8>()).ok_or_else(|| bad("mapped at NULL".into()))?;

@@ -43,6 +43,8 @@ const VFIO_DEVICE_FLAGS_PCI: u32 = 1 << 1;
 pub(super) const VFIO_REGION_INFO_FLAG_READ: u32 = 1 << 0;
 pub(super) const VFIO_REGION_INFO_FLAG_WRITE: u32 = 1 << 1;
 pub(super) const VFIO_REGION_INFO_FLAG_MMAP: u32 = 1 << 2;
+/// The region info has capabilities, e.g. a sparse-mmap list that excludes the MSI-X table.
+pub(super) const VFIO_REGION_INFO_FLAG_CAPS: u32 = 1 << 3;
 pub(super) const VFIO_DMA_MAP_FLAG_READ: u32 = 1 << 0;
 pub(super) const VFIO_DMA_MAP_FLAG_WRITE: u32 = 1 << 1;
 const VFIO_PCI_BAR0_REGION_INDEX: u32 = 0;
@@ -195,10 +197,13 @@ fn ioctl_val(fd: BorrowedFd<'_>, req: u32, arg: libc::c_ulong) -> io::Result<i32
     }
 }
 
-/// A type1 VFIO container: the IOMMU domain that DMA mappings live in.
+/// A type1 VFIO container with the device's group attached: the IOMMU domain that DMA
+/// mappings live in. The group stays attached (and the mappings valid) as long as any holder
+/// of this, e.g. a [`HugeDma`], lives.
 #[derive(Debug)]
 pub(super) struct Container {
-    pub fd: File,
+    fd: File,
+    _group: File,
 }
 
 impl Container {
@@ -212,14 +217,13 @@ impl Container {
 }
 
 /// A PCI device handed to this process by vfio-pci, reset, with memory space and bus mastering
-/// enabled and no interrupts (the driver polls). Dropping it closes device, group and (once no
-/// [`HugeDma`] holds it) the container.
+/// enabled and no interrupts (the driver polls). Its [`BarMmio`] and [`HugeDma`] mappings may
+/// outlive it: they keep the device file, and the container with its group, open.
 #[derive(Debug)]
 pub struct VfioDevice {
     pci: String,
     group: u32,
     container: Arc<Container>,
-    _group_fd: File,
     device: Arc<File>,
     bar0: RegionInfo,
     config: RegionInfo,
@@ -333,8 +337,10 @@ impl VfioDevice {
         let dev = VfioDevice {
             pci,
             group,
-            container: Arc::new(Container { fd: container }),
-            _group_fd: group_fd,
+            container: Arc::new(Container {
+                fd: container,
+                _group: group_fd,
+            }),
             device: Arc::new(device),
             bar0,
             config,

@@ -183,7 +183,7 @@ impl State {
             return Err(Status::INVALID_QUEUE_SIZE);
         }
         let base = u64::from_le_bytes(sqe.dptr[0..8].try_into().unwrap_or([0; 8]));
-        if base % super::dma_walk::PAGE != 0 {
+        if !base.is_multiple_of(super::dma_walk::PAGE) {
             return Err(Status::PRP_OFFSET_INVALID);
         }
         Ok((qid, entries, base))

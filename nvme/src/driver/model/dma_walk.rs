@@ -48,7 +48,7 @@ impl State {
         }
         let prp2 = prp_at(sqe, false);
         if left <= PAGE {
-            if prp2 % PAGE != 0 {
+            if !prp2.is_multiple_of(PAGE) {
                 return Err(Status::PRP_OFFSET_INVALID);
             }
             segs.push((prp2, left as usize));
@@ -59,7 +59,7 @@ impl State {
         }
         let mut entry = prp2;
         while left > 0 {
-            let last_in_page = (entry + 8) % PAGE == 0;
+            let last_in_page = (entry + 8).is_multiple_of(PAGE);
             let mut raw = [0u8; 8];
             self.host_read(entry, &mut raw)?;
             let value = u64::from_le_bytes(raw);
@@ -71,7 +71,7 @@ impl State {
                 entry = value;
                 continue;
             }
-            if value % PAGE != 0 {
+            if !value.is_multiple_of(PAGE) {
                 return Err(Status::PRP_OFFSET_INVALID);
             }
             let n = left.min(PAGE);

@@ -10,6 +10,12 @@
 //! - CC.EN 0 -> 1 with CC.CSS other than 000b/110b, CC.MPS other than 0 (4 KiB, the only page
 //!   size, CAP.MPSMIN = CAP.MPSMAX = 0) or an invalid AQA leaves CSTS.RDY at 0.
 //! - CC.SHN set to normal or abrupt completes the shutdown at once (CSTS.SHST = 10b).
+//! - An SQ entry the controller cannot fetch (the SQ lies outside host memory) makes it fail
+//!   as with [`Fault::Fatal`]. While Fatal or Removed, doorbell writes are dropped entirely.
+//! - I/O queue creation needs CC.IOSQES = 6 and CC.IOCQES = 4 (else Invalid Field), PC = 1
+//!   (CAP.CQR = 1) and a page-aligned base (else Invalid PRP Offset).
+//! - Dataset Management deallocation zeroes conventional namespaces only; on a zoned
+//!   namespace it changes nothing.
 
 mod admin;
 mod dma_walk;
@@ -18,6 +24,9 @@ mod queues;
 mod regs;
 mod storage;
 mod zoned;
+
+#[cfg(test)]
+mod tests;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -237,6 +246,21 @@ impl SoftController {
         let zones = ns.zones.as_ref()?;
         let z = zones.zone_at_start(zslba)?;
         Some((z.state, z.wp))
+    }
+
+    /// Backdoor: put the zone starting at `zslba` into `state` (ReadOnly and Offline come only
+    /// from media events on a real device). False if there is no such zone.
+    pub fn set_zone_state(&self, nsid: u32, zslba: u64, state: ZoneState) -> bool {
+        let mut s = self.state();
+        let Some(ns) = (nsid as usize)
+            .checked_sub(1)
+            .and_then(|i| s.namespaces.get_mut(i))
+        else {
+            return false;
+        };
+        ns.zones
+            .as_mut()
+            .is_some_and(|zones| zones.force_state(zslba, state))
     }
 
     /// Size of BAR0: registers plus a doorbell pair for the admin queue and every I/O queue.

@@ -199,7 +199,7 @@ impl State {
 
     fn doorbell(&mut self, rel: u32, value: u32) {
         let stride = 4u32 << self.regs.dstrd;
-        if rel % stride != 0 {
+        if !rel.is_multiple_of(stride) {
             return;
         }
         let index = rel / stride;
@@ -207,7 +207,7 @@ impl State {
         if self.removed() || self.has(super::Fault::Fatal) {
             return;
         }
-        if index % 2 == 0 {
+        if index.is_multiple_of(2) {
             if !self.queues.set_sq_tail(qid, value) {
                 self.doorbell_errors
                     .push(DoorbellError::SqTail { qid, value });

@@ -76,21 +76,23 @@ impl Namespace {
         }
     }
 
-    /// Make `blocks` blocks at `lba` read as zeroes, freeing whole chunks.
+    /// Make `blocks` blocks at `lba` read as zeroes, freeing whole chunks. The cost follows the
+    /// chunks stored, not the size of the range.
     pub(super) fn zero(&mut self, lba: u64, blocks: u64) {
         let bs = self.block_size();
-        let mut pos = lba * bs;
-        let end = pos + blocks * bs;
-        while pos < end {
-            let idx = pos / CHUNK;
-            let within = (pos % CHUNK) as usize;
-            let n = (CHUNK - pos % CHUNK).min(end - pos);
-            if n == CHUNK {
+        let start = lba * bs;
+        let end = start + blocks * bs;
+        let first = start / CHUNK;
+        let last = end.div_ceil(CHUNK);
+        let stored: Vec<u64> = self.chunks.range(first..last).map(|(&k, _)| k).collect();
+        for idx in stored {
+            let lo = start.max(idx * CHUNK);
+            let hi = end.min((idx + 1) * CHUNK);
+            if hi - lo == CHUNK {
                 self.chunks.remove(&idx);
             } else if let Some(chunk) = self.chunks.get_mut(&idx) {
-                chunk[within..within + n as usize].fill(0);
+                chunk[(lo - idx * CHUNK) as usize..(hi - idx * CHUNK) as usize].fill(0);
             }
-            pos += n;
         }
     }
 }

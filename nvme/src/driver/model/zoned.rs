@@ -24,7 +24,7 @@ pub(super) struct Zones {
 impl Zones {
     pub(super) fn new(cfg: ZonedModel, blocks: u64) -> Zones {
         assert!(
-            cfg.zone_size > 0 && blocks % cfg.zone_size == 0,
+            cfg.zone_size > 0 && blocks.is_multiple_of(cfg.zone_size),
             "namespace of {blocks} blocks is not a multiple of the zone size {}",
             cfg.zone_size
         );
@@ -45,10 +45,25 @@ impl Zones {
     }
 
     pub(super) fn zone_at_start(&self, zslba: u64) -> Option<&Zone> {
-        if zslba % self.cfg.zone_size != 0 {
+        if !zslba.is_multiple_of(self.cfg.zone_size) {
             return None;
         }
         self.list.get((zslba / self.cfg.zone_size) as usize)
+    }
+
+    /// Set the state of the zone starting at `zslba` without checks.
+    pub(super) fn force_state(&mut self, zslba: u64, state: ZoneState) -> bool {
+        if !zslba.is_multiple_of(self.cfg.zone_size) {
+            return false;
+        }
+        let i = self.index(zslba);
+        match self.list.get_mut(i) {
+            Some(z) => {
+                z.state = state;
+                true
+            }
+            None => false,
+        }
     }
 
     fn index(&self, lba: u64) -> usize {
@@ -180,7 +195,12 @@ impl State {
         let zslba = sqe.slba();
         let blocks = u64::from(sqe.nlb());
         let Some(zone) = zones.zone_at_start(zslba) else {
-            return Outcome::status(Status::INVALID_FIELD);
+            let in_ns = zones.index(zslba) < zones.list.len();
+            return Outcome::status(if in_ns {
+                Status::INVALID_FIELD
+            } else {
+                Status::LBA_OUT_OF_RANGE
+            });
         };
         let wp = zone.wp;
         let limit = match self.cfg.zasl {

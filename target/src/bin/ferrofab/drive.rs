@@ -363,6 +363,9 @@ impl Rng {
     }
 }
 
+/// What a finished command gives back: its result, and a read's buffer for reuse.
+type Finished = (Result<(), String>, Option<Vec<u8>>);
+
 /// A command in flight; a read's buffer comes back with it and is reused.
 enum InFlight {
     Read(IoFuture<Vec<u8>>),
@@ -370,7 +373,7 @@ enum InFlight {
 }
 
 impl InFlight {
-    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<(Result<(), String>, Option<Vec<u8>>)> {
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Finished> {
         match self {
             InFlight::Read(io) => io.as_mut().poll(cx).map(|r| match r {
                 Ok(buf) => (Ok(()), Some(buf)),
@@ -388,7 +391,7 @@ impl InFlight {
 /// device queue) in a loop: the same run-to-completion model as a reactor.
 fn bench(drive: &Drive, a: &BenchArgs, num_blocks: u64, bs: usize) -> Result<(), String> {
     let size = a.size as usize;
-    if size == 0 || size % bs != 0 {
+    if size == 0 || !size.is_multiple_of(bs) {
         return Err(format!(
             "--size {size} must be a multiple of the {bs}-byte block"
         ));

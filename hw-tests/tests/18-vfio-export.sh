@@ -1,0 +1,81 @@
+# timeout: 420
+# ferrofab takes the conventional emulated controller (00:04.0) through VFIO
+# with its own userspace driver — binding it to vfio-pci itself — and exports
+# its namespace over NVMe/TCP. The kernel initiator's fio verify passes end to
+# end; after a clean stop the device is handed back and the kernel nvme driver
+# reads, straight from the drive, the data written through the fabric.
+
+modprobe vfio-pci && modprobe vfio_iommu_type1 || fail "modprobe vfio-pci/vfio_iommu_type1 failed"
+reserve_hugepages 64
+modprobe nvme || fail "modprobe nvme failed"
+# Start from the kernel driver owning it: bind = true must take it away.
+bind_nvme_kernel $DRIVE_CONV >/dev/null
+
+NQN=nqn.2026-01.io.ferrofab:vfio
+tgt_subsys $NQN
+tgt_ns $NQN nsid=1 backend="{ kind = \"nvme-vfio\", pci = \"$DRIVE_CONV\", nsid = 1, bind = true }"
+tgt_start
+expect_eq "$(pci_driver $DRIVE_CONV)" vfio-pci "driver of $DRIVE_CONV while ferrofab serves it"
+grep -q "NVMe controller taken over through VFIO" "$(tgt_log)" || fail "no driver bring-up in the target log"
+
+c=$(connect_ok $NQN --nr-io-queues=2)
+dev=$(ns_dev_ok $NQN 1)
+expect_eq "$(blockdev --getss "$dev")" 4096 "logical block size seen by the host"
+expect_eq "$(blockdev --getsize64 "$dev")" $((512 << 20)) "namespace size seen by the host"
+
+cat >/tmp/vfio.fio <<JOB
+[global]
+filename=$dev
+ioengine=libaio
+direct=1
+verify=crc32c
+do_verify=1
+verify_fatal=1
+randrepeat=1
+
+[rand4k]
+rw=randwrite
+bs=4k
+iodepth=32
+size=8m
+offset=0
+
+[seq128k]
+stonewall
+rw=write
+bs=128k
+iodepth=8
+size=16m
+offset=32m
+
+[big1m]
+stonewall
+rw=write
+bs=1m
+iodepth=4
+size=16m
+offset=64m
+JOB
+fio --output-format=normal /tmp/vfio.fio || fail "fio write+verify through the VFIO driver failed"
+
+# A known pattern at 300 MiB, then the host's flush.
+pattern /tmp/pat.bin $((1 << 20))
+dd if=/tmp/pat.bin of="$dev" bs=1M seek=300 oflag=direct status=none || fail "pattern write failed"
+nvme flush "$dev" -n 1 || fail "flush failed"
+dd if="$dev" of=/tmp/back.bin bs=1M skip=300 count=1 iflag=direct status=none || fail "read back failed"
+cmp /tmp/pat.bin /tmp/back.bin || fail "read back through the fabric differs"
+
+disconnect_ok $NQN
+wait_until 10 ctrl_gone "$c" || fail "$c still present after disconnect"
+tgt_stop || fail "ferrofab did not stop cleanly (exit $?)"
+grep -q "device handed back" "$(tgt_log)" || fail "the daemon did not hand the device back"
+
+# The kernel driver sees on the drive what the host wrote through ferrofab.
+wait_until 30 eval '[ "$(pci_driver $DRIVE_CONV)" = nvme ]' ||
+	fail "$DRIVE_CONV is on '$(pci_driver $DRIVE_CONV)', not back on nvme"
+kc=$(ls /sys/bus/pci/devices/$DRIVE_CONV/nvme | head -n1)
+wait_until 30 ctrl_live "$kc" || fail "$kc not live after hand-back"
+kdev=$(drive_blk $DRIVE_CONV)
+dd if="$kdev" of=/tmp/raw.bin bs=1M skip=300 count=1 iflag=direct status=none || fail "raw read failed"
+cmp /tmp/pat.bin /tmp/raw.bin || fail "data on the drive differs from what the host wrote"
+unbind $DRIVE_CONV
