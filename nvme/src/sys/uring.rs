@@ -143,6 +143,15 @@ impl IoBuf {
     }
 }
 
+/// Why [`PassthruRing::push`] did not take a command; the buffer comes back.
+#[derive(Debug)]
+pub enum Rejected {
+    /// Every slot is busy: push again after completions are reaped.
+    Full(IoBuf),
+    /// A shared buffer for an opcode that is not host to controller.
+    Direction(IoBuf),
+}
+
 /// The outcome of one command.
 #[derive(Debug)]
 pub struct Completion {
@@ -206,11 +215,22 @@ impl PassthruRing {
 
     /// Queue `cmd` (with `cmd_op`, e.g. [`NVME_URING_CMD_IO`]) and its data buffer; the
     /// command's data pointer and length are set from `buf`. Returns the command's tag, or
-    /// the buffer back when every slot is busy. Nothing reaches the kernel before
+    /// the buffer back when every slot is busy or when `buf` is a shared [`IoBuf::Out`] and
+    /// the opcode does not move data host to controller. Nothing reaches the kernel before
     /// [`submit`](Self::submit) or [`wait`](Self::wait).
-    pub fn push(&mut self, cmd_op: u32, cmd: &NvmeUringCmd, mut buf: IoBuf) -> Result<u32, IoBuf> {
+    pub fn push(
+        &mut self,
+        cmd_op: u32,
+        cmd: &NvmeUringCmd,
+        mut buf: IoBuf,
+    ) -> Result<u32, Rejected> {
+        // The opcode's bits 1:0 give the data direction (NVMe Base 2.0 §3.1.3, Figure 91) and
+        // the kernel maps the buffer accordingly: the device may write only into owned memory.
+        if matches!(buf, IoBuf::Out(_)) && cmd.opcode & 0b11 != 0b01 {
+            return Err(Rejected::Direction(buf));
+        }
         let Some(tag) = self.free.pop() else {
-            return Err(buf);
+            return Err(Rejected::Full(buf));
         };
         let (addr, len) = buf.addr_len();
         let entry = opcode::UringCmd80::new(types::Fd(self.dev.as_raw_fd()), cmd_op)
@@ -226,15 +246,21 @@ impl PassthruRing {
         let pushed = unsafe { self.ring.submission().push(&entry) };
         if pushed.is_err() {
             self.free.push(tag);
-            return Err(buf);
+            return Err(Rejected::Full(buf));
         }
         self.slots[tag as usize] = Slot::InFlight(buf);
         Ok(tag)
     }
 
     /// Submit queued commands and collect completions without blocking (with IOPOLL this
-    /// polls the device once).
+    /// polls the device once). Without IOPOLL and with nothing queued there is no system
+    /// call: completions are posted by task work that runs whenever the thread leaves the
+    /// kernel.
     pub fn submit(&mut self) -> io::Result<()> {
+        if !self.iopoll && self.ring.submission().is_empty() {
+            self.reap();
+            return Ok(());
+        }
         self.enter(0)
     }
 
@@ -381,7 +407,10 @@ mod tests {
             .unwrap();
         let b = ring.push(NVME_URING_CMD_IO, &cmd, IoBuf::None).unwrap();
         assert!(
-            ring.push(NVME_URING_CMD_IO, &cmd, IoBuf::None).is_err(),
+            matches!(
+                ring.push(NVME_URING_CMD_IO, &cmd, IoBuf::None),
+                Err(Rejected::Full(_))
+            ),
             "only 2 slots"
         );
         assert_eq!(ring.outstanding(), 2);
@@ -403,6 +432,30 @@ mod tests {
         // Both slots are free again.
         ring.push(NVME_URING_CMD_IO, &cmd, IoBuf::None).unwrap();
         ring.push(NVME_URING_CMD_IO, &cmd, IoBuf::None).unwrap();
+    }
+
+    #[test]
+    fn shared_buffers_only_go_host_to_controller() {
+        let dev: OwnedFd = std::fs::File::open("/dev/zero").unwrap().into();
+        let mut ring = PassthruRing::new(Arc::new(dev), 4, false).unwrap();
+        let out = || IoBuf::Out(Bytes::from_static(&[0u8; 512]));
+        for opcode in [0x02u8, 0x00, 0x06, 0x7f] {
+            assert!(
+                matches!(
+                    ring.push(NVME_URING_CMD_IO, &NvmeUringCmd::new(opcode, 1), out()),
+                    Err(Rejected::Direction(_))
+                ),
+                "opcode {opcode:#x}"
+            );
+        }
+        assert_eq!(ring.outstanding(), 0);
+        for opcode in [0x01u8, 0x09] {
+            ring.push(NVME_URING_CMD_IO, &NvmeUringCmd::new(opcode, 1), out())
+                .unwrap();
+        }
+        while ring.outstanding() > 0 {
+            ring.wait().unwrap();
+        }
     }
 
     #[test]

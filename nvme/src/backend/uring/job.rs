@@ -5,7 +5,7 @@ use std::io;
 
 use super::cmd::{self, Part};
 use crate::backend::BackendError;
-use crate::sys::uring::{IoBuf, PassthruRing, NVME_URING_CMD_IO};
+use crate::sys::uring::{IoBuf, PassthruRing, Rejected, NVME_URING_CMD_IO};
 
 pub struct Job {
     parts: Vec<Option<Part>>,
@@ -39,9 +39,16 @@ impl Job {
                     self.in_flight.push((self.next, tag));
                     self.next += 1;
                 }
-                Err(buf) => {
+                Err(Rejected::Full(buf)) => {
                     self.parts[self.next] = Some(Part { cmd: part.cmd, buf });
                     break;
+                }
+                Err(Rejected::Direction(_)) => {
+                    let e = io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        "shared data buffer for a command that does not write",
+                    );
+                    self.fail(ring, BackendError::Io(e));
                 }
             }
         }

@@ -1,7 +1,9 @@
 //! One [`PassthruRing`] per thread and backend: a thread submits on its own ring, so threads
 //! never contend on a submission queue. The backend owns the rings (a ring lives as long as
 //! its backend or the last future using it); each thread finds its own through a
-//! thread-local map keyed by backend id.
+//! thread-local map keyed by backend id. A blocking call holds its ring while it waits in the
+//! kernel, so a future made on that thread but polled elsewhere waits for it. A thread's ring
+//! stays with the backend after the thread exits.
 
 use std::cell::RefCell;
 use std::io;
