@@ -36,9 +36,7 @@ use bytes::Bytes;
 use super::null::invalid_input;
 use super::SUPPORTED_BLOCK_SIZES;
 use super::{blocks_in, check_range, Backend, BackendError, BackendInfo, IoFuture, QueuedBackend};
-use crate::identify::{
-    IdentifyController, IdentifyNamespace, DLFEAT_READ_ZEROES, IDENTIFY_DATA_SIZE,
-};
+use crate::identify::{IdentifyController, IdentifyNamespace, IDENTIFY_DATA_SIZE};
 use crate::sys::uring::{admin_command, namespace_id, IoBuf};
 use cmd::Part;
 use job::Job;
@@ -140,7 +138,11 @@ impl UringBackend {
             info: BackendInfo {
                 block_size,
                 num_blocks,
-                deallocated_reads_zero: ns.dlfeat & 0b111 == DLFEAT_READ_ZEROES,
+                // DLFEAT only says what deallocated blocks read as, and a Dataset Management
+                // deallocate is advisory (NVM Command Set 1.0 §3.2.3: the controller may keep
+                // the data; QEMU does). Write Zeroes is what guarantees zeroes, so the target
+                // must not substitute a deallocate for it.
+                deallocated_reads_zero: false,
                 volatile_write_cache: vwc,
             },
             max_blocks,
