@@ -8,7 +8,7 @@ TEST_PROFILE := ci
 BIN_RELEASE  := build/release/ferrofab
 BIN_TEST     := build/$(TEST_PROFILE)/ferrofab
 # Guest-side checks copied into the hw-test guest (hw-tests/tests/17-uring-check.sh).
-HW_EXTRA_BIN := build/$(TEST_PROFILE)/examples/uring_check
+HW_EXTRA_BIN := build/$(TEST_PROFILE)/examples/uring_check build/$(TEST_PROFILE)/examples/vfio_probe
 FUZZ_SECONDS ?= 60
 CONFIG       ?=
 
@@ -38,7 +38,7 @@ unit: toolchain
 	$(CARGO) test --workspace --profile $(TEST_PROFILE)
 
 hw-test: toolchain
-	$(CARGO) build --profile $(TEST_PROFILE) --bin ferrofab --example uring_check
+	$(CARGO) build --profile $(TEST_PROFILE) --bin ferrofab --example uring_check --example vfio_probe
 	FERROFAB_HW_EXTRA_BIN="$(HW_EXTRA_BIN)" hw-tests/run --ferrofab $(BIN_TEST)
 
 ## Run every cargo-fuzz target for FUZZ_SECONDS each (stable toolchain via RUSTC_BOOTSTRAP).
