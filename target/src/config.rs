@@ -159,24 +159,6 @@ fn yes() -> bool {
     true
 }
 
-/// Check a PCI address in the full `DDDD:BB:DD.F` form sysfs uses.
-pub fn check_pci_address(addr: &str) -> Result<(), String> {
-    let ok = addr.len() == 12
-        && addr.char_indices().all(|(i, c)| match i {
-            4 | 7 => c == ':',
-            10 => c == '.',
-            11 => ('0'..='7').contains(&c),
-            _ => c.is_ascii_hexdigit() && !c.is_ascii_uppercase(),
-        });
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "PCI address {addr:?} must look like \"0000:00:04.0\" (domain:bus:device.function, lower-case hex)"
-        ))
-    }
-}
-
 /// A byte count written as an integer or a string with a unit ("1GiB", "512MiB", "4096").
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ByteSize(pub u64);
@@ -463,6 +445,13 @@ fn validate_namespaces(
     namespaces: &mut [NamespaceConfig],
     drives: &mut HashSet<String>,
 ) -> Result<(), String> {
+    for ns in namespaces.iter_mut() {
+        // sysfs names devices in the full lower-case form; so does every message about them.
+        if let BackendKind::NvmeVfio { pci, .. } = &mut ns.backend {
+            *pci = nvme::driver::vfio_setup::parse_pci_address(pci)
+                .map_err(|e| format!("{at}: {e}"))?;
+        }
+    }
     let mut used: HashSet<u32> = HashSet::new();
     for ns in namespaces.iter() {
         if let Some(id) = ns.nsid {
@@ -515,8 +504,7 @@ fn validate_namespaces(
                         "{nat}: size, block_size and path come from the drive for backend {drive}; remove them"
                     ));
                 }
-                if let BackendKind::NvmeVfio { pci, nsid, .. } = drive {
-                    check_pci_address(pci).map_err(|e| format!("{nat}: {e}"))?;
+                if let BackendKind::NvmeVfio { nsid, .. } = drive {
                     if *nsid == 0 || *nsid == u32::MAX {
                         return Err(format!("{nat}: drive nsid {nsid} must name one namespace"));
                     }
@@ -609,7 +597,7 @@ mod tests {
             "[[subsystem.namespace]]\n\
              backend = { kind = \"nvme-vfio\", pci = \"0000:00:04.0\", nsid = 2, bind = true }\n\
              [[subsystem.namespace]]\nbackend = { kind = \"nvme-uring\", path = \"/dev/ng0n1\" }\n\
-             [[subsystem.namespace]]\nbackend = { kind = \"nvme-vfio\", pci = \"0000:00:05.0\" }\n\
+             [[subsystem.namespace]]\nbackend = { kind = \"nvme-vfio\", pci = \"00:05.0\" }\n\
              [[subsystem.namespace]]\nbackend = { kind = \"ram\" }\nsize = 4096\n",
         )
         .unwrap();
@@ -664,8 +652,9 @@ mod tests {
                 "[[subsystem.namespace]]\nbackend = {{ kind = \"nvme-vfio\", {rest} }}\n"
             ))
         };
-        assert!(vfio("pci = \"00:04.0\"").contains("must look like \"0000:00:04.0\""));
-        assert!(vfio("pci = \"0000:00:04.8\"").contains("must look like"));
+        assert!(vfio("pci = \"04.0\"").contains("is not a PCI address"));
+        assert!(vfio("pci = \"0000:00:04.8\"").contains("such as 0000:00:04.0"));
+        assert!(vfio("pci = \"0000:00:20.0\"").contains("is not a PCI address"));
         assert!(vfio("pci = \"0000:00:04.0\", nsid = 0").contains("nsid 0"));
         assert!(vfio("pci = \"0000:00:04.0\", bogus = 1").contains("bogus"));
         assert!(vfio("nsid = 1").contains("pci"));
