@@ -60,5 +60,18 @@ mod tests {
             backend_status(&BackendError::NoSpace, Op::Write),
             Status::CAPACITY_EXCEEDED.with_dnr()
         );
+        // Drives: their own status passes through; our timeout is retryable; a gone drive
+        // is a namespace that will not come back by itself.
+        let zone_full = Status::ZONE_IS_FULL.with_dnr();
+        assert_eq!(
+            backend_status(&BackendError::Device(zone_full), Op::Write),
+            zone_full
+        );
+        let t = backend_status(&BackendError::Timeout, Op::Read);
+        assert_eq!((t, t.dnr), (Status::ABORT_REQUESTED, false));
+        assert_eq!(
+            backend_status(&BackendError::Gone("removed".into()), Op::Read),
+            Status::NAMESPACE_NOT_READY.with_dnr()
+        );
     }
 }
