@@ -8,7 +8,7 @@ use super::clock::Clock;
 use super::dma::DmaRegion;
 use super::error::DriverError;
 use super::pool::{DmaBuf, PagePool};
-use super::queue::{QueuePair, CQE_SIZE, SQE_SIZE};
+use super::queue::{alloc_queue_pair, QueuePair};
 use super::regs::{DoorbellLayout, Mmio};
 use crate::opcode::AdminOpcode;
 use crate::{Cqe, Sqe};
@@ -89,10 +89,8 @@ impl<M: DmaRegion> AdminQueue<M> {
         entries: u32,
         layout: &DoorbellLayout,
     ) -> Result<AdminQueue<M>, DriverError> {
-        let sq = pool.alloc(entries as usize * SQE_SIZE)?;
-        let cq = pool.alloc(entries as usize * CQE_SIZE)?;
         Ok(AdminQueue {
-            qp: QueuePair::new(0, sq, cq, entries)?,
+            qp: alloc_queue_pair(pool, 0, entries)?,
             sq_db: layout.sq_tail(0)?,
             cq_db: layout.cq_head(0)?,
             next_token: 0,

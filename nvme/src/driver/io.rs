@@ -21,7 +21,7 @@ use super::dma::{DmaError, DmaRegion};
 use super::error::DriverError;
 use super::pool::{DmaBuf, PagePool};
 use super::prp::{build_prps, PageSize, PrpError};
-use super::queue::{QueueError, QueuePair, CQE_SIZE, SQE_SIZE};
+use super::queue::{alloc_queue_pair, QueueError, QueuePair};
 use super::regs::{DoorbellLayout, Mmio};
 use crate::backend::BackendError;
 use crate::{Cqe, Sqe, Status};
@@ -153,10 +153,8 @@ impl<M: DmaRegion> IoQueue<M> {
         entries: u32,
         layout: &DoorbellLayout,
     ) -> Result<IoQueue<M>, DriverError> {
-        let sq = pool.alloc(entries as usize * SQE_SIZE)?;
-        let cq = pool.alloc(entries as usize * CQE_SIZE)?;
         Ok(IoQueue {
-            qp: QueuePair::new(qid, sq, cq, entries)?,
+            qp: alloc_queue_pair(pool, qid, entries)?,
             sq_db: layout.sq_tail(qid)?,
             cq_db: layout.cq_head(qid)?,
             next_check: Duration::MAX,
@@ -426,14 +424,21 @@ pub fn split(
 /// An NVM I/O command: opcode, NSID, SLBA in CDW10/11 and the 0's based NLB in CDW12 bits
 /// 15:0 with `cdw12_flags` above (NVM Command Set 1.0 §3.2).
 pub fn rw_sqe(opcode: u8, nsid: u32, lba: u64, blocks: u64, cdw12_flags: u32) -> Sqe {
+    let mut sqe = slba_sqe(opcode, nsid, lba);
+    sqe.cdw12.set(((blocks - 1) as u32 & 0xffff) | cdw12_flags);
+    sqe
+}
+
+/// A command naming a starting LBA in CDW10 (low) and CDW11 (high), as NVM I/O and the ZNS
+/// zone management commands do.
+pub fn slba_sqe(opcode: u8, nsid: u32, slba: u64) -> Sqe {
     let mut sqe = Sqe {
         opcode,
         ..Default::default()
     };
     sqe.nsid.set(nsid);
-    sqe.cdw10.set(lba as u32);
-    sqe.cdw11.set((lba >> 32) as u32);
-    sqe.cdw12.set(((blocks - 1) as u32 & 0xffff) | cdw12_flags);
+    sqe.cdw10.set(slba as u32);
+    sqe.cdw11.set((slba >> 32) as u32);
     sqe
 }
 

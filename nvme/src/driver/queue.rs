@@ -360,6 +360,18 @@ impl<M: DmaRegion, T> QueuePair<M, T> {
     }
 }
 
+/// A queue pair of `entries` slots whose rings come from `pool` (zeroed, so the CQ starts
+/// without valid phase tags).
+pub fn alloc_queue_pair<M: DmaRegion, T>(
+    pool: &super::pool::PagePool<M>,
+    qid: u16,
+    entries: u32,
+) -> Result<QueuePair<super::pool::DmaBuf<M>, T>, QueueError> {
+    let sq = pool.alloc(entries as usize * SQE_SIZE)?;
+    let cq = pool.alloc(entries as usize * CQE_SIZE)?;
+    QueuePair::new(qid, sq, cq, entries)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,31 +8,19 @@ use bytes::Bytes;
 use zerocopy::FromBytes;
 
 use super::dma::DmaRegion;
-use super::io::{rw_sqe, Data, IoCmd};
+use super::io::{rw_sqe, slba_sqe, Data, IoCmd};
 use super::nvme_driver::{block_on, DriverNamespace};
 use crate::backend::{blocks_in, check_range, BackendError, IoFuture};
 use crate::zns::{
     ReportOption, ZoneAction, ZoneDescriptor, ZoneReportHeader, ZMR_PARTIAL_REPORT, ZMS_SELECT_ALL,
     ZONE_APPEND, ZONE_MGMT_RECV, ZONE_MGMT_SEND, ZRA_REPORT_ZONES,
 };
-use crate::Sqe;
 
 /// Bytes of the report header and of each zone descriptor (ZNS 1.1 §4.4.4.1).
 const REPORT_ENTRY: usize = 64;
 
 fn invalid(msg: String) -> BackendError {
     BackendError::Io(io::Error::new(io::ErrorKind::InvalidInput, msg))
-}
-
-fn zone_sqe(opcode: u8, nsid: u32, slba: u64) -> Sqe {
-    let mut sqe = Sqe {
-        opcode,
-        ..Default::default()
-    };
-    sqe.nsid.set(nsid);
-    sqe.cdw10.set(slba as u32);
-    sqe.cdw11.set((slba >> 32) as u32);
-    sqe
 }
 
 impl<M: DmaRegion + Send + Sync + 'static> DriverNamespace<M> {
@@ -64,7 +52,7 @@ impl<M: DmaRegion + Send + Sync + 'static> DriverNamespace<M> {
                 "report of {max_zones} zones needs {len} bytes, over the {limit}-byte transfer limit"
             )));
         }
-        let mut sqe = zone_sqe(ZONE_MGMT_RECV, self.info().nsid, slba);
+        let mut sqe = slba_sqe(ZONE_MGMT_RECV, self.info().nsid, slba);
         sqe.cdw12.set((len / 4 - 1) as u32);
         let mut cdw13 = u32::from(ZRA_REPORT_ZONES) | (u32::from(option.to_u8()) << 8);
         if partial {
@@ -98,7 +86,7 @@ impl<M: DmaRegion + Send + Sync + 'static> DriverNamespace<M> {
         action: ZoneAction,
     ) -> Result<(), BackendError> {
         self.require_zoned()?;
-        let mut sqe = zone_sqe(ZONE_MGMT_SEND, self.info().nsid, slba);
+        let mut sqe = slba_sqe(ZONE_MGMT_SEND, self.info().nsid, slba);
         let mut cdw13 = u32::from(action.to_u8());
         if select_all {
             cdw13 |= ZMS_SELECT_ALL;
