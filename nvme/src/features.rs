@@ -286,6 +286,47 @@ impl TemperatureThreshold {
     }
 }
 
+/// Error Recovery (FID 05h, NVMe Base 2.0 §5.27.1.6; namespace specific): TLER bits 15:0
+/// (time limited error recovery, 100 ms units, 0 = no limit) and DULBE bit 16 (fail reads of
+/// deallocated or unwritten blocks; allowed only where Identify Namespace NSFEAT bit 2 says).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ErrorRecovery {
+    pub tler: u16,
+    pub dulbe: bool,
+}
+
+impl ErrorRecovery {
+    pub const fn from_dword(dw: u32) -> Self {
+        ErrorRecovery {
+            tler: dw as u16,
+            dulbe: dw & (1 << 16) != 0,
+        }
+    }
+
+    pub const fn to_dword(self) -> u32 {
+        self.tler as u32 | ((self.dulbe as u32) << 16)
+    }
+}
+
+/// Write Atomicity Normal (FID 0Ah, NVMe Base 2.0 §5.27.1.10): DN bit 0 set means the host
+/// needs only AWUPF atomicity, not AWUN/NAWUN.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WriteAtomicityNormal {
+    pub disable_normal: bool,
+}
+
+impl WriteAtomicityNormal {
+    pub const fn from_dword(dw: u32) -> Self {
+        WriteAtomicityNormal {
+            disable_normal: dw & 1 != 0,
+        }
+    }
+
+    pub const fn to_dword(self) -> u32 {
+        self.disable_normal as u32
+    }
+}
+
 /// Keep Alive Timer (FID 0Fh, NVMe Base 2.0 §5.27.1.12): KATO in milliseconds, CDW11 / DW0.
 pub const fn keep_alive_timeout_ms(dw: u32) -> u32 {
     dw
@@ -460,6 +501,18 @@ mod tests {
         assert_eq!(tt.thsel, TemperatureThreshold::THSEL_UNDER);
         assert_eq!(tt.to_dword(), 0x001f_0157);
         assert_eq!(keep_alive_timeout_ms(5000), 5000);
+        let er = ErrorRecovery::from_dword(0x0001_0032);
+        assert_eq!(
+            er,
+            ErrorRecovery {
+                tler: 50,
+                dulbe: true
+            }
+        );
+        assert_eq!(er.to_dword(), 0x0001_0032);
+        assert_eq!(ErrorRecovery::from_dword(0xfffe_0007).to_dword(), 7);
+        assert!(WriteAtomicityNormal::from_dword(0xffff_ffff).disable_normal);
+        assert_eq!(WriteAtomicityNormal::from_dword(0xfffe).to_dword(), 0);
     }
 
     #[test]

@@ -96,9 +96,11 @@ pub mod ctrl_bits {
     /// FRMW bit 0: slot 1 read only; bits 3:1 number of slots.
     pub const FRMW_SLOT1_RO: u8 = 1 << 0;
     /// SGLS bits 1:0 = 01b: SGLs supported, no alignment; bit 2: keyed SGL data block;
-    /// bit 20: SGL address is an offset; bit 21: transport SGL data block.
+    /// bit 18: a data SGL may describe more than the command transfers (the excess is not
+    /// used); bit 20: SGL address is an offset; bit 21: transport SGL data block.
     pub const SGLS_SUPPORTED: u32 = 0b01;
     pub const SGLS_KEYED: u32 = 1 << 2;
+    pub const SGLS_EXCESS_LENGTH: u32 = 1 << 18;
     pub const SGLS_OFFSET: u32 = 1 << 20;
     pub const SGLS_TRANSPORT: u32 = 1 << 21;
     /// SQES/CQES: required (bits 3:0) and maximum (bits 7:4) entry sizes as powers of two;

@@ -3,15 +3,8 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
 use fabric::queue::{Completion, QueueHandler, Request, Response};
-use nvme::command::{
-    AdminCommand, FabricsCommand, GetFeatures, PropertyGet, PropertySet, SetFeatures,
-};
-use nvme::features::{
-    host_id_extended, FeatureId, NumberOfQueues, PowerManagement, Select, SupportedCapabilities,
-    TemperatureThreshold, VolatileWriteCache,
-};
+use nvme::command::{AdminCommand, FabricsCommand, PropertyGet, PropertySet};
 use nvme::properties::{Cap, Property, Version};
 use nvme::Status;
 use tokio_util::sync::CancellationToken;
@@ -50,8 +43,10 @@ impl AdminQueue {
         match cmd {
             AdminCommand::Identify(id) => ready(crate::identify::identify(ctrl, &id)),
             AdminCommand::GetLogPage(glp) => ready(crate::log_pages::get_log_page(ctrl, &glp)),
-            AdminCommand::GetFeatures(gf) => ready(get_features(ctrl, &gf)),
-            AdminCommand::SetFeatures(sf) => ready(set_features(ctrl, &sf, req.data.as_ref())),
+            AdminCommand::GetFeatures(gf) => ready(crate::features::get_features(ctrl, &gf)),
+            AdminCommand::SetFeatures(sf) => {
+                ready(crate::features::set_features(ctrl, &sf, req.data.as_ref()))
+            }
             AdminCommand::KeepAlive => {
                 // NVMe Base 2.0 §5.18: restarts the Keep Alive Timer.
                 ctrl.keep_alive();
@@ -163,153 +158,6 @@ fn property_set(ctrl: &Arc<Controller>, ps: &PropertySet) -> Completion {
         ctrl.shutdown_done();
         Response::success()
     }))
-}
-
-/// Features a host can change on this target, and whether they apply to discovery controllers.
-fn feature_supported(ctrl: &Controller, fid: FeatureId) -> bool {
-    match fid {
-        FeatureId::KeepAliveTimer | FeatureId::AsyncEventConfiguration => true,
-        FeatureId::Arbitration
-        | FeatureId::PowerManagement
-        | FeatureId::TemperatureThreshold
-        | FeatureId::VolatileWriteCache
-        | FeatureId::NumberOfQueues
-        | FeatureId::HostIdentifier => !ctrl.is_discovery(),
-        _ => false,
-    }
-}
-
-/// Get Features (NVMe Base 2.0 §5.14).
-fn get_features(ctrl: &Controller, gf: &GetFeatures) -> Response {
-    if !feature_supported(ctrl, gf.fid) {
-        return Response::status(Status::INVALID_FIELD.with_dnr());
-    }
-    if gf.sel == Select::SupportedCapabilities {
-        // Nothing is saveable or namespace specific; everything but Host Identifier changes.
-        let caps = SupportedCapabilities {
-            saveable: false,
-            namespace_specific: false,
-            changeable: gf.fid != FeatureId::HostIdentifier,
-        };
-        return Response::success().with_dw0(caps.to_dw0());
-    }
-    let defaults = matches!(gf.sel, Select::Default | Select::Saved);
-    let f = ctrl.features().clone();
-    let dw0 = match gf.fid {
-        FeatureId::Arbitration => {
-            if defaults {
-                0
-            } else {
-                f.arbitration
-            }
-        }
-        FeatureId::PowerManagement => PowerManagement {
-            ps: if defaults { 0 } else { f.power_state },
-            wh: 0,
-        }
-        .to_dword(),
-        FeatureId::TemperatureThreshold => {
-            let t = TemperatureThreshold::from_dword(gf.cdw11);
-            // Only the composite temperature's over-temperature threshold is kept.
-            if t.tmpsel != 0 || t.thsel != TemperatureThreshold::THSEL_OVER {
-                0
-            } else if defaults {
-                0x0157
-            } else {
-                u32::from(f.temperature_threshold)
-            }
-        }
-        FeatureId::VolatileWriteCache => VolatileWriteCache {
-            enabled: defaults || ctrl.write_cache(),
-        }
-        .to_dword(),
-        FeatureId::NumberOfQueues => {
-            let max = u32::from(ctrl.params.max_io_queues);
-            let n = match (defaults, f.queues_granted) {
-                (false, Some(g)) => u32::from(g) + 1,
-                _ => max,
-            };
-            NumberOfQueues { nsq: n, ncq: n }.to_dword()
-        }
-        FeatureId::AsyncEventConfiguration => f.async_event_config,
-        FeatureId::KeepAliveTimer => ctrl.kato_ms(),
-        FeatureId::HostIdentifier => {
-            // NVMe-oF uses the 128-bit host identifier only (EXHID must be 1).
-            if !host_id_extended(gf.cdw11) {
-                return Response::status(Status::INVALID_FIELD.with_dnr());
-            }
-            return Response::success().with_data(Bytes::copy_from_slice(&ctrl.hostid));
-        }
-        _ => return Response::status(Status::INVALID_FIELD.with_dnr()),
-    };
-    Response::success().with_dw0(dw0)
-}
-
-/// Set Features (NVMe Base 2.0 §5.27).
-fn set_features(ctrl: &Controller, sf: &SetFeatures, _data: Option<&Bytes>) -> Response {
-    if !feature_supported(ctrl, sf.fid) {
-        return Response::status(Status::INVALID_FIELD.with_dnr());
-    }
-    if sf.sv {
-        return Response::status(Status::FEATURE_ID_NOT_SAVEABLE.with_dnr());
-    }
-    match sf.fid {
-        FeatureId::Arbitration => {
-            ctrl.features().arbitration = sf.cdw11;
-            Response::success()
-        }
-        FeatureId::PowerManagement => {
-            // One power state (Identify Controller NPSS = 0).
-            let pm = PowerManagement::from_dword(sf.cdw11);
-            if pm.ps != 0 {
-                return Response::status(Status::INVALID_FIELD.with_dnr());
-            }
-            ctrl.features().power_state = pm.ps;
-            Response::success()
-        }
-        FeatureId::TemperatureThreshold => {
-            let t = TemperatureThreshold::from_dword(sf.cdw11);
-            if t.tmpsel != 0 || t.thsel != TemperatureThreshold::THSEL_OVER {
-                return Response::status(Status::INVALID_FIELD.with_dnr());
-            }
-            ctrl.features().temperature_threshold = t.tmpth;
-            Response::success()
-        }
-        FeatureId::VolatileWriteCache => {
-            ctrl.set_write_cache(VolatileWriteCache::from_dword(sf.cdw11).enabled);
-            Response::success()
-        }
-        FeatureId::NumberOfQueues => {
-            let Some(req) = NumberOfQueues::from_cdw11(sf.cdw11) else {
-                return Response::status(Status::INVALID_FIELD.with_dnr());
-            };
-            // NVMe Base 2.0 §5.27.1.5: only before I/O queues exist.
-            if ctrl.io_queue_count() > 0 {
-                return Response::status(Status::COMMAND_SEQUENCE_ERROR.with_dnr());
-            }
-            let max = u32::from(ctrl.params.max_io_queues);
-            let granted = req.nsq.max(req.ncq).min(max);
-            ctrl.features().queues_granted = Some((granted - 1) as u16);
-            Response::success().with_dw0(
-                NumberOfQueues {
-                    nsq: granted,
-                    ncq: granted,
-                }
-                .to_dword(),
-            )
-        }
-        FeatureId::AsyncEventConfiguration => {
-            ctrl.features().async_event_config = sf.cdw11;
-            Response::success()
-        }
-        FeatureId::KeepAliveTimer => {
-            ctrl.set_kato_ms(sf.cdw11);
-            Response::success()
-        }
-        // NVMe-oF 1.1 §3.3: the host identifier comes from Connect and cannot change.
-        FeatureId::HostIdentifier => Response::status(Status::COMMAND_SEQUENCE_ERROR.with_dnr()),
-        _ => Response::status(Status::INVALID_FIELD.with_dnr()),
-    }
 }
 
 impl QueueHandler for AdminQueue {

@@ -77,6 +77,19 @@ pub struct Features {
     pub power_state: u8,
     /// Arbitration (FID 01h) raw DW11.
     pub arbitration: u32,
+    /// Error Recovery (FID 05h) per namespace that has been set; others read the default.
+    pub error_recovery: std::collections::BTreeMap<u32, nvme::features::ErrorRecovery>,
+    /// Write Atomicity Normal (FID 0Ah) DN bit.
+    pub write_atomicity_dn: bool,
+}
+
+/// Asynchronous Event Configuration (FID 0Bh) at creation: the notices this controller type
+/// raises are enabled until the host says otherwise.
+pub fn default_async_event_config(kind: &ControllerKind) -> u32 {
+    match kind {
+        ControllerKind::Nvm(_) => AsyncEventConfig::NAMESPACE_ATTRIBUTE,
+        ControllerKind::Discovery => AsyncEventConfig::DISCOVERY_LOG_CHANGE,
+    }
 }
 
 /// SMART / Health counters (NVMe Base 2.0 §5.16.1.3) of one I/O queue. Each queue has its
@@ -167,11 +180,7 @@ impl Controller {
             hostid,
             local,
         } = host;
-        let aer_config = match kind {
-            // Notices we can raise are enabled until the host says otherwise.
-            ControllerKind::Nvm(_) => AsyncEventConfig::NAMESPACE_ATTRIBUTE,
-            ControllerKind::Discovery => AsyncEventConfig::DISCOVERY_LOG_CHANGE,
-        };
+        let aer_config = default_async_event_config(&kind);
         let aerl = params.aerl;
         Arc::new(Controller {
             cntlid,
@@ -191,9 +200,11 @@ impl Controller {
             features: Mutex::new(Features {
                 async_event_config: aer_config,
                 queues_granted: None,
-                temperature_threshold: 0x0157, // 343 K over-temperature default
+                temperature_threshold: crate::features::DEFAULT_TEMPERATURE_THRESHOLD,
                 power_state: 0,
                 arbitration: 0,
+                error_recovery: std::collections::BTreeMap::new(),
+                write_atomicity_dn: false,
             }),
             aer: Mutex::new(AerState::new(aerl)),
             kato_ms: AtomicU32::new(kato_ms),

@@ -103,35 +103,41 @@ fn active_list(ctrl: &Controller, nsid: u32) -> Result<Vec<u8>, Status> {
 
 pub fn controller(ctrl: &Controller) -> Vec<u8> {
     let mut c = IdentifyController::zeroed();
-    let (serial, model, firmware) = match ctrl.subsystem() {
-        Some(s) => (s.serial.as_str(), s.model.as_str(), s.firmware.as_str()),
-        None => ("", "ferrofab discovery", env!("CARGO_PKG_VERSION")),
-    };
-    c.set_serial_number(serial);
-    c.set_model_number(model);
-    c.set_firmware_revision(firmware);
+    match ctrl.subsystem() {
+        Some(s) => {
+            c.set_serial_number(&s.serial);
+            c.set_model_number(&s.model);
+            c.set_firmware_revision(&s.firmware);
+        }
+        None => {
+            c.set_serial_number(&discovery_serial(ctrl.local.ip()));
+            c.set_model_number("ferrofab discovery");
+            c.set_firmware_revision(env!("CARGO_PKG_VERSION"));
+        }
+    }
+    // VID, SSVID and IEEE stay 0 on purpose: ferrofab holds neither a PCI-SIG vendor ID nor
+    // an IEEE OUI, and a fabrics controller has no PCI function they would describe (Linux
+    // nvmet reports 0 too). Hosts identify this target by NQN, serial and model.
     c.rab = 6;
     c.cmic = ctrl_bits::CMIC_MULTI_CTRL;
     c.mdts = ctrl.params.mdts;
     c.cntlid.set(ctrl.cntlid);
     c.ver.set(VERSION.0);
-    c.ctratt.set(ctrl_bits::CTRATT_HOST_ID_128);
     c.acl = 3;
     c.aerl = ctrl.params.aerl;
-    // One read-only firmware slot (FRMW bits 3:1 = 1).
-    c.frmw = ctrl_bits::FRMW_SLOT1_RO | (1 << 1);
-    c.lpa = ctrl_bits::LPA_CMD_EFFECTS | ctrl_bits::LPA_EXTENDED_DATA;
+    // Log pages: the Error Information log on every controller; LPA bit 2 (NUMDU and LPO)
+    // holds for every page served (log_pages.rs).
     c.elpe = (ERROR_LOG_ENTRIES - 1) as u8;
-    c.wctemp.set(WCTEMP_K);
-    c.cctemp.set(CCTEMP_K);
+    c.lpa = ctrl_bits::LPA_EXTENDED_DATA;
     // Keep Alive granularity in 100 ms units.
     c.kas.set(10);
     c.sqes = ctrl_bits::SQES_64;
     c.cqes = ctrl_bits::CQES_16;
     c.maxcmd.set(ctrl.params.mqes.saturating_add(1));
-    // SGLs with the in-capsule offset form (NVMe-oF 1.1 §2.3, Linux nvmet does the same).
+    // SGLs with the in-capsule offset form (NVMe-oF 1.1 §2.3), and data SGLs longer than
+    // the command's data (NVMe Base 2.0 §4.3.2; the I/O queue uses what the command needs).
     c.sgls
-        .set(ctrl_bits::SGLS_SUPPORTED | ctrl_bits::SGLS_OFFSET);
+        .set(ctrl_bits::SGLS_SUPPORTED | ctrl_bits::SGLS_EXCESS_LENGTH | ctrl_bits::SGLS_OFFSET);
     // NVMe-oF capsule sizes in 16-byte units; responses are bare CQEs.
     c.ioccsz.set((64 + ctrl.params.io_in_capsule) / 16);
     c.iorcsz.set(1);
@@ -141,10 +147,20 @@ pub fn controller(ctrl: &Controller) -> Vec<u8> {
         tracing::error!(subnqn, "subsystem NQN does not fit Identify Controller");
     }
     if ctrl.is_discovery() {
+        // NVMe-oF 1.1 §5: Identify, Get Log Page (Discovery, Error Information), Keep Alive,
+        // AERs and two features. No firmware slots, SMART log or host identifier feature.
         c.cntrltype = CNTRLTYPE_DISCOVERY;
         c.oaes.set(ctrl_bits::OAES_DISCOVERY_LOG_CHANGE);
     } else {
         c.cntrltype = CNTRLTYPE_IO;
+        // Get Features 81h returns the 128-bit host identifier from Connect.
+        c.ctratt.set(ctrl_bits::CTRATT_HOST_ID_128);
+        // One read-only firmware slot (FRMW bits 3:1 = 1): the Firmware Slot log.
+        c.frmw = ctrl_bits::FRMW_SLOT1_RO | (1 << 1);
+        c.lpa |= ctrl_bits::LPA_CMD_EFFECTS;
+        // Temperature thresholds: SMART / Health and Temperature Threshold (FID 04h).
+        c.wctemp.set(WCTEMP_K);
+        c.cctemp.set(CCTEMP_K);
         c.oaes.set(ctrl_bits::OAES_NS_ATTRIBUTE);
         c.nn.set(MAX_NSID);
         c.mnan.set(0);
@@ -159,6 +175,12 @@ pub fn controller(ctrl: &Controller) -> Vec<u8> {
         c.vwc = ctrl_bits::VWC_PRESENT | ctrl_bits::VWC_FLUSH_BROADCAST;
     }
     c.as_bytes().to_vec()
+}
+
+/// The discovery controller's serial number: the same for every connection through one
+/// local address of this box, different between boxes (their addresses differ).
+fn discovery_serial(local: std::net::IpAddr) -> String {
+    crate::ids::derive_serial(&format!("{} {local}", crate::nqn::DISCOVERY_NQN))
 }
 
 pub fn namespace(ns: &Namespace) -> IdentifyNamespace {

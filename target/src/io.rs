@@ -119,8 +119,9 @@ impl IoQueue {
         if len > u64::from(self.ctrl.params.max_transfer()) {
             return Err(Status::INVALID_FIELD.with_dnr());
         }
-        // The SGL must describe exactly the data the command moves (NVMe Base 2.0 §4.3.2).
-        if data_len != len {
+        // NVMe Base 2.0 §4.3.2: an SGL shorter than the command's data is Data SGL Length
+        // Invalid; a longer one is accepted (Identify SGLS bit 18) and its excess unused.
+        if data_len < len {
             return Err(Status::DATA_SGL_LENGTH_INVALID.with_dnr());
         }
         Ok((ns, len as usize))
@@ -138,7 +139,10 @@ impl IoQueue {
             return Completion::Ready(Response::success().with_data(shared).returning(c2h_buf));
         }
         let buf = match c2h_buf {
-            Some(b) if b.len() == len => b,
+            Some(mut b) if b.len() >= len => {
+                b.truncate(len);
+                b
+            }
             _ => DataBuf::zeroed(len),
         };
         if let Some(q) = ns.backend.queued() {
@@ -169,11 +173,12 @@ impl IoQueue {
     }
 
     fn write(&self, rw: ReadWrite, data: Option<Bytes>) -> Completion {
-        let data = data.unwrap_or_default();
+        let mut data = data.unwrap_or_default();
         let (ns, len) = match self.check_rw(&rw, data.len() as u64) {
             Ok(v) => v,
             Err(s) => return fail(s),
         };
+        data.truncate(len);
         // With the volatile write cache disabled every write is written through.
         let fua = rw.fua || !self.ctrl.write_cache();
         if let Some(q) = ns.backend.queued() {
@@ -202,11 +207,12 @@ impl IoQueue {
 
     /// Compare (NVM Command Set 1.0 §3.2.1): Compare Failure when any byte differs.
     fn compare(&self, rw: ReadWrite, data: Option<Bytes>) -> Completion {
-        let data = data.unwrap_or_default();
+        let mut data = data.unwrap_or_default();
         let (ns, len) = match self.check_rw(&rw, data.len() as u64) {
             Ok(v) => v,
             Err(s) => return fail(s),
         };
+        data.truncate(len);
         if let Some(q) = ns.backend.queued() {
             let io = q.read(rw.slba, vec![0u8; len]);
             return deferred(async move {
@@ -318,8 +324,11 @@ impl IoQueue {
             Ok(ns) => ns.clone(),
             Err(s) => return fail(s),
         };
+        // NVM Command Set 1.0 §3.2.3: the data is NR+1 16-byte ranges. A longer buffer is
+        // accepted (SGLS bit 18): the Linux host always sends room for 256 ranges, 4096
+        // bytes, whatever NR says.
         let data = data.unwrap_or_default();
-        if data.len() != dsm.data_len() {
+        if data.len() < dsm.data_len() {
             return fail(Status::DATA_SGL_LENGTH_INVALID.with_dnr());
         }
         let ranges = match DsmRange::parse_list(&data, usize::from(dsm.nr)) {

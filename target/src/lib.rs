@@ -11,6 +11,7 @@ pub mod daemon;
 pub mod discovery;
 pub mod drives;
 pub mod error_log;
+pub mod features;
 pub mod identify;
 pub mod ids;
 pub mod io;

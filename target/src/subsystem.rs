@@ -56,6 +56,11 @@ impl Subsystem {
         }
     }
 
+    /// Whether only listed hosts may connect (`allowed_hosts` is configured).
+    pub fn has_allow_list(&self) -> bool {
+        self.allowed_hosts.is_some()
+    }
+
     pub fn host_allowed(&self, hostnqn: &str) -> bool {
         match &self.allowed_hosts {
             None => true,

@@ -7,7 +7,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use fabric::queue::{Connected, ConnectionInfo, Response, Target};
-use nvme::command::{Connect, ConnectData, FabricsCommand, CNTLID_DYNAMIC};
+use nvme::command::{
+    Connect, ConnectData, ConnectDataError, FabricsCommand, NqnError, CNTLID_DYNAMIC,
+};
 use nvme::{Sqe, Status};
 
 use crate::admin::AdminQueue;
@@ -233,12 +235,14 @@ impl Target for FabricTarget {
         let subnqn = cd
             .subnqn()
             .map_err(|_| invalid_param(true, DATA_OFFSET_SUBNQN))?;
-        let hostnqn = cd
-            .hostnqn()
-            .map_err(|_| invalid_param(true, DATA_OFFSET_HOSTNQN))?;
-        if crate::nqn::validate(hostnqn).is_err() {
-            return Err(invalid_param(true, DATA_OFFSET_HOSTNQN));
-        }
+        // Some hosts send an empty HOSTNQN unless their user configures one. It names no
+        // host, so only a subsystem open to any host (and the discovery controller) accepts
+        // it; an allow-list refuses it below like any host not on the list.
+        let hostnqn = match cd.hostnqn() {
+            Err(ConnectDataError::HostNqn(NqnError::Empty)) => "",
+            Ok(nqn) if crate::nqn::validate(nqn).is_ok() => nqn,
+            _ => return Err(invalid_param(true, DATA_OFFSET_HOSTNQN)),
+        };
         // SQSIZE is 0's based; a 1-entry queue cannot work (NVMe Base 2.0 §4.1.3).
         if cmd.sqsize == 0 || cmd.sqsize > self.inner.params.mqes {
             return Err(invalid_param(false, SQE_OFFSET_SQSIZE));
@@ -249,7 +253,7 @@ impl Target for FabricTarget {
             self.connect_io(&cmd, &cd, subnqn, hostnqn)
         };
         if let Err(r) = &result {
-            tracing::debug!(qid = cmd.qid, subnqn, hostnqn, status = %r.status, peer = %conn.peer,
+            tracing::debug!(qid = cmd.qid, subnqn, ?hostnqn, status = %r.status, peer = %conn.peer,
                 "connect refused");
         }
         result
@@ -280,6 +284,11 @@ impl FabricTarget {
                     None => false,
                 })
                 .ok_or_else(|| invalid_param(true, DATA_OFFSET_SUBNQN))?;
+            if sub.has_allow_list() && hostnqn.is_empty() {
+                // NVMe-oF 1.1 §3.3: an allow-list cannot match an empty HOSTNQN: Connect
+                // Invalid Parameters with IATTR = 1, IPO = the HOSTNQN offset in the data.
+                return Err(invalid_param(true, DATA_OFFSET_HOSTNQN));
+            }
             if !sub.host_allowed(hostnqn) {
                 // NVMe-oF 1.1 §3.3: Connect Invalid Host.
                 return Err(Response::status(Status::CONNECT_INVALID_HOST.with_dnr()));
@@ -313,7 +322,7 @@ impl FabricTarget {
         tracing::info!(
             cntlid = ctrl.cntlid,
             subnqn,
-            hostnqn,
+            ?hostnqn,
             kato_ms = cmd.kato,
             peer = %conn.peer,
             active_controllers = active,
