@@ -10,7 +10,7 @@ GUEST_SUITE=${FERROFAB_HW_SUITE:-trixie}
 
 GUEST_PACKAGES=(
 	mount kmod iproute2 pciutils procps busybox util-linux
-	nvme-cli fio jq
+	nvme-cli fio jq e2fsprogs
 	rdma-core ibverbs-utils ibverbs-providers ktls-utils
 )
 
@@ -25,7 +25,7 @@ GUEST_MODULES=(
 	sha256_generic sha512_generic hmac dh_generic tls
 	rdma_rxe ib_core ib_uverbs rdma_ucm nvme-rdma nvmet-rdma
 	vfio vfio-pci vfio_iommu_type1
-	sch_netem
+	sch_netem ext4
 )
 
 # Resolve the kernel package of the current linux-image-amd64 in GUEST_SUITE.
