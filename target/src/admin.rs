@@ -155,8 +155,10 @@ fn property_set(ctrl: &Arc<Controller>, ps: &PropertySet) -> Completion {
         .await;
         match result {
             Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                tracing::warn!(cntlid = ctrl.cntlid, error = %e, "flush at shutdown failed")
+            Ok(Err(failed)) => {
+                for (nsid, e) in failed {
+                    tracing::warn!(cntlid = ctrl.cntlid, nsid, error = %e, "flush at shutdown failed");
+                }
             }
             Err(e) => tracing::error!(cntlid = ctrl.cntlid, error = %e, "flush task failed"),
         }
