@@ -197,6 +197,11 @@ pub trait QueueHandler: Send + 'static {
     fn teardown(&self) -> CancellationToken;
     /// Called once when the transport connection is gone, for whatever reason.
     fn disconnected(&mut self);
+    /// Admin queues only: the host reused the CID of the outstanding Asynchronous Event
+    /// Request `cid`, so it abandoned that AER on its side. The transport sends no completion
+    /// for it and drops its response whenever it arrives; release what holds the request
+    /// (its slot under the AER Limit) so its future resolves. Default: nothing to release.
+    fn abandon_async_event(&mut self, _cid: u16) {}
 }
 
 /// A queue that a successful Connect created, with the parameters the transport needs.

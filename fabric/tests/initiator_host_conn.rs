@@ -354,7 +354,7 @@ fn many_pdus_in_one_read_complete_many_commands() {
 }
 
 #[test]
-fn success_flag_is_an_implicit_completion_only_without_sq_flow_control() {
+fn success_flag_is_an_implicit_completion_without_sq_flow_control() {
     let mut c = cfg(false, false);
     c.sq_flow_control_disabled = true;
     let mut conn = established(c, 0, 131072);
@@ -372,38 +372,122 @@ fn success_flag_is_an_implicit_completion_only_without_sq_flow_control() {
         }
         other => panic!("{other:?}"),
     }
+    assert_eq!(conn.outstanding(), 0);
+}
 
-    // With SQ flow control on, SUCCESS is an invalid header field (FLAGS, offset 1).
+/// The C2HData carries SUCCESS without LAST_PDU: an invalid FLAGS field (offset 1), fatal
+/// whatever the SQ flow control setting (NVMe/TCP 1.0 §3.6.2.8).
+#[test]
+fn success_flag_without_last_pdu_is_fatal() {
+    for sq_flow_control_disabled in [false, true] {
+        let mut c = cfg(false, false);
+        c.sq_flow_control_disabled = sq_flow_control_disabled;
+        let mut conn = established(c, 0, 131072);
+        let cid = conn.submit(read_sqe(1), None, 512).unwrap();
+        let _ = tx(&mut conn);
+        let bad = c2h(cid, 0, &[5; 256], 0x08, false, false);
+        conn.receive(&bad);
+        assert_eq!(tx(&mut conn), h2c_term(0x01, 1, &bad[..24]));
+        let ev = events(&mut conn);
+        assert!(
+            matches!(
+                ev.as_slice(),
+                [
+                    HostEvent::Completed {
+                        result: Err(CommandError::Connection(ConnError::Protocol {
+                            fes: 1,
+                            fei: 1,
+                            ..
+                        })),
+                        ..
+                    },
+                    HostEvent::Failed(ConnError::Protocol { .. })
+                ]
+            ),
+            "flow control disabled {sq_flow_control_disabled}: {ev:?}"
+        );
+    }
+}
+
+/// SQ flow control on, and the controller still ends reads with LAST_PDU|SUCCESS (targets in
+/// the field do; Linux accepts it): the read completes successfully with its data, its CID and
+/// queue slot are free at once, and the queue keeps working with both completion styles.
+#[test]
+fn success_flag_with_sq_flow_control_on_is_an_implicit_completion() {
     let mut conn = established(cfg(false, false), 0, 131072);
-    let cid = conn.submit(read_sqe(1), None, 512).unwrap();
+    let a = conn.submit(read_sqe(2), None, 1024).unwrap();
+    let b = conn.submit(read_sqe(1), None, 512).unwrap();
     let _ = tx(&mut conn);
-    let bad = c2h(cid, 0, &[5; 512], 0x04 | 0x08, false, false);
-    conn.receive(&bad);
-    assert_eq!(tx(&mut conn), h2c_term(0x01, 1, &bad[..24]));
+    assert_eq!(conn.outstanding(), 2);
+    conn.receive(
+        &[
+            c2h(a, 0, &[1; 512], 0, false, false),
+            c2h(a, 512, &[2; 512], 0x04 | 0x08, false, false),
+        ]
+        .concat(),
+    );
+    assert!(tx(&mut conn).is_empty(), "no H2CTermReq");
+    assert!(conn.error().is_none());
     let ev = events(&mut conn);
+    let [HostEvent::Completed {
+        cid,
+        result: Ok(done),
+    }] = ev.as_slice()
+    else {
+        panic!("{ev:?}")
+    };
+    assert_eq!(*cid, a);
+    assert_eq!(
+        (done.cqe.cid(), done.cqe.sqid.get(), done.cqe.status()),
+        (a, 1, Status::SUCCESS)
+    );
+    assert_eq!(done.data, [[1u8; 512], [2u8; 512]].concat());
+    // Its slot is free: only `b` counts against the queue now.
+    assert_eq!(conn.outstanding(), 1);
+
+    // `b` completes the ordinary way (C2HData, then CapsuleResp).
+    conn.receive(
+        &[
+            c2h(b, 0, &[3; 512], 0x04, false, false),
+            capsule_resp(b, 1, Status::SUCCESS, 0, false),
+        ]
+        .concat(),
+    );
     assert!(matches!(
-        &ev[0],
-        HostEvent::Completed {
-            result: Err(CommandError::Connection(ConnError::Protocol {
-                fes: 1,
-                fei: 1,
-                ..
-            })),
-            ..
-        }
+        events(&mut conn).as_slice(),
+        [HostEvent::Completed { cid, result: Ok(d) }] if *cid == b && d.data == vec![3u8; 512]
     ));
-    assert!(matches!(
-        &ev[1],
-        HostEvent::Failed(ConnError::Protocol { .. })
-    ));
-    // SUCCESS without LAST_PDU is invalid too.
-    let mut c = cfg(false, false);
-    c.sq_flow_control_disabled = true;
-    let mut conn = established(c, 0, 131072);
-    let cid = conn.submit(read_sqe(1), None, 512).unwrap();
+    assert_eq!(conn.outstanding(), 0);
+
+    // Both CIDs are reusable and both completion styles keep working.
+    let c = conn.submit(read_sqe(1), None, 512).unwrap();
+    let d = conn.submit(read_sqe(1), None, 512).unwrap();
+    assert_eq!((c, d), (a, b), "freed CIDs are reused oldest first");
     let _ = tx(&mut conn);
-    conn.receive(&c2h(cid, 0, &[5; 256], 0x08, false, false));
-    assert!(conn.error().is_some());
+    conn.receive(
+        &[
+            c2h(d, 0, &[4; 512], 0x04, false, false),
+            capsule_resp(d, 1, Status::LBA_OUT_OF_RANGE.with_dnr(), 0, false),
+            c2h(c, 0, &[5; 512], 0x04 | 0x08, false, false),
+        ]
+        .concat(),
+    );
+    let done: Vec<_> = events(&mut conn)
+        .into_iter()
+        .map(|ev| match ev {
+            HostEvent::Completed { cid, result: Ok(x) } => (cid, x.cqe.status(), x.data.to_vec()),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        done,
+        vec![
+            (d, Status::LBA_OUT_OF_RANGE.with_dnr(), vec![4u8; 512]),
+            (c, Status::SUCCESS, vec![5u8; 512]),
+        ]
+    );
+    assert_eq!(conn.outstanding(), 0);
+    assert!(tx(&mut conn).is_empty());
 }
 
 #[test]

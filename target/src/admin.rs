@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use fabric::queue::{Completion, QueueHandler, Request, Response};
 use nvme::command::{AdminCommand, FabricsCommand, PropertyGet, PropertySet};
+use nvme::opcode::AdminOpcode;
 use nvme::properties::{Cap, Property, Version};
 use nvme::Status;
 use tokio_util::sync::CancellationToken;
@@ -52,11 +53,12 @@ impl AdminQueue {
                 ctrl.keep_alive();
                 ready(Response::success())
             }
-            AdminCommand::AsyncEventRequest => match ctrl.aer().submit() {
+            AdminCommand::AsyncEventRequest => match ctrl.aer().submit(req.sqe.cid()) {
                 AerSubmit::Now(r) => ready(r),
                 AerSubmit::Parked(rx) => Completion::Pending(Box::pin(async move {
-                    // The sender drops only when the controller goes away; the connection is
-                    // closing then and this completion is never sent.
+                    // The sender drops only when the controller goes away (the connection is
+                    // closing then) or the host abandoned the request (the transport retired
+                    // it): either way this completion is never sent.
                     rx.await
                         .unwrap_or_else(|_| Response::status(Status::ABORTED_SQ_DELETION))
                 })),
@@ -150,8 +152,10 @@ fn property_set(ctrl: &Arc<Controller>, ps: &PropertySet) -> Completion {
         .await;
         match result {
             Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                tracing::warn!(cntlid = ctrl.cntlid, error = %e, "flush at shutdown failed")
+            Ok(Err(failed)) => {
+                for (nsid, e) in failed {
+                    tracing::warn!(cntlid = ctrl.cntlid, nsid, error = %e, "flush at shutdown failed");
+                }
             }
             Err(e) => tracing::error!(cntlid = ctrl.cntlid, error = %e, "flush task failed"),
         }
@@ -162,7 +166,27 @@ fn property_set(ctrl: &Arc<Controller>, ps: &PropertySet) -> Completion {
 
 impl QueueHandler for AdminQueue {
     fn submit(&mut self, request: Request) -> Completion {
+        let sqe = request.sqe;
+        if !sqe.is_fabrics() && sqe.opcode == AdminOpcode::AsyncEventRequest.to_u8() {
+            // A parked AER fails only by ending without a completion (see `execute`), which
+            // is no error for the host to find in the log: record immediate failures only.
+            return match self.execute(request) {
+                Completion::Ready(r) => {
+                    if !r.status.is_success() {
+                        self.ctrl.record_error(0, &sqe, r.status);
+                    }
+                    Completion::Ready(r)
+                }
+                parked => parked,
+            };
+        }
         record_failures(&self.ctrl, 0, request, |r| self.execute(r))
+    }
+
+    fn abandon_async_event(&mut self, cid: u16) {
+        if self.ctrl.aer().abandon(cid) {
+            tracing::debug!(cntlid = self.ctrl.cntlid, cid, "AER abandoned by the host");
+        }
     }
 
     fn teardown(&self) -> CancellationToken {

@@ -171,8 +171,10 @@ impl Daemon {
         target.destroy_all("target shutting down");
         let flushed = tokio::task::spawn_blocking(move || {
             for s in target.subsystems() {
-                if let Err(e) = s.flush_all() {
-                    tracing::error!(subnqn = %s.nqn, error = %e, "flush at exit failed");
+                if let Err(failed) = s.flush_all() {
+                    for (nsid, e) in failed {
+                        tracing::error!(subnqn = %s.nqn, nsid, error = %e, "flush at exit failed");
+                    }
                 }
             }
         })

@@ -155,11 +155,19 @@ impl Subsystem {
     }
 
     /// Flush every namespace's backend (controller shutdown, daemon exit).
-    pub fn flush_all(&self) -> Result<(), nvme::backend::BackendError> {
-        for ns in self.namespaces() {
-            ns.backend.flush()?;
+    /// Flush every namespace, even after one fails (a shutdown must make all written data
+    /// durable that can be, NVMe Base 2.0 §3.6.1). Returns the namespaces that failed.
+    pub fn flush_all(&self) -> Result<(), Vec<(u32, nvme::backend::BackendError)>> {
+        let failed: Vec<_> = self
+            .namespaces()
+            .into_iter()
+            .filter_map(|ns| ns.backend.flush().err().map(|e| (ns.nsid, e)))
+            .collect();
+        if failed.is_empty() {
+            Ok(())
+        } else {
+            Err(failed)
         }
-        Ok(())
     }
 }
 

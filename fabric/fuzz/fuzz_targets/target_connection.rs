@@ -131,8 +131,8 @@ fuzz_target!(|input: &[u8]| {
         chunk = (chunk * 5 + usize::from(seed)) % 67 + 1;
         while let Some(ev) = conn.poll_event() {
             match ev {
-                Event::Pending { cid, response } => {
-                    conn.complete(cid, futures::executor::block_on(response));
+                Event::Pending { cid, tag, response } => {
+                    conn.complete(cid, tag, futures::executor::block_on(response));
                 }
                 Event::Close => {}
             }

@@ -48,8 +48,14 @@ pub struct HostConnConfig {
     pub maxr2t: u32,
     /// Largest write sent as in-capsule data; bigger writes use R2T.
     pub in_capsule_data: u32,
-    /// The host disables SQ flow control in its Connect (CATTR bit 2): only then may the
-    /// controller end a read with a C2HData SUCCESS flag (NVMe/TCP 1.0 §3.6.2.8).
+    /// The host disables SQ flow control in its Connect (CATTR bit 2): only then should the
+    /// controller end a read with a C2HData SUCCESS flag (NVMe/TCP 1.0 §3.6.2.8). A SUCCESS
+    /// on the LAST_PDU is accepted either way (an implicit successful completion, as the
+    /// Linux host does): this host never reads SQHD. Its drivers keep at most queue size - 1
+    /// commands outstanding, and a completed command was consumed along with every entry
+    /// before it (the SQ head only moves forward over consumed entries, NVMe Base 2.0 §4.6
+    /// SQHD), so the outstanding count bounds the occupied SQ entries: a completion without
+    /// SQHD frees its slot at once and never leaves a submitter waiting for a head update.
     pub sq_flow_control_disabled: bool,
 }
 
@@ -856,13 +862,26 @@ impl HostConn {
             ));
         }
         if ch.flags & FLAG_SUCCESS != 0 {
-            // NVMe/TCP 1.0 §3.6.2.8: SUCCESS only on the last PDU, and only when the host
-            // disabled SQ flow control.
-            if ch.flags & FLAG_LAST_PDU == 0 || !self.config.sq_flow_control_disabled {
+            // NVMe/TCP 1.0 §3.6.2.8: SUCCESS is only valid together with LAST_PDU; without
+            // it the host could not tell when the command ends, so that stays fatal.
+            if ch.flags & FLAG_LAST_PDU == 0 {
                 return Err((
                     FatalError::field(pdu::OFFSET_FLAGS),
-                    format!("C2HData SUCCESS flag not allowed (flags {:#04x})", ch.flags),
+                    format!(
+                        "C2HData SUCCESS flag without LAST_PDU (flags {:#04x})",
+                        ch.flags
+                    ),
                 ));
+            }
+            // §3.6.2.8 also reserves SUCCESS for queues with SQ flow control disabled. A
+            // controller that sets it anyway loses nothing but the SQHD of this completion,
+            // which this host does not need (see `HostConnConfig::sq_flow_control_disabled`):
+            // accept it as Linux does.
+            if !self.config.sq_flow_control_disabled {
+                tracing::debug!(
+                    cid = d.cccid,
+                    "C2HData SUCCESS with SQ flow control on: tolerated, implicit completion"
+                );
             }
         }
         // Data starts at PDO, after the header (and its digest), aligned to HPDA (0: dwords).
@@ -906,7 +925,8 @@ impl HostConn {
             cmd.last_seen = true;
         }
         if ch.flags & FLAG_SUCCESS != 0 {
-            // Implicit successful completion: no CapsuleResp follows.
+            // Implicit successful completion: no CapsuleResp follows. The synthesized CQE
+            // carries SQHD 0; the host keeps no SQ head to update (see `check_c2h`).
             if let Some(cmd) = self.inflight.remove(d.cccid) {
                 let cqe = Cqe::new(d.cccid, qid, 0, Status::SUCCESS, 0, 0);
                 self.complete(d.cccid, cmd, cqe);

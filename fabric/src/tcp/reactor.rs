@@ -310,18 +310,19 @@ pub fn pin_to_core(core: usize) -> io::Result<()> {
         .map_err(|e| io::Error::other(format!("cannot pin to core {core}: {e}")))
 }
 
-/// A command answered later: yields its CID with the response.
+/// A command answered later: yields its CID and tag with the response.
 struct PendingCommand {
     cid: u16,
+    tag: u64,
     response: ResponseFuture,
 }
 
 impl Future for PendingCommand {
-    type Output = (u16, Response);
+    type Output = (u16, u64, Response);
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<(u16, Response)> {
-        let cid = self.cid;
-        self.response.as_mut().poll(cx).map(|r| (cid, r))
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<(u16, u64, Response)> {
+        let (cid, tag) = (self.cid, self.tag);
+        self.response.as_mut().poll(cx).map(|r| (cid, tag, r))
     }
 }
 
@@ -558,8 +559,8 @@ impl Reactor {
                 self.drop_conn(slot, "controller torn down");
                 continue;
             }
-            while let Poll::Ready(Some((cid, response))) = c.pending.poll_next_unpin(&mut cx) {
-                c.conn.complete(cid, response);
+            while let Poll::Ready(Some((cid, tag, response))) = c.pending.poll_next_unpin(&mut cx) {
+                c.conn.complete(cid, tag, response);
             }
         }
     }
@@ -663,11 +664,11 @@ fn collect_events(c: &mut Conn, waker: &Waker) {
     let mut cx = Context::from_waker(waker);
     while let Some(ev) = c.conn.poll_event() {
         match ev {
-            Event::Pending { cid, response } => {
-                c.pending.push(PendingCommand { cid, response });
+            Event::Pending { cid, tag, response } => {
+                c.pending.push(PendingCommand { cid, tag, response });
                 // First poll registers the waker (and may complete at once).
-                while let Poll::Ready(Some((cid, r))) = c.pending.poll_next_unpin(&mut cx) {
-                    c.conn.complete(cid, r);
+                while let Poll::Ready(Some((cid, tag, r))) = c.pending.poll_next_unpin(&mut cx) {
+                    c.conn.complete(cid, tag, r);
                 }
             }
             Event::Close => {

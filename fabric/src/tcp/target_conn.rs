@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
+use nvme::opcode::AdminOpcode;
 use nvme::sgl::SUBTYPE_TRANSPORT_A;
 use nvme::sqe::DataDirection;
 use nvme::{Cqe, Sgl, Sqe, Status};
@@ -75,8 +76,14 @@ impl Default for TcpTargetConfig {
 /// Something the driver must do besides sending the output bytes.
 pub enum Event {
     /// A command completes later: await the future, then call
-    /// [`TargetConnection::complete`] with `cid` and its response.
-    Pending { cid: u16, response: ResponseFuture },
+    /// [`TargetConnection::complete`] with `cid`, `tag` and its response. The tag tells this
+    /// command apart from a later one the host sends with the same CID, should this one be
+    /// retired without a completion (an abandoned Asynchronous Event Request).
+    Pending {
+        cid: u16,
+        tag: u64,
+        response: ResponseFuture,
+    },
     /// Send whatever output is queued, then close the connection.
     Close,
 }
@@ -84,7 +91,11 @@ pub enum Event {
 impl core::fmt::Debug for Event {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
-            Event::Pending { cid, .. } => f.debug_struct("Pending").field("cid", cid).finish(),
+            Event::Pending { cid, tag, .. } => f
+                .debug_struct("Pending")
+                .field("cid", cid)
+                .field("tag", tag)
+                .finish(),
             Event::Close => f.write_str("Close"),
         }
     }
@@ -199,7 +210,20 @@ enum Phase {
 
 struct Command {
     sqe: Sqe,
+    /// Per-connection sequence number of this command, never reused: a completion carrying
+    /// another tag belongs to an earlier command with the same CID.
+    tag: u64,
     phase: Phase,
+}
+
+impl Command {
+    /// An Asynchronous Event Request the target has not answered yet (admin queues only:
+    /// opcode 0Ch is Verify on I/O queues).
+    fn is_parked_aer(&self) -> bool {
+        !self.sqe.is_fabrics()
+            && self.sqe.opcode == AdminOpcode::AsyncEventRequest.to_u8()
+            && matches!(self.phase, Phase::Executing { .. })
+    }
 }
 
 /// A fatal error found while handling a PDU, with the header to quote in the TermReq.
@@ -227,6 +251,8 @@ pub struct TargetConnection {
     /// TTAG -> CID of the command the R2T belongs to.
     ttags: U16Map<u16>,
     next_ttag: u16,
+    /// Tag of the next command entered in `commands`.
+    next_tag: u64,
     out: SendQueue,
     events: VecDeque<Event>,
 }
@@ -259,6 +285,7 @@ impl TargetConnection {
             commands: U16Map::default(),
             ttags: U16Map::default(),
             next_ttag: 0,
+            next_tag: 0,
             out: SendQueue::default(),
             events: VecDeque::new(),
         }
@@ -315,16 +342,19 @@ impl TargetConnection {
         }
     }
 
-    /// Deliver the response of a command announced by [`Event::Pending`].
-    pub fn complete(&mut self, cid: u16, response: Response) {
+    /// Deliver the response of a command announced by [`Event::Pending`]. A response whose
+    /// command is gone (retired, or the connection closed) is dropped, even if a newer
+    /// command uses the same CID: its tag differs.
+    pub fn complete(&mut self, cid: u16, tag: u64, response: Response) {
         if self.state != State::Established {
             return;
         }
         let c2h_len = match self.commands.get(&cid) {
             Some(Command {
+                tag: t,
                 phase: Phase::Executing { c2h_len },
                 ..
-            }) => *c2h_len,
+            }) if *t == tag => *c2h_len,
             _ => return,
         };
         self.commands.remove(&cid);
@@ -517,7 +547,8 @@ impl TargetConnection {
     fn handle_command(&mut self, sqe: Sqe, data: Bytes, data_digest_ok: bool) {
         let cid = sqe.cid();
         self.sq_consumed = self.sq_consumed.wrapping_add(1);
-        if self.commands.contains_key(&cid) {
+        if self.commands.contains_key(&cid) && !self.retire_abandoned_aer(cid) {
+            // NVMe Base 2.0 §4.2 (SQE CID): unique among the outstanding commands of the SQ.
             debug!(peer = %self.info.peer, cid, "command identifier already in use");
             self.respond_status(cid, Status::CID_CONFLICT.with_dnr());
             return;
@@ -538,10 +569,12 @@ impl TargetConnection {
             Ok(DataPlan::InCapsule) => self.dispatch(sqe, Some(data), 0),
             Ok(DataPlan::ToHost(len)) => self.dispatch(sqe, None, len),
             Ok(DataPlan::Solicit(total)) => {
+                let tag = self.next_tag();
                 self.commands.insert(
                     cid,
                     Command {
                         sqe,
+                        tag,
                         phase: Phase::Receiving(H2cTransfer {
                             total,
                             received: 0,
@@ -556,6 +589,33 @@ impl TargetConnection {
                 self.issue_r2ts(cid);
             }
         }
+    }
+
+    /// A new command reuses `cid`. If that CID belongs to an outstanding Asynchronous Event
+    /// Request on the admin queue, the host has abandoned the AER on its side (hosts cancel
+    /// AERs locally on detach; an AER may stay outstanding indefinitely, NVMe Base 2.0 §5.2,
+    /// and our Abort does not abort it), since a CID is unique only among outstanding
+    /// commands (§4.2). Retire it silently — no completion is ever sent for it, its pending
+    /// response is dropped by its tag — and let the queue free its AER slot. Linux nvmet
+    /// accepts the reuse too. Returns whether the CID is free now; any other reuse is a
+    /// Command ID Conflict.
+    fn retire_abandoned_aer(&mut self, cid: u16) -> bool {
+        let Some(queue) = self.queue.as_mut() else {
+            return false;
+        };
+        if queue.qid != 0 || !self.commands.get(&cid).is_some_and(Command::is_parked_aer) {
+            return false;
+        }
+        self.commands.remove(&cid);
+        queue.handler.abandon_async_event(cid);
+        debug!(peer = %self.info.peer, cid, "host reused the CID of an outstanding AER: retired");
+        true
+    }
+
+    fn next_tag(&mut self) -> u64 {
+        let t = self.next_tag;
+        self.next_tag = self.next_tag.wrapping_add(1);
+        t
     }
 
     /// Decide how the command's data moves, or the status that refuses it.
@@ -777,6 +837,7 @@ impl TargetConnection {
     /// Hand a command with all its host data to the target.
     fn dispatch(&mut self, sqe: Sqe, data: Option<Bytes>, c2h_len: u32) {
         let cid = sqe.cid();
+        let tag = self.next_tag();
         let Some(queue) = self.queue.as_mut() else {
             self.connect(sqe, data);
             return;
@@ -785,6 +846,7 @@ impl TargetConnection {
             cid,
             Command {
                 sqe,
+                tag,
                 phase: Phase::Executing { c2h_len },
             },
         );
@@ -792,10 +854,12 @@ impl TargetConnection {
         let c2h_buf =
             (queue.qid != 0 && c2h_len > 0).then(|| self.out.pool().take(c2h_len as usize));
         match queue.handler.submit(Request { sqe, data, c2h_buf }) {
-            Completion::Ready(resp) => self.complete(cid, resp),
-            Completion::Pending(fut) => {
-                self.events.push_back(Event::Pending { cid, response: fut })
-            }
+            Completion::Ready(resp) => self.complete(cid, tag, resp),
+            Completion::Pending(fut) => self.events.push_back(Event::Pending {
+                cid,
+                tag,
+                response: fut,
+            }),
         }
     }
 
@@ -934,6 +998,8 @@ mod tests {
 
     const BLOCK: usize = 512;
 
+    mod cid_reuse;
+
     /// A RAM "namespace": Write (01h) and Read (02h) by LBA, Flush (00h) completes later with
     /// DW0 = CDW10, anything else is an invalid opcode.
     struct RamTarget {
@@ -1046,7 +1112,7 @@ mod tests {
     }
 
     impl Host {
-        fn new(target: Arc<RamTarget>, config: TcpTargetConfig) -> Host {
+        fn new(target: Arc<dyn Target>, config: TcpTargetConfig) -> Host {
             let now = Instant::now();
             Host {
                 conn: TargetConnection::new(target, info(), config, now),
@@ -1590,14 +1656,14 @@ mod tests {
         }
         assert!(h.recv().is_empty());
         let mut pending = Vec::new();
-        while let Some(Event::Pending { cid, response }) = h.conn.poll_event() {
-            pending.push((cid, response));
+        while let Some(Event::Pending { cid, tag, response }) = h.conn.poll_event() {
+            pending.push((cid, tag, response));
         }
         assert_eq!(pending.len(), 2);
-        let (cid, fut) = pending.pop().unwrap();
-        h.conn.complete(cid, futures::executor::block_on(fut));
-        let (cid, fut) = pending.pop().unwrap();
-        h.conn.complete(cid, futures::executor::block_on(fut));
+        let (cid, tag, fut) = pending.pop().unwrap();
+        h.conn.complete(cid, tag, futures::executor::block_on(fut));
+        let (cid, tag, fut) = pending.pop().unwrap();
+        h.conn.complete(cid, tag, futures::executor::block_on(fut));
         let got: Vec<Cqe> = h.recv().iter().map(cqe_of).collect();
         assert_eq!(
             got.iter().map(|c| c.cid()).collect::<Vec<_>>(),
@@ -1606,7 +1672,7 @@ mod tests {
         assert_eq!(got[0].dw0.get(), 210);
         assert_eq!(got[1].dw0.get(), 200);
         // A completion for an unknown CID is ignored.
-        h.conn.complete(99, Response::success());
+        h.conn.complete(99, 0, Response::success());
         assert!(h.recv().is_empty());
     }
 
