@@ -52,11 +52,9 @@ impl AdminQueue {
             AdminCommand::GetLogPage(glp) => ready(crate::log_pages::get_log_page(ctrl, &glp)),
             AdminCommand::GetFeatures(gf) => ready(get_features(ctrl, &gf)),
             AdminCommand::SetFeatures(sf) => ready(set_features(ctrl, &sf, req.data.as_ref())),
-            AdminCommand::KeepAlive => {
-                // NVMe Base 2.0 §5.18: restarts the Keep Alive Timer.
-                ctrl.keep_alive();
-                ready(Response::success())
-            }
+            // NVMe Base 2.0 §5.18: restarts the Keep Alive Timer (done in `submit`, for every
+            // admin command).
+            AdminCommand::KeepAlive => ready(Response::success()),
             AdminCommand::AsyncEventRequest => match ctrl.aer().submit() {
                 AerSubmit::Now(r) => ready(r),
                 AerSubmit::Parked(rx) => Completion::Pending(Box::pin(async move {
@@ -314,6 +312,9 @@ fn set_features(ctrl: &Controller, sf: &SetFeatures, _data: Option<&Bytes>) -> R
 
 impl QueueHandler for AdminQueue {
     fn submit(&mut self, request: Request) -> Completion {
+        // NVMe Base 2.0 §3.9 (Traffic Based Keep Alive, CTRATT.TBKAS): processing any admin
+        // command restarts the Keep Alive Timer, on NVM and discovery controllers alike.
+        self.ctrl.restart_keep_alive();
         record_failures(&self.ctrl, 0, request, |r| self.execute(r))
     }
 

@@ -115,7 +115,8 @@ pub fn controller(ctrl: &Controller) -> Vec<u8> {
     c.mdts = ctrl.params.mdts;
     c.cntlid.set(ctrl.cntlid);
     c.ver.set(VERSION.0);
-    c.ctratt.set(ctrl_bits::CTRATT_HOST_ID_128);
+    c.ctratt
+        .set(ctrl_bits::CTRATT_HOST_ID_128 | ctrl_bits::CTRATT_TBKAS);
     c.acl = 3;
     c.aerl = ctrl.params.aerl;
     // One read-only firmware slot (FRMW bits 3:1 = 1).
@@ -125,7 +126,7 @@ pub fn controller(ctrl: &Controller) -> Vec<u8> {
     c.wctemp.set(WCTEMP_K);
     c.cctemp.set(CCTEMP_K);
     // Keep Alive granularity in 100 ms units.
-    c.kas.set(10);
+    c.kas.set(crate::keep_alive::KAS);
     c.sqes = ctrl_bits::SQES_64;
     c.cqes = ctrl_bits::CQES_16;
     c.maxcmd.set(ctrl.params.mqes.saturating_add(1));

@@ -14,6 +14,7 @@ pub mod error_log;
 pub mod identify;
 pub mod ids;
 pub mod io;
+pub mod keep_alive;
 pub mod log_pages;
 pub mod namespace;
 pub mod nqn;
