@@ -4,7 +4,8 @@
 # 2.0 §3.9.5); thaw (SIGCONT): the host reconnects, I/O works, and neither side
 # crashed. Then the target's side of the same rule: with the link silenced
 # (packets dropped, target running) the target must tear the controller down
-# once no Keep Alive arrived within KATO.
+# once no command arrived for KATO + 100 ms (its documented bound: at most
+# KATO + 200 ms after the last command, so 3.2 s here; the 30 s wait is slack).
 
 NQN=nqn.2026-01.io.ferrofab:kato
 tgt_subsys $NQN

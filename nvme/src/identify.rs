@@ -71,6 +71,9 @@ pub mod ctrl_bits {
     pub const OAES_DISCOVERY_LOG_CHANGE: u32 = 1 << 31;
     /// CTRATT bit 0: 128-bit host identifier.
     pub const CTRATT_HOST_ID_128: u32 = 1 << 0;
+    /// CTRATT bit 6: Traffic Based Keep Alive (TBKAS): any admin or I/O command restarts the
+    /// Keep Alive Timer (NVMe Base 2.0 §3.9).
+    pub const CTRATT_TBKAS: u32 = 1 << 6;
     /// LPA bit 0: SMART per namespace; bit 1: Commands Supported and Effects; bit 2:
     /// extended Get Log Page (NUMDU, LPO); bit 3: telemetry.
     pub const LPA_SMART_PER_NS: u8 = 1 << 0;

@@ -48,11 +48,9 @@ impl AdminQueue {
             AdminCommand::SetFeatures(sf) => {
                 ready(crate::features::set_features(ctrl, &sf, req.data.as_ref()))
             }
-            AdminCommand::KeepAlive => {
-                // NVMe Base 2.0 §5.18: restarts the Keep Alive Timer.
-                ctrl.keep_alive();
-                ready(Response::success())
-            }
+            // NVMe Base 2.0 §5.18: restarts the Keep Alive Timer (done in `submit`, for every
+            // admin command).
+            AdminCommand::KeepAlive => ready(Response::success()),
             AdminCommand::AsyncEventRequest => match ctrl.aer().submit(req.sqe.cid()) {
                 AerSubmit::Now(r) => ready(r),
                 AerSubmit::Parked(rx) => Completion::Pending(Box::pin(async move {
@@ -166,6 +164,9 @@ fn property_set(ctrl: &Arc<Controller>, ps: &PropertySet) -> Completion {
 
 impl QueueHandler for AdminQueue {
     fn submit(&mut self, request: Request) -> Completion {
+        // NVMe Base 2.0 §3.9 (Traffic Based Keep Alive, CTRATT.TBKAS): processing any admin
+        // command restarts the Keep Alive Timer, on NVM and discovery controllers alike.
+        self.ctrl.restart_keep_alive();
         let sqe = request.sqe;
         if !sqe.is_fabrics() && sqe.opcode == AdminOpcode::AsyncEventRequest.to_u8() {
             // A parked AER fails only by ending without a completion (see `execute`), which

@@ -4,7 +4,6 @@
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
-use std::time::Duration;
 
 use fabric::queue::{Completion, Request, Response};
 use nvme::{Sqe, Status};
@@ -15,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use crate::aer::AerState;
 use crate::ctrl_state::{transition, CtrlEvent, CtrlState};
 use crate::error_log::ErrorLog;
+use crate::keep_alive::{KeepAliveTimer, Verdict};
 use crate::subsystem::Subsystem;
 use crate::target::TargetInner;
 use nvme::features::{AsyncEvent, AsyncEventConfig};
@@ -101,6 +101,9 @@ pub struct IoCounters {
     pub bytes_written: AtomicU64,
     pub read_commands: AtomicU64,
     pub write_commands: AtomicU64,
+    /// Commands submitted on the queue, whatever their outcome: the keep-alive timer's
+    /// evidence of I/O traffic (Traffic Based Keep Alive, `crate::keep_alive`).
+    pub commands: AtomicU64,
 }
 
 impl IoCounters {
@@ -113,6 +116,11 @@ impl IoCounters {
     pub fn add_write(&self, bytes: u64) {
         bump(&self.write_commands, 1);
         bump(&self.bytes_written, bytes);
+    }
+
+    /// Count one submitted command (called by the queue's own reactor only).
+    pub fn add_command(&self) {
+        bump(&self.commands, 1);
     }
 }
 
@@ -152,7 +160,7 @@ pub struct Controller {
     aer: Mutex<AerState>,
     kato_ms: AtomicU32,
     kato_changed: Notify,
-    last_keep_alive: Mutex<Instant>,
+    keep_alive: Mutex<KeepAliveTimer>,
     io_queues: Mutex<BTreeSet<u16>>,
     changed_namespaces: Mutex<BTreeSet<u32>>,
     pub errors: Mutex<ErrorLog>,
@@ -209,7 +217,7 @@ impl Controller {
             aer: Mutex::new(AerState::new(aerl)),
             kato_ms: AtomicU32::new(kato_ms),
             kato_changed: Notify::new(),
-            last_keep_alive: Mutex::new(Instant::now()),
+            keep_alive: Mutex::new(KeepAliveTimer::new(Instant::now())),
             io_queues: Mutex::new(BTreeSet::new()),
             changed_namespaces: Mutex::new(BTreeSet::new()),
             errors: Mutex::new(ErrorLog::default()),
@@ -380,40 +388,58 @@ impl Controller {
         self.kato_ms.load(Ordering::Acquire)
     }
 
+    /// Set Features Keep Alive Timer (FID 0Fh): the new KATO runs from now (NVMe Base 2.0
+    /// §3.9); 0 disables the timer.
     pub fn set_kato_ms(&self, ms: u32) {
         self.kato_ms.store(ms, Ordering::Release);
-        self.keep_alive();
+        self.restart_keep_alive();
         self.kato_changed.notify_one();
     }
 
-    /// A Keep Alive command arrived: restart the timer (NVMe Base 2.0 §3.9).
-    pub fn keep_alive(&self) {
-        *lock(&self.last_keep_alive) = Instant::now();
+    /// An admin command arrived: restart the Keep Alive Timer. Keep Alive does (NVMe Base 2.0
+    /// §5.18), and with Traffic Based Keep Alive (CTRATT.TBKAS) so does every other admin
+    /// command. I/O commands are counted per queue instead (`IoCounters::add_command`).
+    pub fn restart_keep_alive(&self) {
+        lock(&self.keep_alive).restart(Instant::now());
     }
 
-    /// Runs until the controller is destroyed; destroys it when KATO passes with no Keep Alive.
+    /// Commands submitted on all of this controller's I/O queues so far.
+    fn io_commands(&self) -> u64 {
+        lock(&self.queue_counters).values().fold(0u64, |n, c| {
+            n.wrapping_add(c.commands.load(Ordering::Relaxed))
+        })
+    }
+
+    /// Look at the Keep Alive Timer at `now` (the rule: `crate::keep_alive`).
+    pub fn check_keep_alive(&self, now: Instant) -> Verdict {
+        let io = self.io_commands();
+        lock(&self.keep_alive).check(now, self.kato_ms(), io)
+    }
+
+    /// Runs until the controller is destroyed; destroys it when the Keep Alive Timer expires.
     pub(crate) async fn keep_alive_timer(self: Arc<Self>) {
         loop {
-            let kato = self.kato_ms();
-            if kato == 0 {
-                tokio::select! {
-                    _ = self.teardown.cancelled() => return,
-                    _ = self.kato_changed.notified() => continue,
+            let next_check = match self.check_keep_alive(Instant::now()) {
+                Verdict::Disabled => None,
+                Verdict::Alive { next_check } => Some(next_check),
+                Verdict::Expired { idle } => {
+                    tracing::info!(cntlid = self.cntlid, hostnqn = %self.hostnqn,
+                        kato_ms = self.kato_ms(), idle_ms = idle.as_millis() as u64,
+                        "keep alive timeout expired");
+                    self.destroy("keep-alive timeout");
+                    return;
                 }
-            }
-            let deadline = *lock(&self.last_keep_alive) + Duration::from_millis(u64::from(kato));
+            };
+            let sleep = async {
+                match next_check {
+                    Some(t) => tokio::time::sleep_until(t).await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 _ = self.teardown.cancelled() => return,
-                _ = self.kato_changed.notified() => continue,
-                _ = tokio::time::sleep_until(deadline) => {
-                    let last = *lock(&self.last_keep_alive);
-                    if last + Duration::from_millis(u64::from(self.kato_ms())) <= Instant::now() {
-                        tracing::info!(cntlid = self.cntlid, hostnqn = %self.hostnqn, kato_ms = kato,
-                            "keep alive timeout expired");
-                        self.destroy("keep-alive timeout");
-                        return;
-                    }
-                }
+                _ = self.kato_changed.notified() => {}
+                _ = sleep => {}
             }
         }
     }
@@ -530,5 +556,112 @@ where
         }))
     } else {
         Completion::Ready(f())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::admin::AdminQueue;
+    use crate::io::IoQueue;
+    use fabric::queue::QueueHandler;
+    use std::time::Duration;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    fn controller(kind: ControllerKind, kato_ms: u32) -> Arc<Controller> {
+        Controller::new(
+            1,
+            kind,
+            HostIdentity {
+                hostnqn: "nqn.2014-08.org.nvmexpress:uuid:0".into(),
+                hostid: [0; 16],
+                local: "127.0.0.1:4420".parse().unwrap(),
+            },
+            kato_ms,
+            Arc::new(TargetParams::default()),
+            Weak::new(),
+        )
+    }
+
+    fn nvm_controller(kato_ms: u32) -> (Arc<Controller>, Arc<Subsystem>) {
+        let sub = Arc::new(Subsystem::new(
+            "nqn.2026-01.io.ferrofab:ka".into(),
+            "S".into(),
+            "M".into(),
+            "F".into(),
+            None,
+            None,
+        ));
+        (controller(ControllerKind::Nvm(sub.clone()), kato_ms), sub)
+    }
+
+    fn expired(v: Verdict) -> bool {
+        matches!(v, Verdict::Expired { .. })
+    }
+
+    /// A raw command the (not yet enabled) controller fails: still a command it processed.
+    fn request(opcode: u8) -> Request {
+        Request::new(
+            Sqe {
+                opcode,
+                ..Default::default()
+            },
+            None,
+        )
+    }
+
+    #[test]
+    fn io_on_any_queue_restarts_the_timer() {
+        let (ctrl, sub) = nvm_controller(1000);
+        let t = Instant::now(); // after the timer started
+        assert!(!expired(ctrl.check_keep_alive(t + ms(500))));
+        // A command on I/O queue 3 (a reactor's), through the queue's submit path.
+        let mut q = IoQueue::new(ctrl.clone(), sub, 3);
+        let done = q.submit(request(0x02));
+        assert!(matches!(done, Completion::Ready(r) if !r.status.is_success()));
+        assert_eq!(ctrl.queue_counters(3).commands.load(Ordering::Relaxed), 1);
+        // Seen at the next look (1000 ms): the timer runs from there.
+        assert!(!expired(ctrl.check_keep_alive(t + ms(1000))));
+        assert!(!expired(ctrl.check_keep_alive(t + ms(2099))));
+        // Traffic on another queue later keeps it going.
+        ctrl.queue_counters(7).add_command();
+        assert!(!expired(ctrl.check_keep_alive(t + ms(2099))));
+        assert!(!expired(ctrl.check_keep_alive(t + ms(3198))));
+        assert!(expired(ctrl.check_keep_alive(t + ms(3199))));
+    }
+
+    #[test]
+    fn any_admin_command_restarts_the_timer() {
+        let ctrl = controller(ControllerKind::Discovery, 1000);
+        std::thread::sleep(ms(20));
+        let before = Instant::now();
+        // Not Keep Alive, and failed (the controller is not enabled): it still counts.
+        let done = AdminQueue::new(ctrl.clone()).submit(request(0x06));
+        assert!(matches!(done, Completion::Ready(r) if !r.status.is_success()));
+        let after = Instant::now();
+        // Restarted at or after `before`: without the restart, expired 20 ms earlier.
+        assert!(!expired(ctrl.check_keep_alive(before + ms(1099))));
+        assert!(expired(ctrl.check_keep_alive(after + ms(1100))));
+    }
+
+    #[test]
+    fn set_features_kato_restarts_and_zero_disables() {
+        let ctrl = controller(ControllerKind::Discovery, 1000);
+        std::thread::sleep(ms(20));
+        let before = Instant::now();
+        ctrl.set_kato_ms(2000);
+        let after = Instant::now();
+        assert_eq!(ctrl.kato_ms(), 2000);
+        // The new KATO runs from the Set Features, not from Connect.
+        assert!(!expired(ctrl.check_keep_alive(before + ms(2099))));
+        assert!(expired(ctrl.check_keep_alive(after + ms(2100))));
+        ctrl.set_kato_ms(0);
+        assert_eq!(
+            ctrl.check_keep_alive(after + ms(3_600_000)),
+            Verdict::Disabled
+        );
     }
 }

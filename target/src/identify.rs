@@ -125,12 +125,15 @@ pub fn controller(ctrl: &Controller) -> Vec<u8> {
     c.ver.set(VERSION.0);
     c.acl = 3;
     c.aerl = ctrl.params.aerl;
+    // Traffic Based Keep Alive: every command restarts the timer (keep_alive.rs), on
+    // NVM and discovery controllers alike.
+    c.ctratt.set(ctrl_bits::CTRATT_TBKAS);
     // Log pages: the Error Information log on every controller; LPA bit 2 (NUMDU and LPO)
     // holds for every page served (log_pages.rs).
     c.elpe = (ERROR_LOG_ENTRIES - 1) as u8;
     c.lpa = ctrl_bits::LPA_EXTENDED_DATA;
     // Keep Alive granularity in 100 ms units.
-    c.kas.set(10);
+    c.kas.set(crate::keep_alive::KAS);
     c.sqes = ctrl_bits::SQES_64;
     c.cqes = ctrl_bits::CQES_16;
     c.maxcmd.set(ctrl.params.mqes.saturating_add(1));
@@ -154,7 +157,7 @@ pub fn controller(ctrl: &Controller) -> Vec<u8> {
     } else {
         c.cntrltype = CNTRLTYPE_IO;
         // Get Features 81h returns the 128-bit host identifier from Connect.
-        c.ctratt.set(ctrl_bits::CTRATT_HOST_ID_128);
+        c.ctratt.set(c.ctratt.get() | ctrl_bits::CTRATT_HOST_ID_128);
         // One read-only firmware slot (FRMW bits 3:1 = 1): the Firmware Slot log.
         c.frmw = ctrl_bits::FRMW_SLOT1_RO | (1 << 1);
         c.lpa |= ctrl_bits::LPA_CMD_EFFECTS;

@@ -393,6 +393,10 @@ where
 
 impl QueueHandler for IoQueue {
     fn submit(&mut self, request: Request) -> Completion {
+        // NVMe Base 2.0 §3.9 (Traffic Based Keep Alive): every I/O command restarts the Keep
+        // Alive Timer. A count on the queue's own cache line, summed by the timer task: no
+        // lock, no clock read (`crate::keep_alive`).
+        self.counters.add_command();
         self.refresh_namespaces();
         crate::controller::record_failures(&self.ctrl, self.qid, request, |r| self.execute(r))
     }

@@ -15,6 +15,7 @@ pub mod features;
 pub mod identify;
 pub mod ids;
 pub mod io;
+pub mod keep_alive;
 pub mod log_pages;
 pub mod namespace;
 pub mod nqn;

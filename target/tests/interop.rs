@@ -301,6 +301,13 @@ async fn walk_capabilities(ctrl: &Controller, is_discovery: bool) {
     assert_eq!(id.oacs.get(), 0, "{kind}: OACS");
     // CTRATT bit 0: the 128-bit Host Identifier feature.
     let ctratt = id.ctratt.get();
+    // CTRATT bit 6 (TBKAS) is timing: target/tests/e2e.rs keeps a controller alive on I/O
+    // alone and target/src/keep_alive.rs tests the rule.
+    assert_eq!(
+        ctratt & !(ctrl_bits::CTRATT_HOST_ID_128 | ctrl_bits::CTRATT_TBKAS),
+        0,
+        "{kind}: CTRATT {ctratt:#x} has a bit this walk does not check"
+    );
     if ctratt & ctrl_bits::CTRATT_HOST_ID_128 != 0 {
         let c = ctrl.get_features(0x81, 0, 0, 1, 16).await.unwrap();
         assert!(c.status().is_success(), "{kind}: Host Identifier");
