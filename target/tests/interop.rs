@@ -14,9 +14,11 @@ use nvme::command::ConnectData;
 use nvme::identify::{ctrl_bits, IdentifyController, CNTRLTYPE_DISCOVERY, CNTRLTYPE_IO};
 use nvme::log_page::{CommandEffects, CommandsSupportedAndEffects};
 use nvme::Status;
-use rand::RngCore;
-use target::{Config, Daemon, TargetParams};
+use target::Daemon;
 use zerocopy::IntoBytes;
+
+mod common;
+use common::{random, LOOPBACK_LISTENER};
 
 const OPEN: &str = "nqn.2026-01.io.ferrofab:open";
 const LISTED: &str = "nqn.2026-01.io.ferrofab:listed";
@@ -25,11 +27,7 @@ const BLOCK: usize = 512;
 
 async fn start() -> (Daemon, SocketAddr) {
     let text = format!(
-        r#"
-[[listener]]
-transport = "tcp"
-address = "127.0.0.1:0"
-
+        r#"{LOOPBACK_LISTENER}
 [[subsystem]]
 nqn = "{OPEN}"
 
@@ -50,26 +48,11 @@ backend = "null"
 size = "16MiB"
 "#
     );
-    let config = Config::parse(&text, "test").expect("test config is valid");
-    let d = Daemon::start(config, TargetParams::default())
-        .await
-        .expect("daemon starts");
-    let addr = d.addresses()[0];
-    (d, addr)
+    common::serve(common::parse(&text)).await
 }
 
 fn host(io_queues: u16) -> HostOptions {
-    HostOptions {
-        hostnqn: HOST.to_string(),
-        io_queues,
-        ..HostOptions::default()
-    }
-}
-
-fn random(len: usize) -> Bytes {
-    let mut v = vec![0u8; len];
-    rand::rng().fill_bytes(&mut v);
-    Bytes::from(v)
+    common::host(HOST, io_queues)
 }
 
 async fn identify(ctrl: &Controller) -> IdentifyController {

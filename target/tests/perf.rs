@@ -13,17 +13,16 @@ use fabric::tcp::host_conn::HostEvent;
 use nvme::Status;
 use rand::RngCore;
 use target::perf::{self, Pattern, PerfConfig, PerfError};
-use target::{Config, Daemon, TargetParams};
+use target::Daemon;
+
+mod common;
+use common::LOOPBACK_LISTENER;
 
 const NQN: &str = "nqn.2026-01.io.ferrofab:perf-test";
 
 async fn start() -> (Daemon, SocketAddr) {
     let text = format!(
-        r#"
-[[listener]]
-transport = "tcp"
-address = "127.0.0.1:0"
-
+        r#"{LOOPBACK_LISTENER}
 [[subsystem]]
 nqn = "{NQN}"
 
@@ -32,12 +31,7 @@ backend = "ram"
 size = "32MiB"
 "#
     );
-    let config = Config::parse(&text, "test").expect("test config is valid");
-    let d = Daemon::start(config, TargetParams::default())
-        .await
-        .expect("daemon starts");
-    let addr = d.addresses()[0];
-    (d, addr)
+    common::serve(common::parse(&text)).await
 }
 
 fn load(addr: SocketAddr, pattern: Pattern) -> PerfConfig {

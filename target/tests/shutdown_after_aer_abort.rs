@@ -23,6 +23,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use zerocopy::IntoBytes;
 
+mod common;
+use common::LOOPBACK_LISTENER;
+
 const SUB: &str = "nqn.2026-01.io.ferrofab:aer-reuse";
 const HOST: &str = "nqn.2014-08.org.nvmexpress:uuid:11111111-2222-3333-4444-555555555555";
 /// CC: EN, IOSQES 6, IOCQES 4.
@@ -221,11 +224,7 @@ impl RawHost {
 
 fn config() -> Config {
     let text = format!(
-        r#"
-[[listener]]
-transport = "tcp"
-address = "127.0.0.1:0"
-
+        r#"{LOOPBACK_LISTENER}
 [[subsystem]]
 nqn = "{SUB}"
 
@@ -235,7 +234,7 @@ backend = "ram"
 size = "8MiB"
 "#
     );
-    Config::parse(&text, "test").expect("test config is valid")
+    common::parse(&text)
 }
 
 #[tokio::test]
