@@ -1,0 +1,211 @@
+//! Host-to-controller data solicited with R2T and received in H2CData PDUs (NVMe/TCP 1.0
+//! §3.3.2.2): the per-command R2T ring, TTAG allocation and H2CData checks.
+
+use bytes::{Bytes, BytesMut};
+use tracing::debug;
+
+use super::*;
+
+#[derive(Clone, Copy, Default)]
+pub(super) struct OutstandingR2t {
+    ttag: u16,
+    r2to: u32,
+    r2tl: u32,
+}
+
+/// The R2Ts outstanding for one command, oldest first, kept inline (no allocation).
+#[derive(Default)]
+pub(super) struct R2tRing {
+    items: [OutstandingR2t; MAX_OUTSTANDING_R2T as usize],
+    head: usize,
+    len: usize,
+}
+
+impl R2tRing {
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn push_back(&mut self, r: OutstandingR2t) {
+        if self.len < self.items.len() {
+            self.items[(self.head + self.len) % self.items.len()] = r;
+            self.len += 1;
+        }
+    }
+
+    fn get(&self, i: usize) -> Option<OutstandingR2t> {
+        (i < self.len).then(|| self.items[(self.head + i) % self.items.len()])
+    }
+
+    fn position(&self, ttag: u16) -> Option<usize> {
+        (0..self.len).find(|&i| self.get(i).is_some_and(|r| r.ttag == ttag))
+    }
+
+    fn pop_front(&mut self) {
+        if self.len > 0 {
+            self.head = (self.head + 1) % self.items.len();
+            self.len -= 1;
+        }
+    }
+}
+
+/// Host-to-controller data being solicited with R2Ts (NVMe/TCP 1.0 §3.3.2.2).
+pub(super) struct H2cTransfer {
+    pub(super) total: u32,
+    pub(super) received: u32,
+    pub(super) next_r2to: u32,
+    /// The data as received: one piece (the usual case, kept as a slice of the receive
+    /// buffer) or several that are gathered when the last arrives.
+    pub(super) first: Option<Bytes>,
+    pub(super) more: Vec<Bytes>,
+    pub(super) r2ts: R2tRing,
+    pub(super) digest_failed: bool,
+}
+
+impl TargetConnection {
+    fn alloc_ttag(&mut self) -> Option<u16> {
+        for _ in 0..=u16::MAX {
+            let t = self.next_ttag;
+            self.next_ttag = self.next_ttag.wrapping_add(1);
+            if !self.ttags.contains_key(&t) {
+                return Some(t);
+            }
+        }
+        None
+    }
+
+    /// Send R2Ts until MAXR2T are outstanding or the whole buffer is solicited
+    /// (§3.3.2.2: sequential offsets, each at most MAXH2CDATA).
+    pub(super) fn issue_r2ts(&mut self, cid: u16) {
+        let max_piece = self.config.max_h2c_data.max(4);
+        loop {
+            let Some(Command {
+                phase: Phase::Receiving(x),
+                ..
+            }) = self.commands.get(&cid)
+            else {
+                return;
+            };
+            if x.r2ts.len() as u32 >= self.max_r2t || x.next_r2to >= x.total {
+                return;
+            }
+            let r2to = x.next_r2to;
+            let r2tl = (x.total - r2to).min(max_piece);
+            let Some(ttag) = self.alloc_ttag() else {
+                return;
+            };
+            self.ttags.insert(ttag, cid);
+            if let Some(Command {
+                phase: Phase::Receiving(x),
+                ..
+            }) = self.commands.get_mut(&cid)
+            {
+                x.next_r2to = r2to + r2tl;
+                x.r2ts.push_back(OutstandingR2t { ttag, r2to, r2tl });
+            }
+            self.push_pdu(&Pdu::new(PduHeader::R2t(R2t {
+                cccid: cid,
+                ttag,
+                r2to,
+                r2tl,
+            })));
+        }
+    }
+
+    pub(super) fn handle_h2c_data(
+        &mut self,
+        d: H2CData,
+        flags: u8,
+        data: Bytes,
+        digest_ok: bool,
+    ) -> Result<(), FatalError> {
+        // §3.3.2.2: an unknown TTAG is an invalid header field at the TTAG offset.
+        let Some(&cid) = self.ttags.get(&d.ttag) else {
+            return Err(FatalError::field(OFFSET_DATA_TTAG));
+        };
+        if cid != d.cccid {
+            return Err(FatalError::field(OFFSET_DATA_CCCID));
+        }
+        if d.datal as usize != data.len() {
+            return Err(FatalError::field(OFFSET_DATA_DATAL));
+        }
+        // §3.3.2.2: DATAL above MAXH2CDATA is Data Transfer Limit Exceeded.
+        if d.datal > self.config.max_h2c_data {
+            return Err(FatalError::new(Fes::DataLimitExceeded, 0));
+        }
+        let Some(Command {
+            phase: Phase::Receiving(x),
+            ..
+        }) = self.commands.get_mut(&cid)
+        else {
+            return Err(FatalError::new(Fes::PduSequenceError, 0));
+        };
+        let Some(pos) = x.r2ts.position(d.ttag) else {
+            return Err(FatalError::field(OFFSET_DATA_TTAG));
+        };
+        let Some(OutstandingR2t { r2to, r2tl, .. }) = x.r2ts.get(pos) else {
+            return Err(FatalError::field(OFFSET_DATA_TTAG));
+        };
+        let r2t_end = u64::from(r2to) + u64::from(r2tl);
+        let end = u64::from(d.datao) + u64::from(d.datal);
+        // §3.3.2.2: data outside R2TO..R2TO+R2TL is Data Transfer Out of Range.
+        if d.datao < r2to || end > r2t_end {
+            return Err(FatalError::new(Fes::DataOutOfRange, 0));
+        }
+        // §3.3.2.2: R2Ts of one command are serviced in order and H2CData PDUs are
+        // contiguous; anything else is a PDU Sequence Error.
+        if pos != 0 || d.datao != x.received {
+            return Err(FatalError::new(Fes::PduSequenceError, 0));
+        }
+        let done = end == r2t_end;
+        // LAST_PDU marks exactly the PDU that completes the R2T.
+        if (flags & FLAG_LAST_PDU != 0) != done {
+            return Err(FatalError::new(Fes::PduSequenceError, 0));
+        }
+        // §3.5.2: a data digest error is not fatal; we keep receiving and fail the command
+        // with a Transient Transport Error once its data is in.
+        if !digest_ok {
+            debug!(peer = %self.info.peer, cid, "data digest error in H2CData");
+            x.digest_failed = true;
+        }
+        x.received += d.datal;
+        match x.first {
+            None => x.first = Some(data),
+            Some(_) => x.more.push(data),
+        }
+        if !done {
+            return Ok(());
+        }
+        x.r2ts.pop_front();
+        let all_in = x.received >= x.total;
+        self.ttags.remove(&d.ttag);
+        if !all_in {
+            self.issue_r2ts(cid);
+            return Ok(());
+        }
+        let Some(cmd) = self.commands.remove(&cid) else {
+            return Ok(());
+        };
+        let Phase::Receiving(x) = cmd.phase else {
+            return Ok(());
+        };
+        if x.digest_failed {
+            self.respond_status(cid, Status::TRANSIENT_TRANSPORT_ERROR);
+            return Ok(());
+        }
+        let first = x.first.unwrap_or_default();
+        let data = if x.more.is_empty() {
+            first
+        } else {
+            // Only writes larger than MAXH2CDATA arrive in pieces; they are gathered here.
+            let mut buf = BytesMut::with_capacity(x.total as usize);
+            buf.extend_from_slice(&first);
+            for p in &x.more {
+                buf.extend_from_slice(p);
+            }
+            buf.freeze()
+        };
+        self.dispatch(cmd.sqe, Some(data), 0);
+        Ok(())
+    }
+}
