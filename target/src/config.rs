@@ -204,7 +204,7 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("size {text:?} is too large"))
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     #[serde(default)]
@@ -319,14 +319,14 @@ impl ReactorSection {
     }
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct ListenerConfig {
     pub transport: TransportKind,
     pub address: SocketAddr,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct SubsystemConfig {
     pub nqn: String,
@@ -341,7 +341,7 @@ pub struct SubsystemConfig {
     pub namespace: Vec<NamespaceConfig>,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct NamespaceConfig {
     pub nsid: Option<u32>,
@@ -386,8 +386,9 @@ impl Config {
         Ok(config)
     }
 
-    /// Check every rule and assign namespace IDs left out of the file.
-    fn validate(&mut self) -> Result<(), String> {
+    /// Check every rule and assign namespace IDs left out of the file (the engine checks a
+    /// changed running configuration with the same rules).
+    pub(crate) fn validate(&mut self) -> Result<(), String> {
         if self.listener.is_empty() {
             return Err("no [[listener]] configured: nothing to serve on".into());
         }
