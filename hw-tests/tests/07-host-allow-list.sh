@@ -1,4 +1,4 @@
-# timeout: 100
+# timeout: 160
 # Host access control: a host NQN not on the subsystem's allow-list cannot
 # connect (NVMe-oF 1.1 §3.3: Connect fails, Invalid Host); the allowed one can.
 # A subsystem without a list admits anyone.
@@ -35,4 +35,48 @@ grep -qx "$OPEN" /tmp/d.txt || fail "open subsystem missing from discovery for a
 
 c=$(connect_ok $OPEN --hostnqn=$BAD --hostid=$BAD_ID)
 disconnect_ok $OPEN
+tgt_alive || fail "target died"
+
+# Revocation at run time (ferrofab: the engine applies a SIGHUP-reloaded
+# allow-list): the revoked host's controller is torn down at once and its
+# reconnects are refused; the newly listed host connects.
+if [ "$FF_MODE" != ferrofab ]; then
+	note "run-time revocation is ferrofab's engine; skipped against $FF_MODE"
+	exit 0
+fi
+c=$(connect_ok $SECURE --hostnqn=$GOOD --hostid=$GOOD_ID --ctrl-loss-tmo=5 --reconnect-delay=1)
+dev=$(ns_dev_ok $SECURE 1)
+dd if=$dev of=/dev/null bs=4k count=16 iflag=direct status=none || fail "I/O before the revocation failed"
+TGT_HOSTS[$SECURE]=$BAD
+tgt_render_toml >"$FF_STATE/config.toml"
+t0=$(date +%s%N)
+kill -HUP "$(tgt_pid)" || fail "SIGHUP failed"
+wait_until 5 sh -c "[ \"\$(cat /sys/class/nvme/$c/state 2>/dev/null)\" != live ]" ||
+	fail "the revoked host's controller $c is still live"
+info "revoked host's controller left 'live' after $((($(date +%s%N) - t0) / 1000000)) ms"
+wait_until 5 grep -q "host removed from the allow-list" "$(tgt_log)" ||
+	fail "no teardown of the revoked host's controller in the target log"
+decolor <"$(tgt_log)" | grep -E 'reload|allow-list' | tail -n 3
+# Its reconnects are refused, so the kernel gives the controller up.
+wait_until 20 ctrl_gone "$c" || fail "$c still present: reconnects not refused?"
+dmesg_test | grep -iE 'invalid host|connect.*(refused|fail)|0x4184' | tail -n 3
+if out=$(nvme connect -t tcp -a "$FF_ADDR" -s "$FF_PORT" -n $SECURE --hostnqn=$GOOD --hostid=$GOOD_ID 2>&1); then
+	fail "the revoked host reconnected: $out"
+fi
+echo "reconnect refused as expected: $out"
+c=$(connect_ok $SECURE --hostnqn=$BAD --hostid=$BAD_ID)
+disconnect_ok $SECURE
+
+# A reload that cannot be applied (a new listener) is refused whole, with a
+# message naming the change; the allow-list change in the same file is not
+# applied either.
+TGT_LISTENERS+=("127.0.0.1:4421")
+TGT_HOSTS[$SECURE]=$GOOD
+tgt_render_toml >"$FF_STATE/config.toml"
+kill -HUP "$(tgt_pid)" || fail "SIGHUP failed"
+wait_until 5 grep -q "reload refused" "$(tgt_log)" || fail "no refusal in the target log"
+decolor <"$(tgt_log)" | grep "reload refused" | tail -n 1 | tee /tmp/refused.txt
+grep -q "listener 127.0.0.1:4421 is new" /tmp/refused.txt || fail "the refusal does not name the new listener"
+c=$(connect_ok $SECURE --hostnqn=$BAD --hostid=$BAD_ID)
+disconnect_ok $SECURE
 tgt_alive || fail "target died"

@@ -14,7 +14,8 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{self, Config};
 use crate::controller::TargetParams;
 use crate::drives::{self, DriveSettings};
-use crate::setup::{build_target, reload, ReloadReport, SetupError};
+use crate::engine::{ActionError, Engine, Outcome};
+use crate::setup::{build_target, SetupError};
 use crate::target::FabricTarget;
 
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +33,7 @@ pub enum DaemonError {
 
 /// A running target with its listeners bound.
 pub struct Daemon {
+    engine: Arc<Engine>,
     target: FabricTarget,
     addresses: Vec<SocketAddr>,
     shutdown: CancellationToken,
@@ -51,6 +53,9 @@ impl Daemon {
         params: TargetParams,
         hook: Option<ThreadHook>,
     ) -> Result<Daemon, DaemonError> {
+        // The engine keeps the configuration as written; the target serves bound addresses.
+        let configured = config.clone();
+        let mut bound_pairs = Vec::with_capacity(config.listener.len());
         let mut sockets = Vec::with_capacity(config.listener.len());
         for l in &mut config.listener {
             let socket =
@@ -72,6 +77,7 @@ impl Daemon {
                     }
                 }
             }
+            bound_pairs.push((l.address, bound));
             l.address = bound;
             sockets.push(socket);
         }
@@ -121,6 +127,7 @@ impl Daemon {
             )));
         }
         Ok(Daemon {
+            engine: Arc::new(Engine::new(target.clone(), configured, bound_pairs)),
             target,
             addresses,
             shutdown,
@@ -138,9 +145,15 @@ impl Daemon {
         &self.target
     }
 
-    /// Apply a changed configuration without a restart (see [`reload`]).
-    pub fn reload(&self, config: &Config) -> Result<ReloadReport, SetupError> {
-        reload(&self.target, config)
+    /// The engine API: every change to the running target goes through it.
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+
+    /// Apply a changed configuration without a restart, all of it or nothing
+    /// ([`Engine::reload`]).
+    pub fn reload(&self, config: &Config) -> Result<Vec<Outcome>, ActionError> {
+        self.engine.reload(config)
     }
 
     /// The bound listener addresses, in configuration order.

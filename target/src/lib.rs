@@ -10,6 +10,7 @@ pub mod ctrl_state;
 pub mod daemon;
 pub mod discovery;
 pub mod drives;
+pub mod engine;
 pub mod error_log;
 pub mod features;
 pub mod identify;

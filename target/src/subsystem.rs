@@ -13,8 +13,9 @@ pub struct Subsystem {
     pub serial: String,
     pub model: String,
     pub firmware: String,
-    /// None: any host may connect.
-    allowed_hosts: Option<HashSet<String>>,
+    /// None: any host may connect. Read at Connect and for the discovery log only; the
+    /// engine replaces it (`set_allowed_hosts`).
+    allowed_hosts: RwLock<Option<HashSet<String>>>,
     /// None: reachable on every listener.
     listeners: Option<Vec<SocketAddr>>,
     /// Copy-on-write: I/O queues keep a snapshot and refresh it when `ns_generation` moves,
@@ -48,7 +49,7 @@ impl Subsystem {
             serial,
             model,
             firmware,
-            allowed_hosts: allowed_hosts.map(|v| v.into_iter().collect()),
+            allowed_hosts: RwLock::new(allowed_hosts.map(|v| v.into_iter().collect())),
             listeners,
             namespaces: RwLock::new(Arc::new(BTreeMap::new())),
             ns_generation: AtomicU64::new(0),
@@ -58,14 +59,44 @@ impl Subsystem {
 
     /// Whether only listed hosts may connect (`allowed_hosts` is configured).
     pub fn has_allow_list(&self) -> bool {
-        self.allowed_hosts.is_some()
+        read(&self.allowed_hosts).is_some()
     }
 
     pub fn host_allowed(&self, hostnqn: &str) -> bool {
-        match &self.allowed_hosts {
+        match &*read(&self.allowed_hosts) {
             None => true,
             Some(set) => set.contains(hostnqn),
         }
+    }
+
+    /// Replace the allow-list (None: any host). Controllers of hosts it no longer admits are
+    /// destroyed; returns how many.
+    pub fn set_allowed_hosts(&self, hosts: Option<Vec<String>>, reason: &str) -> usize {
+        *self
+            .allowed_hosts
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) =
+            hosts.map(|v| v.into_iter().collect());
+        let revoked: Vec<Arc<Controller>> = self
+            .controllers()
+            .into_iter()
+            .filter(|c| !self.host_allowed(&c.hostnqn))
+            .collect();
+        for c in &revoked {
+            c.destroy(reason);
+        }
+        revoked.len()
+    }
+
+    /// The live controllers of this subsystem.
+    pub fn controllers(&self) -> Vec<Arc<Controller>> {
+        self.controllers
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .iter()
+            .filter_map(Weak::upgrade)
+            .filter(|c| !c.is_destroyed())
+            .collect()
     }
 
     pub fn on_listener(&self, addr: &SocketAddr) -> bool {
@@ -142,19 +173,11 @@ impl Subsystem {
     }
 
     fn notify_namespace_changed(&self, nsid: u32) {
-        let live: Vec<Arc<Controller>> = self
-            .controllers
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .iter()
-            .filter_map(Weak::upgrade)
-            .collect();
-        for c in live {
+        for c in self.controllers() {
             c.namespace_changed(nsid);
         }
     }
 
-    /// Flush every namespace's backend (controller shutdown, daemon exit).
     /// Flush every namespace, even after one fails (a shutdown must make all written data
     /// durable that can be, NVMe Base 2.0 §3.6.1). Returns the namespaces that failed.
     pub fn flush_all(&self) -> Result<(), Vec<(u32, nvme::backend::BackendError)>> {

@@ -110,8 +110,29 @@ impl FabricTarget {
         Ok(())
     }
 
+    /// Remove a subsystem: its controllers are destroyed, hosts lose it from the discovery
+    /// log (and persistent discovery controllers get a log change event).
+    pub fn remove_subsystem(&self, nqn: &str, reason: &str) -> Option<Arc<Subsystem>> {
+        let removed = self
+            .inner
+            .subsystems
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .remove(nqn)?;
+        for c in removed.controllers() {
+            c.destroy(reason);
+        }
+        self.inner.discovery_changed();
+        Some(removed)
+    }
+
     pub fn subsystem(&self, nqn: &str) -> Option<Arc<Subsystem>> {
         self.inner.subsystem(nqn)
+    }
+
+    /// A live controller by CNTLID.
+    pub fn controller(&self, cntlid: u16) -> Option<Arc<Controller>> {
+        self.inner.controller(cntlid)
     }
 
     pub fn subsystems(&self) -> Vec<Arc<Subsystem>> {

@@ -14,6 +14,7 @@ use fabric::initiator::{HostCommand, HostError, HostOptions};
 use nvme::identify::{IdentifyController, IdentifyNamespace};
 use nvme::log_page::{AddressFamily, SubsystemType, TransportType};
 use nvme::Status;
+use target::engine::Outcome;
 use target::{Config, Daemon};
 
 mod common;
@@ -717,13 +718,20 @@ async fn reload_adds_and_removes_namespaces_and_subsystems() {
     let mut extra_ns = cfg.subsystem[0].namespace[0].clone();
     extra_ns.nsid = Some(2);
     cfg.subsystem[0].namespace.push(extra_ns);
-    let report = d.reload(&cfg).unwrap();
-    assert_eq!(report.namespaces_added, vec![(SUB_A.to_string(), 2)]);
+    let outcomes = d.reload(&cfg).unwrap();
     assert_eq!(
-        report.subsystems_added,
-        vec!["nqn.2026-01.io.ferrofab:later".to_string()]
+        outcomes,
+        vec![
+            Outcome::NamespaceAdded {
+                nqn: SUB_A.to_string(),
+                nsid: 2,
+            },
+            Outcome::SubsystemAdded {
+                nqn: "nqn.2026-01.io.ferrofab:later".to_string(),
+                namespaces: vec![1],
+            },
+        ]
     );
-    assert!(report.namespaces_removed.is_empty());
     let done = tokio::time::timeout(Duration::from_secs(5), aer)
         .await
         .expect("AER completes")
@@ -736,11 +744,27 @@ async fn reload_adds_and_removes_namespaces_and_subsystems() {
         .records
         .iter()
         .any(|r| r.subnqn == "nqn.2026-01.io.ferrofab:later"));
-    // Back to the original file: namespace 2 goes away, the new subsystem stays until restart.
-    let report = d.reload(&config("")).unwrap();
-    assert_eq!(report.namespaces_removed, vec![(SUB_A.to_string(), 2)]);
-    assert_eq!(report.ignored.len(), 1);
+    // Back to the original file: namespace 2 and the new subsystem go away.
+    let outcomes = d.reload(&config("")).unwrap();
+    assert_eq!(
+        outcomes,
+        vec![
+            Outcome::SubsystemRemoved {
+                nqn: "nqn.2026-01.io.ferrofab:later".to_string(),
+                controllers_disconnected: 0,
+            },
+            Outcome::NamespaceRemoved {
+                nqn: SUB_A.to_string(),
+                nsid: 2,
+            },
+        ]
+    );
     assert_eq!(ctrl.active_namespaces().await.unwrap(), vec![1]);
+    let log = discover(addr, host(HOST_OK, 0)).await.unwrap();
+    assert!(!log
+        .records
+        .iter()
+        .any(|r| r.subnqn == "nqn.2026-01.io.ferrofab:later"));
     ctrl.shutdown().await.unwrap();
     d.shutdown().await;
 }

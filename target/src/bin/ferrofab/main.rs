@@ -29,7 +29,8 @@ struct Cli {
 enum Command {
     /// Serve NVMe/TCP: the configuration file's subsystems, or the embedded default
     /// (one 1 GiB RAM namespace, listener and discovery on 127.0.0.1:4420). SIGHUP reloads
-    /// the file: new subsystems and namespaces are added, removed namespaces are dropped.
+    /// the file: its difference from the running state (subsystems, namespaces, allow-lists)
+    /// is applied whole, or refused whole with a message naming what cannot change.
     Serve {
         /// TOML configuration file.
         #[arg(long, short)]
@@ -156,21 +157,15 @@ fn reload_from(daemon: &Daemon, path: Option<&PathBuf>) {
             return;
         }
     };
+    // Engine::reload applies the whole difference or nothing, and names every part it
+    // cannot apply.
     match daemon.reload(&config) {
-        Ok(r) => {
-            for (nqn, nsid) in &r.namespaces_added {
-                tracing::info!(subnqn = %nqn, nsid, "reload: namespace added");
-            }
-            for (nqn, nsid) in &r.namespaces_removed {
-                tracing::info!(subnqn = %nqn, nsid, "reload: namespace removed");
-            }
-            for nqn in &r.subsystems_added {
-                tracing::info!(subnqn = %nqn, "reload: subsystem added");
-            }
-            for msg in &r.ignored {
-                tracing::warn!("reload: {msg}");
+        Ok(outcomes) if outcomes.is_empty() => tracing::info!("SIGHUP: nothing changed"),
+        Ok(outcomes) => {
+            for o in &outcomes {
+                tracing::info!(%o, "reload");
             }
         }
-        Err(e) => tracing::error!(error = %e, "SIGHUP: reload failed part way"),
+        Err(e) => tracing::error!(error = %e, "SIGHUP: reload refused, nothing changed"),
     }
 }

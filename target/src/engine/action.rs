@@ -1,0 +1,238 @@
+//! The engine's typed actions, what they report, why they are refused, and how each one
+//! changes the configuration model (pure: no running state is touched here).
+
+use crate::config::{Config, NamespaceConfig, SubsystemConfig, MAX_NSID};
+use crate::setup::SetupError;
+
+/// One change to a running box. Every change (REST, SIGHUP reload, boot restore) is one of
+/// these, applied by [`super::Engine::apply`] or, several at once, [`super::Engine::apply_all`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Add a subsystem with its namespaces.
+    AddSubsystem(SubsystemConfig),
+    /// Remove a subsystem: its controllers are disconnected.
+    RemoveSubsystem {
+        nqn: String,
+    },
+    /// Add a namespace; without `nsid` it gets the lowest free one.
+    AddNamespace {
+        nqn: String,
+        namespace: NamespaceConfig,
+    },
+    RemoveNamespace {
+        nqn: String,
+        nsid: u32,
+    },
+    /// Admit one more host to a subsystem that has an allow-list.
+    AddAllowedHost {
+        nqn: String,
+        host: String,
+    },
+    /// Revoke a host: its controllers are torn down at once and its reconnects refused.
+    RemoveAllowedHost {
+        nqn: String,
+        host: String,
+    },
+    /// Replace the allow-list; `None` admits any host.
+    SetAllowedHosts {
+        nqn: String,
+        hosts: Option<Vec<String>>,
+    },
+    /// Tear down one controller (the host may reconnect).
+    DisconnectController {
+        cntlid: u16,
+    },
+}
+
+/// What an applied action did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    SubsystemAdded {
+        nqn: String,
+        namespaces: Vec<u32>,
+    },
+    SubsystemRemoved {
+        nqn: String,
+        controllers_disconnected: usize,
+    },
+    NamespaceAdded {
+        nqn: String,
+        nsid: u32,
+    },
+    NamespaceRemoved {
+        nqn: String,
+        nsid: u32,
+    },
+    AllowedHostsChanged {
+        nqn: String,
+        hosts: Option<Vec<String>>,
+        controllers_disconnected: usize,
+    },
+    ControllerDisconnected {
+        cntlid: u16,
+    },
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Outcome::SubsystemAdded { nqn, namespaces } => {
+                write!(f, "subsystem {nqn} added with namespaces {namespaces:?}")
+            }
+            Outcome::SubsystemRemoved {
+                nqn,
+                controllers_disconnected,
+            } => write!(
+                f,
+                "subsystem {nqn} removed ({controllers_disconnected} controllers disconnected)"
+            ),
+            Outcome::NamespaceAdded { nqn, nsid } => write!(f, "namespace {nsid} of {nqn} added"),
+            Outcome::NamespaceRemoved { nqn, nsid } => {
+                write!(f, "namespace {nsid} of {nqn} removed")
+            }
+            Outcome::AllowedHostsChanged {
+                nqn,
+                hosts,
+                controllers_disconnected,
+            } => match hosts {
+                None => write!(f, "subsystem {nqn} admits any host"),
+                Some(h) => write!(
+                    f,
+                    "subsystem {nqn} admits {} hosts ({controllers_disconnected} controllers \
+                     of revoked hosts disconnected)",
+                    h.len()
+                ),
+            },
+            Outcome::ControllerDisconnected { cntlid } => {
+                write!(f, "controller {cntlid} disconnected")
+            }
+        }
+    }
+}
+
+/// Why an action was refused. Nothing changed when one is returned.
+#[derive(Debug, thiserror::Error)]
+pub enum ActionError {
+    /// The result would break a configuration rule (the same rules as the config file).
+    #[error("invalid: {0}")]
+    Invalid(String),
+    #[error("subsystem {0} does not exist")]
+    NoSuchSubsystem(String),
+    #[error("subsystem {0} already exists")]
+    SubsystemExists(String),
+    #[error("namespace {nsid} of subsystem {nqn} does not exist")]
+    NoSuchNamespace { nqn: String, nsid: u32 },
+    #[error("controller {0} does not exist")]
+    NoSuchController(u16),
+    #[error("host {host} is not on the allow-list of subsystem {nqn}")]
+    NoSuchHost { nqn: String, host: String },
+    #[error("host {host} is already on the allow-list of subsystem {nqn}")]
+    HostExists { nqn: String, host: String },
+    #[error(
+        "subsystem {0} admits any host: give it an allow-list (SetAllowedHosts) before \
+         adding or removing single hosts"
+    )]
+    NoAllowList(String),
+    /// A change no action expresses at run time (reload only).
+    #[error("cannot be applied to the running target: {0}")]
+    NotApplicable(String),
+    /// A backend could not be opened; nothing was changed.
+    #[error(transparent)]
+    Setup(#[from] SetupError),
+}
+
+fn subsystem_mut<'a>(
+    config: &'a mut Config,
+    nqn: &str,
+) -> Result<&'a mut SubsystemConfig, ActionError> {
+    config
+        .subsystem
+        .iter_mut()
+        .find(|s| s.nqn == nqn)
+        .ok_or_else(|| ActionError::NoSuchSubsystem(nqn.to_string()))
+}
+
+/// Apply `action` to the configuration model and return it resolved (an added namespace
+/// without NSID gets the lowest free one, as in a configuration file). Existence is checked
+/// here; the configuration rules (NQN syntax, NSID range, duplicate drives, …) by
+/// `Config::validate` afterwards.
+pub(super) fn apply_to_model(config: &mut Config, action: &Action) -> Result<Action, ActionError> {
+    match action {
+        Action::AddSubsystem(sc) => {
+            if config.subsystem.iter().any(|s| s.nqn == sc.nqn) {
+                return Err(ActionError::SubsystemExists(sc.nqn.clone()));
+            }
+            config.subsystem.push(sc.clone());
+        }
+        Action::RemoveSubsystem { nqn } => {
+            subsystem_mut(config, nqn)?;
+            config.subsystem.retain(|s| s.nqn != *nqn);
+        }
+        Action::AddNamespace { nqn, namespace } => {
+            let sub = subsystem_mut(config, nqn)?;
+            let mut namespace = namespace.clone();
+            if namespace.nsid.is_none() {
+                let used: Vec<u32> = sub.namespace.iter().filter_map(|n| n.nsid).collect();
+                let free = (1..=MAX_NSID)
+                    .find(|id| !used.contains(id))
+                    .ok_or_else(|| {
+                        ActionError::Invalid(format!(
+                            "subsystem {nqn}: more than {MAX_NSID} namespaces"
+                        ))
+                    })?;
+                namespace.nsid = Some(free);
+            }
+            sub.namespace.push(namespace.clone());
+            return Ok(Action::AddNamespace {
+                nqn: nqn.clone(),
+                namespace,
+            });
+        }
+        Action::RemoveNamespace { nqn, nsid } => {
+            let sub = subsystem_mut(config, nqn)?;
+            let before = sub.namespace.len();
+            sub.namespace.retain(|n| n.nsid != Some(*nsid));
+            if sub.namespace.len() == before {
+                return Err(ActionError::NoSuchNamespace {
+                    nqn: nqn.clone(),
+                    nsid: *nsid,
+                });
+            }
+        }
+        Action::AddAllowedHost { nqn, host } => {
+            let sub = subsystem_mut(config, nqn)?;
+            let list = sub
+                .allowed_hosts
+                .as_mut()
+                .ok_or_else(|| ActionError::NoAllowList(nqn.clone()))?;
+            if list.contains(host) {
+                return Err(ActionError::HostExists {
+                    nqn: nqn.clone(),
+                    host: host.clone(),
+                });
+            }
+            list.push(host.clone());
+        }
+        Action::RemoveAllowedHost { nqn, host } => {
+            let sub = subsystem_mut(config, nqn)?;
+            let list = sub
+                .allowed_hosts
+                .as_mut()
+                .ok_or_else(|| ActionError::NoAllowList(nqn.clone()))?;
+            let before = list.len();
+            list.retain(|h| h != host);
+            if list.len() == before {
+                return Err(ActionError::NoSuchHost {
+                    nqn: nqn.clone(),
+                    host: host.clone(),
+                });
+            }
+        }
+        Action::SetAllowedHosts { nqn, hosts } => {
+            subsystem_mut(config, nqn)?.allowed_hosts = hosts.clone();
+        }
+        // Not a configuration change; checked against the running controllers.
+        Action::DisconnectController { .. } => {}
+    }
+    Ok(action.clone())
+}

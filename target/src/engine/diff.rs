@@ -1,0 +1,105 @@
+//! A reload as actions: the difference between the running configuration and a new one.
+
+use std::collections::BTreeMap;
+
+use super::{Action, ActionError};
+use crate::config::{Config, NamespaceConfig};
+
+/// The actions that turn `running` into `new` (both validated). A difference no action
+/// expresses — listeners, `[reactor]`, `[drives]`, a subsystem's identity or listener subset,
+/// a namespace changed in place — refuses the whole reload, naming every such difference.
+pub fn diff(running: &Config, new: &Config) -> Result<Vec<Action>, ActionError> {
+    let mut refused = Vec::new();
+    let addrs = |c: &Config| {
+        c.listener
+            .iter()
+            .map(|l| (l.address, l.transport))
+            .collect::<Vec<_>>()
+    };
+    let (before, after) = (addrs(running), addrs(new));
+    for l in after.iter().filter(|l| !before.contains(l)) {
+        refused.push(format!(
+            "listener {} is new (listeners change at restart)",
+            l.0
+        ));
+    }
+    for l in before.iter().filter(|l| !after.contains(l)) {
+        refused.push(format!(
+            "listener {} was removed (listeners change at restart)",
+            l.0
+        ));
+    }
+    if running.reactor != new.reactor {
+        refused.push("[reactor] changed (takes effect at restart)".into());
+    }
+    if running.drives != new.drives {
+        refused.push("[drives] changed (takes effect at restart)".into());
+    }
+
+    let mut actions = Vec::new();
+    let old: BTreeMap<&str, _> = running
+        .subsystem
+        .iter()
+        .map(|s| (s.nqn.as_str(), s))
+        .collect();
+    for s in &running.subsystem {
+        if !new.subsystem.iter().any(|n| n.nqn == s.nqn) {
+            actions.push(Action::RemoveSubsystem { nqn: s.nqn.clone() });
+        }
+    }
+    for s in &new.subsystem {
+        let Some(o) = old.get(s.nqn.as_str()) else {
+            actions.push(Action::AddSubsystem(s.clone()));
+            continue;
+        };
+        let at = format!("subsystem {}", s.nqn);
+        for (field, changed) in [
+            ("serial", o.serial != s.serial),
+            ("model", o.model != s.model),
+            ("firmware", o.firmware != s.firmware),
+            ("listeners", o.listeners != s.listeners),
+        ] {
+            if changed {
+                refused.push(format!(
+                    "{at}: {field} changed (remove the subsystem and add it again)"
+                ));
+            }
+        }
+        if o.allowed_hosts != s.allowed_hosts {
+            actions.push(Action::SetAllowedHosts {
+                nqn: s.nqn.clone(),
+                hosts: s.allowed_hosts.clone(),
+            });
+        }
+        let by_id = |list: &[NamespaceConfig]| -> BTreeMap<u32, NamespaceConfig> {
+            list.iter()
+                .map(|n| (n.nsid.unwrap_or(0), n.clone()))
+                .collect()
+        };
+        let (was, is) = (by_id(&o.namespace), by_id(&s.namespace));
+        for nsid in was.keys().filter(|id| !is.contains_key(id)) {
+            actions.push(Action::RemoveNamespace {
+                nqn: s.nqn.clone(),
+                nsid: *nsid,
+            });
+        }
+        for (nsid, ns) in &is {
+            match was.get(nsid) {
+                None => actions.push(Action::AddNamespace {
+                    nqn: s.nqn.clone(),
+                    namespace: ns.clone(),
+                }),
+                Some(prev) if prev != ns => refused.push(format!(
+                    "{at}: namespace {nsid} changed (backend, size or path; remove it and \
+                     add it again under a free NSID, or restart)"
+                )),
+                Some(_) => {}
+            }
+        }
+    }
+    if refused.is_empty() {
+        Ok(actions)
+    } else {
+        Err(ActionError::NotApplicable(refused.join("; ")))
+    }
+}

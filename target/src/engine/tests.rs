@@ -1,0 +1,272 @@
+use super::*;
+use crate::config::{BackendKind, ByteSize, NamespaceConfig};
+use crate::controller::TargetParams;
+use crate::setup::build_target;
+
+const A: &str = "nqn.2026-01.io.ferrofab:a";
+const B: &str = "nqn.2026-01.io.ferrofab:b";
+const HOST: &str = "nqn.2014-08.org.nvmexpress:uuid:11111111-2222-3333-4444-555555555555";
+
+fn config(extra: &str) -> Config {
+    let text = format!(
+        "[[listener]]\ntransport = \"tcp\"\naddress = \"127.0.0.1:4420\"\n\n\
+         [[subsystem]]\nnqn = \"{A}\"\n\n\
+         [[subsystem.namespace]]\nbackend = \"ram\"\nsize = \"1MiB\"\n\n{extra}"
+    );
+    Config::parse(&text, "test").unwrap()
+}
+
+fn engine(config: Config) -> Engine {
+    let target = build_target(&config, TargetParams::default()).unwrap();
+    let bound = config
+        .listener
+        .iter()
+        .map(|l| (l.address, l.address))
+        .collect();
+    Engine::new(target, config, bound)
+}
+
+fn ram(nsid: Option<u32>, size: u64) -> NamespaceConfig {
+    NamespaceConfig {
+        nsid,
+        backend: BackendKind::Ram,
+        size: Some(ByteSize(size)),
+        path: None,
+        block_size: None,
+        direct: None,
+    }
+}
+
+fn nsids(e: &Engine, nqn: &str) -> Vec<u32> {
+    e.target()
+        .subsystem(nqn)
+        .map(|s| s.nsids())
+        .unwrap_or_default()
+}
+
+#[test]
+fn add_namespace_takes_the_lowest_free_nsid() {
+    let e = engine(config(""));
+    let o = e
+        .apply(Action::AddNamespace {
+            nqn: A.into(),
+            namespace: ram(Some(3), 1 << 20),
+        })
+        .unwrap();
+    assert_eq!(
+        o,
+        Outcome::NamespaceAdded {
+            nqn: A.into(),
+            nsid: 3
+        }
+    );
+    let o = e
+        .apply(Action::AddNamespace {
+            nqn: A.into(),
+            namespace: ram(None, 1 << 20),
+        })
+        .unwrap();
+    assert_eq!(
+        o,
+        Outcome::NamespaceAdded {
+            nqn: A.into(),
+            nsid: 2
+        }
+    );
+    assert_eq!(nsids(&e, A), vec![1, 2, 3]);
+    // The running configuration says the same.
+    let ids: Vec<_> = e.config().subsystem[0]
+        .namespace
+        .iter()
+        .map(|n| n.nsid)
+        .collect();
+    assert_eq!(ids, vec![Some(1), Some(3), Some(2)]);
+}
+
+#[test]
+fn refused_actions_change_nothing() {
+    let e = engine(config(""));
+    let before = e.config();
+    // The configuration rules apply: block size, NQN syntax, duplicate NSIDs.
+    let mut bad = ram(None, 1 << 20);
+    bad.block_size = Some(1000);
+    let err = e
+        .apply(Action::AddNamespace {
+            nqn: A.into(),
+            namespace: bad,
+        })
+        .unwrap_err();
+    assert!(err.to_string().contains("block_size 1000"), "{err}");
+    let err = e
+        .apply(Action::SetAllowedHosts {
+            nqn: A.into(),
+            hosts: Some(vec!["not-an-nqn".into()]),
+        })
+        .unwrap_err();
+    assert!(matches!(err, ActionError::Invalid(_)), "{err}");
+    let err = e
+        .apply(Action::AddNamespace {
+            nqn: A.into(),
+            namespace: ram(Some(1), 1 << 20),
+        })
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("nsid 1 is configured twice"),
+        "{err}"
+    );
+    // Existence.
+    assert!(matches!(
+        e.apply(Action::RemoveSubsystem { nqn: B.into() }),
+        Err(ActionError::NoSuchSubsystem(_))
+    ));
+    assert!(matches!(
+        e.apply(Action::RemoveNamespace {
+            nqn: A.into(),
+            nsid: 9
+        }),
+        Err(ActionError::NoSuchNamespace { nsid: 9, .. })
+    ));
+    assert!(matches!(
+        e.apply(Action::AddAllowedHost {
+            nqn: A.into(),
+            host: HOST.into()
+        }),
+        Err(ActionError::NoAllowList(_))
+    ));
+    assert!(matches!(
+        e.apply(Action::DisconnectController { cntlid: 7 }),
+        Err(ActionError::NoSuchController(7))
+    ));
+    assert_eq!(e.config(), before);
+    assert_eq!(nsids(&e, A), vec![1]);
+}
+
+#[test]
+fn a_batch_applies_whole_or_not_at_all() {
+    let e = engine(config(""));
+    let missing = NamespaceConfig {
+        nsid: None,
+        backend: BackendKind::File,
+        size: None,
+        path: Some("/nonexistent-dir/ferrofab/x.img".into()),
+        block_size: None,
+        direct: None,
+    };
+    let sub_b = crate::config::SubsystemConfig {
+        nqn: B.into(),
+        serial: None,
+        model: None,
+        firmware: None,
+        allowed_hosts: Some(vec![HOST.into()]),
+        listeners: None,
+        namespace: vec![ram(None, 1 << 20)],
+    };
+    // The file cannot be opened: the subsystem before it in the batch is not added either.
+    let err = e
+        .apply_all(vec![
+            Action::AddSubsystem(sub_b.clone()),
+            Action::AddNamespace {
+                nqn: A.into(),
+                namespace: missing,
+            },
+        ])
+        .unwrap_err();
+    assert!(matches!(err, ActionError::Setup(_)), "{err}");
+    assert!(e.target().subsystem(B).is_none());
+    assert_eq!(e.config().subsystem.len(), 1);
+    // Without it the batch applies, in order.
+    let out = e
+        .apply_all(vec![
+            Action::AddSubsystem(sub_b),
+            Action::RemoveAllowedHost {
+                nqn: B.into(),
+                host: HOST.into(),
+            },
+        ])
+        .unwrap();
+    assert_eq!(
+        out,
+        vec![
+            Outcome::SubsystemAdded {
+                nqn: B.into(),
+                namespaces: vec![1],
+            },
+            Outcome::AllowedHostsChanged {
+                nqn: B.into(),
+                hosts: Some(vec![]),
+                controllers_disconnected: 0,
+            },
+        ]
+    );
+    let b = e.target().subsystem(B).unwrap();
+    assert!(b.has_allow_list() && !b.host_allowed(HOST));
+    let out = e.apply(Action::RemoveSubsystem { nqn: B.into() }).unwrap();
+    assert_eq!(
+        out,
+        Outcome::SubsystemRemoved {
+            nqn: B.into(),
+            controllers_disconnected: 0,
+        }
+    );
+    assert!(e.target().subsystem(B).is_none());
+}
+
+#[test]
+fn reload_applies_the_difference_or_refuses_it_whole() {
+    let e = engine(config(""));
+    let listed = format!(
+        "[[subsystem]]\nnqn = \"{B}\"\nallowed_hosts = [\"{HOST}\"]\n\n\
+         [[subsystem.namespace]]\nnsid = 4\nbackend = \"null\"\nsize = \"1MiB\"\n"
+    );
+    let out = e.reload(&config(&listed)).unwrap();
+    assert_eq!(
+        out,
+        vec![Outcome::SubsystemAdded {
+            nqn: B.into(),
+            namespaces: vec![4],
+        }]
+    );
+    assert!(e.reload(&config(&listed)).unwrap().is_empty(), "no change");
+    // The allow-list changes at run time.
+    let open = listed.replace(&format!("allowed_hosts = [\"{HOST}\"]\n"), "");
+    assert_eq!(
+        e.reload(&config(&open)).unwrap(),
+        vec![Outcome::AllowedHostsChanged {
+            nqn: B.into(),
+            hosts: None,
+            controllers_disconnected: 0,
+        }]
+    );
+    assert!(!e.target().subsystem(B).unwrap().has_allow_list());
+    // What no action expresses is refused, every part named, and nothing else applied.
+    let mut changed = config(&open.replace("size = \"1MiB\"", "size = \"2MiB\""));
+    changed.subsystem[0].model = Some("other".into());
+    changed.subsystem[0].namespace.push(ram(Some(2), 1 << 20));
+    changed.listener[0].address = "127.0.0.1:4421".parse().unwrap();
+    let err = e.reload(&changed).unwrap_err().to_string();
+    for part in [
+        "listener 127.0.0.1:4421 is new",
+        "listener 127.0.0.1:4420 was removed",
+        &format!("subsystem {A}: model changed"),
+        &format!("subsystem {B}: namespace 4 changed"),
+    ] {
+        assert!(err.contains(part), "{part:?} missing from: {err}");
+    }
+    assert_eq!(nsids(&e, A), vec![1], "namespace 2 was not added");
+    assert_eq!(e.config(), config(&open));
+}
+
+#[test]
+fn diff_of_equal_configurations_is_empty() {
+    let c = config("");
+    assert!(diff(&c, &c).unwrap().is_empty());
+    let d = config(&format!("[[subsystem]]\nnqn = \"{B}\"\n"));
+    assert_eq!(
+        diff(&c, &d).unwrap(),
+        vec![Action::AddSubsystem(d.subsystem[1].clone())]
+    );
+    assert_eq!(
+        diff(&d, &c).unwrap(),
+        vec![Action::RemoveSubsystem { nqn: B.into() }]
+    );
+}
