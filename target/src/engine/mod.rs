@@ -125,7 +125,7 @@ impl Engine {
         self.commit(plan);
         state.config = next;
         for o in &outcomes {
-            tracing::info!(%o, "engine: applied");
+            tracing::info!(outcome = %o, "engine: applied");
         }
         Ok(outcomes)
     }

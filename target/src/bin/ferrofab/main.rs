@@ -161,11 +161,8 @@ fn reload_from(daemon: &Daemon, path: Option<&PathBuf>) {
     // cannot apply.
     match daemon.reload(&config) {
         Ok(outcomes) if outcomes.is_empty() => tracing::info!("SIGHUP: nothing changed"),
-        Ok(outcomes) => {
-            for o in &outcomes {
-                tracing::info!(%o, "reload");
-            }
-        }
+        // The engine logs each applied action.
+        Ok(outcomes) => tracing::info!(changes = outcomes.len(), "SIGHUP: reload applied"),
         Err(e) => tracing::error!(error = %e, "SIGHUP: reload refused, nothing changed"),
     }
 }
