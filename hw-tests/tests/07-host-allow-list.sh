@@ -67,16 +67,16 @@ echo "reconnect refused as expected: $out"
 c=$(connect_ok $SECURE --hostnqn=$BAD --hostid=$BAD_ID)
 disconnect_ok $SECURE
 
-# A reload that cannot be applied (a new listener) is refused whole, with a
-# message naming the change; the allow-list change in the same file is not
-# applied either.
-TGT_LISTENERS+=("127.0.0.1:4421")
+# A reload that cannot be applied (a subsystem's model changed) is refused
+# whole, with a message naming the change; the allow-list change in the same
+# file is not applied either.
+TGT_MODEL[$SECURE]=other-model
 TGT_HOSTS[$SECURE]=$GOOD
 tgt_render_toml >"$FF_STATE/config.toml"
 kill -HUP "$(tgt_pid)" || fail "SIGHUP failed"
 wait_until 5 grep -q "reload refused" "$(tgt_log)" || fail "no refusal in the target log"
 decolor <"$(tgt_log)" | grep "reload refused" | tail -n 1 | tee /tmp/refused.txt
-grep -q "listener 127.0.0.1:4421 is new" /tmp/refused.txt || fail "the refusal does not name the new listener"
+grep -q "subsystem $SECURE: model changed" /tmp/refused.txt || fail "the refusal does not name the model change"
 c=$(connect_ok $SECURE --hostnqn=$BAD --hostid=$BAD_ID)
 disconnect_ok $SECURE
 tgt_alive || fail "target died"

@@ -6,15 +6,15 @@ use std::sync::Arc;
 
 use fabric::queue::Target;
 use fabric::tcp::reactor::{PollMode, ReactorConfig, ReactorPool, ThreadHook};
-use fabric::tcp::server::{serve, TcpTargetConfig};
-use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
+use fabric::tcp::server::TcpTargetConfig;
+use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{self, Config};
 use crate::controller::TargetParams;
 use crate::drives::{self, DriveSettings};
-use crate::engine::{ActionError, Engine, Outcome};
+use crate::engine::{ActionError, Engine, ListenerControl, Outcome};
+use crate::listeners::{bind_tcp, TcpListeners};
 use crate::setup::{build_target, SetupError};
 use crate::target::FabricTarget;
 
@@ -35,9 +35,7 @@ pub enum DaemonError {
 pub struct Daemon {
     engine: Arc<Engine>,
     target: FabricTarget,
-    addresses: Vec<SocketAddr>,
-    shutdown: CancellationToken,
-    servers: Vec<JoinHandle<()>>,
+    listeners: Arc<TcpListeners>,
     reactors: Arc<ReactorPool>,
 }
 
@@ -59,16 +57,11 @@ impl Daemon {
         let mut sockets = Vec::with_capacity(config.listener.len());
         for l in &mut config.listener {
             let socket =
-                TcpListener::bind(l.address)
-                    .await
-                    .map_err(|source| DaemonError::Bind {
-                        address: l.address,
-                        source,
-                    })?;
-            let bound = socket.local_addr().map_err(|source| DaemonError::Bind {
-                address: l.address,
-                source,
-            })?;
+                bind_tcp(l.address, &Handle::current()).map_err(|source| DaemonError::Bind {
+                    address: l.address,
+                    source,
+                })?;
+            let bound = socket.address;
             // Subsystems name listeners by their configured address; follow a port-0 choice.
             for s in &mut config.subsystem {
                 for a in s.listeners.iter_mut().flatten() {
@@ -107,31 +100,23 @@ impl Daemon {
                 .map_err(DaemonError::Reactors)?,
         );
         tracing::info!(reactors = reactors.len(), cores = ?reactor_config.cores, poll = ?reactor_config.poll, "reactors started");
-        let shutdown = CancellationToken::new();
         let shared: Arc<dyn Target> = Arc::new(target.clone());
-        let mut servers = Vec::new();
-        let mut addresses = Vec::new();
+        let listeners = Arc::new(TcpListeners::new(
+            shared,
+            tcp,
+            reactors.clone(),
+            Handle::current(),
+            CancellationToken::new(),
+        ));
         for socket in sockets {
-            let addr = socket.local_addr().map_err(|source| DaemonError::Bind {
-                address: config.listener[addresses.len()].address,
-                source,
-            })?;
-            tracing::info!(%addr, transport = "tcp", "listening");
-            addresses.push(addr);
-            servers.push(tokio::spawn(serve(
-                socket,
-                shared.clone(),
-                tcp.clone(),
-                reactors.clone(),
-                shutdown.clone(),
-            )));
+            listeners.serve(socket);
         }
+        let engine = Engine::new(target.clone(), configured, bound_pairs)
+            .with_listener_control(listeners.clone());
         Ok(Daemon {
-            engine: Arc::new(Engine::new(target.clone(), configured, bound_pairs)),
+            engine: Arc::new(engine),
             target,
-            addresses,
-            shutdown,
-            servers,
+            listeners,
             reactors,
         })
     }
@@ -156,9 +141,14 @@ impl Daemon {
         self.engine.reload(config)
     }
 
-    /// The bound listener addresses, in configuration order.
-    pub fn addresses(&self) -> &[SocketAddr] {
-        &self.addresses
+    /// The bound listener addresses, in configuration order (listeners added at run time
+    /// last).
+    pub fn addresses(&self) -> Vec<SocketAddr> {
+        self.engine
+            .listeners()
+            .into_iter()
+            .map(|(_, b)| b)
+            .collect()
     }
 
     /// Stop serving: close every connection, destroy controllers, flush backends, shut
@@ -166,17 +156,11 @@ impl Daemon {
     pub async fn shutdown(self) {
         let Daemon {
             target,
-            shutdown,
-            servers,
+            listeners,
             reactors,
             ..
         } = self;
-        shutdown.cancel();
-        for s in servers {
-            if let Err(e) = s.await {
-                tracing::error!(error = %e, "listener task failed");
-            }
-        }
+        listeners.stop_all().await;
         // Closes every connection on every reactor, then joins the threads.
         if let Err(e) = tokio::task::spawn_blocking(move || reactors.stop_and_join()).await {
             tracing::error!(error = %e, "stopping the reactors failed");

@@ -54,7 +54,7 @@ fn record(
 pub fn discovery_log(target: &TargetInner, hostnqn: &str, local: SocketAddr) -> DiscoveryLog {
     let subsystems = target.subsystems();
     let mut records = Vec::new();
-    for l in target.listeners() {
+    for l in &target.listeners() {
         records.push(record(
             l,
             local,

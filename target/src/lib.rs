@@ -17,6 +17,7 @@ pub mod identify;
 pub mod ids;
 pub mod io;
 pub mod keep_alive;
+pub mod listeners;
 pub mod log_pages;
 pub mod namespace;
 pub mod nqn;

@@ -39,7 +39,9 @@ pub struct Listener {
 
 pub struct TargetInner {
     pub params: Arc<TargetParams>,
-    listeners: Vec<Listener>,
+    /// Changed only by the engine (listeners open and close at run time); read at Connect
+    /// and for the discovery log.
+    listeners: RwLock<Vec<Listener>>,
     subsystems: RwLock<BTreeMap<String, Arc<Subsystem>>>,
     controllers: Mutex<ControllerTable>,
     discovery_genctr: AtomicU64,
@@ -82,7 +84,7 @@ impl FabricTarget {
         FabricTarget {
             inner: Arc::new(TargetInner {
                 params: Arc::new(params),
-                listeners,
+                listeners: RwLock::new(listeners),
                 subsystems: RwLock::new(BTreeMap::new()),
                 controllers: Mutex::new(ControllerTable::default()),
                 discovery_genctr: AtomicU64::new(1),
@@ -130,6 +132,14 @@ impl FabricTarget {
         self.inner.subsystem(nqn)
     }
 
+    /// Controllers whose admin queue came through the bound listener `address`.
+    pub fn controllers_through(&self, address: SocketAddr) -> usize {
+        self.controllers()
+            .iter()
+            .filter(|c| through_listener(c, address))
+            .count()
+    }
+
     /// A live controller by CNTLID.
     pub fn controller(&self, cntlid: u16) -> Option<Arc<Controller>> {
         self.inner.controller(cntlid)
@@ -160,8 +170,50 @@ impl FabricTarget {
 }
 
 impl TargetInner {
-    pub fn listeners(&self) -> &[Listener] {
-        &self.listeners
+    pub fn listeners(&self) -> Vec<Listener> {
+        self.listeners
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    /// Serve on one more (bound) address: it gets the lowest free port ID and appears in
+    /// the discovery log (persistent discovery controllers get a log change event).
+    pub fn add_listener(&self, address: SocketAddr) -> Listener {
+        let listener = {
+            let mut list = self
+                .listeners
+                .write()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            let portid = (1..=u16::MAX)
+                .find(|id| !list.iter().any(|l| l.portid == *id))
+                .unwrap_or(u16::MAX);
+            let l = Listener { portid, address };
+            list.push(l.clone());
+            l
+        };
+        self.discovery_changed();
+        listener
+    }
+
+    /// Stop serving on `address`: it leaves the discovery log, and the controllers whose
+    /// admin queue came through it are destroyed; returns how many.
+    pub fn remove_listener(&self, address: SocketAddr, reason: &str) -> usize {
+        self.listeners
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .retain(|l| l.address != address);
+        let through: Vec<Arc<Controller>> = lock(&self.controllers)
+            .by_id
+            .values()
+            .filter(|c| through_listener(c, address))
+            .cloned()
+            .collect();
+        for c in &through {
+            c.destroy(reason);
+        }
+        self.discovery_changed();
+        through.len()
     }
 
     pub fn subsystem(&self, nqn: &str) -> Option<Arc<Subsystem>> {
@@ -204,15 +256,18 @@ impl TargetInner {
     }
 
     /// The listener a connection arrived on: exact address, or a wildcard on that port.
-    pub fn listener_for(&self, local: &SocketAddr) -> Option<&Listener> {
-        self.listeners
-            .iter()
+    pub fn listener_for(&self, local: &SocketAddr) -> Option<Listener> {
+        let list = self
+            .listeners
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        list.iter()
             .find(|l| l.address == *local)
             .or_else(|| {
-                self.listeners
-                    .iter()
+                list.iter()
                     .find(|l| l.address.ip().is_unspecified() && l.address.port() == local.port())
             })
+            .cloned()
     }
 
     /// Remove a destroyed controller; returns how many remain.
@@ -225,6 +280,12 @@ impl TargetInner {
     fn controller(&self, cntlid: u16) -> Option<Arc<Controller>> {
         lock(&self.controllers).by_id.get(&cntlid).cloned()
     }
+}
+
+/// Whether `ctrl`'s admin queue arrived through the listener bound to `address` (exactly, or
+/// on its port for a wildcard address).
+fn through_listener(ctrl: &Controller, address: SocketAddr) -> bool {
+    ctrl.local == address || (address.ip().is_unspecified() && ctrl.local.port() == address.port())
 }
 
 /// Connect failure with the Invalid Parameter location in DW0: IPO in bits 15:0 and IATTR

@@ -187,3 +187,96 @@ async fn an_added_namespace_reaches_connected_hosts() {
     ctrl.shutdown().await.unwrap();
     d.shutdown().await;
 }
+
+/// A free loopback port (bound and released; the engine binds it again at once).
+fn free_port() -> SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap()
+}
+
+#[tokio::test]
+async fn listeners_open_and_close_at_run_time() {
+    let (d, first) = start().await;
+    let mut disc = fabric::initiator::discovery::DiscoveryController::connect(first, host(KEEP, 0))
+        .await
+        .unwrap();
+    let before = disc.log().await.unwrap();
+    let address = free_port();
+    let out = apply(
+        &d,
+        Action::AddListener(target::config::ListenerConfig {
+            transport: target::config::TransportKind::Tcp,
+            address,
+        }),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        out,
+        Outcome::ListenerAdded {
+            address,
+            bound: address
+        }
+    );
+    assert_eq!(d.addresses(), vec![first, address]);
+    // The persistent discovery controller hears of it; the log lists the new port.
+    let log = tokio::time::timeout(Duration::from_secs(5), disc.wait_for_change())
+        .await
+        .expect("discovery log change event")
+        .unwrap();
+    assert!(log.genctr > before.genctr);
+    let port = address.port().to_string();
+    let on_new: Vec<_> = log.records.iter().filter(|r| r.trsvcid == port).collect();
+    assert_eq!(
+        on_new.len(),
+        2,
+        "discovery + subsystem on the new port: {on_new:?}"
+    );
+    assert!(on_new.iter().all(|r| r.portid == 2));
+    // A host connects through it and does I/O.
+    let ctrl = Controller::connect(address, SUB, host(KEEP, 1))
+        .await
+        .unwrap();
+    let data = random(4096);
+    assert!(ctrl
+        .write(1, 1, 8, data.clone(), false)
+        .await
+        .unwrap()
+        .status()
+        .is_success());
+    // Closing it disconnects that host and refuses new connections; the first port stays.
+    let out = apply(&d, Action::RemoveListener { address }).await.unwrap();
+    assert_eq!(
+        out,
+        Outcome::ListenerRemoved {
+            address,
+            controllers_disconnected: 1
+        }
+    );
+    closed_within(&ctrl, Duration::from_secs(1)).await;
+    assert!(tokio::net::TcpStream::connect(address).await.is_err());
+    assert_eq!(d.addresses(), vec![first]);
+    let other = Controller::connect(first, SUB, host(KEEP, 1))
+        .await
+        .unwrap();
+    assert_eq!(other.read(1, 1, 8, 8).await.unwrap().data, data);
+    // The last listener cannot go; an unknown one is reported as such.
+    let err = apply(&d, Action::RemoveListener { address })
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ActionError::NoSuchListener(_)), "{err}");
+    let configured: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let err = apply(
+        &d,
+        Action::RemoveListener {
+            address: configured,
+        },
+    )
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("no [[listener]]"), "{err}");
+    assert_eq!(d.addresses(), vec![first]);
+    other.shutdown().await.unwrap();
+    drop(disc);
+    d.shutdown().await;
+}

@@ -1,7 +1,9 @@
 //! The engine's typed actions, what they report, why they are refused, and how each one
 //! changes the configuration model (pure: no running state is touched here).
 
-use crate::config::{Config, NamespaceConfig, SubsystemConfig, MAX_NSID};
+use std::net::SocketAddr;
+
+use crate::config::{Config, ListenerConfig, NamespaceConfig, SubsystemConfig, MAX_NSID};
 use crate::setup::SetupError;
 
 /// One change to a running box. Every change (REST, SIGHUP reload, boot restore) is one of
@@ -42,6 +44,14 @@ pub enum Action {
     DisconnectController {
         cntlid: u16,
     },
+    /// Open a listener (port 0 picks a free port); it appears in the discovery log.
+    AddListener(ListenerConfig),
+    /// Close a listener (by its configured address): it leaves the discovery log and the
+    /// controllers whose admin queue came through it are disconnected. A subsystem that
+    /// names it in `listeners` must drop it first.
+    RemoveListener {
+        address: SocketAddr,
+    },
 }
 
 /// What an applied action did.
@@ -70,6 +80,14 @@ pub enum Outcome {
     },
     ControllerDisconnected {
         cntlid: u16,
+    },
+    ListenerAdded {
+        address: SocketAddr,
+        bound: SocketAddr,
+    },
+    ListenerRemoved {
+        address: SocketAddr,
+        controllers_disconnected: usize,
     },
 }
 
@@ -106,6 +124,16 @@ impl std::fmt::Display for Outcome {
             Outcome::ControllerDisconnected { cntlid } => {
                 write!(f, "controller {cntlid} disconnected")
             }
+            Outcome::ListenerAdded { address, bound } => {
+                write!(f, "listener {address} open on {bound}")
+            }
+            Outcome::ListenerRemoved {
+                address,
+                controllers_disconnected,
+            } => write!(
+                f,
+                "listener {address} closed ({controllers_disconnected} controllers disconnected)"
+            ),
         }
     }
 }
@@ -133,6 +161,13 @@ pub enum ActionError {
          adding or removing single hosts"
     )]
     NoAllowList(String),
+    #[error("listener {0} does not exist")]
+    NoSuchListener(SocketAddr),
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        address: SocketAddr,
+        source: std::io::Error,
+    },
     /// A change no action expresses at run time (reload only).
     #[error("cannot be applied to the running target: {0}")]
     NotApplicable(String),
@@ -233,6 +268,15 @@ pub(super) fn apply_to_model(config: &mut Config, action: &Action) -> Result<Act
         }
         // Not a configuration change; checked against the running controllers.
         Action::DisconnectController { .. } => {}
+        // Duplicates and subsystems naming a removed listener: Config::validate.
+        Action::AddListener(l) => config.listener.push(l.clone()),
+        Action::RemoveListener { address } => {
+            let before = config.listener.len();
+            config.listener.retain(|l| l.address != *address);
+            if config.listener.len() == before {
+                return Err(ActionError::NoSuchListener(*address));
+            }
+        }
     }
     Ok(action.clone())
 }

@@ -6,29 +6,23 @@ use super::{Action, ActionError};
 use crate::config::{Config, NamespaceConfig};
 
 /// The actions that turn `running` into `new` (both validated). A difference no action
-/// expresses — listeners, `[reactor]`, `[drives]`, a subsystem's identity or listener subset,
-/// a namespace changed in place — refuses the whole reload, naming every such difference.
+/// expresses — `[reactor]`, `[drives]`, a subsystem's identity or listener subset, a
+/// namespace changed in place — refuses the whole reload, naming every such difference.
 pub fn diff(running: &Config, new: &Config) -> Result<Vec<Action>, ActionError> {
     let mut refused = Vec::new();
-    let addrs = |c: &Config| {
-        c.listener
-            .iter()
-            .map(|l| (l.address, l.transport))
-            .collect::<Vec<_>>()
-    };
-    let (before, after) = (addrs(running), addrs(new));
-    for l in after.iter().filter(|l| !before.contains(l)) {
-        refused.push(format!(
-            "listener {} is new (listeners change at restart)",
-            l.0
-        ));
+    let mut actions = Vec::new();
+    // New listeners first (a new subsystem may name one), removed ones last.
+    for l in &new.listener {
+        if !running.listener.contains(l) {
+            actions.push(Action::AddListener(l.clone()));
+        }
     }
-    for l in before.iter().filter(|l| !after.contains(l)) {
-        refused.push(format!(
-            "listener {} was removed (listeners change at restart)",
-            l.0
-        ));
-    }
+    let removed_listeners: Vec<Action> = running
+        .listener
+        .iter()
+        .filter(|l| !new.listener.contains(l))
+        .map(|l| Action::RemoveListener { address: l.address })
+        .collect();
     if running.reactor != new.reactor {
         refused.push("[reactor] changed (takes effect at restart)".into());
     }
@@ -36,7 +30,6 @@ pub fn diff(running: &Config, new: &Config) -> Result<Vec<Action>, ActionError> 
         refused.push("[drives] changed (takes effect at restart)".into());
     }
 
-    let mut actions = Vec::new();
     let old: BTreeMap<&str, _> = running
         .subsystem
         .iter()
@@ -97,6 +90,7 @@ pub fn diff(running: &Config, new: &Config) -> Result<Vec<Action>, ActionError> 
             }
         }
     }
+    actions.extend(removed_listeners);
     if refused.is_empty() {
         Ok(actions)
     } else {

@@ -14,6 +14,7 @@
 
 mod action;
 mod diff;
+mod listener_control;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -21,6 +22,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 pub use action::{Action, ActionError, Outcome};
 pub use diff::diff;
+pub use listener_control::{BoundSocket, ListenerControl};
 
 use crate::config::{Config, SubsystemConfig};
 use crate::namespace::Namespace;
@@ -32,6 +34,8 @@ use crate::target::FabricTarget;
 pub struct Engine {
     target: FabricTarget,
     state: Mutex<State>,
+    /// Opens and closes listeners (the daemon's); without it listener actions are refused.
+    listeners: Option<Arc<dyn ListenerControl>>,
 }
 
 struct State {
@@ -44,6 +48,10 @@ struct State {
 /// What the commit step swaps in, all of it opened or built already.
 #[derive(Default)]
 struct Plan {
+    /// Configured address and the socket bound for it.
+    add_listeners: Vec<(SocketAddr, BoundSocket)>,
+    /// Configured and bound address.
+    remove_listeners: Vec<(SocketAddr, SocketAddr)>,
     disconnect: Vec<u16>,
     remove_subsystems: Vec<String>,
     remove_namespaces: Vec<(Arc<Subsystem>, u32)>,
@@ -63,7 +71,19 @@ impl Engine {
         Engine {
             target,
             state: Mutex::new(State { config, bound }),
+            listeners: None,
         }
+    }
+
+    /// Let the engine open and close listeners through `control`.
+    pub fn with_listener_control(mut self, control: Arc<dyn ListenerControl>) -> Engine {
+        self.listeners = Some(control);
+        self
+    }
+
+    /// Each configured listener address with the address it is bound to.
+    pub fn listeners(&self) -> Vec<(SocketAddr, SocketAddr)> {
+        self.lock().bound.clone()
     }
 
     pub fn target(&self) -> &FabricTarget {
@@ -121,7 +141,13 @@ impl Engine {
         // 2. Prepare: open what the change needs.
         let plan = self.prepare(state, &next, &resolved)?;
         // 3. Commit.
-        let outcomes = self.outcomes(&next, &resolved);
+        let outcomes = self.outcomes(&next, &resolved, &plan);
+        for (configured, bound) in &plan.remove_listeners {
+            state.bound.retain(|(c, b)| c != configured || b != bound);
+        }
+        for (configured, socket) in &plan.add_listeners {
+            state.bound.push((*configured, socket.address));
+        }
         self.commit(plan);
         state.config = next;
         for o in &outcomes {
@@ -148,13 +174,41 @@ impl Engine {
                 .collect(),
             ..Plan::default()
         };
+        // Listeners first: a new subsystem may name a new listener.
+        let mut bound = state.bound.clone();
+        for l in next
+            .listener
+            .iter()
+            .filter(|l| !state.config.listener.contains(l))
+        {
+            let control = self.listener_control()?;
+            let socket = control
+                .bind(l.address)
+                .map_err(|source| ActionError::Bind {
+                    address: l.address,
+                    source,
+                })?;
+            bound.push((l.address, socket.address));
+            plan.add_listeners.push((l.address, socket));
+        }
+        for l in state
+            .config
+            .listener
+            .iter()
+            .filter(|l| !next.listener.contains(l))
+        {
+            self.listener_control()?;
+            for (configured, b) in state.bound.iter().filter(|(c, _)| *c == l.address) {
+                plan.remove_listeners.push((*configured, *b));
+            }
+        }
         for nqn in old.keys().filter(|n| !new.contains_key(*n)) {
             plan.remove_subsystems.push(nqn.to_string());
         }
         for (nqn, sc) in &new {
             let Some(before) = old.get(nqn) else {
                 plan.add_subsystems
-                    .push(build_subsystem(&bound_listeners(state, sc))?);
+                    .push(build_subsystem(&bound_listeners(&bound, sc))?);
                 continue;
             };
             let sub = self
@@ -180,8 +234,14 @@ impl Engine {
         Ok(plan)
     }
 
+    fn listener_control(&self) -> Result<&Arc<dyn ListenerControl>, ActionError> {
+        self.listeners.as_ref().ok_or_else(|| {
+            ActionError::NotApplicable("this engine does not manage listeners".into())
+        })
+    }
+
     /// What each action did, in action order (counted before the commit changes them).
-    fn outcomes(&self, next: &Config, actions: &[Action]) -> Vec<Outcome> {
+    fn outcomes(&self, next: &Config, actions: &[Action], plan: &Plan) -> Vec<Outcome> {
         let controllers_of = |nqn: &str| {
             self.target
                 .subsystem(nqn)
@@ -239,11 +299,34 @@ impl Engine {
                 Action::DisconnectController { cntlid } => {
                     Outcome::ControllerDisconnected { cntlid: *cntlid }
                 }
+                Action::AddListener(l) => Outcome::ListenerAdded {
+                    address: l.address,
+                    bound: plan
+                        .add_listeners
+                        .iter()
+                        .find(|(c, _)| *c == l.address)
+                        .map_or(l.address, |(_, s)| s.address),
+                },
+                Action::RemoveListener { address } => Outcome::ListenerRemoved {
+                    address: *address,
+                    controllers_disconnected: plan
+                        .remove_listeners
+                        .iter()
+                        .filter(|(c, _)| c == address)
+                        .map(|(_, b)| self.target.controllers_through(*b))
+                        .sum(),
+                },
             })
             .collect()
     }
 
     fn commit(&self, plan: Plan) {
+        for (_, socket) in plan.add_listeners {
+            self.target.inner().add_listener(socket.address);
+            if let Some(control) = &self.listeners {
+                control.serve(socket);
+            }
+        }
         for cntlid in plan.disconnect {
             if let Some(c) = self.target.controller(cntlid) {
                 c.destroy("disconnected by the management plane");
@@ -277,6 +360,14 @@ impl Engine {
                 tracing::error!(subnqn = %nqn, error = %e, "engine: planned addition failed");
             }
         }
+        for (_, bound) in plan.remove_listeners {
+            if let Some(control) = &self.listeners {
+                control.close(bound);
+            }
+            self.target
+                .inner()
+                .remove_listener(bound, "listener closed");
+        }
     }
 }
 
@@ -289,10 +380,10 @@ fn subsystems_by_nqn(config: &Config) -> BTreeMap<&str, &SubsystemConfig> {
 }
 
 /// `sc` with its listener addresses as bound (a configured port 0 is a chosen port).
-fn bound_listeners(state: &State, sc: &SubsystemConfig) -> SubsystemConfig {
+fn bound_listeners(bound: &[(SocketAddr, SocketAddr)], sc: &SubsystemConfig) -> SubsystemConfig {
     let mut sc = sc.clone();
     for a in sc.listeners.iter_mut().flatten() {
-        if let Some((_, bound)) = state.bound.iter().find(|(configured, _)| configured == a) {
+        if let Some((_, bound)) = bound.iter().find(|(configured, _)| configured == a) {
             *a = *bound;
         }
     }

@@ -242,11 +242,10 @@ fn reload_applies_the_difference_or_refuses_it_whole() {
     let mut changed = config(&open.replace("size = \"1MiB\"", "size = \"2MiB\""));
     changed.subsystem[0].model = Some("other".into());
     changed.subsystem[0].namespace.push(ram(Some(2), 1 << 20));
-    changed.listener[0].address = "127.0.0.1:4421".parse().unwrap();
+    changed.reactor.count = Some(2);
     let err = e.reload(&changed).unwrap_err().to_string();
     for part in [
-        "listener 127.0.0.1:4421 is new",
-        "listener 127.0.0.1:4420 was removed",
+        "[reactor] changed",
         &format!("subsystem {A}: model changed"),
         &format!("subsystem {B}: namespace 4 changed"),
     ] {
@@ -254,6 +253,20 @@ fn reload_applies_the_difference_or_refuses_it_whole() {
     }
     assert_eq!(nsids(&e, A), vec![1], "namespace 2 was not added");
     assert_eq!(e.config(), config(&open));
+    // Listeners are actions; an engine without listener control refuses them.
+    let mut moved = config(&open);
+    moved.listener[0].address = "127.0.0.1:4421".parse().unwrap();
+    let err = e.reload(&moved).unwrap_err().to_string();
+    assert!(err.contains("does not manage listeners"), "{err}");
+    assert_eq!(
+        diff(&e.config(), &moved).unwrap(),
+        vec![
+            Action::AddListener(moved.listener[0].clone()),
+            Action::RemoveListener {
+                address: "127.0.0.1:4420".parse().unwrap()
+            },
+        ]
+    );
 }
 
 #[test]

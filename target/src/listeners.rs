@@ -1,0 +1,109 @@
+//! The daemon's transport listeners: one accept loop per bound address, opened and closed
+//! at run time by the engine ([`crate::engine::ListenerControl`]).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use fabric::queue::Target;
+use fabric::tcp::reactor::ReactorPool;
+use fabric::tcp::server::{serve, TcpTargetConfig};
+use tokio::net::TcpSocket;
+use tokio::runtime::Handle;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::engine::{BoundSocket, ListenerControl};
+
+/// Bind a TCP listener socket on `address` (port 0 picks one), registered with `runtime`.
+/// As `TcpListener::bind` does: SO_REUSEADDR (a restarted daemon rebinds its port while
+/// old connections sit in TIME_WAIT) and a backlog of 1024 (connection bursts).
+pub fn bind_tcp(address: SocketAddr, runtime: &Handle) -> std::io::Result<BoundSocket> {
+    let _guard = runtime.enter();
+    let socket = if address.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(address)?;
+    let socket = socket.listen(1024)?;
+    Ok(BoundSocket {
+        address: socket.local_addr()?,
+        socket,
+    })
+}
+
+/// NVMe/TCP accept loops on the daemon's runtime, handing connections to the reactors.
+pub struct TcpListeners {
+    target: Arc<dyn Target>,
+    config: TcpTargetConfig,
+    reactors: Arc<ReactorPool>,
+    runtime: Handle,
+    /// Cancelled at daemon shutdown; each accept loop has a child token of its own.
+    shutdown: CancellationToken,
+    serving: Mutex<HashMap<SocketAddr, (CancellationToken, JoinHandle<()>)>>,
+}
+
+impl TcpListeners {
+    pub fn new(
+        target: Arc<dyn Target>,
+        config: TcpTargetConfig,
+        reactors: Arc<ReactorPool>,
+        runtime: Handle,
+        shutdown: CancellationToken,
+    ) -> TcpListeners {
+        TcpListeners {
+            target,
+            config,
+            reactors,
+            runtime,
+            shutdown,
+            serving: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn serving(&self) -> MutexGuard<'_, HashMap<SocketAddr, (CancellationToken, JoinHandle<()>)>> {
+        self.serving
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Stop every accept loop and wait for them (daemon shutdown).
+    pub async fn stop_all(&self) {
+        self.shutdown.cancel();
+        let tasks: Vec<_> = self.serving().drain().map(|(_, (_, t))| t).collect();
+        for t in tasks {
+            if let Err(e) = t.await {
+                tracing::error!(error = %e, "listener task failed");
+            }
+        }
+    }
+}
+
+impl ListenerControl for TcpListeners {
+    fn bind(&self, address: SocketAddr) -> std::io::Result<BoundSocket> {
+        bind_tcp(address, &self.runtime)
+    }
+
+    fn serve(&self, bound: BoundSocket) {
+        let stop = self.shutdown.child_token();
+        let address = bound.address;
+        tracing::info!(addr = %address, transport = "tcp", "listening");
+        let task = self.runtime.spawn(serve(
+            bound.socket,
+            self.target.clone(),
+            self.config.clone(),
+            self.reactors.clone(),
+            stop.clone(),
+        ));
+        self.serving().insert(address, (stop, task));
+    }
+
+    fn close(&self, address: SocketAddr) {
+        if let Some((stop, _task)) = self.serving().remove(&address) {
+            stop.cancel();
+            tracing::info!(addr = %address, "listener closed");
+        }
+    }
+}
