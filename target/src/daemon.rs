@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{self, Config};
 use crate::controller::TargetParams;
-use crate::drives::{self, DriveSettings};
+use crate::drives::{DriveSettings, Drives};
 use crate::engine::{ActionError, Engine, ListenerControl, Outcome};
 use crate::listeners::{bind_tcp, TcpListeners};
 use crate::setup::{build_target, SetupError};
@@ -84,8 +84,11 @@ impl Daemon {
             .cores
             .as_ref()
             .map_or(config.reactor.count.unwrap_or(1), Vec::len);
-        drives::configure(DriveSettings::new(&config.drives, reactor_count));
-        let target = build_target(&config, params)?;
+        let drives = Arc::new(Drives::new(DriveSettings::new(
+            &config.drives,
+            reactor_count,
+        )));
+        let target = build_target(&config, params, &drives)?;
         let reactor_config = ReactorConfig {
             cores: config.reactor.cores.clone(),
             count: config.reactor.count.unwrap_or(1),
@@ -111,7 +114,7 @@ impl Daemon {
         for socket in sockets {
             listeners.serve(socket);
         }
-        let engine = Engine::new(target.clone(), configured, bound_pairs)
+        let engine = Engine::new(target.clone(), configured, bound_pairs, drives)
             .with_listener_control(listeners.clone());
         Ok(Daemon {
             engine: Arc::new(engine),
@@ -155,10 +158,10 @@ impl Daemon {
     /// down the drives the daemon drives itself.
     pub async fn shutdown(self) {
         let Daemon {
+            engine,
             target,
             listeners,
             reactors,
-            ..
         } = self;
         listeners.stop_all().await;
         // Closes every connection on every reactor, then joins the threads.
@@ -179,7 +182,13 @@ impl Daemon {
         if let Err(e) = flushed {
             tracing::error!(error = %e, "flush task failed");
         }
-        if let Err(e) = tokio::task::spawn_blocking(drives::shutdown_all).await {
+        // The namespaces hold their drives' drivers: let go of every holder (the engine, the
+        // accept loops' target handles) so the controllers can shut down and go back to
+        // their kernel driver. A management server must be stopped before this.
+        let drives = engine.drives().clone();
+        drop(engine);
+        drop(listeners);
+        if let Err(e) = tokio::task::spawn_blocking(move || drives.shutdown_all()).await {
             tracing::error!(error = %e, "drive shutdown task failed");
         }
         tracing::info!("target stopped");

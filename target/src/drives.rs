@@ -1,12 +1,13 @@
 //! NVMe drives the daemon drives itself: namespaces on `nvme-vfio` controllers (our userspace
 //! driver) and `nvme-uring` character devices (kernel driver, io_uring passthrough).
 //!
-//! A PCI function can be claimed through VFIO once per process, so its driver lives in one
-//! process-wide registry and every namespace of the controller shares it. [`configure`] sets
-//! the queue count, depth and timeouts before the first drive opens; [`shutdown_all`] shuts
-//! controllers down cleanly and gives devices back to the kernel driver they came from.
+//! A PCI function can be claimed through VFIO once per process, so its driver lives in the
+//! daemon's [`Drives`] registry (the engine's, not a global) and every namespace of the
+//! controller shares it. Its [`DriveSettings`] set the queue count, depth and timeouts;
+//! [`Drives::shutdown_all`] shuts controllers down cleanly and gives devices back to the
+//! kernel driver they came from.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use nvme::backend::uring::{UringBackend, UringOptions};
@@ -62,68 +63,139 @@ struct VfioDrive {
     rebound_from: Option<Option<String>>,
 }
 
-struct Registry {
-    settings: Option<DriveSettings>,
-    vfio: Vec<VfioDrive>,
+/// The drives one daemon (or one `ferrofab drive` run) drives.
+pub struct Drives {
+    settings: DriveSettings,
+    vfio: Mutex<Vec<VfioDrive>>,
 }
 
-static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
-    settings: None,
-    vfio: Vec::new(),
-});
+impl Drives {
+    pub fn new(settings: DriveSettings) -> Drives {
+        Drives {
+            settings,
+            vfio: Mutex::new(Vec::new()),
+        }
+    }
 
-fn registry() -> std::sync::MutexGuard<'static, Registry> {
-    REGISTRY.lock().unwrap_or_else(PoisonError::into_inner)
-}
+    fn vfio(&self) -> MutexGuard<'_, Vec<VfioDrive>> {
+        self.vfio.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 
-/// Settings for drives opened from now on (controllers already open keep theirs).
-pub fn configure(settings: DriveSettings) {
-    registry().settings = Some(settings);
+    /// The driver of the controller at `pci`, taking it over on first use.
+    pub fn vfio_driver(
+        &self,
+        pci: &str,
+        bind: bool,
+    ) -> Result<Arc<NvmeDriver<HugeDma>>, BackendError> {
+        let mut reg = self.vfio();
+        if let Some(d) = reg.iter().find(|d| d.pci == pci) {
+            return Ok(d.driver.clone());
+        }
+        let settings = self.settings.clone();
+        let pre = vfio_setup::prepare(
+            pci,
+            &SetupOptions {
+                bind,
+                hugepages_2m: vfio_setup::hugepages_for(settings.dma_bytes),
+            },
+        )
+        .map_err(|e| BackendError::Gone(e.to_string()))?;
+        let started = start_vfio(pci, &settings);
+        let (device, driver) = match started {
+            Ok(v) => v,
+            Err(e) => {
+                if pre.rebound_from.is_some() {
+                    if let Err(r) = vfio_setup::release(pci) {
+                        tracing::warn!(pci, error = %r, "cannot give the device back");
+                    }
+                }
+                return Err(e);
+            }
+        };
+        let info = driver.info();
+        tracing::info!(pci, model = %info.model, serial = %info.serial, firmware = %info.firmware,
+        io_queues = info.io_queues, queue_entries = info.queue_entries,
+        max_transfer = info.max_transfer, namespaces = info.namespaces.len(),
+        "NVMe controller taken over through VFIO");
+        reg.push(VfioDrive {
+            pci: pci.to_string(),
+            driver: driver.clone(),
+            _device: device,
+            rebound_from: pre.rebound_from,
+        });
+        Ok(driver)
+    }
+
+    /// Open the backend of a drive namespace.
+    pub fn open(&self, kind: &BackendKind) -> Result<Arc<dyn Backend>, BackendError> {
+        match kind {
+            BackendKind::NvmeVfio { pci, nsid, bind } => {
+                let driver = self.vfio_driver(pci, *bind)?;
+                let ns = driver
+                    .namespace(*nsid)
+                    .map_err(|e| gone(&format!("{pci} namespace {nsid}"), e))?;
+                if ns.info().zoned.is_some() {
+                    return Err(BackendError::Gone(format!(
+                        "{pci} namespace {nsid} is zoned: zoned namespaces are not exported over \
+                     NVMe-oF yet (ferrofab drive works on them)"
+                    )));
+                }
+                Ok(ns)
+            }
+            BackendKind::NvmeUring { path, iopoll } => {
+                let depth = self.settings.queue_depth;
+                let backend = UringBackend::open(
+                    path,
+                    UringOptions {
+                        queue_depth: depth,
+                        iopoll: *iopoll,
+                    },
+                )?;
+                Ok(backend)
+            }
+            BackendKind::Ram | BackendKind::File | BackendKind::Null => {
+                Err(BackendError::Gone(format!("backend {kind} is not a drive")))
+            }
+        }
+    }
+
+    /// Shut every VFIO controller down (CC.SHN, so the drive flushes its cache) and hand devices
+    /// we rebound back to their previous driver.
+    pub fn shutdown_all(&self) {
+        let drives = std::mem::take(&mut *self.vfio());
+        for d in drives {
+            if let Err(e) = d.driver.shutdown() {
+                tracing::warn!(pci = %d.pci, error = %e, "controller shutdown failed");
+            }
+            let VfioDrive {
+                pci,
+                driver,
+                _device,
+                rebound_from,
+            } = d;
+            if Arc::strong_count(&driver) > 1 {
+                // Namespaces still hold the driver: unbinding now would wait for the device to
+                // be closed. Leave it on vfio-pci.
+                tracing::warn!(
+                    pci,
+                    "controller still in use at exit; left bound to vfio-pci"
+                );
+                continue;
+            }
+            drop(driver);
+            drop(_device);
+            if rebound_from.is_some() {
+                match vfio_setup::release(&pci) {
+                    Ok(now) => tracing::info!(pci, driver = ?now, "device handed back"),
+                    Err(e) => tracing::warn!(pci, error = %e, "cannot hand the device back"),
+                }
+            }
+        }
+    }
 }
 
 fn gone(what: &str, e: impl std::fmt::Display) -> BackendError {
     BackendError::Gone(format!("{what}: {e}"))
-}
-
-/// The driver of the controller at `pci`, started on first use.
-pub fn vfio_driver(pci: &str, bind: bool) -> Result<Arc<NvmeDriver<HugeDma>>, BackendError> {
-    let mut reg = registry();
-    if let Some(d) = reg.vfio.iter().find(|d| d.pci == pci) {
-        return Ok(d.driver.clone());
-    }
-    let settings = reg.settings.clone().unwrap_or_default();
-    let pre = vfio_setup::prepare(
-        pci,
-        &SetupOptions {
-            bind,
-            hugepages_2m: vfio_setup::hugepages_for(settings.dma_bytes),
-        },
-    )
-    .map_err(|e| BackendError::Gone(e.to_string()))?;
-    let started = start_vfio(pci, &settings);
-    let (device, driver) = match started {
-        Ok(v) => v,
-        Err(e) => {
-            if pre.rebound_from.is_some() {
-                if let Err(r) = vfio_setup::release(pci) {
-                    tracing::warn!(pci, error = %r, "cannot give the device back");
-                }
-            }
-            return Err(e);
-        }
-    };
-    let info = driver.info();
-    tracing::info!(pci, model = %info.model, serial = %info.serial, firmware = %info.firmware,
-        io_queues = info.io_queues, queue_entries = info.queue_entries,
-        max_transfer = info.max_transfer, namespaces = info.namespaces.len(),
-        "NVMe controller taken over through VFIO");
-    reg.vfio.push(VfioDrive {
-        pci: pci.to_string(),
-        driver: driver.clone(),
-        _device: device,
-        rebound_from: pre.rebound_from,
-    });
-    Ok(driver)
 }
 
 fn start_vfio(
@@ -147,71 +219,4 @@ fn start_vfio(
     )
     .map_err(|e| gone(pci, e))?;
     Ok((device, driver))
-}
-
-/// Open the backend of a drive namespace.
-pub fn open(kind: &BackendKind) -> Result<Arc<dyn Backend>, BackendError> {
-    match kind {
-        BackendKind::NvmeVfio { pci, nsid, bind } => {
-            let driver = vfio_driver(pci, *bind)?;
-            let ns = driver
-                .namespace(*nsid)
-                .map_err(|e| gone(&format!("{pci} namespace {nsid}"), e))?;
-            if ns.info().zoned.is_some() {
-                return Err(BackendError::Gone(format!(
-                    "{pci} namespace {nsid} is zoned: zoned namespaces are not exported over \
-                     NVMe-oF yet (ferrofab drive works on them)"
-                )));
-            }
-            Ok(ns)
-        }
-        BackendKind::NvmeUring { path, iopoll } => {
-            let depth = registry().settings.clone().unwrap_or_default().queue_depth;
-            let backend = UringBackend::open(
-                path,
-                UringOptions {
-                    queue_depth: depth,
-                    iopoll: *iopoll,
-                },
-            )?;
-            Ok(backend)
-        }
-        BackendKind::Ram | BackendKind::File | BackendKind::Null => {
-            Err(BackendError::Gone(format!("backend {kind} is not a drive")))
-        }
-    }
-}
-
-/// Shut every VFIO controller down (CC.SHN, so the drive flushes its cache) and hand devices
-/// we rebound back to their previous driver.
-pub fn shutdown_all() {
-    let drives = std::mem::take(&mut registry().vfio);
-    for d in drives {
-        if let Err(e) = d.driver.shutdown() {
-            tracing::warn!(pci = %d.pci, error = %e, "controller shutdown failed");
-        }
-        let VfioDrive {
-            pci,
-            driver,
-            _device,
-            rebound_from,
-        } = d;
-        if Arc::strong_count(&driver) > 1 {
-            // Namespaces still hold the driver: unbinding now would wait for the device to
-            // be closed. Leave it on vfio-pci.
-            tracing::warn!(
-                pci,
-                "controller still in use at exit; left bound to vfio-pci"
-            );
-            continue;
-        }
-        drop(driver);
-        drop(_device);
-        if rebound_from.is_some() {
-            match vfio_setup::release(&pci) {
-                Ok(now) => tracing::info!(pci, driver = ?now, "device handed back"),
-                Err(e) => tracing::warn!(pci, error = %e, "cannot hand the device back"),
-            }
-        }
-    }
 }

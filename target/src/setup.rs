@@ -6,6 +6,7 @@ use nvme::backend::{Backend, FileBackend, FileOptions, NullBackend, RamBackend};
 
 use crate::config::{BackendKind, Config, NamespaceConfig, SubsystemConfig};
 use crate::controller::TargetParams;
+use crate::drives::Drives;
 use crate::ids::derive_serial;
 use crate::namespace::Namespace;
 use crate::subsystem::Subsystem;
@@ -27,7 +28,10 @@ pub enum SetupError {
 }
 
 /// Open a namespace's backend as its configuration describes.
-pub fn open_backend(ns: &NamespaceConfig) -> Result<Arc<dyn Backend>, nvme::backend::BackendError> {
+pub fn open_backend(
+    ns: &NamespaceConfig,
+    drives: &Drives,
+) -> Result<Arc<dyn Backend>, nvme::backend::BackendError> {
     let bs = ns.block_size();
     let size = ns.size.map(|s| s.0);
     Ok(match &ns.backend {
@@ -46,15 +50,19 @@ pub fn open_backend(ns: &NamespaceConfig) -> Result<Arc<dyn Backend>, nvme::back
             )?)
         }
         drive @ (BackendKind::NvmeVfio { .. } | BackendKind::NvmeUring { .. }) => {
-            crate::drives::open(drive)?
+            drives.open(drive)?
         }
     })
 }
 
 /// Open one configured namespace of subsystem `nqn`.
-pub fn open_namespace(nqn: &str, nc: &NamespaceConfig) -> Result<Arc<Namespace>, SetupError> {
+pub fn open_namespace(
+    nqn: &str,
+    nc: &NamespaceConfig,
+    drives: &Drives,
+) -> Result<Arc<Namespace>, SetupError> {
     let nsid = nc.nsid.unwrap_or(0);
-    let backend = open_backend(nc).map_err(|source| SetupError::Backend {
+    let backend = open_backend(nc, drives).map_err(|source| SetupError::Backend {
         nqn: nqn.to_string(),
         nsid,
         source,
@@ -66,7 +74,10 @@ pub fn open_namespace(nqn: &str, nc: &NamespaceConfig) -> Result<Arc<Namespace>,
 }
 
 /// Build a subsystem with all its configured namespaces.
-pub fn build_subsystem(sc: &SubsystemConfig) -> Result<Arc<Subsystem>, SetupError> {
+pub fn build_subsystem(
+    sc: &SubsystemConfig,
+    drives: &Drives,
+) -> Result<Arc<Subsystem>, SetupError> {
     let sub = Arc::new(Subsystem::new(
         sc.nqn.clone(),
         sc.serial.clone().unwrap_or_else(|| derive_serial(&sc.nqn)),
@@ -80,7 +91,7 @@ pub fn build_subsystem(sc: &SubsystemConfig) -> Result<Arc<Subsystem>, SetupErro
         sc.listeners.clone(),
     ));
     for nc in &sc.namespace {
-        sub.add_namespace(open_namespace(&sc.nqn, nc)?)
+        sub.add_namespace(open_namespace(&sc.nqn, nc, drives)?)
             .map_err(|e| SetupError::Duplicate {
                 nqn: sc.nqn.clone(),
                 message: e.to_string(),
@@ -90,7 +101,11 @@ pub fn build_subsystem(sc: &SubsystemConfig) -> Result<Arc<Subsystem>, SetupErro
 }
 
 /// Create the target with every subsystem and namespace of `config`.
-pub fn build_target(config: &Config, params: TargetParams) -> Result<FabricTarget, SetupError> {
+pub fn build_target(
+    config: &Config,
+    params: TargetParams,
+    drives: &Drives,
+) -> Result<FabricTarget, SetupError> {
     let listeners = config
         .listener
         .iter()
@@ -103,7 +118,7 @@ pub fn build_target(config: &Config, params: TargetParams) -> Result<FabricTarge
     let target = FabricTarget::new(params, listeners);
     for sc in &config.subsystem {
         target
-            .add_subsystem(build_subsystem(sc)?)
+            .add_subsystem(build_subsystem(sc, drives)?)
             .map_err(|message| SetupError::Duplicate {
                 nqn: sc.nqn.clone(),
                 message,

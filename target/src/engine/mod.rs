@@ -25,6 +25,7 @@ pub use diff::diff;
 pub use listener_control::{BoundSocket, ListenerControl};
 
 use crate::config::{Config, SubsystemConfig};
+use crate::drives::Drives;
 use crate::namespace::Namespace;
 use crate::setup::{build_subsystem, open_namespace};
 use crate::subsystem::Subsystem;
@@ -33,6 +34,8 @@ use crate::target::FabricTarget;
 /// The running target and the configuration it runs, changed only through actions.
 pub struct Engine {
     target: FabricTarget,
+    /// The local drives namespaces are opened on.
+    drives: Arc<Drives>,
     state: Mutex<State>,
     /// Opens and closes listeners (the daemon's); without it listener actions are refused.
     listeners: Option<Arc<dyn ListenerControl>>,
@@ -61,15 +64,17 @@ struct Plan {
 }
 
 impl Engine {
-    /// An engine over `target`, which was built from `config`; `bound` maps each configured
-    /// listener address to the one it is bound to.
+    /// An engine over `target`, which was built from `config` with `drives`; `bound` maps
+    /// each configured listener address to the one it is bound to.
     pub fn new(
         target: FabricTarget,
         config: Config,
         bound: Vec<(SocketAddr, SocketAddr)>,
+        drives: Arc<Drives>,
     ) -> Engine {
         Engine {
             target,
+            drives,
             state: Mutex::new(State { config, bound }),
             listeners: None,
         }
@@ -88,6 +93,10 @@ impl Engine {
 
     pub fn target(&self) -> &FabricTarget {
         &self.target
+    }
+
+    pub fn drives(&self) -> &Arc<Drives> {
+        &self.drives
     }
 
     /// The running configuration (what a state file or `GET` shows).
@@ -208,7 +217,7 @@ impl Engine {
         for (nqn, sc) in &new {
             let Some(before) = old.get(nqn) else {
                 plan.add_subsystems
-                    .push(build_subsystem(&bound_listeners(&bound, sc))?);
+                    .push(build_subsystem(&bound_listeners(&bound, sc), &self.drives)?);
                 continue;
             };
             let sub = self
@@ -224,7 +233,7 @@ impl Engine {
             for ns in &sc.namespace {
                 if !before.namespace.iter().any(|n| n == ns) {
                     plan.add_namespaces
-                        .push((sub.clone(), open_namespace(nqn, ns)?));
+                        .push((sub.clone(), open_namespace(nqn, ns, &self.drives)?));
                 }
             }
             if before.allowed_hosts != sc.allowed_hosts {

@@ -17,13 +17,14 @@ fn config(extra: &str) -> Config {
 }
 
 fn engine(config: Config) -> Engine {
-    let target = build_target(&config, TargetParams::default()).unwrap();
+    let drives = Arc::new(crate::drives::Drives::new(Default::default()));
+    let target = build_target(&config, TargetParams::default(), &drives).unwrap();
     let bound = config
         .listener
         .iter()
         .map(|l| (l.address, l.address))
         .collect();
-    Engine::new(target, config, bound)
+    Engine::new(target, config, bound, drives)
 }
 
 fn ram(nsid: Option<u32>, size: u64) -> NamespaceConfig {

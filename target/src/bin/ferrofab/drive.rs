@@ -14,7 +14,7 @@ use nvme::backend::{Backend, IoFuture, QueuedBackend};
 use nvme::driver::nvme_driver::{block_on, DriverNamespace, NvmeDriver};
 use nvme::sys::hugepage::HugeDma;
 use nvme::zns::{ReportOption, ZoneAction, ZoneState};
-use target::drives::{self, DriveSettings};
+use target::drives::{DriveSettings, Drives};
 use target::perf::{parse_duration, parse_size};
 
 use crate::host::pattern_block;
@@ -198,20 +198,22 @@ impl Drive {
 
 impl DriveArgs {
     pub fn run(self) -> Result<(), String> {
-        drives::configure(DriveSettings {
+        let drives = Drives::new(DriveSettings {
             io_queues: 1,
             timeout: Duration::from_millis(self.timeout_ms),
             ..DriveSettings::default()
         });
-        let result = self.run_opened();
-        drives::shutdown_all();
+        let result = self.run_opened(&drives);
+        drives.shutdown_all();
         result
     }
 
-    fn run_opened(&self) -> Result<(), String> {
+    fn run_opened(&self, drives: &Drives) -> Result<(), String> {
         let drive = match (&self.pci, &self.uring) {
             (Some(pci), _) => {
-                let driver = drives::vfio_driver(pci, self.bind).map_err(|e| e.to_string())?;
+                let driver = drives
+                    .vfio_driver(pci, self.bind)
+                    .map_err(|e| e.to_string())?;
                 if let DriveAction::Identify = self.action {
                     print_controller(&driver);
                     return Ok(());
