@@ -11,6 +11,11 @@
 //! directories live under Cargo's `CARGO_TARGET_TMPDIR` (`build/tmp`), on the same disk
 //! filesystem as the build, not under a tmpfs.
 //!
+//! Each trial's kill point is a uniformly drawn step of the 1,000-step burst plus a random
+//! fraction of about two save times, so kills land in every phase of a save (writing, the
+//! fsyncs, the rename, between save and ack). A trial costs on average 500 saves, each two
+//! fsyncs: about 20 s for the test on an idle disk, more when other work shares it.
+//!
 //! The child is this test binary re-run with `CHILD_ENV` set (`child_process_role`).
 //! `FERROFAB_CRASH_SEED=<n>` repeats a run.
 
@@ -162,11 +167,9 @@ fn child_process_role() {
 struct Burst {
     child: Child,
     out: BufReader<ChildStdout>,
-}
-
-/// What a burst's stdout said: the last acknowledged step (0: none) and whether it finished.
-struct Acks {
-    last: usize,
+    started: Instant,
+    /// The last acknowledged step read so far (0: none).
+    last_ack: usize,
     done: bool,
 }
 
@@ -193,31 +196,49 @@ impl Burst {
                 );
             }
         }
-        Burst { child, out }
+        Burst {
+            child,
+            out,
+            started: Instant::now(),
+            last_ack: 0,
+            done: false,
+        }
+    }
+
+    fn take(&mut self, line: &str) {
+        if let Some(i) = line.trim_end().strip_prefix("ack ") {
+            let i: usize = i.parse().unwrap();
+            assert_eq!(i, self.last_ack + 1, "acks out of order");
+            self.last_ack = i;
+        }
+        self.done |= line.trim_end() == "done";
+    }
+
+    /// Read acknowledgements until step `step`'s (or the end of the burst).
+    fn wait_for_ack(&mut self, step: usize) {
+        let mut line = String::new();
+        while self.last_ack < step && !self.done {
+            line.clear();
+            if self.out.read_line(&mut line).unwrap() == 0 {
+                return;
+            }
+            self.take(&line);
+        }
     }
 
     /// Wait for the child's exit (after a kill, or on its own) and read every line it wrote.
-    fn finish(mut self, killed: bool) -> Acks {
+    fn finish(mut self, killed: bool) -> Self {
         let status = self.child.wait().unwrap();
         let mut rest = String::new();
         self.out.read_to_string(&mut rest).unwrap();
-        let mut acks = Acks {
-            last: 0,
-            done: false,
-        };
         for line in rest.lines() {
-            if let Some(i) = line.strip_prefix("ack ") {
-                let i: usize = i.parse().unwrap();
-                assert_eq!(i, acks.last + 1, "acks out of order");
-                acks.last = i;
-            }
-            acks.done |= line == "done";
+            self.take(line);
         }
         // Exited on its own before the kill: it must have finished, not failed.
         if !(killed && status.signal() == Some(libc::SIGKILL)) {
-            assert!(status.success() && acks.done, "child failed: {status}");
+            assert!(status.success() && self.done, "child failed: {status}");
         }
-        acks
+        self
     }
 }
 
@@ -246,14 +267,12 @@ fn sigkill_during_a_save_burst_leaves_an_acknowledged_state() {
         .join(format!("state-crash-{}", std::process::id()));
     let mut rng = StdRng::seed_from_u64(base_seed);
 
-    // One uninterrupted burst: the final state, and how long a burst takes on this disk.
+    // One uninterrupted burst: the final state, and the save rate of this disk.
     let seed = rng.random();
     let dir = root.join("whole");
-    let burst = Burst::start(&dir, seed);
-    let started = Instant::now();
-    let acks = burst.finish(false);
-    let whole = started.elapsed();
-    assert_eq!(acks.last, MUTATIONS);
+    let burst = Burst::start(&dir, seed).finish(false);
+    let whole = burst.started.elapsed();
+    assert_eq!(burst.last_ack, MUTATIONS);
     assert_eq!(restart(&dir), expected_states(seed).pop().unwrap());
     eprintln!(
         "state_crash: {MUTATIONS} saves in {whole:?} ({:.0} saves/s, each two fsyncs)",
@@ -261,14 +280,26 @@ fn sigkill_during_a_save_burst_leaves_an_acknowledged_state() {
     );
 
     let (mut trials, mut killed, mut one_ahead, mut stale_temp) = (0, 0, 0, 0);
-    let (mut first_ack, mut last_ack) = (usize::MAX, 0);
+    let (mut first_ack, mut last_ack, mut saves) = (usize::MAX, 0, 0);
+    let started = Instant::now();
     while killed < TRIALS {
         trials += 1;
-        assert!(trials <= 3 * TRIALS, "too few bursts were interrupted");
+        assert!(trials <= 2 * TRIALS, "too few bursts were interrupted");
         let seed = rng.random();
         let dir = root.join(format!("trial-{trials}"));
         let mut burst = Burst::start(&dir, seed);
-        std::thread::sleep(whole.mul_f64(rng.random_range(0.0..1.0)));
+        // A random step of the burst, then a random moment within about two saves: the kill
+        // lands anywhere in the burst, in any phase of a save, whatever the disk's speed
+        // (which varies with other load on it).
+        let step = rng.random_range(0..MUTATIONS);
+        burst.wait_for_ack(step);
+        let per_save = burst.started.elapsed().div_f64(step.max(1) as f64);
+        let per_save = if step < 10 {
+            whole / MUTATIONS as u32
+        } else {
+            per_save
+        };
+        std::thread::sleep(per_save.mul_f64(rng.random_range(0.0..2.0)));
         // std: `kill` sends SIGKILL on Unix.
         let _ = burst.child.kill();
         let acks = burst.finish(true);
@@ -279,7 +310,7 @@ fn sigkill_during_a_save_burst_leaves_an_acknowledged_state() {
         stale_temp += usize::from(dir.join(TEMP_FILE).exists());
         let loaded = restart(&dir);
         let states = expected_states(seed);
-        let a = acks.last;
+        let a = acks.last_ack;
         let k = if loaded == states[a] {
             a
         } else if a < MUTATIONS && loaded == states[a + 1] {
@@ -289,13 +320,15 @@ fn sigkill_during_a_save_burst_leaves_an_acknowledged_state() {
             panic!("trial {trials} (seed {seed}): last ack {a}, state on disk is step {found:?}");
         };
         one_ahead += usize::from(k > a);
-        (first_ack, last_ack) = (first_ack.min(a), last_ack.max(a));
+        (first_ack, last_ack, saves) = (first_ack.min(a), last_ack.max(a), saves + a);
         std::fs::remove_dir_all(&dir).unwrap();
     }
     let _ = std::fs::remove_dir_all(&root);
     eprintln!(
-        "state_crash: {killed} bursts killed of {trials}; last acks {first_ack}..={last_ack}; \
-         {one_ahead} states one step past the last ack; {stale_temp} stale temp files"
+        "state_crash: {killed} bursts killed of {trials} in {:?} ({saves} saves acknowledged); \
+         last acks {first_ack}..={last_ack}; {one_ahead} states one step past the last ack; \
+         {stale_temp} stale temp files",
+        started.elapsed()
     );
     // The kills must spread over the burst, not all land at its start.
     assert!(last_ack > MUTATIONS / 2, "every kill landed early");
