@@ -14,7 +14,8 @@
 //! Each trial's kill point is a uniformly drawn step of the 1,000-step burst plus a random
 //! fraction of about two save times, so kills land in every phase of a save (writing, the
 //! fsyncs, the rename, between save and ack). A trial costs on average 500 saves, each two
-//! fsyncs: about 20 s for the test on an idle disk, more when other work shares it.
+//! fsyncs: 20-25 s for the test on an idle 2-core machine (about 1,000-1,600 saves/s), more
+//! when other work shares the disk.
 //!
 //! The child is this test binary re-run with `CHILD_ENV` set (`child_process_role`).
 //! `FERROFAB_CRASH_SEED=<n>` repeats a run.
