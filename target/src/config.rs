@@ -6,9 +6,11 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::nqn;
+
+mod ser;
 
 /// NQN of the subsystem served when no configuration file is given.
 pub const DEFAULT_SUBSYSTEM_NQN: &str = "nqn.2026-01.io.ferrofab:default";
@@ -40,9 +42,13 @@ pub enum ConfigError {
     Syntax { origin: String, message: String },
     #[error("{origin}: {message}")]
     Invalid { origin: String, message: String },
+    /// The configuration has a value TOML cannot hold (a path that is not UTF-8, an integer
+    /// above i64::MAX); only a configuration built in code can have one.
+    #[error("cannot write the configuration as TOML: {message}")]
+    Serialize { message: String },
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TransportKind {
     Tcp,
@@ -204,22 +210,24 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("size {text:?} is too large"))
 }
 
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+/// The whole configuration; it serializes (`to_toml`) back to a file `parse` reads as equal,
+/// which is how the running configuration is persisted (`crate::state`).
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     #[serde(default)]
     pub listener: Vec<ListenerConfig>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub subsystem: Vec<SubsystemConfig>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "ser::is_default")]
     pub reactor: ReactorSection,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "ser::is_default")]
     pub drives: DrivesSection,
 }
 
 /// `[drives]`: how ferrofab drives the NVMe controllers it takes over (`nvme-vfio`) and the
 /// character devices it submits to (`nvme-uring`).
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
 pub struct DrivesSection {
     /// Entries per I/O queue (capped by the controller's CAP.MQES).
@@ -266,7 +274,7 @@ impl DrivesSection {
 }
 
 /// How reactors wait when they have nothing to do.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum PollMode {
     /// Spin forever: lowest latency, a whole core per reactor even when idle.
@@ -277,12 +285,14 @@ pub enum PollMode {
 }
 
 /// `[reactor]`: the polled data-path threads (one per core, run to completion).
-#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct ReactorSection {
     /// Pin one reactor to each listed CPU; absent: `count` reactors, not pinned.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub cores: Option<Vec<usize>>,
     /// Number of unpinned reactors when `cores` is absent (default 1).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub count: Option<usize>,
     #[serde(default)]
     pub poll: PollMode,
@@ -319,37 +329,47 @@ impl ReactorSection {
     }
 }
 
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct ListenerConfig {
     pub transport: TransportKind,
     pub address: SocketAddr,
 }
 
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct SubsystemConfig {
     pub nqn: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub serial: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub firmware: Option<String>,
     /// Host NQNs allowed to connect; absent means any host.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub allowed_hosts: Option<Vec<String>>,
     /// Listener addresses this subsystem is reachable on; absent means every listener.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub listeners: Option<Vec<SocketAddr>>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub namespace: Vec<NamespaceConfig>,
 }
 
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct NamespaceConfig {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub nsid: Option<u32>,
     pub backend: BackendKind,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub size: Option<ByteSize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub path: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub block_size: Option<u32>,
     /// File backend: try O_DIRECT (default true).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub direct: Option<bool>,
 }
 

@@ -23,6 +23,7 @@ pub mod namespace;
 pub mod nqn;
 pub mod perf;
 pub mod setup;
+pub mod state;
 pub mod status_map;
 pub mod subsystem;
 pub mod target;
