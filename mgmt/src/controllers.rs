@@ -14,6 +14,12 @@ use crate::extract::ApiPath;
 use crate::outcome::OutcomeView;
 use crate::state::AppState;
 
+/// `controllers/{cntlid}` (named, so a bad one is reported as `cntlid`).
+#[derive(Debug, Deserialize)]
+pub(crate) struct CntlidPath {
+    cntlid: u16,
+}
+
 /// What a controller serves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -114,7 +120,7 @@ pub(crate) async fn list(State(state): State<AppState>) -> Json<Vec<ControllerVi
     ))]
 pub(crate) async fn get(
     State(state): State<AppState>,
-    ApiPath(cntlid): ApiPath<u16>,
+    ApiPath(CntlidPath { cntlid }): ApiPath<CntlidPath>,
 ) -> Result<Json<ControllerView>, ApiError> {
     one(&state.engine, cntlid).map(Json)
 }
@@ -131,7 +137,7 @@ pub(crate) async fn get(
     ))]
 pub(crate) async fn remove(
     State(state): State<AppState>,
-    ApiPath(cntlid): ApiPath<u16>,
+    ApiPath(CntlidPath { cntlid }): ApiPath<CntlidPath>,
 ) -> Result<Json<OutcomeView>, ApiError> {
     state
         .apply(

@@ -18,6 +18,13 @@ use crate::outcome::OutcomeView;
 use crate::state::{location, path_segment, AppState};
 use crate::subsystems::{no_such_subsystem, subsystem_config};
 
+/// `{nqn}/namespaces/{nsid}` (named, so a bad NSID is reported as `nsid`).
+#[derive(Debug, Deserialize)]
+pub(crate) struct NamespacePath {
+    nqn: String,
+    nsid: u32,
+}
+
 /// A namespace to add (the fields of a `[[subsystem.namespace]]` table).
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -180,7 +187,7 @@ pub(crate) async fn create(
     ))]
 pub(crate) async fn get(
     State(state): State<AppState>,
-    ApiPath((nqn, nsid)): ApiPath<(String, u32)>,
+    ApiPath(NamespacePath { nqn, nsid }): ApiPath<NamespacePath>,
 ) -> Result<Json<NamespaceView>, ApiError> {
     state
         .blocking(move |engine| one(engine, &nqn, nsid).map(Json))
@@ -200,7 +207,7 @@ pub(crate) async fn get(
     ))]
 pub(crate) async fn remove(
     State(state): State<AppState>,
-    ApiPath((nqn, nsid)): ApiPath<(String, u32)>,
+    ApiPath(NamespacePath { nqn, nsid }): ApiPath<NamespacePath>,
 ) -> Result<Json<OutcomeView>, ApiError> {
     state
         .apply(
