@@ -1,0 +1,200 @@
+//! Bearer-token authentication: an admin token for everything, a read-only token for `GET`;
+//! both kept in files beside the daemon's state (created on first start, reused after).
+
+use std::fs::{DirBuilder, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::{header, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::Response;
+use rand::RngCore;
+use subtle::ConstantTimeEq;
+
+use crate::error::ApiError;
+
+/// File holding the admin token inside the token directory.
+pub const ADMIN_TOKEN_FILE: &str = "admin.token";
+/// File holding the read-only token inside the token directory.
+pub const READ_ONLY_TOKEN_FILE: &str = "readonly.token";
+
+/// The two bearer tokens the API accepts.
+#[derive(Clone)]
+pub struct Tokens {
+    /// Allowed every request.
+    pub admin: String,
+    /// Allowed `GET` and `HEAD` only.
+    pub read_only: String,
+}
+
+impl std::fmt::Debug for Tokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Tokens { admin: <redacted>, read_only: <redacted> }")
+    }
+}
+
+impl Tokens {
+    /// Read `admin.token` and `readonly.token` from `dir`, creating either that is missing
+    /// (32 random bytes, hex; mode 0600; `dir` created 0700 if needed).
+    pub fn load_or_create(dir: &Path) -> io::Result<Tokens> {
+        DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+        let admin_path = dir.join(ADMIN_TOKEN_FILE);
+        let tokens = Tokens {
+            admin: load_or_create_one(&admin_path)?,
+            read_only: load_or_create_one(&dir.join(READ_ONLY_TOKEN_FILE))?,
+        };
+        if tokens.admin == tokens.read_only {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "{} and {} hold the same token: the read-only token would be an admin token",
+                    admin_path.display(),
+                    dir.join(READ_ONLY_TOKEN_FILE).display()
+                ),
+            ));
+        }
+        tracing::info!(path = %admin_path.display(), "management API admin token");
+        Ok(tokens)
+    }
+
+    /// What `token` may do, compared in constant time.
+    fn access(&self, token: &str) -> Option<Access> {
+        let admin = eq(token, &self.admin);
+        let read_only = eq(token, &self.read_only);
+        if admin {
+            Some(Access::Admin)
+        } else if read_only {
+            Some(Access::ReadOnly)
+        } else {
+            None
+        }
+    }
+}
+
+fn eq(a: &str, b: &str) -> bool {
+    // ct_eq on slices of different lengths is false (the length is not secret).
+    bool::from(a.as_bytes().ct_eq(b.as_bytes()))
+}
+
+fn load_or_create_one(path: &Path) -> io::Result<String> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => {
+            let token = text.trim().to_string();
+            if token.len() < 16 || !token.bytes().all(|b| b.is_ascii_graphic()) {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "{}: a token must be at least 16 printable characters; delete the file to get a new one",
+                        path.display()
+                    ),
+                ));
+            }
+            let mode = std::fs::metadata(path)?.permissions().mode();
+            if mode & 0o077 != 0 {
+                tracing::warn!(path = %path.display(), mode = format!("{:o}", mode & 0o777),
+                    "token file is readable by other users; chmod 600 it");
+            }
+            Ok(token)
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            let mut bytes = [0u8; 32];
+            rand::rng().fill_bytes(&mut bytes);
+            let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+            let mut file = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)?;
+            file.write_all(format!("{token}\n").as_bytes())?;
+            file.sync_all()?;
+            Ok(token)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Access {
+    Admin,
+    ReadOnly,
+}
+
+/// Middleware: 401 without a valid token, 403 for the read-only token on a change.
+pub async fn require_token(
+    State(tokens): State<Arc<Tokens>>,
+    req: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let unauthorized = |message: &str| {
+        ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message).with_field("Authorization")
+    };
+    let value = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .ok_or_else(|| unauthorized("send Authorization: Bearer <token>"))?;
+    let token = value
+        .to_str()
+        .ok()
+        .and_then(|v| {
+            let (scheme, rest) = v.split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
+        })
+        .ok_or_else(|| unauthorized("the Authorization header must be Bearer <token>"))?;
+    let access = tokens
+        .access(token)
+        .ok_or_else(|| unauthorized("the bearer token is not valid"))?;
+    let reads_only = matches!(*req.method(), Method::GET | Method::HEAD);
+    if access == Access::ReadOnly && !reads_only {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "the read-only token may only read; use the admin token to make changes",
+        ));
+    }
+    Ok(next.run(req).await)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_created_private_and_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let sub = dir.path().join("state/tokens");
+        let first = Tokens::load_or_create(&sub).unwrap();
+        assert_eq!(first.admin.len(), 64);
+        assert!(first.admin.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_ne!(first.admin, first.read_only);
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&sub), 0o700);
+        assert_eq!(mode(&sub.join(ADMIN_TOKEN_FILE)), 0o600);
+        assert_eq!(mode(&sub.join(READ_ONLY_TOKEN_FILE)), 0o600);
+        let again = Tokens::load_or_create(&sub).unwrap();
+        assert_eq!(
+            (again.admin.as_str(), again.read_only.as_str()),
+            (first.admin.as_str(), first.read_only.as_str())
+        );
+        assert_eq!(first.access(&first.admin), Some(Access::Admin));
+        assert_eq!(first.access(&first.read_only), Some(Access::ReadOnly));
+        assert_eq!(first.access(&first.admin[..63]), None);
+        assert_eq!(first.access(""), None);
+        assert!(!format!("{first:?}").contains(&first.admin));
+    }
+
+    #[test]
+    fn bad_token_files_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(ADMIN_TOKEN_FILE), "short\n").unwrap();
+        let e = Tokens::load_or_create(dir.path()).unwrap_err();
+        assert!(e.to_string().contains("at least 16"), "{e}");
+        let same = "0123456789abcdef0123";
+        std::fs::write(dir.path().join(ADMIN_TOKEN_FILE), same).unwrap();
+        std::fs::write(dir.path().join(READ_ONLY_TOKEN_FILE), same).unwrap();
+        let e = Tokens::load_or_create(dir.path()).unwrap_err();
+        assert!(e.to_string().contains("same token"), "{e}");
+    }
+}

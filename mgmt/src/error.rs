@@ -1,0 +1,246 @@
+//! The one error shape every failed request gets — `{"error": {"code", "field", "message"}}`
+//! with a 4xx status — and the mapping from the engine's refusals to it.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use target::engine::ActionError;
+use target::setup::SetupError;
+use utoipa::ToSchema;
+
+/// The body of every error response.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+/// What went wrong, and with which request field.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable machine-readable code, e.g. `invalid`, `not_found`, `conflict`.
+    pub code: String,
+    /// The request field at fault (`nqn`, `namespaces[0].block_size`, …), when there is one.
+    pub field: Option<String>,
+    /// A sentence for the operator.
+    pub message: String,
+}
+
+/// A refused request: status plus the JSON body.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub field: Option<String>,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code,
+            field: None,
+            message: message.into(),
+        }
+    }
+
+    pub fn with_field(mut self, field: impl Into<String>) -> ApiError {
+        self.field = Some(field.into());
+        self
+    }
+
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid", message).with_field(field)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+
+    /// Where a request field sits inside the request body, for messages the engine phrases in
+    /// configuration terms.
+    pub fn from_action(e: ActionError, scope: &FieldScope) -> ApiError {
+        let message = e.to_string();
+        match e {
+            ActionError::Invalid(text) => {
+                let field = invalid_field(&text, scope);
+                let err = ApiError::new(StatusCode::BAD_REQUEST, "invalid", text);
+                match field {
+                    Some(f) => err.with_field(f),
+                    None => err,
+                }
+            }
+            ActionError::NoAllowList(_) => {
+                ApiError::new(StatusCode::BAD_REQUEST, "no_allow_list", message)
+            }
+            ActionError::NoSuchSubsystem(_) => {
+                ApiError::new(StatusCode::NOT_FOUND, "no_such_subsystem", message)
+            }
+            ActionError::NoSuchNamespace { .. } => {
+                ApiError::new(StatusCode::NOT_FOUND, "no_such_namespace", message)
+            }
+            ActionError::NoSuchController(_) => {
+                ApiError::new(StatusCode::NOT_FOUND, "no_such_controller", message)
+            }
+            ActionError::NoSuchHost { .. } => {
+                ApiError::new(StatusCode::NOT_FOUND, "no_such_host", message)
+            }
+            ActionError::SubsystemExists(_) => {
+                ApiError::new(StatusCode::CONFLICT, "subsystem_exists", message).with_field("nqn")
+            }
+            ActionError::HostExists { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "host_exists", message).with_field("host")
+            }
+            ActionError::NotApplicable(_) => {
+                ApiError::new(StatusCode::CONFLICT, "not_applicable", message)
+            }
+            // The request named a backend that cannot be opened: its fault, not the server's.
+            ActionError::Setup(SetupError::Backend { nsid, .. }) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "backend_unavailable",
+                message,
+            )
+            .with_field(scope.namespace_field(nsid, "backend")),
+            ActionError::Setup(SetupError::Duplicate { .. }) => {
+                ApiError::new(StatusCode::CONFLICT, "namespace_conflict", message)
+            }
+        }
+    }
+}
+
+/// Which request an engine message is about, so its fields can be named as the request names
+/// them.
+#[derive(Clone, Debug)]
+pub enum FieldScope {
+    /// `POST /subsystems`: namespaces are `namespaces[i]`; `nsids[i]` is the NSID the i-th
+    /// gets.
+    Subsystem { nsids: Vec<Option<u32>> },
+    /// `POST .../namespaces`: the body is one namespace.
+    Namespace,
+    /// Any other request: fields are named as the engine names them.
+    Plain,
+}
+
+impl FieldScope {
+    fn namespace_field(&self, nsid: u32, name: &str) -> String {
+        match self {
+            FieldScope::Subsystem { nsids } => match nsids.iter().position(|n| *n == Some(nsid)) {
+                Some(i) => format!("namespaces[{i}].{name}"),
+                None => format!("namespaces.{name}"),
+            },
+            FieldScope::Namespace | FieldScope::Plain => name.to_string(),
+        }
+    }
+}
+
+/// Request fields the configuration rules name at the start of their messages.
+const FIELDS: &[&str] = &[
+    "nqn",
+    "serial",
+    "model",
+    "firmware",
+    "allowed_hosts",
+    "listener",
+    "nsid",
+    "block_size",
+    "size",
+    "path",
+    "direct",
+    "backend",
+];
+
+/// The field a configuration-rule message (`subsystem #1 (nqn…) namespace #2 (nsid 2):
+/// block_size 1000 must be 512 or 4096`) is about.
+fn invalid_field(text: &str, scope: &FieldScope) -> Option<String> {
+    // The rule follows the last "): " (after the subsystem/namespace location).
+    let (location, rule) = match text.rfind("): ") {
+        Some(i) => (&text[..i], &text[i + 3..]),
+        None => ("", text),
+    };
+    let first = rule
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .next()
+        .unwrap_or("");
+    let field = if rule.contains("NQN is configured twice") || rule.contains("discovery NQN") {
+        "nqn"
+    } else if first == "listener" {
+        "listeners"
+    } else {
+        *FIELDS.iter().find(|f| **f == first)?
+    };
+    let in_namespace = location
+        .rfind("(nsid ")
+        .and_then(|i| location[i + 6..].parse::<u32>().ok());
+    Some(match in_namespace {
+        Some(nsid) => scope.namespace_field(nsid, field),
+        None => field.to_string(),
+    })
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code.to_string(),
+                field: self.field,
+                message: self.message,
+            },
+        };
+        let mut response = (self.status, axum::Json(body)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"ferrofab\""),
+            );
+        }
+        response
+    }
+}
+
+/// Unknown routes.
+pub async fn no_route() -> ApiError {
+    ApiError::not_found("no such resource")
+}
+
+/// A known route with a method it does not have.
+pub async fn wrong_method() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this resource does not support that method",
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_of_configuration_messages() {
+        let sub = FieldScope::Subsystem {
+            nsids: vec![Some(1), Some(2)],
+        };
+        let bs = "subsystem #1 (nqn.2026-01.io.x:a) namespace #2 (nsid 2): block_size 1000 must be 512 or 4096";
+        assert_eq!(
+            invalid_field(bs, &sub).as_deref(),
+            Some("namespaces[1].block_size")
+        );
+        assert_eq!(
+            invalid_field(bs, &FieldScope::Namespace).as_deref(),
+            Some("block_size")
+        );
+        assert_eq!(
+            invalid_field("subsystem #1 (bogus): nqn: must start with \"nqn.\"", &sub).as_deref(),
+            Some("nqn")
+        );
+        assert_eq!(
+            invalid_field(
+                "subsystem #1 (x): listener 1.2.3.4:9 is not a configured [[listener]]",
+                &sub
+            )
+            .as_deref(),
+            Some("listeners")
+        );
+        assert_eq!(invalid_field("no [[listener]] configured", &sub), None);
+    }
+}

@@ -1,0 +1,84 @@
+//! The OpenAPI 3.1 description, generated from the handlers and types; `docs/openapi.json`
+//! is this, checked in (a test keeps them equal).
+
+use axum::Json;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::{backend, controllers, error, hosts, namespaces, outcome, subsystems, system};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "ferrofab management API",
+        description = "Manage a running ferrofab NVMe-oF target: subsystems, namespaces, host \
+            allow-lists and connected controllers. Every endpoint except health and this \
+            document needs `Authorization: Bearer <token>`: the admin token for everything, \
+            the read-only token for GET.",
+        license(name = "Apache-2.0"),
+    ),
+    paths(
+        system::health,
+        system::system,
+        system::listeners,
+        openapi_json,
+        subsystems::list,
+        subsystems::create,
+        subsystems::get,
+        subsystems::remove,
+        namespaces::list,
+        namespaces::create,
+        namespaces::get,
+        namespaces::remove,
+        hosts::list,
+        hosts::add,
+        hosts::set,
+        hosts::remove,
+        controllers::list,
+        controllers::get,
+        controllers::remove,
+    ),
+    components(schemas(
+        error::ErrorBody,
+        error::ErrorDetail,
+        backend::Backend,
+        backend::BackendName,
+        backend::BackendTable,
+        backend::SizeSchema,
+        outcome::OutcomeView,
+    )),
+    modifiers(&BearerAuth),
+    security(("bearer" = [])),
+    tags(
+        (name = "system", description = "Health, version, listeners"),
+        (name = "subsystems", description = "NVM subsystems"),
+        (name = "namespaces", description = "A subsystem's namespaces"),
+        (name = "hosts", description = "A subsystem's host allow-list"),
+        (name = "controllers", description = "Connected hosts' controllers"),
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+    }
+}
+
+/// The API's OpenAPI document.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
+
+/// This document (no token needed: it describes the API, it reveals nothing of the box).
+#[utoipa::path(get, path = "/api/v1/openapi.json", tag = "system", security(()),
+    responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json")))]
+pub(crate) async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
+    Json(openapi())
+}

@@ -1,0 +1,68 @@
+//! What a change did, as the API reports it (the engine's `Outcome`).
+
+use serde::{Deserialize, Serialize};
+use target::engine::Outcome;
+use utoipa::ToSchema;
+
+/// What an applied change did; `outcome` says which kind of change it was.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum OutcomeView {
+    SubsystemAdded {
+        nqn: String,
+        namespaces: Vec<u32>,
+    },
+    SubsystemRemoved {
+        nqn: String,
+        controllers_disconnected: usize,
+    },
+    NamespaceAdded {
+        nqn: String,
+        nsid: u32,
+    },
+    NamespaceRemoved {
+        nqn: String,
+        nsid: u32,
+    },
+    /// The allow-list now is `hosts` (null: any host); controllers of hosts it no longer
+    /// admits were disconnected.
+    AllowedHostsChanged {
+        nqn: String,
+        hosts: Option<Vec<String>>,
+        controllers_disconnected: usize,
+    },
+    ControllerDisconnected {
+        cntlid: u16,
+    },
+}
+
+impl From<Outcome> for OutcomeView {
+    fn from(o: Outcome) -> OutcomeView {
+        match o {
+            Outcome::SubsystemAdded { nqn, namespaces } => {
+                OutcomeView::SubsystemAdded { nqn, namespaces }
+            }
+            Outcome::SubsystemRemoved {
+                nqn,
+                controllers_disconnected,
+            } => OutcomeView::SubsystemRemoved {
+                nqn,
+                controllers_disconnected,
+            },
+            Outcome::NamespaceAdded { nqn, nsid } => OutcomeView::NamespaceAdded { nqn, nsid },
+            Outcome::NamespaceRemoved { nqn, nsid } => OutcomeView::NamespaceRemoved { nqn, nsid },
+            Outcome::AllowedHostsChanged {
+                nqn,
+                hosts,
+                controllers_disconnected,
+            } => OutcomeView::AllowedHostsChanged {
+                nqn,
+                hosts,
+                controllers_disconnected,
+            },
+            Outcome::ControllerDisconnected { cntlid } => {
+                OutcomeView::ControllerDisconnected { cntlid }
+            }
+        }
+    }
+}

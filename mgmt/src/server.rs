@@ -1,0 +1,119 @@
+//! The router (every route, auth on all but health and the OpenAPI document) and the server
+//! that serves it until shut down.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::routing::get;
+use axum::Router;
+use target::engine::Engine;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::{require_token, Tokens};
+use crate::error::{no_route, wrong_method};
+use crate::state::AppState;
+use crate::{controllers, hosts, namespaces, openapi, subsystems, system};
+
+/// The API's routes over `engine`; `tokens` guard all but `/api/v1/health` and
+/// `/api/v1/openapi.json`. Uptime counts from this call.
+pub fn router(engine: Arc<Engine>, tokens: Tokens) -> Router {
+    let state = AppState {
+        engine,
+        started: Instant::now(),
+    };
+    let guarded = Router::new()
+        .route("/api/v1/system", get(system::system))
+        .route("/api/v1/listeners", get(system::listeners))
+        .route(
+            "/api/v1/subsystems",
+            get(subsystems::list).post(subsystems::create),
+        )
+        .route(
+            "/api/v1/subsystems/{nqn}",
+            get(subsystems::get).delete(subsystems::remove),
+        )
+        .route(
+            "/api/v1/subsystems/{nqn}/namespaces",
+            get(namespaces::list).post(namespaces::create),
+        )
+        .route(
+            "/api/v1/subsystems/{nqn}/namespaces/{nsid}",
+            get(namespaces::get).delete(namespaces::remove),
+        )
+        .route(
+            "/api/v1/subsystems/{nqn}/hosts",
+            get(hosts::list).post(hosts::add).put(hosts::set),
+        )
+        .route(
+            "/api/v1/subsystems/{nqn}/hosts/{hostnqn}",
+            axum::routing::delete(hosts::remove),
+        )
+        .route("/api/v1/controllers", get(controllers::list))
+        .route(
+            "/api/v1/controllers/{cntlid}",
+            get(controllers::get).delete(controllers::remove),
+        )
+        .route_layer(axum::middleware::from_fn_with_state(
+            Arc::new(tokens),
+            require_token,
+        ));
+    Router::new()
+        .route("/api/v1/health", get(system::health))
+        .route("/api/v1/openapi.json", get(openapi::openapi_json))
+        .merge(guarded)
+        .fallback(no_route)
+        .method_not_allowed_fallback(wrong_method)
+        .with_state(state)
+}
+
+/// A running management server.
+pub struct MgmtServer {
+    local_addr: SocketAddr,
+    stop: CancellationToken,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+/// Bind `listen` (port 0 picks a free port) and serve the API over `engine` on the current
+/// tokio runtime.
+pub async fn start(
+    engine: Arc<Engine>,
+    listen: SocketAddr,
+    tokens: Tokens,
+) -> std::io::Result<MgmtServer> {
+    let listener = TcpListener::bind(listen).await?;
+    let local_addr = listener.local_addr()?;
+    let stop = CancellationToken::new();
+    let app = router(engine, tokens);
+    let stopped = stop.clone();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move { stopped.cancelled().await })
+            .await
+    });
+    tracing::info!(addr = %local_addr, "management API listening");
+    Ok(MgmtServer {
+        local_addr,
+        stop,
+        task,
+    })
+}
+
+impl MgmtServer {
+    /// The address the server is bound to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Stop accepting, let requests in flight finish, then return.
+    pub async fn shutdown(self) {
+        self.stop.cancel();
+        match self.task.await {
+            Ok(Ok(())) => tracing::info!("management API stopped"),
+            Ok(Err(e)) => tracing::error!(error = %e, "management API failed"),
+            Err(e) => tracing::error!(error = %e, "management API task failed"),
+        }
+    }
+}

@@ -1,0 +1,168 @@
+//! The other resources and operations: system and listeners, a subsystem created with its
+//! namespaces, percent-encoded NQNs, removing a namespace and disconnecting a controller as a
+//! host sees them, the allow-list replaced, and the server's shutdown.
+
+use std::time::Duration;
+
+use fabric::initiator::controller::Controller;
+use fabric::initiator::HostOptions;
+use reqwest::Method;
+use serde_json::json;
+
+mod common;
+use common::{Api, Token, HOST, OTHER, SUB};
+
+fn host(hostnqn: &str) -> HostOptions {
+    HostOptions {
+        hostnqn: hostnqn.to_string(),
+        io_queues: 2,
+        ..HostOptions::default()
+    }
+}
+
+#[tokio::test]
+async fn system_and_listeners() {
+    let api = Api::start().await;
+    let system = api.get("/api/v1/system").await.expect(200);
+    assert_eq!(system["version"], env!("CARGO_PKG_VERSION"));
+    assert!(system["uptime_seconds"].as_u64().unwrap() < 60);
+    assert_eq!(system["subsystem_count"], 0);
+    assert_eq!(system["controller_count"], 0);
+    let listeners = api.get("/api/v1/listeners").await.expect(200);
+    assert_eq!(
+        listeners,
+        json!([{"portid": 1, "transport": "tcp", "configured_address": "127.0.0.1:0",
+                "address": api.nvme.to_string()}])
+    );
+    api.stop().await;
+}
+
+#[tokio::test]
+async fn subsystem_with_namespaces_and_a_host_lifecycle() {
+    let api = Api::start().await;
+    let created = api
+        .post(
+            "/api/v1/subsystems",
+            json!({"nqn": SUB, "serial": "SN-REST-1", "firmware": "9.9",
+                   "listeners": ["127.0.0.1:0"], "allowed_hosts": [HOST, OTHER],
+                   "namespaces": [{"backend": "ram", "size": "1MiB"},
+                                  {"nsid": 1, "backend": "null", "size": "2MiB", "block_size": 4096}]}),
+        )
+        .await
+        .expect(201);
+    assert_eq!(created["serial"], "SN-REST-1");
+    assert_eq!(created["firmware"], "9.9");
+    assert_eq!(created["listeners"], json!(["127.0.0.1:0"]));
+    assert_eq!(created["nsids"], json!([1, 2]));
+    // Percent-encoded NQNs address the same subsystem.
+    let encoded = format!("/api/v1/subsystems/{}", SUB.replace(':', "%3A"));
+    let shown = api.get(&encoded).await.expect(200);
+    assert_eq!(shown["nqn"], SUB);
+    let ns1 = api
+        .get(&format!("{encoded}/namespaces/1"))
+        .await
+        .expect(200);
+    assert_eq!(ns1["backend"], "null");
+    assert_eq!(
+        (ns1["block_size"].as_u64(), ns1["blocks"].as_u64()),
+        (Some(4096), Some(512))
+    );
+
+    let ctrl = Controller::connect(api.nvme, SUB, host(HOST))
+        .await
+        .unwrap();
+    let other = Controller::connect(api.nvme, SUB, host(OTHER))
+        .await
+        .unwrap();
+    assert_eq!(ctrl.active_namespaces().await.unwrap(), vec![1, 2]);
+    let listed = api.get("/api/v1/controllers").await.expect(200);
+    let c = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["cntlid"] == ctrl.cntlid())
+        .unwrap()
+        .clone();
+    assert_eq!(c["io_queues"], 2);
+    assert_eq!(
+        api.get("/api/v1/system").await.expect(200)["controller_count"],
+        2
+    );
+
+    // Removing a namespace: the host's active list follows.
+    let out = api
+        .delete(&format!("/api/v1/subsystems/{SUB}/namespaces/1"))
+        .await
+        .expect(200);
+    assert_eq!(
+        out,
+        json!({"outcome": "namespace_removed", "nqn": SUB, "nsid": 1})
+    );
+    assert_eq!(ctrl.active_namespaces().await.unwrap(), vec![2]);
+
+    // Disconnecting a controller: the host may come back.
+    let cntlid = ctrl.cntlid();
+    let out = api
+        .delete(&format!("/api/v1/controllers/{cntlid}"))
+        .await
+        .expect(200);
+    assert_eq!(
+        out,
+        json!({"outcome": "controller_disconnected", "cntlid": cntlid})
+    );
+    tokio::time::timeout(Duration::from_secs(1), ctrl.admin_queue().closed())
+        .await
+        .expect("the disconnected controller's connection closes");
+    let back = Controller::connect(api.nvme, SUB, host(HOST))
+        .await
+        .unwrap();
+
+    // Replacing the allow-list disconnects the host it drops; null admits anyone.
+    let hosts = format!("/api/v1/subsystems/{SUB}/hosts");
+    let out = api.put(&hosts, json!({"hosts": [HOST]})).await.expect(200);
+    assert_eq!(
+        out,
+        json!({"outcome": "allowed_hosts_changed", "nqn": SUB, "hosts": [HOST],
+               "controllers_disconnected": 1})
+    );
+    tokio::time::timeout(Duration::from_secs(1), other.admin_queue().closed())
+        .await
+        .expect("the dropped host's connection closes");
+    assert!(Controller::connect(api.nvme, SUB, host(OTHER))
+        .await
+        .is_err());
+    let out = api.put(&hosts, json!({"hosts": null})).await.expect(200);
+    assert_eq!(out["hosts"], json!(null));
+    assert_eq!(
+        api.get(&hosts).await.expect(200),
+        json!({"any_host": true, "hosts": []})
+    );
+    let anyone = Controller::connect(api.nvme, SUB, host(OTHER))
+        .await
+        .unwrap();
+
+    // Removing the subsystem disconnects both.
+    let out = api.delete(&encoded).await.expect(200);
+    assert_eq!(out["controllers_disconnected"], 2);
+    for c in [&back, &anyone] {
+        tokio::time::timeout(Duration::from_secs(1), c.admin_queue().closed())
+            .await
+            .expect("controllers of a removed subsystem close");
+    }
+    api.stop().await;
+}
+
+#[tokio::test]
+async fn shutdown_stops_serving() {
+    let api = Api::start().await;
+    let base = api.base.clone();
+    api.raw(Method::GET, "/api/v1/health", Token::None, None)
+        .await
+        .expect(200);
+    api.stop().await;
+    let after = reqwest::Client::new()
+        .get(format!("{base}/api/v1/health"))
+        .send()
+        .await;
+    assert!(after.is_err(), "still serving after shutdown: {after:?}");
+}
