@@ -91,6 +91,14 @@ impl ApiError {
             ActionError::HostExists { .. } => {
                 ApiError::new(StatusCode::CONFLICT, "host_exists", message).with_field("host")
             }
+            ActionError::NoSuchListener(_) => {
+                ApiError::new(StatusCode::NOT_FOUND, "no_such_listener", message)
+            }
+            // The address is taken or not local: the request's choice, not a server fault.
+            ActionError::Bind { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "listener_unavailable", message)
+                    .with_field("address")
+            }
             ActionError::NotApplicable(_) => {
                 ApiError::new(StatusCode::CONFLICT, "not_applicable", message)
             }

@@ -34,6 +34,16 @@ pub enum OutcomeView {
     ControllerDisconnected {
         cntlid: u16,
     },
+    /// A listener opened: `address` as configured, `bound` where it listens.
+    ListenerAdded {
+        address: String,
+        bound: String,
+    },
+    /// A listener closed; controllers that came through it were disconnected.
+    ListenerRemoved {
+        address: String,
+        controllers_disconnected: usize,
+    },
 }
 
 impl From<Outcome> for OutcomeView {
@@ -63,6 +73,17 @@ impl From<Outcome> for OutcomeView {
             Outcome::ControllerDisconnected { cntlid } => {
                 OutcomeView::ControllerDisconnected { cntlid }
             }
+            Outcome::ListenerAdded { address, bound } => OutcomeView::ListenerAdded {
+                address: address.to_string(),
+                bound: bound.to_string(),
+            },
+            Outcome::ListenerRemoved {
+                address,
+                controllers_disconnected,
+            } => OutcomeView::ListenerRemoved {
+                address: address.to_string(),
+                controllers_disconnected,
+            },
         }
     }
 }

@@ -26,7 +26,14 @@ pub fn router(engine: Arc<Engine>, tokens: Tokens) -> Router {
     };
     let guarded = Router::new()
         .route("/api/v1/system", get(system::system))
-        .route("/api/v1/listeners", get(system::listeners))
+        .route(
+            "/api/v1/listeners",
+            get(system::listeners).post(system::add_listener),
+        )
+        .route(
+            "/api/v1/listeners/{address}",
+            axum::routing::delete(system::remove_listener),
+        )
         .route(
             "/api/v1/subsystems",
             get(subsystems::list).post(subsystems::create),

@@ -1,13 +1,21 @@
 //! `/api/v1/health`, `/api/v1/system` and `/api/v1/listeners`: liveness, what runs, and where
-//! hosts reach it.
+//! hosts reach it (listeners open and close here at run time).
+
+use std::net::SocketAddr;
 
 use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
 use axum::Json;
 use serde::{Deserialize, Serialize};
+use target::config::{ListenerConfig, TransportKind};
+use target::engine::{Action, Engine};
 use utoipa::ToSchema;
 
-use crate::error::{ApiError, ErrorBody};
-use crate::state::AppState;
+use crate::error::{ApiError, ErrorBody, FieldScope};
+use crate::extract::{ApiJson, ApiPath};
+use crate::outcome::OutcomeView;
+use crate::state::{location, path_segment, AppState};
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Health {
@@ -68,7 +76,7 @@ pub struct ListenerView {
     pub address: String,
 }
 
-/// The listeners of the running configuration (read-only).
+/// The listeners of the running configuration.
 #[utoipa::path(get, path = "/api/v1/listeners", tag = "system",
     responses(
         (status = 200, description = "The listeners", body = [ListenerView]),
@@ -77,24 +85,116 @@ pub struct ListenerView {
 pub(crate) async fn listeners(
     State(state): State<AppState>,
 ) -> Result<Json<Vec<ListenerView>>, ApiError> {
-    state
-        .blocking(|engine| {
-            let config = engine.config();
-            let bound = engine.target().inner().listeners();
-            // The target numbers listeners in configuration order.
-            Json(
-                config
-                    .listener
-                    .iter()
-                    .zip(bound)
-                    .map(|(l, b)| ListenerView {
-                        portid: b.portid,
-                        transport: l.transport.to_string(),
-                        configured_address: l.address.to_string(),
-                        address: b.address.to_string(),
-                    })
-                    .collect(),
-            )
+    state.blocking(|engine| Json(listener_views(engine))).await
+}
+
+fn listener_views(engine: &Engine) -> Vec<ListenerView> {
+    let config = engine.config();
+    let ports = engine.target().inner().listeners();
+    engine
+        .listeners()
+        .into_iter()
+        .map(|(configured, bound)| ListenerView {
+            portid: ports
+                .iter()
+                .find(|p| p.address == bound)
+                .map_or(0, |p| p.portid),
+            transport: config
+                .listener
+                .iter()
+                .find(|l| l.address == configured)
+                .map_or_else(|| "tcp".to_string(), |l| l.transport.to_string()),
+            configured_address: configured.to_string(),
+            address: bound.to_string(),
         })
-        .await
+        .collect()
+}
+
+/// A listener to open.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerRequest {
+    /// Only `tcp` today.
+    #[schema(example = "tcp")]
+    pub transport: String,
+    /// IP:port; port 0 picks a free port.
+    #[schema(example = "0.0.0.0:4421")]
+    pub address: String,
+}
+
+fn parse_address(field: &str, text: &str) -> Result<SocketAddr, ApiError> {
+    text.parse()
+        .map_err(|e| ApiError::invalid(field, format!("address {text:?}: {e} (want IP:port)")))
+}
+
+/// Open a listener: hosts can discover and connect through it at once.
+#[utoipa::path(post, path = "/api/v1/listeners", tag = "system",
+    request_body = ListenerRequest,
+    responses(
+        (status = 201, description = "Listening", body = ListenerView),
+        (status = 400, description = "Invalid transport or address, or already configured", body = ErrorBody),
+        (status = 401, description = "No or a wrong token", body = ErrorBody),
+        (status = 403, description = "Read-only token", body = ErrorBody),
+        (status = 409, description = "The address cannot be bound", body = ErrorBody),
+    ))]
+pub(crate) async fn add_listener(
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<ListenerRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    let transport: TransportKind = match req.transport.as_str() {
+        "tcp" => TransportKind::Tcp,
+        other => {
+            return Err(ApiError::invalid(
+                "transport",
+                format!("transport {other:?}: only \"tcp\" is supported"),
+            ))
+        }
+    };
+    let address = parse_address("address", &req.address)?;
+    let view = state
+        .apply(
+            Action::AddListener(ListenerConfig { transport, address }),
+            FieldScope::Plain,
+            move |engine, _| {
+                // Configured addresses are unique (the configuration rules).
+                listener_views(engine)
+                    .into_iter()
+                    .find(|v| v.configured_address == address.to_string())
+                    .ok_or_else(|| {
+                        ApiError::not_found(format!("listener {address} is not configured"))
+                    })
+            },
+        )
+        .await?;
+    let path = format!(
+        "/api/v1/listeners/{}",
+        path_segment(&view.configured_address)
+    );
+    Ok((StatusCode::CREATED, location(&path), Json(view)))
+}
+
+/// Close a listener (by its configured address): it leaves the discovery log and the
+/// controllers that came through it are disconnected.
+#[utoipa::path(delete, path = "/api/v1/listeners/{address}", tag = "system",
+    params(("address" = String, Path, description = "The configured IP:port")),
+    responses(
+        (status = 200, description = "Closed", body = OutcomeView),
+        (status = 400, description = "Invalid address, the last listener, or one a subsystem names", body = ErrorBody),
+        (status = 401, description = "No or a wrong token", body = ErrorBody),
+        (status = 403, description = "Read-only token", body = ErrorBody),
+        (status = 404, description = "No such listener", body = ErrorBody),
+    ))]
+pub(crate) async fn remove_listener(
+    State(state): State<AppState>,
+    ApiPath(address): ApiPath<String>,
+) -> Result<Json<OutcomeView>, ApiError> {
+    let address = parse_address("address", &address)?;
+    let out: OutcomeView = state
+        .apply(
+            Action::RemoveListener { address },
+            FieldScope::Plain,
+            |_, outcome| Ok(outcome.into()),
+        )
+        .await?;
+    Ok(Json(out))
 }

@@ -44,7 +44,8 @@ fn openapi_describes_every_route_and_the_bearer_scheme() {
     for (path, methods) in [
         ("/api/v1/health", &["get"][..]),
         ("/api/v1/system", &["get"]),
-        ("/api/v1/listeners", &["get"]),
+        ("/api/v1/listeners", &["get", "post"]),
+        ("/api/v1/listeners/{address}", &["delete"]),
         ("/api/v1/openapi.json", &["get"]),
         ("/api/v1/subsystems", &["get", "post"]),
         ("/api/v1/subsystems/{nqn}", &["get", "delete"]),
@@ -65,7 +66,7 @@ fn openapi_describes_every_route_and_the_bearer_scheme() {
         want.sort();
         assert_eq!(have, want, "{path}");
     }
-    assert_eq!(paths.len(), 12);
+    assert_eq!(paths.len(), 13);
     // Public endpoints say so; the others inherit the bearer requirement.
     assert_eq!(
         paths["/api/v1/health"]["get"]["security"],

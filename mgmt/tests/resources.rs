@@ -166,3 +166,79 @@ async fn shutdown_stops_serving() {
         .await;
     assert!(after.is_err(), "still serving after shutdown: {after:?}");
 }
+
+#[tokio::test]
+async fn listeners_open_and_close_over_rest() {
+    let api = Api::start().await;
+    let free = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    api.post(
+        "/api/v1/subsystems",
+        json!({"nqn": SUB, "namespaces": [{"backend": "ram", "size": "1MiB"}]}),
+    )
+    .await
+    .expect(201);
+    let added = api
+        .post(
+            "/api/v1/listeners",
+            json!({"transport": "tcp", "address": free.to_string()}),
+        )
+        .await
+        .expect(201);
+    assert_eq!(
+        added,
+        json!({"portid": 2, "transport": "tcp", "configured_address": free.to_string(),
+               "address": free.to_string()})
+    );
+    // A host discovers and connects through the new port.
+    let log = fabric::initiator::discovery::discover(free, host(HOST))
+        .await
+        .unwrap();
+    assert!(log
+        .records
+        .iter()
+        .any(|r| r.subnqn == SUB && r.trsvcid == free.port().to_string()));
+    let ctrl = Controller::connect(free, SUB, host(HOST)).await.unwrap();
+    assert_eq!(ctrl.active_namespaces().await.unwrap(), vec![1]);
+    // Bad requests name the field.
+    api.post(
+        "/api/v1/listeners",
+        json!({"transport": "rdma", "address": "127.0.0.1:4500"}),
+    )
+    .await
+    .expect_error(400, "invalid", Some("transport"));
+    api.post(
+        "/api/v1/listeners",
+        json!({"transport": "tcp", "address": "localhost"}),
+    )
+    .await
+    .expect_error(400, "invalid", Some("address"));
+    // Closing it disconnects the host that came through it.
+    let out = api
+        .delete(&format!("/api/v1/listeners/{free}"))
+        .await
+        .expect(200);
+    assert_eq!(
+        out,
+        json!({"outcome": "listener_removed", "address": free.to_string(),
+               "controllers_disconnected": 1})
+    );
+    tokio::time::timeout(Duration::from_secs(1), ctrl.admin_queue().closed())
+        .await
+        .expect("the controller that came through the closed listener is disconnected");
+    api.delete(&format!("/api/v1/listeners/{free}"))
+        .await
+        .expect_error(404, "no_such_listener", None);
+    assert_eq!(
+        api.get("/api/v1/listeners")
+            .await
+            .expect(200)
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    api.stop().await;
+}
