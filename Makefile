@@ -22,10 +22,13 @@ toolchain:
 build: toolchain
 	$(CARGO) build --release --bin ferrofab
 
-## Serve the embedded default (1 GiB RAM namespace, NVMe/TCP + discovery on 127.0.0.1:4420),
-## or CONFIG=path/to/ferrofab.toml.
+## Serve the embedded default (1 GiB RAM namespace, NVMe/TCP + discovery on 127.0.0.1:4420)
+## and the management API on 127.0.0.1:8080, or CONFIG=path/to/ferrofab.toml. The running
+## configuration and the API tokens are kept in $(RUN_STATE).
+RUN_STATE    ?= build/run-state
 run: build
-	$(BIN_RELEASE) serve $(if $(CONFIG),--config $(CONFIG))
+	@echo "management API: http://127.0.0.1:8080/api/v1/  admin token: $(RUN_STATE)/admin.token"
+	$(BIN_RELEASE) serve --state-dir $(RUN_STATE) $(if $(CONFIG),--config $(CONFIG))
 
 ## Everything CI runs: formatting, lints, unit + integration tests, real Linux hosts in QEMU.
 test: lint unit hw-test

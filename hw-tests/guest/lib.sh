@@ -205,8 +205,10 @@ tgt_start_default() {
 }
 
 ff_launch() {
-	local log args=(serve --config "$FF_STATE/config.toml")
-	[ "${FF_NO_CONFIG:-0}" = 1 ] && args=(serve)
+	# Each test keeps its own state directory (a restart within the test restores it).
+	local log state="$FF_STATE/state.$FF_TEST"
+	local args=(serve --state-dir "$state" --config "$FF_STATE/config.toml")
+	[ "${FF_NO_CONFIG:-0}" = 1 ] && args=(serve --state-dir "$state")
 	log=$(tgt_log)
 	echo "===== ferrofab ${args[*]} started at $(date +%T.%N) =====" >>"$log"
 	NO_COLOR=1 RUST_LOG=${FF_RUST_LOG:-info} RUST_BACKTRACE=1 \

@@ -99,6 +99,11 @@ impl ApiError {
                 ApiError::new(StatusCode::CONFLICT, "listener_unavailable", message)
                     .with_field("address")
             }
+            // The box cannot save its state (disk full, I/O error): a server condition,
+            // and nothing was changed, so the client may retry.
+            ActionError::Persist(_) => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_persisted", message)
+            }
             ActionError::NotApplicable(_) => {
                 ApiError::new(StatusCode::CONFLICT, "not_applicable", message)
             }

@@ -16,6 +16,7 @@ use crate::drives::{DriveSettings, Drives};
 use crate::engine::{ActionError, Engine, ListenerControl, Outcome};
 use crate::listeners::{bind_tcp, TcpListeners};
 use crate::setup::{build_target, SetupError};
+use crate::state::{StateDir, StateError};
 use crate::target::FabricTarget;
 
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +30,8 @@ pub enum DaemonError {
     Setup(#[from] SetupError),
     #[error("cannot start the reactors: {0}")]
     Reactors(std::io::Error),
+    #[error(transparent)]
+    State(StateError),
 }
 
 /// A running target with its listeners bound.
@@ -47,10 +50,32 @@ impl Daemon {
 
     /// [`Daemon::start`], calling `hook` on each reactor thread as it starts.
     pub async fn start_with(
-        mut config: Config,
+        config: Config,
         params: TargetParams,
         hook: Option<ThreadHook>,
     ) -> Result<Daemon, DaemonError> {
+        Daemon::start_full(config, params, hook, None).await
+    }
+
+    /// [`Daemon::start`] with the running configuration persisted in `state` after every
+    /// change (`config` is what to serve: the restored state, or the file for a new one).
+    pub async fn start_persistent(
+        config: Config,
+        params: TargetParams,
+        state: StateDir,
+    ) -> Result<Daemon, DaemonError> {
+        Daemon::start_full(config, params, None, Some(state)).await
+    }
+
+    async fn start_full(
+        mut config: Config,
+        params: TargetParams,
+        hook: Option<ThreadHook>,
+        state: Option<StateDir>,
+    ) -> Result<Daemon, DaemonError> {
+        if let Some(dir) = &state {
+            dir.save(&config).map_err(DaemonError::State)?;
+        }
         // The engine keeps the configuration as written; the target serves bound addresses.
         let configured = config.clone();
         let mut bound_pairs = Vec::with_capacity(config.listener.len());
@@ -114,8 +139,11 @@ impl Daemon {
         for socket in sockets {
             listeners.serve(socket);
         }
-        let engine = Engine::new(target.clone(), configured, bound_pairs, drives)
+        let mut engine = Engine::new(target.clone(), configured, bound_pairs, drives)
             .with_listener_control(listeners.clone());
+        if let Some(dir) = state {
+            engine = engine.with_state_dir(dir);
+        }
         Ok(Daemon {
             engine: Arc::new(engine),
             target,

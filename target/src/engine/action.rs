@@ -168,6 +168,9 @@ pub enum ActionError {
         address: SocketAddr,
         source: std::io::Error,
     },
+    /// The new state could not be saved; nothing was changed.
+    #[error("not persisted, nothing changed: {0}")]
+    Persist(crate::state::StateError),
     /// A change no action expresses at run time (reload only).
     #[error("cannot be applied to the running target: {0}")]
     NotApplicable(String),

@@ -6,8 +6,9 @@
 //! 1. **plan**: the actions change a copy of the running configuration, which must then
 //!    pass the same rules as a configuration file (`Config::validate`); any refusal leaves
 //!    everything as it was;
-//! 2. **prepare**: every backend the change needs is opened; a failure drops what was
-//!    opened and leaves everything as it was;
+//! 2. **prepare**: every backend and listener socket the change needs is opened, and the new
+//!    configuration is saved to the state directory (`crate::state`); a failure drops what
+//!    was opened and leaves everything as it was;
 //! 3. **commit**: infallible swaps into the running target (controllers of removed
 //!    subsystems and revoked hosts are torn down, hosts get Namespace Attribute Changed and
 //!    Discovery Log Page Change events), then the copy becomes the running configuration.
@@ -28,6 +29,7 @@ use crate::config::{Config, SubsystemConfig};
 use crate::drives::Drives;
 use crate::namespace::Namespace;
 use crate::setup::{build_subsystem, open_namespace};
+use crate::state::StateDir;
 use crate::subsystem::Subsystem;
 use crate::target::FabricTarget;
 
@@ -39,6 +41,8 @@ pub struct Engine {
     state: Mutex<State>,
     /// Opens and closes listeners (the daemon's); without it listener actions are refused.
     listeners: Option<Arc<dyn ListenerControl>>,
+    /// Where every applied change is persisted before it takes effect.
+    state_dir: Option<StateDir>,
 }
 
 struct State {
@@ -77,7 +81,21 @@ impl Engine {
             drives,
             state: Mutex::new(State { config, bound }),
             listeners: None,
+            state_dir: None,
         }
+    }
+
+    /// Persist the running configuration in `dir` after every change: the new state is
+    /// saved before it is committed, so a change that cannot be saved is refused, and a
+    /// crash leaves the last acknowledged state or the one being applied.
+    pub fn with_state_dir(mut self, dir: StateDir) -> Engine {
+        self.state_dir = Some(dir);
+        self
+    }
+
+    /// The state directory, when the engine persists its changes.
+    pub fn state_dir(&self) -> Option<&StateDir> {
+        self.state_dir.as_ref()
     }
 
     /// Let the engine open and close listeners through `control`.
@@ -149,6 +167,11 @@ impl Engine {
         next.validate().map_err(ActionError::Invalid)?;
         // 2. Prepare: open what the change needs.
         let plan = self.prepare(state, &next, &resolved)?;
+        // Persist before committing: a change that cannot be saved is refused (the prepared
+        // backends and sockets are dropped), and a crash from here on restarts in it.
+        if let Some(dir) = &self.state_dir {
+            dir.save(&next).map_err(ActionError::Persist)?;
+        }
         // 3. Commit.
         let outcomes = self.outcomes(&next, &resolved, &plan);
         for (configured, bound) in &plan.remove_listeners {

@@ -5,14 +5,14 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use target::{Config, Daemon, TargetParams};
-use tokio::signal::unix::{signal, SignalKind};
+use target::Config;
 use tracing_subscriber::EnvFilter;
 
 mod baseline;
 mod drive;
 mod host;
 mod perf;
+mod serve;
 
 #[derive(Parser)]
 #[command(
@@ -27,15 +27,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve NVMe/TCP: the configuration file's subsystems, or the embedded default
-    /// (one 1 GiB RAM namespace, listener and discovery on 127.0.0.1:4420). SIGHUP reloads
-    /// the file: its difference from the running state (subsystems, namespaces, allow-lists)
-    /// is applied whole, or refused whole with a message naming what cannot change.
-    Serve {
-        /// TOML configuration file.
-        #[arg(long, short)]
-        config: Option<PathBuf>,
-    },
+    /// Serve NVMe/TCP and the management API: the configuration file, or without one the
+    /// state directory's running configuration (first start: the embedded default, one
+    /// 1 GiB RAM namespace with listener and discovery on 127.0.0.1:4420). Every change is
+    /// persisted in the state directory. SIGHUP re-reads the file and applies its difference
+    /// from the running state whole, or refuses it whole, naming what cannot change.
+    Serve(serve::ServeArgs),
     /// Check a configuration file and print what it would serve.
     CheckConfig {
         /// TOML configuration file.
@@ -77,7 +74,7 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async move {
         match cli.command {
-            Command::Serve { config } => serve(config).await,
+            Command::Serve(args) => serve::run(args).await,
             Command::CheckConfig { config } => check_config(config),
             Command::Perf(args) => perf::run(args).await,
             Command::Baseline(args) => baseline::run(args),
@@ -121,48 +118,4 @@ fn check_config(path: PathBuf) -> Result<(), String> {
         }
     }
     Ok(())
-}
-
-async fn serve(config: Option<PathBuf>) -> Result<(), String> {
-    let path = config;
-    let config = load(path.clone())?;
-    let mut term = signal(SignalKind::terminate()).map_err(|e| format!("SIGTERM handler: {e}"))?;
-    let mut int = signal(SignalKind::interrupt()).map_err(|e| format!("SIGINT handler: {e}"))?;
-    let mut hup = signal(SignalKind::hangup()).map_err(|e| format!("SIGHUP handler: {e}"))?;
-    let daemon = Daemon::start(config, TargetParams::default())
-        .await
-        .map_err(|e| e.to_string())?;
-    tracing::info!(version = env!("CARGO_PKG_VERSION"), "ferrofab serving");
-    loop {
-        tokio::select! {
-            _ = term.recv() => { tracing::info!("SIGTERM: shutting down"); break; }
-            _ = int.recv() => { tracing::info!("SIGINT: shutting down"); break; }
-            _ = hup.recv() => reload_from(&daemon, path.as_ref()),
-        }
-    }
-    daemon.shutdown().await;
-    Ok(())
-}
-
-/// SIGHUP: re-read the configuration file and apply what can change at run time.
-fn reload_from(daemon: &Daemon, path: Option<&PathBuf>) {
-    let Some(path) = path else {
-        tracing::warn!("SIGHUP: serving the embedded default, nothing to reload");
-        return;
-    };
-    let config = match Config::load(path) {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::error!(error = %e, "SIGHUP: configuration not reloaded");
-            return;
-        }
-    };
-    // Engine::reload applies the whole difference or nothing, and names every part it
-    // cannot apply.
-    match daemon.reload(&config) {
-        Ok(outcomes) if outcomes.is_empty() => tracing::info!("SIGHUP: nothing changed"),
-        // The engine logs each applied action.
-        Ok(outcomes) => tracing::info!(changes = outcomes.len(), "SIGHUP: reload applied"),
-        Err(e) => tracing::error!(error = %e, "SIGHUP: reload refused, nothing changed"),
-    }
 }

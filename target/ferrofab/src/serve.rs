@@ -1,0 +1,114 @@
+//! `ferrofab serve`: the daemon, its state directory and the management API, until SIGTERM
+//! or SIGINT; SIGHUP reloads the configuration file through the engine.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use target::state::{StateDir, DEFAULT_STATE_DIR};
+use target::{Config, Daemon, TargetParams};
+use tokio::signal::unix::{signal, SignalKind};
+
+#[derive(clap::Args)]
+pub struct ServeArgs {
+    /// TOML configuration file, served as written at every start (the state directory is
+    /// rewritten from it). Without it, the state directory's configuration is restored.
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// Where the running configuration (config.toml) and the management API tokens
+    /// (admin.token, readonly.token) live; created (mode 0700) when missing.
+    #[arg(long, default_value = DEFAULT_STATE_DIR)]
+    state_dir: PathBuf,
+    /// Address of the management API (REST, `/api/v1/`).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    mgmt_listen: SocketAddr,
+    /// Serve no management API.
+    #[arg(long)]
+    no_mgmt: bool,
+}
+
+pub async fn run(args: ServeArgs) -> Result<(), String> {
+    let state = StateDir::open(&args.state_dir).map_err(|e| e.to_string())?;
+    let config = match &args.config {
+        Some(path) => Config::load(path).map_err(|e| e.to_string())?,
+        None => match state.load().map_err(|e| e.to_string())? {
+            Some(c) => {
+                tracing::info!(state = %state.file().display(), "running configuration restored");
+                c
+            }
+            None => Config::default_config().map_err(|e| e.to_string())?,
+        },
+    };
+    let tokens = if args.no_mgmt {
+        None
+    } else {
+        Some(
+            mgmt::Tokens::load_or_create(state.path())
+                .map_err(|e| format!("management API tokens in {}: {e}", state.path().display()))?,
+        )
+    };
+    let token_dir = state.path().to_path_buf();
+    let mut term = signal(SignalKind::terminate()).map_err(|e| format!("SIGTERM handler: {e}"))?;
+    let mut int = signal(SignalKind::interrupt()).map_err(|e| format!("SIGINT handler: {e}"))?;
+    let mut hup = signal(SignalKind::hangup()).map_err(|e| format!("SIGHUP handler: {e}"))?;
+    let daemon = Daemon::start_persistent(config, TargetParams::default(), state)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mgmt = match tokens {
+        None => None,
+        Some(tokens) => {
+            match mgmt::start(daemon.engine().clone(), args.mgmt_listen, tokens).await {
+                Ok(server) => {
+                    tracing::info!(url = %format!("http://{}/api/v1/", server.local_addr()),
+                    admin_token = %token_dir.join(mgmt::auth::ADMIN_TOKEN_FILE).display(),
+                    "management API serving");
+                    Some(server)
+                }
+                Err(e) => {
+                    daemon.shutdown().await;
+                    return Err(format!("management API on {}: {e}", args.mgmt_listen));
+                }
+            }
+        }
+    };
+    tracing::info!(version = env!("CARGO_PKG_VERSION"), "ferrofab serving");
+    loop {
+        tokio::select! {
+            _ = term.recv() => { tracing::info!("SIGTERM: shutting down"); break; }
+            _ = int.recv() => { tracing::info!("SIGINT: shutting down"); break; }
+            _ = hup.recv() => reload_from(&daemon, args.config.as_ref()).await,
+        }
+    }
+    // The management server holds the engine: stop it first, so the daemon can let go of
+    // every namespace and hand its drives back.
+    if let Some(server) = mgmt {
+        server.shutdown().await;
+    }
+    daemon.shutdown().await;
+    Ok(())
+}
+
+/// SIGHUP: re-read the configuration file and apply its difference through the engine.
+async fn reload_from(daemon: &Daemon, path: Option<&PathBuf>) {
+    let Some(path) = path.cloned() else {
+        tracing::warn!(
+            "SIGHUP: no configuration file (serving the state directory's): change the running \
+             state through the management API"
+        );
+        return;
+    };
+    let engine = daemon.engine().clone();
+    // The engine may open backends: off the async workers.
+    let result = tokio::task::spawn_blocking(move || {
+        let config = Config::load(&path).map_err(|e| e.to_string())?;
+        engine.reload(&config).map_err(|e| e.to_string())
+    })
+    .await;
+    // Engine::reload applies the whole difference or nothing, and names every part it
+    // cannot apply; it logs each applied action.
+    match result {
+        Ok(Ok(outcomes)) if outcomes.is_empty() => tracing::info!("SIGHUP: nothing changed"),
+        Ok(Ok(outcomes)) => tracing::info!(changes = outcomes.len(), "SIGHUP: reload applied"),
+        Ok(Err(e)) => tracing::error!(error = %e, "SIGHUP: reload refused, nothing changed"),
+        Err(e) => tracing::error!(error = %e, "SIGHUP: reload task failed"),
+    }
+}
