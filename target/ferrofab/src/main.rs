@@ -56,6 +56,9 @@ fn init_logging() {
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
+        // A closed stderr (a log pipe that went away) loses log lines; reporting that on the
+        // same stderr would panic the task that logged.
+        .log_internal_errors(false)
         .init();
 }
 

@@ -13,8 +13,13 @@ struct Served {
     api: SocketAddr,
 }
 
-/// Start `ferrofab serve` on ephemeral ports and wait for "ferrofab serving".
+/// Start `ferrofab serve` on ephemeral ports and wait for "ferrofab serving"; its log is
+/// read on until it exits.
 fn serve(state: &Path, config: Option<&Path>) -> Served {
+    serve_with(state, config, true)
+}
+
+fn serve_with(state: &Path, config: Option<&Path>, keep_reading_log: bool) -> Served {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferrofab"));
     cmd.arg("serve")
         .arg("--state-dir")
@@ -42,8 +47,9 @@ fn serve(state: &Path, config: Option<&Path>) -> Served {
             break;
         }
     }
-    // Keep reading its log (a closed pipe would fail its writes).
-    std::thread::spawn(move || for _ in lines {});
+    if keep_reading_log {
+        std::thread::spawn(move || for _ in lines {});
+    }
     Served {
         child,
         api: api.expect("the management API address is logged"),
@@ -161,4 +167,26 @@ async fn changes_made_over_rest_survive_a_restart() {
         std::fs::read_to_string(state.join("config.toml")).unwrap(),
         "[[listener]\n"
     );
+}
+
+/// A log pipe that goes away (the reader exits) must not break the daemon: log lines are
+/// lost, requests still work.
+#[tokio::test]
+async fn a_closed_log_pipe_does_not_break_the_daemon() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let s = serve_with(&state, None, false);
+    let token = std::fs::read_to_string(state.join("admin.token")).unwrap();
+    for i in 0..3 {
+        let (status, body) = call(
+            s.api,
+            token.trim(),
+            reqwest::Method::POST,
+            "/api/v1/subsystems",
+            Some(serde_json::json!({ "nqn": format!("nqn.2026-01.io.ferrofab:pipe{i}") })),
+        )
+        .await;
+        assert_eq!(status, 201, "{body}");
+    }
+    stop(s);
 }
