@@ -12,7 +12,7 @@ HW_EXTRA_BIN := build/$(TEST_PROFILE)/examples/uring_check build/$(TEST_PROFILE)
 FUZZ_SECONDS ?= 60
 CONFIG       ?=
 
-.PHONY: run build test unit lint hw-test fuzz toolchain clean bench
+.PHONY: run build test unit lint api-test hw-test fuzz toolchain clean bench
 
 toolchain:
 	@command -v $(CARGO) >/dev/null || { echo "cargo is missing: install Rust with rustup (https://rustup.rs)"; exit 1; }
@@ -30,8 +30,9 @@ run: build
 	@echo "management API: http://127.0.0.1:8080/api/v1/  admin token: $(RUN_STATE)/admin.token"
 	$(BIN_RELEASE) serve --state-dir $(RUN_STATE) $(if $(CONFIG),--config $(CONFIG))
 
-## Everything CI runs: formatting, lints, unit + integration tests, real Linux hosts in QEMU.
-test: lint unit hw-test
+## Everything CI runs: formatting, lints, unit + integration tests, schemathesis against the
+## live management API, real Linux hosts in QEMU.
+test: lint unit api-test hw-test
 
 lint: toolchain
 	$(CARGO) fmt --all -- --check
@@ -39,6 +40,11 @@ lint: toolchain
 
 unit: toolchain
 	$(CARGO) test --workspace --profile $(TEST_PROFILE)
+
+## schemathesis (PyPI, installed once under ~/.cache/ferrofab) against `ferrofab serve`.
+api-test: toolchain
+	$(CARGO) build --profile $(TEST_PROFILE) --bin ferrofab
+	mgmt/schemathesis/run $(BIN_TEST)
 
 hw-test: toolchain
 	$(CARGO) build --profile $(TEST_PROFILE) --bin ferrofab --example uring_check --example vfio_probe
