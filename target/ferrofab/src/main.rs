@@ -9,6 +9,7 @@ use target::Config;
 use tracing_subscriber::EnvFilter;
 
 mod baseline;
+mod ctl;
 mod drive;
 mod host;
 mod perf;
@@ -46,6 +47,9 @@ enum Command {
     /// Use a local NVMe drive through ferrofab's own drivers (VFIO or io_uring passthrough):
     /// identify, pattern write/verify, zones, and a polled load generator.
     Drive(drive::DriveArgs),
+    /// Manage a running ferrofab over its management API: listeners, subsystems,
+    /// namespaces, host allow-lists, controllers.
+    Ctl(ctl::CtlArgs),
     #[command(flatten)]
     Host(host::HostCommand),
 }
@@ -65,13 +69,17 @@ fn init_logging() {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
+    let prefix = match cli.command {
+        Command::Ctl(_) => "ferrofab ctl",
+        _ => "ferrofab",
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("ferrofab: cannot start the async runtime: {e}");
+            eprintln!("{prefix}: cannot start the async runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
@@ -85,13 +93,14 @@ fn main() -> ExitCode {
                 .await
                 .map_err(|e| format!("drive task failed: {e}"))
                 .and_then(|r| r),
+            Command::Ctl(args) => ctl::run(args).await,
             Command::Host(cmd) => cmd.run().await,
         }
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(msg) => {
-            eprintln!("ferrofab: {msg}");
+            eprintln!("{prefix}: {msg}");
             ExitCode::FAILURE
         }
     }

@@ -1,0 +1,186 @@
+//! Each command line maps to the one request the API documents.
+
+use clap::Parser;
+use reqwest::Method;
+use serde_json::json;
+
+use super::{request, CtlArgs, Render, Request};
+
+#[derive(Parser)]
+struct Cli {
+    #[command(flatten)]
+    ctl: CtlArgs,
+}
+
+fn req(line: &str) -> Result<Request, String> {
+    let args = std::iter::once("ctl").chain(line.split_whitespace());
+    let cli = Cli::try_parse_from(args).map_err(|e| e.to_string())?;
+    request(cli.ctl.command)
+}
+
+fn call(line: &str) -> (Method, String, Option<serde_json::Value>, Render) {
+    let r = req(line).unwrap_or_else(|e| panic!("{line}: {e}"));
+    (r.method, r.path, r.body, r.render)
+}
+
+const NQN: &str = "nqn.2026-01.io.ferrofab:a";
+const HOST: &str = "nqn.2014-08.org.nvmexpress:uuid:1";
+
+#[test]
+fn reads_are_gets() {
+    for (line, path, render) in [
+        ("system", "system", Render::System),
+        ("listener list", "listeners", Render::Listeners),
+        ("subsystem list", "subsystems", Render::Subsystems),
+        ("controller list --json", "controllers", Render::Controllers),
+        ("controller show 7", "controllers/7", Render::Controller),
+    ] {
+        assert_eq!(
+            call(line),
+            (Method::GET, path.to_string(), None, render),
+            "{line}"
+        );
+    }
+    assert_eq!(
+        call(&format!("namespace show {NQN} 3")).1,
+        format!("subsystems/{NQN}/namespaces/3")
+    );
+    assert_eq!(
+        call(&format!("host list {NQN}")).1,
+        format!("subsystems/{NQN}/hosts")
+    );
+}
+
+#[test]
+fn subsystem_add_defaults_to_an_empty_allow_list() {
+    let (m, path, body, _) = call(&format!("subsystem add {NQN}"));
+    assert_eq!((m, path.as_str()), (Method::POST, "subsystems"));
+    assert_eq!(body, Some(json!({"nqn": NQN, "allowed_hosts": []})));
+    let (_, _, body, _) = call(&format!(
+        "subsystem add {NQN} --serial S1 --host {HOST} --host {HOST}x --listener 127.0.0.1:4420"
+    ));
+    assert_eq!(
+        body,
+        Some(
+            json!({"nqn": NQN, "serial": "S1", "allowed_hosts": [HOST, format!("{HOST}x")],
+                    "listeners": ["127.0.0.1:4420"]})
+        )
+    );
+    let (_, _, body, _) = call(&format!("subsystem add {NQN} --allow-any-host"));
+    assert_eq!(body, Some(json!({"nqn": NQN, "allowed_hosts": null})));
+    assert!(req(&format!(
+        "subsystem add {NQN} --allow-any-host --host {HOST}"
+    ))
+    .is_err());
+}
+
+#[test]
+fn namespace_add_puts_drive_options_into_the_backend() {
+    let (m, path, body, _) = call(&format!(
+        "namespace add {NQN} --backend ram --size 64MiB --nsid 2 --block-size 4096"
+    ));
+    assert_eq!(
+        (m, path),
+        (Method::POST, format!("subsystems/{NQN}/namespaces"))
+    );
+    assert_eq!(
+        body,
+        Some(json!({"backend": "ram", "size": "64MiB", "nsid": 2, "block_size": 4096}))
+    );
+    let (_, _, body, _) = call(&format!(
+        "namespace add {NQN} --backend file --path /tmp/x --size 1GiB"
+    ));
+    assert_eq!(
+        body,
+        Some(json!({"backend": "file", "path": "/tmp/x", "size": "1GiB"}))
+    );
+    let (_, _, body, _) = call(&format!(
+        "namespace add {NQN} --backend nvme-vfio --pci 0000:00:04.0 --drive-nsid 2 --bind"
+    ));
+    assert_eq!(
+        body,
+        Some(
+            json!({"backend": {"kind": "nvme-vfio", "pci": "0000:00:04.0", "nsid": 2, "bind": true}})
+        )
+    );
+    let (_, _, body, _) = call(&format!(
+        "namespace add {NQN} --backend nvme-uring --path /dev/ng0n1 --iopoll=false"
+    ));
+    assert_eq!(
+        body,
+        Some(json!({"backend": {"kind": "nvme-uring", "path": "/dev/ng0n1", "iopoll": false}}))
+    );
+    let (_, _, body, _) = call(&format!(
+        "namespace add {NQN} --backend nvme-uring --path /dev/ng0n1 --iopoll"
+    ));
+    assert_eq!(body.unwrap()["backend"]["iopoll"], json!(true));
+    for (line, want) in [
+        (
+            "--backend ram --pci 0000:00:04.0",
+            "--pci is only for --backend nvme-vfio",
+        ),
+        (
+            "--backend null --bind",
+            "--bind is only for --backend nvme-vfio",
+        ),
+        (
+            "--backend file --iopoll",
+            "--iopoll is only for --backend nvme-uring",
+        ),
+        ("--backend nvme-uring", "needs --path"),
+        ("--backend nvme-vfio", "needs --pci"),
+    ] {
+        let err = req(&format!("namespace add {NQN} {line}")).unwrap_err();
+        assert!(err.contains(want), "{line}: {err}");
+    }
+    assert!(req(&format!("namespace add {NQN} --backend tape")).is_err());
+}
+
+#[test]
+fn changes_and_encoded_segments() {
+    assert_eq!(
+        call(&format!("host remove {NQN} {HOST}")),
+        (
+            Method::DELETE,
+            format!("subsystems/{NQN}/hosts/{HOST}"),
+            None,
+            Render::Outcome
+        )
+    );
+    assert_eq!(
+        call("subsystem remove nqn.x/y").1,
+        "subsystems/nqn.x%2Fy".to_string()
+    );
+    assert_eq!(
+        call("listener remove [::1]:4420").1,
+        "listeners/%5B::1%5D:4420"
+    );
+    assert_eq!(
+        call("listener add 0.0.0.0:4421").2,
+        Some(json!({"transport": "tcp", "address": "0.0.0.0:4421"}))
+    );
+    assert_eq!(
+        call(&format!("host add {NQN} {HOST}")).2,
+        Some(json!({"host": HOST}))
+    );
+    let (m, _, body, _) = call(&format!("host set {NQN} {HOST} {HOST}2"));
+    assert_eq!(m, Method::PUT);
+    assert_eq!(body, Some(json!({"hosts": [HOST, format!("{HOST}2")]})));
+    assert_eq!(
+        call(&format!("host set {NQN} --any")).2,
+        Some(json!({"hosts": null}))
+    );
+    assert!(req(&format!("host set {NQN}")).is_err());
+    assert!(req(&format!("host set {NQN} --any {HOST}")).is_err());
+    assert_eq!(
+        call("controller disconnect 3"),
+        (
+            Method::DELETE,
+            "controllers/3".into(),
+            None,
+            Render::Outcome
+        )
+    );
+    assert!(req("controller disconnect x").is_err());
+    assert!(req("--token-file /a --state-dir /b system").is_err());
+}

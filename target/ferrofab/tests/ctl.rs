@@ -1,0 +1,433 @@
+//! `ferrofab ctl` against a running `ferrofab serve`: each command changes what the server
+//! serves (checked over REST and from the in-tree NVMe/TCP initiator), and refusals come
+//! back as one line with the status, the code and the field, exit status 1.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use bytes::Bytes;
+use fabric::initiator::controller::Controller;
+use fabric::initiator::HostOptions;
+use serde_json::Value;
+
+const SUB: &str = "nqn.2026-01.io.ferrofab:ctl";
+const HOST: &str = "nqn.2014-08.org.nvmexpress:uuid:0c7a0000-0000-4000-8000-000000000001";
+
+/// A running `ferrofab serve` (listener only, no subsystem) and its state directory.
+struct Served {
+    child: Child,
+    /// The URL it logged, `http://127.0.0.1:PORT/api/v1/`.
+    url: String,
+    api: SocketAddr,
+    state: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+fn serve() -> Served {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let config = dir.path().join("ferrofab.toml");
+    std::fs::write(
+        &config,
+        "[[listener]]\ntransport = \"tcp\"\naddress = \"127.0.0.1:0\"\n",
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ferrofab"))
+        .arg("serve")
+        .arg("--state-dir")
+        .arg(&state)
+        .arg("--config")
+        .arg(&config)
+        .arg("--mgmt-listen")
+        .arg("127.0.0.1:0")
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("ferrofab starts");
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut url = None;
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if let Some(rest) = line.split("url=").nth(1) {
+            url = Some(rest.split_whitespace().next().unwrap().to_string());
+        }
+        if line.contains("ferrofab serving") {
+            break;
+        }
+    }
+    std::thread::spawn(move || for _ in lines {});
+    let url = url.expect("the management API URL is logged");
+    let api = url
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    Served {
+        child,
+        url,
+        api,
+        state,
+        _dir: dir,
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// What one `ferrofab ctl` run printed.
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn ok(self) -> String {
+        assert_eq!(self.code, Some(0), "stderr: {}", self.stderr);
+        self.stdout
+    }
+
+    fn failed(self) -> String {
+        assert_eq!(self.code, Some(1), "stdout: {}", self.stdout);
+        assert!(self.stdout.is_empty(), "{}", self.stdout);
+        assert_eq!(self.stderr.lines().count(), 1, "{}", self.stderr);
+        self.stderr
+    }
+
+    fn json(self) -> Value {
+        serde_json::from_str(&self.ok()).unwrap()
+    }
+}
+
+fn ctl_with(args: &[&str], envs: &[(&str, &str)]) -> Run {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferrofab"));
+    cmd.arg("ctl")
+        .args(args)
+        .env_remove("FERROFAB_API")
+        .env_remove("FERROFAB_TOKEN")
+        .env("NO_COLOR", "1");
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    Run {
+        code: out.status.code(),
+        stdout: String::from_utf8(out.stdout).unwrap(),
+        stderr: String::from_utf8(out.stderr).unwrap(),
+    }
+}
+
+/// `ferrofab ctl --api URL --state-dir STATE args…`.
+fn ctl(s: &Served, args: &[&str]) -> Run {
+    let api = format!("http://{}", s.api);
+    let mut all = vec!["--api", &api, "--state-dir", s.state.to_str().unwrap()];
+    all.extend_from_slice(args);
+    ctl_with(&all, &[])
+}
+
+/// The server's own view, read with the admin token.
+async fn rest_get(s: &Served, path: &str) -> (u16, Value) {
+    let token = std::fs::read_to_string(s.state.join("admin.token")).unwrap();
+    let resp = reqwest::Client::new()
+        .get(format!("http://{}/api/v1/{path}", s.api))
+        .bearer_auth(token.trim())
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap())
+}
+
+fn host() -> HostOptions {
+    HostOptions {
+        hostnqn: HOST.to_string(),
+        io_queues: 1,
+        ..HostOptions::default()
+    }
+}
+
+fn pattern(len: usize, seed: u8) -> Bytes {
+    Bytes::from(
+        (0..len)
+            .map(|i| (i as u8).wrapping_mul(31) ^ seed)
+            .collect::<Vec<u8>>(),
+    )
+}
+
+#[tokio::test]
+async fn ctl_builds_a_subsystem_a_host_uses_then_revokes_it() {
+    let s = serve();
+    let out = ctl(
+        &s,
+        &[
+            "subsystem",
+            "add",
+            SUB,
+            "--host",
+            HOST,
+            "--serial",
+            "CTL0001",
+        ],
+    )
+    .ok();
+    assert!(out.contains(&format!("nqn:         {SUB}")), "{out}");
+    assert!(out.contains(&format!("hosts:       {HOST}")), "{out}");
+    assert!(out.contains("serial:      CTL0001"), "{out}");
+    let out = ctl(
+        &s,
+        &[
+            "namespace",
+            "add",
+            SUB,
+            "--backend",
+            "ram",
+            "--size",
+            "64MiB",
+        ],
+    )
+    .ok();
+    assert!(out.contains("nsid:       1\n"), "{out}");
+    assert!(out.contains("size:       64 MiB (67108864 bytes)"), "{out}");
+    // The table and the JSON say the same, and so does the server.
+    let out = ctl(&s, &["namespace", "list", SUB]).ok();
+    assert_eq!(
+        out,
+        "NSID  SIZE    BLOCK  BLOCKS  BACKEND\n1     64 MiB  512    131072  ram\n"
+    );
+    let list = ctl(&s, &["--json", "namespace", "list", SUB]).json();
+    assert_eq!(list[0]["nsid"], 1);
+    assert_eq!(list[0]["size_bytes"], 64 << 20);
+    let (status, sub) = rest_get(&s, &format!("subsystems/{SUB}")).await;
+    assert_eq!(status, 200);
+    assert_eq!(sub["allowed_hosts"], serde_json::json!([HOST]));
+    assert_eq!(sub["nsids"], serde_json::json!([1]));
+    assert_eq!(sub["serial"], "CTL0001");
+    let out = ctl(&s, &["subsystem", "list"]).ok();
+    assert!(
+        out.lines().nth(1).unwrap().starts_with(SUB) && out.contains(HOST),
+        "{out}"
+    );
+
+    // The allowed host connects where `listener list` says and moves data.
+    let listeners = ctl(&s, &["listener", "list", "--json"]).json();
+    let addr: SocketAddr = listeners[0]["address"].as_str().unwrap().parse().unwrap();
+    let ctrl = Controller::connect(addr, SUB, host()).await.unwrap();
+    let data = pattern(8192, 5);
+    let done = ctrl.write(1, 1, 100, data.clone(), false).await.unwrap();
+    assert!(done.status().is_success());
+    assert_eq!(ctrl.read(1, 1, 100, 16).await.unwrap().data, data);
+    let ctrls = ctl(&s, &["controller", "list", "--json"]).json();
+    let mine: Vec<&Value> = ctrls
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["host_nqn"] == HOST)
+        .collect();
+    assert_eq!(mine.len(), 1, "{ctrls}");
+    assert_eq!(mine[0]["cntlid"], ctrl.cntlid());
+    assert_eq!(mine[0]["subsystem_nqn"], SUB);
+    assert_eq!(mine[0]["bytes_written"], 8192);
+    let out = ctl(&s, &["controller", "show", &ctrl.cntlid().to_string()]).ok();
+    assert!(out.contains(&format!("host:      {HOST}")), "{out}");
+    assert!(out.contains("written:   8 KiB in 1 commands"), "{out}");
+
+    // Revoked: its connection closes at once, it leaves the controller list, and it cannot
+    // come back.
+    let out = ctl(&s, &["host", "remove", SUB, HOST]).ok();
+    assert_eq!(
+        out,
+        format!("{SUB} admits none (empty allow-list); 1 controller(s) disconnected\n")
+    );
+    tokio::time::timeout(Duration::from_secs(1), ctrl.admin_queue().closed())
+        .await
+        .expect("the revoked host's connection closes within 1 s");
+    let ctrls = ctl(&s, &["controller", "list", "--json"]).json();
+    assert_eq!(ctrls, serde_json::json!([]));
+    assert_eq!(ctl(&s, &["controller", "list"]).ok(), "no controllers\n");
+    assert!(Controller::connect(addr, SUB, host()).await.is_err());
+    let hosts = ctl(&s, &["--json", "host", "list", SUB]).json();
+    assert_eq!(hosts, serde_json::json!({"any_host": false, "hosts": []}));
+
+    // Admitted again, it reads back what it wrote.
+    let out = ctl(&s, &["host", "add", SUB, HOST]).ok();
+    assert!(out.contains(&format!("admits {HOST}")), "{out}");
+    let ctrl = Controller::connect(addr, SUB, host()).await.unwrap();
+    assert_eq!(ctrl.read(1, 1, 100, 16).await.unwrap().data, data);
+    let out = ctl(
+        &s,
+        &["controller", "disconnect", &ctrl.cntlid().to_string()],
+    )
+    .ok();
+    assert_eq!(out, format!("controller {} disconnected\n", ctrl.cntlid()));
+    tokio::time::timeout(Duration::from_secs(1), ctrl.admin_queue().closed())
+        .await
+        .expect("the disconnected controller's connection closes");
+
+    // A second namespace comes and goes; then the subsystem goes.
+    ctl(
+        &s,
+        &[
+            "namespace",
+            "add",
+            SUB,
+            "--backend",
+            "null",
+            "--size",
+            "1MiB",
+            "--nsid",
+            "7",
+        ],
+    )
+    .ok();
+    let ns = ctl(&s, &["--json", "namespace", "show", SUB, "7"]).json();
+    assert_eq!(ns["backend"], "null");
+    let out = ctl(&s, &["namespace", "remove", SUB, "7"]).ok();
+    assert_eq!(out, format!("namespace 7 removed from {SUB}\n"));
+    let (_, sub) = rest_get(&s, &format!("subsystems/{SUB}")).await;
+    assert_eq!(sub["nsids"], serde_json::json!([1]));
+    let out = ctl(&s, &["subsystem", "remove", SUB]).ok();
+    assert_eq!(
+        out,
+        format!("subsystem {SUB} removed; 0 controller(s) disconnected\n")
+    );
+    assert_eq!(
+        ctl(&s, &["--json", "subsystem", "list"]).json(),
+        serde_json::json!([])
+    );
+    let (status, _) = rest_get(&s, &format!("subsystems/{SUB}")).await;
+    assert_eq!(status, 404);
+    let err = ctl(&s, &["subsystem", "show", SUB]).failed();
+    assert_eq!(
+        err,
+        format!("ferrofab ctl: 404 no_such_subsystem: subsystem {SUB} does not exist\n")
+    );
+}
+
+#[tokio::test]
+async fn ctl_refusals_name_status_code_field_and_token() {
+    let s = serve();
+    // An invalid NQN: the server's field, nothing created.
+    let err = ctl(&s, &["subsystem", "add", "bogus"]).failed();
+    assert!(err.starts_with("ferrofab ctl: 400 invalid: "), "{err}");
+    assert!(err.trim_end().ends_with("(field nqn)"), "{err}");
+    ctl(&s, &["subsystem", "add", SUB, "--allow-any-host"]).ok();
+    let err = ctl(
+        &s,
+        &[
+            "namespace",
+            "add",
+            SUB,
+            "--backend",
+            "ram",
+            "--size",
+            "1MiB",
+            "--block-size",
+            "1000",
+        ],
+    )
+    .failed();
+    assert!(err.starts_with("ferrofab ctl: 400 invalid: "), "{err}");
+    assert!(err.trim_end().ends_with("(field block_size)"), "{err}");
+    let err = ctl(&s, &["host", "set", SUB, "not-an-nqn"]).failed();
+    assert!(err.trim_end().ends_with("(field hosts[0])"), "{err}");
+    let (_, sub) = rest_get(&s, &format!("subsystems/{SUB}")).await;
+    assert_eq!(sub["nsids"], serde_json::json!([]));
+    assert_eq!(sub["allowed_hosts"], Value::Null);
+    let (_, all) = rest_get(&s, "subsystems").await;
+    assert_eq!(all.as_array().unwrap().len(), 1, "{all}");
+
+    // A wrong token: 401, naming the file it came from.
+    let wrong = s.state.parent().unwrap().join("wrong.token");
+    std::fs::write(&wrong, "0123456789abcdef0123456789abcdef\n").unwrap();
+    let api = format!("http://{}", s.api);
+    let wrong_arg = wrong.to_str().unwrap();
+    let err = ctl_with(&["--api", &api, "--token-file", wrong_arg, "system"], &[]).failed();
+    assert!(err.starts_with("ferrofab ctl: 401 unauthorized: "), "{err}");
+    assert!(
+        err.contains(&format!("token file {}", wrong.display())),
+        "{err}"
+    );
+    let err = ctl_with(&["--api", &api, "system"], &[("FERROFAB_TOKEN", "nope")]).failed();
+    assert!(err.contains("FERROFAB_TOKEN"), "{err}");
+    // The read-only token reads, and may not change anything.
+    let ro = s.state.join("readonly.token");
+    let ro_arg = ro.to_str().unwrap();
+    let out = ctl_with(&["--api", &api, "--token-file", ro_arg, "system"], &[]).ok();
+    assert!(out.contains("subsystems:  1"), "{out}");
+    let err = ctl_with(
+        &[
+            "--api",
+            &api,
+            "--token-file",
+            ro_arg,
+            "subsystem",
+            "remove",
+            SUB,
+        ],
+        &[],
+    )
+    .failed();
+    assert!(err.starts_with("ferrofab ctl: 403 "), "{err}");
+    assert!(err.contains("may only read"), "{err}");
+    assert_eq!(rest_get(&s, &format!("subsystems/{SUB}")).await.0, 200);
+    // A missing token file is named.
+    let err = ctl_with(
+        &["--api", &api, "--state-dir", "/nonexistent/ff", "system"],
+        &[],
+    )
+    .failed();
+    assert!(err.contains("/nonexistent/ff/admin.token"), "{err}");
+
+    // The environment names the API and the token; the logged URL works as --api.
+    let token = std::fs::read_to_string(s.state.join("admin.token")).unwrap();
+    let sys = ctl_with(
+        &["--json", "system"],
+        &[("FERROFAB_API", &api), ("FERROFAB_TOKEN", token.trim())],
+    )
+    .json();
+    assert_eq!(sys["subsystem_count"], 1);
+    assert_eq!(sys["version"], env!("CARGO_PKG_VERSION"));
+    let state_arg = s.state.to_str().unwrap();
+    let out = ctl_with(
+        &[
+            "--api",
+            &s.url,
+            "--state-dir",
+            state_arg,
+            "subsystem",
+            "list",
+        ],
+        &[],
+    )
+    .ok();
+    assert!(out.contains(SUB), "{out}");
+
+    // Nobody listening: the message names the URL.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let nowhere = format!("http://127.0.0.1:{port}");
+    let err = ctl_with(
+        &["--api", &nowhere, "--state-dir", state_arg, "system"],
+        &[],
+    )
+    .failed();
+    assert!(
+        err.starts_with(&format!(
+            "ferrofab ctl: cannot reach the management API at {nowhere}/: "
+        )),
+        "{err}"
+    );
+}
