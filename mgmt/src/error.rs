@@ -63,7 +63,11 @@ impl ApiError {
         let message = e.to_string();
         match e {
             ActionError::Invalid(text) => {
-                let field = invalid_field(&text, scope);
+                let field = match scope {
+                    // Whatever rule a listener change breaks, the address is at fault.
+                    FieldScope::Listener => Some("address".to_string()),
+                    _ => invalid_field(&text, scope),
+                };
                 let err = ApiError::new(StatusCode::BAD_REQUEST, "invalid", text);
                 match field {
                     Some(f) => err.with_field(f),
@@ -130,6 +134,8 @@ pub enum FieldScope {
     Subsystem { nsids: Vec<Option<u32>> },
     /// `POST .../namespaces`: the body is one namespace.
     Namespace,
+    /// `POST /listeners`, `DELETE /listeners/{address}`: the one field is `address`.
+    Listener,
     /// Any other request: fields are named as the engine names them.
     Plain,
 }
@@ -141,7 +147,7 @@ impl FieldScope {
                 Some(i) => format!("namespaces[{i}].{name}"),
                 None => format!("namespaces.{name}"),
             },
-            FieldScope::Namespace | FieldScope::Plain => name.to_string(),
+            FieldScope::Namespace | FieldScope::Listener | FieldScope::Plain => name.to_string(),
         }
     }
 }

@@ -154,7 +154,7 @@ pub(crate) async fn add_listener(
     let view = state
         .apply(
             Action::AddListener(ListenerConfig { transport, address }),
-            FieldScope::Plain,
+            FieldScope::Listener,
             move |engine, _| {
                 // Configured addresses are unique (the configuration rules).
                 listener_views(engine)
@@ -192,7 +192,7 @@ pub(crate) async fn remove_listener(
     let out: OutcomeView = state
         .apply(
             Action::RemoveListener { address },
-            FieldScope::Plain,
+            FieldScope::Listener,
             |_, outcome| Ok(outcome.into()),
         )
         .await?;

@@ -215,6 +215,13 @@ async fn listeners_open_and_close_over_rest() {
     )
     .await
     .expect_error(400, "invalid", Some("address"));
+    // Already configured: the configuration rules refuse it, naming the request's field.
+    api.post(
+        "/api/v1/listeners",
+        json!({"transport": "tcp", "address": free.to_string()}),
+    )
+    .await
+    .expect_error(400, "invalid", Some("address"));
     // Closing it disconnects the host that came through it.
     let out = api
         .delete(&format!("/api/v1/listeners/{free}"))
