@@ -56,6 +56,14 @@ fn serve_with(state: &Path, config: Option<&Path>, keep_reading_log: bool) -> Se
     }
 }
 
+/// A test that fails part way must not leave its daemon running (it holds ports).
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 fn stop(mut s: Served) {
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(s.child.id() as i32),
@@ -175,7 +183,13 @@ async fn changes_made_over_rest_survive_a_restart() {
 async fn a_closed_log_pipe_does_not_break_the_daemon() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
-    let s = serve_with(&state, None, false);
+    let config = dir.path().join("ferrofab.toml");
+    std::fs::write(
+        &config,
+        "[[listener]]\ntransport = \"tcp\"\naddress = \"127.0.0.1:0\"\n",
+    )
+    .unwrap();
+    let s = serve_with(&state, Some(&config), false);
     let token = std::fs::read_to_string(state.join("admin.token")).unwrap();
     for i in 0..3 {
         let (status, body) = call(
