@@ -24,11 +24,12 @@ API=http://127.0.0.1:8080      # ferrofab serve's default --mgmt-listen
 IMG=/data/mgmt22.img
 
 ctl() { "$FF_BIN" ctl --api "$API" --state-dir "$STATE" "$@"; }
-ctl_ok() { # ctl ARGS..., failing the test on a refusal; prints the answer
+ctl_ok() { # ctl ARGS..., failing the test on a refusal; prints the answer (stdout only:
+	# stderr carries the script's xtrace and ctl's messages)
 	local out
 	# To stderr (the test's log) too: inside $(...) only the subshell exits.
-	out=$(ctl "$@" 2>&1) || {
-		echo "FAIL: ferrofab ctl $*: $out" >&2
+	out=$(ctl "$@" 2>/tmp/ctl.err) || {
+		echo "FAIL: ferrofab ctl $*: $(grep -v '^+' /tmp/ctl.err)" >&2
 		exit 1
 	}
 	printf '%s\n' "$out"
@@ -49,8 +50,10 @@ expect_eq "$(stat -c %a "$STATE/admin.token")" 600 "mode of the admin token"
 expect_eq "$(ctl_ok --json subsystem list | jq length)" 0 "subsystems at start"
 
 # Refusals: exit 1 and the server's field.
-out=$(ctl subsystem add not-an-nqn 2>&1)
+ctl subsystem add not-an-nqn >/tmp/ctl.out 2>/tmp/ctl.err
 expect_eq "$?" 1 "exit status of an invalid subsystem add"
+# ctl's message, without the script's xtrace lines.
+out=$(grep -v '^+' /tmp/ctl.err)
 echo "$out"
 case $out in
 "ferrofab ctl: 400 invalid: "*"(field nqn)") ;;
