@@ -238,10 +238,26 @@ impl Engine {
             plan.remove_subsystems.push(nqn.to_string());
         }
         for (nqn, sc) in &new {
-            let Some(before) = old.get(nqn) else {
-                plan.add_subsystems
-                    .push(build_subsystem(&bound_listeners(&bound, sc), &self.drives)?);
-                continue;
+            let replaced = old.get(nqn).filter(|before| {
+                // A batch that removed the subsystem and added it back with another identity:
+                // apply it as exactly that (its controllers are disconnected).
+                (
+                    &before.serial,
+                    &before.model,
+                    &before.firmware,
+                    &before.listeners,
+                ) != (&sc.serial, &sc.model, &sc.firmware, &sc.listeners)
+            });
+            if replaced.is_some() {
+                plan.remove_subsystems.push(nqn.to_string());
+            }
+            let before = match old.get(nqn) {
+                Some(before) if replaced.is_none() => before,
+                _ => {
+                    plan.add_subsystems
+                        .push(build_subsystem(&bound_listeners(&bound, sc), &self.drives)?);
+                    continue;
+                }
             };
             let sub = self
                 .target

@@ -284,3 +284,17 @@ fn diff_of_equal_configurations_is_empty() {
         vec![Action::RemoveSubsystem { nqn: B.into() }]
     );
 }
+
+#[test]
+fn removing_and_adding_back_with_another_identity_in_one_batch_replaces_it() {
+    let e = engine(config(""));
+    let mut again = e.config().subsystem[0].clone();
+    again.model = Some("replaced".into());
+    e.apply_all(vec![
+        Action::RemoveSubsystem { nqn: A.into() },
+        Action::AddSubsystem(again),
+    ])
+    .unwrap();
+    assert_eq!(e.target().subsystem(A).unwrap().model, "replaced");
+    assert_eq!(nsids(&e, A), vec![1]);
+}
