@@ -235,6 +235,17 @@ mod tests {
     use super::*;
 
     #[test]
+    fn an_unsaveable_change_is_a_server_condition_not_the_clients_fault() {
+        let e = ActionError::Persist(target::state::StateError::Unsaveable {
+            message: "disk full".into(),
+        });
+        let api = ApiError::from_action(e, &FieldScope::Plain);
+        assert_eq!(api.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(api.code, "not_persisted");
+        assert!(api.message.contains("nothing changed"), "{}", api.message);
+    }
+
+    #[test]
     fn fields_of_configuration_messages() {
         let sub = FieldScope::Subsystem {
             nsids: vec![Some(1), Some(2)],

@@ -298,3 +298,23 @@ fn removing_and_adding_back_with_another_identity_in_one_batch_replaces_it() {
     assert_eq!(e.target().subsystem(A).unwrap().model, "replaced");
     assert_eq!(nsids(&e, A), vec![1]);
 }
+
+#[test]
+fn a_change_that_cannot_be_saved_is_refused() {
+    let dir = std::env::temp_dir().join(format!("ferrofab-engine-persist-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let state = crate::state::StateDir::open(&dir).unwrap();
+    // A non-empty directory where the state file goes: the rename over it fails.
+    std::fs::create_dir_all(dir.join(crate::state::STATE_FILE).join("x")).unwrap();
+    let e = engine(config("")).with_state_dir(state);
+    let err = e
+        .apply(Action::AddNamespace {
+            nqn: A.into(),
+            namespace: ram(None, 1 << 20),
+        })
+        .unwrap_err();
+    assert!(matches!(err, ActionError::Persist(_)), "{err}");
+    assert_eq!(nsids(&e, A), vec![1]);
+    assert_eq!(e.config(), config(""));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
