@@ -9,6 +9,7 @@ pub mod controllers;
 pub mod error;
 mod extract;
 pub mod hosts;
+pub mod metrics;
 pub mod namespaces;
 pub mod openapi;
 pub mod outcome;

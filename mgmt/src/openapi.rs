@@ -5,7 +5,7 @@ use axum::Json;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::{backend, controllers, error, hosts, namespaces, outcome, subsystems, system};
+use crate::{backend, controllers, error, hosts, metrics, namespaces, outcome, subsystems, system};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -39,6 +39,7 @@ use crate::{backend, controllers, error, hosts, namespaces, outcome, subsystems,
         controllers::list,
         controllers::get,
         controllers::remove,
+        metrics::metrics,
     ),
     components(schemas(
         error::ErrorBody,

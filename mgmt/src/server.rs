@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use crate::auth::{require_token, Tokens};
 use crate::error::{no_route, wrong_method};
 use crate::state::AppState;
-use crate::{controllers, hosts, namespaces, openapi, subsystems, system};
+use crate::{controllers, hosts, metrics, namespaces, openapi, subsystems, system};
 
 /// The API's routes over `engine`; `tokens` guard all but `/api/v1/health` and
 /// `/api/v1/openapi.json`. Uptime counts from this call.
@@ -58,6 +58,7 @@ pub fn router(engine: Arc<Engine>, tokens: Tokens) -> Router {
             "/api/v1/subsystems/{nqn}/hosts/{hostnqn}",
             axum::routing::delete(hosts::remove),
         )
+        .route("/metrics", get(metrics::metrics))
         .route("/api/v1/controllers", get(controllers::list))
         .route(
             "/api/v1/controllers/{cntlid}",

@@ -58,6 +58,7 @@ fn openapi_describes_every_route_and_the_bearer_scheme() {
         ("/api/v1/subsystems/{nqn}/hosts/{hostnqn}", &["delete"]),
         ("/api/v1/controllers", &["get"]),
         ("/api/v1/controllers/{cntlid}", &["get", "delete"]),
+        ("/metrics", &["get"]),
     ] {
         let p = paths.get(path).unwrap_or_else(|| panic!("{path} missing"));
         let mut have: Vec<&str> = p.as_object().unwrap().keys().map(String::as_str).collect();
@@ -66,7 +67,7 @@ fn openapi_describes_every_route_and_the_bearer_scheme() {
         want.sort();
         assert_eq!(have, want, "{path}");
     }
-    assert_eq!(paths.len(), 13);
+    assert_eq!(paths.len(), 14);
     // Public endpoints say so; the others inherit the bearer requirement.
     assert_eq!(
         paths["/api/v1/health"]["get"]["security"],

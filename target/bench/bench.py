@@ -26,6 +26,9 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from mgmt_load import MgmtLoad  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[2]
 NQN = "nqn.2026-01.io.ferrofab:bench"
 TARGET_CPU = 0
@@ -154,11 +157,14 @@ class Server:
         self.backend = backend
         self.port = free_port()
         self.addr = f"127.0.0.1:{self.port}"
+        self.mgmt_port = free_port()
+        self.state_dir = Path(tmp_dir) / f"state-{backend}"
         self.config = Path(tmp_dir) / f"{backend}.toml"
         self.config.write_text(config_text(self.port, backend))
         self.log_path = Path(raw_dir) / f"serve-{backend}.log"
         self.log = open(self.log_path, "w")
-        cmd = [str(ferrofab), "serve", "--config", str(self.config)]
+        cmd = [str(ferrofab), "serve", "--config", str(self.config), "--state-dir",
+               str(self.state_dir), "--mgmt-listen", f"127.0.0.1:{self.mgmt_port}"]
         if shutil.which("taskset"):
             cmd = ["taskset", "-c", str(TARGET_CPU)] + cmd
         else:
@@ -180,6 +186,9 @@ class Server:
             except OSError:
                 time.sleep(0.05)
         raise BenchError(f"ferrofab serve did not accept on {self.addr} within {timeout:.0f} s")
+
+    def admin_token(self):
+        return (self.state_dir / "admin.token").read_text().strip()
 
     def log_tail(self, lines=20):
         self.log.flush()
@@ -417,6 +426,71 @@ def goal_rows(results, baseline_mib):
     return backend, rows
 
 
+MGMT_WORKLOAD = ("4 KiB randread QD32", "randread", "4k", 32)
+MGMT_RATE = 100.0
+MGMT_P99_MARGIN = 0.10
+
+
+def mgmt_comparison(server, perf, args, raw_dir):
+    """The same workload with the management plane idle and under load, runs interleaved."""
+    load_setup = MgmtLoad("127.0.0.1", server.mgmt_port, server.admin_token())
+    load_setup.setup()
+    idle, loaded, loads = [], [], []
+    for rep in range(args.reps):
+        raw = raw_dir / f"mgmt-idle-{rep + 1}.json"
+        idle.append(measured_perf(server, perf, MGMT_WORKLOAD, args.time, raw))
+        load = MgmtLoad("127.0.0.1", server.mgmt_port, server.admin_token(), rate=MGMT_RATE)
+        load.start()
+        try:
+            raw = raw_dir / f"mgmt-loaded-{rep + 1}.json"
+            loaded.append(measured_perf(server, perf, MGMT_WORKLOAD, args.time, raw))
+        finally:
+            load.stop()
+        summary = load.summary()
+        if summary["failures"]:
+            raise BenchError(f"management load failed: {summary['failures']}")
+        loads.append(summary)
+        print(f"bench: mgmt run {rep + 1}: idle p99 {idle[-1]['p99']:.1f} µs, loaded p99 "
+              f"{loaded[-1]['p99']:.1f} µs at {summary['mutations_per_s']:.0f} mutations/s, "
+              f"{summary['scrapes']} scrapes", file=sys.stderr)
+    (raw_dir / "mgmt-load.json").write_text(json.dumps(loads, indent=1) + "\n")
+    return {"idle": summarize(idle), "loaded": summarize(loaded), "loads": loads}
+
+
+def mgmt_section(m):
+    idle, loaded, loads = m["idle"], m["loaded"], m["loads"]
+    rate = med([x["mutations_per_s"] for x in loads])
+    scrapes = med([x["scrapes"] / x["seconds"] for x in loads])
+    size = med([x["scrape_bytes"] for x in loads])
+    ratio = loaded["p99"] / idle["p99"] if idle["p99"] else None
+    ok = ratio is not None and ratio <= 1.0 + MGMT_P99_MARGIN
+    lines = [
+        "## Management plane under load",
+        "",
+        f"`ram` backend, {MGMT_WORKLOAD[0]}, the same server and host as above; runs alternate "
+        f"between an idle management plane and one applying {MGMT_RATE:.0f} REST mutations/s (add "
+        "a 1 MiB null namespace to another subsystem, remove it; each persisted with fsync before "
+        "it is acknowledged) while `/metrics` is scraped every second "
+        "(target/bench/mgmt_load.py). The REST plane runs in the same process (same CPU set) as "
+        "the reactor.",
+        "",
+        "| management plane | IOPS median | lat p50 / p99 / p99.9 µs | mutations/s | scrapes/s |",
+        "|---|---:|---:|---:|---:|",
+        f"| idle | {fmt_num(idle['iops'])} | {fmt_num(idle['p50'], 1)} / {fmt_num(idle['p99'], 1)} / "
+        f"{fmt_num(idle['p99_9'], 1)} | 0 | 0 |",
+        f"| loaded | {fmt_num(loaded['iops'])} | {fmt_num(loaded['p50'], 1)} / "
+        f"{fmt_num(loaded['p99'], 1)} / {fmt_num(loaded['p99_9'], 1)} | {fmt_num(rate)} | "
+        f"{fmt_num(scrapes, 2)} ({fmt_num(size)} bytes each) |",
+        "",
+        "| goal | measured | result |",
+        "|---|---|---|",
+        f"| p99 under management load within {MGMT_P99_MARGIN:.0%} of idle | "
+        + ("n/a" if ratio is None else f"{loaded['p99']:.1f} µs vs {idle['p99']:.1f} µs = {ratio:.2f}×")
+        + f" | {'pass' if ok else 'fail'} |",
+    ]
+    return lines
+
+
 def report(args, command, started, results, baselines, raw_dir, busy):
     base_mib = med([b["tcp_memcpy_mib_s"] for b in baselines]) if baselines else None
     lines = [
@@ -480,6 +554,8 @@ def main():
     ap.add_argument("--time", type=parse_seconds, default=5.0, help="measured time per run (default 5s)")
     ap.add_argument("--quick", action="store_true", help="1 run of 2 s per workload")
     ap.add_argument("--backends", default="null,ram", help="comma-separated subset of null,ram")
+    ap.add_argument("--no-mgmt-load", action="store_true",
+                    help="skip the management-plane-under-load comparison (ram backend)")
     args = ap.parse_args()
     command = shlex.join(["python3"] + sys.argv)
     if args.quick:
@@ -511,6 +587,7 @@ def main():
     signal.signal(signal.SIGTERM, on_signal)
     results = {}
     baselines = []
+    mgmt = None
     try:
         with tempfile.TemporaryDirectory(prefix="ferrofab-bench-") as tmp:
             for backend in backends:
@@ -530,6 +607,8 @@ def main():
                               f"{r['mib_per_s']:,.1f} MiB/s, p50 {r['p50']:.1f} µs", file=sys.stderr)
                         runs.append(r)
                     results[backend][wl[0]] = summarize(runs)
+                if backend == "ram" and not args.no_mgmt_load:
+                    mgmt = mgmt_comparison(server, perf, args, raw_dir)
                 server.stop()
             for rep in range(args.reps):
                 cmd = [str(ferrofab), "baseline", "--size", "128k", "--time", fmt_secs(args.time),
@@ -559,7 +638,10 @@ def main():
         old = out.read_text()
         if LOCAL_MARKER in old:
             kept = "\n" + old[old.index(LOCAL_MARKER):]
-    out.write_text(report(args, command, started, results, baselines, raw_dir, busy) + kept)
+    text = report(args, command, started, results, baselines, raw_dir, busy)
+    if mgmt is not None:
+        text += "\n" + "\n".join(mgmt_section(mgmt)) + "\n"
+    out.write_text(text + kept)
     print(f"bench: wrote {out} (raw runs in {raw_dir})", file=sys.stderr)
     return 0
 

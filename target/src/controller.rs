@@ -361,6 +361,11 @@ impl Controller {
     /// Raise an async event if the host enabled that notice (Async Event Configuration).
     pub fn raise_event(&self, ev: AsyncEvent, config_bit: u32) {
         if self.features().async_event_config & config_bit != 0 {
+            if let Some(target) = self.target.upgrade() {
+                target
+                    .metrics
+                    .event_raised(crate::metrics::EventKind::of_log_page(ev.log_page));
+            }
             self.aer().raise(ev);
         }
     }
@@ -426,6 +431,9 @@ impl Controller {
                     tracing::info!(cntlid = self.cntlid, hostnqn = %self.hostnqn,
                         kato_ms = self.kato_ms(), idle_ms = idle.as_millis() as u64,
                         "keep alive timeout expired");
+                    if let Some(target) = self.target.upgrade() {
+                        target.metrics.keep_alive_expired();
+                    }
                     self.destroy("keep-alive timeout");
                     return;
                 }

@@ -127,6 +127,7 @@ impl Daemon {
             ReactorPool::start(reactor_config.clone(), tokio::runtime::Handle::current())
                 .map_err(DaemonError::Reactors)?,
         );
+        target.metrics().set_reactors(reactors.counters());
         tracing::info!(reactors = reactors.len(), cores = ?reactor_config.cores, poll = ?reactor_config.poll, "reactors started");
         let shared: Arc<dyn Target> = Arc::new(target.clone());
         let listeners = Arc::new(TcpListeners::new(

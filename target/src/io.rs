@@ -2,6 +2,7 @@
 //! namespaces.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::Bytes;
 use fabric::queue::{Completion, DataBuf, QueueHandler, Request, Response};
@@ -12,6 +13,7 @@ use nvme::{Sgl, Status};
 use tokio_util::sync::CancellationToken;
 
 use crate::controller::{run_backend, Controller, IoCounters};
+use crate::metrics::IoOp;
 use crate::namespace::Namespace;
 use crate::status_map::{backend_status, Op};
 use crate::subsystem::{NamespaceMap, Subsystem};
@@ -368,6 +370,38 @@ impl IoQueue {
     }
 }
 
+/// What a command's completion is counted as in its namespace's metrics
+/// (`crate::metrics`): taken before the command runs, recorded when it completes.
+struct Probe {
+    nsid: u32,
+    op: IoOp,
+    /// Logical blocks moved, for Read and Write (CDW12 bits 15:0 are 0's based).
+    blocks: u64,
+    start: Instant,
+}
+
+impl Probe {
+    fn new(sqe: &nvme::Sqe) -> Probe {
+        let op = IoOp::of_opcode(sqe.opcode);
+        let blocks = match op {
+            IoOp::Read | IoOp::Write => u64::from(sqe.cdw12.get() & 0xffff) + 1,
+            IoOp::Other => 0,
+        };
+        Probe {
+            nsid: sqe.nsid.get(),
+            op,
+            blocks,
+            start: Instant::now(),
+        }
+    }
+
+    fn record(&self, ns: &Namespace, r: &Response) {
+        let bytes = self.blocks << ns.lba_shift;
+        ns.stats
+            .record(self.op, r.status, bytes, self.start.elapsed());
+    }
+}
+
 /// A completion that arrives later, from a backend that completes on a polled device queue.
 fn deferred(f: impl std::future::Future<Output = Response> + Send + 'static) -> Completion {
     Completion::Pending(Box::pin(f))
@@ -398,7 +432,34 @@ impl QueueHandler for IoQueue {
         // lock, no clock read (`crate::keep_alive`).
         self.counters.add_command();
         self.refresh_namespaces();
-        crate::controller::record_failures(&self.ctrl, self.qid, request, |r| self.execute(r))
+        let probe = Probe::new(&request.sqe);
+        let sqe = request.sqe;
+        match self.execute(request) {
+            Completion::Ready(r) => {
+                if !r.status.is_success() {
+                    self.ctrl.record_error(self.qid, &sqe, r.status);
+                }
+                if let Some(ns) = self.namespaces.get(&probe.nsid) {
+                    probe.record(ns, &r);
+                }
+                Completion::Ready(r)
+            }
+            Completion::Pending(fut) => {
+                // The same bookkeeping as `controller::record_failures`, in the one future.
+                let (ctrl, qid) = (self.ctrl.clone(), self.qid);
+                let ns = self.namespaces.get(&probe.nsid).cloned();
+                Completion::Pending(Box::pin(async move {
+                    let r = fut.await;
+                    if !r.status.is_success() {
+                        ctrl.record_error(qid, &sqe, r.status);
+                    }
+                    if let Some(ns) = ns {
+                        probe.record(&ns, &r);
+                    }
+                    r
+                }))
+            }
+        }
     }
 
     fn teardown(&self) -> CancellationToken {

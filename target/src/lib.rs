@@ -19,6 +19,7 @@ pub mod io;
 pub mod keep_alive;
 pub mod listeners;
 pub mod log_pages;
+pub mod metrics;
 pub mod namespace;
 pub mod nqn;
 pub mod perf;

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use nvme::backend::{Backend, BackendInfo};
 
 use crate::ids::NamespaceIds;
+use crate::metrics::NamespaceStats;
 
 pub struct Namespace {
     pub nsid: u32,
@@ -13,6 +14,9 @@ pub struct Namespace {
     pub ids: NamespaceIds,
     /// log2 of the logical block size.
     pub lba_shift: u32,
+    /// I/O counters and latency (per core); shared with the namespace that replaces this
+    /// one under the same NSID, so counters continue.
+    pub stats: Arc<NamespaceStats>,
 }
 
 impl Namespace {
@@ -24,6 +28,7 @@ impl Namespace {
             info,
             ids: NamespaceIds::derive(subsystem_nqn, nsid),
             backend,
+            stats: Arc::new(NamespaceStats::new()),
         }
     }
 

@@ -15,6 +15,7 @@ use nvme::{Sqe, Status};
 use crate::admin::AdminQueue;
 use crate::controller::{Controller, ControllerKind, HostIdentity, TargetParams};
 use crate::io::IoQueue;
+use crate::metrics::{QueueKind, RefusedConnect, TargetMetrics};
 use crate::nqn::DISCOVERY_NQN;
 use crate::subsystem::Subsystem;
 use nvme::features::{AsyncEvent, AsyncEventConfig};
@@ -26,8 +27,8 @@ const MAX_CNTLID: u16 = 0xffef;
 const SQE_OFFSET_QID: u16 = 42;
 const SQE_OFFSET_SQSIZE: u16 = 44;
 const DATA_OFFSET_HOSTID: u16 = 0;
-const DATA_OFFSET_CNTLID: u16 = 16;
-const DATA_OFFSET_SUBNQN: u16 = 256;
+pub(crate) const DATA_OFFSET_CNTLID: u16 = 16;
+pub(crate) const DATA_OFFSET_SUBNQN: u16 = 256;
 const DATA_OFFSET_HOSTNQN: u16 = 512;
 
 /// A transport listener (a "port" in discovery terms).
@@ -45,6 +46,7 @@ pub struct TargetInner {
     subsystems: RwLock<BTreeMap<String, Arc<Subsystem>>>,
     controllers: Mutex<ControllerTable>,
     discovery_genctr: AtomicU64,
+    pub metrics: TargetMetrics,
 }
 
 #[derive(Default)]
@@ -88,12 +90,18 @@ impl FabricTarget {
                 subsystems: RwLock::new(BTreeMap::new()),
                 controllers: Mutex::new(ControllerTable::default()),
                 discovery_genctr: AtomicU64::new(1),
+                metrics: TargetMetrics::default(),
             }),
         }
     }
 
     pub fn inner(&self) -> &Arc<TargetInner> {
         &self.inner
+    }
+
+    /// Target-wide counters (connects, refusals, events, reactors).
+    pub fn metrics(&self) -> &TargetMetrics {
+        &self.inner.metrics
     }
 
     pub fn add_subsystem(&self, subsystem: Arc<Subsystem>) -> Result<(), String> {
@@ -302,6 +310,24 @@ impl Target for FabricTarget {
         sqe: &Sqe,
         data: &[u8],
     ) -> Result<Connected, Response> {
+        let result = self.checked_connect(conn, sqe, data);
+        let metrics = &self.inner.metrics;
+        match &result {
+            Ok(c) if c.qid == 0 => metrics.connected(QueueKind::Admin),
+            Ok(_) => metrics.connected(QueueKind::Io),
+            Err(r) => metrics.refused(RefusedConnect::of(r)),
+        }
+        result
+    }
+}
+
+impl FabricTarget {
+    fn checked_connect(
+        &self,
+        conn: &ConnectionInfo,
+        sqe: &Sqe,
+        data: &[u8],
+    ) -> Result<Connected, Response> {
         let cmd = match FabricsCommand::decode(sqe) {
             Ok(FabricsCommand::Connect(c)) => c,
             // The first command on a queue must be a Connect (NVMe-oF 1.1 §3.3).
@@ -340,9 +366,7 @@ impl Target for FabricTarget {
         }
         result
     }
-}
 
-impl FabricTarget {
     fn connect_admin(
         &self,
         conn: &ConnectionInfo,

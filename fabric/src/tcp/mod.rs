@@ -8,6 +8,7 @@ pub mod host_conn;
 pub mod out_queue;
 pub mod pdu;
 pub mod reactor;
+pub mod reactor_stats;
 pub mod send_queue;
 pub mod server;
 pub mod target_conn;

@@ -34,6 +34,7 @@ use tokio_util::sync::WaitForCancellationFutureOwned;
 use tracing::{debug, warn};
 
 use super::out_queue::MAX_IOVECS;
+use super::reactor_stats::{set_current_reactor, LoopClock, ReactorCounters};
 use super::target_conn::{Event, TargetConnection, TcpTargetConfig};
 use crate::queue::{ConnectionInfo, Response, ResponseFuture, Target, TransportKind};
 use crate::sys::recv_into_spare;
@@ -134,6 +135,7 @@ struct ReactorHandle {
     doorbell: Arc<Doorbell>,
     /// Connections the reactor owns (for least-loaded placement).
     load: Arc<AtomicUsize>,
+    counters: Arc<ReactorCounters>,
 }
 
 /// The reactor threads of a target.
@@ -171,6 +173,8 @@ impl ReactorPool {
                 sleeping: AtomicBool::new(false),
             });
             let load = Arc::new(AtomicUsize::new(0));
+            let counters = Arc::new(ReactorCounters::default());
+            let reactor_counters = counters.clone();
             let (ready_tx, ready_rx) = mpsc::sync_channel(1);
             let reactor_doorbell = doorbell.clone();
             let reactor_load = load.clone();
@@ -182,7 +186,15 @@ impl ReactorPool {
                 .name(format!("ff-reactor-{id}"))
                 .spawn(move || {
                     let setup = core.map_or(Ok(()), pin_to_core).and_then(|()| {
-                        Reactor::new(id, poll, rx, reactor_doorbell, reactor_load, reactor_stop)
+                        Reactor::new(
+                            id,
+                            poll,
+                            rx,
+                            reactor_doorbell,
+                            reactor_load,
+                            reactor_stop,
+                            reactor_counters,
+                        )
                     });
                     match setup {
                         Ok(mut reactor) => {
@@ -213,7 +225,12 @@ impl ReactorPool {
                 };
                 return Err(io::Error::new(e.kind(), msg));
             }
-            pool.reactors.push(ReactorHandle { tx, doorbell, load });
+            pool.reactors.push(ReactorHandle {
+                tx,
+                doorbell,
+                load,
+                counters,
+            });
         }
         Ok(pool)
     }
@@ -233,6 +250,11 @@ impl ReactorPool {
             .iter()
             .map(|r| r.load.load(Ordering::Relaxed))
             .collect()
+    }
+
+    /// Each reactor's busy/idle and command counters, by reactor id.
+    pub fn counters(&self) -> Vec<Arc<ReactorCounters>> {
+        self.reactors.iter().map(|r| r.counters.clone()).collect()
     }
 
     /// Give an accepted NVMe/TCP connection to the least-loaded reactor.
@@ -340,6 +362,8 @@ struct Conn {
     writable: bool,
     phase: Phase,
     pending: FuturesUnordered<PendingCommand>,
+    /// Commands the connection had received when the reactor last counted them.
+    commands_counted: u64,
     /// Resolves when the controller behind the queue is torn down.
     teardown: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
 }
@@ -358,6 +382,7 @@ struct Reactor {
     waker: Waker,
     load: Arc<AtomicUsize>,
     stop: Arc<AtomicBool>,
+    counters: Arc<ReactorCounters>,
     conns: Vec<Option<Conn>>,
     free_slots: Vec<usize>,
     events: Vec<EpollEvent>,
@@ -371,6 +396,7 @@ impl Reactor {
         doorbell: Arc<Doorbell>,
         load: Arc<AtomicUsize>,
         stop: Arc<AtomicBool>,
+        counters: Arc<ReactorCounters>,
     ) -> io::Result<Reactor> {
         let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?;
         epoll.add(
@@ -386,6 +412,7 @@ impl Reactor {
             doorbell,
             load,
             stop,
+            counters,
             conns: Vec::new(),
             free_slots: Vec::new(),
             events: vec![EpollEvent::empty(); EVENTS_PER_WAIT],
@@ -394,6 +421,8 @@ impl Reactor {
 
     fn run(&mut self) {
         debug!(reactor = self.id, "reactor running");
+        set_current_reactor(self.id);
+        let mut clock = LoopClock::start();
         let mut last_work = Instant::now();
         let mut last_timers = last_work;
         // Poll everything once at start (futures, new connections).
@@ -430,7 +459,7 @@ impl Reactor {
                 }
             }
             worked |= self.service_all();
-            let now = Instant::now();
+            let now = clock.end_iteration(&self.counters, worked || n > 0);
             if worked || n > 0 {
                 last_work = now;
             }
@@ -523,6 +552,7 @@ impl Reactor {
                 writable: true,
                 phase: Phase::Open,
                 pending: FuturesUnordered::new(),
+                commands_counted: 0,
                 teardown: None,
             });
         }
@@ -533,7 +563,7 @@ impl Reactor {
         let mut worked = false;
         for slot in 0..self.conns.len() {
             let verdict = match self.conns[slot].as_mut() {
-                Some(c) => service(c, &mut worked, &self.waker),
+                Some(c) => service(c, &mut worked, &self.waker, &self.counters),
                 None => continue,
             };
             if let Verdict::Drop = verdict {
@@ -600,7 +630,7 @@ impl Reactor {
 }
 
 /// One pass over a connection: read what arrived, run the protocol, write what it produced.
-fn service(c: &mut Conn, worked: &mut bool, waker: &Waker) -> Verdict {
+fn service(c: &mut Conn, worked: &mut bool, waker: &Waker, counters: &ReactorCounters) -> Verdict {
     if matches!(c.phase, Phase::Open)
         && c.readable
         && c.conn.send_queue().len() <= MAX_QUEUED_OUTPUT
@@ -620,6 +650,9 @@ fn service(c: &mut Conn, worked: &mut bool, waker: &Waker) -> Verdict {
                 // A short read emptied the socket; the next arrival raises a new edge.
                 c.readable = n == spare;
                 c.conn.process(Instant::now());
+                let received = c.conn.commands_received();
+                counters.add_commands(received.wrapping_sub(c.commands_counted));
+                c.commands_counted = received;
                 collect_events(c, waker);
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => c.readable = false,

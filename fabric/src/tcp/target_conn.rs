@@ -194,6 +194,8 @@ pub struct TargetConnection {
     queue: Option<QueueState>,
     /// Submission queue entries consumed so far (SQHD source).
     sq_consumed: u32,
+    /// Command capsules received (for the reactor's command counter).
+    commands_received: u64,
     commands: U16Map<Command>,
     /// TTAG -> CID of the command the R2T belongs to.
     ttags: U16Map<u16>,
@@ -229,6 +231,7 @@ impl TargetConnection {
             max_r2t: 1,
             queue: None,
             sq_consumed: 0,
+            commands_received: 0,
             commands: U16Map::default(),
             ttags: U16Map::default(),
             next_ttag: 0,
@@ -250,6 +253,11 @@ impl TargetConnection {
     /// [`TargetConnection::process`] afterwards.
     pub fn recv_buffer(&mut self) -> &mut BytesMut {
         self.framer.buffer_mut()
+    }
+
+    /// Command capsules received on this connection so far.
+    pub fn commands_received(&self) -> u64 {
+        self.commands_received
     }
 
     /// Process every complete PDU in the receive buffer.
@@ -494,6 +502,7 @@ impl TargetConnection {
     fn handle_command(&mut self, sqe: Sqe, data: Bytes, data_digest_ok: bool) {
         let cid = sqe.cid();
         self.sq_consumed = self.sq_consumed.wrapping_add(1);
+        self.commands_received += 1;
         if self.commands.contains_key(&cid) && !self.retire_abandoned_aer(cid) {
             // NVMe Base 2.0 §4.2 (SQE CID): unique among the outstanding commands of the SQ.
             debug!(peer = %self.info.peer, cid, "command identifier already in use");
