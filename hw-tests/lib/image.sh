@@ -185,27 +185,3 @@ ensure_image() {
 	done
 	log "guest image built in $((SECONDS - t0)) s ($(du -sh "$IMAGE_DIR/root.cpio" | cut -f1))"
 }
-
-# promtool from Debian's prometheus package (the guest suite's version), for
-# the metrics test: unpacked from the .deb into $HW_CACHE/tools and copied
-# into the guest. Sets PROMTOOL (empty when it cannot be had).
-ensure_promtool() {
-	PROMTOOL=""
-	local ver dir work
-	ver=$(papt guest apt-cache show --no-all-versions prometheus 2>/dev/null | sed -n 's/^Version: //p' | head -n1)
-	if [ -z "$ver" ]; then
-		PROMTOOL=$(ls -t "$HW_CACHE"/tools/prometheus-*/promtool 2>/dev/null | head -n1 || true)
-		[ -n "$PROMTOOL" ] || log "WARNING: no promtool: the prometheus package is not reachable"
-		return 0
-	fi
-	dir="$HW_CACHE/tools/prometheus-${ver//:/_}"
-	if [ ! -x "$dir/promtool" ]; then
-		log "fetching promtool (prometheus $ver)"
-		work=$(mktemp -d "$HW_CACHE/tools.XXXXXX")
-		(cd "$work" && papt guest apt-get download -q "prometheus=$ver" >&2) || die "cannot download prometheus $ver"
-		dpkg-deb -x "$work"/prometheus_*.deb "$work/x" || die "cannot unpack prometheus $ver"
-		mkdir -p "$dir" && install -m 0755 "$work/x/usr/bin/promtool" "$dir/promtool" || die "no promtool in prometheus $ver"
-		rm -rf "$work"
-	fi
-	PROMTOOL="$dir/promtool"
-}
