@@ -281,3 +281,60 @@ fn sighup_serves_a_rotated_certificate() {
     assert!(!system(&old_cert).status.success());
     s.stop();
 }
+
+/// `openssl req -x509` into `dir/NAME.{crt,key}` for localhost and 127.0.0.1, with `extra`
+/// arguments; None when openssl is not installed.
+fn openssl_self_signed(dir: &Path, name: &str, extra: &[&str]) -> Option<(PathBuf, PathBuf)> {
+    let cert = dir.join(format!("{name}.crt"));
+    let key = dir.join(format!("{name}.key"));
+    let out = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+        ])
+        .args(["-nodes", "-days", "825", "-subj", "/CN=ferrofab"])
+        .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
+        .args(extra)
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output();
+    match out {
+        Err(e) => {
+            eprintln!("openssl not found ({e}): this test is skipped");
+            None
+        }
+        Ok(out) => {
+            assert!(out.status.success(), "{out:?}");
+            Some((cert, key))
+        }
+    }
+}
+
+/// The README's openssl command makes a certificate ctl accepts; without its
+/// `basicConstraints` line openssl marks the certificate as a CA and ctl refuses it.
+#[test]
+fn the_readme_openssl_certificate_works_and_a_ca_marked_one_does_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let ee = ["-addext", "basicConstraints=critical,CA:FALSE"];
+    let Some((cert, key)) = openssl_self_signed(dir.path(), "ee", &ee) else {
+        return;
+    };
+    let s = Served::start(&dir.path().join("state"), &cert, &key);
+    let out = s.ctl(&["--ca-cert", cert.to_str().unwrap(), "system"], &[]);
+    assert!(stdout(&out).contains("subsystems:  1"));
+    s.stop();
+
+    let (cert, key) = openssl_self_signed(dir.path(), "ca", &[]).unwrap();
+    let s = Served::start(&dir.path().join("state2"), &cert, &key);
+    let out = s.ctl(&["--ca-cert", cert.to_str().unwrap(), "system"], &[]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("CaUsedAsEndEntity"), "{err}");
+    s.stop();
+}
