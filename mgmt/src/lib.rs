@@ -9,6 +9,7 @@ pub mod controllers;
 pub mod error;
 mod extract;
 pub mod hosts;
+mod https;
 pub mod metrics;
 pub mod namespaces;
 pub mod openapi;
@@ -17,7 +18,9 @@ mod server;
 mod state;
 pub mod subsystems;
 pub mod system;
+pub mod tls;
 
 pub use auth::Tokens;
 pub use openapi::openapi;
-pub use server::{router, start, MgmtServer};
+pub use server::{router, start, start_tls, MgmtServer};
+pub use tls::{MgmtTls, TlsError};

@@ -10,11 +10,14 @@ use axum::Router;
 use target::engine::Engine;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::{require_token, Tokens};
 use crate::error::{no_route, wrong_method};
+use crate::https;
 use crate::state::AppState;
+use crate::tls::MgmtTls;
 use crate::{controllers, hosts, metrics, namespaces, openapi, subsystems, system};
 
 /// The API's routes over `engine`; `tokens` guard all but `/api/v1/health` and
@@ -80,30 +83,62 @@ pub fn router(engine: Arc<Engine>, tokens: Tokens) -> Router {
 /// A running management server.
 pub struct MgmtServer {
     local_addr: SocketAddr,
+    tls: bool,
     stop: CancellationToken,
     task: JoinHandle<std::io::Result<()>>,
 }
 
 /// Bind `listen` (port 0 picks a free port) and serve the API over `engine` on the current
-/// tokio runtime.
+/// tokio runtime, over plain HTTP.
 pub async fn start(
     engine: Arc<Engine>,
     listen: SocketAddr,
     tokens: Tokens,
+) -> std::io::Result<MgmtServer> {
+    start_with(engine, listen, tokens, None).await
+}
+
+/// As [`start`], serving HTTPS only: every connection begins with a TLS handshake (its own
+/// task, given 10 seconds) with the certificate of `tls`.
+pub async fn start_tls(
+    engine: Arc<Engine>,
+    listen: SocketAddr,
+    tokens: Tokens,
+    tls: MgmtTls,
+) -> std::io::Result<MgmtServer> {
+    start_with(engine, listen, tokens, Some(tls)).await
+}
+
+async fn start_with(
+    engine: Arc<Engine>,
+    listen: SocketAddr,
+    tokens: Tokens,
+    tls: Option<MgmtTls>,
 ) -> std::io::Result<MgmtServer> {
     let listener = TcpListener::bind(listen).await?;
     let local_addr = listener.local_addr()?;
     let stop = CancellationToken::new();
     let app = router(engine, tokens);
     let stopped = stop.clone();
-    let task = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move { stopped.cancelled().await })
-            .await
-    });
-    tracing::info!(addr = %local_addr, "management API listening");
+    let is_tls = tls.is_some();
+    let task = match tls {
+        None => tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move { stopped.cancelled().await })
+                .await
+        }),
+        Some(tls) => tokio::spawn(https::serve(
+            listener,
+            app,
+            TlsAcceptor::from(tls.server_config()),
+            stopped,
+        )),
+    };
+    let scheme = if is_tls { "https" } else { "http" };
+    tracing::info!(addr = %local_addr, scheme, "management API listening");
     Ok(MgmtServer {
         local_addr,
+        tls: is_tls,
         stop,
         task,
     })
@@ -113,6 +148,12 @@ impl MgmtServer {
     /// The address the server is bound to.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The API's base URL: `http://ADDR/api/v1/`, or `https://` when it serves TLS.
+    pub fn url(&self) -> String {
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}/api/v1/", self.local_addr)
     }
 
     /// Stop accepting, let requests in flight finish, then return.

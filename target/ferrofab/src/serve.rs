@@ -1,5 +1,6 @@
 //! `ferrofab serve`: the daemon, its state directory and the management API, until SIGTERM
-//! or SIGINT; SIGHUP reloads the configuration file through the engine.
+//! or SIGINT; SIGHUP reloads the configuration file through the engine and re-reads the
+//! management API's TLS certificate and key.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -24,6 +25,18 @@ pub struct ServeArgs {
     /// Serve no management API.
     #[arg(long)]
     no_mgmt: bool,
+    /// Serve the management API over HTTPS only, with this certificate chain (PEM, the
+    /// server's certificate first); needs --mgmt-tls-key. SIGHUP re-reads both files.
+    #[arg(
+        long,
+        value_name = "PATH",
+        requires = "mgmt_tls_key",
+        conflicts_with = "no_mgmt"
+    )]
+    mgmt_tls_cert: Option<PathBuf>,
+    /// The private key of --mgmt-tls-cert (PEM: PKCS#8, PKCS#1 RSA or SEC1 EC).
+    #[arg(long, value_name = "PATH", requires = "mgmt_tls_cert")]
+    mgmt_tls_key: Option<PathBuf>,
 }
 
 pub async fn run(args: ServeArgs) -> Result<(), String> {
@@ -46,6 +59,13 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
                 .map_err(|e| format!("management API tokens in {}: {e}", state.path().display()))?,
         )
     };
+    let tls = match (&args.mgmt_tls_cert, &args.mgmt_tls_key) {
+        (Some(cert), Some(key)) => Some(
+            mgmt::MgmtTls::from_pem_files(cert, key)
+                .map_err(|e| format!("management API TLS: {e}"))?,
+        ),
+        _ => None,
+    };
     let token_dir = state.path().to_path_buf();
     let mut term = signal(SignalKind::terminate()).map_err(|e| format!("SIGTERM handler: {e}"))?;
     let mut int = signal(SignalKind::interrupt()).map_err(|e| format!("SIGINT handler: {e}"))?;
@@ -56,9 +76,14 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
     let mgmt = match tokens {
         None => None,
         Some(tokens) => {
-            match mgmt::start(daemon.engine().clone(), args.mgmt_listen, tokens).await {
+            let engine = daemon.engine().clone();
+            let started = match &tls {
+                None => mgmt::start(engine, args.mgmt_listen, tokens).await,
+                Some(tls) => mgmt::start_tls(engine, args.mgmt_listen, tokens, tls.clone()).await,
+            };
+            match started {
                 Ok(server) => {
-                    tracing::info!(url = %format!("http://{}/api/v1/", server.local_addr()),
+                    tracing::info!(url = %server.url(),
                     admin_token = %token_dir.join(mgmt::auth::ADMIN_TOKEN_FILE).display(),
                     "management API serving");
                     Some(server)
@@ -75,7 +100,12 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
         tokio::select! {
             _ = term.recv() => { tracing::info!("SIGTERM: shutting down"); break; }
             _ = int.recv() => { tracing::info!("SIGINT: shutting down"); break; }
-            _ = hup.recv() => reload_from(&daemon, args.config.as_ref()).await,
+            _ = hup.recv() => {
+                if let Some(tls) = &tls {
+                    reload_tls(tls);
+                }
+                reload_from(&daemon, args.config.as_ref()).await
+            }
         }
     }
     // The management server holds the engine: stop it first, so the daemon can let go of
@@ -85,6 +115,21 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
     }
     daemon.shutdown().await;
     Ok(())
+}
+
+/// SIGHUP: re-read the management API's certificate and key (new connections get them); on
+/// an error the old ones stay.
+fn reload_tls(tls: &mgmt::MgmtTls) {
+    match tls.reload() {
+        Ok(()) => tracing::info!(
+            cert = %tls.cert_path().display(),
+            "SIGHUP: management API certificate reloaded"
+        ),
+        Err(e) => tracing::error!(
+            error = %e,
+            "SIGHUP: management API certificate not reloaded, serving the old one"
+        ),
+    }
 }
 
 /// SIGHUP: re-read the configuration file and apply its difference through the engine.

@@ -61,25 +61,39 @@ pub fn token(
     Ok((t, TokenSource::File(path)))
 }
 
-/// The API's base URL from what the operator gave: `http://host:port`, with or without a
-/// trailing `/` or `/api/v1/` (the URL the daemon logs works as is).
+/// The API's base URL from what the operator gave: `http://host:port` or `https://host:port`,
+/// with or without a trailing `/` or `/api/v1/` (the URL the daemon logs works as is).
 pub fn base_url(text: &str) -> Result<Url, String> {
-    let mut url = Url::parse(text.trim())
-        .map_err(|e| format!("--api {text:?}: {e} (want http://HOST:PORT)"))?;
-    if url.scheme() != "http" {
+    const WANT: &str = "want http://HOST:PORT or https://HOST:PORT";
+    let mut url = Url::parse(text.trim()).map_err(|e| format!("--api {text:?}: {e} ({WANT})"))?;
+    if !matches!(url.scheme(), "http" | "https") {
         return Err(format!(
-            "--api {text:?}: the management API speaks plain http (want http://HOST:PORT)"
+            "--api {text:?}: the management API speaks http or https ({WANT})"
         ));
     }
     if url.query().is_some() || url.fragment().is_some() {
-        return Err(format!(
-            "--api {text:?}: no query or fragment (want http://HOST:PORT)"
-        ));
+        return Err(format!("--api {text:?}: no query or fragment ({WANT})"));
     }
     let path = url.path().trim_end_matches('/');
     let path = path.strip_suffix("/api/v1").unwrap_or(path).to_string();
     url.set_path(&path);
     Ok(url)
+}
+
+/// The trust anchors in `path` (PEM, one or more CERTIFICATE blocks), for a server whose
+/// certificate no system CA signed (a self-signed appliance certificate).
+pub fn ca_certificates(path: &Path) -> Result<Vec<reqwest::Certificate>, String> {
+    let pem = std::fs::read(path)
+        .map_err(|e| format!("cannot read the CA certificate {}: {e}", path.display()))?;
+    let certs = reqwest::Certificate::from_pem_bundle(&pem)
+        .map_err(|e| format!("the CA certificate {}: {e}", path.display()))?;
+    if certs.is_empty() {
+        return Err(format!(
+            "the CA certificate {}: no PEM CERTIFICATE block in it",
+            path.display()
+        ));
+    }
+    Ok(certs)
 }
 
 /// `segment` percent-encoded for a URL path: unreserved characters and sub-delimiters stay
@@ -118,11 +132,22 @@ struct ErrorDetail {
 }
 
 impl Client {
-    pub fn new(base: Url, token: String, source: TokenSource) -> Result<Client, String> {
-        let http = reqwest::Client::builder()
+    /// A client for the API at `base`; `https://` servers are trusted when a system CA or one
+    /// of `roots` signed their certificate.
+    pub fn new(
+        base: Url,
+        token: String,
+        source: TokenSource,
+        roots: Vec<reqwest::Certificate>,
+    ) -> Result<Client, String> {
+        let mut builder = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
             // Adding a drive namespace may bind and bring up a controller.
-            .timeout(Duration::from_secs(120))
+            .timeout(Duration::from_secs(120));
+        for root in roots {
+            builder = builder.add_root_certificate(root);
+        }
+        let http = builder
             .build()
             .map_err(|e| format!("cannot set up the HTTP client: {e}"))?;
         Ok(Client {
@@ -162,20 +187,32 @@ impl Client {
     }
 
     fn unreachable(&self, e: &reqwest::Error) -> String {
-        let what = if e.is_connect() {
+        let mut chain = e.to_string();
+        let mut source = std::error::Error::source(e);
+        let mut refused = false;
+        while let Some(s) = source {
+            chain.push_str(&format!(": {s}"));
+            refused |= s
+                .downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused);
+            source = s.source();
+        }
+        // Over https a connect error may also be the TLS handshake's.
+        let what = if e.is_connect() && (refused || self.base.scheme() == "http") {
             "connection refused or unreachable (is `ferrofab serve` running there? \
              --api or FERROFAB_API names another address)"
                 .to_string()
         } else if e.is_timeout() {
             "no answer in time".to_string()
+        } else if self.base.scheme() == "https" {
+            // Certificate and handshake failures: the chain names the reason (UnknownIssuer,
+            // NotValidForName, ...).
+            format!(
+                "{chain} (a self-signed certificate needs --ca-cert or FERROFAB_CA_CERT; \
+                 a server without TLS needs an http:// URL)"
+            )
         } else {
-            let mut text = e.to_string();
-            let mut source = std::error::Error::source(e);
-            while let Some(s) = source {
-                text.push_str(&format!(": {s}"));
-                source = s.source();
-            }
-            text
+            chain
         };
         format!("cannot reach the management API at {}: {what}", self.base)
     }
@@ -244,9 +281,13 @@ mod tests {
                 "{text}"
             );
         }
-        assert!(base_url("https://box:8080")
+        assert_eq!(
+            base_url("https://box:8443/api/v1/").unwrap().as_str(),
+            "https://box:8443/"
+        );
+        assert!(base_url("ftp://box:8080")
             .unwrap_err()
-            .contains("plain http"));
+            .contains("http or https"));
         assert!(base_url("127.0.0.1:8080").is_err());
         assert!(base_url("http://box:8080/?x=1")
             .unwrap_err()
@@ -292,6 +333,7 @@ mod tests {
             base_url(DEFAULT_API).unwrap(),
             "t".into(),
             TokenSource::File("/s/admin.token".into()),
+            Vec::new(),
         )
         .unwrap();
         let body = br#"{"error":{"code":"invalid","field":"nqn","message":"bad"}}"#;

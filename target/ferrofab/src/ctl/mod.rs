@@ -18,9 +18,14 @@ use client::{segment, Client};
 
 #[derive(Args)]
 pub struct CtlArgs {
-    /// Management API base URL [env: FERROFAB_API] [default: http://127.0.0.1:8080]
+    /// Management API base URL, http:// or https:// [env: FERROFAB_API] [default:
+    /// http://127.0.0.1:8080]
     #[arg(long, global = true, value_name = "URL")]
     api: Option<String>,
+    /// PEM file of a CA certificate (or the server's self-signed one) to trust for an
+    /// https:// API, besides the system's CAs [env: FERROFAB_CA_CERT]
+    #[arg(long, global = true, value_name = "PATH")]
+    ca_cert: Option<PathBuf>,
     /// File holding the bearer token (default: <state-dir>/admin.token, or the token in
     /// FERROFAB_TOKEN when neither this nor --state-dir is given).
     #[arg(long, global = true, value_name = "PATH", conflicts_with = "state_dir")]
@@ -427,7 +432,14 @@ pub async fn run(args: CtlArgs) -> Result<(), String> {
         args.state_dir.as_deref(),
         std::env::var("FERROFAB_TOKEN").ok(),
     )?;
-    let client = Client::new(base, token, source)?;
+    let roots = match args
+        .ca_cert
+        .or_else(|| env("FERROFAB_CA_CERT").map(PathBuf::from))
+    {
+        Some(path) => client::ca_certificates(&path)?,
+        None => Vec::new(),
+    };
+    let client = Client::new(base, token, source, roots)?;
     let answer = client
         .call(req.method, &req.path, req.body.as_ref())
         .await?;
