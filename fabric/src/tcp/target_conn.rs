@@ -194,7 +194,6 @@ pub struct TargetConnection {
     queue: Option<QueueState>,
     /// Submission queue entries consumed so far (SQHD source).
     sq_consumed: u32,
-    /// Command capsules received (for the reactor's command counter).
     commands_received: u64,
     commands: U16Map<Command>,
     /// TTAG -> CID of the command the R2T belongs to.
