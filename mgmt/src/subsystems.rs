@@ -65,11 +65,12 @@ pub(crate) fn subsystem_config<'a>(config: &'a Config, nqn: &str) -> Option<&'a 
 fn view(engine: &Engine, sc: &SubsystemConfig) -> Option<SubsystemView> {
     let sub = engine.target().subsystem(&sc.nqn)?;
     let nsids = sub.nsids();
+    let id = sub.identity();
     Some(SubsystemView {
         nqn: sub.nqn.clone(),
-        serial: sub.serial.clone(),
-        model: sub.model.clone(),
-        firmware: sub.firmware.clone(),
+        serial: id.serial,
+        model: id.model,
+        firmware: id.firmware,
         allowed_hosts: sc.allowed_hosts.clone(),
         listeners: sc
             .listeners
