@@ -6,12 +6,16 @@
 //! 1. **plan**: the actions change a copy of the running configuration, which must then
 //!    pass the same rules as a configuration file (`Config::validate`); any refusal leaves
 //!    everything as it was;
-//! 2. **prepare**: every backend and listener socket the change needs is opened, and the new
-//!    configuration is saved to the state directory (`crate::state`); a failure drops what
-//!    was opened and leaves everything as it was;
+//! 2. **prepare**: every backend and listener socket the change needs is opened (a grown
+//!    namespace gets a second backend over the same data), and the new configuration is
+//!    saved to the state directory (`crate::state`); a failure drops what was opened and
+//!    leaves everything as it was — except that a file extended for a grown namespace stays
+//!    longer, which changes nothing served (a file longer than its namespace is used only up
+//!    to the configured size);
 //! 3. **commit**: infallible swaps into the running target (controllers of removed
-//!    subsystems and revoked hosts are torn down, hosts get Namespace Attribute Changed and
-//!    Discovery Log Page Change events), then the copy becomes the running configuration.
+//!    subsystems, revoked hosts and dropped listeners are torn down, grown namespaces are
+//!    swapped in, hosts get Namespace Attribute Changed and Discovery Log Page Change
+//!    events), then the copy becomes the running configuration.
 
 mod action;
 mod diff;
