@@ -1,15 +1,19 @@
-# timeout: 150
+# timeout: 180
 # A subsystem's whole life through `ferrofab ctl` (the management API), seen
 # by the kernel host: ferrofab starts with a listener and nothing else; ctl
 # creates a subsystem that admits only this guest's host NQN, a 64 MiB RAM
 # namespace and a 16 MiB file namespace; discovery lists it, the host
 # connects, fio verifies (crc32c, 16 MiB). A namespace added over REST appears
 # on the host without a manual rescan (Namespace Attribute Changed) and
-# disappears when removed. Revoking the host takes its controller out of
+# disappears when removed. Growing both namespaces over REST (ctl namespace
+# resize) shows on the host as a new /sys/block size within seconds, without a
+# rescan, with the data written before intact and the new blocks reading
+# zero; a shrink is refused with the size named. Revoking the host takes its controller out of
 # 'live' within 1-2 s and its reconnects are refused until it is admitted
 # again. Then the daemon is killed and restarted without --config: it
-# restores what ctl made from its state directory, the host reconnects by
-# itself and the file namespace reads back what was written before.
+# restores what ctl made from its state directory (the grown file namespace's
+# size too), the host reconnects by itself and the file namespace reads back
+# what was written before.
 # ferrofab only: nvmet has no REST API.
 
 if [ "$FF_MODE" != ferrofab ]; then
@@ -102,6 +106,40 @@ wait_until 20 ns_absent "$NQN" 2 || fail "nsid 2 still on the host after ctl nam
 ns_blk "$NQN" 1 >/dev/null || fail "nsid 1 vanished with nsid 2"
 echo "ok: nsid 2 came and went"
 
+# Grow both namespaces: the host revalidates on Namespace Attribute Changed and
+# sees the new capacity (512-byte sectors in /sys/block/*/size) by itself.
+sectors() { cat "/sys/block/$(ns_blk "$NQN" "$1")/size"; }
+has_sectors() { [ "$(sectors "$1")" = "$2" ]; }
+dd if="$dev" of=/tmp/ns1.bin bs=1M count=16 iflag=direct status=none || fail "read of nsid 1 failed"
+t0=$(date +%s%N)
+out=$(ctl_ok namespace resize "$NQN" 1 128MiB)
+echo "$out"
+ctl_ok namespace resize "$NQN" 3 32MiB
+wait_until 10 has_sectors 1 $((128 << 11)) ||
+	fail "nsid 1 did not grow on the host: $(sectors 1) sectors (no Namespace Attribute Changed / revalidation)"
+info "the host saw nsid 1 grow after $((($(date +%s%N) - t0) / 1000000)) ms"
+wait_until 10 has_sectors 3 $((32 << 11)) || fail "nsid 3 did not grow on the host: $(sectors 3) sectors"
+expect_eq "$(blockdev --getsize64 "$dev")" $((128 << 20)) "capacity of nsid 1 after the resize"
+dd if="$dev" of=/tmp/ns1.after bs=1M count=16 iflag=direct status=none || fail "read of nsid 1 after the resize failed"
+cmp /tmp/ns1.bin /tmp/ns1.after || fail "nsid 1 data changed by the resize"
+dd if="$dev" of=/tmp/ns1.new bs=1M skip=64 count=64 iflag=direct status=none || fail "read past the old end failed"
+expect_eq "$(stat -c %s /tmp/ns1.new)" $((64 << 20)) "bytes read past the old end of nsid 1"
+[ -z "$(tr -d '\0' </tmp/ns1.new | head -c 1)" ] || fail "the new blocks of nsid 1 do not read zero"
+dd if="$dev3" of=/tmp/r.bin bs=1M skip=4 count=2 iflag=direct status=none || fail "read of nsid 3 after the resize failed"
+cmp /tmp/p.bin /tmp/r.bin || fail "nsid 3 data changed by the resize"
+pattern /tmp/p2.bin $((1 << 20))
+dd if=/tmp/p2.bin of="$dev3" bs=1M seek=24 oflag=direct status=none || fail "write past the old end of nsid 3 failed"
+nvme flush "$dev3" || fail "flush of nsid 3 failed"
+ctl namespace resize "$NQN" 1 64MiB >/dev/null 2>/tmp/ctl.err && fail "a shrink was accepted"
+out=$(grep -v '^+' /tmp/ctl.err)
+echo "$out"
+case $out in
+"ferrofab ctl: 409 shrink_refused: "*"(field size)") ;;
+*) fail "shrink refusal: $out" ;;
+esac
+expect_eq "$(sectors 1)" $((128 << 11)) "nsid 1 sectors after the refused shrink"
+echo "ok: both namespaces grew under the host, data intact"
+
 # Revoke the host: out of 'live' at once, then given up (reconnects refused).
 t0=$(date +%s%N)
 out=$(ctl_ok host remove "$NQN" "$HOST")
@@ -135,6 +173,9 @@ info "host reconnected: $(ctrl_state "$c")"
 expect_eq "$(my_ctrls)" 1 "controllers ctl lists after the reconnect"
 dd if="$dev3" of=/tmp/r.bin bs=1M skip=4 count=2 iflag=direct status=none || fail "read of nsid 3 after the restart failed"
 cmp /tmp/p.bin /tmp/r.bin || fail "nsid 3 data differs after the restart"
+expect_eq "$(blockdev --getsize64 "$dev3")" $((32 << 20)) "capacity of the grown nsid 3 after the restart"
+dd if="$dev3" of=/tmp/r2.bin bs=1M skip=24 count=1 iflag=direct status=none || fail "read of grown nsid 3 after the restart failed"
+cmp /tmp/p2.bin /tmp/r2.bin || fail "nsid 3 data past the old end differs after the restart"
 echo "ok: data written before the restart reads back"
 
 # Removing the subsystem disconnects its controller.

@@ -4,6 +4,7 @@
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
+use target::config::{FieldAt, FieldPath};
 use target::engine::ActionError;
 use target::setup::SetupError;
 use utoipa::ToSchema;
@@ -62,14 +63,9 @@ impl ApiError {
     pub fn from_action(e: ActionError, scope: &FieldScope) -> ApiError {
         let message = e.to_string();
         match e {
-            ActionError::Invalid(text) => {
-                let field = match scope {
-                    // Whatever rule a listener change breaks, the address is at fault.
-                    FieldScope::Listener => Some("address".to_string()),
-                    _ => invalid_field(&text, scope),
-                };
-                let err = ApiError::new(StatusCode::BAD_REQUEST, "invalid", text);
-                match field {
+            ActionError::Invalid { field, message } => {
+                let err = ApiError::new(StatusCode::BAD_REQUEST, "invalid", message);
+                match scope.request_field(field.as_ref()) {
                     Some(f) => err.with_field(f),
                     None => err,
                 }
@@ -94,6 +90,16 @@ impl ApiError {
             }
             ActionError::HostExists { .. } => {
                 ApiError::new(StatusCode::CONFLICT, "host_exists", message).with_field("host")
+            }
+            // Shrinking would discard the host's data: the requested size is at fault.
+            ActionError::Shrink { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "shrink_refused", message).with_field("size")
+            }
+            ActionError::NotResizable { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "not_resizable", message)
+            }
+            ActionError::IdentityInUse { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "subsystem_connected", message)
             }
             ActionError::NoSuchListener(_) => {
                 ApiError::new(StatusCode::NOT_FOUND, "no_such_listener", message)
@@ -150,50 +156,29 @@ impl FieldScope {
             FieldScope::Namespace | FieldScope::Listener | FieldScope::Plain => name.to_string(),
         }
     }
-}
 
-/// Request fields the configuration rules name at the start of their messages.
-const FIELDS: &[&str] = &[
-    "nqn",
-    "serial",
-    "model",
-    "firmware",
-    "allowed_hosts",
-    "listener",
-    "nsid",
-    "block_size",
-    "size",
-    "path",
-    "direct",
-    "backend",
-];
-
-/// The field a configuration-rule message (`subsystem #1 (nqn…) namespace #2 (nsid 2):
-/// block_size 1000 must be 512 or 4096`) is about.
-fn invalid_field(text: &str, scope: &FieldScope) -> Option<String> {
-    // The rule follows the last "): " (after the subsystem/namespace location).
-    let (location, rule) = match text.rfind("): ") {
-        Some(i) => (&text[..i], &text[i + 3..]),
-        None => ("", text),
-    };
-    let first = rule
-        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-        .next()
-        .unwrap_or("");
-    let field = if rule.contains("NQN is configured twice") || rule.contains("discovery NQN") {
-        "nqn"
-    } else if first == "listener" {
-        "listeners"
-    } else {
-        *FIELDS.iter().find(|f| **f == first)?
-    };
-    let in_namespace = location
-        .rfind("(nsid ")
-        .and_then(|i| location[i + 6..].parse::<u32>().ok());
-    Some(match in_namespace {
-        Some(nsid) => scope.namespace_field(nsid, field),
-        None => field.to_string(),
-    })
+    /// The request field a configuration field is, in this request; `None` when the
+    /// request has no such field.
+    fn request_field(&self, field: Option<&FieldPath>) -> Option<String> {
+        // Whatever rule a listener change breaks, the address is at fault.
+        if let FieldScope::Listener = self {
+            return Some("address".to_string());
+        }
+        let field = field?;
+        let name = match field.item {
+            Some(i) => format!("{}[{i}]", field.name),
+            None => field.name.to_string(),
+        };
+        match (self, &field.at) {
+            (FieldScope::Subsystem { .. }, FieldAt::Subsystem { .. }) => Some(name),
+            (FieldScope::Subsystem { .. }, FieldAt::Namespace { index, .. }) => {
+                Some(format!("namespaces[{index}].{name}"))
+            }
+            (FieldScope::Namespace, FieldAt::Namespace { .. }) => Some(name),
+            (FieldScope::Plain, _) => Some(name),
+            _ => None,
+        }
+    }
 }
 
 impl IntoResponse for ApiError {
@@ -246,31 +231,49 @@ mod tests {
     }
 
     #[test]
-    fn fields_of_configuration_messages() {
+    fn configuration_fields_become_request_fields() {
+        let ns = |index| {
+            Some(FieldPath::new(
+                FieldAt::Namespace {
+                    subsystem: 0,
+                    nqn: "nqn.2026-01.io.x:a".into(),
+                    index,
+                    nsid: Some(2),
+                },
+                "block_size",
+            ))
+        };
         let sub = FieldScope::Subsystem {
             nsids: vec![Some(1), Some(2)],
         };
-        let bs = "subsystem #1 (nqn.2026-01.io.x:a) namespace #2 (nsid 2): block_size 1000 must be 512 or 4096";
         assert_eq!(
-            invalid_field(bs, &sub).as_deref(),
+            sub.request_field(ns(1).as_ref()).as_deref(),
             Some("namespaces[1].block_size")
         );
         assert_eq!(
-            invalid_field(bs, &FieldScope::Namespace).as_deref(),
+            FieldScope::Namespace
+                .request_field(ns(1).as_ref())
+                .as_deref(),
             Some("block_size")
         );
+        let hosts = FieldPath::new(
+            FieldAt::Subsystem {
+                index: 0,
+                nqn: "bogus".into(),
+            },
+            "allowed_hosts",
+        )
+        .item(1);
         assert_eq!(
-            invalid_field("subsystem #1 (bogus): nqn: must start with \"nqn.\"", &sub).as_deref(),
-            Some("nqn")
+            sub.request_field(Some(&hosts)).as_deref(),
+            Some("allowed_hosts[1]")
         );
+        // A namespace request has no subsystem fields; listener requests blame the address.
+        assert_eq!(FieldScope::Namespace.request_field(Some(&hosts)), None);
         assert_eq!(
-            invalid_field(
-                "subsystem #1 (x): listener 1.2.3.4:9 is not a configured [[listener]]",
-                &sub
-            )
-            .as_deref(),
-            Some("listeners")
+            FieldScope::Listener.request_field(None).as_deref(),
+            Some("address")
         );
-        assert_eq!(invalid_field("no [[listener]] configured", &sub), None);
+        assert_eq!(sub.request_field(None), None);
     }
 }

@@ -8,6 +8,7 @@ use axum::extract::{FromRequest, FromRequestParts, Path, Request};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer};
 
 use crate::error::ApiError;
 
@@ -50,6 +51,14 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath
             Err(e) => Err(ApiError::new(e.status(), "invalid", e.body_text())),
         }
     }
+}
+
+/// For `#[serde(default, deserialize_with = "present")]`: a field that is present, possibly
+/// null, is `Some` (absent stays `None`), so a body can say "set to null" apart from "leave".
+pub(crate) fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
 }
 
 /// Parse `bytes` as `T`, naming the offending field on failure.

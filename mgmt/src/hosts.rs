@@ -5,13 +5,13 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use target::engine::Action;
 use target::nqn;
 use utoipa::ToSchema;
 
 use crate::error::{ApiError, ErrorBody, FieldScope};
-use crate::extract::{ApiJson, ApiPath};
+use crate::extract::{present, ApiJson, ApiPath};
 use crate::outcome::OutcomeView;
 use crate::state::AppState;
 use crate::subsystems::{no_such_subsystem, subsystem_config};
@@ -41,11 +41,6 @@ pub struct SetHostsRequest {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<Vec<String>>, required = true)]
     pub hosts: Option<Option<Vec<String>>>,
-}
-
-/// A field that is present, possibly null (absent stays `None`).
-fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
-    T::deserialize(d).map(Some)
 }
 
 fn check_host(field: &str, host: &str) -> Result<(), ApiError> {

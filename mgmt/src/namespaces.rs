@@ -56,6 +56,15 @@ impl NamespaceRequest {
     }
 }
 
+/// A namespace's new size.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NamespacePatch {
+    /// The new capacity: larger than now (or equal: no change), a multiple of the block size.
+    #[schema(value_type = crate::backend::SizeSchema)]
+    pub size: Size,
+}
+
 /// A running namespace: its backend as configured, its geometry as the target serves it.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct NamespaceView {
@@ -192,6 +201,38 @@ pub(crate) async fn get(
     state
         .blocking(move |engine| one(engine, &nqn, nsid).map(Json))
         .await?
+}
+
+/// Grow a namespace (ram, file, null); connected hosts are told (Namespace Attribute Changed)
+/// and see the new capacity without a rescan. Every block keeps its data; the new ones read
+/// zero (a file's bytes past the old end, when the file was longer). Shrinking is refused.
+#[utoipa::path(patch, path = "/api/v1/subsystems/{nqn}/namespaces/{nsid}", tag = "namespaces",
+    params(("nqn" = String, Path, description = "Subsystem NQN"),
+           ("nsid" = u32, Path, description = "Namespace ID")),
+    request_body = NamespacePatch,
+    responses(
+        (status = 200, description = "Resized (or already that size)", body = NamespaceView),
+        (status = 400, description = "Malformed or invalid request (field named)", body = ErrorBody),
+        (status = 401, description = "No or a wrong token", body = ErrorBody),
+        (status = 403, description = "Read-only token", body = ErrorBody),
+        (status = 404, description = "No such subsystem or namespace", body = ErrorBody),
+        (status = 409, description = "Smaller than now, or a drive or block device (its size is the device's)", body = ErrorBody),
+    ))]
+pub(crate) async fn update(
+    State(state): State<AppState>,
+    ApiPath(NamespacePath { nqn, nsid }): ApiPath<NamespacePath>,
+    ApiJson(patch): ApiJson<NamespacePatch>,
+) -> Result<Json<NamespaceView>, ApiError> {
+    let action = Action::ResizeNamespace {
+        nqn: nqn.clone(),
+        nsid,
+        size: patch.size.0,
+    };
+    state
+        .apply(action, FieldScope::Namespace, move |engine, _| {
+            one(engine, &nqn, nsid).map(Json)
+        })
+        .await
 }
 
 /// Remove a namespace; connected hosts are told (Namespace Attribute Changed).

@@ -24,6 +24,18 @@ pub enum OutcomeView {
         nqn: String,
         nsid: u32,
     },
+    /// The namespace holds `size` bytes now; connected hosts were told.
+    NamespaceResized {
+        nqn: String,
+        nsid: u32,
+        size: u64,
+    },
+    /// Identity or listener list changed; controllers that came through a listener it no
+    /// longer names were disconnected.
+    SubsystemAttributesChanged {
+        nqn: String,
+        controllers_disconnected: usize,
+    },
     /// The allow-list now is `hosts` (null: any host); controllers of hosts it no longer
     /// admits were disconnected.
     AllowedHostsChanged {
@@ -61,6 +73,16 @@ impl From<Outcome> for OutcomeView {
             },
             Outcome::NamespaceAdded { nqn, nsid } => OutcomeView::NamespaceAdded { nqn, nsid },
             Outcome::NamespaceRemoved { nqn, nsid } => OutcomeView::NamespaceRemoved { nqn, nsid },
+            Outcome::NamespaceResized { nqn, nsid, size } => {
+                OutcomeView::NamespaceResized { nqn, nsid, size }
+            }
+            Outcome::SubsystemAttributesChanged {
+                nqn,
+                controllers_disconnected,
+            } => OutcomeView::SubsystemAttributesChanged {
+                nqn,
+                controllers_disconnected,
+            },
             Outcome::AllowedHostsChanged {
                 nqn,
                 hosts,

@@ -43,7 +43,9 @@ pub fn router(engine: Arc<Engine>, tokens: Tokens) -> Router {
         )
         .route(
             "/api/v1/subsystems/{nqn}",
-            get(subsystems::get).delete(subsystems::remove),
+            get(subsystems::get)
+                .patch(subsystems::update)
+                .delete(subsystems::remove),
         )
         .route(
             "/api/v1/subsystems/{nqn}/namespaces",
@@ -51,7 +53,9 @@ pub fn router(engine: Arc<Engine>, tokens: Tokens) -> Router {
         )
         .route(
             "/api/v1/subsystems/{nqn}/namespaces/{nsid}",
-            get(namespaces::get).delete(namespaces::remove),
+            get(namespaces::get)
+                .patch(namespaces::update)
+                .delete(namespaces::remove),
         )
         .route(
             "/api/v1/subsystems/{nqn}/hosts",

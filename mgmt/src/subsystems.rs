@@ -8,11 +8,11 @@ use axum::response::IntoResponse;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use target::config::{Config, SubsystemConfig};
-use target::engine::{Action, Engine};
+use target::engine::{Action, Engine, SubsystemAttributes};
 use utoipa::ToSchema;
 
 use crate::error::{ApiError, ErrorBody, FieldScope};
-use crate::extract::{ApiJson, ApiPath};
+use crate::extract::{present, ApiJson, ApiPath};
 use crate::namespaces::NamespaceRequest;
 use crate::outcome::OutcomeView;
 use crate::state::{location, path_segment, AppState};
@@ -40,6 +40,32 @@ pub struct SubsystemRequest {
     pub namespaces: Vec<NamespaceRequest>,
 }
 
+/// Attributes to change; an absent field stays as it is, null returns it to its default.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SubsystemPatch {
+    /// Up to 20 printable ASCII characters; null: derived from the NQN. Refused while the
+    /// subsystem has controllers.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub serial: Option<Option<String>>,
+    /// Up to 40 printable ASCII characters; null: "ferrofab". Refused while the subsystem
+    /// has controllers.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub model: Option<Option<String>>,
+    /// Up to 8 printable ASCII characters; null: the ferrofab version. Refused while the
+    /// subsystem has controllers.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub firmware: Option<Option<String>>,
+    /// Configured listener addresses it is reachable on; null: every listener. Controllers
+    /// that came through a listener no longer listed are disconnected.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Vec<String>>, example = json!(["0.0.0.0:4420"]))]
+    pub listeners: Option<Option<Vec<SocketAddr>>>,
+}
+
 /// A running subsystem.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct SubsystemView {
@@ -65,11 +91,12 @@ pub(crate) fn subsystem_config<'a>(config: &'a Config, nqn: &str) -> Option<&'a 
 fn view(engine: &Engine, sc: &SubsystemConfig) -> Option<SubsystemView> {
     let sub = engine.target().subsystem(&sc.nqn)?;
     let nsids = sub.nsids();
+    let id = sub.identity();
     Some(SubsystemView {
         nqn: sub.nqn.clone(),
-        serial: sub.serial.clone(),
-        model: sub.model.clone(),
-        firmware: sub.firmware.clone(),
+        serial: id.serial,
+        model: id.model,
+        firmware: id.firmware,
         allowed_hosts: sc.allowed_hosts.clone(),
         listeners: sc
             .listeners
@@ -196,6 +223,40 @@ pub(crate) async fn get(
     state
         .blocking(move |engine| find(engine, &nqn).map(Json))
         .await?
+}
+
+/// Change a subsystem's serial, model, firmware or listener list. Serial, model and firmware
+/// identify a controller for its lifetime, so they change only while no host is connected.
+#[utoipa::path(patch, path = "/api/v1/subsystems/{nqn}", tag = "subsystems",
+    params(("nqn" = String, Path, description = "Subsystem NQN")),
+    request_body = SubsystemPatch,
+    responses(
+        (status = 200, description = "Changed", body = OutcomeView),
+        (status = 400, description = "Malformed or invalid request (field named)", body = ErrorBody),
+        (status = 401, description = "No or a wrong token", body = ErrorBody),
+        (status = 403, description = "Read-only token", body = ErrorBody),
+        (status = 404, description = "No such subsystem", body = ErrorBody),
+        (status = 409, description = "Serial, model or firmware changed while hosts are connected", body = ErrorBody),
+    ))]
+pub(crate) async fn update(
+    State(state): State<AppState>,
+    ApiPath(nqn): ApiPath<String>,
+    ApiJson(patch): ApiJson<SubsystemPatch>,
+) -> Result<Json<OutcomeView>, ApiError> {
+    let action = Action::SetSubsystemAttributes {
+        nqn,
+        attributes: SubsystemAttributes {
+            serial: patch.serial,
+            model: patch.model,
+            firmware: patch.firmware,
+            listeners: patch.listeners,
+        },
+    };
+    state
+        .apply(action, FieldScope::Plain, |_, outcome| {
+            Ok(Json(outcome.into()))
+        })
+        .await
 }
 
 /// Remove a subsystem; its controllers are disconnected.

@@ -48,11 +48,11 @@ fn openapi_describes_every_route_and_the_bearer_scheme() {
         ("/api/v1/listeners/{address}", &["delete"]),
         ("/api/v1/openapi.json", &["get"]),
         ("/api/v1/subsystems", &["get", "post"]),
-        ("/api/v1/subsystems/{nqn}", &["get", "delete"]),
+        ("/api/v1/subsystems/{nqn}", &["get", "patch", "delete"]),
         ("/api/v1/subsystems/{nqn}/namespaces", &["get", "post"]),
         (
             "/api/v1/subsystems/{nqn}/namespaces/{nsid}",
-            &["get", "delete"],
+            &["get", "patch", "delete"],
         ),
         ("/api/v1/subsystems/{nqn}/hosts", &["get", "post", "put"]),
         ("/api/v1/subsystems/{nqn}/hosts/{hostnqn}", &["delete"]),

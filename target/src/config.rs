@@ -1,16 +1,16 @@
 //! The daemon's TOML configuration: parsing, validation with clear errors, and the embedded
 //! default that `ferrofab serve` uses when no file is given.
 
-use std::collections::HashSet;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::nqn;
-
 mod ser;
+mod validate;
+
+pub use validate::{FieldAt, FieldPath, RuleError};
 
 /// NQN of the subsystem served when no configuration file is given.
 pub const DEFAULT_SUBSYSTEM_NQN: &str = "nqn.2026-01.io.ferrofab:default";
@@ -249,30 +249,6 @@ impl Default for DrivesSection {
     }
 }
 
-impl DrivesSection {
-    fn validate(&self) -> Result<(), String> {
-        if !(2..=65536).contains(&self.queue_depth) {
-            return Err(format!(
-                "[drives]: queue_depth {} must be 2 to 65536",
-                self.queue_depth
-            ));
-        }
-        if !(100..=600_000).contains(&self.command_timeout_ms) {
-            return Err(format!(
-                "[drives]: command_timeout_ms {} must be 100 to 600000",
-                self.command_timeout_ms
-            ));
-        }
-        let dma = self.dma_memory.0;
-        if !((4 << 20)..=(64 << 30)).contains(&dma) || !dma.is_multiple_of(2 << 20) {
-            return Err(format!(
-                "[drives]: dma_memory {dma} must be a multiple of 2 MiB between 4 MiB and 64 GiB"
-            ));
-        }
-        Ok(())
-    }
-}
-
 /// How reactors wait when they have nothing to do.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -300,34 +276,6 @@ pub struct ReactorSection {
 
 /// Most reactors one daemon runs.
 pub const MAX_REACTORS: usize = 256;
-
-impl ReactorSection {
-    fn validate(&self) -> Result<(), String> {
-        let cpus = std::thread::available_parallelism().map_or(MAX_REACTORS, |n| n.get());
-        match (&self.cores, self.count) {
-            (Some(_), Some(_)) => Err("[reactor]: give either cores or count, not both".into()),
-            (Some(cores), None) => {
-                if cores.is_empty() || cores.len() > MAX_REACTORS {
-                    return Err(format!(
-                        "[reactor]: cores must list 1 to {MAX_REACTORS} CPUs"
-                    ));
-                }
-                let mut seen = HashSet::new();
-                for &c in cores {
-                    if !seen.insert(c) {
-                        return Err(format!("[reactor]: core {c} is listed twice"));
-                    }
-                }
-                Ok(())
-            }
-            (None, Some(n)) if n == 0 || n > MAX_REACTORS.min(cpus.max(1) * 4) => Err(format!(
-                "[reactor]: count {n} must be 1 to {}",
-                MAX_REACTORS.min(cpus.max(1) * 4)
-            )),
-            (None, _) => Ok(()),
-        }
-    }
-}
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
@@ -399,158 +347,12 @@ impl Config {
             origin: origin.to_string(),
             message: e.to_string().trim_end().to_string(),
         })?;
-        config.validate().map_err(|message| ConfigError::Invalid {
+        config.validate().map_err(|e| ConfigError::Invalid {
             origin: origin.to_string(),
-            message,
+            message: e.message,
         })?;
         Ok(config)
     }
-
-    /// Check every rule and assign namespace IDs left out of the file (the engine checks a
-    /// changed running configuration with the same rules).
-    pub(crate) fn validate(&mut self) -> Result<(), String> {
-        if self.listener.is_empty() {
-            return Err("no [[listener]] configured: nothing to serve on".into());
-        }
-        self.reactor.validate()?;
-        self.drives.validate()?;
-        let mut addrs = HashSet::new();
-        for l in &self.listener {
-            if !addrs.insert(l.address) {
-                return Err(format!("listener {} is configured twice", l.address));
-            }
-        }
-        let mut nqns = HashSet::new();
-        let mut drives = HashSet::new();
-        for (i, s) in self.subsystem.iter_mut().enumerate() {
-            let at = format!("subsystem #{} ({})", i + 1, s.nqn);
-            nqn::validate(&s.nqn).map_err(|e| format!("{at}: nqn: {e}"))?;
-            if s.nqn == nqn::DISCOVERY_NQN {
-                return Err(format!("{at}: the discovery NQN is reserved"));
-            }
-            if !nqns.insert(s.nqn.clone()) {
-                return Err(format!("{at}: NQN is configured twice"));
-            }
-            check_ascii_field(&at, "serial", s.serial.as_deref(), 20)?;
-            check_ascii_field(&at, "model", s.model.as_deref(), 40)?;
-            check_ascii_field(&at, "firmware", s.firmware.as_deref(), 8)?;
-            for h in s.allowed_hosts.iter().flatten() {
-                nqn::validate(h).map_err(|e| format!("{at}: allowed_hosts {h:?}: {e}"))?;
-            }
-            for a in s.listeners.iter().flatten() {
-                if !addrs.contains(a) {
-                    return Err(format!(
-                        "{at}: listener {a} is not a configured [[listener]]"
-                    ));
-                }
-            }
-            validate_namespaces(&at, &mut s.namespace, &mut drives)?;
-        }
-        Ok(())
-    }
-}
-
-fn check_ascii_field(at: &str, name: &str, value: Option<&str>, max: usize) -> Result<(), String> {
-    if let Some(v) = value {
-        if v.is_empty() || v.len() > max || !v.bytes().all(|b| (0x20..0x7f).contains(&b)) {
-            return Err(format!(
-                "{at}: {name} {v:?} must be 1 to {max} printable ASCII characters"
-            ));
-        }
-    }
-    Ok(())
-}
-
-fn validate_namespaces(
-    at: &str,
-    namespaces: &mut [NamespaceConfig],
-    drives: &mut HashSet<String>,
-) -> Result<(), String> {
-    for ns in namespaces.iter_mut() {
-        // sysfs names devices in the full lower-case form; so does every message about them.
-        if let BackendKind::NvmeVfio { pci, .. } = &mut ns.backend {
-            *pci = nvme::driver::vfio_setup::parse_pci_address(pci)
-                .map_err(|e| format!("{at}: {e}"))?;
-        }
-    }
-    let mut used: HashSet<u32> = HashSet::new();
-    for ns in namespaces.iter() {
-        if let Some(id) = ns.nsid {
-            if id == 0 || id > MAX_NSID {
-                return Err(format!("{at}: nsid {id} is outside 1..={MAX_NSID}"));
-            }
-            if !used.insert(id) {
-                return Err(format!("{at}: nsid {id} is configured twice"));
-            }
-        }
-    }
-    let mut next = 1;
-    for (j, ns) in namespaces.iter_mut().enumerate() {
-        if ns.nsid.is_none() {
-            while used.contains(&next) {
-                next += 1;
-            }
-            if next > MAX_NSID {
-                return Err(format!("{at}: more than {MAX_NSID} namespaces"));
-            }
-            ns.nsid = Some(next);
-            used.insert(next);
-        }
-        let nat = format!("{at} namespace #{} (nsid {})", j + 1, ns.nsid.unwrap_or(0));
-        let bs = ns.block_size();
-        if bs != 512 && bs != 4096 {
-            return Err(format!("{nat}: block_size {bs} must be 512 or 4096"));
-        }
-        match &ns.backend {
-            BackendKind::Ram | BackendKind::Null => {
-                if ns.path.is_some() {
-                    return Err(format!("{nat}: path is only for backend = \"file\""));
-                }
-                let Some(size) = ns.size else {
-                    return Err(format!("{nat}: size is required for this backend"));
-                };
-                check_size(&nat, size.0, bs)?;
-            }
-            BackendKind::File => {
-                if ns.path.is_none() {
-                    return Err(format!("{nat}: path is required for backend = \"file\""));
-                }
-                if let Some(size) = ns.size {
-                    check_size(&nat, size.0, bs)?;
-                }
-            }
-            drive @ (BackendKind::NvmeVfio { .. } | BackendKind::NvmeUring { .. }) => {
-                if ns.size.is_some() || ns.block_size.is_some() || ns.path.is_some() {
-                    return Err(format!(
-                        "{nat}: size, block_size and path come from the drive for backend {drive}; remove them"
-                    ));
-                }
-                if let BackendKind::NvmeVfio { nsid, .. } = drive {
-                    if *nsid == 0 || *nsid == u32::MAX {
-                        return Err(format!("{nat}: drive nsid {nsid} must name one namespace"));
-                    }
-                }
-                if !drives.insert(drive.to_string()) {
-                    return Err(format!(
-                        "{nat}: {drive} is already used by another namespace"
-                    ));
-                }
-            }
-        }
-        if ns.direct.is_some() && ns.backend != BackendKind::File {
-            return Err(format!("{nat}: direct is only for backend = \"file\""));
-        }
-    }
-    Ok(())
-}
-
-fn check_size(at: &str, size: u64, bs: u32) -> Result<(), String> {
-    if size == 0 || !size.is_multiple_of(u64::from(bs)) {
-        return Err(format!(
-            "{at}: size {size} must be a non-zero multiple of block_size {bs}"
-        ));
-    }
-    Ok(())
 }
 
 impl fmt::Display for TransportKind {

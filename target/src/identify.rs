@@ -105,9 +105,10 @@ pub fn controller(ctrl: &Controller) -> Vec<u8> {
     let mut c = IdentifyController::zeroed();
     match ctrl.subsystem() {
         Some(s) => {
-            c.set_serial_number(&s.serial);
-            c.set_model_number(&s.model);
-            c.set_firmware_revision(&s.firmware);
+            let id = s.identity();
+            c.set_serial_number(&id.serial);
+            c.set_model_number(&id.model);
+            c.set_firmware_revision(&id.firmware);
         }
         None => {
             c.set_serial_number(&discovery_serial(ctrl.local.ip()));

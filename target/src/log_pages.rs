@@ -62,8 +62,11 @@ fn page_for(ctrl: &Controller, glp: &GetLogPage) -> Result<Vec<u8>, Status> {
             Ok(smart_health(ctrl))
         }
         (false, LogPageId::FirmwareSlot) => {
-            let fw = ctrl.subsystem().map(|s| s.firmware.as_str()).unwrap_or("");
-            Ok(FirmwareSlot::single(fw).as_bytes().to_vec())
+            let fw = ctrl
+                .subsystem()
+                .map(|s| s.identity().firmware)
+                .unwrap_or_default();
+            Ok(FirmwareSlot::single(&fw).as_bytes().to_vec())
         }
         (false, LogPageId::ChangedNamespaceList) => {
             let list = ctrl.changed_namespaces(!glp.rae);

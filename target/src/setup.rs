@@ -9,7 +9,7 @@ use crate::controller::TargetParams;
 use crate::drives::Drives;
 use crate::ids::derive_serial;
 use crate::namespace::Namespace;
-use crate::subsystem::Subsystem;
+use crate::subsystem::{Identity, Subsystem};
 use crate::target::{FabricTarget, Listener};
 
 /// Model number reported when the configuration names none.
@@ -73,20 +73,33 @@ pub fn open_namespace(
     Ok(ns)
 }
 
+/// The serial, model and firmware a subsystem configuration gives its controllers (the
+/// defaults for those it leaves out).
+pub fn identity(sc: &SubsystemConfig) -> Identity {
+    Identity {
+        serial: sc.serial.clone().unwrap_or_else(|| derive_serial(&sc.nqn)),
+        model: sc
+            .model
+            .clone()
+            .unwrap_or_else(|| DEFAULT_MODEL.to_string()),
+        firmware: sc
+            .firmware
+            .clone()
+            .unwrap_or_else(|| env!("CARGO_PKG_VERSION").to_string()),
+    }
+}
+
 /// Build a subsystem with all its configured namespaces.
 pub fn build_subsystem(
     sc: &SubsystemConfig,
     drives: &Drives,
 ) -> Result<Arc<Subsystem>, SetupError> {
+    let id = identity(sc);
     let sub = Arc::new(Subsystem::new(
         sc.nqn.clone(),
-        sc.serial.clone().unwrap_or_else(|| derive_serial(&sc.nqn)),
-        sc.model
-            .clone()
-            .unwrap_or_else(|| DEFAULT_MODEL.to_string()),
-        sc.firmware
-            .clone()
-            .unwrap_or_else(|| env!("CARGO_PKG_VERSION").to_string()),
+        id.serial,
+        id.model,
+        id.firmware,
         sc.allowed_hosts.clone(),
         sc.listeners.clone(),
     ));

@@ -8,16 +8,25 @@ use std::sync::{Arc, Mutex, RwLock, Weak};
 use crate::controller::Controller;
 use crate::namespace::Namespace;
 
-pub struct Subsystem {
-    pub nqn: String,
+/// What Identify Controller reports for every controller of a subsystem.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Identity {
     pub serial: String,
     pub model: String,
     pub firmware: String,
+}
+
+pub struct Subsystem {
+    pub nqn: String,
+    /// Changed only while no controller is connected (the engine: hosts keep what Identify
+    /// told them for a controller's lifetime).
+    identity: RwLock<Identity>,
     /// None: any host may connect. Read at Connect and for the discovery log only; the
     /// engine replaces it (`set_allowed_hosts`).
     allowed_hosts: RwLock<Option<HashSet<String>>>,
-    /// None: reachable on every listener.
-    listeners: Option<Vec<SocketAddr>>,
+    /// Bound listener addresses; None: reachable on every listener. Read at Connect and for
+    /// the discovery log; the engine replaces it (`set_listeners`).
+    listeners: RwLock<Option<Vec<SocketAddr>>>,
     /// Copy-on-write: I/O queues keep a snapshot and refresh it when `ns_generation` moves,
     /// so the data path takes no lock.
     namespaces: RwLock<Arc<NamespaceMap>>,
@@ -46,15 +55,40 @@ impl Subsystem {
     ) -> Subsystem {
         Subsystem {
             nqn,
-            serial,
-            model,
-            firmware,
+            identity: RwLock::new(Identity {
+                serial,
+                model,
+                firmware,
+            }),
             allowed_hosts: RwLock::new(allowed_hosts.map(|v| v.into_iter().collect())),
-            listeners,
+            listeners: RwLock::new(listeners),
             namespaces: RwLock::new(Arc::new(BTreeMap::new())),
             ns_generation: AtomicU64::new(0),
             controllers: Mutex::new(Vec::new()),
         }
+    }
+
+    pub fn identity(&self) -> Identity {
+        read(&self.identity).clone()
+    }
+
+    /// Replace serial, model and firmware. The engine does so only when the subsystem has no
+    /// controllers; any controller that connected meanwhile is destroyed (its host may have
+    /// read the old identity), and returned.
+    pub fn set_identity(&self, identity: Identity, reason: &str) -> Vec<Arc<Controller>> {
+        *write(&self.identity) = identity;
+        let raced = self.controllers();
+        for c in &raced {
+            c.destroy(reason);
+        }
+        raced
+    }
+
+    /// Replace the listener restriction (bound addresses; None: every listener). New
+    /// connections are checked against it at once; the engine disconnects the controllers
+    /// that came through a listener it no longer names.
+    pub fn set_listeners(&self, listeners: Option<Vec<SocketAddr>>) {
+        *write(&self.listeners) = listeners;
     }
 
     /// Whether only listed hosts may connect (`allowed_hosts` is configured).
@@ -72,11 +106,7 @@ impl Subsystem {
     /// Replace the allow-list (None: any host). Controllers of hosts it no longer admits are
     /// destroyed; returns how many.
     pub fn set_allowed_hosts(&self, hosts: Option<Vec<String>>, reason: &str) -> usize {
-        *self
-            .allowed_hosts
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) =
-            hosts.map(|v| v.into_iter().collect());
+        *write(&self.allowed_hosts) = hosts.map(|v| v.into_iter().collect());
         let revoked: Vec<Arc<Controller>> = self
             .controllers()
             .into_iter()
@@ -100,13 +130,30 @@ impl Subsystem {
     }
 
     pub fn on_listener(&self, addr: &SocketAddr) -> bool {
-        match &self.listeners {
+        match &*read(&self.listeners) {
             None => true,
             Some(v) => v.contains(addr),
         }
     }
 
-    /// Bumped on every namespace addition or removal.
+    /// Swap in `ns` for the namespace with its NSID (a resized one); I/O still in flight on
+    /// the old one completes on it. Live controllers get a Namespace Attribute Changed event.
+    pub fn replace_namespace(&self, ns: Arc<Namespace>) -> Result<Arc<Namespace>, NamespaceError> {
+        let nsid = ns.nsid;
+        let old = {
+            let mut map = write(&self.namespaces);
+            let Some(slot) = Arc::make_mut(&mut map).get_mut(&nsid) else {
+                return Err(NamespaceError::NotFound(nsid));
+            };
+            let old = std::mem::replace(slot, ns);
+            self.ns_generation.fetch_add(1, Ordering::AcqRel);
+            old
+        };
+        self.notify_namespace_changed(nsid);
+        Ok(old)
+    }
+
+    /// Bumped on every namespace addition, removal or replacement.
     pub fn ns_generation(&self) -> u64 {
         self.ns_generation.load(Ordering::Acquire)
     }
@@ -196,4 +243,9 @@ impl Subsystem {
 
 fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
     lock.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }

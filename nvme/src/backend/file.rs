@@ -419,7 +419,13 @@ impl Backend for FileBackend {
     fn may_block(&self) -> bool {
         true
     }
+
+    fn grown(&self, size_bytes: u64) -> Result<super::SharedBackend, BackendError> {
+        Ok(std::sync::Arc::new(self.grown_file(size_bytes)?))
+    }
 }
+
+mod resize;
 
 #[cfg(test)]
 mod tests {

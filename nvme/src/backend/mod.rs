@@ -86,6 +86,32 @@ pub trait Backend: Send + Sync + 'static {
     fn queued(&self) -> Option<&dyn QueuedBackend> {
         None
     }
+    /// A backend over the same storage with the larger capacity `size_bytes` (a whole number
+    /// of blocks), for growing a namespace at run time: blocks written through `self` read
+    /// back through it, and `self` keeps its own size for I/O still in flight on it. Backends
+    /// whose size is the device's refuse (this default).
+    fn grown(&self, _size_bytes: u64) -> Result<SharedBackend, BackendError> {
+        Err(null::invalid_input(
+            "this backend's capacity is the device's; it cannot be resized".to_string(),
+        ))
+    }
+}
+
+/// The capacity check every [`Backend::grown`] makes: `size_bytes` is a valid geometry for
+/// `block_size` and not below `num_blocks` blocks; returns the new block count.
+pub(crate) fn grown_blocks(
+    size_bytes: u64,
+    block_size: u32,
+    num_blocks: u64,
+) -> Result<u64, BackendError> {
+    let blocks = null::check_geometry(size_bytes, block_size)?;
+    if blocks < num_blocks {
+        return Err(null::invalid_input(format!(
+            "{size_bytes} bytes is less than the current {} bytes: a backend only grows",
+            num_blocks * u64::from(block_size)
+        )));
+    }
+    Ok(blocks)
 }
 
 pub type SharedBackend = Arc<dyn Backend>;

@@ -130,6 +130,14 @@ impl Backend for NullBackend {
         buf_span(lba, len, self.block_size, self.num_blocks).ok()?;
         zeroes(len)
     }
+
+    fn grown(&self, size_bytes: u64) -> Result<super::SharedBackend, BackendError> {
+        super::grown_blocks(size_bytes, self.block_size, self.num_blocks)?;
+        Ok(std::sync::Arc::new(NullBackend::new(
+            size_bytes,
+            self.block_size,
+        )?))
+    }
 }
 
 /// Largest read served from the shared zero page.

@@ -8,13 +8,20 @@
 //! A chunk is a whole number of logical blocks (64 KiB is a multiple of 512 and 4096), so every
 //! block is copied under one lock: a block is never observed half-written (atomic write unit of
 //! one block, AWUN/AWUPF = 0's-based 0; NVM Command Set 1.0, "Atomic Operations").
+//!
+//! Growing ([`Backend::grown`]) copies nothing: the grown backend shares the chunk shards
+//! with this one and only its capacity differs. A chunk is as long as the namespace was
+//! when it was allocated, so the last chunk of a smaller namespace may be short: writes
+//! lengthen a short chunk (zero-filled) under its shard lock, and reads, Write Zeroes and
+//! Deallocate treat the bytes past a chunk's end as zeroes. Both backends stay correct for
+//! whatever I/O each of them still carries.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use super::null::{buf_span, byte_span, check_geometry};
-use super::{Backend, BackendError, BackendInfo};
+use super::{grown_blocks, Backend, BackendError, BackendInfo, SharedBackend};
 
 /// log2 of the allocation chunk size.
 const CHUNK_SHIFT: u32 = 16;
@@ -31,8 +38,9 @@ pub struct RamBackend {
     block_size: u32,
     num_blocks: u64,
     size_bytes: u64,
-    shards: Box<[RwLock<ChunkMap>]>,
-    allocated: AtomicU64,
+    /// Shared with the backends grown from this one (and the one it was grown from).
+    shards: Arc<[RwLock<ChunkMap>]>,
+    allocated: Arc<AtomicU64>,
 }
 
 /// One chunk-sized piece of a byte range.
@@ -90,7 +98,7 @@ impl RamBackend {
             num_blocks,
             size_bytes,
             shards,
-            allocated: AtomicU64::new(0),
+            allocated: Arc::new(AtomicU64::new(0)),
         })
     }
 
@@ -128,26 +136,37 @@ impl RamBackend {
 
     /// A zeroed chunk buffer, or `NoSpace` when memory is exhausted.
     fn alloc_chunk(&self, len: usize) -> Result<Box<[u8]>, BackendError> {
-        let mut v = Vec::new();
-        v.try_reserve_exact(len)
+        self.lengthen(Box::default(), len)
+    }
+
+    /// `chunk` zero-filled to `len` bytes (a short chunk of a smaller namespace, or a new
+    /// empty one), or `NoSpace` when memory is exhausted.
+    fn lengthen(&self, chunk: Box<[u8]>, len: usize) -> Result<Box<[u8]>, BackendError> {
+        let mut v = chunk.into_vec();
+        let grow = len.saturating_sub(v.len());
+        v.try_reserve_exact(grow)
             .map_err(|_| BackendError::NoSpace)?;
-        v.resize(len, 0);
-        self.allocated.fetch_add(len as u64, Ordering::Relaxed);
+        v.resize(v.len() + grow, 0);
+        self.allocated.fetch_add(grow as u64, Ordering::Relaxed);
         Ok(v.into_boxed_slice())
     }
 
-    /// Zero a byte range: whole chunks are freed, partial ones zeroed in place.
+    /// Zero a byte range: chunks it covers to their end are freed, others zeroed in place
+    /// (bytes past a short chunk's end read as zeroes already).
     fn zero_range(&self, offset: u64, len: u64) {
         for p in pieces(offset, len) {
-            let chunk_len = self.chunk_len(p.chunk);
             let mut shard = self.write_shard(p.chunk);
-            if p.offset == 0 && p.len == chunk_len {
+            let Some(data) = shard.get_mut(&p.chunk) else {
+                continue;
+            };
+            if p.offset == 0 && p.len >= data.len() {
                 if let Some(old) = shard.remove(&p.chunk) {
                     self.allocated
                         .fetch_sub(old.len() as u64, Ordering::Relaxed);
                 }
-            } else if let Some(data) = shard.get_mut(&p.chunk) {
-                if let Some(dst) = data.get_mut(p.offset..p.offset + p.len) {
+            } else {
+                let end = (p.offset + p.len).min(data.len());
+                if let Some(dst) = data.get_mut(p.offset..end) {
                     dst.fill(0);
                 }
             }
@@ -172,13 +191,15 @@ impl Backend for RamBackend {
             let dst = &mut buf[pos..pos + p.len];
             pos += p.len;
             let shard = self.read_shard(p.chunk);
-            match shard
+            // A short chunk (allocated before the namespace grew) holds a prefix of the piece;
+            // the rest was never written.
+            let src = shard
                 .get(&p.chunk)
-                .and_then(|data| data.get(p.offset..p.offset + p.len))
-            {
-                Some(src) => dst.copy_from_slice(src),
-                None => dst.fill(0),
-            }
+                .and_then(|data| data.get(p.offset.min(data.len())..))
+                .map_or(&[][..], |rest| &rest[..rest.len().min(p.len)]);
+            let (held, unwritten) = dst.split_at_mut(src.len());
+            held.copy_from_slice(src);
+            unwritten.fill(0);
         }
         Ok(())
     }
@@ -192,7 +213,13 @@ impl Backend for RamBackend {
             let chunk_len = self.chunk_len(p.chunk);
             let mut shard = self.write_shard(p.chunk);
             let chunk = match shard.entry(p.chunk) {
-                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::hash_map::Entry::Occupied(e) => {
+                    let chunk = e.into_mut();
+                    if chunk.len() < p.offset + p.len {
+                        *chunk = self.lengthen(std::mem::take(chunk), chunk_len)?;
+                    }
+                    chunk
+                }
                 std::collections::hash_map::Entry::Vacant(e) => {
                     e.insert(self.alloc_chunk(chunk_len)?)
                 }
@@ -226,6 +253,17 @@ impl Backend for RamBackend {
     fn may_block(&self) -> bool {
         false
     }
+
+    fn grown(&self, size_bytes: u64) -> Result<SharedBackend, BackendError> {
+        let num_blocks = grown_blocks(size_bytes, self.block_size, self.num_blocks)?;
+        Ok(Arc::new(RamBackend {
+            block_size: self.block_size,
+            num_blocks,
+            size_bytes,
+            shards: Arc::clone(&self.shards),
+            allocated: Arc::clone(&self.allocated),
+        }))
+    }
 }
 
 #[cfg(test)]
@@ -233,7 +271,6 @@ mod tests {
     use super::*;
     use rand::rngs::StdRng;
     use rand::{Rng, RngCore, SeedableRng};
-    use std::sync::Arc;
 
     const MIB: u64 = 1 << 20;
 
@@ -475,5 +512,60 @@ mod tests {
         // The tail that no stripe covers stayed zero.
         assert!(all[(lba * 512) as usize..].iter().all(|&x| x == 0));
         assert_eq!(b.allocated_bytes(), 4 * MIB);
+    }
+
+    #[test]
+    fn grown_backend_shares_the_data_and_zeroes_the_new_blocks() {
+        // 64 KiB + 4 KiB: the second chunk is short until the namespace grows.
+        let old = RamBackend::new(CHUNK_SIZE + 4096, 4096).unwrap();
+        let mut rng = StdRng::seed_from_u64(9);
+        let first = random(&mut rng, 17 * 4096);
+        old.write(0, &first, false).unwrap();
+        assert_eq!(old.allocated_bytes(), CHUNK_SIZE + 4096);
+        let new = old.grown(4 * CHUNK_SIZE).unwrap();
+        assert_eq!(new.info().num_blocks, 64);
+        assert_eq!(old.info().num_blocks, 17, "the old backend keeps its size");
+        // What was written reads back; the new blocks (in the short chunk too) read zero.
+        let mut back = vec![0xee; 64 * 4096];
+        new.read(0, &mut back).unwrap();
+        assert_eq!(back[..first.len()], first[..]);
+        assert!(back[first.len()..].iter().all(|&b| b == 0));
+        // Writing past the old end lengthens the short chunk, keeping its first block.
+        let tail = random(&mut rng, 2 * 4096);
+        new.write(17, &tail, false).unwrap();
+        let mut two = vec![0; 3 * 4096];
+        new.read(16, &mut two).unwrap();
+        assert_eq!(two[..4096], first[16 * 4096..]);
+        assert_eq!(two[4096..], tail[..]);
+        assert_eq!(old.allocated_bytes(), 2 * CHUNK_SIZE, "shared accounting");
+        // The old backend still serves its range, and sees writes made through the new one.
+        let mut b16 = vec![0; 4096];
+        old.read(16, &mut b16).unwrap();
+        assert_eq!(b16, first[16 * 4096..]);
+        assert!(old.read(17, &mut b16).is_err());
+        old.write(16, &[3; 4096], false).unwrap();
+        new.read(16, &mut b16).unwrap();
+        assert_eq!(b16, vec![3; 4096]);
+        // Deallocating the old end through the old backend keeps the blocks past it.
+        old.deallocate(16, 1).unwrap();
+        new.read(16, &mut two).unwrap();
+        assert_eq!(two[..4096], [0; 4096]);
+        assert_eq!(two[4096..], tail[..]);
+        // Only growth, in whole blocks.
+        assert!(new.grown(CHUNK_SIZE).is_err());
+        assert!(new.grown(4 * CHUNK_SIZE + 512).is_err());
+        assert_eq!(new.grown(4 * CHUNK_SIZE).unwrap().info().num_blocks, 64);
+    }
+
+    #[test]
+    fn a_short_chunk_is_freed_when_zeroed_whole() {
+        let old = RamBackend::new(CHUNK_SIZE + 4096, 4096).unwrap();
+        old.write(16, &[1; 4096], false).unwrap();
+        let new = old.grown(2 * CHUNK_SIZE).unwrap();
+        new.write_zeroes(16, 16).unwrap();
+        assert_eq!(old.allocated_bytes(), 0);
+        let mut back = vec![9; 16 * 4096];
+        new.read(16, &mut back).unwrap();
+        assert!(back.iter().all(|&b| b == 0));
     }
 }

@@ -293,6 +293,14 @@ async fn ctl_builds_a_subsystem_a_host_uses_then_revokes_it() {
     .ok();
     let ns = ctl(&s, &["--json", "namespace", "show", SUB, "7"]).json();
     assert_eq!(ns["backend"], "null");
+    let ns = ctl(&s, &["--json", "namespace", "resize", SUB, "7", "4MiB"]).json();
+    assert_eq!(ns["size_bytes"], 4 << 20);
+    let err = ctl(&s, &["namespace", "resize", SUB, "7", "1MiB"]).failed();
+    assert!(
+        err.starts_with("ferrofab ctl: 409 shrink_refused: "),
+        "{err}"
+    );
+    assert!(err.trim_end().ends_with("(field size)"), "{err}");
     let out = ctl(&s, &["namespace", "remove", SUB, "7"]).ok();
     assert_eq!(out, format!("namespace 7 removed from {SUB}\n"));
     let (_, sub) = rest_get(&s, &format!("subsystems/{SUB}")).await;
@@ -342,6 +350,16 @@ async fn ctl_refusals_name_status_code_field_and_token() {
     assert!(err.trim_end().ends_with("(field block_size)"), "{err}");
     let err = ctl(&s, &["host", "set", SUB, "not-an-nqn"]).failed();
     assert!(err.trim_end().ends_with("(field hosts[0])"), "{err}");
+    let err = ctl(&s, &["subsystem", "set", SUB, "--listeners", "127.0.0.1:9"]).failed();
+    assert!(err.starts_with("ferrofab ctl: 400 invalid: "), "{err}");
+    assert!(err.trim_end().ends_with("(field listeners[0])"), "{err}");
+    let out = ctl(&s, &["subsystem", "set", SUB, "--model", "M2"]).ok();
+    assert_eq!(
+        out,
+        format!("{SUB} attributes changed; 0 controller(s) disconnected\n")
+    );
+    let (_, shown) = rest_get(&s, &format!("subsystems/{SUB}")).await;
+    assert_eq!(shown["model"], "M2");
     let (_, sub) = rest_get(&s, &format!("subsystems/{SUB}")).await;
     assert_eq!(sub["nsids"], serde_json::json!([]));
     assert_eq!(sub["allowed_hosts"], Value::Null);

@@ -3,7 +3,10 @@
 
 use std::net::SocketAddr;
 
-use crate::config::{Config, ListenerConfig, NamespaceConfig, SubsystemConfig, MAX_NSID};
+use crate::config::{
+    ByteSize, Config, FieldAt, FieldPath, ListenerConfig, NamespaceConfig, RuleError,
+    SubsystemConfig, MAX_NSID,
+};
 use crate::setup::SetupError;
 
 /// One change to a running box. Every change (REST, SIGHUP reload, boot restore) is one of
@@ -24,6 +27,20 @@ pub enum Action {
     RemoveNamespace {
         nqn: String,
         nsid: u32,
+    },
+    /// Grow a namespace to `size` bytes (a multiple of its block size) without losing a
+    /// block: hosts get Namespace Attribute Changed and re-read its capacity. Shrinking is
+    /// refused (it would discard host data); the current size is a no-op that succeeds
+    /// without an event; drives and block devices are refused (their size is the device's).
+    ResizeNamespace {
+        nqn: String,
+        nsid: u32,
+        size: u64,
+    },
+    /// Change a subsystem's identity or listener restriction (see [`SubsystemAttributes`]).
+    SetSubsystemAttributes {
+        nqn: String,
+        attributes: SubsystemAttributes,
     },
     /// Admit one more host to a subsystem that has an allow-list.
     AddAllowedHost {
@@ -54,6 +71,23 @@ pub enum Action {
     },
 }
 
+/// Subsystem attributes to change: `None` leaves one as it is, `Some(None)` returns it to
+/// its default (derived serial, model "ferrofab", the ferrofab version; every listener).
+///
+/// Serial, model and firmware identify a controller for its lifetime (hosts keep what
+/// Identify Controller returned, NVMe Base 2.0 §5.17.2.1), so changing them is refused while
+/// the subsystem has controllers. A narrower listener list disconnects the controllers whose
+/// admin queue came through a listener it no longer names; hosts get a Discovery Log Page
+/// Change event either way.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SubsystemAttributes {
+    pub serial: Option<Option<String>>,
+    pub model: Option<Option<String>>,
+    pub firmware: Option<Option<String>>,
+    /// Configured listener addresses.
+    pub listeners: Option<Option<Vec<SocketAddr>>>,
+}
+
 /// What an applied action did.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
@@ -72,6 +106,15 @@ pub enum Outcome {
     NamespaceRemoved {
         nqn: String,
         nsid: u32,
+    },
+    NamespaceResized {
+        nqn: String,
+        nsid: u32,
+        size: u64,
+    },
+    SubsystemAttributesChanged {
+        nqn: String,
+        controllers_disconnected: usize,
     },
     AllowedHostsChanged {
         nqn: String,
@@ -108,6 +151,17 @@ impl std::fmt::Display for Outcome {
             Outcome::NamespaceRemoved { nqn, nsid } => {
                 write!(f, "namespace {nsid} of {nqn} removed")
             }
+            Outcome::NamespaceResized { nqn, nsid, size } => {
+                write!(f, "namespace {nsid} of {nqn} is {size} bytes")
+            }
+            Outcome::SubsystemAttributesChanged {
+                nqn,
+                controllers_disconnected,
+            } => write!(
+                f,
+                "subsystem {nqn} attributes changed ({controllers_disconnected} controllers \
+                 disconnected)"
+            ),
             Outcome::AllowedHostsChanged {
                 nqn,
                 hosts,
@@ -141,9 +195,13 @@ impl std::fmt::Display for Outcome {
 /// Why an action was refused. Nothing changed when one is returned.
 #[derive(Debug, thiserror::Error)]
 pub enum ActionError {
-    /// The result would break a configuration rule (the same rules as the config file).
-    #[error("invalid: {0}")]
-    Invalid(String),
+    /// The result would break a configuration rule (the same rules as the config file);
+    /// `field` names the configuration field at fault, when one is.
+    #[error("invalid: {message}")]
+    Invalid {
+        field: Option<FieldPath>,
+        message: String,
+    },
     #[error("subsystem {0} does not exist")]
     NoSuchSubsystem(String),
     #[error("subsystem {0} already exists")]
@@ -161,6 +219,33 @@ pub enum ActionError {
          adding or removing single hosts"
     )]
     NoAllowList(String),
+    #[error("namespace {nsid} of subsystem {nqn} cannot be resized: {reason}")]
+    NotResizable {
+        nqn: String,
+        nsid: u32,
+        reason: String,
+    },
+    #[error(
+        "namespace {nsid} of subsystem {nqn} holds {current} bytes: shrinking it to {size} \
+         would discard host data, and is refused"
+    )]
+    Shrink {
+        nqn: String,
+        nsid: u32,
+        size: u64,
+        current: u64,
+    },
+    /// Serial, model and firmware cannot change under connected hosts.
+    #[error(
+        "subsystem {nqn} has {controllers} connected controller(s): its {fields} identify \
+         them for their lifetime; disconnect them first (remove the hosts or the listener)"
+    )]
+    IdentityInUse {
+        nqn: String,
+        controllers: usize,
+        /// The fields the change would alter, e.g. "serial, model".
+        fields: String,
+    },
     #[error("listener {0} does not exist")]
     NoSuchListener(SocketAddr),
     #[error("cannot listen on {address}: {source}")]
@@ -177,6 +262,23 @@ pub enum ActionError {
     /// A backend could not be opened; nothing was changed.
     #[error(transparent)]
     Setup(#[from] SetupError),
+}
+
+impl From<RuleError> for ActionError {
+    fn from(e: RuleError) -> ActionError {
+        ActionError::Invalid {
+            field: e.field,
+            message: e.message,
+        }
+    }
+}
+
+fn subsystem_index(config: &Config, nqn: &str) -> Result<usize, ActionError> {
+    config
+        .subsystem
+        .iter()
+        .position(|s| s.nqn == nqn)
+        .ok_or_else(|| ActionError::NoSuchSubsystem(nqn.to_string()))
 }
 
 fn subsystem_mut<'a>(
@@ -207,16 +309,24 @@ pub(super) fn apply_to_model(config: &mut Config, action: &Action) -> Result<Act
             config.subsystem.retain(|s| s.nqn != *nqn);
         }
         Action::AddNamespace { nqn, namespace } => {
-            let sub = subsystem_mut(config, nqn)?;
+            let index = subsystem_index(config, nqn)?;
+            let sub = &mut config.subsystem[index];
             let mut namespace = namespace.clone();
             if namespace.nsid.is_none() {
                 let used: Vec<u32> = sub.namespace.iter().filter_map(|n| n.nsid).collect();
                 let free = (1..=MAX_NSID)
                     .find(|id| !used.contains(id))
-                    .ok_or_else(|| {
-                        ActionError::Invalid(format!(
-                            "subsystem {nqn}: more than {MAX_NSID} namespaces"
-                        ))
+                    .ok_or_else(|| ActionError::Invalid {
+                        field: Some(FieldPath::new(
+                            FieldAt::Namespace {
+                                subsystem: index,
+                                nqn: nqn.clone(),
+                                index: used.len(),
+                                nsid: None,
+                            },
+                            "nsid",
+                        )),
+                        message: format!("subsystem {nqn}: more than {MAX_NSID} namespaces"),
                     })?;
                 namespace.nsid = Some(free);
             }
@@ -235,6 +345,42 @@ pub(super) fn apply_to_model(config: &mut Config, action: &Action) -> Result<Act
                     nqn: nqn.clone(),
                     nsid: *nsid,
                 });
+            }
+        }
+        Action::ResizeNamespace { nqn, nsid, size } => {
+            let ns = subsystem_mut(config, nqn)?
+                .namespace
+                .iter_mut()
+                .find(|n| n.nsid == Some(*nsid))
+                .ok_or_else(|| ActionError::NoSuchNamespace {
+                    nqn: nqn.clone(),
+                    nsid: *nsid,
+                })?;
+            if ns.backend.is_drive() {
+                return Err(ActionError::NotResizable {
+                    nqn: nqn.clone(),
+                    nsid: *nsid,
+                    reason: format!("backend {} takes its capacity from the drive", ns.backend),
+                });
+            }
+            // Block-size multiple: Config::validate; shrinking: checked against the running
+            // namespace when the change is prepared.
+            ns.size = Some(ByteSize(*size));
+        }
+        Action::SetSubsystemAttributes { nqn, attributes } => {
+            let sub = subsystem_mut(config, nqn)?;
+            let a = attributes.clone();
+            if let Some(v) = a.serial {
+                sub.serial = v;
+            }
+            if let Some(v) = a.model {
+                sub.model = v;
+            }
+            if let Some(v) = a.firmware {
+                sub.firmware = v;
+            }
+            if let Some(v) = a.listeners {
+                sub.listeners = v;
             }
         }
         Action::AddAllowedHost { nqn, host } => {

@@ -2,12 +2,25 @@
 
 use std::collections::BTreeMap;
 
-use super::{Action, ActionError};
+use super::{Action, ActionError, SubsystemAttributes};
 use crate::config::{Config, NamespaceConfig};
 
-/// The actions that turn `running` into `new` (both validated). A difference no action
-/// expresses — `[reactor]`, `[drives]`, a subsystem's identity or listener subset, a
-/// namespace changed in place — refuses the whole reload, naming every such difference.
+/// The new size when `new` is `old` with only its size changed (a drive has none).
+fn resized(old: &NamespaceConfig, new: &NamespaceConfig) -> Option<u64> {
+    let size = new.size?.0;
+    let same_otherwise = NamespaceConfig {
+        size: new.size,
+        ..old.clone()
+    } == *new;
+    (same_otherwise && !new.backend.is_drive()).then_some(size)
+}
+
+/// The actions that turn `running` into `new` (both validated). A subsystem's identity or
+/// listener list becomes [`Action::SetSubsystemAttributes`], a new size of a ram, file or
+/// null namespace [`Action::ResizeNamespace`] (the engine refuses shrinking, and identity
+/// changes under connected hosts). A difference no action expresses — `[reactor]`,
+/// `[drives]`, a namespace's backend, path or block size, a file namespace's size taken away
+/// — refuses the whole reload, naming every such difference.
 pub fn diff(running: &Config, new: &Config) -> Result<Vec<Action>, ActionError> {
     let mut refused = Vec::new();
     let mut actions = Vec::new();
@@ -46,17 +59,18 @@ pub fn diff(running: &Config, new: &Config) -> Result<Vec<Action>, ActionError> 
             continue;
         };
         let at = format!("subsystem {}", s.nqn);
-        for (field, changed) in [
-            ("serial", o.serial != s.serial),
-            ("model", o.model != s.model),
-            ("firmware", o.firmware != s.firmware),
-            ("listeners", o.listeners != s.listeners),
-        ] {
-            if changed {
-                refused.push(format!(
-                    "{at}: {field} changed (remove the subsystem and add it again)"
-                ));
-            }
+        let changed = |a: &Option<String>, b: &Option<String>| (a != b).then(|| b.clone());
+        let attributes = SubsystemAttributes {
+            serial: changed(&o.serial, &s.serial),
+            model: changed(&o.model, &s.model),
+            firmware: changed(&o.firmware, &s.firmware),
+            listeners: (o.listeners != s.listeners).then(|| s.listeners.clone()),
+        };
+        if attributes != SubsystemAttributes::default() {
+            actions.push(Action::SetSubsystemAttributes {
+                nqn: s.nqn.clone(),
+                attributes,
+            });
         }
         if o.allowed_hosts != s.allowed_hosts {
             actions.push(Action::SetAllowedHosts {
@@ -82,10 +96,17 @@ pub fn diff(running: &Config, new: &Config) -> Result<Vec<Action>, ActionError> 
                     nqn: s.nqn.clone(),
                     namespace: ns.clone(),
                 }),
-                Some(prev) if prev != ns => refused.push(format!(
-                    "{at}: namespace {nsid} changed (backend, size or path; remove it and \
-                     add it again under a free NSID, or restart)"
-                )),
+                Some(prev) if prev != ns => match resized(prev, ns) {
+                    Some(size) => actions.push(Action::ResizeNamespace {
+                        nqn: s.nqn.clone(),
+                        nsid: *nsid,
+                        size,
+                    }),
+                    None => refused.push(format!(
+                        "{at}: namespace {nsid} changed (backend, path or block size; remove \
+                         it and add it again under a free NSID, or restart)"
+                    )),
+                },
                 Some(_) => {}
             }
         }

@@ -6,12 +6,16 @@
 //! 1. **plan**: the actions change a copy of the running configuration, which must then
 //!    pass the same rules as a configuration file (`Config::validate`); any refusal leaves
 //!    everything as it was;
-//! 2. **prepare**: every backend and listener socket the change needs is opened, and the new
-//!    configuration is saved to the state directory (`crate::state`); a failure drops what
-//!    was opened and leaves everything as it was;
+//! 2. **prepare**: every backend and listener socket the change needs is opened (a grown
+//!    namespace gets a second backend over the same data), and the new configuration is
+//!    saved to the state directory (`crate::state`); a failure drops what was opened and
+//!    leaves everything as it was — except that a file extended for a grown namespace stays
+//!    longer, which changes nothing served (a file longer than its namespace is used only up
+//!    to the configured size);
 //! 3. **commit**: infallible swaps into the running target (controllers of removed
-//!    subsystems and revoked hosts are torn down, hosts get Namespace Attribute Changed and
-//!    Discovery Log Page Change events), then the copy becomes the running configuration.
+//!    subsystems, revoked hosts and dropped listeners are torn down, grown namespaces are
+//!    swapped in, hosts get Namespace Attribute Changed and Discovery Log Page Change
+//!    events), then the copy becomes the running configuration.
 
 mod action;
 mod diff;
@@ -21,16 +25,16 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-pub use action::{Action, ActionError, Outcome};
+pub use action::{Action, ActionError, Outcome, SubsystemAttributes};
 pub use diff::diff;
 pub use listener_control::{BoundSocket, ListenerControl};
 
-use crate::config::{Config, SubsystemConfig};
+use crate::config::{Config, NamespaceConfig, SubsystemConfig};
 use crate::drives::Drives;
 use crate::namespace::Namespace;
-use crate::setup::{build_subsystem, open_namespace};
+use crate::setup::{build_subsystem, identity, open_namespace};
 use crate::state::StateDir;
-use crate::subsystem::Subsystem;
+use crate::subsystem::{Identity, Subsystem};
 use crate::target::FabricTarget;
 
 /// The running target and the configuration it runs, changed only through actions.
@@ -64,8 +68,16 @@ struct Plan {
     remove_namespaces: Vec<(Arc<Subsystem>, u32)>,
     add_namespaces: Vec<(Arc<Subsystem>, Arc<Namespace>)>,
     allowed_hosts: Vec<(Arc<Subsystem>, Option<Vec<String>>)>,
+    /// Grown namespaces, to swap in for the running ones with their NSIDs.
+    resize_namespaces: Vec<(Arc<Subsystem>, Arc<Namespace>)>,
+    identities: Vec<(Arc<Subsystem>, Identity)>,
+    listeners: Vec<ListenerChange>,
     add_subsystems: Vec<Arc<Subsystem>>,
 }
+
+/// A subsystem's new listener restriction (bound addresses; None: every listener) and the
+/// controllers it disconnects.
+type ListenerChange = (Arc<Subsystem>, Option<Vec<SocketAddr>>, Vec<u16>);
 
 impl Engine {
     /// An engine over `target`, which was built from `config` with `drives`; `bound` maps
@@ -164,7 +176,7 @@ impl Engine {
                     .ok_or(ActionError::NoSuchController(*cntlid))?;
             }
         }
-        next.validate().map_err(ActionError::Invalid)?;
+        next.validate()?;
         // 2. Prepare: open what the change needs.
         let plan = self.prepare(state, &next, &resolved)?;
         // Persist before committing: a change that cannot be saved is refused (the prepared
@@ -238,48 +250,140 @@ impl Engine {
             plan.remove_subsystems.push(nqn.to_string());
         }
         for (nqn, sc) in &new {
-            let replaced = old.get(nqn).filter(|before| {
-                // A batch that removed the subsystem and added it back with another identity:
-                // apply it as exactly that (its controllers are disconnected).
-                (
-                    &before.serial,
-                    &before.model,
-                    &before.firmware,
-                    &before.listeners,
-                ) != (&sc.serial, &sc.model, &sc.firmware, &sc.listeners)
-            });
-            if replaced.is_some() {
-                plan.remove_subsystems.push(nqn.to_string());
-            }
+            let removed = actions
+                .iter()
+                .any(|a| matches!(a, Action::RemoveSubsystem { nqn: n } if n == nqn));
             let before = match old.get(nqn) {
-                Some(before) if replaced.is_none() => before,
-                _ => {
-                    plan.add_subsystems
-                        .push(build_subsystem(&bound_listeners(&bound, sc), &self.drives)?);
-                    continue;
+                // A batch that removed the subsystem and added it back with another identity
+                // or listener list: apply it as exactly that (its controllers are
+                // disconnected).
+                Some(before) if removed && !same_attributes(before, sc) => {
+                    plan.remove_subsystems.push(nqn.to_string());
+                    None
                 }
+                other => other,
+            };
+            let Some(before) = before else {
+                plan.add_subsystems
+                    .push(build_subsystem(&bound_listeners(&bound, sc), &self.drives)?);
+                continue;
             };
             let sub = self
                 .target
                 .subsystem(nqn)
                 .ok_or_else(|| ActionError::NoSuchSubsystem(nqn.to_string()))?;
-            for ns in &before.namespace {
-                let nsid = ns.nsid.unwrap_or(0);
-                if !sc.namespace.iter().any(|n| n == ns) {
-                    plan.remove_namespaces.push((sub.clone(), nsid));
-                }
-            }
-            for ns in &sc.namespace {
-                if !before.namespace.iter().any(|n| n == ns) {
-                    plan.add_namespaces
-                        .push((sub.clone(), open_namespace(nqn, ns, &self.drives)?));
-                }
-            }
+            self.prepare_namespaces(&mut plan, &sub, before, sc, actions, removed)?;
             if before.allowed_hosts != sc.allowed_hosts {
-                plan.allowed_hosts.push((sub, sc.allowed_hosts.clone()));
+                plan.allowed_hosts
+                    .push((sub.clone(), sc.allowed_hosts.clone()));
             }
+            self.prepare_attributes(&mut plan, &sub, before, sc, &bound)?;
         }
         Ok(plan)
+    }
+
+    /// Namespaces removed, added, or grown in place (same NSID and backend, a new size, not
+    /// removed in this batch).
+    fn prepare_namespaces(
+        &self,
+        plan: &mut Plan,
+        sub: &Arc<Subsystem>,
+        before: &SubsystemConfig,
+        sc: &SubsystemConfig,
+        actions: &[Action],
+        subsystem_removed: bool,
+    ) -> Result<(), ActionError> {
+        let nqn = sc.nqn.as_str();
+        let grows = |ns: &NamespaceConfig| -> Option<&NamespaceConfig> {
+            let nsid = ns.nsid?;
+            let prev = before.namespace.iter().find(|n| n.nsid == ns.nsid)?;
+            let removed = subsystem_removed
+                || actions.iter().any(|a| {
+                    matches!(a, Action::RemoveNamespace { nqn: n, nsid: i } if n == nqn && *i == nsid)
+                });
+            let resized = NamespaceConfig {
+                size: ns.size,
+                ..prev.clone()
+            };
+            (prev != ns && resized == *ns && ns.size.is_some() && !removed).then_some(prev)
+        };
+        for ns in &before.namespace {
+            let nsid = ns.nsid.unwrap_or(0);
+            let kept = sc
+                .namespace
+                .iter()
+                .any(|n| n == ns || (n.nsid == ns.nsid && grows(n).is_some()));
+            if !kept {
+                plan.remove_namespaces.push((sub.clone(), nsid));
+            }
+        }
+        for ns in &sc.namespace {
+            if before.namespace.iter().any(|n| n == ns) {
+                continue;
+            }
+            if grows(ns).is_some() {
+                if let Some(grown) = grow(sub, ns)? {
+                    plan.resize_namespaces.push((sub.clone(), grown));
+                }
+                continue;
+            }
+            plan.add_namespaces
+                .push((sub.clone(), open_namespace(nqn, ns, &self.drives)?));
+        }
+        Ok(())
+    }
+
+    /// A changed identity (refused while the subsystem has controllers) or listener list.
+    fn prepare_attributes(
+        &self,
+        plan: &mut Plan,
+        sub: &Arc<Subsystem>,
+        before: &SubsystemConfig,
+        sc: &SubsystemConfig,
+        bound: &[(SocketAddr, SocketAddr)],
+    ) -> Result<(), ActionError> {
+        let now = sub.identity();
+        let next = identity(sc);
+        if now != next {
+            let controllers = sub.controllers().len();
+            if controllers > 0 {
+                let fields: Vec<&str> = [
+                    ("serial", now.serial != next.serial),
+                    ("model", now.model != next.model),
+                    ("firmware", now.firmware != next.firmware),
+                ]
+                .iter()
+                .filter(|(_, changed)| *changed)
+                .map(|(name, _)| *name)
+                .collect();
+                return Err(ActionError::IdentityInUse {
+                    nqn: sc.nqn.clone(),
+                    controllers,
+                    fields: fields.join(", "),
+                });
+            }
+            plan.identities.push((sub.clone(), next));
+        }
+        if before.listeners != sc.listeners {
+            let listeners = bound_listeners(bound, sc).listeners;
+            // NVMe-oF 1.1 §3.3: a host reaches a subsystem only through the ports it is on;
+            // controllers whose admin queue came through one it leaves are torn down.
+            let inner = self.target.inner();
+            let cut = sub
+                .controllers()
+                .iter()
+                .filter(|c| {
+                    !inner.listener_for(&c.local).is_some_and(|l| {
+                        listeners
+                            .as_ref()
+                            .is_none_or(|list| list.contains(&l.address))
+                    })
+                })
+                .map(|c| c.cntlid)
+                .collect();
+            plan.listeners.push((sub.clone(), listeners, cut));
+        }
+        Ok(())
     }
 
     fn listener_control(&self) -> Result<&Arc<dyn ListenerControl>, ActionError> {
@@ -332,6 +436,20 @@ impl Engine {
                 Action::RemoveNamespace { nqn, nsid } => Outcome::NamespaceRemoved {
                     nqn: nqn.clone(),
                     nsid: *nsid,
+                },
+                Action::ResizeNamespace { nqn, nsid, size } => Outcome::NamespaceResized {
+                    nqn: nqn.clone(),
+                    nsid: *nsid,
+                    size: *size,
+                },
+                Action::SetSubsystemAttributes { nqn, .. } => Outcome::SubsystemAttributesChanged {
+                    nqn: nqn.clone(),
+                    controllers_disconnected: plan
+                        .listeners
+                        .iter()
+                        .filter(|(sub, _, _)| sub.nqn == *nqn)
+                        .map(|(_, _, cut)| cut.len())
+                        .sum(),
                 },
                 Action::AddAllowedHost { nqn, .. }
                 | Action::RemoveAllowedHost { nqn, .. }
@@ -394,12 +512,40 @@ impl Engine {
                 tracing::error!(subnqn = %sub.nqn, nsid, error = %e, "engine: planned addition failed");
             }
         }
-        let hosts_changed = !plan.allowed_hosts.is_empty();
+        for (sub, ns) in plan.resize_namespaces {
+            let nsid = ns.nsid;
+            if let Err(e) = sub.replace_namespace(ns) {
+                tracing::error!(subnqn = %sub.nqn, nsid, error = %e, "engine: planned resize failed");
+            }
+        }
+        for (sub, identity) in plan.identities {
+            let raced =
+                sub.set_identity(identity, "connected while the subsystem's identity changed");
+            if !raced.is_empty() {
+                tracing::info!(subnqn = %sub.nqn, controllers = raced.len(),
+                    "engine: controllers that connected during an identity change disconnected");
+            }
+        }
+        let listeners_changed = !plan.listeners.is_empty();
+        for (sub, listeners, _) in plan.listeners {
+            sub.set_listeners(listeners);
+            // Counted in prepare; checked again here for controllers that connected since.
+            let inner = self.target.inner();
+            for c in sub.controllers() {
+                if !inner
+                    .listener_for(&c.local)
+                    .is_some_and(|l| sub.on_listener(&l.address))
+                {
+                    c.destroy("its listener no longer serves the subsystem");
+                }
+            }
+        }
+        let hosts_changed = !plan.allowed_hosts.is_empty() || listeners_changed;
         for (sub, hosts) in plan.allowed_hosts {
             sub.set_allowed_hosts(hosts, "host removed from the allow-list");
         }
         if hosts_changed {
-            // Each host's discovery log depends on the allow-lists.
+            // Each host's discovery log depends on the allow-lists and listener lists.
             self.target.inner().discovery_changed();
         }
         for sub in plan.add_subsystems {
@@ -417,6 +563,51 @@ impl Engine {
                 .remove_listener(bound, "listener closed");
         }
     }
+}
+
+/// The running namespace `ns.nsid` of `sub` grown to `ns.size`; `None` when that is its size
+/// already. Nothing running changes: the grown namespace is swapped in at commit.
+fn grow(sub: &Subsystem, ns: &NamespaceConfig) -> Result<Option<Arc<Namespace>>, ActionError> {
+    let nqn = &sub.nqn;
+    let nsid = ns.nsid.unwrap_or(0);
+    let running = sub
+        .namespace(nsid)
+        .ok_or_else(|| ActionError::NoSuchNamespace {
+            nqn: nqn.clone(),
+            nsid,
+        })?;
+    let current = running
+        .num_blocks()
+        .saturating_mul(u64::from(running.block_size()));
+    let size = ns.size.map_or(current, |s| s.0);
+    if size < current {
+        return Err(ActionError::Shrink {
+            nqn: nqn.clone(),
+            nsid,
+            size,
+            current,
+        });
+    }
+    if size == current {
+        return Ok(None);
+    }
+    let backend = running
+        .backend
+        .grown(size)
+        .map_err(|e| ActionError::NotResizable {
+            nqn: nqn.clone(),
+            nsid,
+            reason: e.to_string(),
+        })?;
+    let grown = Arc::new(Namespace::new(nqn, nsid, backend));
+    tracing::info!(subnqn = %nqn, nsid, from = current, to = size, "namespace grown");
+    Ok(Some(grown))
+}
+
+/// Whether a subsystem keeps its identity and listener list.
+fn same_attributes(a: &SubsystemConfig, b: &SubsystemConfig) -> bool {
+    (&a.serial, &a.model, &a.firmware, &a.listeners)
+        == (&b.serial, &b.model, &b.firmware, &b.listeners)
 }
 
 fn subsystems_by_nqn(config: &Config) -> BTreeMap<&str, &SubsystemConfig> {

@@ -104,7 +104,11 @@ fn refused_actions_change_nothing() {
             hosts: Some(vec!["not-an-nqn".into()]),
         })
         .unwrap_err();
-    assert!(matches!(err, ActionError::Invalid(_)), "{err}");
+    assert!(
+        matches!(&err, ActionError::Invalid { field: Some(f), .. }
+            if f.name == "allowed_hosts" && f.item == Some(0)),
+        "{err:?}"
+    );
     let err = e
         .apply(Action::AddNamespace {
             nqn: A.into(),
@@ -243,12 +247,12 @@ fn reload_applies_the_difference_or_refuses_it_whole() {
     let mut changed = config(&open.replace("size = \"1MiB\"", "size = \"2MiB\""));
     changed.subsystem[0].model = Some("other".into());
     changed.subsystem[0].namespace.push(ram(Some(2), 1 << 20));
+    changed.subsystem[1].namespace[0].block_size = Some(4096);
     changed.reactor.count = Some(2);
     let err = e.reload(&changed).unwrap_err().to_string();
     for part in [
         "[reactor] changed",
-        &format!("subsystem {A}: model changed"),
-        &format!("subsystem {B}: namespace 4 changed"),
+        &format!("subsystem {B}: namespace 4 changed (backend, path or block size"),
     ] {
         assert!(err.contains(part), "{part:?} missing from: {err}");
     }
@@ -295,7 +299,10 @@ fn removing_and_adding_back_with_another_identity_in_one_batch_replaces_it() {
         Action::AddSubsystem(again),
     ])
     .unwrap();
-    assert_eq!(e.target().subsystem(A).unwrap().model, "replaced");
+    assert_eq!(
+        e.target().subsystem(A).unwrap().identity().model,
+        "replaced"
+    );
     assert_eq!(nsids(&e, A), vec![1]);
 }
 
@@ -318,3 +325,31 @@ fn a_change_that_cannot_be_saved_is_refused() {
     assert_eq!(e.config(), config(""));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// An admin queue Connect from `HOST` to `nqn` arriving on `local`: the new controller.
+fn connect(e: &Engine, nqn: &str, local: &str) -> Arc<crate::controller::Controller> {
+    use fabric::queue::{ConnectionInfo, Target, TransportKind};
+    let before: Vec<u16> = e.target().controllers().iter().map(|c| c.cntlid).collect();
+    let conn = ConnectionInfo {
+        transport: TransportKind::Tcp,
+        local: local.parse().unwrap(),
+        peer: "127.0.0.1:50000".parse().unwrap(),
+    };
+    let sqe = fabric::initiator::command::connect(0, 31, 0, 0);
+    let data =
+        nvme::command::ConnectData::new([0; 16], nvme::command::CNTLID_DYNAMIC, nqn, HOST).unwrap();
+    if let Err(r) = e
+        .target()
+        .connect(&conn, &sqe, zerocopy::IntoBytes::as_bytes(&data))
+    {
+        panic!("connect to {nqn} on {local} refused: {}", r.status);
+    }
+    e.target()
+        .controllers()
+        .into_iter()
+        .find(|c| !before.contains(&c.cntlid))
+        .expect("the new controller")
+}
+
+mod attributes;
+mod resize;

@@ -104,6 +104,26 @@ enum SubsystemCmd {
         #[arg(long, value_name = "ADDR")]
         listener: Vec<String>,
     },
+    /// Change a subsystem's identity (only while no host is connected) or the listeners it
+    /// is reachable on (controllers that came through a dropped one are disconnected).
+    Set {
+        nqn: String,
+        /// Serial number (<= 20 ASCII characters).
+        #[arg(long)]
+        serial: Option<String>,
+        /// Model number (<= 40 ASCII characters).
+        #[arg(long)]
+        model: Option<String>,
+        /// Firmware revision (<= 8 ASCII characters).
+        #[arg(long)]
+        firmware: Option<String>,
+        /// The configured listener addresses to be reachable on, comma-separated.
+        #[arg(long, value_name = "ADDR,..", value_delimiter = ',', num_args = 1..)]
+        listeners: Option<Vec<String>>,
+        /// Be reachable on every listener.
+        #[arg(long, conflicts_with = "listeners")]
+        all_listeners: bool,
+    },
     /// Remove a subsystem; its controllers are disconnected.
     Remove { nqn: String },
 }
@@ -125,6 +145,13 @@ enum NamespaceCmd {
     Show { nqn: String, nsid: u32 },
     /// Add a namespace.
     Add(NamespaceAdd),
+    /// Grow a namespace (ram, file, null) to SIZE (bytes or with a unit: 128MiB, 2GiB);
+    /// connected hosts see the new capacity without a rescan. Shrinking is refused.
+    Resize {
+        nqn: String,
+        nsid: u32,
+        size: String,
+    },
     /// Remove a namespace.
     Remove { nqn: String, nsid: u32 },
 }
@@ -288,6 +315,32 @@ fn request(command: CtlCommand) -> Result<Request, String> {
                 }
                 with_body(Method::POST, "subsystems".into(), body, Render::Subsystem)
             }
+            SubsystemCmd::Set {
+                nqn,
+                serial,
+                model,
+                firmware,
+                listeners,
+                all_listeners,
+            } => {
+                let mut body = json!({});
+                for (key, value) in [("serial", serial), ("model", model), ("firmware", firmware)] {
+                    if let Some(v) = value {
+                        body[key] = json!(v);
+                    }
+                }
+                if all_listeners {
+                    body["listeners"] = Value::Null;
+                } else if let Some(l) = listeners {
+                    body["listeners"] = json!(l);
+                }
+                if body.as_object().is_some_and(|o| o.is_empty()) {
+                    return Err("nothing to change: give --serial, --model, --firmware, \
+                                --listeners or --all-listeners"
+                        .into());
+                }
+                with_body(Method::PATCH, sub(&nqn), body, Render::Outcome)
+            }
             SubsystemCmd::Remove { nqn } => delete(sub(&nqn)),
         },
         CtlCommand::Namespace(cmd) => match cmd {
@@ -302,6 +355,12 @@ fn request(command: CtlCommand) -> Result<Request, String> {
                 let path = format!("{}/namespaces", sub(&add.nqn));
                 with_body(Method::POST, path, namespace_body(add)?, Render::Namespace)
             }
+            NamespaceCmd::Resize { nqn, nsid, size } => with_body(
+                Method::PATCH,
+                format!("{}/namespaces/{nsid}", sub(&nqn)),
+                json!({"size": size}),
+                Render::Namespace,
+            ),
             NamespaceCmd::Remove { nqn, nsid } => {
                 delete(format!("{}/namespaces/{nsid}", sub(&nqn)))
             }

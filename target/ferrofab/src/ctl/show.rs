@@ -301,6 +301,19 @@ pub fn outcome(o: &OutcomeView) -> String {
         OutcomeView::NamespaceRemoved { nqn, nsid } => {
             format!("namespace {nsid} removed from {nqn}")
         }
+        OutcomeView::NamespaceResized {
+            nqn,
+            nsid,
+            size: bytes,
+        } => {
+            format!("namespace {nsid} of {nqn} is {} now", size(*bytes))
+        }
+        OutcomeView::SubsystemAttributesChanged {
+            nqn,
+            controllers_disconnected,
+        } => format!(
+            "{nqn} attributes changed; {controllers_disconnected} controller(s) disconnected"
+        ),
         OutcomeView::AllowedHostsChanged {
             nqn,
             hosts,

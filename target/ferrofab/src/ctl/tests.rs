@@ -184,3 +184,40 @@ fn changes_and_encoded_segments() {
     assert!(req("controller disconnect x").is_err());
     assert!(req("--token-file /a --state-dir /b system").is_err());
 }
+
+#[test]
+fn resize_and_set_are_patches() {
+    assert_eq!(
+        call(&format!("namespace resize {NQN} 3 2GiB")),
+        (
+            Method::PATCH,
+            format!("subsystems/{NQN}/namespaces/3"),
+            Some(json!({"size": "2GiB"})),
+            Render::Namespace
+        )
+    );
+    assert!(req(&format!("namespace resize {NQN} 3")).is_err());
+    assert!(req(&format!("namespace resize {NQN} x 1G")).is_err());
+    let (m, path, body, render) = call(&format!(
+        "subsystem set {NQN} --model M2 --serial S2 --firmware F2 --listeners 127.0.0.1:4420,0.0.0.0:4421"
+    ));
+    assert_eq!(
+        (m, path, render),
+        (Method::PATCH, format!("subsystems/{NQN}"), Render::Outcome)
+    );
+    assert_eq!(
+        body,
+        Some(json!({"model": "M2", "serial": "S2", "firmware": "F2",
+                    "listeners": ["127.0.0.1:4420", "0.0.0.0:4421"]}))
+    );
+    assert_eq!(
+        call(&format!("subsystem set {NQN} --all-listeners")).2,
+        Some(json!({"listeners": null}))
+    );
+    let err = req(&format!("subsystem set {NQN}")).unwrap_err();
+    assert!(err.contains("nothing to change"), "{err}");
+    assert!(req(&format!(
+        "subsystem set {NQN} --all-listeners --listeners 1.2.3.4:1"
+    ))
+    .is_err());
+}
