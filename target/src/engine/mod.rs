@@ -599,7 +599,10 @@ fn grow(sub: &Subsystem, ns: &NamespaceConfig) -> Result<Option<Arc<Namespace>>,
             nsid,
             reason: e.to_string(),
         })?;
-    let grown = Arc::new(Namespace::new(nqn, nsid, backend));
+    // The grown namespace keeps counting where this one is (same series in the metrics).
+    let mut grown = Namespace::new(nqn, nsid, backend);
+    grown.stats = running.stats.clone();
+    let grown = Arc::new(grown);
     tracing::info!(subnqn = %nqn, nsid, from = current, to = size, "namespace grown");
     Ok(Some(grown))
 }

@@ -40,6 +40,14 @@ async fn a_ram_namespace_grows_without_losing_a_block() {
     );
     let new = sub.namespace(1).unwrap();
     assert_eq!(new.num_blocks(), 8192);
+    // Its metrics continue: the grown namespace counts on the same counters.
+    old.stats.record(
+        crate::metrics::IoOp::Write,
+        nvme::Status::SUCCESS,
+        4096,
+        std::time::Duration::from_micros(5),
+    );
+    assert_eq!(new.stats.sample().write.bytes, 4096);
     assert_eq!(read(&new, 0, 8), pattern);
     assert_eq!(read(&new, 2040, 8), pattern);
     assert_eq!(
