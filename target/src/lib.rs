@@ -13,6 +13,7 @@ pub mod drives;
 pub mod engine;
 pub mod error_log;
 pub mod features;
+pub mod housekeeping;
 pub mod identify;
 pub mod ids;
 pub mod io;

@@ -143,9 +143,13 @@ impl Default for NamespaceStats {
 }
 
 impl NamespaceStats {
-    /// One shard per CPU the process may run on, plus the shared one.
+    /// One shard per CPU the process could run on when the first namespace was made, plus
+    /// the shared one.
     pub fn new() -> NamespaceStats {
-        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        // Read once: it reads /proc and cgroup files, and namespaces come and go at run time.
+        static CPUS: OnceLock<usize> = OnceLock::new();
+        let cpus =
+            *CPUS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
         NamespaceStats::with_shards(cpus + 1)
     }
 

@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use target::housekeeping::Placement;
 use target::state::{StateDir, DEFAULT_STATE_DIR};
 use target::{Config, Daemon, TargetParams};
 use tokio::signal::unix::{signal, SignalKind};
@@ -70,9 +71,27 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
     let mut term = signal(SignalKind::terminate()).map_err(|e| format!("SIGTERM handler: {e}"))?;
     let mut int = signal(SignalKind::interrupt()).map_err(|e| format!("SIGINT handler: {e}"))?;
     let mut hup = signal(SignalKind::hangup()).map_err(|e| format!("SIGHUP handler: {e}"))?;
+    let reactor_cores = config.reactor.cores.clone();
     let daemon = Daemon::start_persistent(config, TargetParams::default(), state)
         .await
         .map_err(|e| e.to_string())?;
+    // The management API, timers and blocking pool stay off the reactors' cores.
+    match target::housekeeping::keep_off_reactor_cores(reactor_cores.as_deref()) {
+        Ok(Placement::Moved { cpus, threads }) => {
+            tracing::info!(
+                ?cpus,
+                threads,
+                "housekeeping threads kept off the reactor cores"
+            )
+        }
+        Ok(Placement::Shared) => tracing::warn!(
+            "every allowed CPU runs a reactor: the management API shares their cores"
+        ),
+        Ok(Placement::Unpinned) => {}
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot move housekeeping threads off the reactor cores")
+        }
+    }
     let mgmt = match tokens {
         None => None,
         Some(tokens) => {

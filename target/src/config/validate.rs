@@ -139,7 +139,9 @@ impl DrivesSection {
 impl ReactorSection {
     fn validate(&self) -> Rule {
         let at = FieldAt::Reactor;
-        let cpus = std::thread::available_parallelism().map_or(MAX_REACTORS, |n| n.get());
+        // Read only where a count is checked: it reads /proc and cgroup files, and every
+        // engine action validates the whole configuration.
+        let cpus = || std::thread::available_parallelism().map_or(MAX_REACTORS, |n| n.get());
         match (&self.cores, self.count) {
             (Some(_), Some(_)) => Err(RuleError::at(
                 &at,
@@ -165,13 +167,13 @@ impl ReactorSection {
                 }
                 Ok(())
             }
-            (None, Some(n)) if n == 0 || n > MAX_REACTORS.min(cpus.max(1) * 4) => {
+            (None, Some(n)) if n == 0 || n > MAX_REACTORS.min(cpus().max(1) * 4) => {
                 Err(RuleError::at(
                     &at,
                     "count",
                     format!(
                         "[reactor]: count {n} must be 1 to {}",
-                        MAX_REACTORS.min(cpus.max(1) * 4)
+                        MAX_REACTORS.min(cpus().max(1) * 4)
                     ),
                 ))
             }
