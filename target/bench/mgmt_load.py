@@ -53,7 +53,9 @@ class MgmtLoad:
         ns_path = f"/api/v1/subsystems/{CHURN_NQN}/namespaces"
         period = 1.0 / self.rate
         next_at = time.monotonic()
-        add = True
+        # Start with whichever step applies now (an earlier run may have ended on an add).
+        status, _ = self._request(conn, "GET", f"{ns_path}/1")
+        add = status != 200
         while not self.stop_flag.is_set():
             try:
                 if add:

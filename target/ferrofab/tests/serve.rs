@@ -204,3 +204,54 @@ async fn a_closed_log_pipe_does_not_break_the_daemon() {
     }
     stop(s);
 }
+
+/// The CPUs a thread of `pid` may run on, by thread name.
+fn thread_cpus(pid: u32) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap().flatten() {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        let status = std::fs::read_to_string(task.path().join("status")).unwrap_or_default();
+        if let Some(l) = status.lines().find(|l| l.starts_with("Cpus_allowed_list:")) {
+            let cpus = l.split_once(':').unwrap().1.trim().to_string();
+            out.push((comm.trim().to_string(), cpus));
+        }
+    }
+    out
+}
+
+#[test]
+fn housekeeping_threads_stay_off_the_reactor_core() {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mine = std::fs::read_to_string("/proc/self/status").unwrap();
+    let allowed = mine
+        .lines()
+        .find(|l| l.starts_with("Cpus_allowed_list:"))
+        .map(|l| l.split_once(':').unwrap().1.trim().to_string())
+        .unwrap();
+    if cpus < 2 || allowed != format!("0-{}", cpus - 1) {
+        eprintln!("needs CPUs 0 and 1 allowed (have {allowed}): skipped");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("c.toml");
+    std::fs::write(
+        &config,
+        "[[listener]]\ntransport = \"tcp\"\naddress = \"127.0.0.1:0\"\n\
+         [reactor]\ncores = [0]\n",
+    )
+    .unwrap();
+    let s = serve(&dir.path().join("state"), Some(&config));
+    let threads = thread_cpus(s.child.id());
+    let others = if cpus == 2 {
+        "1".to_string()
+    } else {
+        format!("1-{}", cpus - 1)
+    };
+    let reactor: Vec<_> = threads.iter().filter(|(n, _)| n == "ff-reactor-0").collect();
+    assert_eq!(reactor.len(), 1, "{threads:?}");
+    assert_eq!(reactor[0].1, "0", "the reactor is pinned: {threads:?}");
+    for (name, set) in threads.iter().filter(|(n, _)| n != "ff-reactor-0") {
+        assert_eq!(set, &others, "thread {name} runs beside the reactor: {threads:?}");
+    }
+    stop(s);
+}
