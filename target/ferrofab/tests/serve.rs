@@ -208,7 +208,10 @@ async fn a_closed_log_pipe_does_not_break_the_daemon() {
 /// The CPUs a thread of `pid` may run on, by thread name.
 fn thread_cpus(pid: u32) -> Vec<(String, String)> {
     let mut out = Vec::new();
-    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap().flatten() {
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .flatten()
+    {
         let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
         let status = std::fs::read_to_string(task.path().join("status")).unwrap_or_default();
         if let Some(l) = status.lines().find(|l| l.starts_with("Cpus_allowed_list:")) {
@@ -247,11 +250,17 @@ fn housekeeping_threads_stay_off_the_reactor_core() {
     } else {
         format!("1-{}", cpus - 1)
     };
-    let reactor: Vec<_> = threads.iter().filter(|(n, _)| n == "ff-reactor-0").collect();
+    let reactor: Vec<_> = threads
+        .iter()
+        .filter(|(n, _)| n == "ff-reactor-0")
+        .collect();
     assert_eq!(reactor.len(), 1, "{threads:?}");
     assert_eq!(reactor[0].1, "0", "the reactor is pinned: {threads:?}");
     for (name, set) in threads.iter().filter(|(n, _)| n != "ff-reactor-0") {
-        assert_eq!(set, &others, "thread {name} runs beside the reactor: {threads:?}");
+        assert_eq!(
+            set, &others,
+            "thread {name} runs beside the reactor: {threads:?}"
+        );
     }
     stop(s);
 }
