@@ -470,7 +470,10 @@ def mgmt_section(m):
         "a 1 MiB null namespace to another subsystem, remove it; each persisted with fsync before "
         "it is acknowledged) while `/metrics` is scraped every second "
         f"(target/bench/mgmt_load.py, on CPU {HOST_CPU}). The daemon keeps the REST plane off the "
-        f"reactor's core: it runs on CPU {HOST_CPU}, beside the host.",
+        f"reactor's core: it runs on CPU {HOST_CPU}, beside the host. On a machine with two CPUs "
+        "that CPU is also the busy-polling host's, so the REST plane's and the load generator's "
+        "work preempts the host's polling thread, and the host's p99 shows those pauses; on an "
+        "appliance the hosts are remote and the REST plane has the CPUs the reactors leave free.",
         "",
         "| management plane | IOPS median | lat p50 / p99 / p99.9 µs | mutations/s | scrapes/s |",
         "|---|---:|---:|---:|---:|",
