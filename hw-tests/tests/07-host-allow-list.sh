@@ -65,18 +65,21 @@ if out=$(nvme connect -t tcp -a "$FF_ADDR" -s "$FF_PORT" -n $SECURE --hostnqn=$G
 fi
 echo "reconnect refused as expected: $out"
 c=$(connect_ok $SECURE --hostnqn=$BAD --hostid=$BAD_ID)
-disconnect_ok $SECURE
 
-# A reload that cannot be applied (a subsystem's model changed) is refused
-# whole, with a message naming the change; the allow-list change in the same
-# file is not applied either.
+# A reload that cannot be applied (the model of a subsystem a host is
+# connected to changed: Identify's model identifies a controller for its
+# lifetime) is refused whole, with a message naming the change; the
+# allow-list change in the same file (revoking the connected host) is not
+# applied either.
 TGT_MODEL[$SECURE]=other-model
 TGT_HOSTS[$SECURE]=$GOOD
 tgt_render_toml >"$FF_STATE/config.toml"
 kill -HUP "$(tgt_pid)" || fail "SIGHUP failed"
 wait_until 5 grep -q "reload refused" "$(tgt_log)" || fail "no refusal in the target log"
 decolor <"$(tgt_log)" | grep "reload refused" | tail -n 1 | tee /tmp/refused.txt
-grep -q "subsystem $SECURE: model changed" /tmp/refused.txt || fail "the refusal does not name the model change"
-c=$(connect_ok $SECURE --hostnqn=$BAD --hostid=$BAD_ID)
+grep -q "subsystem $SECURE has 1 connected controller(s): its model" /tmp/refused.txt ||
+	fail "the refusal does not name the model change"
+sleep 1
+ctrl_live "$c" || fail "the refused reload revoked $BAD anyway ($c: $(ctrl_state "$c"))"
 disconnect_ok $SECURE
 tgt_alive || fail "target died"
