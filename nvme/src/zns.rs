@@ -8,6 +8,9 @@ use zerocopy::{FromBytes, FromZeros, Immutable, IntoBytes, KnownLayout};
 use crate::opcode::wire_enum;
 use crate::Status;
 
+mod zone_set;
+pub use zone_set::{Zone, ZoneLimits, ZoneSet, ZoneSetError};
+
 /// Zone Management Send opcode (NVMe ZNS 1.1 §4.1, Figure 28).
 pub const ZONE_MGMT_SEND: u8 = 0x79;
 /// Zone Management Receive opcode.

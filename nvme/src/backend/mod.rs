@@ -6,7 +6,8 @@
 //!
 //! Implementations: [`RamBackend`] (sparse memory), [`FileBackend`] (regular file or block
 //! device), [`NullBackend`] (discards writes, for transport benchmarks) and [`UringBackend`]
-//! (an NVMe namespace through io_uring passthrough).
+//! (an NVMe namespace through io_uring passthrough). [`ZonedRamBackend`] is a zoned namespace in
+//! memory with its own zone-aware calls.
 
 use std::sync::Arc;
 
@@ -15,12 +16,14 @@ pub mod null;
 pub mod queued;
 pub mod ram;
 pub mod uring;
+pub mod zoned_ram;
 
 pub use file::{FileBackend, FileOptions};
 pub use null::{check_geometry, NullBackend, SUPPORTED_BLOCK_SIZES};
 pub use queued::{IoFuture, QueuedBackend};
 pub use ram::RamBackend;
 pub use uring::{UringBackend, UringOptions};
+pub use zoned_ram::{ZonedRamBackend, ZonedRamConfig};
 
 /// Static geometry and capabilities of a backend.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -245,7 +245,7 @@ impl SoftController {
         let ns = s.namespaces.get((nsid as usize).checked_sub(1)?)?;
         let zones = ns.zones.as_ref()?;
         let z = zones.zone_at_start(zslba)?;
-        Some((z.state, z.wp))
+        Some((z.state(), z.wp()))
     }
 
     /// Backdoor: put the zone starting at `zslba` into `state` (ReadOnly and Offline come only
