@@ -193,7 +193,7 @@ pub struct TargetConnection {
     max_r2t: u32,
     queue: Option<QueueState>,
     /// Submission queue entries consumed so far (SQHD source).
-    sq_consumed: u32,
+    sq_consumed: u64,
     commands_received: u64,
     commands: U16Map<Command>,
     /// TTAG -> CID of the command the R2T belongs to.
@@ -474,7 +474,9 @@ impl TargetConnection {
     /// 0 once the host disabled SQ flow control (NVMe-oF 1.1 §3.3).
     fn sqhd(&self) -> u16 {
         match &self.queue {
-            Some(q) if !q.flow_control_disabled => (self.sq_consumed % q.sqsize.max(1)) as u16,
+            Some(q) if !q.flow_control_disabled => {
+                (self.sq_consumed % u64::from(q.sqsize.max(1))) as u16
+            }
             _ => 0,
         }
     }
@@ -500,7 +502,7 @@ impl TargetConnection {
 
     fn handle_command(&mut self, sqe: Sqe, data: Bytes, data_digest_ok: bool) {
         let cid = sqe.cid();
-        self.sq_consumed = self.sq_consumed.wrapping_add(1);
+        self.sq_consumed += 1;
         self.commands_received += 1;
         if self.commands.contains_key(&cid) && !self.retire_abandoned_aer(cid) {
             // NVMe Base 2.0 §4.2 (SQE CID): unique among the outstanding commands of the SQ.

@@ -265,3 +265,22 @@ fn pending_completions_may_arrive_out_of_order() {
     h.conn.complete(99, 0, Response::success());
     assert!(h.recv().is_empty());
 }
+
+#[test]
+fn sqhd_stays_in_step_past_four_billion_entries() {
+    // NVMe Base 2.0 §4.6: the head advances one entry per command, modulo the queue size,
+    // however many commands the queue has taken; a 32-bit count that wraps would jump for a
+    // queue whose size is not a power of two.
+    let mut h = Host::new(RamTarget::new(), TcpTargetConfig::default());
+    h.handshake(0, 0, 3);
+    assert_eq!(h.connect(1, 3, 0).status(), Status::SUCCESS);
+    h.conn.sq_consumed = u64::from(u32::MAX);
+    h.send(&in_capsule_write(7, 0, pattern(512, 1)));
+    let cqe = cqe_of(&h.recv()[0]);
+    assert_eq!(cqe.status(), Status::SUCCESS);
+    assert_eq!(
+        u64::from(cqe.sqhd.get()),
+        (u64::from(u32::MAX) + 1) % 3,
+        "the head after 2^32 entries of a 3-entry queue"
+    );
+}
