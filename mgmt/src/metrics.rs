@@ -18,9 +18,8 @@ use prometheus::proto::{
 };
 use prometheus::{Encoder, TextEncoder};
 use target::engine::Engine;
-use target::metrics::{
-    EventKind, IoOp, NamespaceSample, QueueKind, RefusedConnect, LATENCY_BOUNDS_NS,
-};
+use target::metrics::{EventKind, IoOp, QueueKind, RefusedConnect, LATENCY_BOUNDS_NS};
+use target::namespace::Namespace;
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -227,12 +226,6 @@ pub fn families(engine: &Engine, uptime_seconds: f64) -> Vec<MetricFamily> {
 }
 
 fn namespace_families(engine: &Engine, out: &mut Vec<MetricFamily>) {
-    let mut samples: Vec<(String, String, NamespaceSample)> = Vec::new();
-    for s in engine.target().subsystems() {
-        for ns in s.namespaces() {
-            samples.push((s.nqn.clone(), ns.nsid.to_string(), ns.stats.sample()));
-        }
-    }
     let mut commands = Family::new(
         "ferrofab_namespace_commands_total",
         "Commands completed on a namespace, whatever their status.",
@@ -253,26 +246,43 @@ fn namespace_families(engine: &Engine, out: &mut Vec<MetricFamily>) {
         "Time from a command's submission to its completion, in the target.",
         MetricType::HISTOGRAM,
     );
-    for (nqn, nsid, sample) in &samples {
-        for op in IoOp::ALL {
-            let s = sample.op(op);
-            let labels = [
-                ("subsystem", nqn.as_str()),
-                ("nsid", nsid.as_str()),
-                ("op", op.label()),
-            ];
-            commands.counter(&labels, s.commands as f64);
-            errors.counter(&labels, s.errors as f64);
-            if op != IoOp::Other {
-                bytes.counter(&labels, s.bytes as f64);
-            }
-            latency.histogram(&labels, s.commands, s.latency_ns as f64 * NS, &s.buckets);
+    for sub in engine.target().subsystems() {
+        for ns in sub.namespaces() {
+            record_namespace(
+                &sub.nqn,
+                &ns,
+                [&mut commands, &mut errors, &mut bytes, &mut latency],
+            );
         }
     }
     commands.done(out);
     errors.done(out);
     bytes.done(out);
     latency.done(out);
+}
+
+/// One namespace's series in the commands, errors, bytes and latency families.
+fn record_namespace(
+    nqn: &str,
+    ns: &Namespace,
+    [commands, errors, bytes, latency]: [&mut Family; 4],
+) {
+    let sample = ns.stats.sample();
+    let nsid = ns.nsid.to_string();
+    for op in IoOp::ALL {
+        let s = sample.op(op);
+        let labels = [
+            ("subsystem", nqn),
+            ("nsid", nsid.as_str()),
+            ("op", op.label()),
+        ];
+        commands.counter(&labels, s.commands as f64);
+        errors.counter(&labels, s.errors as f64);
+        if op != IoOp::Other {
+            bytes.counter(&labels, s.bytes as f64);
+        }
+        latency.histogram(&labels, s.commands, s.latency_ns as f64 * NS, &s.buckets);
+    }
 }
 
 fn reactor_families(engine: &Engine, out: &mut Vec<MetricFamily>) {

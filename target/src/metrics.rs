@@ -118,21 +118,15 @@ pub struct OpSample {
     pub buckets: [u64; BUCKETS],
 }
 
-/// A reading of a namespace's counters.
+/// A reading of a namespace's counters, per [`IoOp`].
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct NamespaceSample {
-    pub read: OpSample,
-    pub write: OpSample,
-    pub other: OpSample,
+    ops: [OpSample; 3],
 }
 
 impl NamespaceSample {
     pub fn op(&self, op: IoOp) -> &OpSample {
-        match op {
-            IoOp::Read => &self.read,
-            IoOp::Write => &self.write,
-            IoOp::Other => &self.other,
-        }
+        &self.ops[op.index()]
     }
 }
 
@@ -186,13 +180,7 @@ impl NamespaceStats {
     pub fn sample(&self) -> NamespaceSample {
         let mut s = NamespaceSample::default();
         for shard in self.shards.iter() {
-            for op in IoOp::ALL {
-                let cells = &shard.ops[op.index()];
-                let out = match op {
-                    IoOp::Read => &mut s.read,
-                    IoOp::Write => &mut s.write,
-                    IoOp::Other => &mut s.other,
-                };
+            for (cells, out) in shard.ops.iter().zip(s.ops.iter_mut()) {
                 let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
                 out.commands += get(&cells.commands);
                 out.errors += get(&cells.errors);
@@ -404,16 +392,15 @@ impl TargetMetrics {
     }
 
     pub fn sample(&self) -> TargetSample {
-        let get =
-            |a: &[AtomicU64]| -> Vec<u64> { a.iter().map(|c| c.load(Ordering::Relaxed)).collect() };
-        let mut s = TargetSample {
+        fn get<const N: usize>(a: &[AtomicU64; N]) -> [u64; N] {
+            std::array::from_fn(|i| a[i].load(Ordering::Relaxed))
+        }
+        TargetSample {
+            connects: get(&self.connects),
+            refused: get(&self.refused),
+            events: get(&self.events),
             keep_alive_expiries: self.keep_alive_expiries.load(Ordering::Relaxed),
-            ..TargetSample::default()
-        };
-        s.connects.copy_from_slice(&get(&self.connects));
-        s.refused.copy_from_slice(&get(&self.refused));
-        s.events.copy_from_slice(&get(&self.events));
-        s
+        }
     }
 }
 
@@ -434,17 +421,25 @@ mod tests {
         s.record(IoOp::Write, Status::SUCCESS, 512, Duration::from_secs(60));
         s.record(IoOp::Other, Status::SUCCESS, 0, us(300));
         let got = s.sample();
-        assert_eq!(got.read.commands, 3);
-        assert_eq!(got.read.errors, 1);
-        assert_eq!(got.read.bytes, 12288);
-        assert_eq!(got.read.latency_ns, 28_000);
+        assert_eq!(got.op(IoOp::Read).commands, 3);
+        assert_eq!(got.op(IoOp::Read).errors, 1);
+        assert_eq!(got.op(IoOp::Read).bytes, 12288);
+        assert_eq!(got.op(IoOp::Read).latency_ns, 28_000);
         // 7 and 10 µs are at most 10 µs (bucket 0, bounds are inclusive); 11 µs is in 25 µs.
-        assert_eq!(got.read.buckets[0], 2);
-        assert_eq!(got.read.buckets[1], 1);
-        assert_eq!(got.write.buckets[BUCKETS - 1], 1, "above 10 s: +Inf only");
-        assert_eq!(got.write.bytes, 512);
-        assert_eq!(got.other.buckets[5], 1, "300 µs is in the 500 µs bucket");
-        assert_eq!(got.other.bytes, 0);
+        assert_eq!(got.op(IoOp::Read).buckets[0], 2);
+        assert_eq!(got.op(IoOp::Read).buckets[1], 1);
+        assert_eq!(
+            got.op(IoOp::Write).buckets[BUCKETS - 1],
+            1,
+            "above 10 s: +Inf only"
+        );
+        assert_eq!(got.op(IoOp::Write).bytes, 512);
+        assert_eq!(
+            got.op(IoOp::Other).buckets[5],
+            1,
+            "300 µs is in the 500 µs bucket"
+        );
+        assert_eq!(got.op(IoOp::Other).bytes, 0);
     }
 
     #[test]
@@ -464,9 +459,9 @@ mod tests {
             t.join().unwrap();
         }
         let got = s.sample();
-        assert_eq!(got.write.commands, 40_000);
-        assert_eq!(got.write.bytes, 40_000 * 4096);
-        assert_eq!(got.write.buckets[1], 40_000);
+        assert_eq!(got.op(IoOp::Write).commands, 40_000);
+        assert_eq!(got.op(IoOp::Write).bytes, 40_000 * 4096);
+        assert_eq!(got.op(IoOp::Write).buckets[1], 40_000);
     }
 
     #[test]

@@ -47,7 +47,10 @@ async fn a_ram_namespace_grows_without_losing_a_block() {
         4096,
         std::time::Duration::from_micros(5),
     );
-    assert_eq!(new.stats.sample().write.bytes, 4096);
+    assert_eq!(
+        new.stats.sample().op(crate::metrics::IoOp::Write).bytes,
+        4096
+    );
     assert_eq!(read(&new, 0, 8), pattern);
     assert_eq!(read(&new, 2040, 8), pattern);
     assert_eq!(
