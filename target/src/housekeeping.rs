@@ -83,5 +83,14 @@ mod tests {
         assert_eq!(housekeeping_cpus(&allowed, &[1, 3, 7]), vec![0, 2]);
         assert!(housekeeping_cpus(&allowed, &[0, 1, 2, 3]).is_empty());
         assert_eq!(keep_off_reactor_cores(None).unwrap(), Placement::Unpinned);
+        // Reactors on every CPU this thread may use: nothing is moved, the caller is told.
+        let mine = sched_getaffinity(Pid::from_raw(0)).unwrap();
+        let all: Vec<usize> = (0..CpuSet::count())
+            .filter(|&c| mine.is_set(c).unwrap_or(false))
+            .collect();
+        assert_eq!(
+            keep_off_reactor_cores(Some(&all)).unwrap(),
+            Placement::Shared
+        );
     }
 }
