@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize};
-use target::config::{parse_size, BackendKind};
+use target::config::{parse_size, BackendKind, ByteSize, ZonedSpec};
 use utoipa::ToSchema;
 
 /// What a namespace stores its blocks in: `"ram"`, `"null"`, `"file"`, or an object naming a
@@ -52,6 +52,27 @@ pub enum BackendTable {
         #[schema(default = true)]
         iopoll: bool,
     },
+    /// A zoned namespace (NVMe ZNS) in memory; the namespace's size is a whole number of
+    /// zones.
+    ZonedRam {
+        /// Bytes per zone, a power of two.
+        #[schema(value_type = SizeSchema)]
+        zone_size: Size,
+        /// Writable bytes per zone (default: the zone size).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schema(value_type = Option<SizeSchema>)]
+        zone_capacity: Option<Size>,
+        /// Most zones open at once (0: no limit).
+        #[serde(default)]
+        max_open: u32,
+        /// Most zones open or closed at once (0: no limit).
+        #[serde(default)]
+        max_active: u32,
+        /// Largest Zone Append, a power of two from 8 KiB (default: the transfer limit).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schema(value_type = Option<SizeSchema>)]
+        zone_append_limit: Option<Size>,
+    },
 }
 
 fn first_nsid() -> u32 {
@@ -62,8 +83,7 @@ fn yes() -> bool {
     true
 }
 
-const BACKENDS: &str =
-    "\"ram\", \"null\", \"file\", or an object with kind \"nvme-vfio\" or \"nvme-uring\"";
+const BACKENDS: &str = "\"ram\", \"null\", \"file\", or an object with kind \"nvme-vfio\", \"nvme-uring\" or \"zoned-ram\"";
 
 impl<'de> Deserialize<'de> for Backend {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -109,6 +129,19 @@ impl From<Backend> for BackendKind {
                 path: PathBuf::from(path),
                 iopoll,
             },
+            Backend::Table(BackendTable::ZonedRam {
+                zone_size,
+                zone_capacity,
+                max_open,
+                max_active,
+                zone_append_limit,
+            }) => BackendKind::ZonedRam(ZonedSpec {
+                zone_size: ByteSize(zone_size.0),
+                zone_capacity: zone_capacity.map(|c| ByteSize(c.0)),
+                max_open,
+                max_active,
+                zone_append_limit: zone_append_limit.map(|l| ByteSize(l.0)),
+            }),
         }
     }
 }
@@ -128,6 +161,13 @@ impl From<&BackendKind> for Backend {
                 path: path.display().to_string(),
                 iopoll: *iopoll,
             }),
+            BackendKind::ZonedRam(z) => Backend::Table(BackendTable::ZonedRam {
+                zone_size: Size(z.zone_size.0),
+                zone_capacity: z.zone_capacity.map(|c| Size(c.0)),
+                max_open: z.max_open,
+                max_active: z.max_active,
+                zone_append_limit: z.zone_append_limit.map(|l| Size(l.0)),
+            }),
         }
     }
 }
@@ -135,6 +175,13 @@ impl From<&BackendKind> for Backend {
 /// A byte count: an integer, or a string with a unit (`"64MiB"`, `"1GB"`, `"4096"`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Size(pub u64);
+
+/// Shown as a number of bytes.
+impl Serialize for Size {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(self.0)
+    }
+}
 
 /// The schema of [`Size`].
 #[derive(ToSchema)]
@@ -197,7 +244,24 @@ mod tests {
             .unwrap_err()
             .contains("colour"));
         // What GET shows reads back as the same backend.
+        assert_eq!(
+            backend(r#"{"kind": "zoned-ram", "zone_size": "1MiB", "max_open": 2}"#),
+            Ok(BackendKind::ZonedRam(ZonedSpec {
+                zone_size: ByteSize(1 << 20),
+                zone_capacity: None,
+                max_open: 2,
+                max_active: 0,
+                zone_append_limit: None,
+            }))
+        );
         for kind in [
+            BackendKind::ZonedRam(ZonedSpec {
+                zone_size: ByteSize(4 << 20),
+                zone_capacity: Some(ByteSize(3 << 20)),
+                max_open: 4,
+                max_active: 6,
+                zone_append_limit: Some(ByteSize(64 << 10)),
+            }),
             BackendKind::File,
             BackendKind::NvmeVfio {
                 pci: "0000:00:04.0".into(),

@@ -351,7 +351,44 @@ impl DatasetManagement {
     }
 }
 
-/// A decoded NVM command set I/O command.
+/// Zone Management Send (NVMe ZNS 1.1 §4.4.3, Figures 45-47).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ZoneSend {
+    pub nsid: u32,
+    /// Starting LBA of the zone, CDW11:CDW10 (ignored with Select All).
+    pub slba: u64,
+    /// Zone Send Action, CDW13 bits 7:0.
+    pub action: crate::zns::ZoneAction,
+    /// Select All, CDW13 bit 8.
+    pub select_all: bool,
+    /// Zone Send Action Specific Option, CDW13 bit 9 (ZRWA only).
+    pub zsaso: bool,
+}
+
+/// Zone Management Receive (NVMe ZNS 1.1 §4.4.4, Figures 48-49).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ZoneReceive {
+    pub nsid: u32,
+    /// Starting LBA, CDW11:CDW10.
+    pub slba: u64,
+    /// Number of dwords of data, CDW12 (0's based on the wire; this is the count).
+    pub numd: u64,
+    /// Zone Receive Action, CDW13 bits 7:0 (00h Report Zones, 01h Extended Report Zones).
+    pub action: u8,
+    /// Zone Receive Action Specific Field, CDW13 bits 15:8 (which zones are reported).
+    pub option: crate::zns::ReportOption,
+    /// Partial Report, CDW13 bit 16.
+    pub partial: bool,
+}
+
+impl ZoneReceive {
+    /// Bytes of data the host's buffer holds.
+    pub fn len_bytes(&self) -> u64 {
+        self.numd * 4
+    }
+}
+
+/// A decoded NVM or Zoned Namespace command set I/O command.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum IoCommand {
     /// Flush (NVMe Base 2.0 §7.1): NSID FFFFFFFFh means every namespace.
@@ -363,6 +400,11 @@ pub enum IoCommand {
     Compare(ReadWrite),
     WriteZeroes(WriteZeroes),
     DatasetManagement(DatasetManagement),
+    ZoneManagementSend(ZoneSend),
+    ZoneManagementReceive(ZoneReceive),
+    /// Zone Append (NVMe ZNS 1.1 §4.3): the fields of a Write, `slba` being the ZSLBA; the
+    /// LBA written comes back in CQE DW1:DW0.
+    ZoneAppend(ReadWrite),
     /// An opcode this crate does not decode.
     Unknown(u8),
 }
@@ -419,6 +461,28 @@ impl IoCommand {
                     ad: bit(cdw11, 2),
                 })
             }
+            IoOpcode::ZoneManagementSend => {
+                let cdw13 = sqe.cdw13.get();
+                IoCommand::ZoneManagementSend(ZoneSend {
+                    nsid,
+                    slba: sqe.slba(),
+                    action: crate::zns::ZoneAction::from_u8(bits(cdw13, 0, 8) as u8),
+                    select_all: bit(cdw13, 8),
+                    zsaso: bit(cdw13, 9),
+                })
+            }
+            IoOpcode::ZoneManagementReceive => {
+                let cdw13 = sqe.cdw13.get();
+                IoCommand::ZoneManagementReceive(ZoneReceive {
+                    nsid,
+                    slba: sqe.slba(),
+                    numd: u64::from(sqe.cdw12.get()) + 1,
+                    action: bits(cdw13, 0, 8) as u8,
+                    option: crate::zns::ReportOption::from_u8(bits(cdw13, 8, 8) as u8),
+                    partial: bit(cdw13, 16),
+                })
+            }
+            IoOpcode::ZoneAppend => IoCommand::ZoneAppend(decode_rw(sqe)),
             _ => IoCommand::Unknown(sqe.opcode),
         })
     }
@@ -655,6 +719,46 @@ impl PropertySet {
         if self.size == PropertySize::Eight {
             sqe.cdw13.set((self.value >> 32) as u32);
         }
+        sqe
+    }
+}
+
+/// An I/O SQE with `opcode`, NSID and SLBA in CDW11:CDW10 (host side).
+fn lba_sqe(opcode: IoOpcode, nsid: u32, slba: u64) -> Sqe {
+    let mut sqe = Sqe {
+        opcode: opcode.to_u8(),
+        ..Default::default()
+    };
+    sqe.nsid.set(nsid);
+    sqe.cdw10.set(slba as u32);
+    sqe.cdw11.set((slba >> 32) as u32);
+    sqe
+}
+
+impl ZoneSend {
+    /// Build the SQE of this Zone Management Send (host side); the inverse of its decoding.
+    pub fn to_sqe(&self) -> Sqe {
+        let mut sqe = lba_sqe(IoOpcode::ZoneManagementSend, self.nsid, self.slba);
+        sqe.cdw13.set(
+            u32::from(self.action.to_u8())
+                | (u32::from(self.select_all) << 8)
+                | (u32::from(self.zsaso) << 9),
+        );
+        sqe
+    }
+}
+
+impl ZoneReceive {
+    /// Build the SQE of this Zone Management Receive (host side); `numd` is 1..=2^32.
+    pub fn to_sqe(&self) -> Sqe {
+        let mut sqe = lba_sqe(IoOpcode::ZoneManagementReceive, self.nsid, self.slba);
+        sqe.cdw12
+            .set(self.numd.clamp(1, 1 << 32).wrapping_sub(1) as u32);
+        sqe.cdw13.set(
+            u32::from(self.action)
+                | (u32::from(self.option.to_u8()) << 8)
+                | (u32::from(self.partial) << 16),
+        );
         sqe
     }
 }

@@ -5,6 +5,8 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use nvme::backend::ZonedRamConfig;
+use nvme::zns::ZoneLimits;
 use serde::{Deserialize, Serialize};
 
 mod ser;
@@ -76,6 +78,94 @@ pub enum BackendKind {
         path: PathBuf,
         iopoll: bool,
     },
+    /// A zoned namespace (NVMe ZNS) in memory, or in the namespace's `path` when given, so
+    /// zone states, write pointers and data survive a restart.
+    ZonedRam(ZonedSpec),
+}
+
+/// The zones of a `zoned-ram` namespace: `backend = { kind = "zoned-ram", zone_size = "16MiB",
+/// zone_capacity = "12MiB", max_open = 8, max_active = 12, zone_append_limit = "64KiB" }`;
+/// the namespace's `size` is a whole number of zones.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ZonedSpec {
+    /// Bytes per zone: a power of two and a whole number of blocks.
+    pub zone_size: ByteSize,
+    /// Writable bytes per zone (default: the zone size).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zone_capacity: Option<ByteSize>,
+    /// Most zones open at once (0: no limit).
+    #[serde(default)]
+    pub max_open: u32,
+    /// Most zones open or closed at once (0: no limit).
+    #[serde(default)]
+    pub max_active: u32,
+    /// Largest Zone Append: a power of two of at least 4 KiB (absent: the transfer limit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zone_append_limit: Option<ByteSize>,
+}
+
+impl ZonedSpec {
+    /// The zoned backend's geometry for a namespace of `size` bytes in `block_size` blocks,
+    /// or what is wrong with it (the field name first).
+    pub fn geometry(
+        &self,
+        size: u64,
+        block_size: u32,
+    ) -> Result<ZonedRamConfig, (&'static str, String)> {
+        let bs = u64::from(block_size);
+        let zone = self.zone_size.0;
+        if zone == 0 || !zone.is_power_of_two() || zone < bs {
+            return Err(("zone_size", format!(
+                "zone_size {zone} must be a power of two of at least the {bs}-byte block size (the Linux host needs a power-of-two zone size)"
+            )));
+        }
+        let cap = self.zone_capacity.map_or(zone, |c| c.0);
+        if cap == 0 || cap > zone || !cap.is_multiple_of(bs) {
+            return Err(("zone_capacity", format!(
+                "zone_capacity {cap} must be a whole number of {bs}-byte blocks, 1 block up to zone_size {zone}"
+            )));
+        }
+        if size == 0 || !size.is_multiple_of(zone) {
+            return Err((
+                "size",
+                format!("size {size} must be a whole number (at least 1) of {zone}-byte zones"),
+            ));
+        }
+        // NVMe ZNS 1.1 §2.1.1.4: open zones are active zones, so MOR cannot exceed MAR.
+        if self.max_open != 0 && self.max_active != 0 && self.max_open > self.max_active {
+            return Err((
+                "max_open",
+                format!(
+                    "max_open {} is more than max_active {}: every open zone is active",
+                    self.max_open, self.max_active
+                ),
+            ));
+        }
+        // ZNS 1.1 §4.1.5.2: ZASL is 2^n units of the 4 KiB minimum memory page size.
+        let zasl = match self.zone_append_limit {
+            None => 0,
+            Some(ByteSize(limit)) => {
+                if !limit.is_power_of_two() || !(8192..=(4096 << 51)).contains(&limit) {
+                    return Err(("zone_append_limit", format!(
+                        "zone_append_limit {limit} must be a power of two from 8KiB (4KiB << 1; leave it out for the transfer limit)"
+                    )));
+                }
+                (limit / 4096).trailing_zeros() as u8
+            }
+        };
+        Ok(ZonedRamConfig {
+            block_size,
+            zone_size: zone / bs,
+            zone_cap: cap / bs,
+            zone_count: size / zone,
+            limits: ZoneLimits {
+                max_open: self.max_open,
+                max_active: self.max_active,
+            },
+            zasl,
+        })
+    }
 }
 
 impl BackendKind {
@@ -96,6 +186,7 @@ impl fmt::Display for BackendKind {
             BackendKind::Null => f.write_str("null"),
             BackendKind::NvmeVfio { pci, nsid, .. } => write!(f, "nvme-vfio {pci} nsid {nsid}"),
             BackendKind::NvmeUring { path, .. } => write!(f, "nvme-uring {}", path.display()),
+            BackendKind::ZonedRam(_) => f.write_str("zoned-ram"),
         }
     }
 }
@@ -121,20 +212,20 @@ impl<'de> Deserialize<'de> for BackendKind {
                 #[serde(default = "yes")]
                 iopoll: bool,
             },
+            ZonedRam(ZonedSpec),
         }
-        const NAMES: &str =
-            "\"ram\", \"file\", \"null\", or a table with kind = \"nvme-vfio\" | \"nvme-uring\"";
+        const NAMES: &str = "\"ram\", \"file\", \"null\", or a table with kind = \"nvme-vfio\" | \"nvme-uring\" | \"zoned-ram\"";
         match toml::Value::deserialize(d)? {
             toml::Value::String(name) => match name.as_str() {
                 "ram" => Ok(BackendKind::Ram),
                 "file" => Ok(BackendKind::File),
                 "null" => Ok(BackendKind::Null),
-                "nvme-vfio" | "nvme-uring" => Err(D::Error::custom(format!(
+                "nvme-vfio" | "nvme-uring" | "zoned-ram" => Err(D::Error::custom(format!(
                     "backend {name:?} needs a table, e.g. backend = {{ kind = {name:?}, {} }}",
-                    if name == "nvme-vfio" {
-                        "pci = \"0000:00:04.0\", nsid = 1"
-                    } else {
-                        "path = \"/dev/ng0n1\""
+                    match name.as_str() {
+                        "nvme-vfio" => "pci = \"0000:00:04.0\", nsid = 1",
+                        "nvme-uring" => "path = \"/dev/ng0n1\"",
+                        _ => "zone_size = \"16MiB\"",
                     }
                 ))),
                 other => Err(D::Error::custom(format!(
@@ -150,6 +241,7 @@ impl<'de> Deserialize<'de> for BackendKind {
                         BackendKind::NvmeVfio { pci, nsid, bind }
                     }
                     Table::NvmeUring { path, iopoll } => BackendKind::NvmeUring { path, iopoll },
+                    Table::ZonedRam(spec) => BackendKind::ZonedRam(spec),
                 })
             }
             _ => Err(D::Error::custom(format!("backend must be {NAMES}"))),
@@ -394,6 +486,64 @@ mod tests {
     }
 
     const L: &str = "[[listener]]\ntransport = \"tcp\"\naddress = \"127.0.0.1:4420\"\n";
+
+    #[test]
+    fn zoned_ram_namespaces() {
+        let ns = |backend: &str, size: &str| {
+            format!("{L}[[subsystem]]\nnqn = \"nqn.2026-01.io.ferrofab:z\"\n[[subsystem.namespace]]\nsize = \"{size}\"\nblock_size = 4096\nbackend = {backend}\n")
+        };
+        let text = ns(
+            "{ kind = \"zoned-ram\", zone_size = \"1MiB\", zone_capacity = \"768KiB\", max_open = 2, max_active = 3, zone_append_limit = \"16KiB\" }",
+            "8MiB",
+        );
+        let c = Config::parse(&text, "t").unwrap();
+        let BackendKind::ZonedRam(spec) = &c.subsystem[0].namespace[0].backend else {
+            panic!("not zoned-ram");
+        };
+        let g = spec.geometry(8 << 20, 4096).unwrap();
+        assert_eq!(
+            (g.zone_size, g.zone_cap, g.zone_count, g.zasl),
+            (256, 192, 8, 2)
+        );
+        assert_eq!((g.limits.max_open, g.limits.max_active), (2, 3));
+        // What is persisted reads back as the same configuration.
+        assert_eq!(Config::parse(&c.to_toml().unwrap(), "t").unwrap(), c);
+        let bad = |backend: &str, size: &str, want: &str| {
+            let e = err(&ns(backend, size));
+            assert!(e.contains(want), "{backend} {size}: {e}");
+        };
+        bad(
+            "{ kind = \"zoned-ram\", zone_size = \"3MiB\" }",
+            "6MiB",
+            "power of two",
+        );
+        bad(
+            "{ kind = \"zoned-ram\", zone_size = \"1MiB\" }",
+            "3584KiB",
+            "whole number",
+        );
+        bad(
+            "{ kind = \"zoned-ram\", zone_size = \"1MiB\", zone_capacity = \"2MiB\" }",
+            "4MiB",
+            "zone_capacity",
+        );
+        bad(
+            "{ kind = \"zoned-ram\", zone_size = \"1MiB\", max_open = 4, max_active = 2 }",
+            "4MiB",
+            "every open zone is active",
+        );
+        bad(
+            "{ kind = \"zoned-ram\", zone_size = \"1MiB\", zone_append_limit = \"12KiB\" }",
+            "4MiB",
+            "zone_append_limit",
+        );
+        bad(
+            "{ kind = \"zoned-ram\", zone_size = \"1MiB\", colour = 1 }",
+            "4MiB",
+            "colour",
+        );
+        bad("\"zoned-ram\"", "4MiB", "needs a table");
+    }
 
     #[test]
     fn nsids_are_assigned_around_explicit_ones() {

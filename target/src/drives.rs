@@ -153,7 +153,7 @@ impl Drives {
                 )?;
                 Ok(backend)
             }
-            BackendKind::Ram | BackendKind::File | BackendKind::Null => {
+            BackendKind::Ram | BackendKind::File | BackendKind::Null | BackendKind::ZonedRam(_) => {
                 Err(BackendError::Gone(format!("backend {kind} is not a drive")))
             }
         }

@@ -2,12 +2,15 @@
 
 use bytes::Bytes;
 use fabric::queue::Response;
+use nvme::backend::ZonedGeometry;
 use nvme::command::Identify;
 use nvme::identify::{
     active_namespace_list, ctrl_bits, io_command_set_vectors, Cns, Csi, IdentifyController,
     IdentifyNamespace, LbaFormat, NsDescriptor, CNTRLTYPE_DISCOVERY, CNTRLTYPE_IO,
-    DLFEAT_READ_ZEROES, DLFEAT_WRITE_ZEROES_DEALLOCATES, IDENTIFY_DATA_SIZE, IOCS_NVM, NMIC_SHARED,
+    DLFEAT_READ_ZEROES, DLFEAT_WRITE_ZEROES_DEALLOCATES, IDENTIFY_DATA_SIZE, IOCS_NVM, IOCS_ZONED,
+    NMIC_SHARED,
 };
+use nvme::zns::{IdentifyZnsController, IdentifyZnsNamespace};
 use nvme::Status;
 use zerocopy::IntoBytes;
 
@@ -46,39 +49,44 @@ fn nvm(ctrl: &Controller, id: &Identify) -> Result<Vec<u8>, Status> {
             // An inactive NSID in the valid range reads as zeroes (NVMe Base 2.0 §5.17.2.1).
             None => Ok(vec![0; IDENTIFY_DATA_SIZE]),
         },
-        Cns::ActiveNamespaceList => active_list(ctrl, id.nsid),
-        Cns::IoCommandSetActiveNamespaceList => match id.csi {
-            Csi::Nvm => active_list(ctrl, id.nsid),
-            _ => Ok(vec![0; IDENTIFY_DATA_SIZE]),
-        },
+        Cns::ActiveNamespaceList => active_list_of(ctrl, id.nsid, None),
+        // NVMe Base 2.0 §5.17.2.7: the active namespaces of one I/O command set.
+        Cns::IoCommandSetActiveNamespaceList => active_list_of(ctrl, id.nsid, Some(id.csi)),
         Cns::NamespaceIdDescriptors => {
             let ns = lookup(ctrl, id.nsid)?.ok_or(Status::INVALID_NAMESPACE.with_dnr())?;
             NsDescriptor::encode_list(&[
                 NsDescriptor::Eui64(ns.ids.eui64),
                 NsDescriptor::Nguid(ns.ids.nguid),
                 NsDescriptor::Uuid(ns.ids.uuid),
-                NsDescriptor::Csi(Csi::Nvm.to_u8()),
+                NsDescriptor::Csi(ns.csi().to_u8()),
             ])
             .map_err(|_| Status::INTERNAL_ERROR)
         }
         // NVM Command Set specific Identify Namespace (NVM Command Set 1.0 §4.1.5.1): no
         // storage tags, no protection information, no extended formats: all zero.
-        Cns::IoCommandSetNamespace => match id.csi {
-            Csi::Nvm => lookup(ctrl, id.nsid).map(|_| vec![0; IDENTIFY_DATA_SIZE]),
+        Cns::IoCommandSetNamespace => match (id.csi, lookup(ctrl, id.nsid)?) {
+            (Csi::Nvm, _) | (Csi::Zoned, None) => Ok(vec![0; IDENTIFY_DATA_SIZE]),
+            (Csi::Zoned, Some(ns)) => match ns.zoned {
+                Some(geometry) => Ok(zoned_namespace(&geometry).as_bytes().to_vec()),
+                // The namespace is not of that command set (NVMe Base 2.0 §5.17.2.5).
+                None => Err(Status::INVALID_FIELD.with_dnr()),
+            },
             _ => Err(Status::INVALID_FIELD.with_dnr()),
         },
         // NVM Command Set specific Identify Controller (NVM Command Set 1.0 §4.1.5.2): zero
         // means no Verify, Write Zeroes, Write Uncorrectable or DSM size limits.
         Cns::IoCommandSetController => match id.csi {
             Csi::Nvm => Ok(vec![0; IDENTIFY_DATA_SIZE]),
+            Csi::Zoned => Ok(zoned_controller(ctrl).as_bytes().to_vec()),
             _ => Err(Status::INVALID_FIELD.with_dnr()),
         },
         Cns::IoCommandSetIndependentNamespace => match lookup(ctrl, id.nsid)? {
             Some(ns) => Ok(cs_independent_namespace(&ns)),
             None => Ok(vec![0; IDENTIFY_DATA_SIZE]),
         },
-        // I/O Command Set data structure: one combination, the NVM command set.
-        Cns::IoCommandSet => Ok(io_command_set_vectors(&[IOCS_NVM])),
+        // I/O Command Set data structure: one combination, NVM and Zoned Namespace, which
+        // CC.CSS 110b enables (NVMe Base 2.0 §5.17.2.18).
+        Cns::IoCommandSet => Ok(io_command_set_vectors(&[IOCS_NVM | IOCS_ZONED])),
         _ => Err(Status::INVALID_FIELD.with_dnr()),
     }
 }
@@ -92,13 +100,50 @@ fn lookup(ctrl: &Controller, nsid: u32) -> Result<Option<std::sync::Arc<Namespac
     Ok(ctrl.subsystem().and_then(|s| s.namespace(nsid)))
 }
 
-fn active_list(ctrl: &Controller, nsid: u32) -> Result<Vec<u8>, Status> {
+/// Active NSIDs above `nsid`, of command set `csi` or of every set.
+fn active_list_of(ctrl: &Controller, nsid: u32, csi: Option<Csi>) -> Result<Vec<u8>, Status> {
     // NVMe Base 2.0 §5.17.2.2: FFFFFFFEh and FFFFFFFFh are invalid here.
     if nsid >= 0xffff_fffe {
         return Err(Status::INVALID_NAMESPACE.with_dnr());
     }
-    let ids = ctrl.subsystem().map(|s| s.nsids()).unwrap_or_default();
+    let ids: Vec<u32> = match ctrl.subsystem() {
+        Some(s) => s
+            .namespaces()
+            .iter()
+            .filter(|ns| csi.is_none_or(|c| ns.csi() == c))
+            .map(|ns| ns.nsid)
+            .collect(),
+        None => Vec::new(),
+    };
     Ok(active_namespace_list(&ids, nsid))
+}
+
+/// Identify Namespace for the Zoned Namespace Command Set (NVMe ZNS 1.1 §4.1.5.1): fixed
+/// zone capacity and no zone active excursions (ZOC 0, which the Linux host requires), no
+/// reads across zone boundaries, MOR/MAR 0's based, the zone size of LBA format 0.
+pub fn zoned_namespace(g: &ZonedGeometry) -> IdentifyZnsNamespace {
+    let mut z = IdentifyZnsNamespace::zeroed();
+    z.mar.set(g.mar());
+    z.mor.set(g.mor());
+    z.lbafe[0].zsze.set(g.zone_size);
+    z
+}
+
+/// Identify Controller for the Zoned Namespace Command Set (NVMe ZNS 1.1 §4.1.5.2): ZASL is
+/// controller wide, so it is the smallest limit of the subsystem's zoned namespaces (0, MDTS,
+/// when none has one); each namespace enforces its own.
+pub fn zoned_controller(ctrl: &Controller) -> IdentifyZnsController {
+    let mut z = IdentifyZnsController::zeroed();
+    z.zasl = ctrl
+        .subsystem()
+        .map(|s| s.namespaces())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|ns| ns.zoned.map(|g| g.zasl))
+        .filter(|&zasl| zasl != 0)
+        .min()
+        .unwrap_or(0);
+    z
 }
 
 pub fn controller(ctrl: &Controller) -> Vec<u8> {

@@ -1,5 +1,5 @@
 //! I/O queues: NVM command set commands (NVM Command Set 1.0 §3) against a subsystem's
-//! namespaces.
+//! namespaces, and the zone commands of zoned ones (`zones`).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -17,6 +17,8 @@ use crate::metrics::IoOp;
 use crate::namespace::Namespace;
 use crate::status_map::{backend_status, Op};
 use crate::subsystem::{NamespaceMap, Subsystem};
+
+mod zones;
 
 const NSID_ALL: u32 = 0xffff_ffff;
 
@@ -70,6 +72,9 @@ impl IoQueue {
             IoCommand::Flush { nsid } => self.flush(nsid),
             IoCommand::WriteZeroes(wz) => self.write_zeroes(wz),
             IoCommand::DatasetManagement(dsm) => self.dataset_management(dsm, req.data),
+            IoCommand::ZoneManagementSend(zs) => self.zone_send(zs),
+            IoCommand::ZoneManagementReceive(zr) => self.zone_receive(zr, sgl_len, req.c2h_buf),
+            IoCommand::ZoneAppend(rw) => self.zone_append(rw, req.data),
             IoCommand::Unknown(_) => fail(Status::INVALID_OPCODE.with_dnr()),
         }
     }

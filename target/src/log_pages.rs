@@ -3,6 +3,7 @@
 use bytes::Bytes;
 use fabric::queue::Response;
 use nvme::command::GetLogPage;
+use nvme::identify::Csi;
 use nvme::log_page::{
     log_page_slice, ChangedNamespaces, CommandEffects, CommandsSupportedAndEffects,
     ErrorInformationEntry, FirmwareSlot, LogPageId, SmartHealth,
@@ -72,9 +73,13 @@ fn page_for(ctrl: &Controller, glp: &GetLogPage) -> Result<Vec<u8>, Status> {
             let list = ctrl.changed_namespaces(!glp.rae);
             Ok(ChangedNamespaces::from_nsids(&list).encode())
         }
-        (false, LogPageId::CommandsSupportedAndEffects) => {
-            Ok(commands_supported().as_bytes().to_vec())
-        }
+        // One log per I/O command set, selected by CSI (NVMe Base 2.0 §5.16.1.6).
+        (false, LogPageId::CommandsSupportedAndEffects) => match glp.csi {
+            Csi::Nvm => Ok(commands_supported(false).as_bytes().to_vec()),
+            Csi::Zoned => Ok(commands_supported(true).as_bytes().to_vec()),
+            _ => Err(Status::INVALID_FIELD.with_dnr()),
+        },
+        (false, LogPageId::ChangedZoneList) => changed_zone_list(ctrl, glp),
         _ => Err(Status::INVALID_LOG_PAGE.with_dnr()),
     }
 }
@@ -125,8 +130,36 @@ fn smart_health(ctrl: &Controller) -> Vec<u8> {
     s.as_bytes().to_vec()
 }
 
-/// Commands Supported and Effects (NVMe Base 2.0 §5.16.1.6).
-pub fn commands_supported() -> CommandsSupportedAndEffects {
+/// Changed Zone List (NVMe ZNS 1.1 §4.4.1.1, Figure 42) of a zoned namespace: the zones the
+/// device itself moved (to Read Only or Offline) since the list was last read with RAE
+/// cleared. More than 511 zones are reported as FFFFh and no identifiers.
+fn changed_zone_list(ctrl: &Controller, glp: &GetLogPage) -> Result<Vec<u8>, Status> {
+    let ns = ctrl
+        .subsystem()
+        .and_then(|s| s.namespace(glp.nsid))
+        .ok_or(Status::INVALID_NAMESPACE.with_dnr())?;
+    let zoned = ns.backend.zoned().ok_or(Status::INVALID_FIELD.with_dnr())?;
+    let zones = zoned.changed_zones(!glp.rae);
+    let mut page = vec![0u8; CHANGED_ZONE_LIST_LEN];
+    if zones.len() > CHANGED_ZONES_MAX {
+        page[..2].copy_from_slice(&0xffffu16.to_le_bytes());
+    } else {
+        page[..2].copy_from_slice(&(zones.len() as u16).to_le_bytes());
+        for (slot, zslba) in page[8..].chunks_exact_mut(8).zip(&zones) {
+            slot.copy_from_slice(&zslba.to_le_bytes());
+        }
+    }
+    Ok(page)
+}
+
+/// Size of the Changed Zone List log and the zone identifiers it can hold.
+const CHANGED_ZONE_LIST_LEN: usize = 4096;
+const CHANGED_ZONES_MAX: usize = 511;
+
+/// Commands Supported and Effects (NVMe Base 2.0 §5.16.1.6) for the NVM command set or, with
+/// `zoned`, the Zoned Namespace command set, which adds the zone commands (NVMe ZNS 1.1
+/// §4.4.1.2; the Linux host makes a zoned namespace read-only unless Zone Append is listed).
+pub fn commands_supported(zoned: bool) -> CommandsSupportedAndEffects {
     let mut c = CommandsSupportedAndEffects::zeroed();
     for op in [
         AdminOpcode::GetLogPage,
@@ -149,6 +182,15 @@ pub fn commands_supported() -> CommandsSupportedAndEffects {
         (IoOpcode::DatasetManagement, changes_content),
     ] {
         c.set_io(op.to_u8(), effects);
+    }
+    if zoned {
+        for (op, effects) in [
+            (IoOpcode::ZoneManagementSend, changes_content),
+            (IoOpcode::ZoneManagementReceive, CommandEffects::SUPPORTED),
+            (IoOpcode::ZoneAppend, changes_content),
+        ] {
+            c.set_io(op.to_u8(), effects);
+        }
     }
     c
 }

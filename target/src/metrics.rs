@@ -58,7 +58,8 @@ impl IoOp {
     /// NVM Command Set 1.0 Figure 17: Write 01h, Read 02h.
     pub fn of_opcode(opcode: u8) -> IoOp {
         match opcode {
-            0x01 => IoOp::Write,
+            // Write and Zone Append (ZNS 1.1 §4.3) move data to the namespace.
+            0x01 | 0x7d => IoOp::Write,
             0x02 => IoOp::Read,
             _ => IoOp::Other,
         }

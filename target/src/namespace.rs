@@ -2,7 +2,8 @@
 
 use std::sync::Arc;
 
-use nvme::backend::{Backend, BackendInfo};
+use nvme::backend::{Backend, BackendInfo, ZonedGeometry};
+use nvme::identify::Csi;
 
 use crate::ids::NamespaceIds;
 use crate::metrics::NamespaceStats;
@@ -17,11 +18,14 @@ pub struct Namespace {
     /// I/O counters and latency (per core); shared with the namespace that replaces this
     /// one under the same NSID, so counters continue.
     pub stats: Arc<NamespaceStats>,
+    /// Zone geometry of a zoned namespace (Zoned Namespace Command Set), `None` for NVM.
+    pub zoned: Option<ZonedGeometry>,
 }
 
 impl Namespace {
     pub fn new(subsystem_nqn: &str, nsid: u32, backend: Arc<dyn Backend>) -> Namespace {
         let info = backend.info();
+        let zoned = backend.zoned().map(|z| z.geometry());
         Namespace {
             nsid,
             lba_shift: info.block_size.trailing_zeros(),
@@ -29,6 +33,7 @@ impl Namespace {
             ids: NamespaceIds::derive(subsystem_nqn, nsid),
             backend,
             stats: Arc::new(NamespaceStats::new()),
+            zoned,
         }
     }
 
@@ -38,6 +43,15 @@ impl Namespace {
 
     pub fn num_blocks(&self) -> u64 {
         self.info.num_blocks
+    }
+
+    /// The I/O command set the namespace belongs to (Namespace Identification Descriptor).
+    pub fn csi(&self) -> Csi {
+        if self.zoned.is_some() {
+            Csi::Zoned
+        } else {
+            Csi::Nvm
+        }
     }
 }
 

@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
-use nvme::backend::{Backend, FileBackend, FileOptions, NullBackend, RamBackend};
+use nvme::backend::{
+    Backend, BackendError, FileBackend, FileOptions, NullBackend, RamBackend, ZonedRamBackend,
+};
 
 use crate::config::{BackendKind, Config, NamespaceConfig, SubsystemConfig};
 use crate::controller::TargetParams;
@@ -48,6 +50,17 @@ pub fn open_backend(
                     create: size.is_some(),
                 },
             )?)
+        }
+        BackendKind::ZonedRam(spec) => {
+            let cfg = spec
+                .geometry(size.unwrap_or(0), bs)
+                .map_err(|(_, message)| {
+                    BackendError::Io(std::io::Error::new(
+                        std::io::ErrorKind::InvalidInput,
+                        message,
+                    ))
+                })?;
+            Arc::new(ZonedRamBackend::new(cfg)?)
         }
         drive @ (BackendKind::NvmeVfio { .. } | BackendKind::NvmeUring { .. }) => {
             drives.open(drive)?

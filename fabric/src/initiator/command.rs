@@ -3,9 +3,12 @@
 //! (NVM Command Set 1.0 §3). The Fabrics ones are encoded by [`nvme::command`]. CID and data
 //! pointer are left zero: the transport fills them in (and sets PSDT).
 
-use nvme::command::{fabrics_sqe, Connect, DsmRange, PropertyGet, PropertySet};
+use nvme::command::{
+    fabrics_sqe, Connect, DsmRange, PropertyGet, PropertySet, ZoneReceive, ZoneSend,
+};
 use nvme::features::FeatureId;
 use nvme::opcode::{AdminOpcode, FabricsType, IoOpcode};
+use nvme::zns::{ReportOption, ZoneAction};
 use nvme::Sqe;
 
 pub use nvme::command::{PropertySize, CATTR_DISABLE_SQ_FLOW_CONTROL, CNTLID_DYNAMIC};
@@ -160,6 +163,43 @@ pub fn dsm_deallocate(nsid: u32, ranges: usize) -> Sqe {
     sqe
 }
 
+/// Zone Management Send (NVMe ZNS 1.1 §4.4.3): `action` on the zone starting at `slba`, or
+/// with `select_all` on every zone it applies to; encoded by [`nvme::command::ZoneSend`].
+pub fn zone_mgmt_send(nsid: u32, slba: u64, action: ZoneAction, select_all: bool) -> Sqe {
+    ZoneSend {
+        nsid,
+        slba,
+        action,
+        select_all,
+        zsaso: false,
+    }
+    .to_sqe()
+}
+
+/// Zone Management Receive, Report Zones (NVMe ZNS 1.1 §4.4.4) into `len` bytes (a multiple
+/// of 4, at least 64): the zones from the one holding `slba` that `option` selects.
+pub fn report_zones(nsid: u32, slba: u64, len: u32, option: ReportOption, partial: bool) -> Sqe {
+    ZoneReceive {
+        nsid,
+        slba,
+        numd: u64::from(len / 4),
+        action: nvme::zns::ZRA_REPORT_ZONES,
+        option,
+        partial,
+    }
+    .to_sqe()
+}
+
+/// Zone Append (NVMe ZNS 1.1 §4.3) of `nlb` blocks (1-based) to the zone starting at `zslba`;
+/// the completion's DW1:DW0 is the LBA written.
+pub fn zone_append(nsid: u32, zslba: u64, nlb: u32, fua: bool) -> Sqe {
+    let mut sqe = lba_command(IoOpcode::ZoneAppend, nsid, zslba, nlb);
+    if fua {
+        sqe.cdw12.set(sqe.cdw12.get() | (1 << 30));
+    }
+    sqe
+}
+
 /// The Dataset Management range list (NVM Command Set 1.0 §3.2.3) for `(slba, nlb)` ranges,
 /// no context attributes, encoded by [`nvme::command::DsmRange`].
 pub fn dsm_ranges(ranges: &[(u64, u32)]) -> Vec<u8> {
@@ -249,5 +289,24 @@ mod tests {
         );
         assert_eq!(flush(1).opcode, 0x00);
         assert_eq!(compare(1, 0, 1).opcode, 0x05);
+    }
+
+    #[test]
+    fn golden_zone_commands() {
+        let reset_all = zone_mgmt_send(1, 0, ZoneAction::Reset, true);
+        let b = reset_all.as_bytes();
+        assert_eq!((b[0], b[4]), (0x79, 1));
+        assert_eq!(&b[52..56], &[0x04, 0x01, 0, 0]);
+        let report = report_zones(2, 0x100, 4096, ReportOption::All, true);
+        let b = report.as_bytes();
+        assert_eq!(b[0], 0x7a);
+        assert_eq!(
+            &b[40..56],
+            &[0, 1, 0, 0, 0, 0, 0, 0, 0xff, 3, 0, 0, 0, 0, 1, 0]
+        );
+        let append = zone_append(1, 0x8000, 8, true);
+        let b = append.as_bytes();
+        assert_eq!(b[0], 0x7d);
+        assert_eq!(&b[40..52], &[0, 0x80, 0, 0, 0, 0, 0, 0, 7, 0, 0, 0x40]);
     }
 }

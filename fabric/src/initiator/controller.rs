@@ -617,7 +617,7 @@ impl Controller {
         self.block_sizes.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    async fn blocks_for(&self, nsid: u32, len: usize) -> Result<u32, HostError> {
+    pub(crate) async fn blocks_for(&self, nsid: u32, len: usize) -> Result<u32, HostError> {
         let bs = self.block_size(nsid).await? as usize;
         if len == 0 || len.checked_rem(bs) != Some(0) || len / bs > 65536 {
             return Err(HostError::Protocol(format!(

@@ -15,6 +15,7 @@ pub mod discovery;
 pub mod error;
 pub mod polled;
 pub mod queue;
+pub mod zones;
 
 use std::time::Duration;
 
@@ -27,6 +28,7 @@ pub use error::HostError;
 /// What [`discover`] returns: the spec types of [`nvme::log_page`].
 pub use nvme::log_page::{DiscoveryLog, DiscoveryRecord};
 pub use queue::{Queue, QueueOptions};
+pub use zones::{appended_lba, ZoneReport};
 
 /// A command for [`Queue::submit`]: the SQE (its CID, PSDT and data pointer are filled in by
 /// the transport), the host-to-controller data if any, and how many controller-to-host bytes

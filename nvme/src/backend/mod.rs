@@ -7,7 +7,7 @@
 //! Implementations: [`RamBackend`] (sparse memory), [`FileBackend`] (regular file or block
 //! device), [`NullBackend`] (discards writes, for transport benchmarks) and [`UringBackend`]
 //! (an NVMe namespace through io_uring passthrough). [`ZonedRamBackend`] is a zoned namespace in
-//! memory with its own zone-aware calls.
+//! memory; zoned backends answer [`Backend::zoned`] with their zone commands.
 
 use std::sync::Arc;
 
@@ -16,6 +16,7 @@ pub mod null;
 pub mod queued;
 pub mod ram;
 pub mod uring;
+pub mod zoned;
 pub mod zoned_ram;
 
 pub use file::{FileBackend, FileOptions};
@@ -23,6 +24,7 @@ pub use null::{check_geometry, NullBackend, SUPPORTED_BLOCK_SIZES};
 pub use queued::{IoFuture, QueuedBackend};
 pub use ram::RamBackend;
 pub use uring::{UringBackend, UringOptions};
+pub use zoned::{ZonedBackend, ZonedGeometry};
 pub use zoned_ram::{ZonedRamBackend, ZonedRamConfig};
 
 /// Static geometry and capabilities of a backend.
@@ -87,6 +89,11 @@ pub trait Backend: Send + Sync + 'static {
     /// The asynchronous interface, for backends whose commands complete on a polled device
     /// queue; I/O queues use it instead of the blocking calls above when present.
     fn queued(&self) -> Option<&dyn QueuedBackend> {
+        None
+    }
+    /// The zone commands, for a zoned namespace (NVMe ZNS Command Set); `None` for the NVM
+    /// command set.
+    fn zoned(&self) -> Option<&dyn ZonedBackend> {
         None
     }
     /// A backend over the same storage with the larger capacity `size_bytes` (a whole number

@@ -9,8 +9,10 @@
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use super::null::invalid_input;
-use super::{blocks_in, Backend, BackendError, BackendInfo, RamBackend};
-use crate::zns::{ReportOption, ZoneAction, ZoneLimits, ZoneSet};
+use super::{
+    blocks_in, Backend, BackendError, BackendInfo, RamBackend, ZonedBackend, ZonedGeometry,
+};
+use crate::zns::{ReportOption, ZoneAction, ZoneLimits, ZoneSet, ZoneState};
 use crate::Status;
 
 /// Geometry and resources of a [`ZonedRamBackend`].
@@ -35,11 +37,19 @@ pub struct ZonedRamConfig {
 pub struct ZonedRamBackend {
     cfg: ZonedRamConfig,
     data: RamBackend,
-    zones: Mutex<ZoneSet>,
+    zones: Mutex<Zones>,
 }
 
+/// The zone set and the zones the device itself changed since the host last read the
+/// Changed Zone List, under one lock.
+struct Zones {
+    set: ZoneSet,
+    changed: Vec<u64>,
+}
+
+/// A zone rule's status: retrying the same command cannot succeed, so DNR is set.
 fn device(status: Status) -> BackendError {
-    BackendError::Device(status)
+    BackendError::Device(status.with_dnr())
 }
 
 impl ZonedRamBackend {
@@ -58,7 +68,10 @@ impl ZonedRamBackend {
         Ok(ZonedRamBackend {
             cfg,
             data: RamBackend::new(size, cfg.block_size)?,
-            zones: Mutex::new(zones),
+            zones: Mutex::new(Zones {
+                set: zones,
+                changed: Vec::new(),
+            }),
         })
     }
 
@@ -67,71 +80,131 @@ impl ZonedRamBackend {
         self.cfg
     }
 
-    /// Block size, capacity and capabilities; unwritten blocks read as zeroes.
-    pub fn info(&self) -> BackendInfo {
-        self.data.info()
-    }
-
     /// The zones, locked. A lock poisoned by a panic is taken over: the zone set is consistent
     /// between its calls, and none of them panics.
-    pub fn zones(&self) -> MutexGuard<'_, ZoneSet> {
+    fn locked(&self) -> MutexGuard<'_, Zones> {
         self.zones.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A copy of the zones as they are now.
+    pub fn zone_set(&self) -> ZoneSet {
+        self.locked().set.clone()
+    }
+
+    /// A media event: the device moves the zone starting at `zslba` to Read Only or Offline
+    /// (ZNS 1.1 §2.1.1.6, §2.1.1.7), and lists it in the Changed Zone List.
+    pub fn fail_zone(&self, zslba: u64, state: ZoneState) -> Result<(), BackendError> {
+        if !matches!(state, ZoneState::ReadOnly | ZoneState::Offline) {
+            return Err(invalid_input(format!(
+                "a zone can only be failed to read-only or offline, not {state:?}"
+            )));
+        }
+        let mut z = self.locked();
+        z.set.force_state(zslba, state).map_err(device)?;
+        if !z.changed.contains(&zslba) {
+            z.changed.push(zslba);
+            z.changed.sort_unstable();
+        }
+        Ok(())
+    }
+
+    /// Controller reset: opened zones become Closed (NVMe ZNS 1.1 §2.1.1.3).
+    pub fn close_all_open(&self) {
+        self.locked().set.close_all_open();
+    }
+}
+
+impl Backend for ZonedRamBackend {
+    /// Block size and capacity. Unwritten blocks read as zeroes, but deallocation does not
+    /// zero anything here (zones are reset, not trimmed), so `deallocated_reads_zero` is false.
+    fn info(&self) -> BackendInfo {
+        BackendInfo {
+            deallocated_reads_zero: false,
+            ..self.data.info()
+        }
     }
 
     /// Read whole blocks at `lba`: within one zone, not of an Offline zone (NVMe ZNS 1.1
     /// §5.1). Blocks at or past the write pointer read as zeroes.
-    pub fn read(&self, lba: u64, buf: &mut [u8]) -> Result<(), BackendError> {
+    fn read(&self, lba: u64, buf: &mut [u8]) -> Result<(), BackendError> {
         let blocks = blocks_in(buf.len(), self.cfg.block_size)?;
-        let zones = self.zones();
-        zones.check_read(lba, blocks).map_err(device)?;
+        let zones = self.locked();
+        zones.set.check_read(lba, blocks).map_err(device)?;
         self.data.read(lba, buf)
     }
 
     /// Write whole blocks at `lba`, which must be the write pointer of its zone (NVMe ZNS 1.1
     /// §5.2). If the memory for the data cannot be had (`NoSpace`), the write pointer has
     /// still moved past the blocks, which read as zeroes.
-    pub fn write(&self, lba: u64, data: &[u8], fua: bool) -> Result<(), BackendError> {
+    fn write(&self, lba: u64, data: &[u8], fua: bool) -> Result<(), BackendError> {
         let blocks = blocks_in(data.len(), self.cfg.block_size)?;
-        let mut zones = self.zones();
-        zones.write(lba, blocks).map_err(device)?;
+        let mut zones = self.locked();
+        zones.set.write(lba, blocks).map_err(device)?;
         self.data.write(lba, data, fua)
     }
 
+    fn flush(&self) -> Result<(), BackendError> {
+        self.data.flush()
+    }
+
     /// Write Zeroes: a write of `blocks` zero blocks at `lba` under the same rules.
-    pub fn write_zeroes(&self, lba: u64, blocks: u64) -> Result<(), BackendError> {
-        let mut zones = self.zones();
-        zones.write(lba, blocks).map_err(device)?;
+    fn write_zeroes(&self, lba: u64, blocks: u64) -> Result<(), BackendError> {
+        let mut zones = self.locked();
+        zones.set.write(lba, blocks).map_err(device)?;
         self.data.write_zeroes(lba, blocks)
+    }
+
+    /// Deallocation is advisory on a zoned namespace (DLFEAT reports nothing): the range is
+    /// checked and left as it is; Reset Zone is what frees a zone.
+    fn deallocate(&self, lba: u64, blocks: u64) -> Result<(), BackendError> {
+        super::check_range(lba, blocks, self.data.info().num_blocks)
+    }
+
+    fn may_block(&self) -> bool {
+        false
+    }
+
+    fn zoned(&self) -> Option<&dyn ZonedBackend> {
+        Some(self)
+    }
+}
+
+impl ZonedBackend for ZonedRamBackend {
+    fn geometry(&self) -> ZonedGeometry {
+        ZonedGeometry {
+            zone_size: self.cfg.zone_size,
+            zone_cap: self.cfg.zone_cap,
+            zone_count: self.cfg.zone_count,
+            limits: self.cfg.limits,
+            zasl: self.cfg.zasl,
+        }
     }
 
     /// Zone Append (NVMe ZNS 1.1 §4.3): `data` goes at the write pointer of the zone
     /// starting at `zslba`; returns the first LBA written. Data larger than ZASL allows is an
     /// Invalid Field.
-    pub fn append(&self, zslba: u64, data: &[u8], fua: bool) -> Result<u64, BackendError> {
+    fn append(&self, zslba: u64, data: &[u8], fua: bool) -> Result<u64, BackendError> {
         let blocks = blocks_in(data.len(), self.cfg.block_size)?;
-        let mut zones = self.zones();
-        zones.index_at_start(zslba).map_err(device)?;
+        let mut zones = self.locked();
+        zones.set.index_at_start(zslba).map_err(device)?;
         // ZNS 1.1 §4.1.5.2: ZASL bounds the data of one Zone Append.
-        if self.cfg.zasl != 0 && data.len() as u64 > 4096u64 << self.cfg.zasl {
-            return Err(device(Status::INVALID_FIELD));
+        if let Some(limit) = self.geometry().append_limit() {
+            if data.len() as u64 > limit {
+                return Err(device(Status::INVALID_FIELD));
+            }
         }
-        let lba = zones.append(zslba, blocks).map_err(device)?;
+        let lba = zones.set.append(zslba, blocks).map_err(device)?;
         self.data.write(lba, data, fua)?;
         Ok(lba)
     }
 
     /// Zone Management Send (NVMe ZNS 1.1 §4.4.3): `action` on the zone starting at `slba`
     /// or, with `select_all`, on every zone it applies to. A reset zone reads as zeroes.
-    pub fn send(
-        &self,
-        slba: u64,
-        action: ZoneAction,
-        select_all: bool,
-    ) -> Result<(), BackendError> {
-        let mut zones = self.zones();
+    fn send(&self, slba: u64, action: ZoneAction, select_all: bool) -> Result<(), BackendError> {
+        let mut zones = self.locked();
         let zone_size = self.cfg.zone_size;
         let mut freed = Ok(());
-        let result = zones.send(slba, action, select_all, |zslba| {
+        let result = zones.set.send(slba, action, select_all, |zslba| {
             if let Err(e) = self.data.deallocate(zslba, zone_size) {
                 freed = Err(e);
             }
@@ -141,21 +214,26 @@ impl ZonedRamBackend {
     }
 
     /// Report Zones (NVMe ZNS 1.1 §4.4.4) into the host's buffer `out`.
-    pub fn report(
+    fn report(
         &self,
         slba: u64,
         option: ReportOption,
         partial: bool,
         out: &mut [u8],
     ) -> Result<(), BackendError> {
-        self.zones()
+        self.locked()
+            .set
             .report(slba, option, partial, out)
             .map_err(device)
     }
 
-    /// Controller reset: opened zones become Closed (NVMe ZNS 1.1 §2.1.1.3).
-    pub fn close_all_open(&self) {
-        self.zones().close_all_open();
+    fn changed_zones(&self, clear: bool) -> Vec<u64> {
+        let mut z = self.locked();
+        if clear {
+            std::mem::take(&mut z.changed)
+        } else {
+            z.changed.clone()
+        }
     }
 }
 
@@ -164,7 +242,7 @@ mod tests {
     use zerocopy::FromBytes;
 
     use super::*;
-    use crate::zns::{ZoneDescriptor, ZoneState};
+    use crate::zns::ZoneDescriptor;
 
     const BS: usize = 512;
     const ZSIZE: u64 = 256;
@@ -194,7 +272,10 @@ mod tests {
 
     fn status(r: Result<impl std::fmt::Debug, BackendError>) -> Status {
         match r {
-            Err(BackendError::Device(s)) => s,
+            Err(BackendError::Device(s)) => {
+                assert!(s.dnr, "zone rule statuses carry DNR: {s:?}");
+                Status { dnr: false, ..s }
+            }
             other => panic!("expected a device status, got {other:?}"),
         }
     }
@@ -215,7 +296,7 @@ mod tests {
         );
         // The failed write stored nothing.
         assert_eq!(read(&b, ZSIZE + 9, 3), vec![0; 3 * BS]);
-        let z = *b.zones().zone(1).unwrap();
+        let z = *b.zone_set().zone(1).unwrap();
         assert_eq!(
             (z.state(), z.wp()),
             (ZoneState::ImplicitlyOpened, ZSIZE + 5)
@@ -252,14 +333,14 @@ mod tests {
             status(b.append(8 * ZSIZE, &a, false)),
             Status::LBA_OUT_OF_RANGE
         );
-        assert_eq!(b.zones().zone(2).unwrap().wp(), 2 * ZSIZE + 20);
+        assert_eq!(b.zone_set().zone(2).unwrap().wp(), 2 * ZSIZE + 20);
     }
 
     #[test]
     fn reset_reads_zero_and_rewinds() {
         let b = backend(ZoneLimits::default(), 0);
         b.write(0, &pattern(ZCAP as usize, 5), false).unwrap();
-        assert_eq!(b.zones().zone(0).unwrap().state(), ZoneState::Full);
+        assert_eq!(b.zone_set().zone(0).unwrap().state(), ZoneState::Full);
         assert_eq!(
             status(b.write(ZCAP, &pattern(1, 0), false)),
             Status::ZONE_IS_FULL
@@ -268,7 +349,7 @@ mod tests {
         b.send(0, ZoneAction::Reset, true).unwrap();
         assert_eq!(read(&b, 0, ZCAP as usize), vec![0; ZCAP as usize * BS]);
         assert_eq!(read(&b, ZSIZE, 1), vec![0; BS]);
-        let z = *b.zones().zone(0).unwrap();
+        let z = *b.zone_set().zone(0).unwrap();
         assert_eq!((z.state(), z.wp()), (ZoneState::Empty, 0));
         let again = pattern(2, 7);
         b.write(0, &again, false).unwrap();
@@ -302,8 +383,8 @@ mod tests {
         let d = ZoneDescriptor::read_from_bytes(&out[64..128]).unwrap();
         assert_eq!(d, ZoneDescriptor::new(ZoneState::Closed, ZCAP, 0, 1));
         b.close_all_open();
-        assert_eq!(b.zones().open_count(), 0);
-        assert_eq!(b.zones().active_count(), 2);
+        assert_eq!(b.zone_set().open_count(), 0);
+        assert_eq!(b.zone_set().active_count(), 2);
     }
 
     #[test]
@@ -321,7 +402,7 @@ mod tests {
         assert!(ZonedRamBackend::new(cfg(16, 1 << 60, 0)).is_err());
         assert!(ZonedRamBackend::new(cfg(16, 4, 60)).is_err());
         let ok = ZonedRamBackend::new(cfg(16, 4, 5)).unwrap();
-        assert_eq!(ok.info().num_blocks, 64);
+        assert_eq!(Backend::info(&ok).num_blocks, 64);
         assert_eq!(ok.config().zasl, 5);
     }
 }

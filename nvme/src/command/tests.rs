@@ -322,7 +322,7 @@ fn write_zeroes_dsm_flush() {
         io(&raw(0x00, u32::MAX, [0; 6])),
         IoCommand::Flush { nsid: u32::MAX }
     );
-    assert_eq!(io(&raw(0x7d, 1, [0; 6])), IoCommand::Unknown(0x7d));
+    assert_eq!(io(&raw(0x0c, 1, [0; 6])), IoCommand::Unknown(0x0c));
     assert_eq!(io(&raw(0x80, 1, [0; 6])), IoCommand::Unknown(0x80));
 }
 
@@ -480,4 +480,97 @@ fn decoding_any_sqe_never_panics() {
         let _ = Command::decode(&s, true);
         let _ = Command::decode(&s, false);
     }
+}
+
+#[test]
+fn zone_management_send() {
+    // Linux reset-all: opcode 79h, NSID 1, SLBA 0x1_0000_0020, ZSA 04h, Select All.
+    let r = raw(0x79, 1, [0x20, 0x1, 0, 0x0000_0104, 0, 0]);
+    assert_eq!(
+        io(&r),
+        IoCommand::ZoneManagementSend(ZoneSend {
+            nsid: 1,
+            slba: 0x1_0000_0020,
+            action: crate::zns::ZoneAction::Reset,
+            select_all: true,
+            zsaso: false,
+        })
+    );
+    // Unknown action 0x10 with ZSASO (bit 9).
+    let r = raw(0x79, 2, [0, 0, 0, 0x0000_0210, 0, 0]);
+    let IoCommand::ZoneManagementSend(z) = io(&r) else {
+        panic!("not a zone send");
+    };
+    assert_eq!(z.action, crate::zns::ZoneAction::Unknown(0x10));
+    assert!(!z.select_all && z.zsaso);
+}
+
+#[test]
+fn zone_management_receive() {
+    // Linux report: NUMD 0x3ff (1024 dwords), ZRA 00h, ZRASF 00h (all), partial report.
+    let r = raw(0x7a, 1, [0x8000, 0, 0x3ff, 0x0001_0000, 0, 0]);
+    let want = ZoneReceive {
+        nsid: 1,
+        slba: 0x8000,
+        numd: 1024,
+        action: 0,
+        option: crate::zns::ReportOption::All,
+        partial: true,
+    };
+    assert_eq!(io(&r), IoCommand::ZoneManagementReceive(want));
+    assert_eq!(want.len_bytes(), 4096);
+    // Extended report of Full zones, not partial, NUMD at its largest.
+    let r = raw(0x7a, 1, [0, 0, u32::MAX, 0x0000_0501, 0, 0]);
+    let IoCommand::ZoneManagementReceive(z) = io(&r) else {
+        panic!("not a zone receive");
+    };
+    assert_eq!(
+        (z.action, z.option, z.partial),
+        (1, crate::zns::ReportOption::Full, false)
+    );
+    assert_eq!(z.numd, 1 << 32);
+}
+
+#[test]
+fn zone_append() {
+    // ZSLBA 0x40000, NLB 7 (8 blocks), FUA.
+    let r = raw(0x7d, 3, [0x40000, 0, 0x4000_0007, 0, 0, 0]);
+    let IoCommand::ZoneAppend(a) = io(&r) else {
+        panic!("not a zone append");
+    };
+    assert_eq!((a.nsid, a.slba, a.nlb, a.fua), (3, 0x40000, 8, true));
+}
+
+#[test]
+fn zone_commands_encode_as_they_decode() {
+    let send = ZoneSend {
+        nsid: 7,
+        slba: 0x1234_5678_9abc,
+        action: crate::zns::ZoneAction::Finish,
+        select_all: false,
+        zsaso: true,
+    };
+    let sqe = send.to_sqe();
+    assert_eq!(sqe.as_bytes()[0], 0x79);
+    assert_eq!(
+        IoCommand::decode(&sqe),
+        Ok(IoCommand::ZoneManagementSend(send))
+    );
+    let recv = ZoneReceive {
+        nsid: 7,
+        slba: 0x40,
+        numd: 1 << 32,
+        action: 1,
+        option: crate::zns::ReportOption::Closed,
+        partial: true,
+    };
+    let sqe = recv.to_sqe();
+    assert_eq!(
+        &sqe.as_bytes()[48..56],
+        &[0xff, 0xff, 0xff, 0xff, 0x01, 0x04, 0x01, 0x00]
+    );
+    assert_eq!(
+        IoCommand::decode(&sqe),
+        Ok(IoCommand::ZoneManagementReceive(recv))
+    );
 }

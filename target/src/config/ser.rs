@@ -45,6 +45,20 @@ impl Serialize for BackendKind {
                 t.serialize_field("iopoll", iopoll)?;
                 t.end()
             }
+            BackendKind::ZonedRam(spec) => {
+                let mut t = s.serialize_struct("Backend", 6)?;
+                t.serialize_field("kind", "zoned-ram")?;
+                t.serialize_field("zone_size", &spec.zone_size)?;
+                if let Some(cap) = &spec.zone_capacity {
+                    t.serialize_field("zone_capacity", cap)?;
+                }
+                t.serialize_field("max_open", &spec.max_open)?;
+                t.serialize_field("max_active", &spec.max_active)?;
+                if let Some(limit) = &spec.zone_append_limit {
+                    t.serialize_field("zone_append_limit", limit)?;
+                }
+                t.end()
+            }
         }
     }
 }

@@ -338,6 +338,27 @@ fn validate_namespaces(
             ));
         }
         match &ns.backend {
+            BackendKind::ZonedRam(spec) => {
+                let Some(size) = ns.size else {
+                    return Err(RuleError::at(
+                        &here,
+                        "size",
+                        format!("{nat}: size is required for this backend"),
+                    ));
+                };
+                check_size(&nat, &here, size.0, bs)?;
+                if ns.path.is_some() {
+                    return Err(RuleError::at(
+                        &here,
+                        "path",
+                        format!("{nat}: path is only for backend = \"file\""),
+                    ));
+                }
+                if let Err((name, message)) = spec.geometry(size.0, bs) {
+                    let name = if name == "size" { "size" } else { "backend" };
+                    return Err(RuleError::at(&here, name, format!("{nat}: {message}")));
+                }
+            }
             BackendKind::Ram | BackendKind::Null => {
                 if ns.path.is_some() {
                     return Err(RuleError::at(

@@ -80,6 +80,29 @@ fn backend(b: &Backend) -> String {
         Backend::Table(BackendTable::NvmeUring { path, iopoll }) => {
             format!("nvme-uring {path}{}", if *iopoll { " iopoll" } else { "" })
         }
+        Backend::Table(BackendTable::ZonedRam {
+            zone_size,
+            zone_capacity,
+            max_open,
+            max_active,
+            ..
+        }) => {
+            let cap = zone_capacity.unwrap_or(*zone_size);
+            let limit = |n: u32| {
+                if n == 0 {
+                    "no limit".to_string()
+                } else {
+                    n.to_string()
+                }
+            };
+            format!(
+                "zoned-ram zones {} (capacity {}), open {}, active {}",
+                size(zone_size.0),
+                size(cap.0),
+                limit(*max_open),
+                limit(*max_active)
+            )
+        }
     }
 }
 

@@ -1,0 +1,63 @@
+//! The zoned capability of a backend (NVMe ZNS Command Set 1.1): what a namespace of
+//! sequential-write-required zones offers beyond reads and writes. A backend that is zoned
+//! answers [`Backend::zoned`](super::Backend::zoned) with this interface; its plain
+//! `write`/`write_zeroes` then follow the zone rules (write pointer, implicit open) too.
+
+use super::BackendError;
+use crate::zns::{ReportOption, ZoneAction, ZoneLimits};
+
+/// Geometry and limits of a zoned namespace, as Identify reports them (NVMe ZNS 1.1
+/// §4.1.5.1, §4.1.5.2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ZonedGeometry {
+    /// Blocks per zone (LBAFE ZSZE); the Linux host needs a power of two.
+    pub zone_size: u64,
+    /// Writable blocks per zone (the same for every zone: ZOC bit 0, variable capacity, is 0).
+    pub zone_cap: u64,
+    /// Number of zones.
+    pub zone_count: u64,
+    /// Open and active zone limits (0 = no limit).
+    pub limits: ZoneLimits,
+    /// Zone Append Size Limit: 2^n units of 4 KiB (CAP.MPSMIN); 0 = MDTS applies.
+    pub zasl: u8,
+}
+
+impl ZonedGeometry {
+    /// Identify Namespace MOR / MAR: 0's based, FFFFFFFFh for no limit (ZNS 1.1 Figure 38).
+    pub fn mor(&self) -> u32 {
+        self.limits.max_open.wrapping_sub(1)
+    }
+
+    /// See [`ZonedGeometry::mor`].
+    pub fn mar(&self) -> u32 {
+        self.limits.max_active.wrapping_sub(1)
+    }
+
+    /// Largest Zone Append data in bytes, `None` when MDTS alone limits it.
+    pub fn append_limit(&self) -> Option<u64> {
+        (self.zasl != 0).then(|| 4096u64 << self.zasl)
+    }
+}
+
+/// Zone commands of a zoned backend. Calls are synchronous; [`Backend::may_block`]
+/// (super::Backend::may_block) tells whether they may sleep.
+pub trait ZonedBackend: Send + Sync {
+    fn geometry(&self) -> ZonedGeometry;
+    /// Zone Append (ZNS 1.1 §4.3): `data` at the write pointer of the zone starting at
+    /// `zslba`; returns the first LBA written.
+    fn append(&self, zslba: u64, data: &[u8], fua: bool) -> Result<u64, BackendError>;
+    /// Zone Management Send (ZNS 1.1 §4.4.3) on the zone starting at `slba`, or with
+    /// `select_all` on every zone the action applies to.
+    fn send(&self, slba: u64, action: ZoneAction, select_all: bool) -> Result<(), BackendError>;
+    /// Report Zones (ZNS 1.1 §4.4.4) into the host's buffer `out`.
+    fn report(
+        &self,
+        slba: u64,
+        option: ReportOption,
+        partial: bool,
+        out: &mut [u8],
+    ) -> Result<(), BackendError>;
+    /// Zones the device itself moved (to Read Only or Offline) since the last call with
+    /// `clear`, as start LBAs in zone order: the Changed Zone List log (ZNS 1.1 §5.3.1).
+    fn changed_zones(&self, clear: bool) -> Vec<u64>;
+}
