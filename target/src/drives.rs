@@ -134,12 +134,7 @@ impl Drives {
                 let ns = driver
                     .namespace(*nsid)
                     .map_err(|e| gone(&format!("{pci} namespace {nsid}"), e))?;
-                if ns.info().zoned.is_some() {
-                    return Err(BackendError::Gone(format!(
-                        "{pci} namespace {nsid} is zoned: zoned namespaces are not exported over \
-                     NVMe-oF yet (ferrofab drive works on them)"
-                    )));
-                }
+                // A zoned namespace is exported as it is: its zone commands pass through.
                 Ok(ns)
             }
             BackendKind::NvmeUring { path, iopoll } => {

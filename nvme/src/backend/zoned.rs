@@ -3,7 +3,9 @@
 //! answers [`Backend::zoned`](super::Backend::zoned) with this interface; its plain
 //! `write`/`write_zeroes` then follow the zone rules (write pointer, implicit open) too.
 
-use super::BackendError;
+use bytes::Bytes;
+
+use super::{BackendError, IoFuture};
 use crate::zns::{ReportOption, ZoneAction, ZoneLimits};
 
 /// Geometry and limits of a zoned namespace, as Identify reports them (NVMe ZNS 1.1
@@ -60,4 +62,24 @@ pub trait ZonedBackend: Send + Sync {
     /// Zones the device itself moved (to Read Only or Offline) since the last call with
     /// `clear`, as start LBAs in zone order: the Changed Zone List log (ZNS 1.1 §5.3.1).
     fn changed_zones(&self, clear: bool) -> Vec<u64>;
+    /// The asynchronous zone commands of a drive whose commands complete on a polled queue;
+    /// I/O queues use them instead of the blocking calls when present.
+    fn queued(&self) -> Option<&dyn QueuedZonedBackend> {
+        None
+    }
+}
+
+/// Zone commands submitted on the calling thread's device queue (see
+/// [`QueuedBackend`](super::QueuedBackend)).
+pub trait QueuedZonedBackend: Send + Sync {
+    fn append(&self, zslba: u64, data: Bytes, fua: bool) -> IoFuture<u64>;
+    fn send(&self, slba: u64, action: ZoneAction, select_all: bool) -> IoFuture<()>;
+    /// Report Zones into `buf` (its length is the report's size) and hand it back.
+    fn report(
+        &self,
+        slba: u64,
+        option: ReportOption,
+        partial: bool,
+        buf: Vec<u8>,
+    ) -> IoFuture<Vec<u8>>;
 }

@@ -32,6 +32,7 @@ use super::pool::PagePool;
 use super::regs::{Mmio, CC};
 use crate::backend::{
     blocks_in, check_range, Backend, BackendError, BackendInfo, IoFuture, QueuedBackend,
+    ZonedBackend, ZonedGeometry,
 };
 use crate::features::FeatureId;
 use crate::opcode::{AdminOpcode, IoOpcode};
@@ -63,7 +64,7 @@ const RESETTING: u8 = 1;
 const GONE: u8 = 2;
 
 /// FUA, NVM Read/Write CDW12 bit 30 (NVM Command Set 1.0 §3.2.4).
-const FUA: u32 = 1 << 30;
+pub(super) const FUA: u32 = 1 << 30;
 /// Most blocks one command names (16-bit 0's based NLB).
 const MAX_NLB: u64 = 1 << 16;
 
@@ -177,10 +178,15 @@ impl<M: DmaRegion + Send + Sync + 'static> NvmeDriver<M> {
             .find(|n| n.nsid == nsid)
             .cloned()
             .ok_or(DriverError::NoNamespace(nsid))?;
-        Ok(Arc::new(DriverNamespace {
+        let mut ns = DriverNamespace {
             driver: Arc::clone(self),
             info,
-        }))
+            zoned: None,
+        };
+        if ns.info.zoned.is_some() {
+            ns.zoned = Some(ns.zoned_geometry()?);
+        }
+        Ok(Arc::new(ns))
     }
 
     /// Delete the I/O queues and shut the controller down normally (NVMe Base 2.0 §3.6.1);
@@ -464,6 +470,9 @@ pub fn block_on<F: Future>(fut: F) -> F::Output {
 pub struct DriverNamespace<M> {
     driver: Arc<NvmeDriver<M>>,
     info: NamespaceInfo,
+    /// What a zoned namespace exports (the limits Identify gave, the capacity its first zone
+    /// reports).
+    pub(super) zoned: Option<ZonedGeometry>,
 }
 
 impl<M: DmaRegion + Send + Sync + 'static> DriverNamespace<M> {
@@ -542,7 +551,7 @@ impl<M: DmaRegion + Send + Sync + 'static> DriverNamespace<M> {
         Box::pin(async move { op.await.map(|_| ()) })
     }
 
-    fn flush_op(&self) -> IoFuture<()> {
+    pub(super) fn flush_op(&self) -> IoFuture<()> {
         let mut sqe = crate::Sqe {
             opcode: IoOpcode::Flush.to_u8(),
             ..Default::default()
@@ -632,6 +641,10 @@ impl<M: DmaRegion + Send + Sync + 'static> Backend for DriverNamespace<M> {
 
     fn queued(&self) -> Option<&dyn QueuedBackend> {
         Some(self)
+    }
+
+    fn zoned(&self) -> Option<&dyn ZonedBackend> {
+        self.zoned.as_ref().map(|_| self as &dyn ZonedBackend)
     }
 }
 

@@ -8,9 +8,13 @@ use bytes::Bytes;
 use zerocopy::FromBytes;
 
 use super::dma::DmaRegion;
+use super::error::DriverError;
 use super::io::{rw_sqe, slba_sqe, Data, IoCmd};
-use super::nvme_driver::{block_on, DriverNamespace};
-use crate::backend::{blocks_in, check_range, BackendError, IoFuture};
+use super::nvme_driver::{block_on, DriverNamespace, FUA};
+use crate::backend::{
+    blocks_in, check_range, BackendError, IoFuture, QueuedZonedBackend, ZonedBackend, ZonedGeometry,
+};
+use crate::zns::ZoneLimits;
 use crate::zns::{
     ReportOption, ZoneAction, ZoneDescriptor, ZoneReportHeader, ZMR_PARTIAL_REPORT, ZMS_SELECT_ALL,
     ZONE_APPEND, ZONE_MGMT_RECV, ZONE_MGMT_SEND, ZRA_REPORT_ZONES,
@@ -103,6 +107,11 @@ impl<M: DmaRegion + Send + Sync + 'static> DriverNamespace<M> {
     /// wrote it at (CQE DW0/DW1, ZNS 1.1 §4.3.1). An append larger than the zone append size
     /// limit is refused: split, its parts could land apart.
     pub fn append(&self, zslba: u64, data: Bytes) -> IoFuture<u64> {
+        self.append_with(zslba, data, false)
+    }
+
+    /// [`DriverNamespace::append`] with Force Unit Access (CDW12 bit 30) when `fua`.
+    pub fn append_with(&self, zslba: u64, data: Bytes, fua: bool) -> IoFuture<u64> {
         let prepared = self.require_zoned().and_then(|()| {
             let blocks = blocks_in(data.len(), self.info().block_size)?;
             check_range(zslba, blocks.max(1), self.info().blocks)?;
@@ -120,7 +129,13 @@ impl<M: DmaRegion + Send + Sync + 'static> DriverNamespace<M> {
                 )));
             }
             Ok(IoCmd {
-                sqe: rw_sqe(ZONE_APPEND, self.info().nsid, zslba, blocks, 0),
+                sqe: rw_sqe(
+                    ZONE_APPEND,
+                    self.info().nsid,
+                    zslba,
+                    blocks,
+                    if fua { FUA } else { 0 },
+                ),
                 data: Data::Out(data),
             })
         });
@@ -131,5 +146,165 @@ impl<M: DmaRegion + Send + Sync + 'static> DriverNamespace<M> {
             }
             Err(e) => Box::pin(std::future::ready(Err(e))),
         }
+    }
+}
+
+impl<M: DmaRegion + Send + Sync + 'static> DriverNamespace<M> {
+    /// The geometry a zoned namespace exports: zone size and limits from Identify, the zone
+    /// capacity of its first zone (ZOC variable capacity is not exported: every zone has the
+    /// first one's), ZASL from the controller's append limit in 4 KiB units (ZNS 1.1
+    /// §4.1.5.2), never above what one command of this namespace moves.
+    pub(super) fn zoned_geometry(&self) -> Result<ZonedGeometry, DriverError> {
+        let Some(z) = self.info().zoned.clone() else {
+            return Err(DriverError::Unsupported(format!(
+                "namespace {} is not zoned",
+                self.info().nsid
+            )));
+        };
+        let unsupported = |what: String| DriverError::Unsupported(what);
+        let (_, first) = self
+            .report_zones(0, ReportOption::All, true, 1)
+            .map_err(|e| unsupported(format!("report of the first zone failed: {e}")))?;
+        let zone_cap = first
+            .first()
+            .map(|d| d.zcap.get())
+            .filter(|&cap| cap != 0 && cap <= z.zone_size)
+            .ok_or_else(|| unsupported("the first zone reports no valid capacity".into()))?;
+        let per_command = u64::from(self.info().block_size) << 16;
+        let limit = self
+            .driver()
+            .info()
+            .zone_append_limit
+            .unwrap_or(self.driver().info().max_transfer)
+            .min(self.driver().info().max_transfer)
+            .min(per_command);
+        // 2^zasl units of 4 KiB; 0 would mean "the transfer limit", so the smallest
+        // exportable limit is 8 KiB.
+        let units = limit / 4096;
+        if units < 2 {
+            return Err(unsupported(format!(
+                "zone append limit of {limit} bytes is below the 8 KiB ZASL can express"
+            )));
+        }
+        Ok(ZonedGeometry {
+            zone_size: z.zone_size,
+            zone_cap,
+            zone_count: self.info().blocks.div_ceil(z.zone_size),
+            limits: ZoneLimits {
+                max_open: z.max_open.unwrap_or(0),
+                max_active: z.max_active.unwrap_or(0),
+            },
+            zasl: (63 - units.leading_zeros()) as u8,
+        })
+    }
+
+    fn zone_send_op(&self, slba: u64, action: ZoneAction, select_all: bool) -> IoFuture<()> {
+        let mut sqe = slba_sqe(ZONE_MGMT_SEND, self.info().nsid, slba);
+        let mut cdw13 = u32::from(action.to_u8());
+        if select_all {
+            cdw13 |= ZMS_SELECT_ALL;
+        }
+        sqe.cdw13.set(cdw13);
+        let op = self.submit(
+            VecDeque::from([IoCmd {
+                sqe,
+                data: Data::None,
+            }]),
+            Vec::new(),
+        );
+        Box::pin(async move { op.await.map(|_| ()) })
+    }
+
+    /// Report Zones into the host's buffer, passed through: the drive fills `buf`.
+    fn report_op(
+        &self,
+        slba: u64,
+        option: ReportOption,
+        partial: bool,
+        buf: Vec<u8>,
+    ) -> IoFuture<Vec<u8>> {
+        let len = buf.len();
+        if len == 0 || len % 4 != 0 || len as u64 > self.driver().info().max_transfer {
+            return Box::pin(std::future::ready(Err(invalid(format!(
+                "a zone report of {len} bytes: whole dwords up to the transfer limit"
+            )))));
+        }
+        let mut sqe = slba_sqe(ZONE_MGMT_RECV, self.info().nsid, slba);
+        sqe.cdw12.set((len / 4 - 1) as u32);
+        let mut cdw13 = u32::from(ZRA_REPORT_ZONES) | (u32::from(option.to_u8()) << 8);
+        if partial {
+            cdw13 |= ZMR_PARTIAL_REPORT;
+        }
+        sqe.cdw13.set(cdw13);
+        let op = self.submit(
+            VecDeque::from([IoCmd {
+                sqe,
+                data: Data::In { off: 0, len },
+            }]),
+            buf,
+        );
+        Box::pin(async move { op.await.map(|(buf, _)| buf) })
+    }
+}
+
+/// The zone commands of an exported zoned drive namespace, passed through to the drive.
+impl<M: DmaRegion + Send + Sync + 'static> ZonedBackend for DriverNamespace<M> {
+    fn geometry(&self) -> ZonedGeometry {
+        self.zoned.unwrap_or(ZonedGeometry {
+            zone_size: 1,
+            zone_cap: 1,
+            zone_count: 0,
+            limits: ZoneLimits::default(),
+            zasl: 0,
+        })
+    }
+
+    fn append(&self, zslba: u64, data: &[u8], fua: bool) -> Result<u64, BackendError> {
+        block_on(self.append_with(zslba, Bytes::copy_from_slice(data), fua))
+    }
+
+    fn send(&self, slba: u64, action: ZoneAction, select_all: bool) -> Result<(), BackendError> {
+        block_on(self.zone_send_op(slba, action, select_all))
+    }
+
+    fn report(
+        &self,
+        slba: u64,
+        option: ReportOption,
+        partial: bool,
+        out: &mut [u8],
+    ) -> Result<(), BackendError> {
+        let buf = block_on(self.report_op(slba, option, partial, vec![0; out.len()]))?;
+        out.copy_from_slice(&buf);
+        Ok(())
+    }
+
+    /// The drive's own Changed Zone List is not read through: ferrofab keeps no list for it.
+    fn changed_zones(&self, _clear: bool) -> Vec<u64> {
+        Vec::new()
+    }
+
+    fn queued(&self) -> Option<&dyn QueuedZonedBackend> {
+        Some(self)
+    }
+}
+
+impl<M: DmaRegion + Send + Sync + 'static> QueuedZonedBackend for DriverNamespace<M> {
+    fn append(&self, zslba: u64, data: Bytes, fua: bool) -> IoFuture<u64> {
+        self.append_with(zslba, data, fua)
+    }
+
+    fn send(&self, slba: u64, action: ZoneAction, select_all: bool) -> IoFuture<()> {
+        self.zone_send_op(slba, action, select_all)
+    }
+
+    fn report(
+        &self,
+        slba: u64,
+        option: ReportOption,
+        partial: bool,
+        buf: Vec<u8>,
+    ) -> IoFuture<Vec<u8>> {
+        self.report_op(slba, option, partial, buf)
     }
 }

@@ -10,7 +10,7 @@ use nvme::command::{ReadWrite, ZoneReceive, ZoneSend};
 use nvme::zns::{ZoneAction, ZRA_REPORT_ZONES};
 use nvme::Status;
 
-use super::{fail, on_backend, IoQueue};
+use super::{deferred, fail, on_backend, IoQueue};
 use crate::namespace::Namespace;
 use crate::status_map::{backend_status, Op};
 
@@ -39,6 +39,15 @@ impl IoQueue {
         };
         if zs.zsaso || matches!(zs.action, ZoneAction::Unknown(_)) {
             return fail(Status::INVALID_FIELD.with_dnr());
+        }
+        if let Some(q) = ns.backend.zoned().and_then(|z| z.queued()) {
+            let io = q.send(zs.slba, zs.action, zs.select_all);
+            return deferred(async move {
+                match io.await {
+                    Ok(()) => Response::success(),
+                    Err(e) => Response::status(backend_status(&e, Op::Write)),
+                }
+            });
         }
         on_backend(ns, &self.counters, move |ns, _| {
             let Some(z) = ns.backend.zoned() else {
@@ -86,6 +95,17 @@ impl IoQueue {
             }
             _ => DataBuf::zeroed(len),
         };
+        if let Some(q) = ns.backend.zoned().and_then(|z| z.queued()) {
+            let mut vec = buf.into_vec();
+            vec.truncate(len);
+            let io = q.report(zr.slba, zr.option, zr.partial, vec);
+            return deferred(async move {
+                match io.await {
+                    Ok(vec) => Response::success().with_buf(DataBuf::reuse(vec, len)),
+                    Err(e) => Response::status(backend_status(&e, Op::Read)),
+                }
+            });
+        }
         on_backend(ns, &self.counters, move |ns, _| {
             let mut buf = buf;
             let Some(z) = ns.backend.zoned() else {
@@ -101,16 +121,36 @@ impl IoQueue {
     /// Zone Append (NVMe ZNS 1.1 §4.3): the data goes at the zone's write pointer; the LBA
     /// it landed at is CQE DW1:DW0 (Figure 33).
     pub(super) fn zone_append(&self, rw: ReadWrite, data: Option<Bytes>) -> Completion {
-        if let Err(s) = self.zoned_namespace(rw.nsid) {
-            return fail(s);
-        }
+        let geometry = match self.zoned_namespace(rw.nsid) {
+            Ok(ns) => ns.zoned,
+            Err(s) => return fail(s),
+        };
         let mut data = data.unwrap_or_default();
         let (ns, len) = match self.check_rw(&rw, data.len() as u64) {
             Ok(v) => v,
             Err(s) => return fail(s),
         };
+        // NVMe ZNS 1.1 §4.1.5.2: ZASL bounds the data of one Zone Append (Invalid Field).
+        if let Some(limit) = geometry.and_then(|g| g.append_limit()) {
+            if len as u64 > limit {
+                return fail(Status::INVALID_FIELD.with_dnr());
+            }
+        }
         data.truncate(len);
         let fua = rw.fua || !self.ctrl.write_cache();
+        if let Some(q) = ns.backend.zoned().and_then(|z| z.queued()) {
+            let io = q.append(rw.slba, data, fua);
+            let counters = self.counters.clone();
+            return deferred(async move {
+                match io.await {
+                    Ok(lba) => {
+                        counters.add_write(len as u64);
+                        appended(lba)
+                    }
+                    Err(e) => Response::status(backend_status(&e, Op::Write)),
+                }
+            });
+        }
         on_backend(ns, &self.counters, move |ns, counters| {
             let Some(z) = ns.backend.zoned() else {
                 return Response::status(Status::INTERNAL_ERROR);
@@ -118,12 +158,17 @@ impl IoQueue {
             match z.append(rw.slba, &data, fua) {
                 Ok(lba) => {
                     counters.add_write(len as u64);
-                    let mut r = Response::success().with_dw0(lba as u32);
-                    r.dw1 = (lba >> 32) as u32;
-                    r
+                    appended(lba)
                 }
                 Err(e) => Response::status(backend_status(&e, Op::Write)),
             }
         })
     }
+}
+
+/// A Zone Append's completion: the LBA written in DW1:DW0 (NVMe ZNS 1.1 §4.3, Figure 33).
+fn appended(lba: u64) -> Response {
+    let mut r = Response::success().with_dw0(lba as u32);
+    r.dw1 = (lba >> 32) as u32;
+    r
 }

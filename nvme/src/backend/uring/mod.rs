@@ -36,7 +36,9 @@ use bytes::Bytes;
 use super::null::invalid_input;
 use super::SUPPORTED_BLOCK_SIZES;
 use super::{blocks_in, check_range, Backend, BackendError, BackendInfo, IoFuture, QueuedBackend};
-use crate::identify::{IdentifyController, IdentifyNamespace, IDENTIFY_DATA_SIZE};
+use crate::identify::{
+    Csi, IdentifyController, IdentifyNamespace, NsDescriptor, IDENTIFY_DATA_SIZE,
+};
 use crate::sys::uring::{admin_command, namespace_id, IoBuf};
 use cmd::Part;
 use job::Job;
@@ -115,6 +117,22 @@ impl UringBackend {
                 "{}: namespace has no blocks",
                 path.display()
             )));
+        }
+        // A zoned namespace (Namespace Identification Descriptor CSI 02h) would pass for an
+        // NVM one here, and hosts would write it at random: refuse it.
+        let mut page = vec![0u8; IDENTIFY_DATA_SIZE];
+        if admin(&dev, &cmd::identify(nsid, 0x03), &mut page).is_ok() {
+            let zoned = NsDescriptor::parse_list(&page).is_ok_and(|list| {
+                list.iter()
+                    .any(|d| matches!(d, NsDescriptor::Csi(c) if *c == Csi::Zoned.to_u8()))
+            });
+            if zoned {
+                return Err(invalid_input(format!(
+                    "{}: namespace {nsid} is zoned; nvme-uring exports NVM namespaces only \
+                     (export zoned drives with nvme-vfio)",
+                    path.display()
+                )));
+            }
         }
         let mut page = vec![0u8; IDENTIFY_DATA_SIZE];
         // Controller data only tells whether a write cache exists; without it assume one, so

@@ -218,3 +218,66 @@ fn finish_and_reset_transitions() {
         Status::INVALID_ZONE_STATE_TRANSITION.sc
     );
 }
+
+#[test]
+fn a_zoned_drive_namespace_exports_its_zones() {
+    use crate::backend::ZonedGeometry;
+    use crate::zns::{ZoneDescriptor, ZoneLimits, ZoneReportHeader};
+    use zerocopy::FromBytes;
+
+    let r = zoned_rig();
+    let ns = r.driver.namespace(1).unwrap();
+    let plain = r.driver.namespace(2).unwrap();
+    assert!(Backend::zoned(&*plain).is_none());
+    let z = Backend::zoned(&*ns).expect("namespace 1 is zoned");
+    // The capacity comes from the first zone's report, ZASL 1 (8 KiB) from the controller.
+    assert_eq!(
+        z.geometry(),
+        ZonedGeometry {
+            zone_size: ZONE,
+            zone_cap: CAP,
+            zone_count: 8,
+            limits: ZoneLimits {
+                max_open: 2,
+                max_active: 3
+            },
+            zasl: 1,
+        }
+    );
+    let q = z.queued().expect("drive zone commands are queued");
+    // Appends land at the write pointer; the drive's status passes through.
+    assert_eq!(
+        block_on(q.append(ZONE, Bytes::from(pattern(2 * BS, 4)), true)).unwrap(),
+        ZONE
+    );
+    assert_eq!(
+        block_on(q.append(ZONE, Bytes::from(pattern(BS, 5)), false)).unwrap(),
+        ZONE + 2
+    );
+    match block_on(q.send(ZONE, ZoneAction::Offline, false)) {
+        Err(BackendError::Device(s)) => assert_eq!(s.sc, Status::INVALID_ZONE_STATE_TRANSITION.sc),
+        other => panic!("offline of an opened zone: {other:?}"),
+    }
+    block_on(q.send(2 * ZONE, ZoneAction::Open, false)).unwrap();
+    // The report is the drive's, byte for byte in the host's buffer.
+    let buf = block_on(q.report(0, ReportOption::All, false, vec![0xaa; 64 * 4])).unwrap();
+    let header = ZoneReportHeader::read_from_bytes(&buf[..64]).unwrap();
+    assert_eq!(header.nr_zones.get(), 8);
+    let d = |i: usize| ZoneDescriptor::read_from_bytes(&buf[64 * (i + 1)..64 * (i + 2)]).unwrap();
+    assert_eq!(d(1).state(), Some(ZoneState::ImplicitlyOpened));
+    assert_eq!(d(1).wp.get(), ZONE + 3);
+    assert_eq!(d(2).state(), Some(ZoneState::ExplicitlyOpened));
+    // The blocking calls give the same answers.
+    let mut out = vec![0u8; 128];
+    z.report(ZONE, ReportOption::All, true, &mut out).unwrap();
+    assert_eq!(
+        ZoneReportHeader::read_from_bytes(&out[..64])
+            .unwrap()
+            .nr_zones
+            .get(),
+        1
+    );
+    z.send(0, ZoneAction::Reset, true).unwrap();
+    assert_eq!(z.append(ZONE, &pattern(BS, 6), false).unwrap(), ZONE);
+    assert!(z.changed_zones(true).is_empty());
+}
