@@ -364,7 +364,16 @@ impl ZoneSet {
         out[..head].copy_from_slice(&header.as_bytes()[..head]);
         for (z, slot) in matching().zip(out.get_mut(64..).unwrap_or_default().chunks_exact_mut(64))
         {
-            let d = ZoneDescriptor::new(z.state, self.zone_cap, z.zslba, z.wp);
+            // The write pointer is not valid in the Full, Read Only and Offline states (NVMe
+            // ZNS 1.1 §4.4.4.1, Figure 52); all ones there, as QEMU's ZNS drive reports it.
+            let wp = match z.state {
+                ZoneState::Full | ZoneState::ReadOnly | ZoneState::Offline => u64::MAX,
+                ZoneState::Empty
+                | ZoneState::ImplicitlyOpened
+                | ZoneState::ExplicitlyOpened
+                | ZoneState::Closed => z.wp,
+            };
+            let d = ZoneDescriptor::new(z.state, self.zone_cap, z.zslba, wp);
             slot.copy_from_slice(d.as_bytes());
         }
         Ok(())
