@@ -203,14 +203,15 @@ impl ZoneSet {
         Ok(set)
     }
 
-    /// Put zone `zone` back as it was (a copy taken before a command changed it), for a
-    /// command whose data could not be stored: the state through the resource accounting,
-    /// the write pointer as it was. Fails like [`ZoneSet::index_at_start`] for a zone that is
-    /// not this set's.
-    pub fn put_back(&mut self, zone: Zone) -> Result<(), Status> {
-        let i = self.index_at_start(zone.zslba)?;
-        self.set_state(i, zone.state);
-        self.zones[i].wp = zone.wp;
+    /// Put the zone starting at `zslba` back as `record` says (what it was before a command
+    /// whose effect could not be stored): the state through the resource accounting, the
+    /// write pointer as recorded. Fails like [`ZoneSet::index_at_start`] for a zone that is
+    /// not this set's, and with Invalid Field for an unknown state code.
+    pub fn put_back(&mut self, zslba: u64, record: ZoneRecord) -> Result<(), Status> {
+        let i = self.index_at_start(zslba)?;
+        let state = ZoneState::from_code(record.state).ok_or(Status::INVALID_FIELD)?;
+        self.set_state(i, state);
+        self.zones[i].wp = record.wp;
         Ok(())
     }
 

@@ -636,20 +636,22 @@ fn restore_refuses_records_that_break_the_rules() {
 fn put_back_undoes_a_write() {
     let mut z = set(limits(1, 2));
     z.write(0, 1).unwrap();
-    let before = *z.zone(1).unwrap();
+    let before = z.zone(1).unwrap().record();
     // Zone 0 is closed implicitly to open zone 1.
     z.write(SIZE, 2).unwrap();
     assert_eq!(z.zone(0).unwrap().state(), S::Closed);
-    z.put_back(before).unwrap();
+    z.put_back(SIZE, before).unwrap();
     let z1 = *z.zone(1).unwrap();
     assert_eq!((z1.state(), z1.wp()), (S::Empty, SIZE));
     assert_eq!((z.open_count(), z.active_count()), (0, 1));
     assert_eq!(z.write(SIZE, 2), Ok(SIZE + 2));
     let mut other = set(ZoneLimits::default());
     other.write(0, 1).unwrap();
-    let far = ZoneSet::new(SIZE, CAP, 8, ZoneLimits::default()).unwrap();
     assert_eq!(
-        other.put_back(*far.zone(7).unwrap()),
+        other.put_back(7 * SIZE, rec(S::Empty, 7 * SIZE)),
         Err(Status::LBA_OUT_OF_RANGE)
     );
+    let bad = ZoneRecord { state: 0, wp: 0 };
+    assert_eq!(other.put_back(0, bad), Err(Status::INVALID_FIELD));
+    assert_eq!(other.zone(0).unwrap().state(), S::ImplicitlyOpened);
 }
