@@ -269,10 +269,7 @@ async fn a_zoned_ram_namespace_with_a_backing_file_over_rest() {
     let shown = api.get(&format!("{ns}/1")).await.expect(200);
     assert_eq!(shown["path"], image.as_str());
     assert_eq!(shown["backend"]["kind"], "zoned-ram");
-    assert_eq!(
-        std::fs::metadata(&image).unwrap().len(),
-        8192 + (4 << 20)
-    );
+    assert_eq!(std::fs::metadata(&image).unwrap().len(), 8192 + (4 << 20));
     let ctrl = Controller::connect(api.nvme, SUB, host(HOST))
         .await
         .unwrap();
@@ -286,11 +283,7 @@ async fn a_zoned_ram_namespace_with_a_backing_file_over_rest() {
         .report_zones(1, 1, 0, 4096, ReportOption::All, false)
         .await
         .unwrap();
-    let zones: Vec<_> = r
-        .zones
-        .iter()
-        .map(|z| (z.state(), z.wp.get()))
-        .collect();
+    let zones: Vec<_> = r.zones.iter().map(|z| (z.state(), z.wp.get())).collect();
     let (e, c) = (Some(ZoneState::Empty), Some(ZoneState::Closed));
     assert_eq!(zones, vec![(e, 0), (c, 258), (e, 512), (e, 768)]);
     assert_eq!(ctrl.read(1, 1, 256, 2).await.unwrap().data, data);
