@@ -52,8 +52,9 @@ pub enum BackendTable {
         #[schema(default = true)]
         iopoll: bool,
     },
-    /// A zoned namespace (NVMe ZNS) in memory; the namespace's size is a whole number of
-    /// zones.
+    /// A zoned namespace (NVMe ZNS) in memory, or with the namespace's `path` in that backing
+    /// file (created when absent), so zone states, write pointers and data survive a restart;
+    /// the namespace's size is a whole number of zones.
     ZonedRam {
         /// Bytes per zone, a power of two.
         #[schema(value_type = SizeSchema)]

@@ -35,7 +35,7 @@ pub struct NamespaceRequest {
     /// Required for ram and null; for file, creates or sizes the file. Not for drives.
     #[schema(value_type = Option<crate::backend::SizeSchema>)]
     pub size: Option<Size>,
-    /// The file or block device (file backend only).
+    /// The file or block device (file backend), or the backing file of a zoned-ram namespace.
     pub path: Option<String>,
     /// 512 (default) or 4096. Not for drives.
     pub block_size: Option<u32>,
@@ -74,7 +74,7 @@ pub struct NamespaceView {
     pub size_bytes: u64,
     pub block_size: u32,
     pub blocks: u64,
-    /// File backend: the file or block device.
+    /// File backend: the file or block device; zoned-ram: its backing file.
     pub path: Option<String>,
     /// File backend: whether O_DIRECT was asked for (null: the default, true).
     pub direct: Option<bool>,

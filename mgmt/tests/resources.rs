@@ -249,3 +249,55 @@ async fn listeners_open_and_close_over_rest() {
     );
     api.stop().await;
 }
+
+/// A zoned-ram namespace added over REST with a `path` keeps its zones in that file: removed
+/// and added again on the same file, its zones and data are back (the open zone Closed); a
+/// request for another geometry on that file is refused, naming both.
+#[tokio::test]
+async fn a_zoned_ram_namespace_with_a_backing_file_over_rest() {
+    use nvme::zns::{ReportOption, ZoneState};
+    let api = Api::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let image = dir.path().join("zns.img").display().to_string();
+    api.post("/api/v1/subsystems", json!({"nqn": SUB}))
+        .await
+        .expect(201);
+    let ns = format!("/api/v1/subsystems/{SUB}/namespaces");
+    let zoned = json!({"nsid": 1, "size": "4MiB", "block_size": 4096, "path": image,
+                       "backend": {"kind": "zoned-ram", "zone_size": "1MiB"}});
+    api.post(&ns, zoned.clone()).await.expect(201);
+    let shown = api.get(&format!("{ns}/1")).await.expect(200);
+    assert_eq!(shown["path"], image.as_str());
+    assert_eq!(shown["backend"]["kind"], "zoned-ram");
+    assert_eq!(std::fs::metadata(&image).unwrap().len(), 8192 + (4 << 20));
+    let ctrl = Controller::connect(api.nvme, SUB, host(HOST))
+        .await
+        .unwrap();
+    let data = bytes::Bytes::from(vec![0x5a; 8192]);
+    let done = ctrl.write(1, 1, 256, data.clone(), false).await.unwrap();
+    assert!(done.status().is_success());
+    api.delete(&format!("{ns}/1")).await.expect(200);
+
+    api.post(&ns, zoned).await.expect(201);
+    let r = ctrl
+        .report_zones(1, 1, 0, 4096, ReportOption::All, false)
+        .await
+        .unwrap();
+    let zones: Vec<_> = r.zones.iter().map(|z| (z.state(), z.wp.get())).collect();
+    let (e, c) = (Some(ZoneState::Empty), Some(ZoneState::Closed));
+    assert_eq!(zones, vec![(e, 0), (c, 258), (e, 512), (e, 768)]);
+    assert_eq!(ctrl.read(1, 1, 256, 2).await.unwrap().data, data);
+    api.delete(&format!("{ns}/1")).await.expect(200);
+
+    let other = json!({"nsid": 1, "size": "4MiB", "block_size": 4096, "path": image,
+                       "backend": {"kind": "zoned-ram", "zone_size": "512KiB"}});
+    let m = api
+        .post(&ns, other)
+        .await
+        .expect_error(422, "backend_unavailable", Some("backend"));
+    assert!(
+        m.contains("4 zones of 256 4096-byte blocks") && m.contains("8 zones of 128"),
+        "{m}"
+    );
+    api.stop().await;
+}

@@ -78,8 +78,9 @@ pub enum BackendKind {
         path: PathBuf,
         iopoll: bool,
     },
-    /// A zoned namespace (NVMe ZNS) in memory, or in the namespace's `path` when given, so
-    /// zone states, write pointers and data survive a restart.
+    /// A zoned namespace (NVMe ZNS) in memory or, with the namespace's `path`, in that backing
+    /// file (created when absent; refused if made for another geometry), so zone states,
+    /// write pointers and data survive a restart (opened zones come back Closed).
     ZonedRam(ZonedSpec),
 }
 
@@ -543,6 +544,18 @@ mod tests {
             "colour",
         );
         bad("\"zoned-ram\"", "4MiB", "needs a table");
+        // A backing file is the namespace's path, kept through the persisted form; direct is
+        // still the file backend's alone, and ram has no path.
+        let with_path = ns("{ kind = \"zoned-ram\", zone_size = \"1MiB\" }", "4MiB")
+            + "path = \"/var/lib/ferrofab/zns0.img\"\n";
+        let c = Config::parse(&with_path, "t").unwrap();
+        let path = c.subsystem[0].namespace[0].path.as_deref();
+        assert_eq!(path, Some(Path::new("/var/lib/ferrofab/zns0.img")));
+        assert_eq!(Config::parse(&c.to_toml().unwrap(), "t").unwrap(), c);
+        let e = err(&(with_path + "direct = false\n"));
+        assert!(e.contains("direct is only for"), "{e}");
+        let e = err(&(ns("\"ram\"", "4MiB") + "path = \"/x.img\"\n"));
+        assert!(e.contains("zoned-ram"), "{e}");
     }
 
     #[test]

@@ -60,7 +60,10 @@ pub fn open_backend(
                         message,
                     ))
                 })?;
-            Arc::new(ZonedRamBackend::new(cfg)?)
+            match &ns.path {
+                None => Arc::new(ZonedRamBackend::new(cfg)?),
+                Some(path) => Arc::new(ZonedRamBackend::open_file(cfg, path)?),
+            }
         }
         drive @ (BackendKind::NvmeVfio { .. } | BackendKind::NvmeUring { .. }) => {
             drives.open(drive)?

@@ -102,7 +102,7 @@ fn is_aligned(buf: &[u8]) -> bool {
 }
 
 /// Storage errors: ENOSPC and EDQUOT become `NoSpace`, everything else `Io`.
-fn map_io(e: io::Error) -> BackendError {
+pub(crate) fn map_io(e: io::Error) -> BackendError {
     match e.raw_os_error() {
         Some(code) if code == Errno::ENOSPC as i32 || code == Errno::EDQUOT as i32 => {
             BackendError::NoSpace
@@ -116,7 +116,7 @@ fn is_einval(e: &io::Error) -> bool {
 }
 
 /// Errors meaning "this fallocate mode is not available here", as opposed to an I/O failure.
-fn fallocate_unsupported(e: Errno) -> bool {
+pub(crate) fn fallocate_unsupported(e: Errno) -> bool {
     matches!(
         e,
         Errno::EOPNOTSUPP | Errno::ENOSYS | Errno::EINVAL | Errno::ENODEV
@@ -169,7 +169,7 @@ fn probe_direct(file: &File, block_size: u32) -> Result<bool, BackendError> {
     }
 }
 
-fn off_t(v: u64) -> Result<nix::libc::off_t, BackendError> {
+pub(crate) fn off_t(v: u64) -> Result<nix::libc::off_t, BackendError> {
     nix::libc::off_t::try_from(v)
         .map_err(|_| invalid_input(format!("offset {v} does not fit off_t")))
 }

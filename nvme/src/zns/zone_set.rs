@@ -28,6 +28,35 @@ pub enum ZoneSetError {
     TooLarge { zones: u64, size: u64 },
 }
 
+/// What survives a restart of one zone: its state (the ZS code, NVMe ZNS 1.1 Figure 37) and
+/// write pointer. [`ZoneSet::restore`] checks records; [`Zone::record`] makes them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ZoneRecord {
+    /// Zone State code ([`ZoneState::code`]).
+    pub state: u8,
+    /// Write pointer (an LBA of the namespace).
+    pub wp: u64,
+}
+
+/// Why persisted zone records cannot be taken back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RestoreError {
+    #[error(transparent)]
+    Geometry(#[from] ZoneSetError),
+    #[error("zone {zone} has unknown state code {code:#x}")]
+    UnknownState { zone: u64, code: u8 },
+    #[error("zone {zone} is {state:?} with write pointer {wp}, not in {first}..={last}")]
+    WritePointer {
+        zone: u64,
+        state: ZoneState,
+        wp: u64,
+        first: u64,
+        last: u64,
+    },
+    #[error("{active} zones are active, more than the {max_active} active zones allowed")]
+    TooManyActive { active: u32, max_active: u32 },
+}
+
 /// One sequential-write-required zone.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Zone {
@@ -53,6 +82,14 @@ impl Zone {
     /// Zone Start LBA.
     pub fn zslba(&self) -> u64 {
         self.zslba
+    }
+
+    /// What a restart must keep of this zone.
+    pub fn record(&self) -> ZoneRecord {
+        ZoneRecord {
+            state: self.state.code(),
+            wp: self.wp,
+        }
     }
 }
 
@@ -109,6 +146,73 @@ impl ZoneSet {
             active: 0,
             next_open_stamp: 0,
         })
+    }
+
+    /// The zones as a restart finds them, from one record per zone (in zone order) as
+    /// [`Zone::record`] made them before the restart. A power cycle or controller reset closes
+    /// every opened zone (NVMe ZNS 1.1 §2.1.1.3), so opened records come back Closed; the
+    /// other states stay. Each record is checked against its state (§2.1.1): an Empty
+    /// zone's write pointer is its ZSLBA; an active zone's is below the end of the capacity,
+    /// since the write that reaches it makes the zone Full; Full, Read Only and Offline zones
+    /// keep theirs within ZSLBA..=ZSLBA + capacity. The active zones must fit MAR
+    /// (§2.1.1.4), or the limits Identify reports would be broken from the start.
+    pub fn restore(
+        zone_size: u64,
+        zone_cap: u64,
+        limits: ZoneLimits,
+        records: &[ZoneRecord],
+    ) -> Result<ZoneSet, RestoreError> {
+        let mut set = ZoneSet::new(zone_size, zone_cap, records.len() as u64, limits)?;
+        for (i, r) in records.iter().enumerate() {
+            let zone = i as u64;
+            let state = ZoneState::from_code(r.state).ok_or(RestoreError::UnknownState {
+                zone,
+                code: r.state,
+            })?;
+            let zslba = set.zones[i].zslba;
+            let cap_end = zslba + zone_cap;
+            let last = match state {
+                ZoneState::Empty => zslba,
+                s if s.is_active() => cap_end - 1,
+                _ => cap_end,
+            };
+            if r.wp < zslba || r.wp > last {
+                return Err(RestoreError::WritePointer {
+                    zone,
+                    state,
+                    wp: r.wp,
+                    first: zslba,
+                    last,
+                });
+            }
+            let state = if state.is_open() {
+                ZoneState::Closed
+            } else {
+                state
+            };
+            set.set_state(i, state);
+            set.zones[i].wp = r.wp;
+        }
+        let max_active = set.limits.max_active;
+        if max_active != 0 && set.active > max_active {
+            return Err(RestoreError::TooManyActive {
+                active: set.active,
+                max_active,
+            });
+        }
+        Ok(set)
+    }
+
+    /// Put the zone starting at `zslba` back as `record` says (what it was before a command
+    /// whose effect could not be stored): the state through the resource accounting, the
+    /// write pointer as recorded. Fails like [`ZoneSet::index_at_start`] for a zone that is
+    /// not this set's, and with Invalid Field for an unknown state code.
+    pub fn put_back(&mut self, zslba: u64, record: ZoneRecord) -> Result<(), Status> {
+        let i = self.index_at_start(zslba)?;
+        let state = ZoneState::from_code(record.state).ok_or(Status::INVALID_FIELD)?;
+        self.set_state(i, state);
+        self.zones[i].wp = record.wp;
+        Ok(())
     }
 
     /// Blocks per zone.

@@ -347,13 +347,6 @@ fn validate_namespaces(
                     ));
                 };
                 check_size(&nat, &here, size.0, bs)?;
-                if ns.path.is_some() {
-                    return Err(RuleError::at(
-                        &here,
-                        "path",
-                        format!("{nat}: path is only for backend = \"file\""),
-                    ));
-                }
                 if let Err((name, message)) = spec.geometry(size.0, bs) {
                     let name = if name == "size" { "size" } else { "backend" };
                     return Err(RuleError::at(&here, name, format!("{nat}: {message}")));
@@ -364,7 +357,9 @@ fn validate_namespaces(
                     return Err(RuleError::at(
                         &here,
                         "path",
-                        format!("{nat}: path is only for backend = \"file\""),
+                        format!(
+                            "{nat}: path is only for backend = \"file\" and kind = \"zoned-ram\" (its backing file)"
+                        ),
                     ));
                 }
                 let Some(size) = ns.size else {

@@ -495,3 +495,163 @@ fn geometry_errors() {
     let mut z = z;
     assert_eq!(z.write(0, 1), Err(Status::LBA_OUT_OF_RANGE));
 }
+
+fn records(z: &ZoneSet) -> Vec<ZoneRecord> {
+    snapshot(z).iter().map(Zone::record).collect()
+}
+
+fn rec(state: ZoneState, wp: u64) -> ZoneRecord {
+    ZoneRecord {
+        state: state.code(),
+        wp,
+    }
+}
+
+#[test]
+fn restore_takes_back_records_with_opened_zones_closed() {
+    let mut z = set(limits(2, 3));
+    z.write(0, 2).unwrap();
+    send(&mut z, SIZE, ZoneAction::Open).unwrap();
+    z.write(2 * SIZE, CAP).unwrap();
+    z.write(3 * SIZE, 1).unwrap();
+    z.send(3 * SIZE, ZoneAction::Close, false, |_| {}).unwrap();
+    let saved = records(&z);
+    let mut back = ZoneSet::restore(SIZE, CAP, limits(2, 3), &saved).unwrap();
+    let states: Vec<_> = snapshot(&back)
+        .iter()
+        .map(|z| (z.state(), z.wp()))
+        .collect();
+    assert_eq!(
+        states,
+        [
+            (S::Closed, 2),
+            (S::Closed, SIZE),
+            (S::Full, 2 * SIZE + CAP),
+            (S::Closed, 3 * SIZE + 1)
+        ]
+    );
+    assert_eq!((back.open_count(), back.active_count()), (0, 3));
+    assert_eq!(
+        (back.zone_size(), back.zone_cap(), back.len()),
+        (SIZE, CAP, 4)
+    );
+    // The restored set keeps its rules: writing continues at the write pointer, and the
+    // active limit (3) still holds.
+    assert_eq!(back.write(2, 1), Ok(3));
+    assert_eq!(back.write(3 * SIZE + 1, 1), Ok(3 * SIZE + 2));
+    send(&mut back, 2 * SIZE, ZoneAction::Reset).unwrap();
+    assert_eq!(back.write(2 * SIZE, 1), Err(Status::TOO_MANY_ACTIVE_ZONES));
+    // Read Only and Offline come back as they were, write pointer kept.
+    let mut z = set(ZoneLimits::default());
+    z.write(SIZE, 3).unwrap();
+    z.force_state(SIZE, S::ReadOnly).unwrap();
+    z.force_state(2 * SIZE, S::Offline).unwrap();
+    let back = ZoneSet::restore(SIZE, CAP, ZoneLimits::default(), &records(&z)).unwrap();
+    assert_eq!(records(&back), records(&z));
+    assert_eq!((back.open_count(), back.active_count()), (0, 0));
+}
+
+#[test]
+fn restore_refuses_records_that_break_the_rules() {
+    let l = ZoneLimits::default();
+    let empty = |n: u64| (0..n).map(|i| rec(S::Empty, i * SIZE)).collect::<Vec<_>>();
+    assert_eq!(ZoneSet::restore(SIZE, CAP, l, &empty(4)).unwrap().len(), 4);
+    let with = |i: usize, r: ZoneRecord| {
+        let mut v = empty(4);
+        v[i] = r;
+        ZoneSet::restore(SIZE, CAP, l, &v)
+    };
+    assert_eq!(
+        with(
+            1,
+            ZoneRecord {
+                state: 0x7,
+                wp: SIZE
+            }
+        )
+        .unwrap_err(),
+        RestoreError::UnknownState { zone: 1, code: 7 }
+    );
+    // Empty: the write pointer at the ZSLBA only.
+    assert_eq!(
+        with(1, rec(S::Empty, SIZE + 1)).unwrap_err(),
+        RestoreError::WritePointer {
+            zone: 1,
+            state: S::Empty,
+            wp: SIZE + 1,
+            first: SIZE,
+            last: SIZE
+        }
+    );
+    // Active: below the end of the capacity; never in another zone.
+    assert!(with(2, rec(S::Closed, 2 * SIZE + CAP - 1)).is_ok());
+    assert!(with(2, rec(S::ImplicitlyOpened, 2 * SIZE)).is_ok());
+    for state in [S::ImplicitlyOpened, S::ExplicitlyOpened, S::Closed] {
+        assert!(matches!(
+            with(2, rec(state, 2 * SIZE + CAP)),
+            Err(RestoreError::WritePointer { zone: 2, .. })
+        ));
+        assert!(matches!(
+            with(2, rec(state, 2 * SIZE - 1)),
+            Err(RestoreError::WritePointer { zone: 2, .. })
+        ));
+    }
+    // Full, Read Only, Offline: anywhere in ZSLBA..=ZSLBA + capacity.
+    for state in [S::Full, S::ReadOnly, S::Offline] {
+        assert!(with(3, rec(state, 3 * SIZE)).is_ok());
+        assert!(with(3, rec(state, 3 * SIZE + CAP)).is_ok());
+        assert!(matches!(
+            with(3, rec(state, 3 * SIZE + CAP + 1)),
+            Err(RestoreError::WritePointer { zone: 3, .. })
+        ));
+    }
+    // Three opened or closed zones under MAR 2: refused even though none stays open.
+    let mut v = empty(4);
+    v[0] = rec(S::ImplicitlyOpened, 1);
+    v[1] = rec(S::ExplicitlyOpened, SIZE);
+    v[2] = rec(S::Closed, 2 * SIZE + 3);
+    assert_eq!(
+        ZoneSet::restore(SIZE, CAP, limits(0, 2), &v).unwrap_err(),
+        RestoreError::TooManyActive {
+            active: 3,
+            max_active: 2
+        }
+    );
+    assert_eq!(
+        ZoneSet::restore(SIZE, CAP, limits(1, 3), &v)
+            .unwrap()
+            .active_count(),
+        3
+    );
+    assert_eq!(
+        ZoneSet::restore(SIZE, SIZE + 1, l, &v).unwrap_err(),
+        RestoreError::Geometry(ZoneSetError::BadCapacity {
+            cap: SIZE + 1,
+            size: SIZE
+        })
+    );
+}
+
+#[test]
+fn put_back_undoes_a_write() {
+    let mut z = set(limits(1, 2));
+    z.write(0, 1).unwrap();
+    let before = z.zone(1).unwrap().record();
+    // Zone 0 is closed implicitly to open zone 1.
+    z.write(SIZE, 2).unwrap();
+    assert_eq!(z.zone(0).unwrap().state(), S::Closed);
+    z.put_back(SIZE, before).unwrap();
+    let z1 = *z.zone(1).unwrap();
+    assert_eq!((z1.state(), z1.wp()), (S::Empty, SIZE));
+    assert_eq!((z.open_count(), z.active_count()), (0, 1));
+    assert_eq!(z.write(SIZE, 2), Ok(SIZE + 2));
+    let mut other = set(ZoneLimits::default());
+    other.write(0, 1).unwrap();
+    assert_eq!(
+        other.put_back(7 * SIZE, rec(S::Empty, 7 * SIZE)),
+        Err(Status::LBA_OUT_OF_RANGE)
+    );
+    let bad = ZoneRecord { state: 0, wp: 0 };
+    assert_eq!(other.put_back(0, bad), Err(Status::INVALID_FIELD));
+    assert_eq!(other.zone(0).unwrap().state(), S::ImplicitlyOpened);
+}
