@@ -224,7 +224,7 @@ impl<M: DmaRegion + Send + Sync + 'static> DriverNamespace<M> {
         buf: Vec<u8>,
     ) -> IoFuture<Vec<u8>> {
         let len = buf.len();
-        if len == 0 || len % 4 != 0 || len as u64 > self.driver().info().max_transfer {
+        if len == 0 || !len.is_multiple_of(4) || len as u64 > self.driver().info().max_transfer {
             return Box::pin(std::future::ready(Err(invalid(format!(
                 "a zone report of {len} bytes: whole dwords up to the transfer limit"
             )))));
