@@ -179,16 +179,23 @@ done
 both "report-zones after management and appends" rz @
 both "blkzone report after management and appends" blkzone report @
 
-# Changed Zone List (log BFh, ZNS 1.1 §5.3.1.1). Zones of either device only
-# change by host commands here (no zone goes read-only/offline/full by
-# itself), so ferrofab's list is always empty.
+# Changed Zone List (log BFh, ZNS 1.1 §5.3.1.1). Zones of the fabric device
+# only change by host commands (none goes read-only/offline or is finished by
+# the controller), so ferrofab's list is always empty: a zero count. The
+# local QEMU drive (10.0) does not implement the log at all and answers
+# Invalid Field in Command (0x4002) -- the log is optional, tied to the
+# optional Zone Descriptor Changed event.
 nvme zns changed-zone-list "$F" -o json >/tmp/F.czl 2>&1 || fail "changed-zone-list on the fabric device failed: $(cat /tmp/F.czl)"
-info "fabric changed-zone-list: $(cat /tmp/F.czl)"
+info "fabric changed-zone-list: $(jq -c . /tmp/F.czl)"
 expect_eq "$(jq .nrzid /tmp/F.czl)" 0 "changed zone list entries (fabric)"
 nvme zns changed-zone-list "$L" -o json >/tmp/L.czl 2>&1
 rc=$?
 info "local QEMU drive changed-zone-list (rc $rc): $(cat /tmp/L.czl)"
-note "local QEMU drive changed-zone-list: rc=$rc $(tr '\n' ' ' </tmp/L.czl | cut -c1-120)"
+if [ $rc -ne 0 ] && grep -q '0x4002' /tmp/L.czl; then
+	note "local QEMU drive: changed-zone-list -> Invalid Field (0x4002), log BFh not implemented"
+else
+	note "local QEMU drive: changed-zone-list rc=$rc $(tr '\n' ' ' </tmp/L.czl | cut -c1-80)"
+fi
 
 # ---------------------------------------------------- zone rule violations
 # Each violation on both devices; nvme-cli's status line must name the same
@@ -248,7 +255,11 @@ violation "a read across a zone boundary" 'zone.?boundary' 1b8 nvme read @ -s $(
 both "report-zones after the violations" rz @
 
 # ---------------------------------------------------------- fio --zonemode=zbd
-nvme zns reset-zone "$F" -a || fail "reset all before fio failed"
+# Zones are reset through the block layer (blkzone, BLKRESETZONE) from here
+# on: since 6.10 the kernel tracks the write pointer of each partly written
+# zone it wrote (zone write plugging), and a reset passed through with
+# nvme-cli would leave that offset stale, failing the next write with EIO.
+blkzone reset "$F" || fail "blkzone reset before fio failed"
 fio_ok() { # NAME ARGS... : fio on the fabric device, no errors
 	local name=$1
 	shift
@@ -269,16 +280,17 @@ fio_ok zrandread --ioengine=io_uring --iodepth=8 --rw=randread --bs=4k --offset=
 [ "$(jq '.jobs[0].read.io_bytes' /tmp/zrandread.json)" -gt 0 ] || fail "fio zrandread read nothing"
 # Random writes into at most 4 open zones (the device's limit), resetting
 # zones once 10% of the range is written.
-nvme zns reset-zone "$F" -a || fail "reset all before fio zrandwrite failed"
+blkzone reset "$F" || fail "blkzone reset before fio zrandwrite failed"
 fio_ok zrandwrite --ioengine=io_uring --iodepth=8 --rw=randwrite --bs=16k --offset=$((64 << 20)) \
 	--size=128m --max_open_zones=4 --zone_reset_threshold=0.1 --zone_reset_frequency=0.05 \
 	--io_size=64m
+info "fio zrandwrite zone counters: $(jq -c '.jobs[0] | [paths(scalars) as $p | select($p | map(tostring) | join(".") | test("zone")) | {($p | map(tostring) | join(".")): getpath($p)}]' /tmp/zrandwrite.json)"
 # Limits respected: never more than 4 zones open at once after fio.
 open=$(nvme zns report-zones "$F" -o json | jq '[.zone_list[] | select(.state | test("OPENED"))] | length')
 [ "$open" -le 4 ] || fail "fio left $open zones open"
 # Random writes with verify into at most 4 open zones (within the zones'
 # capacity: no reset may drop verified data).
-nvme zns reset-zone "$F" -a || fail "reset all before fio zopen4 failed"
+blkzone reset "$F" || fail "blkzone reset before fio zopen4 failed"
 fio_ok zopen4 --ioengine=io_uring --iodepth=4 --rw=randwrite --bs=32k --offset=$((128 << 20)) \
 	--size=96m --io_size=24m --max_open_zones=4 --verify=crc32c --do_verify=1 --verify_fatal=1
 expect_eq "$(jq '.jobs[0].read.io_bytes' /tmp/zopen4.json)" $((24 << 20)) "bytes verified by fio zopen4"
