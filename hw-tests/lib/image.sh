@@ -12,12 +12,15 @@ GUEST_PACKAGES=(
 	mount kmod iproute2 pciutils procps busybox util-linux
 	nvme-cli fio jq e2fsprogs
 	rdma-core ibverbs-utils ibverbs-providers ktls-utils
+	zonefs-tools btrfs-progs
 )
 
 # Module names (as modprobe knows them); dependencies are added from
 # modules.dep. Crypto algorithms the drivers request by alias at runtime
 # (crc32c for digests, crc32 for rdma_rxe — whose link add fails silently
 # without it — hashes/DH for DH-HMAC-CHAP) are listed explicitly.
+# zonefs and btrfs (zoned mode) for 25-zns-fs; btrfs finds crc32c through
+# the entries above.
 GUEST_MODULES=(
 	nvme nvme-core nvme-fabrics nvme-tcp nvme-keyring nvme-auth
 	nvmet nvmet-tcp null_blk brd
@@ -26,6 +29,7 @@ GUEST_MODULES=(
 	rdma_rxe ib_core ib_uverbs rdma_ucm nvme-rdma nvmet-rdma
 	vfio vfio-pci vfio_iommu_type1
 	sch_netem ext4
+	zonefs btrfs
 )
 
 # Resolve the kernel package of the current linux-image-amd64 in GUEST_SUITE.
