@@ -723,10 +723,11 @@ impl PropertySet {
     }
 }
 
-/// An I/O SQE with `opcode`, NSID and SLBA in CDW11:CDW10 (host side).
-fn lba_sqe(opcode: IoOpcode, nsid: u32, slba: u64) -> Sqe {
+/// An I/O SQE with `opcode`, NSID and the starting LBA in CDW11:CDW10, as NVM I/O and the
+/// zone commands carry it (host side; everything else zero).
+pub fn lba_sqe(opcode: u8, nsid: u32, slba: u64) -> Sqe {
     let mut sqe = Sqe {
-        opcode: opcode.to_u8(),
+        opcode,
         ..Default::default()
     };
     sqe.nsid.set(nsid);
@@ -738,7 +739,7 @@ fn lba_sqe(opcode: IoOpcode, nsid: u32, slba: u64) -> Sqe {
 impl ZoneSend {
     /// Build the SQE of this Zone Management Send (host side); the inverse of its decoding.
     pub fn to_sqe(&self) -> Sqe {
-        let mut sqe = lba_sqe(IoOpcode::ZoneManagementSend, self.nsid, self.slba);
+        let mut sqe = lba_sqe(IoOpcode::ZoneManagementSend.to_u8(), self.nsid, self.slba);
         sqe.cdw13.set(
             u32::from(self.action.to_u8())
                 | (u32::from(self.select_all) << 8)
@@ -751,7 +752,11 @@ impl ZoneSend {
 impl ZoneReceive {
     /// Build the SQE of this Zone Management Receive (host side); `numd` is 1..=2^32.
     pub fn to_sqe(&self) -> Sqe {
-        let mut sqe = lba_sqe(IoOpcode::ZoneManagementReceive, self.nsid, self.slba);
+        let mut sqe = lba_sqe(
+            IoOpcode::ZoneManagementReceive.to_u8(),
+            self.nsid,
+            self.slba,
+        );
         sqe.cdw12
             .set(self.numd.clamp(1, 1 << 32).wrapping_sub(1) as u32);
         sqe.cdw13.set(

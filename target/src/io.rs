@@ -145,13 +145,7 @@ impl IoQueue {
             self.counters.add_read(len as u64);
             return Completion::Ready(Response::success().with_data(shared).returning(c2h_buf));
         }
-        let buf = match c2h_buf {
-            Some(mut b) if b.len() >= len => {
-                b.truncate(len);
-                b
-            }
-            _ => DataBuf::zeroed(len),
-        };
+        let buf = reply_buffer(c2h_buf, len);
         if let Some(q) = ns.backend.queued() {
             let mut vec = buf.into_vec();
             vec.truncate(len);
@@ -404,6 +398,18 @@ impl Probe {
         let bytes = self.blocks << ns.lba_shift;
         ns.stats
             .record(self.op, r.status, bytes, self.start.elapsed());
+    }
+}
+
+/// The buffer a command's `len` bytes of data for the host go in: the transport's pooled one
+/// when it is large enough, else a new one.
+fn reply_buffer(c2h_buf: Option<DataBuf>, len: usize) -> DataBuf {
+    match c2h_buf {
+        Some(mut b) if b.len() >= len => {
+            b.truncate(len);
+            b
+        }
+        _ => DataBuf::zeroed(len),
     }
 }
 

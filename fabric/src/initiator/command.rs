@@ -4,7 +4,7 @@
 //! pointer are left zero: the transport fills them in (and sets PSDT).
 
 use nvme::command::{
-    fabrics_sqe, Connect, DsmRange, PropertyGet, PropertySet, ZoneReceive, ZoneSend,
+    fabrics_sqe, lba_sqe, Connect, DsmRange, PropertyGet, PropertySet, ZoneReceive, ZoneSend,
 };
 use nvme::features::FeatureId;
 use nvme::opcode::{AdminOpcode, FabricsType, IoOpcode};
@@ -112,9 +112,7 @@ pub fn async_event_request() -> Sqe {
 }
 
 fn lba_command(opcode: IoOpcode, nsid: u32, slba: u64, nlb: u32) -> Sqe {
-    let mut sqe = with_opcode(opcode, nsid);
-    sqe.cdw10.set(slba as u32);
-    sqe.cdw11.set((slba >> 32) as u32);
+    let mut sqe = lba_sqe(opcode.to_u8(), nsid, slba);
     // NVM Command Set 1.0 §3.2: NLB is 0's based in CDW12 bits 15:0.
     sqe.cdw12.set(nlb.saturating_sub(1) & 0xffff);
     sqe
@@ -127,7 +125,11 @@ pub fn read(nsid: u32, slba: u64, nlb: u32) -> Sqe {
 
 /// Write (NVM Command Set 1.0 §3.2.6): FUA is CDW12 bit 30.
 pub fn write(nsid: u32, slba: u64, nlb: u32, fua: bool) -> Sqe {
-    let mut sqe = lba_command(IoOpcode::Write, nsid, slba, nlb);
+    with_fua(lba_command(IoOpcode::Write, nsid, slba, nlb), fua)
+}
+
+/// CDW12 bit 30, Force Unit Access, of Write and Zone Append.
+fn with_fua(mut sqe: Sqe, fua: bool) -> Sqe {
     if fua {
         sqe.cdw12.set(sqe.cdw12.get() | (1 << 30));
     }
@@ -193,11 +195,7 @@ pub fn report_zones(nsid: u32, slba: u64, len: u32, option: ReportOption, partia
 /// Zone Append (NVMe ZNS 1.1 §4.3) of `nlb` blocks (1-based) to the zone starting at `zslba`;
 /// the completion's DW1:DW0 is the LBA written.
 pub fn zone_append(nsid: u32, zslba: u64, nlb: u32, fua: bool) -> Sqe {
-    let mut sqe = lba_command(IoOpcode::ZoneAppend, nsid, zslba, nlb);
-    if fua {
-        sqe.cdw12.set(sqe.cdw12.get() | (1 << 30));
-    }
-    sqe
+    with_fua(lba_command(IoOpcode::ZoneAppend, nsid, zslba, nlb), fua)
 }
 
 /// The Dataset Management range list (NVM Command Set 1.0 §3.2.3) for `(slba, nlb)` ranges,

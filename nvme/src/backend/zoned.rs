@@ -10,7 +10,7 @@ use crate::zns::{ReportOption, ZoneAction, ZoneLimits};
 
 /// Geometry and limits of a zoned namespace, as Identify reports them (NVMe ZNS 1.1
 /// §4.1.5.1, §4.1.5.2).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ZonedGeometry {
     /// Blocks per zone (LBAFE ZSZE); the Linux host needs a power of two.
     pub zone_size: u64,

@@ -424,21 +424,8 @@ pub fn split(
 /// An NVM I/O command: opcode, NSID, SLBA in CDW10/11 and the 0's based NLB in CDW12 bits
 /// 15:0 with `cdw12_flags` above (NVM Command Set 1.0 §3.2).
 pub fn rw_sqe(opcode: u8, nsid: u32, lba: u64, blocks: u64, cdw12_flags: u32) -> Sqe {
-    let mut sqe = slba_sqe(opcode, nsid, lba);
+    let mut sqe = crate::command::lba_sqe(opcode, nsid, lba);
     sqe.cdw12.set(((blocks - 1) as u32 & 0xffff) | cdw12_flags);
-    sqe
-}
-
-/// A command naming a starting LBA in CDW10 (low) and CDW11 (high), as NVM I/O and the ZNS
-/// zone management commands do.
-pub fn slba_sqe(opcode: u8, nsid: u32, slba: u64) -> Sqe {
-    let mut sqe = Sqe {
-        opcode,
-        ..Default::default()
-    };
-    sqe.nsid.set(nsid);
-    sqe.cdw10.set(slba as u32);
-    sqe.cdw11.set((slba >> 32) as u32);
     sqe
 }
 

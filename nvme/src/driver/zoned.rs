@@ -9,15 +9,15 @@ use zerocopy::FromBytes;
 
 use super::dma::DmaRegion;
 use super::error::DriverError;
-use super::io::{rw_sqe, slba_sqe, Data, IoCmd};
+use super::io::{rw_sqe, Data, IoCmd};
 use super::nvme_driver::{block_on, DriverNamespace, FUA};
 use crate::backend::{
     blocks_in, check_range, BackendError, IoFuture, QueuedZonedBackend, ZonedBackend, ZonedGeometry,
 };
+use crate::command::{ZoneReceive, ZoneSend};
 use crate::zns::ZoneLimits;
 use crate::zns::{
-    ReportOption, ZoneAction, ZoneDescriptor, ZoneReportHeader, ZMR_PARTIAL_REPORT, ZMS_SELECT_ALL,
-    ZONE_APPEND, ZONE_MGMT_RECV, ZONE_MGMT_SEND, ZRA_REPORT_ZONES,
+    ReportOption, ZoneAction, ZoneDescriptor, ZoneReportHeader, ZONE_APPEND, ZRA_REPORT_ZONES,
 };
 
 /// Bytes of the report header and of each zone descriptor (ZNS 1.1 §4.4.4.1).
@@ -48,7 +48,6 @@ impl<M: DmaRegion + Send + Sync + 'static> DriverNamespace<M> {
         partial: bool,
         max_zones: usize,
     ) -> Result<(u64, Vec<ZoneDescriptor>), BackendError> {
-        self.require_zoned()?;
         let len = REPORT_ENTRY * (max_zones + 1);
         let limit = self.driver().info().max_transfer;
         if len as u64 > limit {
@@ -56,18 +55,7 @@ impl<M: DmaRegion + Send + Sync + 'static> DriverNamespace<M> {
                 "report of {max_zones} zones needs {len} bytes, over the {limit}-byte transfer limit"
             )));
         }
-        let mut sqe = slba_sqe(ZONE_MGMT_RECV, self.info().nsid, slba);
-        sqe.cdw12.set((len / 4 - 1) as u32);
-        let mut cdw13 = u32::from(ZRA_REPORT_ZONES) | (u32::from(option.to_u8()) << 8);
-        if partial {
-            cdw13 |= ZMR_PARTIAL_REPORT;
-        }
-        sqe.cdw13.set(cdw13);
-        let cmd = IoCmd {
-            sqe,
-            data: Data::In { off: 0, len },
-        };
-        let (buf, _) = block_on(self.submit(VecDeque::from([cmd]), vec![0; len]))?;
+        let buf = block_on(self.report_op(slba, option, partial, vec![0; len]))?;
         let header = ZoneReportHeader::read_from_prefix(&buf)
             .map_err(|_| invalid("short zone report".into()))?
             .0;
@@ -89,18 +77,7 @@ impl<M: DmaRegion + Send + Sync + 'static> DriverNamespace<M> {
         select_all: bool,
         action: ZoneAction,
     ) -> Result<(), BackendError> {
-        self.require_zoned()?;
-        let mut sqe = slba_sqe(ZONE_MGMT_SEND, self.info().nsid, slba);
-        let mut cdw13 = u32::from(action.to_u8());
-        if select_all {
-            cdw13 |= ZMS_SELECT_ALL;
-        }
-        sqe.cdw13.set(cdw13);
-        let cmd = IoCmd {
-            sqe,
-            data: Data::None,
-        };
-        block_on(self.submit(VecDeque::from([cmd]), Vec::new())).map(|_| ())
+        block_on(self.zone_send_op(slba, action, select_all))
     }
 
     /// Zone Append `data` to the zone starting at `zslba`; resolves to the LBA the controller
@@ -198,13 +175,19 @@ impl<M: DmaRegion + Send + Sync + 'static> DriverNamespace<M> {
         })
     }
 
+    /// Zone Management Send (ZNS 1.1 §4.4.3), encoded by [`ZoneSend`].
     fn zone_send_op(&self, slba: u64, action: ZoneAction, select_all: bool) -> IoFuture<()> {
-        let mut sqe = slba_sqe(ZONE_MGMT_SEND, self.info().nsid, slba);
-        let mut cdw13 = u32::from(action.to_u8());
-        if select_all {
-            cdw13 |= ZMS_SELECT_ALL;
+        if let Err(e) = self.require_zoned() {
+            return Box::pin(std::future::ready(Err(e)));
         }
-        sqe.cdw13.set(cdw13);
+        let sqe = ZoneSend {
+            nsid: self.info().nsid,
+            slba,
+            action,
+            select_all,
+            zsaso: false,
+        }
+        .to_sqe();
         let op = self.submit(
             VecDeque::from([IoCmd {
                 sqe,
@@ -215,7 +198,8 @@ impl<M: DmaRegion + Send + Sync + 'static> DriverNamespace<M> {
         Box::pin(async move { op.await.map(|_| ()) })
     }
 
-    /// Report Zones into the host's buffer, passed through: the drive fills `buf`.
+    /// Report Zones (ZNS 1.1 §4.4.4) into `buf`, whose length is the report's size, encoded
+    /// by [`ZoneReceive`]: the drive fills the buffer.
     fn report_op(
         &self,
         slba: u64,
@@ -224,18 +208,27 @@ impl<M: DmaRegion + Send + Sync + 'static> DriverNamespace<M> {
         buf: Vec<u8>,
     ) -> IoFuture<Vec<u8>> {
         let len = buf.len();
-        if len == 0 || !len.is_multiple_of(4) || len as u64 > self.driver().info().max_transfer {
-            return Box::pin(std::future::ready(Err(invalid(format!(
-                "a zone report of {len} bytes: whole dwords up to the transfer limit"
-            )))));
+        let checked = self.require_zoned().and_then(|()| {
+            if len == 0 || !len.is_multiple_of(4) || len as u64 > self.driver().info().max_transfer
+            {
+                return Err(invalid(format!(
+                    "a zone report of {len} bytes: whole dwords up to the transfer limit"
+                )));
+            }
+            Ok(())
+        });
+        if let Err(e) = checked {
+            return Box::pin(std::future::ready(Err(e)));
         }
-        let mut sqe = slba_sqe(ZONE_MGMT_RECV, self.info().nsid, slba);
-        sqe.cdw12.set((len / 4 - 1) as u32);
-        let mut cdw13 = u32::from(ZRA_REPORT_ZONES) | (u32::from(option.to_u8()) << 8);
-        if partial {
-            cdw13 |= ZMR_PARTIAL_REPORT;
+        let sqe = ZoneReceive {
+            nsid: self.info().nsid,
+            slba,
+            numd: (len / 4) as u64,
+            action: ZRA_REPORT_ZONES,
+            option,
+            partial,
         }
-        sqe.cdw13.set(cdw13);
+        .to_sqe();
         let op = self.submit(
             VecDeque::from([IoCmd {
                 sqe,
@@ -250,13 +243,9 @@ impl<M: DmaRegion + Send + Sync + 'static> DriverNamespace<M> {
 /// The zone commands of an exported zoned drive namespace, passed through to the drive.
 impl<M: DmaRegion + Send + Sync + 'static> ZonedBackend for DriverNamespace<M> {
     fn geometry(&self) -> ZonedGeometry {
-        self.zoned.unwrap_or(ZonedGeometry {
-            zone_size: 1,
-            zone_cap: 1,
-            zone_count: 0,
-            limits: ZoneLimits::default(),
-            zasl: 0,
-        })
+        // No zones (all zero) for a namespace that is not zoned; `Backend::zoned` offers
+        // this interface only for zoned ones.
+        self.zoned.unwrap_or_default()
     }
 
     fn append(&self, zslba: u64, data: &[u8], fua: bool) -> Result<u64, BackendError> {

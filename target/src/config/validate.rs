@@ -337,17 +337,22 @@ fn validate_namespaces(
                 format!("{nat}: block_size {bs} must be 512 or 4096"),
             ));
         }
+        // RAM, null and zoned-ram namespaces have no device to take a size from.
+        let required_size = || -> Result<u64, RuleError> {
+            let Some(size) = ns.size else {
+                return Err(RuleError::at(
+                    &here,
+                    "size",
+                    format!("{nat}: size is required for this backend"),
+                ));
+            };
+            check_size(&nat, &here, size.0, bs)?;
+            Ok(size.0)
+        };
         match &ns.backend {
             BackendKind::ZonedRam(spec) => {
-                let Some(size) = ns.size else {
-                    return Err(RuleError::at(
-                        &here,
-                        "size",
-                        format!("{nat}: size is required for this backend"),
-                    ));
-                };
-                check_size(&nat, &here, size.0, bs)?;
-                if let Err((name, message)) = spec.geometry(size.0, bs) {
+                let size = required_size()?;
+                if let Err((name, message)) = spec.geometry(size, bs) {
                     let name = if name == "size" { "size" } else { "backend" };
                     return Err(RuleError::at(&here, name, format!("{nat}: {message}")));
                 }
@@ -362,14 +367,7 @@ fn validate_namespaces(
                         ),
                     ));
                 }
-                let Some(size) = ns.size else {
-                    return Err(RuleError::at(
-                        &here,
-                        "size",
-                        format!("{nat}: size is required for this backend"),
-                    ));
-                };
-                check_size(&nat, &here, size.0, bs)?;
+                required_size()?;
             }
             BackendKind::File => {
                 if ns.path.is_none() {

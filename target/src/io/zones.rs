@@ -23,7 +23,8 @@ impl IoQueue {
     /// §3.3.1: an opcode the namespace's command set lacks).
     fn zoned_namespace(&self, nsid: u32) -> Result<&Arc<Namespace>, Status> {
         let ns = self.namespace(nsid)?;
-        if ns.zoned.is_none() || ns.backend.zoned().is_none() {
+        // `Namespace::zoned` is taken from `Backend::zoned` when the namespace is made.
+        if ns.zoned.is_none() {
             return Err(Status::INVALID_OPCODE.with_dnr());
         }
         Ok(ns)
@@ -69,32 +70,11 @@ impl IoQueue {
         sgl_len: u32,
         c2h_buf: Option<DataBuf>,
     ) -> Completion {
-        let refuse = |s: Status| Completion::Ready(Response::status(s).returning(c2h_buf.clone()));
-        let ns = match self.zoned_namespace(zr.nsid) {
-            Ok(ns) => ns,
-            Err(s) => return refuse(s),
+        let (ns, len) = match self.check_report(&zr, sgl_len) {
+            Ok(v) => v,
+            Err(s) => return Completion::Ready(Response::status(s).returning(c2h_buf)),
         };
-        match zr.action {
-            ZRA_REPORT_ZONES => {}
-            ZRA_EXTENDED_REPORT_ZONES => return refuse(Status::INVALID_FIELD.with_dnr()),
-            _ => return refuse(Status::INVALID_FIELD.with_dnr()),
-        }
-        let len = zr.len_bytes();
-        // NVMe Base 2.0 §5.17.2.1 (MDTS) and §4.3.2 (an SGL shorter than the data).
-        if len > u64::from(self.ctrl.params.max_transfer()) {
-            return refuse(Status::INVALID_FIELD.with_dnr());
-        }
-        if u64::from(sgl_len) < len {
-            return refuse(Status::DATA_SGL_LENGTH_INVALID.with_dnr());
-        }
-        let len = len as usize;
-        let buf = match c2h_buf {
-            Some(mut b) if b.len() >= len => {
-                b.truncate(len);
-                b
-            }
-            _ => DataBuf::zeroed(len),
-        };
+        let buf = super::reply_buffer(c2h_buf, len);
         if let Some(q) = ns.backend.zoned().and_then(|z| z.queued()) {
             let mut vec = buf.into_vec();
             vec.truncate(len);
@@ -116,6 +96,29 @@ impl IoQueue {
                 Err(e) => Response::status(backend_status(&e, Op::Read)).returning(Some(buf)),
             }
         })
+    }
+
+    /// The namespace and data length of a Report Zones, or the status refusing it.
+    fn check_report(
+        &self,
+        zr: &ZoneReceive,
+        sgl_len: u32,
+    ) -> Result<(&Arc<Namespace>, usize), Status> {
+        let ns = self.zoned_namespace(zr.nsid)?;
+        match zr.action {
+            ZRA_REPORT_ZONES => {}
+            ZRA_EXTENDED_REPORT_ZONES => return Err(Status::INVALID_FIELD.with_dnr()),
+            _ => return Err(Status::INVALID_FIELD.with_dnr()),
+        }
+        let len = zr.len_bytes();
+        // NVMe Base 2.0 §5.17.2.1 (MDTS) and §4.3.2 (an SGL shorter than the data).
+        if len > u64::from(self.ctrl.params.max_transfer()) {
+            return Err(Status::INVALID_FIELD.with_dnr());
+        }
+        if u64::from(sgl_len) < len {
+            return Err(Status::DATA_SGL_LENGTH_INVALID.with_dnr());
+        }
+        Ok((ns, len as usize))
     }
 
     /// Zone Append (NVMe ZNS 1.1 §4.3): the data goes at the zone's write pointer; the LBA
