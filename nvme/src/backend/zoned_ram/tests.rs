@@ -166,3 +166,38 @@ fn bad_geometry_is_refused() {
     assert_eq!(Backend::info(&ok).num_blocks, 64);
     assert_eq!(ok.config().zasl, 5);
 }
+
+#[test]
+fn failed_zones_refuse_io_and_are_listed_until_read() {
+    let b = backend(ZoneLimits::default(), 0);
+    b.write(ZSIZE, &pattern(2, 1), false).unwrap();
+    b.fail_zone(ZSIZE, ZoneState::ReadOnly).unwrap();
+    b.fail_zone(3 * ZSIZE, ZoneState::Offline).unwrap();
+    // Only Read Only and Offline are device moves; a zone start is needed.
+    assert!(b.fail_zone(0, ZoneState::Full).is_err());
+    assert_eq!(
+        status(b.fail_zone(1, ZoneState::Offline)),
+        Status::INVALID_FIELD
+    );
+    // ZNS 1.1 §2.1.1.6-7: a Read Only zone reads but takes no writes; an Offline one neither.
+    assert_eq!(read(&b, ZSIZE, 2), pattern(2, 1));
+    assert_eq!(
+        status(b.write(ZSIZE + 2, &pattern(1, 0), false)),
+        Status::ZONE_IS_READ_ONLY
+    );
+    assert_eq!(
+        status(b.append(ZSIZE, &pattern(1, 0), false)),
+        Status::ZONE_IS_READ_ONLY
+    );
+    assert_eq!(
+        status(b.read(3 * ZSIZE, &mut [0; BS])),
+        Status::ZONE_IS_OFFLINE
+    );
+    // The Changed Zone List holds both, in zone order, until read with the list cleared.
+    assert_eq!(b.changed_zones(false), vec![ZSIZE, 3 * ZSIZE]);
+    assert_eq!(b.changed_zones(true), vec![ZSIZE, 3 * ZSIZE]);
+    assert!(b.changed_zones(false).is_empty());
+    // Offline takes a Read Only zone the rest of the way (ZNS 1.1 §4.4.3.2.5).
+    b.send(ZSIZE, ZoneAction::Offline, false).unwrap();
+    assert_eq!(b.zone_set().zone(1).unwrap().state(), ZoneState::Offline);
+}
