@@ -9,20 +9,23 @@ use axum::http::request::Parts;
 use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
+use utoipa::ToSchema;
 
 use crate::error::ApiError;
 
-/// A request body parsed as `T`.
+/// A request body checked against `T`'s schema in the OpenAPI document, then parsed as `T`.
 pub struct ApiJson<T>(pub T);
 
-impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
+impl<S: Send + Sync, T: DeserializeOwned + ToSchema> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
         let bytes = Bytes::from_request(req, state).await.map_err(|e| {
             ApiError::new(e.status(), "unreadable_body", e.body_text()).with_field("body")
         })?;
-        parse(&bytes).map(ApiJson)
+        let value: serde_json::Value = parse(&bytes)?;
+        crate::request_schema::check(&T::name(), &value)?;
+        from_value(value).map(ApiJson)
     }
 }
 
@@ -72,19 +75,26 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         .with_field("body"));
     }
     let de = &mut serde_json::Deserializer::from_slice(bytes);
-    let value: T = serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        let code = if inner.is_syntax() || inner.is_eof() {
-            "invalid_json"
-        } else {
-            "invalid"
-        };
-        let message = inner.to_string();
-        ApiError::new(StatusCode::BAD_REQUEST, code, message.clone())
-            .with_field(field_name(&path, &message))
-    })?;
-    Ok(value)
+    serde_path_to_error::deserialize(de).map_err(serde_refusal)
+}
+
+/// Deserialize an already checked body as `T`, naming the offending field on failure.
+fn from_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
+    serde_path_to_error::deserialize(value).map_err(serde_refusal)
+}
+
+/// A serde failure as a 400: a syntax error is `invalid_json`, anything else `invalid`.
+fn serde_refusal(e: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
+    let path = e.path().to_string();
+    let inner = e.into_inner();
+    let code = if inner.is_syntax() || inner.is_eof() {
+        "invalid_json"
+    } else {
+        "invalid"
+    };
+    let message = inner.to_string();
+    ApiError::new(StatusCode::BAD_REQUEST, code, message.clone())
+        .with_field(field_name(&path, &message))
 }
 
 /// The field a serde error is about: its path, or for a missing field (reported at the

@@ -36,11 +36,23 @@ async fn malformed_bodies_name_the_field() {
     let m = post(r#"{"nqn": 7}"#)
         .await
         .expect_error(400, "invalid", Some("nqn"));
-    assert!(m.contains("invalid type"), "{m}");
+    assert!(m.contains("is not of type \"string\""), "{m}");
+    // The published schema is the contract: an array is not an object, even where every
+    // field may be absent (serde alone would read it as an empty patch).
+    let m = api
+        .raw(
+            Method::PATCH,
+            &format!("/api/v1/subsystems/{SUB}"),
+            Token::Admin,
+            Some("[]"),
+        )
+        .await
+        .expect_error(400, "invalid", Some("body"));
+    assert!(m.contains("is not of type \"object\""), "{m}");
     let m = post(r#"{"nqn": "nqn.2026-01.io.ferrofab:x", "colour": "red"}"#)
         .await
         .expect_error(400, "invalid", Some("colour"));
-    assert!(m.contains("unknown field"), "{m}");
+    assert!(m.contains("'colour' was unexpected"), "{m}");
     post(r#"{"nqn": "nqn.2026-01.io.ferrofab:x", "namespaces": [{"backend": "tape", "size": 4096}]}"#)
         .await
         .expect_error(400, "invalid", Some("namespaces[0].backend"));
