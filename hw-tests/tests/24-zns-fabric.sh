@@ -14,7 +14,10 @@
 #    Zone Boundary Error for a read across zones;
 #  * fio --zonemode=zbd on the fabric device: sequential writes with crc32c
 #    verify, random reads below the write pointers, random writes with
-#    --zone_reset_threshold and --max_open_zones=4.
+#    --zone_reset_threshold and --max_open_zones=4;
+#  * (fabric only) zones failed through ferrofab ctl: Read Only and Offline in
+#    the report, blkzone and the Changed Zone List, Zone Is Read Only / Zone Is
+#    Offline for writes, appends and reads, the host's Offline Zone action.
 # ferrofab only: nvmet has no zoned RAM backend (its ZNS export needs a zoned
 # block device, whose limits and append size it derives differently).
 
@@ -305,6 +308,58 @@ blkzone reset "$F" || fail "blkzone reset before fio zopen4 failed"
 fio_ok zopen4 --ioengine=io_uring --iodepth=4 --rw=randwrite --bs=32k --offset=$((128 << 20)) \
 	--size=96m --io_size=24m --max_open_zones=4 --verify=crc32c --do_verify=1 --verify_fatal=1
 expect_eq "$(jq '.jobs[0].read.io_bytes' /tmp/zopen4.json)" $((24 << 20)) "bytes verified by fio zopen4"
+
+# ------------------------------------------ failed zones (fault injection)
+# ferrofab only (a QEMU drive's zones do not fail on request): zones 14 and 15,
+# untouched by fio, are failed through the management API (ferrofab ctl
+# namespace fail-zone) to Read Only and Offline, as failing media would.
+ctl() { "$FF_BIN" ctl --api http://127.0.0.1:8080 --state-dir "$FF_STATE/state.$FF_TEST" "$@"; }
+fabric_refuses() { # WHAT NAME-REGEX CODE CMD... : the fabric device answers that status
+	local what=$1 name=$2 code=$3
+	shift 3
+	"$@" >/tmp/F.err 2>&1 && fail "$what succeeded on $F"
+	info "$what: $(cat /tmp/F.err)"
+	grep -qiE "$name" /tmp/F.err || fail "$what: no $name in: $(cat /tmp/F.err)"
+	grep -qiE "0x(4|0)?0*$code\b" /tmp/F.err || fail "$what: status code 0x$code not in: $(cat /tmp/F.err)"
+	echo "ok: $what -> $name (0x$code)"
+}
+zone_state() { nvme zns report-zones "$F" -o json | jq -r ".zone_list[$1].state"; }
+pattern /tmp/ro.bin 8192
+nvme write "$F" -s $((14 * Z)) -c 1 -z 8192 -d /tmp/ro.bin || fail "write to zone 14 failed"
+ctl namespace fail-zone $NQN 1 $((14 * Z)) --state read-only || fail "fail-zone 14 read-only refused"
+ctl namespace fail-zone $NQN 1 $((15 * Z)) --state offline || fail "fail-zone 15 offline refused"
+ctl namespace fail-zone $NQN 1 $((15 * Z)) --state read-only 2>/tmp/ctl.err &&
+	fail "an offline zone was failed to read-only"
+grep -q "409 zone_fault_refused" /tmp/ctl.err || fail "offline -> read-only refusal: $(cat /tmp/ctl.err)"
+info "zones 14, 15: $(zone_state 14), $(zone_state 15)"
+zone_state 14 | grep -qiE 'read.?only' || fail "zone 14 is $(zone_state 14), not read-only"
+zone_state 15 | grep -qi 'offline' || fail "zone 15 is $(zone_state 15), not offline"
+# The Changed Zone List names both once: nvme-cli reads it with RAE cleared.
+nvme zns changed-zone-list "$F" -o json >/tmp/F.czl 2>&1 || fail "changed-zone-list failed: $(cat /tmp/F.czl)"
+info "changed-zone-list after the faults: $(jq -c . /tmp/F.czl)"
+expect_eq "$(jq .nrzid /tmp/F.czl)" 2 "changed zone list entries after two faults"
+grep -q "$((14 * Z))" /tmp/F.czl && grep -q "$((15 * Z))" /tmp/F.czl ||
+	fail "changed zone list does not name zones 14 and 15: $(cat /tmp/F.czl)"
+expect_eq "$(nvme zns changed-zone-list "$F" -o json | jq .nrzid)" 0 "changed zone list entries once read"
+# The block layer sees the conditions (BLK_ZONE_COND_READONLY 0xD, _OFFLINE 0xF).
+blkzone report -o $((14 * Z * 8)) -c 2 "$F" | tee /tmp/bz.txt
+grep -qE 'zcond: *13' /tmp/bz.txt || fail "blkzone: zone 14 not read-only"
+grep -qE 'zcond: *15' /tmp/bz.txt || fail "blkzone: zone 15 not offline"
+# ZNS 1.1 §2.1.1.6: a Read Only zone reads what it held and takes no writes.
+nvme read "$F" -s $((14 * Z)) -c 1 -z 8192 -d /tmp/ro.back || fail "read of the read-only zone failed"
+cmp /tmp/ro.bin /tmp/ro.back || fail "the read-only zone returned other data"
+fabric_refuses "a write to a read-only zone" 'zone.?is.?read.?only' 1ba \
+	nvme write "$F" -s $((14 * Z + 2)) -c 0 -z 4096 -d /tmp/b.bin
+fabric_refuses "an append to a read-only zone" 'zone.?is.?read.?only' 1ba \
+	nvme zns zone-append "$F" --zslba=$((14 * Z)) --data-size=4096 --data=/tmp/b.bin
+# §2.1.1.7: an Offline zone neither reads nor writes; the host may take a Read
+# Only zone offline (Offline Zone action).
+fabric_refuses "a read of an offline zone" 'zone.?is.?offline' 1bb \
+	nvme read "$F" -s $((15 * Z)) -c 0 -z 4096 -d /tmp/r.bin
+nvme zns offline-zone "$F" --start-lba=$((14 * Z)) || fail "offline of the read-only zone failed"
+expect_eq "$(zone_state 14)" "$(zone_state 15)" "zone 14 after the host took it offline"
+fabric_refuses "a read of the zone taken offline" 'zone.?is.?offline' 1bb \
+	nvme read "$F" -s $((14 * Z)) -c 0 -z 4096 -d /tmp/r.bin
 
 disconnect_ok $NQN
 wait_until 10 ctrl_gone "$c" || fail "$c still present after disconnect"

@@ -117,6 +117,18 @@ impl ApiError {
             ActionError::NotApplicable(_) => {
                 ApiError::new(StatusCode::CONFLICT, "not_applicable", message)
             }
+            ActionError::NoSuchZone { .. } => {
+                ApiError::new(StatusCode::BAD_REQUEST, "no_such_zone", message).with_field("zslba")
+            }
+            ActionError::ZoneFaultRefused { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "zone_fault_refused", message)
+            }
+            // The backing file could not record it: a server condition, the zone is unchanged.
+            ActionError::ZoneFaultFailed { .. } => ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "zone_fault_failed",
+                message,
+            ),
             // The request named a backend that cannot be opened: its fault, not the server's.
             ActionError::Setup(SetupError::Backend { nsid, .. }) => ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,

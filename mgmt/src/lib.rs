@@ -20,6 +20,7 @@ mod state;
 pub mod subsystems;
 pub mod system;
 pub mod tls;
+pub mod zones;
 
 pub use auth::Tokens;
 pub use openapi::openapi;

@@ -21,8 +21,8 @@ use crate::subsystems::{no_such_subsystem, subsystem_config};
 /// `{nqn}/namespaces/{nsid}` (named, so a bad NSID is reported as `nsid`).
 #[derive(Debug, Deserialize)]
 pub(crate) struct NamespacePath {
-    nqn: String,
-    nsid: u32,
+    pub(crate) nqn: String,
+    pub(crate) nsid: u32,
 }
 
 /// A namespace to add (the fields of a `[[subsystem.namespace]]` table).

@@ -5,7 +5,9 @@ use axum::Json;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::{backend, controllers, error, hosts, metrics, namespaces, outcome, subsystems, system};
+use crate::{
+    backend, controllers, error, hosts, metrics, namespaces, outcome, subsystems, system, zones,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -34,6 +36,7 @@ use crate::{backend, controllers, error, hosts, metrics, namespaces, outcome, su
         namespaces::get,
         namespaces::update,
         namespaces::remove,
+        zones::fail,
         hosts::list,
         hosts::add,
         hosts::set,
@@ -51,6 +54,7 @@ use crate::{backend, controllers, error, hosts, metrics, namespaces, outcome, su
         backend::BackendTable,
         backend::SizeSchema,
         outcome::OutcomeView,
+        outcome::ZoneFaultState,
     )),
     modifiers(&BearerAuth),
     security(("bearer" = [])),

@@ -1,7 +1,7 @@
 //! What a change did, as the API reports it (the engine's `Outcome`).
 
 use serde::{Deserialize, Serialize};
-use target::engine::Outcome;
+use target::engine::{Outcome, ZoneFault};
 use utoipa::ToSchema;
 
 /// What an applied change did; `outcome` says which kind of change it was.
@@ -56,6 +56,43 @@ pub enum OutcomeView {
         address: String,
         controllers_disconnected: usize,
     },
+    /// The zone starting at `zslba` is `state` now and in the Changed Zone List; connected
+    /// controllers that enabled Zone Descriptor Changed notices were told.
+    ZoneFailed {
+        nqn: String,
+        nsid: u32,
+        zslba: u64,
+        state: ZoneFaultState,
+        controllers_notified: usize,
+    },
+}
+
+/// The condition a failed zone is left in (NVMe ZNS 1.1 §2.1.1.6, §2.1.1.7).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ZoneFaultState {
+    /// Reads succeed; writes, appends and every zone action but offline are refused.
+    ReadOnly,
+    /// Neither reads nor writes.
+    Offline,
+}
+
+impl From<ZoneFault> for ZoneFaultState {
+    fn from(f: ZoneFault) -> ZoneFaultState {
+        match f {
+            ZoneFault::ReadOnly => ZoneFaultState::ReadOnly,
+            ZoneFault::Offline => ZoneFaultState::Offline,
+        }
+    }
+}
+
+impl From<ZoneFaultState> for ZoneFault {
+    fn from(s: ZoneFaultState) -> ZoneFault {
+        match s {
+            ZoneFaultState::ReadOnly => ZoneFault::ReadOnly,
+            ZoneFaultState::Offline => ZoneFault::Offline,
+        }
+    }
 }
 
 impl From<Outcome> for OutcomeView {
@@ -105,6 +142,19 @@ impl From<Outcome> for OutcomeView {
             } => OutcomeView::ListenerRemoved {
                 address: address.to_string(),
                 controllers_disconnected,
+            },
+            Outcome::ZoneFailed {
+                nqn,
+                nsid,
+                zslba,
+                fault,
+                controllers_notified,
+            } => OutcomeView::ZoneFailed {
+                nqn,
+                nsid,
+                zslba,
+                state: fault.into(),
+                controllers_notified,
             },
         }
     }

@@ -18,7 +18,7 @@ use crate::error::{no_route, wrong_method};
 use crate::https;
 use crate::state::AppState;
 use crate::tls::MgmtTls;
-use crate::{controllers, hosts, metrics, namespaces, openapi, subsystems, system};
+use crate::{controllers, hosts, metrics, namespaces, openapi, subsystems, system, zones};
 
 /// The API's routes over `engine`; `tokens` guard all but `/api/v1/health` and
 /// `/api/v1/openapi.json`. Uptime counts from this call.
@@ -56,6 +56,10 @@ pub fn router(engine: Arc<Engine>, tokens: Tokens) -> Router {
             get(namespaces::get)
                 .patch(namespaces::update)
                 .delete(namespaces::remove),
+        )
+        .route(
+            "/api/v1/subsystems/{nqn}/namespaces/{nsid}/zone-faults",
+            axum::routing::post(zones::fail),
         )
         .route(
             "/api/v1/subsystems/{nqn}/hosts",

@@ -54,6 +54,10 @@ fn openapi_describes_every_route_and_the_bearer_scheme() {
             "/api/v1/subsystems/{nqn}/namespaces/{nsid}",
             &["get", "patch", "delete"],
         ),
+        (
+            "/api/v1/subsystems/{nqn}/namespaces/{nsid}/zone-faults",
+            &["post"],
+        ),
         ("/api/v1/subsystems/{nqn}/hosts", &["get", "post", "put"]),
         ("/api/v1/subsystems/{nqn}/hosts/{hostnqn}", &["delete"]),
         ("/api/v1/controllers", &["get"]),
@@ -67,7 +71,7 @@ fn openapi_describes_every_route_and_the_bearer_scheme() {
         want.sort();
         assert_eq!(have, want, "{path}");
     }
-    assert_eq!(paths.len(), 14);
+    assert_eq!(paths.len(), 15);
     // Public endpoints say so; the others inherit the bearer requirement.
     assert_eq!(
         paths["/api/v1/health"]["get"]["security"],

@@ -301,3 +301,93 @@ async fn a_zoned_ram_namespace_with_a_backing_file_over_rest() {
     );
     api.stop().await;
 }
+
+/// A zone of a zoned-ram namespace failed over REST (fault injection): the host sees it Read
+/// Only, then Offline, the backing file keeps it over a remove and re-add, and bad requests
+/// are refused naming what is wrong.
+#[tokio::test]
+async fn a_zone_fault_over_rest() {
+    use nvme::zns::{ReportOption, ZoneState};
+    let api = Api::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let image = dir.path().join("zns.img").display().to_string();
+    api.post(
+        "/api/v1/subsystems",
+        json!({"nqn": SUB, "namespaces": [
+            {"nsid": 1, "size": "4MiB", "block_size": 4096, "path": image,
+             "backend": {"kind": "zoned-ram", "zone_size": "1MiB"}},
+            {"nsid": 2, "size": "1MiB", "backend": "ram"}]}),
+    )
+    .await
+    .expect(201);
+    let ctrl = Controller::connect(api.nvme, SUB, host(HOST))
+        .await
+        .unwrap();
+    let faults = format!("/api/v1/subsystems/{SUB}/namespaces/1/zone-faults");
+    let outcome = api
+        .post(&faults, json!({"zslba": 512, "state": "read_only"}))
+        .await
+        .expect(200);
+    assert_eq!(
+        outcome,
+        json!({"outcome": "zone_failed", "nqn": SUB, "nsid": 1, "zslba": 512,
+               "state": "read_only", "controllers_notified": 1})
+    );
+    let states = |r: fabric::initiator::ZoneReport| -> Vec<_> {
+        r.zones.iter().map(|z| z.state()).collect()
+    };
+    let report = || ctrl.report_zones(1, 1, 0, 4096, ReportOption::All, false);
+    let (e, ro, off) = (
+        Some(ZoneState::Empty),
+        Some(ZoneState::ReadOnly),
+        Some(ZoneState::Offline),
+    );
+    assert_eq!(states(report().await.unwrap()), vec![e, e, ro, e]);
+    let w = ctrl
+        .write(1, 1, 512, bytes::Bytes::from(vec![1; 4096]), false)
+        .await
+        .unwrap();
+    assert_eq!(w.status(), nvme::Status::ZONE_IS_READ_ONLY.with_dnr());
+    api.post(&faults, json!({"zslba": 768, "state": "offline"}))
+        .await
+        .expect(200);
+    // Refusals: no zone there (field zslba), an offline zone stays offline, a conventional
+    // namespace, an unknown state, no such namespace.
+    api.post(&faults, json!({"zslba": 100, "state": "offline"}))
+        .await
+        .expect_error(400, "no_such_zone", Some("zslba"));
+    let m = api
+        .post(&faults, json!({"zslba": 768, "state": "read_only"}))
+        .await
+        .expect_error(409, "zone_fault_refused", None);
+    assert!(m.contains("offline"), "{m}");
+    let m = api
+        .post(
+            &format!("/api/v1/subsystems/{SUB}/namespaces/2/zone-faults"),
+            json!({"zslba": 0, "state": "offline"}),
+        )
+        .await
+        .expect_error(409, "zone_fault_refused", None);
+    assert!(m.contains("not a zoned namespace"), "{m}");
+    api.post(&faults, json!({"zslba": 0, "state": "broken"}))
+        .await
+        .expect_error(400, "invalid", Some("state"));
+    api.post(
+        &format!("/api/v1/subsystems/{SUB}/namespaces/7/zone-faults"),
+        json!({"zslba": 0, "state": "offline"}),
+    )
+    .await
+    .expect_error(404, "no_such_namespace", None);
+    // The backing file keeps both faults.
+    let ns = format!("/api/v1/subsystems/{SUB}/namespaces");
+    api.delete(&format!("{ns}/1")).await.expect(200);
+    api.post(
+        &ns,
+        json!({"nsid": 1, "size": "4MiB", "block_size": 4096, "path": image,
+               "backend": {"kind": "zoned-ram", "zone_size": "1MiB"}}),
+    )
+    .await
+    .expect(201);
+    assert_eq!(states(report().await.unwrap()), vec![e, e, ro, off]);
+    api.stop().await;
+}

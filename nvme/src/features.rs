@@ -398,6 +398,12 @@ impl AsyncEvent {
         Self::notice(NoticeInfo::NamespaceAttributeChanged, 0x04)
     }
 
+    /// Zone Descriptor Changed: read the Changed Zone List (LID BFh) of the zoned namespaces
+    /// (NVMe ZNS 1.1 §5.2.1).
+    pub const fn zone_descriptor_changed() -> AsyncEvent {
+        Self::notice(NoticeInfo::ZoneDescriptorChanged, 0xbf)
+    }
+
     /// Discovery Log Page Change: read the Discovery log (LID 70h).
     pub const fn discovery_log_change() -> AsyncEvent {
         Self::notice(NoticeInfo::DiscoveryLogPageChange, 0x70)
@@ -522,6 +528,8 @@ mod tests {
         assert_eq!(ev.to_dw0(), 0x0004_0002);
         // Discovery change: type 2, info F0h, LID 70h -> 0x0070f002.
         assert_eq!(AsyncEvent::discovery_log_change().to_dw0(), 0x0070_f002);
+        // Zone Descriptor Changed: type 2, info EFh, LID BFh -> 0x00bfef02.
+        assert_eq!(AsyncEvent::zone_descriptor_changed().to_dw0(), 0x00bf_ef02);
         let smart = AsyncEvent {
             event_type: AsyncEventType::SmartHealthStatus,
             info: 0x01,

@@ -68,6 +68,8 @@ pub mod ctrl_bits {
     pub const OAES_NS_ATTRIBUTE: u32 = 1 << 8;
     pub const OAES_FW_ACTIVATION: u32 = 1 << 9;
     pub const OAES_ANA_CHANGE: u32 = 1 << 11;
+    /// Zone Descriptor Changed Notices (NVMe ZNS 1.1 §4.1.5.1).
+    pub const OAES_ZONE_DESCRIPTOR_CHANGED: u32 = 1 << 27;
     pub const OAES_DISCOVERY_LOG_CHANGE: u32 = 1 << 31;
     /// CTRATT bit 0: 128-bit host identifier.
     pub const CTRATT_HOST_ID_128: u32 = 1 << 0;

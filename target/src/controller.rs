@@ -379,6 +379,15 @@ impl Controller {
         );
     }
 
+    /// A zone of a zoned namespace of this controller's subsystem changed by itself (failed
+    /// to Read Only or Offline): the Changed Zone List has news.
+    pub fn zone_descriptor_changed(&self) {
+        self.raise_event(
+            AsyncEvent::zone_descriptor_changed(),
+            AsyncEventConfig::ZONE_DESCRIPTOR_CHANGED,
+        );
+    }
+
     /// Take the Changed Namespace List (NVMe Base 2.0 §5.16.1.5); `clear` when RAE is 0.
     pub fn changed_namespaces(&self, clear: bool) -> Vec<u32> {
         let mut set = lock(&self.changed_namespaces);

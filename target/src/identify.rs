@@ -210,7 +210,10 @@ pub fn controller(ctrl: &Controller) -> Vec<u8> {
         // Temperature thresholds: SMART / Health and Temperature Threshold (FID 04h).
         c.wctemp.set(WCTEMP_K);
         c.cctemp.set(CCTEMP_K);
-        c.oaes.set(ctrl_bits::OAES_NS_ATTRIBUTE);
+        // Zone Descriptor Changed for zoned namespaces a zone of which fails (engine
+        // `Action::FailZone`); namespaces come and go, so it is claimed on every I/O controller.
+        c.oaes
+            .set(ctrl_bits::OAES_NS_ATTRIBUTE | ctrl_bits::OAES_ZONE_DESCRIPTOR_CHANGED);
         c.nn.set(MAX_NSID);
         c.mnan.set(0);
         c.oncs.set(

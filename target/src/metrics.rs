@@ -303,13 +303,16 @@ pub enum EventKind {
     NamespaceAttributeChanged,
     /// Discovery Log Page Change (log page 70h).
     DiscoveryLogChange,
+    /// Zone Descriptor Changed (log page BFh, the Changed Zone List).
+    ZoneDescriptorChanged,
     Other,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 3] = [
+    pub const ALL: [EventKind; 4] = [
         EventKind::NamespaceAttributeChanged,
         EventKind::DiscoveryLogChange,
+        EventKind::ZoneDescriptorChanged,
         EventKind::Other,
     ];
 
@@ -318,6 +321,7 @@ impl EventKind {
         match page {
             0x04 => EventKind::NamespaceAttributeChanged,
             0x70 => EventKind::DiscoveryLogChange,
+            0xbf => EventKind::ZoneDescriptorChanged,
             _ => EventKind::Other,
         }
     }
@@ -326,6 +330,7 @@ impl EventKind {
         match self {
             EventKind::NamespaceAttributeChanged => "namespace_attribute_changed",
             EventKind::DiscoveryLogChange => "discovery_log_change",
+            EventKind::ZoneDescriptorChanged => "zone_descriptor_changed",
             EventKind::Other => "other",
         }
     }
@@ -334,7 +339,8 @@ impl EventKind {
         match self {
             EventKind::NamespaceAttributeChanged => 0,
             EventKind::DiscoveryLogChange => 1,
-            EventKind::Other => 2,
+            EventKind::ZoneDescriptorChanged => 2,
+            EventKind::Other => 3,
         }
     }
 }
@@ -344,7 +350,7 @@ impl EventKind {
 pub struct TargetMetrics {
     connects: [AtomicU64; 2],
     refused: [AtomicU64; 6],
-    events: [AtomicU64; 3],
+    events: [AtomicU64; EventKind::ALL.len()],
     keep_alive_expiries: AtomicU64,
     reactors: OnceLock<Vec<Arc<ReactorCounters>>>,
 }
@@ -357,7 +363,7 @@ pub struct TargetSample {
     /// Refused Connects in [`RefusedConnect::ALL`] order.
     pub refused: [u64; 6],
     /// Asynchronous events raised (enabled by the host) in [`EventKind::ALL`] order.
-    pub events: [u64; 3],
+    pub events: [u64; EventKind::ALL.len()],
     pub keep_alive_expiries: u64,
 }
 
@@ -503,12 +509,14 @@ mod tests {
         m.refused(RefusedConnect::HostNotAllowed);
         m.event_raised(EventKind::of_log_page(0x04));
         m.event_raised(EventKind::of_log_page(0x70));
+        m.event_raised(EventKind::of_log_page(0xbf));
+        m.event_raised(EventKind::of_log_page(0xbf));
         m.event_raised(EventKind::of_log_page(0x02));
         m.keep_alive_expired();
         let s = m.sample();
         assert_eq!(s.connects, [1, 2]);
         assert_eq!(s.refused, [1, 0, 0, 0, 0, 0]);
-        assert_eq!(s.events, [1, 1, 1]);
+        assert_eq!(s.events, [1, 1, 2, 1]);
         assert_eq!(s.keep_alive_expiries, 1);
         assert!(m.reactors().is_empty());
         assert!(m.set_reactors(vec![Arc::new(ReactorCounters::default())]));

@@ -270,7 +270,9 @@ async fn walk_capabilities(ctrl: &Controller, is_discovery: bool) {
     // OAES: each notice's log page.
     let oaes = id.oaes.get();
     assert_eq!(
-        oaes & !(ctrl_bits::OAES_NS_ATTRIBUTE | ctrl_bits::OAES_DISCOVERY_LOG_CHANGE),
+        oaes & !(ctrl_bits::OAES_NS_ATTRIBUTE
+            | ctrl_bits::OAES_DISCOVERY_LOG_CHANGE
+            | ctrl_bits::OAES_ZONE_DESCRIPTOR_CHANGED),
         0,
         "{kind}: OAES {oaes:#x} has a bit this walk does not check"
     );
@@ -279,6 +281,20 @@ async fn walk_capabilities(ctrl: &Controller, is_discovery: bool) {
     }
     if oaes & ctrl_bits::OAES_DISCOVERY_LOG_CHANGE != 0 {
         log_ok(ctrl, 0x70, 0, 1024, kind).await;
+    }
+    // Zone Descriptor Changed: the notice can be enabled (its Changed Zone List is a zoned
+    // namespace's log; target/tests/zns.rs raises the event and reads the log).
+    if oaes & ctrl_bits::OAES_ZONE_DESCRIPTOR_CHANGED != 0 {
+        let aec = nvme::features::AsyncEventConfig::NAMESPACE_ATTRIBUTE
+            | nvme::features::AsyncEventConfig::ZONE_DESCRIPTOR_CHANGED;
+        let c = ctrl.set_async_event_config(aec).await.unwrap();
+        assert!(
+            c.status().is_success(),
+            "{kind}: AEC bit 27: {}",
+            c.status()
+        );
+        let c = ctrl.get_features(0x0b, 0, 0, 0, 0).await.unwrap();
+        assert_eq!(c.cqe.dw0.get() & aec, aec, "{kind}: AEC read back");
     }
     // OACS: no optional admin commands are claimed.
     assert_eq!(id.oacs.get(), 0, "{kind}: OACS");

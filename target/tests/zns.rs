@@ -296,3 +296,179 @@ async fn a_zns_host_sees_zones_and_their_rules() {
     ctrl.shutdown().await.unwrap();
     d.shutdown().await;
 }
+
+/// The Changed Zone List (LID BFh) of namespace 1 read with RAE cleared: its zone IDs.
+async fn changed_zones(ctrl: &Controller) -> Vec<u64> {
+    let page = ctrl
+        .get_log_page_raw(0xbf, 1, 0, 4096, false)
+        .await
+        .unwrap()
+        .ok()
+        .unwrap()
+        .data;
+    let n = u16::from_le_bytes([page[0], page[1]]) as usize;
+    page[8..]
+        .chunks_exact(8)
+        .take(n)
+        .map(|c| u64::from_le_bytes(c.try_into().unwrap()))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_failed_zone_is_listed_refuses_io_and_raises_its_event() {
+    use nvme::features::AsyncEventConfig;
+    use target::engine::{Action, ActionError, Outcome, ZoneFault};
+
+    let (d, addr) = start().await;
+    let ctrl = Controller::connect(addr, NQN, common::host(HOST, 1))
+        .await
+        .unwrap();
+    // Identify Controller OAES bit 27 claims the notice; the host enables it (ZNS 1.1 §5.2.1).
+    let id = ctrl.identify_raw(1, 0, 0).await.unwrap().ok().unwrap().data;
+    let oaes = u32::from_le_bytes(id[92..96].try_into().unwrap());
+    assert_ne!(oaes & (1 << 27), 0, "OAES {oaes:#x}");
+    ctrl.set_async_event_config(
+        AsyncEventConfig::NAMESPACE_ATTRIBUTE | AsyncEventConfig::ZONE_DESCRIPTOR_CHANGED,
+    )
+    .await
+    .unwrap()
+    .ok()
+    .unwrap();
+    let data = pattern(4, 3);
+    ctrl.write(1, 1, ZSIZE, data.clone(), false)
+        .await
+        .unwrap()
+        .ok()
+        .unwrap();
+    let engine = d.engine().clone();
+    let fail = move |zslba: u64, nsid: u32, fault: ZoneFault| {
+        let engine = engine.clone();
+        async move {
+            tokio::task::spawn_blocking(move || {
+                engine.apply(Action::FailZone {
+                    nqn: NQN.into(),
+                    nsid,
+                    zslba,
+                    fault,
+                })
+            })
+            .await
+            .unwrap()
+        }
+    };
+
+    // Zone 1 fails to Read Only while an AER is outstanding: it completes with Zone
+    // Descriptor Changed (parked or queued, whichever reaches the target first).
+    let (ev, outcome) = tokio::join!(
+        tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            ctrl.async_event_request()
+        ),
+        fail(ZSIZE, 1, ZoneFault::ReadOnly)
+    );
+    assert_eq!(
+        outcome.unwrap(),
+        Outcome::ZoneFailed {
+            nqn: NQN.into(),
+            nsid: 1,
+            zslba: ZSIZE,
+            fault: ZoneFault::ReadOnly,
+            controllers_notified: 1,
+        }
+    );
+    let ev = ev.expect("no Zone Descriptor Changed event").unwrap();
+    // Notice (2h), Zone Descriptor Changed (EFh), Changed Zone List (BFh).
+    assert_eq!(ev.cqe.dw0.get(), 0x00bf_ef02);
+    let r = ctrl
+        .report_zones(1, 1, ZSIZE, 4096, ReportOption::All, true)
+        .await
+        .unwrap();
+    assert_eq!(r.zones[0].state(), Some(ZoneState::ReadOnly));
+    // ZNS 1.1 §2.1.1.6: a Read Only zone reads; writes and appends are refused.
+    let back = ctrl.read(1, 1, ZSIZE, 4).await.unwrap().ok().unwrap().data;
+    assert_eq!(back, data);
+    let c = ctrl
+        .write(1, 1, ZSIZE + 4, pattern(1, 0), false)
+        .await
+        .unwrap();
+    assert_eq!(c.status(), zone_error(Status::ZONE_IS_READ_ONLY));
+    let c = ctrl
+        .zone_append(1, 1, ZSIZE, pattern(1, 0), false)
+        .await
+        .unwrap();
+    assert_eq!(c.status(), zone_error(Status::ZONE_IS_READ_ONLY));
+    // The list names it once, and is empty after a read with RAE cleared.
+    assert_eq!(changed_zones(&ctrl).await, vec![ZSIZE]);
+    assert_eq!(changed_zones(&ctrl).await, Vec::<u64>::new());
+
+    // The host takes the Read Only zone offline (Offline Zone, ZNS 1.1 §4.4.3.2.5): no reads.
+    ctrl.zone_mgmt_send(1, 1, ZSIZE, ZoneAction::Offline, false)
+        .await
+        .unwrap()
+        .ok()
+        .unwrap();
+    let c = ctrl.read(1, 1, ZSIZE, 1).await.unwrap();
+    assert_eq!(c.status(), zone_error(Status::ZONE_IS_OFFLINE));
+
+    // The log was read, so the next fault raises the event again (queued for the next AER).
+    fail(3 * ZSIZE, 1, ZoneFault::Offline).await.unwrap();
+    let ev = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        ctrl.async_event_request(),
+    )
+    .await
+    .expect("no second event")
+    .unwrap();
+    assert_eq!(ev.cqe.dw0.get(), 0x00bf_ef02);
+    assert_eq!(changed_zones(&ctrl).await, vec![3 * ZSIZE]);
+    let c = ctrl.read(1, 1, 3 * ZSIZE, 1).await.unwrap();
+    assert_eq!(c.status(), zone_error(Status::ZONE_IS_OFFLINE));
+
+    // Refusals: an offline zone stays offline, a non-zone start, a conventional namespace,
+    // a batch.
+    assert!(matches!(
+        fail(3 * ZSIZE, 1, ZoneFault::ReadOnly).await,
+        Err(ActionError::ZoneFaultRefused { .. })
+    ));
+    assert!(matches!(
+        fail(ZSIZE + 1, 1, ZoneFault::ReadOnly).await,
+        Err(ActionError::NoSuchZone { .. })
+    ));
+    assert!(matches!(
+        fail(8 * ZSIZE, 1, ZoneFault::ReadOnly).await,
+        Err(ActionError::NoSuchZone { .. })
+    ));
+    assert!(matches!(
+        fail(0, 2, ZoneFault::ReadOnly).await,
+        Err(ActionError::ZoneFaultRefused { .. })
+    ));
+    assert!(matches!(
+        fail(0, 9, ZoneFault::ReadOnly).await,
+        Err(ActionError::NoSuchNamespace { .. })
+    ));
+    let batch = vec![
+        Action::FailZone {
+            nqn: NQN.into(),
+            nsid: 1,
+            zslba: 0,
+            fault: ZoneFault::ReadOnly,
+        },
+        Action::DisconnectController { cntlid: 1 },
+    ];
+    assert!(matches!(
+        d.engine().apply_all(batch),
+        Err(ActionError::NotApplicable(_))
+    ));
+    let r = ctrl
+        .report_zones(1, 1, 0, 4096, ReportOption::All, false)
+        .await
+        .unwrap();
+    assert_eq!(
+        r.zones[0].state(),
+        Some(ZoneState::Empty),
+        "zone 0 untouched"
+    );
+
+    ctrl.shutdown().await.unwrap();
+    d.shutdown().await;
+}

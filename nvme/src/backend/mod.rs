@@ -24,7 +24,9 @@ pub use null::{check_geometry, NullBackend, SUPPORTED_BLOCK_SIZES};
 pub use queued::{IoFuture, QueuedBackend};
 pub use ram::RamBackend;
 pub use uring::{UringBackend, UringOptions};
-pub use zoned::{QueuedZonedBackend, ZonedBackend, ZonedGeometry};
+pub use zoned::{
+    QueuedZonedBackend, ZoneFault, ZoneFaultError, ZoneFaults, ZonedBackend, ZonedGeometry,
+};
 pub use zoned_ram::{ZonedRamBackend, ZonedRamConfig};
 
 /// Static geometry and capabilities of a backend.

@@ -62,11 +62,55 @@ pub trait ZonedBackend: Send + Sync {
     /// Zones the device itself moved (to Read Only or Offline) since the last call with
     /// `clear`, as start LBAs in zone order: the Changed Zone List log (ZNS 1.1 §5.3.1).
     fn changed_zones(&self, clear: bool) -> Vec<u64>;
+    /// Fault injection, where the backend offers it (software backends: a drive's zones fail
+    /// only by themselves).
+    fn faults(&self) -> Option<&dyn ZoneFaults> {
+        None
+    }
     /// The asynchronous zone commands of a drive whose commands complete on a polled queue;
     /// I/O queues use them instead of the blocking calls when present.
     fn queued(&self) -> Option<&dyn QueuedZonedBackend> {
         None
     }
+}
+
+/// A device-initiated zone condition (ZNS 1.1 §2.1.1.6, §2.1.1.7): what media failure does
+/// to a zone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ZoneFault {
+    /// Reads still succeed; writes, appends and every zone action but Offline are refused.
+    ReadOnly,
+    /// Neither reads nor writes; the zone stays Offline.
+    Offline,
+}
+
+impl ZoneFault {
+    /// The zone state the fault leaves.
+    pub const fn state(self) -> crate::zns::ZoneState {
+        match self {
+            ZoneFault::ReadOnly => crate::zns::ZoneState::ReadOnly,
+            ZoneFault::Offline => crate::zns::ZoneState::Offline,
+        }
+    }
+}
+
+/// Why a zone could not be failed; the zone is as it was.
+#[derive(Debug, thiserror::Error)]
+pub enum ZoneFaultError {
+    #[error("no zone starts at LBA {0}")]
+    NoSuchZone(u64),
+    #[error("the zone at LBA {0} is offline, which no zone leaves")]
+    Offline(u64),
+    /// The fault could not be recorded (a backing file).
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+}
+
+/// Failing zones on purpose, so hosts' and file systems' error paths can be exercised.
+pub trait ZoneFaults: Send + Sync {
+    /// Move the zone starting at `zslba` to the fault's state, as the device itself would,
+    /// and list it in the Changed Zone List. An Offline zone stays Offline.
+    fn fail_zone(&self, zslba: u64, fault: ZoneFault) -> Result<(), ZoneFaultError>;
 }
 
 /// Zone commands submitted on the calling thread's device queue (see

@@ -8,6 +8,7 @@ use crate::config::{
     SubsystemConfig, MAX_NSID,
 };
 use crate::setup::SetupError;
+use nvme::backend::ZoneFault;
 
 /// One change to a running box. Every change (REST, SIGHUP reload, boot restore) is one of
 /// these, applied by [`super::Engine::apply`] or, several at once, [`super::Engine::apply_all`].
@@ -68,6 +69,17 @@ pub enum Action {
     /// names it in `listeners` must drop it first.
     RemoveListener {
         address: SocketAddr,
+    },
+    /// Fault injection: fail the zone starting at `zslba` of a zoned namespace whose backend
+    /// offers it (zoned-ram) to Read Only or Offline, as failing media would. The zone joins
+    /// the Changed Zone List and controllers that enabled it get Zone Descriptor Changed
+    /// (NVMe ZNS 1.1 §5.2.1). Not a configuration change (a backing file keeps it); applied on
+    /// its own, not in a batch.
+    FailZone {
+        nqn: String,
+        nsid: u32,
+        zslba: u64,
+        fault: ZoneFault,
     },
 }
 
@@ -132,6 +144,14 @@ pub enum Outcome {
         address: SocketAddr,
         controllers_disconnected: usize,
     },
+    ZoneFailed {
+        nqn: String,
+        nsid: u32,
+        zslba: u64,
+        fault: ZoneFault,
+        /// Controllers told with a Zone Descriptor Changed event now or at their next AER.
+        controllers_notified: usize,
+    },
 }
 
 impl std::fmt::Display for Outcome {
@@ -187,6 +207,17 @@ impl std::fmt::Display for Outcome {
             } => write!(
                 f,
                 "listener {address} closed ({controllers_disconnected} controllers disconnected)"
+            ),
+            Outcome::ZoneFailed {
+                nqn,
+                nsid,
+                zslba,
+                fault,
+                controllers_notified,
+            } => write!(
+                f,
+                "zone {zslba} of namespace {nsid} of {nqn} failed to {fault:?} \
+                 ({controllers_notified} controllers notified)"
             ),
         }
     }
@@ -259,6 +290,22 @@ pub enum ActionError {
     /// A change no action expresses at run time (reload only).
     #[error("cannot be applied to the running target: {0}")]
     NotApplicable(String),
+    #[error("namespace {nsid} of subsystem {nqn} has no zone starting at LBA {zslba}")]
+    NoSuchZone { nqn: String, nsid: u32, zslba: u64 },
+    /// The namespace cannot have that zone failed (not zoned, a drive, an Offline zone).
+    #[error("namespace {nsid} of subsystem {nqn}: {reason}")]
+    ZoneFaultRefused {
+        nqn: String,
+        nsid: u32,
+        reason: String,
+    },
+    /// The backend could not record the fault (its backing file); the zone is as it was.
+    #[error("namespace {nsid} of subsystem {nqn}: the zone fault was not recorded: {source}")]
+    ZoneFaultFailed {
+        nqn: String,
+        nsid: u32,
+        source: nvme::backend::BackendError,
+    },
     /// A backend could not be opened; nothing was changed.
     #[error(transparent)]
     Setup(#[from] SetupError),
@@ -415,8 +462,8 @@ pub(super) fn apply_to_model(config: &mut Config, action: &Action) -> Result<Act
         Action::SetAllowedHosts { nqn, hosts } => {
             subsystem_mut(config, nqn)?.allowed_hosts = hosts.clone();
         }
-        // Not a configuration change; checked against the running controllers.
-        Action::DisconnectController { .. } => {}
+        // Not configuration changes; checked against the running controllers and zones.
+        Action::DisconnectController { .. } | Action::FailZone { .. } => {}
         // Duplicates and subsystems naming a removed listener: Config::validate.
         Action::AddListener(l) => config.listener.push(l.clone()),
         Action::RemoveListener { address } => {

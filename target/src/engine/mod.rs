@@ -20,6 +20,7 @@
 mod action;
 mod diff;
 mod listener_control;
+mod zone_fault;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -28,6 +29,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 pub use action::{Action, ActionError, Outcome, SubsystemAttributes};
 pub use diff::diff;
 pub use listener_control::{BoundSocket, ListenerControl};
+pub use nvme::backend::ZoneFault;
 
 use crate::config::{Config, NamespaceConfig, SubsystemConfig};
 use crate::drives::Drives;
@@ -149,6 +151,20 @@ impl Engine {
     /// Apply `actions` as one change: all of them, in order, or none.
     pub fn apply_all(&self, actions: Vec<Action>) -> Result<Vec<Outcome>, ActionError> {
         let mut state = self.lock();
+        match actions.as_slice() {
+            [Action::FailZone {
+                nqn,
+                nsid,
+                zslba,
+                fault,
+            }] => return Ok(vec![self.fail_zone(nqn, *nsid, *zslba, *fault)?]),
+            a if a.iter().any(|a| matches!(a, Action::FailZone { .. })) => {
+                return Err(ActionError::NotApplicable(
+                    "a zone fault is applied on its own, not in a batch".into(),
+                ))
+            }
+            _ => {}
+        }
         self.apply_locked(&mut state, &actions)
     }
 
@@ -481,6 +497,19 @@ impl Engine {
                         .filter(|(c, _)| c == address)
                         .map(|(_, b)| self.target.controllers_through(*b))
                         .sum(),
+                },
+                // Applied by `fail_zone`, never in a planned batch (`apply_all`).
+                Action::FailZone {
+                    nqn,
+                    nsid,
+                    zslba,
+                    fault,
+                } => Outcome::ZoneFailed {
+                    nqn: nqn.clone(),
+                    nsid: *nsid,
+                    zslba: *zslba,
+                    fault: *fault,
+                    controllers_notified: 0,
                 },
             })
             .collect()

@@ -186,7 +186,7 @@ fn opened_zones_come_back_closed_and_the_file_says_so() {
     b.close_all_open();
     assert_eq!(recorded_state(&path, 0), ZoneState::Closed.code());
     // A zone failed to Read Only stays so, data kept.
-    b.fail_zone(0, ZoneState::ReadOnly).unwrap();
+    b.fail_zone(0, ZoneFault::ReadOnly).unwrap();
     drop(b);
     let b = ZonedRamBackend::open_file(c, &path).unwrap();
     assert_eq!(zone(&b, 0), (ZoneState::ReadOnly, 2));

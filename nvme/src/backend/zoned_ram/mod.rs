@@ -31,7 +31,8 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use super::null::invalid_input;
 use super::{
-    blocks_in, Backend, BackendError, BackendInfo, RamBackend, ZonedBackend, ZonedGeometry,
+    blocks_in, Backend, BackendError, BackendInfo, RamBackend, ZoneFault, ZoneFaultError,
+    ZoneFaults, ZonedBackend, ZonedGeometry,
 };
 use crate::zns::{ReportOption, ZoneAction, ZoneLimits, ZoneRecord, ZoneSet, ZoneState};
 use crate::Status;
@@ -301,17 +302,23 @@ impl ZonedRamBackend {
     }
 
     /// A media event: the device moves the zone starting at `zslba` to Read Only or Offline
-    /// (ZNS 1.1 §2.1.1.6, §2.1.1.7), and lists it in the Changed Zone List.
-    pub fn fail_zone(&self, zslba: u64, state: ZoneState) -> Result<(), BackendError> {
-        if !matches!(state, ZoneState::ReadOnly | ZoneState::Offline) {
-            return Err(invalid_input(format!(
-                "a zone can only be failed to read-only or offline, not {state:?}"
-            )));
-        }
+    /// (ZNS 1.1 §2.1.1.6, §2.1.1.7), and lists it in the Changed Zone List. An Offline zone
+    /// is Offline for good: failing it again to Read Only is refused.
+    pub fn fail_zone(&self, zslba: u64, fault: ZoneFault) -> Result<(), ZoneFaultError> {
         let mut z = self.locked();
-        z.set.force_state(zslba, state).map_err(device)?;
+        let i = z
+            .set
+            .index_at_start(zslba)
+            .map_err(|_| ZoneFaultError::NoSuchZone(zslba))?;
+        if z.set.zone(i).map(|zone| zone.state()) == Some(ZoneState::Offline)
+            && fault != ZoneFault::Offline
+        {
+            return Err(ZoneFaultError::Offline(zslba));
+        }
+        z.set
+            .force_state(zslba, fault.state())
+            .map_err(|_| ZoneFaultError::NoSuchZone(zslba))?;
         if let Store::File(file) = &self.store {
-            let i = z.set.index_at_start(zslba).map_err(device)?;
             z.persist(file, [i], false)?;
         }
         if !z.changed.contains(&zslba) {
@@ -525,6 +532,16 @@ impl ZonedBackend for ZonedRamBackend {
         } else {
             z.changed.clone()
         }
+    }
+
+    fn faults(&self) -> Option<&dyn ZoneFaults> {
+        Some(self)
+    }
+}
+
+impl ZoneFaults for ZonedRamBackend {
+    fn fail_zone(&self, zslba: u64, fault: ZoneFault) -> Result<(), ZoneFaultError> {
+        ZonedRamBackend::fail_zone(self, zslba, fault)
     }
 }
 

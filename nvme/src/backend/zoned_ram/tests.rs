@@ -171,14 +171,17 @@ fn bad_geometry_is_refused() {
 fn failed_zones_refuse_io_and_are_listed_until_read() {
     let b = backend(ZoneLimits::default(), 0);
     b.write(ZSIZE, &pattern(2, 1), false).unwrap();
-    b.fail_zone(ZSIZE, ZoneState::ReadOnly).unwrap();
-    b.fail_zone(3 * ZSIZE, ZoneState::Offline).unwrap();
-    // Only Read Only and Offline are device moves; a zone start is needed.
-    assert!(b.fail_zone(0, ZoneState::Full).is_err());
-    assert_eq!(
-        status(b.fail_zone(1, ZoneState::Offline)),
-        Status::INVALID_FIELD
-    );
+    b.fail_zone(ZSIZE, ZoneFault::ReadOnly).unwrap();
+    b.fail_zone(3 * ZSIZE, ZoneFault::Offline).unwrap();
+    // A zone start is needed; an Offline zone stays Offline.
+    assert!(matches!(
+        b.fail_zone(3 * ZSIZE, ZoneFault::ReadOnly),
+        Err(ZoneFaultError::Offline(_))
+    ));
+    assert!(matches!(
+        b.fail_zone(1, ZoneFault::Offline),
+        Err(ZoneFaultError::NoSuchZone(1))
+    ));
     // ZNS 1.1 §2.1.1.6-7: a Read Only zone reads but takes no writes; an Offline one neither.
     assert_eq!(read(&b, ZSIZE, 2), pattern(2, 1));
     assert_eq!(

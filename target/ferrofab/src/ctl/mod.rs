@@ -154,6 +154,22 @@ enum NamespaceCmd {
     },
     /// Remove a namespace.
     Remove { nqn: String, nsid: u32 },
+    /// Fault injection on a zoned-ram namespace: fail the zone starting at ZSLBA (in blocks)
+    /// to read-only or offline, as failing media would; hosts find it in the Changed Zone
+    /// List. A backing file keeps it.
+    FailZone {
+        nqn: String,
+        nsid: u32,
+        zslba: u64,
+        #[arg(long, value_enum)]
+        state: ZoneStateArg,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum ZoneStateArg {
+    ReadOnly,
+    Offline,
 }
 
 #[derive(Args)]
@@ -364,6 +380,20 @@ fn request(command: CtlCommand) -> Result<Request, String> {
             NamespaceCmd::Remove { nqn, nsid } => {
                 delete(format!("{}/namespaces/{nsid}", sub(&nqn)))
             }
+            NamespaceCmd::FailZone {
+                nqn,
+                nsid,
+                zslba,
+                state,
+            } => with_body(
+                Method::POST,
+                format!("{}/namespaces/{nsid}/zone-faults", sub(&nqn)),
+                json!({"zslba": zslba, "state": match state {
+                    ZoneStateArg::ReadOnly => "read_only",
+                    ZoneStateArg::Offline => "offline",
+                }}),
+                Render::Outcome,
+            ),
         },
         CtlCommand::Host(cmd) => match cmd {
             HostCmd::List { nqn } => get(format!("{}/hosts", sub(&nqn)), Render::Hosts),

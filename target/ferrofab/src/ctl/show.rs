@@ -5,7 +5,7 @@ use mgmt::backend::{Backend, BackendName, BackendTable};
 use mgmt::controllers::{ControllerKindView, ControllerView};
 use mgmt::hosts::HostsView;
 use mgmt::namespaces::NamespaceView;
-use mgmt::outcome::OutcomeView;
+use mgmt::outcome::{OutcomeView, ZoneFaultState};
 use mgmt::subsystems::SubsystemView;
 use mgmt::system::{ListenerView, SystemView};
 
@@ -357,6 +357,22 @@ pub fn outcome(o: &OutcomeView) -> String {
         } => format!(
             "listener {address} closed; {controllers_disconnected} controller(s) disconnected"
         ),
+        OutcomeView::ZoneFailed {
+            nqn,
+            nsid,
+            zslba,
+            state,
+            controllers_notified,
+        } => {
+            let state = match state {
+                ZoneFaultState::ReadOnly => "read-only",
+                ZoneFaultState::Offline => "offline",
+            };
+            format!(
+                "zone {zslba} of namespace {nsid} of {nqn} is {state} now; \
+                 {controllers_notified} controller(s) notified"
+            )
+        }
     }
 }
 

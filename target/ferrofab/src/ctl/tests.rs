@@ -197,6 +197,18 @@ fn resize_and_set_are_patches() {
         )
     );
     assert!(req(&format!("namespace resize {NQN} 3")).is_err());
+    assert_eq!(
+        call(&format!(
+            "namespace fail-zone {NQN} 1 4096 --state read-only"
+        )),
+        (
+            Method::POST,
+            format!("subsystems/{NQN}/namespaces/1/zone-faults"),
+            Some(json!({"zslba": 4096, "state": "read_only"})),
+            Render::Outcome
+        )
+    );
+    assert!(req(&format!("namespace fail-zone {NQN} 1 4096 --state full")).is_err());
     assert!(req(&format!("namespace resize {NQN} x 1G")).is_err());
     let (m, path, body, render) = call(&format!(
         "subsystem set {NQN} --model M2 --serial S2 --firmware F2 --listeners 127.0.0.1:4420,0.0.0.0:4421"
