@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand, ValueEnum};
+use mgmt::outcome::ZoneFaultState;
 use reqwest::Method;
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
@@ -388,9 +389,10 @@ fn request(command: CtlCommand) -> Result<Request, String> {
             } => with_body(
                 Method::POST,
                 format!("{}/namespaces/{nsid}/zone-faults", sub(&nqn)),
+                // The API's own type names the state, so the spelling is its serde one.
                 json!({"zslba": zslba, "state": match state {
-                    ZoneStateArg::ReadOnly => "read_only",
-                    ZoneStateArg::Offline => "offline",
+                    ZoneStateArg::ReadOnly => ZoneFaultState::ReadOnly,
+                    ZoneStateArg::Offline => ZoneFaultState::Offline,
                 }}),
                 Render::Outcome,
             ),
