@@ -39,6 +39,73 @@ impl ZonedGeometry {
     pub fn append_limit(&self) -> Option<u64> {
         (self.zasl != 0).then(|| 4096u64 << self.zasl)
     }
+
+    /// The geometry a drive's zoned namespace of `blocks` blocks is exported with: its zone
+    /// size and limits, `zone_cap` (the first zone's capacity: variable capacity, ZOC bit 0,
+    /// is not exported, every zone gets the first one's), and the ZASL that keeps one Zone
+    /// Append within `append_limit` bytes (what the drive and one of its commands allow; an
+    /// append cannot be split, its parts could land apart). Refused, with why, when the zone
+    /// capacity is missing or larger than the zone, or the limit is below the 8 KiB the
+    /// smallest non-zero ZASL means.
+    pub fn of_drive(
+        zone_size: u64,
+        limits: ZoneLimits,
+        blocks: u64,
+        zone_cap: Option<u64>,
+        append_limit: u64,
+    ) -> Result<ZonedGeometry, String> {
+        if zone_size == 0 {
+            return Err("the zone size is 0".into());
+        }
+        let zone_cap = zone_cap
+            .filter(|&cap| cap != 0 && cap <= zone_size)
+            .ok_or_else(|| "the first zone reports no valid capacity".to_string())?;
+        // 2^zasl units of 4 KiB (ZNS 1.1 §4.1.5.2, CAP.MPSMIN of the exported controller);
+        // 0 would mean "the transfer limit", so 1 unit is not expressible.
+        let units = append_limit / 4096;
+        if units < 2 {
+            return Err(format!(
+                "zone append limit of {append_limit} bytes is below the 8 KiB ZASL can express"
+            ));
+        }
+        Ok(ZonedGeometry {
+            zone_size,
+            zone_cap,
+            zone_count: blocks.div_ceil(zone_size),
+            limits,
+            zasl: (63 - units.leading_zeros()) as u8,
+        })
+    }
+}
+
+/// Bytes of the report header and of each zone descriptor (ZNS 1.1 §4.4.4.1).
+pub const REPORT_ENTRY: usize = 64;
+
+/// How many bytes of a host's Report Zones of `len` bytes to ask a drive for that moves at
+/// most `max` bytes per command. A larger partial report is cut to the whole descriptors
+/// that fit: with Partial Report set, the header counts the descriptors returned (ZNS 1.1
+/// §4.4.4.1), so the host learns how far the report got and asks again from there (the
+/// caller zeroes the rest of the host's buffer). A full report counts every matching zone
+/// whatever the buffer holds, so a cut one would be read as zeroed descriptors: refused.
+pub fn drive_report_len(len: usize, max: u64, partial: bool) -> Result<usize, BackendError> {
+    let invalid =
+        |msg: String| BackendError::Io(std::io::Error::new(std::io::ErrorKind::InvalidInput, msg));
+    if len == 0 || !len.is_multiple_of(4) {
+        return Err(invalid(format!(
+            "a zone report of {len} bytes: it is a whole number of dwords"
+        )));
+    }
+    let max = usize::try_from(max).unwrap_or(usize::MAX);
+    if len <= max {
+        return Ok(len);
+    }
+    let cut = max / REPORT_ENTRY * REPORT_ENTRY;
+    if partial && cut >= 2 * REPORT_ENTRY {
+        return Ok(cut);
+    }
+    Err(invalid(format!(
+        "a full zone report of {len} bytes is over the drive's {max}-byte transfer limit"
+    )))
 }
 
 /// Zone commands of a zoned backend. Calls are synchronous; [`Backend::may_block`]
@@ -126,4 +193,48 @@ pub trait QueuedZonedBackend: Send + Sync {
         partial: bool,
         buf: Vec<u8>,
     ) -> IoFuture<Vec<u8>>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: ZoneLimits = ZoneLimits {
+        max_open: 4,
+        max_active: 6,
+    };
+
+    #[test]
+    fn drive_geometry_rounds_the_append_limit_down_to_a_power_of_two() {
+        let g =
+            ZonedGeometry::of_drive(4096, LIMITS, 4096 * 64 + 1, Some(3072), 192 << 10).unwrap();
+        assert_eq!((g.zone_size, g.zone_cap, g.zone_count), (4096, 3072, 65));
+        // 192 KiB = 48 units of 4 KiB: ZASL 5 (128 KiB).
+        assert_eq!(g.zasl, 5);
+        assert_eq!(g.append_limit(), Some(128 << 10));
+        assert_eq!((g.mor(), g.mar()), (3, 5));
+    }
+
+    #[test]
+    fn report_lengths_a_drive_can_move() {
+        assert_eq!(drive_report_len(4096, 1 << 20, false).unwrap(), 4096);
+        assert_eq!(drive_report_len(1 << 20, 1 << 20, false).unwrap(), 1 << 20);
+        // Partial reports are cut to whole descriptors within the limit.
+        assert_eq!(drive_report_len(1 << 20, 500_000, true).unwrap(), 499_968);
+        assert!(drive_report_len(1 << 20, 500_000, false).is_err());
+        assert!(drive_report_len(0, 4096, true).is_err());
+        assert!(drive_report_len(6, 4096, true).is_err());
+        assert!(drive_report_len(4096, 100, true).is_err());
+    }
+
+    #[test]
+    fn drive_geometry_refusals() {
+        let of = |cap, limit| ZonedGeometry::of_drive(4096, LIMITS, 8192, cap, limit);
+        assert!(of(None, 1 << 20).unwrap_err().contains("capacity"));
+        assert!(of(Some(0), 1 << 20).is_err());
+        assert!(of(Some(4097), 1 << 20).is_err());
+        assert!(of(Some(4096), 4096).unwrap_err().contains("8 KiB"));
+        assert_eq!(of(Some(4096), 8192).unwrap().zasl, 1);
+        assert!(ZonedGeometry::of_drive(0, LIMITS, 8192, Some(1), 1 << 20).is_err());
+    }
 }

@@ -231,18 +231,25 @@ impl<M: DmaRegion + Send + Sync + 'static> NvmeDriver<M> {
 
     /// A request over `cmds` on the calling thread's queue; its output is the request buffer
     /// and the last completion's DW0/DW1.
-    fn request(self: &Arc<Self>, cmds: VecDeque<IoCmd>, buf: Vec<u8>) -> IoOp<M> {
+    fn request(self: &Arc<Self>, cmds: VecDeque<IoCmd>, buf: Vec<u8>, in_order: bool) -> IoOp<M> {
         IoOp {
             driver: Arc::clone(self),
             queue: self.queue_index(),
             req: Request::new(buf),
             pending: cmds,
+            in_order,
         }
     }
 
     /// One poll of a request: reap its queue, submit what fits, handle deadlines. Returns
     /// whether anything moved.
-    fn step(&self, queue: usize, req: &Arc<Request>, pending: &mut VecDeque<IoCmd>) -> bool {
+    fn step(
+        &self,
+        queue: usize,
+        req: &Arc<Request>,
+        pending: &mut VecDeque<IoCmd>,
+        in_order: bool,
+    ) -> bool {
         if self.state.load(Ordering::Acquire) == GONE {
             pending.clear();
             req.fail(BackendError::Gone(lock(&self.gone_reason).clone()));
@@ -260,6 +267,10 @@ impl<M: DmaRegion + Send + Sync + 'static> NvmeDriver<M> {
             pending.clear();
         }
         while let Some(cmd) = pending.pop_front() {
+            if in_order && req.lock().outstanding > 0 {
+                pending.push_front(cmd);
+                break;
+            }
             let deadline = now + self.opts.timeout;
             let sgl = self.info.sgl;
             match q.submit(&self.pool, &cmd, req, deadline, sgl, self.info.max_transfer) {
@@ -429,6 +440,8 @@ struct IoOp<M> {
     queue: usize,
     req: Arc<Request>,
     pending: VecDeque<IoCmd>,
+    /// One command on the queue at a time, in order (the parts of a write to a zone).
+    in_order: bool,
 }
 
 impl<M: DmaRegion + Send + Sync + 'static> Future for IoOp<M> {
@@ -437,7 +450,9 @@ impl<M: DmaRegion + Send + Sync + 'static> Future for IoOp<M> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        let moved = this.driver.step(this.queue, &this.req, &mut this.pending);
+        let moved = this
+            .driver
+            .step(this.queue, &this.req, &mut this.pending, this.in_order);
         let mut s = this.req.lock();
         if s.outstanding == 0 && this.pending.is_empty() {
             return Poll::Ready(match s.error.take() {
@@ -505,7 +520,14 @@ impl<M: DmaRegion + Send + Sync + 'static> DriverNamespace<M> {
         cmds: VecDeque<IoCmd>,
         buf: Vec<u8>,
     ) -> impl Future<Output = Result<(Vec<u8>, u64), BackendError>> + Send + 'static {
-        self.driver.request(cmds, buf)
+        // The parts of a write to a zone go one after another, each at the write pointer
+        // the previous one left (ZNS 1.1 §2.1.1.2); reads and single commands need no order.
+        let in_order = self.zoned.is_some()
+            && cmds.len() > 1
+            && cmds
+                .front()
+                .is_some_and(|c| c.sqe.opcode != IoOpcode::Read.to_u8());
+        self.driver.request(cmds, buf, in_order)
     }
 
     fn read_op(&self, lba: u64, buf: Vec<u8>) -> IoFuture<Vec<u8>> {

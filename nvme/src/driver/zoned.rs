@@ -11,6 +11,7 @@ use super::dma::DmaRegion;
 use super::error::DriverError;
 use super::io::{rw_sqe, Data, IoCmd};
 use super::nvme_driver::{block_on, DriverNamespace, FUA};
+use crate::backend::zoned::{drive_report_len, REPORT_ENTRY};
 use crate::backend::{
     blocks_in, check_range, BackendError, IoFuture, QueuedZonedBackend, ZonedBackend, ZonedGeometry,
 };
@@ -19,9 +20,6 @@ use crate::zns::ZoneLimits;
 use crate::zns::{
     ReportOption, ZoneAction, ZoneDescriptor, ZoneReportHeader, ZONE_APPEND, ZRA_REPORT_ZONES,
 };
-
-/// Bytes of the report header and of each zone descriptor (ZNS 1.1 §4.4.4.1).
-const REPORT_ENTRY: usize = 64;
 
 fn invalid(msg: String) -> BackendError {
     BackendError::Io(io::Error::new(io::ErrorKind::InvalidInput, msg))
@@ -127,10 +125,9 @@ impl<M: DmaRegion + Send + Sync + 'static> DriverNamespace<M> {
 }
 
 impl<M: DmaRegion + Send + Sync + 'static> DriverNamespace<M> {
-    /// The geometry a zoned namespace exports: zone size and limits from Identify, the zone
-    /// capacity of its first zone (ZOC variable capacity is not exported: every zone has the
-    /// first one's), ZASL from the controller's append limit in 4 KiB units (ZNS 1.1
-    /// §4.1.5.2), never above what one command of this namespace moves.
+    /// The geometry a zoned namespace exports ([`ZonedGeometry::of_drive`]): zone size and
+    /// limits from Identify, the capacity of its first zone, and the controller's append
+    /// limit, never above what one command of this namespace moves.
     pub(super) fn zoned_geometry(&self) -> Result<ZonedGeometry, DriverError> {
         let Some(z) = self.info().zoned.clone() else {
             return Err(DriverError::Unsupported(format!(
@@ -138,15 +135,11 @@ impl<M: DmaRegion + Send + Sync + 'static> DriverNamespace<M> {
                 self.info().nsid
             )));
         };
-        let unsupported = |what: String| DriverError::Unsupported(what);
         let (_, first) = self
             .report_zones(0, ReportOption::All, true, 1)
-            .map_err(|e| unsupported(format!("report of the first zone failed: {e}")))?;
-        let zone_cap = first
-            .first()
-            .map(|d| d.zcap.get())
-            .filter(|&cap| cap != 0 && cap <= z.zone_size)
-            .ok_or_else(|| unsupported("the first zone reports no valid capacity".into()))?;
+            .map_err(|e| {
+                DriverError::Unsupported(format!("report of the first zone failed: {e}"))
+            })?;
         let per_command = u64::from(self.info().block_size) << 16;
         let limit = self
             .driver()
@@ -155,24 +148,13 @@ impl<M: DmaRegion + Send + Sync + 'static> DriverNamespace<M> {
             .unwrap_or(self.driver().info().max_transfer)
             .min(self.driver().info().max_transfer)
             .min(per_command);
-        // 2^zasl units of 4 KiB; 0 would mean "the transfer limit", so the smallest
-        // exportable limit is 8 KiB.
-        let units = limit / 4096;
-        if units < 2 {
-            return Err(unsupported(format!(
-                "zone append limit of {limit} bytes is below the 8 KiB ZASL can express"
-            )));
-        }
-        Ok(ZonedGeometry {
-            zone_size: z.zone_size,
-            zone_cap,
-            zone_count: self.info().blocks.div_ceil(z.zone_size),
-            limits: ZoneLimits {
-                max_open: z.max_open.unwrap_or(0),
-                max_active: z.max_active.unwrap_or(0),
-            },
-            zasl: (63 - units.leading_zeros()) as u8,
-        })
+        let limits = ZoneLimits {
+            max_open: z.max_open.unwrap_or(0),
+            max_active: z.max_active.unwrap_or(0),
+        };
+        let zone_cap = first.first().map(|d| d.zcap.get());
+        ZonedGeometry::of_drive(z.zone_size, limits, self.info().blocks, zone_cap, limit)
+            .map_err(DriverError::Unsupported)
     }
 
     /// Zone Management Send (ZNS 1.1 §4.4.3), encoded by [`ZoneSend`].
@@ -199,27 +181,24 @@ impl<M: DmaRegion + Send + Sync + 'static> DriverNamespace<M> {
     }
 
     /// Report Zones (ZNS 1.1 §4.4.4) into `buf`, whose length is the report's size, encoded
-    /// by [`ZoneReceive`]: the drive fills the buffer.
+    /// by [`ZoneReceive`]: the drive fills the buffer, or as much of it as one command
+    /// moves ([`drive_report_len`]) and the rest is zeroed.
     fn report_op(
         &self,
         slba: u64,
         option: ReportOption,
         partial: bool,
-        buf: Vec<u8>,
+        mut buf: Vec<u8>,
     ) -> IoFuture<Vec<u8>> {
-        let len = buf.len();
-        let checked = self.require_zoned().and_then(|()| {
-            if len == 0 || !len.is_multiple_of(4) || len as u64 > self.driver().info().max_transfer
-            {
-                return Err(invalid(format!(
-                    "a zone report of {len} bytes: whole dwords up to the transfer limit"
-                )));
-            }
-            Ok(())
-        });
-        if let Err(e) = checked {
-            return Box::pin(std::future::ready(Err(e)));
-        }
+        let host_len = buf.len();
+        let checked = self
+            .require_zoned()
+            .and_then(|()| drive_report_len(host_len, self.driver().info().max_transfer, partial));
+        let len = match checked {
+            Ok(len) => len,
+            Err(e) => return Box::pin(std::future::ready(Err(e))),
+        };
+        buf.truncate(len);
         let sqe = ZoneReceive {
             nsid: self.info().nsid,
             slba,
@@ -236,7 +215,12 @@ impl<M: DmaRegion + Send + Sync + 'static> DriverNamespace<M> {
             }]),
             buf,
         );
-        Box::pin(async move { op.await.map(|(buf, _)| buf) })
+        Box::pin(async move {
+            op.await.map(|(mut buf, _)| {
+                buf.resize(host_len, 0);
+                buf
+            })
+        })
     }
 }
 

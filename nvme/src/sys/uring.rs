@@ -57,6 +57,25 @@ impl NvmeUringCmd {
         }
     }
 
+    /// The passthrough form of `sqe`: opcode, NSID and command dwords 2, 3 and 10..15.
+    /// The data pointer is the ring's to fill and the kernel chooses PRPs or SGLs, so
+    /// `sqe`'s data pointer and flags (PSDT, fused) are dropped.
+    pub fn from_sqe(sqe: &crate::sqe::Sqe) -> NvmeUringCmd {
+        NvmeUringCmd {
+            opcode: sqe.opcode,
+            nsid: sqe.nsid.get(),
+            cdw2: sqe.cdw2.get(),
+            cdw3: sqe.cdw3.get(),
+            cdw10: sqe.cdw10.get(),
+            cdw11: sqe.cdw11.get(),
+            cdw12: sqe.cdw12.get(),
+            cdw13: sqe.cdw13.get(),
+            cdw14: sqe.cdw14.get(),
+            cdw15: sqe.cdw15.get(),
+            ..NvmeUringCmd::default()
+        }
+    }
+
     /// The 80-byte `cmd` area of a 128-byte SQE: this command with its data pointer and
     /// length, then zeroes. No metadata buffer is ever passed.
     pub fn to_sqe_cmd(&self, addr: u64, data_len: u32) -> [u8; 80] {
@@ -392,6 +411,24 @@ mod tests {
             0, 0, 0, 0, 0, 0, 0, 0, // rest of the SQE cmd area
         ];
         assert_eq!(b, expect);
+    }
+
+    #[test]
+    fn from_sqe_keeps_the_command_dwords_and_drops_flags_and_pointers() {
+        let zs = crate::command::ZoneSend {
+            nsid: 3,
+            slba: 0x1_0000_2000,
+            action: crate::zns::ZoneAction::Finish,
+            select_all: true,
+            zsaso: false,
+        };
+        let mut sqe = zs.to_sqe();
+        sqe.flags = 0x40;
+        sqe.dptr = [0xff; 16];
+        let c = NvmeUringCmd::from_sqe(&sqe);
+        assert_eq!((c.opcode, c.flags, c.nsid), (0x79, 0, 3));
+        assert_eq!((c.cdw10, c.cdw11, c.cdw13), (0x2000, 1, 0x102));
+        assert_eq!((c.addr, c.data_len), (0, 0));
     }
 
     /// A file without `uring_cmd` (here /dev/zero; recent kernels give /dev/null a no-op

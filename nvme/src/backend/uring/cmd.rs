@@ -8,6 +8,7 @@ use zerocopy::IntoBytes;
 
 use crate::backend::BackendError;
 use crate::command::DsmRange;
+use crate::identify::Csi;
 use crate::opcode::{AdminOpcode, IoOpcode};
 use crate::sys::uring::{IoBuf, NvmeUringCmd};
 use crate::Status;
@@ -110,11 +111,27 @@ pub fn deallocate(nsid: u32, lba: u64, blocks: u64) -> Vec<Part> {
         .collect()
 }
 
-/// Identify (NVMe Base 2.0 §5.17) with CNS `cns` for `nsid`: CDW10 bits 7:0.
-pub fn identify(nsid: u32, cns: u8) -> NvmeUringCmd {
+/// Identify (NVMe Base 2.0 §5.17) with CNS `cns` for `nsid` (CDW10 bits 7:0) and command
+/// set `csi` (CDW11 bits 31:24).
+pub fn identify(nsid: u32, cns: u8, csi: Csi) -> NvmeUringCmd {
     let mut c = NvmeUringCmd::new(AdminOpcode::Identify.to_u8(), nsid);
     c.cdw10 = u32::from(cns);
+    c.cdw11 = u32::from(csi.to_u8()) << 24;
     c
+}
+
+/// One Zone Append (NVMe ZNS 1.1 §4.3) of `data` to the zone starting at `zslba`: laid out
+/// like a Write (SLBA is the zone's start, NLB, FUA); never split.
+pub fn zone_append(nsid: u32, zslba: u64, data: Bytes, fua: bool, bs: u32) -> Part {
+    let blocks = (data.len() / bs as usize) as u64;
+    let mut cmd = lba_cmd(IoOpcode::ZoneAppend, nsid, zslba, blocks);
+    if fua {
+        cmd.cdw12 |= FUA;
+    }
+    Part {
+        cmd,
+        buf: IoBuf::Out(data),
+    }
 }
 
 /// A passthrough completion's `res`: 0 success, > 0 the NVMe status field (the 15 bits
@@ -219,7 +236,18 @@ mod tests {
 
     #[test]
     fn identify_namespace_command() {
-        let c = identify(5, 0);
-        assert_eq!((c.opcode, c.nsid, c.cdw10), (0x06, 5, 0));
+        let c = identify(5, 0, Csi::Nvm);
+        assert_eq!((c.opcode, c.nsid, c.cdw10, c.cdw11), (0x06, 5, 0, 0));
+        let c = identify(5, 0x05, Csi::Zoned);
+        assert_eq!((c.cdw10, c.cdw11), (0x05, 0x0200_0000));
+    }
+
+    #[test]
+    fn zone_append_command() {
+        let p = zone_append(2, 0x1_0000_0000, Bytes::from(vec![7u8; 8192]), true, 4096);
+        let c = &p.cmd;
+        assert_eq!((c.opcode, c.nsid, c.cdw10, c.cdw11), (0x7d, 2, 0, 1));
+        assert_eq!(c.cdw12, FUA | 1);
+        assert!(matches!(&p.buf, IoBuf::Out(b) if b.len() == 8192));
     }
 }

@@ -7,13 +7,23 @@ use super::cmd::{self, Part};
 use crate::backend::BackendError;
 use crate::sys::uring::{IoBuf, PassthruRing, Rejected, NVME_URING_CMD_IO};
 
+/// One command's outcome: its buffer back from the kernel and its result (CQE DW1:DW0).
+#[derive(Debug)]
+pub struct Done {
+    pub buf: IoBuf,
+    pub result: u64,
+}
+
 pub struct Job {
     parts: Vec<Option<Part>>,
     next: usize,
     /// (part index, ring tag) of the commands on the ring.
     in_flight: Vec<(usize, u32)>,
-    bufs: Vec<Option<IoBuf>>,
+    done: Vec<Option<Done>>,
     failed: Option<BackendError>,
+    /// One command on the ring at a time, in order: the parts of a write to a zone, which
+    /// the drive must see at its write pointer one after another (ZNS 1.1 §2.1.1.2).
+    in_order: bool,
 }
 
 impl Job {
@@ -23,14 +33,26 @@ impl Job {
             parts: parts.into_iter().map(Some).collect(),
             next: 0,
             in_flight: Vec::new(),
-            bufs: (0..n).map(|_| None).collect(),
+            done: (0..n).map(|_| None).collect(),
             failed: None,
+            in_order: false,
+        }
+    }
+
+    /// A job whose commands run one after another (see `in_order`).
+    pub fn in_order(parts: Vec<Part>) -> Job {
+        Job {
+            in_order: true,
+            ..Job::new(parts)
         }
     }
 
     /// Queue the commands that fit on the ring.
     pub fn push(&mut self, ring: &mut PassthruRing) {
         while self.failed.is_none() && self.next < self.parts.len() {
+            if self.in_order && !self.in_flight.is_empty() {
+                break;
+            }
             let Some(part) = self.parts[self.next].take() else {
                 break;
             };
@@ -65,7 +87,12 @@ impl Job {
             };
             self.in_flight.swap_remove(i);
             match cmd::check(c.res) {
-                Ok(()) => self.bufs[idx] = Some(c.buf),
+                Ok(()) => {
+                    self.done[idx] = Some(Done {
+                        buf: c.buf,
+                        result: c.result,
+                    })
+                }
                 Err(e) => self.fail(ring, e),
             }
         }
@@ -93,12 +120,12 @@ impl Job {
         self.in_flight.is_empty() && (self.failed.is_some() || self.next == self.parts.len())
     }
 
-    /// The buffers of every command, in command order, or the first error.
-    pub fn finish(&mut self) -> Result<Vec<IoBuf>, BackendError> {
+    /// The outcome of every command, in command order, or the first error.
+    pub fn finish(&mut self) -> Result<Vec<Done>, BackendError> {
         if let Some(e) = self.failed.take() {
             return Err(e);
         }
-        self.bufs
+        self.done
             .iter_mut()
             .map(|b| {
                 b.take()
@@ -117,7 +144,7 @@ impl Job {
     }
 
     /// Run to completion on `ring`, blocking in the kernel for completions.
-    pub fn run(&mut self, ring: &mut PassthruRing) -> Result<Vec<IoBuf>, BackendError> {
+    pub fn run(&mut self, ring: &mut PassthruRing) -> Result<Vec<Done>, BackendError> {
         loop {
             self.push(ring);
             if let Err(e) = ring.wait() {
@@ -131,11 +158,11 @@ impl Job {
     }
 }
 
-/// Copy the data of a read split over `bufs` into `into`, in command order.
-pub fn concat_reads(bufs: Vec<IoBuf>, into: &mut [u8]) {
+/// Copy the data of a read split over `done` into `into`, in command order.
+pub fn concat_reads(done: Vec<Done>, into: &mut [u8]) {
     let mut off = 0;
-    for b in bufs {
-        if let IoBuf::In(v) = b {
+    for d in done {
+        if let IoBuf::In(v) = d.buf {
             let n = v.len().min(into.len() - off);
             into[off..off + n].copy_from_slice(&v[..n]);
             off += n;

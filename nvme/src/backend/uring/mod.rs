@@ -13,6 +13,9 @@
 //! the kernel refuses (EINVAL/EOPNOTSUPP at ring setup or on the first read) the backend
 //! uses interrupts and logs that once.
 //!
+//! A zoned namespace (Namespace Identification Descriptor CSI 02h) is exported with its
+//! zone commands passed through ([`zoned`]); the drive keeps the zone rules.
+//!
 //! Copies: blocking reads and writes copy between the caller's slice and a buffer the ring
 //! owns (the kernel may touch it until the command completes); a queued read that is split
 //! copies its parts into the caller's buffer. Writes through [`QueuedBackend`] never copy.
@@ -21,6 +24,7 @@ mod cmd;
 mod job;
 mod limits;
 mod rings;
+mod zoned;
 
 use std::fs::OpenOptions;
 use std::future::Future;
@@ -35,13 +39,15 @@ use bytes::Bytes;
 
 use super::null::invalid_input;
 use super::SUPPORTED_BLOCK_SIZES;
-use super::{blocks_in, check_range, Backend, BackendError, BackendInfo, IoFuture, QueuedBackend};
-use crate::identify::{
-    Csi, IdentifyController, IdentifyNamespace, NsDescriptor, IDENTIFY_DATA_SIZE,
+use super::{
+    blocks_in, check_range, Backend, BackendError, BackendInfo, IoFuture, QueuedBackend,
+    ZonedBackend, ZonedGeometry,
 };
+use crate::identify::{Csi, IdentifyController, IdentifyNamespace, IDENTIFY_DATA_SIZE};
+use crate::opcode::IoOpcode;
 use crate::sys::uring::{admin_command, namespace_id, IoBuf};
 use cmd::Part;
-use job::Job;
+use job::{Done, Job};
 use rings::{lock, RingSet, SharedRing};
 
 pub use limits::QueueLimits;
@@ -72,6 +78,8 @@ pub struct UringBackend {
     /// Most blocks one Read or Write carries.
     max_blocks: u64,
     rings: RingSet,
+    /// The zones of a zoned namespace, as exported.
+    zoned: Option<ZonedGeometry>,
 }
 
 /// Errors of the admin ioctl: the NVMe status or the errno.
@@ -99,7 +107,7 @@ impl UringBackend {
         let nsid = namespace_id(&dev)?;
 
         let mut page = vec![0u8; IDENTIFY_DATA_SIZE];
-        admin(&dev, &cmd::identify(nsid, 0x00), &mut page)?;
+        admin(&dev, &cmd::identify(nsid, 0x00, Csi::Nvm), &mut page)?;
         let ns = IdentifyNamespace::from_bytes(&page)
             .ok_or_else(|| invalid_input("short Identify Namespace data".into()))?;
         let format = ns.current_lba_format();
@@ -118,32 +126,18 @@ impl UringBackend {
                 path.display()
             )));
         }
-        // A zoned namespace (Namespace Identification Descriptor CSI 02h) would pass for an
-        // NVM one here, and hosts would write it at random: refuse it.
-        let mut page = vec![0u8; IDENTIFY_DATA_SIZE];
-        if admin(&dev, &cmd::identify(nsid, 0x03), &mut page).is_ok() {
-            let zoned = NsDescriptor::parse_list(&page).is_ok_and(|list| {
-                list.iter()
-                    .any(|d| matches!(d, NsDescriptor::Csi(c) if *c == Csi::Zoned.to_u8()))
-            });
-            if zoned {
-                return Err(invalid_input(format!(
-                    "{}: namespace {nsid} is zoned; nvme-uring exports NVM namespaces only \
-                     (export zoned drives with nvme-vfio)",
-                    path.display()
-                )));
-            }
-        }
         let mut page = vec![0u8; IDENTIFY_DATA_SIZE];
         // Controller data only tells whether a write cache exists; without it assume one, so
         // Flush and FUA still reach the drive.
-        let vwc = match admin(&dev, &cmd::identify(0, 0x01), &mut page) {
+        let vwc = match admin(&dev, &cmd::identify(0, 0x01, Csi::Nvm), &mut page) {
             Ok(()) => IdentifyController::from_bytes(&page).is_none_or(|c| c.vwc & 1 != 0),
             Err(_) => true,
         };
 
         let limits = limits::read(&path);
         let max_blocks = (limits.max_transfer / u64::from(block_size)).clamp(1, cmd::MAX_NLB);
+        let zoned = zoned::identify(&dev, nsid, &ns, max_blocks * u64::from(block_size))
+            .map_err(|e| invalid_input(format!("{}: namespace {nsid}: {e}", path.display())))?;
         let iopoll = opts.iopoll && limits.io_poll != Some(false);
         if opts.iopoll && !iopoll {
             tracing::info!(
@@ -166,8 +160,16 @@ impl UringBackend {
             max_blocks,
             rings: RingSet::new(Arc::new(dev), opts.queue_depth, iopoll),
             path,
+            zoned: None,
         };
         backend.probe()?;
+        let backend = match zoned {
+            Some(z) => UringBackend {
+                zoned: Some(backend.zoned_geometry(z)?),
+                ..backend
+            },
+            None => backend,
+        };
         Ok(Arc::new(backend))
     }
 
@@ -212,15 +214,28 @@ impl UringBackend {
         check_range(lba, blocks, self.info.num_blocks)
     }
 
-    fn run(&self, parts: Vec<Part>) -> Result<Vec<IoBuf>, BackendError> {
+    /// A job of `parts`; the parts of a write to a zoned namespace go one after another,
+    /// each at the write pointer the previous one left (ZNS 1.1 §2.1.1.2).
+    fn job(&self, parts: Vec<Part>) -> Job {
+        let writes = parts
+            .first()
+            .is_some_and(|p| p.cmd.opcode != IoOpcode::Read.to_u8());
+        if self.zoned.is_some() && parts.len() > 1 && writes {
+            Job::in_order(parts)
+        } else {
+            Job::new(parts)
+        }
+    }
+
+    fn run(&self, parts: Vec<Part>) -> Result<Vec<Done>, BackendError> {
         let ring = self.rings.local()?;
         let mut ring = lock(&ring);
-        Job::new(parts).run(&mut ring)
+        self.job(parts).run(&mut ring)
     }
 
     fn submit(&self, parts: Vec<Part>) -> Result<JobFuture, BackendError> {
         let ring = self.rings.local()?;
-        let mut job = Job::new(parts);
+        let mut job = self.job(parts);
         job.push(&mut lock(&ring));
         Ok(JobFuture { ring, job })
     }
@@ -228,7 +243,7 @@ impl UringBackend {
     fn queued<T: Send + 'static>(
         &self,
         parts: Result<Vec<Part>, BackendError>,
-        done: impl FnOnce(Vec<IoBuf>) -> T + Send + 'static,
+        done: impl FnOnce(Vec<Done>) -> T + Send + 'static,
     ) -> IoFuture<T> {
         match parts.and_then(|p| self.submit(p)) {
             Ok(fut) => Box::pin(async move { fut.await.map(done) }),
@@ -278,7 +293,7 @@ struct JobFuture {
 }
 
 impl Future for JobFuture {
-    type Output = Result<Vec<IoBuf>, BackendError>;
+    type Output = Result<Vec<Done>, BackendError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
@@ -336,6 +351,10 @@ impl Backend for UringBackend {
     fn queued(&self) -> Option<&dyn QueuedBackend> {
         Some(self)
     }
+
+    fn zoned(&self) -> Option<&dyn ZonedBackend> {
+        self.zoned.as_ref().map(|_| self as &dyn ZonedBackend)
+    }
 }
 
 impl QueuedBackend for UringBackend {
@@ -347,8 +366,12 @@ impl QueuedBackend for UringBackend {
             }
             parts
         });
-        self.queued(parts, move |bufs| match <[IoBuf; 1]>::try_from(bufs) {
-            Ok([IoBuf::In(v)]) if buf.is_empty() => v,
+        self.queued(parts, move |done| match <[Done; 1]>::try_from(done) {
+            Ok(
+                [Done {
+                    buf: IoBuf::In(v), ..
+                }],
+            ) if buf.is_empty() => v,
             Ok(one) => {
                 job::concat_reads(Vec::from(one), &mut buf);
                 buf

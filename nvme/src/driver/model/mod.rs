@@ -156,6 +156,8 @@ struct State {
     held: Vec<Held>,
     resets: u32,
     executed: Vec<(u16, u8)>,
+    /// Most I/O commands one SQ tail doorbell write brought (commands queued together).
+    largest_io_fetch: usize,
     doorbell_errors: Vec<DoorbellError>,
 }
 
@@ -191,6 +193,7 @@ impl SoftController {
                 held: Vec::new(),
                 resets: 0,
                 executed: Vec::new(),
+                largest_io_fetch: 0,
                 doorbell_errors: Vec::new(),
             })),
         }
@@ -224,6 +227,12 @@ impl SoftController {
     /// (qid, opcode) of every command fetched, in order.
     pub fn executed(&self) -> Vec<(u16, u8)> {
         self.state().executed.clone()
+    }
+
+    /// The most I/O commands that were on an SQ together when its tail doorbell was written,
+    /// since the last call (which resets it).
+    pub fn take_largest_io_fetch(&self) -> usize {
+        std::mem::take(&mut self.state().largest_io_fetch)
     }
 
     /// Doorbell writes that were ignored as invalid, in order.

@@ -128,6 +128,7 @@ impl From<Result<(), Status>> for Outcome {
 impl State {
     /// Fetch and execute commands of SQ `qid` until its head reaches its tail.
     pub(super) fn process_sq(&mut self, qid: u16) {
+        let mut fetched = 0usize;
         loop {
             if !self.running() {
                 return;
@@ -151,6 +152,10 @@ impl State {
                 return;
             };
             self.executed.push((qid, sqe.opcode));
+            if qid != 0 {
+                fetched += 1;
+                self.largest_io_fetch = self.largest_io_fetch.max(fetched);
+            }
             let outcome = match self.take_fault(qid, sqe.opcode) {
                 Some(Fault::Drop { .. }) => {
                     self.held.push(Held {

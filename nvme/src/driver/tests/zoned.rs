@@ -120,8 +120,11 @@ fn writes_follow_the_write_pointer_until_full() {
         device_status(write(&ns, 11, 1, 2)),
         Status::ZONE_INVALID_WRITE.sc
     );
-    // A write larger than MDTS is split into commands that each land at the write pointer.
+    // A write larger than MDTS is split into commands that each land at the write pointer:
+    // one on the queue at a time, as the drive may run queued commands in any order.
+    r.ctrl.take_largest_io_fetch();
     write(&ns, 10, 38, 3).unwrap();
+    assert_eq!(r.ctrl.take_largest_io_fetch(), 1);
     // The write pointer of a full zone has no meaning (ZNS 1.1 §2.1.1.6); only the state.
     assert_eq!(r.ctrl.zone(1, 0).unwrap().0, ZoneState::Full);
     assert_eq!(device_status(write(&ns, 48, 1, 4)), Status::ZONE_IS_FULL.sc);
@@ -130,6 +133,11 @@ fn writes_follow_the_write_pointer_until_full() {
     let mut back = vec![0; CAP as usize * BS];
     Backend::read(&*ns, 0, &mut back).unwrap();
     assert!(back == want);
+    // Reads, and writes to a namespace without zones, are queued together.
+    assert!(r.ctrl.take_largest_io_fetch() > 1);
+    let plain = r.driver.namespace(2).unwrap();
+    Backend::write(&*plain, 0, &vec![7u8; 512 * 512], false).unwrap();
+    assert!(r.ctrl.take_largest_io_fetch() > 1);
 }
 
 #[test]
