@@ -65,7 +65,8 @@ fuzz: toolchain
 	done
 
 ## Loopback benchmark of the release binary (null and RAM backends, the loopback TCP baseline,
-## the reference figures and goals); rewrites docs/benchmarks.md, raw runs go to build/bench/.
+## the management plane under load, the goals); rewrites docs/benchmarks.md, raw runs go to
+## build/bench/.
 bench: build
 	python3 target/bench/bench.py --ferrofab $(BIN_RELEASE) --out docs/benchmarks.md
 

@@ -1,7 +1,9 @@
 //! The controller side's output: PDU pieces waiting for the socket, and the pool of data
 //! buffers that reads fill. Nothing here allocates once the queue and the pool have grown to
 //! the connection's working set: heads and digests are kept inline, shared data is
-//! reference-counted, and pooled buffers go back to the pool as soon as they are sent.
+//! reference-counted, and pooled buffers go back to the pool as soon as they are sent. A
+//! pooled buffer sent in several PDUs (reads larger than one C2HData PDU) is held in a slot
+//! while its parts, interleaved with their PDU heads, go out.
 
 use std::collections::VecDeque;
 use std::io::IoSlice;
@@ -18,71 +20,107 @@ pub const SMALL_BUF: usize = 16 * 1024;
 /// Most small buffers a pool keeps; more are freed when returned.
 pub const POOL_KEEP: usize = 128;
 
-/// Most bytes of large buffers a pool keeps (enough for 32 reads of 128 KiB in flight).
+/// Most bytes of large buffers a pool keeps per size class (64 reads of 128 KiB or 8 of
+/// 1 MiB in flight).
 pub const LARGE_POOL_BYTES: usize = 8 << 20;
 
 enum Piece {
-    Inline { bytes: InlineBytes, sent: u8 },
+    Inline {
+        bytes: InlineBytes,
+        sent: u8,
+    },
     Shared(Bytes),
-    Pooled { buf: DataBuf, sent: usize },
+    Pooled {
+        buf: DataBuf,
+        sent: usize,
+    },
+    /// Bytes `start..end` of the buffer held in `slot`; sending the `last` part returns the
+    /// buffer to the pool.
+    Part {
+        slot: usize,
+        start: usize,
+        end: usize,
+        last: bool,
+    },
 }
 
 impl Piece {
-    fn remaining(&self) -> &[u8] {
+    fn remaining<'a>(&'a self, held: &'a [Option<DataBuf>]) -> &'a [u8] {
         match self {
             Piece::Inline { bytes, sent } => &bytes.as_slice()[usize::from(*sent)..],
             Piece::Shared(b) => b,
             Piece::Pooled { buf, sent } => &buf.as_slice()[*sent..],
+            Piece::Part {
+                slot, start, end, ..
+            } => held
+                .get(*slot)
+                .and_then(Option::as_ref)
+                .map_or(&[][..], |b| &b.as_slice()[*start..*end]),
         }
     }
 }
 
-/// Free data buffers in two size classes.
+/// Large buffers are pooled by power-of-two size, from this size up (one class per power).
+const LARGE_MIN_SHIFT: u32 = 15;
+/// Large size classes: 32 KiB up to 1 GiB; larger buffers are never pooled.
+const LARGE_CLASSES: usize = 16;
+
+/// The size class of a large buffer of `len` bytes and the size it is allocated with.
+fn large_class(len: usize) -> Option<(usize, usize)> {
+    let size = len.next_power_of_two().max(1 << LARGE_MIN_SHIFT);
+    let class = (size.trailing_zeros() - LARGE_MIN_SHIFT) as usize;
+    (class < LARGE_CLASSES).then_some((class, size))
+}
+
+/// Free data buffers: small ones, and large ones by power-of-two size class, so a mix of
+/// 128 KiB and 1 MiB reads reuses buffers of its own sizes instead of growing them all to
+/// the largest.
 #[derive(Default)]
 pub struct BufPool {
     small: Vec<Vec<u8>>,
-    large: Vec<Vec<u8>>,
-    large_bytes: usize,
+    large: [Vec<Vec<u8>>; LARGE_CLASSES],
 }
 
 impl BufPool {
     /// A buffer of `len` bytes: a pooled one when there is one, else a new one.
     pub fn take(&mut self, len: usize) -> DataBuf {
-        let list = if len <= SMALL_BUF {
-            &mut self.small
-        } else {
-            &mut self.large
+        if len <= SMALL_BUF {
+            return match self.small.pop() {
+                Some(v) => DataBuf::reuse(v, len),
+                None => DataBuf::reuse(Vec::with_capacity(SMALL_BUF), len),
+            };
+        }
+        let Some((class, size)) = large_class(len) else {
+            return DataBuf::zeroed(len);
         };
-        match list.pop() {
-            Some(v) => {
-                if len > SMALL_BUF {
-                    self.large_bytes -= v.capacity();
-                }
-                DataBuf::reuse(v, len)
-            }
-            None if len <= SMALL_BUF => DataBuf::reuse(Vec::with_capacity(SMALL_BUF), len),
-            None => DataBuf::zeroed(len),
+        match self.large[class].pop() {
+            Some(v) => DataBuf::reuse(v, len),
+            None => DataBuf::reuse(vec![0; size], len),
         }
     }
 
     /// Return a buffer: kept while the pool is under [`POOL_KEEP`] small buffers or
-    /// [`LARGE_POOL_BYTES`] of large ones, else freed.
+    /// [`LARGE_POOL_BYTES`] in the buffer's size class, else freed.
     pub fn give(&mut self, buf: DataBuf) {
         let v = buf.into_vec();
-        let cap = v.capacity();
-        if cap <= SMALL_BUF {
+        if v.capacity() <= SMALL_BUF {
             if self.small.len() < POOL_KEEP {
                 self.small.push(v);
             }
-        } else if self.large_bytes + cap <= LARGE_POOL_BYTES {
-            self.large_bytes += cap;
-            self.large.push(v);
+            return;
+        }
+        // Only buffers of a class's exact size go back into it.
+        if let Some((class, size)) = large_class(v.len()) {
+            let list = &mut self.large[class];
+            if size == v.len() && (list.len() + 1) * size <= LARGE_POOL_BYTES {
+                list.push(v);
+            }
         }
     }
 
     /// Buffers currently pooled.
     pub fn pooled(&self) -> usize {
-        self.small.len() + self.large.len()
+        self.small.len() + self.large.iter().map(Vec::len).sum::<usize>()
     }
 }
 
@@ -92,6 +130,9 @@ pub struct SendQueue {
     pieces: VecDeque<Piece>,
     bytes: usize,
     pool: BufPool,
+    /// Buffers whose parts are queued ([`SendQueue::hold`]), by slot, and the free slots.
+    held: Vec<Option<DataBuf>>,
+    free_slots: Vec<usize>,
 }
 
 impl SendQueue {
@@ -120,6 +161,55 @@ impl SendQueue {
         }
     }
 
+    /// Keep `buf` until its parts are sent; returns its slot for [`SendQueue::push_part`] and
+    /// [`SendQueue::held`]. Slots are reused, so holding allocates nothing once the queue has
+    /// held as many buffers at once before.
+    pub fn hold(&mut self, buf: DataBuf) -> usize {
+        match self.free_slots.pop() {
+            Some(slot) => {
+                self.held[slot] = Some(buf);
+                slot
+            }
+            None => {
+                self.held.push(Some(buf));
+                self.held.len() - 1
+            }
+        }
+    }
+
+    /// The valid bytes of the buffer held in `slot` (empty for a free slot).
+    pub fn held(&self, slot: usize) -> &[u8] {
+        self.held
+            .get(slot)
+            .and_then(Option::as_ref)
+            .map_or(&[][..], DataBuf::as_slice)
+    }
+
+    /// Queue bytes `start..end` of the buffer held in `slot`; with `last`, the buffer goes
+    /// back to the pool once they are sent. Ranges past the buffer's end are cut to it.
+    pub fn push_part(&mut self, slot: usize, start: usize, end: usize, last: bool) {
+        let len = self.held(slot).len();
+        let (start, end) = (start.min(len), end.min(len));
+        if start < end {
+            self.bytes += end - start;
+            self.pieces.push_back(Piece::Part {
+                slot,
+                start,
+                end,
+                last,
+            });
+        } else if last {
+            self.release(slot);
+        }
+    }
+
+    fn release(&mut self, slot: usize) {
+        if let Some(buf) = self.held.get_mut(slot).and_then(Option::take) {
+            self.pool.give(buf);
+            self.free_slots.push(slot);
+        }
+    }
+
     /// Make room for `pieces` more queued pieces without growing later.
     pub fn reserve(&mut self, pieces: usize) {
         self.pieces.reserve(pieces);
@@ -138,7 +228,7 @@ impl SendQueue {
     pub fn io_slices<'a>(&'a self, slices: &mut [IoSlice<'a>]) -> usize {
         let mut n = 0;
         for (slot, piece) in slices.iter_mut().zip(self.pieces.iter()) {
-            *slot = IoSlice::new(piece.remaining());
+            *slot = IoSlice::new(piece.remaining(&self.held));
             n += 1;
         }
         n
@@ -152,18 +242,23 @@ impl SendQueue {
             let Some(front) = self.pieces.front_mut() else {
                 return;
             };
-            let left = front.remaining().len();
+            let left = front.remaining(&self.held).len();
             if left > n {
                 match front {
                     Piece::Inline { sent, .. } => *sent += n as u8,
                     Piece::Shared(b) => b.advance(n),
                     Piece::Pooled { sent, .. } => *sent += n,
+                    Piece::Part { start, .. } => *start += n,
                 }
                 return;
             }
             n -= left;
-            if let Some(Piece::Pooled { buf, .. }) = self.pieces.pop_front() {
-                self.pool.give(buf);
+            match self.pieces.pop_front() {
+                Some(Piece::Pooled { buf, .. }) => self.pool.give(buf),
+                Some(Piece::Part {
+                    slot, last: true, ..
+                }) => self.release(slot),
+                _ => {}
             }
         }
     }
@@ -175,7 +270,7 @@ impl SendQueue {
         }
         let mut out = BytesMut::with_capacity(self.bytes);
         for p in &self.pieces {
-            out.extend_from_slice(p.remaining());
+            out.extend_from_slice(p.remaining(&self.held));
         }
         let n = self.bytes;
         self.consume(n);
@@ -187,6 +282,9 @@ impl SendQueue {
         let n = self.bytes;
         self.consume(n);
         self.pieces.clear();
+        for slot in 0..self.held.len() {
+            self.release(slot);
+        }
     }
 
     pub fn pool(&mut self) -> &mut BufPool {
@@ -246,12 +344,87 @@ mod tests {
         let c = p.take(512);
         assert_eq!(c.len(), 512);
         assert!(c.as_slice().len() == 512);
+        // 64 KiB is another class than 128 KiB: a new buffer, the 128 KiB one stays.
         let d = p.take(64 * 1024);
         assert_eq!(d.len(), 64 * 1024);
+        assert_eq!(p.pooled(), 1);
+        // 100 KiB reuses the 128 KiB buffer.
+        let e = p.take(100 * 1024);
+        assert_eq!(
+            (e.len(), e.clone().into_vec().len()),
+            (100 * 1024, 128 * 1024)
+        );
         assert_eq!(p.pooled(), 0);
         p.give(c);
         p.give(d);
-        assert_eq!(p.pooled(), 2);
+        p.give(e);
+        assert_eq!(p.pooled(), 3);
+        // A buffer of no class's size (not from the pool) is not kept.
+        p.give(DataBuf::zeroed(100 * 1024));
+        assert_eq!(p.pooled(), 3);
+    }
+
+    #[test]
+    fn large_pool_is_bounded() {
+        let mut p = BufPool::default();
+        let bufs: Vec<_> = (0..LARGE_POOL_BYTES / (1 << 20) + 2)
+            .map(|_| p.take(1 << 20))
+            .collect();
+        for b in bufs {
+            p.give(b);
+        }
+        assert_eq!(p.pooled(), LARGE_POOL_BYTES / (1 << 20));
+        // Another class has its own bound.
+        let small_class: Vec<_> = (0..3).map(|_| p.take(128 << 10)).collect();
+        for b in small_class {
+            p.give(b);
+        }
+        assert_eq!(p.pooled(), LARGE_POOL_BYTES / (1 << 20) + 3);
+    }
+
+    #[test]
+    fn a_held_buffer_goes_out_in_parts_and_back_to_the_pool_after_the_last() {
+        for step in [1, 5, 64] {
+            let mut q = SendQueue::default();
+            let mut buf = q.pool().take(10);
+            buf.as_mut_slice().copy_from_slice(b"0123456789");
+            let slot = q.hold(buf);
+            assert_eq!(q.held(slot), b"0123456789");
+            for (start, end) in [(0, 4), (4, 8), (8, 10)] {
+                q.push_inline(InlineBytes::from_slice(b"<"));
+                q.push_part(slot, start, end, end == 10);
+                q.push_inline(InlineBytes::from_slice(b">"));
+            }
+            assert_eq!(q.len(), 16);
+            assert_eq!(drain(&mut q, step), b"<0123><4567><89>");
+            assert_eq!(
+                q.pool().pooled(),
+                1,
+                "back in the pool once the last part is sent"
+            );
+            assert!(q.held(slot).is_empty());
+            // The slot is reused.
+            let again = q.hold(DataBuf::zeroed(2));
+            assert_eq!(again, slot);
+            q.push_part(again, 0, 9, true);
+            assert_eq!(q.len(), 2, "a part is cut to its buffer");
+            q.clear();
+            assert_eq!(q.pool().pooled(), 2);
+        }
+    }
+
+    #[test]
+    fn clearing_returns_held_buffers_whose_last_part_was_never_queued() {
+        let mut q = SendQueue::default();
+        let slot = q.hold(DataBuf::zeroed(8));
+        q.push_part(slot, 0, 4, false);
+        q.clear();
+        assert!(q.is_empty());
+        assert_eq!(q.pool().pooled(), 1);
+        // An empty last part releases at once.
+        let slot = q.hold(DataBuf::zeroed(8));
+        q.push_part(slot, 8, 8, true);
+        assert_eq!(q.pool().pooled(), 2);
     }
 
     #[test]

@@ -739,11 +739,29 @@ impl TargetConnection {
                         self.out.push_inline(InlineBytes::from_slice(&d));
                     }
                 }
-                Some(payload) => {
-                    let data = match payload {
-                        Payload::Shared(b) => b,
-                        Payload::Buf(buf) => Bytes::from(buf.into_vec()),
-                    };
+                Some(Payload::Buf(mut buf)) => {
+                    // Several C2HData PDUs in offset order (NVMe/TCP 1.0 §3.3.2.1, §3.6.2.9),
+                    // each carrying its part of the pooled buffer, which goes back to the pool
+                    // once the last part is sent: no copy, no allocation.
+                    buf.truncate(total);
+                    let slot = self.out.hold(buf);
+                    let opts = self.encode_options();
+                    let mut off = 0;
+                    while off < total {
+                        let n = piece.min(total - off);
+                        let last = off + n == total;
+                        let pdu = c2h_pdu(cid, off, n, last, success);
+                        let (head, _, ddgst) =
+                            pdu.encode_head(opts, &self.out.held(slot)[off..off + n]);
+                        self.out.push_inline(head);
+                        self.out.push_part(slot, off, off + n, last);
+                        if let Some(d) = ddgst {
+                            self.out.push_inline(InlineBytes::from_slice(&d));
+                        }
+                        off += n;
+                    }
+                }
+                Some(Payload::Shared(data)) => {
                     let mut off = 0;
                     while off < total {
                         let n = piece.min(total - off);

@@ -9,6 +9,7 @@ pub mod controller;
 pub mod dma;
 pub mod error;
 pub mod io;
+#[cfg(any(test, feature = "model"))]
 pub mod model;
 pub mod nvme_driver;
 pub mod pool;
