@@ -1,0 +1,90 @@
+//! Controller-to-host data and the command's completion (NVMe/TCP 1.0 §3.3.2.1): C2HData
+//! PDUs for the response data, then the CapsuleResp unless the last C2HData's SUCCESS flag
+//! stands in for it.
+
+use super::*;
+
+impl TargetConnection {
+    /// Send C2HData for the response data (if the command has a host buffer), then the
+    /// CapsuleResp unless the SUCCESS flag stands in for it.
+    pub(super) fn send_response(&mut self, cid: u16, c2h_len: u32, mut resp: Response) {
+        if let Some(buf) = resp.unused_buf.take() {
+            self.out.pool().give(buf);
+        }
+        let (qid, fc_disabled) = self
+            .queue
+            .as_ref()
+            .map_or((0, false), |q| (q.qid, q.flow_control_disabled));
+        let data_len = resp.data.as_ref().map_or(0, Payload::len);
+        // Never more than the host's buffer; less if that is all the target produced.
+        let total = data_len.min(c2h_len as usize);
+        if total > 0 {
+            // NVMe/TCP 1.0 §3.3.2.1: SUCCESS may replace the CapsuleResp only if SQHD
+            // updates are disabled (the host disabled SQ flow control) and the synthesized
+            // CQE (status and command specific fields all zero) is the true one.
+            let success = fc_disabled && resp.status.is_success() && resp.dw0 == 0 && resp.dw1 == 0;
+            let piece = (self.config.max_c2h_pdu.max(4) & !3) as usize;
+            match resp.data {
+                Some(Payload::Buf(mut buf)) => {
+                    // C2HData PDUs in offset order (§3.6.2.9), each carrying its part of the
+                    // pooled buffer, which goes back to the pool once the last part is sent:
+                    // no copy, no allocation.
+                    buf.truncate(total);
+                    let slot = self.out.hold(buf);
+                    let opts = self.encode_options();
+                    let mut off = 0;
+                    while off < total {
+                        let n = piece.min(total - off);
+                        let last = off + n == total;
+                        let pdu = c2h_pdu(cid, off, n, last, success);
+                        let (head, _, ddgst) =
+                            pdu.encode_head(opts, &self.out.held(slot)[off..off + n]);
+                        self.out.push_inline(head);
+                        self.out.push_part(slot, off, off + n, last);
+                        if let Some(d) = ddgst {
+                            self.out.push_inline(InlineBytes::from_slice(&d));
+                        }
+                        off += n;
+                    }
+                }
+                Some(Payload::Shared(data)) => {
+                    let mut off = 0;
+                    while off < total {
+                        let n = piece.min(total - off);
+                        let last = off + n == total;
+                        let mut pdu = c2h_pdu(cid, off, n, last, success);
+                        pdu.data = data.slice(off..off + n);
+                        self.push_pdu(&pdu);
+                        off += n;
+                    }
+                }
+                None => {}
+            }
+            if success {
+                return;
+            }
+        }
+        let cqe = Cqe::new(cid, qid, self.sqhd(), resp.status, resp.dw0, resp.dw1);
+        self.push_pdu(&Pdu::new(PduHeader::CapsuleResp(cqe)));
+    }
+}
+
+/// A C2HData PDU header for `len` bytes at `off` (data attached by the caller).
+fn c2h_pdu(cid: u16, off: usize, len: usize, last: bool, success: bool) -> Pdu {
+    let mut flags = 0;
+    if last {
+        flags |= FLAG_LAST_PDU;
+        if success {
+            flags |= FLAG_SUCCESS;
+        }
+    }
+    Pdu::with_data(
+        PduHeader::C2HData(C2HData {
+            cccid: cid,
+            datao: off as u32,
+            datal: len as u32,
+        }),
+        flags,
+        Bytes::new(),
+    )
+}
