@@ -13,6 +13,7 @@ Usage: python3 target/bench/bench.py --ferrofab build/release/ferrofab --out doc
 
 import argparse
 import datetime
+import http.client
 import json
 import os
 import shlex
@@ -54,9 +55,9 @@ BACKENDS = {"null": ("4GiB", 4 << 30), "ram": ("1GiB", 1 << 30)}
 
 # Goals compare with peers measured in the same run only: the loopback TCP baseline.
 GOAL_BASELINE_FRACTION = 0.9
-# The host's polling thread busy at least this share of the measured time: the host, not the
-# target, set the pace.
-HOST_BOUND_BUSY = 0.9
+# A side whose polling thread was busy at least this share of the time set the pace (the
+# busier one when both were).
+BOUND_BUSY = 0.75
 
 
 class BenchError(Exception):
@@ -232,6 +233,25 @@ def run_json(cmd, timeout, what, raw_path):
     return data
 
 
+def reactor_busy_seconds(server):
+    """The serve process's reactor busy time so far, from its /metrics (None if unreadable)."""
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", server.mgmt_port, timeout=5)
+        conn.request("GET", "/metrics", headers={"Authorization": f"Bearer {server.admin_token()}"})
+        resp = conn.getresponse()
+        body = resp.read().decode()
+        conn.close()
+    except (OSError, http.client.HTTPException):
+        return None
+    if resp.status != 200:
+        return None
+    total = None
+    for line in body.splitlines():
+        if line.startswith("ferrofab_reactor_busy_seconds_total"):
+            total = (total or 0.0) + float(line.rsplit(" ", 1)[1])
+    return total
+
+
 def perf_cmd(perf, addr, pattern, size, qd, seconds, warmup=WARMUP):
     return [
         str(perf), "perf", addr, "--nqn", NQN, "--pattern", pattern, "--size", size,
@@ -246,12 +266,14 @@ def measured_perf(server, perf, workload, seconds, raw_path):
     proc_stat = f"/proc/{server.pid}/stat"
     thread_stat = find_thread(server.pid, REACTOR_THREADS)
     tck = os.sysconf("SC_CLK_TCK")
+    busy0 = reactor_busy_seconds(server)
     cpu0, thr0, t0 = proc_cpu_ticks(proc_stat), proc_cpu_ticks(thread_stat) if thread_stat else None, time.monotonic()
     data = run_json(
         perf_cmd(perf, server.addr, pattern, size, qd, seconds),
         timeout=seconds + 120, what=f"perf ({server.backend}, {label})", raw_path=raw_path,
     )
     cpu1, thr1, t1 = proc_cpu_ticks(proc_stat), proc_cpu_ticks(thread_stat) if thread_stat else None, time.monotonic()
+    busy1 = reactor_busy_seconds(server)
     if not server.alive() or cpu0 is None or cpu1 is None:
         raise BenchError(f"ferrofab serve died during {label}; log {server.log_path}:\n{server.log_tail()}")
     for key in ("ios", "iops", "mib_per_s", "latency_us", "elapsed_s"):
@@ -276,9 +298,13 @@ def measured_perf(server, perf, workload, seconds, raw_path):
         "target_us_per_io": cores * 1e6 / iops if iops > 0 else None,
         "reactor_us_per_io": thread_cores * 1e6 / iops if iops > 0 and thread_cores is not None else None,
         "iops_per_core_s": iops / cores if cores > 0 else None,
-        # perf's busy_s: time its polling thread spent in iterations that had data to process.
-        "host_busy": float(data["busy_s"]) / float(data["elapsed_s"])
+        # perf's busy_s: time its polling threads spent in iterations that had data to process.
+        "host_busy": float(data["busy_s"])
+        / (float(data["elapsed_s"]) * max(len(data["config"].get("cores", [])), 1))
         if data.get("busy_s") is not None and float(data["elapsed_s"]) > 0 else None,
+        # The reactor's busy time (ferrofab_reactor_busy_seconds_total) over the whole perf run,
+        # connection set-up and warm-up included.
+        "target_busy": (busy1 - busy0) / wall if busy0 is not None and busy1 is not None else None,
     }
     data["bench_target_cpu"] = run
     Path(raw_path).write_text(json.dumps(data, indent=1) + "\n")
@@ -361,6 +387,7 @@ def summarize(runs):
         "reactor_us_per_io": med([r["reactor_us_per_io"] for r in runs]),
         "iops_per_core_s": med([r["iops_per_core_s"] for r in runs]),
         "host_busy": med([r.get("host_busy") for r in runs]),
+        "target_busy": med([r.get("target_busy") for r in runs]),
     }
 
 
@@ -369,7 +396,7 @@ def backend_table(backend, results, baseline_mib):
         f"## Backend `{backend}` ({BACKENDS[backend][0]} namespace)",
         "",
         "| workload | IOPS median | spread (min-max) | MiB/s median | lat p50 / p99 / p99.9 µs "
-        "| target µs/IO | reactor µs/IO | IOPS per target-core-s | host busy, bound by |",
+        "| target µs/IO | reactor µs/IO | IOPS per target-core-s | busy host / target, bound by |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for label, *_ in WORKLOADS:
@@ -383,17 +410,20 @@ def backend_table(backend, results, baseline_mib):
             f"| {label} | {fmt_num(s['iops'])} | {fmt_num(s['iops_min'])}-{fmt_num(s['iops_max'])} "
             f"| {mib} | {fmt_num(s['p50'], 1)} / {fmt_num(s['p99'], 1)} / {fmt_num(s['p99_9'], 1)} "
             f"| {fmt_num(s['target_us_per_io'], 2)} | {fmt_num(s['reactor_us_per_io'], 2)} "
-            f"| {fmt_num(s['iops_per_core_s'])} | {bound_by(s.get('host_busy'))} |"
+            f"| {fmt_num(s['iops_per_core_s'])} | {bound_by(s.get('host_busy'), s.get('target_busy'))} |"
         )
     return lines
 
 
-def bound_by(busy):
-    """Which side set the pace: the host when its polling thread was (nearly) always busy,
-    else the target (the host waited for its answers, as every round trip does at QD1)."""
-    if busy is None:
+def bound_by(host, target):
+    """Which side set the pace: the busier polling thread, when it was busy at least
+    BOUND_BUSY of the time; else neither (each waited for the other: the round trip)."""
+    if host is None or target is None:
         return "n/a"
-    return f"{100.0 * busy:.0f}%, {'host' if busy >= HOST_BOUND_BUSY else 'target'}"
+    side = "host" if host >= target else "target"
+    if max(host, target) < BOUND_BUSY:
+        side = "round trip"
+    return f"{100.0 * host:.0f}% / {100.0 * target:.0f}%, {side}"
 
 
 def goal_rows(results, baseline_mib):
@@ -503,11 +533,12 @@ def report(args, command, started, results, baselines, raw_dir, busy):
         "Target CPU is the serve process's utime+stime from /proc over each perf run divided by the "
         f"wall time (cores busy), applied to perf's measured I/O rate; reactor µs/IO uses thread "
         f"{' or '.join(f'`{n}`' for n in REACTOR_THREADS)} alone (n/a when the process has no such "
-        "thread). Host busy is the share of the measured time `ferrofab perf`'s polling thread "
-        "spent in loop turns that had data to process (its `busy_s`); at "
-        f"{HOST_BOUND_BUSY:.0%} or more the host set the pace (bound by host), below it the host "
-        "waited for the target's answers (bound by target: its processing and the loopback round "
-        "trip). Raw JSON: "
+        "thread). Busy is the share of time a side's polling thread spent in loop turns that had "
+        "data to process: the host's from `ferrofab perf` (`busy_s` over its measured window), the "
+        "target's from `ferrofab_reactor_busy_seconds_total` over the whole perf run (set-up and "
+        f"warm-up included, so a little low). The busier side set the pace when it was busy "
+        f"{BOUND_BUSY:.0%} of the time or more; below that on both sides each waited for the "
+        "other (bound by the round trip). Raw JSON: "
         f"`{os.path.relpath(raw_dir, REPO)}/` (not committed).",
         "",
     ]

@@ -191,8 +191,7 @@ pub struct PerfReport {
     #[serde(skip)]
     pub error_samples: Vec<String>,
     /// Time the polling threads spent in loop iterations that had data to process (the
-    /// rest is empty polling): what the generator itself costs.
-    #[serde(skip)]
+    /// rest is empty polling): what the generator itself costs, summed over the threads.
     pub busy_s: f64,
 }
 

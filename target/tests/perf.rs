@@ -111,6 +111,7 @@ async fn randwrite_then_randread_complete_without_errors() {
         "latency_us",
         "per_second",
         "cpu",
+        "busy_s",
     ] {
         assert!(v.get(key).is_some(), "JSON lacks {key}");
     }
