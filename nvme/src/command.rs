@@ -386,6 +386,39 @@ impl ZoneReceive {
     pub fn len_bytes(&self) -> u64 {
         self.numd * 4
     }
+
+    /// Report Zones (ZNS 1.1 §4.4.4) into `len` bytes (whole dwords) from the zone holding
+    /// `slba`, of the zones `option` selects.
+    pub fn report_zones(
+        nsid: u32,
+        slba: u64,
+        len: u64,
+        option: crate::zns::ReportOption,
+        partial: bool,
+    ) -> ZoneReceive {
+        ZoneReceive {
+            nsid,
+            slba,
+            numd: len / 4,
+            action: crate::zns::ZRA_REPORT_ZONES,
+            option,
+            partial,
+        }
+    }
+}
+
+impl ZoneSend {
+    /// `action` on the zone starting at `slba`, or with `select_all` on every zone it applies
+    /// to; no ZRWA option.
+    pub fn new(nsid: u32, slba: u64, action: crate::zns::ZoneAction, select_all: bool) -> ZoneSend {
+        ZoneSend {
+            nsid,
+            slba,
+            action,
+            select_all,
+            zsaso: false,
+        }
+    }
 }
 
 /// A decoded NVM or Zoned Namespace command set I/O command.

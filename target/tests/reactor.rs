@@ -187,10 +187,11 @@ async fn steady_state_io_allocates_nothing_on_the_reactor() {
     // interleaves with their completion; warming up three times deeper than the measured
     // load makes sure that peak covers it.
     // Writes larger than MAXH2CDATA still gather their H2CData PDUs into a new buffer, so
-    // the large reads' data is written here, before the measured window.
+    // the large reads' data is written here, before the measured window, and read three
+    // times deeper than measured (held buffers and queued PDU pieces grow to their peak).
     for c in &ctrls {
         for (len, base) in BIG_READS {
-            big_round(c, len, base, 4, true).await;
+            big_round(c, len, base, 12, true).await;
         }
     }
     for _ in 0..2 {

@@ -168,28 +168,13 @@ pub fn dsm_deallocate(nsid: u32, ranges: usize) -> Sqe {
 /// Zone Management Send (NVMe ZNS 1.1 §4.4.3): `action` on the zone starting at `slba`, or
 /// with `select_all` on every zone it applies to; encoded by [`nvme::command::ZoneSend`].
 pub fn zone_mgmt_send(nsid: u32, slba: u64, action: ZoneAction, select_all: bool) -> Sqe {
-    ZoneSend {
-        nsid,
-        slba,
-        action,
-        select_all,
-        zsaso: false,
-    }
-    .to_sqe()
+    ZoneSend::new(nsid, slba, action, select_all).to_sqe()
 }
 
 /// Zone Management Receive, Report Zones (NVMe ZNS 1.1 §4.4.4) into `len` bytes (a multiple
 /// of 4, at least 64): the zones from the one holding `slba` that `option` selects.
 pub fn report_zones(nsid: u32, slba: u64, len: u32, option: ReportOption, partial: bool) -> Sqe {
-    ZoneReceive {
-        nsid,
-        slba,
-        numd: u64::from(len / 4),
-        action: nvme::zns::ZRA_REPORT_ZONES,
-        option,
-        partial,
-    }
-    .to_sqe()
+    ZoneReceive::report_zones(nsid, slba, u64::from(len), option, partial).to_sqe()
 }
 
 /// Zone Append (NVMe ZNS 1.1 §4.3) of `nlb` blocks (1-based) to the zone starting at `zslba`;

@@ -358,6 +358,8 @@ struct Conn {
     stream: TcpStream,
     conn: TargetConnection,
     peer: SocketAddr,
+    /// What the receive buffer is sized for (two of the largest PDUs plus a read's worth).
+    recv_capacity: usize,
     readable: bool,
     writable: bool,
     phase: Phase,
@@ -543,11 +545,13 @@ impl Reactor {
                 .max(nc.config.io_in_capsule)
                 .max(nc.config.admin_in_capsule) as usize
                 + PDU_OVERHEAD;
-            conn.recv_buffer().reserve(2 * max_pdu + RECV_CHUNK);
+            let recv_capacity = 2 * max_pdu + RECV_CHUNK;
+            conn.recv_buffer().reserve(recv_capacity);
             self.conns[slot] = Some(Conn {
                 stream: nc.stream,
                 conn,
                 peer,
+                recv_capacity,
                 readable: true,
                 writable: true,
                 phase: Phase::Open,
@@ -637,7 +641,10 @@ fn service(c: &mut Conn, worked: &mut bool, waker: &Waker, counters: &ReactorCou
     {
         let buf = c.conn.recv_buffer();
         if buf.capacity() - buf.len() < RECV_CHUNK / 4 {
-            buf.reserve(RECV_CHUNK);
+            // Back to the full size: a buffer that had to be replaced while slices of it were
+            // still alive (a write's H2CData parts waiting for the rest) is made at least this
+            // large again, so later reserves reclaim it in place instead of growing it.
+            buf.reserve(RECV_CHUNK.max(c.recv_capacity.saturating_sub(buf.len())));
         }
         let spare = buf.capacity() - buf.len();
         match recv_into_spare(c.stream.as_fd(), buf) {

@@ -17,9 +17,7 @@ use crate::backend::{
 };
 use crate::command::{ZoneReceive, ZoneSend};
 use crate::zns::ZoneLimits;
-use crate::zns::{
-    ReportOption, ZoneAction, ZoneDescriptor, ZoneReportHeader, ZONE_APPEND, ZRA_REPORT_ZONES,
-};
+use crate::zns::{ReportOption, ZoneAction, ZoneDescriptor, ZoneReportHeader, ZONE_APPEND};
 
 fn invalid(msg: String) -> BackendError {
     BackendError::Io(io::Error::new(io::ErrorKind::InvalidInput, msg))
@@ -162,14 +160,7 @@ impl<M: DmaRegion + Send + Sync + 'static> DriverNamespace<M> {
         if let Err(e) = self.require_zoned() {
             return Box::pin(std::future::ready(Err(e)));
         }
-        let sqe = ZoneSend {
-            nsid: self.info().nsid,
-            slba,
-            action,
-            select_all,
-            zsaso: false,
-        }
-        .to_sqe();
+        let sqe = ZoneSend::new(self.info().nsid, slba, action, select_all).to_sqe();
         let op = self.submit(
             VecDeque::from([IoCmd {
                 sqe,
@@ -199,15 +190,8 @@ impl<M: DmaRegion + Send + Sync + 'static> DriverNamespace<M> {
             Err(e) => return Box::pin(std::future::ready(Err(e))),
         };
         buf.truncate(len);
-        let sqe = ZoneReceive {
-            nsid: self.info().nsid,
-            slba,
-            numd: (len / 4) as u64,
-            action: ZRA_REPORT_ZONES,
-            option,
-            partial,
-        }
-        .to_sqe();
+        let sqe =
+            ZoneReceive::report_zones(self.info().nsid, slba, len as u64, option, partial).to_sqe();
         let op = self.submit(
             VecDeque::from([IoCmd {
                 sqe,

@@ -19,9 +19,7 @@ use crate::command::{ZoneReceive, ZoneSend};
 use crate::driver::controller::parse_zoned;
 use crate::identify::{Csi, IdentifyNamespace, NsDescriptor, IDENTIFY_DATA_SIZE};
 use crate::sys::uring::{IoBuf, NvmeUringCmd};
-use crate::zns::{
-    IdentifyZnsController, ReportOption, ZoneAction, ZoneDescriptor, ZoneLimits, ZRA_REPORT_ZONES,
-};
+use crate::zns::{IdentifyZnsController, ReportOption, ZoneAction, ZoneDescriptor, ZoneLimits};
 use zerocopy::FromBytes;
 
 /// What Identify says about a zoned namespace, before its first zone is read.
@@ -131,14 +129,7 @@ impl UringBackend {
     }
 
     fn send_parts(&self, slba: u64, action: ZoneAction, select_all: bool) -> Vec<Part> {
-        let sqe = ZoneSend {
-            nsid: self.nsid,
-            slba,
-            action,
-            select_all,
-            zsaso: false,
-        }
-        .to_sqe();
+        let sqe = ZoneSend::new(self.nsid, slba, action, select_all).to_sqe();
         vec![Part {
             cmd: NvmeUringCmd::from_sqe(&sqe),
             buf: IoBuf::None,
@@ -155,15 +146,7 @@ impl UringBackend {
         len: usize,
     ) -> Result<Vec<Part>, BackendError> {
         let len = drive_report_len(len, self.max_transfer() as u64, partial)?;
-        let sqe = ZoneReceive {
-            nsid: self.nsid,
-            slba,
-            numd: (len / 4) as u64,
-            action: ZRA_REPORT_ZONES,
-            option,
-            partial,
-        }
-        .to_sqe();
+        let sqe = ZoneReceive::report_zones(self.nsid, slba, len as u64, option, partial).to_sqe();
         Ok(vec![Part {
             cmd: NvmeUringCmd::from_sqe(&sqe),
             buf: IoBuf::In(vec![0u8; len]),
