@@ -289,3 +289,25 @@ fn a_zoned_drive_namespace_exports_its_zones() {
     assert_eq!(z.append(ZONE, &pattern(BS, 6), false).unwrap(), ZONE);
     assert!(z.changed_zones(true).is_empty());
 }
+
+#[test]
+fn a_partial_report_larger_than_mdts_is_cut_and_a_full_one_refused() {
+    use crate::backend::ZonedBackend;
+    let r = zoned_rig();
+    let ns = r.driver.namespace(1).unwrap();
+    // MDTS is 128 KiB: a host buffer of 256 KiB is cut to whole descriptors within it.
+    let mut out = vec![0xa5u8; 256 << 10];
+    ZonedBackend::report(&*ns, 0, ReportOption::All, true, &mut out).unwrap();
+    assert_eq!(u64::from_le_bytes(out[..8].try_into().unwrap()), 8);
+    let third = &out[64 * 3..64 * 4];
+    assert_eq!(
+        u64::from_le_bytes(third[16..24].try_into().unwrap()),
+        2 * ZONE
+    );
+    assert!(
+        out[128 << 10..].iter().all(|&b| b == 0),
+        "the part past what the drive moved is zeroed"
+    );
+    // Without Partial the header would count zones the cut buffer lacks: refused.
+    assert!(ZonedBackend::report(&*ns, 0, ReportOption::All, false, &mut out).is_err());
+}
