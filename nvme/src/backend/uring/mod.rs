@@ -14,7 +14,7 @@
 //! uses interrupts and logs that once.
 //!
 //! A zoned namespace (Namespace Identification Descriptor CSI 02h) is exported with its
-//! zone commands passed through ([`zoned`]); the drive keeps the zone rules.
+//! zone commands passed through (module `zoned`); the drive keeps the zone rules.
 //!
 //! Copies: blocking reads and writes copy between the caller's slice and a buffer the ring
 //! owns (the kernel may touch it until the command completes); a queued read that is split
