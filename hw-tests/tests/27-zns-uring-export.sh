@@ -44,6 +44,15 @@ dd if="$local_dev" of=/tmp/back.bin bs=4096 count=16 iflag=direct status=none ||
 cmp <(cat /tmp/blk8.bin /tmp/blk8.bin) /tmp/back.bin || fail "data on the drive differs from what the host wrote"
 nvme zns report-zones "$local_dev" -d 1 -o json >/tmp/z0.json || fail "local report of zone 0 failed"
 jq -e '.zone_list[0].wp == 16' /tmp/z0.json >/dev/null || fail "zone 0's write pointer on the drive is not 16: $(cat /tmp/z0.json)"
+# A 1 MiB write (the fabric's MDTS) is two commands for the drive (its limit is
+# 512 KiB): sent one after the other, both land at the write pointer.
+expect_eq "$(cat /sys/block/$(basename "$local_dev")/queue/max_hw_sectors_kb)" 512 "the drive's transfer limit"
+pattern /tmp/blk256.bin $((256 * 4096))
+nvme write "$udev" -s $ZNS_Z -c 255 -z $((256 * 4096)) -d /tmp/blk256.bin || fail "1 MiB write to zone 1 failed"
+dd if="$local_dev" of=/tmp/back1m.bin bs=4096 skip=$ZNS_Z count=256 iflag=direct status=none || fail "local read of zone 1 failed"
+cmp /tmp/blk256.bin /tmp/back1m.bin || fail "the split 1 MiB write is not on the drive as written"
+nvme zns report-zones "$local_dev" -s $ZNS_Z -d 1 -o json >/tmp/z1.json || fail "local report of zone 1 failed"
+jq -e ".zone_list[0].wp == $((ZNS_Z + 256))" /tmp/z1.json >/dev/null || fail "zone 1's write pointer on the drive: $(cat /tmp/z1.json)"
 nvme zns reset-zone "$udev" -a || fail "reset all failed"
 
 zns_fio "$udev"

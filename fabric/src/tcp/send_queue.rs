@@ -30,10 +30,6 @@ enum Piece {
         sent: u8,
     },
     Shared(Bytes),
-    Pooled {
-        buf: DataBuf,
-        sent: usize,
-    },
     /// Bytes `start..end` of the buffer held in `slot`; sending the `last` part returns the
     /// buffer to the pool.
     Part {
@@ -49,7 +45,6 @@ impl Piece {
         match self {
             Piece::Inline { bytes, sent } => &bytes.as_slice()[usize::from(*sent)..],
             Piece::Shared(b) => b,
-            Piece::Pooled { buf, sent } => &buf.as_slice()[*sent..],
             Piece::Part {
                 slot, start, end, ..
             } => held
@@ -153,10 +148,10 @@ impl SendQueue {
     pub fn push_payload(&mut self, payload: Payload) {
         match payload {
             Payload::Shared(b) => self.push_shared(b),
-            Payload::Buf(buf) if buf.is_empty() => self.pool.give(buf),
             Payload::Buf(buf) => {
-                self.bytes += buf.len();
-                self.pieces.push_back(Piece::Pooled { buf, sent: 0 });
+                let len = buf.len();
+                let slot = self.hold(buf);
+                self.push_part(slot, 0, len, true);
             }
         }
     }
@@ -247,18 +242,16 @@ impl SendQueue {
                 match front {
                     Piece::Inline { sent, .. } => *sent += n as u8,
                     Piece::Shared(b) => b.advance(n),
-                    Piece::Pooled { sent, .. } => *sent += n,
                     Piece::Part { start, .. } => *start += n,
                 }
                 return;
             }
             n -= left;
-            match self.pieces.pop_front() {
-                Some(Piece::Pooled { buf, .. }) => self.pool.give(buf),
-                Some(Piece::Part {
-                    slot, last: true, ..
-                }) => self.release(slot),
-                _ => {}
+            if let Some(Piece::Part {
+                slot, last: true, ..
+            }) = self.pieces.pop_front()
+            {
+                self.release(slot);
             }
         }
     }

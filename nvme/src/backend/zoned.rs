@@ -5,6 +5,7 @@
 
 use bytes::Bytes;
 
+use super::null::invalid_input;
 use super::{BackendError, IoFuture};
 use crate::zns::{ReportOption, ZoneAction, ZoneLimits};
 
@@ -88,10 +89,8 @@ pub const REPORT_ENTRY: usize = 64;
 /// caller zeroes the rest of the host's buffer). A full report counts every matching zone
 /// whatever the buffer holds, so a cut one would be read as zeroed descriptors: refused.
 pub fn drive_report_len(len: usize, max: u64, partial: bool) -> Result<usize, BackendError> {
-    let invalid =
-        |msg: String| BackendError::Io(std::io::Error::new(std::io::ErrorKind::InvalidInput, msg));
     if len == 0 || !len.is_multiple_of(4) {
-        return Err(invalid(format!(
+        return Err(invalid_input(format!(
             "a zone report of {len} bytes: it is a whole number of dwords"
         )));
     }
@@ -103,9 +102,23 @@ pub fn drive_report_len(len: usize, max: u64, partial: bool) -> Result<usize, Ba
     if partial && cut >= 2 * REPORT_ENTRY {
         return Ok(cut);
     }
-    Err(invalid(format!(
+    Err(invalid_input(format!(
         "a full zone report of {len} bytes is over the drive's {max}-byte transfer limit"
     )))
+}
+
+/// The blocks of a Zone Append of `len` bytes to a drive (ZNS 1.1 §4.3): at least one
+/// block, at most `limit` bytes (ZASL within what one command moves). A larger append is
+/// refused, not split: its parts could land apart.
+pub fn drive_append_blocks(len: usize, block_size: u32, limit: u64) -> Result<u64, BackendError> {
+    let blocks = super::blocks_in(len, block_size)?;
+    if blocks == 0 || len as u64 > limit {
+        return Err(invalid_input(format!(
+            "zone append of {len} bytes: must be 1 block up to the zone append size limit \
+             (ZASL) of {limit} bytes"
+        )));
+    }
+    Ok(blocks)
 }
 
 /// Zone commands of a zoned backend. Calls are synchronous; [`Backend::may_block`]

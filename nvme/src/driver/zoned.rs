@@ -11,7 +11,7 @@ use super::dma::DmaRegion;
 use super::error::DriverError;
 use super::io::{rw_sqe, Data, IoCmd};
 use super::nvme_driver::{block_on, DriverNamespace, FUA};
-use crate::backend::zoned::{drive_report_len, REPORT_ENTRY};
+use crate::backend::zoned::{drive_append_blocks, drive_report_len, REPORT_ENTRY};
 use crate::backend::{
     blocks_in, check_range, BackendError, IoFuture, QueuedZonedBackend, ZonedBackend, ZonedGeometry,
 };
@@ -86,21 +86,15 @@ impl<M: DmaRegion + Send + Sync + 'static> DriverNamespace<M> {
     /// [`DriverNamespace::append`] with Force Unit Access (CDW12 bit 30) when `fua`.
     pub fn append_with(&self, zslba: u64, data: Bytes, fua: bool) -> IoFuture<u64> {
         let prepared = self.require_zoned().and_then(|()| {
-            let blocks = blocks_in(data.len(), self.info().block_size)?;
-            check_range(zslba, blocks.max(1), self.info().blocks)?;
+            let bs = self.info().block_size;
+            check_range(zslba, blocks_in(data.len(), bs)?.max(1), self.info().blocks)?;
             let limit = self
                 .driver()
                 .info()
                 .zone_append_limit
                 .unwrap_or(self.driver().info().max_transfer)
-                .min(self.info().block_size as u64 * (1 << 16));
-            if blocks == 0 || data.len() as u64 > limit {
-                return Err(invalid(format!(
-                    "zone append of {} bytes: must be 1 block up to the zone append size limit \
-                     (ZASL) of {limit} bytes",
-                    data.len()
-                )));
-            }
+                .min(u64::from(bs) << 16);
+            let blocks = drive_append_blocks(data.len(), bs, limit)?;
             Ok(IoCmd {
                 sqe: rw_sqe(
                     ZONE_APPEND,

@@ -11,7 +11,7 @@ use super::cmd::{self, Part};
 use super::job::Done;
 use super::{admin, UringBackend};
 use crate::backend::null::invalid_input;
-use crate::backend::zoned::{drive_report_len, REPORT_ENTRY};
+use crate::backend::zoned::{drive_append_blocks, drive_report_len, REPORT_ENTRY};
 use crate::backend::{
     blocks_in, check_range, BackendError, IoFuture, QueuedZonedBackend, ZonedBackend, ZonedGeometry,
 };
@@ -105,26 +105,23 @@ impl UringBackend {
         partial: bool,
         out: &mut [u8],
     ) -> Result<(), BackendError> {
-        let done = self.run(self.report_parts(slba, option, partial, out.len())?)?;
-        copy_report(done, out);
+        let done = self.run(self.report_parts(slba, option, partial, vec![0; out.len()])?)?;
+        out.copy_from_slice(&report_buf(done, out.len()));
         Ok(())
     }
 
     fn append_parts(&self, zslba: u64, data: Bytes, fua: bool) -> Result<Vec<Part>, BackendError> {
         let bs = self.info.block_size;
-        let blocks = blocks_in(data.len(), bs)?;
-        check_range(zslba, blocks.max(1), self.info.num_blocks)?;
+        check_range(
+            zslba,
+            blocks_in(data.len(), bs)?.max(1),
+            self.info.num_blocks,
+        )?;
         let limit = self
             .zoned
             .and_then(|g| g.append_limit())
             .unwrap_or(self.max_transfer() as u64);
-        if blocks == 0 || data.len() as u64 > limit {
-            return Err(invalid_input(format!(
-                "zone append of {} bytes: must be 1 block up to the zone append size limit \
-                 (ZASL) of {limit} bytes",
-                data.len()
-            )));
-        }
+        drive_append_blocks(data.len(), bs, limit)?;
         Ok(vec![cmd::zone_append(self.nsid, zslba, data, fua, bs)])
     }
 
@@ -136,33 +133,34 @@ impl UringBackend {
         }]
     }
 
-    /// A Report Zones for a host buffer of `len` bytes, cut to what the device moves
-    /// ([`drive_report_len`]).
+    /// A Report Zones into `buf` (the host's buffer, its length the report's size), cut to
+    /// what the device moves ([`drive_report_len`]); [`report_buf`] gives it back whole.
     fn report_parts(
         &self,
         slba: u64,
         option: ReportOption,
         partial: bool,
-        len: usize,
+        mut buf: Vec<u8>,
     ) -> Result<Vec<Part>, BackendError> {
-        let len = drive_report_len(len, self.max_transfer() as u64, partial)?;
+        let len = drive_report_len(buf.len(), self.max_transfer() as u64, partial)?;
+        buf.truncate(len);
         let sqe = ZoneReceive::report_zones(self.nsid, slba, len as u64, option, partial).to_sqe();
         Ok(vec![Part {
             cmd: NvmeUringCmd::from_sqe(&sqe),
-            buf: IoBuf::In(vec![0u8; len]),
+            buf: IoBuf::In(buf),
         }])
     }
 }
 
-/// The report the device returned, into the host's buffer; zeroes past it.
-fn copy_report(done: Vec<Done>, out: &mut [u8]) {
-    let got = match done.into_iter().next().map(|d| d.buf) {
+/// The report the device wrote, in the buffer it was given, grown back to `host_len` with
+/// zeroes past what the device moved.
+fn report_buf(done: Vec<Done>, host_len: usize) -> Vec<u8> {
+    let mut buf = match done.into_iter().next().map(|d| d.buf) {
         Some(IoBuf::In(v)) => v,
         _ => Vec::new(),
     };
-    let n = got.len().min(out.len());
-    out[..n].copy_from_slice(&got[..n]);
-    out[n..].fill(0);
+    buf.resize(host_len, 0);
+    buf
 }
 
 /// The LBA the drive wrote a Zone Append at: CQE DW1:DW0 (ZNS 1.1 §4.3.1, Figure 33).
@@ -220,12 +218,10 @@ impl QueuedZonedBackend for UringBackend {
         slba: u64,
         option: ReportOption,
         partial: bool,
-        mut buf: Vec<u8>,
+        buf: Vec<u8>,
     ) -> IoFuture<Vec<u8>> {
-        let parts = self.report_parts(slba, option, partial, buf.len());
-        self.queued(parts, move |done| {
-            copy_report(done, &mut buf);
-            buf
-        })
+        let host_len = buf.len();
+        let parts = self.report_parts(slba, option, partial, buf);
+        self.queued(parts, move |done| report_buf(done, host_len))
     }
 }
