@@ -20,6 +20,11 @@ pub struct Request {
     /// exactly as long as the host's buffer. Handing it back in the [`Response`] returns it to
     /// the pool once sent, so reads allocate nothing.
     pub c2h_buf: Option<DataBuf>,
+    /// On an I/O queue, host data that arrived in several pieces (a write larger than
+    /// NVMe/TCP's MAXH2CDATA) gathered into a buffer from the transport's pool; `data` is
+    /// then `None`. Handing it back in the [`Response`] returns it to the pool, so large
+    /// writes allocate nothing either.
+    pub h2c_buf: Option<DataBuf>,
 }
 
 impl Request {
@@ -28,6 +33,16 @@ impl Request {
             sqe,
             data,
             c2h_buf: None,
+            h2c_buf: None,
+        }
+    }
+
+    /// The host-to-controller data, wherever the transport put it (empty when none).
+    pub fn host_data(&self) -> &[u8] {
+        match (&self.h2c_buf, &self.data) {
+            (Some(b), _) => b.as_slice(),
+            (None, Some(d)) => d,
+            (None, None) => &[],
         }
     }
 }
@@ -125,7 +140,8 @@ pub struct Response {
     pub dw1: u32,
     pub data: Option<Payload>,
     /// The request's `c2h_buf` when the handler did not need it (e.g. it returned shared
-    /// bytes), so the transport can put it back in its pool.
+    /// bytes), or its `h2c_buf` once the data is written, so the transport can put it back
+    /// in its pool.
     pub unused_buf: Option<DataBuf>,
 }
 

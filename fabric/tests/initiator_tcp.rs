@@ -240,10 +240,15 @@ impl QueueHandler for Handler {
         // apart by NSID + opcode, which is enough for these tests.
         let is_io =
             !sqe.is_fabrics() && sqe.nsid() == 1 && matches!(sqe.opcode, 0x00..=0x02 | 0x80);
+        // Data gathered from several H2CData PDUs arrives in a pooled buffer.
+        let data = match request.h2c_buf {
+            Some(b) => Some(Bytes::copy_from_slice(b.as_slice())),
+            None => request.data,
+        };
         if is_io {
-            self.io(&sqe, request.data)
+            self.io(&sqe, data)
         } else {
-            self.admin(&sqe, request.data)
+            self.admin(&sqe, data)
         }
     }
 

@@ -88,12 +88,12 @@ impl QueueHandler for RamQueue {
         let len = sqe.nlb() as usize * BLOCK;
         match sqe.opcode {
             0x01 => {
-                let data = req.data.unwrap_or_default();
+                let data = req.host_data();
                 if data.len() != len {
                     return Completion::Ready(Response::status(Status::DATA_SGL_LENGTH_INVALID));
                 }
-                self.store.lock().unwrap()[off..off + len].copy_from_slice(&data);
-                Completion::Ready(Response::success())
+                self.store.lock().unwrap()[off..off + len].copy_from_slice(data);
+                Completion::Ready(Response::success().returning(req.h2c_buf))
             }
             0x02 => {
                 let data = Bytes::copy_from_slice(&self.store.lock().unwrap()[off..off + len]);

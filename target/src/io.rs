@@ -67,14 +67,16 @@ impl IoQueue {
         let sgl_len = Sgl::parse(&sqe.dptr).length();
         match cmd {
             IoCommand::Read(rw) => self.read(rw, sgl_len, req.c2h_buf),
-            IoCommand::Write(rw) => self.write(rw, req.data),
-            IoCommand::Compare(rw) => self.compare(rw, req.data),
+            IoCommand::Write(rw) => self.write(rw, HostData::of(req.data, req.h2c_buf)),
+            IoCommand::Compare(rw) => self.compare(rw, HostData::of(req.data, req.h2c_buf)),
             IoCommand::Flush { nsid } => self.flush(nsid),
             IoCommand::WriteZeroes(wz) => self.write_zeroes(wz),
-            IoCommand::DatasetManagement(dsm) => self.dataset_management(dsm, req.data),
+            IoCommand::DatasetManagement(dsm) => {
+                self.dataset_management(dsm, HostData::of(req.data, req.h2c_buf))
+            }
             IoCommand::ZoneManagementSend(zs) => self.zone_send(zs),
             IoCommand::ZoneManagementReceive(zr) => self.zone_receive(zr, sgl_len, req.c2h_buf),
-            IoCommand::ZoneAppend(rw) => self.zone_append(rw, req.data),
+            IoCommand::ZoneAppend(rw) => self.zone_append(rw, HostData::of(req.data, req.h2c_buf)),
             IoCommand::Unknown(_) => fail(Status::INVALID_OPCODE.with_dnr()),
         }
     }
@@ -173,65 +175,68 @@ impl IoQueue {
         })
     }
 
-    fn write(&self, rw: ReadWrite, data: Option<Bytes>) -> Completion {
-        let mut data = data.unwrap_or_default();
+    fn write(&self, rw: ReadWrite, mut data: HostData) -> Completion {
         let (ns, len) = match self.check_rw(&rw, data.len() as u64) {
             Ok(v) => v,
-            Err(s) => return fail(s),
+            Err(s) => return data.fail(s),
         };
         data.truncate(len);
         // With the volatile write cache disabled every write is written through.
         let fua = rw.fua || !self.ctrl.write_cache();
         if let Some(q) = ns.backend.queued() {
-            let io = q.write(rw.slba, data, fua);
+            let (bytes, pooled) = data.into_shared();
+            let io = q.write(rw.slba, bytes, fua);
             let counters = self.counters.clone();
             return deferred(async move {
-                match io.await {
+                let r = match io.await {
                     Ok(()) => {
                         counters.add_write(len as u64);
                         Response::success()
                     }
                     Err(e) => Response::status(backend_status(&e, Op::Write)),
-                }
+                };
+                r.returning(pooled)
             });
         }
         on_backend(ns, &self.counters, move |ns, counters| {
-            match ns.backend.write(rw.slba, &data, fua) {
+            let r = match ns.backend.write(rw.slba, data.as_slice(), fua) {
                 Ok(()) => {
                     counters.add_write(len as u64);
                     Response::success()
                 }
                 Err(e) => Response::status(backend_status(&e, Op::Write)),
-            }
+            };
+            r.returning(data.into_pooled())
         })
     }
 
     /// Compare (NVM Command Set 1.0 §3.2.1): Compare Failure when any byte differs.
-    fn compare(&self, rw: ReadWrite, data: Option<Bytes>) -> Completion {
-        let mut data = data.unwrap_or_default();
+    fn compare(&self, rw: ReadWrite, mut data: HostData) -> Completion {
         let (ns, len) = match self.check_rw(&rw, data.len() as u64) {
             Ok(v) => v,
-            Err(s) => return fail(s),
+            Err(s) => return data.fail(s),
         };
         data.truncate(len);
         if let Some(q) = ns.backend.queued() {
             let io = q.read(rw.slba, vec![0u8; len]);
             return deferred(async move {
-                match io.await {
-                    Ok(buf) if buf[..] == data[..] => Response::success(),
+                let r = match io.await {
+                    Ok(buf) if buf[..] == *data.as_slice() => Response::success(),
                     Ok(_) => Response::status(Status::COMPARE_FAILURE.with_dnr()),
                     Err(e) => Response::status(backend_status(&e, Op::Read)),
-                }
+                };
+                r.returning(data.into_pooled())
             });
         }
         let ns = ns.clone();
         run_backend(ns.backend.may_block(), move || {
             let mut buf = vec![0u8; len];
-            match ns.backend.read(rw.slba, &mut buf) {
-                Ok(()) if buf[..] == data[..] => Response::success(),
+            let r = match ns.backend.read(rw.slba, &mut buf) {
+                Ok(()) if buf[..] == *data.as_slice() => Response::success(),
                 Ok(()) => Response::status(Status::COMPARE_FAILURE.with_dnr()),
                 Err(e) => Response::status(backend_status(&e, Op::Read)),
-            }
+            };
+            r.returning(data.into_pooled())
         })
     }
 
@@ -320,51 +325,53 @@ impl IoQueue {
 
     /// Dataset Management (NVM Command Set 1.0 §3.2.3): Deallocate is honored, the
     /// integral-dataset hints are advisory.
-    fn dataset_management(&self, dsm: DatasetManagement, data: Option<Bytes>) -> Completion {
+    fn dataset_management(&self, dsm: DatasetManagement, data: HostData) -> Completion {
         let ns = match self.namespace(dsm.nsid) {
             Ok(ns) => ns.clone(),
-            Err(s) => return fail(s),
+            Err(s) => return data.fail(s),
         };
         // NVM Command Set 1.0 §3.2.3: the data is NR+1 16-byte ranges. A longer buffer is
         // accepted (SGLS bit 18): the Linux host always sends room for 256 ranges, 4096
         // bytes, whatever NR says.
-        let data = data.unwrap_or_default();
         if data.len() < dsm.data_len() {
-            return fail(Status::DATA_SGL_LENGTH_INVALID.with_dnr());
+            return data.fail(Status::DATA_SGL_LENGTH_INVALID.with_dnr());
         }
-        let ranges = match DsmRange::parse_list(&data, usize::from(dsm.nr)) {
+        let parsed = DsmRange::parse_list(data.as_slice(), usize::from(dsm.nr));
+        // The ranges are copied out: a pooled buffer goes back with whatever answer follows.
+        let spare = data.into_pooled();
+        let ranges = match parsed {
             Ok(r) => r,
-            Err(_) => return fail(Status::DATA_SGL_LENGTH_INVALID.with_dnr()),
+            Err(_) => return ready(Status::DATA_SGL_LENGTH_INVALID.with_dnr(), spare),
         };
         for r in &ranges {
             match r.slba().checked_add(u64::from(r.nlb())) {
                 Some(end) if end <= ns.num_blocks() => {}
-                _ => return fail(Status::LBA_OUT_OF_RANGE.with_dnr()),
+                _ => return ready(Status::LBA_OUT_OF_RANGE.with_dnr(), spare),
             }
         }
         if !dsm.ad {
-            return Completion::Ready(Response::success());
+            return ready(Status::SUCCESS, spare);
         }
         if ns.backend.queued().is_some() {
             return deferred(async move {
                 let Some(q) = ns.backend.queued() else {
-                    return Response::status(Status::INTERNAL_ERROR);
+                    return Response::status(Status::INTERNAL_ERROR).returning(spare);
                 };
                 for r in ranges.iter().filter(|r| r.nlb() > 0) {
                     if let Err(e) = q.deallocate(r.slba(), u64::from(r.nlb())).await {
-                        return Response::status(backend_status(&e, Op::Write));
+                        return Response::status(backend_status(&e, Op::Write)).returning(spare);
                     }
                 }
-                Response::success()
+                Response::success().returning(spare)
             });
         }
         run_backend(ns.backend.may_block(), move || {
             for r in ranges.iter().filter(|r| r.nlb() > 0) {
                 if let Err(e) = ns.backend.deallocate(r.slba(), u64::from(r.nlb())) {
-                    return Response::status(backend_status(&e, Op::Write));
+                    return Response::status(backend_status(&e, Op::Write)).returning(spare);
                 }
             }
-            Response::success()
+            Response::success().returning(spare)
         })
     }
 }
@@ -420,6 +427,67 @@ fn deferred(f: impl std::future::Future<Output = Response> + Send + 'static) -> 
 
 fn fail(status: Status) -> Completion {
     Completion::Ready(Response::status(status))
+}
+
+/// An answer now, handing `spare` (a pooled request buffer) back.
+fn ready(status: Status, spare: Option<DataBuf>) -> Completion {
+    Completion::Ready(Response::status(status).returning(spare))
+}
+
+/// A command's host data: the slice of the transport's receive buffer it arrived in, or the
+/// pooled buffer the transport gathered it in (given back with the response).
+enum HostData {
+    Shared(Bytes),
+    Pooled(DataBuf),
+}
+
+impl HostData {
+    fn of(data: Option<Bytes>, gathered: Option<DataBuf>) -> HostData {
+        match gathered {
+            Some(buf) => HostData::Pooled(buf),
+            None => HostData::Shared(data.unwrap_or_default()),
+        }
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            HostData::Shared(b) => b,
+            HostData::Pooled(b) => b.as_slice(),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.as_slice().len()
+    }
+
+    fn truncate(&mut self, len: usize) {
+        match self {
+            HostData::Shared(b) => b.truncate(len),
+            HostData::Pooled(b) => b.truncate(len),
+        }
+    }
+
+    /// The pooled buffer, to hand back in the response.
+    fn into_pooled(self) -> Option<DataBuf> {
+        match self {
+            HostData::Shared(_) => None,
+            HostData::Pooled(b) => Some(b),
+        }
+    }
+
+    /// Owned bytes for a queued (drive) backend, which takes `Bytes`: a pooled buffer is
+    /// copied, and comes back to be handed back with the response.
+    fn into_shared(self) -> (Bytes, Option<DataBuf>) {
+        match self {
+            HostData::Shared(b) => (b, None),
+            HostData::Pooled(b) => (Bytes::copy_from_slice(b.as_slice()), Some(b)),
+        }
+    }
+
+    /// Fail the command, handing the pooled buffer back.
+    fn fail(self, status: Status) -> Completion {
+        Completion::Ready(Response::status(status).returning(self.into_pooled()))
+    }
 }
 
 /// Run `f` inline when the namespace's backend cannot block (no reference counts touched);

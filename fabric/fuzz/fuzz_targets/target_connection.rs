@@ -59,11 +59,13 @@ impl QueueHandler for FuzzQueue {
                     .with_data(Bytes::from(vec![0xa5; len]))
                     .returning(spare),
             }),
-            op if op & 1 == 1 && req.data.is_none() => {
+            op if op & 1 == 1 && req.data.is_none() && req.h2c_buf.is_none() => {
                 Completion::Ready(Response::status(Status::INVALID_FIELD))
             }
             _ => Completion::Ready(
-                Response::success().with_dw0(req.data.map_or(0, |d| d.len() as u32)),
+                Response::success()
+                    .with_dw0(req.host_data().len() as u32)
+                    .returning(req.h2c_buf),
             ),
         }
     }

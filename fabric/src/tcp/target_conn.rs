@@ -30,12 +30,13 @@ use super::pdu::{
 };
 use super::send_queue::SendQueue;
 use crate::queue::{
-    Completion, ConnectionInfo, Payload, QueueHandler, Request, Response, ResponseFuture, Target,
+    Completion, ConnectionInfo, DataBuf, Payload, QueueHandler, Request, Response, ResponseFuture,
+    Target,
 };
 
 mod c2h;
 mod h2c;
-use h2c::{H2cTransfer, R2tRing};
+use h2c::{H2cData, H2cTransfer, R2tRing};
 
 /// Fabrics command type of Connect (NVMe-oF 1.1 §3.3, Figure 19).
 const FCTYPE_CONNECT: u8 = 0x01;
@@ -523,9 +524,9 @@ impl TargetConnection {
                 debug!(peer = %self.info.peer, cid, ?status, "command data refused");
                 self.respond_status(cid, status);
             }
-            Ok(DataPlan::None) => self.dispatch(sqe, None, 0),
-            Ok(DataPlan::InCapsule) => self.dispatch(sqe, Some(data), 0),
-            Ok(DataPlan::ToHost(len)) => self.dispatch(sqe, None, len),
+            Ok(DataPlan::None) => self.dispatch(sqe, None, None, 0),
+            Ok(DataPlan::InCapsule) => self.dispatch(sqe, Some(data), None, 0),
+            Ok(DataPlan::ToHost(len)) => self.dispatch(sqe, None, None, len),
             Ok(DataPlan::Solicit(total)) => {
                 let tag = self.next_tag();
                 self.commands.insert(
@@ -537,8 +538,7 @@ impl TargetConnection {
                             total,
                             received: 0,
                             next_r2to: 0,
-                            first: None,
-                            more: Vec::new(),
+                            data: H2cData::Nothing,
                             r2ts: R2tRing::default(),
                             digest_failed: false,
                         }),
@@ -646,10 +646,24 @@ impl TargetConnection {
         }
     }
 
-    /// Hand a command with all its host data to the target.
-    fn dispatch(&mut self, sqe: Sqe, data: Option<Bytes>, c2h_len: u32) {
+    /// Hand a command with all its host data to the target: `data` when it arrived in one
+    /// piece, `gathered` (a pooled buffer) when it came in several.
+    fn dispatch(
+        &mut self,
+        sqe: Sqe,
+        mut data: Option<Bytes>,
+        mut gathered: Option<DataBuf>,
+        c2h_len: u32,
+    ) {
         let cid = sqe.cid();
         let tag = self.next_tag();
+        if self.queue.as_ref().is_none_or(|q| q.qid == 0) {
+            // Admin commands and Connect take their data as bytes (not the data path).
+            if let Some(buf) = gathered.take() {
+                data = Some(Bytes::copy_from_slice(buf.as_slice()));
+                self.out.pool().give(buf);
+            }
+        }
         let Some(queue) = self.queue.as_mut() else {
             self.connect(sqe, data);
             return;
@@ -665,7 +679,13 @@ impl TargetConnection {
         // I/O reads get a pooled buffer to fill (admin data is built by the handler).
         let c2h_buf =
             (queue.qid != 0 && c2h_len > 0).then(|| self.out.pool().take(c2h_len as usize));
-        match queue.handler.submit(Request { sqe, data, c2h_buf }) {
+        let request = Request {
+            sqe,
+            data,
+            c2h_buf,
+            h2c_buf: gathered,
+        };
+        match queue.handler.submit(request) {
             Completion::Ready(resp) => self.complete(cid, tag, resp),
             Completion::Pending(fut) => self.events.push_back(Event::Pending {
                 cid,

@@ -4,13 +4,12 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
 use fabric::queue::{Completion, DataBuf, Response};
 use nvme::command::{ReadWrite, ZoneReceive, ZoneSend};
 use nvme::zns::{ZoneAction, ZRA_REPORT_ZONES};
 use nvme::Status;
 
-use super::{deferred, fail, on_backend, IoQueue};
+use super::{deferred, fail, on_backend, HostData, IoQueue};
 use crate::namespace::Namespace;
 use crate::status_map::{backend_status, Op};
 
@@ -123,48 +122,50 @@ impl IoQueue {
 
     /// Zone Append (NVMe ZNS 1.1 §4.3): the data goes at the zone's write pointer; the LBA
     /// it landed at is CQE DW1:DW0 (Figure 33).
-    pub(super) fn zone_append(&self, rw: ReadWrite, data: Option<Bytes>) -> Completion {
+    pub(super) fn zone_append(&self, rw: ReadWrite, mut data: HostData) -> Completion {
         let geometry = match self.zoned_namespace(rw.nsid) {
             Ok(ns) => ns.zoned,
-            Err(s) => return fail(s),
+            Err(s) => return data.fail(s),
         };
-        let mut data = data.unwrap_or_default();
         let (ns, len) = match self.check_rw(&rw, data.len() as u64) {
             Ok(v) => v,
-            Err(s) => return fail(s),
+            Err(s) => return data.fail(s),
         };
         // NVMe ZNS 1.1 §4.1.5.2: ZASL bounds the data of one Zone Append (Invalid Field).
         if let Some(limit) = geometry.and_then(|g| g.append_limit()) {
             if len as u64 > limit {
-                return fail(Status::INVALID_FIELD.with_dnr());
+                return data.fail(Status::INVALID_FIELD.with_dnr());
             }
         }
         data.truncate(len);
         let fua = rw.fua || !self.ctrl.write_cache();
         if let Some(q) = ns.backend.zoned().and_then(|z| z.queued()) {
-            let io = q.append(rw.slba, data, fua);
+            let (bytes, pooled) = data.into_shared();
+            let io = q.append(rw.slba, bytes, fua);
             let counters = self.counters.clone();
             return deferred(async move {
-                match io.await {
+                let r = match io.await {
                     Ok(lba) => {
                         counters.add_write(len as u64);
                         appended(lba)
                     }
                     Err(e) => Response::status(backend_status(&e, Op::Write)),
-                }
+                };
+                r.returning(pooled)
             });
         }
         on_backend(ns, &self.counters, move |ns, counters| {
-            let Some(z) = ns.backend.zoned() else {
-                return Response::status(Status::INTERNAL_ERROR);
+            let r = match ns.backend.zoned() {
+                None => Response::status(Status::INTERNAL_ERROR),
+                Some(z) => match z.append(rw.slba, data.as_slice(), fua) {
+                    Ok(lba) => {
+                        counters.add_write(len as u64);
+                        appended(lba)
+                    }
+                    Err(e) => Response::status(backend_status(&e, Op::Write)),
+                },
             };
-            match z.append(rw.slba, &data, fua) {
-                Ok(lba) => {
-                    counters.add_write(len as u64);
-                    appended(lba)
-                }
-                Err(e) => Response::status(backend_status(&e, Op::Write)),
-            }
+            r.returning(data.into_pooled())
         })
     }
 }

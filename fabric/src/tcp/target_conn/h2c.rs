@@ -1,7 +1,7 @@
 //! Host-to-controller data solicited with R2T and received in H2CData PDUs (NVMe/TCP 1.0
 //! §3.3.2.2): the per-command R2T ring, TTAG allocation and H2CData checks.
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use tracing::debug;
 
 use super::*;
@@ -49,15 +49,25 @@ impl R2tRing {
     }
 }
 
+/// Where a solicited command's data is collected.
+#[derive(Default)]
+pub(super) enum H2cData {
+    #[default]
+    Nothing,
+    /// All of it, in one H2CData PDU (the usual case): a slice of the receive buffer.
+    Whole(Bytes),
+    /// Several pieces, copied as they arrive into a pooled buffer of the command's size, so
+    /// no slice of the receive buffer is kept alive while the rest is solicited.
+    Gathered(DataBuf),
+}
+
 /// Host-to-controller data being solicited with R2Ts (NVMe/TCP 1.0 §3.3.2.2).
 pub(super) struct H2cTransfer {
     pub(super) total: u32,
     pub(super) received: u32,
     pub(super) next_r2to: u32,
-    /// The data as received: one piece (the usual case, kept as a slice of the receive
-    /// buffer) or several that are gathered when the last arrives.
-    pub(super) first: Option<Bytes>,
-    pub(super) more: Vec<Bytes>,
+    /// The data received so far.
+    pub(super) data: H2cData,
     pub(super) r2ts: R2tRing,
     pub(super) digest_failed: bool,
 }
@@ -168,10 +178,17 @@ impl TargetConnection {
             debug!(peer = %self.info.peer, cid, "data digest error in H2CData");
             x.digest_failed = true;
         }
+        let at = x.received as usize;
         x.received += d.datal;
-        match x.first {
-            None => x.first = Some(data),
-            Some(_) => x.more.push(data),
+        if at == 0 && x.received == x.total {
+            x.data = H2cData::Whole(data);
+        } else {
+            if at == 0 {
+                x.data = H2cData::Gathered(self.out.pool().take(x.total as usize));
+            }
+            if let H2cData::Gathered(buf) = &mut x.data {
+                buf.as_mut_slice()[at..at + data.len()].copy_from_slice(&data);
+            }
         }
         if !done {
             return Ok(());
@@ -190,22 +207,17 @@ impl TargetConnection {
             return Ok(());
         };
         if x.digest_failed {
+            if let H2cData::Gathered(buf) = x.data {
+                self.out.pool().give(buf);
+            }
             self.respond_status(cid, Status::TRANSIENT_TRANSPORT_ERROR);
             return Ok(());
         }
-        let first = x.first.unwrap_or_default();
-        let data = if x.more.is_empty() {
-            first
-        } else {
-            // Only writes larger than MAXH2CDATA arrive in pieces; they are gathered here.
-            let mut buf = BytesMut::with_capacity(x.total as usize);
-            buf.extend_from_slice(&first);
-            for p in &x.more {
-                buf.extend_from_slice(p);
-            }
-            buf.freeze()
-        };
-        self.dispatch(cmd.sqe, Some(data), 0);
+        match x.data {
+            H2cData::Nothing => self.dispatch(cmd.sqe, Some(Bytes::new()), None, 0),
+            H2cData::Whole(b) => self.dispatch(cmd.sqe, Some(b), None, 0),
+            H2cData::Gathered(buf) => self.dispatch(cmd.sqe, None, Some(buf), 0),
+        }
         Ok(())
     }
 }

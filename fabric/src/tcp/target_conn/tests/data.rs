@@ -162,6 +162,8 @@ fn r2t_write_of_one_mib() {
         &target.store.lock().unwrap()[16 * 512..16 * 512 + len],
         &data[..]
     );
+    // The pieces were gathered in a pooled buffer, which the response handed back.
+    assert_eq!(h.conn.send_queue().pool().pooled(), 1);
 }
 
 #[test]

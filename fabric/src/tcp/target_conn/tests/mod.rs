@@ -80,12 +80,12 @@ impl QueueHandler for RamQueue {
         let mut store = self.store.lock().unwrap();
         match sqe.opcode {
             0x01 => {
-                let data = req.data.unwrap_or_default();
+                let data = req.host_data();
                 if data.len() != len {
                     return Completion::Ready(Response::status(Status::DATA_SGL_LENGTH_INVALID));
                 }
-                store[off..off + len].copy_from_slice(&data);
-                Completion::Ready(Response::success())
+                store[off..off + len].copy_from_slice(data);
+                Completion::Ready(Response::success().returning(req.h2c_buf))
             }
             0x02 => Completion::Ready(
                 Response::success().with_data(Bytes::copy_from_slice(&store[off..off + len])),
