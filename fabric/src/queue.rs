@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 
 use bytes::Bytes;
-use nvme::{Sqe, Status};
+use nvme_spec::{Sqe, Status};
 use tokio_util::sync::CancellationToken;
 
 /// A command capsule with its host-to-controller data, already gathered by the transport

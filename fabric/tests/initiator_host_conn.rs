@@ -6,7 +6,7 @@ use fabric::tcp::host_conn::{
     CommandError, ConnError, HostConn, HostConnConfig, HostEvent, Negotiated, SubmitError,
 };
 use fabric::tcp::pdu::Digests;
-use nvme::{Sqe, Status};
+use nvme_spec::{Sqe, Status};
 use rand::{Rng, RngCore};
 
 fn crc(data: &[u8]) -> [u8; 4] {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use bytes::{Buf, BytesMut};
 use fabric::initiator::command;
 use fabric::initiator::{HostCommand, Queue, QueueOptions};
-use nvme::Status;
+use nvme_spec::Status;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 

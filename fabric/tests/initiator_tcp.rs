@@ -17,10 +17,12 @@ use fabric::queue::{
 };
 use fabric::tcp::reactor::{ReactorConfig, ReactorPool};
 use fabric::tcp::{serve, TcpTargetConfig};
-use nvme::features::AsyncEvent;
-use nvme::identify::{IdentifyController, IdentifyNamespace, LbaFormat};
-use nvme::log_page::{AddressFamily, DiscoveryLog, DiscoveryRecord, SubsystemType, TransportType};
-use nvme::{Sqe, Status};
+use nvme_spec::features::AsyncEvent;
+use nvme_spec::identify::{IdentifyController, IdentifyNamespace, LbaFormat};
+use nvme_spec::log_page::{
+    AddressFamily, DiscoveryLog, DiscoveryRecord, SubsystemType, TransportType,
+};
+use nvme_spec::{Sqe, Status};
 use rand::RngCore;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
@@ -185,7 +187,7 @@ impl Handler {
                 let numd = ((sqe.cdw10.get() >> 16) | (sqe.cdw11.get() << 16)) as usize + 1;
                 let lpo = u64::from(sqe.cdw12.get()) | (u64::from(sqe.cdw13.get()) << 32);
                 let page = discovery_log(u64::from(st.genctr.load(Ordering::SeqCst)));
-                let slice = nvme::log_page::log_page_slice(&page, lpo, numd * 4).unwrap();
+                let slice = nvme_spec::log_page::log_page_slice(&page, lpo, numd * 4).unwrap();
                 Response::success().with_data(Bytes::from(slice))
             }
             // Asynchronous Event Request: completes at the next discovery log change.

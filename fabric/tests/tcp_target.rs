@@ -16,8 +16,8 @@ use fabric::tcp::pdu::{
 };
 use fabric::tcp::reactor::{ReactorConfig, ReactorPool};
 use fabric::tcp::{serve, TcpTargetConfig};
-use nvme::sgl::SUBTYPE_TRANSPORT_A;
-use nvme::{Cqe, Sgl, Sqe, Status};
+use nvme_spec::sgl::SUBTYPE_TRANSPORT_A;
+use nvme_spec::{Cqe, Sgl, Sqe, Status};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;

@@ -1,17 +1,17 @@
 //! Submission queue entries the host builds: Fabrics commands (NVMe-oF 1.1 §3), the admin
 //! commands controller initialization needs (NVMe Base 2.0 §5) and NVM I/O commands
-//! (NVM Command Set 1.0 §3). The Fabrics ones are encoded by [`nvme::command`]. CID and data
+//! (NVM Command Set 1.0 §3). The Fabrics ones are encoded by [`nvme_spec::command`]. CID and data
 //! pointer are left zero: the transport fills them in (and sets PSDT).
 
-use nvme::command::{
+use nvme_spec::command::{
     fabrics_sqe, lba_sqe, Connect, DsmRange, PropertyGet, PropertySet, ZoneReceive, ZoneSend,
 };
-use nvme::features::FeatureId;
-use nvme::opcode::{AdminOpcode, FabricsType, IoOpcode};
-use nvme::zns::{ReportOption, ZoneAction};
-use nvme::Sqe;
+use nvme_spec::features::FeatureId;
+use nvme_spec::opcode::{AdminOpcode, FabricsType, IoOpcode};
+use nvme_spec::zns::{ReportOption, ZoneAction};
+use nvme_spec::Sqe;
 
-pub use nvme::command::{PropertySize, CATTR_DISABLE_SQ_FLOW_CONTROL, CNTLID_DYNAMIC};
+pub use nvme_spec::command::{PropertySize, CATTR_DISABLE_SQ_FLOW_CONTROL, CNTLID_DYNAMIC};
 
 fn with_opcode(opcode: impl Into<u8>, nsid: u32) -> Sqe {
     let mut sqe = Sqe {
@@ -23,7 +23,7 @@ fn with_opcode(opcode: impl Into<u8>, nsid: u32) -> Sqe {
 }
 
 /// Fabrics Connect (NVMe-oF 1.1 §3.3): RECFMT 0, QID, SQSIZE (0's based), CATTR and KATO
-/// (milliseconds), encoded by [`nvme::command::Connect`].
+/// (milliseconds), encoded by [`nvme_spec::command::Connect`].
 pub fn connect(qid: u16, sqsize_zero_based: u16, cattr: u8, kato_ms: u32) -> Sqe {
     Connect {
         recfmt: 0,
@@ -40,12 +40,12 @@ pub fn disconnect() -> Sqe {
     fabrics_sqe(FabricsType::Disconnect, 0)
 }
 
-/// Property Get (NVMe-oF 1.1 §3.4), encoded by [`nvme::command::PropertyGet`].
+/// Property Get (NVMe-oF 1.1 §3.4), encoded by [`nvme_spec::command::PropertyGet`].
 pub fn property_get(offset: u32, size: PropertySize) -> Sqe {
     PropertyGet { size, offset }.to_sqe(0)
 }
 
-/// Property Set (NVMe-oF 1.1 §3.5), encoded by [`nvme::command::PropertySet`].
+/// Property Set (NVMe-oF 1.1 §3.5), encoded by [`nvme_spec::command::PropertySet`].
 pub fn property_set(offset: u32, size: PropertySize, value: u64) -> Sqe {
     PropertySet {
         size,
@@ -166,7 +166,7 @@ pub fn dsm_deallocate(nsid: u32, ranges: usize) -> Sqe {
 }
 
 /// Zone Management Send (NVMe ZNS 1.1 §4.4.3): `action` on the zone starting at `slba`, or
-/// with `select_all` on every zone it applies to; encoded by [`nvme::command::ZoneSend`].
+/// with `select_all` on every zone it applies to; encoded by [`nvme_spec::command::ZoneSend`].
 pub fn zone_mgmt_send(nsid: u32, slba: u64, action: ZoneAction, select_all: bool) -> Sqe {
     ZoneSend::new(nsid, slba, action, select_all).to_sqe()
 }
@@ -184,7 +184,7 @@ pub fn zone_append(nsid: u32, zslba: u64, nlb: u32, fua: bool) -> Sqe {
 }
 
 /// The Dataset Management range list (NVM Command Set 1.0 §3.2.3) for `(slba, nlb)` ranges,
-/// no context attributes, encoded by [`nvme::command::DsmRange`].
+/// no context attributes, encoded by [`nvme_spec::command::DsmRange`].
 pub fn dsm_ranges(ranges: &[(u64, u32)]) -> Vec<u8> {
     let ranges: Vec<DsmRange> = ranges
         .iter()
@@ -196,7 +196,7 @@ pub fn dsm_ranges(ranges: &[(u64, u32)]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use nvme::identify::Cns;
+    use nvme_spec::identify::Cns;
     use zerocopy::IntoBytes;
 
     #[test]

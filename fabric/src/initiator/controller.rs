@@ -8,12 +8,14 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use nvme::command::DsmRange;
-use nvme::features::FeatureId;
-use nvme::identify::{
+use nvme_spec::command::DsmRange;
+use nvme_spec::features::FeatureId;
+use nvme_spec::identify::{
     parse_namespace_list, read_ascii_trimmed, Cns, IdentifyController, IdentifyNamespace,
 };
-use nvme::properties::{self as property, Cap, Cc, Csts, ShutdownNotification, ShutdownStatus};
+use nvme_spec::properties::{
+    self as property, Cap, Cc, Csts, ShutdownNotification, ShutdownStatus,
+};
 use tokio_util::sync::CancellationToken;
 
 use super::command::{self, PropertySize};
@@ -253,7 +255,7 @@ impl Controller {
     }
 
     /// Identify Controller as read during initialization (derefs to
-    /// [`nvme::identify::IdentifyController`]).
+    /// [`nvme_spec::identify::IdentifyController`]).
     pub fn identify(&self) -> &IdentifyInfo {
         &self.identify
     }
@@ -680,7 +682,7 @@ fn prop_size(size: u8) -> Result<PropertySize, HostError> {
 }
 
 /// Identify Controller data as read at initialization: derefs to
-/// [`nvme::identify::IdentifyController`] for every field, plus shortcuts.
+/// [`nvme_spec::identify::IdentifyController`] for every field, plus shortcuts.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IdentifyInfo(pub IdentifyController);
 

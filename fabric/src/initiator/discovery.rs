@@ -5,8 +5,8 @@
 use std::net::SocketAddr;
 
 use bytes::BytesMut;
-use nvme::features::{AsyncEvent, AsyncEventConfig, NoticeInfo};
-use nvme::log_page::{DiscoveryLog, DiscoveryLogEntry, DiscoveryLogHeader, LogPageId};
+use nvme_spec::features::{AsyncEvent, AsyncEventConfig, NoticeInfo};
+use nvme_spec::log_page::{DiscoveryLog, DiscoveryLogEntry, DiscoveryLogHeader, LogPageId};
 use tokio::task::JoinHandle;
 
 use super::command;

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use nvme::Status;
+use nvme_spec::Status;
 
 use crate::tcp::host_conn::{CommandError, ConnError, SubmitError};
 

@@ -20,13 +20,13 @@ pub mod zones;
 use std::time::Duration;
 
 use bytes::Bytes;
-use nvme::{Cqe, Sqe};
+use nvme_spec::{Cqe, Sqe};
 
 pub use controller::{parse_ns_descriptors, Controller, IdentifyInfo};
 pub use discovery::{discover, DiscoveryController, DISCOVERY_NQN, LID_DISCOVERY};
 pub use error::HostError;
-/// What [`discover`] returns: the spec types of [`nvme::log_page`].
-pub use nvme::log_page::{DiscoveryLog, DiscoveryRecord};
+/// What [`discover`] returns: the spec types of [`nvme_spec::log_page`].
+pub use nvme_spec::log_page::{DiscoveryLog, DiscoveryRecord};
 pub use queue::{Queue, QueueOptions};
 pub use zones::{appended_lba, ZoneReport};
 
@@ -78,7 +78,7 @@ pub struct HostCompletion {
 }
 
 impl HostCompletion {
-    pub fn status(&self) -> nvme::Status {
+    pub fn status(&self) -> nvme_spec::Status {
         self.cqe.status()
     }
 

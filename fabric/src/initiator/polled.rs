@@ -16,8 +16,8 @@ use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use nvme::command::{ConnectData, CATTR_DISABLE_SQ_FLOW_CONTROL};
-use nvme::Sqe;
+use nvme_spec::command::{ConnectData, CATTR_DISABLE_SQ_FLOW_CONTROL};
+use nvme_spec::Sqe;
 use zerocopy::IntoBytes;
 
 use super::command;

@@ -3,7 +3,7 @@
 //! `ferrofab` use them as the in-tree peer of a zoned namespace.
 
 use bytes::Bytes;
-use nvme::zns::{ReportOption, ZoneAction, ZoneDescriptor, ZoneReportHeader};
+use nvme_spec::zns::{ReportOption, ZoneAction, ZoneDescriptor, ZoneReportHeader};
 use zerocopy::FromBytes;
 
 use super::{command, Controller, HostCommand, HostCompletion, HostError};
@@ -92,7 +92,7 @@ pub fn appended_lba(c: &HostCompletion) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use nvme::zns::ZoneState;
+    use nvme_spec::zns::ZoneState;
     use zerocopy::IntoBytes;
 
     #[test]

@@ -303,7 +303,7 @@ mod tests {
     use crate::tcp::pdu::{
         EncodeOptions, H2CData, IcReq, Pdu, TermReq, DGST_HDGST_ENABLE, FLAG_LAST_PDU,
     };
-    use nvme::{Sgl, Sqe};
+    use nvme_spec::{Sgl, Sqe};
 
     fn icreq_bytes() -> Vec<u8> {
         Pdu::new(PduHeader::IcReq(IcReq {

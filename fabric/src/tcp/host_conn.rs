@@ -10,9 +10,9 @@
 use std::collections::VecDeque;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use nvme::command::FLAGS_PSDT_SGL;
-use nvme::sgl::SUBTYPE_TRANSPORT_A;
-use nvme::{Cqe, Sgl, Sqe, Status};
+use nvme_spec::command::FLAGS_PSDT_SGL;
+use nvme_spec::sgl::SUBTYPE_TRANSPORT_A;
+use nvme_spec::{Cqe, Sgl, Sqe, Status};
 use zerocopy::IntoBytes;
 
 use super::digest::{self, DIGEST_LEN};

@@ -6,7 +6,7 @@
 //! include/linux/nvme-tcp.h). Every multi-byte field is little-endian (NVMe/TCP 1.0 §2).
 
 use bytes::{BufMut, Bytes, BytesMut};
-use nvme::{Cqe, Sqe};
+use nvme_spec::{Cqe, Sqe};
 use zerocopy::little_endian::{U16, U32};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
@@ -810,7 +810,7 @@ impl InlineBytes {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use nvme::{Sgl, Status};
+    use nvme_spec::{Sgl, Status};
 
     fn enc(pdu: &Pdu, digests: Digests, pda: u8) -> Vec<u8> {
         pdu.encode(EncodeOptions { digests, pda }).to_vec()

@@ -14,10 +14,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use nvme::opcode::AdminOpcode;
-use nvme::sgl::SUBTYPE_TRANSPORT_A;
-use nvme::sqe::DataDirection;
-use nvme::{Cqe, Sgl, Sqe, Status};
+use nvme_spec::opcode::AdminOpcode;
+use nvme_spec::sgl::SUBTYPE_TRANSPORT_A;
+use nvme_spec::sqe::DataDirection;
+use nvme_spec::{Cqe, Sgl, Sqe, Status};
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 

@@ -201,7 +201,7 @@ fn cqe_of(p: &ReceivedPdu) -> Cqe {
 
 fn connect_pdu(qid: u16, sqsize: u32, cattr: u8) -> Pdu {
     let mut sqe = Sqe {
-        opcode: nvme::sqe::FABRICS_OPCODE,
+        opcode: nvme_spec::sqe::FABRICS_OPCODE,
         flags: 0x40,
         ..Default::default()
     };
