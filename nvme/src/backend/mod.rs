@@ -21,7 +21,7 @@ pub mod zoned_ram;
 
 pub use file::{FileBackend, FileOptions};
 pub use null::{check_geometry, NullBackend, SUPPORTED_BLOCK_SIZES};
-pub use queued::{IoFuture, QueuedBackend};
+pub use queued::{new_owner, token_owner, IoFuture, Polled, PolledBackend, QueuedBackend, Refused};
 pub use ram::RamBackend;
 pub use uring::{UringBackend, UringOptions};
 pub use zoned::{
@@ -91,6 +91,12 @@ pub trait Backend: Send + Sync + 'static {
     /// The asynchronous interface, for backends whose commands complete on a polled device
     /// queue; I/O queues use it instead of the blocking calls above when present.
     fn queued(&self) -> Option<&dyn QueuedBackend> {
+        None
+    }
+    /// The polled interface, for backends whose commands complete on a polled device queue
+    /// and can be reaped by token; I/O queues prefer it to [`Backend::queued`] for reads and
+    /// writes.
+    fn polled(&self) -> Option<&dyn PolledBackend> {
         None
     }
     /// The zone commands, for a zoned namespace (NVMe ZNS Command Set); `None` for the NVM

@@ -25,3 +25,54 @@ pub trait QueuedBackend: Send + Sync + 'static {
     fn write_zeroes(&self, lba: u64, blocks: u64) -> IoFuture<()>;
     fn deallocate(&self, lba: u64, blocks: u64) -> IoFuture<()>;
 }
+
+/// A command of the polled interface that finished: the caller's token, the completion's
+/// DW0/DW1 or the failure, and the caller's buffer (a read's data) handed back.
+#[derive(Debug)]
+pub struct Polled {
+    pub token: u64,
+    pub result: Result<u64, BackendError>,
+    pub buf: Option<Vec<u8>>,
+}
+
+/// The owner part of a polled command's token: its upper 32 bits.
+pub fn token_owner(token: u64) -> u32 {
+    (token >> 32) as u32
+}
+
+/// Why the polled interface did not start a command.
+#[derive(Debug)]
+pub enum Refused {
+    /// The device queue or its DMA memory is full: start it again after completions.
+    Busy,
+    /// The command needs more than one device command (larger than the drive's transfer
+    /// limit): use [`QueuedBackend`] for it.
+    Unsupported,
+    /// It cannot run: answer the host with this failure.
+    Failed(BackendError),
+}
+
+/// Commands started with a caller's token and reaped by polling, for a reactor that owns the
+/// commands' state in its own preallocated table: no future, no shared completion state, no
+/// allocation per command. A token's upper 32 bits name its owner ([`new_owner`]); an owner
+/// reaps only its own completions, on the thread it started them from (the thread's device
+/// queue).
+pub trait PolledBackend: Send + Sync {
+    /// Read `buf.len()` bytes (whole blocks) at `lba` into `buf`; it comes back in [`Polled`].
+    /// On refusal the buffer comes back with the reason.
+    fn start_read(&self, lba: u64, buf: Vec<u8>, token: u64) -> Result<(), (Refused, Vec<u8>)>;
+    /// Write whole blocks at `lba`; the data is copied out before this returns.
+    fn start_write(&self, lba: u64, data: &[u8], fua: bool, token: u64) -> Result<(), Refused>;
+    /// Poll this thread's device queue and hand `owner`'s finished commands to `done`; returns
+    /// how many. Also runs the queue's deadline checks (abort, reset).
+    fn reap(&self, owner: u32, done: &mut dyn FnMut(Polled)) -> usize;
+    /// The owner is gone: drop its finished commands and discard its outstanding ones when
+    /// they complete.
+    fn forget(&self, owner: u32);
+}
+
+/// A fresh owner id for [`PolledBackend`] tokens.
+pub fn new_owner() -> u32 {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}

@@ -23,7 +23,7 @@ use super::pool::{DmaBuf, PagePool};
 use super::prp::{build_prps, PageSize, PrpError};
 use super::queue::{alloc_queue_pair, QueueError, QueuePair};
 use super::regs::{DoorbellLayout, Mmio};
-use crate::backend::BackendError;
+use crate::backend::{token_owner, BackendError, Polled};
 use crate::{Cqe, Sqe, Status};
 
 /// PSDT = 01b: the data pointer is an SGL, MPTR an address (NVMe Base 2.0 §4.2, CDW0).
@@ -40,16 +40,6 @@ pub enum Data {
         off: usize,
         len: usize,
     },
-}
-
-impl Data {
-    fn len(&self) -> usize {
-        match self {
-            Data::None => 0,
-            Data::Out(b) => b.len(),
-            Data::In { len, .. } => *len,
-        }
-    }
 }
 
 /// A command ready to be submitted (its CID and data pointer are filled in at submission).
@@ -105,16 +95,36 @@ impl Request {
     }
 }
 
-/// A submitted command's context: its request, the DMA memory the device may touch until it
-/// completes, and its deadlines.
+/// Who waits for a command.
+pub enum Owner {
+    /// A request future of one or more commands, sharing their completion state.
+    Request(Arc<Request>),
+    /// A caller of the polled interface: the completion goes to the queue's finished list
+    /// under this token, with the caller's read buffer.
+    Token { token: u64, buf: Option<Vec<u8>> },
+    /// A polled command whose owner went away: its completion is dropped.
+    Orphan,
+}
+
+/// A submitted command's context: who waits for it, the DMA memory the device may touch until
+/// it completes, and its deadlines.
 pub struct Inflight<M> {
-    req: Arc<Request>,
+    owner: Owner,
     buf: Option<DmaBuf<M>>,
     _lists: Vec<DmaBuf<M>>,
     copy_out: Option<(usize, usize)>,
     deadline: Duration,
     /// Set once an Abort was sent: the time after which the controller is reset.
     abort_deadline: Option<Duration>,
+}
+
+/// How a command's data is described and how long it may take.
+pub struct Mapping {
+    /// The controller takes SGLs for NVM I/O.
+    pub sgl: bool,
+    /// The controller's transfer limit in bytes.
+    pub max_transfer: u64,
+    pub deadline: Duration,
 }
 
 /// Why a command could not be submitted now.
@@ -140,6 +150,9 @@ pub struct IoQueue<M> {
     cq_db: usize,
     /// No deadline of an outstanding command is earlier, so polls before it skip the scan.
     next_check: Duration,
+    /// Polled commands that finished, until their owners reap them; room for every queue slot
+    /// is reserved up front.
+    finished: Vec<Polled>,
 }
 
 fn dma_error(e: DmaError) -> BackendError {
@@ -158,6 +171,7 @@ impl<M: DmaRegion> IoQueue<M> {
             sq_db: layout.sq_tail(qid)?,
             cq_db: layout.cq_head(qid)?,
             next_check: Duration::MAX,
+            finished: Vec::with_capacity(entries as usize),
         })
     }
 
@@ -186,8 +200,8 @@ impl<M: DmaRegion> IoQueue<M> {
         self.qp.outstanding()
     }
 
-    /// Write `cmd` to the SQ with a bounce buffer and data pointer; the doorbell is rung by
-    /// [`IoQueue::ring`]. On `Busy` nothing was submitted.
+    /// Write `cmd` to the SQ for `req` with a bounce buffer and data pointer; the doorbell is
+    /// rung by [`IoQueue::ring`]. On `Busy` nothing was submitted.
     pub fn submit(
         &mut self,
         pool: &PagePool<M>,
@@ -197,43 +211,98 @@ impl<M: DmaRegion> IoQueue<M> {
         sgl: bool,
         max_transfer: u64,
     ) -> Result<(), SubmitError> {
+        let (out, copy_out) = match &cmd.data {
+            Data::None => (None, None),
+            Data::Out(b) => (Some(&b[..]), None),
+            Data::In { off, len } => (None, Some((*off, *len))),
+        };
+        let map = Mapping {
+            sgl,
+            max_transfer,
+            deadline,
+        };
+        let owner = Owner::Request(Arc::clone(req));
+        self.submit_owned(pool, cmd.sqe, out, copy_out, owner, &map)
+            .map_err(|(e, _)| e)?;
+        req.lock().outstanding += 1;
+        Ok(())
+    }
+
+    /// Write `sqe` to the SQ for `owner`: with `out` copied into a bounce buffer, or a bounce
+    /// buffer of `copy_out`'s length the completion copies into the owner's buffer. On an
+    /// error nothing was submitted and the owner comes back.
+    pub fn submit_owned(
+        &mut self,
+        pool: &PagePool<M>,
+        mut sqe: Sqe,
+        out: Option<&[u8]>,
+        copy_out: Option<(usize, usize)>,
+        owner: Owner,
+        map: &Mapping,
+    ) -> Result<(), (SubmitError, Owner)> {
         if self.qp.sq().is_full() {
-            return Err(SubmitError::Busy);
+            return Err((SubmitError::Busy, owner));
         }
-        let mut sqe = cmd.sqe;
-        let len = cmd.data.len();
+        let len = out.map_or(0, <[u8]>::len) + copy_out.map_or(0, |(_, l)| l);
         let (buf, lists) = if len == 0 {
             (None, Vec::new())
         } else {
-            match map_data(pool, &mut sqe, &cmd.data, sgl, max_transfer) {
+            match map_data(pool, &mut sqe, len, out, map.sgl, map.max_transfer) {
                 Ok((buf, lists)) => (Some(buf), lists),
-                Err(MapError::Exhausted) => return Err(SubmitError::Busy),
-                Err(MapError::Failed(e)) => return Err(SubmitError::Failed(e)),
+                Err(MapError::Exhausted) => return Err((SubmitError::Busy, owner)),
+                Err(MapError::Failed(e)) => return Err((SubmitError::Failed(e), owner)),
             }
         };
-        let copy_out = match &cmd.data {
-            Data::In { off, len } => Some((*off, *len)),
-            _ => None,
-        };
         let ctx = Inflight {
-            req: Arc::clone(req),
+            owner,
             buf,
             _lists: lists,
             copy_out,
-            deadline,
+            deadline: map.deadline,
             abort_deadline: None,
         };
         match self.qp.submit(sqe, ctx) {
             Ok(_) => {
-                req.lock().outstanding += 1;
-                self.next_check = self.next_check.min(deadline);
+                self.next_check = self.next_check.min(map.deadline);
                 Ok(())
             }
-            Err((QueueError::Full, _)) => Err(SubmitError::Busy),
-            Err((e, _)) => Err(SubmitError::Failed(BackendError::Io(
-                std::io::Error::other(e),
-            ))),
+            Err((QueueError::Full, ctx)) => Err((SubmitError::Busy, ctx.owner)),
+            Err((e, ctx)) => Err((
+                SubmitError::Failed(BackendError::Io(std::io::Error::other(e))),
+                ctx.owner,
+            )),
         }
+    }
+
+    /// Hand `owner`'s finished polled commands to `done`; returns how many.
+    pub fn take_finished(&mut self, owner: u32, done: &mut dyn FnMut(Polled)) -> usize {
+        let mut n = 0;
+        let mut i = 0;
+        while i < self.finished.len() {
+            if token_owner(self.finished[i].token) == owner {
+                done(self.finished.swap_remove(i));
+                n += 1;
+            } else {
+                i += 1;
+            }
+        }
+        n
+    }
+
+    /// Drop `owner`'s finished commands and orphan its outstanding ones.
+    pub fn forget(&mut self, owner: u32) {
+        self.finished.retain(|p| token_owner(p.token) != owner);
+        for (_, ctx) in self.qp.outstanding_mut() {
+            if matches!(ctx.owner, Owner::Token { token, .. } if token_owner(token) == owner) {
+                ctx.owner = Owner::Orphan;
+            }
+        }
+    }
+
+    /// Carry finished polled commands over to `fresh`, the queue that replaces this one after
+    /// a controller reset.
+    pub fn hand_over_finished(&mut self, fresh: &mut IoQueue<M>) {
+        fresh.finished.append(&mut self.finished);
     }
 
     /// Ring the SQ tail doorbell once for everything submitted since the last ring.
@@ -254,7 +323,7 @@ impl<M: DmaRegion> IoQueue<M> {
         loop {
             match self.qp.poll() {
                 Ok(Some((ctx, cqe))) => {
-                    finish(ctx, &cqe);
+                    finish(ctx, &cqe, &mut self.finished);
                     done += 1;
                 }
                 Ok(None) => break,
@@ -299,34 +368,74 @@ impl<M: DmaRegion> IoQueue<M> {
         let drained = self.qp.drain();
         let n = drained.len();
         for ctx in drained {
-            ctx.req.fail(err());
-            ctx.req.lock().outstanding -= 1;
+            match ctx.owner {
+                Owner::Request(req) => {
+                    req.fail(err());
+                    req.lock().outstanding -= 1;
+                }
+                Owner::Token { token, buf } => self.finished.push(Polled {
+                    token,
+                    result: Err(err()),
+                    buf,
+                }),
+                Owner::Orphan => {}
+            }
         }
         n
     }
 }
 
-fn finish<M: DmaRegion>(ctx: Inflight<M>, cqe: &Cqe) {
+fn finish<M: DmaRegion>(ctx: Inflight<M>, cqe: &Cqe, finished: &mut Vec<Polled>) {
+    let Inflight {
+        owner,
+        buf: dma,
+        copy_out,
+        abort_deadline,
+        ..
+    } = ctx;
     let status = cqe.status();
-    let mut s = ctx.req.lock();
-    s.outstanding -= 1;
-    if status.is_success() {
-        if let (Some((off, len)), Some(buf)) = (ctx.copy_out, &ctx.buf) {
-            let dst = &mut s.buf[off..off + len];
-            if let Err(e) = buf.read_bytes(0, dst) {
-                s.error.get_or_insert(dma_error(e));
-            }
-        }
-        s.result = cqe.result64();
-    } else if s.error.is_none() {
+    let result = if status.is_success() {
+        Ok(cqe.result64())
+    } else if abort_deadline.is_some() && status.sc == Status::ABORT_REQUESTED.sc {
         // A command the driver aborted completes with Command Abort Requested (NVMe Base
         // 2.0 §5.1): to the caller it timed out.
-        let aborted = ctx.abort_deadline.is_some() && status.sc == Status::ABORT_REQUESTED.sc;
-        s.error = Some(if aborted {
-            BackendError::Timeout
-        } else {
-            BackendError::Device(status)
-        });
+        Err(BackendError::Timeout)
+    } else {
+        Err(BackendError::Device(status))
+    };
+    // A read's data is copied out of the bounce buffer only once the CQE said success.
+    let copy = |dst: &mut [u8]| -> Result<(), BackendError> {
+        match (copy_out, &dma) {
+            (Some((off, len)), Some(dma)) => dma
+                .read_bytes(0, &mut dst[off..off + len])
+                .map_err(dma_error),
+            _ => Ok(()),
+        }
+    };
+    match owner {
+        Owner::Request(req) => {
+            let mut s = req.lock();
+            s.outstanding -= 1;
+            match result {
+                Ok(r) => {
+                    if let Err(e) = copy(&mut s.buf) {
+                        s.error.get_or_insert(e);
+                    }
+                    s.result = r;
+                }
+                Err(e) => {
+                    s.error.get_or_insert(e);
+                }
+            }
+        }
+        Owner::Token { token, mut buf } => {
+            let result = match (result, buf.as_mut()) {
+                (Ok(r), Some(dst)) => copy(dst).map(|()| r),
+                (r, _) => r,
+            };
+            finished.push(Polled { token, result, buf });
+        }
+        Owner::Orphan => {}
     }
 }
 
@@ -348,13 +457,13 @@ impl From<DmaError> for MapError {
 fn map_data<M: DmaRegion>(
     pool: &PagePool<M>,
     sqe: &mut Sqe,
-    data: &Data,
+    len: usize,
+    out: Option<&[u8]>,
     sgl: bool,
     max_transfer: u64,
 ) -> Result<(DmaBuf<M>, Vec<DmaBuf<M>>), MapError> {
-    let len = data.len();
     let buf = pool.alloc(len)?;
-    if let Data::Out(bytes) = data {
+    if let Some(bytes) = out {
         buf.write_bytes(0, bytes)?;
     }
     if sgl {

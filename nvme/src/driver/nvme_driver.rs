@@ -27,12 +27,12 @@ use super::clock::{Clock, SystemClock};
 use super::controller::{self, ControllerInfo, Ctx, NamespaceInfo};
 use super::dma::DmaRegion;
 use super::error::DriverError;
-use super::io::{self, Data, IoCmd, IoQueue, Request, SubmitError};
+use super::io::{self, Data, IoCmd, IoQueue, Owner, Request, SubmitError};
 use super::pool::PagePool;
 use super::regs::{Mmio, CC};
 use crate::backend::{
-    blocks_in, check_range, Backend, BackendError, BackendInfo, IoFuture, QueuedBackend,
-    ZonedBackend, ZonedGeometry,
+    blocks_in, check_range, Backend, BackendError, BackendInfo, IoFuture, Polled, PolledBackend,
+    QueuedBackend, Refused, ZonedBackend, ZonedGeometry,
 };
 use crate::features::FeatureId;
 use crate::opcode::{AdminOpcode, IoOpcode};
@@ -292,11 +292,18 @@ impl<M: DmaRegion + Send + Sync + 'static> NvmeDriver<M> {
             }
         }
         q.ring(mmio);
+        self.check_deadlines(q, now) || moved
+    }
+
+    /// Abort the commands of `q` past their deadline and reset the controller for those past
+    /// the abort's; takes the queue's lock to release it first. Returns whether it acted.
+    fn check_deadlines(&self, mut q: MutexGuard<'_, IoQueue<M>>, now: Duration) -> bool {
+        let mmio = &*self.mmio;
         let expired = q.expired(now, self.opts.timeout);
         let qid = q.qid();
         drop(q);
         if expired.abort.is_empty() && !expired.reset {
-            return moved;
+            return false;
         }
         if let Err(e) = controller::health(mmio) {
             self.go_gone(e.to_string());
@@ -315,6 +322,73 @@ impl<M: DmaRegion + Send + Sync + 'static> NvmeDriver<M> {
             self.reset();
         }
         true
+    }
+
+    /// Start one command of the polled interface on this thread's queue.
+    fn start_polled(
+        &self,
+        sqe: crate::Sqe,
+        out: Option<&[u8]>,
+        buf: Option<Vec<u8>>,
+        token: u64,
+    ) -> Result<(), (Refused, Option<Vec<u8>>)> {
+        if self.state.load(Ordering::Acquire) == GONE {
+            let reason = lock(&self.gone_reason).clone();
+            return Err((Refused::Failed(BackendError::Gone(reason)), buf));
+        }
+        let queue = self.queue_index();
+        let mut q = lock(&self.queues[queue]);
+        if self.state.load(Ordering::Acquire) != RUNNING {
+            return Err((Refused::Busy, buf));
+        }
+        let map = io::Mapping {
+            sgl: self.info.sgl,
+            max_transfer: self.info.max_transfer,
+            deadline: self.clock.now() + self.opts.timeout,
+        };
+        let copy_out = buf.as_ref().map(|b| (0, b.len()));
+        let owner = Owner::Token { token, buf };
+        let busy = q.outstanding() > 0;
+        match q.submit_owned(&self.pool, sqe, out, copy_out, owner, &map) {
+            Ok(()) => {
+                q.ring(&*self.mmio);
+                Ok(())
+            }
+            Err((e, owner)) => {
+                let buf = match owner {
+                    Owner::Token { buf, .. } => buf,
+                    _ => None,
+                };
+                let why = match e {
+                    SubmitError::Busy if busy => Refused::Busy,
+                    SubmitError::Busy => Refused::Failed(BackendError::Io(std::io::Error::other(
+                        "DMA pool has no room for the transfer",
+                    ))),
+                    SubmitError::Failed(e) => Refused::Failed(e),
+                };
+                Err((why, buf))
+            }
+        }
+    }
+
+    /// Reap this thread's queue and hand `owner`'s finished polled commands to `done`.
+    fn reap_owner(&self, owner: u32, done: &mut dyn FnMut(Polled)) -> usize {
+        let queue = self.queue_index();
+        let now = self.clock.now();
+        let mut q = lock(&self.queues[queue]);
+        if self.state.load(Ordering::Acquire) == RUNNING {
+            q.reap(&*self.mmio);
+        }
+        let n = q.take_finished(owner, done);
+        self.check_deadlines(q, now);
+        n
+    }
+
+    /// Forget `owner` on every queue (it may have moved threads).
+    fn forget_owner(&self, owner: u32) {
+        for q in &self.queues {
+            lock(q).forget(owner);
+        }
     }
 
     /// Mark the driver gone and fail everything in flight.
@@ -373,7 +447,8 @@ impl<M: DmaRegion + Send + Sync + 'static> NvmeDriver<M> {
                     queues.len()
                 )));
             }
-            for (slot, q) in queues.iter_mut().zip(fresh) {
+            for (slot, mut q) in queues.iter_mut().zip(fresh) {
+                slot.hand_over_finished(&mut q);
                 **slot = q;
             }
             *admin = en.admin;
@@ -665,6 +740,11 @@ impl<M: DmaRegion + Send + Sync + 'static> Backend for DriverNamespace<M> {
         Some(self)
     }
 
+    fn polled(&self) -> Option<&dyn PolledBackend> {
+        // The parts of a write to a zone must go in order, one at a time: those stay futures.
+        self.zoned.is_none().then_some(self as &dyn PolledBackend)
+    }
+
     fn zoned(&self) -> Option<&dyn ZonedBackend> {
         self.zoned.as_ref().map(|_| self as &dyn ZonedBackend)
     }
@@ -689,5 +769,41 @@ impl<M: DmaRegion + Send + Sync + 'static> QueuedBackend for DriverNamespace<M> 
 
     fn deallocate(&self, lba: u64, blocks: u64) -> IoFuture<()> {
         self.deallocate_op(lba, blocks)
+    }
+}
+
+impl<M: DmaRegion + Send + Sync + 'static> PolledBackend for DriverNamespace<M> {
+    fn start_read(&self, lba: u64, buf: Vec<u8>, token: u64) -> Result<(), (Refused, Vec<u8>)> {
+        let blocks = match self.check(lba, buf.len()) {
+            Ok(b) => b,
+            Err(e) => return Err((Refused::Failed(e), buf)),
+        };
+        if blocks > self.transfer_blocks() {
+            return Err((Refused::Unsupported, buf));
+        }
+        let sqe = io::rw_sqe(IoOpcode::Read.to_u8(), self.nsid(), lba, blocks, 0);
+        self.driver
+            .start_polled(sqe, None, Some(buf), token)
+            .map_err(|(why, buf)| (why, buf.unwrap_or_default()))
+    }
+
+    fn start_write(&self, lba: u64, data: &[u8], fua: bool, token: u64) -> Result<(), Refused> {
+        let blocks = self.check(lba, data.len()).map_err(Refused::Failed)?;
+        if blocks > self.transfer_blocks() {
+            return Err(Refused::Unsupported);
+        }
+        let flags = if fua { FUA } else { 0 };
+        let sqe = io::rw_sqe(IoOpcode::Write.to_u8(), self.nsid(), lba, blocks, flags);
+        self.driver
+            .start_polled(sqe, Some(data), None, token)
+            .map_err(|(why, _)| why)
+    }
+
+    fn reap(&self, owner: u32, done: &mut dyn FnMut(Polled)) -> usize {
+        self.driver.reap_owner(owner, done)
+    }
+
+    fn forget(&self, owner: u32) {
+        self.driver.forget_owner(owner);
     }
 }

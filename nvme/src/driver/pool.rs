@@ -9,6 +9,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use super::dma::{check_bounds, DmaError, DmaRegion};
 
+static ZERO_PAGE: [u8; 4096] = [0; 4096];
+
 /// A DMA region split into fixed-size pages handed out as [`DmaBuf`]s.
 pub struct PagePool<M> {
     inner: Arc<PoolInner<M>>,
@@ -80,9 +82,14 @@ impl<M: DmaRegion> PagePool<M> {
             first,
             pages,
         };
-        let zeroes = vec![0u8; ps];
-        for p in 0..pages {
-            buf.write_bytes(p * ps, &zeroes)?;
+        // Zeroed from a static page: allocating here would put a heap allocation on every
+        // command's path.
+        let len = pages * ps;
+        let mut off = 0;
+        while off < len {
+            let n = ZERO_PAGE.len().min(len - off);
+            buf.write_bytes(off, &ZERO_PAGE[..n])?;
+            off += n;
         }
         Ok(buf)
     }

@@ -3,6 +3,7 @@
 mod faults;
 mod init;
 mod io;
+mod polled;
 mod zoned;
 
 use std::sync::Arc;

@@ -1,0 +1,205 @@
+//! The polled interface (`PolledBackend`): commands started with a token and reaped by their
+//! owner, against the model, including the fault paths (abort, reset, removal).
+
+use std::collections::HashMap;
+
+use super::*;
+use crate::backend::{new_owner, Backend, BackendError, Polled, PolledBackend, Refused};
+use crate::driver::model::{Fault, NsModel};
+
+fn cfg(mdts: u8, sgls: bool) -> ModelConfig {
+    ModelConfig {
+        mdts,
+        sgls,
+        namespaces: vec![NsModel {
+            block_size: 512,
+            blocks: 1 << 16,
+            zoned: None,
+        }],
+        ..ModelConfig::default()
+    }
+}
+
+fn token(owner: u32, slot: u32) -> u64 {
+    (u64::from(owner) << 32) | u64::from(slot)
+}
+
+/// Reap `owner`'s completions until `want` arrived, advancing the clock a step per empty
+/// poll (at most `polls` polls).
+fn reap_all(r: &Rig, ns: &dyn PolledBackend, owner: u32, want: usize, polls: usize) -> Vec<Polled> {
+    let mut got = Vec::new();
+    for _ in 0..polls {
+        if got.len() == want {
+            break;
+        }
+        if ns.reap(owner, &mut |p| got.push(p)) == 0 {
+            r.clock.advance(STEP);
+        }
+    }
+    got
+}
+
+#[test]
+fn tokens_complete_to_their_owner_with_the_data() {
+    for (mdts, sgls) in [(5, false), (5, true)] {
+        let r = rig(cfg(mdts, sgls));
+        let ns = r.driver.namespace(1).unwrap();
+        let p = ns.polled().expect("a conventional namespace is polled");
+        let (me, other) = (new_owner(), new_owner());
+        // 4 KiB (PRP1), 8 KiB (PRP1 + PRP2), 64 KiB (a PRP list or one SGL descriptor).
+        let sizes = [4096usize, 8192, 65536];
+        let mut written = HashMap::new();
+        for i in 0..30u32 {
+            let len = sizes[i as usize % 3];
+            let lba = u64::from(i) * 128;
+            let data = pattern(len, i as u8);
+            p.start_write(lba, &data, i % 2 == 0, token(me, i)).unwrap();
+            written.insert(i, (lba, data));
+        }
+        assert_eq!(p.reap(other, &mut |_| panic!("not ours")), 0);
+        let done = reap_all(&r, p, me, 30, 100);
+        assert_eq!(done.len(), 30);
+        for d in &done {
+            assert!(d.result.is_ok() && d.buf.is_none(), "{d:?}");
+            let (lba, data) = &written[&(d.token as u32)];
+            let blocks = (data.len() / 512) as u64;
+            assert!(
+                r.ctrl.read_blocks(1, *lba, blocks) == *data,
+                "media at {lba}"
+            );
+        }
+        for i in 0..30u32 {
+            let (lba, data) = &written[&i];
+            p.start_read(*lba, vec![0; data.len()], token(me, 100 + i))
+                .unwrap();
+        }
+        let done = reap_all(&r, p, me, 30, 100);
+        assert_eq!(done.len(), 30);
+        for d in done {
+            let (_, data) = &written[&(d.token as u32 - 100)];
+            assert!(d.result.is_ok(), "{d:?}");
+            assert!(
+                d.buf.as_deref() == Some(&data[..]),
+                "read back token {}",
+                d.token
+            );
+        }
+    }
+}
+
+#[test]
+fn refusals_busy_unsupported_and_range() {
+    let r = rig(cfg(5, false));
+    let ns = r.driver.namespace(1).unwrap();
+    let p = ns.polled().unwrap();
+    let me = new_owner();
+    // MDTS 5 = 128 KiB: one block more needs two commands.
+    match p.start_read(0, vec![0; (128 << 10) + 512], token(me, 0)) {
+        Err((Refused::Unsupported, buf)) => assert_eq!(buf.len(), (128 << 10) + 512),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        p.start_write(1 << 16, &[0; 512], false, token(me, 0)),
+        Err(Refused::Failed(BackendError::OutOfRange { .. }))
+    ));
+    // The queue has 64 entries (one always empty): the 64th command is Busy.
+    let mut started = 0;
+    let busy = loop {
+        match p.start_write(started, &[7; 512], false, token(me, started as u32)) {
+            Ok(()) => started += 1,
+            Err(why) => break why,
+        }
+    };
+    assert!(matches!(busy, Refused::Busy), "{busy:?}");
+    assert_eq!(started, 63);
+    assert_eq!(reap_all(&r, p, me, 63, 100).len(), 63);
+    p.start_write(0, &[1; 512], false, token(me, 0)).unwrap();
+    assert_eq!(reap_all(&r, p, me, 1, 10).len(), 1);
+}
+
+#[test]
+fn a_dropped_polled_command_is_aborted_and_fails_with_timeout() {
+    let r = rig(cfg(5, false));
+    let ns = r.driver.namespace(1).unwrap();
+    let p = ns.polled().unwrap();
+    let me = new_owner();
+    r.ctrl.inject(Fault::Drop {
+        qid: 1,
+        opcode: 0x02,
+    });
+    p.start_read(0, vec![0; 4096], token(me, 5)).unwrap();
+    let steps = (TIMEOUT.as_millis() / STEP.as_millis()) as usize;
+    let done = reap_all(&r, p, me, 1, 3 * steps);
+    assert_eq!(done.len(), 1);
+    assert!(matches!(done[0].result, Err(BackendError::Timeout)));
+    assert_eq!(done[0].token, token(me, 5));
+    assert!(r.ctrl.executed().contains(&(0, 0x08)), "Abort sent");
+    assert_eq!(r.driver.resets(), 0);
+}
+
+#[test]
+fn a_reset_fails_polled_commands_and_the_queue_works_after() {
+    let r = rig(cfg(5, false));
+    let ns = r.driver.namespace(1).unwrap();
+    let p = ns.polled().unwrap();
+    let me = new_owner();
+    r.ctrl.inject(Fault::AbortIgnored);
+    r.ctrl.inject(Fault::Drop {
+        qid: 1,
+        opcode: 0x01,
+    });
+    p.start_write(0, &pattern(4096, 1), false, token(me, 1))
+        .unwrap();
+    let steps = (TIMEOUT.as_millis() / STEP.as_millis()) as usize;
+    let done = reap_all(&r, p, me, 1, 4 * steps);
+    assert_eq!(done.len(), 1, "the reset's failure reaches the owner");
+    assert!(matches!(done[0].result, Err(BackendError::Timeout)));
+    assert_eq!(r.driver.resets(), 1);
+    let data = pattern(4096, 2);
+    p.start_write(8, &data, false, token(me, 2)).unwrap();
+    assert!(reap_all(&r, p, me, 1, 10)[0].result.is_ok());
+    p.start_read(8, vec![0; 4096], token(me, 3)).unwrap();
+    let back = reap_all(&r, p, me, 1, 10);
+    assert!(back[0].buf.as_deref() == Some(&data[..]));
+}
+
+#[test]
+fn removal_fails_polled_commands_with_gone() {
+    let r = rig(cfg(5, false));
+    let ns = r.driver.namespace(1).unwrap();
+    let p = ns.polled().unwrap();
+    let me = new_owner();
+    r.ctrl.inject(Fault::Drop {
+        qid: 1,
+        opcode: 0x02,
+    });
+    p.start_read(0, vec![0; 4096], token(me, 1)).unwrap();
+    r.ctrl.inject(Fault::Removed);
+    let steps = (TIMEOUT.as_millis() / STEP.as_millis()) as usize;
+    let done = reap_all(&r, p, me, 1, 3 * steps);
+    assert!(
+        matches!(done[0].result, Err(BackendError::Gone(_))),
+        "{done:?}"
+    );
+    assert!(matches!(
+        p.start_write(0, &[0; 512], false, token(me, 2)),
+        Err(Refused::Failed(BackendError::Gone(_)))
+    ));
+    // Blocking callers see the same.
+    assert!(matches!(Backend::flush(&*ns), Err(BackendError::Gone(_))));
+}
+
+#[test]
+fn a_forgotten_owner_gets_nothing_and_others_go_on() {
+    let r = rig(cfg(5, false));
+    let ns = r.driver.namespace(1).unwrap();
+    let p = ns.polled().unwrap();
+    let (gone, me) = (new_owner(), new_owner());
+    p.start_write(0, &[1; 4096], false, token(gone, 1)).unwrap();
+    p.start_write(8, &[2; 4096], false, token(me, 1)).unwrap();
+    p.forget(gone);
+    let done = reap_all(&r, p, me, 1, 10);
+    assert_eq!(done.len(), 1);
+    assert_eq!(done[0].token, token(me, 1));
+    assert_eq!(p.reap(gone, &mut |_| panic!("forgotten")), 0);
+}
