@@ -184,10 +184,13 @@ impl Response {
 
 pub type ResponseFuture = Pin<Box<dyn Future<Output = Response> + Send + 'static>>;
 
-/// How a submitted command completes: at once, or later (backend I/O, AERs).
+/// How a submitted command completes: at once, later through a future (AERs, backends
+/// without a polled interface), or later through [`QueueHandler::poll_queued`] (drive I/O the
+/// handler keeps in its own table).
 pub enum Completion {
     Ready(Response),
     Pending(ResponseFuture),
+    Queued,
 }
 
 /// Facts about the transport connection, given to the target at Connect.
@@ -208,6 +211,16 @@ pub enum TransportKind {
 pub trait QueueHandler: Send + 'static {
     /// Submit one command (never a Connect: the transport routes those to [`Target::connect`]).
     fn submit(&mut self, request: Request) -> Completion;
+    /// Commands answered [`Completion::Queued`] that have not been delivered by
+    /// [`QueueHandler::poll_queued`] yet: while there are any, the transport keeps calling it.
+    fn has_queued(&self) -> bool {
+        false
+    }
+    /// Deliver the responses of queued commands that finished, by CID; returns how many.
+    /// Called from the transport's polling loop, so it must not block.
+    fn poll_queued(&mut self, _done: &mut dyn FnMut(u16, Response)) -> usize {
+        0
+    }
     /// Cancelled when the controller is torn down (keep-alive expiry, shutdown, deletion):
     /// the transport then closes the connection.
     fn teardown(&self) -> CancellationToken;

@@ -543,6 +543,8 @@ pub fn record_failures(
             }
             Completion::Ready(r)
         }
+        // A handler that queues commands records their failures when they finish.
+        Completion::Queued => Completion::Queued,
         Completion::Pending(fut) => {
             let ctrl = ctrl.clone();
             Completion::Pending(Box::pin(async move {

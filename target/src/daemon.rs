@@ -54,7 +54,18 @@ impl Daemon {
         params: TargetParams,
         hook: Option<ThreadHook>,
     ) -> Result<Daemon, DaemonError> {
-        Daemon::start_full(config, params, hook, None).await
+        Daemon::start_full(config, params, hook, None, None).await
+    }
+
+    /// [`Daemon::start_with`] on `drives`, a registry that may hold adopted controllers
+    /// ([`Drives::adopt`]); its settings are used as they are.
+    pub async fn start_with_drives(
+        config: Config,
+        params: TargetParams,
+        hook: Option<ThreadHook>,
+        drives: Arc<Drives>,
+    ) -> Result<Daemon, DaemonError> {
+        Daemon::start_full(config, params, hook, None, Some(drives)).await
     }
 
     /// [`Daemon::start`] with the running configuration persisted in `state` after every
@@ -64,7 +75,7 @@ impl Daemon {
         params: TargetParams,
         state: StateDir,
     ) -> Result<Daemon, DaemonError> {
-        Daemon::start_full(config, params, None, Some(state)).await
+        Daemon::start_full(config, params, None, Some(state), None).await
     }
 
     async fn start_full(
@@ -72,6 +83,7 @@ impl Daemon {
         params: TargetParams,
         hook: Option<ThreadHook>,
         state: Option<StateDir>,
+        drives: Option<Arc<Drives>>,
     ) -> Result<Daemon, DaemonError> {
         if let Some(dir) = &state {
             dir.save(&config).map_err(DaemonError::State)?;
@@ -109,10 +121,12 @@ impl Daemon {
             .cores
             .as_ref()
             .map_or(config.reactor.count.unwrap_or(1), Vec::len);
-        let drives = Arc::new(Drives::new(DriveSettings::new(
-            &config.drives,
-            reactor_count,
-        )));
+        let drives = drives.unwrap_or_else(|| {
+            Arc::new(Drives::new(DriveSettings::new(
+                &config.drives,
+                reactor_count,
+            )))
+        });
         let target = build_target(&config, params, &drives)?;
         let reactor_config = ReactorConfig {
             cores: config.reactor.cores.clone(),

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use nvme::backend::uring::{UringBackend, UringOptions};
 use nvme::backend::{Backend, BackendError};
+use nvme::driver::dma::DmaRegion;
 use nvme::driver::nvme_driver::{DriverOptions, NvmeDriver};
 use nvme::driver::pool::PagePool;
 use nvme::driver::vfio_setup::{self, SetupOptions};
@@ -63,10 +64,32 @@ struct VfioDrive {
     rebound_from: Option<Option<String>>,
 }
 
+/// A controller driven from memory the caller set up (the driver's software model in tests,
+/// or an embedder with its own DMA mapping), served under a PCI address like a VFIO one.
+pub trait AdoptedController: Send + Sync {
+    fn open_namespace(&self, nsid: u32) -> Result<Arc<dyn Backend>, BackendError>;
+    fn shut_down(&self);
+}
+
+impl<M: DmaRegion + Send + Sync + 'static> AdoptedController for Arc<NvmeDriver<M>> {
+    fn open_namespace(&self, nsid: u32) -> Result<Arc<dyn Backend>, BackendError> {
+        let ns =
+            NvmeDriver::namespace(self, nsid).map_err(|e| gone(&format!("namespace {nsid}"), e))?;
+        Ok(ns)
+    }
+
+    fn shut_down(&self) {
+        if let Err(e) = NvmeDriver::shutdown(self) {
+            tracing::warn!(error = %e, "controller shutdown failed");
+        }
+    }
+}
+
 /// The drives one daemon (or one `ferrofab drive` run) drives.
 pub struct Drives {
     settings: DriveSettings,
     vfio: Mutex<Vec<VfioDrive>>,
+    adopted: Mutex<Vec<(String, Box<dyn AdoptedController>)>>,
 }
 
 impl Drives {
@@ -74,7 +97,19 @@ impl Drives {
         Drives {
             settings,
             vfio: Mutex::new(Vec::new()),
+            adopted: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Serve `controller` as the `nvme-vfio` drive at `pci` (no VFIO set-up is done for it).
+    pub fn adopt(&self, pci: &str, controller: Box<dyn AdoptedController>) {
+        let mut adopted = self.adopted.lock().unwrap_or_else(PoisonError::into_inner);
+        adopted.push((pci.to_string(), controller));
+    }
+
+    /// The settings drives are started with.
+    pub fn settings(&self) -> &DriveSettings {
+        &self.settings
     }
 
     fn vfio(&self) -> MutexGuard<'_, Vec<VfioDrive>> {
@@ -130,6 +165,11 @@ impl Drives {
     pub fn open(&self, kind: &BackendKind) -> Result<Arc<dyn Backend>, BackendError> {
         match kind {
             BackendKind::NvmeVfio { pci, nsid, bind } => {
+                let adopted = self.adopted.lock().unwrap_or_else(PoisonError::into_inner);
+                if let Some((_, c)) = adopted.iter().find(|(p, _)| p == pci) {
+                    return c.open_namespace(*nsid);
+                }
+                drop(adopted);
                 let driver = self.vfio_driver(pci, *bind)?;
                 let ns = driver
                     .namespace(*nsid)
@@ -157,6 +197,11 @@ impl Drives {
     /// Shut every VFIO controller down (CC.SHN, so the drive flushes its cache) and hand devices
     /// we rebound back to their previous driver.
     pub fn shutdown_all(&self) {
+        let adopted =
+            std::mem::take(&mut *self.adopted.lock().unwrap_or_else(PoisonError::into_inner));
+        for (_, c) in adopted {
+            c.shut_down();
+        }
         let drives = std::mem::take(&mut *self.vfio());
         for d in drives {
             if let Err(e) = d.driver.shutdown() {

@@ -9,7 +9,7 @@ use fabric::queue::{Completion, DataBuf, QueueHandler, Request, Response};
 use nvme::command::{
     DatasetManagement, DsmRange, FabricsCommand, IoCommand, ReadWrite, WriteZeroes,
 };
-use nvme::{Sgl, Status};
+use nvme::{Sgl, Sqe, Status};
 use tokio_util::sync::CancellationToken;
 
 use crate::controller::{run_backend, Controller, IoCounters};
@@ -18,7 +18,10 @@ use crate::namespace::Namespace;
 use crate::status_map::{backend_status, Op};
 use crate::subsystem::{NamespaceMap, Subsystem};
 
+mod polled;
 mod zones;
+
+use polled::PolledIo;
 
 const NSID_ALL: u32 = 0xffff_ffff;
 
@@ -32,6 +35,8 @@ pub struct IoQueue {
     counters: Arc<IoCounters>,
     ns_generation: u64,
     namespaces: Arc<NamespaceMap>,
+    /// Drive reads and writes in flight through the backends' polled interface.
+    polled: PolledIo,
 }
 
 impl IoQueue {
@@ -44,10 +49,11 @@ impl IoQueue {
             qid,
             ns_generation,
             namespaces,
+            polled: PolledIo::new(),
         }
     }
 
-    fn execute(&self, req: Request) -> Completion {
+    fn execute(&mut self, req: Request, probe: Probe) -> Completion {
         let sqe = &req.sqe;
         if sqe.is_fabrics() {
             return Completion::Ready(self.fabrics(&req));
@@ -66,8 +72,10 @@ impl IoQueue {
         };
         let sgl_len = Sgl::parse(&sqe.dptr).length();
         match cmd {
-            IoCommand::Read(rw) => self.read(rw, sgl_len, req.c2h_buf),
-            IoCommand::Write(rw) => self.write(rw, HostData::of(req.data, req.h2c_buf)),
+            IoCommand::Read(rw) => self.read(rw, sgl_len, req.c2h_buf, (req.sqe, probe)),
+            IoCommand::Write(rw) => {
+                self.write(rw, HostData::of(req.data, req.h2c_buf), (req.sqe, probe))
+            }
             IoCommand::Compare(rw) => self.compare(rw, HostData::of(req.data, req.h2c_buf)),
             IoCommand::Flush { nsid } => self.flush(nsid),
             IoCommand::WriteZeroes(wz) => self.write_zeroes(wz),
@@ -117,29 +125,25 @@ impl IoQueue {
 
     /// Namespace, range and transfer-size checks shared by Read, Write and Compare.
     fn check_rw(&self, rw: &ReadWrite, data_len: u64) -> Result<(&Arc<Namespace>, usize), Status> {
-        let ns = self.namespace(rw.nsid)?;
-        match rw.end_lba() {
-            Some(end) if end <= ns.num_blocks() => {}
-            // NVM Command Set 1.0 §3.3.3.1.
-            _ => return Err(Status::LBA_OUT_OF_RANGE.with_dnr()),
-        }
-        let len = u64::from(rw.nlb) << ns.lba_shift;
-        // NVMe Base 2.0 §5.17.2.1 (MDTS): larger transfers fail with Invalid Field.
-        if len > u64::from(self.ctrl.params.max_transfer()) {
-            return Err(Status::INVALID_FIELD.with_dnr());
-        }
-        // NVMe Base 2.0 §4.3.2: an SGL shorter than the command's data is Data SGL Length
-        // Invalid; a longer one is accepted (Identify SGLS bit 18) and its excess unused.
-        if data_len < len {
-            return Err(Status::DATA_SGL_LENGTH_INVALID.with_dnr());
-        }
-        Ok((ns, len as usize))
+        check_rw(
+            &self.namespaces,
+            self.ctrl.params.max_transfer(),
+            rw,
+            data_len,
+        )
     }
 
     /// Read into the transport's pooled buffer (or hand out shared backend memory when the
     /// backend has it), inline when the backend cannot block.
-    fn read(&self, rw: ReadWrite, sgl_len: u32, c2h_buf: Option<DataBuf>) -> Completion {
-        let (ns, len) = match self.check_rw(&rw, u64::from(sgl_len)) {
+    fn read(
+        &mut self,
+        rw: ReadWrite,
+        sgl_len: u32,
+        c2h_buf: Option<DataBuf>,
+        (sqe, probe): (Sqe, Probe),
+    ) -> Completion {
+        let max = self.ctrl.params.max_transfer();
+        let (ns, len) = match check_rw(&self.namespaces, max, &rw, u64::from(sgl_len)) {
             Ok(v) => v,
             Err(s) => return Completion::Ready(Response::status(s).returning(c2h_buf)),
         };
@@ -147,7 +151,15 @@ impl IoQueue {
             self.counters.add_read(len as u64);
             return Completion::Ready(Response::success().with_data(shared).returning(c2h_buf));
         }
-        let buf = reply_buffer(c2h_buf, len);
+        let mut buf = reply_buffer(c2h_buf, len);
+        if ns.backend.polled().is_some() {
+            match self.polled.read(ns, sqe, probe, rw.slba, len, buf) {
+                Ok(Some(r)) => return Completion::Ready(r),
+                Ok(None) => return Completion::Queued,
+                // Larger than the drive takes in one command: the futures path splits it.
+                Err(b) => buf = b,
+            }
+        }
         if let Some(q) = ns.backend.queued() {
             let mut vec = buf.into_vec();
             vec.truncate(len);
@@ -175,14 +187,28 @@ impl IoQueue {
         })
     }
 
-    fn write(&self, rw: ReadWrite, mut data: HostData) -> Completion {
-        let (ns, len) = match self.check_rw(&rw, data.len() as u64) {
+    fn write(
+        &mut self,
+        rw: ReadWrite,
+        mut data: HostData,
+        (sqe, probe): (Sqe, Probe),
+    ) -> Completion {
+        let max = self.ctrl.params.max_transfer();
+        let (ns, len) = match check_rw(&self.namespaces, max, &rw, data.len() as u64) {
             Ok(v) => v,
             Err(s) => return data.fail(s),
         };
         data.truncate(len);
         // With the volatile write cache disabled every write is written through.
         let fua = rw.fua || !self.ctrl.write_cache();
+        if ns.backend.polled().is_some() {
+            match self.polled.write(ns, sqe, probe, rw.slba, fua, data) {
+                Ok(Some(r)) => return Completion::Ready(r),
+                Ok(None) => return Completion::Queued,
+                // Larger than the drive takes in one command: the futures path splits it.
+                Err(d) => data = d,
+            }
+        }
         if let Some(q) = ns.backend.queued() {
             let (bytes, pooled) = data.into_shared();
             let io = q.write(rw.slba, bytes, fua);
@@ -378,6 +404,7 @@ impl IoQueue {
 
 /// What a command's completion is counted as in its namespace's metrics
 /// (`crate::metrics`): taken before the command runs, recorded when it completes.
+#[derive(Clone, Copy)]
 struct Probe {
     nsid: u32,
     op: IoOp,
@@ -406,6 +433,35 @@ impl Probe {
         ns.stats
             .record(self.op, r.status, bytes, self.start.elapsed());
     }
+}
+
+/// See [`IoQueue::check_rw`]; a function of the fields it reads, so that the namespace it
+/// returns can be used beside the queue's other fields.
+fn check_rw<'a>(
+    namespaces: &'a NamespaceMap,
+    max_transfer: u32,
+    rw: &ReadWrite,
+    data_len: u64,
+) -> Result<(&'a Arc<Namespace>, usize), Status> {
+    let ns = namespaces
+        .get(&rw.nsid)
+        .ok_or(Status::INVALID_NAMESPACE.with_dnr())?;
+    match rw.end_lba() {
+        Some(end) if end <= ns.num_blocks() => {}
+        // NVM Command Set 1.0 §3.3.3.1.
+        _ => return Err(Status::LBA_OUT_OF_RANGE.with_dnr()),
+    }
+    let len = u64::from(rw.nlb) << ns.lba_shift;
+    // NVMe Base 2.0 §5.17.2.1 (MDTS): larger transfers fail with Invalid Field.
+    if len > u64::from(max_transfer) {
+        return Err(Status::INVALID_FIELD.with_dnr());
+    }
+    // NVMe Base 2.0 §4.3.2: an SGL shorter than the command's data is Data SGL Length
+    // Invalid; a longer one is accepted (Identify SGLS bit 18) and its excess unused.
+    if data_len < len {
+        return Err(Status::DATA_SGL_LENGTH_INVALID.with_dnr());
+    }
+    Ok((ns, len as usize))
 }
 
 /// The buffer a command's `len` bytes of data for the host go in: the transport's pooled one
@@ -513,7 +569,7 @@ impl QueueHandler for IoQueue {
         self.refresh_namespaces();
         let probe = Probe::new(&request.sqe);
         let sqe = request.sqe;
-        match self.execute(request) {
+        match self.execute(request, probe) {
             Completion::Ready(r) => {
                 if !r.status.is_success() {
                     self.ctrl.record_error(self.qid, &sqe, r.status);
@@ -523,6 +579,8 @@ impl QueueHandler for IoQueue {
                 }
                 Completion::Ready(r)
             }
+            // `PolledIo` records these when they finish.
+            Completion::Queued => Completion::Queued,
             Completion::Pending(fut) => {
                 // The same bookkeeping as `controller::record_failures`, in the one future.
                 let (ctrl, qid) = (self.ctrl.clone(), self.qid);
@@ -541,6 +599,19 @@ impl QueueHandler for IoQueue {
         }
     }
 
+    fn has_queued(&self) -> bool {
+        self.polled.outstanding() > 0
+    }
+
+    fn poll_queued(&mut self, done: &mut dyn FnMut(u16, Response)) -> usize {
+        let cx = polled::Ctx {
+            ctrl: &self.ctrl,
+            qid: self.qid,
+            counters: &self.counters,
+        };
+        self.polled.poll(&cx, done)
+    }
+
     fn teardown(&self) -> CancellationToken {
         self.ctrl.teardown_token()
     }
@@ -552,5 +623,11 @@ impl QueueHandler for IoQueue {
             qid = self.qid,
             "I/O queue disconnected"
         );
+    }
+}
+
+impl Drop for IoQueue {
+    fn drop(&mut self) {
+        self.polled.forget();
     }
 }

@@ -388,6 +388,8 @@ struct Reactor {
     conns: Vec<Option<Conn>>,
     free_slots: Vec<usize>,
     events: Vec<EpollEvent>,
+    /// Some connection has commands to poll for ([`TargetConnection::has_queued`]).
+    queued: bool,
 }
 
 impl Reactor {
@@ -418,6 +420,7 @@ impl Reactor {
             conns: Vec::new(),
             free_slots: Vec::new(),
             events: vec![EpollEvent::empty(); EVENTS_PER_WAIT],
+            queued: false,
         })
     }
 
@@ -476,8 +479,12 @@ impl Reactor {
         debug!(reactor = self.id, "reactor stopped");
     }
 
-    /// Zero while there is (or just was) work; otherwise how long to sleep.
+    /// Zero while there is (or just was) work, or drive commands to poll; otherwise how long
+    /// to sleep.
     fn wait_timeout(&self, last_work: Instant) -> Duration {
+        if self.queued {
+            return Duration::ZERO;
+        }
         match self.poll {
             PollMode::Busy => Duration::ZERO,
             PollMode::Adaptive => {
@@ -565,9 +572,14 @@ impl Reactor {
     /// Read, process and write every connection that can make progress.
     fn service_all(&mut self) -> bool {
         let mut worked = false;
+        self.queued = false;
         for slot in 0..self.conns.len() {
             let verdict = match self.conns[slot].as_mut() {
-                Some(c) => service(c, &mut worked, &self.waker, &self.counters),
+                Some(c) => {
+                    let v = service(c, &mut worked, &self.waker, &self.counters);
+                    self.queued |= c.conn.has_queued();
+                    v
+                }
                 None => continue,
             };
             if let Verdict::Drop = verdict {
@@ -669,6 +681,10 @@ fn service(c: &mut Conn, worked: &mut bool, waker: &Waker, counters: &ReactorCou
                 return Verdict::Drop;
             }
         }
+    }
+    // Drive commands in the queue's own table complete by polling, not by a waker.
+    if c.conn.poll_queued() > 0 {
+        *worked = true;
     }
     while c.writable && !c.conn.send_queue().is_empty() {
         let q = c.conn.send_queue();

@@ -205,6 +205,8 @@ pub struct TargetConnection {
     next_tag: u64,
     out: SendQueue,
     events: VecDeque<Event>,
+    /// Scratch list for [`TargetConnection::poll_queued`], kept to reuse its room.
+    finished: Vec<(u16, Response)>,
 }
 
 impl TargetConnection {
@@ -239,6 +241,7 @@ impl TargetConnection {
             next_tag: 0,
             out: SendQueue::default(),
             events: VecDeque::new(),
+            finished: Vec::new(),
         }
     }
 
@@ -315,6 +318,36 @@ impl TargetConnection {
         };
         self.commands.remove(&cid);
         self.send_response(cid, c2h_len, response);
+    }
+
+    /// Whether the queue has commands in its handler's table ([`Completion::Queued`]): the
+    /// driver then calls [`TargetConnection::poll_queued`] on every turn of its loop.
+    pub fn has_queued(&self) -> bool {
+        self.state == State::Established
+            && self.queue.as_ref().is_some_and(|q| q.handler.has_queued())
+    }
+
+    /// Collect the responses of queued commands that finished and queue them for sending;
+    /// returns how many.
+    pub fn poll_queued(&mut self) -> usize {
+        if !self.has_queued() {
+            return 0;
+        }
+        let Some(queue) = self.queue.as_mut() else {
+            return 0;
+        };
+        let mut finished = std::mem::take(&mut self.finished);
+        queue
+            .handler
+            .poll_queued(&mut |cid, response| finished.push((cid, response)));
+        let n = finished.len();
+        for (cid, response) in finished.drain(..) {
+            if let Some(tag) = self.commands.get(&cid).map(|c| c.tag) {
+                self.complete(cid, tag, response);
+            }
+        }
+        self.finished = finished;
+        n
     }
 
     /// Everything queued for sending, as one buffer (copies; for tests and simple drivers).
@@ -692,6 +725,8 @@ impl TargetConnection {
                 tag,
                 response: fut,
             }),
+            // Delivered by `poll_queued`.
+            Completion::Queued => {}
         }
     }
 
