@@ -7,6 +7,8 @@ CARGO        ?= cargo
 TEST_PROFILE := ci
 BIN_RELEASE  := build/release/ferrofab
 BIN_TEST     := build/$(TEST_PROFILE)/ferrofab
+# The release code with the software drive model, for the bench's drive-path rows.
+BIN_MODEL    := build/bench-model/ferrofab
 # Guest-side checks copied into the hw-test guest (hw-tests/tests/17-uring-check.sh).
 HW_EXTRA_BIN := build/$(TEST_PROFILE)/examples/uring_check build/$(TEST_PROFILE)/examples/vfio_probe
 FUZZ_SECONDS ?= 60
@@ -64,11 +66,12 @@ fuzz: toolchain
 	  done; \
 	done
 
-## Loopback benchmark of the release binary (null and RAM backends, the loopback TCP baseline,
-## the management plane under load, the goals); rewrites docs/benchmarks.md, raw runs go to
-## build/bench/.
+## Loopback benchmark of the release binary (null and RAM backends, a model drive through the
+## real driver code, the loopback TCP baseline, the management plane under load, the goals);
+## rewrites docs/benchmarks.md, raw runs go to build/bench/.
 bench: build
-	python3 target/bench/bench.py --ferrofab $(BIN_RELEASE) --out docs/benchmarks.md
+	$(CARGO) build --profile bench-model -p ferrofab --features model-drive --bin ferrofab
+	python3 target/bench/bench.py --ferrofab $(BIN_RELEASE) --model-ferrofab $(BIN_MODEL) --out docs/benchmarks.md
 
 clean:
 	$(CARGO) clean

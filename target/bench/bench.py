@@ -1,14 +1,21 @@
 #!/usr/bin/env python3
 """Benchmark the ferrofab target over loopback NVMe/TCP and write docs/benchmarks.md.
 
-For each backend (null, ram) the script starts `ferrofab serve` pinned to CPU 0 with one
+For each backend (null, ram, model) the script starts `ferrofab serve` pinned to CPU 0 with one
 busy-polling reactor, drives it with `ferrofab perf` on CPU 1, samples the target's CPU time
 from /proc around every run, then measures the loopback TCP baseline (`ferrofab baseline`) and
 writes a markdown report. Raw JSON of every run and the server logs go to
 build/bench/<timestamp>/.
 
+The `model` backend is a drive: the driver's software NVMe controller (`serve --model-drive`,
+completing each command at once and moving no data, as a drive's DMA engine costs the host no
+CPU) exported as an nvme-vfio namespace through the real driver code. It needs a binary built with the `model-drive` feature (`--model-ferrofab`, default
+build/bench-model/ferrofab: `cargo build --profile bench-model -p ferrofab --features
+model-drive`).
+
 Usage: python3 target/bench/bench.py --ferrofab build/release/ferrofab --out docs/benchmarks.md
-       [--perf PATH] [--reps 3] [--time 5s] [--quick] [--backends null,ram]
+       [--perf PATH] [--model-ferrofab PATH] [--reps 3] [--time 5s] [--quick]
+       [--backends null,ram,model]
 """
 
 import argparse
@@ -50,8 +57,15 @@ WORKLOADS = [
 ]
 BASELINE_ROW = "128 KiB read QD32"
 
-# backend -> namespace size in the config, and bytes (for the RAM prefill pass)
-BACKENDS = {"null": ("4GiB", 4 << 30), "ram": ("1GiB", 1 << 30)}
+# backend -> namespace size in the config, and bytes (for the prefill pass)
+BACKENDS = {"null": ("4GiB", 4 << 30), "ram": ("1GiB", 1 << 30), "model": ("1GiB", 1 << 30)}
+# Backends whose reads must hit written data: prefilled first (the model drive moves no data).
+PREFILLED = ("ram",)
+# The PCI address the model drive is served at (`serve --model-drive`); it names no device.
+MODEL_PCI = "0000:7f:00.0"
+# The drive path's goal: target µs per 4 KiB read at most this multiple of the RAM backend's.
+MODEL_RAM_RATIO = 1.2
+MODEL_ROWS = ("4 KiB randread QD32", "4 KiB randread QD128")
 
 # Goals compare with peers measured in the same run only: the loopback TCP baseline.
 GOAL_BASELINE_FRACTION = 0.9
@@ -88,6 +102,13 @@ def free_port():
 
 def config_text(port, backend):
     size = BACKENDS[backend][0]
+    if backend == "model":
+        namespace = f'backend = {{ kind = "nvme-vfio", pci = "{MODEL_PCI}", nsid = 1 }}\n'
+        # Room on the drive's queue for the deepest workload (QD128) plus the 128 KiB rows.
+        drives = '\n[drives]\nqueue_depth = 256\ndma_memory = "64MiB"\n'
+    else:
+        namespace = f'backend = "{backend}"\nsize = "{size}"\nblock_size = 4096\n'
+        drives = ""
     return (
         "[[listener]]\n"
         'transport = "tcp"\n'
@@ -98,9 +119,8 @@ def config_text(port, backend):
         "\n[[subsystem]]\n"
         f'nqn = "{NQN}"\n'
         "\n[[subsystem.namespace]]\n"
-        f'backend = "{backend}"\n'
-        f'size = "{size}"\n'
-        "block_size = 4096\n"
+        + namespace
+        + drives
     )
 
 
@@ -162,6 +182,8 @@ class Server:
         # threads (management API, timers) on the CPUs it inherits from this script, HOST_CPU.
         cmd = [str(ferrofab), "serve", "--config", str(self.config), "--state-dir",
                str(self.state_dir), "--mgmt-listen", f"127.0.0.1:{self.mgmt_port}"]
+        if backend == "model":
+            cmd += ["--model-drive", MODEL_PCI]
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT)
         self.pid = self.proc.pid
 
@@ -306,6 +328,11 @@ def measured_perf(server, perf, workload, seconds, raw_path):
         # connection set-up and warm-up included.
         "target_busy": (busy1 - busy0) / wall if busy0 is not None and busy1 is not None else None,
     }
+    # The reactor's work per I/O: its busy share over the run at the measured I/O rate. Unlike
+    # target µs/IO it leaves out a busy-polling reactor's idle turns.
+    run["busy_us_per_io"] = (
+        run["target_busy"] * 1e6 / iops if run["target_busy"] is not None and iops > 0 else None
+    )
     data["bench_target_cpu"] = run
     Path(raw_path).write_text(json.dumps(data, indent=1) + "\n")
     return run
@@ -385,6 +412,7 @@ def summarize(runs):
         "p99_9": med([r["p99_9"] for r in runs]),
         "target_us_per_io": med([r["target_us_per_io"] for r in runs]),
         "reactor_us_per_io": med([r["reactor_us_per_io"] for r in runs]),
+        "busy_us_per_io": med([r.get("busy_us_per_io") for r in runs]),
         "iops_per_core_s": med([r["iops_per_core_s"] for r in runs]),
         "host_busy": med([r.get("host_busy") for r in runs]),
         "target_busy": med([r.get("target_busy") for r in runs]),
@@ -396,8 +424,9 @@ def backend_table(backend, results, baseline_mib):
         f"## Backend `{backend}` ({BACKENDS[backend][0]} namespace)",
         "",
         "| workload | IOPS median | spread (min-max) | MiB/s median | lat p50 / p99 / p99.9 µs "
-        "| target µs/IO | reactor µs/IO | IOPS per target-core-s | busy host / target, bound by |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| target µs/IO | reactor µs/IO | reactor busy µs/IO | IOPS per target-core-s "
+        "| busy host / target, bound by |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for label, *_ in WORKLOADS:
         s = results.get(label)
@@ -410,6 +439,7 @@ def backend_table(backend, results, baseline_mib):
             f"| {label} | {fmt_num(s['iops'])} | {fmt_num(s['iops_min'])}-{fmt_num(s['iops_max'])} "
             f"| {mib} | {fmt_num(s['p50'], 1)} / {fmt_num(s['p99'], 1)} / {fmt_num(s['p99_9'], 1)} "
             f"| {fmt_num(s['target_us_per_io'], 2)} | {fmt_num(s['reactor_us_per_io'], 2)} "
+            f"| {fmt_num(s.get('busy_us_per_io'), 2)} "
             f"| {fmt_num(s['iops_per_core_s'])} | {bound_by(s.get('host_busy'), s.get('target_busy'))} |"
         )
     return lines
@@ -443,6 +473,17 @@ def goal_rows(results, baseline_mib):
         "n/a" if v is None or not baseline_mib else f"{v:,.1f} MiB/s = {100.0 * v / baseline_mib:.0f}% of {baseline_mib:,.1f} MiB/s",
         verdict(ok),
     ))
+    ram, model = results.get("ram", {}), results.get("model", {})
+    for label in MODEL_ROWS:
+        a = (model.get(label) or {}).get("busy_us_per_io")
+        b = (ram.get(label) or {}).get("busy_us_per_io")
+        ok = None if a is None or not b else a <= MODEL_RAM_RATIO * b
+        rows.append((
+            f"{label}: drive path (model drive) reactor busy µs/IO at most "
+            f"{MODEL_RAM_RATIO:g}x the RAM backend's",
+            "n/a" if ok is None else f"{a:.2f} / {b:.2f} µs = {a / b:.2f}x",
+            verdict(ok),
+        ))
     return backend, rows
 
 
@@ -565,8 +606,11 @@ def report(args, command, started, results, baselines, raw_dir, busy):
     backend, rows = goal_rows(results, base_mib)
     lines += [
         "Against the peer measured in this run: 128 KiB read within 10% of the loopback baseline "
-        f"(figures of the `{backend}` backend). Comparisons with other targets (SPDK, nvmet) "
-        "belong here only when they are measured in the same run.",
+        f"(figures of the `{backend}` backend); the drive path (the `model` backend: the real "
+        "driver code, bounce copies included, on a software controller that completes at once "
+        "and moves no data) against the RAM backend, in reactor busy µs per I/O. "
+        "Comparisons with other targets (SPDK, nvmet) belong here only when they are measured in "
+        "the same run.",
         "",
         "| goal | measured | result |",
         "|---|---|---|",
@@ -583,7 +627,10 @@ def main():
     ap.add_argument("--reps", type=int, default=3, help="runs per workload (default 3)")
     ap.add_argument("--time", type=parse_seconds, default=5.0, help="measured time per run (default 5s)")
     ap.add_argument("--quick", action="store_true", help="1 run of 2 s per workload")
-    ap.add_argument("--backends", default="null,ram", help="comma-separated subset of null,ram")
+    ap.add_argument("--model-ferrofab", default="build/bench-model/ferrofab",
+                    help="ferrofab built with the model-drive feature, for the model backend")
+    ap.add_argument("--backends", default="null,ram,model",
+                    help="comma-separated subset of null,ram,model")
     ap.add_argument("--no-mgmt-load", action="store_true",
                     help="skip the management-plane-under-load comparison (ram backend)")
     args = ap.parse_args()
@@ -598,7 +645,8 @@ def main():
             ap.error(f"unknown backend {b!r}")
     ferrofab = Path(args.ferrofab).resolve()
     perf = Path(args.perf).resolve() if args.perf else ferrofab
-    for p in {ferrofab, perf}:
+    model_bin = Path(args.model_ferrofab).resolve()
+    for p in {ferrofab, perf} | ({model_bin} if "model" in backends else set()):
         if not os.access(p, os.X_OK):
             ap.error(f"{p} is not an executable (build it with `cargo build --release --bin ferrofab`)")
 
@@ -624,11 +672,12 @@ def main():
     try:
         with tempfile.TemporaryDirectory(prefix="ferrofab-bench-") as tmp:
             for backend in backends:
-                server = Server(ferrofab, backend, raw_dir, tmp)
+                binary = model_bin if backend == "model" else ferrofab
+                server = Server(binary, backend, raw_dir, tmp)
                 servers.append(server)
                 server.wait_ready()
                 print(f"bench: {backend}: serve pid {server.pid} on {server.addr}", file=sys.stderr)
-                if backend == "ram":
+                if backend in PREFILLED:
                     prefill(server, perf, BACKENDS[backend][1], raw_dir)
                 results[backend] = {}
                 for wl in WORKLOADS:

@@ -367,6 +367,15 @@ pub struct ReactorSection {
     pub poll: PollMode,
 }
 
+impl ReactorSection {
+    /// How many reactors run: one per listed core, else `count`.
+    pub fn reactors(&self) -> usize {
+        self.cores
+            .as_ref()
+            .map_or(self.count.unwrap_or(1), Vec::len)
+    }
+}
+
 /// Most reactors one daemon runs.
 pub const MAX_REACTORS: usize = 256;
 

@@ -78,6 +78,16 @@ impl Daemon {
         Daemon::start_full(config, params, None, Some(state), None).await
     }
 
+    /// [`Daemon::start_persistent`] on `drives`, as [`Daemon::start_with_drives`].
+    pub async fn start_persistent_with_drives(
+        config: Config,
+        params: TargetParams,
+        state: StateDir,
+        drives: Arc<Drives>,
+    ) -> Result<Daemon, DaemonError> {
+        Daemon::start_full(config, params, None, Some(state), Some(drives)).await
+    }
+
     async fn start_full(
         mut config: Config,
         params: TargetParams,
@@ -116,11 +126,7 @@ impl Daemon {
             max_transfer: params.max_transfer(),
             ..TcpTargetConfig::default()
         };
-        let reactor_count = config
-            .reactor
-            .cores
-            .as_ref()
-            .map_or(config.reactor.count.unwrap_or(1), Vec::len);
+        let reactor_count = config.reactor.reactors();
         let drives = drives.unwrap_or_else(|| {
             Arc::new(Drives::new(DriveSettings::new(
                 &config.drives,

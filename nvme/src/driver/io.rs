@@ -462,7 +462,9 @@ fn map_data<M: DmaRegion>(
     sgl: bool,
     max_transfer: u64,
 ) -> Result<(DmaBuf<M>, Vec<DmaBuf<M>>), MapError> {
-    let buf = pool.alloc(len)?;
+    // A write fills all `len` bytes the device reads; a read copies out only what a successful
+    // completion says the device wrote: no need to zero the buffer first.
+    let buf = pool.alloc_unzeroed(len)?;
     if let Some(bytes) = out {
         buf.write_bytes(0, bytes)?;
     }

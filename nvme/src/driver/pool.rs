@@ -64,6 +64,23 @@ impl<M: DmaRegion> PagePool<M> {
 
     /// `len` bytes (at least one page), zeroed, first-fit.
     pub fn alloc(&self, len: usize) -> Result<DmaBuf<M>, DmaError> {
+        let buf = self.alloc_unzeroed(len)?;
+        // Zeroed from a static page: allocating here would put a heap allocation on every
+        // command's path.
+        let len = buf.len();
+        let mut off = 0;
+        while off < len {
+            let n = ZERO_PAGE.len().min(len - off);
+            buf.write_bytes(off, &ZERO_PAGE[..n])?;
+            off += n;
+        }
+        Ok(buf)
+    }
+
+    /// `len` bytes (at least one page), first-fit, holding what they last held: for a
+    /// transfer's bounce buffer, of which the caller writes every byte the device reads and
+    /// reads only the bytes a successful command had the device write.
+    pub fn alloc_unzeroed(&self, len: usize) -> Result<DmaBuf<M>, DmaError> {
         let ps = self.inner.page_size;
         let pages = len.div_ceil(ps).max(1);
         let first = {
@@ -77,21 +94,11 @@ impl<M: DmaRegion> PagePool<M> {
                 .for_each(|u| *u = true);
             first
         };
-        let buf = DmaBuf {
+        Ok(DmaBuf {
             pool: self.inner.clone(),
             first,
             pages,
-        };
-        // Zeroed from a static page: allocating here would put a heap allocation on every
-        // command's path.
-        let len = pages * ps;
-        let mut off = 0;
-        while off < len {
-            let n = ZERO_PAGE.len().min(len - off);
-            buf.write_bytes(off, &ZERO_PAGE[..n])?;
-            off += n;
-        }
-        Ok(buf)
+        })
     }
 }
 
@@ -205,6 +212,15 @@ mod tests {
         let mut byte = [1u8];
         c.read_bytes(8191, &mut byte).unwrap();
         assert_eq!(byte, [0], "reallocated pages are zeroed");
+        // A bounce buffer is not zeroed, but zeroing allocations after it still are.
+        drop(c);
+        let d = p.alloc_unzeroed(4096 * 3).unwrap();
+        assert_eq!((d.iova(), d.len()), (0x10_1000, 4096 * 3));
+        d.write_bytes(100, &[9]).unwrap();
+        drop(d);
+        let e = p.alloc(4096).unwrap();
+        e.read_bytes(100, &mut byte).unwrap();
+        assert_eq!(byte, [0]);
     }
 
     #[test]

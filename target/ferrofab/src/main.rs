@@ -12,6 +12,8 @@ mod baseline;
 mod ctl;
 mod drive;
 mod host;
+#[cfg(feature = "model-drive")]
+mod model_drive;
 mod perf;
 mod serve;
 

@@ -38,6 +38,12 @@ pub struct ServeArgs {
     /// The private key of --mgmt-tls-cert (PEM: PKCS#8, PKCS#1 RSA or SEC1 EC).
     #[arg(long, value_name = "PATH", requires = "mgmt_tls_cert")]
     mgmt_tls_key: Option<PathBuf>,
+    /// Serve the driver's software NVMe controller (1 GiB, 4 KiB blocks, completing every
+    /// command at once) as the nvme-vfio drive at this PCI address: a drive for benchmarks of
+    /// the drive path on machines without one.
+    #[cfg(feature = "model-drive")]
+    #[arg(long, value_name = "PCI")]
+    model_drive: Option<String>,
 }
 
 pub async fn run(args: ServeArgs) -> Result<(), String> {
@@ -72,6 +78,19 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
     let mut int = signal(SignalKind::interrupt()).map_err(|e| format!("SIGINT handler: {e}"))?;
     let mut hup = signal(SignalKind::hangup()).map_err(|e| format!("SIGHUP handler: {e}"))?;
     let reactor_cores = config.reactor.cores.clone();
+    #[cfg(feature = "model-drive")]
+    let daemon = match &args.model_drive {
+        Some(pci) => {
+            let settings =
+                target::drives::DriveSettings::new(&config.drives, config.reactor.reactors());
+            let drives = crate::model_drive::drives_with_model(pci, settings)?;
+            Daemon::start_persistent_with_drives(config, TargetParams::default(), state, drives)
+                .await
+        }
+        None => Daemon::start_persistent(config, TargetParams::default(), state).await,
+    }
+    .map_err(|e| e.to_string())?;
+    #[cfg(not(feature = "model-drive"))]
     let daemon = Daemon::start_persistent(config, TargetParams::default(), state)
         .await
         .map_err(|e| e.to_string())?;

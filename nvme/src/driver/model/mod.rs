@@ -159,6 +159,9 @@ struct State {
     /// Most I/O commands one SQ tail doorbell write brought (commands queued together).
     largest_io_fetch: usize,
     doorbell_errors: Vec<DoorbellError>,
+    /// Reads and writes move data between host memory and the media (see
+    /// [`SoftController::set_moves_data`]).
+    moves_data: bool,
 }
 
 /// The software controller. Clones share one controller.
@@ -195,12 +198,21 @@ impl SoftController {
                 executed: Vec::new(),
                 largest_io_fetch: 0,
                 doorbell_errors: Vec::new(),
+                moves_data: true,
             })),
         }
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// With `false`, Read and Write complete without touching host memory or the media (the
+    /// data pointer is not walked, nothing is stored): a device whose DMA engine costs the host
+    /// CPU nothing, for measuring the driver's and its caller's own cost per command. Every
+    /// other rule (ranges, MDTS, zones) still applies.
+    pub fn set_moves_data(&self, on: bool) {
+        self.state().moves_data = on;
     }
 
     /// Inject a fault (see [`Fault`]).

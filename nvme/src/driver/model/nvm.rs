@@ -67,6 +67,9 @@ impl State {
 
     fn write(&mut self, ns: usize, sqe: &Sqe) -> Result<(), Status> {
         let (lba, blocks, bytes) = self.rw_checks(ns, sqe)?;
+        if !self.moves_data {
+            return self.zoned_write(ns, lba, blocks);
+        }
         let data = self.fetch_data(sqe, bytes, self.cfg.sgls)?;
         self.zoned_write(ns, lba, blocks)?;
         self.namespaces[ns].write(lba, &data);
@@ -76,6 +79,9 @@ impl State {
     fn read(&mut self, ns: usize, sqe: &Sqe) -> Result<(), Status> {
         let (lba, blocks, _) = self.rw_checks(ns, sqe)?;
         self.zoned_read(ns, lba, blocks)?;
+        if !self.moves_data {
+            return Ok(());
+        }
         let data = self.namespaces[ns].read(lba, blocks);
         self.deliver_data(sqe, &data, self.cfg.sgls)
     }

@@ -468,6 +468,32 @@ fn read_after_write_4k_and_128k_with_prp_lists() {
 }
 
 #[test]
+fn without_moving_data_reads_and_writes_complete_and_touch_nothing() {
+    let mut h = Host::ready(ModelConfig::default());
+    let bufs = h.scattered(1);
+    let bufs: Vec<&Buf> = bufs.iter().collect();
+    let data = h.fill(&bufs, 3);
+    assert!(h.rw(0x01, 1, 5, 1, &bufs, PAGE).status().is_success());
+    h.ctrl.set_moves_data(false);
+    // A write stores nothing, a read leaves the host's buffer as it was.
+    let other = h.scattered(1);
+    let other: Vec<&Buf> = other.iter().collect();
+    let ignored = h.fill(&other, 9);
+    assert!(h.rw(0x01, 1, 5, 1, &other, PAGE).status().is_success());
+    assert!(h.rw(0x02, 1, 5, 1, &other, PAGE).status().is_success());
+    assert_eq!(h.gather(&other, PAGE), ignored);
+    assert_eq!(h.ctrl.read_blocks(1, 5, 1), data);
+    // The range rule still holds.
+    assert_eq!(
+        h.rw(0x02, 1, 1024, 1, &other, PAGE).status(),
+        Status::LBA_OUT_OF_RANGE
+    );
+    h.ctrl.set_moves_data(true);
+    assert!(h.rw(0x02, 1, 5, 1, &other, PAGE).status().is_success());
+    assert_eq!(h.gather(&other, PAGE), data);
+}
+
+#[test]
 fn prp_list_chains_across_list_pages() {
     let cfg = ModelConfig {
         mdts: 0,
