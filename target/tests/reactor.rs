@@ -275,10 +275,10 @@ impl Mmio for ModelRegisters {
 const MODEL_PCI: &str = "0000:7f:00.0";
 
 /// A started driver on the software controller: one 64 MiB namespace of 512-byte blocks that
-/// takes 1 MiB in one command (MDTS 8) and SGLs, as QEMU's emulated drive does.
-fn model_drive() -> Arc<NvmeDriver<Arc<HeapDma>>> {
+/// takes 4 KiB << `mdts` in one command and SGLs (MDTS 8, 1 MiB, as QEMU's emulated drive).
+fn model_drive(mdts: u8) -> Arc<NvmeDriver<Arc<HeapDma>>> {
     let cfg = ModelConfig {
-        mdts: 8,
+        mdts,
         sgls: true,
         namespaces: vec![NsModel {
             block_size: 512,
@@ -298,19 +298,36 @@ fn model_drive() -> Arc<NvmeDriver<Arc<HeapDma>>> {
     NvmeDriver::start(Box::new(ModelRegisters(ctrl)), pool, opts).expect("model drive starts")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn steady_state_drive_io_allocates_nothing_on_the_reactor() {
-    let _one = COUNTING.lock().await;
-    let hook: ThreadHook = Arc::new(|_| TRACKED.with(|t| t.set(true)));
+/// A daemon serving the model drive (see [`model_drive`]) as namespace 3.
+async fn model_daemon(mdts: u8, hook: Option<ThreadHook>) -> Daemon {
     let drive = format!(
         "\n[[subsystem.namespace]]\nnsid = 3\nbackend = {{ kind = \"nvme-vfio\", pci = \"{MODEL_PCI}\", nsid = 1 }}\n"
     );
     let config = config_with("count = 1", &drive);
     let drives = Arc::new(Drives::new(DriveSettings::new(&config.drives, 1)));
-    drives.adopt(MODEL_PCI, Box::new(model_drive()));
-    let d = Daemon::start_with_drives(config, TargetParams::default(), Some(hook), drives)
+    drives.adopt(MODEL_PCI, Box::new(model_drive(mdts)));
+    Daemon::start_with_drives(config, TargetParams::default(), hook, drives)
         .await
-        .expect("daemon starts");
+        .expect("daemon starts")
+}
+
+/// Transfers larger than the drive takes in one command leave the polled path for the split
+/// one; the data still reads back (128 KiB drive limit: 256 KiB and 1 MiB split, 4 KiB to
+/// 128 KiB polled).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drive_io_over_one_drive_command_is_split_and_reads_back() {
+    let d = model_daemon(5, None).await;
+    let c = connect(d.addresses()[0], 1, false, false).await;
+    workload(std::slice::from_ref(&c), 3, 8).await;
+    c.shutdown().await.expect("shutdown");
+    d.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn steady_state_drive_io_allocates_nothing_on_the_reactor() {
+    let _one = COUNTING.lock().await;
+    let hook: ThreadHook = Arc::new(|_| TRACKED.with(|t| t.set(true)));
+    let d = model_daemon(8, Some(hook)).await;
     let ctrls = vec![connect(d.addresses()[0], 1, false, false).await];
     measure(&ctrls, 3, "912").await;
     for c in ctrls {

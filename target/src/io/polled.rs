@@ -171,18 +171,10 @@ impl PolledIo {
             },
             drive,
         };
-        let index = self.claim(slot);
-        match self.start(index) {
-            Started::Yes | Started::Later => Ok(None),
-            Started::Refused(Refused::Unsupported) => match self.release(index) {
-                Some(Slot {
-                    transfer: Transfer::Read { buf: Some(b), .. },
-                    ..
-                }) => Err(DataBuf::reuse(b, len)),
-                _ => Err(DataBuf::zeroed(len)),
-            },
-            Started::Refused(why) => Ok(self.refused(None, index, why).map(|(_, r)| r)),
-        }
+        self.enter(slot).map_err(|back| match back {
+            Some(Transfer::Read { buf: Some(b), .. }) => DataBuf::reuse(b, len),
+            _ => DataBuf::zeroed(len),
+        })
     }
 
     /// Start a write of the host's `data` at `lba`; as [`PolledIo::read`].
@@ -208,16 +200,22 @@ impl PolledIo {
             },
             drive,
         };
+        self.enter(slot).map_err(|back| match back {
+            Some(Transfer::Write { data, .. }) => data,
+            _ => HostData::Shared(Default::default()),
+        })
+    }
+
+    /// Put `slot` in the table and start its command: `Ok(Some)` is an answer now (the backend
+    /// refused it), `Ok(None)` a command in the table, `Err` the transfer handed back because the
+    /// polled path does not take it (larger than one drive command).
+    fn enter(&mut self, slot: Slot) -> Result<Option<Response>, Option<Transfer>> {
         let index = self.claim(slot);
         match self.start(index) {
             Started::Yes | Started::Later => Ok(None),
-            Started::Refused(Refused::Unsupported) => match self.release(index) {
-                Some(Slot {
-                    transfer: Transfer::Write { data, .. },
-                    ..
-                }) => Err(data),
-                _ => Err(HostData::Shared(Default::default())),
-            },
+            Started::Refused(Refused::Unsupported) => {
+                Err(self.release(index).map(|slot| slot.transfer))
+            }
             Started::Refused(why) => Ok(self.refused(None, index, why).map(|(_, r)| r)),
         }
     }
