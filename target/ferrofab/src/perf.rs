@@ -143,15 +143,18 @@ impl PerfArgs {
 pub async fn run(args: PerfArgs) -> Result<(), String> {
     let report = perf::run(&args.config()).await.map_err(|e| e.to_string())?;
     let json = serde_json::to_string_pretty(&report).map_err(|e| format!("JSON report: {e}"))?;
-    match &args.json {
-        Some(p) if p.as_os_str() == "-" => println!("{json}"),
+    let text = match &args.json {
+        Some(p) if p.as_os_str() == "-" => format!("{json}\n"),
         Some(p) => {
             std::fs::write(p, format!("{json}\n"))
                 .map_err(|e| format!("writing {}: {e}", p.display()))?;
-            print!("{}", human(&report));
+            human(&report)
         }
-        None => print!("{}", human(&report)),
-    }
+        None => human(&report),
+    };
+    // A reader that went away (`| head`) is an error to report, not a panic.
+    std::io::Write::write_all(&mut std::io::stdout(), text.as_bytes())
+        .map_err(|e| format!("writing the report to stdout: {e}"))?;
     if report.errors > 0 {
         let mut msg = format!("{} I/O errors", report.errors);
         for s in &report.error_samples {
