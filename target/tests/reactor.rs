@@ -275,11 +275,12 @@ impl Mmio for ModelRegisters {
 const MODEL_PCI: &str = "0000:7f:00.0";
 
 /// A started driver on the software controller: one 64 MiB namespace of 512-byte blocks that
-/// takes 4 KiB << `mdts` in one command and SGLs (MDTS 8, 1 MiB, as QEMU's emulated drive).
-fn model_drive(mdts: u8) -> Arc<NvmeDriver<Arc<HeapDma>>> {
+/// takes 4 KiB << `mdts` in one command (MDTS 8, 1 MiB, as QEMU's emulated drive), described
+/// by an SGL when `sgls` (as QEMU's) or else by PRPs.
+fn model_drive(mdts: u8, sgls: bool) -> Arc<NvmeDriver<Arc<HeapDma>>> {
     let cfg = ModelConfig {
         mdts,
-        sgls: true,
+        sgls,
         namespaces: vec![NsModel {
             block_size: 512,
             blocks: 64 << 11,
@@ -299,13 +300,13 @@ fn model_drive(mdts: u8) -> Arc<NvmeDriver<Arc<HeapDma>>> {
 }
 
 /// A daemon serving the model drive (see [`model_drive`]) as namespace 3.
-async fn model_daemon(mdts: u8, hook: Option<ThreadHook>) -> Daemon {
+async fn model_daemon(mdts: u8, sgls: bool, hook: Option<ThreadHook>) -> Daemon {
     let drive = format!(
         "\n[[subsystem.namespace]]\nnsid = 3\nbackend = {{ kind = \"nvme-vfio\", pci = \"{MODEL_PCI}\", nsid = 1 }}\n"
     );
     let config = config_with("count = 1", &drive);
     let drives = Arc::new(Drives::new(DriveSettings::new(&config.drives, 1)));
-    drives.adopt(MODEL_PCI, Box::new(model_drive(mdts)));
+    drives.adopt(MODEL_PCI, Box::new(model_drive(mdts, sgls)));
     Daemon::start_with_drives(config, TargetParams::default(), hook, drives)
         .await
         .expect("daemon starts")
@@ -316,7 +317,7 @@ async fn model_daemon(mdts: u8, hook: Option<ThreadHook>) -> Daemon {
 /// 128 KiB polled).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drive_io_over_one_drive_command_is_split_and_reads_back() {
-    let d = model_daemon(5, None).await;
+    let d = model_daemon(5, true, None).await;
     let c = connect(d.addresses()[0], 1, false, false).await;
     workload(std::slice::from_ref(&c), 3, 8).await;
     c.shutdown().await.expect("shutdown");
@@ -325,9 +326,19 @@ async fn drive_io_over_one_drive_command_is_split_and_reads_back() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn steady_state_drive_io_allocates_nothing_on_the_reactor() {
+    drive_io_allocates_nothing(true).await;
+}
+
+/// The same on a drive without SGLs: PRP lists (up to 1 MiB = 256 pages: one list page).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn steady_state_prp_drive_io_allocates_nothing_on_the_reactor() {
+    drive_io_allocates_nothing(false).await;
+}
+
+async fn drive_io_allocates_nothing(sgls: bool) {
     let _one = COUNTING.lock().await;
     let hook: ThreadHook = Arc::new(|_| TRACKED.with(|t| t.set(true)));
-    let d = model_daemon(8, Some(hook)).await;
+    let d = model_daemon(8, sgls, Some(hook)).await;
     let ctrls = vec![connect(d.addresses()[0], 1, false, false).await];
     measure(&ctrls, 3, "912").await;
     for c in ctrls {

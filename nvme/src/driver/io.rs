@@ -20,7 +20,7 @@ use super::clock::Clock;
 use super::dma::{DmaError, DmaRegion};
 use super::error::DriverError;
 use super::pool::{DmaBuf, PagePool};
-use super::prp::{build_prps, PageSize, PrpError};
+use super::prp::{Contiguous, PageSize};
 use super::queue::{alloc_queue_pair, QueueError, QueuePair};
 use super::regs::{DoorbellLayout, Mmio};
 use crate::backend::{token_owner, BackendError, Polled};
@@ -111,7 +111,7 @@ pub enum Owner {
 pub struct Inflight<M> {
     owner: Owner,
     buf: Option<DmaBuf<M>>,
-    _lists: Vec<DmaBuf<M>>,
+    _lists: Option<DmaBuf<M>>,
     copy_out: Option<(usize, usize)>,
     deadline: Duration,
     /// Set once an Abort was sent: the time after which the controller is reset.
@@ -245,7 +245,7 @@ impl<M: DmaRegion> IoQueue<M> {
         }
         let len = out.map_or(0, <[u8]>::len) + copy_out.map_or(0, |(_, l)| l);
         let (buf, lists) = if len == 0 {
-            (None, Vec::new())
+            (None, None)
         } else {
             match map_data(pool, &mut sqe, len, out, map.sgl, map.max_transfer) {
                 Ok((buf, lists)) => (Some(buf), lists),
@@ -453,7 +453,9 @@ impl From<DmaError> for MapError {
     }
 }
 
-/// Allocate the bounce buffer (filled for writes) and describe it in `sqe`'s data pointer.
+/// Allocate the bounce buffer (filled for writes) and describe it in `sqe`'s data pointer;
+/// PRP list pages, when the transfer needs them, come back as one run. Nothing here touches
+/// the heap.
 fn map_data<M: DmaRegion>(
     pool: &PagePool<M>,
     sqe: &mut Sqe,
@@ -461,7 +463,7 @@ fn map_data<M: DmaRegion>(
     out: Option<&[u8]>,
     sgl: bool,
     max_transfer: u64,
-) -> Result<(DmaBuf<M>, Vec<DmaBuf<M>>), MapError> {
+) -> Result<(DmaBuf<M>, Option<DmaBuf<M>>), MapError> {
     // A write fills all `len` bytes the device reads; a read copies out only what a successful
     // completion says the device wrote: no need to zero the buffer first.
     let buf = pool.alloc_unzeroed(len)?;
@@ -475,41 +477,30 @@ fn map_data<M: DmaRegion>(
         sqe.dptr = [0; 16];
         sqe.dptr[..8].copy_from_slice(&buf.iova().to_le_bytes());
         sqe.dptr[8..12].copy_from_slice(&(len as u32).to_le_bytes());
-        return Ok((buf, Vec::new()));
+        return Ok((buf, None));
     }
-    let mut lists: Vec<DmaBuf<M>> = Vec::new();
-    let mut exhausted = false;
-    let mut alloc = || match pool.alloc(PageSize::MIN.bytes() as usize) {
-        Ok(page) => {
-            let iova = page.iova();
-            lists.push(page);
-            Some(iova)
-        }
-        Err(_) => {
-            exhausted = true;
-            None
-        }
+    let page = PageSize::MIN;
+    let prps = Contiguous::new(page, buf.iova(), len, max_transfer)
+        .map_err(|e| MapError::Failed(BackendError::Io(std::io::Error::other(e))))?;
+    let lists = match prps.list_pages() {
+        0 => None,
+        n => Some(pool.alloc_unzeroed(n * page.bytes() as usize)?),
     };
-    let prps = match build_prps(
-        PageSize::MIN,
-        &[(buf.iova(), len)],
-        max_transfer,
-        &mut alloc,
-    ) {
-        Ok(p) => p,
-        Err(PrpError::OutOfListPages { .. }) if exhausted => return Err(MapError::Exhausted),
-        Err(e) => return Err(MapError::Failed(BackendError::Io(std::io::Error::other(e)))),
-    };
-    for (iova, entries) in &prps.lists {
-        let page = lists.iter().find(|p| p.iova() == *iova).ok_or_else(|| {
-            MapError::Failed(BackendError::Io(std::io::Error::other(
-                "PRP list page not from the pool",
-            )))
-        })?;
-        let raw: Vec<u8> = entries.iter().flat_map(|e| e.to_le_bytes()).collect();
-        page.write_bytes(0, &raw)?;
+    let run = lists.as_ref().map_or(0, DmaRegion::iova);
+    if let Some(lists) = &lists {
+        // Each list page written whole from the stack: its entries, little endian.
+        let mut entries = [0u64; PageSize::MIN.entries_per_list()];
+        let mut bytes = [0u8; PageSize::MIN.bytes() as usize];
+        for k in 0..prps.list_pages() {
+            let n = prps.fill_list(run, k, &mut entries);
+            for (chunk, e) in bytes.chunks_exact_mut(8).zip(&entries[..n]) {
+                chunk.copy_from_slice(&e.to_le_bytes());
+            }
+            lists.write_bytes(k * page.bytes() as usize, &bytes[..n * 8])?;
+        }
     }
-    set_prps(sqe, prps.prp1, prps.prp2);
+    let (prp1, prp2) = prps.prp1_prp2(run);
+    set_prps(sqe, prp1, prp2);
     Ok((buf, lists))
 }
 

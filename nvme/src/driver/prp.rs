@@ -235,6 +235,105 @@ fn build_lists(
     Ok(lists)
 }
 
+/// The PRPs of one contiguous buffer at a page-aligned IOVA (the driver's bounce buffers),
+/// described without allocating: data page `j` is `iova + j × page size`, and the list pages,
+/// when more than two data pages are transferred, are one contiguous run the caller provides,
+/// chained as [`build_prps`] chains them (NVMe Base 2.0 §4.3.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Contiguous {
+    page_size: PageSize,
+    iova: u64,
+    pages: usize,
+}
+
+impl Contiguous {
+    /// `len` bytes at `iova`, within `max_transfer`.
+    pub fn new(
+        page_size: PageSize,
+        iova: u64,
+        len: usize,
+        max_transfer: u64,
+    ) -> Result<Contiguous, PrpError> {
+        if len == 0 {
+            return Err(PrpError::Empty);
+        }
+        if len as u64 > max_transfer {
+            return Err(PrpError::TooLong {
+                len: len as u64,
+                max: max_transfer,
+            });
+        }
+        if page_size.offset(iova) != 0 {
+            return Err(PrpError::StartNotPageAligned { index: 0, iova });
+        }
+        iova.checked_add(len as u64)
+            .ok_or(PrpError::AddressOverflow {
+                index: 0,
+                iova,
+                len,
+            })?;
+        Ok(Contiguous {
+            page_size,
+            iova,
+            pages: (len as u64).div_ceil(page_size.bytes()) as usize,
+        })
+    }
+
+    /// Entries in list pages: every data page after the first, when there are more than two.
+    fn list_entries(&self) -> usize {
+        if self.pages > 2 {
+            self.pages - 1
+        } else {
+            0
+        }
+    }
+
+    /// How many list pages the run must hold (0 for one or two data pages): a page holds
+    /// `entries_per_list` entries, or one fewer and the next page's address.
+    pub fn list_pages(&self) -> usize {
+        let per = self.page_size.entries_per_list();
+        match self.list_entries() {
+            0 => 0,
+            e if e <= per => 1,
+            e => (e - 1).div_ceil(per - 1),
+        }
+    }
+
+    /// PRP1 and PRP2, with the list run at `lists` (ignored without lists).
+    pub fn prp1_prp2(&self, lists: u64) -> (u64, u64) {
+        let second = match self.pages {
+            1 => 0,
+            2 => self.iova + self.page_size.bytes(),
+            _ => lists,
+        };
+        (self.iova, second)
+    }
+
+    /// Fill `out` with the entries of list page `k` of the run at `lists`; returns how many.
+    /// `out` holds at least `entries_per_list` entries.
+    pub fn fill_list(&self, lists: u64, k: usize, out: &mut [u64]) -> usize {
+        let per = self.page_size.entries_per_list();
+        let ps = self.page_size.bytes();
+        let total = self.list_entries();
+        let last = k + 1 >= self.list_pages();
+        let first = k * (per - 1);
+        let data = if last {
+            total.saturating_sub(first)
+        } else {
+            per - 1
+        };
+        for (j, slot) in out[..data].iter_mut().enumerate() {
+            // Entry j of the list names data page first + j + 1 (PRP1 has page 0).
+            *slot = self.iova + (first + j + 1) as u64 * ps;
+        }
+        if last {
+            return data;
+        }
+        out[data] = lists + (k as u64 + 1) * ps;
+        data + 1
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
@@ -249,6 +348,46 @@ mod tests {
     const MDTS: u64 = 8 << 20;
     /// List pages come from here, far from the data buffers.
     const LIST_BASE: u64 = 0x7000_0000;
+
+    #[test]
+    fn contiguous_layout_matches_the_general_builder() {
+        let data = 0x10_0000u64;
+        for pages in [1usize, 2, 3, 4, 511, 512, 513, 514, 1023, 1024, 1025, 2048] {
+            for tail in [0usize, 1, 512] {
+                let len = (pages - 1) * P as usize + if tail == 0 { P as usize } else { tail };
+                let c = Contiguous::new(PS, data, len, MDTS).unwrap();
+                let general = build_prps(PS, &[(data, len)], MDTS, &mut pool(8)).unwrap();
+                assert_eq!(c.list_pages(), general.lists.len(), "{pages} pages");
+                assert_eq!(c.prp1_prp2(LIST_BASE), (general.prp1, general.prp2));
+                let mut out = [0u64; 512];
+                for (k, (page, entries)) in general.lists.iter().enumerate() {
+                    assert_eq!(*page, LIST_BASE + k as u64 * P);
+                    let n = c.fill_list(LIST_BASE, k, &mut out);
+                    assert_eq!(&out[..n], &entries[..], "{pages} pages, list {k}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn contiguous_refusals() {
+        assert_eq!(Contiguous::new(PS, 0, 0, MDTS), Err(PrpError::Empty));
+        assert_eq!(
+            Contiguous::new(PS, 0, MDTS as usize + 1, MDTS),
+            Err(PrpError::TooLong {
+                len: MDTS + 1,
+                max: MDTS
+            })
+        );
+        assert_eq!(
+            Contiguous::new(PS, 0x1004, 8, MDTS),
+            Err(PrpError::StartNotPageAligned {
+                index: 0,
+                iova: 0x1004
+            })
+        );
+        assert!(Contiguous::new(PS, u64::MAX - P + 1, 2 * P as usize, MDTS).is_err());
+    }
 
     /// Hands out `n` list pages at LIST_BASE, LIST_BASE + P, ...
     fn pool(n: usize) -> impl FnMut() -> Option<u64> {
