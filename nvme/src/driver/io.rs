@@ -19,7 +19,7 @@ use super::admin::{self, set_prps, AdminQueue};
 use super::clock::Clock;
 use super::dma::{DmaError, DmaRegion};
 use super::error::DriverError;
-use super::pool::{DmaBuf, PagePool};
+use super::pool::{DmaBuf, PagePool, Spares};
 use super::prp::{Contiguous, PageSize};
 use super::queue::{alloc_queue_pair, QueueError, QueuePair};
 use super::regs::{DoorbellLayout, Mmio};
@@ -153,6 +153,8 @@ pub struct IoQueue<M> {
     /// Polled commands that finished, until their owners reap them; room for every queue slot
     /// is reserved up front.
     finished: Vec<Polled>,
+    /// Bounce buffers and PRP list runs of finished commands, for the next ones.
+    spares: Spares<M>,
 }
 
 fn dma_error(e: DmaError) -> BackendError {
@@ -160,11 +162,14 @@ fn dma_error(e: DmaError) -> BackendError {
 }
 
 impl<M: DmaRegion> IoQueue<M> {
+    /// A queue pair of `entries` entries that keeps up to `spare_pages` pages of finished
+    /// commands' DMA buffers for its next commands ([`Spares`]).
     pub fn new(
         pool: &PagePool<M>,
         qid: u16,
         entries: u32,
         layout: &DoorbellLayout,
+        spare_pages: usize,
     ) -> Result<IoQueue<M>, DriverError> {
         Ok(IoQueue {
             qp: alloc_queue_pair(pool, qid, entries)?,
@@ -172,6 +177,7 @@ impl<M: DmaRegion> IoQueue<M> {
             cq_db: layout.cq_head(qid)?,
             next_check: Duration::MAX,
             finished: Vec::with_capacity(entries as usize),
+            spares: Spares::new(spare_pages),
         })
     }
 
@@ -247,7 +253,8 @@ impl<M: DmaRegion> IoQueue<M> {
         let (buf, lists) = if len == 0 {
             (None, None)
         } else {
-            match map_data(pool, &mut sqe, len, out, map.sgl, map.max_transfer) {
+            let spares = &mut self.spares;
+            match map_data(pool, spares, &mut sqe, len, out, map.sgl, map.max_transfer) {
                 Ok((buf, lists)) => (Some(buf), lists),
                 Err(MapError::Exhausted) => return Err((SubmitError::Busy, owner)),
                 Err(MapError::Failed(e)) => return Err((SubmitError::Failed(e), owner)),
@@ -323,7 +330,7 @@ impl<M: DmaRegion> IoQueue<M> {
         loop {
             match self.qp.poll() {
                 Ok(Some((ctx, cqe))) => {
-                    finish(ctx, &cqe, &mut self.finished);
+                    finish(ctx, &cqe, &mut self.finished, &mut self.spares);
                     done += 1;
                 }
                 Ok(None) => break,
@@ -385,10 +392,16 @@ impl<M: DmaRegion> IoQueue<M> {
     }
 }
 
-fn finish<M: DmaRegion>(ctx: Inflight<M>, cqe: &Cqe, finished: &mut Vec<Polled>) {
+fn finish<M: DmaRegion>(
+    ctx: Inflight<M>,
+    cqe: &Cqe,
+    finished: &mut Vec<Polled>,
+    spares: &mut Spares<M>,
+) {
     let Inflight {
         owner,
         buf: dma,
+        _lists: lists,
         copy_out,
         abort_deadline,
         ..
@@ -437,6 +450,10 @@ fn finish<M: DmaRegion>(ctx: Inflight<M>, cqe: &Cqe, finished: &mut Vec<Polled>)
         }
         Owner::Orphan => {}
     }
+    // The device is done with the command's DMA memory: the queue keeps it for its next ones.
+    for b in [dma, lists].into_iter().flatten() {
+        spares.give(b);
+    }
 }
 
 enum MapError {
@@ -458,6 +475,7 @@ impl From<DmaError> for MapError {
 /// the heap.
 fn map_data<M: DmaRegion>(
     pool: &PagePool<M>,
+    spares: &mut Spares<M>,
     sqe: &mut Sqe,
     len: usize,
     out: Option<&[u8]>,
@@ -466,7 +484,7 @@ fn map_data<M: DmaRegion>(
 ) -> Result<(DmaBuf<M>, Option<DmaBuf<M>>), MapError> {
     // A write fills all `len` bytes the device reads; a read copies out only what a successful
     // completion says the device wrote: no need to zero the buffer first.
-    let buf = pool.alloc_unzeroed(len)?;
+    let buf = spares.take(pool, len)?;
     if let Some(bytes) = out {
         buf.write_bytes(0, bytes)?;
     }
@@ -484,7 +502,7 @@ fn map_data<M: DmaRegion>(
         .map_err(|e| MapError::Failed(BackendError::Io(std::io::Error::other(e))))?;
     let lists = match prps.list_pages() {
         0 => None,
-        n => Some(pool.alloc_unzeroed(n * page.bytes() as usize)?),
+        n => Some(spares.take(pool, n * page.bytes() as usize)?),
     };
     let run = lists.as_ref().map_or(0, DmaRegion::iova);
     if let Some(lists) = &lists {

@@ -500,9 +500,11 @@ fn create_queues<M: DmaRegion>(
         .queue_depth
         .clamp(2, cap.max_queue_entries().min(super::queue::MAX_ENTRIES));
     let layout = super::regs::DoorbellLayout::new(cap, bar_len());
+    // Each queue keeps at most half its share of the DMA memory for its next commands.
+    let spare_pages = ctx.pool.pages() / (2 * usize::from(granted));
     let mut queues = Vec::with_capacity(usize::from(granted));
     for qid in 1..=granted {
-        let q = IoQueue::new(ctx.pool, qid, entries, &layout)?;
+        let q = IoQueue::new(ctx.pool, qid, entries, &layout, spare_pages)?;
         q.create(ctx.mmio, ctx.clock, admin, ctx.timeout)?;
         queues.push(q);
     }

@@ -5,6 +5,7 @@
 //! with a [`PagePool`]: allocations are whole pages, page-aligned in IOVA space (queues and PRP
 //! list pages need this, NVMe Base 2.0 §4.1.1), zeroed, and returned to the pool on drop.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use super::dma::{check_bounds, DmaError, DmaRegion};
@@ -29,6 +30,8 @@ struct PoolInner<M> {
     page_size: usize,
     /// `true` for each page in use.
     used: Mutex<Vec<bool>>,
+    /// Allocations made so far (each takes the lock).
+    allocations: AtomicU64,
 }
 
 impl<M: DmaRegion> PagePool<M> {
@@ -49,8 +52,19 @@ impl<M: DmaRegion> PagePool<M> {
                 mem,
                 page_size,
                 used: Mutex::new(vec![false; pages]),
+                allocations: AtomicU64::new(0),
             }),
         })
+    }
+
+    /// Pages in the pool, used or free.
+    pub fn pages(&self) -> usize {
+        self.inner.lock().len()
+    }
+
+    /// How many allocations the pool has served (each took its lock).
+    pub fn allocations(&self) -> u64 {
+        self.inner.allocations.load(Ordering::Relaxed)
     }
 
     pub fn page_size(&self) -> usize {
@@ -83,6 +97,7 @@ impl<M: DmaRegion> PagePool<M> {
     pub fn alloc_unzeroed(&self, len: usize) -> Result<DmaBuf<M>, DmaError> {
         let ps = self.inner.page_size;
         let pages = len.div_ceil(ps).max(1);
+        self.inner.allocations.fetch_add(1, Ordering::Relaxed);
         let first = {
             let mut used = self.inner.lock();
             let first = find_run(&used, pages).ok_or(DmaError::Exhausted {
@@ -129,6 +144,64 @@ pub struct DmaBuf<M> {
 impl<M> DmaBuf<M> {
     fn base(&self) -> usize {
         self.first * self.pool.page_size
+    }
+
+    /// Pages it spans.
+    pub fn pages(&self) -> usize {
+        self.pages
+    }
+}
+
+/// Bounce buffers one queue pair keeps for its next commands, by page count, so that a queue
+/// in steady state neither takes the pool's lock nor touches the pool's reference count: at
+/// most `budget` pages in all, in buffers of up to [`Spares::MAX_PAGES`] pages; larger ones and
+/// those over the budget go back to the pool.
+pub struct Spares<M> {
+    /// `classes[n - 1]` holds buffers of `n` pages.
+    classes: Vec<Vec<DmaBuf<M>>>,
+    kept: usize,
+    budget: usize,
+}
+
+impl<M: DmaRegion> Spares<M> {
+    /// Buffers of up to 1 MiB in 4 KiB pages are kept.
+    pub const MAX_PAGES: usize = 256;
+
+    pub fn new(budget: usize) -> Spares<M> {
+        Spares {
+            classes: Vec::new(),
+            kept: 0,
+            budget,
+        }
+    }
+
+    /// A kept buffer of the pages `len` bytes need, else a new one from `pool` (not zeroed:
+    /// see [`PagePool::alloc_unzeroed`]).
+    pub fn take(&mut self, pool: &PagePool<M>, len: usize) -> Result<DmaBuf<M>, DmaError> {
+        let pages = len.div_ceil(pool.page_size()).max(1);
+        if let Some(buf) = self.classes.get_mut(pages - 1).and_then(Vec::pop) {
+            self.kept -= pages;
+            return Ok(buf);
+        }
+        pool.alloc_unzeroed(len)
+    }
+
+    /// Keep `buf` for a later [`Spares::take`] while within the budget, else free it.
+    pub fn give(&mut self, buf: DmaBuf<M>) {
+        let pages = buf.pages;
+        if pages > Self::MAX_PAGES || self.kept + pages > self.budget {
+            return;
+        }
+        if self.classes.len() < pages {
+            self.classes.resize_with(pages, Vec::new);
+        }
+        self.classes[pages - 1].push(buf);
+        self.kept += pages;
+    }
+
+    /// Pages kept now.
+    pub fn kept(&self) -> usize {
+        self.kept
     }
 }
 

@@ -203,3 +203,48 @@ fn a_forgotten_owner_gets_nothing_and_others_go_on() {
     assert_eq!(done[0].token, token(me, 1));
     assert_eq!(p.reap(gone, &mut |_| panic!("forgotten")), 0);
 }
+
+#[test]
+fn a_queue_in_steady_state_reuses_its_dma_buffers_without_the_pool() {
+    for sgls in [false, true] {
+        let (ctrl, pool, clock) = parts(cfg(5, sgls), 16);
+        let pages = pool.pages();
+        let driver = start(&ctrl, pool.clone(), &clock, options()).unwrap();
+        let r = Rig {
+            driver,
+            ctrl,
+            clock,
+        };
+        let ns = r.driver.namespace(1).unwrap();
+        let p = ns.polled().unwrap();
+        let me = new_owner();
+        // 4 KiB, 8 KiB and 128 KiB (PRPs: 32 pages, a list page) at depth 16, twice over.
+        let round = |seed: u8| {
+            for (i, len) in [4096usize, 8192, 128 << 10]
+                .iter()
+                .cycle()
+                .take(48)
+                .enumerate()
+            {
+                let lba = i as u64 * 256;
+                let data = pattern(*len, seed ^ i as u8);
+                p.start_write(lba, &data, false, token(me, i as u32))
+                    .unwrap();
+                if i % 16 == 15 {
+                    assert_eq!(reap_all(&r, p, me, 16, 100).len(), 16);
+                }
+            }
+        };
+        round(1);
+        let before = pool.allocations();
+        round(2);
+        round(3);
+        assert_eq!(
+            pool.allocations(),
+            before,
+            "steady-state commands took buffers from the pool (sgls {sgls})"
+        );
+        // What the queues keep is bounded by their share of the pool.
+        assert!(pool.free_pages() >= pages / 2, "sgls {sgls}");
+    }
+}
