@@ -36,6 +36,15 @@ fn lba_cmd(op: IoOpcode, nsid: u32, lba: u64, blocks: u64) -> NvmeUringCmd {
     c
 }
 
+/// One Read or Write of `blocks` blocks at `lba` (Force Unit Access with `fua`, writes only).
+pub fn rw_cmd(op: IoOpcode, nsid: u32, lba: u64, blocks: u64, fua: bool) -> NvmeUringCmd {
+    let mut c = lba_cmd(op, nsid, lba, blocks);
+    if fua {
+        c.cdw12 |= FUA;
+    }
+    c
+}
+
 /// Split `lba .. lba + blocks` into runs of at most `max` blocks.
 pub fn runs(lba: u64, blocks: u64, max: u64) -> impl Iterator<Item = (u64, u64)> {
     let max = max.max(1);
@@ -61,10 +70,7 @@ pub fn write(nsid: u32, lba: u64, data: &Bytes, fua: bool, bs: u32, max_blocks: 
     let blocks = (data.len() / bs as usize) as u64;
     runs(lba, blocks, max_blocks)
         .map(|(l, n)| {
-            let mut cmd = lba_cmd(IoOpcode::Write, nsid, l, n);
-            if fua {
-                cmd.cdw12 |= FUA;
-            }
+            let cmd = rw_cmd(IoOpcode::Write, nsid, l, n, fua);
             let off = ((l - lba) * u64::from(bs)) as usize;
             let end = off + (n * u64::from(bs)) as usize;
             Part {

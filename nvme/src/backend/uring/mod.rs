@@ -23,6 +23,7 @@
 mod cmd;
 mod job;
 mod limits;
+mod polled;
 mod rings;
 mod zoned;
 
@@ -40,8 +41,8 @@ use bytes::Bytes;
 use super::null::invalid_input;
 use super::SUPPORTED_BLOCK_SIZES;
 use super::{
-    blocks_in, check_range, Backend, BackendError, BackendInfo, IoFuture, QueuedBackend,
-    ZonedBackend, ZonedGeometry,
+    blocks_in, check_range, Backend, BackendError, BackendInfo, IoFuture, PolledBackend,
+    QueuedBackend, ZonedBackend, ZonedGeometry,
 };
 use crate::identify::{Csi, IdentifyController, IdentifyNamespace, IDENTIFY_DATA_SIZE};
 use crate::opcode::IoOpcode;
@@ -350,6 +351,11 @@ impl Backend for UringBackend {
 
     fn queued(&self) -> Option<&dyn QueuedBackend> {
         Some(self)
+    }
+
+    fn polled(&self) -> Option<&dyn PolledBackend> {
+        // The parts of a write to a zone must go in order, one at a time: those stay futures.
+        self.zoned.is_none().then_some(self as &dyn PolledBackend)
     }
 
     fn zoned(&self) -> Option<&dyn ZonedBackend> {

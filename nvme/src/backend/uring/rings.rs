@@ -11,14 +11,15 @@ use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
+use super::polled::PolledRing;
 use crate::sys::uring::PassthruRing;
 
-pub type SharedRing = Arc<Mutex<PassthruRing>>;
+pub type SharedRing = Arc<Mutex<PolledRing>>;
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 thread_local! {
-    static LOCAL: RefCell<Vec<(u64, Weak<Mutex<PassthruRing>>)>> = const { RefCell::new(Vec::new()) };
+    static LOCAL: RefCell<Vec<(u64, Weak<Mutex<PolledRing>>)>> = const { RefCell::new(Vec::new()) };
 }
 
 pub struct RingSet {
@@ -29,7 +30,7 @@ pub struct RingSet {
     rings: Mutex<Vec<SharedRing>>,
 }
 
-pub fn lock(ring: &SharedRing) -> MutexGuard<'_, PassthruRing> {
+pub fn lock(ring: &SharedRing) -> MutexGuard<'_, PolledRing> {
     ring.lock().unwrap_or_else(|p| p.into_inner())
 }
 
@@ -77,6 +78,11 @@ impl RingSet {
         }
     }
 
+    /// Every ring made so far (one per thread that used the backend).
+    pub fn all(&self) -> Vec<SharedRing> {
+        self.rings.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
     /// The calling thread's ring, made on first use.
     pub fn local(&self) -> io::Result<SharedRing> {
         let iopoll = self.iopoll();
@@ -91,7 +97,7 @@ impl RingSet {
         if let Some(r) = found {
             return Ok(r);
         }
-        let ring = Arc::new(Mutex::new(self.standalone()?));
+        let ring = Arc::new(Mutex::new(PolledRing::new(self.standalone()?)));
         self.rings
             .lock()
             .unwrap_or_else(|p| p.into_inner())
