@@ -39,8 +39,9 @@ pub struct ServeArgs {
     #[arg(long, value_name = "PATH", requires = "mgmt_tls_cert")]
     mgmt_tls_key: Option<PathBuf>,
     /// Serve the driver's software NVMe controller (1 GiB, 4 KiB blocks, completing every
-    /// command at once) as the nvme-vfio drive at this PCI address: a drive for benchmarks of
-    /// the drive path on machines without one.
+    /// command at once and moving no data: reads return whatever the buffer held) as the
+    /// nvme-vfio drive at this PCI address: a drive for benchmarks of the drive path on
+    /// machines without one.
     #[cfg(feature = "model-drive")]
     #[arg(long, value_name = "PCI")]
     model_drive: Option<String>,
