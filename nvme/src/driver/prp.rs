@@ -46,6 +46,32 @@ impl PageSize {
         (self.0 / 8) as usize
     }
 
+    /// How many chained list pages `entries` PRP entries take: a page holds
+    /// `entries_per_list` entries, or one fewer and the next page's address when more follow
+    /// (NVMe Base 2.0 §4.3.1).
+    pub const fn list_pages(self, entries: usize) -> usize {
+        let per = self.entries_per_list();
+        if entries == 0 {
+            0
+        } else if entries <= per {
+            1
+        } else {
+            (entries - 1).div_ceil(per - 1)
+        }
+    }
+
+    /// The entries list page `k` of [`PageSize::list_pages`]`(entries)` holds, and whether it
+    /// ends with the next page's address.
+    fn list_span(self, entries: usize, k: usize) -> (std::ops::Range<usize>, bool) {
+        let per = self.entries_per_list();
+        let first = k * (per - 1);
+        if k + 1 >= self.list_pages(entries) {
+            (first..entries, false)
+        } else {
+            (first..first + per - 1, true)
+        }
+    }
+
     const fn offset(self, addr: u64) -> u64 {
         addr & (self.0 - 1)
     }
@@ -195,14 +221,12 @@ fn data_pages(
     Ok(pages)
 }
 
-/// Lays `entries` out over chained list pages: a page holds `page_size / 8` entries, or one
-/// fewer plus a pointer to the next page when more entries follow (NVMe Base 2.0 §4.3.1).
+/// Lays `entries` out over chained list pages ([`PageSize::list_span`]).
 fn build_lists(
     page_size: PageSize,
-    mut entries: &[u64],
+    entries: &[u64],
     alloc: &mut dyn FnMut() -> Option<u64>,
 ) -> Result<Vec<(u64, Vec<u64>)>, PrpError> {
-    let per_page = page_size.entries_per_list();
     let mut allocated = Vec::new();
     let mut take_page = |allocated: &mut Vec<u64>| -> Result<u64, PrpError> {
         match alloc() {
@@ -221,24 +245,28 @@ fn build_lists(
             }),
         }
     };
-    let mut lists = Vec::new();
-    let mut current = take_page(&mut allocated)?;
-    while entries.len() > per_page {
-        let next = take_page(&mut allocated)?;
-        let mut list = entries[..per_page - 1].to_vec();
-        list.push(next);
-        lists.push((current, list));
-        entries = &entries[per_page - 1..];
-        current = next;
+    let n = page_size.list_pages(entries.len());
+    let mut pages = Vec::with_capacity(n);
+    for _ in 0..n {
+        pages.push(take_page(&mut allocated)?);
     }
-    lists.push((current, entries.to_vec()));
+    let lists = (0..n)
+        .map(|k| {
+            let (span, next) = page_size.list_span(entries.len(), k);
+            let mut list = entries[span].to_vec();
+            if next {
+                list.push(pages[k + 1]);
+            }
+            (pages[k], list)
+        })
+        .collect();
     Ok(lists)
 }
 
 /// The PRPs of one contiguous buffer at a page-aligned IOVA (the driver's bounce buffers),
 /// described without allocating: data page `j` is `iova + j × page size`, and the list pages,
 /// when more than two data pages are transferred, are one contiguous run the caller provides,
-/// chained as [`build_prps`] chains them (NVMe Base 2.0 §4.3.1).
+/// laid out by the same rule as [`build_prps`]'s ([`PageSize::list_span`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Contiguous {
     page_size: PageSize,
@@ -288,15 +316,9 @@ impl Contiguous {
         }
     }
 
-    /// How many list pages the run must hold (0 for one or two data pages): a page holds
-    /// `entries_per_list` entries, or one fewer and the next page's address.
+    /// How many list pages the run must hold (0 for one or two data pages).
     pub fn list_pages(&self) -> usize {
-        let per = self.page_size.entries_per_list();
-        match self.list_entries() {
-            0 => 0,
-            e if e <= per => 1,
-            e => (e - 1).div_ceil(per - 1),
-        }
+        self.page_size.list_pages(self.list_entries())
     }
 
     /// PRP1 and PRP2, with the list run at `lists` (ignored without lists).
@@ -312,21 +334,14 @@ impl Contiguous {
     /// Fill `out` with the entries of list page `k` of the run at `lists`; returns how many.
     /// `out` holds at least `entries_per_list` entries.
     pub fn fill_list(&self, lists: u64, k: usize, out: &mut [u64]) -> usize {
-        let per = self.page_size.entries_per_list();
         let ps = self.page_size.bytes();
-        let total = self.list_entries();
-        let last = k + 1 >= self.list_pages();
-        let first = k * (per - 1);
-        let data = if last {
-            total.saturating_sub(first)
-        } else {
-            per - 1
-        };
-        for (j, slot) in out[..data].iter_mut().enumerate() {
-            // Entry j of the list names data page first + j + 1 (PRP1 has page 0).
-            *slot = self.iova + (first + j + 1) as u64 * ps;
+        let (span, next) = self.page_size.list_span(self.list_entries(), k);
+        let data = span.len();
+        for (slot, entry) in out[..data].iter_mut().zip(span) {
+            // List entry `entry` names data page entry + 1 (PRP1 has page 0).
+            *slot = self.iova + (entry + 1) as u64 * ps;
         }
-        if last {
+        if !next {
             return data;
         }
         out[data] = lists + (k as u64 + 1) * ps;
