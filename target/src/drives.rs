@@ -107,11 +107,6 @@ impl Drives {
         adopted.push((pci.to_string(), controller));
     }
 
-    /// The settings drives are started with.
-    pub fn settings(&self) -> &DriveSettings {
-        &self.settings
-    }
-
     fn vfio(&self) -> MutexGuard<'_, Vec<VfioDrive>> {
         self.vfio.lock().unwrap_or_else(PoisonError::into_inner)
     }

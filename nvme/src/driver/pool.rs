@@ -198,11 +198,6 @@ impl<M: DmaRegion> Spares<M> {
         self.classes[pages - 1].push(buf);
         self.kept += pages;
     }
-
-    /// Pages kept now.
-    pub fn kept(&self) -> usize {
-        self.kept
-    }
 }
 
 impl<M> Drop for DmaBuf<M> {

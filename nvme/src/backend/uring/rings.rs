@@ -19,8 +19,12 @@ pub type SharedRing = Arc<Mutex<PolledRing>>;
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 thread_local! {
-    static LOCAL: RefCell<Vec<(u64, Weak<Mutex<PolledRing>>)>> = const { RefCell::new(Vec::new()) };
+    /// This thread's rings.
+    static LOCAL: RefCell<Vec<LocalRing>> = const { RefCell::new(Vec::new()) };
 }
+
+/// (backend id, whether the ring polls, the ring).
+type LocalRing = (u64, bool, Weak<Mutex<PolledRing>>);
 
 pub struct RingSet {
     id: u64,
@@ -83,29 +87,31 @@ impl RingSet {
         self.rings.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    /// The calling thread's ring, made on first use.
+    /// The calling thread's ring, made on first use; found without taking its lock (every
+    /// polled command asks for it).
     pub fn local(&self) -> io::Result<SharedRing> {
         let iopoll = self.iopoll();
         let found = LOCAL.with(|l| {
             let mut l = l.borrow_mut();
-            l.retain(|(_, w)| w.strong_count() > 0);
+            l.retain(|(_, _, w)| w.strong_count() > 0);
             l.iter()
-                .filter(|(id, _)| *id == self.id)
-                .find_map(|(_, w)| w.upgrade())
-                .filter(|r| lock(r).iopoll() == iopoll)
+                .filter(|(id, polls, _)| *id == self.id && *polls == iopoll)
+                .find_map(|(_, _, w)| w.upgrade())
         });
         if let Some(r) = found {
             return Ok(r);
         }
-        let ring = Arc::new(Mutex::new(PolledRing::new(self.standalone()?)));
+        let made = self.standalone()?;
+        let polls = made.iopoll();
+        let ring = Arc::new(Mutex::new(PolledRing::new(made)));
         self.rings
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push(ring.clone());
         LOCAL.with(|l| {
             let mut l = l.borrow_mut();
-            l.retain(|(id, _)| *id != self.id);
-            l.push((self.id, Arc::downgrade(&ring)));
+            l.retain(|(id, _, _)| *id != self.id);
+            l.push((self.id, polls, Arc::downgrade(&ring)));
         });
         Ok(ring)
     }
