@@ -30,8 +30,11 @@ const DMA_PAGE: usize = 4096;
 /// How drives are driven; from `[drives]` and the reactor count.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DriveSettings {
-    /// I/O queue pairs per controller: one per reactor plus one for blocking callers.
+    /// I/O queue pairs per controller: one each reactor owns for its polled reads and writes,
+    /// one shared per reactor for its other commands, and one for blocking callers.
     pub io_queues: u16,
+    /// Of those, the pairs reactors own.
+    pub owned_queues: u16,
     pub queue_depth: u32,
     pub timeout: Duration,
     pub dma_bytes: usize,
@@ -40,7 +43,8 @@ pub struct DriveSettings {
 impl DriveSettings {
     pub fn new(section: &DrivesSection, reactors: usize) -> DriveSettings {
         DriveSettings {
-            io_queues: u16::try_from(reactors + 1).unwrap_or(u16::MAX),
+            io_queues: u16::try_from(2 * reactors + 1).unwrap_or(u16::MAX),
+            owned_queues: u16::try_from(reactors).unwrap_or(u16::MAX),
             queue_depth: section.queue_depth,
             timeout: Duration::from_millis(section.command_timeout_ms),
             dma_bytes: usize::try_from(section.dma_memory.0).unwrap_or(usize::MAX),
@@ -248,6 +252,7 @@ fn start_vfio(
         pool,
         DriverOptions {
             io_queues: settings.io_queues,
+            owned_queues: settings.owned_queues,
             queue_depth: settings.queue_depth,
             timeout: settings.timeout,
         },

@@ -292,7 +292,8 @@ fn model_drive(mdts: u8, sgls: bool) -> Arc<NvmeDriver<Arc<HeapDma>>> {
     let ctrl = SoftController::new(cfg, Arc::clone(&host));
     let pool = PagePool::new(host, 4096).expect("page-aligned host memory");
     let opts = DriverOptions {
-        io_queues: 2,
+        io_queues: 3,
+        owned_queues: 1,
         queue_depth: 256,
         timeout: Duration::from_secs(30),
     };
@@ -300,16 +301,22 @@ fn model_drive(mdts: u8, sgls: bool) -> Arc<NvmeDriver<Arc<HeapDma>>> {
 }
 
 /// A daemon serving the model drive (see [`model_drive`]) as namespace 3.
-async fn model_daemon(mdts: u8, sgls: bool, hook: Option<ThreadHook>) -> Daemon {
+async fn model_daemon(
+    mdts: u8,
+    sgls: bool,
+    hook: Option<ThreadHook>,
+) -> (Daemon, Arc<NvmeDriver<Arc<HeapDma>>>) {
     let drive = format!(
         "\n[[subsystem.namespace]]\nnsid = 3\nbackend = {{ kind = \"nvme-vfio\", pci = \"{MODEL_PCI}\", nsid = 1 }}\n"
     );
     let config = config_with("count = 1", &drive);
     let drives = Arc::new(Drives::new(DriveSettings::new(&config.drives, 1)));
-    drives.adopt(MODEL_PCI, Box::new(model_drive(mdts, sgls)));
-    Daemon::start_with_drives(config, TargetParams::default(), hook, drives)
+    let driver = model_drive(mdts, sgls);
+    drives.adopt(MODEL_PCI, Box::new(Arc::clone(&driver)));
+    let d = Daemon::start_with_drives(config, TargetParams::default(), hook, drives)
         .await
-        .expect("daemon starts")
+        .expect("daemon starts");
+    (d, driver)
 }
 
 /// Transfers larger than the drive takes in one command leave the polled path for the split
@@ -317,7 +324,7 @@ async fn model_daemon(mdts: u8, sgls: bool, hook: Option<ThreadHook>) -> Daemon 
 /// 128 KiB polled).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drive_io_over_one_drive_command_is_split_and_reads_back() {
-    let d = model_daemon(5, true, None).await;
+    let (d, _) = model_daemon(5, true, None).await;
     let c = connect(d.addresses()[0], 1, false, false).await;
     workload(std::slice::from_ref(&c), 3, 8).await;
     c.shutdown().await.expect("shutdown");
@@ -338,9 +345,15 @@ async fn steady_state_prp_drive_io_allocates_nothing_on_the_reactor() {
 async fn drive_io_allocates_nothing(sgls: bool) {
     let _one = COUNTING.lock().await;
     let hook: ThreadHook = Arc::new(|_| TRACKED.with(|t| t.set(true)));
-    let d = model_daemon(8, sgls, Some(hook)).await;
+    let (d, driver) = model_daemon(8, sgls, Some(hook)).await;
     let ctrls = vec![connect(d.addresses()[0], 1, false, false).await];
     measure(&ctrls, 3, "912").await;
+    // The reactor's polled commands went through the pair it owns, without its mutex.
+    assert_eq!(
+        driver.unowned_queues(),
+        0,
+        "the reactor owns the one pair to own"
+    );
     for c in ctrls {
         c.shutdown().await.expect("shutdown");
     }

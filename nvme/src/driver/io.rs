@@ -306,6 +306,17 @@ impl<M: DmaRegion> IoQueue<M> {
         }
     }
 
+    /// Let go of every owner: finished commands are dropped, outstanding ones orphaned (the
+    /// thread that owned this queue ended).
+    pub fn orphan_all(&mut self) {
+        self.finished.clear();
+        for (_, ctx) in self.qp.outstanding_mut() {
+            if let Owner::Token { .. } = ctx.owner {
+                ctx.owner = Owner::Orphan;
+            }
+        }
+    }
+
     /// Carry finished polled commands over to `fresh`, the queue that replaces this one after
     /// a controller reset.
     pub fn hand_over_finished(&mut self, fresh: &mut IoQueue<M>) {

@@ -11,7 +11,9 @@ pub mod error;
 pub mod io;
 #[cfg(any(test, feature = "model"))]
 pub mod model;
+mod namespace;
 pub mod nvme_driver;
+mod owned;
 pub mod pool;
 pub mod prp;
 pub mod queue;

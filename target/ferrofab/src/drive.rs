@@ -200,6 +200,7 @@ impl DriveArgs {
     pub fn run(self) -> Result<(), String> {
         let drives = Drives::new(DriveSettings {
             io_queues: 1,
+            owned_queues: 0,
             timeout: Duration::from_millis(self.timeout_ms),
             ..DriveSettings::default()
         });

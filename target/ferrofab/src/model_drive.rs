@@ -40,6 +40,7 @@ pub fn drives_with_model(pci: &str, settings: DriveSettings) -> Result<Arc<Drive
     let pool = PagePool::new(host, 4096).map_err(|e| format!("model drive memory: {e}"))?;
     let opts = DriverOptions {
         io_queues: settings.io_queues,
+        owned_queues: settings.owned_queues,
         queue_depth: settings.queue_depth,
         timeout: settings.timeout,
     };

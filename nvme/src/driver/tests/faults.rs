@@ -80,6 +80,7 @@ fn queues_are_capped_by_what_the_controller_grants() {
     };
     let opts = DriverOptions {
         io_queues: 8,
+        owned_queues: 0,
         queue_depth: 1024,
         timeout: TIMEOUT,
     };

@@ -32,6 +32,7 @@ const STEP: Duration = Duration::from_millis(1);
 fn options() -> DriverOptions {
     DriverOptions {
         io_queues: 2,
+        owned_queues: 0,
         queue_depth: 64,
         timeout: TIMEOUT,
     }
