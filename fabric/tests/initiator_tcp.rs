@@ -1,6 +1,7 @@
 //! The initiator against the NVMe/TCP target transport (`fabric::tcp::serve`) over 127.0.0.1,
 //! with a small in-test `Target`: RAM namespace, properties, Identify, Read/Write, discovery.
 
+use ferrofab_sync::CountedLock as _;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
@@ -140,7 +141,7 @@ impl Handler {
             0x7f => match sqe.fctype() {
                 // Property Get / Set (NVMe-oF 1.1 §3.4, §3.6).
                 0x04 => {
-                    let regs = st.regs.lock().unwrap();
+                    let regs = st.regs.lock_counted();
                     let v: u64 = match sqe.cdw11.get() {
                         0x00 => 0x3f | (1 << 24) | (1 << 37), // MQES 63, TO 500 ms, CSS NVM
                         0x08 => 0x0002_0000,
@@ -158,7 +159,7 @@ impl Handler {
                 }
                 0x00 => {
                     if sqe.cdw11.get() == 0x14 {
-                        st.regs.lock().unwrap().cc = sqe.cdw12.get();
+                        st.regs.lock_counted().cc = sqe.cdw12.get();
                     }
                     Response::success()
                 }
@@ -215,13 +216,13 @@ impl Handler {
             0x00 => Response::success(),
             0x01 => match data {
                 Some(d) if d.len() == range.len() => {
-                    self.state.store.lock().unwrap()[range].copy_from_slice(&d);
+                    self.state.store.lock_counted()[range].copy_from_slice(&d);
                     Response::success()
                 }
                 _ => Response::status(Status::DATA_SGL_LENGTH_INVALID.with_dnr()),
             },
             0x02 => {
-                let d = Bytes::copy_from_slice(&self.state.store.lock().unwrap()[range]);
+                let d = Bytes::copy_from_slice(&self.state.store.lock_counted()[range]);
                 Response::success().with_data(d)
             }
             // A command that never completes, for timeouts.
@@ -340,7 +341,7 @@ async fn write_read_sizes(o: HostOptions) {
         let data = random(len);
         let w = ctrl.write(qid, 1, lba, data.clone(), false).await.unwrap();
         assert_eq!(w.status(), Status::SUCCESS, "write {len}");
-        let stored = srv.state.store.lock().unwrap()
+        let stored = srv.state.store.lock_counted()
             [lba as usize * BLOCK..lba as usize * BLOCK + len]
             .to_vec();
         assert_eq!(stored, data, "target stored {len} bytes");
@@ -399,7 +400,7 @@ async fn controller_initialization_and_identify() {
     assert_eq!(bad.status(), Status::LBA_OUT_OF_RANGE.with_dnr());
     ctrl.shutdown().await.unwrap();
     // CC.SHN was set by shutdown.
-    assert_eq!(srv.state.regs.lock().unwrap().cc >> 14 & 3, 0b01);
+    assert_eq!(srv.state.regs.lock_counted().cc >> 14 & 3, 0b01);
 }
 
 #[tokio::test]
@@ -482,7 +483,7 @@ async fn corrupted_data_digest_fails_the_write_with_transient_transport_error() 
         ctrl.io_queue(1).unwrap().corrupt_next_data_digest();
         let w = ctrl.write(1, 1, 0, random(len), false).await.unwrap();
         assert_eq!(w.status(), Status::TRANSIENT_TRANSPORT_ERROR, "{len} bytes");
-        assert!(srv.state.store.lock().unwrap()[..len]
+        assert!(srv.state.store.lock_counted()[..len]
             .iter()
             .all(|&b| b == 0));
         // The next write goes through.
@@ -493,7 +494,7 @@ async fn corrupted_data_digest_fails_the_write_with_transient_transport_error() 
             ctrl.read(1, 1, 0, (len / BLOCK) as u32).await.unwrap().data,
             data
         );
-        srv.state.store.lock().unwrap()[..len].fill(0);
+        srv.state.store.lock_counted()[..len].fill(0);
     }
 }
 

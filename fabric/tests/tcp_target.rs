@@ -1,6 +1,7 @@
 //! The NVMe/TCP target driver over real sockets on 127.0.0.1, with a small RAM-backed mock
 //! `Target`, driven by hand-built PDUs.
 
+use ferrofab_sync::CountedLock as _;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -92,11 +93,11 @@ impl QueueHandler for RamQueue {
                 if data.len() != len {
                     return Completion::Ready(Response::status(Status::DATA_SGL_LENGTH_INVALID));
                 }
-                self.store.lock().unwrap()[off..off + len].copy_from_slice(data);
+                self.store.lock_counted()[off..off + len].copy_from_slice(data);
                 Completion::Ready(Response::success().returning(req.h2c_buf))
             }
             0x02 => {
-                let data = Bytes::copy_from_slice(&self.store.lock().unwrap()[off..off + len]);
+                let data = Bytes::copy_from_slice(&self.store.lock_counted()[off..off + len]);
                 Completion::Ready(Response::success().with_data(data))
             }
             0x00 => {
@@ -359,7 +360,7 @@ async fn write_and_read_back_with_digests() {
     let cqe = io.write(1, 100, &data).await;
     assert_eq!((cqe.cid(), cqe.status()), (1, Status::SUCCESS));
     assert_eq!(
-        &target.store.lock().unwrap()[100 * BLOCK..100 * BLOCK + data.len()],
+        &target.store.lock_counted()[100 * BLOCK..100 * BLOCK + data.len()],
         &data[..]
     );
     let (back, cqe) = io.read(2, 100, data.len()).await;

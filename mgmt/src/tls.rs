@@ -3,8 +3,9 @@
 //! read again while serving ([`MgmtTls::reload`]); connections made after a reload get the new
 //! certificate, connections already open keep theirs.
 
+use ferrofab_sync::CountedRwLock as _;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, RwLock};
 
 use rustls::crypto::CryptoProvider;
 use rustls::server::{ClientHello, ResolvesServerCert};
@@ -54,12 +55,7 @@ struct Current(RwLock<Arc<CertifiedKey>>);
 impl ResolvesServerCert for Current {
     fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
         // Writers only swap an Arc, so a poisoned lock still holds a whole value.
-        Some(
-            self.0
-                .read()
-                .unwrap_or_else(PoisonError::into_inner)
-                .clone(),
-        )
+        Some(self.0.read_counted().clone())
     }
 }
 
@@ -93,11 +89,7 @@ impl MgmtTls {
     /// error the certificate served so far stays.
     pub fn reload(&self) -> Result<(), TlsError> {
         let certified = load(self.config.crypto_provider(), &self.cert, &self.key)?;
-        *self
-            .current
-            .0
-            .write()
-            .unwrap_or_else(PoisonError::into_inner) = Arc::new(certified);
+        *self.current.0.write_counted() = Arc::new(certified);
         Ok(())
     }
 

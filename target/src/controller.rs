@@ -1,6 +1,7 @@
 //! A controller (dynamic model, NVMe-oF 1.1 §3.3): created by an admin-queue Connect, owns
 //! the register state, features, keep-alive timer, async events, and its queues.
 
+use ferrofab_sync::CountedLock as _;
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
@@ -171,7 +172,7 @@ pub struct Controller {
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    m.lock_counted()
 }
 
 impl Controller {

@@ -7,7 +7,8 @@
 //! [`Drives::shutdown_all`] shuts controllers down cleanly and gives devices back to the
 //! kernel driver they came from.
 
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use ferrofab_sync::CountedLock as _;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use nvme::backend::uring::{UringBackend, UringOptions};
@@ -107,12 +108,12 @@ impl Drives {
 
     /// Serve `controller` as the `nvme-vfio` drive at `pci` (no VFIO set-up is done for it).
     pub fn adopt(&self, pci: &str, controller: Box<dyn AdoptedController>) {
-        let mut adopted = self.adopted.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut adopted = self.adopted.lock_counted();
         adopted.push((pci.to_string(), controller));
     }
 
     fn vfio(&self) -> MutexGuard<'_, Vec<VfioDrive>> {
-        self.vfio.lock().unwrap_or_else(PoisonError::into_inner)
+        self.vfio.lock_counted()
     }
 
     /// The driver of the controller at `pci`, taking it over on first use.
@@ -164,7 +165,7 @@ impl Drives {
     pub fn open(&self, kind: &BackendKind) -> Result<Arc<dyn Backend>, BackendError> {
         match kind {
             BackendKind::NvmeVfio { pci, nsid, bind } => {
-                let adopted = self.adopted.lock().unwrap_or_else(PoisonError::into_inner);
+                let adopted = self.adopted.lock_counted();
                 if let Some((_, c)) = adopted.iter().find(|(p, _)| p == pci) {
                     return c.open_namespace(*nsid);
                 }
@@ -196,8 +197,7 @@ impl Drives {
     /// Shut every VFIO controller down (CC.SHN, so the drive flushes its cache) and hand devices
     /// we rebound back to their previous driver.
     pub fn shutdown_all(&self) {
-        let adopted =
-            std::mem::take(&mut *self.adopted.lock().unwrap_or_else(PoisonError::into_inner));
+        let adopted = std::mem::take(&mut *self.adopted.lock_counted());
         for (_, c) in adopted {
             c.shut_down();
         }

@@ -1,6 +1,7 @@
 //! The daemon's transport listeners: one accept loop per bound address, opened and closed
 //! at run time by the engine ([`crate::engine::ListenerControl`]).
 
+use ferrofab_sync::CountedLock as _;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -64,9 +65,7 @@ impl TcpListeners {
     }
 
     fn serving(&self) -> MutexGuard<'_, HashMap<SocketAddr, (CancellationToken, JoinHandle<()>)>> {
-        self.serving
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.serving.lock_counted()
     }
 
     /// Stop every accept loop and wait for them (daemon shutdown).

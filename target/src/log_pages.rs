@@ -2,6 +2,7 @@
 
 use bytes::Bytes;
 use fabric::queue::Response;
+use ferrofab_sync::CountedLock as _;
 use nvme::command::GetLogPage;
 use nvme::identify::Csi;
 use nvme::log_page::{
@@ -86,7 +87,7 @@ fn page_for(ctrl: &Controller, glp: &GetLogPage) -> Result<Vec<u8>, Status> {
 
 fn error_information(ctrl: &Controller) -> Vec<u8> {
     let mut page = vec![0u8; ERROR_LOG_ENTRIES * core::mem::size_of::<ErrorInformationEntry>()];
-    let errors = ctrl.errors.lock().unwrap_or_else(|p| p.into_inner());
+    let errors = ctrl.errors.lock_counted();
     for (slot, rec) in page
         .chunks_exact_mut(core::mem::size_of::<ErrorInformationEntry>())
         .zip(errors.entries())
@@ -121,11 +122,7 @@ fn smart_health(ctrl: &Controller) -> Vec<u8> {
     s.power_cycles.set(1);
     s.power_on_hours
         .set(u128::from(ctrl.created.elapsed().as_secs() / 3600));
-    let errors = ctrl
-        .errors
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .count();
+    let errors = ctrl.errors.lock_counted().count();
     s.error_log_entries.set(u128::from(errors));
     s.as_bytes().to_vec()
 }

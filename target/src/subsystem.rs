@@ -1,5 +1,6 @@
 //! NVM subsystems: identity, host access list, listeners and namespaces.
 
+use ferrofab_sync::{CountedLock as _, CountedRwLock as _};
 use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -121,8 +122,7 @@ impl Subsystem {
     /// The live controllers of this subsystem.
     pub fn controllers(&self) -> Vec<Arc<Controller>> {
         self.controllers
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .lock_counted()
             .iter()
             .filter_map(Weak::upgrade)
             .filter(|c| !c.is_destroyed())
@@ -180,10 +180,7 @@ impl Subsystem {
     pub fn add_namespace(&self, ns: Arc<Namespace>) -> Result<(), NamespaceError> {
         let nsid = ns.nsid;
         {
-            let mut map = self
-                .namespaces
-                .write()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            let mut map = self.namespaces.write_counted();
             if map.contains_key(&nsid) {
                 return Err(NamespaceError::InUse(nsid));
             }
@@ -196,10 +193,7 @@ impl Subsystem {
 
     pub fn remove_namespace(&self, nsid: u32) -> Result<Arc<Namespace>, NamespaceError> {
         let removed = {
-            let mut map = self
-                .namespaces
-                .write()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            let mut map = self.namespaces.write_counted();
             let removed = Arc::make_mut(&mut map)
                 .remove(&nsid)
                 .ok_or(NamespaceError::NotFound(nsid))?;
@@ -211,10 +205,7 @@ impl Subsystem {
     }
 
     pub fn register_controller(&self, ctrl: &Arc<Controller>) {
-        let mut list = self
-            .controllers
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut list = self.controllers.lock_counted();
         list.retain(|w| w.strong_count() > 0);
         list.push(Arc::downgrade(ctrl));
     }
@@ -242,10 +233,9 @@ impl Subsystem {
 }
 
 fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
-    lock.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+    lock.read_counted()
 }
 
 fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
-    lock.write()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+    lock.write_counted()
 }

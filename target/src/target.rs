@@ -1,6 +1,7 @@
 //! The target: subsystems, listeners and the controller table; Fabrics Connect
 //! (NVMe-oF 1.1 §3.3) turns a new transport queue into an admin or I/O queue.
 
+use ferrofab_sync::{CountedLock as _, CountedRwLock as _};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -72,7 +73,7 @@ impl ControllerTable {
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    m.lock_counted()
 }
 
 /// The target as transports and the daemon hold it.
@@ -106,11 +107,7 @@ impl FabricTarget {
 
     pub fn add_subsystem(&self, subsystem: Arc<Subsystem>) -> Result<(), String> {
         {
-            let mut map = self
-                .inner
-                .subsystems
-                .write()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            let mut map = self.inner.subsystems.write_counted();
             if map.contains_key(&subsystem.nqn) {
                 return Err(format!("subsystem {} already exists", subsystem.nqn));
             }
@@ -123,12 +120,7 @@ impl FabricTarget {
     /// Remove a subsystem: its controllers are destroyed, hosts lose it from the discovery
     /// log (and persistent discovery controllers get a log change event).
     pub fn remove_subsystem(&self, nqn: &str, reason: &str) -> Option<Arc<Subsystem>> {
-        let removed = self
-            .inner
-            .subsystems
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .remove(nqn)?;
+        let removed = self.inner.subsystems.write_counted().remove(nqn)?;
         for c in removed.controllers() {
             c.destroy(reason);
         }
@@ -179,20 +171,14 @@ impl FabricTarget {
 
 impl TargetInner {
     pub fn listeners(&self) -> Vec<Listener> {
-        self.listeners
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clone()
+        self.listeners.read_counted().clone()
     }
 
     /// Serve on one more (bound) address: it gets the lowest free port ID and appears in
     /// the discovery log (persistent discovery controllers get a log change event).
     pub fn add_listener(&self, address: SocketAddr) -> Listener {
         let listener = {
-            let mut list = self
-                .listeners
-                .write()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            let mut list = self.listeners.write_counted();
             let portid = (1..=u16::MAX)
                 .find(|id| !list.iter().any(|l| l.portid == *id))
                 .unwrap_or(u16::MAX);
@@ -208,8 +194,7 @@ impl TargetInner {
     /// admin queue came through it are destroyed; returns how many.
     pub fn remove_listener(&self, address: SocketAddr, reason: &str) -> usize {
         self.listeners
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .write_counted()
             .retain(|l| l.address != address);
         let through: Vec<Arc<Controller>> = lock(&self.controllers)
             .by_id
@@ -225,20 +210,11 @@ impl TargetInner {
     }
 
     pub fn subsystem(&self, nqn: &str) -> Option<Arc<Subsystem>> {
-        self.subsystems
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .get(nqn)
-            .cloned()
+        self.subsystems.read_counted().get(nqn).cloned()
     }
 
     pub fn subsystems(&self) -> Vec<Arc<Subsystem>> {
-        self.subsystems
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .values()
-            .cloned()
-            .collect()
+        self.subsystems.read_counted().values().cloned().collect()
     }
 
     pub fn discovery_genctr(&self) -> u64 {
@@ -265,10 +241,7 @@ impl TargetInner {
 
     /// The listener a connection arrived on: exact address, or a wildcard on that port.
     pub fn listener_for(&self, local: &SocketAddr) -> Option<Listener> {
-        let list = self
-            .listeners
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let list = self.listeners.read_counted();
         list.iter()
             .find(|l| l.address == *local)
             .or_else(|| {

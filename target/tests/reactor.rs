@@ -32,6 +32,10 @@ thread_local! {
     static IN_DEVICE: Cell<bool> = const { Cell::new(false) };
 }
 static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+/// Locks the tracked threads took (`ferrofab_sync` counts every acquisition in the workspace).
+static LOCKS: AtomicU64 = AtomicU64::new(0);
+/// Of those, the ones the model drive took standing in for the device.
+static DEVICE_LOCKS: AtomicU64 = AtomicU64::new(0);
 /// One counting test at a time: the counter is the process's.
 static COUNTING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
@@ -198,8 +202,7 @@ async fn workload(ctrls: &[Controller], nsid: u32, depth: u64) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn steady_state_io_allocates_nothing_on_the_reactor() {
     let _one = COUNTING.lock().await;
-    let hook: ThreadHook = Arc::new(|_| TRACKED.with(|t| t.set(true)));
-    let d = Daemon::start_with(config("count = 1"), TargetParams::default(), Some(hook))
+    let d = Daemon::start_with(config("count = 1"), TargetParams::default(), Some(track()))
         .await
         .expect("daemon starts");
     let addr = d.addresses()[0];
@@ -209,15 +212,27 @@ async fn steady_state_io_allocates_nothing_on_the_reactor() {
         connect(addr, 1, true, false).await,
         connect(addr, 1, false, true).await,
     ];
-    measure(&ctrls, 1, "2,736").await;
+    // A RAM namespace's chunks are shared by every reactor: each command takes its chunk
+    // shard's RwLock, so only allocations are asserted here.
+    measure(&ctrls, 1, "2,736", Locks::Counted).await;
     for c in ctrls {
         c.shutdown().await.expect("shutdown");
     }
     d.shutdown().await;
 }
 
-/// Warm up, then count the reactor's allocations over three workloads on namespace `nsid`.
-async fn measure(ctrls: &[Controller], nsid: u32, commands: &str) {
+/// What [`measure`] asserts of the reactor's locks.
+#[derive(PartialEq)]
+enum Locks {
+    /// None taken.
+    None,
+    /// Counted and printed only.
+    Counted,
+}
+
+/// Warm up, then count the reactor's allocations (and locks) over three workloads on
+/// namespace `nsid`.
+async fn measure(ctrls: &[Controller], nsid: u32, commands: &str, locks: Locks) {
     // Warm-up grows the pools, maps and queues to the working set. Buffer pools grow to the
     // most reads ever outstanding at once, which depends on how the commands' arrival
     // interleaves with their completion; warming up three times deeper than the measured
@@ -233,10 +248,19 @@ async fn measure(ctrls: &[Controller], nsid: u32, commands: &str) {
         workload(ctrls, nsid, 96).await;
     }
     let before = ALLOCATIONS.load(Ordering::Relaxed);
+    let locks_before = reactor_locks();
     for _ in 0..3 {
         workload(ctrls, nsid, 32).await;
     }
     let during = ALLOCATIONS.load(Ordering::Relaxed) - before;
+    let locked = reactor_locks() - locks_before;
+    println!("reactor over {commands} commands: {during} allocations, {locked} locks");
+    if locks == Locks::None {
+        assert_eq!(
+            locked, 0,
+            "the reactor took {locked} locks over {commands} commands in steady state"
+        );
+    }
     assert_eq!(
         during, 0,
         "the reactor allocated {during} times over {commands} commands in steady state"
@@ -245,6 +269,10 @@ async fn measure(ctrls: &[Controller], nsid: u32, commands: &str) {
         before > 0,
         "the counter sees the reactor's set-up allocations"
     );
+    assert!(
+        locks_before > 0,
+        "the counter sees the reactor's set-up locks"
+    );
 }
 
 /// The model drive's registers, marking the model's own work as the device's.
@@ -252,9 +280,26 @@ struct ModelRegisters(SoftController);
 
 fn in_device<T>(f: impl FnOnce() -> T) -> T {
     IN_DEVICE.with(|d| d.set(true));
+    let locks = ferrofab_sync::taken();
     let r = f();
+    if TRACKED.with(Cell::get) {
+        DEVICE_LOCKS.fetch_add(ferrofab_sync::taken() - locks, Ordering::Relaxed);
+    }
     IN_DEVICE.with(|d| d.set(false));
     r
+}
+
+/// The reactor's thread hook: count its allocations and its locks.
+fn track() -> ThreadHook {
+    Arc::new(|_| {
+        TRACKED.with(|t| t.set(true));
+        ferrofab_sync::report_to(&LOCKS);
+    })
+}
+
+/// Locks the reactor took, not counting the model drive's own.
+fn reactor_locks() -> u64 {
+    LOCKS.load(Ordering::Relaxed) - DEVICE_LOCKS.load(Ordering::Relaxed)
 }
 
 impl Mmio for ModelRegisters {
@@ -344,10 +389,9 @@ async fn steady_state_prp_drive_io_allocates_nothing_on_the_reactor() {
 
 async fn drive_io_allocates_nothing(sgls: bool) {
     let _one = COUNTING.lock().await;
-    let hook: ThreadHook = Arc::new(|_| TRACKED.with(|t| t.set(true)));
-    let (d, driver) = model_daemon(8, sgls, Some(hook)).await;
+    let (d, driver) = model_daemon(8, sgls, Some(track())).await;
     let ctrls = vec![connect(d.addresses()[0], 1, false, false).await];
-    measure(&ctrls, 3, "912").await;
+    measure(&ctrls, 3, "912", Locks::None).await;
     // The reactor's polled commands went through the pair it owns, without its mutex.
     assert_eq!(
         driver.unowned_queues(),

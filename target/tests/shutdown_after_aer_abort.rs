@@ -3,6 +3,7 @@
 //! Property Get CC and for the Property Set of CC.SHN, and the box still shuts down cleanly:
 //! every namespace is flushed and CSTS.SHST reaches 10b.
 
+use ferrofab_sync::CountedLock as _;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -312,8 +313,7 @@ async fn shutdown_after_the_host_abandoned_its_aers_and_reused_their_cids() {
     let ctrl = d.target().controllers().pop().expect("the controller");
     let statuses: Vec<Status> = ctrl
         .errors
-        .lock()
-        .unwrap()
+        .lock_counted()
         .entries()
         .map(|e| e.status)
         .collect();

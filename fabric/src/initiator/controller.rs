@@ -2,6 +2,7 @@
 //! (NVMe-oF 1.1 §3.5: Connect, Property Get CAP/VS, Property Set CC.EN, wait for CSTS.RDY,
 //! Identify), I/O queues and keep-alive.
 
+use ferrofab_sync::CountedLock as _;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Mutex;
@@ -616,7 +617,7 @@ impl Controller {
     }
 
     fn block_size_cache(&self) -> std::sync::MutexGuard<'_, HashMap<u32, u32>> {
-        self.block_sizes.lock().unwrap_or_else(|p| p.into_inner())
+        self.block_sizes.lock_counted()
     }
 
     pub(crate) async fn blocks_for(&self, nsid: u32, len: usize) -> Result<u32, HostError> {

@@ -2,6 +2,7 @@
 //! the sans-IO [`HostConn`], a writer task sends what it produces, and any number of tasks
 //! submit commands through `&Queue` concurrently.
 
+use ferrofab_sync::CountedLock as _;
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -374,7 +375,7 @@ impl Inner {
     fn lock(&self) -> MutexGuard<'_, Shared> {
         // A panic while holding the lock cannot leave the state half-updated in a way that
         // matters more than losing the queue, so keep going with the inner value.
-        self.shared.lock().unwrap_or_else(|p| p.into_inner())
+        self.shared.lock_counted()
     }
 }
 

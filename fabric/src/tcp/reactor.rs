@@ -14,6 +14,7 @@
 //! spins while there was work in the last [`ADAPTIVE_SPIN`], then sleeps in `epoll_wait` until
 //! a socket event, a wake-up or the next timer.
 
+use ferrofab_sync::CountedLock as _;
 use std::future::Future;
 use std::io::{self, IoSlice, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
@@ -301,12 +302,7 @@ impl ReactorPool {
             // A sleeping reactor sees the eventfd; a spinning one the flag.
             let _ = r.doorbell.efd.write(1);
         }
-        let threads: Vec<_> = self
-            .threads
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .drain(..)
-            .collect();
+        let threads: Vec<_> = self.threads.lock_counted().drain(..).collect();
         for t in threads {
             if t.join().is_err() {
                 warn!("a reactor thread panicked");

@@ -16,9 +16,10 @@
 //! Deallocate treat the bytes past a chunk's end as zeroes. Both backends stay correct for
 //! whatever I/O each of them still carries.
 
+use ferrofab_sync::CountedRwLock as _;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use super::null::{buf_span, byte_span, check_geometry};
 use super::{grown_blocks, Backend, BackendError, BackendInfo, SharedBackend};
@@ -123,15 +124,11 @@ impl RamBackend {
 
     fn read_shard(&self, chunk: u64) -> RwLockReadGuard<'_, ChunkMap> {
         // A poisoned lock only means another thread panicked mid-copy; the map itself is intact.
-        self.shard(chunk)
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
+        self.shard(chunk).read_counted()
     }
 
     fn write_shard(&self, chunk: u64) -> RwLockWriteGuard<'_, ChunkMap> {
-        self.shard(chunk)
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
+        self.shard(chunk).write_counted()
     }
 
     /// A zeroed chunk buffer, or `NoSpace` when memory is exhausted.

@@ -9,8 +9,9 @@
 //! tag through the acquire word read, and the bounce buffer of a read is copied out only after
 //! that.
 
+use ferrofab_sync::CountedLock as _;
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -79,7 +80,7 @@ impl Request {
     }
 
     pub fn lock(&self) -> std::sync::MutexGuard<'_, RequestState> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        self.state.lock_counted()
     }
 
     /// Record `err` unless an earlier error is already recorded.

@@ -20,10 +20,11 @@
 //!
 //! [`PolledBackend`]: crate::backend::PolledBackend
 
+use ferrofab_sync::CountedLock as _;
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use super::admin::{self, AdminQueue};
@@ -116,7 +117,7 @@ pub struct NvmeDriver<M> {
 }
 
 pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
+    m.lock_counted()
 }
 
 impl<M: DmaRegion + Send + Sync + 'static> NvmeDriver<M> {

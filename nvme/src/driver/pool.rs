@@ -5,8 +5,9 @@
 //! with a [`PagePool`]: allocations are whole pages, page-aligned in IOVA space (queues and PRP
 //! list pages need this, NVMe Base 2.0 §4.1.1), zeroed, and returned to the pool on drop.
 
+use ferrofab_sync::CountedLock as _;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 
 use super::dma::{check_bounds, DmaError, DmaRegion};
 
@@ -119,7 +120,7 @@ impl<M: DmaRegion> PagePool<M> {
 
 impl<M> PoolInner<M> {
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<bool>> {
-        self.used.lock().unwrap_or_else(PoisonError::into_inner)
+        self.used.lock_counted()
     }
 }
 
@@ -154,8 +155,10 @@ impl<M> DmaBuf<M> {
 
 /// Bounce buffers one queue pair keeps for its next commands, by page count, so that a queue
 /// in steady state neither takes the pool's lock nor touches the pool's reference count: at
-/// most `budget` pages in all, in buffers of up to [`Spares::MAX_PAGES`] pages; larger ones and
-/// those over the budget go back to the pool.
+/// most `budget` pages in all, in buffers of up to [`Spares::MAX_PAGES`] pages; larger ones go
+/// back to the pool. A buffer that does not fit in the budget makes room by freeing buffers of
+/// the size class holding the most pages, so what is kept follows the sizes in use (after a
+/// burst of large transfers, say) rather than staying as the first commands left it.
 pub struct Spares<M> {
     /// `classes[n - 1]` holds buffers of `n` pages.
     classes: Vec<Vec<DmaBuf<M>>>,
@@ -186,11 +189,19 @@ impl<M: DmaRegion> Spares<M> {
         pool.alloc_unzeroed(len)
     }
 
-    /// Keep `buf` for a later [`Spares::take`] while within the budget, else free it.
+    /// Keep `buf` for a later [`Spares::take`], freeing others to stay within the budget.
     pub fn give(&mut self, buf: DmaBuf<M>) {
         let pages = buf.pages;
-        if pages > Self::MAX_PAGES || self.kept + pages > self.budget {
+        if pages > Self::MAX_PAGES || pages > self.budget {
             return;
+        }
+        while self.kept + pages > self.budget {
+            let fullest = (0..self.classes.len())
+                .max_by_key(|&c| self.classes[c].len() * (c + 1))
+                .filter(|&c| !self.classes[c].is_empty());
+            let Some(c) = fullest else { break };
+            self.classes[c].pop();
+            self.kept -= c + 1;
         }
         if self.classes.len() < pages {
             self.classes.resize_with(pages, Vec::new);
@@ -260,6 +271,28 @@ mod tests {
 
     fn pool(pages: usize) -> PagePool<HeapDma> {
         PagePool::new(HeapDma::new(pages * 4096, 0x10_0000), 4096).unwrap()
+    }
+
+    #[test]
+    fn spares_make_room_from_the_fullest_size_class() {
+        let p = pool(32);
+        let mut s = Spares::new(8);
+        let (a, b) = (p.alloc(4 * 4096).unwrap(), p.alloc(4 * 4096).unwrap());
+        s.give(a);
+        s.give(b);
+        assert_eq!((s.kept, p.free_pages()), (8, 24));
+        // A page more than the budget: one 4-page buffer goes back to the pool.
+        s.give(p.alloc(4096).unwrap());
+        assert_eq!((s.kept, p.free_pages()), (5, 27));
+        let before = p.allocations();
+        let four = s.take(&p, 4 * 4096).unwrap();
+        let one = s.take(&p, 100).unwrap();
+        assert_eq!((four.pages(), one.pages(), s.kept), (4, 1, 0));
+        assert_eq!(p.allocations(), before, "both came from the spares");
+        // Larger than the budget (or than MAX_PAGES): not kept.
+        s.give(p.alloc(9 * 4096).unwrap());
+        assert_eq!(s.kept, 0);
+        assert_eq!(p.free_pages(), 27);
     }
 
     #[test]

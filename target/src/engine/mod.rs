@@ -22,6 +22,7 @@ mod diff;
 mod listener_control;
 mod zone_fault;
 
+use ferrofab_sync::CountedLock as _;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -137,9 +138,7 @@ impl Engine {
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state.lock_counted()
     }
 
     /// Apply one action.

@@ -1,13 +1,13 @@
 //! The polled interface ([`PolledBackend`]) of io_uring passthrough: a Read or Write of up to
-//! one device command is pushed on the calling thread's ring with the caller's token, sent to
-//! the kernel by the next [`PolledBackend::reap`] (one `io_uring_enter` for every command
-//! started since), and handed back from the ring's slot by tag; no future, no `Job`, no
-//! allocation once the ring's lists and its spare write buffers have grown to the load.
+//! one device command is pushed on the calling thread's polled ring (its own, in its local
+//! storage: no lock) with the caller's token, sent to the kernel by the next
+//! [`PolledBackend::reap`] (one `io_uring_enter` for every command started since), and handed
+//! back from the ring's slot by tag; no future, no `Job`, no allocation once the ring's lists
+//! and its spare write buffers have grown to the load.
 
 use std::ops::{Deref, DerefMut};
 
 use super::cmd::{self, rw_cmd};
-use super::rings::lock;
 use super::UringBackend;
 use crate::backend::{token_owner, BackendError, Polled, PolledBackend, Refused};
 use crate::opcode::IoOpcode;
@@ -64,6 +64,11 @@ impl PolledRing {
         buf.clear();
         buf.extend_from_slice(data);
         buf
+    }
+
+    /// No polled command on the ring.
+    pub fn is_idle(&self) -> bool {
+        self.in_flight.is_empty()
     }
 
     fn keep(&mut self, buf: Vec<u8>) {
@@ -173,37 +178,41 @@ impl PolledBackend for UringBackend {
             Ok(b) => b,
             Err(why) => return Err((why, buf)),
         };
-        let ring = match self.rings.local() {
-            Ok(r) => r,
-            Err(e) => return Err((Refused::Failed(e.into()), buf)),
-        };
         let cmd = rw_cmd(IoOpcode::Read, self.nsid, lba, blocks, false);
-        let mut ring = lock(&ring);
-        ring.start(&cmd, buf, token, true)
+        // `buf` goes into the closure, which runs unless the ring could not be made.
+        let mut buf = Some(buf);
+        let started = self.rings.with_polled(|ring| {
+            let buf = buf.take().unwrap_or_default();
+            ring.start(&cmd, buf, token, true)
+        });
+        match started {
+            Ok(r) => r,
+            Err(e) => Err((Refused::Failed(e.into()), buf.unwrap_or_default())),
+        }
     }
 
     fn start_write(&self, lba: u64, data: &[u8], fua: bool, token: u64) -> Result<(), Refused> {
         let blocks = self.polled_blocks(lba, data.len())?;
-        let ring = self.rings.local().map_err(|e| Refused::Failed(e.into()))?;
         let cmd = rw_cmd(IoOpcode::Write, self.nsid, lba, blocks, fua);
-        let mut ring = lock(&ring);
-        let buf = ring.write_buf(data);
-        ring.start(&cmd, buf, token, false).map_err(|(why, buf)| {
-            ring.keep(buf);
-            why
-        })
+        self.rings
+            .with_polled(|ring| {
+                let buf = ring.write_buf(data);
+                ring.start(&cmd, buf, token, false).map_err(|(why, buf)| {
+                    ring.keep(buf);
+                    why
+                })
+            })
+            .map_err(|e| Refused::Failed(e.into()))?
     }
 
     fn reap(&self, owner: u32, done: &mut dyn FnMut(Polled)) -> usize {
-        match self.rings.local() {
-            Ok(ring) => lock(&ring).reap(owner, done),
-            Err(_) => 0,
-        }
+        self.rings
+            .with_polled(|ring| ring.reap(owner, done))
+            .unwrap_or(0)
     }
 
     fn forget(&self, owner: u32) {
-        for ring in self.rings.all() {
-            lock(&ring).forget(owner);
-        }
+        // A polled owner lives on one thread: its commands are on this thread's ring.
+        self.rings.if_polled(|ring| ring.forget(owner));
     }
 }

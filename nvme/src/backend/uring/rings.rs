@@ -1,10 +1,17 @@
-//! One [`PassthruRing`] per thread and backend: a thread submits on its own ring, so threads
-//! never contend on a submission queue. The backend owns the rings (a ring lives as long as
-//! its backend or the last future using it); each thread finds its own through a
-//! thread-local map keyed by backend id. A blocking call holds its ring while it waits in the
-//! kernel, so a future made on that thread but polled elsewhere waits for it. A thread's ring
-//! stays with the backend after the thread exits.
+//! Rings per thread and backend, so threads never contend on a submission queue.
+//!
+//! - A thread's *shared* ring ([`RingSet::local`]) carries its blocking calls and its futures'
+//!   jobs. The backend owns these rings (a ring lives as long as its backend or the last future
+//!   using it) behind a mutex each; a thread finds its own through a thread-local list keyed
+//!   by backend id. A blocking call holds its ring while it waits in the kernel, so a future
+//!   made on that thread but polled elsewhere waits for it. A thread's ring stays with the
+//!   backend after the thread exits.
+//! - A thread's *polled* ring ([`RingSet::with_polled`]) carries the polled interface's
+//!   commands. Only that thread ever uses it, so it lives in the thread's local storage with no
+//!   lock; it is dropped when the thread ends, or by the thread's next polled command after the
+//!   backend is gone (waiting for what the kernel still holds).
 
+use ferrofab_sync::CountedLock as _;
 use std::cell::RefCell;
 use std::io;
 use std::os::fd::OwnedFd;
@@ -14,17 +21,27 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use super::polled::PolledRing;
 use crate::sys::uring::PassthruRing;
 
-pub type SharedRing = Arc<Mutex<PolledRing>>;
+pub type SharedRing = Arc<Mutex<PassthruRing>>;
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 thread_local! {
-    /// This thread's rings.
+    /// This thread's shared rings.
     static LOCAL: RefCell<Vec<LocalRing>> = const { RefCell::new(Vec::new()) };
+    /// This thread's polled rings.
+    static POLLED: RefCell<Vec<OwnedRing>> = const { RefCell::new(Vec::new()) };
 }
 
 /// (backend id, whether the ring polls, the ring).
-type LocalRing = (u64, bool, Weak<Mutex<PolledRing>>);
+type LocalRing = (u64, bool, Weak<Mutex<PassthruRing>>);
+
+/// A polled ring and whose it is.
+struct OwnedRing {
+    id: u64,
+    /// Dead once the backend is.
+    backend: Weak<()>,
+    ring: PolledRing,
+}
 
 pub struct RingSet {
     id: u64,
@@ -32,10 +49,12 @@ pub struct RingSet {
     depth: u32,
     iopoll: AtomicBool,
     rings: Mutex<Vec<SharedRing>>,
+    /// Held for the polled rings to see whether the backend still lives.
+    alive: Arc<()>,
 }
 
-pub fn lock(ring: &SharedRing) -> MutexGuard<'_, PolledRing> {
-    ring.lock().unwrap_or_else(|p| p.into_inner())
+pub fn lock(ring: &SharedRing) -> MutexGuard<'_, PassthruRing> {
+    ring.lock_counted()
 }
 
 /// Errors with which the kernel refuses polled completions for a ring or a command.
@@ -54,6 +73,7 @@ impl RingSet {
             depth,
             iopoll: AtomicBool::new(iopoll),
             rings: Mutex::new(Vec::new()),
+            alive: Arc::new(()),
         }
     }
 
@@ -82,11 +102,6 @@ impl RingSet {
         }
     }
 
-    /// Every ring made so far (one per thread that used the backend).
-    pub fn all(&self) -> Vec<SharedRing> {
-        self.rings.lock().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-
     /// The calling thread's ring, made on first use; found without taking its lock (every
     /// polled command asks for it).
     pub fn local(&self) -> io::Result<SharedRing> {
@@ -103,16 +118,56 @@ impl RingSet {
         }
         let made = self.standalone()?;
         let polls = made.iopoll();
-        let ring = Arc::new(Mutex::new(PolledRing::new(made)));
-        self.rings
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(ring.clone());
+        let ring = Arc::new(Mutex::new(made));
+        self.rings.lock_counted().push(ring.clone());
         LOCAL.with(|l| {
             let mut l = l.borrow_mut();
             l.retain(|(id, _, _)| *id != self.id);
             l.push((self.id, polls, Arc::downgrade(&ring)));
         });
         Ok(ring)
+    }
+
+    /// Run `f` with the calling thread's polled ring, made on its first use; no lock, as no
+    /// other thread uses it. A ring made before the backend fell back to interrupts is kept
+    /// while it has commands in flight.
+    pub fn with_polled<R>(&self, f: impl FnOnce(&mut PolledRing) -> R) -> io::Result<R> {
+        let iopoll = self.iopoll();
+        POLLED.with(|cell| {
+            let mut owned = cell
+                .try_borrow_mut()
+                .map_err(|_| io::Error::other("polled ring re-entered"))?;
+            owned.retain(|o| o.backend.strong_count() > 0);
+            let found = owned.iter().position(|o| o.id == self.id);
+            let stale = found.is_some_and(|i| {
+                let r = &owned[i].ring;
+                r.iopoll() != iopoll && r.is_idle()
+            });
+            let i = match found {
+                Some(i) if !stale => i,
+                _ => {
+                    let made = PolledRing::new(self.standalone()?);
+                    owned.retain(|o| o.id != self.id);
+                    owned.push(OwnedRing {
+                        id: self.id,
+                        backend: Arc::downgrade(&self.alive),
+                        ring: made,
+                    });
+                    owned.len() - 1
+                }
+            };
+            Ok(f(&mut owned[i].ring))
+        })
+    }
+
+    /// Run `f` with the calling thread's polled ring if it made one.
+    pub fn if_polled(&self, f: impl FnOnce(&mut PolledRing)) {
+        POLLED.with(|cell| {
+            if let Ok(mut owned) = cell.try_borrow_mut() {
+                if let Some(o) = owned.iter_mut().find(|o| o.id == self.id) {
+                    f(&mut o.ring);
+                }
+            }
+        });
     }
 }

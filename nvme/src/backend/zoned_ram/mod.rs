@@ -25,9 +25,10 @@
 //! On opening, opened zones come back Closed, as after a power cycle (NVMe ZNS 1.1
 //! §2.1.1.3), and their records are rewritten so. The Changed Zone List is not kept.
 
+use ferrofab_sync::CountedLock as _;
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Mutex, MutexGuard};
 
 use super::null::invalid_input;
 use super::{
@@ -293,7 +294,7 @@ impl ZonedRamBackend {
     /// The zones, locked. A lock poisoned by a panic is taken over: the zone set is consistent
     /// between its calls, and none of them panics.
     fn locked(&self) -> MutexGuard<'_, Zones> {
-        self.zones.lock().unwrap_or_else(PoisonError::into_inner)
+        self.zones.lock_counted()
     }
 
     /// A copy of the zones as they are now.

@@ -28,6 +28,7 @@ mod zoned;
 #[cfg(test)]
 mod tests;
 
+use ferrofab_sync::CountedLock as _;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::driver::dma::HeapDma;
@@ -204,7 +205,7 @@ impl SoftController {
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+        self.inner.lock_counted()
     }
 
     /// With `false`, Read and Write complete without touching host memory or the media (the

@@ -24,17 +24,27 @@ fn cfg(mdts: u8, sgls: bool) -> ModelConfig {
 /// A rig whose test thread polls on a pair it owns (`owned`: QID 2) or on the shared pair
 /// (QID 1); returns the QID its polled commands go to.
 fn polled_rig(cfg: ModelConfig, owned: bool) -> (Rig, u16) {
+    let r = queues_rig_of(cfg, 2, u16::from(owned));
+    (r, 1 + u16::from(owned))
+}
+
+/// A rig of `io_queues` pairs, `owned` of them to be owned (QIDs after the shared ones).
+fn queues_rig_of(cfg: ModelConfig, io_queues: u16, owned: u16) -> Rig {
     let opts = DriverOptions {
-        owned_queues: u16::from(owned),
+        io_queues,
+        owned_queues: owned,
         ..options()
     };
     let (driver, ctrl, clock) = start_with(cfg, opts, 16);
-    let r = Rig {
+    Rig {
         driver: driver.unwrap(),
         ctrl,
         clock,
-    };
-    (r, 1 + u16::from(owned))
+    }
+}
+
+fn queues_rig(io_queues: u16, owned: u16) -> Rig {
+    queues_rig_of(cfg(5, false), io_queues, owned)
 }
 
 fn token(owner: u32, slot: u32) -> u64 {
@@ -284,18 +294,7 @@ fn round_trip(r: &Rig, p: &dyn PolledBackend, lba: u64, data: &[u8]) {
 
 #[test]
 fn polling_threads_own_a_pair_each_until_they_end() {
-    // Three pairs: two to own, one shared.
-    let opts = DriverOptions {
-        io_queues: 3,
-        owned_queues: 2,
-        ..options()
-    };
-    let (driver, ctrl, clock) = start_with(cfg(5, false), opts, 16);
-    let r = Rig {
-        driver: driver.unwrap(),
-        ctrl,
-        clock,
-    };
+    let r = queues_rig(3, 2);
     let ns = r.driver.namespace(1).unwrap();
     let p = ns.polled().unwrap();
     assert_eq!(r.driver.unowned_queues(), 2);
@@ -341,17 +340,7 @@ fn polling_threads_own_a_pair_each_until_they_end() {
 
 #[test]
 fn a_reset_reaches_the_pairs_other_threads_own() {
-    let opts = DriverOptions {
-        io_queues: 3,
-        owned_queues: 2,
-        ..options()
-    };
-    let (driver, ctrl, clock) = start_with(cfg(5, false), opts, 16);
-    let r = Rig {
-        driver: driver.unwrap(),
-        ctrl,
-        clock,
-    };
+    let r = queues_rig(3, 2);
     let ns = r.driver.namespace(1).unwrap();
     let p = ns.polled().unwrap();
     let steps = (TIMEOUT.as_millis() / STEP.as_millis()) as usize;
@@ -396,17 +385,7 @@ fn a_reset_reaches_the_pairs_other_threads_own() {
 
 #[test]
 fn shutdown_deletes_the_queues_the_controller_has() {
-    let opts = DriverOptions {
-        io_queues: 3,
-        owned_queues: 2,
-        ..options()
-    };
-    let (driver, ctrl, clock) = start_with(cfg(5, false), opts, 16);
-    let r = Rig {
-        driver: driver.unwrap(),
-        ctrl,
-        clock,
-    };
+    let r = queues_rig(3, 2);
     let ns = r.driver.namespace(1).unwrap();
     let p = ns.polled().unwrap();
     // This thread's pair is made again after a reset; the unowned one is not.

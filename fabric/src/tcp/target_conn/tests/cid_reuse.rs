@@ -59,7 +59,7 @@ fn later(rx: oneshot::Receiver<Response>) -> Completion {
 impl QueueHandler for EventQueue {
     fn submit(&mut self, req: Request) -> Completion {
         let sqe = req.sqe;
-        let mut seen = self.seen.lock().unwrap();
+        let mut seen = self.seen.lock_counted();
         if sqe.is_fabrics() {
             // Property Get (FCTYPE 04h) of CC.
             return Completion::Ready(Response::success().with_dw0(CC));
@@ -80,7 +80,7 @@ impl QueueHandler for EventQueue {
     fn disconnected(&mut self) {}
 
     fn abandon_async_event(&mut self, cid: u16) {
-        let mut seen = self.seen.lock().unwrap();
+        let mut seen = self.seen.lock_counted();
         seen.parked.retain(|(c, _)| *c != cid);
         seen.abandoned.push(cid);
     }
@@ -130,7 +130,7 @@ fn pending(h: &mut Host) -> (u16, u64, ResponseFuture) {
 
 /// Complete the oldest parked opcode-0Ch command with `dw0`.
 fn raise(seen: &Mutex<Seen>, dw0: u32) {
-    let (_, tx) = seen.lock().unwrap().parked.remove(0);
+    let (_, tx) = seen.lock_counted().parked.remove(0);
     assert!(tx.send(Response::success().with_dw0(dw0)).is_ok());
 }
 
@@ -156,7 +156,7 @@ fn admin_command_reusing_the_cid_of_an_outstanding_aer_retires_it() {
         (3, Status::SUCCESS, CC)
     );
     {
-        let s = seen.lock().unwrap();
+        let s = seen.lock_counted();
         assert_eq!(s.abandoned, vec![3], "the handler frees the AER");
         assert!(s.parked.is_empty());
     }
@@ -185,7 +185,7 @@ fn admin_command_reusing_the_cid_of_an_outstanding_aer_retires_it() {
     );
     h.conn.complete(3, tag, Response::success());
     assert!(h.recv().is_empty(), "one completion per command");
-    assert_eq!(seen.lock().unwrap().abandoned, vec![3]);
+    assert_eq!(seen.lock_counted().abandoned, vec![3]);
 }
 
 #[test]
@@ -203,7 +203,7 @@ fn other_cid_reuse_is_still_a_conflict() {
         (7, Status::CID_CONFLICT.with_dnr())
     );
     // The first command is untouched and completes normally.
-    let tx = seen.lock().unwrap().held.remove(0);
+    let tx = seen.lock_counted().held.remove(0);
     assert!(tx.send(Response::success()).is_ok());
     h.conn.complete(7, tag, block_on(keep_alive));
     let cqe = one_cqe(&mut h);
@@ -220,7 +220,7 @@ fn other_cid_reuse_is_still_a_conflict() {
         (cqe.cid(), cqe.status()),
         (3, Status::CID_CONFLICT.with_dnr())
     );
-    assert!(seen.lock().unwrap().abandoned.is_empty());
+    assert!(seen.lock_counted().abandoned.is_empty());
     raise(&seen, 0);
     h.conn.complete(3, tag, block_on(verify));
     assert_eq!(one_cqe(&mut h).status(), Status::SUCCESS);

@@ -17,7 +17,7 @@ fn in_capsule_write_then_read() {
     assert_eq!(cqe.sqid.get(), 1);
     assert_eq!(cqe.sqhd.get(), 2, "Connect + write");
     assert_eq!(
-        &target.store.lock().unwrap()[8 * 512..8 * 512 + 4096],
+        &target.store.lock_counted()[8 * 512..8 * 512 + 4096],
         &data[..]
     );
     let (back, flags, cqe) = read_back(&mut h, 8, 8, 4096);
@@ -159,7 +159,7 @@ fn r2t_write_of_one_mib() {
     let want: Vec<u32> = (0..8).map(|i| i * 128 * 1024).collect();
     assert_eq!(seen, want);
     assert_eq!(
-        &target.store.lock().unwrap()[16 * 512..16 * 512 + len],
+        &target.store.lock_counted()[16 * 512..16 * 512 + len],
         &data[..]
     );
     // The pieces were gathered in a pooled buffer, which the response handed back.
@@ -173,7 +173,7 @@ fn c2h_data_without_success_sends_capsule_resp() {
         ..Default::default()
     };
     let target = RamTarget::new();
-    target.store.lock().unwrap()[..10240].copy_from_slice(&pattern(10240, 3));
+    target.store.lock_counted()[..10240].copy_from_slice(&pattern(10240, 3));
     let mut h = Host::ready(target, config, 0);
     h.send(&read_cmd(3, 0, 10240));
     let got = h.recv();
@@ -195,7 +195,7 @@ fn c2h_data_without_success_sends_capsule_resp() {
 #[test]
 fn c2h_data_with_success_when_flow_control_disabled() {
     let target = RamTarget::new();
-    target.store.lock().unwrap()[..1024].copy_from_slice(&pattern(1024, 4));
+    target.store.lock_counted()[..1024].copy_from_slice(&pattern(1024, 4));
     // CATTR bit 2: SQ flow control disabled.
     let mut h = Host::ready(target, TcpTargetConfig::default(), 0x04);
     let (data, flags, cqe) = read_back(&mut h, 9, 0, 1024);

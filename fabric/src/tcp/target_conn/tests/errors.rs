@@ -209,11 +209,11 @@ fn data_digest_error_in_capsule_fails_the_command_only() {
     // NVMe/TCP 1.0 §3.5.2: non-fatal, the command fails with Transient Transport Error.
     assert_eq!(cqe_of(&got[0]).status(), Status::TRANSIENT_TRANSPORT_ERROR);
     assert!(!h.conn.is_closing());
-    assert!(target.store.lock().unwrap()[..512].iter().all(|&b| b == 0));
+    assert!(target.store.lock_counted()[..512].iter().all(|&b| b == 0));
     // The connection carries on.
     h.send(&in_capsule_write(6, 0, pattern(512, 6)));
     assert_eq!(cqe_of(&h.recv()[0]).status(), Status::SUCCESS);
-    assert_eq!(&target.store.lock().unwrap()[..512], &pattern(512, 6)[..]);
+    assert_eq!(&target.store.lock_counted()[..512], &pattern(512, 6)[..]);
 }
 
 #[test]
@@ -251,7 +251,7 @@ fn data_digest_error_in_h2c_data_fails_after_all_data() {
         }
     }
     assert!(!h.conn.is_closing());
-    assert!(target.store.lock().unwrap()[..4096].iter().all(|&b| b == 0));
+    assert!(target.store.lock_counted()[..4096].iter().all(|&b| b == 0));
 }
 
 #[test]

@@ -72,7 +72,7 @@ fn digests_not_requested_are_not_granted() {
 #[test]
 fn hpda_pads_c2h_data() {
     let target = RamTarget::new();
-    target.store.lock().unwrap()[..512].copy_from_slice(&pattern(512, 7));
+    target.store.lock_counted()[..512].copy_from_slice(&pattern(512, 7));
     let mut h = Host::new(target, TcpTargetConfig::default());
     h.handshake(3, 0, 0);
     h.connect(1, 16, 0);

@@ -4,6 +4,7 @@ use super::*;
 use crate::queue::{Connected, TransportKind};
 use crate::tcp::digest;
 use crate::tcp::pdu::{CommonHeader, Digests, FLAG_DDGSTF, FLAG_HDGSTF};
+use ferrofab_sync::CountedLock as _;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Mutex;
 
@@ -77,7 +78,7 @@ impl QueueHandler for RamQueue {
         let sqe = req.sqe;
         let off = sqe.slba() as usize * BLOCK;
         let len = sqe.nlb() as usize * BLOCK;
-        let mut store = self.store.lock().unwrap();
+        let mut store = self.store.lock_counted();
         match sqe.opcode {
             0x01 => {
                 let data = req.host_data();
