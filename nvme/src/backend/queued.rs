@@ -56,7 +56,9 @@ pub enum Refused {
 /// commands' state in its own preallocated table: no future, no shared completion state, no
 /// allocation per command. A token's upper 32 bits name its owner ([`new_owner`]); an owner
 /// reaps only its own completions, on the thread it started them from (the thread's device
-/// queue).
+/// queue). A started command may reach the device only at the next [`PolledBackend::reap`]
+/// on that thread (one doorbell or system call for every command started since), so a caller
+/// reaps after starting.
 pub trait PolledBackend: Send + Sync {
     /// Read `buf.len()` bytes (whole blocks) at `lba` into `buf`; it comes back in [`Polled`].
     /// On refusal the buffer comes back with the reason.

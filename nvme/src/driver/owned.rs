@@ -2,7 +2,8 @@
 //!
 //! A thread's first polled command on a driver takes one of the driver's pairs to be owned and
 //! keeps it in the thread's local storage; from then on its polled commands start, complete
-//! and time out on that pair without a lock (a `RefCell` borrow of the thread's own list). A
+//! and time out on that pair without a lock (a `RefCell` borrow of the thread's own list), and
+//! the SQ doorbell is rung once per reap for every command started since. A
 //! thread that finds none left (more polling threads than pairs) uses its shared pair, under
 //! that pair's mutex. SPDK's qpairs work the same way: allocated for a thread, used by it alone.
 //!
@@ -174,7 +175,9 @@ impl<M: DmaRegion + Send + Sync + 'static> NvmeDriver<M> {
     ) -> Result<(), (Refused, Option<Vec<u8>>)> {
         with_owned(self, move |pair| match pair {
             Some(pair) => match self.ready(pair) {
-                Ready::Run => self.start_on(&mut pair.0, sqe, out, buf, token),
+                // The doorbell waits for the owner's next reap: one MMIO write for every
+                // command a reactor turn starts (SPDK's delayed submission does the same).
+                Ready::Run => self.start_on(&mut pair.0, sqe, out, buf, token, false),
                 Ready::Wait => Err((Refused::Busy, buf)),
                 Ready::Gone(why) => Err((Refused::Failed(BackendError::Gone(why)), buf)),
             },
@@ -187,11 +190,12 @@ impl<M: DmaRegion + Send + Sync + 'static> NvmeDriver<M> {
                 if self.state.load(Ordering::Acquire) != RUNNING {
                     return Err((Refused::Busy, buf));
                 }
-                self.start_on(&mut q, sqe, out, buf, token)
+                self.start_on(&mut q, sqe, out, buf, token, true)
             }
         })
     }
 
+    /// Write the command to `q`'s SQ; with `ring`, ring its doorbell now.
     fn start_on(
         &self,
         q: &mut IoQueue<M>,
@@ -199,6 +203,7 @@ impl<M: DmaRegion + Send + Sync + 'static> NvmeDriver<M> {
         out: Option<&[u8]>,
         buf: Option<Vec<u8>>,
         token: u64,
+        ring: bool,
     ) -> Result<(), (Refused, Option<Vec<u8>>)> {
         let map = io::Mapping {
             sgl: self.info.sgl,
@@ -210,7 +215,9 @@ impl<M: DmaRegion + Send + Sync + 'static> NvmeDriver<M> {
         let busy = q.outstanding() > 0;
         match q.submit_owned(&self.pool, sqe, out, copy_out, owner, &map) {
             Ok(()) => {
-                q.ring(&*self.mmio);
+                if ring {
+                    q.ring(&*self.mmio);
+                }
                 Ok(())
             }
             Err((e, owner)) => {
@@ -236,6 +243,7 @@ impl<M: DmaRegion + Send + Sync + 'static> NvmeDriver<M> {
         with_owned(self, |pair| match pair {
             Some(pair) => {
                 if let Ready::Run = self.ready(pair) {
+                    pair.0.ring(&*self.mmio);
                     pair.0.reap(&*self.mmio);
                 }
                 let n = pair.0.take_finished(owner, done);

@@ -357,6 +357,8 @@ fn a_reset_reaches_the_pairs_other_threads_own() {
             });
             p.start_write(0, &pattern(4096, 1), false, token(me, 1))
                 .unwrap();
+            // The first reap sends it to the controller, which drops it.
+            assert_eq!(p.reap(me, &mut |_| panic!("dropped")), 0);
             back_tx.send(()).unwrap();
             // This thread reset the controller meanwhile (below).
             rx.recv().unwrap();
