@@ -102,8 +102,8 @@ impl RingSet {
         }
     }
 
-    /// The calling thread's ring, made on first use; found without taking its lock (every
-    /// polled command asks for it).
+    /// The calling thread's shared ring, made on first use; found without taking the ring
+    /// set's lock (every blocking call and job asks for it).
     pub fn local(&self) -> io::Result<SharedRing> {
         let iopoll = self.iopoll();
         let found = LOCAL.with(|l| {
