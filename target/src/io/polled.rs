@@ -72,10 +72,10 @@ pub(super) struct Ctx<'a> {
     pub counters: &'a IoCounters,
 }
 
-fn polled(ns: &Namespace) -> &dyn PolledBackend {
-    ns.backend
-        .polled()
-        .expect("only namespaces with a polled backend get slots")
+/// The polled interface of a drive in the table (every one has it: only such namespaces
+/// get slots).
+fn polled(ns: &Namespace) -> Option<&dyn PolledBackend> {
+    ns.backend.polled()
 }
 
 impl PolledIo {
@@ -226,7 +226,9 @@ impl PolledIo {
         let Some(slot) = self.slots[index as usize].as_mut() else {
             return Ok(());
         };
-        let backend = polled(&self.drives[slot.drive].ns);
+        let Some(backend) = polled(&self.drives[slot.drive].ns) else {
+            return Err(Refused::Unsupported);
+        };
         match &mut slot.transfer {
             Transfer::Read { lba, buf, .. } => {
                 let Some(b) = buf.take() else {
@@ -285,7 +287,9 @@ impl PolledIo {
         for d in &self.drives {
             if d.outstanding > 0 {
                 let reaped = &mut self.reaped;
-                polled(&d.ns).reap(owner, &mut |p| reaped.push(p));
+                if let Some(backend) = polled(&d.ns) {
+                    backend.reap(owner, &mut |p| reaped.push(p));
+                }
             }
         }
         let mut answered = 0;
@@ -320,7 +324,9 @@ impl PolledIo {
     /// The queue is gone: its backends drop what they hold for it.
     pub(super) fn forget(&mut self) {
         for d in &self.drives {
-            polled(&d.ns).forget(self.owner);
+            if let Some(backend) = polled(&d.ns) {
+                backend.forget(self.owner);
+            }
         }
     }
 }

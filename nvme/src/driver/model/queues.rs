@@ -151,7 +151,10 @@ impl State {
             let Some(sqe) = Sqe::from_slice(&raw) else {
                 return;
             };
-            self.executed.push((qid, sqe.opcode));
+            if self.executed.len() == super::EXECUTED_KEPT {
+                self.executed.pop_front();
+            }
+            self.executed.push_back((qid, sqe.opcode));
             if qid != 0 {
                 fetched += 1;
                 self.largest_io_fetch = self.largest_io_fetch.max(fetched);
