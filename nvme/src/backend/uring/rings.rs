@@ -171,3 +171,56 @@ impl RingSet {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set() -> RingSet {
+        // Ring bookkeeping needs no NVMe device: any file will do until a command is sent.
+        let dev: OwnedFd = std::fs::File::open("/dev/zero").unwrap().into();
+        RingSet::new(Arc::new(dev), 4, false)
+    }
+
+    /// Backend ids with a polled ring on this thread.
+    fn polled_here() -> Vec<u64> {
+        POLLED.with(|p| p.borrow().iter().map(|o| o.id).collect())
+    }
+
+    #[test]
+    fn a_thread_makes_one_polled_ring_per_backend_and_others_do_not_see_it() {
+        let (a, b) = (set(), set());
+        let first = a.with_polled(|r| r as *const PolledRing as usize).unwrap();
+        let again = a.with_polled(|r| r as *const PolledRing as usize).unwrap();
+        assert_eq!(first, again, "the same ring on the second use");
+        b.with_polled(|_| ()).unwrap();
+        assert_eq!(polled_here(), vec![a.id, b.id]);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let mut seen = false;
+                a.if_polled(|_| seen = true);
+                assert!(!seen, "another thread has no ring until it polls");
+                a.with_polled(|_| ()).unwrap();
+                assert_eq!(polled_here(), vec![a.id]);
+            });
+        });
+        assert_eq!(polled_here(), vec![a.id, b.id]);
+    }
+
+    #[test]
+    fn a_gone_backends_polled_ring_goes_at_the_threads_next_polled_use() {
+        let a = set();
+        a.with_polled(|_| ()).unwrap();
+        let gone = a.id;
+        drop(a);
+        assert_eq!(
+            polled_here(),
+            vec![gone],
+            "kept until the thread polls again"
+        );
+        let b = set();
+        b.if_polled(|_| panic!("b has no ring here yet"));
+        b.with_polled(|_| ()).unwrap();
+        assert_eq!(polled_here(), vec![b.id]);
+    }
+}
