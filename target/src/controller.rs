@@ -171,10 +171,6 @@ pub struct Controller {
     destroyed: AtomicBool,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock_counted()
-}
-
 impl Controller {
     pub(crate) fn new(
         cntlid: u16,
@@ -264,17 +260,17 @@ impl Controller {
     }
 
     pub fn cc(&self) -> u32 {
-        lock(&self.regs).cc
+        self.regs.lock_counted().cc
     }
 
     pub fn csts(&self) -> u32 {
-        lock(&self.regs).state.csts()
+        self.regs.lock_counted().state.csts()
     }
 
     /// Apply a host write of CC (NVMe Base 2.0 §3.1.3.5). Returns true when a shutdown
     /// started, so the caller flushes backends and then calls `shutdown_done`.
     pub fn write_cc(&self, new: u32) -> bool {
-        let mut regs = lock(&self.regs);
+        let mut regs = self.regs.lock_counted();
         let old = regs.cc;
         regs.cc = new;
         let en_old = old & 1 != 0;
@@ -313,7 +309,7 @@ impl Controller {
 
     /// Flushing after a shutdown request finished.
     pub fn shutdown_done(&self) {
-        let mut regs = lock(&self.regs);
+        let mut regs = self.regs.lock_counted();
         regs.state = transition(regs.state, CtrlEvent::ShutdownDone);
         self.ready
             .store(regs.state.accepts_commands(), Ordering::Release);
@@ -338,7 +334,7 @@ impl Controller {
     /// Controller reset (CC.EN 1 -> 0): I/O queues are no longer usable and features return to
     /// their defaults (NVMe Base 2.0 §3.7.2).
     fn reset(&self) {
-        lock(&self.features).queues_granted = None;
+        self.features.lock_counted().queues_granted = None;
         self.set_write_cache(true);
         tracing::debug!(cntlid = self.cntlid, "controller reset");
     }
@@ -352,11 +348,11 @@ impl Controller {
     }
 
     pub fn features(&self) -> MutexGuard<'_, Features> {
-        lock(&self.features)
+        self.features.lock_counted()
     }
 
     pub fn aer(&self) -> MutexGuard<'_, AerState> {
-        lock(&self.aer)
+        self.aer.lock_counted()
     }
 
     /// Raise an async event if the host enabled that notice (Async Event Configuration).
@@ -373,7 +369,7 @@ impl Controller {
 
     /// A namespace of this controller's subsystem was added, removed or changed.
     pub fn namespace_changed(&self, nsid: u32) {
-        lock(&self.changed_namespaces).insert(nsid);
+        self.changed_namespaces.lock_counted().insert(nsid);
         self.raise_event(
             AsyncEvent::namespace_attribute_changed(),
             AsyncEventConfig::NAMESPACE_ATTRIBUTE,
@@ -391,7 +387,7 @@ impl Controller {
 
     /// Take the Changed Namespace List (NVMe Base 2.0 §5.16.1.5); `clear` when RAE is 0.
     pub fn changed_namespaces(&self, clear: bool) -> Vec<u32> {
-        let mut set = lock(&self.changed_namespaces);
+        let mut set = self.changed_namespaces.lock_counted();
         let list = set.iter().copied().collect();
         if clear {
             set.clear();
@@ -415,20 +411,25 @@ impl Controller {
     /// §5.18), and with Traffic Based Keep Alive (CTRATT.TBKAS) so does every other admin
     /// command. I/O commands are counted per queue instead (`IoCounters::add_command`).
     pub fn restart_keep_alive(&self) {
-        lock(&self.keep_alive).restart(Instant::now());
+        self.keep_alive.lock_counted().restart(Instant::now());
     }
 
     /// Commands submitted on all of this controller's I/O queues so far.
     fn io_commands(&self) -> u64 {
-        lock(&self.queue_counters).values().fold(0u64, |n, c| {
-            n.wrapping_add(c.commands.load(Ordering::Relaxed))
-        })
+        self.queue_counters
+            .lock_counted()
+            .values()
+            .fold(0u64, |n, c| {
+                n.wrapping_add(c.commands.load(Ordering::Relaxed))
+            })
     }
 
     /// Look at the Keep Alive Timer at `now` (the rule: `crate::keep_alive`).
     pub fn check_keep_alive(&self, now: Instant) -> Verdict {
         let io = self.io_commands();
-        lock(&self.keep_alive).check(now, self.kato_ms(), io)
+        self.keep_alive
+            .lock_counted()
+            .check(now, self.kato_ms(), io)
     }
 
     /// Runs until the controller is destroyed; destroys it when the Keep Alive Timer expires.
@@ -471,7 +472,7 @@ impl Controller {
         if qid == 0 || u32::from(qid) > limit {
             return Err(Status::CONNECT_INVALID_PARAMETERS);
         }
-        if !lock(&self.io_queues).insert(qid) {
+        if !self.io_queues.lock_counted().insert(qid) {
             return Err(Status::CONNECT_INVALID_PARAMETERS);
         }
         Ok(())
@@ -479,13 +480,17 @@ impl Controller {
 
     /// The counters an I/O queue with this QID updates.
     pub fn queue_counters(&self, qid: u16) -> Arc<IoCounters> {
-        lock(&self.queue_counters).entry(qid).or_default().clone()
+        self.queue_counters
+            .lock_counted()
+            .entry(qid)
+            .or_default()
+            .clone()
     }
 
     /// SMART totals: the sum over every I/O queue.
     pub fn io_totals(&self) -> IoTotals {
         let mut t = IoTotals::default();
-        for c in lock(&self.queue_counters).values() {
+        for c in self.queue_counters.lock_counted().values() {
             t.bytes_read += c.bytes_read.load(Ordering::Relaxed);
             t.bytes_written += c.bytes_written.load(Ordering::Relaxed);
             t.read_commands += c.read_commands.load(Ordering::Relaxed);
@@ -495,11 +500,11 @@ impl Controller {
     }
 
     pub fn release_io_queue(&self, qid: u16) {
-        lock(&self.io_queues).remove(&qid);
+        self.io_queues.lock_counted().remove(&qid);
     }
 
     pub fn io_queue_count(&self) -> usize {
-        lock(&self.io_queues).len()
+        self.io_queues.lock_counted().len()
     }
 
     /// Tear the controller down: its connections close and it leaves the target.
@@ -525,7 +530,7 @@ impl Controller {
 
     /// Record a failed command in the Error Information log.
     pub fn record_error(&self, sqid: u16, sqe: &Sqe, status: Status) {
-        lock(&self.errors).record(sqid, sqe, status);
+        self.errors.lock_counted().record(sqid, sqe, status);
     }
 }
 

@@ -5,7 +5,7 @@ use ferrofab_sync::{CountedLock as _, CountedRwLock as _};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use fabric::queue::{Connected, ConnectionInfo, Response, Target};
 use nvme::command::{
@@ -70,10 +70,6 @@ impl ControllerTable {
         }
         None
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock_counted()
 }
 
 /// The target as transports and the daemon hold it.
@@ -150,11 +146,13 @@ impl FabricTarget {
     }
 
     pub fn controller_count(&self) -> usize {
-        lock(&self.inner.controllers).by_id.len()
+        self.inner.controllers.lock_counted().by_id.len()
     }
 
     pub fn controllers(&self) -> Vec<Arc<Controller>> {
-        lock(&self.inner.controllers)
+        self.inner
+            .controllers
+            .lock_counted()
             .by_id
             .values()
             .cloned()
@@ -196,7 +194,9 @@ impl TargetInner {
         self.listeners
             .write_counted()
             .retain(|l| l.address != address);
-        let through: Vec<Arc<Controller>> = lock(&self.controllers)
+        let through: Vec<Arc<Controller>> = self
+            .controllers
+            .lock_counted()
             .by_id
             .values()
             .filter(|c| through_listener(c, address))
@@ -225,7 +225,9 @@ impl TargetInner {
     /// controllers (NVMe-oF 1.1 §5.3, Discovery Log Page Change notice).
     pub fn discovery_changed(&self) {
         self.discovery_genctr.fetch_add(1, Ordering::AcqRel);
-        let discovery: Vec<Arc<Controller>> = lock(&self.controllers)
+        let discovery: Vec<Arc<Controller>> = self
+            .controllers
+            .lock_counted()
             .by_id
             .values()
             .filter(|c| c.is_discovery())
@@ -253,13 +255,13 @@ impl TargetInner {
 
     /// Remove a destroyed controller; returns how many remain.
     pub fn remove_controller(&self, cntlid: u16) -> usize {
-        let mut table = lock(&self.controllers);
+        let mut table = self.controllers.lock_counted();
         table.by_id.remove(&cntlid);
         table.by_id.len()
     }
 
     fn controller(&self, cntlid: u16) -> Option<Arc<Controller>> {
-        lock(&self.controllers).by_id.get(&cntlid).cloned()
+        self.controllers.lock_counted().by_id.get(&cntlid).cloned()
     }
 }
 
@@ -375,7 +377,7 @@ impl FabricTarget {
             ControllerKind::Nvm(sub)
         };
         let (ctrl, active) = {
-            let mut table = lock(&self.inner.controllers);
+            let mut table = self.inner.controllers.lock_counted();
             let Some(cntlid) = table.allocate() else {
                 return Err(Response::status(Status::CONNECT_CONTROLLER_BUSY));
             };

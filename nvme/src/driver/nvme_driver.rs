@@ -116,10 +116,6 @@ pub struct NvmeDriver<M> {
     resets: AtomicU32,
 }
 
-pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock_counted()
-}
-
 impl<M: DmaRegion + Send + Sync + 'static> NvmeDriver<M> {
     /// Bring the controller up with the system clock; see [`NvmeDriver::start_with_clock`].
     pub fn start(
@@ -218,7 +214,7 @@ impl<M: DmaRegion + Send + Sync + 'static> NvmeDriver<M> {
 
     /// Queue pairs to be owned that no thread has taken yet.
     pub fn unowned_queues(&self) -> usize {
-        lock(&self.unowned).len()
+        self.unowned.lock_counted().len()
     }
 
     /// `Some(reason)` once the controller is gone (removed, failed, or shut down).
@@ -227,14 +223,14 @@ impl<M: DmaRegion + Send + Sync + 'static> NvmeDriver<M> {
     }
 
     pub(super) fn gone_reason(&self) -> String {
-        lock(&self.gone_reason).clone()
+        self.gone_reason.lock_counted().clone()
     }
 
     /// Delete the I/O queues and shut the controller down normally (NVMe Base 2.0 §3.6.1);
     /// afterwards every command fails with [`BackendError::Gone`].
     pub fn shutdown(&self) -> Result<(), DriverError> {
-        let mut lanes: Vec<_> = self.lanes.iter().map(lock).collect();
-        let mut admin = lock(&self.admin);
+        let mut lanes: Vec<_> = self.lanes.iter().map(|l| l.lock_counted()).collect();
+        let mut admin = self.admin.lock_counted();
         // Owned pairs stop starting and reaping commands, and keep their DMA memory until the
         // device let go of it: they fail their commands once the state is GONE.
         self.state.store(RESETTING, Ordering::Release);
@@ -262,7 +258,7 @@ impl<M: DmaRegion + Send + Sync + 'static> NvmeDriver<M> {
             }
         }
         let result = result.and(controller::shutdown(mmio, clock, self.cap));
-        *lock(&self.gone_reason) = "controller shut down".into();
+        *self.gone_reason.lock_counted() = "controller shut down".into();
         self.state.store(GONE, Ordering::Release);
         result
     }
@@ -278,12 +274,12 @@ impl<M: DmaRegion + Send + Sync + 'static> NvmeDriver<M> {
     }
 
     pub(super) fn lane(&self, index: usize) -> MutexGuard<'_, IoQueue<M>> {
-        lock(&self.lanes[index])
+        self.lanes[index].lock_counted()
     }
 
     /// Every shared pair, one after another.
     pub(super) fn lanes(&self) -> impl Iterator<Item = MutexGuard<'_, IoQueue<M>>> {
-        self.lanes.iter().map(lock)
+        self.lanes.iter().map(|l| l.lock_counted())
     }
 
     pub(super) fn max_blocks(&self, block_size: u32, limit: u64) -> u64 {
@@ -376,7 +372,7 @@ impl<M: DmaRegion + Send + Sync + 'static> NvmeDriver<M> {
             return true;
         }
         if !expired.abort.is_empty() {
-            let mut admin = lock(&self.admin);
+            let mut admin = self.admin.lock_counted();
             for cid in expired.abort {
                 tracing::warn!(qid, cid, "command timed out; aborting");
                 if let Err(e) = admin.submit(mmio, admin::abort(qid, cid)) {
@@ -395,7 +391,7 @@ impl<M: DmaRegion + Send + Sync + 'static> NvmeDriver<M> {
         if self.state.load(Ordering::Acquire) == GONE {
             return;
         }
-        *lock(&self.gone_reason) = reason.clone();
+        *self.gone_reason.lock_counted() = reason.clone();
         // Stop a failed (not removed) controller before owners free memory it may still use:
         // they drop their commands' buffers once they see GONE.
         let cc = self.mmio.read32(CC as usize);
@@ -424,7 +420,7 @@ impl<M: DmaRegion + Send + Sync + 'static> NvmeDriver<M> {
         }
         tracing::warn!("resetting NVMe controller after a command timeout");
         let mut lanes: Vec<_> = self.lanes().collect();
-        let mut admin = lock(&self.admin);
+        let mut admin = self.admin.lock_counted();
         for q in lanes.iter_mut() {
             q.fail_all(&|| BackendError::Timeout);
         }
@@ -473,7 +469,7 @@ impl<M: DmaRegion + Send + Sync + 'static> NvmeDriver<M> {
             Err(e) => {
                 let reason = format!("controller reset failed: {e}");
                 tracing::error!("{reason}");
-                *lock(&self.gone_reason) = reason;
+                *self.gone_reason.lock_counted() = reason;
                 self.state.store(GONE, Ordering::Release);
             }
         }
@@ -492,13 +488,13 @@ impl<M: DmaRegion + Send + Sync + 'static> NvmeDriver<M> {
 
     /// A pair for a thread to own, if one is left.
     pub(super) fn take_unowned(&self) -> Option<(IoQueue<M>, u64)> {
-        lock(&self.unowned).pop()
+        self.unowned.lock_counted().pop()
     }
 
     /// A pair its thread let go of (the thread ended): nothing it had waits for it any more.
     pub(super) fn give_back(&self, mut q: IoQueue<M>, epoch: u64) {
         q.orphan_all();
-        lock(&self.unowned).push((q, epoch));
+        self.unowned.lock_counted().push((q, epoch));
     }
 
     /// Select the same I/O command set combination again after a reset.

@@ -18,6 +18,7 @@
 //! The pair goes back to the driver when its thread ends, and is dropped with the driver by the
 //! next polled command of the thread after the driver is gone.
 
+use ferrofab_sync::CountedLock as _;
 use std::any::Any;
 use std::cell::RefCell;
 use std::sync::atomic::Ordering;
@@ -139,7 +140,7 @@ impl<M: DmaRegion + Send + Sync + 'static> NvmeDriver<M> {
             pair.0.fail_all(&|| BackendError::Timeout);
         }
         let qid = pair.0.qid();
-        let mut admin = super::nvme_driver::lock(&self.admin);
+        let mut admin = self.admin.lock_counted();
         if self.state.load(Ordering::Acquire) != RUNNING
             || self.epoch.load(Ordering::Acquire) != epoch
         {
