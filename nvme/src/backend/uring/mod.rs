@@ -48,8 +48,9 @@ use crate::identify::{Csi, IdentifyController, IdentifyNamespace, IDENTIFY_DATA_
 use crate::opcode::IoOpcode;
 use crate::sys::uring::{admin_command, namespace_id, IoBuf};
 use cmd::Part;
+use ferrofab_sync::CountedLock as _;
 use job::{Done, Job};
-use rings::{lock, RingSet, SharedRing};
+use rings::{RingSet, SharedRing};
 
 pub use limits::QueueLimits;
 
@@ -230,14 +231,14 @@ impl UringBackend {
 
     fn run(&self, parts: Vec<Part>) -> Result<Vec<Done>, BackendError> {
         let ring = self.rings.local()?;
-        let mut ring = lock(&ring);
+        let mut ring = ring.lock_counted();
         self.job(parts).run(&mut ring)
     }
 
     fn submit(&self, parts: Vec<Part>) -> Result<JobFuture, BackendError> {
         let ring = self.rings.local()?;
         let mut job = self.job(parts);
-        job.push(&mut lock(&ring));
+        job.push(&mut ring.lock_counted());
         Ok(JobFuture { ring, job })
     }
 
@@ -298,7 +299,7 @@ impl Future for JobFuture {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
-        this.job.poll(&mut lock(&this.ring));
+        this.job.poll(&mut this.ring.lock_counted());
         if this.job.is_done() {
             return Poll::Ready(this.job.finish());
         }
@@ -310,7 +311,7 @@ impl Future for JobFuture {
 impl Drop for JobFuture {
     fn drop(&mut self) {
         if self.job.has_in_flight() {
-            self.job.abandon(&mut lock(&self.ring));
+            self.job.abandon(&mut self.ring.lock_counted());
         }
     }
 }

@@ -16,7 +16,7 @@ use std::cell::RefCell;
 use std::io;
 use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, Weak};
 
 use super::polled::PolledRing;
 use crate::sys::uring::PassthruRing;
@@ -51,10 +51,6 @@ pub struct RingSet {
     rings: Mutex<Vec<SharedRing>>,
     /// Held for the polled rings to see whether the backend still lives.
     alive: Arc<()>,
-}
-
-pub fn lock(ring: &SharedRing) -> MutexGuard<'_, PassthruRing> {
-    ring.lock_counted()
 }
 
 /// Errors with which the kernel refuses polled completions for a ring or a command.

@@ -47,6 +47,9 @@ fn queues_rig(io_queues: u16, owned: u16) -> Rig {
     queues_rig_of(cfg(5, false), io_queues, owned)
 }
 
+/// Clock steps in one command timeout.
+const STEPS: usize = (TIMEOUT.as_millis() / STEP.as_millis()) as usize;
+
 fn token(owner: u32, slot: u32) -> u64 {
     (u64::from(owner) << 32) | u64::from(slot)
 }
@@ -155,8 +158,7 @@ fn a_dropped_polled_command_is_aborted_and_fails_with_timeout() {
         let me = new_owner();
         r.ctrl.inject(Fault::Drop { qid, opcode: 0x02 });
         p.start_read(0, vec![0; 4096], token(me, 5)).unwrap();
-        let steps = (TIMEOUT.as_millis() / STEP.as_millis()) as usize;
-        let done = reap_all(&r, p, me, 1, 3 * steps);
+        let done = reap_all(&r, p, me, 1, 3 * STEPS);
         assert_eq!(done.len(), 1);
         assert!(matches!(done[0].result, Err(BackendError::Timeout)));
         assert_eq!(done[0].token, token(me, 5));
@@ -176,17 +178,11 @@ fn a_reset_fails_polled_commands_and_the_queue_works_after() {
         r.ctrl.inject(Fault::Drop { qid, opcode: 0x01 });
         p.start_write(0, &pattern(4096, 1), false, token(me, 1))
             .unwrap();
-        let steps = (TIMEOUT.as_millis() / STEP.as_millis()) as usize;
-        let done = reap_all(&r, p, me, 1, 4 * steps);
+        let done = reap_all(&r, p, me, 1, 4 * STEPS);
         assert_eq!(done.len(), 1, "the reset's failure reaches the owner");
         assert!(matches!(done[0].result, Err(BackendError::Timeout)));
         assert_eq!(r.driver.resets(), 1);
-        let data = pattern(4096, 2);
-        p.start_write(8, &data, false, token(me, 2)).unwrap();
-        assert!(reap_all(&r, p, me, 1, 10)[0].result.is_ok());
-        p.start_read(8, vec![0; 4096], token(me, 3)).unwrap();
-        let back = reap_all(&r, p, me, 1, 10);
-        assert!(back[0].buf.as_deref() == Some(&data[..]));
+        round_trip(&r, p, 8, &pattern(4096, 2));
     }
 }
 
@@ -200,8 +196,7 @@ fn removal_fails_polled_commands_with_gone() {
         r.ctrl.inject(Fault::Drop { qid, opcode: 0x02 });
         p.start_read(0, vec![0; 4096], token(me, 1)).unwrap();
         r.ctrl.inject(Fault::Removed);
-        let steps = (TIMEOUT.as_millis() / STEP.as_millis()) as usize;
-        let done = reap_all(&r, p, me, 1, 3 * steps);
+        let done = reap_all(&r, p, me, 1, 3 * STEPS);
         assert!(
             matches!(done[0].result, Err(BackendError::Gone(_))),
             "{done:?}"
@@ -343,7 +338,6 @@ fn a_reset_reaches_the_pairs_other_threads_own() {
     let r = queues_rig(3, 2);
     let ns = r.driver.namespace(1).unwrap();
     let p = ns.polled().unwrap();
-    let steps = (TIMEOUT.as_millis() / STEP.as_millis()) as usize;
     let (tx, rx) = std::sync::mpsc::channel::<()>();
     let (back_tx, back_rx) = std::sync::mpsc::channel::<()>();
     std::thread::scope(|s| {
@@ -376,7 +370,7 @@ fn a_reset_reaches_the_pairs_other_threads_own() {
             opcode: 0x02,
         });
         p.start_read(0, vec![0; 4096], token(me, 1)).unwrap();
-        let done = reap_all(r, p, me, 1, 4 * steps);
+        let done = reap_all(r, p, me, 1, 4 * STEPS);
         assert!(matches!(done[0].result, Err(BackendError::Timeout)));
         assert_eq!(r.driver.resets(), 1);
         tx.send(()).unwrap();
@@ -397,9 +391,8 @@ fn shutdown_deletes_the_queues_the_controller_has() {
         qid: 2,
         opcode: 0x02,
     });
-    let steps = (TIMEOUT.as_millis() / STEP.as_millis()) as usize;
     p.start_read(0, vec![0; 4096], token(me, 1)).unwrap();
-    assert_eq!(reap_all(&r, p, me, 1, 4 * steps).len(), 1);
+    assert_eq!(reap_all(&r, p, me, 1, 4 * STEPS).len(), 1);
     round_trip(&r, p, 8, &pattern(4096, 1));
     let deletes = |r: &Rig| {
         r.ctrl
