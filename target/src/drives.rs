@@ -51,6 +51,16 @@ impl DriveSettings {
             dma_bytes: usize::try_from(section.dma_memory.0).unwrap_or(usize::MAX),
         }
     }
+
+    /// What the driver of each controller is started with.
+    pub fn driver_options(&self) -> DriverOptions {
+        DriverOptions {
+            io_queues: self.io_queues,
+            owned_queues: self.owned_queues,
+            queue_depth: self.queue_depth,
+            timeout: self.timeout,
+        }
+    }
 }
 
 impl Default for DriveSettings {
@@ -247,16 +257,7 @@ fn start_vfio(
         .map_dma(settings.dma_bytes, DMA_IOVA)
         .map_err(|e| gone(pci, e))?;
     let pool = PagePool::new(dma, DMA_PAGE).map_err(|e| gone(pci, e))?;
-    let driver = NvmeDriver::start(
-        Box::new(bar),
-        pool,
-        DriverOptions {
-            io_queues: settings.io_queues,
-            owned_queues: settings.owned_queues,
-            queue_depth: settings.queue_depth,
-            timeout: settings.timeout,
-        },
-    )
-    .map_err(|e| gone(pci, e))?;
+    let driver = NvmeDriver::start(Box::new(bar), pool, settings.driver_options())
+        .map_err(|e| gone(pci, e))?;
     Ok((device, driver))
 }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use nvme::driver::dma::HeapDma;
 use nvme::driver::model::{ModelConfig, NsModel, SoftController};
-use nvme::driver::nvme_driver::{DriverOptions, NvmeDriver};
+use nvme::driver::nvme_driver::NvmeDriver;
 use nvme::driver::pool::PagePool;
 use target::drives::{DriveSettings, Drives};
 
@@ -38,13 +38,7 @@ pub fn drives_with_model(pci: &str, settings: DriveSettings) -> Result<Arc<Drive
     let ctrl = SoftController::new(cfg, Arc::clone(&host));
     ctrl.set_moves_data(false);
     let pool = PagePool::new(host, 4096).map_err(|e| format!("model drive memory: {e}"))?;
-    let opts = DriverOptions {
-        io_queues: settings.io_queues,
-        owned_queues: settings.owned_queues,
-        queue_depth: settings.queue_depth,
-        timeout: settings.timeout,
-    };
-    let driver = NvmeDriver::start(Box::new(ctrl), pool, opts)
+    let driver = NvmeDriver::start(Box::new(ctrl), pool, settings.driver_options())
         .map_err(|e| format!("model drive does not start: {e}"))?;
     tracing::info!(
         pci,
