@@ -4,6 +4,7 @@
 #![deny(unsafe_code)]
 
 pub mod initiator;
+pub mod lent;
 pub mod queue;
 mod sys;
 pub mod tcp;

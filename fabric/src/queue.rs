@@ -10,6 +10,8 @@ use bytes::Bytes;
 use nvme_spec::{Sqe, Status};
 use tokio_util::sync::CancellationToken;
 
+pub use crate::lent::{Lent, LentHome};
+
 /// A command capsule with its host-to-controller data, already gathered by the transport
 /// (in-capsule or via R2T/H2CData).
 #[derive(Debug)]
@@ -106,24 +108,32 @@ impl DataBuf {
 }
 
 /// Controller-to-host data in a [`Response`].
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub enum Payload {
     /// Shared bytes (admin data, static zeroes, backend memory).
     Shared(Bytes),
     /// A pooled buffer the transport recycles after sending it.
     Buf(DataBuf),
+    /// A drive's DMA memory the data was read into: sent from there, then given back.
+    Lent(Lent),
 }
 
 impl Payload {
-    pub fn as_slice(&self) -> &[u8] {
+    pub fn len(&self) -> usize {
         match self {
-            Payload::Shared(b) => b,
-            Payload::Buf(b) => b.as_slice(),
+            Payload::Shared(b) => b.len(),
+            Payload::Buf(b) => b.len(),
+            Payload::Lent(l) => l.len(),
         }
     }
 
-    pub fn len(&self) -> usize {
-        self.as_slice().len()
+    /// The bytes, copied (for tests and rare paths).
+    pub fn to_vec(&self) -> Vec<u8> {
+        match self {
+            Payload::Shared(b) => b.to_vec(),
+            Payload::Buf(b) => b.as_slice().to_vec(),
+            Payload::Lent(l) => l.to_vec(),
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -133,7 +143,7 @@ impl Payload {
 
 /// What the target answers. `data` is controller-to-host data; the transport sends at most
 /// the length the host's SGL describes, and the target never produces more.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Response {
     pub status: Status,
     pub dw0: u32,
@@ -178,6 +188,12 @@ impl Response {
 
     pub fn with_buf(mut self, buf: DataBuf) -> Response {
         self.data = Some(Payload::Buf(buf));
+        self
+    }
+
+    /// Answer with data in lent device memory, sent without a copy.
+    pub fn with_lent(mut self, lent: Lent) -> Response {
+        self.data = Some(Payload::Lent(lent));
         self
     }
 }

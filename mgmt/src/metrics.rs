@@ -307,6 +307,12 @@ fn reactor_families(engine: &Engine, out: &mut Vec<MetricFamily>) {
         "Command capsules received by a reactor's connections (admin and I/O).",
         MetricType::COUNTER,
     );
+    let mut zero_copy = Family::new(
+        "ferrofab_reactor_zero_copy_bytes_total",
+        "Data bytes a reactor's connections sent from, or received into, a drive's DMA memory \
+         without a copy.",
+        MetricType::COUNTER,
+    );
     for (id, r) in reactors.iter().enumerate() {
         let s = r.sample();
         let id = id.to_string();
@@ -316,9 +322,11 @@ fn reactor_families(engine: &Engine, out: &mut Vec<MetricFamily>) {
         polls.counter(&[("reactor", &id), ("state", "busy")], s.busy_polls as f64);
         polls.counter(&[("reactor", &id), ("state", "idle")], s.idle_polls as f64);
         commands.counter(&reactor, s.commands as f64);
+        zero_copy.counter(&reactor, s.zero_copy_bytes as f64);
     }
     busy.done(out);
     idle.done(out);
     polls.done(out);
     commands.done(out);
+    zero_copy.done(out);
 }

@@ -178,6 +178,15 @@ impl Daemon {
         self.reactors.loads()
     }
 
+    /// Each reactor's counters, by reactor id.
+    pub fn reactor_samples(&self) -> Vec<fabric::tcp::reactor_stats::ReactorSample> {
+        self.reactors
+            .counters()
+            .iter()
+            .map(|c| c.sample())
+            .collect()
+    }
+
     pub fn target(&self) -> &FabricTarget {
         &self.target
     }

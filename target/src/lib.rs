@@ -18,6 +18,7 @@ pub mod identify;
 pub mod ids;
 pub mod io;
 pub mod keep_alive;
+pub mod lease;
 pub mod listeners;
 pub mod log_pages;
 pub mod metrics;

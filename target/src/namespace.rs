@@ -6,6 +6,7 @@ use nvme::backend::{Backend, BackendInfo, ZonedGeometry};
 use nvme::identify::Csi;
 
 use crate::ids::NamespaceIds;
+use crate::lease::LeaseBridge;
 use crate::metrics::NamespaceStats;
 
 pub struct Namespace {
@@ -20,13 +21,21 @@ pub struct Namespace {
     pub stats: Arc<NamespaceStats>,
     /// Zone geometry of a zoned namespace (Zoned Namespace Command Set), `None` for NVM.
     pub zoned: Option<ZonedGeometry>,
+    /// A drive backend that lends its DMA memory: its reads are sent, and its writes
+    /// received, straight from and into that memory.
+    pub lent: Option<Arc<LeaseBridge>>,
 }
 
 impl Namespace {
     pub fn new(subsystem_nqn: &str, nsid: u32, backend: Arc<dyn Backend>) -> Namespace {
         let info = backend.info();
         let zoned = backend.zoned().map(|z| z.geometry());
+        let lent = backend
+            .polled()
+            .and_then(|p| p.lease_home())
+            .map(LeaseBridge::new);
         Namespace {
+            lent,
             nsid,
             lba_shift: info.block_size.trailing_zeros(),
             info,

@@ -390,8 +390,31 @@ async fn steady_state_prp_drive_io_allocates_nothing_on_the_reactor() {
 async fn drive_io_allocates_nothing(sgls: bool) {
     let _one = COUNTING.lock().await;
     let (d, driver) = model_daemon(8, sgls, Some(track())).await;
-    let ctrls = vec![connect(d.addresses()[0], 1, false, false).await];
-    measure(&ctrls, 3, "912", Locks::None).await;
+    let addr = d.addresses()[0];
+    // Plain, digests on both (data digests over the drive's DMA memory), and SQ flow
+    // control off (C2HData SUCCESS, no CapsuleResp).
+    let ctrls = vec![
+        connect(addr, 1, false, false).await,
+        connect(addr, 1, true, false).await,
+        connect(addr, 1, false, true).await,
+    ];
+    measure(&ctrls, 3, "2,736", Locks::None).await;
+    // Every read of the drive (all take one drive command here: MDTS 1 MiB) was sent from
+    // the DMA memory the drive wrote it to, without a copy: its bytes, and no others.
+    let small: u64 = [4096u64, 16384, 128 * 1024].iter().sum();
+    let big: u64 = BIG_IOS.iter().map(|&(len, _)| len as u64).sum();
+    let workload = |depth: u64| depth * small + 4 * big;
+    let per_ctrl = 12 * big + 2 * workload(96) + 3 * workload(32);
+    let want = per_ctrl * ctrls.len() as u64;
+    let mut sent = 0;
+    for _ in 0..100 {
+        sent = d.reactor_samples()[0].zero_copy_bytes;
+        if sent >= want {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(sent, want, "bytes sent from the drive's DMA memory");
     // The reactor's polled commands went through the pair it owns, without its mutex.
     assert_eq!(
         driver.unowned_queues(),

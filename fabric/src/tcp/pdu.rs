@@ -694,9 +694,20 @@ impl Pdu {
         opts: EncodeOptions,
         data: &[u8],
     ) -> (InlineBytes, usize, Option<[u8; DIGEST_LEN]>) {
+        self.encode_head_for(opts, data.len(), |n| digest::digest_bytes(&data[..n]))
+    }
+
+    /// [`Pdu::encode_head`] for `len` data bytes kept where the caller cannot lend a slice
+    /// of them: `digest(n)` gives the data digest of their first `n` bytes when one is sent.
+    pub fn encode_head_for(
+        &self,
+        opts: EncodeOptions,
+        len: usize,
+        digest: impl FnOnce(usize) -> [u8; DIGEST_LEN],
+    ) -> (InlineBytes, usize, Option<[u8; DIGEST_LEN]>) {
         let ty = self.header.pdu_type();
         let hlen = self.header.hlen();
-        let mut data_len = data.len();
+        let mut data_len = len;
         if matches!(ty, PduType::H2CTermReq | PduType::C2HTermReq) {
             data_len = data_len.min(TERM_MAX_DATA);
         }
@@ -737,7 +748,7 @@ impl Pdu {
             head.put_slice(&d);
         }
         head.pad_to(data_start);
-        let data_digest = ddgst.then(|| digest::digest_bytes(&data[..data_len]));
+        let data_digest = ddgst.then(|| digest(data_len));
         (head, data_len, data_digest)
     }
 }

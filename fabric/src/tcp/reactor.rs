@@ -16,7 +16,7 @@
 
 use ferrofab_sync::CountedLock as _;
 use std::future::Future;
-use std::io::{self, IoSlice, Write};
+use std::io;
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::os::fd::AsFd;
 use std::pin::Pin;
@@ -34,11 +34,10 @@ use nix::sys::eventfd::{EfdFlags, EventFd};
 use tokio_util::sync::WaitForCancellationFutureOwned;
 use tracing::{debug, warn};
 
-use super::out_queue::MAX_IOVECS;
 use super::reactor_stats::{set_current_reactor, LoopClock, ReactorCounters};
 use super::target_conn::{Event, TargetConnection, TcpTargetConfig};
 use crate::queue::{ConnectionInfo, Response, ResponseFuture, Target, TransportKind};
-use crate::sys::recv_into_spare;
+use crate::sys::{recv_into_spare, send_chunks, Chunk, MAX_CHUNKS};
 
 /// How long an adaptive reactor keeps spinning after its last piece of work.
 pub const ADAPTIVE_SPIN: Duration = Duration::from_micros(200);
@@ -684,14 +683,16 @@ fn service(c: &mut Conn, worked: &mut bool, waker: &Waker, counters: &ReactorCou
     }
     while c.writable && !c.conn.send_queue().is_empty() {
         let q = c.conn.send_queue();
-        let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
-        let count = q.io_slices(&mut slices);
-        let offered: usize = slices[..count].iter().map(|s| s.len()).sum();
-        match c.stream.write_vectored(&slices[..count]) {
+        let mut chunks = [Chunk::Bytes(&[]); MAX_CHUNKS];
+        let count = q.chunks(&mut chunks);
+        let offered: usize = chunks[..count].iter().map(Chunk::len).sum();
+        match send_chunks(c.stream.as_fd(), &chunks[..count]) {
             Ok(0) => return Verdict::Drop,
             Ok(n) => {
                 *worked = true;
-                c.conn.send_queue().consume(n);
+                let q = c.conn.send_queue();
+                q.consume(n);
+                counters.add_zero_copy(q.take_lent_sent());
                 // A short write means the socket buffer is full: wait for EPOLLOUT.
                 if n < offered {
                     c.writable = false;

@@ -35,6 +35,7 @@ pub struct ReactorCounters {
     busy_polls: AtomicU64,
     idle_polls: AtomicU64,
     commands: AtomicU64,
+    zero_copy_bytes: AtomicU64,
 }
 
 /// A reading of one reactor's counters.
@@ -46,6 +47,8 @@ pub struct ReactorSample {
     pub idle_polls: u64,
     /// Commands (admin and I/O) its connections received.
     pub commands: u64,
+    /// Data bytes its connections sent from, or received into, a drive's DMA memory.
+    pub zero_copy_bytes: u64,
 }
 
 fn bump(c: &AtomicU64, n: u64) {
@@ -60,6 +63,14 @@ impl ReactorCounters {
             busy_polls: self.busy_polls.load(Ordering::Relaxed),
             idle_polls: self.idle_polls.load(Ordering::Relaxed),
             commands: self.commands.load(Ordering::Relaxed),
+            zero_copy_bytes: self.zero_copy_bytes.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Count `n` data bytes moved without a copy (the owning reactor only).
+    pub(super) fn add_zero_copy(&self, n: u64) {
+        if n != 0 {
+            bump(&self.zero_copy_bytes, n);
         }
     }
 

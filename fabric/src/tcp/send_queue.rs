@@ -6,12 +6,13 @@
 //! while its parts, interleaved with their PDU heads, go out.
 
 use std::collections::VecDeque;
-use std::io::IoSlice;
 
 use bytes::{Buf, Bytes, BytesMut};
 
+use super::digest::DIGEST_LEN;
 use super::pdu::InlineBytes;
-use crate::queue::{DataBuf, Payload};
+use crate::queue::{DataBuf, Lent, Payload};
+use crate::sys::{self, Chunk};
 
 /// Pooled buffers up to this size are "small"; larger ones are kept in their own list so a
 /// mix of 4 KiB and 128 KiB reads does not grow every buffer to the largest size.
@@ -40,17 +41,37 @@ enum Piece {
     },
 }
 
-impl Piece {
-    fn remaining<'a>(&'a self, held: &'a [Option<DataBuf>]) -> &'a [u8] {
+/// A buffer whose parts are queued: pooled memory, or a drive's lent DMA memory.
+enum Held {
+    Buf(DataBuf),
+    Lent(Lent),
+}
+
+impl Held {
+    fn len(&self) -> usize {
         match self {
-            Piece::Inline { bytes, sent } => &bytes.as_slice()[usize::from(*sent)..],
-            Piece::Shared(b) => b,
+            Held::Buf(b) => b.len(),
+            Held::Lent(l) => l.len(),
+        }
+    }
+}
+
+impl Piece {
+    fn remaining<'a>(&'a self, held: &'a [Option<Held>]) -> Chunk<'a> {
+        match self {
+            Piece::Inline { bytes, sent } => Chunk::Bytes(&bytes.as_slice()[usize::from(*sent)..]),
+            Piece::Shared(b) => Chunk::Bytes(b),
             Piece::Part {
                 slot, start, end, ..
-            } => held
-                .get(*slot)
-                .and_then(Option::as_ref)
-                .map_or(&[][..], |b| &b.as_slice()[*start..*end]),
+            } => match held.get(*slot).and_then(Option::as_ref) {
+                Some(Held::Buf(b)) => Chunk::Bytes(&b.as_slice()[*start..*end]),
+                Some(Held::Lent(lent)) => Chunk::Lent {
+                    lent,
+                    start: *start,
+                    end: *end,
+                },
+                None => Chunk::Bytes(&[]),
+            },
         }
     }
 }
@@ -126,8 +147,10 @@ pub struct SendQueue {
     bytes: usize,
     pool: BufPool,
     /// Buffers whose parts are queued ([`SendQueue::hold`]), by slot, and the free slots.
-    held: Vec<Option<DataBuf>>,
+    held: Vec<Option<Held>>,
     free_slots: Vec<usize>,
+    /// Bytes sent from lent memory since [`SendQueue::take_lent_sent`] last asked.
+    lent_sent: u64,
 }
 
 impl SendQueue {
@@ -153,37 +176,65 @@ impl SendQueue {
                 let slot = self.hold(buf);
                 self.push_part(slot, 0, len, true);
             }
+            Payload::Lent(lent) => {
+                let len = lent.len();
+                let slot = self.hold_lent(lent);
+                self.push_part(slot, 0, len, true);
+            }
         }
     }
 
     /// Keep `buf` until its parts are sent; returns its slot for [`SendQueue::push_part`] and
-    /// [`SendQueue::held`]. Slots are reused, so holding allocates nothing once the queue has
-    /// held as many buffers at once before.
+    /// [`SendQueue::held_len`]. Slots are reused, so holding allocates nothing once the queue
+    /// has held as many buffers at once before.
     pub fn hold(&mut self, buf: DataBuf) -> usize {
+        self.hold_any(Held::Buf(buf))
+    }
+
+    /// Keep lent device memory until its parts are sent, as [`SendQueue::hold`]; it goes
+    /// back to its home after the last part.
+    pub fn hold_lent(&mut self, lent: Lent) -> usize {
+        self.hold_any(Held::Lent(lent))
+    }
+
+    fn hold_any(&mut self, held: Held) -> usize {
         match self.free_slots.pop() {
             Some(slot) => {
-                self.held[slot] = Some(buf);
+                self.held[slot] = Some(held);
                 slot
             }
             None => {
-                self.held.push(Some(buf));
+                self.held.push(Some(held));
                 self.held.len() - 1
             }
         }
     }
 
-    /// The valid bytes of the buffer held in `slot` (empty for a free slot).
-    pub fn held(&self, slot: usize) -> &[u8] {
+    /// The valid length of the buffer held in `slot` (0 for a free slot).
+    pub fn held_len(&self, slot: usize) -> usize {
         self.held
             .get(slot)
             .and_then(Option::as_ref)
-            .map_or(&[][..], DataBuf::as_slice)
+            .map_or(0, Held::len)
+    }
+
+    /// The data digest (CRC32C, NVMe/TCP 1.0 §3.3.1.1) of `start..end` of the buffer held in
+    /// `slot`, the range cut to the buffer.
+    pub fn held_digest(&self, slot: usize, start: usize, end: usize) -> [u8; DIGEST_LEN] {
+        let end = end.min(self.held_len(slot));
+        let start = start.min(end);
+        let crc = match self.held.get(slot).and_then(Option::as_ref) {
+            Some(Held::Buf(b)) => crc32c::crc32c(&b.as_slice()[start..end]),
+            Some(Held::Lent(l)) => sys::crc32c_lent(0, l, start, end),
+            None => crc32c::crc32c(&[]),
+        };
+        crc.to_le_bytes()
     }
 
     /// Queue bytes `start..end` of the buffer held in `slot`; with `last`, the buffer goes
     /// back to the pool once they are sent. Ranges past the buffer's end are cut to it.
     pub fn push_part(&mut self, slot: usize, start: usize, end: usize, last: bool) {
-        let len = self.held(slot).len();
+        let len = self.held_len(slot);
         let (start, end) = (start.min(len), end.min(len));
         if start < end {
             self.bytes += end - start;
@@ -199,10 +250,13 @@ impl SendQueue {
     }
 
     fn release(&mut self, slot: usize) {
-        if let Some(buf) = self.held.get_mut(slot).and_then(Option::take) {
-            self.pool.give(buf);
-            self.free_slots.push(slot);
+        match self.held.get_mut(slot).and_then(Option::take) {
+            Some(Held::Buf(buf)) => self.pool.give(buf),
+            // Dropping it gives the memory back to its home.
+            Some(Held::Lent(lent)) => drop(lent),
+            None => return,
         }
+        self.free_slots.push(slot);
     }
 
     /// Make room for `pieces` more queued pieces without growing later.
@@ -219,11 +273,11 @@ impl SendQueue {
         self.bytes == 0
     }
 
-    /// Fill `slices` with the front of the queue; returns how many were filled.
-    pub fn io_slices<'a>(&'a self, slices: &mut [IoSlice<'a>]) -> usize {
+    /// Fill `chunks` with the front of the queue; returns how many were filled.
+    pub fn chunks<'a>(&'a self, chunks: &mut [Chunk<'a>]) -> usize {
         let mut n = 0;
-        for (slot, piece) in slices.iter_mut().zip(self.pieces.iter()) {
-            *slot = IoSlice::new(piece.remaining(&self.held));
+        for (slot, piece) in chunks.iter_mut().zip(self.pieces.iter()) {
+            *slot = piece.remaining(&self.held);
             n += 1;
         }
         n
@@ -237,7 +291,11 @@ impl SendQueue {
             let Some(front) = self.pieces.front_mut() else {
                 return;
             };
-            let left = front.remaining(&self.held).len();
+            let chunk = front.remaining(&self.held);
+            let left = chunk.len();
+            if let Chunk::Lent { .. } = chunk {
+                self.lent_sent += left.min(n) as u64;
+            }
             if left > n {
                 match front {
                     Piece::Inline { sent, .. } => *sent += n as u8,
@@ -256,6 +314,11 @@ impl SendQueue {
         }
     }
 
+    /// Bytes sent straight from lent device memory since the last call.
+    pub fn take_lent_sent(&mut self) -> u64 {
+        std::mem::take(&mut self.lent_sent)
+    }
+
     /// Everything queued as one buffer (copies; for tests and simple drivers).
     pub fn take_all(&mut self) -> Option<Bytes> {
         if self.is_empty() {
@@ -263,7 +326,14 @@ impl SendQueue {
         }
         let mut out = BytesMut::with_capacity(self.bytes);
         for p in &self.pieces {
-            out.extend_from_slice(p.remaining(&self.held));
+            match p.remaining(&self.held) {
+                Chunk::Bytes(b) => out.extend_from_slice(b),
+                Chunk::Lent { lent, start, end } => {
+                    let at = out.len();
+                    out.resize(at + (end - start), 0);
+                    sys::copy_from_lent(lent, start, &mut out[at..]);
+                }
+            }
         }
         let n = self.bytes;
         self.consume(n);
@@ -289,14 +359,23 @@ impl SendQueue {
 mod tests {
     use super::*;
 
+    /// A chunk's bytes, copied.
+    fn bytes_of(c: &Chunk<'_>) -> Vec<u8> {
+        match *c {
+            Chunk::Bytes(b) => b.to_vec(),
+            Chunk::Lent { lent, start, end } => lent.to_vec()[start..end].to_vec(),
+        }
+    }
+
     fn drain(q: &mut SendQueue, step: usize) -> Vec<u8> {
         let mut got = Vec::new();
         while !q.is_empty() {
-            let mut slices = [IoSlice::new(&[]); 4];
-            let n = q.io_slices(&mut slices);
+            let mut chunks = [Chunk::Bytes(&[]); 4];
+            let n = q.chunks(&mut chunks);
             let mut budget = step;
             let mut wrote = 0;
-            for s in &slices[..n] {
+            for c in &chunks[..n] {
+                let s = bytes_of(c);
                 let take = s.len().min(budget);
                 got.extend_from_slice(&s[..take]);
                 budget -= take;
@@ -382,7 +461,11 @@ mod tests {
             let mut buf = q.pool().take(10);
             buf.as_mut_slice().copy_from_slice(b"0123456789");
             let slot = q.hold(buf);
-            assert_eq!(q.held(slot), b"0123456789");
+            assert_eq!(q.held_len(slot), 10);
+            assert_eq!(
+                q.held_digest(slot, 0, 10),
+                crc32c::crc32c(b"0123456789").to_le_bytes()
+            );
             for (start, end) in [(0, 4), (4, 8), (8, 10)] {
                 q.push_inline(InlineBytes::from_slice(b"<"));
                 q.push_part(slot, start, end, end == 10);
@@ -395,7 +478,7 @@ mod tests {
                 1,
                 "back in the pool once the last part is sent"
             );
-            assert!(q.held(slot).is_empty());
+            assert_eq!(q.held_len(slot), 0);
             // The slot is reused.
             let again = q.hold(DataBuf::zeroed(2));
             assert_eq!(again, slot);

@@ -12,6 +12,7 @@
 use std::sync::Arc;
 
 pub mod file;
+pub mod lease;
 pub mod null;
 pub mod queued;
 pub mod ram;
@@ -20,6 +21,7 @@ pub mod zoned;
 pub mod zoned_ram;
 
 pub use file::{FileBackend, FileOptions};
+pub use lease::{DmaLease, LeaseHome};
 pub use null::{check_geometry, NullBackend, SUPPORTED_BLOCK_SIZES};
 pub use queued::{new_owner, token_owner, IoFuture, Polled, PolledBackend, QueuedBackend, Refused};
 pub use ram::RamBackend;

@@ -8,9 +8,11 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use bytes::Bytes;
 
+use super::lease::{DmaLease, LeaseHome};
 use super::BackendError;
 
 /// A backend command in flight.
@@ -27,12 +29,26 @@ pub trait QueuedBackend: Send + Sync + 'static {
 }
 
 /// A command of the polled interface that finished: the caller's token, the completion's
-/// DW0/DW1 or the failure, and the caller's buffer (a read's data) handed back.
+/// DW0/DW1 or the failure, and the caller's buffer (a read's data) handed back, or the
+/// device memory a successful [`PolledBackend::start_read_lent`] left the data in.
 #[derive(Debug)]
 pub struct Polled {
     pub token: u64,
     pub result: Result<u64, BackendError>,
     pub buf: Option<Vec<u8>>,
+    pub lease: Option<DmaLease>,
+}
+
+impl Polled {
+    /// A finished command that hands back `buf` and lends nothing.
+    pub fn new(token: u64, result: Result<u64, BackendError>, buf: Option<Vec<u8>>) -> Polled {
+        Polled {
+            token,
+            result,
+            buf,
+            lease: None,
+        }
+    }
 }
 
 /// The owner part of a polled command's token: its upper 32 bits.
@@ -71,6 +87,40 @@ pub trait PolledBackend: Send + Sync {
     /// The owner is gone: drop its finished commands and discard its outstanding ones when
     /// they complete.
     fn forget(&self, owner: u32);
+
+    /// Where the device memory this backend lends comes from, `None` when it lends none (its
+    /// reads fill the caller's buffer; the lent calls below answer `Unsupported`). Leases
+    /// made into tags ([`DmaLease::into_tag`]) go back through it.
+    fn lease_home(&self) -> Option<Arc<dyn LeaseHome>> {
+        None
+    }
+
+    /// Read `len` bytes (whole blocks) at `lba` into device memory that the successful
+    /// completion lends ([`Polled::lease`]): the data stays where the device wrote it.
+    fn start_read_lent(&self, lba: u64, len: usize, token: u64) -> Result<(), Refused> {
+        let _ = (lba, len, token);
+        Err(Refused::Unsupported)
+    }
+
+    /// Device memory of `len` bytes for a write's data ([`PolledBackend::start_write_lent`]),
+    /// `None` when the backend lends none or has none free now.
+    fn lend(&self, len: usize) -> Option<DmaLease> {
+        let _ = len;
+        None
+    }
+
+    /// Write the lease's bytes (whole blocks, filled by the caller) at `lba`, with the device
+    /// reading them where they are. On refusal the lease comes back.
+    fn start_write_lent(
+        &self,
+        lba: u64,
+        data: DmaLease,
+        fua: bool,
+        token: u64,
+    ) -> Result<(), (Refused, DmaLease)> {
+        let _ = (lba, fua, token);
+        Err((Refused::Unsupported, data))
+    }
 }
 
 /// A fresh owner id for [`PolledBackend`] tokens.

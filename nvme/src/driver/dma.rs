@@ -62,6 +62,14 @@ pub trait DmaRegion {
     /// Copy `src` into the region starting at `off`.
     fn write_bytes(&self, off: usize, src: &[u8]) -> Result<(), DmaError>;
 
+    /// The process address of byte 0, for a system call that moves the bytes without a CPU
+    /// copy (a socket's `writev`/`readv`), or `None` when the memory has none. It stays valid
+    /// for as long as the region exists; the caller must not touch bytes the device may be
+    /// writing.
+    fn addr(&self) -> Option<usize> {
+        None
+    }
+
     /// Little-endian 16-bit read with acquire semantics (see the module doc).
     fn read_u16(&self, off: usize) -> Result<u16, DmaError> {
         let mut b = [0u8; 2];
@@ -105,6 +113,9 @@ macro_rules! forward_dma_region {
             }
             fn write_bytes(&self, off: usize, src: &[u8]) -> Result<(), DmaError> {
                 (**self).write_bytes(off, src)
+            }
+            fn addr(&self) -> Option<usize> {
+                (**self).addr()
             }
             fn read_u16(&self, off: usize) -> Result<u16, DmaError> {
                 (**self).read_u16(off)
@@ -173,6 +184,11 @@ impl core::fmt::Debug for HeapDma {
 impl DmaRegion for HeapDma {
     fn iova(&self) -> u64 {
         self.iova
+    }
+
+    fn addr(&self) -> Option<usize> {
+        // The words never move: the boxed slice lives as long as the region.
+        Some(self.words.as_ptr() as usize)
     }
 
     fn len(&self) -> usize {

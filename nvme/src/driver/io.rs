@@ -103,6 +103,9 @@ pub enum Owner {
     /// A caller of the polled interface: the completion goes to the queue's finished list
     /// under this token, with the caller's read buffer.
     Token { token: u64, buf: Option<Vec<u8>> },
+    /// A read of the polled interface whose data the completion lends rather than copies
+    /// ([`Polled::lease`]).
+    Lend { token: u64 },
     /// A polled command whose owner went away: its completion is dropped.
     Orphan,
 }
@@ -126,6 +129,28 @@ pub struct Mapping {
     /// The controller's transfer limit in bytes.
     pub max_transfer: u64,
     pub deadline: Duration,
+}
+
+/// Where a command's data is.
+pub enum Source<'a, M> {
+    None,
+    /// Host to controller: these bytes, copied into a bounce buffer.
+    Out(&'a [u8]),
+    /// Controller to host: `len` bytes, for the owner's buffer at `off`.
+    In {
+        off: usize,
+        len: usize,
+    },
+    /// Host to controller: the first `len` bytes of this buffer, read where they are.
+    Filled(DmaBuf<M>, usize),
+}
+
+/// A command not submitted: why, and what the caller handed over.
+pub struct Refusal<M> {
+    pub error: SubmitError,
+    pub owner: Owner,
+    /// The [`Source::Filled`] buffer.
+    pub filled: Option<DmaBuf<M>>,
 }
 
 /// Why a command could not be submitted now.
@@ -162,7 +187,7 @@ fn dma_error(e: DmaError) -> BackendError {
     BackendError::Io(std::io::Error::other(e))
 }
 
-impl<M: DmaRegion> IoQueue<M> {
+impl<M: DmaRegion + Send + Sync + 'static> IoQueue<M> {
     /// A queue pair of `entries` entries that keeps up to `spare_pages` pages of finished
     /// commands' DMA buffers for its next commands ([`Spares`]).
     pub fn new(
@@ -218,10 +243,13 @@ impl<M: DmaRegion> IoQueue<M> {
         sgl: bool,
         max_transfer: u64,
     ) -> Result<(), SubmitError> {
-        let (out, copy_out) = match &cmd.data {
-            Data::None => (None, None),
-            Data::Out(b) => (Some(&b[..]), None),
-            Data::In { off, len } => (None, Some((*off, *len))),
+        let data = match &cmd.data {
+            Data::None => Source::None,
+            Data::Out(b) => Source::Out(&b[..]),
+            Data::In { off, len } => Source::In {
+                off: *off,
+                len: *len,
+            },
         };
         let map = Mapping {
             sgl,
@@ -229,36 +257,64 @@ impl<M: DmaRegion> IoQueue<M> {
             deadline,
         };
         let owner = Owner::Request(Arc::clone(req));
-        self.submit_owned(pool, cmd.sqe, out, copy_out, owner, &map)
-            .map_err(|(e, _)| e)?;
+        self.submit_owned(pool, cmd.sqe, data, owner, &map)
+            .map_err(|r| r.error)?;
         req.lock().outstanding += 1;
         Ok(())
     }
 
     /// Write `sqe` to the SQ for `owner`: with `out` copied into a bounce buffer, or a bounce
-    /// buffer of `copy_out`'s length the completion copies into the owner's buffer. On an
-    /// error nothing was submitted and the owner comes back.
+    /// buffer of `copy_out`'s length the completion copies into the owner's buffer (or lends,
+    /// for [`Owner::Lend`]), or with `filled`'s bytes where they are. On an error nothing was
+    /// submitted and the owner and `filled` come back.
     pub fn submit_owned(
         &mut self,
         pool: &PagePool<M>,
         mut sqe: Sqe,
-        out: Option<&[u8]>,
-        copy_out: Option<(usize, usize)>,
+        data: Source<'_, M>,
         owner: Owner,
         map: &Mapping,
-    ) -> Result<(), (SubmitError, Owner)> {
+    ) -> Result<(), Refusal<M>> {
+        let refuse = |e, owner, data: Source<'_, M>| Refusal {
+            error: e,
+            owner,
+            filled: match data {
+                Source::Filled(b, _) => Some(b),
+                _ => None,
+            },
+        };
         if self.qp.sq().is_full() {
-            return Err((SubmitError::Busy, owner));
+            return Err(refuse(SubmitError::Busy, owner, data));
         }
-        let len = out.map_or(0, <[u8]>::len) + copy_out.map_or(0, |(_, l)| l);
-        let (buf, lists) = if len == 0 {
-            (None, None)
-        } else {
-            let spares = &mut self.spares;
-            match map_data(pool, spares, &mut sqe, len, out, map.sgl, map.max_transfer) {
-                Ok((buf, lists)) => (Some(buf), lists),
-                Err(MapError::Exhausted) => return Err((SubmitError::Busy, owner)),
-                Err(MapError::Failed(e)) => return Err((SubmitError::Failed(e), owner)),
+        let was_filled = matches!(data, Source::Filled(..));
+        let (buf, copy_out, lists) = match data {
+            Source::None => (None, None, None),
+            data => {
+                let (buf, len, copy_out) = match data {
+                    Source::Filled(b, len) => (b, len, None),
+                    Source::Out(bytes) => match self.bounce(pool, bytes.len(), Some(bytes)) {
+                        Ok(b) => (b, bytes.len(), None),
+                        Err(e) => return Err(refuse(e.into(), owner, Source::None)),
+                    },
+                    Source::In { off, len } => match self.bounce(pool, len, None) {
+                        Ok(b) => (b, len, Some((off, len))),
+                        Err(e) => return Err(refuse(e.into(), owner, Source::None)),
+                    },
+                    Source::None => return Err(refuse(SubmitError::Busy, owner, Source::None)),
+                };
+                let spares = &mut self.spares;
+                match describe(pool, spares, &mut sqe, &buf, len, map.sgl, map.max_transfer) {
+                    Ok(lists) => (Some(buf), copy_out, lists),
+                    Err(e) => {
+                        let back = if was_filled {
+                            Source::Filled(buf, len)
+                        } else {
+                            self.spares.give(buf);
+                            Source::None
+                        };
+                        return Err(refuse(e.into(), owner, back));
+                    }
+                }
             }
         };
         let ctx = Inflight {
@@ -274,12 +330,54 @@ impl<M: DmaRegion> IoQueue<M> {
                 self.next_check = self.next_check.min(map.deadline);
                 Ok(())
             }
-            Err((QueueError::Full, ctx)) => Err((SubmitError::Busy, ctx.owner)),
-            Err((e, ctx)) => Err((
-                SubmitError::Failed(BackendError::Io(std::io::Error::other(e))),
-                ctx.owner,
-            )),
+            Err((e, ctx)) => {
+                let error = match e {
+                    QueueError::Full => SubmitError::Busy,
+                    e => SubmitError::Failed(BackendError::Io(std::io::Error::other(e))),
+                };
+                let filled = match ctx.buf {
+                    Some(b) if was_filled => Some(b),
+                    b => {
+                        b.into_iter().for_each(|b| self.spares.give(b));
+                        None
+                    }
+                };
+                Err(Refusal {
+                    error,
+                    owner: ctx.owner,
+                    filled,
+                })
+            }
         }
+    }
+
+    /// A bounce buffer of `len` bytes from the spares or `pool`, holding `out` when given.
+    fn bounce(
+        &mut self,
+        pool: &PagePool<M>,
+        len: usize,
+        out: Option<&[u8]>,
+    ) -> Result<DmaBuf<M>, MapError> {
+        // A write fills all `len` bytes the device reads; a read copies out only what a
+        // successful completion says the device wrote: no need to zero the buffer first.
+        let buf = self.spares.take(pool, len)?;
+        if let Some(bytes) = out {
+            if let Err(e) = buf.write_bytes(0, bytes) {
+                self.spares.give(buf);
+                return Err(e.into());
+            }
+        }
+        Ok(buf)
+    }
+
+    /// A buffer of `len` bytes for the caller to fill and submit with [`Source::Filled`].
+    pub fn lend_buffer(&mut self, pool: &PagePool<M>, len: usize) -> Option<DmaBuf<M>> {
+        self.spares.take(pool, len).ok()
+    }
+
+    /// Keep `buf` for the queue's next commands (a lent buffer given back).
+    pub fn keep(&mut self, buf: DmaBuf<M>) {
+        self.spares.give(buf);
     }
 
     /// Hand `owner`'s finished polled commands to `done`; returns how many.
@@ -301,7 +399,11 @@ impl<M: DmaRegion> IoQueue<M> {
     pub fn forget(&mut self, owner: u32) {
         self.finished.retain(|p| token_owner(p.token) != owner);
         for (_, ctx) in self.qp.outstanding_mut() {
-            if matches!(ctx.owner, Owner::Token { token, .. } if token_owner(token) == owner) {
+            let token = match ctx.owner {
+                Owner::Token { token, .. } | Owner::Lend { token } => Some(token),
+                Owner::Request(_) | Owner::Orphan => None,
+            };
+            if token.is_some_and(|t| token_owner(t) == owner) {
                 ctx.owner = Owner::Orphan;
             }
         }
@@ -312,7 +414,7 @@ impl<M: DmaRegion> IoQueue<M> {
     pub fn orphan_all(&mut self) {
         self.finished.clear();
         for (_, ctx) in self.qp.outstanding_mut() {
-            if let Owner::Token { .. } = ctx.owner {
+            if let Owner::Token { .. } | Owner::Lend { .. } = ctx.owner {
                 ctx.owner = Owner::Orphan;
             }
         }
@@ -392,11 +494,10 @@ impl<M: DmaRegion> IoQueue<M> {
                     req.fail(err());
                     req.lock().outstanding -= 1;
                 }
-                Owner::Token { token, buf } => self.finished.push(Polled {
-                    token,
-                    result: Err(err()),
-                    buf,
-                }),
+                Owner::Token { token, buf } => {
+                    self.finished.push(Polled::new(token, Err(err()), buf));
+                }
+                Owner::Lend { token } => self.finished.push(Polled::new(token, Err(err()), None)),
                 Owner::Orphan => {}
             }
         }
@@ -404,7 +505,7 @@ impl<M: DmaRegion> IoQueue<M> {
     }
 }
 
-fn finish<M: DmaRegion>(
+fn finish<M: DmaRegion + Send + Sync + 'static>(
     ctx: Inflight<M>,
     cqe: &Cqe,
     finished: &mut Vec<Polled>,
@@ -412,7 +513,7 @@ fn finish<M: DmaRegion>(
 ) {
     let Inflight {
         owner,
-        buf: dma,
+        buf: mut dma,
         _lists: lists,
         copy_out,
         abort_deadline,
@@ -458,7 +559,20 @@ fn finish<M: DmaRegion>(
                 (Ok(r), Some(dst)) => copy(dst).map(|()| r),
                 (r, _) => r,
             };
-            finished.push(Polled { token, result, buf });
+            finished.push(Polled::new(token, result, buf));
+        }
+        Owner::Lend { token } => {
+            // The data stays in the DMA buffer: lent to the caller, which gives it back.
+            let lease = match (&result, copy_out) {
+                (Ok(_), Some((_, len))) => dma.take().map(|b| b.lend(len)),
+                _ => None,
+            };
+            finished.push(Polled {
+                token,
+                result,
+                buf: None,
+                lease,
+            });
         }
         Owner::Orphan => {}
     }
@@ -473,6 +587,15 @@ enum MapError {
     Failed(BackendError),
 }
 
+impl From<MapError> for SubmitError {
+    fn from(e: MapError) -> SubmitError {
+        match e {
+            MapError::Exhausted => SubmitError::Busy,
+            MapError::Failed(e) => SubmitError::Failed(e),
+        }
+    }
+}
+
 impl From<DmaError> for MapError {
     fn from(e: DmaError) -> MapError {
         match e {
@@ -482,24 +605,17 @@ impl From<DmaError> for MapError {
     }
 }
 
-/// Allocate the bounce buffer (filled for writes) and describe it in `sqe`'s data pointer;
-/// PRP list pages, when the transfer needs them, come back as one run. Nothing here touches
-/// the heap.
-fn map_data<M: DmaRegion>(
+/// Describe `buf`'s first `len` bytes in `sqe`'s data pointer; PRP list pages, when the
+/// transfer needs them, come back as one run. Nothing here touches the heap.
+fn describe<M: DmaRegion>(
     pool: &PagePool<M>,
     spares: &mut Spares<M>,
     sqe: &mut Sqe,
+    buf: &DmaBuf<M>,
     len: usize,
-    out: Option<&[u8]>,
     sgl: bool,
     max_transfer: u64,
-) -> Result<(DmaBuf<M>, Option<DmaBuf<M>>), MapError> {
-    // A write fills all `len` bytes the device reads; a read copies out only what a successful
-    // completion says the device wrote: no need to zero the buffer first.
-    let buf = spares.take(pool, len)?;
-    if let Some(bytes) = out {
-        buf.write_bytes(0, bytes)?;
-    }
+) -> Result<Option<DmaBuf<M>>, MapError> {
     if sgl {
         // One SGL Data Block descriptor, type 0 subtype 0: address, length, byte 15 = 00h
         // (NVMe Base 2.0 §4.3.2, Figure 118); the bounce buffer is contiguous in IOVA space.
@@ -507,7 +623,7 @@ fn map_data<M: DmaRegion>(
         sqe.dptr = [0; 16];
         sqe.dptr[..8].copy_from_slice(&buf.iova().to_le_bytes());
         sqe.dptr[8..12].copy_from_slice(&(len as u32).to_le_bytes());
-        return Ok((buf, None));
+        return Ok(None);
     }
     let page = PageSize::MIN;
     let prps = Contiguous::new(page, buf.iova(), len, max_transfer)
@@ -531,7 +647,7 @@ fn map_data<M: DmaRegion>(
     }
     let (prp1, prp2) = prps.prp1_prp2(run);
     set_prps(sqe, prp1, prp2);
-    Ok((buf, lists))
+    Ok(lists)
 }
 
 /// Split `blocks` blocks at `lba` into commands of at most `max_blocks` each, built by

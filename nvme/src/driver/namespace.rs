@@ -14,9 +14,10 @@ use super::dma::DmaRegion;
 use super::error::DriverError;
 use super::io::{self, Data, IoCmd, Request};
 use super::nvme_driver::{NvmeDriver, FUA, MAX_NLB};
+use super::owned::PolledData;
 use crate::backend::{
-    blocks_in, check_range, Backend, BackendError, BackendInfo, IoFuture, Polled, PolledBackend,
-    QueuedBackend, Refused, ZonedBackend, ZonedGeometry,
+    blocks_in, check_range, Backend, BackendError, BackendInfo, DmaLease, IoFuture, LeaseHome,
+    Polled, PolledBackend, QueuedBackend, Refused, ZonedBackend, ZonedGeometry,
 };
 use crate::opcode::IoOpcode;
 
@@ -316,8 +317,8 @@ impl<M: DmaRegion + Send + Sync + 'static> PolledBackend for DriverNamespace<M> 
         }
         let sqe = io::rw_sqe(IoOpcode::Read.to_u8(), self.nsid(), lba, blocks, 0);
         self.driver
-            .start_polled(sqe, None, Some(buf), token)
-            .map_err(|(why, buf)| (why, buf.unwrap_or_default()))
+            .start_polled(sqe, PolledData::Into(buf), token)
+            .map_err(|(why, buf, _)| (why, buf.unwrap_or_default()))
     }
 
     fn start_write(&self, lba: u64, data: &[u8], fua: bool, token: u64) -> Result<(), Refused> {
@@ -328,8 +329,8 @@ impl<M: DmaRegion + Send + Sync + 'static> PolledBackend for DriverNamespace<M> 
         let flags = if fua { FUA } else { 0 };
         let sqe = io::rw_sqe(IoOpcode::Write.to_u8(), self.nsid(), lba, blocks, flags);
         self.driver
-            .start_polled(sqe, Some(data), None, token)
-            .map_err(|(why, _)| why)
+            .start_polled(sqe, PolledData::Copy(data), token)
+            .map_err(|(why, ..)| why)
     }
 
     fn reap(&self, owner: u32, done: &mut dyn FnMut(Polled)) -> usize {
@@ -338,5 +339,63 @@ impl<M: DmaRegion + Send + Sync + 'static> PolledBackend for DriverNamespace<M> 
 
     fn forget(&self, owner: u32) {
         self.driver.forget_owner(owner);
+    }
+
+    fn lease_home(&self) -> Option<Arc<dyn LeaseHome>> {
+        // Only memory with an address can be sent or received without a copy.
+        self.driver.pool.addr()?;
+        Some(self.driver.pool.home())
+    }
+
+    fn start_read_lent(&self, lba: u64, len: usize, token: u64) -> Result<(), Refused> {
+        let blocks = self.check(lba, len).map_err(Refused::Failed)?;
+        if blocks > self.transfer_blocks() {
+            return Err(Refused::Unsupported);
+        }
+        let sqe = io::rw_sqe(IoOpcode::Read.to_u8(), self.nsid(), lba, blocks, 0);
+        self.driver
+            .start_polled(sqe, PolledData::Lend(len), token)
+            .map_err(|(why, ..)| why)
+    }
+
+    fn lend(&self, len: usize) -> Option<DmaLease> {
+        self.driver.lend_buffer(len).map(|b| b.lend(len))
+    }
+
+    fn start_write_lent(
+        &self,
+        lba: u64,
+        data: DmaLease,
+        fua: bool,
+        token: u64,
+    ) -> Result<(), (Refused, DmaLease)> {
+        let len = data.len();
+        let blocks = match self.check(lba, len) {
+            Ok(b) => b,
+            Err(e) => return Err((Refused::Failed(e), data)),
+        };
+        if blocks > self.transfer_blocks() {
+            return Err((Refused::Unsupported, data));
+        }
+        let buf = match self.driver.pool.reclaim(data) {
+            Ok(b) => b,
+            Err(data) => {
+                let e = std::io::Error::other("a write's buffer lent by another drive");
+                return Err((Refused::Failed(BackendError::Io(e)), data));
+            }
+        };
+        let flags = if fua { FUA } else { 0 };
+        let sqe = io::rw_sqe(IoOpcode::Write.to_u8(), self.nsid(), lba, blocks, flags);
+        self.driver
+            .start_polled(sqe, PolledData::Filled(buf, len), token)
+            .map_err(|(why, _, filled)| match filled {
+                Some(b) => (why, b.lend(len)),
+                // A refused filled write always hands its buffer back; were it lost, the
+                // host must hear of it rather than have nothing written.
+                None => {
+                    let e = std::io::Error::other("a write's buffer was lost");
+                    (Refused::Failed(BackendError::Io(e)), DmaLease::empty())
+                }
+            })
     }
 }

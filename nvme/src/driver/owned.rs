@@ -25,8 +25,9 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 
 use super::dma::DmaRegion;
-use super::io::{self, IoQueue, Owner, SubmitError};
+use super::io::{self, IoQueue, Owner, Refusal, Source, SubmitError};
 use super::nvme_driver::{NvmeDriver, GONE, RUNNING};
+use super::pool::DmaBuf;
 use crate::backend::{BackendError, Polled, Refused};
 
 thread_local! {
@@ -45,6 +46,8 @@ trait Held {
 struct OwnedPair<M: DmaRegion + Send + Sync + 'static> {
     driver: Weak<NvmeDriver<M>>,
     id: u64,
+    /// The driver's DMA pool ([`super::pool::PagePool::id`]), for lent buffers coming back.
+    pool_id: usize,
     /// `None`: the driver had no pair left for this thread.
     pair: Option<(IoQueue<M>, u64)>,
 }
@@ -99,6 +102,7 @@ where
                 held.push(Box::new(OwnedPair {
                     driver: Arc::downgrade(driver),
                     id: driver.id,
+                    pool_id: driver.pool.id(),
                     pair: driver.take_unowned(),
                 }));
                 held.len() - 1
@@ -112,7 +116,54 @@ where
     })
 }
 
+/// Keep `buf` (a lent buffer given back) for this thread's owned pair on its pool; without
+/// one (another thread, the pair gone) it goes back to the pool.
+pub(super) fn keep_spare<M: DmaRegion + Send + Sync + 'static>(buf: DmaBuf<M>) {
+    let mut buf = Some(buf);
+    let _ = OWNED.try_with(|cell| {
+        let Ok(mut held) = cell.try_borrow_mut() else {
+            return;
+        };
+        for h in held.iter_mut() {
+            let Some(owned) = h.as_any().downcast_mut::<OwnedPair<M>>() else {
+                continue;
+            };
+            match (owned.pair.as_mut(), buf.take()) {
+                (Some(pair), Some(b)) if owned.pool_id == b.pool_id() => {
+                    pair.0.keep(b);
+                    return;
+                }
+                (_, b) => buf = b,
+            }
+        }
+    });
+}
+
+/// What a polled command moves.
+pub(super) enum PolledData<'a, M> {
+    /// A write's bytes, copied into a bounce buffer.
+    Copy(&'a [u8]),
+    /// A read into the caller's buffer.
+    Into(Vec<u8>),
+    /// A read of this many bytes whose data the completion lends.
+    Lend(usize),
+    /// A write of the first bytes of a buffer the caller filled.
+    Filled(DmaBuf<M>, usize),
+}
+
+/// A polled command not started: why, and the caller's buffer back.
+pub(super) type NotStarted<M> = (Refused, Option<Vec<u8>>, Option<DmaBuf<M>>);
+
 impl<M: DmaRegion + Send + Sync + 'static> NvmeDriver<M> {
+    /// A buffer of `len` bytes for a write's data ([`PolledData::Filled`]): from this thread's
+    /// owned pair's spares, else from the pool.
+    pub(super) fn lend_buffer(self: &Arc<Self>, len: usize) -> Option<DmaBuf<M>> {
+        with_owned(self, |pair| match pair {
+            Some(pair) => pair.0.lend_buffer(&self.pool, len),
+            None => self.pool.alloc_unzeroed(len).ok(),
+        })
+    }
+
     /// Bring an owned pair up to date with the driver's state.
     fn ready(&self, pair: &mut (IoQueue<M>, u64)) -> Ready {
         match self.state.load(Ordering::Acquire) {
@@ -170,28 +221,32 @@ impl<M: DmaRegion + Send + Sync + 'static> NvmeDriver<M> {
     pub(super) fn start_polled(
         self: &Arc<Self>,
         sqe: crate::Sqe,
-        out: Option<&[u8]>,
-        buf: Option<Vec<u8>>,
+        data: PolledData<'_, M>,
         token: u64,
-    ) -> Result<(), (Refused, Option<Vec<u8>>)> {
+    ) -> Result<(), NotStarted<M>> {
+        let back = |why, data: PolledData<'_, M>| match data {
+            PolledData::Into(b) => (why, Some(b), None),
+            PolledData::Filled(b, _) => (why, None, Some(b)),
+            _ => (why, None, None),
+        };
         with_owned(self, move |pair| match pair {
             Some(pair) => match self.ready(pair) {
                 // The doorbell waits for the owner's next reap: one MMIO write for every
                 // command a reactor turn starts (SPDK's delayed submission does the same).
-                Ready::Run => self.start_on(&mut pair.0, sqe, out, buf, token, false),
-                Ready::Wait => Err((Refused::Busy, buf)),
-                Ready::Gone(why) => Err((Refused::Failed(BackendError::Gone(why)), buf)),
+                Ready::Run => self.start_on(&mut pair.0, sqe, data, token, false),
+                Ready::Wait => Err(back(Refused::Busy, data)),
+                Ready::Gone(why) => Err(back(Refused::Failed(BackendError::Gone(why)), data)),
             },
             None => {
                 if self.state.load(Ordering::Acquire) == GONE {
                     let why = BackendError::Gone(self.gone_reason());
-                    return Err((Refused::Failed(why), buf));
+                    return Err(back(Refused::Failed(why), data));
                 }
                 let mut q = self.lane(self.queue_index());
                 if self.state.load(Ordering::Acquire) != RUNNING {
-                    return Err((Refused::Busy, buf));
+                    return Err(back(Refused::Busy, data));
                 }
-                self.start_on(&mut q, sqe, out, buf, token, true)
+                self.start_on(&mut q, sqe, data, token, true)
             }
         })
     }
@@ -201,39 +256,55 @@ impl<M: DmaRegion + Send + Sync + 'static> NvmeDriver<M> {
         &self,
         q: &mut IoQueue<M>,
         sqe: crate::Sqe,
-        out: Option<&[u8]>,
-        buf: Option<Vec<u8>>,
+        data: PolledData<'_, M>,
         token: u64,
         ring: bool,
-    ) -> Result<(), (Refused, Option<Vec<u8>>)> {
+    ) -> Result<(), NotStarted<M>> {
         let map = io::Mapping {
             sgl: self.info.sgl,
             max_transfer: self.info.max_transfer,
             deadline: self.clock.now() + self.opts.timeout,
         };
-        let copy_out = buf.as_ref().map(|b| (0, b.len()));
-        let owner = Owner::Token { token, buf };
+        let (source, owner) = match data {
+            PolledData::Copy(bytes) => (Source::Out(bytes), Owner::Token { token, buf: None }),
+            PolledData::Into(buf) => {
+                let len = buf.len();
+                let owner = Owner::Token {
+                    token,
+                    buf: Some(buf),
+                };
+                (Source::In { off: 0, len }, owner)
+            }
+            PolledData::Lend(len) => (Source::In { off: 0, len }, Owner::Lend { token }),
+            PolledData::Filled(buf, len) => {
+                (Source::Filled(buf, len), Owner::Token { token, buf: None })
+            }
+        };
         let busy = q.outstanding() > 0;
-        match q.submit_owned(&self.pool, sqe, out, copy_out, owner, &map) {
+        match q.submit_owned(&self.pool, sqe, source, owner, &map) {
             Ok(()) => {
                 if ring {
                     q.ring(&*self.mmio);
                 }
                 Ok(())
             }
-            Err((e, owner)) => {
+            Err(Refusal {
+                error,
+                owner,
+                filled,
+            }) => {
                 let buf = match owner {
                     Owner::Token { buf, .. } => buf,
                     _ => None,
                 };
-                let why = match e {
+                let why = match error {
                     SubmitError::Busy if busy => Refused::Busy,
                     SubmitError::Busy => Refused::Failed(BackendError::Io(std::io::Error::other(
                         "DMA pool has no room for the transfer",
                     ))),
                     SubmitError::Failed(e) => Refused::Failed(e),
                 };
-                Err((why, buf))
+                Err((why, buf, filled))
             }
         }
     }

@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::dma::{check_bounds, DmaError, DmaRegion};
+use crate::backend::{DmaLease, LeaseHome};
 
 static ZERO_PAGE: [u8; 4096] = [0; 4096];
 
@@ -70,6 +71,44 @@ impl<M: DmaRegion> PagePool<M> {
 
     pub fn page_size(&self) -> usize {
         self.inner.page_size
+    }
+
+    /// What tells this pool's buffers from another pool's ([`DmaBuf::pool_id`]).
+    pub fn id(&self) -> usize {
+        Arc::as_ptr(&self.inner).cast::<()>() as usize
+    }
+
+    /// The pages of a lease this pool lent ([`DmaBuf::lend`]) as a buffer again; a lease of
+    /// another home comes back.
+    pub fn reclaim(&self, lease: DmaLease) -> Result<DmaBuf<M>, DmaLease>
+    where
+        M: DmaRegion + Send + Sync + 'static,
+    {
+        if lease.home_id() != Some(self.id()) {
+            return Err(lease);
+        }
+        let tag = lease.into_tag();
+        Ok(DmaBuf {
+            pool: self.inner.clone(),
+            first: (tag >> 32) as usize,
+            pages: (tag & u64::from(u32::MAX)) as usize,
+        })
+    }
+
+    /// Where this pool's lent buffers go back to.
+    pub fn home(&self) -> Arc<dyn LeaseHome>
+    where
+        M: DmaRegion + Send + Sync + 'static,
+    {
+        self.inner.clone()
+    }
+
+    /// The process address of the pool's memory (see [`DmaRegion::addr`]).
+    pub fn addr(&self) -> Option<usize>
+    where
+        M: DmaRegion,
+    {
+        self.inner.mem.addr()
     }
 
     /// Pages not in use.
@@ -151,6 +190,49 @@ impl<M> DmaBuf<M> {
     pub fn pages(&self) -> usize {
         self.pages
     }
+
+    /// The pool it belongs to ([`PagePool::id`]).
+    pub fn pool_id(&self) -> usize {
+        Arc::as_ptr(&self.pool).cast::<()>() as usize
+    }
+}
+
+impl<M: DmaRegion + Send + Sync + 'static> DmaBuf<M> {
+    /// Lend the buffer out with `len` bytes of it in use; dropping the lease gives the pages
+    /// back to the calling thread's queue on this pool, else to the pool.
+    pub fn lend(mut self, len: usize) -> DmaLease {
+        let home: Arc<dyn LeaseHome> = self.pool.clone();
+        let lease = DmaLease::new(home, self.first, self.pages, len);
+        // Nothing left to free: the lease has the pages now.
+        self.pages = 0;
+        lease
+    }
+}
+
+impl<M: DmaRegion + Send + Sync + 'static> LeaseHome for PoolInner<M> {
+    fn addr(&self, first: usize) -> Option<usize> {
+        self.mem.addr().map(|a| a + first * self.page_size)
+    }
+
+    fn read(&self, first: usize, off: usize, dst: &mut [u8]) -> bool {
+        self.mem
+            .read_bytes(first * self.page_size + off, dst)
+            .is_ok()
+    }
+
+    fn write(&self, first: usize, off: usize, src: &[u8]) -> bool {
+        self.mem
+            .write_bytes(first * self.page_size + off, src)
+            .is_ok()
+    }
+
+    fn give_back(self: Arc<Self>, first: usize, pages: usize) {
+        super::owned::keep_spare(DmaBuf {
+            pool: self,
+            first,
+            pages,
+        });
+    }
 }
 
 /// Bounce buffers one queue pair keeps for its next commands, by page count, so that a queue
@@ -213,6 +295,9 @@ impl<M: DmaRegion> Spares<M> {
 
 impl<M> Drop for DmaBuf<M> {
     fn drop(&mut self) {
+        if self.pages == 0 {
+            return;
+        }
         let mut used = self.pool.lock();
         used[self.first..self.first + self.pages]
             .iter_mut()
@@ -246,6 +331,10 @@ impl<M: DmaRegion> DmaRegion for DmaBuf<M> {
     fn write_bytes(&self, off: usize, src: &[u8]) -> Result<(), DmaError> {
         check_bounds(off, src.len(), self.len())?;
         self.pool.mem.write_bytes(self.base() + off, src)
+    }
+
+    fn addr(&self) -> Option<usize> {
+        self.pool.mem.addr().map(|a| a + self.base())
     }
 
     fn read_u16(&self, off: usize) -> Result<u16, DmaError> {

@@ -106,6 +106,10 @@ impl DmaRegion for HugeDma {
     fn write_bytes(&self, off: usize, src: &[u8]) -> Result<(), DmaError> {
         self.mem.write_bytes(off, src)
     }
+    fn addr(&self) -> Option<usize> {
+        // Mapped until drop, at a fixed address.
+        Some(self.mem.base.as_ptr() as usize)
+    }
     fn read_u16(&self, off: usize) -> Result<u16, DmaError> {
         self.mem.read_u16(off)
     }

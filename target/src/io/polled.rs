@@ -19,11 +19,14 @@ use crate::status_map::{backend_status, Op};
 
 /// What a slot's command moves.
 enum Transfer {
-    /// `len` bytes at `lba` into `buf` (held here until the command is started).
+    /// `len` bytes at `lba` into `buf` (held here until the command is started), or with
+    /// `lent` into the drive's DMA memory, which the response lends the transport (`buf` then
+    /// goes back to the transport's pool with the response).
     Read {
         lba: u64,
         len: usize,
         buf: Option<Vec<u8>>,
+        lent: bool,
     },
     /// The host's data to `lba`; the pooled part goes back to the transport with the response.
     Write {
@@ -168,6 +171,7 @@ impl PolledIo {
                 lba,
                 len,
                 buf: Some(vec),
+                lent: ns.lent.is_some(),
             },
             drive,
         };
@@ -230,6 +234,12 @@ impl PolledIo {
             return Err(Refused::Unsupported);
         };
         match &mut slot.transfer {
+            Transfer::Read {
+                lba,
+                len,
+                lent: true,
+                ..
+            } => backend.start_read_lent(*lba, *len, token),
             Transfer::Read { lba, buf, .. } => {
                 let Some(b) = buf.take() else {
                     return Ok(());
@@ -352,7 +362,7 @@ fn complete(cx: &Ctx<'_>, ns: &Namespace, slot: Slot, p: Polled) -> Answer {
         (Transfer::Read { .. }, Err(e)) => Err(backend_status(e, Op::Read)),
         (Transfer::Write { .. }, Err(e)) => Err(backend_status(e, Op::Write)),
     };
-    finish(Some(cx), ns, slot, result, p.buf)
+    finish(Some(cx), ns, slot, result, Some(p))
 }
 
 /// Build `slot`'s response (success carries a read's data in `buf`; pooled buffers go back
@@ -363,8 +373,9 @@ fn finish(
     ns: &Namespace,
     slot: Slot,
     result: Result<(), Status>,
-    buf: Option<Vec<u8>>,
+    p: Option<Polled>,
 ) -> Answer {
+    let (buf, lease) = p.map_or((None, None), |p| (p.buf, p.lease));
     let Slot {
         cid,
         sqe,
@@ -373,6 +384,26 @@ fn finish(
         ..
     } = slot;
     let r = match (transfer, result) {
+        (
+            Transfer::Read {
+                len,
+                buf: held,
+                lent: true,
+                ..
+            },
+            Ok(()),
+        ) => {
+            // The data stays in the drive's DMA memory: the transport sends it from there.
+            let spare = held.map(|b| DataBuf::reuse(b, len));
+            match (lease, ns.lent.as_ref()) {
+                (Some(lease), Some(bridge)) => match bridge.lend(lease) {
+                    Ok(lent) => Response::success().with_lent(lent).returning(spare),
+                    Err(lease) => copied(lease, spare, len),
+                },
+                (Some(lease), None) => copied(lease, spare, len),
+                (None, _) => Response::status(Status::INTERNAL_ERROR).returning(spare),
+            }
+        }
         (Transfer::Read { len, .. }, Ok(())) => {
             Response::success().with_buf(DataBuf::reuse(buf.unwrap_or_default(), len))
         }
@@ -392,4 +423,15 @@ fn finish(
         probe.record(ns, &r);
     }
     (cid, r)
+}
+
+/// A read's data that the drive lent but that cannot be sent from where it is, copied into
+/// the transport's buffer.
+fn copied(lease: nvme::backend::DmaLease, spare: Option<DataBuf>, len: usize) -> Response {
+    let mut buf = spare.unwrap_or_else(|| DataBuf::zeroed(len));
+    if lease.read(0, buf.as_mut_slice()) {
+        Response::success().with_buf(buf)
+    } else {
+        Response::status(Status::INTERNAL_ERROR).returning(Some(buf))
+    }
 }

@@ -24,21 +24,35 @@ impl TargetConnection {
             // CQE (status and command specific fields all zero) is the true one.
             let success = fc_disabled && resp.status.is_success() && resp.dw0 == 0 && resp.dw1 == 0;
             let piece = (self.config.max_c2h_pdu.max(4) & !3) as usize;
-            match resp.data {
+            let slot = match resp.data.take() {
                 Some(Payload::Buf(mut buf)) => {
-                    // C2HData PDUs in offset order (§3.6.2.9), each carrying its part of the
-                    // pooled buffer, which goes back to the pool once the last part is sent:
-                    // no copy, no allocation.
                     buf.truncate(total);
-                    let slot = self.out.hold(buf);
+                    Some(self.out.hold(buf))
+                }
+                Some(Payload::Lent(mut lent)) => {
+                    lent.truncate(total);
+                    Some(self.out.hold_lent(lent))
+                }
+                shared => {
+                    resp.data = shared;
+                    None
+                }
+            };
+            match (slot, resp.data) {
+                (Some(slot), _) => {
+                    // C2HData PDUs in offset order (§3.6.2.9), each carrying its part of the
+                    // held buffer (pooled memory, or the drive's DMA memory the data was read
+                    // into), which goes back once the last part is sent: no copy, no
+                    // allocation.
                     let opts = self.encode_options();
                     let mut off = 0;
                     while off < total {
                         let n = piece.min(total - off);
                         let last = off + n == total;
                         let pdu = c2h_pdu(cid, off, n, last, success);
+                        let out = &self.out;
                         let (head, _, ddgst) =
-                            pdu.encode_head(opts, &self.out.held(slot)[off..off + n]);
+                            pdu.encode_head_for(opts, n, |k| out.held_digest(slot, off, off + k));
                         self.out.push_inline(head);
                         self.out.push_part(slot, off, off + n, last);
                         if let Some(d) = ddgst {
@@ -47,7 +61,7 @@ impl TargetConnection {
                         off += n;
                     }
                 }
-                Some(Payload::Shared(data)) => {
+                (None, Some(Payload::Shared(data))) => {
                     let mut off = 0;
                     while off < total {
                         let n = piece.min(total - off);
@@ -58,7 +72,7 @@ impl TargetConnection {
                         off += n;
                     }
                 }
-                None => {}
+                (None, _) => {}
             }
             if success {
                 return;

@@ -113,11 +113,7 @@ impl PolledRing {
                 }
                 ring.forget(tag);
                 let err = std::io::Error::new(e.kind(), e.to_string());
-                done(Polled {
-                    token,
-                    result: Err(BackendError::Io(err)),
-                    buf: None,
-                });
+                done(Polled::new(token, Err(BackendError::Io(err)), None));
                 n += 1;
                 false
             });
@@ -141,7 +137,7 @@ impl PolledRing {
                 self.keep(buf);
                 None
             };
-            done(Polled { token, result, buf });
+            done(Polled::new(token, result, buf));
             n += 1;
         }
         n
