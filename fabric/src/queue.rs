@@ -27,6 +27,9 @@ pub struct Request {
     /// then `None`. Handing it back in the [`Response`] returns it to the pool, so large
     /// writes allocate nothing either.
     pub h2c_buf: Option<DataBuf>,
+    /// On an I/O queue, host data the transport received into device memory the handler lent
+    /// for it ([`QueueHandler::lend_h2c`]); `data` and `h2c_buf` are then `None`.
+    pub h2c_lent: Option<Lent>,
 }
 
 impl Request {
@@ -36,6 +39,7 @@ impl Request {
             data,
             c2h_buf: None,
             h2c_buf: None,
+            h2c_lent: None,
         }
     }
 
@@ -242,6 +246,12 @@ pub trait QueueHandler: Send + 'static {
     fn teardown(&self) -> CancellationToken;
     /// Called once when the transport connection is gone, for whatever reason.
     fn disconnected(&mut self);
+    /// Device memory for the `len` bytes of host data `sqe` brings, when the handler's backend
+    /// takes them from there without a copy (a drive's DMA memory): the transport receives
+    /// the data straight into it and hands it over in [`Request::h2c_lent`]. Default: none.
+    fn lend_h2c(&mut self, _sqe: &Sqe, _len: u32) -> Option<Lent> {
+        None
+    }
     /// Admin queues only: the host reused the CID of the outstanding Asynchronous Event
     /// Request `cid`, so it abandoned that AER on its side. The transport sends no completion
     /// for it and drops its response whenever it arrives; release what holds the request

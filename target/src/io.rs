@@ -5,10 +5,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use fabric::queue::{Completion, DataBuf, QueueHandler, Request, Response};
+use fabric::queue::{Completion, DataBuf, Lent, QueueHandler, Request, Response};
 use nvme::command::{
     DatasetManagement, DsmRange, FabricsCommand, IoCommand, ReadWrite, WriteZeroes,
 };
+use nvme::opcode::IoOpcode;
 use nvme::{Sgl, Sqe, Status};
 use tokio_util::sync::CancellationToken;
 
@@ -71,6 +72,14 @@ impl IoQueue {
             Err(e) => return fail(e.status()),
         };
         let sgl_len = Sgl::parse(&sqe.dptr).length();
+        let mut req = req;
+        if let Some(lent) = req.h2c_lent.take() {
+            match cmd {
+                IoCommand::Write(rw) => return self.write_lent(rw, lent, (req.sqe, probe)),
+                // Only writes are lent memory (`lend_h2c`); anything else takes a copy.
+                _ => req.h2c_buf = Some(copy_of(&lent)),
+            }
+        }
         match cmd {
             IoCommand::Read(rw) => self.read(rw, sgl_len, req.c2h_buf, (req.sqe, probe)),
             IoCommand::Write(rw) => {
@@ -234,6 +243,38 @@ impl IoQueue {
             };
             r.returning(data.into_pooled())
         })
+    }
+
+    /// A write whose data the transport received into the drive's DMA memory: the drive
+    /// writes it from there. Where that cannot be (the namespace changed since the memory
+    /// was lent, or the write is larger than one drive command) it takes a copy.
+    fn write_lent(&mut self, rw: ReadWrite, lent: Lent, cmd: (Sqe, Probe)) -> Completion {
+        let max = self.ctrl.params.max_transfer();
+        let (ns, len) = match check_rw(&self.namespaces, max, &rw, lent.len() as u64) {
+            Ok(v) => v,
+            Err(s) => return fail(s),
+        };
+        let mut lent = lent;
+        lent.truncate(len);
+        let fua = rw.fua || !self.ctrl.write_cache();
+        if let (Some(bridge), Some(_)) = (ns.lent.as_ref(), ns.backend.polled()) {
+            let lease = bridge.reclaim(lent, len);
+            match self
+                .polled
+                .write_lent(ns, cmd.0, cmd.1, rw.slba, fua, lease)
+            {
+                Ok(Some(r)) => return Completion::Ready(r),
+                Ok(None) => return Completion::Queued,
+                Err(lease) => {
+                    let mut buf = DataBuf::zeroed(len);
+                    if !lease.read(0, buf.as_mut_slice()) {
+                        return fail(Status::INTERNAL_ERROR);
+                    }
+                    return self.write(rw, HostData::Pooled(buf), cmd);
+                }
+            }
+        }
+        self.write(rw, HostData::Pooled(copy_of(&lent)), cmd)
     }
 
     /// Compare (NVM Command Set 1.0 §3.2.1): Compare Failure when any byte differs.
@@ -546,6 +587,14 @@ impl HostData {
     }
 }
 
+/// Lent memory's bytes in a buffer of their own (the rare paths that cannot use them where
+/// they are).
+fn copy_of(lent: &Lent) -> DataBuf {
+    let mut buf = DataBuf::zeroed(lent.len());
+    lent.read(0, buf.as_mut_slice());
+    buf
+}
+
 /// Run `f` inline when the namespace's backend cannot block (no reference counts touched);
 /// otherwise on the blocking pool with its own references.
 fn on_backend<F>(ns: &Arc<Namespace>, counters: &Arc<IoCounters>, f: F) -> Completion
@@ -597,6 +646,18 @@ impl QueueHandler for IoQueue {
                 }))
             }
         }
+    }
+
+    fn lend_h2c(&mut self, sqe: &Sqe, len: u32) -> Option<Lent> {
+        // Writes to a drive that lends its DMA memory, within one drive command.
+        if sqe.opcode != IoOpcode::Write.to_u8() {
+            return None;
+        }
+        self.refresh_namespaces();
+        let ns = self.namespaces.get(&sqe.nsid.get())?;
+        let bridge = ns.lent.as_ref()?;
+        let lease = ns.backend.polled()?.lend(len as usize)?;
+        bridge.lend(lease).ok()
     }
 
     fn has_queued(&self) -> bool {

@@ -30,8 +30,8 @@ use super::pdu::{
 };
 use super::send_queue::SendQueue;
 use crate::queue::{
-    Completion, ConnectionInfo, DataBuf, Payload, QueueHandler, Request, Response, ResponseFuture,
-    Target,
+    Completion, ConnectionInfo, DataBuf, Lent, Payload, QueueHandler, Request, Response,
+    ResponseFuture, Target,
 };
 
 mod c2h;
@@ -557,10 +557,20 @@ impl TargetConnection {
                 debug!(peer = %self.info.peer, cid, ?status, "command data refused");
                 self.respond_status(cid, status);
             }
-            Ok(DataPlan::None) => self.dispatch(sqe, None, None, 0),
-            Ok(DataPlan::InCapsule) => self.dispatch(sqe, Some(data), None, 0),
-            Ok(DataPlan::ToHost(len)) => self.dispatch(sqe, None, None, len),
+            Ok(DataPlan::None) => self.dispatch(sqe, None, None, None, 0),
+            Ok(DataPlan::InCapsule) => self.dispatch(sqe, Some(data), None, None, 0),
+            Ok(DataPlan::ToHost(len)) => self.dispatch(sqe, None, None, None, len),
             Ok(DataPlan::Solicit(total)) => {
+                // An I/O queue's handler may lend device memory (a drive's DMA buffer) for
+                // the data: it is received into it and the drive writes it from there.
+                let lent = match self.queue.as_mut() {
+                    Some(q) if q.qid != 0 => q.handler.lend_h2c(&sqe, total),
+                    _ => None,
+                };
+                let data = match lent {
+                    Some(l) if l.len() == total as usize => H2cData::Lent(l),
+                    _ => H2cData::Nothing,
+                };
                 let tag = self.next_tag();
                 self.commands.insert(
                     cid,
@@ -571,7 +581,7 @@ impl TargetConnection {
                             total,
                             received: 0,
                             next_r2to: 0,
-                            data: H2cData::Nothing,
+                            data,
                             r2ts: R2tRing::default(),
                             digest_failed: false,
                         }),
@@ -680,12 +690,14 @@ impl TargetConnection {
     }
 
     /// Hand a command with all its host data to the target: `data` when it arrived in one
-    /// piece, `gathered` (a pooled buffer) when it came in several.
+    /// piece, `gathered` (a pooled buffer) when it came in several, `lent` when it was
+    /// received into memory the handler lent.
     fn dispatch(
         &mut self,
         sqe: Sqe,
         mut data: Option<Bytes>,
         mut gathered: Option<DataBuf>,
+        lent: Option<Lent>,
         c2h_len: u32,
     ) {
         let cid = sqe.cid();
@@ -717,6 +729,7 @@ impl TargetConnection {
             data,
             c2h_buf,
             h2c_buf: gathered,
+            h2c_lent: lent,
         };
         match queue.handler.submit(request) {
             Completion::Ready(resp) => self.complete(cid, tag, resp),

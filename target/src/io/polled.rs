@@ -9,7 +9,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use fabric::queue::{DataBuf, Response};
-use nvme::backend::{new_owner, Polled, PolledBackend, Refused};
+use nvme::backend::{new_owner, DmaLease, Polled, PolledBackend, Refused};
 use nvme::{Sqe, Status};
 
 use super::{HostData, Probe};
@@ -34,6 +34,14 @@ enum Transfer {
         fua: bool,
         len: usize,
         data: HostData,
+    },
+    /// The host's data, received into the drive's DMA memory, to `lba` (held here until the
+    /// command is started).
+    WriteLent {
+        lba: u64,
+        fua: bool,
+        len: usize,
+        lease: Option<DmaLease>,
     },
 }
 
@@ -210,6 +218,37 @@ impl PolledIo {
         })
     }
 
+    /// Start a write of the lent DMA memory `lease` holds at `lba`; as [`PolledIo::read`].
+    pub(super) fn write_lent(
+        &mut self,
+        ns: &Arc<Namespace>,
+        sqe: Sqe,
+        probe: Probe,
+        lba: u64,
+        fua: bool,
+        lease: DmaLease,
+    ) -> Result<Option<Response>, DmaLease> {
+        let drive = self.drive_of(ns);
+        let slot = Slot {
+            cid: sqe.cid(),
+            sqe,
+            probe,
+            transfer: Transfer::WriteLent {
+                lba,
+                fua,
+                len: lease.len(),
+                lease: Some(lease),
+            },
+            drive,
+        };
+        self.enter(slot).map_err(|back| match back {
+            Some(Transfer::WriteLent {
+                lease: Some(lease), ..
+            }) => lease,
+            _ => DmaLease::empty(),
+        })
+    }
+
     /// Put `slot` in the table and start its command: `Ok(Some)` is an answer now (the backend
     /// refused it), `Ok(None)` a command in the table, `Err` the transfer handed back because the
     /// polled path does not take it (larger than one drive command).
@@ -249,6 +288,19 @@ impl PolledIo {
                     why
                 })
             }
+            Transfer::WriteLent {
+                lba, fua, lease, ..
+            } => {
+                let Some(l) = lease.take() else {
+                    return Ok(());
+                };
+                backend
+                    .start_write_lent(*lba, l, *fua, token)
+                    .map_err(|(why, l)| {
+                        *lease = Some(l);
+                        why
+                    })
+            }
             Transfer::Write { lba, fua, data, .. } => {
                 backend.start_write(*lba, data.as_slice(), *fua, token)?;
                 // The data is in the drive's buffer now: let go of the receive buffer's bytes.
@@ -282,7 +334,9 @@ impl PolledIo {
         let slot = self.release(index)?;
         let status = match (why, &slot.transfer) {
             (Refused::Failed(e), Transfer::Read { .. }) => backend_status(&e, Op::Read),
-            (Refused::Failed(e), Transfer::Write { .. }) => backend_status(&e, Op::Write),
+            (Refused::Failed(e), Transfer::Write { .. } | Transfer::WriteLent { .. }) => {
+                backend_status(&e, Op::Write)
+            }
             // `start` keeps busy commands and hands unsupported ones back; neither gets here.
             (Refused::Busy | Refused::Unsupported, _) => Status::INTERNAL_ERROR,
         };
@@ -355,12 +409,14 @@ fn complete(cx: &Ctx<'_>, ns: &Namespace, slot: Slot, p: Polled) -> Answer {
             cx.counters.add_read(*len as u64);
             Ok(())
         }
-        (Transfer::Write { len, .. }, Ok(_)) => {
+        (Transfer::Write { len, .. } | Transfer::WriteLent { len, .. }, Ok(_)) => {
             cx.counters.add_write(*len as u64);
             Ok(())
         }
         (Transfer::Read { .. }, Err(e)) => Err(backend_status(e, Op::Read)),
-        (Transfer::Write { .. }, Err(e)) => Err(backend_status(e, Op::Write)),
+        (Transfer::Write { .. } | Transfer::WriteLent { .. }, Err(e)) => {
+            Err(backend_status(e, Op::Write))
+        }
     };
     finish(Some(cx), ns, slot, result, Some(p))
 }
@@ -414,6 +470,10 @@ fn finish(
         (Transfer::Write { data, .. }, result) => {
             let status = result.err().unwrap_or(Status::SUCCESS);
             Response::status(status).returning(data.into_pooled())
+        }
+        // The drive gave the DMA memory back to its queue when the write completed.
+        (Transfer::WriteLent { .. }, result) => {
+            Response::status(result.err().unwrap_or(Status::SUCCESS))
         }
     };
     if let Some(cx) = cx {

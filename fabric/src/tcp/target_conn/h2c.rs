@@ -59,6 +59,9 @@ pub(super) enum H2cData {
     /// Several pieces, copied as they arrive into a pooled buffer of the command's size, so
     /// no slice of the receive buffer is kept alive while the rest is solicited.
     Gathered(DataBuf),
+    /// Device memory the handler lent for the data (a drive's DMA buffer of the command's
+    /// size), which every piece is received into.
+    Lent(Lent),
 }
 
 /// Host-to-controller data being solicited with R2Ts (NVMe/TCP 1.0 §3.3.2.2).
@@ -180,7 +183,13 @@ impl TargetConnection {
         }
         let at = x.received as usize;
         x.received += d.datal;
-        if at == 0 && x.received == x.total {
+        if let H2cData::Lent(lent) = &x.data {
+            // In range (R2Ts never reach past the command's total, the lent size); were it
+            // not, the command fails as one whose data did not arrive intact.
+            if !lent.write(at, &data) {
+                x.digest_failed = true;
+            }
+        } else if at == 0 && x.received == x.total {
             x.data = H2cData::Whole(data);
         } else {
             if at == 0 {
@@ -214,9 +223,10 @@ impl TargetConnection {
             return Ok(());
         }
         match x.data {
-            H2cData::Nothing => self.dispatch(cmd.sqe, Some(Bytes::new()), None, 0),
-            H2cData::Whole(b) => self.dispatch(cmd.sqe, Some(b), None, 0),
-            H2cData::Gathered(buf) => self.dispatch(cmd.sqe, None, Some(buf), 0),
+            H2cData::Nothing => self.dispatch(cmd.sqe, Some(Bytes::new()), None, None, 0),
+            H2cData::Whole(b) => self.dispatch(cmd.sqe, Some(b), None, None, 0),
+            H2cData::Gathered(buf) => self.dispatch(cmd.sqe, None, Some(buf), None, 0),
+            H2cData::Lent(lent) => self.dispatch(cmd.sqe, None, None, Some(lent), 0),
         }
         Ok(())
     }
