@@ -80,6 +80,54 @@ pub fn send_chunks(fd: BorrowedFd<'_>, chunks: &[Chunk<'_>]) -> io::Result<usize
     Ok(sent as usize)
 }
 
+/// Receive (nonblocking) into `len` bytes of lent memory at `off` and then into the spare
+/// capacity of `buf`, in one system call: the data of a PDU lands in the lent memory, what
+/// follows it in the buffer. Returns the bytes that went to each; `(0, 0)` means the peer
+/// closed the stream.
+pub fn recv_split(
+    fd: BorrowedFd<'_>,
+    lent: &Lent,
+    off: usize,
+    len: usize,
+    buf: &mut BytesMut,
+) -> io::Result<(usize, usize)> {
+    if !inside(lent, off, len) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "receive range outside the lent memory",
+        ));
+    }
+    let spare = buf.spare_capacity_mut();
+    let mut iov = [
+        libc::iovec {
+            iov_base: (lent.addr() + off) as *mut libc::c_void,
+            iov_len: len,
+        },
+        libc::iovec {
+            iov_base: spare.as_mut_ptr().cast(),
+            iov_len: spare.len(),
+        },
+    ];
+    // SAFETY: an all-zero msghdr is a valid empty message; the fields used are set below.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = iov.as_mut_ptr();
+    msg.msg_iovlen = iov.len() as _;
+    // SAFETY: the first iovec lies inside the lent region (checked above), which stays mapped
+    // while the `Lent` lives and which no device touches before the transport hands it on
+    // (the `LentHome` contract); the second is `buf`'s spare capacity, owned by `buf` for the
+    // call. recvmsg(2) writes at most their lengths into them and nothing else.
+    let n = unsafe { libc::recvmsg(fd.as_raw_fd(), &mut msg, libc::MSG_DONTWAIT) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let n = n as usize;
+    let direct = n.min(len);
+    // SAFETY: recvmsg(2) filled the iovecs in order, so the bytes past `len` (fewer than the
+    // spare capacity) are initialized at the start of the spare capacity.
+    unsafe { buf.set_len(buf.len() + (n - direct)) };
+    Ok((direct, n - direct))
+}
+
 /// Whether `off..off + n` lies inside `lent`.
 fn inside(lent: &Lent, off: usize, n: usize) -> bool {
     off.checked_add(n).is_some_and(|end| end <= lent.len())

@@ -309,8 +309,8 @@ fn reactor_families(engine: &Engine, out: &mut Vec<MetricFamily>) {
     );
     let mut zero_copy = Family::new(
         "ferrofab_reactor_zero_copy_bytes_total",
-        "Data bytes a reactor's connections sent from, or received into, a drive's DMA memory \
-         without a copy.",
+        "Data bytes a reactor's connections moved between the socket and a drive's DMA memory \
+         without a copy: sent from it (c2h) or received into it (h2c).",
         MetricType::COUNTER,
     );
     for (id, r) in reactors.iter().enumerate() {
@@ -322,7 +322,14 @@ fn reactor_families(engine: &Engine, out: &mut Vec<MetricFamily>) {
         polls.counter(&[("reactor", &id), ("state", "busy")], s.busy_polls as f64);
         polls.counter(&[("reactor", &id), ("state", "idle")], s.idle_polls as f64);
         commands.counter(&reactor, s.commands as f64);
-        zero_copy.counter(&reactor, s.zero_copy_bytes as f64);
+        zero_copy.counter(
+            &[("reactor", &id), ("direction", "c2h")],
+            s.zero_copy_sent as f64,
+        );
+        zero_copy.counter(
+            &[("reactor", &id), ("direction", "h2c")],
+            s.zero_copy_received as f64,
+        );
     }
     busy.done(out);
     idle.done(out);

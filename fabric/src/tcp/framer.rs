@@ -79,6 +79,20 @@ pub struct Framer {
     failed: Option<FrameError>,
 }
 
+/// A data-carrying PDU at the front of the buffer whose checked header is in while its data
+/// is still arriving ([`Framer::partial`]).
+#[derive(Clone, Copy, Debug)]
+pub struct PartialPdu {
+    pub header: PduHeader,
+    /// FLAGS as received.
+    pub flags: u8,
+    /// Bytes from the PDU's start to its data (header, header digest, padding).
+    pub data_start: usize,
+    pub data_len: usize,
+    /// A data digest follows the data.
+    pub ddgst: bool,
+}
+
 /// The layout one common header announces, checked against the connection settings.
 #[derive(Clone, Copy, Debug)]
 struct Layout {
@@ -149,6 +163,46 @@ impl Framer {
                 Err(e)
             }
         }
+    }
+
+    /// After [`Framer::next_pdu`] answered `Ok(None)`: the PDU at the front when its header,
+    /// header digest and padding are in and checked and its data has not all arrived, so the
+    /// caller may take the data as it comes ([`Framer::front`], [`Framer::advance`]) instead
+    /// of waiting for the whole PDU.
+    pub fn partial(&self) -> Option<PartialPdu> {
+        if self.failed.is_some() {
+            return None;
+        }
+        let ch = CommonHeader::parse(&self.buf)?;
+        let layout = self.layout(&ch).ok()?;
+        let incomplete = self.buf.len() < layout.plen;
+        if !incomplete || layout.data_len == 0 || self.buf.len() < layout.data_start {
+            return None;
+        }
+        if layout.hdgst {
+            let (hdr, rest) = self.buf.split_at(layout.hlen);
+            if !digest::verify(hdr, rest) {
+                return None;
+            }
+        }
+        let header = PduHeader::parse(&self.buf).ok()?;
+        Some(PartialPdu {
+            header,
+            flags: ch.flags,
+            data_start: layout.data_start,
+            data_len: layout.data_len,
+            ddgst: layout.ddgst,
+        })
+    }
+
+    /// The received bytes not yet framed.
+    pub fn front(&self) -> &[u8] {
+        &self.buf
+    }
+
+    /// Drop `n` received bytes from the front (a caller that took a PDU's parts itself).
+    pub fn advance(&mut self, n: usize) {
+        self.buf.advance(n.min(self.buf.len()));
     }
 
     fn fail(&self, error: FatalError, hdr_len: usize) -> FrameError {

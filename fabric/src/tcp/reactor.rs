@@ -37,7 +37,7 @@ use tracing::{debug, warn};
 use super::reactor_stats::{set_current_reactor, LoopClock, ReactorCounters};
 use super::target_conn::{Event, TargetConnection, TcpTargetConfig};
 use crate::queue::{ConnectionInfo, Response, ResponseFuture, Target, TransportKind};
-use crate::sys::{recv_into_spare, send_chunks, Chunk, MAX_CHUNKS};
+use crate::sys::{recv_into_spare, recv_split, send_chunks, Chunk, MAX_CHUNKS};
 
 /// How long an adaptive reactor keeps spinning after its last piece of work.
 pub const ADAPTIVE_SPIN: Duration = Duration::from_micros(200);
@@ -654,15 +654,27 @@ fn service(c: &mut Conn, worked: &mut bool, waker: &Waker, counters: &ReactorCou
             buf.reserve(RECV_CHUNK.max(c.recv_capacity.saturating_sub(buf.len())));
         }
         let spare = buf.capacity() - buf.len();
-        match recv_into_spare(c.stream.as_fd(), buf) {
-            Ok(0) => {
+        // A write's data being steered into a drive's DMA memory is received straight there,
+        // and what follows it into the buffer, in one call.
+        let (target, buf) = c.conn.recv_targets();
+        let offered = spare + target.map_or(0, |(_, _, len)| len);
+        let received = match target {
+            Some((lent, off, len)) => recv_split(c.stream.as_fd(), lent, off, len, buf),
+            None => recv_into_spare(c.stream.as_fd(), buf).map(|n| (0, n)),
+        };
+        match received {
+            Ok((0, 0)) => {
                 debug!(peer = %c.peer, "host closed the connection");
                 return Verdict::Drop;
             }
-            Ok(n) => {
+            Ok((direct, n)) => {
                 *worked = true;
+                if direct > 0 {
+                    c.conn.steered(direct);
+                    counters.add_zero_copy_received(direct as u64);
+                }
                 // A short read emptied the socket; the next arrival raises a new edge.
-                c.readable = n == spare;
+                c.readable = direct + n == offered;
                 c.conn.process(Instant::now());
                 let received = c.conn.commands_received();
                 counters.add_commands(received.wrapping_sub(c.commands_counted));
@@ -692,7 +704,7 @@ fn service(c: &mut Conn, worked: &mut bool, waker: &Waker, counters: &ReactorCou
                 *worked = true;
                 let q = c.conn.send_queue();
                 q.consume(n);
-                counters.add_zero_copy(q.take_lent_sent());
+                counters.add_zero_copy_sent(q.take_lent_sent());
                 // A short write means the socket buffer is full: wait for EPOLLOUT.
                 if n < offered {
                     c.writable = false;

@@ -35,7 +35,8 @@ pub struct ReactorCounters {
     busy_polls: AtomicU64,
     idle_polls: AtomicU64,
     commands: AtomicU64,
-    zero_copy_bytes: AtomicU64,
+    zero_copy_sent: AtomicU64,
+    zero_copy_received: AtomicU64,
 }
 
 /// A reading of one reactor's counters.
@@ -47,8 +48,10 @@ pub struct ReactorSample {
     pub idle_polls: u64,
     /// Commands (admin and I/O) its connections received.
     pub commands: u64,
-    /// Data bytes its connections sent from, or received into, a drive's DMA memory.
-    pub zero_copy_bytes: u64,
+    /// Data bytes its connections sent straight from a drive's DMA memory (C2H).
+    pub zero_copy_sent: u64,
+    /// Data bytes its connections received straight into a drive's DMA memory (H2C).
+    pub zero_copy_received: u64,
 }
 
 fn bump(c: &AtomicU64, n: u64) {
@@ -63,14 +66,22 @@ impl ReactorCounters {
             busy_polls: self.busy_polls.load(Ordering::Relaxed),
             idle_polls: self.idle_polls.load(Ordering::Relaxed),
             commands: self.commands.load(Ordering::Relaxed),
-            zero_copy_bytes: self.zero_copy_bytes.load(Ordering::Relaxed),
+            zero_copy_sent: self.zero_copy_sent.load(Ordering::Relaxed),
+            zero_copy_received: self.zero_copy_received.load(Ordering::Relaxed),
         }
     }
 
-    /// Count `n` data bytes moved without a copy (the owning reactor only).
-    pub(super) fn add_zero_copy(&self, n: u64) {
+    /// Count `n` data bytes sent from DMA memory (the owning reactor only).
+    pub(super) fn add_zero_copy_sent(&self, n: u64) {
         if n != 0 {
-            bump(&self.zero_copy_bytes, n);
+            bump(&self.zero_copy_sent, n);
+        }
+    }
+
+    /// Count `n` data bytes received into DMA memory (the owning reactor only).
+    pub(super) fn add_zero_copy_received(&self, n: u64) {
+        if n != 0 {
+            bump(&self.zero_copy_received, n);
         }
     }
 

@@ -36,7 +36,9 @@ use crate::queue::{
 
 mod c2h;
 mod h2c;
+mod steer;
 use h2c::{H2cData, H2cTransfer, R2tRing};
+use steer::Steer;
 
 /// Fabrics command type of Connect (NVMe-oF 1.1 §3.3, Figure 19).
 const FCTYPE_CONNECT: u8 = 0x01;
@@ -207,6 +209,8 @@ pub struct TargetConnection {
     events: VecDeque<Event>,
     /// Scratch list for [`TargetConnection::poll_queued`], kept to reuse its room.
     finished: Vec<(u16, Response)>,
+    /// The H2CData PDU whose data is being received into lent memory.
+    steer: Option<Steer>,
 }
 
 impl TargetConnection {
@@ -242,6 +246,7 @@ impl TargetConnection {
             out: SendQueue::default(),
             events: VecDeque::new(),
             finished: Vec::new(),
+            steer: None,
         }
     }
 
@@ -267,8 +272,19 @@ impl TargetConnection {
     /// Process every complete PDU in the receive buffer.
     pub fn process(&mut self, _now: Instant) {
         while self.accepting_input() {
+            if self.steer.is_some() {
+                if self.steer_buffered() {
+                    continue;
+                }
+                break;
+            }
             match self.framer.next_pdu() {
-                Ok(None) => break,
+                Ok(None) => {
+                    if self.try_steer() {
+                        continue;
+                    }
+                    break;
+                }
                 Ok(Some(pdu)) => {
                     if let Err(f) = self.handle_pdu(pdu) {
                         self.fatal(f.error, f.header);

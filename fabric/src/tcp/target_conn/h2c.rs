@@ -132,6 +132,43 @@ impl TargetConnection {
         data: Bytes,
         digest_ok: bool,
     ) -> Result<(), FatalError> {
+        let (cid, done) = self.check_h2c(&d, flags, data.len())?;
+        let Some(Command {
+            phase: Phase::Receiving(x),
+            ..
+        }) = self.commands.get_mut(&cid)
+        else {
+            return Err(FatalError::new(Fes::PduSequenceError, 0));
+        };
+        let at = x.received as usize;
+        if let H2cData::Lent(lent) = &x.data {
+            // In range (R2Ts never reach past the command's total, the lent size); were it
+            // not, the command fails as one whose data did not arrive intact.
+            if !lent.write(at, &data) {
+                x.digest_failed = true;
+            }
+        } else if at == 0 && at + data.len() == x.total as usize {
+            x.data = H2cData::Whole(data);
+        } else {
+            if at == 0 {
+                x.data = H2cData::Gathered(self.out.pool().take(x.total as usize));
+            }
+            if let H2cData::Gathered(buf) = &mut x.data {
+                buf.as_mut_slice()[at..at + data.len()].copy_from_slice(&data);
+            }
+        }
+        self.accept_h2c(cid, &d, done, digest_ok);
+        Ok(())
+    }
+
+    /// The checks of an H2CData header against its command's outstanding R2Ts (§3.3.2.2), for
+    /// `data_len` bytes of data: the command's CID and whether the PDU completes its R2T.
+    pub(super) fn check_h2c(
+        &self,
+        d: &H2CData,
+        flags: u8,
+        data_len: usize,
+    ) -> Result<(u16, bool), FatalError> {
         // §3.3.2.2: an unknown TTAG is an invalid header field at the TTAG offset.
         let Some(&cid) = self.ttags.get(&d.ttag) else {
             return Err(FatalError::field(OFFSET_DATA_TTAG));
@@ -139,7 +176,7 @@ impl TargetConnection {
         if cid != d.cccid {
             return Err(FatalError::field(OFFSET_DATA_CCCID));
         }
-        if d.datal as usize != data.len() {
+        if d.datal as usize != data_len {
             return Err(FatalError::field(OFFSET_DATA_DATAL));
         }
         // §3.3.2.2: DATAL above MAXH2CDATA is Data Transfer Limit Exceeded.
@@ -149,7 +186,7 @@ impl TargetConnection {
         let Some(Command {
             phase: Phase::Receiving(x),
             ..
-        }) = self.commands.get_mut(&cid)
+        }) = self.commands.get(&cid)
         else {
             return Err(FatalError::new(Fes::PduSequenceError, 0));
         };
@@ -175,52 +212,48 @@ impl TargetConnection {
         if (flags & FLAG_LAST_PDU != 0) != done {
             return Err(FatalError::new(Fes::PduSequenceError, 0));
         }
+        Ok((cid, done))
+    }
+
+    /// The data of a checked H2CData PDU ([`TargetConnection::check_h2c`]) is in place:
+    /// count it, solicit more or hand the command on once all its data is in.
+    pub(super) fn accept_h2c(&mut self, cid: u16, d: &H2CData, done: bool, digest_ok: bool) {
+        let Some(Command {
+            phase: Phase::Receiving(x),
+            ..
+        }) = self.commands.get_mut(&cid)
+        else {
+            return;
+        };
         // §3.5.2: a data digest error is not fatal; we keep receiving and fail the command
         // with a Transient Transport Error once its data is in.
         if !digest_ok {
             debug!(peer = %self.info.peer, cid, "data digest error in H2CData");
             x.digest_failed = true;
         }
-        let at = x.received as usize;
         x.received += d.datal;
-        if let H2cData::Lent(lent) = &x.data {
-            // In range (R2Ts never reach past the command's total, the lent size); were it
-            // not, the command fails as one whose data did not arrive intact.
-            if !lent.write(at, &data) {
-                x.digest_failed = true;
-            }
-        } else if at == 0 && x.received == x.total {
-            x.data = H2cData::Whole(data);
-        } else {
-            if at == 0 {
-                x.data = H2cData::Gathered(self.out.pool().take(x.total as usize));
-            }
-            if let H2cData::Gathered(buf) = &mut x.data {
-                buf.as_mut_slice()[at..at + data.len()].copy_from_slice(&data);
-            }
-        }
         if !done {
-            return Ok(());
+            return;
         }
         x.r2ts.pop_front();
         let all_in = x.received >= x.total;
         self.ttags.remove(&d.ttag);
         if !all_in {
             self.issue_r2ts(cid);
-            return Ok(());
+            return;
         }
         let Some(cmd) = self.commands.remove(&cid) else {
-            return Ok(());
+            return;
         };
         let Phase::Receiving(x) = cmd.phase else {
-            return Ok(());
+            return;
         };
         if x.digest_failed {
             if let H2cData::Gathered(buf) = x.data {
                 self.out.pool().give(buf);
             }
             self.respond_status(cid, Status::TRANSIENT_TRANSPORT_ERROR);
-            return Ok(());
+            return;
         }
         match x.data {
             H2cData::Nothing => self.dispatch(cmd.sqe, Some(Bytes::new()), None, None, 0),
@@ -228,6 +261,5 @@ impl TargetConnection {
             H2cData::Gathered(buf) => self.dispatch(cmd.sqe, None, Some(buf), None, 0),
             H2cData::Lent(lent) => self.dispatch(cmd.sqe, None, None, Some(lent), 0),
         }
-        Ok(())
     }
 }

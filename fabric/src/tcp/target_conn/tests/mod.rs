@@ -1,7 +1,7 @@
 //! Tests of the sans-IO NVMe/TCP target connection.
 
 use super::*;
-use crate::queue::{Connected, TransportKind};
+use crate::queue::{Connected, LentHome, TransportKind};
 use crate::tcp::digest;
 use crate::tcp::pdu::{CommonHeader, Digests, FLAG_DDGSTF, FLAG_HDGSTF};
 use ferrofab_sync::CountedLock as _;
@@ -14,6 +14,7 @@ mod cid_reuse;
 mod data;
 mod errors;
 mod init;
+mod steer;
 
 /// A RAM "namespace": Write (01h) and Read (02h) by LBA, Flush (00h) completes later with
 /// DW0 = CDW10, anything else is an invalid opcode.
@@ -22,6 +23,8 @@ struct RamTarget {
     refuse_connects: AtomicU32,
     disconnects: Arc<AtomicU32>,
     teardown: CancellationToken,
+    /// Lend memory for writes' data ([`QueueHandler::lend_h2c`]) from here.
+    lender: Option<Arc<TestLender>>,
 }
 
 impl RamTarget {
@@ -31,7 +34,50 @@ impl RamTarget {
             refuse_connects: AtomicU32::new(0),
             disconnects: Arc::new(AtomicU32::new(0)),
             teardown: CancellationToken::new(),
+            lender: None,
         })
+    }
+
+    /// A target whose I/O queues lend memory for writes' data, as a drive's would.
+    fn lending() -> (Arc<RamTarget>, Arc<TestLender>) {
+        let lender = Arc::new(TestLender::default());
+        let t = Arc::new(RamTarget {
+            store: Arc::new(Mutex::new(vec![0; 4 << 20])),
+            refuse_connects: AtomicU32::new(0),
+            disconnects: Arc::new(AtomicU32::new(0)),
+            teardown: CancellationToken::new(),
+            lender: Some(lender.clone()),
+        });
+        (t, lender)
+    }
+}
+
+/// Lent memory standing in for a drive's DMA memory: one region per lend, kept (never freed)
+/// so an address stays valid, with a count of what was lent and given back.
+#[derive(Default)]
+struct TestLender {
+    regions: Mutex<Vec<Box<[std::sync::atomic::AtomicU8]>>>,
+    lent: AtomicU32,
+    released: AtomicU32,
+}
+
+impl TestLender {
+    fn lend(self: &Arc<Self>, len: usize) -> Lent {
+        let region: Box<[std::sync::atomic::AtomicU8]> = (0..len)
+            .map(|_| std::sync::atomic::AtomicU8::new(0))
+            .collect();
+        let addr = region.as_ptr() as usize;
+        let mut regions = self.regions.lock_counted();
+        regions.push(region);
+        self.lent.fetch_add(1, Ordering::SeqCst);
+        let home: Arc<dyn LentHome> = self.clone();
+        Lent::new(addr, len, regions.len() as u64 - 1, home)
+    }
+}
+
+impl LentHome for TestLender {
+    fn release(&self, _tag: u64) {
+        self.released.fetch_add(1, Ordering::SeqCst);
     }
 }
 
@@ -58,6 +104,7 @@ impl Target for RamTarget {
                 store: self.store.clone(),
                 disconnects: self.disconnects.clone(),
                 teardown: self.teardown.clone(),
+                lender: self.lender.clone(),
             }),
             response: Response::success().with_dw0(0x42),
             qid: (sqe.cdw10.get() >> 16) as u16,
@@ -71,6 +118,7 @@ struct RamQueue {
     store: Arc<Mutex<Vec<u8>>>,
     disconnects: Arc<AtomicU32>,
     teardown: CancellationToken,
+    lender: Option<Arc<TestLender>>,
 }
 
 impl QueueHandler for RamQueue {
@@ -81,7 +129,8 @@ impl QueueHandler for RamQueue {
         let mut store = self.store.lock_counted();
         match sqe.opcode {
             0x01 => {
-                let data = req.host_data();
+                let lent = req.h2c_lent.as_ref().map(Lent::to_vec);
+                let data = lent.as_deref().unwrap_or(req.host_data());
                 if data.len() != len {
                     return Completion::Ready(Response::status(Status::DATA_SGL_LENGTH_INVALID));
                 }
@@ -105,6 +154,11 @@ impl QueueHandler for RamQueue {
 
     fn disconnected(&mut self) {
         self.disconnects.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn lend_h2c(&mut self, sqe: &Sqe, len: u32) -> Option<Lent> {
+        let lender = self.lender.as_ref()?;
+        (sqe.opcode == 0x01).then(|| lender.lend(len as usize))
     }
 }
 
