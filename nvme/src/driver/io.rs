@@ -287,21 +287,22 @@ impl<M: DmaRegion + Send + Sync + 'static> IoQueue<M> {
             return Err(refuse(SubmitError::Busy, owner, data));
         }
         let was_filled = matches!(data, Source::Filled(..));
-        let (buf, copy_out, lists) = match data {
-            Source::None => (None, None, None),
-            data => {
-                let (buf, len, copy_out) = match data {
-                    Source::Filled(b, len) => (b, len, None),
-                    Source::Out(bytes) => match self.bounce(pool, bytes.len(), Some(bytes)) {
-                        Ok(b) => (b, bytes.len(), None),
-                        Err(e) => return Err(refuse(e.into(), owner, Source::None)),
-                    },
-                    Source::In { off, len } => match self.bounce(pool, len, None) {
-                        Ok(b) => (b, len, Some((off, len))),
-                        Err(e) => return Err(refuse(e.into(), owner, Source::None)),
-                    },
-                    Source::None => return Err(refuse(SubmitError::Busy, owner, Source::None)),
-                };
+        // The buffer the device uses, the bytes of it the command moves, and what to copy out.
+        let prepared = match data {
+            Source::None => None,
+            Source::Filled(b, len) => Some((b, len, None)),
+            Source::Out(bytes) => match self.bounce(pool, bytes.len(), Some(bytes)) {
+                Ok(b) => Some((b, bytes.len(), None)),
+                Err(e) => return Err(refuse(e.into(), owner, Source::None)),
+            },
+            Source::In { off, len } => match self.bounce(pool, len, None) {
+                Ok(b) => Some((b, len, Some((off, len)))),
+                Err(e) => return Err(refuse(e.into(), owner, Source::None)),
+            },
+        };
+        let (buf, copy_out, lists) = match prepared {
+            None => (None, None, None),
+            Some((buf, len, copy_out)) => {
                 let spares = &mut self.spares;
                 match describe(pool, spares, &mut sqe, &buf, len, map.sgl, map.max_transfer) {
                     Ok(lists) => (Some(buf), copy_out, lists),

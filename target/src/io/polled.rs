@@ -168,25 +168,19 @@ impl PolledIo {
         len: usize,
         buf: DataBuf,
     ) -> Result<Option<Response>, DataBuf> {
-        let drive = self.drive_of(ns);
         let mut vec = buf.into_vec();
         vec.truncate(len);
-        let slot = Slot {
-            cid: sqe.cid(),
-            sqe,
-            probe,
-            transfer: Transfer::Read {
-                lba,
-                len,
-                buf: Some(vec),
-                lent: ns.lent.is_some(),
-            },
-            drive,
+        let transfer = Transfer::Read {
+            lba,
+            len,
+            buf: Some(vec),
+            lent: ns.lent.is_some(),
         };
-        self.enter(slot).map_err(|back| match back {
-            Some(Transfer::Read { buf: Some(b), .. }) => DataBuf::reuse(b, len),
-            _ => DataBuf::zeroed(len),
-        })
+        self.enter(ns, sqe, probe, transfer)
+            .map_err(|back| match back {
+                Some(Transfer::Read { buf: Some(b), .. }) => DataBuf::reuse(b, len),
+                _ => DataBuf::zeroed(len),
+            })
     }
 
     /// Start a write of the host's `data` at `lba`; as [`PolledIo::read`].
@@ -199,23 +193,17 @@ impl PolledIo {
         fua: bool,
         data: HostData,
     ) -> Result<Option<Response>, HostData> {
-        let drive = self.drive_of(ns);
-        let slot = Slot {
-            cid: sqe.cid(),
-            sqe,
-            probe,
-            transfer: Transfer::Write {
-                lba,
-                fua,
-                len: data.len(),
-                data,
-            },
-            drive,
+        let transfer = Transfer::Write {
+            lba,
+            fua,
+            len: data.len(),
+            data,
         };
-        self.enter(slot).map_err(|back| match back {
-            Some(Transfer::Write { data, .. }) => data,
-            _ => HostData::Shared(Default::default()),
-        })
+        self.enter(ns, sqe, probe, transfer)
+            .map_err(|back| match back {
+                Some(Transfer::Write { data, .. }) => data,
+                _ => HostData::Shared(Default::default()),
+            })
     }
 
     /// Start a write of the lent DMA memory `lease` holds at `lba`; as [`PolledIo::read`].
@@ -228,31 +216,38 @@ impl PolledIo {
         fua: bool,
         lease: DmaLease,
     ) -> Result<Option<Response>, DmaLease> {
-        let drive = self.drive_of(ns);
+        let transfer = Transfer::WriteLent {
+            lba,
+            fua,
+            len: lease.len(),
+            lease: Some(lease),
+        };
+        self.enter(ns, sqe, probe, transfer)
+            .map_err(|back| match back {
+                Some(Transfer::WriteLent {
+                    lease: Some(lease), ..
+                }) => lease,
+                _ => DmaLease::empty(),
+            })
+    }
+
+    /// Put `transfer` on `ns` in the table and start its command: `Ok(Some)` is an answer now
+    /// (the backend refused it), `Ok(None)` a command in the table, `Err` the transfer handed
+    /// back because the polled path does not take it (larger than one drive command).
+    fn enter(
+        &mut self,
+        ns: &Arc<Namespace>,
+        sqe: Sqe,
+        probe: Probe,
+        transfer: Transfer,
+    ) -> Result<Option<Response>, Option<Transfer>> {
         let slot = Slot {
             cid: sqe.cid(),
             sqe,
             probe,
-            transfer: Transfer::WriteLent {
-                lba,
-                fua,
-                len: lease.len(),
-                lease: Some(lease),
-            },
-            drive,
+            transfer,
+            drive: self.drive_of(ns),
         };
-        self.enter(slot).map_err(|back| match back {
-            Some(Transfer::WriteLent {
-                lease: Some(lease), ..
-            }) => lease,
-            _ => DmaLease::empty(),
-        })
-    }
-
-    /// Put `slot` in the table and start its command: `Ok(Some)` is an answer now (the backend
-    /// refused it), `Ok(None)` a command in the table, `Err` the transfer handed back because the
-    /// polled path does not take it (larger than one drive command).
-    fn enter(&mut self, slot: Slot) -> Result<Option<Response>, Option<Transfer>> {
         let index = self.claim(slot);
         match self.start(index) {
             Started::Yes | Started::Later => Ok(None),
