@@ -2,6 +2,9 @@
 //! arbitrary chunks, with a trivial in-memory target behind it. It must never panic, and
 //! everything it sends must be well-formed PDUs a host can frame.
 //!
+//! Writes whose CDW13 bit 1 is set get memory lent for their data (as a drive's DMA memory
+//! would be), so H2CData is steered into it as it arrives.
+//!
 //! Input layout: byte 0 = ICReq DGST bits and HPDA (bits 1:0 DGST, bits 6:2 HPDA),
 //! byte 1 = chunking seed, byte 2 = MAXR2T, the rest = the byte stream after ICReq.
 #![no_main]
@@ -10,8 +13,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
+use std::sync::Mutex;
+
 use fabric::queue::{
-    Completion, Connected, ConnectionInfo, QueueHandler, Request, Response, Target, TransportKind,
+    Completion, Connected, ConnectionInfo, Lent, LentHome, QueueHandler, Request, Response,
+    Target, TransportKind,
 };
 use fabric::tcp::framer::{Framer, Role};
 use fabric::tcp::pdu::{EncodeOptions, IcReq, Pdu, PduHeader};
@@ -30,7 +36,7 @@ impl Target for FuzzTarget {
         }
         let cdw11 = sqe.cdw11.get();
         Ok(Connected {
-            handler: Box::new(FuzzQueue(CancellationToken::new())),
+            handler: Box::new(FuzzQueue(CancellationToken::new(), Arc::default())),
             response: Response::success().with_dw0(1),
             qid: (sqe.cdw10.get() >> 16) as u16,
             sqsize: (cdw11 & 0xffff) + 1,
@@ -39,7 +45,32 @@ impl Target for FuzzTarget {
     }
 }
 
-struct FuzzQueue(CancellationToken);
+struct FuzzQueue(CancellationToken, Arc<FuzzLender>);
+
+/// Memory lent for writes' data: one heap region per lend, freed when given back.
+#[derive(Default)]
+struct FuzzLender(Mutex<Vec<Option<Vec<u8>>>>);
+
+impl FuzzLender {
+    fn lend(self: &Arc<Self>, len: usize) -> Option<Lent> {
+        let mut regions = self.0.lock().ok()?;
+        let mut region = vec![0u8; len];
+        let addr = region.as_mut_ptr() as usize;
+        regions.push(Some(region));
+        let home: Arc<dyn LentHome> = self.clone();
+        Some(Lent::new(addr, len, regions.len() as u64 - 1, home))
+    }
+}
+
+impl LentHome for FuzzLender {
+    fn release(&self, tag: u64) {
+        if let Ok(mut regions) = self.0.lock() {
+            if let Some(r) = regions.get_mut(tag as usize) {
+                *r = None;
+            }
+        }
+    }
+}
 
 impl QueueHandler for FuzzQueue {
     fn submit(&mut self, req: Request) -> Completion {
@@ -59,6 +90,10 @@ impl QueueHandler for FuzzQueue {
                     .with_data(Bytes::from(vec![0xa5; len]))
                     .returning(spare),
             }),
+            _ if req.h2c_lent.is_some() => {
+                let got = req.h2c_lent.as_ref().map_or(0, |l| l.to_vec().len());
+                Completion::Ready(Response::success().with_dw0(got as u32))
+            }
             op if op & 1 == 1 && req.data.is_none() && req.h2c_buf.is_none() => {
                 Completion::Ready(Response::status(Status::INVALID_FIELD))
             }
@@ -75,6 +110,15 @@ impl QueueHandler for FuzzQueue {
     }
 
     fn disconnected(&mut self) {}
+
+    fn lend_h2c(&mut self, sqe: &Sqe, len: u32) -> Option<Lent> {
+        let wanted = sqe.opcode == 0x01 && sqe.cdw13.get() & 2 != 0 && len <= 1 << 20;
+        if wanted {
+            self.1.lend(len as usize)
+        } else {
+            None
+        }
+    }
 }
 
 fuzz_target!(|input: &[u8]| {
