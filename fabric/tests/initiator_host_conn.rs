@@ -534,7 +534,10 @@ fn header_digest_error_is_fatal() {
     let mut resp = capsule_resp(cid, 1, Status::SUCCESS, 0, true);
     resp[25] ^= 1;
     conn.receive(&resp);
-    assert_eq!(tx(&mut conn), h2c_term(0x03, 0, &resp[..24]));
+    // NVMe/TCP 1.0 §3.5.2: FEI carries the header digest as received (the target's framer,
+    // which the host shares, reports it the same way).
+    let received = u32::from_le_bytes([resp[24], resp[25], resp[26], resp[27]]);
+    assert_eq!(tx(&mut conn), h2c_term(0x03, received, &resp[..24]));
     let ev = events(&mut conn);
     assert_eq!(ev.len(), 2);
     assert!(matches!(

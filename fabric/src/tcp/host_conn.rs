@@ -16,10 +16,11 @@ use nvme_spec::{Cqe, Sgl, Sqe, Status};
 use zerocopy::IntoBytes;
 
 use super::digest::{self, DIGEST_LEN};
+use super::framer::{Framer, Role};
 use super::pdu::{
     self, CommonHeader, Digests, EncodeOptions, FatalError, Fes, IcReq, IcResp, Pdu, PduHeader,
-    PduType, TermReq, CAPSULE_CMD_HLEN, COMMON_HEADER_LEN, FLAG_DDGSTF, FLAG_HDGSTF, FLAG_LAST_PDU,
-    FLAG_SUCCESS, MAX_PDA, MIN_MAXH2CDATA, PFV_1_0, TERM_MAX_DATA, TERM_MAX_PLEN,
+    PduType, TermReq, CAPSULE_CMD_HLEN, FLAG_DDGSTF, FLAG_HDGSTF, FLAG_LAST_PDU, FLAG_SUCCESS,
+    MAX_PDA, MIN_MAXH2CDATA, PFV_1_0, TERM_MAX_DATA,
 };
 
 /// In-capsule data limit of the admin queue: its command capsule is 8 KiB (NVMe/TCP 1.0
@@ -186,15 +187,16 @@ impl Inflight {
 pub struct HostConn {
     config: HostConnConfig,
     state: State,
-    rx: BytesMut,
+    /// The controller's PDUs, framed in host role (the same framer the target uses).
+    framer: Framer,
+    /// The header of the PDU being handled, for the H2CTermReq if it is refused.
+    offending: Bytes,
     tx: VecDeque<Bytes>,
     events: VecDeque<HostEvent>,
     inflight: Slots,
     /// Capsule headers (and digests) are written here and split off, so sending a command
     /// allocates nothing until the buffer is used up.
     heads: BytesMut,
-    /// PLEN of the C2HData PDU `rx` holds the start of (0 when none).
-    partial_plen: usize,
     corrupt_next_data_digest: bool,
 }
 
@@ -211,12 +213,13 @@ impl HostConn {
         let mut conn = HostConn {
             config,
             state: State::AwaitIcResp,
-            rx: BytesMut::new(),
+            // C2HData is bounded by each command's buffer (`check_c2h`), not by the framer.
+            framer: Framer::new(Role::Host, u32::MAX),
+            offending: Bytes::new(),
             tx: VecDeque::new(),
             events: VecDeque::new(),
             inflight: Slots::default(),
             heads: BytesMut::new(),
-            partial_plen: 0,
             corrupt_next_data_digest: false,
         };
         conn.queue_pdu(&icreq, EncodeOptions::default());
@@ -360,12 +363,7 @@ impl HostConn {
 
     /// Feed bytes received from the controller.
     pub fn receive(&mut self, bytes: &[u8]) {
-        // Reserve once for the whole PDU so big reads do not reallocate often.
-        let want = self.partial_plen.saturating_sub(self.rx.len());
-        if want > bytes.len() {
-            self.rx.reserve(want);
-        }
-        self.rx.extend_from_slice(bytes);
+        self.framer.feed(bytes);
         self.process();
     }
 
@@ -373,10 +371,11 @@ impl HostConn {
     /// `chunk` directly follows the pending bytes in the same buffer (consecutive
     /// `split_to`s of one `BytesMut`).
     pub fn receive_buf(&mut self, chunk: BytesMut) {
-        if self.rx.is_empty() {
-            self.rx = chunk;
+        let rx = self.framer.buffer_mut();
+        if rx.is_empty() {
+            *rx = chunk;
         } else {
-            self.rx.unsplit(chunk);
+            rx.unsplit(chunk);
         }
         self.process();
     }
@@ -457,7 +456,7 @@ impl HostConn {
     fn process(&mut self) {
         loop {
             if matches!(self.state, State::Failed(_)) {
-                self.rx.clear();
+                self.framer.buffer_mut().clear();
                 return;
             }
             match self.step() {
@@ -471,138 +470,61 @@ impl HostConn {
         }
     }
 
-    /// Handle one PDU if it is complete. `Ok(false)`: need more bytes.
+    /// Handle the next PDU if it is complete. `Ok(false)`: need more bytes. The framer checks
+    /// what a PDU's own bytes can tell (type and direction, HLEN, PLEN, PDO, digest flags and
+    /// digests, NVMe/TCP 1.0 §3.3, §3.6.2); here what the connection's state tells.
     fn step(&mut self) -> Result<bool, (FatalError, String)> {
-        self.partial_plen = 0;
-        let Some(ch) = CommonHeader::parse(&self.rx) else {
-            return Ok(false);
-        };
-        let ty = ch.pdu_type();
         let established = match &self.state {
             State::Established(n) => Some(*n),
             _ => None,
         };
-        // Which PDUs a controller may send, and when (NVMe/TCP 1.0 §3.3, §3.6.2).
-        match (ty, established) {
-            (PduType::ICResp, None) | (PduType::C2HTermReq, _) => {}
-            (PduType::CapsuleResp | PduType::C2HData | PduType::R2T, Some(_)) => {}
-            (PduType::ICResp | PduType::CapsuleResp | PduType::C2HData | PduType::R2T, _) => {
-                return Err((
-                    FatalError::new(Fes::PduSequenceError, 0),
-                    format!("unexpected {ty:?} PDU"),
-                ));
+        let pdu = match self.framer.next_pdu() {
+            Ok(Some(p)) => p,
+            Ok(None) => {
+                self.check_partial(established.is_some())?;
+                return Ok(false);
             }
-            (
-                PduType::ICReq
-                | PduType::H2CTermReq
-                | PduType::CapsuleCmd
-                | PduType::H2CData
-                | PduType::Unknown(_),
-                _,
-            ) => {
-                return Err((
-                    FatalError::field(pdu::OFFSET_PDU_TYPE),
-                    format!(
-                        "PDU type {:#04x} is not valid from a controller",
-                        ch.pdu_type
-                    ),
-                ));
+            Err(e) => {
+                self.offending = e.header;
+                return Err((e.error, format!("malformed {:?} PDU", e.pdu_type)));
             }
-        }
-        let hlen = usize::from(ch.hlen);
-        if ty.hlen() != Some(hlen) {
+        };
+        self.offending = pdu.header_bytes;
+        let ty = pdu.header.pdu_type();
+        // Which PDUs a controller may send when (§3.3): ICResp first and only then, a
+        // C2HTermReq at any time, the rest once established.
+        let in_order = match ty {
+            PduType::ICResp => established.is_none(),
+            PduType::C2HTermReq => true,
+            _ => established.is_some(),
+        };
+        if !in_order {
             return Err((
-                FatalError::field(pdu::OFFSET_HLEN),
-                format!("HLEN {hlen} for {ty:?}"),
+                FatalError::new(Fes::PduSequenceError, 0),
+                format!("unexpected {ty:?} PDU"),
             ));
         }
-        let hdgst = established.is_some_and(|n| n.digests.header) && ty.has_header_digest();
-        // NVMe/TCP 1.0 §3.6.2.1: HDGSTF tells whether the header digest is present; it must
-        // match what was negotiated.
-        if hdgst != (ch.flags & FLAG_HDGSTF != 0) && ty.has_header_digest() {
-            return Err((
-                FatalError::field(pdu::OFFSET_FLAGS),
-                format!("HDGSTF flag {:#04x} disagrees with negotiation", ch.flags),
-            ));
-        }
-        let header_end = hlen + if hdgst { DIGEST_LEN } else { 0 };
-        let plen = ch.plen() as usize;
-        if plen < header_end {
-            return Err((
-                FatalError::field(pdu::OFFSET_PLEN),
-                format!("PLEN {plen} shorter than the header"),
-            ));
-        }
-        // Fixed-size PDUs: check PLEN before waiting for the body.
-        match ty {
-            PduType::ICResp | PduType::CapsuleResp | PduType::R2T if plen != header_end => {
-                return Err((
-                    FatalError::field(pdu::OFFSET_PLEN),
-                    format!("PLEN {plen} for {ty:?}"),
-                ));
-            }
-            PduType::C2HTermReq if plen > TERM_MAX_PLEN => {
-                return Err((
-                    FatalError::field(pdu::OFFSET_PLEN),
-                    format!("C2HTermReq PLEN {plen}"),
-                ));
-            }
-            _ => {}
-        }
-        if self.rx.len() < header_end {
-            return Ok(false);
-        }
-        if hdgst {
-            let (h, d) = self.rx.split_at(hlen);
-            if !digest::verify(h, d) {
-                // NVMe/TCP 1.0 §3.6.2.4 / §7.4.6.1: a header digest error is fatal.
-                return Err((
-                    FatalError::new(Fes::HeaderDigestError, 0),
-                    "header digest mismatch".into(),
-                ));
-            }
-        }
-        let header = PduHeader::parse(&self.rx[..hlen])
-            .map_err(|e| (e, format!("malformed {ty:?} header")))?;
-        match header {
+        match pdu.header {
             PduHeader::IcResp(resp) => {
                 self.on_icresp(resp)?;
-                self.rx.advance_to(plen);
-            }
-            PduHeader::C2HTermReq(t) => {
-                if self.rx.len() < plen {
-                    return Ok(false);
+                if let Some(n) = self.negotiated() {
+                    self.framer.set_digests(n.digests);
+                    // HPDA 0 in our ICReq: C2H data is dword aligned.
+                    self.framer.set_rx_pda(0);
                 }
-                self.rx.advance_to(plen);
-                self.on_termreq(t);
             }
-            PduHeader::CapsuleResp(cqe) => {
-                self.on_capsule_resp(cqe)?;
-                self.rx.advance_to(plen);
-            }
-            PduHeader::R2t(r2t) => {
-                self.on_r2t(r2t)?;
-                self.rx.advance_to(plen);
-            }
+            PduHeader::C2HTermReq(t) => self.on_termreq(t),
+            PduHeader::CapsuleResp(cqe) => self.on_capsule_resp(cqe)?,
+            PduHeader::R2t(r2t) => self.on_r2t(r2t)?,
             PduHeader::C2HData(d) => {
-                let n = established.unwrap_or(Negotiated {
-                    digests: Digests::NONE,
-                    cpda: 0,
-                    maxh2cdata: MIN_MAXH2CDATA,
-                });
-                let layout = self.check_c2h(&ch, &d, header_end, n)?;
-                if self.rx.len() < plen {
-                    self.partial_plen = plen;
-                    return Ok(false);
-                }
-                let whole = self.rx.split_to(plen).freeze();
-                self.on_c2h_data(&ch, d, whole, layout);
+                self.check_c2h(&d, pdu.flags, pdu.data.len())?;
+                self.on_c2h_data(pdu.flags, d, pdu.data, pdu.data_digest_ok);
             }
             PduHeader::IcReq(_)
             | PduHeader::H2CTermReq(_)
             | PduHeader::CapsuleCmd(_)
             | PduHeader::H2CData(_) => {
-                // Excluded by the type check above; treat defensively as a bad type.
+                // The framer refuses these in host role; treat defensively as a bad type.
                 return Err((
                     FatalError::field(pdu::OFFSET_PDU_TYPE),
                     format!("unexpected {ty:?}"),
@@ -610,6 +532,35 @@ impl HostConn {
             }
         }
         Ok(true)
+    }
+
+    /// A C2HData PDU whose header is in while its data is still arriving: its checks now,
+    /// before the data is buffered, and room for the whole PDU.
+    fn check_partial(&mut self, established: bool) -> Result<(), (FatalError, String)> {
+        let Some(p) = self.framer.partial() else {
+            return Ok(());
+        };
+        let PduHeader::C2HData(d) = p.header else {
+            return Ok(());
+        };
+        let checked = if established {
+            self.check_c2h(&d, p.flags, p.data_len)
+        } else {
+            Err((
+                FatalError::new(Fes::PduSequenceError, 0),
+                "C2HData before ICResp".into(),
+            ))
+        };
+        if let Err(e) = checked {
+            let front = self.framer.front();
+            let n = front.len().min(pdu::DATA_HLEN);
+            self.offending = Bytes::copy_from_slice(&front[..n]);
+            return Err(e);
+        }
+        let whole = p.data_start + p.data_len + if p.ddgst { DIGEST_LEN } else { 0 };
+        let rx = self.framer.buffer_mut();
+        rx.reserve(whole.saturating_sub(rx.len()));
+        Ok(())
     }
 
     fn on_icresp(&mut self, r: IcResp) -> Result<(), (FatalError, String)> {
@@ -688,11 +639,8 @@ impl HostConn {
     /// Fatal error found in controller data: send H2CTermReq carrying the offending header.
     fn protocol_error(&mut self, err: FatalError, reason: String) {
         tracing::debug!(fes = ?err.fes, fei = err.fei, %reason, "NVMe/TCP host: fatal PDU error");
-        let hlen = self.rx.get(2).map_or(COMMON_HEADER_LEN, |&h| {
-            usize::from(h).max(COMMON_HEADER_LEN)
-        });
-        let take = self.rx.len().min(hlen).min(TERM_MAX_DATA);
-        let offending = Bytes::copy_from_slice(&self.rx[..take]);
+        let mut offending = std::mem::take(&mut self.offending);
+        offending.truncate(TERM_MAX_DATA);
         let term = Pdu::with_data(
             PduHeader::H2CTermReq(TermReq {
                 fes: err.fes,
@@ -711,7 +659,7 @@ impl HostConn {
     }
 
     fn fail(&mut self, err: ConnError) {
-        self.rx.clear();
+        self.framer.buffer_mut().clear();
         for cid in self.inflight.cids() {
             self.inflight.remove(cid);
             self.events.push_back(HostEvent::Completed {
@@ -753,18 +701,6 @@ fn concat(first: Bytes, more: Vec<Bytes>) -> Bytes {
         out.extend_from_slice(&c);
     }
     out.freeze()
-}
-
-/// Drop `n` bytes from the front (bounded by what is there).
-trait AdvanceTo {
-    fn advance_to(&mut self, n: usize);
-}
-
-impl AdvanceTo for BytesMut {
-    fn advance_to(&mut self, n: usize) {
-        let n = n.min(self.len());
-        let _ = self.split_to(n);
-    }
 }
 
 mod data;

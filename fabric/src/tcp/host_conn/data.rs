@@ -3,12 +3,6 @@
 
 use super::*;
 
-#[derive(Clone, Copy, Debug)]
-pub(super) struct C2hLayout {
-    pdo: usize,
-    ddgst: bool,
-}
-
 impl HostConn {
     pub(super) fn on_r2t(&mut self, r2t: pdu::R2t) -> Result<(), (FatalError, String)> {
         let Some(n) = self.negotiated() else {
@@ -70,14 +64,14 @@ impl HostConn {
         Ok(())
     }
 
-    /// Validate a C2HData header before buffering its data.
+    /// Check a C2HData header against its command (§3.6.2.8), for `data_len` bytes of data
+    /// (what PLEN leaves for them): as soon as the header is in, and again with the data.
     pub(super) fn check_c2h(
         &self,
-        ch: &CommonHeader,
         d: &pdu::C2HData,
-        header_end: usize,
-        n: Negotiated,
-    ) -> Result<C2hLayout, (FatalError, String)> {
+        flags: u8,
+        data_len: usize,
+    ) -> Result<(), (FatalError, String)> {
         let Some(cmd) = self.inflight.get(d.cccid) else {
             return Err((
                 FatalError::field(pdu::OFFSET_DATA_CCCID),
@@ -121,23 +115,23 @@ impl HostConn {
                 ),
             ));
         }
-        let ddgst = n.digests.data;
-        if ddgst != (ch.flags & FLAG_DDGSTF != 0) {
+        // PLEN = PDO + DATAL (+ DDGST): the data PLEN leaves must be DATAL bytes.
+        if d.datal as usize != data_len {
             return Err((
-                FatalError::field(pdu::OFFSET_FLAGS),
-                format!("DDGSTF flag {:#04x} disagrees with negotiation", ch.flags),
+                FatalError::field(pdu::OFFSET_PLEN),
+                format!(
+                    "C2HData PLEN leaves {data_len} data bytes, DATAL {}",
+                    d.datal
+                ),
             ));
         }
-        if ch.flags & FLAG_SUCCESS != 0 {
+        if flags & FLAG_SUCCESS != 0 {
             // NVMe/TCP 1.0 §3.6.2.8: SUCCESS is only valid together with LAST_PDU; without
             // it the host could not tell when the command ends, so that stays fatal.
-            if ch.flags & FLAG_LAST_PDU == 0 {
+            if flags & FLAG_LAST_PDU == 0 {
                 return Err((
                     FatalError::field(pdu::OFFSET_FLAGS),
-                    format!(
-                        "C2HData SUCCESS flag without LAST_PDU (flags {:#04x})",
-                        ch.flags
-                    ),
+                    format!("C2HData SUCCESS flag without LAST_PDU (flags {flags:#04x})"),
                 ));
             }
             // §3.6.2.8 also reserves SUCCESS for queues with SQ flow control disabled. A
@@ -151,38 +145,16 @@ impl HostConn {
                 );
             }
         }
-        // Data starts at PDO, after the header (and its digest), aligned to HPDA (0: dwords).
-        let pdo = usize::from(ch.pdo);
-        if pdo < header_end || pdo % pdu::pda_alignment(0) != 0 {
-            return Err((
-                FatalError::field(pdu::OFFSET_PDO),
-                format!("C2HData PDO {pdo}"),
-            ));
-        }
-        let want = pdo + d.datal as usize + if ddgst { DIGEST_LEN } else { 0 };
-        if ch.plen() as usize != want {
-            return Err((
-                FatalError::field(pdu::OFFSET_PLEN),
-                format!("C2HData PLEN {} but {want} expected", ch.plen()),
-            ));
-        }
-        Ok(C2hLayout { pdo, ddgst })
+        Ok(())
     }
 
-    pub(super) fn on_c2h_data(
-        &mut self,
-        ch: &CommonHeader,
-        d: pdu::C2HData,
-        whole: Bytes,
-        l: C2hLayout,
-    ) {
+    /// A checked C2HData PDU's data (its digest verified by the framer: `digest_ok`).
+    pub(super) fn on_c2h_data(&mut self, flags: u8, d: pdu::C2HData, data: Bytes, digest_ok: bool) {
         let qid = self.config.qid;
         let Some(cmd) = self.inflight.get_mut(d.cccid) else {
             return;
         };
-        let end = l.pdo + d.datal as usize;
-        let data = whole.slice(l.pdo..end);
-        if l.ddgst && !digest::verify(&data, &whole[end..]) {
+        if !digest_ok {
             // Not fatal: only this command fails (NVMe/TCP 1.0 §3.6.2.8 data digest; Linux
             // completes it with a data transfer error and keeps the queue).
             tracing::debug!(cid = d.cccid, "C2HData data digest mismatch");
@@ -194,10 +166,10 @@ impl HostConn {
         } else {
             cmd.more.push(data);
         }
-        if ch.flags & FLAG_LAST_PDU != 0 {
+        if flags & FLAG_LAST_PDU != 0 {
             cmd.last_seen = true;
         }
-        if ch.flags & FLAG_SUCCESS != 0 {
+        if flags & FLAG_SUCCESS != 0 {
             // Implicit successful completion: no CapsuleResp follows. The synthesized CQE
             // carries SQHD 0; the host keeps no SQ head to update (see `check_c2h`).
             if let Some(cmd) = self.inflight.remove(d.cccid) {
