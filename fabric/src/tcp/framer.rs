@@ -195,6 +195,11 @@ impl Framer {
         })
     }
 
+    /// The type of the PDU at the front, once its first byte is in.
+    pub fn front_type(&self) -> Option<PduType> {
+        self.buf.first().map(|&t| PduType::from_code(t))
+    }
+
     /// The received bytes not yet framed.
     pub fn front(&self) -> &[u8] {
         &self.buf

@@ -537,6 +537,9 @@ impl HostConn {
     /// A C2HData PDU whose header is in while its data is still arriving: its checks now,
     /// before the data is buffered, and room for the whole PDU.
     fn check_partial(&mut self, established: bool) -> Result<(), (FatalError, String)> {
+        if self.framer.front_type() != Some(PduType::C2HData) {
+            return Ok(());
+        }
         let Some(p) = self.framer.partial() else {
             return Ok(());
         };

@@ -24,44 +24,18 @@ impl TargetConnection {
             // CQE (status and command specific fields all zero) is the true one.
             let success = fc_disabled && resp.status.is_success() && resp.dw0 == 0 && resp.dw1 == 0;
             let piece = (self.config.max_c2h_pdu.max(4) & !3) as usize;
-            let slot = match resp.data.take() {
+            match resp.data.take() {
                 Some(Payload::Buf(mut buf)) => {
                     buf.truncate(total);
-                    Some(self.out.hold(buf))
+                    let slot = self.out.hold(buf);
+                    self.send_held(cid, slot, total, piece, success);
                 }
                 Some(Payload::Lent(mut lent)) => {
                     lent.truncate(total);
-                    Some(self.out.hold_lent(lent))
+                    let slot = self.out.hold_lent(lent);
+                    self.send_held(cid, slot, total, piece, success);
                 }
-                shared => {
-                    resp.data = shared;
-                    None
-                }
-            };
-            match (slot, resp.data) {
-                (Some(slot), _) => {
-                    // C2HData PDUs in offset order (§3.6.2.9), each carrying its part of the
-                    // held buffer (pooled memory, or the drive's DMA memory the data was read
-                    // into), which goes back once the last part is sent: no copy, no
-                    // allocation.
-                    let opts = self.encode_options();
-                    let mut off = 0;
-                    while off < total {
-                        let n = piece.min(total - off);
-                        let last = off + n == total;
-                        let pdu = c2h_pdu(cid, off, n, last, success);
-                        let out = &self.out;
-                        let (head, _, ddgst) =
-                            pdu.encode_head_for(opts, n, |k| out.held_digest(slot, off, off + k));
-                        self.out.push_inline(head);
-                        self.out.push_part(slot, off, off + n, last);
-                        if let Some(d) = ddgst {
-                            self.out.push_inline(InlineBytes::from_slice(&d));
-                        }
-                        off += n;
-                    }
-                }
-                (None, Some(Payload::Shared(data))) => {
+                Some(Payload::Shared(data)) => {
                     let mut off = 0;
                     while off < total {
                         let n = piece.min(total - off);
@@ -72,7 +46,7 @@ impl TargetConnection {
                         off += n;
                     }
                 }
-                (None, _) => {}
+                None => {}
             }
             if success {
                 return;
@@ -80,6 +54,29 @@ impl TargetConnection {
         }
         let cqe = Cqe::new(cid, qid, self.sqhd(), resp.status, resp.dw0, resp.dw1);
         self.push_pdu(&Pdu::new(PduHeader::CapsuleResp(cqe)));
+    }
+
+    /// C2HData PDUs in offset order (§3.6.2.9) for the first `total` bytes of the buffer held
+    /// in `slot` (pooled memory, or the drive's DMA memory the data was read into), each
+    /// carrying its part of it; the buffer goes back once the last part is sent: no copy, no
+    /// allocation.
+    fn send_held(&mut self, cid: u16, slot: usize, total: usize, piece: usize, success: bool) {
+        let opts = self.encode_options();
+        let mut off = 0;
+        while off < total {
+            let n = piece.min(total - off);
+            let last = off + n == total;
+            let pdu = c2h_pdu(cid, off, n, last, success);
+            let out = &self.out;
+            let (head, _, ddgst) =
+                pdu.encode_head_for(opts, n, |k| out.held_digest(slot, off, off + k));
+            self.out.push_inline(head);
+            self.out.push_part(slot, off, off + n, last);
+            if let Some(d) = ddgst {
+                self.out.push_inline(InlineBytes::from_slice(&d));
+            }
+            off += n;
+        }
     }
 }
 

@@ -48,6 +48,11 @@ impl TargetConnection {
     /// After the framer found no whole PDU: steer the front PDU's data when it is a checked
     /// H2CData for a command receiving into lent memory.
     pub(super) fn try_steer(&mut self) -> bool {
+        // Only H2CData is steered: other PDUs (a RAM write's capsule arriving in pieces, say)
+        // are not parsed twice.
+        if self.framer.front_type() != Some(PduType::H2CData) {
+            return false;
+        }
         let Some(p) = self.framer.partial() else {
             return false;
         };
