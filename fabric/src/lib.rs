@@ -3,8 +3,10 @@
 // `unsafe` lives only in the syscall seam (`sys`), each block with its SAFETY argument.
 #![deny(unsafe_code)]
 
+pub mod buf_pool;
 pub mod initiator;
 pub mod lent;
 pub mod queue;
+pub mod queue_core;
 mod sys;
 pub mod tcp;

@@ -9,6 +9,9 @@ pub const TYPE_TRANSPORT_DATA_BLOCK: u8 = 0x5;
 pub const SUBTYPE_ADDRESS: u8 = 0x0;
 pub const SUBTYPE_OFFSET: u8 = 0x1;
 pub const SUBTYPE_TRANSPORT_A: u8 = 0xa;
+/// Keyed SGL Data Block sub type: the controller invalidates the key when it sends the
+/// completion (NVMe-oF 1.1 §2.3.1; RDMA: Send with Invalidate).
+pub const SUBTYPE_INVALIDATE_KEY: u8 = 0xf;
 
 /// A decoded SGL descriptor.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -18,8 +21,14 @@ pub enum Sgl {
     InCapsule { offset: u64, length: u32 },
     /// Transport SGL Data Block: data moves by transport PDUs (NVMe/TCP: R2T/H2CData, C2HData).
     Transport { length: u32, subtype: u8 },
-    /// Keyed SGL Data Block (RDMA): remote address, 24-bit length, 32-bit key.
-    Keyed { address: u64, length: u32, key: u32 },
+    /// Keyed SGL Data Block (RDMA): remote address, 24-bit length, 32-bit key, and the sub
+    /// type (Address, or Invalidate Key).
+    Keyed {
+        address: u64,
+        length: u32,
+        key: u32,
+        subtype: u8,
+    },
     /// Anything else: the controller answers with an SGL status.
     Other {
         sgl_type: u8,
@@ -44,6 +53,7 @@ impl Sgl {
                 address,
                 length: length & 0x00ff_ffff,
                 key: u32::from_le_bytes([raw[11], raw[12], raw[13], raw[14]]),
+                subtype,
             },
             _ => Sgl::Other {
                 sgl_type,
@@ -69,11 +79,12 @@ impl Sgl {
                 address,
                 length,
                 key,
+                subtype,
             } => {
                 raw[0..8].copy_from_slice(&address.to_le_bytes());
                 raw[8..11].copy_from_slice(&length.to_le_bytes()[0..3]);
                 raw[11..15].copy_from_slice(&key.to_le_bytes());
-                raw[15] = TYPE_KEYED_DATA_BLOCK << 4;
+                raw[15] = (TYPE_KEYED_DATA_BLOCK << 4) | (subtype & 0xf);
             }
             Sgl::Other {
                 sgl_type,
@@ -133,7 +144,22 @@ mod tests {
             address: 0xdead_beef_0000,
             length: 0x12_3456,
             key: 0xcafe_f00d,
+            subtype: SUBTYPE_INVALIDATE_KEY,
         };
         assert_eq!(Sgl::parse(&sgl.encode()), sgl);
+        // Linux nvme-rdma: (NVME_KEY_SGL_FMT_DATA_DESC << 4) | NVME_SGL_FMT_INVALIDATE.
+        let raw = [
+            0, 0x10, 0, 0, 0, 0, 0, 0, 0x00, 0x10, 0x00, 0x78, 0x56, 0x34, 0x12, 0x4f,
+        ];
+        assert_eq!(
+            Sgl::parse(&raw),
+            Sgl::Keyed {
+                address: 0x1000,
+                length: 4096,
+                key: 0x1234_5678,
+                subtype: SUBTYPE_INVALIDATE_KEY,
+            }
+        );
+        assert_eq!(Sgl::parse(&raw).encode(), raw);
     }
 }

@@ -5,26 +5,27 @@
 use super::*;
 
 impl TargetConnection {
-    /// Send C2HData for the response data (if the command has a host buffer), then the
+    /// Send C2HData for the reply's data (if the command has a host buffer), then the
     /// CapsuleResp unless the SUCCESS flag stands in for it.
-    pub(super) fn send_response(&mut self, cid: u16, c2h_len: u32, mut resp: Response) {
-        if let Some(buf) = resp.unused_buf.take() {
+    pub(super) fn send_reply(&mut self, mut reply: Reply) {
+        if let Some(buf) = reply.unused_buf.take() {
             self.out.pool().give(buf);
         }
-        let (qid, fc_disabled) = self
-            .queue
-            .as_ref()
-            .map_or((0, false), |q| (q.qid, q.flow_control_disabled));
-        let data_len = resp.data.as_ref().map_or(0, Payload::len);
+        let cid = reply.cqe.cid();
+        let cqe = reply.cqe;
+        let data_len = reply.data.as_ref().map_or(0, Payload::len);
         // Never more than the host's buffer; less if that is all the target produced.
-        let total = data_len.min(c2h_len as usize);
+        let total = data_len.min(reply.c2h_len as usize);
         if total > 0 {
             // NVMe/TCP 1.0 §3.3.2.1: SUCCESS may replace the CapsuleResp only if SQHD
             // updates are disabled (the host disabled SQ flow control) and the synthesized
             // CQE (status and command specific fields all zero) is the true one.
-            let success = fc_disabled && resp.status.is_success() && resp.dw0 == 0 && resp.dw1 == 0;
+            let success = self.core.flow_control_disabled()
+                && cqe.status().is_success()
+                && cqe.dw0.get() == 0
+                && cqe.dw1.get() == 0;
             let piece = (self.config.max_c2h_pdu.max(4) & !3) as usize;
-            match resp.data.take() {
+            match reply.data.take() {
                 Some(Payload::Buf(mut buf)) => {
                     buf.truncate(total);
                     let slot = self.out.hold(buf);
@@ -52,7 +53,6 @@ impl TargetConnection {
                 return;
             }
         }
-        let cqe = Cqe::new(cid, qid, self.sqhd(), resp.status, resp.dw0, resp.dw1);
         self.push_pdu(&Pdu::new(PduHeader::CapsuleResp(cqe)));
     }
 

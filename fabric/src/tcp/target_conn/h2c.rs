@@ -92,11 +92,7 @@ impl TargetConnection {
     pub(super) fn issue_r2ts(&mut self, cid: u16) {
         let max_piece = self.config.max_h2c_data.max(4);
         loop {
-            let Some(Command {
-                phase: Phase::Receiving(x),
-                ..
-            }) = self.commands.get(&cid)
-            else {
+            let Some(x) = self.core.receiving(cid) else {
                 return;
             };
             if x.r2ts.len() as u32 >= self.max_r2t || x.next_r2to >= x.total {
@@ -108,11 +104,7 @@ impl TargetConnection {
                 return;
             };
             self.ttags.insert(ttag, cid);
-            if let Some(Command {
-                phase: Phase::Receiving(x),
-                ..
-            }) = self.commands.get_mut(&cid)
-            {
+            if let Some(x) = self.core.receiving_mut(cid) {
                 x.next_r2to = r2to + r2tl;
                 x.r2ts.push_back(OutstandingR2t { ttag, r2to, r2tl });
             }
@@ -133,11 +125,7 @@ impl TargetConnection {
         digest_ok: bool,
     ) -> Result<(), FatalError> {
         let (cid, done) = self.check_h2c(&d, flags, data.len())?;
-        let Some(Command {
-            phase: Phase::Receiving(x),
-            ..
-        }) = self.commands.get_mut(&cid)
-        else {
+        let Some(x) = self.core.receiving_mut(cid) else {
             return Err(FatalError::new(Fes::PduSequenceError, 0));
         };
         let at = x.received as usize;
@@ -183,11 +171,7 @@ impl TargetConnection {
         if d.datal > self.config.max_h2c_data {
             return Err(FatalError::new(Fes::DataLimitExceeded, 0));
         }
-        let Some(Command {
-            phase: Phase::Receiving(x),
-            ..
-        }) = self.commands.get(&cid)
-        else {
+        let Some(x) = self.core.receiving(cid) else {
             return Err(FatalError::new(Fes::PduSequenceError, 0));
         };
         let Some(pos) = x.r2ts.position(d.ttag) else {
@@ -218,17 +202,15 @@ impl TargetConnection {
     /// The data of a checked H2CData PDU ([`TargetConnection::check_h2c`]) is in place:
     /// count it, solicit more or hand the command on once all its data is in.
     pub(super) fn accept_h2c(&mut self, cid: u16, d: &H2CData, done: bool, digest_ok: bool) {
-        let Some(Command {
-            phase: Phase::Receiving(x),
-            ..
-        }) = self.commands.get_mut(&cid)
-        else {
+        if !digest_ok {
+            debug!(peer = %self.core.info().peer, cid, "data digest error in H2CData");
+        }
+        let Some(x) = self.core.receiving_mut(cid) else {
             return;
         };
         // §3.5.2: a data digest error is not fatal; we keep receiving and fail the command
         // with a Transient Transport Error once its data is in.
         if !digest_ok {
-            debug!(peer = %self.info.peer, cid, "data digest error in H2CData");
             x.digest_failed = true;
         }
         x.received += d.datal;
@@ -242,24 +224,22 @@ impl TargetConnection {
             self.issue_r2ts(cid);
             return;
         }
-        let Some(cmd) = self.commands.remove(&cid) else {
-            return;
-        };
-        let Phase::Receiving(x) = cmd.phase else {
+        let Some((sqe, x)) = self.core.finish_receiving(cid) else {
             return;
         };
         if x.digest_failed {
             if let H2cData::Gathered(buf) = x.data {
                 self.out.pool().give(buf);
             }
-            self.respond_status(cid, Status::TRANSIENT_TRANSPORT_ERROR);
+            self.respond_status(&sqe, Status::TRANSIENT_TRANSPORT_ERROR);
             return;
         }
-        match x.data {
-            H2cData::Nothing => self.dispatch(cmd.sqe, Some(Bytes::new()), None, None, 0),
-            H2cData::Whole(b) => self.dispatch(cmd.sqe, Some(b), None, None, 0),
-            H2cData::Gathered(buf) => self.dispatch(cmd.sqe, None, Some(buf), None, 0),
-            H2cData::Lent(lent) => self.dispatch(cmd.sqe, None, None, Some(lent), 0),
-        }
+        let data = match x.data {
+            H2cData::Nothing => HostData::Bytes(Bytes::new()),
+            H2cData::Whole(b) => HostData::Bytes(b),
+            H2cData::Gathered(buf) => HostData::Gathered(buf),
+            H2cData::Lent(lent) => HostData::Lent(lent),
+        };
+        self.dispatch(sqe, data, 0)
     }
 }

@@ -30,14 +30,10 @@ pub(super) struct Steer {
 }
 
 /// The lent memory command `cid` receives into.
-fn lent_of(commands: &U16Map<Command>, cid: u16) -> Option<&Lent> {
-    match commands.get(&cid) {
-        Some(Command {
-            phase:
-                Phase::Receiving(H2cTransfer {
-                    data: H2cData::Lent(lent),
-                    ..
-                }),
+fn lent_of(core: &QueueCore<H2cTransfer>, cid: u16) -> Option<&Lent> {
+    match core.receiving(cid) {
+        Some(H2cTransfer {
+            data: H2cData::Lent(lent),
             ..
         }) => Some(lent),
         _ => None,
@@ -62,7 +58,7 @@ impl TargetConnection {
         let Ok((cid, done)) = self.check_h2c(&d, p.flags, p.data_len) else {
             return false;
         };
-        if lent_of(&self.commands, cid).is_none() {
+        if lent_of(&self.core, cid).is_none() {
             return false;
         }
         self.framer.advance(p.data_start);
@@ -93,7 +89,7 @@ impl TargetConnection {
             if let Some(crc) = &mut st.crc {
                 *crc = crc32c_append(*crc, bytes);
             }
-            if !lent_of(&self.commands, st.cid).is_some_and(|l| l.write(st.at, bytes)) {
+            if !lent_of(&self.core, st.cid).is_some_and(|l| l.write(st.at, bytes)) {
                 st.failed = true;
             }
             st.at += n;
@@ -127,7 +123,7 @@ impl TargetConnection {
     pub fn recv_targets(&mut self) -> (Option<(&Lent, usize, usize)>, &mut BytesMut) {
         let target = match &self.steer {
             Some(st) if st.left > 0 && self.framer.buffered() == 0 => {
-                lent_of(&self.commands, st.cid).map(|l| (l, st.at, st.left))
+                lent_of(&self.core, st.cid).map(|l| (l, st.at, st.left))
             }
             _ => None,
         };
@@ -142,7 +138,7 @@ impl TargetConnection {
         };
         let n = n.min(st.left);
         if let Some(crc) = &mut st.crc {
-            match lent_of(&self.commands, st.cid) {
+            match lent_of(&self.core, st.cid) {
                 Some(l) => *crc = sys::crc32c_lent(*crc, l, st.at, st.at + n),
                 None => st.failed = true,
             }

@@ -85,6 +85,7 @@ fn in_capsule_sgl_errors() {
         address: 0x1000,
         length: 512,
         key: 9,
+        subtype: 0,
     };
     h.send(&Pdu::new(PduHeader::CapsuleCmd(io_sqe(
         0x02, 4, 0, 1, keyed,
@@ -276,7 +277,7 @@ fn sqhd_stays_in_step_past_four_billion_entries() {
     let mut h = Host::new(RamTarget::new(), TcpTargetConfig::default());
     h.handshake(0, 0, 3);
     assert_eq!(h.connect(1, 3, 0).status(), Status::SUCCESS);
-    h.conn.sq_consumed = u64::from(u32::MAX);
+    h.conn.core.set_sq_consumed(u64::from(u32::MAX));
     h.send(&in_capsule_write(7, 0, pattern(512, 1)));
     let cqe = cqe_of(&h.recv()[0]);
     assert_eq!(cqe.status(), Status::SUCCESS);

@@ -1,7 +1,12 @@
 //! Tests of the sans-IO NVMe/TCP target connection.
 
 use super::*;
-use crate::queue::{Connected, LentHome, TransportKind};
+use crate::queue::{Completion, Connected, LentHome, QueueHandler, Request, ResponseFuture};
+use nvme_spec::sgl::SUBTYPE_TRANSPORT_A;
+use nvme_spec::{Cqe, Sgl};
+
+/// Fabrics command type of Connect (NVMe-oF 1.1 Figure 19).
+const FCTYPE_CONNECT: u8 = 0x01;
 use crate::tcp::digest;
 use crate::tcp::pdu::{CommonHeader, Digests, FLAG_DDGSTF, FLAG_HDGSTF};
 use ferrofab_sync::CountedLock as _;
