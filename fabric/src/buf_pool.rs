@@ -27,6 +27,25 @@ fn large_class(len: usize) -> Option<(usize, usize)> {
     (class < LARGE_CLASSES).then_some((class, size))
 }
 
+/// Where a transport's queue takes data buffers from and gives them back to: a plain
+/// [`BufPool`], or one whose memory is registered with a NIC.
+pub trait BufSource {
+    /// A buffer of `len` bytes.
+    fn take(&mut self, len: usize) -> DataBuf;
+    /// A buffer back, once nothing uses it.
+    fn give(&mut self, buf: DataBuf);
+}
+
+impl BufSource for BufPool {
+    fn take(&mut self, len: usize) -> DataBuf {
+        BufPool::take(self, len)
+    }
+
+    fn give(&mut self, buf: DataBuf) {
+        BufPool::give(self, buf)
+    }
+}
+
 /// Free data buffers: small ones, and large ones by power-of-two size class, so a mix of
 /// 128 KiB and 1 MiB reads reuses buffers of its own sizes instead of growing them all to
 /// the largest.

@@ -8,5 +8,6 @@ pub mod initiator;
 pub mod lent;
 pub mod queue;
 pub mod queue_core;
+pub mod rdma;
 mod sys;
 pub mod tcp;

@@ -16,7 +16,7 @@ use nvme_spec::{Cqe, Sqe, Status};
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
-use crate::buf_pool::BufPool;
+use crate::buf_pool::BufSource;
 use crate::queue::{
     Completion, ConnectionInfo, DataBuf, Lent, Payload, QueueHandler, Request, Response,
     ResponseFuture, Target,
@@ -54,6 +54,26 @@ impl core::fmt::Debug for Event {
                 .finish(),
             Event::Close => f.write_str("Close"),
         }
+    }
+}
+
+/// A command answered later, for a driver's poll set: yields its CID and tag with the
+/// response, for [`QueueCore::complete`].
+pub struct PendingCommand {
+    pub cid: u16,
+    pub tag: u64,
+    pub response: ResponseFuture,
+}
+
+impl std::future::Future for PendingCommand {
+    type Output = (u16, u64, Response);
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<(u16, u64, Response)> {
+        let (cid, tag) = (self.cid, self.tag);
+        self.response.as_mut().poll(cx).map(|r| (cid, tag, r))
     }
 }
 
@@ -373,7 +393,7 @@ impl<X> QueueCore<X> {
         sqe: Sqe,
         data: HostData,
         c2h_len: u32,
-        pool: &mut BufPool,
+        pool: &mut dyn BufSource,
     ) -> Option<Reply> {
         let cid = sqe.cid();
         let (mut bytes, mut gathered, lent) = match data {

@@ -10,6 +10,8 @@ use bytes::BytesMut;
 
 use crate::lent::Lent;
 
+pub mod rdma;
+
 /// Most chunks one [`send_chunks`] hands the kernel.
 pub const MAX_CHUNKS: usize = 64;
 

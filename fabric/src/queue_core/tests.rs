@@ -2,6 +2,7 @@
 //! without any transport, and the SGL rules of each transport.
 
 use super::*;
+use crate::buf_pool::BufPool;
 use crate::queue::{Connected, TransportKind};
 use nvme_spec::sgl::{SUBTYPE_ADDRESS, SUBTYPE_INVALIDATE_KEY, SUBTYPE_TRANSPORT_A};
 use nvme_spec::Sgl;

@@ -36,7 +36,8 @@ use tracing::{debug, warn};
 
 use super::reactor_stats::{set_current_reactor, LoopClock, ReactorCounters};
 use super::target_conn::{Event, TargetConnection, TcpTargetConfig};
-use crate::queue::{ConnectionInfo, Response, ResponseFuture, Target, TransportKind};
+use crate::queue::{ConnectionInfo, Target, TransportKind};
+use crate::queue_core::PendingCommand;
 use crate::sys::{recv_into_spare, recv_split, send_chunks, Chunk, MAX_CHUNKS};
 
 /// How long an adaptive reactor keeps spinning after its last piece of work.
@@ -325,22 +326,6 @@ pub fn pin_to_core(core: usize) -> io::Result<()> {
         .map_err(|e| io::Error::other(format!("core {core} is out of range: {e}")))?;
     sched_setaffinity(Pid::from_raw(0), &set)
         .map_err(|e| io::Error::other(format!("cannot pin to core {core}: {e}")))
-}
-
-/// A command answered later: yields its CID and tag with the response.
-struct PendingCommand {
-    cid: u16,
-    tag: u64,
-    response: ResponseFuture,
-}
-
-impl Future for PendingCommand {
-    type Output = (u16, u64, Response);
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<(u16, u64, Response)> {
-        let (cid, tag) = (self.cid, self.tag);
-        self.response.as_mut().poll(cx).map(|r| (cid, tag, r))
-    }
 }
 
 enum Phase {

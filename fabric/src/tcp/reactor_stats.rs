@@ -22,7 +22,7 @@ pub fn current_reactor() -> Option<usize> {
     CURRENT.with(|c| c.get())
 }
 
-pub(super) fn set_current_reactor(id: usize) {
+pub(crate) fn set_current_reactor(id: usize) {
     CURRENT.with(|c| c.set(Some(id)));
 }
 
@@ -72,21 +72,21 @@ impl ReactorCounters {
     }
 
     /// Count `n` data bytes sent from DMA memory (the owning reactor only).
-    pub(super) fn add_zero_copy_sent(&self, n: u64) {
+    pub(crate) fn add_zero_copy_sent(&self, n: u64) {
         if n != 0 {
             bump(&self.zero_copy_sent, n);
         }
     }
 
     /// Count `n` data bytes received into DMA memory (the owning reactor only).
-    pub(super) fn add_zero_copy_received(&self, n: u64) {
+    pub(crate) fn add_zero_copy_received(&self, n: u64) {
         if n != 0 {
             bump(&self.zero_copy_received, n);
         }
     }
 
     /// Count `n` commands received (the owning reactor only).
-    pub(super) fn add_commands(&self, n: u64) {
+    pub(crate) fn add_commands(&self, n: u64) {
         if n != 0 {
             bump(&self.commands, n);
         }
@@ -94,19 +94,19 @@ impl ReactorCounters {
 }
 
 /// The owning reactor's clock: call [`LoopClock::end_iteration`] once per loop iteration.
-pub(super) struct LoopClock {
+pub(crate) struct LoopClock {
     last: Instant,
 }
 
 impl LoopClock {
-    pub(super) fn start() -> LoopClock {
+    pub(crate) fn start() -> LoopClock {
         LoopClock {
             last: Instant::now(),
         }
     }
 
     /// Account the iteration that ends now as busy or idle; returns the time read.
-    pub(super) fn end_iteration(&mut self, counters: &ReactorCounters, busy: bool) -> Instant {
+    pub(crate) fn end_iteration(&mut self, counters: &ReactorCounters, busy: bool) -> Instant {
         let now = Instant::now();
         let ns = now.saturating_duration_since(self.last).as_nanos() as u64;
         self.last = now;

@@ -1,0 +1,661 @@
+//! One NVMe/RDMA reactor thread: it owns its queue pairs end to end. Each turn it polls the
+//! completion queue of every device it serves (no completion channel: the reactor polls),
+//! turns received capsules into commands of the queues' [`RdmaQueue`]s, and posts the RDMA
+//! READs, WRITEs and SENDs they produce. Host data moves through the device's registered
+//! data slots; receive buffers come from the device's shared receive queue and go back to it
+//! as soon as their capsule is copied out.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
+use std::task::{Context, Poll, Wake, Waker};
+use std::thread::Thread;
+use std::time::{Duration, Instant};
+
+use futures::stream::FuturesUnordered;
+use futures::StreamExt;
+use tokio_util::sync::WaitForCancellationFutureOwned;
+use tracing::debug;
+use zerocopy::IntoBytes;
+
+use super::queue::{Answer, RdmaQueue, Work};
+use crate::buf_pool::BufPool;
+use crate::queue::Payload;
+use crate::queue_core::{Event, PendingCommand};
+use crate::sys::rdma::{CmId, Completion, DeviceRes, SendWork, MAX_SLOTS_PER_WR};
+use crate::tcp::reactor::PollMode;
+use crate::tcp::reactor_stats::{set_current_reactor, LoopClock, ReactorCounters};
+
+/// How long an adaptive reactor spins after its last piece of work before it naps.
+const ADAPTIVE_SPIN: Duration = Duration::from_micros(200);
+/// An idle adaptive reactor's nap: completions are polled, so this bounds the latency of
+/// the first command after a quiet spell.
+const IDLE_NAP: Duration = Duration::from_micros(500);
+/// Completions taken per poll.
+const POLL_BATCH: usize = 32;
+
+/// Work request kinds in the top bits of a send-side `wr_id`.
+const KIND_READ: u64 = 1;
+const KIND_SEND: u64 = 2;
+
+/// wr_id of a send-side work request: queue slot, its generation, kind, and the CID (reads)
+/// or in-flight entry (sends).
+fn wr_id(slot: usize, gen: u16, kind: u64, index: u32) -> u64 {
+    ((slot as u64 & 0xffff) << 48)
+        | (u64::from(gen) << 32)
+        | (kind << 24)
+        | u64::from(index & 0xff_ffff)
+}
+
+fn parse_wr_id(id: u64) -> (usize, u16, u64, u32) {
+    (
+        (id >> 48) as usize,
+        (id >> 32) as u16,
+        (id >> 24) & 0xff,
+        (id & 0xff_ffff) as u32,
+    )
+}
+
+/// Wakes the reactor thread (new queues, futures that became ready).
+pub(super) struct Bell {
+    pub(super) rung: AtomicBool,
+    pub(super) thread: Thread,
+}
+
+impl Wake for Bell {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.rung.store(true, Ordering::SeqCst);
+        self.thread.unpark();
+    }
+}
+
+/// A device as a reactor sees it: its resources, which data slots are free, and the
+/// completion budget its queues use.
+pub(super) struct Dev {
+    pub(super) res: Arc<DeviceRes>,
+    /// Submission queue entries of the queues on it (each may have one signaled work
+    /// request in the completion queue), shared with the listener's admission.
+    pub(super) budget_used: Arc<AtomicU32>,
+}
+
+/// A connect request with its queue pair on a device, to accept once registered.
+pub(super) struct NewQueue {
+    pub(super) id: CmId,
+    pub(super) dev_res: Arc<DeviceRes>,
+    pub(super) budget_used: Arc<AtomicU32>,
+    pub(super) qp_num: u32,
+    pub(super) queue: RdmaQueue,
+    pub(super) sq_entries: u32,
+    pub(super) accept: [u8; super::cm::CM_ACCEPT_LEN],
+    pub(super) responder_resources: u8,
+    pub(super) initiator_depth: u8,
+}
+
+/// What the listener hands a reactor.
+pub(super) enum Msg {
+    NewQueue(Box<NewQueue>),
+    /// The connection of id `key` is gone (disconnected by either side, or its device).
+    Disconnected {
+        key: usize,
+    },
+}
+
+/// Up to [`MAX_SLOTS_PER_WR`] data slots, inline.
+#[derive(Clone, Copy)]
+struct Slots {
+    ids: [u32; MAX_SLOTS_PER_WR],
+    len: usize,
+}
+
+impl Slots {
+    fn as_slice(&self) -> &[u32] {
+        &self.ids[..self.len]
+    }
+}
+
+struct Queue {
+    id: CmId,
+    dev: usize,
+    gen: u16,
+    queue: RdmaQueue,
+    sq_entries: u32,
+    pending: FuturesUnordered<PendingCommand>,
+    teardown: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
+    /// Data slots of RDMA READs in flight, by CID.
+    fetches: HashMap<u16, Slots>,
+    /// Data slots of answers whose SEND is in flight, by entry.
+    sends: Vec<Option<Slots>>,
+    free_sends: Vec<u32>,
+    /// Work that found no free data slots, retried first.
+    stalled: Option<Work>,
+    /// We asked the CM to disconnect: waiting for its event.
+    closing: bool,
+    commands_counted: u64,
+}
+
+pub(super) struct Reactor {
+    pub(super) id: usize,
+    pub(super) poll: PollMode,
+    pub(super) rx: mpsc::Receiver<Msg>,
+    pub(super) bell: Arc<Bell>,
+    pub(super) waker: Waker,
+    pub(super) stop: Arc<AtomicBool>,
+    pub(super) load: Arc<AtomicUsize>,
+    pub(super) counters: Arc<ReactorCounters>,
+    devs: Vec<Dev>,
+    /// Free data slots of each device in `devs`.
+    free_slots: Vec<Vec<u32>>,
+    queues: Vec<Option<Queue>>,
+    free_queue_slots: Vec<usize>,
+    /// Queue slot by queue pair number, and by CM id key.
+    by_qp: HashMap<u32, usize>,
+    by_key: HashMap<usize, usize>,
+    next_gen: u16,
+    pool: BufPool,
+    /// A received capsule, copied out of its receive buffer.
+    capsule: Vec<u8>,
+    /// Controller-to-host data staged on its way into data slots (lent memory).
+    staging: Vec<u8>,
+}
+
+impl Reactor {
+    pub(super) fn new(
+        id: usize,
+        poll: PollMode,
+        rx: mpsc::Receiver<Msg>,
+        bell: Arc<Bell>,
+        stop: Arc<AtomicBool>,
+        load: Arc<AtomicUsize>,
+        counters: Arc<ReactorCounters>,
+    ) -> Reactor {
+        Reactor {
+            id,
+            poll,
+            rx,
+            waker: Waker::from(bell.clone()),
+            bell,
+            stop,
+            load,
+            counters,
+            devs: Vec::new(),
+            free_slots: Vec::new(),
+            queues: Vec::new(),
+            free_queue_slots: Vec::new(),
+            by_qp: HashMap::new(),
+            by_key: HashMap::new(),
+            next_gen: 0,
+            pool: BufPool::default(),
+            capsule: Vec::new(),
+            staging: Vec::new(),
+        }
+    }
+
+    pub(super) fn run(&mut self) {
+        debug!(reactor = self.id, "RDMA reactor running");
+        set_current_reactor(self.id);
+        let mut clock = LoopClock::start();
+        let mut last_work = Instant::now();
+        let mut wcs = [Completion::default(); POLL_BATCH];
+        self.bell.rung.store(true, Ordering::SeqCst);
+        while !self.stop.load(Ordering::Relaxed) {
+            let mut worked = false;
+            if self.bell.rung.swap(false, Ordering::SeqCst) {
+                self.take_messages();
+                self.poll_futures();
+                worked = true;
+            }
+            for d in 0..self.devs.len() {
+                loop {
+                    let n = self.devs[d].res.poll(&mut wcs);
+                    for wc in &wcs[..n] {
+                        self.on_completion(d, wc);
+                    }
+                    worked |= n > 0;
+                    if n < POLL_BATCH {
+                        break;
+                    }
+                }
+            }
+            worked |= self.service_queues();
+            let now = clock.end_iteration(&self.counters, worked);
+            if worked {
+                last_work = now;
+            } else if self.poll == PollMode::Adaptive
+                && now.saturating_duration_since(last_work) > ADAPTIVE_SPIN
+            {
+                std::thread::park_timeout(IDLE_NAP);
+            }
+        }
+        for slot in 0..self.queues.len() {
+            self.drop_queue(slot, "reactor stopping");
+        }
+        debug!(reactor = self.id, "RDMA reactor stopped");
+    }
+
+    fn take_messages(&mut self) {
+        while let Ok(msg) = self.rx.try_recv() {
+            match msg {
+                Msg::NewQueue(nq) => {
+                    let NewQueue {
+                        id,
+                        dev_res,
+                        budget_used,
+                        qp_num,
+                        queue,
+                        sq_entries,
+                        accept,
+                        responder_resources,
+                        initiator_depth,
+                    } = *nq;
+                    let d = self.dev_index(dev_res, budget_used);
+                    let slot = self.free_queue_slots.pop().unwrap_or_else(|| {
+                        self.queues.push(None);
+                        self.queues.len() - 1
+                    });
+                    self.next_gen = self.next_gen.wrapping_add(1);
+                    let key = id.key();
+                    let entries = sq_entries as usize;
+                    let mut q = Queue {
+                        id,
+                        dev: d,
+                        gen: self.next_gen,
+                        queue,
+                        sq_entries,
+                        pending: FuturesUnordered::new(),
+                        teardown: None,
+                        fetches: HashMap::with_capacity(entries),
+                        sends: Vec::with_capacity(entries),
+                        free_sends: Vec::with_capacity(entries),
+                        stalled: None,
+                        closing: false,
+                        commands_counted: 0,
+                    };
+                    q.queue.reserve(entries);
+                    if let Err(e) = q.id.accept(&accept, responder_resources, initiator_depth) {
+                        debug!(error = %e, "accepting the RDMA connection failed");
+                        self.devs[d]
+                            .budget_used
+                            .fetch_sub(sq_entries, Ordering::Relaxed);
+                        self.load.fetch_sub(1, Ordering::Relaxed);
+                        self.free_queue_slots.push(slot);
+                        continue;
+                    }
+                    self.by_qp.insert(qp_num, slot);
+                    self.by_key.insert(key, slot);
+                    self.queues[slot] = Some(q);
+                }
+                Msg::Disconnected { key } => {
+                    if let Some(slot) = self.by_key.get(&key).copied() {
+                        self.drop_queue(slot, "disconnected");
+                    }
+                }
+            }
+        }
+    }
+
+    fn dev_index(&mut self, res: Arc<DeviceRes>, budget_used: Arc<AtomicU32>) -> usize {
+        if let Some(i) = self.devs.iter().position(|d| Arc::ptr_eq(&d.res, &res)) {
+            return i;
+        }
+        let slots = res.config.data_slots;
+        self.capsule.resize(res.config.recv_len as usize, 0);
+        self.staging.resize(res.config.slot_len as usize, 0);
+        self.devs.push(Dev { res, budget_used });
+        self.free_slots.push((0..slots).rev().collect());
+        self.devs.len() - 1
+    }
+
+    /// Poll every pending command and teardown watch (after a wake-up).
+    fn poll_futures(&mut self) {
+        let waker = self.waker.clone();
+        let mut cx = Context::from_waker(&waker);
+        for slot in 0..self.queues.len() {
+            let Some(q) = self.queues[slot].as_mut() else {
+                continue;
+            };
+            if q.teardown.is_none() {
+                if let Some(token) = q.queue.teardown_token() {
+                    q.teardown = Some(Box::pin(token.cancelled_owned()));
+                }
+            }
+            let torn_down = q
+                .teardown
+                .as_mut()
+                .is_some_and(|t| t.as_mut().poll(&mut cx).is_ready());
+            if torn_down && !q.closing {
+                debug!("controller torn down: disconnecting its RDMA queue");
+                q.closing = true;
+                q.id.disconnect();
+            }
+            while let Poll::Ready(Some((cid, tag, r))) = q.pending.poll_next_unpin(&mut cx) {
+                q.queue.complete(cid, tag, r, &mut self.pool);
+            }
+        }
+    }
+
+    fn on_completion(&mut self, d: usize, wc: &Completion) {
+        if wc.is_recv {
+            self.on_capsule(d, wc);
+            return;
+        }
+        let (slot, gen, kind, index) = parse_wr_id(wc.wr_id);
+        let Some(Some(q)) = self.queues.get_mut(slot) else {
+            return;
+        };
+        if q.gen != gen {
+            return;
+        }
+        let res = &self.devs[q.dev].res;
+        match kind {
+            KIND_READ => {
+                let cid = index as u16;
+                let Some(slots) = q.fetches.remove(&cid) else {
+                    return;
+                };
+                let ok = wc.ok
+                    && q.queue.fetch_buf(cid).is_some_and(|buf| {
+                        res.copy_from_slots(slots.as_slice(), buf.as_mut_slice())
+                    });
+                self.free_slots[q.dev].extend_from_slice(slots.as_slice());
+                if !wc.ok {
+                    debug!(status = wc.status, "RDMA READ failed");
+                }
+                q.queue.fetched(cid, ok, &mut self.pool);
+            }
+            KIND_SEND => {
+                if let Some(Some(slots)) = q.sends.get_mut(index as usize).map(Option::take) {
+                    self.free_slots[q.dev].extend_from_slice(slots.as_slice());
+                    q.free_sends.push(index);
+                }
+                if !wc.ok {
+                    debug!(status = wc.status, "RDMA SEND failed");
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn on_capsule(&mut self, d: usize, wc: &Completion) {
+        let index = wc.wr_id as u32;
+        let res = self.devs[d].res.clone();
+        let n = if wc.ok {
+            res.copy_received(index, wc.byte_len, &mut self.capsule)
+        } else {
+            0
+        };
+        if let Err(e) = res.post_recv(index) {
+            debug!(error = %e, "reposting a receive buffer failed");
+        }
+        if !wc.ok {
+            return;
+        }
+        let Some(slot) = self.by_qp.get(&wc.qp_num).copied() else {
+            return;
+        };
+        let Some(q) = self.queues[slot].as_mut() else {
+            return;
+        };
+        if q.closing {
+            return;
+        }
+        if q.queue.capsule(&self.capsule[..n], &mut self.pool).is_err() {
+            // NVMe/RDMA 1.0 §3.3: not a command capsule; the transport connection goes.
+            debug!(len = n, "malformed capsule: disconnecting");
+            q.closing = true;
+            q.id.disconnect();
+        }
+        let received = q.queue.commands_received();
+        self.counters
+            .add_commands(received.wrapping_sub(q.commands_counted));
+        q.commands_counted = received;
+        let mut cx = Context::from_waker(&self.waker);
+        while let Some(ev) = q.queue.poll_event() {
+            match ev {
+                Event::Pending { cid, tag, response } => {
+                    q.pending.push(PendingCommand { cid, tag, response });
+                    while let Poll::Ready(Some((cid, tag, r))) = q.pending.poll_next_unpin(&mut cx)
+                    {
+                        q.queue.complete(cid, tag, r, &mut self.pool);
+                    }
+                }
+                Event::Close => {
+                    q.closing = true;
+                    q.id.disconnect();
+                }
+            }
+        }
+        if q.teardown.is_none() {
+            if let Some(token) = q.queue.teardown_token() {
+                let mut fut = Box::pin(token.cancelled_owned());
+                if fut.as_mut().poll(&mut cx).is_ready() && !q.closing {
+                    q.closing = true;
+                    q.id.disconnect();
+                }
+                q.teardown = Some(fut);
+            }
+        }
+    }
+
+    /// Poll the handlers' queued commands and post every queue's work; true if anything
+    /// moved.
+    fn service_queues(&mut self) -> bool {
+        let mut worked = false;
+        for slot in 0..self.queues.len() {
+            let Some(q) = self.queues[slot].as_mut() else {
+                continue;
+            };
+            if q.queue.poll_queued(&mut self.pool) > 0 {
+                worked = true;
+            }
+            if q.closing {
+                continue;
+            }
+            loop {
+                let Some(work) = q.stalled.take().or_else(|| q.queue.next_work()) else {
+                    break;
+                };
+                worked = true;
+                match post(
+                    q,
+                    slot,
+                    &self.devs[q.dev].res,
+                    &mut self.free_slots[q.dev],
+                    &mut self.pool,
+                    &mut self.staging,
+                    work,
+                ) {
+                    Posted::Done => {}
+                    Posted::NoSlots(work) => {
+                        q.stalled = Some(work);
+                        break;
+                    }
+                    Posted::Failed => {
+                        q.closing = true;
+                        q.id.disconnect();
+                        break;
+                    }
+                }
+            }
+        }
+        worked
+    }
+
+    fn drop_queue(&mut self, slot: usize, why: &str) {
+        let Some(mut q) = self.queues.get_mut(slot).and_then(Option::take) else {
+            return;
+        };
+        debug!(reactor = self.id, why, "closing RDMA queue");
+        self.by_key.retain(|_, s| *s != slot);
+        self.by_qp.retain(|_, s| *s != slot);
+        q.queue.close();
+        let dev = q.dev;
+        let entries = q.sq_entries;
+        let fetches: Vec<Slots> = q.fetches.drain().map(|(_, s)| s).collect();
+        let sends: Vec<Slots> = q.sends.drain(..).flatten().collect();
+        // Destroying the queue pair (dropping the id) ends the NIC's use of its slots.
+        drop(q);
+        for s in fetches.iter().chain(sends.iter()) {
+            self.free_slots[dev].extend_from_slice(s.as_slice());
+        }
+        self.devs[dev]
+            .budget_used
+            .fetch_sub(entries, Ordering::Relaxed);
+        self.free_queue_slots.push(slot);
+        self.load.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+enum Posted {
+    Done,
+    NoSlots(Work),
+    Failed,
+}
+
+/// Take `n` free data slots.
+fn take_slots(free: &mut Vec<u32>, n: usize) -> Option<Slots> {
+    if n > MAX_SLOTS_PER_WR || free.len() < n {
+        return None;
+    }
+    let mut s = Slots {
+        ids: [0; MAX_SLOTS_PER_WR],
+        len: n,
+    };
+    for i in 0..n {
+        s.ids[i] = free.pop()?;
+    }
+    Some(s)
+}
+
+fn slots_for(res: &DeviceRes, len: usize) -> usize {
+    len.div_ceil(res.config.slot_len as usize).max(1)
+}
+
+/// Post one piece of work on the queue's queue pair.
+fn post(
+    q: &mut Queue,
+    slot: usize,
+    res: &DeviceRes,
+    free: &mut Vec<u32>,
+    pool: &mut BufPool,
+    staging: &mut [u8],
+    work: Work,
+) -> Posted {
+    match work {
+        Work::Fetch { cid, remote, len } => {
+            let Some(slots) = take_slots(free, slots_for(res, len as usize)) else {
+                return Posted::NoSlots(work);
+            };
+            let w = SendWork::Read {
+                wr_id: wr_id(slot, q.gen, KIND_READ, u32::from(cid)),
+                slots: slots.as_slice(),
+                len,
+                remote_addr: remote.address,
+                rkey: remote.key,
+            };
+            if let Err(e) = q.id.post(&[w]) {
+                debug!(error = %e, "posting an RDMA READ failed");
+                free.extend_from_slice(slots.as_slice());
+                return Posted::Failed;
+            }
+            q.fetches.insert(cid, slots);
+            Posted::Done
+        }
+        Work::Respond(a) => {
+            let len = a.write.as_ref().map_or(0, |(_, p)| p.len());
+            let need = if len > 0 { slots_for(res, len) } else { 0 };
+            let slots = if need > 0 {
+                match take_slots(free, need) {
+                    Some(s) => Some(s),
+                    None => return Posted::NoSlots(Work::Respond(a)),
+                }
+            } else {
+                None
+            };
+            let Answer {
+                cqe,
+                write,
+                invalidate,
+                spare,
+            } = a;
+            if let Some(b) = spare {
+                pool.give(b);
+            }
+            let entry = q.free_sends.pop().unwrap_or_else(|| {
+                q.sends.push(None);
+                (q.sends.len() - 1) as u32
+            });
+            let send = SendWork::Send {
+                wr_id: wr_id(slot, q.gen, KIND_SEND, entry),
+                capsule: cqe.as_bytes(),
+                invalidate,
+            };
+            let posted = match (write, slots) {
+                (Some((remote, data)), Some(s)) => {
+                    if !stage(res, s.as_slice(), &data, staging) {
+                        free.extend_from_slice(s.as_slice());
+                        q.free_sends.push(entry);
+                        return Posted::Failed;
+                    }
+                    if let Payload::Buf(b) = data {
+                        pool.give(b);
+                    }
+                    let w = SendWork::Write {
+                        slots: s.as_slice(),
+                        len: len as u32,
+                        remote_addr: remote.address,
+                        rkey: remote.key,
+                    };
+                    q.id.post(&[w, send]).map(|()| Some(s))
+                }
+                _ => q.id.post(&[send]).map(|()| None),
+            };
+            match posted {
+                Ok(s) => {
+                    q.sends[entry as usize] = Some(s.unwrap_or(Slots {
+                        ids: [0; MAX_SLOTS_PER_WR],
+                        len: 0,
+                    }));
+                    Posted::Done
+                }
+                Err(e) => {
+                    debug!(error = %e, "posting a response failed");
+                    q.free_sends.push(entry);
+                    Posted::Failed
+                }
+            }
+        }
+    }
+}
+
+/// Copy controller-to-host data into data slots.
+fn stage(res: &DeviceRes, slots: &[u32], data: &Payload, staging: &mut [u8]) -> bool {
+    match data {
+        Payload::Shared(b) => res.copy_to_slots(slots, b),
+        Payload::Buf(b) => res.copy_to_slots(slots, b.as_slice()),
+        Payload::Lent(l) => {
+            // Drive memory is not registered with the NIC: through a staging buffer, one
+            // slot at a time.
+            let slot_len = staging.len();
+            let mut off = 0;
+            for &s in slots {
+                let n = slot_len.min(l.len().saturating_sub(off));
+                if n == 0 {
+                    break;
+                }
+                if !crate::sys::copy_from_lent(l, off, &mut staging[..n])
+                    || !res.copy_to_slots(&[s], &staging[..n])
+                {
+                    return false;
+                }
+                off += n;
+            }
+            true
+        }
+    }
+}
