@@ -101,7 +101,7 @@ impl ApiError {
             ActionError::IdentityInUse { .. } => {
                 ApiError::new(StatusCode::CONFLICT, "subsystem_connected", message)
             }
-            ActionError::NoSuchListener(_) => {
+            ActionError::NoSuchListener { .. } => {
                 ApiError::new(StatusCode::NOT_FOUND, "no_such_listener", message)
             }
             // The address is taken or not local: the request's choice, not a server fault.

@@ -286,7 +286,7 @@ fn record_namespace(
 }
 
 fn reactor_families(engine: &Engine, out: &mut Vec<MetricFamily>) {
-    let reactors = engine.target().metrics().reactors();
+    let metrics = engine.target().metrics();
     let mut busy = Family::new(
         "ferrofab_reactor_busy_seconds_total",
         "Time of reactor loop iterations that did work.",
@@ -313,7 +313,13 @@ fn reactor_families(engine: &Engine, out: &mut Vec<MetricFamily>) {
          without a copy: sent from it (c2h) or received into it (h2c).",
         MetricType::COUNTER,
     );
-    for (id, r) in reactors.iter().enumerate() {
+    // TCP's reactors are 0..N-1; the NVMe/RDMA reactors, once an RDMA listener started
+    // them, continue the ids (N..): one bounded label, and TCP's series as they always were.
+    let reactors = metrics
+        .reactors_by_transport()
+        .into_iter()
+        .flat_map(|(_, reactors)| reactors.iter());
+    for (id, r) in reactors.enumerate() {
         let s = r.sample();
         let id = id.to_string();
         let reactor = [("reactor", id.as_str())];

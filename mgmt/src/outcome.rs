@@ -4,6 +4,8 @@ use serde::{Deserialize, Serialize};
 use target::engine::{Outcome, ZoneFault};
 use utoipa::ToSchema;
 
+use crate::system::Transport;
+
 /// What an applied change did; `outcome` says which kind of change it was.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
@@ -48,11 +50,13 @@ pub enum OutcomeView {
     },
     /// A listener opened: `address` as configured, `bound` where it listens.
     ListenerAdded {
+        transport: Transport,
         address: String,
         bound: String,
     },
     /// A listener closed; controllers that came through it were disconnected.
     ListenerRemoved {
+        transport: Transport,
         address: String,
         controllers_disconnected: usize,
     },
@@ -132,14 +136,21 @@ impl From<Outcome> for OutcomeView {
             Outcome::ControllerDisconnected { cntlid } => {
                 OutcomeView::ControllerDisconnected { cntlid }
             }
-            Outcome::ListenerAdded { address, bound } => OutcomeView::ListenerAdded {
+            Outcome::ListenerAdded {
+                transport,
+                address,
+                bound,
+            } => OutcomeView::ListenerAdded {
+                transport: transport.into(),
                 address: address.to_string(),
                 bound: bound.to_string(),
             },
             Outcome::ListenerRemoved {
+                transport,
                 address,
                 controllers_disconnected,
             } => OutcomeView::ListenerRemoved {
+                transport: transport.into(),
                 address: address.to_string(),
                 controllers_disconnected,
             },

@@ -1,13 +1,11 @@
 //! `/api/v1/subsystems`: list, create (with namespaces), show and remove NVM subsystems.
 
-use std::net::SocketAddr;
-
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use target::config::{Config, SubsystemConfig};
+use target::config::{Config, ListenerRef, SubsystemConfig};
 use target::engine::{Action, Engine, SubsystemAttributes};
 use utoipa::ToSchema;
 
@@ -31,10 +29,11 @@ pub struct SubsystemRequest {
     pub firmware: Option<String>,
     /// Host NQNs allowed to connect; absent or null: any host.
     pub allowed_hosts: Option<Vec<String>>,
-    /// Configured listener addresses (`configured_address` of `GET /api/v1/listeners`) the
-    /// subsystem is reachable on; absent or null: every listener.
-    #[schema(value_type = Option<Vec<String>>, example = json!(["0.0.0.0:4420"]))]
-    pub listeners: Option<Vec<SocketAddr>>,
+    /// Listeners the subsystem is reachable on, by `configured_address` of
+    /// `GET /api/v1/listeners`: `"IP:port"` names every transport's listener on that address,
+    /// `"tcp://IP:port"` or `"rdma://IP:port"` one transport's; absent or null: every listener.
+    #[schema(value_type = Option<Vec<String>>, example = json!(["0.0.0.0:4420", "rdma://192.0.2.10:4420"]))]
+    pub listeners: Option<Vec<ListenerRef>>,
     /// Namespaces to create with it; each without `nsid` gets the lowest free one.
     #[serde(default)]
     pub namespaces: Vec<NamespaceRequest>,
@@ -59,11 +58,12 @@ pub struct SubsystemPatch {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>)]
     pub firmware: Option<Option<String>>,
-    /// Configured listener addresses it is reachable on; null: every listener. Controllers
-    /// that came through a listener no longer listed are disconnected.
+    /// Listeners it is reachable on (`"IP:port"`: every transport's on that address;
+    /// `"tcp://IP:port"`, `"rdma://IP:port"`: one transport's); null: every listener.
+    /// Controllers that came through a listener no longer named are disconnected.
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<Vec<String>>, example = json!(["0.0.0.0:4420"]))]
-    pub listeners: Option<Option<Vec<SocketAddr>>>,
+    pub listeners: Option<Option<Vec<ListenerRef>>>,
 }
 
 /// A running subsystem.
@@ -75,7 +75,8 @@ pub struct SubsystemView {
     pub firmware: String,
     /// Host NQNs allowed to connect; null: any host.
     pub allowed_hosts: Option<Vec<String>>,
-    /// Configured listener addresses it is reachable on; null: every listener.
+    /// Listeners it is reachable on, as given (`"IP:port"`, `"rdma://IP:port"`, …); null:
+    /// every listener.
     pub listeners: Option<Vec<String>>,
     pub namespace_count: usize,
     /// Its namespace IDs, ascending.

@@ -1,9 +1,10 @@
 //! `/api/v1/health`, `/api/v1/system` and `/api/v1/listeners`: liveness, what runs, and where
 //! hosts reach it (listeners open and close here at run time).
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
@@ -63,13 +64,45 @@ pub(crate) async fn system(State(state): State<AppState>) -> Json<SystemView> {
     })
 }
 
-/// An NVMe/TCP listener (a port in the discovery log).
+/// An NVMe transport: `tcp` (NVMe/TCP) or `rdma` (NVMe/RDMA over RDMA CM: RoCE, iWARP,
+/// InfiniBand; needs rdma-core on the box).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    Tcp,
+    Rdma,
+}
+
+impl From<TransportKind> for Transport {
+    fn from(t: TransportKind) -> Transport {
+        match t {
+            TransportKind::Tcp => Transport::Tcp,
+            TransportKind::Rdma => Transport::Rdma,
+        }
+    }
+}
+
+impl From<Transport> for TransportKind {
+    fn from(t: Transport) -> TransportKind {
+        match t {
+            Transport::Tcp => TransportKind::Tcp,
+            Transport::Rdma => TransportKind::Rdma,
+        }
+    }
+}
+
+impl std::fmt::Display for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(TransportKind::from(*self).name())
+    }
+}
+
+/// An NVMe/TCP or NVMe/RDMA listener (a port in the discovery log).
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ListenerView {
     /// Port ID in the discovery log.
     pub portid: u16,
-    #[schema(example = "tcp")]
-    pub transport: String,
+    pub transport: Transport,
     /// The address as configured (what a subsystem's `listeners` names; port 0 stays 0).
     pub configured_address: String,
     /// The address it is bound to.
@@ -89,7 +122,6 @@ pub(crate) async fn listeners(
 }
 
 fn listener_views(engine: &Engine) -> Vec<ListenerView> {
-    let config = engine.config();
     let ports = engine.target().inner().listeners();
     engine
         .listeners()
@@ -97,14 +129,10 @@ fn listener_views(engine: &Engine) -> Vec<ListenerView> {
         .map(|(configured, bound)| ListenerView {
             portid: ports
                 .iter()
-                .find(|p| p.address == bound)
+                .find(|p| p.transport == configured.transport && p.address == bound)
                 .map_or(0, |p| p.portid),
-            transport: config
-                .listener
-                .iter()
-                .find(|l| l.address == configured)
-                .map_or_else(|| "tcp".to_string(), |l| l.transport.to_string()),
-            configured_address: configured.to_string(),
+            transport: configured.transport.into(),
+            configured_address: configured.address.to_string(),
             address: bound.to_string(),
         })
         .collect()
@@ -114,10 +142,10 @@ fn listener_views(engine: &Engine) -> Vec<ListenerView> {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ListenerRequest {
-    /// Only `tcp` today.
-    #[schema(example = "tcp")]
-    pub transport: String,
-    /// IP:port; port 0 picks a free port.
+    /// `rdma` starts the NVMe/RDMA reactors on first use; without rdma-core or an RDMA
+    /// device with the address it is refused (409, the reason in the message).
+    pub transport: Transport,
+    /// IP:port; port 0 picks a free port. One listener per transport and address.
     #[schema(example = "0.0.0.0:4421")]
     pub address: String,
 }
@@ -135,51 +163,54 @@ fn parse_address(field: &str, text: &str) -> Result<SocketAddr, ApiError> {
         (status = 400, description = "Invalid transport or address, or already configured", body = ErrorBody),
         (status = 401, description = "No or a wrong token", body = ErrorBody),
         (status = 403, description = "Read-only token", body = ErrorBody),
-        (status = 409, description = "The address cannot be bound", body = ErrorBody),
+        (status = 409, description = "The address cannot be bound (taken, not local; RDMA: no rdma-core or no RDMA device with the address)", body = ErrorBody),
     ))]
 pub(crate) async fn add_listener(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<ListenerRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let transport: TransportKind = match req.transport.as_str() {
-        "tcp" => TransportKind::Tcp,
-        other => {
-            return Err(ApiError::invalid(
-                "transport",
-                format!("transport {other:?}: only \"tcp\" is supported"),
-            ))
-        }
-    };
+    let transport = TransportKind::from(req.transport);
     let address = parse_address("address", &req.address)?;
     let view = state
         .apply(
             Action::AddListener(ListenerConfig { transport, address }),
             FieldScope::Listener,
             move |engine, _| {
-                // Configured addresses are unique (the configuration rules).
+                // (transport, configured address) is unique (the configuration rules).
                 listener_views(engine)
                     .into_iter()
-                    .find(|v| v.configured_address == address.to_string())
+                    .find(|v| {
+                        v.transport == transport.into()
+                            && v.configured_address == address.to_string()
+                    })
                     .ok_or_else(|| {
-                        ApiError::not_found(format!("listener {address} is not configured"))
+                        ApiError::not_found(format!(
+                            "{transport} listener {address} is not configured"
+                        ))
                     })
             },
         )
         .await?;
     let path = format!(
-        "/api/v1/listeners/{}",
-        path_segment(&view.configured_address)
+        "/api/v1/listeners/{}?transport={}",
+        path_segment(&view.configured_address),
+        view.transport
     );
     Ok((StatusCode::CREATED, location(&path), Json(view)))
 }
 
-/// Close a listener (by its configured address): it leaves the discovery log and the
-/// controllers that came through it are disconnected.
+/// Close a listener (by its configured address, and its transport when the address has a
+/// listener of each): it leaves the discovery log and the controllers that came through it
+/// are disconnected.
 #[utoipa::path(delete, path = "/api/v1/listeners/{address}", tag = "system",
-    params(("address" = String, Path, description = "The configured IP:port")),
+    params(
+        ("address" = String, Path, description = "The configured IP:port"),
+        ("transport" = Option<Transport>, Query,
+            description = "The listener's transport; needed only when the address has a TCP and an RDMA listener"),
+    ),
     responses(
         (status = 200, description = "Closed", body = OutcomeView),
-        (status = 400, description = "Invalid address, the last listener, or one a subsystem names", body = ErrorBody),
+        (status = 400, description = "Invalid address or transport, an address with listeners of both transports and no transport given, the last listener, or one a subsystem names", body = ErrorBody),
         (status = 401, description = "No or a wrong token", body = ErrorBody),
         (status = 403, description = "Read-only token", body = ErrorBody),
         (status = 404, description = "No such listener", body = ErrorBody),
@@ -187,14 +218,54 @@ pub(crate) async fn add_listener(
 pub(crate) async fn remove_listener(
     State(state): State<AppState>,
     ApiPath(address): ApiPath<String>,
+    Query(query): Query<HashMap<String, String>>,
 ) -> Result<Json<OutcomeView>, ApiError> {
     let address = parse_address("address", &address)?;
+    let transport = match query.get("transport") {
+        Some(t) => Some(
+            t.parse::<TransportKind>()
+                .map_err(|e| ApiError::invalid("transport", e))?,
+        ),
+        None => None,
+    };
     let out: OutcomeView = state
-        .apply(
-            Action::RemoveListener { address },
-            FieldScope::Listener,
-            |_, outcome| Ok(outcome.into()),
-        )
-        .await?;
+        .blocking(move |engine| {
+            let transport = match transport {
+                Some(t) => t,
+                None => only_transport_on(engine, address)?,
+            };
+            engine
+                .apply(Action::RemoveListener { transport, address })
+                .map_err(|e| ApiError::from_action(e, &FieldScope::Listener))
+                .map(OutcomeView::from)
+        })
+        .await??;
     Ok(Json(out))
+}
+
+/// The transport of the one listener configured on `address`; with listeners of both, the
+/// caller must say which.
+fn only_transport_on(engine: &Engine, address: SocketAddr) -> Result<TransportKind, ApiError> {
+    let on: Vec<TransportKind> = engine
+        .config()
+        .listener
+        .iter()
+        .filter(|l| l.address == address)
+        .map(|l| l.transport)
+        .collect();
+    match on.as_slice() {
+        [] => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no_such_listener",
+            format!("no listener is configured on {address}"),
+        )),
+        [one] => Ok(*one),
+        _ => Err(ApiError::invalid(
+            "transport",
+            format!(
+                "{address} has a TCP and an RDMA listener: say which with ?transport=tcp or \
+                 ?transport=rdma"
+            ),
+        )),
+    }
 }

@@ -236,3 +236,33 @@ async fn counters_match_what_the_host_did() {
     drop(ctrl);
     api.stop().await;
 }
+
+/// The NVMe/RDMA reactors, once started, continue the reactor ids after TCP's (`reactor` stays
+/// the one label, and TCP's series keep theirs); before, there are none.
+#[tokio::test]
+async fn rdma_reactors_continue_the_reactor_ids() {
+    let api = Api::start().await;
+    let s = scrape_ok(&api).await;
+    let polls = |s: &Scrape, id: &str| {
+        s.get(
+            "ferrofab_reactor_polls_total",
+            &[("reactor", id), ("state", "idle")],
+        )
+    };
+    assert!(polls(&s, "0").is_some());
+    assert_eq!(polls(&s, "1"), None, "one TCP reactor, no RDMA reactor yet");
+    // What the RDMA listeners register when their reactors first serve (two reactors here).
+    let rdma: Vec<_> = (0..2)
+        .map(|_| std::sync::Arc::new(fabric::tcp::reactor_stats::ReactorCounters::default()))
+        .collect();
+    assert!(api.daemon.target().metrics().set_rdma_reactors(rdma));
+    let s = scrape_ok(&api).await;
+    for id in ["0", "1", "2"] {
+        assert!(polls(&s, id).is_some(), "reactor {id}");
+        assert!(s
+            .get("ferrofab_reactor_commands_total", &[("reactor", id)])
+            .is_some());
+    }
+    assert_eq!(polls(&s, "3"), None);
+    api.stop().await;
+}

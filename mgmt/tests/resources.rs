@@ -205,7 +205,7 @@ async fn listeners_open_and_close_over_rest() {
     // Bad requests name the field.
     api.post(
         "/api/v1/listeners",
-        json!({"transport": "rdma", "address": "127.0.0.1:4500"}),
+        json!({"transport": "udp", "address": "127.0.0.1:4500"}),
     )
     .await
     .expect_error(400, "invalid", Some("transport"));
@@ -223,13 +223,16 @@ async fn listeners_open_and_close_over_rest() {
     .await
     .expect_error(400, "invalid", Some("address"));
     // Closing it disconnects the host that came through it.
+    api.delete(&format!("/api/v1/listeners/{free}?transport=udp"))
+        .await
+        .expect_error(400, "invalid", Some("transport"));
     let out = api
         .delete(&format!("/api/v1/listeners/{free}"))
         .await
         .expect(200);
     assert_eq!(
         out,
-        json!({"outcome": "listener_removed", "address": free.to_string(),
+        json!({"outcome": "listener_removed", "transport": "tcp", "address": free.to_string(),
                "controllers_disconnected": 1})
     );
     tokio::time::timeout(Duration::from_secs(1), ctrl.admin_queue().closed())
@@ -389,5 +392,61 @@ async fn a_zone_fault_over_rest() {
     .await
     .expect(201);
     assert_eq!(states(report().await.unwrap()), vec![e, e, ro, off]);
+    api.stop().await;
+}
+
+/// Where an RDMA listener cannot bind (192.0.2.1 is on no RDMA device; this build machine
+/// has no rdma-core at all), the request is refused with the RDMA layer's reason, and
+/// nothing changes.
+#[tokio::test]
+async fn an_rdma_listener_that_cannot_bind_is_refused_with_the_reason() {
+    let api = Api::start().await;
+    let message = api
+        .post(
+            "/api/v1/listeners",
+            json!({"transport": "rdma", "address": "192.0.2.1:4420"}),
+        )
+        .await
+        .expect_error(409, "listener_unavailable", Some("address"));
+    assert!(
+        message.starts_with("cannot listen on 192.0.2.1:4420 (rdma): "),
+        "{message}"
+    );
+    let rdma_core = ["/usr/lib/x86_64-linux-gnu", "/usr/lib64", "/usr/lib"]
+        .iter()
+        .any(|d| std::path::Path::new(d).join("librdmacm.so.1").exists());
+    if !rdma_core {
+        assert!(message.contains("NVMe/RDMA needs rdma-core"), "{message}");
+    }
+    let listeners = api.get("/api/v1/listeners").await.expect(200);
+    assert_eq!(listeners.as_array().unwrap().len(), 1, "{listeners}");
+    assert_eq!(listeners[0]["transport"], "tcp");
+    // No such RDMA listener to close; a subsystem cannot name one either. (Subsystems and
+    // DELETE name listeners by their configured address.)
+    let nvme = "127.0.0.1:0".to_string();
+    api.delete(&format!("/api/v1/listeners/{nvme}?transport=rdma"))
+        .await
+        .expect_error(404, "no_such_listener", None);
+    api.post(
+        "/api/v1/subsystems",
+        json!({"nqn": SUB, "listeners": [format!("rdma://{nvme}")]}),
+    )
+    .await
+    .expect_error(400, "invalid", Some("listeners[0]"));
+    api.post(
+        "/api/v1/subsystems",
+        json!({"nqn": SUB, "listeners": ["sctp://127.0.0.1:1"]}),
+    )
+    .await
+    .expect_error(400, "invalid", Some("listeners[0]"));
+    // `tcp://` and the plain address both name the TCP listener.
+    let created = api
+        .post(
+            "/api/v1/subsystems",
+            json!({"nqn": SUB, "listeners": [format!("tcp://{nvme}"), nvme.clone()]}),
+        )
+        .await
+        .expect(201);
+    assert_eq!(created["listeners"], json!([format!("tcp://{nvme}"), nvme]));
     api.stop().await;
 }

@@ -9,9 +9,11 @@ use nvme::backend::ZonedRamConfig;
 use nvme::zns::ZoneLimits;
 use serde::{Deserialize, Serialize};
 
+mod listener_ref;
 mod ser;
 mod validate;
 
+pub use listener_ref::ListenerRef;
 pub use validate::{FieldAt, FieldPath, RuleError};
 
 /// NQN of the subsystem served when no configuration file is given.
@@ -50,10 +52,13 @@ pub enum ConfigError {
     Serialize { message: String },
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+/// The NVMe transport a listener serves: NVMe/TCP, or NVMe/RDMA (RDMA CM over IP: RoCE,
+/// iWARP, InfiniBand with IPoIB addresses; needs rdma-core at run time).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TransportKind {
     Tcp,
+    Rdma,
 }
 
 /// What a namespace stores its blocks in: `backend = "ram" | "file" | "null"`, or a table
@@ -379,7 +384,9 @@ impl ReactorSection {
 /// Most reactors one daemon runs.
 pub const MAX_REACTORS: usize = 256;
 
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+/// A `[[listener]]`: identified by its transport and address together (TCP and RDMA have
+/// port spaces of their own, so one address:port may have a listener of each).
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq, Hash)]
 #[serde(deny_unknown_fields)]
 pub struct ListenerConfig {
     pub transport: TransportKind,
@@ -399,9 +406,11 @@ pub struct SubsystemConfig {
     /// Host NQNs allowed to connect; absent means any host.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub allowed_hosts: Option<Vec<String>>,
-    /// Listener addresses this subsystem is reachable on; absent means every listener.
+    /// Listeners this subsystem is reachable on ([`ListenerRef`]: `"IP:port"` for every
+    /// listener on that address, `"rdma://IP:port"` or `"tcp://IP:port"` for one transport's);
+    /// absent means every listener.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub listeners: Option<Vec<SocketAddr>>,
+    pub listeners: Option<Vec<ListenerRef>>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub namespace: Vec<NamespaceConfig>,
 }
@@ -457,11 +466,47 @@ impl Config {
     }
 }
 
+impl TransportKind {
+    pub const ALL: [TransportKind; 2] = [TransportKind::Tcp, TransportKind::Rdma];
+
+    /// The name in configuration files and the API (`"tcp"`, `"rdma"`).
+    pub fn name(self) -> &'static str {
+        match self {
+            TransportKind::Tcp => "tcp",
+            TransportKind::Rdma => "rdma",
+        }
+    }
+
+    /// The transport a queue arrived on, as the fabric layer says it.
+    pub fn from_fabric(kind: fabric::queue::TransportKind) -> TransportKind {
+        match kind {
+            fabric::queue::TransportKind::Tcp => TransportKind::Tcp,
+            fabric::queue::TransportKind::Rdma => TransportKind::Rdma,
+        }
+    }
+}
+
 impl fmt::Display for TransportKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            TransportKind::Tcp => "tcp",
-        })
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for TransportKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<TransportKind, String> {
+        TransportKind::ALL
+            .into_iter()
+            .find(|t| t.name() == s)
+            .ok_or_else(|| format!("unknown transport {s:?}: expected \"tcp\" or \"rdma\""))
+    }
+}
+
+impl fmt::Display for ListenerConfig {
+    /// `tcp 127.0.0.1:4420`, `rdma 192.0.2.10:4420`: the transport and configured address.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.transport, self.address)
     }
 }
 

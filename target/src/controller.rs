@@ -57,6 +57,8 @@ impl TargetParams {
 pub struct HostIdentity {
     pub hostnqn: String,
     pub hostid: [u8; 16],
+    /// The transport the admin queue arrived on.
+    pub transport: crate::config::TransportKind,
     pub local: std::net::SocketAddr,
 }
 
@@ -148,6 +150,9 @@ pub struct Controller {
     pub kind: ControllerKind,
     pub hostnqn: String,
     pub hostid: [u8; 16],
+    /// The transport the admin queue arrived on (the listener it came through is this
+    /// transport's on `local`; the Error Information log's TRTYPE).
+    pub transport: crate::config::TransportKind,
     /// Local address of the admin queue's connection (discovery reports it for wildcards).
     pub local: std::net::SocketAddr,
     pub params: Arc<TargetParams>,
@@ -183,6 +188,7 @@ impl Controller {
         let HostIdentity {
             hostnqn,
             hostid,
+            transport,
             local,
         } = host;
         let aer_config = default_async_event_config(&kind);
@@ -192,6 +198,7 @@ impl Controller {
             kind,
             hostnqn,
             hostid,
+            transport,
             local,
             params,
             created: std::time::Instant::now(),
@@ -603,6 +610,7 @@ mod tests {
             HostIdentity {
                 hostnqn: "nqn.2014-08.org.nvmexpress:uuid:0".into(),
                 hostid: [0; 16],
+                transport: crate::config::TransportKind::Tcp,
                 local: "127.0.0.1:4420".parse().unwrap(),
             },
             kato_ms,

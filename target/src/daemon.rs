@@ -1,28 +1,31 @@
-//! The daemon: bind the listeners, build the target, serve NVMe/TCP until told to stop, then
-//! tear controllers down and flush every backend.
+//! The daemon: bind the listeners, build the target, serve NVMe/TCP and NVMe/RDMA until told
+//! to stop, then tear controllers down and flush every backend.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use fabric::queue::Target;
+use fabric::rdma::RdmaTargetConfig;
 use fabric::tcp::reactor::{PollMode, ReactorConfig, ReactorPool, ThreadHook};
 use fabric::tcp::server::TcpTargetConfig;
 use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{self, Config};
+use crate::config::{self, Config, ListenerConfig, TransportKind};
 use crate::controller::TargetParams;
 use crate::drives::{DriveSettings, Drives};
-use crate::engine::{ActionError, Engine, ListenerControl, Outcome};
+use crate::engine::{ActionError, BoundSocket, Engine, ListenerControl, Outcome};
 use crate::listeners::{bind_tcp, TcpListeners};
+use crate::rdma_listeners::{RdmaListeners, RdmaReactors};
 use crate::setup::{build_target, SetupError};
 use crate::state::{StateDir, StateError};
 use crate::target::FabricTarget;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
-    #[error("cannot listen on {address}: {source}")]
+    #[error("cannot listen on {address} ({transport}): {source}")]
     Bind {
+        transport: TransportKind,
         address: SocketAddr,
         source: std::io::Error,
     },
@@ -39,6 +42,7 @@ pub struct Daemon {
     engine: Arc<Engine>,
     target: FabricTarget,
     listeners: Arc<TcpListeners>,
+    rdma: Arc<RdmaListeners>,
     reactors: Arc<ReactorPool>,
 }
 
@@ -89,7 +93,7 @@ impl Daemon {
     }
 
     async fn start_full(
-        mut config: Config,
+        config: Config,
         params: TargetParams,
         hook: Option<ThreadHook>,
         state: Option<StateDir>,
@@ -98,42 +102,6 @@ impl Daemon {
         if let Some(dir) = &state {
             dir.save(&config).map_err(DaemonError::State)?;
         }
-        // The engine keeps the configuration as written; the target serves bound addresses.
-        let configured = config.clone();
-        let mut bound_pairs = Vec::with_capacity(config.listener.len());
-        let mut sockets = Vec::with_capacity(config.listener.len());
-        for l in &mut config.listener {
-            let socket =
-                bind_tcp(l.address, &Handle::current()).map_err(|source| DaemonError::Bind {
-                    address: l.address,
-                    source,
-                })?;
-            let bound = socket.address;
-            // Subsystems name listeners by their configured address; follow a port-0 choice.
-            for s in &mut config.subsystem {
-                for a in s.listeners.iter_mut().flatten() {
-                    if *a == l.address {
-                        *a = bound;
-                    }
-                }
-            }
-            bound_pairs.push((l.address, bound));
-            l.address = bound;
-            sockets.push(socket);
-        }
-        let tcp = TcpTargetConfig {
-            io_in_capsule: params.io_in_capsule,
-            max_transfer: params.max_transfer(),
-            ..TcpTargetConfig::default()
-        };
-        let reactor_count = config.reactor.reactors();
-        let drives = drives.unwrap_or_else(|| {
-            Arc::new(Drives::new(DriveSettings::new(
-                &config.drives,
-                reactor_count,
-            )))
-        });
-        let target = build_target(&config, params, &drives)?;
         let reactor_config = ReactorConfig {
             cores: config.reactor.cores.clone(),
             count: config.reactor.count.unwrap_or(1),
@@ -143,6 +111,69 @@ impl Daemon {
             },
             on_thread_start: hook,
         };
+        // Started by the first RDMA listener that binds, with the TCP reactors' settings.
+        let rdma_reactors = Arc::new(RdmaReactors::new(reactor_config.clone(), Handle::current()));
+        let started = Daemon::serve(
+            config,
+            params,
+            reactor_config,
+            rdma_reactors.clone(),
+            state,
+            drives,
+        )
+        .await;
+        if started.is_err() {
+            // An RDMA listener may have started the RDMA reactors before a later step failed.
+            let stop = tokio::task::spawn_blocking(move || rdma_reactors.stop_and_join()).await;
+            if let Err(e) = stop {
+                tracing::error!(error = %e, "stopping the RDMA reactors failed");
+            }
+        }
+        started
+    }
+
+    /// Bind every listener, build the target, start the TCP reactors and serve.
+    async fn serve(
+        config: Config,
+        params: TargetParams,
+        reactor_config: ReactorConfig,
+        rdma_reactors: Arc<RdmaReactors>,
+        state: Option<StateDir>,
+        drives: Option<Arc<Drives>>,
+    ) -> Result<Daemon, DaemonError> {
+        // The engine keeps the configuration as written; the target serves bound addresses.
+        let mut bound = Vec::with_capacity(config.listener.len());
+        let mut sockets = Vec::with_capacity(config.listener.len());
+        for l in &config.listener {
+            let socket =
+                bind_listener(l, &rdma_reactors)
+                    .await
+                    .map_err(|source| DaemonError::Bind {
+                        transport: l.transport,
+                        address: l.address,
+                        source,
+                    })?;
+            bound.push((l.clone(), socket.address()));
+            sockets.push(socket);
+        }
+        let tcp = TcpTargetConfig {
+            io_in_capsule: params.io_in_capsule,
+            max_transfer: params.max_transfer(),
+            ..TcpTargetConfig::default()
+        };
+        let rdma = RdmaTargetConfig {
+            io_in_capsule: params.io_in_capsule,
+            max_transfer: params.max_transfer(),
+            ..RdmaTargetConfig::default()
+        };
+        let reactor_count = config.reactor.reactors();
+        let drives = drives.unwrap_or_else(|| {
+            Arc::new(Drives::new(DriveSettings::new(
+                &config.drives,
+                reactor_count,
+            )))
+        });
+        let target = build_target(&config, &bound, params, &drives)?;
         let reactors = Arc::new(
             ReactorPool::start(reactor_config.clone(), tokio::runtime::Handle::current())
                 .map_err(DaemonError::Reactors)?,
@@ -157,11 +188,21 @@ impl Daemon {
             Handle::current(),
             CancellationToken::new(),
         ));
+        let rdma_listeners = Arc::new(RdmaListeners::new(
+            target.clone(),
+            rdma,
+            rdma_reactors,
+            CancellationToken::new(),
+        ));
         for socket in sockets {
-            listeners.serve(socket);
+            match socket.transport() {
+                TransportKind::Tcp => listeners.serve(socket),
+                TransportKind::Rdma => rdma_listeners.serve(socket),
+            }
         }
-        let mut engine = Engine::new(target.clone(), configured, bound_pairs, drives)
-            .with_listener_control(listeners.clone());
+        let mut engine = Engine::new(target.clone(), config, bound, drives)
+            .with_listener_control(listeners.clone())
+            .with_listener_control(rdma_listeners.clone());
         if let Some(dir) = state {
             engine = engine.with_state_dir(dir);
         }
@@ -169,6 +210,7 @@ impl Daemon {
             engine: Arc::new(engine),
             target,
             listeners,
+            rdma: rdma_listeners,
             reactors,
         })
     }
@@ -212,6 +254,22 @@ impl Daemon {
             .collect()
     }
 
+    /// Each configured listener (transport and address) with the address it is bound to.
+    pub fn listeners(&self) -> Vec<(ListenerConfig, SocketAddr)> {
+        self.engine.listeners()
+    }
+
+    /// Each NVMe/RDMA reactor's counters, by reactor id (empty until an RDMA listener
+    /// started them).
+    pub fn rdma_reactor_samples(&self) -> Vec<fabric::tcp::reactor_stats::ReactorSample> {
+        let by_transport = self.target.metrics().reactors_by_transport();
+        by_transport
+            .iter()
+            .filter(|(t, _)| *t == TransportKind::Rdma)
+            .flat_map(|(_, reactors)| reactors.iter().map(|c| c.sample()))
+            .collect()
+    }
+
     /// Stop serving: close every connection, destroy controllers, flush backends, shut
     /// down the drives the daemon drives itself.
     pub async fn shutdown(self) {
@@ -219,9 +277,18 @@ impl Daemon {
             engine,
             target,
             listeners,
+            rdma,
             reactors,
         } = self;
         listeners.stop_all().await;
+        // Closes every RDMA queue and stops the RDMA reactors, if they were started.
+        let rdma_stopped = {
+            let rdma = rdma.clone();
+            tokio::task::spawn_blocking(move || rdma.stop_all()).await
+        };
+        if let Err(e) = rdma_stopped {
+            tracing::error!(error = %e, "stopping the RDMA reactors failed");
+        }
         // Closes every connection on every reactor, then joins the threads.
         if let Err(e) = tokio::task::spawn_blocking(move || reactors.stop_and_join()).await {
             tracing::error!(error = %e, "stopping the reactors failed");
@@ -246,9 +313,28 @@ impl Daemon {
         let drives = engine.drives().clone();
         drop(engine);
         drop(listeners);
+        drop(rdma);
         if let Err(e) = tokio::task::spawn_blocking(move || drives.shutdown_all()).await {
             tracing::error!(error = %e, "drive shutdown task failed");
         }
         tracing::info!("target stopped");
+    }
+}
+
+/// Bind one configured listener: TCP in place (registered with the runtime), RDMA on a
+/// blocking thread (the first one starts the RDMA reactors).
+async fn bind_listener(
+    l: &ListenerConfig,
+    rdma: &Arc<RdmaReactors>,
+) -> std::io::Result<BoundSocket> {
+    match l.transport {
+        TransportKind::Tcp => bind_tcp(l.address, &Handle::current()),
+        TransportKind::Rdma => {
+            let (rdma, address) = (rdma.clone(), l.address);
+            tokio::task::spawn_blocking(move || rdma.bind(address))
+                .await
+                .map_err(std::io::Error::other)?
+                .map(BoundSocket::Rdma)
+        }
     }
 }

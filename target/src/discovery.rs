@@ -4,16 +4,35 @@
 use std::net::{IpAddr, SocketAddr};
 
 use nvme::log_page::{
-    AddressFamily, DiscoveryLog, DiscoveryRecord, SubsystemType, TcpSecurityType, TransportType,
-    EFLAGS_DUPRETINFO, EFLAGS_EPCSD, TREQ_DISABLE_SQ_FLOW_CONTROL,
-    TREQ_SECURE_CHANNEL_NOT_REQUIRED,
+    AddressFamily, DiscoveryLog, DiscoveryRecord, RdmaTsas, SubsystemType, TcpSecurityType,
+    TransportType, EFLAGS_DUPRETINFO, EFLAGS_EPCSD, TREQ_DISABLE_SQ_FLOW_CONTROL,
+    TREQ_SECURE_CHANNEL_NOT_REQUIRED, TSAS_LEN,
 };
 
+use crate::config::TransportKind;
 use crate::nqn::DISCOVERY_NQN;
 use crate::target::{Listener, TargetInner};
 
 /// Admin submission queue size hosts may use (ASQSZ).
 pub const ADMIN_SQ_SIZE: u16 = 32;
+
+/// TRTYPE of a transport (NVMe-oF 1.1 Figure 38, Transport Type codes): RDMA 1, TCP 3.
+pub fn trtype(transport: TransportKind) -> TransportType {
+    match transport {
+        TransportKind::Tcp => TransportType::Tcp,
+        TransportKind::Rdma => TransportType::Rdma,
+    }
+}
+
+/// The transport specific address subtype of a listener's records: for TCP SECTYPE none
+/// (NVMe/TCP 1.0 §3.6.1.1, no TLS); for RDMA reliable connected QPs, no provider
+/// specified, RDMA_IP_CM, no partition key (NVMe/RDMA 1.0 Figure 3), as Linux nvmet reports.
+fn tsas(transport: TransportKind) -> [u8; TSAS_LEN] {
+    match transport {
+        TransportKind::Tcp => DiscoveryRecord::tcp_tsas(TcpSecurityType::None),
+        TransportKind::Rdma => DiscoveryRecord::rdma_tsas(RdmaTsas::RDMA_CM),
+    }
+}
 
 fn record(
     l: &Listener,
@@ -32,13 +51,14 @@ fn record(
         _ => 0,
     };
     DiscoveryRecord {
-        trtype: TransportType::Tcp,
+        trtype: trtype(l.transport),
         adrfam: match ip {
             IpAddr::V4(_) => AddressFamily::Ipv4,
             IpAddr::V6(_) => AddressFamily::Ipv6,
         },
         subtype,
-        // No secure channel required; hosts may disable SQ flow control.
+        // No secure channel required; hosts may disable SQ flow control (both transports:
+        // NVMe-oF 1.1 Figure 38, TREQ).
         treq: TREQ_SECURE_CHANNEL_NOT_REQUIRED | TREQ_DISABLE_SQ_FLOW_CONTROL,
         portid: l.portid,
         cntlid: nvme::command::CNTLID_DYNAMIC,
@@ -47,7 +67,7 @@ fn record(
         trsvcid: l.address.port().to_string(),
         traddr: ip.to_string(),
         subnqn: subnqn.to_string(),
-        tsas: DiscoveryRecord::tcp_tsas(TcpSecurityType::None),
+        tsas: tsas(l.transport),
     }
 }
 
@@ -63,7 +83,7 @@ pub fn discovery_log(target: &TargetInner, hostnqn: &str, local: SocketAddr) -> 
         ));
         for s in subsystems
             .iter()
-            .filter(|s| s.on_listener(&l.address) && s.host_allowed(hostnqn))
+            .filter(|s| s.on_listener(&l.id()) && s.host_allowed(hostnqn))
         {
             records.push(record(l, local, SubsystemType::Nvme, &s.nqn));
         }

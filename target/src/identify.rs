@@ -185,8 +185,15 @@ pub fn controller(ctrl: &Controller) -> Vec<u8> {
     c.maxcmd.set(ctrl.params.mqes.saturating_add(1));
     // SGLs with the in-capsule offset form (NVMe-oF 1.1 §2.3), and data SGLs longer than
     // the command's data (NVMe Base 2.0 §4.3.2; the I/O queue uses what the command needs).
-    c.sgls
-        .set(ctrl_bits::SGLS_SUPPORTED | ctrl_bits::SGLS_EXCESS_LENGTH | ctrl_bits::SGLS_OFFSET);
+    let mut sgls =
+        ctrl_bits::SGLS_SUPPORTED | ctrl_bits::SGLS_EXCESS_LENGTH | ctrl_bits::SGLS_OFFSET;
+    // Over RDMA, data not in the capsule moves by RDMA READ/WRITE against the host's Keyed
+    // SGL Data Block (NVMe/RDMA 1.0 §3.3); a Linux nvme-rdma host refuses a controller,
+    // the discovery controller too, whose SGLS bit 2 is clear.
+    if ctrl.transport == crate::config::TransportKind::Rdma {
+        sgls |= ctrl_bits::SGLS_KEYED;
+    }
+    c.sgls.set(sgls);
     // NVMe-oF capsule sizes in 16-byte units; responses are bare CQEs.
     c.ioccsz.set((64 + ctrl.params.io_in_capsule) / 16);
     c.iorcsz.set(1);

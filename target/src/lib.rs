@@ -25,6 +25,7 @@ pub mod metrics;
 pub mod namespace;
 pub mod nqn;
 pub mod perf;
+pub mod rdma_listeners;
 pub mod setup;
 pub mod state;
 pub mod status_map;

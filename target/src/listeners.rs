@@ -1,5 +1,6 @@
-//! The daemon's transport listeners: one accept loop per bound address, opened and closed
-//! at run time by the engine ([`crate::engine::ListenerControl`]).
+//! The daemon's NVMe/TCP listeners: one accept loop per bound address, opened and closed
+//! at run time by the engine ([`crate::engine::ListenerControl`]). NVMe/RDMA's are in
+//! [`crate::rdma_listeners`].
 
 use ferrofab_sync::CountedLock as _;
 use std::collections::HashMap;
@@ -14,6 +15,7 @@ use tokio::runtime::Handle;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::config::TransportKind;
 use crate::engine::{BoundSocket, ListenerControl};
 
 /// Bind a TCP listener socket on `address` (port 0 picks one), registered with `runtime`.
@@ -29,7 +31,7 @@ pub fn bind_tcp(address: SocketAddr, runtime: &Handle) -> std::io::Result<BoundS
     socket.set_reuseaddr(true)?;
     socket.bind(address)?;
     let socket = socket.listen(1024)?;
-    Ok(BoundSocket {
+    Ok(BoundSocket::Tcp {
         address: socket.local_addr()?,
         socket,
     })
@@ -81,16 +83,27 @@ impl TcpListeners {
 }
 
 impl ListenerControl for TcpListeners {
+    fn transport(&self) -> TransportKind {
+        TransportKind::Tcp
+    }
+
     fn bind(&self, address: SocketAddr) -> std::io::Result<BoundSocket> {
         bind_tcp(address, &self.runtime)
     }
 
     fn serve(&self, bound: BoundSocket) {
+        let BoundSocket::Tcp { address, socket } = bound else {
+            // The engine hands each control the sockets it bound; never reached.
+            tracing::error!(
+                ?bound,
+                "a TCP listener was given another transport's socket"
+            );
+            return;
+        };
         let stop = self.shutdown.child_token();
-        let address = bound.address;
         tracing::info!(addr = %address, transport = "tcp", "listening");
         let task = self.runtime.spawn(serve(
-            bound.socket,
+            socket,
             self.target.clone(),
             self.config.clone(),
             self.reactors.clone(),
@@ -102,7 +115,7 @@ impl ListenerControl for TcpListeners {
     fn close(&self, address: SocketAddr) {
         if let Some((stop, _task)) = self.serving().remove(&address) {
             stop.cancel();
-            tracing::info!(addr = %address, "listener closed");
+            tracing::info!(addr = %address, transport = "tcp", "listener closed");
         }
     }
 }

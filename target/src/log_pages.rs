@@ -100,8 +100,9 @@ fn error_information(ctrl: &Controller) -> Vec<u8> {
         e.parameter_error_location.set(0xffff);
         e.lba.set(rec.lba);
         e.nsid.set(rec.nsid);
-        // TRTYPE: the transport the command arrived on (NVMe/TCP).
-        e.trtype = 3;
+        // TRTYPE (NVMe Base 2.0 §5.16.1.2, codes of NVMe-oF 1.1 Figure 38): the transport
+        // the controller's admin queue came over.
+        e.trtype = crate::discovery::trtype(ctrl.transport).to_u8();
         slot.copy_from_slice(e.as_bytes());
     }
     page

@@ -18,6 +18,8 @@ use fabric::queue::Response;
 use fabric::tcp::reactor_stats::{current_reactor, ReactorCounters};
 use nvme::Status;
 
+use crate::config::TransportKind;
+
 /// Upper bounds of the latency histogram's buckets, in nanoseconds (10 µs .. 10 s); a last
 /// bucket counts everything above.
 pub const LATENCY_BOUNDS_NS: [u64; 19] = [
@@ -353,6 +355,8 @@ pub struct TargetMetrics {
     events: [AtomicU64; EventKind::ALL.len()],
     keep_alive_expiries: AtomicU64,
     reactors: OnceLock<Vec<Arc<ReactorCounters>>>,
+    /// The NVMe/RDMA reactors, once they serve a listener (they start on first use).
+    rdma_reactors: OnceLock<Vec<Arc<ReactorCounters>>>,
 }
 
 /// A reading of the target-wide counters.
@@ -396,6 +400,23 @@ impl TargetMetrics {
     /// The reactors' counters by reactor id (empty until registered).
     pub fn reactors(&self) -> &[Arc<ReactorCounters>] {
         self.reactors.get().map_or(&[], |r| r.as_slice())
+    }
+
+    /// Register the NVMe/RDMA reactors (once; a second call is ignored and returns false).
+    pub fn set_rdma_reactors(&self, reactors: Vec<Arc<ReactorCounters>>) -> bool {
+        self.rdma_reactors.set(reactors).is_ok()
+    }
+
+    /// Each transport's reactor counters by reactor id: TCP's, then RDMA's (empty until the
+    /// RDMA reactors serve a listener).
+    pub fn reactors_by_transport(&self) -> [(TransportKind, &[Arc<ReactorCounters>]); 2] {
+        [
+            (TransportKind::Tcp, self.reactors()),
+            (
+                TransportKind::Rdma,
+                self.rdma_reactors.get().map_or(&[], |r| r.as_slice()),
+            ),
+        ]
     }
 
     pub fn sample(&self) -> TargetSample {
@@ -522,5 +543,19 @@ mod tests {
         assert!(m.set_reactors(vec![Arc::new(ReactorCounters::default())]));
         assert!(!m.set_reactors(Vec::new()));
         assert_eq!(m.reactors().len(), 1);
+        let lens = |m: &TargetMetrics| m.reactors_by_transport().map(|(t, r)| (t, r.len()));
+        assert_eq!(
+            lens(&m),
+            [(TransportKind::Tcp, 1), (TransportKind::Rdma, 0)]
+        );
+        let two: Vec<_> = (0..2)
+            .map(|_| Arc::new(ReactorCounters::default()))
+            .collect();
+        assert!(m.set_rdma_reactors(two.clone()));
+        assert!(!m.set_rdma_reactors(two));
+        assert_eq!(
+            lens(&m),
+            [(TransportKind::Tcp, 1), (TransportKind::Rdma, 2)]
+        );
     }
 }

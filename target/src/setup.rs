@@ -6,13 +6,13 @@ use nvme::backend::{
     Backend, BackendError, FileBackend, FileOptions, NullBackend, RamBackend, ZonedRamBackend,
 };
 
-use crate::config::{BackendKind, Config, NamespaceConfig, SubsystemConfig};
+use crate::config::{BackendKind, Config, ListenerConfig, NamespaceConfig, SubsystemConfig};
 use crate::controller::TargetParams;
 use crate::drives::Drives;
 use crate::ids::derive_serial;
 use crate::namespace::Namespace;
 use crate::subsystem::{Identity, Subsystem};
-use crate::target::{FabricTarget, Listener};
+use crate::target::{FabricTarget, Listener, ListenerId};
 
 /// Model number reported when the configuration names none.
 pub const DEFAULT_MODEL: &str = "ferrofab";
@@ -105,9 +105,29 @@ pub fn identity(sc: &SubsystemConfig) -> Identity {
     }
 }
 
-/// Build a subsystem with all its configured namespaces.
+/// The bound listeners a subsystem's `listeners` names (None: every listener), given each
+/// configured listener with the address it is bound to (a configured port 0 is a chosen
+/// port). A plain `IP:port` names the listener of every transport configured there.
+pub fn resolve_listeners(
+    bound: &[(ListenerConfig, std::net::SocketAddr)],
+    sc: &SubsystemConfig,
+) -> Option<Vec<ListenerId>> {
+    let refs = sc.listeners.as_ref()?;
+    let mut ids: Vec<ListenerId> = bound
+        .iter()
+        .filter(|(configured, _)| refs.iter().any(|r| r.matches(configured)))
+        .map(|(configured, at)| ListenerId::new(configured.transport, *at))
+        .collect();
+    ids.sort();
+    ids.dedup();
+    Some(ids)
+}
+
+/// Build a subsystem with all its configured namespaces, reachable on `listeners` (see
+/// [`resolve_listeners`]).
 pub fn build_subsystem(
     sc: &SubsystemConfig,
+    listeners: Option<Vec<ListenerId>>,
     drives: &Drives,
 ) -> Result<Arc<Subsystem>, SetupError> {
     let id = identity(sc);
@@ -117,7 +137,7 @@ pub fn build_subsystem(
         id.model,
         id.firmware,
         sc.allowed_hosts.clone(),
-        sc.listeners.clone(),
+        listeners,
     ));
     for nc in &sc.namespace {
         sub.add_namespace(open_namespace(&sc.nqn, nc, drives)?)
@@ -129,25 +149,29 @@ pub fn build_subsystem(
     Ok(sub)
 }
 
-/// Create the target with every subsystem and namespace of `config`.
+/// Create the target with every subsystem and namespace of `config`, serving `bound`: each
+/// configured listener with the address it is bound to, in configuration order (port IDs
+/// follow it).
 pub fn build_target(
     config: &Config,
+    bound: &[(ListenerConfig, std::net::SocketAddr)],
     params: TargetParams,
     drives: &Drives,
 ) -> Result<FabricTarget, SetupError> {
-    let listeners = config
-        .listener
+    let listeners = bound
         .iter()
         .enumerate()
-        .map(|(i, l)| Listener {
+        .map(|(i, (l, at))| Listener {
             portid: i as u16 + 1,
-            address: l.address,
+            transport: l.transport,
+            address: *at,
         })
         .collect();
     let target = FabricTarget::new(params, listeners);
     for sc in &config.subsystem {
+        let listeners = resolve_listeners(bound, sc);
         target
-            .add_subsystem(build_subsystem(sc, drives)?)
+            .add_subsystem(build_subsystem(sc, listeners, drives)?)
             .map_err(|message| SetupError::Duplicate {
                 nqn: sc.nqn.clone(),
                 message,

@@ -2,12 +2,12 @@
 
 use ferrofab_sync::{CountedLock as _, CountedRwLock as _};
 use std::collections::{BTreeMap, HashSet};
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 
 use crate::controller::Controller;
 use crate::namespace::Namespace;
+use crate::target::ListenerId;
 
 /// What Identify Controller reports for every controller of a subsystem.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -25,9 +25,9 @@ pub struct Subsystem {
     /// None: any host may connect. Read at Connect and for the discovery log only; the
     /// engine replaces it (`set_allowed_hosts`).
     allowed_hosts: RwLock<Option<HashSet<String>>>,
-    /// Bound listener addresses; None: reachable on every listener. Read at Connect and for
-    /// the discovery log; the engine replaces it (`set_listeners`).
-    listeners: RwLock<Option<Vec<SocketAddr>>>,
+    /// Bound listeners (transport and bound address); None: reachable on every listener.
+    /// Read at Connect and for the discovery log; the engine replaces it (`set_listeners`).
+    listeners: RwLock<Option<Vec<ListenerId>>>,
     /// Copy-on-write: I/O queues keep a snapshot and refresh it when `ns_generation` moves,
     /// so the data path takes no lock.
     namespaces: RwLock<Arc<NamespaceMap>>,
@@ -52,7 +52,7 @@ impl Subsystem {
         model: String,
         firmware: String,
         allowed_hosts: Option<Vec<String>>,
-        listeners: Option<Vec<SocketAddr>>,
+        listeners: Option<Vec<ListenerId>>,
     ) -> Subsystem {
         Subsystem {
             nqn,
@@ -85,11 +85,16 @@ impl Subsystem {
         raced
     }
 
-    /// Replace the listener restriction (bound addresses; None: every listener). New
+    /// Replace the listener restriction (bound listeners; None: every listener). New
     /// connections are checked against it at once; the engine disconnects the controllers
     /// that came through a listener it no longer names.
-    pub fn set_listeners(&self, listeners: Option<Vec<SocketAddr>>) {
+    pub fn set_listeners(&self, listeners: Option<Vec<ListenerId>>) {
         *write(&self.listeners) = listeners;
+    }
+
+    /// The listener restriction (bound listeners; None: every listener).
+    pub fn listeners(&self) -> Option<Vec<ListenerId>> {
+        read(&self.listeners).clone()
     }
 
     /// Whether only listed hosts may connect (`allowed_hosts` is configured).
@@ -129,10 +134,10 @@ impl Subsystem {
             .collect()
     }
 
-    pub fn on_listener(&self, addr: &SocketAddr) -> bool {
+    pub fn on_listener(&self, id: &ListenerId) -> bool {
         match &*read(&self.listeners) {
             None => true,
-            Some(v) => v.contains(addr),
+            Some(v) => v.contains(id),
         }
     }
 

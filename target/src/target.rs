@@ -14,6 +14,7 @@ use nvme::command::{
 use nvme::{Sqe, Status};
 
 use crate::admin::AdminQueue;
+use crate::config::TransportKind;
 use crate::controller::{Controller, ControllerKind, HostIdentity, TargetParams};
 use crate::io::IoQueue;
 use crate::metrics::{QueueKind, RefusedConnect, TargetMetrics};
@@ -32,11 +33,32 @@ pub(crate) const DATA_OFFSET_CNTLID: u16 = 16;
 pub(crate) const DATA_OFFSET_SUBNQN: u16 = 256;
 const DATA_OFFSET_HOSTNQN: u16 = 512;
 
-/// A transport listener (a "port" in discovery terms).
+/// A transport listener (a "port" in discovery terms: each PORTID of the Discovery log has
+/// one TRTYPE, NVMe-oF 1.1 Figure 38, so a TCP and an RDMA listener on one address are two).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Listener {
     pub portid: u16,
+    pub transport: TransportKind,
     pub address: SocketAddr,
+}
+
+/// A bound listener's identity: its transport and the address it is bound to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ListenerId {
+    pub transport: TransportKind,
+    pub address: SocketAddr,
+}
+
+impl ListenerId {
+    pub fn new(transport: TransportKind, address: SocketAddr) -> ListenerId {
+        ListenerId { transport, address }
+    }
+}
+
+impl Listener {
+    pub fn id(&self) -> ListenerId {
+        ListenerId::new(self.transport, self.address)
+    }
 }
 
 pub struct TargetInner {
@@ -128,11 +150,11 @@ impl FabricTarget {
         self.inner.subsystem(nqn)
     }
 
-    /// Controllers whose admin queue came through the bound listener `address`.
-    pub fn controllers_through(&self, address: SocketAddr) -> usize {
+    /// Controllers whose admin queue came through the bound listener `id`.
+    pub fn controllers_through(&self, id: ListenerId) -> usize {
         self.controllers()
             .iter()
-            .filter(|c| through_listener(c, address))
+            .filter(|c| through_listener(c, id))
             .count()
     }
 
@@ -172,15 +194,19 @@ impl TargetInner {
         self.listeners.read_counted().clone()
     }
 
-    /// Serve on one more (bound) address: it gets the lowest free port ID and appears in
+    /// Serve on one more (bound) listener: it gets the lowest free port ID and appears in
     /// the discovery log (persistent discovery controllers get a log change event).
-    pub fn add_listener(&self, address: SocketAddr) -> Listener {
+    pub fn add_listener(&self, id: ListenerId) -> Listener {
         let listener = {
             let mut list = self.listeners.write_counted();
             let portid = (1..=u16::MAX)
                 .find(|id| !list.iter().any(|l| l.portid == *id))
                 .unwrap_or(u16::MAX);
-            let l = Listener { portid, address };
+            let l = Listener {
+                portid,
+                transport: id.transport,
+                address: id.address,
+            };
             list.push(l.clone());
             l
         };
@@ -188,18 +214,16 @@ impl TargetInner {
         listener
     }
 
-    /// Stop serving on `address`: it leaves the discovery log, and the controllers whose
+    /// Stop serving on listener `id`: it leaves the discovery log, and the controllers whose
     /// admin queue came through it are destroyed; returns how many.
-    pub fn remove_listener(&self, address: SocketAddr, reason: &str) -> usize {
-        self.listeners
-            .write_counted()
-            .retain(|l| l.address != address);
+    pub fn remove_listener(&self, id: ListenerId, reason: &str) -> usize {
+        self.listeners.write_counted().retain(|l| l.id() != id);
         let through: Vec<Arc<Controller>> = self
             .controllers
             .lock_counted()
             .by_id
             .values()
-            .filter(|c| through_listener(c, address))
+            .filter(|c| through_listener(c, id))
             .cloned()
             .collect();
         for c in &through {
@@ -241,13 +265,16 @@ impl TargetInner {
         }
     }
 
-    /// The listener a connection arrived on: exact address, or a wildcard on that port.
-    pub fn listener_for(&self, local: &SocketAddr) -> Option<Listener> {
+    /// The listener a connection of `transport` arrived on: exact address, or a wildcard on
+    /// that port.
+    pub fn listener_for(&self, transport: TransportKind, local: &SocketAddr) -> Option<Listener> {
         let list = self.listeners.read_counted();
-        list.iter()
+        let mut of_transport = list.iter().filter(|l| l.transport == transport);
+        of_transport
+            .clone()
             .find(|l| l.address == *local)
             .or_else(|| {
-                list.iter()
+                of_transport
                     .find(|l| l.address.ip().is_unspecified() && l.address.port() == local.port())
             })
             .cloned()
@@ -265,10 +292,13 @@ impl TargetInner {
     }
 }
 
-/// Whether `ctrl`'s admin queue arrived through the listener bound to `address` (exactly, or
-/// on its port for a wildcard address).
-fn through_listener(ctrl: &Controller, address: SocketAddr) -> bool {
-    ctrl.local == address || (address.ip().is_unspecified() && ctrl.local.port() == address.port())
+/// Whether `ctrl`'s admin queue arrived through listener `id`: its transport, and its bound
+/// address exactly or its port for a wildcard address.
+fn through_listener(ctrl: &Controller, id: ListenerId) -> bool {
+    let address = id.address;
+    ctrl.transport == id.transport
+        && (ctrl.local == address
+            || (address.ip().is_unspecified() && ctrl.local.port() == address.port()))
 }
 
 /// Connect failure with the Invalid Parameter location in DW0: IPO in bits 15:0 and IATTR
@@ -360,9 +390,12 @@ impl FabricTarget {
             let sub = self
                 .inner
                 .subsystem(subnqn)
-                .filter(|s| match self.inner.listener_for(&conn.local) {
-                    Some(l) => s.on_listener(&l.address),
-                    None => false,
+                .filter(|s| {
+                    let transport = TransportKind::from_fabric(conn.transport);
+                    match self.inner.listener_for(transport, &conn.local) {
+                        Some(l) => s.on_listener(&l.id()),
+                        None => false,
+                    }
                 })
                 .ok_or_else(|| invalid_param(true, DATA_OFFSET_SUBNQN))?;
             if sub.has_allow_list() && hostnqn.is_empty() {
@@ -387,6 +420,7 @@ impl FabricTarget {
                 HostIdentity {
                     hostnqn: hostnqn.to_string(),
                     hostid: cd.hostid(),
+                    transport: TransportKind::from_fabric(conn.transport),
                     local: conn.local,
                 },
                 cmd.kato,

@@ -8,7 +8,7 @@ use fabric::initiator::controller::Controller;
 use fabric::initiator::discovery::discover;
 use fabric::initiator::{command, HostCommand, HostError};
 use nvme::Status;
-use target::config::{BackendKind, ByteSize, NamespaceConfig};
+use target::config::{BackendKind, ByteSize, NamespaceConfig, TransportKind};
 use target::engine::{Action, ActionError, Outcome};
 use target::Daemon;
 
@@ -214,6 +214,7 @@ async fn listeners_open_and_close_at_run_time() {
     assert_eq!(
         out,
         Outcome::ListenerAdded {
+            transport: TransportKind::Tcp,
             address,
             bound: address
         }
@@ -245,10 +246,20 @@ async fn listeners_open_and_close_at_run_time() {
         .status()
         .is_success());
     // Closing it disconnects that host and refuses new connections; the first port stays.
-    let out = apply(&d, Action::RemoveListener { address }).await.unwrap();
+    let tcp = TransportKind::Tcp;
+    let out = apply(
+        &d,
+        Action::RemoveListener {
+            transport: tcp,
+            address,
+        },
+    )
+    .await
+    .unwrap();
     assert_eq!(
         out,
         Outcome::ListenerRemoved {
+            transport: tcp,
             address,
             controllers_disconnected: 1
         }
@@ -261,14 +272,21 @@ async fn listeners_open_and_close_at_run_time() {
         .unwrap();
     assert_eq!(other.read(1, 1, 8, 8).await.unwrap().data, data);
     // The last listener cannot go; an unknown one is reported as such.
-    let err = apply(&d, Action::RemoveListener { address })
-        .await
-        .unwrap_err();
-    assert!(matches!(err, ActionError::NoSuchListener(_)), "{err}");
+    let err = apply(
+        &d,
+        Action::RemoveListener {
+            transport: tcp,
+            address,
+        },
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, ActionError::NoSuchListener { .. }), "{err}");
     let configured: SocketAddr = "127.0.0.1:0".parse().unwrap();
     let err = apply(
         &d,
         Action::RemoveListener {
+            transport: tcp,
             address: configured,
         },
     )

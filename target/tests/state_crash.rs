@@ -117,7 +117,7 @@ fn mutate(config: &mut Config, rng: &mut StdRng, i: usize) {
             },
             (6, Some(s)) => {
                 s.listeners = match s.listeners {
-                    None => Some(vec![listener_port(&before, 4421).address]),
+                    None => Some(vec![listener_port(&before, 4421).address.into()]),
                     Some(_) => None,
                 }
             }

@@ -447,6 +447,60 @@ wire_enum! {
     }
 }
 
+wire_enum! {
+    /// TSAS byte 0 for NVMe/RDMA: RDMA_QPTYPE, the RDMA QP service type (NVMe/RDMA 1.0
+    /// Figure 3; Linux `NVMF_RDMA_QPTYPE_*`).
+    pub enum RdmaQpType {
+        ReliableConnected = 1,
+        ReliableDatagram = 2,
+    }
+}
+
+wire_enum! {
+    /// TSAS byte 1 for NVMe/RDMA: RDMA_PRTYPE, the RDMA provider type (NVMe/RDMA 1.0 Figure 3;
+    /// Linux `NVMF_RDMA_PRTYPE_*`).
+    pub enum RdmaProviderType {
+        /// No provider specified: what Linux nvmet reports (the host's RDMA CM finds out).
+        NotSpecified = 1,
+        InfiniBand = 2,
+        RoCe = 3,
+        RoCeV2 = 4,
+        Iwarp = 5,
+    }
+}
+
+wire_enum! {
+    /// TSAS byte 2 for NVMe/RDMA: RDMA_CMS, the connection management service (NVMe/RDMA
+    /// 1.0 Figure 3; Linux `NVMF_RDMA_CMS_*`).
+    pub enum RdmaCms {
+        /// RDMA_IP_CM: sockets based endpoint addressing (RDMA CM over IP).
+        RdmaCm = 1,
+    }
+}
+
+/// The NVMe/RDMA transport specific address subtype (NVMe/RDMA 1.0 Figure 3): RDMA_QPTYPE
+/// in byte 0, RDMA_PRTYPE in byte 1, RDMA_CMS in byte 2, bytes 7:3 reserved, RDMA_PKEY in
+/// bytes 9:8 (little endian), the rest reserved.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RdmaTsas {
+    pub qptype: RdmaQpType,
+    pub prtype: RdmaProviderType,
+    pub cms: RdmaCms,
+    /// Partition key (InfiniBand); 0 when not used.
+    pub pkey: u16,
+}
+
+impl RdmaTsas {
+    /// What a target serving over RDMA CM reports, as Linux nvmet does: reliable connected
+    /// QPs, no provider specified, RDMA_IP_CM, no partition key.
+    pub const RDMA_CM: RdmaTsas = RdmaTsas {
+        qptype: RdmaQpType::ReliableConnected,
+        prtype: RdmaProviderType::NotSpecified,
+        cms: RdmaCms::RdmaCm,
+        pkey: 0,
+    };
+}
+
 /// TREQ bits 1:0, secure channel: not specified.
 pub const TREQ_SECURE_CHANNEL_NOT_SPECIFIED: u8 = 0b00;
 /// TREQ bits 1:0, secure channel: required.
@@ -549,6 +603,26 @@ impl DiscoveryRecord {
     /// SECTYPE of an NVMe/TCP record.
     pub fn tcp_sectype(&self) -> TcpSecurityType {
         TcpSecurityType::from_u8(self.tsas[0])
+    }
+
+    /// TSAS for NVMe/RDMA (layout: [`RdmaTsas`]).
+    pub fn rdma_tsas(rdma: RdmaTsas) -> [u8; TSAS_LEN] {
+        let mut tsas = [0u8; TSAS_LEN];
+        tsas[0] = rdma.qptype.to_u8();
+        tsas[1] = rdma.prtype.to_u8();
+        tsas[2] = rdma.cms.to_u8();
+        tsas[8..10].copy_from_slice(&rdma.pkey.to_le_bytes());
+        tsas
+    }
+
+    /// The RDMA transport specific address subtype of an NVMe/RDMA record.
+    pub fn rdma(&self) -> RdmaTsas {
+        RdmaTsas {
+            qptype: RdmaQpType::from_u8(self.tsas[0]),
+            prtype: RdmaProviderType::from_u8(self.tsas[1]),
+            cms: RdmaCms::from_u8(self.tsas[2]),
+            pkey: u16::from_le_bytes([self.tsas[8], self.tsas[9]]),
+        }
     }
 
     fn to_entry(&self, index: usize) -> Result<DiscoveryLogEntry, DiscoveryError> {

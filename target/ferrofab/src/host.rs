@@ -8,7 +8,9 @@ use clap::{Args, Subcommand, ValueEnum};
 use fabric::initiator::controller::Controller;
 use fabric::initiator::discovery::discover;
 use fabric::initiator::HostOptions;
-use nvme::log_page::{AddressFamily, SubsystemType, TransportType};
+use nvme::log_page::{
+    AddressFamily, RdmaCms, RdmaProviderType, RdmaQpType, SubsystemType, TransportType,
+};
 
 const DEFAULT_PORT: u16 = 4420;
 
@@ -136,10 +138,10 @@ impl HostCommand {
                         SubsystemType::CurrentDiscovery => "current discovery subsystem",
                         SubsystemType::Unknown(_) => "unknown",
                     };
-                    let trtype = if e.trtype == TransportType::Tcp {
-                        "tcp"
-                    } else {
-                        "other"
+                    let trtype = match e.trtype {
+                        TransportType::Tcp => "tcp",
+                        TransportType::Rdma => "rdma",
+                        _ => "other",
                     };
                     let adrfam = if e.adrfam == AddressFamily::Ipv6 {
                         "ipv6"
@@ -155,6 +157,14 @@ impl HostCommand {
                     println!("trsvcid: {}", e.trsvcid);
                     println!("subnqn:  {}", e.subnqn);
                     println!("traddr:  {}", e.traddr);
+                    // NVMe/RDMA 1.0 Figure 3, as nvme-cli prints it.
+                    if e.trtype == TransportType::Rdma {
+                        let rdma = e.rdma();
+                        println!("rdma_prtype: {}", rdma_prtype(rdma.prtype));
+                        println!("rdma_qptype: {}", rdma_qptype(rdma.qptype));
+                        println!("rdma_cms:    {}", rdma_cms(rdma.cms));
+                        println!("rdma_pkey: {:#06x}", rdma.pkey);
+                    }
                 }
                 Ok(())
             }
@@ -285,4 +295,30 @@ async fn run_io(
         }
     }
     Ok(())
+}
+
+fn rdma_prtype(p: RdmaProviderType) -> &'static str {
+    match p {
+        RdmaProviderType::NotSpecified => "not specified",
+        RdmaProviderType::InfiniBand => "infiniband",
+        RdmaProviderType::RoCe => "roce",
+        RdmaProviderType::RoCeV2 => "roce-v2",
+        RdmaProviderType::Iwarp => "iwarp",
+        RdmaProviderType::Unknown(_) => "reserved",
+    }
+}
+
+fn rdma_qptype(q: RdmaQpType) -> &'static str {
+    match q {
+        RdmaQpType::ReliableConnected => "connected",
+        RdmaQpType::ReliableDatagram => "datagram",
+        RdmaQpType::Unknown(_) => "reserved",
+    }
+}
+
+fn rdma_cms(c: RdmaCms) -> &'static str {
+    match c {
+        RdmaCms::RdmaCm => "rdma-cm",
+        RdmaCms::Unknown(_) => "reserved",
+    }
 }

@@ -194,13 +194,15 @@ impl Config {
         }
         self.reactor.validate()?;
         self.drives.validate()?;
-        let mut addrs = HashSet::new();
+        // A listener is its transport and address: TCP and RDMA (RDMA CM) ports are separate
+        // port spaces, so one address:port may have a listener of each, but not two of one.
+        let mut seen = HashSet::new();
         for (index, l) in self.listener.iter().enumerate() {
-            if !addrs.insert(l.address) {
+            if !seen.insert(l) {
                 return Err(RuleError::at(
                     &FieldAt::Listener { index },
                     "address",
-                    format!("listener {} is configured twice", l.address),
+                    format!("listener {l} is configured twice"),
                 ));
             }
         }
@@ -239,11 +241,11 @@ impl Config {
                     )
                 })?;
             }
-            for (j, a) in s.listeners.iter().flatten().enumerate() {
-                if !addrs.contains(a) {
+            for (j, r) in s.listeners.iter().flatten().enumerate() {
+                if !self.listener.iter().any(|l| r.matches(l)) {
                     return Err(RuleError::new(
                         Some(FieldPath::new(field.clone(), "listeners").item(j)),
-                        format!("{at}: listener {a} is not a configured [[listener]]"),
+                        format!("{at}: listener {r} is not a configured [[listener]]"),
                     ));
                 }
             }

@@ -4,8 +4,8 @@
 use std::net::SocketAddr;
 
 use crate::config::{
-    ByteSize, Config, FieldAt, FieldPath, ListenerConfig, NamespaceConfig, RuleError,
-    SubsystemConfig, MAX_NSID,
+    ByteSize, Config, FieldAt, FieldPath, ListenerConfig, ListenerRef, NamespaceConfig, RuleError,
+    SubsystemConfig, TransportKind, MAX_NSID,
 };
 use crate::setup::SetupError;
 use nvme::backend::ZoneFault;
@@ -62,12 +62,15 @@ pub enum Action {
     DisconnectController {
         cntlid: u16,
     },
-    /// Open a listener (port 0 picks a free port); it appears in the discovery log.
+    /// Open a listener (port 0 picks a free port); it appears in the discovery log. An RDMA
+    /// listener starts the NVMe/RDMA reactors the first time; without rdma-core or an RDMA
+    /// device on the address it is refused ([`ActionError::Bind`]).
     AddListener(ListenerConfig),
-    /// Close a listener (by its configured address): it leaves the discovery log and the
-    /// controllers whose admin queue came through it are disconnected. A subsystem that
-    /// names it in `listeners` must drop it first.
+    /// Close a listener (by its transport and configured address): it leaves the discovery
+    /// log and the controllers whose admin queue came through it are disconnected. A
+    /// subsystem whose `listeners` names nothing else must drop it first.
     RemoveListener {
+        transport: TransportKind,
         address: SocketAddr,
     },
     /// Fault injection: fail the zone starting at `zslba` of a zoned namespace whose backend
@@ -96,8 +99,9 @@ pub struct SubsystemAttributes {
     pub serial: Option<Option<String>>,
     pub model: Option<Option<String>>,
     pub firmware: Option<Option<String>>,
-    /// Configured listener addresses.
-    pub listeners: Option<Option<Vec<SocketAddr>>>,
+    /// Configured listeners ([`ListenerRef`]: an address names every transport's listener
+    /// there).
+    pub listeners: Option<Option<Vec<ListenerRef>>>,
 }
 
 /// What an applied action did.
@@ -137,10 +141,12 @@ pub enum Outcome {
         cntlid: u16,
     },
     ListenerAdded {
+        transport: TransportKind,
         address: SocketAddr,
         bound: SocketAddr,
     },
     ListenerRemoved {
+        transport: TransportKind,
         address: SocketAddr,
         controllers_disconnected: usize,
     },
@@ -198,15 +204,21 @@ impl std::fmt::Display for Outcome {
             Outcome::ControllerDisconnected { cntlid } => {
                 write!(f, "controller {cntlid} disconnected")
             }
-            Outcome::ListenerAdded { address, bound } => {
-                write!(f, "listener {address} open on {bound}")
+            Outcome::ListenerAdded {
+                transport,
+                address,
+                bound,
+            } => {
+                write!(f, "{transport} listener {address} open on {bound}")
             }
             Outcome::ListenerRemoved {
+                transport,
                 address,
                 controllers_disconnected,
             } => write!(
                 f,
-                "listener {address} closed ({controllers_disconnected} controllers disconnected)"
+                "{transport} listener {address} closed ({controllers_disconnected} controllers \
+                 disconnected)"
             ),
             Outcome::ZoneFailed {
                 nqn,
@@ -277,10 +289,16 @@ pub enum ActionError {
         /// The fields the change would alter, e.g. "serial, model".
         fields: String,
     },
-    #[error("listener {0} does not exist")]
-    NoSuchListener(SocketAddr),
-    #[error("cannot listen on {address}: {source}")]
+    #[error("{transport} listener {address} does not exist")]
+    NoSuchListener {
+        transport: TransportKind,
+        address: SocketAddr,
+    },
+    /// The listener could not be bound: the address is taken or not local, or (RDMA)
+    /// rdma-core is missing or no RDMA device has the address; `source` says which.
+    #[error("cannot listen on {address} ({transport}): {source}")]
     Bind {
+        transport: TransportKind,
         address: SocketAddr,
         source: std::io::Error,
     },
@@ -466,11 +484,16 @@ pub(super) fn apply_to_model(config: &mut Config, action: &Action) -> Result<Act
         Action::DisconnectController { .. } | Action::FailZone { .. } => {}
         // Duplicates and subsystems naming a removed listener: Config::validate.
         Action::AddListener(l) => config.listener.push(l.clone()),
-        Action::RemoveListener { address } => {
+        Action::RemoveListener { transport, address } => {
             let before = config.listener.len();
-            config.listener.retain(|l| l.address != *address);
+            config
+                .listener
+                .retain(|l| l.transport != *transport || l.address != *address);
             if config.listener.len() == before {
-                return Err(ActionError::NoSuchListener(*address));
+                return Err(ActionError::NoSuchListener {
+                    transport: *transport,
+                    address: *address,
+                });
             }
         }
     }

@@ -34,7 +34,10 @@ pub fn diff(running: &Config, new: &Config) -> Result<Vec<Action>, ActionError> 
         .listener
         .iter()
         .filter(|l| !new.listener.contains(l))
-        .map(|l| Action::RemoveListener { address: l.address })
+        .map(|l| Action::RemoveListener {
+            transport: l.transport,
+            address: l.address,
+        })
         .collect();
     if running.reactor != new.reactor {
         refused.push("[reactor] changed (takes effect at restart)".into());

@@ -32,13 +32,13 @@ pub use diff::diff;
 pub use listener_control::{BoundSocket, ListenerControl};
 pub use nvme::backend::ZoneFault;
 
-use crate::config::{Config, NamespaceConfig, SubsystemConfig};
+use crate::config::{Config, ListenerConfig, NamespaceConfig, SubsystemConfig, TransportKind};
 use crate::drives::Drives;
 use crate::namespace::Namespace;
-use crate::setup::{build_subsystem, identity, open_namespace};
+use crate::setup::{build_subsystem, identity, open_namespace, resolve_listeners};
 use crate::state::StateDir;
 use crate::subsystem::{Identity, Subsystem};
-use crate::target::FabricTarget;
+use crate::target::{FabricTarget, ListenerId};
 
 /// The running target and the configuration it runs, changed only through actions.
 pub struct Engine {
@@ -46,8 +46,9 @@ pub struct Engine {
     /// The local drives namespaces are opened on.
     drives: Arc<Drives>,
     state: Mutex<State>,
-    /// Opens and closes listeners (the daemon's); without it listener actions are refused.
-    listeners: Option<Arc<dyn ListenerControl>>,
+    /// Open and close listeners (the daemon's), one per transport; an action on a listener
+    /// of a transport without one is refused.
+    listeners: Vec<Arc<dyn ListenerControl>>,
     /// Where every applied change is persisted before it takes effect.
     state_dir: Option<StateDir>,
 }
@@ -55,17 +56,17 @@ pub struct Engine {
 struct State {
     /// The running configuration, listener addresses as configured (port 0 stays 0).
     config: Config,
-    /// Configured listener address -> the address it is bound to.
-    bound: Vec<(SocketAddr, SocketAddr)>,
+    /// Each configured listener (transport and address) with the address it is bound to.
+    bound: Vec<(ListenerConfig, SocketAddr)>,
 }
 
 /// What the commit step swaps in, all of it opened or built already.
 #[derive(Default)]
 struct Plan {
-    /// Configured address and the socket bound for it.
-    add_listeners: Vec<(SocketAddr, BoundSocket)>,
-    /// Configured and bound address.
-    remove_listeners: Vec<(SocketAddr, SocketAddr)>,
+    /// Configured listener and the socket bound for it.
+    add_listeners: Vec<(ListenerConfig, BoundSocket)>,
+    /// Configured listener and its bound address.
+    remove_listeners: Vec<(ListenerConfig, SocketAddr)>,
     disconnect: Vec<u16>,
     remove_subsystems: Vec<String>,
     remove_namespaces: Vec<(Arc<Subsystem>, u32)>,
@@ -78,24 +79,24 @@ struct Plan {
     add_subsystems: Vec<Arc<Subsystem>>,
 }
 
-/// A subsystem's new listener restriction (bound addresses; None: every listener) and the
+/// A subsystem's new listener restriction (bound listeners; None: every listener) and the
 /// controllers it disconnects.
-type ListenerChange = (Arc<Subsystem>, Option<Vec<SocketAddr>>, Vec<u16>);
+type ListenerChange = (Arc<Subsystem>, Option<Vec<ListenerId>>, Vec<u16>);
 
 impl Engine {
-    /// An engine over `target`, which was built from `config` with `drives`; `bound` maps
-    /// each configured listener address to the one it is bound to.
+    /// An engine over `target`, which was built from `config` with `drives`; `bound` pairs
+    /// each configured listener with the address it is bound to.
     pub fn new(
         target: FabricTarget,
         config: Config,
-        bound: Vec<(SocketAddr, SocketAddr)>,
+        bound: Vec<(ListenerConfig, SocketAddr)>,
         drives: Arc<Drives>,
     ) -> Engine {
         Engine {
             target,
             drives,
             state: Mutex::new(State { config, bound }),
-            listeners: None,
+            listeners: Vec::new(),
             state_dir: None,
         }
     }
@@ -113,14 +114,18 @@ impl Engine {
         self.state_dir.as_ref()
     }
 
-    /// Let the engine open and close listeners through `control`.
+    /// Let the engine open and close the listeners of `control`'s transport through it
+    /// (replacing an earlier control of that transport).
     pub fn with_listener_control(mut self, control: Arc<dyn ListenerControl>) -> Engine {
-        self.listeners = Some(control);
+        self.listeners
+            .retain(|c| c.transport() != control.transport());
+        self.listeners.push(control);
         self
     }
 
-    /// Each configured listener address with the address it is bound to.
-    pub fn listeners(&self) -> Vec<(SocketAddr, SocketAddr)> {
+    /// Each configured listener with the address it is bound to, in configuration order
+    /// (listeners added at run time last).
+    pub fn listeners(&self) -> Vec<(ListenerConfig, SocketAddr)> {
         self.lock().bound.clone()
     }
 
@@ -205,7 +210,7 @@ impl Engine {
             state.bound.retain(|(c, b)| c != configured || b != bound);
         }
         for (configured, socket) in &plan.add_listeners {
-            state.bound.push((*configured, socket.address));
+            state.bound.push((configured.clone(), socket.address()));
         }
         self.commit(plan);
         state.config = next;
@@ -240,15 +245,16 @@ impl Engine {
             .iter()
             .filter(|l| !state.config.listener.contains(l))
         {
-            let control = self.listener_control()?;
+            let control = self.listener_control(l.transport)?;
             let socket = control
                 .bind(l.address)
                 .map_err(|source| ActionError::Bind {
+                    transport: l.transport,
                     address: l.address,
                     source,
                 })?;
-            bound.push((l.address, socket.address));
-            plan.add_listeners.push((l.address, socket));
+            bound.push((l.clone(), socket.address()));
+            plan.add_listeners.push((l.clone(), socket));
         }
         for l in state
             .config
@@ -256,9 +262,10 @@ impl Engine {
             .iter()
             .filter(|l| !next.listener.contains(l))
         {
-            self.listener_control()?;
-            for (configured, b) in state.bound.iter().filter(|(c, _)| *c == l.address) {
-                plan.remove_listeners.push((*configured, *b));
+            self.listener_control(l.transport)?;
+            for (configured, b) in state.bound.iter().filter(|(c, _)| c == l) {
+                bound.retain(|(c, at)| c != configured || at != b);
+                plan.remove_listeners.push((configured.clone(), *b));
             }
         }
         for nqn in old.keys().filter(|n| !new.contains_key(*n)) {
@@ -279,8 +286,11 @@ impl Engine {
                 other => other,
             };
             let Some(before) = before else {
-                plan.add_subsystems
-                    .push(build_subsystem(&bound_listeners(&bound, sc), &self.drives)?);
+                plan.add_subsystems.push(build_subsystem(
+                    sc,
+                    resolve_listeners(&bound, sc),
+                    &self.drives,
+                )?);
                 continue;
             };
             let sub = self
@@ -292,7 +302,7 @@ impl Engine {
                 plan.allowed_hosts
                     .push((sub.clone(), sc.allowed_hosts.clone()));
             }
-            self.prepare_attributes(&mut plan, &sub, before, sc, &bound)?;
+            self.prepare_attributes(&mut plan, &sub, sc, &bound)?;
         }
         Ok(plan)
     }
@@ -348,14 +358,15 @@ impl Engine {
         Ok(())
     }
 
-    /// A changed identity (refused while the subsystem has controllers) or listener list.
+    /// A changed identity (refused while the subsystem has controllers) or set of listeners:
+    /// its listener list changed, or a listener it names by address alone (every transport
+    /// there) was added or removed.
     fn prepare_attributes(
         &self,
         plan: &mut Plan,
         sub: &Arc<Subsystem>,
-        before: &SubsystemConfig,
         sc: &SubsystemConfig,
-        bound: &[(SocketAddr, SocketAddr)],
+        bound: &[(ListenerConfig, SocketAddr)],
     ) -> Result<(), ActionError> {
         let now = sub.identity();
         let next = identity(sc);
@@ -379,8 +390,8 @@ impl Engine {
             }
             plan.identities.push((sub.clone(), next));
         }
-        if before.listeners != sc.listeners {
-            let listeners = bound_listeners(bound, sc).listeners;
+        let listeners = resolve_listeners(bound, sc);
+        if sub.listeners() != listeners {
             // NVMe-oF 1.1 §3.3: a host reaches a subsystem only through the ports it is on;
             // controllers whose admin queue came through one it leaves are torn down.
             let inner = self.target.inner();
@@ -388,10 +399,8 @@ impl Engine {
                 .controllers()
                 .iter()
                 .filter(|c| {
-                    !inner.listener_for(&c.local).is_some_and(|l| {
-                        listeners
-                            .as_ref()
-                            .is_none_or(|list| list.contains(&l.address))
+                    !inner.listener_for(c.transport, &c.local).is_some_and(|l| {
+                        listeners.as_ref().is_none_or(|list| list.contains(&l.id()))
                     })
                 })
                 .map(|c| c.cntlid)
@@ -401,10 +410,18 @@ impl Engine {
         Ok(())
     }
 
-    fn listener_control(&self) -> Result<&Arc<dyn ListenerControl>, ActionError> {
-        self.listeners.as_ref().ok_or_else(|| {
-            ActionError::NotApplicable("this engine does not manage listeners".into())
-        })
+    fn listener_control(
+        &self,
+        transport: TransportKind,
+    ) -> Result<&Arc<dyn ListenerControl>, ActionError> {
+        self.listeners
+            .iter()
+            .find(|c| c.transport() == transport)
+            .ok_or_else(|| {
+                ActionError::NotApplicable(format!(
+                    "this engine does not manage listeners ({transport})"
+                ))
+            })
     }
 
     /// What each action did, in action order (counted before the commit changes them).
@@ -481,20 +498,25 @@ impl Engine {
                     Outcome::ControllerDisconnected { cntlid: *cntlid }
                 }
                 Action::AddListener(l) => Outcome::ListenerAdded {
+                    transport: l.transport,
                     address: l.address,
                     bound: plan
                         .add_listeners
                         .iter()
-                        .find(|(c, _)| *c == l.address)
-                        .map_or(l.address, |(_, s)| s.address),
+                        .find(|(c, _)| c == l)
+                        .map_or(l.address, |(_, s)| s.address()),
                 },
-                Action::RemoveListener { address } => Outcome::ListenerRemoved {
+                Action::RemoveListener { transport, address } => Outcome::ListenerRemoved {
+                    transport: *transport,
                     address: *address,
                     controllers_disconnected: plan
                         .remove_listeners
                         .iter()
-                        .filter(|(c, _)| c == address)
-                        .map(|(_, b)| self.target.controllers_through(*b))
+                        .filter(|(c, _)| c.transport == *transport && c.address == *address)
+                        .map(|(_, b)| {
+                            self.target
+                                .controllers_through(ListenerId::new(*transport, *b))
+                        })
                         .sum(),
                 },
                 // Applied by `fail_zone`, never in a planned batch (`apply_all`).
@@ -515,9 +537,10 @@ impl Engine {
     }
 
     fn commit(&self, plan: Plan) {
-        for (_, socket) in plan.add_listeners {
-            self.target.inner().add_listener(socket.address);
-            if let Some(control) = &self.listeners {
+        for (configured, socket) in plan.add_listeners {
+            let id = ListenerId::new(configured.transport, socket.address());
+            self.target.inner().add_listener(id);
+            if let Ok(control) = self.listener_control(configured.transport) {
                 control.serve(socket);
             }
         }
@@ -561,8 +584,8 @@ impl Engine {
             let inner = self.target.inner();
             for c in sub.controllers() {
                 if !inner
-                    .listener_for(&c.local)
-                    .is_some_and(|l| sub.on_listener(&l.address))
+                    .listener_for(c.transport, &c.local)
+                    .is_some_and(|l| sub.on_listener(&l.id()))
                 {
                     c.destroy("its listener no longer serves the subsystem");
                 }
@@ -582,13 +605,14 @@ impl Engine {
                 tracing::error!(subnqn = %nqn, error = %e, "engine: planned addition failed");
             }
         }
-        for (_, bound) in plan.remove_listeners {
-            if let Some(control) = &self.listeners {
+        for (configured, bound) in plan.remove_listeners {
+            if let Ok(control) = self.listener_control(configured.transport) {
                 control.close(bound);
             }
-            self.target
-                .inner()
-                .remove_listener(bound, "listener closed");
+            self.target.inner().remove_listener(
+                ListenerId::new(configured.transport, bound),
+                "listener closed",
+            );
         }
     }
 }
@@ -647,17 +671,6 @@ fn subsystems_by_nqn(config: &Config) -> BTreeMap<&str, &SubsystemConfig> {
         .iter()
         .map(|s| (s.nqn.as_str(), s))
         .collect()
-}
-
-/// `sc` with its listener addresses as bound (a configured port 0 is a chosen port).
-fn bound_listeners(bound: &[(SocketAddr, SocketAddr)], sc: &SubsystemConfig) -> SubsystemConfig {
-    let mut sc = sc.clone();
-    for a in sc.listeners.iter_mut().flatten() {
-        if let Some((_, bound)) = bound.iter().find(|(configured, _)| configured == a) {
-            *a = *bound;
-        }
-    }
-    sc
 }
 
 #[cfg(test)]

@@ -18,12 +18,12 @@ fn config(extra: &str) -> Config {
 
 fn engine(config: Config) -> Engine {
     let drives = Arc::new(crate::drives::Drives::new(Default::default()));
-    let target = build_target(&config, TargetParams::default(), &drives).unwrap();
-    let bound = config
+    let bound: Vec<_> = config
         .listener
         .iter()
-        .map(|l| (l.address, l.address))
+        .map(|l| (l.clone(), l.address))
         .collect();
+    let target = build_target(&config, &bound, TargetParams::default(), &drives).unwrap();
     Engine::new(target, config, bound, drives)
 }
 
@@ -262,12 +262,13 @@ fn reload_applies_the_difference_or_refuses_it_whole() {
     let mut moved = config(&open);
     moved.listener[0].address = "127.0.0.1:4421".parse().unwrap();
     let err = e.reload(&moved).unwrap_err().to_string();
-    assert!(err.contains("does not manage listeners"), "{err}");
+    assert!(err.contains("does not manage listeners (tcp)"), "{err}");
     assert_eq!(
         diff(&e.config(), &moved).unwrap(),
         vec![
             Action::AddListener(moved.listener[0].clone()),
             Action::RemoveListener {
+                transport: crate::config::TransportKind::Tcp,
                 address: "127.0.0.1:4420".parse().unwrap()
             },
         ]
@@ -326,12 +327,25 @@ fn a_change_that_cannot_be_saved_is_refused() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-/// An admin queue Connect from `HOST` to `nqn` arriving on `local`: the new controller.
+/// An admin queue Connect from `HOST` to `nqn` arriving over TCP on `local`: the new
+/// controller.
 fn connect(e: &Engine, nqn: &str, local: &str) -> Arc<crate::controller::Controller> {
-    use fabric::queue::{ConnectionInfo, Target, TransportKind};
+    connect_via(e, nqn, fabric::queue::TransportKind::Tcp, local)
+        .unwrap_or_else(|status| panic!("connect to {nqn} on {local} refused: {status}"))
+}
+
+/// An admin queue Connect from `HOST` to `nqn` arriving over `transport` on `local`: the new
+/// controller, or the status it was refused with.
+fn connect_via(
+    e: &Engine,
+    nqn: &str,
+    transport: fabric::queue::TransportKind,
+    local: &str,
+) -> Result<Arc<crate::controller::Controller>, nvme::Status> {
+    use fabric::queue::{ConnectionInfo, Target};
     let before: Vec<u16> = e.target().controllers().iter().map(|c| c.cntlid).collect();
     let conn = ConnectionInfo {
-        transport: TransportKind::Tcp,
+        transport,
         local: local.parse().unwrap(),
         peer: "127.0.0.1:50000".parse().unwrap(),
     };
@@ -342,14 +356,15 @@ fn connect(e: &Engine, nqn: &str, local: &str) -> Arc<crate::controller::Control
         .target()
         .connect(&conn, &sqe, zerocopy::IntoBytes::as_bytes(&data))
     {
-        panic!("connect to {nqn} on {local} refused: {}", r.status);
+        return Err(r.status);
     }
-    e.target()
+    Ok(e.target()
         .controllers()
         .into_iter()
         .find(|c| !before.contains(&c.cntlid))
-        .expect("the new controller")
+        .expect("the new controller"))
 }
 
 mod attributes;
 mod resize;
+mod transports;

@@ -259,6 +259,53 @@ fn discovery_log_golden() {
     );
 }
 
+/// An NVMe/RDMA record as Linux nvmet writes one for an RDMA port: TRTYPE 1, and the RDMA
+/// TSAS (NVMe/RDMA 1.0 Figure 3) of reliable connected QPs, no provider, RDMA_IP_CM.
+#[test]
+fn discovery_rdma_record_golden() {
+    let rec = DiscoveryRecord {
+        trtype: TransportType::Rdma,
+        adrfam: AddressFamily::Ipv6,
+        subtype: SubsystemType::CurrentDiscovery,
+        treq: TREQ_SECURE_CHANNEL_NOT_REQUIRED | TREQ_DISABLE_SQ_FLOW_CONTROL,
+        portid: 0x0102,
+        cntlid: 0xffff,
+        asqsz: 32,
+        eflags: EFLAGS_DUPRETINFO | EFLAGS_EPCSD,
+        trsvcid: "4420".into(),
+        traddr: "fd00::10".into(),
+        subnqn: "nqn.2014-08.org.nvmexpress.discovery".into(),
+        tsas: DiscoveryRecord::rdma_tsas(RdmaTsas::RDMA_CM),
+    };
+    let log = DiscoveryLog {
+        genctr: 2,
+        recfmt: 0,
+        records: vec![rec.clone()],
+    };
+    let raw = log.encode().unwrap();
+    let e = &raw[1024..];
+    assert_eq!(
+        &e[0..12],
+        &[1, 2, 3, 0x06, 0x02, 0x01, 0xff, 0xff, 32, 0, 0x03, 0]
+    );
+    assert_eq!(&e[32..36], b"4420");
+    assert_eq!(&e[512..520], b"fd00::10");
+    // RDMA_QPTYPE 1, RDMA_PRTYPE 1, RDMA_CMS 1, bytes 7:3 reserved, RDMA_PKEY 0.
+    assert_eq!(&e[768..778], &[1, 1, 1, 0, 0, 0, 0, 0, 0, 0]);
+    assert!(e[778..1024].iter().all(|&b| b == 0));
+    let back = DiscoveryLog::parse(&raw).unwrap();
+    assert_eq!(back, log);
+    assert_eq!(back.records[0].rdma(), RdmaTsas::RDMA_CM);
+    // A partition key goes in bytes 9:8, little endian.
+    let keyed = DiscoveryRecord::rdma_tsas(RdmaTsas {
+        pkey: 0x8001,
+        ..RdmaTsas::RDMA_CM
+    });
+    assert_eq!(&keyed[..10], &[1, 1, 1, 0, 0, 0, 0, 0, 0x01, 0x80]);
+    assert_eq!(RdmaProviderType::RoCeV2.to_u8(), 4);
+    assert_eq!(RdmaQpType::ReliableDatagram.to_u8(), 2);
+}
+
 #[test]
 fn discovery_parse_accepts_nul_padding() {
     // Linux nvmet fills TRSVCID/TRADDR with strncpy, so NUL padded.

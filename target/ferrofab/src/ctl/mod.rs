@@ -45,7 +45,7 @@ pub struct CtlArgs {
 enum CtlCommand {
     /// Version, uptime, subsystem and controller counts.
     System,
-    /// NVMe/TCP listeners: the ports of the discovery log.
+    /// NVMe/TCP and NVMe/RDMA listeners: the ports of the discovery log.
     #[command(subcommand)]
     Listener(ListenerCmd),
     /// NVM subsystems.
@@ -64,16 +64,22 @@ enum CtlCommand {
 
 #[derive(Subcommand)]
 enum ListenerCmd {
-    /// The listeners: port ID, configured and bound address.
+    /// The listeners: port ID, transport, configured and bound address.
     List,
     /// Open a listener (IP:port; port 0 picks a free one).
     Add {
         address: String,
+        /// tcp or rdma (NVMe/RDMA needs rdma-core on the box).
         #[arg(long, default_value = "tcp")]
         transport: String,
     },
     /// Close a listener (by its configured address); its controllers are disconnected.
-    Remove { address: String },
+    Remove {
+        address: String,
+        /// tcp or rdma: needed only when the address has a listener of each.
+        #[arg(long)]
+        transport: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -302,7 +308,11 @@ fn request(command: CtlCommand) -> Result<Request, String> {
                 json!({"transport": transport, "address": address}),
                 Render::Listener,
             ),
-            ListenerCmd::Remove { address } => delete(format!("listeners/{}", segment(&address))),
+            ListenerCmd::Remove { address, transport } => {
+                let query =
+                    transport.map_or_else(String::new, |t| format!("?transport={}", segment(&t)));
+                delete(format!("listeners/{}{query}", segment(&address)))
+            }
         },
         CtlCommand::Subsystem(cmd) => match cmd {
             SubsystemCmd::List => get("subsystems".into(), Render::Subsystems),

@@ -139,7 +139,7 @@ pub fn listeners(all: &[ListenerView]) -> String {
         .map(|l| {
             vec![
                 l.portid.to_string(),
-                l.transport.clone(),
+                l.transport.to_string(),
                 l.configured_address.clone(),
                 l.address.clone(),
             ]
@@ -348,14 +348,20 @@ pub fn outcome(o: &OutcomeView) -> String {
         OutcomeView::ControllerDisconnected { cntlid } => {
             format!("controller {cntlid} disconnected")
         }
-        OutcomeView::ListenerAdded { address, bound } => {
-            format!("listener {address} opened, bound to {bound}")
+        OutcomeView::ListenerAdded {
+            transport,
+            address,
+            bound,
+        } => {
+            format!("{transport} listener {address} opened, bound to {bound}")
         }
         OutcomeView::ListenerRemoved {
+            transport,
             address,
             controllers_disconnected,
         } => format!(
-            "listener {address} closed; {controllers_disconnected} controller(s) disconnected"
+            "{transport} listener {address} closed; {controllers_disconnected} controller(s) \
+             disconnected"
         ),
         OutcomeView::ZoneFailed {
             nqn,

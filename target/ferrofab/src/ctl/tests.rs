@@ -156,6 +156,14 @@ fn changes_and_encoded_segments() {
         "listeners/%5B::1%5D:4420"
     );
     assert_eq!(
+        call("listener remove 192.0.2.10:4420 --transport rdma").1,
+        "listeners/192.0.2.10:4420?transport=rdma"
+    );
+    assert_eq!(
+        call("listener add 192.0.2.10:4420 --transport rdma").2,
+        Some(json!({"transport": "rdma", "address": "192.0.2.10:4420"}))
+    );
+    assert_eq!(
         call("listener add 0.0.0.0:4421").2,
         Some(json!({"transport": "tcp", "address": "0.0.0.0:4421"}))
     );

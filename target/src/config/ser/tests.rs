@@ -70,7 +70,14 @@ fn everything() -> Config {
         ..ns(2, BackendKind::File)
     };
     Config {
-        listener: vec![listener("127.0.0.1:4420"), listener("[::1]:4421")],
+        listener: vec![
+            listener("127.0.0.1:4420"),
+            listener("[::1]:4421"),
+            ListenerConfig {
+                transport: TransportKind::Rdma,
+                address: addr("[::1]:4421"),
+            },
+        ],
         subsystem: vec![
             SubsystemConfig {
                 nqn: "nqn.2026-01.io.ferrofab:all".into(),
@@ -81,7 +88,10 @@ fn everything() -> Config {
                     "nqn.2014-08.org.nvmexpress:uuid:f81d4fae-7dec-11d0-a765-00a0c91e6bf6".into(),
                     "nqn.2026-01.io.host:ünïcode 'q' \"qq\"".into(),
                 ]),
-                listeners: Some(vec![addr("[::1]:4421")]),
+                listeners: Some(vec![
+                    addr("[::1]:4421").into(),
+                    ListenerRef::of(TransportKind::Rdma, addr("[::1]:4421")),
+                ]),
                 namespace: vec![
                     NamespaceConfig {
                         size: Some(ByteSize(1 << 30)),
@@ -150,7 +160,7 @@ fn allow_list_and_subsystem_listeners_round_trip() {
     round_trip(&c);
     let s = &c.subsystem[0];
     assert_eq!(s.allowed_hosts.as_ref().map(Vec::len), Some(2));
-    assert_eq!(s.listeners, Some(vec![addr("10.0.0.2:4420")]));
+    assert_eq!(s.listeners, Some(vec![addr("10.0.0.2:4420").into()]));
 }
 
 #[test]
@@ -211,6 +221,14 @@ fn generated(rng: &mut StdRng) -> Config {
                 listener(&format!("[fd00::{i:x}]:{}", 4420 + i))
             }
         })
+        .collect::<Vec<ListenerConfig>>()
+        .into_iter()
+        .map(|mut l| {
+            if rng.random_bool(0.5) {
+                l.transport = TransportKind::Rdma;
+            }
+            l
+        })
         .collect();
     let mut pci = 0u32;
     let mut uring = 0u32;
@@ -270,7 +288,14 @@ fn generated(rng: &mut StdRng) -> Config {
                         .map(|h| format!("nqn.2026-01.io.host:{h}-{}", rng.random::<u8>()))
                         .collect()
                 }),
-                listeners: rng.random_bool(0.5).then(|| vec![listener[0].address]),
+                listeners: rng.random_bool(0.5).then(|| {
+                    let l = &listener[0];
+                    let transport = rng.random_bool(0.5).then_some(l.transport);
+                    vec![ListenerRef {
+                        transport,
+                        address: l.address,
+                    }]
+                }),
                 namespace,
             }
         })

@@ -5,6 +5,10 @@ use super::*;
 
 const L2: &str = "[[listener]]\ntransport = \"tcp\"\naddress = \"127.0.0.1:4421\"\n\n";
 
+fn tcp(address: &str) -> ListenerId {
+    ListenerId::new(crate::config::TransportKind::Tcp, address.parse().unwrap())
+}
+
 fn set(attributes: SubsystemAttributes) -> Action {
     Action::SetSubsystemAttributes {
         nqn: A.into(),
@@ -106,7 +110,7 @@ async fn a_narrower_listener_list_disconnects_whoever_came_through_the_rest() {
     );
     assert!(via_4420.is_destroyed());
     assert!(!via_4421.is_destroyed());
-    assert!(!sub.on_listener(&"127.0.0.1:4420".parse().unwrap()));
+    assert!(!sub.on_listener(&tcp("127.0.0.1:4420")));
     assert!(e.target().inner().discovery_genctr() > genctr);
     // A listener that is not configured is refused by the configuration rules.
     let err = e
@@ -126,7 +130,7 @@ async fn a_narrower_listener_list_disconnects_whoever_came_through_the_rest() {
         ..Default::default()
     }))
     .unwrap();
-    assert!(sub.on_listener(&"127.0.0.1:4420".parse().unwrap()));
+    assert!(sub.on_listener(&tcp("127.0.0.1:4420")));
     assert!(!via_4421.is_destroyed());
 }
 
