@@ -69,9 +69,45 @@ TGT_SUBSYS=()
 TGT_NS=() # entries "nqn|nsid|backend|size|path|bs"
 declare -A TGT_SERIAL=() TGT_MODEL=() TGT_HOSTS=() TGT_SUBLISTEN=()
 
+# Listener notation: [tcp:|rdma:]ADDR:PORT — plain ADDR:PORT is NVMe/TCP,
+# rdma:10.0.0.1:4420 is NVMe/RDMA (soft-RoCE: call rdma_setup first and use
+# $TGT_RDMA_ADDR). tgt_listener and tgt_subsys listeners= take the same forms.
 tgt_listener() { TGT_LISTENERS+=("$1"); }
 
-# tgt_subsys NQN [serial=S] [model=M] [hosts="nqn ..."] [listeners="a:p ..."]
+lst_trtype() { # LISTENER -> tcp|rdma
+	case $1 in
+	rdma:*) echo rdma ;;
+	*) echo tcp ;;
+	esac
+}
+lst_addrport() { # LISTENER -> ADDR:PORT (transport prefix stripped)
+	local l=${1#tcp:}
+	echo "${l#rdma:}"
+}
+lst_host() { # LISTENER -> ADDR (IPv6 without brackets)
+	local a
+	a=$(lst_addrport "$1")
+	a=${a%:*}
+	a=${a#[}
+	echo "${a%]}"
+}
+lst_port() { echo "${1##*:}"; }
+lst_adrfam() { case $(lst_host "$1") in *:*) echo ipv6 ;; *) echo ipv4 ;; esac; }
+lst_norm() { # canonical form for comparisons: tcp: dropped, rdma: kept
+	if [ "$(lst_trtype "$1")" = rdma ]; then echo "rdma:$(lst_addrport "$1")"; else lst_addrport "$1"; fi
+}
+# sub_on_listener NQN LISTENER: the subsystem is exported there.
+sub_on_listener() {
+	local want h
+	[ -n "${TGT_SUBLISTEN[$1]:-}" ] || return 0
+	want=$(lst_norm "$2")
+	for h in ${TGT_SUBLISTEN[$1]}; do
+		[ "$(lst_norm "$h")" = "$want" ] && return 0
+	done
+	return 1
+}
+
+# tgt_subsys NQN [serial=S] [model=M] [hosts="nqn ..."] [listeners="a:p rdma:a:p ..."]
 tgt_subsys() {
 	local nqn=$1 kv
 	shift
@@ -129,10 +165,27 @@ tgt_quirk() {
 	esac
 }
 
+# A subsystem's reference to a listener in ferrofab's TOML: "rdma://IP:port"
+# for RDMA; bare "IP:port" for TCP (ferrofab reads that as every listener on
+# the address, which is the TCP one unless an RDMA listener shares address
+# and port: then "tcp://IP:port").
+lst_toml_ref() {
+	local ap l
+	ap=$(lst_addrport "$1")
+	if [ "$(lst_trtype "$1")" = rdma ]; then
+		echo "rdma://$ap"
+		return
+	fi
+	for l in "${TGT_LISTENERS[@]}"; do
+		[ "$(lst_norm "$l")" = "rdma:$ap" ] && echo "tcp://$ap" && return
+	done
+	echo "$ap"
+}
+
 tgt_render_toml() {
 	local l s e nqn nsid backend size path bs h
 	for l in "${TGT_LISTENERS[@]}"; do
-		printf '[[listener]]\ntransport = "tcp"\naddress = "%s"\n\n' "$l"
+		printf '[[listener]]\ntransport = "%s"\naddress = "%s"\n\n' "$(lst_trtype "$l")" "$(lst_addrport "$l")"
 	done
 	for s in "${TGT_SUBSYS[@]}"; do
 		printf '[[subsystem]]\nnqn = "%s"\n' "$s"
@@ -145,7 +198,7 @@ tgt_render_toml() {
 		fi
 		if [ -n "${TGT_SUBLISTEN[$s]:-}" ]; then
 			printf 'listeners = ['
-			for h in ${TGT_SUBLISTEN[$s]}; do printf '"%s", ' "$h"; done
+			for h in ${TGT_SUBLISTEN[$s]}; do printf '"%s", ' "$(lst_toml_ref "$h")"; done
 			printf ']\n'
 		fi
 		printf '\n'
@@ -167,8 +220,12 @@ tgt_render_toml() {
 tgt_log() { echo "$FF_LOGDIR/$FF_TEST.target.log"; }
 tgt_pid() { cat "$FF_STATE/pid" 2>/dev/null; }
 
-listening() { # ADDR:PORT
-	ss -Hltn "sport = :${1##*:}" 2>/dev/null | grep -q .
+listening() { # LISTENER (see tgt_listener)
+	if [ "$(lst_trtype "$1")" = rdma ]; then
+		rdma_listening "$1"
+	else
+		ss -Hltn "sport = :${1##*:}" 2>/dev/null | grep -q .
+	fi
 }
 
 # Start the target with the declared config (listeners default to
@@ -185,7 +242,10 @@ tgt_start() {
 	fi
 	local l
 	for l in "${TGT_LISTENERS[@]}"; do
-		wait_until 20 listening "$l" || fail "target not listening on $l after 20 s"
+		wait_until 20 listening "$l" || {
+			[ "$(lst_trtype "$l")" = rdma ] && rdma res show cm_id
+			fail "target not listening on $l after 20 s"
+		}
 	done
 	info "target up (${FF_MODE})"
 }
@@ -305,8 +365,9 @@ tgt_thaw() {
 # Live controller count as the target reports it: ferrofab's last
 # "active_controllers=N" log field. nvmet: its debugfs controller directories
 # when the kernel has CONFIG_NVME_TARGET_DEBUGFS, else the number of
-# established target-side TCP connections (a proxy: zero exactly when no
-# controller is left, but one controller has 1 + I/O-queue connections).
+# established target-side TCP connections, or RDMA CM IDs for RDMA listeners
+# (a proxy: zero exactly when no controller is left, but one controller has
+# 1 + I/O-queue connections).
 tgt_controllers() {
 	if [ "$FF_MODE" = nvmet ]; then
 		local n=0 s d l
@@ -318,7 +379,11 @@ tgt_controllers() {
 			done
 		else
 			for l in "${TGT_LISTENERS[@]:-$FF_ADDR:$FF_PORT}"; do
-				n=$((n + $(ss -Htn state established "sport = :${l##*:}" | wc -l)))
+				if [ "$(lst_trtype "$l")" = rdma ]; then
+					n=$((n + $(rdma_connections "$l")))
+				else
+					n=$((n + $(ss -Htn state established "sport = :${l##*:}" | wc -l)))
+				fi
 			done
 		fi
 		echo "$n"
@@ -460,10 +525,10 @@ nvmet_build() {
 		i=$((i + 1))
 		p=$NVMET/ports/$i
 		mkdir "$p"
-		echo tcp >"$p/addr_trtype"
-		echo ipv4 >"$p/addr_adrfam"
-		echo "${l%:*}" >"$p/addr_traddr"
-		echo "${l##*:}" >"$p/addr_trsvcid"
+		echo "$(lst_trtype "$l")" >"$p/addr_trtype"
+		echo "$(lst_adrfam "$l")" >"$p/addr_adrfam"
+		echo "$(lst_host "$l")" >"$p/addr_traddr"
+		echo "$(lst_port "$l")" >"$p/addr_trsvcid"
 	done
 	nvmet_link_ports
 }
@@ -473,8 +538,9 @@ nvmet_link_ports() {
 	for l in "${TGT_LISTENERS[@]}"; do
 		i=$((i + 1))
 		for s in "${TGT_SUBSYS[@]}"; do
-			if [ -z "${TGT_SUBLISTEN[$s]:-}" ] || [[ " ${TGT_SUBLISTEN[$s]} " == *" $l "* ]]; then
-				ln -s "$NVMET/subsystems/$s" "$NVMET/ports/$i/subsystems/$s"
+			if sub_on_listener "$s" "$l"; then
+				ln -s "$NVMET/subsystems/$s" "$NVMET/ports/$i/subsystems/$s" ||
+					fail "nvmet refused to enable port $i ($l) for $s"
 			fi
 		done
 	done
@@ -595,6 +661,77 @@ reserve_hugepages() { # N — exactly N 2 MiB hugepages, or fail
 	expect_eq "$(cat /proc/sys/vm/nr_hugepages)" "$1" "2 MiB hugepages reserved"
 }
 
+# ------------------------------------------------------- soft-RoCE (rxe)
+# The guest has no NIC (-nic none), so NVMe/RDMA runs over rdma_rxe bound to
+# one end of a veth pair, ffrdma0 (10.0.0.1/24; its peer ffrdma1 only provides
+# the carrier). Host and target both use that address: a destination that is
+# a local address makes rxe hand its packets straight to its own receive path
+# (rxe loopback); nothing crosses the veth. `lo` cannot carry rxe (not
+# Ethernet). veth rather than dummy: rxe asks the netdev for its link speed on
+# every port query, and a dummy's missing answer logs "speed is unknown".
+FF_RDMA_NETDEV=ffrdma0
+FF_RDMA_PEER=ffrdma1
+FF_RDMA_DEV=rxe0
+FF_RDMA_IP=10.0.0.1
+
+rdma_port_active() { rdma link show "$FF_RDMA_DEV/1" 2>/dev/null | grep -q 'state ACTIVE'; }
+
+# The uverbs char device of the rxe device (/dev/infiniband/uverbsN).
+rdma_uverbs_dev() {
+	local d
+	for d in /sys/class/infiniband_verbs/uverbs*; do
+		[ "$(cat "$d/ibdev" 2>/dev/null)" = "$FF_RDMA_DEV" ] && [ -c "/dev/infiniband/${d##*/}" ] &&
+			echo "/dev/infiniband/${d##*/}" && return 0
+	done
+	return 1
+}
+
+# rdma_setup: load the RDMA stack (rxe, verbs and CM user-space interfaces,
+# nvme-rdma; nvmet-rdma in reference runs), create rxe0 on ffrdma0 unless it
+# exists (it stays for later tests of the boot: ff_cleanup leaves it) and set
+# TGT_RDMA_ADDR (exported) to the address listeners bind and hosts connect to.
+# Fails the test when any step does not work.
+rdma_setup() {
+	local m
+	for m in rdma_rxe ib_uverbs rdma_ucm nvme-rdma; do
+		modprobe "$m" || fail "modprobe $m failed"
+	done
+	if [ "$FF_MODE" = nvmet ]; then
+		modprobe nvmet-rdma || fail "modprobe nvmet-rdma failed"
+	fi
+	if ! ip link show "$FF_RDMA_NETDEV" >/dev/null 2>&1; then
+		ip link add "$FF_RDMA_NETDEV" type veth peer name "$FF_RDMA_PEER" ||
+			fail "cannot create veth pair $FF_RDMA_NETDEV/$FF_RDMA_PEER"
+		ip addr add "$FF_RDMA_IP/24" dev "$FF_RDMA_NETDEV" || fail "cannot address $FF_RDMA_NETDEV"
+		ip link set "$FF_RDMA_PEER" up && ip link set "$FF_RDMA_NETDEV" up ||
+			fail "cannot bring $FF_RDMA_NETDEV up"
+	fi
+	if ! rdma link show "$FF_RDMA_DEV/1" >/dev/null 2>&1; then
+		rdma link add "$FF_RDMA_DEV" type rxe netdev "$FF_RDMA_NETDEV" ||
+			fail "rdma link add $FF_RDMA_DEV type rxe netdev $FF_RDMA_NETDEV failed"
+	fi
+	wait_until 10 rdma_port_active || fail "$FF_RDMA_DEV port not ACTIVE: $(rdma link show 2>&1)"
+	wait_until 5 rdma_uverbs_dev >/dev/null ||
+		fail "no /dev/infiniband/uverbsN for $FF_RDMA_DEV: $(ls -l /dev/infiniband 2>&1)"
+	wait_until 5 test -c /dev/infiniband/rdma_cm || fail "/dev/infiniband/rdma_cm missing"
+	TGT_RDMA_ADDR=$FF_RDMA_IP
+	export TGT_RDMA_ADDR
+	info "rdma: $(rdma link show "$FF_RDMA_DEV/1") uverbs=$(rdma_uverbs_dev) addr=$TGT_RDMA_ADDR"
+}
+
+# rdma_cm_ids STATE LISTENER: the RDMA CM IDs (kernel and user space) in
+# STATE whose source is the listener's address (or the wildcard) and port,
+# as `rdma resource show cm_id` lists them.
+rdma_cm_ids() {
+	local state=$1 ip port
+	ip=$(lst_host "$2")
+	port=$(lst_port "$2")
+	rdma res show cm_id 2>/dev/null |
+		grep -E "state $state .*src-addr \\[?(${ip//./\\.}|0\.0\.0\.0|::)\\]?:$port( |\$)"
+}
+rdma_listening() { rdma_cm_ids LISTEN "$1" >/dev/null; }
+rdma_connections() { rdma_cm_ids CONNECT "$1" | wc -l; }
+
 # bench_fio NAME FIO-ARGS... — one fio job (JSON output), reported as
 # "NAME iops=.. bw_mib=.. p50_us=.. p99_us=.." for its reads, or its writes
 # when it read nothing.
@@ -623,10 +760,15 @@ bench_report() {
 hostnqn() { cat /etc/nvme/hostnqn; }
 
 # connect NQN [nvme connect options...] -> prints the controller name (nvmeN)
+# (NVMe/TCP to $FF_ADDR:$FF_PORT; connect_at picks another listener).
 connect() {
-	local nqn=$1 out dev
+	local nqn=$1 out dev tr=${FF_CONNECT_TRTYPE:-tcp}
 	shift
-	out=$(nvme connect -t tcp -a "$FF_ADDR" -s "$FF_PORT" -n "$nqn" -o json "$@" 2>&1) ||
+	local -a to=()
+	# RDMA: bounded, so a target without (working) RDMA fails the test, not hangs it.
+	[ "$tr" = tcp ] || to=(timeout -k 5 90)
+	out=$("${to[@]}" nvme connect -t "$tr" -a "${FF_CONNECT_ADDR:-$FF_ADDR}" -s "${FF_CONNECT_PORT:-$FF_PORT}" \
+		-n "$nqn" -o json "$@" 2>&1) ||
 		{
 			echo "nvme connect $nqn $*: $out" >&2
 			return 1
@@ -646,6 +788,31 @@ connect_ok() { # like connect, but a failure fails the test
 	wait_until 10 ctrl_live "$dev" || fail "$dev never became live (state $(ctrl_state "$dev"))"
 	echo "$dev"
 }
+
+# connect_at LISTENER NQN [options...] / connect_at_ok: the same through the
+# listener given in tgt_listener notation, e.g. rdma:$TGT_RDMA_ADDR:4420.
+connect_at() {
+	local l=$1
+	shift
+	FF_CONNECT_TRTYPE=$(lst_trtype "$l") FF_CONNECT_ADDR=$(lst_host "$l") FF_CONNECT_PORT=$(lst_port "$l") \
+		connect "$@"
+}
+connect_at_ok() {
+	local l=$1
+	shift
+	FF_CONNECT_TRTYPE=$(lst_trtype "$l") FF_CONNECT_ADDR=$(lst_host "$l") FF_CONNECT_PORT=$(lst_port "$l") \
+		connect_ok "$@"
+}
+
+# discover_at LISTENER [options...] -> the discovery log as nvme-cli JSON
+# (bounded by a timeout; non-zero exit when discovery fails).
+discover_at() {
+	local l=$1
+	shift
+	timeout -k 5 90 nvme discover -t "$(lst_trtype "$l")" -a "$(lst_host "$l")" -s "$(lst_port "$l")" -o json "$@"
+}
+
+ctrl_transport() { cat "/sys/class/nvme/$1/transport" 2>/dev/null; }
 
 ctrl_of() { # NQN -> first controller (nvmeN) connected to that subsystem
 	local c

@@ -11,7 +11,8 @@ GUEST_SUITE=${FERROFAB_HW_SUITE:-trixie}
 GUEST_PACKAGES=(
 	mount kmod iproute2 pciutils procps busybox util-linux
 	nvme-cli fio jq e2fsprogs
-	rdma-core ibverbs-utils ibverbs-providers ktls-utils
+	rdma-core libibverbs1 librdmacm1t64 ibverbs-providers ibverbs-utils rdmacm-utils
+	ktls-utils
 	zonefs-tools btrfs-progs
 )
 
@@ -20,13 +21,17 @@ GUEST_PACKAGES=(
 # (crc32c for digests, crc32 for rdma_rxe — whose link add fails silently
 # without it — hashes/DH for DH-HMAC-CHAP) are listed explicitly.
 # zonefs and btrfs (zoned mode) for 25-zns-fs; btrfs finds crc32c through
-# the entries above.
+# the entries above. NVMe/RDMA runs over soft-RoCE (rdma_rxe) on a veth
+# netdev (guest/lib.sh rdma_setup): the RDMA core, its user-space interfaces
+# (ib_uverbs -> /dev/infiniband/uverbsN, rdma_ucm -> /dev/infiniband/rdma_cm),
+# the host (nvme-rdma) and reference target (nvmet-rdma).
 GUEST_MODULES=(
 	nvme nvme-core nvme-fabrics nvme-tcp nvme-keyring nvme-auth
 	nvmet nvmet-tcp null_blk brd
 	crc32c_generic crc32c-intel crc32_generic crc32-pclmul
 	sha256_generic sha512_generic hmac dh_generic tls
-	rdma_rxe ib_core ib_uverbs rdma_ucm nvme-rdma nvmet-rdma
+	rdma_rxe ib_core ib_cm iw_cm rdma_cm ib_uverbs rdma_ucm nvme-rdma nvmet-rdma
+	veth
 	vfio vfio-pci vfio_iommu_type1
 	sch_netem ext4
 	zonefs btrfs

@@ -274,8 +274,8 @@ impl RdmaTransport {
         &self,
         mut id: CmId,
         private: &[u8],
-        host_initiator_depth: u8,
-        host_responder_resources: u8,
+        initiator_depth: u8,
+        responder_resources: u8,
         target: &Arc<dyn Target>,
         config: &RdmaTargetConfig,
     ) -> Option<usize> {
@@ -344,10 +344,11 @@ impl RdmaTransport {
         h.load.fetch_add(1, Ordering::Relaxed);
         let msg = Msg::NewQueue(Box::new(NewQueue {
             accept: req.accept(),
-            // We issue RDMA READs up to what the host serves, and serve none of its own
-            // (hosts never read target memory).
-            initiator_depth: host_responder_resources.min(res.limits.max_qp_init_rd_atom),
-            responder_resources: host_initiator_depth.min(res.limits.max_qp_rd_atom),
+            // The CM reports a request's depths from our side already (the host's responder
+            // resources are our initiator depth): we issue as many RDMA READs at once as the
+            // host serves, up to what the device allows.
+            initiator_depth: initiator_depth.min(res.limits.max_qp_init_rd_atom),
+            responder_resources: responder_resources.min(res.limits.max_qp_rd_atom),
             id,
             dev_res: res,
             budget_used,

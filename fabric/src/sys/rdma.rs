@@ -77,7 +77,9 @@ pub struct CmEvent {
     pub id_key: usize,
     /// The peer's private data (connect requests).
     pub private: Vec<u8>,
-    /// The peer's RDMA READ depth as initiator and as responder (connect requests).
+    /// RDMA READ depths of a connect request, from our side (the CM swaps the peer's): how
+    /// many READs we may have outstanding (the peer's responder resources), and how many of
+    /// the peer's we would serve (its initiator depth).
     pub initiator_depth: u8,
     pub responder_resources: u8,
 }
