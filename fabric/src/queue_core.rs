@@ -27,6 +27,8 @@ pub use data_plan::{DataPlan, DataRules, RemoteBuf};
 
 /// Fabrics command type of Connect (NVMe-oF 1.1 Figure 19).
 const FCTYPE_CONNECT: u8 = 0x01;
+/// PSDT 01b: SGLs, the metadata pointer a single buffer.
+const PSDT_SGL: u8 = 0b01;
 
 /// Per-command tables are sized for at most this many entries up front.
 pub const MAX_PRESIZED_DEPTH: usize = 1024;
@@ -305,6 +307,12 @@ impl<X> QueueCore<X> {
             // NVMe Base 2.0 §4.2 (SQE CID): unique among the outstanding commands of the SQ.
             debug!(peer = %self.info.peer, cid, "command identifier already in use");
             return Err(Status::CID_CONFLICT.with_dnr());
+        }
+        // NVMe-oF 1.1 §2.2: commands over a fabric describe their data with SGLs, PSDT 01b
+        // (Linux nvmet refuses anything else the same way).
+        if sqe.psdt() != PSDT_SGL {
+            debug!(peer = %self.info.peer, cid, psdt = sqe.psdt(), "PSDT is not 01b");
+            return Err(Status::INVALID_FIELD.with_dnr());
         }
         let is_connect = sqe.is_fabrics() && sqe.fctype() == FCTYPE_CONNECT;
         // NVMe-oF 1.1 §3.3: the first command on a queue is Connect, and only the first.

@@ -13,10 +13,14 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use fabric::initiator::command;
+use fabric::initiator::io_queue::IoQueue;
 use fabric::initiator::polled::{ConnectIdentity, PolledQueue, PolledQueueOptions};
+use fabric::initiator::rdma::RdmaPolledQueue;
 use fabric::initiator::{Controller, HostCommand, HostError, HostOptions};
+pub use fabric::queue::TransportKind;
 use hdrhistogram::Histogram;
 use nix::sys::resource::{getrusage, UsageWho};
+use nvme::identify::IdentifyNamespace;
 use nvme::properties::Cap;
 use serde::Serialize;
 
@@ -29,6 +33,7 @@ const MAX_LATENCY_NS: u64 = 100_000_000_000;
 /// Setup, teardown and admin command timeout.
 const SETUP_TIMEOUT: Duration = Duration::from_secs(10);
 
+mod rdma;
 mod worker;
 use worker::Worker;
 
@@ -76,6 +81,8 @@ impl Pattern {
 #[derive(Clone, Debug)]
 pub struct PerfConfig {
     pub target: SocketAddr,
+    /// NVMe/TCP or NVMe/RDMA (every queue, admin and I/O).
+    pub transport: TransportKind,
     pub nqn: String,
     pub nsid: u32,
     /// Host NQN (default: a random UUID-based one).
@@ -133,6 +140,8 @@ fn host_err(context: impl Into<String>) -> impl FnOnce(HostError) -> PerfError {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct ReportConfig {
     pub target: String,
+    /// "tcp" or "rdma".
+    pub transport: &'static str,
     pub nqn: String,
     pub nsid: u32,
     pub pattern: String,
@@ -225,6 +234,13 @@ struct Geometry {
 /// Run the load: connect, warm up, measure, disconnect and shut the controllers down.
 pub async fn run(cfg: &PerfConfig) -> Result<PerfReport, PerfError> {
     validate(cfg)?;
+    if cfg.transport == TransportKind::Rdma {
+        let cfg = cfg.clone();
+        return match tokio::task::spawn_blocking(move || rdma::run(&cfg)).await {
+            Ok(r) => r,
+            Err(e) => Err(PerfError::Run(format!("engine thread: {e}"))),
+        };
+    }
     let mut ctrls = Vec::new();
     for c in 0..cfg.connections {
         let ctrl = connect_admin(cfg).await;
@@ -340,15 +356,28 @@ async fn connect_admin(cfg: &PerfConfig) -> Result<Controller, PerfError> {
 }
 
 async fn geometry(cfg: &PerfConfig, ctrl: &Controller) -> Result<Geometry, PerfError> {
-    let nsid = cfg.nsid;
-    let ns_err = |reason: String| PerfError::Namespace { nsid, reason };
-    let ns = match ctrl.identify_namespace_parsed(nsid).await {
+    let ns = match ctrl.identify_namespace_parsed(cfg.nsid).await {
         Ok(ns) => ns,
         Err(HostError::Status(s)) => {
-            return Err(ns_err(format!("Identify Namespace failed: {s}")));
+            return Err(PerfError::Namespace {
+                nsid: cfg.nsid,
+                reason: format!("Identify Namespace failed: {s}"),
+            });
         }
         Err(e) => return Err(host_err("Identify Namespace")(e)),
     };
+    geometry_of(cfg, &ns, ctrl.cap(), ctrl.identify().io_in_capsule_data())
+}
+
+/// What the namespace and the controller allow the run to do.
+fn geometry_of(
+    cfg: &PerfConfig,
+    ns: &IdentifyNamespace,
+    cap: u64,
+    in_capsule: u32,
+) -> Result<Geometry, PerfError> {
+    let nsid = cfg.nsid;
+    let ns_err = |reason: String| PerfError::Namespace { nsid, reason };
     let blocks = ns.nsze.get();
     if blocks == 0 {
         return Err(ns_err("not an active namespace of this subsystem".into()));
@@ -372,7 +401,7 @@ async fn geometry(cfg: &PerfConfig, ctrl: &Controller) -> Result<Geometry, PerfE
             cfg.io_size
         )));
     }
-    let mqes = Cap(ctrl.cap()).max_queue_entries();
+    let mqes = Cap(cap).max_queue_entries();
     if u32::from(cfg.qd) + 1 > mqes {
         return Err(PerfError::Config(format!(
             "--qd {} needs {} queue entries, the controller allows {mqes}",
@@ -383,7 +412,7 @@ async fn geometry(cfg: &PerfConfig, ctrl: &Controller) -> Result<Geometry, PerfE
     Ok(Geometry {
         block_size,
         slots,
-        in_capsule: ctrl.identify().io_in_capsule_data(),
+        in_capsule,
     })
 }
 
@@ -436,27 +465,29 @@ fn run_blocking(
     plan: Vec<QueuePlan>,
 ) -> Result<PerfReport, PerfError> {
     let total = plan.len();
-    let mut per_thread: Vec<Vec<(usize, PolledQueue)>> =
-        cfg.cores.iter().map(|_| Vec::new()).collect();
+    let mut per_thread: Vec<Vec<(usize, IoQueue)>> = cfg.cores.iter().map(|_| Vec::new()).collect();
     for (i, p) in plan.iter().enumerate() {
-        let q = PolledQueue::connect(
-            cfg.target,
-            PolledQueueOptions {
-                qid: p.qid,
-                header_digest: cfg.header_digest,
-                data_digest: cfg.data_digest,
-                in_capsule_data: geo.in_capsule,
-                queue_size: cfg.qd.saturating_add(1),
-                disable_sqflow: !cfg.sqflow,
-                timeout: SETUP_TIMEOUT,
-            },
-            ConnectIdentity {
-                subnqn: &p.subnqn,
-                hostnqn: &p.hostnqn,
-                hostid: p.hostid,
-                cntlid: p.cntlid,
-            },
-        )
+        let opts = PolledQueueOptions {
+            qid: p.qid,
+            header_digest: cfg.header_digest,
+            data_digest: cfg.data_digest,
+            in_capsule_data: geo.in_capsule,
+            queue_size: cfg.qd.saturating_add(1),
+            disable_sqflow: !cfg.sqflow,
+            timeout: SETUP_TIMEOUT,
+        };
+        let who = ConnectIdentity {
+            subnqn: &p.subnqn,
+            hostnqn: &p.hostnqn,
+            hostid: p.hostid,
+            cntlid: p.cntlid,
+        };
+        let q = match cfg.transport {
+            TransportKind::Tcp => PolledQueue::connect(cfg.target, opts, who).map(IoQueue::Tcp),
+            TransportKind::Rdma => {
+                RdmaPolledQueue::connect(cfg.target, opts, who).map(IoQueue::Rdma)
+            }
+        }
         .map_err(host_err(format!(
             "I/O queue {} of controller {}",
             p.qid, p.cntlid
@@ -634,6 +665,10 @@ fn report(
     PerfReport {
         config: ReportConfig {
             target: cfg.target.to_string(),
+            transport: match cfg.transport {
+                TransportKind::Tcp => "tcp",
+                TransportKind::Rdma => "rdma",
+            },
             nqn: cfg.nqn.clone(),
             nsid: cfg.nsid,
             pattern: cfg.pattern.name().to_string(),

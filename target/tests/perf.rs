@@ -37,6 +37,7 @@ size = "32MiB"
 fn load(addr: SocketAddr, pattern: Pattern) -> PerfConfig {
     PerfConfig {
         target: addr,
+        transport: target::perf::TransportKind::Tcp,
         nqn: NQN.to_string(),
         nsid: 1,
         hostnqn: None,

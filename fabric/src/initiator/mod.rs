@@ -13,8 +13,10 @@ pub mod command;
 pub mod controller;
 pub mod discovery;
 pub mod error;
+pub mod io_queue;
 pub mod polled;
 pub mod queue;
+pub mod rdma;
 pub mod zones;
 
 use std::time::Duration;

@@ -81,6 +81,7 @@ fn core() -> (QueueCore<u32>, Arc<AtomicU32>) {
 fn connect_sqe(cid: u16, qid: u16, sqsize: u32) -> Sqe {
     let mut sqe = Sqe {
         opcode: nvme_spec::sqe::FABRICS_OPCODE,
+        flags: 0x40,
         ..Default::default()
     };
     sqe.cid.set(cid);
@@ -141,6 +142,17 @@ fn connect_comes_first_and_only_once() {
     let r = run(&mut core, &mut pool, connect_sqe(4, 2, 32), 0).unwrap();
     assert_eq!(r.cqe.status(), Status::COMMAND_SEQUENCE_ERROR.with_dnr());
     assert_eq!(core.commands_received(), 4);
+    // NVMe-oF 1.1 §2.2: PSDT other than 01b (PRPs, or SGL with a segment metadata pointer).
+    for flags in [0x00, 0x80, 0xc0] {
+        let mut sqe = io_sqe(0x02, 9, keyed(512, 0));
+        sqe.flags = flags;
+        let r = run(&mut core, &mut pool, sqe, 512).unwrap();
+        assert_eq!(
+            r.cqe.status(),
+            Status::INVALID_FIELD.with_dnr(),
+            "flags {flags:#x}"
+        );
+    }
 }
 
 #[test]

@@ -253,6 +253,10 @@ impl RdmaTransport {
                         }
                     }
                     CmEventKind::Established | CmEventKind::TimewaitExit => {}
+                    // Host-side events; a listener never sees them.
+                    CmEventKind::AddrResolved
+                    | CmEventKind::RouteResolved
+                    | CmEventKind::Rejected => {}
                     CmEventKind::Other(kind) => {
                         debug!(kind, "RDMA CM event");
                         // A connection that failed to establish is gone too.
@@ -382,6 +386,7 @@ impl RdmaTransport {
             data_slots: DATA_SLOTS,
             slot_len: SLOT_LEN,
             cq_entries: CQ_ENTRIES,
+            remote_access: false,
         })?;
         let used = Arc::new(AtomicU32::new(0));
         devices.insert((r, id.device_key()), (res.clone(), used.clone()));

@@ -167,6 +167,7 @@ impl Host {
     fn connect(&mut self, qid: u16) -> Cqe {
         let mut sqe = Sqe {
             opcode: nvme_spec::sqe::FABRICS_OPCODE,
+            flags: 0x40,
             ..Default::default()
         };
         sqe.cid.set(0x100);

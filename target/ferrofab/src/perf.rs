@@ -99,6 +99,9 @@ pub struct PerfArgs {
     /// NVMe/TCP digests to request.
     #[arg(long, value_enum, default_value_t = DigestArg::None)]
     digest: DigestArg,
+    /// The fabric: NVMe/TCP, or NVMe/RDMA (RoCEv2; needs rdma-core and an RDMA device).
+    #[arg(long, value_enum, default_value_t = TransportArg::Tcp)]
+    transport: TransportArg,
     /// Keep SQ flow control on (by default Connect disables it so reads may end with a
     /// C2HData SUCCESS flag instead of a response capsule).
     #[arg(long)]
@@ -118,6 +121,7 @@ impl PerfArgs {
     fn config(&self) -> PerfConfig {
         PerfConfig {
             target: self.addr,
+            transport: self.transport.into(),
             nqn: self.nqn.clone(),
             nsid: self.nsid,
             hostnqn: self.hostnqn.clone(),
@@ -171,8 +175,8 @@ fn human(r: &PerfReport) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{} {} B, qd {}, {} connection(s) x {} queue(s), cores {:?}, {:.1} s measured after {:.1} s warm-up",
-        c.pattern, c.io_size, c.qd, c.connections, c.queues, c.cores, c.seconds, c.warmup
+        "{} {} B over {}, qd {}, {} connection(s) x {} queue(s), cores {:?}, {:.1} s measured after {:.1} s warm-up",
+        c.pattern, c.io_size, c.transport, c.qd, c.connections, c.queues, c.cores, c.seconds, c.warmup
     );
     let _ = writeln!(out, "IOPS          {:.1}", r.iops);
     let _ = writeln!(out, "MiB/s         {:.1}", r.mib_per_s);
@@ -206,4 +210,19 @@ fn human(r: &PerfReport) -> String {
         let _ = writeln!(out, "  {s}");
     }
     out
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum TransportArg {
+    Tcp,
+    Rdma,
+}
+
+impl From<TransportArg> for perf::TransportKind {
+    fn from(t: TransportArg) -> Self {
+        match t {
+            TransportArg::Tcp => perf::TransportKind::Tcp,
+            TransportArg::Rdma => perf::TransportKind::Rdma,
+        }
+    }
 }

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use fabric::initiator::command;
-use fabric::initiator::polled::PolledQueue;
+use fabric::initiator::io_queue::IoQueue;
 use fabric::tcp::host_conn::HostEvent;
 use fabric::tcp::reactor::pin_to_core;
 
@@ -31,7 +31,7 @@ impl WyRand {
 
 /// Per-queue state of a polling thread.
 struct QueueState {
-    q: PolledQueue,
+    q: IoQueue,
     /// Next slot for sequential patterns.
     next_slot: u64,
     /// Submission time (ns since the thread's clock base) and direction, by CID.
@@ -55,7 +55,7 @@ pub(super) struct Worker {
 }
 
 impl Worker {
-    pub(super) fn run(self, queues: Vec<(usize, PolledQueue)>) -> Result<ThreadResult, String> {
+    pub(super) fn run(self, queues: Vec<(usize, IoQueue)>) -> Result<ThreadResult, String> {
         let result = self.pin().and_then(|()| self.poll(queues));
         if result.is_err() {
             self.shared.abort.store(true, Ordering::Relaxed);
@@ -67,7 +67,7 @@ impl Worker {
         pin_to_core(self.core).map_err(|e| e.to_string())
     }
 
-    fn poll(&self, queues: Vec<(usize, PolledQueue)>) -> Result<ThreadResult, String> {
+    fn poll(&self, queues: Vec<(usize, IoQueue)>) -> Result<ThreadResult, String> {
         let base = self.shared.start;
         let ns = |t: Instant| t.duration_since(base).as_nanos() as u64;
         let measure_from = ns(self.shared.measure_from);
