@@ -24,6 +24,32 @@ use super::queue::{Queue, QueueOptions};
 use super::{HostCommand, HostCompletion, HostError, HostOptions};
 use crate::tcp::host_conn::ADMIN_IN_CAPSULE_DATA;
 
+/// The CC that enables a controller with capabilities `cap` (NVMe Base 2.0 §3.5.1): EN=1,
+/// every I/O command set it supports, IOSQES=6 (64 bytes), IOCQES=4 (16 bytes).
+pub fn enabling_cc(cap: u64) -> Cc {
+    let css = if Cap(cap).css() & Cap::CSS_IO_COMMAND_SETS != 0 {
+        Cc::CSS_ALL_IO
+    } else {
+        Cc::CSS_NVM
+    };
+    Cc::default()
+        .with_en(true)
+        .with_css(css)
+        .with_iosqes(CC_IOSQES)
+        .with_iocqes(CC_IOCQES)
+}
+
+/// Whether CSTS says an enabling controller is ready; a fatal status is an error.
+pub fn enabled(csts: Csts) -> Result<bool, HostError> {
+    if csts.cfs() {
+        return Err(HostError::Protocol(format!(
+            "controller fatal status while enabling (CSTS {:#x})",
+            csts.0
+        )));
+    }
+    Ok(csts.rdy())
+}
+
 /// Admin queue size the host asks for (Linux NVME_AQ_DEPTH).
 const ADMIN_QUEUE_SIZE: u16 = 32;
 /// Identify and most log pages are read in 4 KiB.
@@ -125,27 +151,12 @@ impl Controller {
     async fn enable(&mut self) -> Result<(), HostError> {
         self.cap = self.property_get(property::CAP, 8).await?;
         self.vs = self.property_get(property::VS, 4).await? as u32;
-        let css = if Cap(self.cap).css() & Cap::CSS_IO_COMMAND_SETS != 0 {
-            Cc::CSS_ALL_IO
-        } else {
-            Cc::CSS_NVM
-        };
-        let cc = Cc::default()
-            .with_en(true)
-            .with_css(css)
-            .with_iosqes(CC_IOSQES)
-            .with_iocqes(CC_IOCQES);
+        let cc = enabling_cc(self.cap);
         self.property_set(property::CC, 4, u64::from(cc.0)).await?;
         let deadline = Instant::now() + self.cap_timeout();
         loop {
             let csts = Csts(self.property_get(property::CSTS, 4).await? as u32);
-            if csts.cfs() {
-                return Err(HostError::Protocol(format!(
-                    "controller fatal status while enabling (CSTS {:#x})",
-                    csts.0
-                )));
-            }
-            if csts.rdy() {
+            if enabled(csts)? {
                 return Ok(());
             }
             if Instant::now() >= deadline {

@@ -6,11 +6,12 @@
 use std::time::Instant;
 
 use fabric::initiator::command::{self, PropertySize};
+use fabric::initiator::controller::{enabled, enabling_cc};
 use fabric::initiator::polled::{ConnectIdentity, PolledQueueOptions};
 use fabric::initiator::rdma::RdmaPolledQueue;
 use fabric::initiator::{HostError, HostOptions};
 use nvme::identify::IdentifyNamespace;
-use nvme::properties::{self, Cap, Cc, Csts};
+use nvme::properties::{self, Csts};
 
 use super::{
     geometry_of, host_err, run_blocking, PerfConfig, PerfError, PerfReport, QueuePlan,
@@ -19,9 +20,6 @@ use super::{
 
 /// Admin queue entries (Linux NVME_AQ_DEPTH).
 const ADMIN_QUEUE_SIZE: u16 = 32;
-/// CC.IOSQES and CC.IOCQES: 64-byte SQEs, 16-byte CQEs (2^n).
-const CC_IOSQES: u8 = 6;
-const CC_IOCQES: u8 = 4;
 /// Identify data is 4 KiB (NVMe Base 2.0 §5.17).
 const IDENTIFY_LEN: u32 = 4096;
 
@@ -146,16 +144,7 @@ fn property_get(
 /// NVMe Base 2.0 §3.5.1: CC.EN = 1 with the queue entry sizes, then wait for CSTS.RDY.
 fn enable(a: &mut Admin) -> Result<(), HostError> {
     a.cap = property_get(&mut a.q, properties::CAP, PropertySize::Eight)?;
-    let css = if Cap(a.cap).css() & Cap::CSS_IO_COMMAND_SETS != 0 {
-        Cc::CSS_ALL_IO
-    } else {
-        Cc::CSS_NVM
-    };
-    let cc = Cc::default()
-        .with_en(true)
-        .with_css(css)
-        .with_iosqes(CC_IOSQES)
-        .with_iocqes(CC_IOCQES);
+    let cc = enabling_cc(a.cap);
     let done = a.q.command(
         command::property_set(properties::CC, PropertySize::Four, u64::from(cc.0)),
         None,
@@ -167,13 +156,7 @@ fn enable(a: &mut Admin) -> Result<(), HostError> {
     let deadline = Instant::now() + SETUP_TIMEOUT;
     loop {
         let csts = Csts(property_get(&mut a.q, properties::CSTS, PropertySize::Four)? as u32);
-        if csts.cfs() {
-            return Err(HostError::Protocol(format!(
-                "controller fatal status while enabling (CSTS {:#x})",
-                csts.0
-            )));
-        }
-        if csts.rdy() {
+        if enabled(csts)? {
             return Ok(());
         }
         if Instant::now() >= deadline {

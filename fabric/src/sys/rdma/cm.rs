@@ -106,8 +106,8 @@ impl EventChannel {
         Ok(n > 0)
     }
 
-    /// A listening id bound to `address` (port 0: the CM picks one).
-    pub fn listen(self: &Arc<Self>, address: SocketAddr, backlog: i32) -> io::Result<CmId> {
+    /// A new id on this channel (reliable connected, the TCP port space).
+    fn create_id(self: &Arc<Self>) -> io::Result<CmId> {
         let mut raw: *mut ffi::rdma_cm_id = std::ptr::null_mut();
         // SAFETY: `raw` receives the new id; the channel outlives the call.
         let rc = unsafe {
@@ -119,11 +119,16 @@ impl EventChannel {
             )
         };
         check(rc, "rdma_create_id")?;
-        let id = CmId {
+        Ok(CmId {
             id: NonNull::new(raw).ok_or_else(|| rdma_error("rdma_create_id"))?,
             res: None,
             _channel: self.clone(),
-        };
+        })
+    }
+
+    /// A listening id bound to `address` (port 0: the CM picks one).
+    pub fn listen(self: &Arc<Self>, address: SocketAddr, backlog: i32) -> io::Result<CmId> {
+        let id = self.create_id()?;
         let mut storage = sockaddr_of(address);
         // SAFETY: `storage` holds a sockaddr_in or sockaddr_in6 for the call's duration.
         let rc = unsafe {
@@ -164,22 +169,7 @@ impl EventChannel {
         dst: SocketAddr,
         timeout: std::time::Duration,
     ) -> io::Result<CmId> {
-        let mut raw: *mut ffi::rdma_cm_id = std::ptr::null_mut();
-        // SAFETY: `raw` receives the new id; the channel outlives the call.
-        let rc = unsafe {
-            ffi::rdma_create_id(
-                self.ch.as_ptr(),
-                &mut raw,
-                std::ptr::null_mut(),
-                ffi::rdma_port_space::RDMA_PS_TCP,
-            )
-        };
-        check(rc, "rdma_create_id")?;
-        let id = CmId {
-            id: NonNull::new(raw).ok_or_else(|| rdma_error("rdma_create_id"))?,
-            res: None,
-            _channel: self.clone(),
-        };
+        let id = self.create_id()?;
         let ms = libc::c_int::try_from(timeout.as_millis()).unwrap_or(libc::c_int::MAX);
         let mut storage = sockaddr_of(dst);
         // SAFETY: `storage` holds a sockaddr of `dst`'s family for the call.
