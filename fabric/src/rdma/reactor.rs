@@ -134,7 +134,9 @@ struct Queue {
     free_sends: Vec<u32>,
     /// Work that found no free data slots, retried first.
     stalled: Option<Work>,
-    /// We asked the CM to disconnect: waiting for its event.
+    /// We asked the CM to disconnect: the queue goes at the end of this turn. Its queue pair
+    /// is destroyed without waiting for the CM's disconnect event (as Linux nvmet does): a
+    /// host that cannot be reached would otherwise hold it for the CM's DREQ retries.
     closing: bool,
     commands_counted: u64,
 }
@@ -367,6 +369,8 @@ impl Reactor {
                     debug!(status = wc.status, "RDMA READ failed");
                 }
                 q.queue.fetched(cid, ok, &mut self.pool);
+                // The command went to its handler: it may complete later (a future).
+                take_events(q, &self.waker, &mut self.pool);
             }
             KIND_SEND => {
                 if let Some(Some(slots)) = q.sends.get_mut(index as usize).map(Option::take) {
@@ -414,32 +418,7 @@ impl Reactor {
         self.counters
             .add_commands(received.wrapping_sub(q.commands_counted));
         q.commands_counted = received;
-        let mut cx = Context::from_waker(&self.waker);
-        while let Some(ev) = q.queue.poll_event() {
-            match ev {
-                Event::Pending { cid, tag, response } => {
-                    q.pending.push(PendingCommand { cid, tag, response });
-                    while let Poll::Ready(Some((cid, tag, r))) = q.pending.poll_next_unpin(&mut cx)
-                    {
-                        q.queue.complete(cid, tag, r, &mut self.pool);
-                    }
-                }
-                Event::Close => {
-                    q.closing = true;
-                    q.id.disconnect();
-                }
-            }
-        }
-        if q.teardown.is_none() {
-            if let Some(token) = q.queue.teardown_token() {
-                let mut fut = Box::pin(token.cancelled_owned());
-                if fut.as_mut().poll(&mut cx).is_ready() && !q.closing {
-                    q.closing = true;
-                    q.id.disconnect();
-                }
-                q.teardown = Some(fut);
-            }
-        }
+        take_events(q, &self.waker, &mut self.pool);
     }
 
     /// Poll the handlers' queued commands and post every queue's work; true if anything
@@ -447,15 +426,23 @@ impl Reactor {
     fn service_queues(&mut self) -> bool {
         let mut worked = false;
         for slot in 0..self.queues.len() {
+            let closing = match self.queues[slot].as_mut() {
+                Some(q) => {
+                    if q.queue.poll_queued(&mut self.pool) > 0 {
+                        worked = true;
+                    }
+                    q.closing
+                }
+                None => continue,
+            };
+            if closing {
+                self.drop_queue(slot, "disconnected by the target");
+                worked = true;
+                continue;
+            }
             let Some(q) = self.queues[slot].as_mut() else {
                 continue;
             };
-            if q.queue.poll_queued(&mut self.pool) > 0 {
-                worked = true;
-            }
-            if q.closing {
-                continue;
-            }
             loop {
                 let Some(work) = q.stalled.take().or_else(|| q.queue.next_work()) else {
                     break;
@@ -508,6 +495,37 @@ impl Reactor {
             .fetch_sub(entries, Ordering::Relaxed);
         self.free_queue_slots.push(slot);
         self.load.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Take a queue's events: commands that complete later join its poll set (and are polled
+/// once, which registers the waker), Close starts the disconnect; and watch its controller's
+/// teardown once the queue is connected.
+fn take_events(q: &mut Queue, waker: &Waker, pool: &mut BufPool) {
+    let mut cx = Context::from_waker(waker);
+    while let Some(ev) = q.queue.poll_event() {
+        match ev {
+            Event::Pending { cid, tag, response } => {
+                q.pending.push(PendingCommand { cid, tag, response });
+                while let Poll::Ready(Some((cid, tag, r))) = q.pending.poll_next_unpin(&mut cx) {
+                    q.queue.complete(cid, tag, r, pool);
+                }
+            }
+            Event::Close => {
+                q.closing = true;
+                q.id.disconnect();
+            }
+        }
+    }
+    if q.teardown.is_none() {
+        if let Some(token) = q.queue.teardown_token() {
+            let mut fut = Box::pin(token.cancelled_owned());
+            if fut.as_mut().poll(&mut cx).is_ready() && !q.closing {
+                q.closing = true;
+                q.id.disconnect();
+            }
+            q.teardown = Some(fut);
+        }
     }
 }
 
