@@ -572,6 +572,7 @@ nvmet_teardown() {
 
 # Everything back to a clean guest; run by /init after every test.
 ff_cleanup() {
+	rdma_thaw
 	timeout 30 nvme disconnect-all >/dev/null 2>&1
 	tc qdisc del dev lo root 2>/dev/null
 	local pid
@@ -731,6 +732,36 @@ rdma_cm_ids() {
 }
 rdma_listening() { rdma_cm_ids LISTEN "$1" >/dev/null; }
 rdma_connections() { rdma_cm_ids CONNECT "$1" | wc -l; }
+
+# rdma_freeze / rdma_thaw: silence every RDMA connection established over
+# rxe0 (both directions; neither side is told anything) and let it talk again.
+# netem cannot do this (net_freeze): rxe hands a packet straight to its own
+# receive path when the destination MAC in the QP's address vector, resolved
+# when the connection was made, equals ffrdma0's current MAC (rxe_prepare),
+# so nothing passes a qdisc. rdma_freeze gives ffrdma0 another MAC: those
+# packets then take the IP route to 10.0.0.1, which is local and leads to
+# `lo`, where rxe has no device and drops them. Connections made during the
+# freeze resolve the new MAC and work: a test keeps the host from
+# reconnecting meanwhile (a long --reconnect-delay). Measured on the guest:
+# the host's next send fails within about a second ("SEND ... failed with
+# status WR flushed", error recovery); the target hears nothing more, and
+# no CM disconnect event reaches it either (the kernel trace showed both
+# sides' CM IDs already in timewait when they called rdma_disconnect:
+# icm_send_drep_err state=TIMEWAIT, no DREQ sent).
+# `ip link set ffrdma0 down` is no substitute: after the link came back, a
+# kernel host's reconnect stayed in RDMA CM state CONNECT with no target-side
+# peer, and `nvme disconnect` then blocked for minutes (hung task).
+rdma_freeze() {
+	[ -e "$FF_STATE/rdma.mac" ] && return 0
+	cat "/sys/class/net/$FF_RDMA_NETDEV/address" >"$FF_STATE/rdma.mac" || fail "no $FF_RDMA_NETDEV"
+	ip link set "$FF_RDMA_NETDEV" address 02:00:00:ff:00:30 || fail "cannot change the MAC of $FF_RDMA_NETDEV"
+	info "rdma frozen: $FF_RDMA_NETDEV MAC $(cat "$FF_STATE/rdma.mac") -> 02:00:00:ff:00:30"
+}
+rdma_thaw() {
+	[ -e "$FF_STATE/rdma.mac" ] || return 0
+	ip link set "$FF_RDMA_NETDEV" address "$(cat "$FF_STATE/rdma.mac")" || return 1
+	rm -f "$FF_STATE/rdma.mac"
+}
 
 # bench_fio NAME FIO-ARGS... — one fio job (JSON output), reported as
 # "NAME iops=.. bw_mib=.. p50_us=.. p99_us=.." for its reads, or its writes
