@@ -417,11 +417,10 @@ impl<X> QueueCore<X> {
                 pool.give(buf);
             }
         }
+        let tag = self.next_tag();
         let Some(queue) = self.queue.as_mut() else {
             return Some(self.connect(sqe, bytes));
         };
-        let tag = self.next_tag;
-        self.next_tag = self.next_tag.wrapping_add(1);
         self.commands.insert(
             cid,
             Command {

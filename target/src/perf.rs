@@ -345,16 +345,24 @@ async fn connect_admin(cfg: &PerfConfig) -> Result<Controller, PerfError> {
             return Err(host_err("Set Features Number of Queues")(e));
         }
     };
+    if let Err(e) = enough_queues(cfg, granted) {
+        let _ = ctrl.shutdown().await;
+        return Err(e);
+    }
+    Ok(ctrl)
+}
+
+/// Whether Set Features Number of Queues granted the I/O queues the run needs.
+fn enough_queues(cfg: &PerfConfig, granted: u32) -> Result<(), PerfError> {
     // NVMe Base 2.0 §5.27.1.5: DW0 holds NSQA 15:0 and NCQA 31:16, 0's based.
     let n = ((granted & 0xffff) + 1).min((granted >> 16) + 1);
     if n < u32::from(cfg.queues) {
-        let _ = ctrl.shutdown().await;
         return Err(PerfError::Config(format!(
             "the controller grants {n} I/O queues, {} requested",
             cfg.queues
         )));
     }
-    Ok(ctrl)
+    Ok(())
 }
 
 async fn geometry(cfg: &PerfConfig, ctrl: &Controller) -> Result<Geometry, PerfError> {

@@ -369,8 +369,6 @@ impl Reactor {
                     debug!(status = wc.status, "RDMA READ failed");
                 }
                 q.queue.fetched(cid, ok, &mut self.pool);
-                // The command went to its handler: it may complete later (a future).
-                take_events(q, &self.waker, &mut self.pool);
             }
             KIND_SEND => {
                 if let Some(Some(slots)) = q.sends.get_mut(index as usize).map(Option::take) {
@@ -387,7 +385,7 @@ impl Reactor {
 
     fn on_capsule(&mut self, d: usize, wc: &Completion) {
         let index = wc.wr_id as u32;
-        let res = self.devs[d].res.clone();
+        let res = &self.devs[d].res;
         let n = if wc.ok {
             res.copy_received(index, wc.byte_len, &mut self.capsule)
         } else {
@@ -418,7 +416,6 @@ impl Reactor {
         self.counters
             .add_commands(received.wrapping_sub(q.commands_counted));
         q.commands_counted = received;
-        take_events(q, &self.waker, &mut self.pool);
     }
 
     /// Poll the handlers' queued commands and post every queue's work; true if anything
@@ -431,6 +428,9 @@ impl Reactor {
                     if q.queue.poll_queued(&mut self.pool) > 0 {
                         worked = true;
                     }
+                    // Whatever produced them (a capsule, a finished RDMA READ, a response):
+                    // commands that complete later join the poll set in this turn.
+                    take_events(q, &self.waker, &mut self.pool);
                     q.closing
                 }
                 None => continue,

@@ -14,8 +14,8 @@ use nvme::identify::IdentifyNamespace;
 use nvme::properties::{self, Csts};
 
 use super::{
-    geometry_of, host_err, run_blocking, PerfConfig, PerfError, PerfReport, QueuePlan,
-    SETUP_TIMEOUT,
+    enough_queues, geometry_of, host_err, run_blocking, PerfConfig, PerfError, PerfReport,
+    QueuePlan, SETUP_TIMEOUT,
 };
 
 /// Admin queue entries (Linux NVME_AQ_DEPTH).
@@ -116,15 +116,7 @@ fn connect_admin(cfg: &PerfConfig, host: &HostOptions) -> Result<Admin, PerfErro
             HostError::Status(done.status()),
         ));
     }
-    // NVMe Base 2.0 §5.27.1.5: DW0 holds NSQA 15:0 and NCQA 31:16, 0's based.
-    let granted = done.cqe.dw0.get();
-    let n = ((granted & 0xffff) + 1).min((granted >> 16) + 1);
-    if n < u32::from(cfg.queues) {
-        return Err(PerfError::Config(format!(
-            "the controller grants {n} I/O queues, {} requested",
-            cfg.queues
-        )));
-    }
+    enough_queues(cfg, done.cqe.dw0.get())?;
     Ok(admin)
 }
 

@@ -346,6 +346,26 @@ unsafe fn socket_addr(sa: *const libc::sockaddr) -> Option<SocketAddr> {
     }
 }
 
+/// Connection parameters for accept and connect: `private` data (the caller keeps it alive
+/// for the call), READ depths, the hardware's retries, and a shared receive queue.
+fn conn_param(
+    private: &[u8],
+    responder_resources: u8,
+    initiator_depth: u8,
+) -> ffi::rdma_conn_param {
+    ffi::rdma_conn_param {
+        private_data: private.as_ptr().cast(),
+        private_data_len: u8::try_from(private.len()).unwrap_or(u8::MAX),
+        responder_resources,
+        initiator_depth,
+        flow_control: 1,
+        retry_count: 7,
+        rnr_retry_count: 7,
+        srq: 1,
+        qp_num: 0,
+    }
+}
+
 /// An RDMA CM id: a listener, or one connection with its queue pair.
 pub struct CmId {
     id: NonNull<ffi::rdma_cm_id>,
@@ -460,17 +480,7 @@ impl CmId {
         responder_resources: u8,
         initiator_depth: u8,
     ) -> io::Result<()> {
-        let mut param = ffi::rdma_conn_param {
-            private_data: private.as_ptr().cast(),
-            private_data_len: u8::try_from(private.len()).unwrap_or(u8::MAX),
-            responder_resources,
-            initiator_depth,
-            flow_control: 1,
-            retry_count: 7,
-            rnr_retry_count: 7,
-            srq: 1,
-            qp_num: 0,
-        };
+        let mut param = conn_param(private, responder_resources, initiator_depth);
         // SAFETY: the id has a queue pair; `param` and `private` live for the call.
         let rc = unsafe { ffi::rdma_accept(self.id.as_ptr(), &mut param) };
         check(rc, "rdma_accept")
@@ -497,17 +507,7 @@ impl CmId {
         initiator_depth: u8,
         responder_resources: u8,
     ) -> io::Result<()> {
-        let mut param = ffi::rdma_conn_param {
-            private_data: private.as_ptr().cast(),
-            private_data_len: u8::try_from(private.len()).unwrap_or(u8::MAX),
-            responder_resources,
-            initiator_depth,
-            flow_control: 1,
-            retry_count: 7,
-            rnr_retry_count: 7,
-            srq: 1,
-            qp_num: 0,
-        };
+        let mut param = conn_param(private, responder_resources, initiator_depth);
         // SAFETY: the id is resolved and has a queue pair; `param` and `private` live for the
         // call.
         let rc = unsafe { ffi::rdma_connect(self.id.as_ptr(), &mut param) };
