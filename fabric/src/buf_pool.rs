@@ -49,45 +49,66 @@ impl BufSource for BufPool {
 /// Free data buffers: small ones, and large ones by power-of-two size class, so a mix of
 /// 128 KiB and 1 MiB reads reuses buffers of its own sizes instead of growing them all to
 /// the largest.
-#[derive(Default)]
+/// Buffers keep their RDMA registration while pooled.
 pub struct BufPool {
-    small: Vec<Vec<u8>>,
-    large: [Vec<Vec<u8>>; LARGE_CLASSES],
+    small: Vec<DataBuf>,
+    large: [Vec<DataBuf>; LARGE_CLASSES],
+    keep_small: usize,
+    keep_large_bytes: usize,
+}
+
+impl Default for BufPool {
+    fn default() -> Self {
+        BufPool::with_limits(POOL_KEEP, LARGE_POOL_BYTES)
+    }
 }
 
 impl BufPool {
-    /// A buffer of `len` bytes: a pooled one when there is one, else a new one.
-    pub fn take(&mut self, len: usize) -> DataBuf {
-        if len <= SMALL_BUF {
-            return match self.small.pop() {
-                Some(v) => DataBuf::reuse(v, len),
-                None => DataBuf::reuse(Vec::with_capacity(SMALL_BUF), len),
-            };
-        }
-        let Some((class, size)) = large_class(len) else {
-            return DataBuf::zeroed(len);
-        };
-        match self.large[class].pop() {
-            Some(v) => DataBuf::reuse(v, len),
-            None => DataBuf::reuse(vec![0; size], len),
+    /// A pool that keeps up to `small` small buffers and `large_bytes` per large size class.
+    pub fn with_limits(small: usize, large_bytes: usize) -> BufPool {
+        BufPool {
+            small: Vec::new(),
+            large: Default::default(),
+            keep_small: small,
+            keep_large_bytes: large_bytes,
         }
     }
 
-    /// Return a buffer: kept while the pool is under [`POOL_KEEP`] small buffers or
-    /// [`LARGE_POOL_BYTES`] in the buffer's size class, else freed.
+    /// A buffer of `len` bytes: a pooled one when there is one, else a new one.
+    pub fn take(&mut self, len: usize) -> DataBuf {
+        let pooled = if len <= SMALL_BUF {
+            self.small.pop().ok_or(SMALL_BUF)
+        } else {
+            match large_class(len) {
+                Some((class, size)) => self.large[class].pop().ok_or(size),
+                None => return DataBuf::zeroed(len),
+            }
+        };
+        match pooled {
+            Ok(mut b) => {
+                b.resize(len);
+                b
+            }
+            Err(SMALL_BUF) => DataBuf::reuse(Vec::with_capacity(SMALL_BUF), len),
+            Err(size) => DataBuf::reuse(vec![0; size], len),
+        }
+    }
+
+    /// Return a buffer: kept while the pool is under its limit of small buffers or of bytes
+    /// in the buffer's size class, else freed.
     pub fn give(&mut self, buf: DataBuf) {
-        let v = buf.into_vec();
-        if v.capacity() <= SMALL_BUF {
-            if self.small.len() < POOL_KEEP {
-                self.small.push(v);
+        let cap = buf.capacity();
+        if cap <= SMALL_BUF {
+            if self.small.len() < self.keep_small {
+                self.small.push(buf);
             }
             return;
         }
         // Only buffers of a class's exact size go back into it.
-        if let Some((class, size)) = large_class(v.len()) {
+        if let Some((class, size)) = large_class(cap) {
             let list = &mut self.large[class];
-            if size == v.len() && (list.len() + 1) * size <= LARGE_POOL_BYTES {
-                list.push(v);
+            if size == cap && (list.len() + 1) * size <= self.keep_large_bytes {
+                list.push(buf);
             }
         }
     }
@@ -149,5 +170,47 @@ mod tests {
             p.give(b);
         }
         assert_eq!(p.pooled(), LARGE_POOL_BYTES / (1 << 20) + 3);
+    }
+
+    #[test]
+    fn limits_bound_what_a_pool_keeps() {
+        let mut p = BufPool::with_limits(2, 256 << 10);
+        let small: Vec<_> = (0..3).map(|_| p.take(4096)).collect();
+        let large: Vec<_> = (0..3).map(|_| p.take(128 << 10)).collect();
+        for b in small.into_iter().chain(large) {
+            p.give(b);
+        }
+        assert_eq!(p.pooled(), 2 + 2);
+    }
+
+    #[test]
+    fn a_reused_buffer_keeps_its_allocation() {
+        let mut p = BufPool::default();
+        let mut a = p.take(4096);
+        a.as_mut_slice().fill(7);
+        let ptr = a.as_slice().as_ptr();
+        p.give(a);
+        // Smaller, then larger within the allocation: the same memory, valid length only.
+        let b = p.take(512);
+        assert_eq!((b.as_slice().as_ptr(), b.len()), (ptr, 512));
+        p.give(b);
+        let c = p.take(SMALL_BUF);
+        assert_eq!((c.as_slice().as_ptr(), c.len()), (ptr, SMALL_BUF));
+        assert_eq!(c.capacity(), SMALL_BUF);
+    }
+
+    #[test]
+    fn detached_buffers_come_back_with_their_bytes() {
+        let mut p = BufPool::default();
+        let mut a = p.take(8192);
+        a.as_mut_slice().fill(3);
+        let ptr = a.as_slice().as_ptr();
+        let (mut vec, reg) = a.detach();
+        vec.truncate(4096);
+        let b = reg.attach(vec, 4096);
+        assert_eq!((b.as_slice().as_ptr(), b.len()), (ptr, 4096));
+        assert!(b.as_slice().iter().all(|&x| x == 3));
+        // A copy compares equal by its bytes.
+        assert_eq!(b.clone(), b);
     }
 }

@@ -1,16 +1,19 @@
 //! The seam between a transport and the NVMe-oF target: a transport turns PDUs into
 //! [`Request`]s, hands them to a [`QueueHandler`], and sends back the [`Response`]s.
-//! Nothing here knows about TCP or RDMA.
+//! Nothing here knows about TCP or RDMA framing; a pooled data buffer may carry its
+//! memory's registration with an RDMA device.
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use nvme_spec::{Sqe, Status};
 use tokio_util::sync::CancellationToken;
 
 pub use crate::lent::{Lent, LentHome};
+use crate::sys::rdma::{DeviceRes, MemReg};
 
 /// A command capsule with its host-to-controller data, already gathered by the transport
 /// (in-capsule or via R2T/H2CData).
@@ -55,11 +58,38 @@ impl Request {
 
 /// A reusable data buffer: `len` valid bytes in a vector that may be longer, so a pooled
 /// buffer is never zero-filled again when it is reused for the same or a smaller size.
-#[derive(Clone, Default, PartialEq, Eq)]
+///
+/// NVMe/RDMA's pools register a buffer's allocation with the NIC ([`MemReg`]) once; the
+/// registration travels with the buffer while it is reused, through the backend and back
+/// ([`DataBuf::detach`] / [`Detached::attach`]), so the NIC moves data straight into and
+/// out of it. It is deregistered when the buffer is dropped or its vector taken out.
+#[derive(Default)]
 pub struct DataBuf {
+    /// Declared first: deregistered before the vector is freed. Boxed: most buffers have
+    /// none, and a buffer stays small.
+    reg: Option<Box<MemReg>>,
     vec: Vec<u8>,
     len: usize,
 }
+
+impl Clone for DataBuf {
+    /// A copy of the bytes, unregistered.
+    fn clone(&self) -> DataBuf {
+        DataBuf {
+            reg: None,
+            vec: self.vec.clone(),
+            len: self.len,
+        }
+    }
+}
+
+impl PartialEq for DataBuf {
+    fn eq(&self, other: &DataBuf) -> bool {
+        self.as_slice() == other.as_slice()
+    }
+}
+
+impl Eq for DataBuf {}
 
 impl core::fmt::Debug for DataBuf {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
@@ -71,17 +101,37 @@ impl DataBuf {
     /// A zero-filled buffer of `len` bytes.
     pub fn zeroed(len: usize) -> DataBuf {
         DataBuf {
+            reg: None,
             vec: vec![0; len],
             len,
         }
     }
 
     /// Reuse `vec` for `len` bytes (grows it only if it is shorter).
-    pub fn reuse(mut vec: Vec<u8>, len: usize) -> DataBuf {
-        if vec.len() < len {
-            vec.resize(len, 0);
+    pub fn reuse(vec: Vec<u8>, len: usize) -> DataBuf {
+        let mut b = DataBuf {
+            reg: None,
+            vec,
+            len: 0,
+        };
+        b.resize(len);
+        b
+    }
+
+    /// Make the buffer `len` bytes long, growing its vector only if it is shorter; a
+    /// registration is kept only while it still covers the vector's allocation.
+    pub fn resize(&mut self, len: usize) {
+        if self.vec.len() < len {
+            self.vec.resize(len, 0);
+            if self
+                .reg
+                .as_ref()
+                .is_some_and(|r| !r.is_of(self.vec.as_ptr(), self.vec.capacity()))
+            {
+                self.reg = None;
+            }
         }
-        DataBuf { vec, len }
+        self.len = len;
     }
 
     pub fn len(&self) -> usize {
@@ -90,6 +140,11 @@ impl DataBuf {
 
     pub fn is_empty(&self) -> bool {
         self.len == 0
+    }
+
+    /// Bytes the buffer's allocation holds.
+    pub fn capacity(&self) -> usize {
+        self.vec.capacity()
     }
 
     pub fn as_slice(&self) -> &[u8] {
@@ -105,9 +160,53 @@ impl DataBuf {
         self.len = self.len.min(len);
     }
 
-    /// The backing vector, for returning it to a pool.
+    /// The backing vector, unregistered.
     pub fn into_vec(self) -> Vec<u8> {
-        self.vec
+        let DataBuf { reg, vec, .. } = self;
+        drop(reg);
+        vec
+    }
+
+    /// The backing vector for a backend that works on vectors, and the buffer's
+    /// registration kept aside for [`Detached::attach`].
+    pub fn detach(self) -> (Vec<u8>, Detached) {
+        let DataBuf { reg, vec, .. } = self;
+        (vec, Detached(reg))
+    }
+
+    /// Register the buffer's allocation with `dev` unless it is already.
+    pub fn register(&mut self, dev: &Arc<DeviceRes>) -> std::io::Result<()> {
+        if self.registered_on(dev).is_some() {
+            return Ok(());
+        }
+        self.reg = None;
+        self.reg = Some(Box::new(MemReg::register(dev, &mut self.vec)?));
+        Ok(())
+    }
+
+    /// Where the NIC of `dev` reaches the valid bytes, if the buffer is registered with
+    /// it: their address and the local key.
+    pub fn registered_on(&mut self, dev: &DeviceRes) -> Option<(u64, u32)> {
+        let reg = self.reg.as_ref()?;
+        let ptr = self.vec.as_mut_ptr();
+        reg.covers(dev, ptr, self.len)
+            .then(|| (ptr as u64, reg.lkey()))
+    }
+}
+
+/// A [`DataBuf`]'s registration while its vector is out with a backend.
+#[must_use]
+pub struct Detached(Option<Box<MemReg>>);
+
+impl Detached {
+    /// The buffer again: `vec` for `len` bytes, registered as before if `vec` is the same
+    /// allocation the registration was made for (a different one is left unregistered).
+    /// Backends hand back the vector they were given, so this is the same allocation.
+    pub fn attach(self, vec: Vec<u8>, len: usize) -> DataBuf {
+        let reg = self.0.filter(|r| r.is_of(vec.as_ptr(), vec.capacity()));
+        let mut b = DataBuf { reg, vec, len: 0 };
+        b.resize(len);
+        b
     }
 }
 

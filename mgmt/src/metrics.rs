@@ -309,8 +309,9 @@ fn reactor_families(engine: &Engine, out: &mut Vec<MetricFamily>) {
     );
     let mut zero_copy = Family::new(
         "ferrofab_reactor_zero_copy_bytes_total",
-        "Data bytes a reactor's connections moved between the socket and a drive's DMA memory \
-         without a copy: sent from it (c2h) or received into it (h2c).",
+        "Data bytes a reactor's connections moved without a copy: NVMe/TCP between the socket \
+         and a drive's DMA memory, NVMe/RDMA between the NIC and the backend's registered \
+         buffer; sent to the host (c2h) or received from it (h2c).",
         MetricType::COUNTER,
     );
     // TCP's reactors are 0..N-1; the NVMe/RDMA reactors, once an RDMA listener started

@@ -170,7 +170,8 @@ impl IoQueue {
             }
         }
         if let Some(q) = ns.backend.queued() {
-            let mut vec = buf.into_vec();
+            // The buffer's RDMA registration waits here and goes back on the same vector.
+            let (mut vec, reg) = buf.detach();
             vec.truncate(len);
             let io = q.read(rw.slba, vec);
             let counters = self.counters.clone();
@@ -178,7 +179,7 @@ impl IoQueue {
                 match io.await {
                     Ok(vec) => {
                         counters.add_read(len as u64);
-                        Response::success().with_buf(DataBuf::reuse(vec, len))
+                        Response::success().with_buf(reg.attach(vec, len))
                     }
                     Err(e) => Response::status(backend_status(&e, Op::Read)),
                 }

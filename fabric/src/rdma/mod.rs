@@ -5,6 +5,7 @@
 pub mod cm;
 pub mod queue;
 mod reactor;
+mod reg_pool;
 pub mod server;
 
 pub use queue::{Answer, RdmaQueue, RdmaTargetConfig, Work, SQE_LEN};

@@ -7,34 +7,40 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::task::{Context, Poll, Wake, Waker};
-use std::thread::Thread;
 use std::time::{Duration, Instant};
 
 use futures::stream::FuturesUnordered;
 use futures::StreamExt;
+use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
+use nix::sys::eventfd::{EfdFlags, EventFd};
 use tokio_util::sync::WaitForCancellationFutureOwned;
-use tracing::debug;
-use zerocopy::IntoBytes;
+use tracing::{debug, warn};
 
-use super::queue::{Answer, RdmaQueue, Work};
-use crate::buf_pool::BufPool;
-use crate::queue::Payload;
+use super::queue::{RdmaQueue, Work};
+use super::reg_pool::RegPool;
+use crate::buf_pool::BufSource;
 use crate::queue_core::{Event, PendingCommand};
-use crate::sys::rdma::{CmId, Completion, DeviceRes, SendWork, MAX_SLOTS_PER_WR};
+use crate::sys::rdma::{CmId, Completion, DeviceRes};
 use crate::tcp::reactor::PollMode;
 use crate::tcp::reactor_stats::{set_current_reactor, LoopClock, ReactorCounters};
 
-/// How long an adaptive reactor spins after its last piece of work before it naps.
+/// How long an adaptive reactor spins after its last piece of work before it sleeps.
 const ADAPTIVE_SPIN: Duration = Duration::from_micros(200);
-/// An idle adaptive reactor's nap: completions are polled, so this bounds the latency of
-/// the first command after a quiet spell.
-const IDLE_NAP: Duration = Duration::from_micros(500);
+/// Longest sleep of an idle adaptive reactor: it wakes at once for a completion (its CQs are
+/// armed) or a ring of its bell; this only bounds a sleep with neither.
+const MAX_SLEEP: Duration = Duration::from_millis(100);
+/// epoll data of the bell's eventfd; a device's completion channel is its index.
+const BELL_EVENT: u64 = u64::MAX;
 /// Completions taken per poll.
 const POLL_BATCH: usize = 32;
+
+mod post;
+use post::{Ctx, Fetching, Posted, Sending};
 
 /// Work request kinds in the top bits of a send-side `wr_id`.
 const KIND_READ: u64 = 1;
@@ -58,20 +64,42 @@ fn parse_wr_id(id: u64) -> (usize, u16, u64, u32) {
     )
 }
 
-/// Wakes the reactor thread (new queues, futures that became ready).
+/// Wakes the reactor thread (new queues, futures that became ready, stop).
 pub(super) struct Bell {
-    pub(super) rung: AtomicBool,
-    pub(super) thread: Thread,
+    /// Set by every ring; the reactor swaps it back and takes messages and polls futures.
+    rung: AtomicBool,
+    /// The reactor is (about to be) blocked in epoll_wait: a ring kicks the eventfd.
+    sleeping: AtomicBool,
+    efd: EventFd,
+}
+
+impl Bell {
+    pub(super) fn new() -> io::Result<Bell> {
+        Ok(Bell {
+            rung: AtomicBool::new(false),
+            sleeping: AtomicBool::new(false),
+            efd: EventFd::from_value_and_flags(0, EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK)
+                .map_err(|e| io::Error::other(format!("eventfd: {e}")))?,
+        })
+    }
+
+    pub(super) fn ring(&self) {
+        self.rung.store(true, Ordering::SeqCst);
+        if self.sleeping.load(Ordering::SeqCst) {
+            if let Err(e) = self.efd.write(1) {
+                warn!(error = %e, "RDMA reactor wake-up failed");
+            }
+        }
+    }
 }
 
 impl Wake for Bell {
     fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
+        self.ring();
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        self.rung.store(true, Ordering::SeqCst);
-        self.thread.unpark();
+        self.ring();
     }
 }
 
@@ -106,19 +134,6 @@ pub(super) enum Msg {
     },
 }
 
-/// Up to [`MAX_SLOTS_PER_WR`] data slots, inline.
-#[derive(Clone, Copy)]
-struct Slots {
-    ids: [u32; MAX_SLOTS_PER_WR],
-    len: usize,
-}
-
-impl Slots {
-    fn as_slice(&self) -> &[u32] {
-        &self.ids[..self.len]
-    }
-}
-
 struct Queue {
     id: CmId,
     dev: usize,
@@ -127,10 +142,10 @@ struct Queue {
     sq_entries: u32,
     pending: FuturesUnordered<PendingCommand>,
     teardown: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
-    /// Data slots of RDMA READs in flight, by CID.
-    fetches: HashMap<u16, Slots>,
-    /// Data slots of answers whose SEND is in flight, by entry.
-    sends: Vec<Option<Slots>>,
+    /// The local memory of RDMA READs in flight, by CID.
+    fetches: HashMap<u16, Fetching>,
+    /// What answers whose SEND is in flight hold, by entry.
+    sends: Vec<Option<Sending>>,
     free_sends: Vec<u32>,
     /// Work that found no free data slots, retried first.
     stalled: Option<Work>,
@@ -153,13 +168,16 @@ pub(super) struct Reactor {
     devs: Vec<Dev>,
     /// Free data slots of each device in `devs`.
     free_slots: Vec<Vec<u32>>,
+    /// Registered data buffers of each device in `devs`.
+    pools: Vec<RegPool>,
     queues: Vec<Option<Queue>>,
     free_queue_slots: Vec<usize>,
     /// Queue slot by queue pair number, and by CM id key.
     by_qp: HashMap<u32, usize>,
     by_key: HashMap<usize, usize>,
     next_gen: u16,
-    pool: BufPool,
+    /// The bell's eventfd and every device's completion channel, for an idle reactor's sleep.
+    epoll: Epoll,
     /// A received capsule, copied out of its receive buffer.
     capsule: Vec<u8>,
     /// Controller-to-host data staged on its way into data slots (lent memory).
@@ -175,8 +193,12 @@ impl Reactor {
         stop: Arc<AtomicBool>,
         load: Arc<AtomicUsize>,
         counters: Arc<ReactorCounters>,
-    ) -> Reactor {
-        Reactor {
+    ) -> io::Result<Reactor> {
+        let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).map_err(io::Error::from)?;
+        epoll
+            .add(&bell.efd, EpollEvent::new(EpollFlags::EPOLLIN, BELL_EVENT))
+            .map_err(io::Error::from)?;
+        Ok(Reactor {
             id,
             poll,
             rx,
@@ -187,15 +209,16 @@ impl Reactor {
             counters,
             devs: Vec::new(),
             free_slots: Vec::new(),
+            pools: Vec::new(),
             queues: Vec::new(),
             free_queue_slots: Vec::new(),
             by_qp: HashMap::new(),
             by_key: HashMap::new(),
             next_gen: 0,
-            pool: BufPool::default(),
+            epoll,
             capsule: Vec::new(),
             staging: Vec::new(),
-        }
+        })
     }
 
     pub(super) fn run(&mut self) {
@@ -230,14 +253,54 @@ impl Reactor {
                 last_work = now;
             } else if self.poll == PollMode::Adaptive
                 && now.saturating_duration_since(last_work) > ADAPTIVE_SPIN
+                && self.sleep(&mut wcs)
             {
-                std::thread::park_timeout(IDLE_NAP);
+                last_work = Instant::now();
             }
         }
         for slot in 0..self.queues.len() {
             self.drop_queue(slot, "reactor stopping");
         }
         debug!(reactor = self.id, "RDMA reactor stopped");
+    }
+
+    /// Sleep until a completion or a ring of the bell (at most [`MAX_SLEEP`]): arm every
+    /// device's CQ, poll once more for completions that came before arming, then wait on
+    /// the completion channels and the bell's eventfd. True if it found work instead.
+    fn sleep(&mut self, wcs: &mut [Completion]) -> bool {
+        self.bell.sleeping.store(true, Ordering::SeqCst);
+        let mut found = self.bell.rung.load(Ordering::SeqCst);
+        for d in 0..self.devs.len() {
+            if found {
+                break;
+            }
+            if let Err(e) = self.devs[d].res.arm() {
+                debug!(error = %e, "arming the completion queue failed: polling on");
+                found = true;
+                break;
+            }
+            let n = self.devs[d].res.poll(wcs);
+            for wc in &wcs[..n] {
+                self.on_completion(d, wc);
+            }
+            found |= n > 0;
+        }
+        if !found {
+            let mut events = [EpollEvent::empty(); 4];
+            let timeout = EpollTimeout::try_from(MAX_SLEEP).unwrap_or(EpollTimeout::NONE);
+            if let Err(e) = self.epoll.wait(&mut events, timeout) {
+                if e != nix::errno::Errno::EINTR {
+                    warn!(reactor = self.id, error = %e, "epoll_wait failed");
+                }
+            }
+        }
+        self.bell.sleeping.store(false, Ordering::SeqCst);
+        // Both are non-blocking: take whatever woke us (or nothing).
+        let _ = self.bell.efd.read();
+        for d in &self.devs {
+            d.res.take_notifications();
+        }
+        found
     }
 
     fn take_messages(&mut self) {
@@ -308,6 +371,12 @@ impl Reactor {
         let slots = res.config.data_slots;
         self.capsule.resize(res.config.recv_len as usize, 0);
         self.staging.resize(res.config.slot_len as usize, 0);
+        self.pools.push(RegPool::new(res.clone()));
+        let event = EpollEvent::new(EpollFlags::EPOLLIN, self.devs.len() as u64);
+        if let Err(e) = self.epoll.add(res.notify_fd(), event) {
+            // Without it the reactor still wakes at least every MAX_SLEEP.
+            warn!(reactor = self.id, error = %e, "cannot watch the completion channel");
+        }
         self.devs.push(Dev { res, budget_used });
         self.free_slots.push((0..slots).rev().collect());
         self.devs.len() - 1
@@ -336,7 +405,7 @@ impl Reactor {
                 q.id.disconnect();
             }
             while let Poll::Ready(Some((cid, tag, r))) = q.pending.poll_next_unpin(&mut cx) {
-                q.queue.complete(cid, tag, r, &mut self.pool);
+                q.queue.complete(cid, tag, r, &mut self.pools[q.dev]);
             }
         }
     }
@@ -354,25 +423,40 @@ impl Reactor {
             return;
         }
         let res = &self.devs[q.dev].res;
+        let pool = &mut self.pools[q.dev];
         match kind {
             KIND_READ => {
                 let cid = index as u16;
-                let Some(slots) = q.fetches.remove(&cid) else {
+                let Some(fetching) = q.fetches.remove(&cid) else {
                     return;
                 };
-                let ok = wc.ok
-                    && q.queue.fetch_buf(cid).is_some_and(|buf| {
-                        res.copy_from_slots(slots.as_slice(), buf.as_mut_slice())
-                    });
-                self.free_slots[q.dev].extend_from_slice(slots.as_slice());
+                let ok = match fetching {
+                    Fetching::Slots(slots) => {
+                        let copied = wc.ok
+                            && q.queue.fetch_buf(cid).is_some_and(|buf| {
+                                res.copy_from_slots(slots.as_slice(), buf.as_mut_slice())
+                            });
+                        self.free_slots[q.dev].extend_from_slice(slots.as_slice());
+                        copied
+                    }
+                    Fetching::Direct { len, .. } => {
+                        if wc.ok {
+                            self.counters.add_zero_copy_received(u64::from(len));
+                        }
+                        wc.ok
+                    }
+                };
                 if !wc.ok {
                     debug!(status = wc.status, "RDMA READ failed");
                 }
-                q.queue.fetched(cid, ok, &mut self.pool);
+                q.queue.fetched(cid, ok, pool);
             }
             KIND_SEND => {
-                if let Some(Some(slots)) = q.sends.get_mut(index as usize).map(Option::take) {
-                    self.free_slots[q.dev].extend_from_slice(slots.as_slice());
+                if let Some(Some(held)) = q.sends.get_mut(index as usize).map(Option::take) {
+                    self.free_slots[q.dev].extend_from_slice(held.slots.as_slice());
+                    if let Some(b) = held.buf {
+                        pool.give(b);
+                    }
                     q.free_sends.push(index);
                 }
                 if !wc.ok {
@@ -406,7 +490,10 @@ impl Reactor {
         if q.closing {
             return;
         }
-        if q.queue.capsule(&self.capsule[..n], &mut self.pool).is_err() {
+        if q.queue
+            .capsule(&self.capsule[..n], &mut self.pools[d])
+            .is_err()
+        {
             // NVMe/RDMA 1.0 §3.3: not a command capsule; the transport connection goes.
             debug!(len = n, "malformed capsule: disconnecting");
             q.closing = true;
@@ -425,12 +512,13 @@ impl Reactor {
         for slot in 0..self.queues.len() {
             let closing = match self.queues[slot].as_mut() {
                 Some(q) => {
-                    if q.queue.poll_queued(&mut self.pool) > 0 {
+                    let pool = &mut self.pools[q.dev];
+                    if q.queue.poll_queued(pool) > 0 {
                         worked = true;
                     }
                     // Whatever produced them (a capsule, a finished RDMA READ, a response):
                     // commands that complete later join the poll set in this turn.
-                    take_events(q, &self.waker, &mut self.pool);
+                    take_events(q, &self.waker, pool);
                     q.closing
                 }
                 None => continue,
@@ -448,15 +536,14 @@ impl Reactor {
                     break;
                 };
                 worked = true;
-                match post(
-                    q,
-                    slot,
-                    &self.devs[q.dev].res,
-                    &mut self.free_slots[q.dev],
-                    &mut self.pool,
-                    &mut self.staging,
-                    work,
-                ) {
+                let mut cx = Ctx {
+                    res: &self.devs[q.dev].res,
+                    free: &mut self.free_slots[q.dev],
+                    pool: &mut self.pools[q.dev],
+                    staging: &mut self.staging,
+                    counters: &self.counters,
+                };
+                match post::post(q, slot, &mut cx, work) {
                     Posted::Done => {}
                     Posted::NoSlots(work) => {
                         q.stalled = Some(work);
@@ -474,21 +561,36 @@ impl Reactor {
     }
 
     fn drop_queue(&mut self, slot: usize, why: &str) {
-        let Some(mut q) = self.queues.get_mut(slot).and_then(Option::take) else {
+        let Some(q) = self.queues.get_mut(slot).and_then(Option::take) else {
             return;
         };
         debug!(reactor = self.id, why, "closing RDMA queue");
         self.by_key.retain(|_, s| *s != slot);
         self.by_qp.retain(|_, s| *s != slot);
-        q.queue.close();
         let dev = q.dev;
         let entries = q.sq_entries;
-        let fetches: Vec<Slots> = q.fetches.drain().map(|(_, s)| s).collect();
-        let sends: Vec<Slots> = q.sends.drain(..).flatten().collect();
-        // Destroying the queue pair (dropping the id) ends the NIC's use of its slots.
-        drop(q);
-        for s in fetches.iter().chain(sends.iter()) {
-            self.free_slots[dev].extend_from_slice(s.as_slice());
+        // Destroying the queue pair first ends the NIC's use of the queue's slots and
+        // buffers; then its commands go, and their buffers with them.
+        let Queue {
+            id,
+            mut queue,
+            fetches,
+            sends,
+            ..
+        } = q;
+        drop(id);
+        queue.close();
+        drop(queue);
+        for f in fetches.into_values() {
+            if let Fetching::Slots(s) = f {
+                self.free_slots[dev].extend_from_slice(s.as_slice());
+            }
+        }
+        for held in sends.into_iter().flatten() {
+            self.free_slots[dev].extend_from_slice(held.slots.as_slice());
+            if let Some(b) = held.buf {
+                self.pools[dev].give(b);
+            }
         }
         self.devs[dev]
             .budget_used
@@ -501,7 +603,7 @@ impl Reactor {
 /// Take a queue's events: commands that complete later join its poll set (and are polled
 /// once, which registers the waker), Close starts the disconnect; and watch its controller's
 /// teardown once the queue is connected.
-fn take_events(q: &mut Queue, waker: &Waker, pool: &mut BufPool) {
+fn take_events(q: &mut Queue, waker: &Waker, pool: &mut RegPool) {
     let mut cx = Context::from_waker(waker);
     while let Some(ev) = q.queue.poll_event() {
         match ev {
@@ -525,155 +627,6 @@ fn take_events(q: &mut Queue, waker: &Waker, pool: &mut BufPool) {
                 q.id.disconnect();
             }
             q.teardown = Some(fut);
-        }
-    }
-}
-
-enum Posted {
-    Done,
-    NoSlots(Work),
-    Failed,
-}
-
-/// Take `n` free data slots.
-fn take_slots(free: &mut Vec<u32>, n: usize) -> Option<Slots> {
-    if n > MAX_SLOTS_PER_WR || free.len() < n {
-        return None;
-    }
-    let mut s = Slots {
-        ids: [0; MAX_SLOTS_PER_WR],
-        len: n,
-    };
-    for i in 0..n {
-        s.ids[i] = free.pop()?;
-    }
-    Some(s)
-}
-
-fn slots_for(res: &DeviceRes, len: usize) -> usize {
-    len.div_ceil(res.config.slot_len as usize).max(1)
-}
-
-/// Post one piece of work on the queue's queue pair.
-fn post(
-    q: &mut Queue,
-    slot: usize,
-    res: &DeviceRes,
-    free: &mut Vec<u32>,
-    pool: &mut BufPool,
-    staging: &mut [u8],
-    work: Work,
-) -> Posted {
-    match work {
-        Work::Fetch { cid, remote, len } => {
-            let Some(slots) = take_slots(free, slots_for(res, len as usize)) else {
-                return Posted::NoSlots(work);
-            };
-            let w = SendWork::Read {
-                wr_id: wr_id(slot, q.gen, KIND_READ, u32::from(cid)),
-                slots: slots.as_slice(),
-                len,
-                remote_addr: remote.address,
-                rkey: remote.key,
-            };
-            if let Err(e) = q.id.post(&[w]) {
-                debug!(error = %e, "posting an RDMA READ failed");
-                free.extend_from_slice(slots.as_slice());
-                return Posted::Failed;
-            }
-            q.fetches.insert(cid, slots);
-            Posted::Done
-        }
-        Work::Respond(a) => {
-            let len = a.write.as_ref().map_or(0, |(_, p)| p.len());
-            let need = if len > 0 { slots_for(res, len) } else { 0 };
-            let slots = if need > 0 {
-                match take_slots(free, need) {
-                    Some(s) => Some(s),
-                    None => return Posted::NoSlots(Work::Respond(a)),
-                }
-            } else {
-                None
-            };
-            let Answer {
-                cqe,
-                write,
-                invalidate,
-                spare,
-            } = a;
-            if let Some(b) = spare {
-                pool.give(b);
-            }
-            let entry = q.free_sends.pop().unwrap_or_else(|| {
-                q.sends.push(None);
-                (q.sends.len() - 1) as u32
-            });
-            let send = SendWork::Send {
-                wr_id: wr_id(slot, q.gen, KIND_SEND, entry),
-                capsule: cqe.as_bytes(),
-                invalidate,
-            };
-            let posted = match (write, slots) {
-                (Some((remote, data)), Some(s)) => {
-                    if !stage(res, s.as_slice(), &data, staging) {
-                        free.extend_from_slice(s.as_slice());
-                        q.free_sends.push(entry);
-                        return Posted::Failed;
-                    }
-                    if let Payload::Buf(b) = data {
-                        pool.give(b);
-                    }
-                    let w = SendWork::Write {
-                        slots: s.as_slice(),
-                        len: len as u32,
-                        remote_addr: remote.address,
-                        rkey: remote.key,
-                    };
-                    q.id.post(&[w, send]).map(|()| Some(s))
-                }
-                _ => q.id.post(&[send]).map(|()| None),
-            };
-            match posted {
-                Ok(s) => {
-                    q.sends[entry as usize] = Some(s.unwrap_or(Slots {
-                        ids: [0; MAX_SLOTS_PER_WR],
-                        len: 0,
-                    }));
-                    Posted::Done
-                }
-                Err(e) => {
-                    debug!(error = %e, "posting a response failed");
-                    q.free_sends.push(entry);
-                    Posted::Failed
-                }
-            }
-        }
-    }
-}
-
-/// Copy controller-to-host data into data slots.
-fn stage(res: &DeviceRes, slots: &[u32], data: &Payload, staging: &mut [u8]) -> bool {
-    match data {
-        Payload::Shared(b) => res.copy_to_slots(slots, b),
-        Payload::Buf(b) => res.copy_to_slots(slots, b.as_slice()),
-        Payload::Lent(l) => {
-            // Drive memory is not registered with the NIC: through a staging buffer, one
-            // slot at a time.
-            let slot_len = staging.len();
-            let mut off = 0;
-            for &s in slots {
-                let n = slot_len.min(l.len().saturating_sub(off));
-                if n == 0 {
-                    break;
-                }
-                if !crate::sys::copy_from_lent(l, off, &mut staging[..n])
-                    || !res.copy_to_slots(&[s], &staging[..n])
-                {
-                    return false;
-                }
-                off += n;
-            }
-            true
         }
     }
 }

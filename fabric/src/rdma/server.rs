@@ -77,31 +77,35 @@ impl RdmaTransport {
             let (tx, rx) = mpsc::channel();
             let load = Arc::new(AtomicUsize::new(0));
             let counters = Arc::new(ReactorCounters::default());
-            let (bell_tx, bell_rx) = mpsc::sync_channel(1);
+            let (ready_tx, ready_rx) = mpsc::sync_channel(1);
             let (r_load, r_counters, r_stop) = (load.clone(), counters.clone(), stop.clone());
             let poll = config.poll;
             let rt = runtime.clone();
+            let bell = Arc::new(Bell::new()?);
+            let r_bell = bell.clone();
             let thread = std::thread::Builder::new()
                 .name(format!("ff-rdma-{id}"))
                 .spawn(move || {
-                    let bell = Arc::new(Bell {
-                        rung: AtomicBool::new(false),
-                        thread: std::thread::current(),
+                    let reactor = core.map_or(Ok(()), pin_to_core).and_then(|()| {
+                        Reactor::new(id, poll, rx, r_bell, r_stop, r_load, r_counters)
                     });
-                    if let Err(e) = core.map_or(Ok(()), pin_to_core) {
-                        let _ = bell_tx.send(Err(e));
-                        return;
-                    }
-                    let _ = bell_tx.send(Ok(bell.clone()));
+                    let mut reactor = match reactor {
+                        Ok(r) => r,
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(e));
+                            return;
+                        }
+                    };
+                    let _ = ready_tx.send(Ok(()));
                     let _guard = rt.enter();
-                    Reactor::new(id, poll, rx, bell, r_stop, r_load, r_counters).run();
+                    reactor.run();
                 })?;
-            let bell = bell_rx
+            let ready = ready_rx
                 .recv()
                 .unwrap_or_else(|_| Err(io::Error::other("RDMA reactor died during setup")));
             threads.push(thread);
-            match bell {
-                Ok(bell) => reactors.push(ReactorHandle {
+            match ready {
+                Ok(()) => reactors.push(ReactorHandle {
                     tx,
                     bell,
                     load,
@@ -160,8 +164,7 @@ impl RdmaTransport {
     pub fn stop_and_join(&self) {
         self.stop.store(true, Ordering::SeqCst);
         for r in &self.reactors {
-            r.bell.rung.store(true, Ordering::SeqCst);
-            r.bell.thread.unpark();
+            r.bell.ring();
         }
         let threads: Vec<_> = self.threads.lock_counted().drain(..).collect();
         for t in threads {
@@ -248,8 +251,7 @@ impl RdmaTransport {
                         if let Some(r) = owners.remove(&ev.id_key) {
                             let h = &self.reactors[r];
                             let _ = h.tx.send(Msg::Disconnected { key: ev.id_key });
-                            h.bell.rung.store(true, Ordering::SeqCst);
-                            h.bell.thread.unpark();
+                            h.bell.ring();
                         }
                     }
                     CmEventKind::Established | CmEventKind::TimewaitExit => {}
@@ -263,8 +265,7 @@ impl RdmaTransport {
                         if let Some(r) = owners.remove(&ev.id_key) {
                             let h = &self.reactors[r];
                             let _ = h.tx.send(Msg::Disconnected { key: ev.id_key });
-                            h.bell.rung.store(true, Ordering::SeqCst);
-                            h.bell.thread.unpark();
+                            h.bell.ring();
                         }
                     }
                 }
@@ -364,8 +365,7 @@ impl RdmaTransport {
             h.load.fetch_sub(1, Ordering::Relaxed);
             return None;
         }
-        h.bell.rung.store(true, Ordering::SeqCst);
-        h.bell.thread.unpark();
+        h.bell.ring();
         Some(r)
     }
 

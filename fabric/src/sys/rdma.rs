@@ -2,17 +2,20 @@
 //! loader under the `sideway` crate): the RDMA connection manager, and per device the
 //! protection domain, completion queue, shared receive queue and registered memory of one
 //! reactor. Everything the NIC reads or writes lives in memory registered here and owned by
-//! [`DeviceRes`]; queue pairs hold it alive, so no work request ever outlives its memory.
-//! Registered memory is only copied in and out through raw pointers, never made a slice
-//! while the NIC may use it.
+//! [`DeviceRes`], or in pooled data buffers registered by [`MemReg`]; queue pairs hold the
+//! device alive, and a buffer is held by the reactor while a work request uses it, so no
+//! work request ever outlives its memory. Registered memory is never made a slice while
+//! the NIC may use it.
 #![allow(unsafe_code)]
 
 use std::io;
 
 mod cm;
 mod device;
-pub use cm::{CmEventKind, CmId, EventChannel, SendWork, MAX_SLOTS_PER_WR};
+mod mem;
+pub use cm::{CmEventKind, CmId, EventChannel, Local, SendWork, MAX_SLOTS_PER_WR};
 pub use device::{Completion, DeviceConfig, DeviceRes};
+pub use mem::MemReg;
 
 /// What a missing rdma-core looks like: its loader answers every call with EOPNOTSUPP.
 pub(super) fn rdma_error(op: &str) -> io::Error {

@@ -8,7 +8,7 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use fabric::queue::{DataBuf, Response};
+use fabric::queue::{DataBuf, Detached, Response};
 use nvme::backend::{new_owner, DmaLease, Polled, PolledBackend, Refused};
 use nvme::{Sqe, Status};
 
@@ -26,6 +26,8 @@ enum Transfer {
         lba: u64,
         len: usize,
         buf: Option<Vec<u8>>,
+        /// The transport buffer's RDMA registration, back on `buf` with the response.
+        reg: Detached,
         lent: bool,
     },
     /// The host's data to `lba`; the pooled part goes back to the transport with the response.
@@ -168,17 +170,20 @@ impl PolledIo {
         len: usize,
         buf: DataBuf,
     ) -> Result<Option<Response>, DataBuf> {
-        let mut vec = buf.into_vec();
+        let (mut vec, reg) = buf.detach();
         vec.truncate(len);
         let transfer = Transfer::Read {
             lba,
             len,
             buf: Some(vec),
+            reg,
             lent: ns.lent.is_some(),
         };
         self.enter(ns, sqe, probe, transfer)
             .map_err(|back| match back {
-                Some(Transfer::Read { buf: Some(b), .. }) => DataBuf::reuse(b, len),
+                Some(Transfer::Read {
+                    buf: Some(b), reg, ..
+                }) => reg.attach(b, len),
                 _ => DataBuf::zeroed(len),
             })
     }
@@ -439,13 +444,14 @@ fn finish(
             Transfer::Read {
                 len,
                 buf: held,
+                reg,
                 lent: true,
                 ..
             },
             Ok(()),
         ) => {
             // The data stays in the drive's DMA memory: the transport sends it from there.
-            let spare = held.map(|b| DataBuf::reuse(b, len));
+            let spare = held.map(|b| reg.attach(b, len));
             match (lease, ns.lent.as_ref()) {
                 (Some(lease), Some(bridge)) => match bridge.lend(lease) {
                     Ok(lent) => Response::success().with_lent(lent).returning(spare),
@@ -455,11 +461,19 @@ fn finish(
                 (None, _) => Response::status(Status::INTERNAL_ERROR).returning(spare),
             }
         }
-        (Transfer::Read { len, .. }, Ok(())) => {
-            Response::success().with_buf(DataBuf::reuse(buf.unwrap_or_default(), len))
+        (Transfer::Read { len, reg, .. }, Ok(())) => {
+            Response::success().with_buf(reg.attach(buf.unwrap_or_default(), len))
         }
-        (Transfer::Read { len, buf: held, .. }, Err(s)) => {
-            let spare = buf.or(held).map(|b| DataBuf::reuse(b, len));
+        (
+            Transfer::Read {
+                len,
+                buf: held,
+                reg,
+                ..
+            },
+            Err(s),
+        ) => {
+            let spare = buf.or(held).map(|b| reg.attach(b, len));
             Response::status(s).returning(spare)
         }
         (Transfer::Write { data, .. }, result) => {

@@ -75,12 +75,12 @@ impl IoQueue {
         };
         let buf = super::reply_buffer(c2h_buf, len);
         if let Some(q) = ns.backend.zoned().and_then(|z| z.queued()) {
-            let mut vec = buf.into_vec();
+            let (mut vec, reg) = buf.detach();
             vec.truncate(len);
             let io = q.report(zr.slba, zr.option, zr.partial, vec);
             return deferred(async move {
                 match io.await {
-                    Ok(vec) => Response::success().with_buf(DataBuf::reuse(vec, len)),
+                    Ok(vec) => Response::success().with_buf(reg.attach(vec, len)),
                     Err(e) => Response::status(backend_status(&e, Op::Read)),
                 }
             });

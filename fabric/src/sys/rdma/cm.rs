@@ -380,21 +380,32 @@ pub struct CmId {
 // for state changes, posting from the one reactor that owns the connection).
 unsafe impl Send for CmId {}
 
+/// Local memory a work request reads or fills: data slots of the device (in order), or a
+/// registered buffer ([`super::MemReg`]) the caller holds until the request completes.
+#[derive(Clone, Copy)]
+pub enum Local<'a> {
+    Slots(&'a [u32]),
+    /// `addr` within memory registered with the queue pair's device under `lkey`.
+    Registered {
+        addr: u64,
+        lkey: u32,
+    },
+}
+
 /// One work request the target posts on a queue pair's send queue.
 pub enum SendWork<'a> {
-    /// RDMA READ of the host's `remote_addr`/`rkey` into data slots `slots` (in order,
-    /// `len` bytes in all).
+    /// RDMA READ of `len` bytes of the host's `remote_addr`/`rkey` into `local`.
     Read {
         wr_id: u64,
-        slots: &'a [u32],
+        local: Local<'a>,
         len: u32,
         remote_addr: u64,
         rkey: u32,
     },
-    /// RDMA WRITE of `len` bytes of data slots `slots` to the host's buffer, unsignaled
-    /// (the SEND after it completes it).
+    /// RDMA WRITE of `len` bytes of `local` to the host's buffer, unsignaled (the SEND
+    /// after it completes it).
     Write {
-        slots: &'a [u32],
+        local: Local<'a>,
         len: u32,
         remote_addr: u64,
         rkey: u32,
@@ -543,12 +554,12 @@ impl CmId {
             match *w {
                 SendWork::Read {
                     wr_id,
-                    slots,
+                    local,
                     len,
                     remote_addr,
                     rkey,
                 } => {
-                    let n = res.slot_sges(slots, len, &mut sges[i])?;
+                    let n = local_sges(res, local, len, &mut sges[i])?;
                     wr.wr_id = wr_id;
                     wr.opcode = ffi::ibv_wr_opcode::IBV_WR_RDMA_READ;
                     wr.send_flags = ffi::ibv_send_flags::IBV_SEND_SIGNALED.0;
@@ -556,12 +567,12 @@ impl CmId {
                     wr.wr.rdma = ffi::rdma_t { remote_addr, rkey };
                 }
                 SendWork::Write {
-                    slots,
+                    local,
                     len,
                     remote_addr,
                     rkey,
                 } => {
-                    let n = res.slot_sges(slots, len, &mut sges[i])?;
+                    let n = local_sges(res, local, len, &mut sges[i])?;
                     wr.opcode = ffi::ibv_wr_opcode::IBV_WR_RDMA_WRITE;
                     wr.num_sge = n as libc::c_int;
                     wr.wr.rdma = ffi::rdma_t { remote_addr, rkey };
@@ -604,7 +615,8 @@ impl CmId {
         // SAFETY: the id's queue pair exists (res is set only after rdma_create_qp); the
         // request chain and its SGE lists live on this stack frame for the call (inline data
         // is copied by the provider); the data slots are registered memory of `res`, which
-        // this id keeps alive until its queue pair is destroyed.
+        // this id keeps alive until its queue pair is destroyed, and a registered buffer is
+        // held by the caller until the request completes or the queue pair is destroyed.
         let rc = unsafe { ffi::ibv_post_send(self.id.as_ref().qp, wrs.as_mut_ptr(), &mut bad) };
         check(rc, "ibv_post_send")
     }
@@ -619,6 +631,26 @@ impl Drop for CmId {
                 ffi::rdma_destroy_qp(self.id.as_ptr());
             }
             ffi::rdma_destroy_id(self.id.as_ptr());
+        }
+    }
+}
+
+/// The scatter-gather list of `len` bytes of `local`.
+fn local_sges(
+    res: &DeviceRes,
+    local: Local<'_>,
+    len: u32,
+    out: &mut [ffi::ibv_sge; MAX_SLOTS_PER_WR],
+) -> io::Result<usize> {
+    match local {
+        Local::Slots(slots) => res.slot_sges(slots, len, out),
+        Local::Registered { addr, lkey } => {
+            out[0] = ffi::ibv_sge {
+                addr,
+                length: len,
+                lkey,
+            };
+            Ok(1)
         }
     }
 }

@@ -4,6 +4,7 @@
 #![allow(unsafe_code)]
 
 use std::io;
+use std::os::fd::BorrowedFd;
 use std::ptr::NonNull;
 use std::sync::Arc;
 
@@ -115,6 +116,9 @@ pub struct Completion {
 /// buffers, and the data slots RDMA READ and WRITE move data through.
 pub struct DeviceRes {
     pub(super) cq: NonNull<ffi::ibv_cq>,
+    /// Where the CQ's notifications arrive once armed ([`DeviceRes::arm`]): an idle
+    /// reactor sleeps on it; a busy one polls and never arms.
+    channel: NonNull<ffi::ibv_comp_channel>,
     pub(super) srq: NonNull<ffi::ibv_srq>,
     recv: Region,
     data: Region,
@@ -170,19 +174,31 @@ impl DeviceRes {
         // SAFETY: as above.
         let pd = Pd(NonNull::new(unsafe { ffi::ibv_alloc_pd(ctx) })
             .ok_or_else(|| rdma_error("ibv_alloc_pd"))?);
+        // SAFETY: as above.
+        let channel = NonNull::new(unsafe { ffi::ibv_create_comp_channel(ctx) })
+            .ok_or_else(|| rdma_error("ibv_create_comp_channel"))?;
+        // SAFETY: the channel was just created; its fd is open while it lives.
+        let fd = unsafe { channel.as_ref().fd };
+        let nonblocking = nix::fcntl::fcntl(
+            // SAFETY: `fd` is the channel's, open for this call.
+            unsafe { BorrowedFd::borrow_raw(fd) },
+            nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+        );
+        if let Err(e) = nonblocking {
+            // SAFETY: nothing uses the channel yet.
+            unsafe { ffi::ibv_destroy_comp_channel(channel.as_ptr()) };
+            return Err(io::Error::other(format!("completion channel: {e}")));
+        }
         let cq_entries = config.cq_entries.min(attr.max_cqe.max(1) as u32) as libc::c_int;
-        // SAFETY: as above; no completion channel (the reactor polls).
+        // SAFETY: as above; the channel outlives the CQ (destroyed after it in Drop).
         let cq = unsafe {
-            ffi::ibv_create_cq(
-                ctx,
-                cq_entries,
-                std::ptr::null_mut(),
-                std::ptr::null_mut(),
-                0,
-            )
+            ffi::ibv_create_cq(ctx, cq_entries, std::ptr::null_mut(), channel.as_ptr(), 0)
         };
         let Some(cq) = NonNull::new(cq) else {
-            return Err(rdma_error("ibv_create_cq"));
+            let e = rdma_error("ibv_create_cq");
+            // SAFETY: nothing uses the channel yet.
+            unsafe { ffi::ibv_destroy_comp_channel(channel.as_ptr()) };
+            return Err(e);
         };
         let recv_buffers = config.recv_buffers.min(attr.max_srq_wr.max(1) as u32);
         let mut srq_attr = ffi::ibv_srq_init_attr {
@@ -197,8 +213,11 @@ impl DeviceRes {
         let srq = unsafe { ffi::ibv_create_srq(pd.as_ptr(), &mut srq_attr) };
         let Some(srq) = NonNull::new(srq) else {
             let e = rdma_error("ibv_create_srq");
-            // SAFETY: nothing uses the CQ yet.
-            unsafe { ffi::ibv_destroy_cq(cq.as_ptr()) };
+            // SAFETY: nothing uses the CQ or the channel yet.
+            unsafe {
+                ffi::ibv_destroy_cq(cq.as_ptr());
+                ffi::ibv_destroy_comp_channel(channel.as_ptr());
+            }
             return Err(e);
         };
         let config = DeviceConfig {
@@ -225,12 +244,14 @@ impl DeviceRes {
                 unsafe {
                     ffi::ibv_destroy_srq(srq.as_ptr());
                     ffi::ibv_destroy_cq(cq.as_ptr());
+                    ffi::ibv_destroy_comp_channel(channel.as_ptr());
                 }
                 return Err(e);
             }
         };
         let res = DeviceRes {
             cq,
+            channel,
             srq,
             recv,
             data,
@@ -382,6 +403,38 @@ impl DeviceRes {
         Ok(n)
     }
 
+    /// The completion channel's descriptor: readable once an armed CQ got a completion.
+    pub fn notify_fd(&self) -> BorrowedFd<'_> {
+        // SAFETY: the channel and its fd live as long as `self`.
+        unsafe { BorrowedFd::borrow_raw(self.channel.as_ref().fd) }
+    }
+
+    /// Ask for one notification on the channel at the CQ's next completion. A completion
+    /// that arrived before this raises none: poll once more after arming.
+    pub fn arm(&self) -> io::Result<()> {
+        // SAFETY: the CQ is ours, created with the channel.
+        check(
+            unsafe { ffi::ibv_req_notify_cq(self.cq.as_ptr(), 0) },
+            "ibv_req_notify_cq",
+        )
+    }
+
+    /// Take and acknowledge the notifications that arrived (the channel is non-blocking).
+    pub fn take_notifications(&self) {
+        loop {
+            let mut cq: *mut ffi::ibv_cq = std::ptr::null_mut();
+            let mut ctx: *mut libc::c_void = std::ptr::null_mut();
+            // SAFETY: the channel is ours; both out pointers live for the call.
+            let rc = unsafe { ffi::ibv_get_cq_event(self.channel.as_ptr(), &mut cq, &mut ctx) };
+            if rc != 0 || cq.is_null() {
+                return;
+            }
+            // SAFETY: `cq` is the CQ the event came for (ours); every event is acknowledged
+            // at once, as destroying the CQ requires.
+            unsafe { ffi::ibv_ack_cq_events(cq, 1) };
+        }
+    }
+
     /// Take up to `out.len()` completions without blocking; returns how many.
     pub fn poll(&self, out: &mut [Completion]) -> usize {
         const BATCH: usize = 32;
@@ -408,11 +461,13 @@ impl DeviceRes {
 impl Drop for DeviceRes {
     fn drop(&mut self) {
         // SAFETY: the last Arc is gone, so every queue pair that used these queues is
-        // destroyed; the regions deregister in their own Drop after this, and the PD goes
-        // last (field order).
+        // destroyed; every notification was acknowledged when taken; the channel goes after
+        // its CQ; the regions deregister in their own Drop after this, and the PD goes last
+        // (field order).
         unsafe {
             ffi::ibv_destroy_srq(self.srq.as_ptr());
             ffi::ibv_destroy_cq(self.cq.as_ptr());
+            ffi::ibv_destroy_comp_channel(self.channel.as_ptr());
         }
     }
 }
