@@ -44,10 +44,12 @@ lint: toolchain
 unit: toolchain
 	$(CARGO) test --workspace --profile $(TEST_PROFILE)
 
-## schemathesis (PyPI, installed once under ~/.cache/ferrofab) against `ferrofab serve`.
+## schemathesis (PyPI, installed once under ~/.cache/ferrofab) against `ferrofab serve`, then
+## DMTF's Redfish-Service-Validator (PyPI; schemas from crates.io) against its /redfish/v1.
 api-test: toolchain
 	$(CARGO) build --profile $(TEST_PROFILE) --bin ferrofab
 	mgmt/schemathesis/run $(BIN_TEST)
+	mgmt/redfish-validator/run $(BIN_TEST)
 
 hw-test: toolchain
 	$(CARGO) build --profile $(TEST_PROFILE) --bin ferrofab --example uring_check --example vfio_probe

@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod namespaces;
 pub mod openapi;
 pub mod outcome;
+mod redfish;
 mod request_schema;
 mod server;
 mod state;

@@ -27,6 +27,7 @@ pub fn router(engine: Arc<Engine>, tokens: Tokens) -> Router {
         engine,
         started: Instant::now(),
     };
+    let redfish = crate::redfish::router(tokens.clone());
     let guarded = Router::new()
         .route("/api/v1/system", get(system::system))
         .route(
@@ -83,6 +84,7 @@ pub fn router(engine: Arc<Engine>, tokens: Tokens) -> Router {
         .route("/api/v1/health", get(system::health))
         .route("/api/v1/openapi.json", get(openapi::openapi_json))
         .merge(guarded)
+        .merge(redfish)
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
         .with_state(state)
