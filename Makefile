@@ -9,8 +9,10 @@ BIN_RELEASE  := build/release/ferrofab
 BIN_TEST     := build/$(TEST_PROFILE)/ferrofab
 # The release code with the software drive model, for the bench's drive-path rows.
 BIN_MODEL    := build/bench-model/ferrofab
-# Guest-side checks copied into the hw-test guest (hw-tests/tests/17-uring-check.sh).
-HW_EXTRA_BIN := build/$(TEST_PROFILE)/examples/uring_check build/$(TEST_PROFILE)/examples/vfio_probe
+# Guest-side checks copied into the hw-test guest (hw-tests/tests/17-uring-check.sh,
+# 33-rdma-alloc.sh).
+HW_EXTRA_BIN := build/$(TEST_PROFILE)/examples/uring_check build/$(TEST_PROFILE)/examples/vfio_probe \
+                build/$(TEST_PROFILE)/examples/rdma_alloc_check
 FUZZ_SECONDS ?= 60
 CONFIG       ?=
 
@@ -52,7 +54,8 @@ api-test: toolchain
 	mgmt/redfish-validator/run $(BIN_TEST)
 
 hw-test: toolchain
-	$(CARGO) build --profile $(TEST_PROFILE) --bin ferrofab --example uring_check --example vfio_probe
+	$(CARGO) build --profile $(TEST_PROFILE) --bin ferrofab --example uring_check --example vfio_probe \
+		--example rdma_alloc_check
 	FERROFAB_HW_EXTRA_BIN="$(HW_EXTRA_BIN)" hw-tests/run --ferrofab $(BIN_TEST)
 
 ## Run every cargo-fuzz target for FUZZ_SECONDS each (stable toolchain via RUSTC_BOOTSTRAP).

@@ -326,6 +326,7 @@ impl Reactor {
                     self.next_gen = self.next_gen.wrapping_add(1);
                     let key = id.key();
                     let entries = sq_entries as usize;
+                    let sends = super::server::send_depth(sq_entries) as usize;
                     let mut q = Queue {
                         id,
                         dev: d,
@@ -335,8 +336,9 @@ impl Reactor {
                         pending: FuturesUnordered::new(),
                         teardown: None,
                         fetches: HashMap::with_capacity(entries),
-                        sends: Vec::with_capacity(entries),
-                        free_sends: Vec::with_capacity(entries),
+                        // SENDs in flight are bounded by the send queue, not the commands.
+                        sends: Vec::with_capacity(sends),
+                        free_sends: Vec::with_capacity(sends),
                         stalled: None,
                         closing: false,
                         commands_counted: 0,

@@ -59,6 +59,13 @@ pub struct RdmaBound {
     id: CmId,
 }
 
+/// Send queue entries of a queue pair for `sq_entries` commands: a read, or a write and a
+/// send, per command, and room for the odd extra (a response's SEND may still await its
+/// completion when the host's next command is answered).
+pub(super) fn send_depth(sq_entries: u32) -> u32 {
+    3 * sq_entries + 8
+}
+
 impl RdmaTransport {
     /// Start the RDMA reactors (one per listed core, or `count` unpinned). rdma-core is not
     /// touched until a listener binds.
@@ -83,6 +90,7 @@ impl RdmaTransport {
             let rt = runtime.clone();
             let bell = Arc::new(Bell::new()?);
             let r_bell = bell.clone();
+            let hook = config.on_thread_start.clone();
             let thread = std::thread::Builder::new()
                 .name(format!("ff-rdma-{id}"))
                 .spawn(move || {
@@ -98,6 +106,9 @@ impl RdmaTransport {
                     };
                     let _ = ready_tx.send(Ok(()));
                     let _guard = rt.enter();
+                    if let Some(hook) = hook {
+                        hook(id);
+                    }
                     reactor.run();
                 })?;
             let ready = ready_rx
@@ -329,8 +340,7 @@ impl RdmaTransport {
             reject(&id, RejectStatus::NoResources);
             return None;
         }
-        // A read or a write + send per command, and room for the odd extra.
-        let qp_num = match id.create_qp(&res, 3 * req.sq_entries + 8) {
+        let qp_num = match id.create_qp(&res, send_depth(req.sq_entries)) {
             Ok(n) => n,
             Err(e) => {
                 warn!(error = %e, "cannot create an RDMA queue pair");
