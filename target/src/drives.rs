@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use nvme::backend::uring::{UringBackend, UringOptions};
 use nvme::backend::{Backend, BackendError};
+use nvme::driver::controller::ControllerInfo;
 use nvme::driver::dma::DmaRegion;
 use nvme::driver::nvme_driver::{DriverOptions, NvmeDriver};
 use nvme::driver::pool::PagePool;
@@ -84,6 +85,10 @@ struct VfioDrive {
 pub trait AdoptedController: Send + Sync {
     fn open_namespace(&self, nsid: u32) -> Result<Arc<dyn Backend>, BackendError>;
     fn shut_down(&self);
+    /// What its driver knows of it; `None` for a controller without our driver.
+    fn status(&self) -> Option<DriveStatus> {
+        None
+    }
 }
 
 impl<M: DmaRegion + Send + Sync + 'static> AdoptedController for Arc<NvmeDriver<M>> {
@@ -96,6 +101,32 @@ impl<M: DmaRegion + Send + Sync + 'static> AdoptedController for Arc<NvmeDriver<
     fn shut_down(&self) {
         if let Err(e) = NvmeDriver::shutdown(self) {
             tracing::warn!(error = %e, "controller shutdown failed");
+        }
+    }
+
+    fn status(&self) -> Option<DriveStatus> {
+        Some(DriveStatus::of(self))
+    }
+}
+
+/// A controller our driver runs: what it reported at bring-up and how it has fared since.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DriveStatus {
+    /// Identify Controller and its namespaces, as read at bring-up, with the queues granted.
+    pub info: ControllerInfo,
+    /// Controller resets after commands timed out (NVMe Base 2.0 §3.7.2).
+    pub resets: u32,
+    /// Why the controller is gone (surprise removal, CSTS.CFS, shut down); `None` while it
+    /// runs.
+    pub gone: Option<String>,
+}
+
+impl DriveStatus {
+    fn of<M: DmaRegion + Send + Sync + 'static>(driver: &NvmeDriver<M>) -> DriveStatus {
+        DriveStatus {
+            info: driver.info().clone(),
+            resets: driver.resets(),
+            gone: driver.gone(),
         }
     }
 }
@@ -169,6 +200,20 @@ impl Drives {
             rebound_from: pre.rebound_from,
         });
         Ok(driver)
+    }
+
+    /// The status of the nvme-vfio controller at `pci`, when the daemon drives it (a
+    /// namespace on it is open, or it was adopted).
+    pub fn vfio_status(&self, pci: &str) -> Option<DriveStatus> {
+        let adopted = self.adopted.lock_counted();
+        if let Some((_, c)) = adopted.iter().find(|(p, _)| p == pci) {
+            return c.status();
+        }
+        drop(adopted);
+        self.vfio()
+            .iter()
+            .find(|d| d.pci == pci)
+            .map(|d| DriveStatus::of(&d.driver))
     }
 
     /// Open the backend of a drive namespace.

@@ -16,6 +16,7 @@ use nvme::{Sqe, Status};
 use crate::admin::AdminQueue;
 use crate::config::TransportKind;
 use crate::controller::{Controller, ControllerKind, HostIdentity, TargetParams};
+use crate::events::{self, Category, EventLog, NewEvent};
 use crate::io::IoQueue;
 use crate::metrics::{QueueKind, RefusedConnect, TargetMetrics};
 use crate::nqn::DISCOVERY_NQN;
@@ -70,6 +71,8 @@ pub struct TargetInner {
     controllers: Mutex<ControllerTable>,
     discovery_genctr: AtomicU64,
     pub metrics: TargetMetrics,
+    /// What happened lately (connects, refusals, disconnects, events, changes).
+    pub events: EventLog,
 }
 
 #[derive(Default)]
@@ -110,6 +113,7 @@ impl FabricTarget {
                 controllers: Mutex::new(ControllerTable::default()),
                 discovery_genctr: AtomicU64::new(1),
                 metrics: TargetMetrics::default(),
+                events: EventLog::default(),
             }),
         }
     }
@@ -121,6 +125,11 @@ impl FabricTarget {
     /// Target-wide counters (connects, refusals, events, reactors).
     pub fn metrics(&self) -> &TargetMetrics {
         &self.inner.metrics
+    }
+
+    /// The record of recent connects, refusals, disconnects, events and changes.
+    pub fn events(&self) -> &EventLog {
+        &self.inner.events
     }
 
     pub fn add_subsystem(&self, subsystem: Arc<Subsystem>) -> Result<(), String> {
@@ -257,6 +266,12 @@ impl TargetInner {
             .filter(|c| c.is_discovery())
             .cloned()
             .collect();
+        events::record_raised(
+            &self.events,
+            DISCOVERY_NQN,
+            events::DISCOVERY_LOG_CHANGE,
+            &discovery,
+        );
         for c in discovery {
             c.raise_event(
                 AsyncEvent::discovery_log_change(),
@@ -280,11 +295,26 @@ impl TargetInner {
             .cloned()
     }
 
-    /// Remove a destroyed controller; returns how many remain.
+    /// Remove a destroyed controller (recorded in the event log); returns how many remain.
     pub fn remove_controller(&self, cntlid: u16) -> usize {
-        let mut table = self.controllers.lock_counted();
-        table.by_id.remove(&cntlid);
-        table.by_id.len()
+        let (removed, remaining) = {
+            let mut table = self.controllers.lock_counted();
+            let removed = table.by_id.remove(&cntlid);
+            (removed, table.by_id.len())
+        };
+        if let Some(c) = removed {
+            let subnqn = c.subsystem_nqn();
+            self.events.record(
+                NewEvent::new(
+                    Category::Disconnected,
+                    format!("controller {cntlid} of {subnqn} torn down"),
+                )
+                .subsystem(subnqn)
+                .host(c.hostnqn.as_str())
+                .cntlid(cntlid),
+            );
+        }
+        remaining
     }
 
     fn controller(&self, cntlid: u16) -> Option<Arc<Controller>> {
@@ -320,10 +350,53 @@ impl Target for FabricTarget {
         match &result {
             Ok(c) if c.qid == 0 => metrics.connected(QueueKind::Admin),
             Ok(_) => metrics.connected(QueueKind::Io),
-            Err(r) => metrics.refused(RefusedConnect::of(r)),
+            Err(r) => {
+                let why = RefusedConnect::of(r);
+                metrics.refused(why);
+                self.inner.events.record(refusal(conn, sqe, data, why, r));
+            }
         }
         result
     }
+}
+
+/// The event record of a refused Connect: what the command and its data name, as far as
+/// they could be read.
+fn refusal(
+    conn: &ConnectionInfo,
+    sqe: &Sqe,
+    data: &[u8],
+    why: RefusedConnect,
+    response: &Response,
+) -> NewEvent {
+    let queue = match FabricsCommand::decode(sqe) {
+        Ok(FabricsCommand::Connect(c)) if c.qid == 0 => "admin queue".to_string(),
+        Ok(FabricsCommand::Connect(c)) => format!("I/O queue {}", c.qid),
+        _ => "queue".to_string(),
+    };
+    let cd = ConnectData::from_bytes(data).ok();
+    let subnqn = cd
+        .as_ref()
+        .and_then(|d| d.subnqn().ok().map(str::to_string));
+    let hostnqn = cd
+        .as_ref()
+        .and_then(|d| d.hostnqn().ok().map(str::to_string));
+    let mut event = NewEvent::new(
+        Category::ConnectRefused,
+        format!(
+            "{queue} connect from {} refused ({}): {}",
+            conn.peer,
+            why.label().replace('_', " "),
+            response.status
+        ),
+    );
+    if let Some(s) = subnqn {
+        event = event.subsystem(s);
+    }
+    if let Some(h) = hostnqn {
+        event = event.host(h);
+    }
+    event
 }
 
 impl FabricTarget {
@@ -442,6 +515,23 @@ impl FabricTarget {
             peer = %conn.peer,
             active_controllers = active,
             "controller created"
+        );
+        self.inner.events.record(
+            NewEvent::new(
+                Category::Connected,
+                format!(
+                    "controller {} of {subnqn} created for a host at {} (keep-alive {})",
+                    ctrl.cntlid,
+                    conn.peer,
+                    match cmd.kato {
+                        0 => "off".to_string(),
+                        ms => format!("{ms} ms"),
+                    }
+                ),
+            )
+            .subsystem(subnqn)
+            .host(hostnqn)
+            .cntlid(ctrl.cntlid),
         );
         Ok(Connected {
             response: Response::success().with_dw0(u32::from(ctrl.cntlid)),

@@ -19,6 +19,7 @@
 
 mod action;
 mod diff;
+mod journal;
 mod listener_control;
 mod zone_fault;
 
@@ -34,6 +35,7 @@ pub use nvme::backend::ZoneFault;
 
 use crate::config::{Config, ListenerConfig, NamespaceConfig, SubsystemConfig, TransportKind};
 use crate::drives::Drives;
+use crate::events;
 use crate::namespace::Namespace;
 use crate::setup::{build_subsystem, identity, open_namespace, resolve_listeners};
 use crate::state::StateDir;
@@ -152,32 +154,44 @@ impl Engine {
         Ok(outcomes.remove(0))
     }
 
-    /// Apply `actions` as one change: all of them, in order, or none.
+    /// Apply `actions` as one change: all of them, in order, or none. Either way it is
+    /// recorded in the target's event record.
     pub fn apply_all(&self, actions: Vec<Action>) -> Result<Vec<Outcome>, ActionError> {
         let mut state = self.lock();
-        match actions.as_slice() {
+        let result = match actions.as_slice() {
             [Action::FailZone {
                 nqn,
                 nsid,
                 zslba,
                 fault,
-            }] => return Ok(vec![self.fail_zone(nqn, *nsid, *zslba, *fault)?]),
+            }] => self.fail_zone(nqn, *nsid, *zslba, *fault).map(|o| vec![o]),
             a if a.iter().any(|a| matches!(a, Action::FailZone { .. })) => {
-                return Err(ActionError::NotApplicable(
+                Err(ActionError::NotApplicable(
                     "a zone fault is applied on its own, not in a batch".into(),
                 ))
             }
-            _ => {}
+            _ => self.apply_locked(&mut state, &actions),
+        };
+        if let Err(e) = &result {
+            self.journal_refused(
+                &journal::describe(&actions),
+                journal::only_subsystem(&actions),
+                e,
+            );
         }
-        self.apply_locked(&mut state, &actions)
+        result
     }
 
     /// Make the running target what `config` describes (SIGHUP): the difference is applied as
     /// actions, all or none; a difference no action expresses refuses the whole reload.
     pub fn reload(&self, config: &Config) -> Result<Vec<Outcome>, ActionError> {
         let mut state = self.lock();
-        let actions = diff(&state.config, config)?;
-        self.apply_locked(&mut state, &actions)
+        let result =
+            diff(&state.config, config).and_then(|actions| self.apply_locked(&mut state, &actions));
+        if let Err(e) = &result {
+            self.journal_refused("configuration reload", None, e);
+        }
+        result
     }
 
     fn apply_locked(
@@ -217,6 +231,7 @@ impl Engine {
         for o in &outcomes {
             tracing::info!(outcome = %o, "engine: applied");
         }
+        self.journal_applied(&outcomes);
         Ok(outcomes)
     }
 
@@ -537,6 +552,16 @@ impl Engine {
     }
 
     fn commit(&self, plan: Plan) {
+        // Recorded as the subsystem raises it on its controllers (Subsystem::add_namespace
+        // and the like).
+        let namespace_changed = |sub: &Subsystem| {
+            events::record_raised(
+                self.target.events(),
+                &sub.nqn,
+                events::NAMESPACE_ATTRIBUTE_CHANGED,
+                &sub.controllers(),
+            );
+        };
         for (configured, socket) in plan.add_listeners {
             let id = ListenerId::new(configured.transport, socket.address());
             self.target.inner().add_listener(id);
@@ -553,20 +578,35 @@ impl Engine {
             self.target.remove_subsystem(nqn, "subsystem removed");
         }
         for (sub, nsid) in plan.remove_namespaces {
-            if let Err(e) = sub.remove_namespace(nsid) {
-                tracing::error!(subnqn = %sub.nqn, nsid, error = %e, "engine: planned removal failed");
+            match sub.remove_namespace(nsid) {
+                Ok(_) => namespace_changed(&sub),
+                Err(e) => self.journal_commit_failed(
+                    &sub.nqn,
+                    &format!("removal of namespace {nsid}"),
+                    &e.to_string(),
+                ),
             }
         }
         for (sub, ns) in plan.add_namespaces {
             let nsid = ns.nsid;
-            if let Err(e) = sub.add_namespace(ns) {
-                tracing::error!(subnqn = %sub.nqn, nsid, error = %e, "engine: planned addition failed");
+            match sub.add_namespace(ns) {
+                Ok(()) => namespace_changed(&sub),
+                Err(e) => self.journal_commit_failed(
+                    &sub.nqn,
+                    &format!("addition of namespace {nsid}"),
+                    &e.to_string(),
+                ),
             }
         }
         for (sub, ns) in plan.resize_namespaces {
             let nsid = ns.nsid;
-            if let Err(e) = sub.replace_namespace(ns) {
-                tracing::error!(subnqn = %sub.nqn, nsid, error = %e, "engine: planned resize failed");
+            match sub.replace_namespace(ns) {
+                Ok(_) => namespace_changed(&sub),
+                Err(e) => self.journal_commit_failed(
+                    &sub.nqn,
+                    &format!("resize of namespace {nsid}"),
+                    &e.to_string(),
+                ),
             }
         }
         for (sub, identity) in plan.identities {
@@ -602,7 +642,7 @@ impl Engine {
         for sub in plan.add_subsystems {
             let nqn = sub.nqn.clone();
             if let Err(e) = self.target.add_subsystem(sub) {
-                tracing::error!(subnqn = %nqn, error = %e, "engine: planned addition failed");
+                self.journal_commit_failed(&nqn, "addition of the subsystem", &e);
             }
         }
         for (configured, bound) in plan.remove_listeners {

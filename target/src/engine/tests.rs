@@ -366,5 +366,6 @@ fn connect_via(
 }
 
 mod attributes;
+mod journal;
 mod resize;
 mod transports;

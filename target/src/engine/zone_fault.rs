@@ -6,6 +6,7 @@
 use nvme::backend::{ZoneFault, ZoneFaultError};
 
 use super::{ActionError, Engine, Outcome};
+use crate::events;
 
 impl Engine {
     /// Fail the zone at `zslba`; called with the engine's lock held, so it is serialised with
@@ -54,6 +55,12 @@ impl Engine {
         })?;
         // NVMe ZNS 1.1 §5.2.1: Zone Descriptor Changed, for controllers that enabled it.
         let controllers = sub.controllers();
+        events::record_raised(
+            self.target.events(),
+            nqn,
+            events::ZONE_DESCRIPTOR_CHANGED,
+            &controllers,
+        );
         for c in &controllers {
             c.zone_descriptor_changed();
         }
@@ -65,6 +72,7 @@ impl Engine {
             controllers_notified: controllers.len(),
         };
         tracing::warn!(outcome = %outcome, "engine: applied (fault injection)");
+        self.journal_applied(std::slice::from_ref(&outcome));
         Ok(outcome)
     }
 }
