@@ -11,6 +11,6 @@ pub mod driver;
 pub mod sys;
 
 pub use nvme_spec::{
-    command, cqe, features, identify, log_page, opcode, properties, sgl, sqe, status, zns,
+    auth, command, cqe, features, identify, log_page, opcode, properties, sgl, sqe, status, zns,
 };
 pub use nvme_spec::{Cqe, Sct, Sgl, Sqe, Status};

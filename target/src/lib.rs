@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod aer;
+pub mod auth;
 pub mod config;
 pub mod controller;
 pub mod ctrl_state;

@@ -7,6 +7,7 @@
 //! transports (`fabric`) depend on this crate alone; drives and their backends live in `nvme`.
 #![forbid(unsafe_code)]
 
+pub mod auth;
 pub mod command;
 pub mod cqe;
 pub mod features;
