@@ -68,6 +68,8 @@ TGT_LISTENERS=()
 TGT_SUBSYS=()
 TGT_NS=() # entries "nqn|nsid|backend|size|path|bs"
 declare -A TGT_SERIAL=() TGT_MODEL=() TGT_HOSTS=() TGT_SUBLISTEN=()
+# DH-HMAC-CHAP hosts (tgt_host): entries "nqn|key|ctrl_key|hash|dhgroup"
+TGT_AUTH=()
 
 # Listener notation: [tcp:|rdma:]ADDR:PORT — plain ADDR:PORT is NVMe/TCP,
 # rdma:10.0.0.1:4420 is NVMe/RDMA (soft-RoCE: call rdma_setup first and use
@@ -142,6 +144,27 @@ tgt_ns() {
 	TGT_NS+=("$nqn|$nsid|$backend|$size|$path|$bs")
 }
 
+# tgt_host NQN key=DHHC-1:..: [ctrl_key=DHHC-1:..:] [hash=sha256|sha384|sha512]
+#          [dhgroup=null|ffdhe2048|...]: the host authenticates with DH-HMAC-CHAP,
+# the controller accepting that one hash and DH group (nvmet has one of each
+# per host; ferrofab lists them). nvmet authenticates only hosts on an
+# allow-list: put the host in the subsystem's hosts= too.
+tgt_host() {
+	local nqn=$1 kv key="" ckey="" hash=sha256 group=null
+	shift
+	for kv in "$@"; do
+		case $kv in
+		key=*) key=${kv#*=} ;;
+		ctrl_key=*) ckey=${kv#*=} ;;
+		hash=*) hash=${kv#*=} ;;
+		dhgroup=*) group=${kv#*=} ;;
+		*) fail "tgt_host: unknown option $kv" ;;
+		esac
+	done
+	[ -n "$key" ] || fail "tgt_host: key= is required"
+	TGT_AUTH+=("$nqn|$key|$ckey|$hash|$group")
+}
+
 # Values the host should see for things the config leaves to the target.
 tgt_expected_model() { echo "${TGT_MODEL[$1]:-ferrofab}"; }
 tgt_expected_mdts() {
@@ -214,6 +237,13 @@ tgt_render_toml() {
 			[ -n "$bs" ] && printf 'block_size = %s\n' "$bs"
 			printf '\n'
 		done
+	done
+	local e nqn key ckey hash group
+	for e in "${TGT_AUTH[@]}"; do
+		IFS='|' read -r nqn key ckey hash group <<<"$e"
+		printf '[[host]]\nnqn = "%s"\ndhchap_key = "%s"\n' "$nqn" "$key"
+		[ -n "$ckey" ] && printf 'dhchap_ctrl_key = "%s"\n' "$ckey"
+		printf 'dhchap_hashes = ["%s"]\ndhchap_dhgroups = ["%s"]\n\n' "$hash" "$group"
 	done
 }
 
@@ -519,6 +549,15 @@ nvmet_build() {
 		for e in "${TGT_NS[@]}"; do
 			[ "${e%%|*}" = "$s" ] && nvmet_add_ns "$e"
 		done
+	done
+	local nqn key ckey hash group
+	for e in "${TGT_AUTH[@]}"; do
+		IFS='|' read -r nqn key ckey hash group <<<"$e"
+		mkdir -p "$NVMET/hosts/$nqn"
+		echo -n "$key" >"$NVMET/hosts/$nqn/dhchap_key" || fail "nvmet refused the key of $nqn"
+		[ -n "$ckey" ] && { echo -n "$ckey" >"$NVMET/hosts/$nqn/dhchap_ctrl_key" || fail "nvmet refused the controller key of $nqn"; }
+		echo -n "hmac($hash)" >"$NVMET/hosts/$nqn/dhchap_hash" || fail "nvmet refused hash $hash"
+		echo -n "$group" >"$NVMET/hosts/$nqn/dhchap_dhgroup" || fail "nvmet refused DH group $group"
 	done
 	local i=0 l p
 	for l in "${TGT_LISTENERS[@]}"; do

@@ -85,6 +85,9 @@ impl ApiError {
             ActionError::NoSuchHost { .. } => {
                 ApiError::new(StatusCode::NOT_FOUND, "no_such_host", message)
             }
+            ActionError::NoSuchHostAuth(_) => {
+                ApiError::new(StatusCode::NOT_FOUND, "no_such_host_auth", message)
+            }
             ActionError::SubsystemExists(_) => {
                 ApiError::new(StatusCode::CONFLICT, "subsystem_exists", message).with_field("nqn")
             }

@@ -48,6 +48,16 @@ pub enum OutcomeView {
     ControllerDisconnected {
         cntlid: u16,
     },
+    /// The host authenticates with DH-HMAC-CHAP from its next queue on (its keys are never
+    /// shown).
+    HostAuthSet {
+        host: String,
+        bidirectional: bool,
+    },
+    /// The host no longer authenticates.
+    HostAuthRemoved {
+        host: String,
+    },
     /// A listener opened: `address` as configured, `bound` where it listens.
     ListenerAdded {
         transport: Transport,
@@ -133,6 +143,14 @@ impl From<Outcome> for OutcomeView {
                 hosts,
                 controllers_disconnected,
             },
+            Outcome::HostAuthSet {
+                host,
+                bidirectional,
+            } => OutcomeView::HostAuthSet {
+                host,
+                bidirectional,
+            },
+            Outcome::HostAuthRemoved { host } => OutcomeView::HostAuthRemoved { host },
             Outcome::ControllerDisconnected { cntlid } => {
                 OutcomeView::ControllerDisconnected { cntlid }
             }

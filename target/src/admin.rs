@@ -11,6 +11,7 @@ use nvme::Status;
 use tokio_util::sync::CancellationToken;
 
 use crate::aer::AerSubmit;
+use crate::auth::QueueAuth;
 use crate::controller::{record_failures, Controller};
 
 /// NVMe version this target implements (VS property, Identify Controller VER).
@@ -18,11 +19,13 @@ pub const VERSION: Version = Version::V2_0;
 
 pub struct AdminQueue {
     ctrl: Arc<Controller>,
+    /// In-band authentication, when the host has a key.
+    auth: Option<Box<QueueAuth>>,
 }
 
 impl AdminQueue {
-    pub fn new(ctrl: Arc<Controller>) -> AdminQueue {
-        AdminQueue { ctrl }
+    pub fn new(ctrl: Arc<Controller>, auth: Option<Box<QueueAuth>>) -> AdminQueue {
+        AdminQueue { ctrl, auth }
     }
 
     fn execute(&self, req: Request) -> Completion {
@@ -79,8 +82,9 @@ impl AdminQueue {
             Ok(FabricsCommand::Connect(_)) => {
                 ready(Response::status(Status::COMMAND_SEQUENCE_ERROR.with_dnr()))
             }
-            // Disconnect applies to I/O queues only (NVMe-oF 1.1 §3.6); no in-band
-            // authentication is configured.
+            // Disconnect applies to I/O queues only (NVMe-oF 1.1 §3.6); authentication
+            // commands reach here only when the host has no key (`QueueAuth` takes them
+            // otherwise).
             Ok(FabricsCommand::Disconnect { .. })
             | Ok(FabricsCommand::AuthenticationSend(_))
             | Ok(FabricsCommand::AuthenticationReceive(_))
@@ -168,6 +172,12 @@ impl QueueHandler for AdminQueue {
         // command restarts the Keep Alive Timer, on NVM and discovery controllers alike.
         self.ctrl.restart_keep_alive();
         let sqe = request.sqe;
+        if let Some(r) = self.auth.as_mut().and_then(|a| a.gate(&request)) {
+            if !r.status.is_success() {
+                self.ctrl.record_error(0, &sqe, r.status);
+            }
+            return Completion::Ready(r);
+        }
         if !sqe.is_fabrics() && sqe.opcode == AdminOpcode::AsyncEventRequest.to_u8() {
             // A parked AER fails only by ending without a completion (see `execute`), which
             // is no error for the host to find in the log: record immediate failures only.

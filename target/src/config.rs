@@ -9,10 +9,12 @@ use nvme::backend::ZonedRamConfig;
 use nvme::zns::ZoneLimits;
 use serde::{Deserialize, Serialize};
 
+mod host;
 mod listener_ref;
 mod ser;
 mod validate;
 
+pub use host::{DhchapGroup, DhchapHash, HostConfig, WhichKey};
 pub use listener_ref::ListenerRef;
 pub use validate::{FieldAt, FieldPath, RuleError};
 
@@ -321,6 +323,9 @@ pub struct Config {
     pub reactor: ReactorSection,
     #[serde(default, skip_serializing_if = "ser::is_default")]
     pub drives: DrivesSection,
+    /// Hosts that authenticate (`[[host]]`, DH-HMAC-CHAP).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub host: Vec<HostConfig>,
 }
 
 /// `[drives]`: how ferrofab drives the NVMe controllers it takes over (`nvme-vfio`) and the

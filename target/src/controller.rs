@@ -652,7 +652,7 @@ mod tests {
         let t = Instant::now(); // after the timer started
         assert!(!expired(ctrl.check_keep_alive(t + ms(500))));
         // A command on I/O queue 3 (a reactor's), through the queue's submit path.
-        let mut q = IoQueue::new(ctrl.clone(), sub, 3);
+        let mut q = IoQueue::new(ctrl.clone(), sub, 3, None);
         let done = q.submit(request(0x02));
         assert!(matches!(done, Completion::Ready(r) if !r.status.is_success()));
         assert_eq!(ctrl.queue_counters(3).commands.load(Ordering::Relaxed), 1);
@@ -672,7 +672,7 @@ mod tests {
         std::thread::sleep(ms(20));
         let before = Instant::now();
         // Not Keep Alive, and failed (the controller is not enabled): it still counts.
-        let done = AdminQueue::new(ctrl.clone()).submit(request(0x06));
+        let done = AdminQueue::new(ctrl.clone(), None).submit(request(0x06));
         assert!(matches!(done, Completion::Ready(r) if !r.status.is_success()));
         let after = Instant::now();
         // Restarted at or after `before`: without the restart, expired 20 ms earlier.

@@ -6,6 +6,8 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use fabric::queue::{Completion, DataBuf, Lent, QueueHandler, Request, Response};
+
+use crate::auth::QueueAuth;
 use nvme::command::{
     DatasetManagement, DsmRange, FabricsCommand, IoCommand, ReadWrite, WriteZeroes,
 };
@@ -38,10 +40,18 @@ pub struct IoQueue {
     namespaces: Arc<NamespaceMap>,
     /// Drive reads and writes in flight through the backends' polled interface.
     polled: PolledIo,
+    /// In-band authentication when the host has a key (kept after success: the host may
+    /// re-authenticate the queue).
+    auth: Option<Box<QueueAuth>>,
 }
 
 impl IoQueue {
-    pub fn new(ctrl: Arc<Controller>, subsystem: Arc<Subsystem>, qid: u16) -> IoQueue {
+    pub fn new(
+        ctrl: Arc<Controller>,
+        subsystem: Arc<Subsystem>,
+        qid: u16,
+        auth: Option<Box<QueueAuth>>,
+    ) -> IoQueue {
         let (ns_generation, namespaces) = subsystem.namespace_snapshot();
         IoQueue {
             counters: ctrl.queue_counters(qid),
@@ -51,10 +61,16 @@ impl IoQueue {
             ns_generation,
             namespaces,
             polled: PolledIo::new(),
+            auth,
         }
     }
 
     fn execute(&mut self, req: Request, probe: Probe) -> Completion {
+        if let Some(auth) = self.auth.as_mut() {
+            if let Some(r) = auth.gate(&req) {
+                return Completion::Ready(r);
+            }
+        }
         let sqe = &req.sqe;
         if sqe.is_fabrics() {
             return Completion::Ready(self.fabrics(&req));

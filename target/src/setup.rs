@@ -168,6 +168,7 @@ pub fn build_target(
         })
         .collect();
     let target = FabricTarget::new(params, listeners);
+    target.set_auth(crate::auth::AuthTable::from_config(&config.host));
     for sc in &config.subsystem {
         let listeners = resolve_listeners(bound, sc);
         target

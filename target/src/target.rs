@@ -14,6 +14,7 @@ use nvme::command::{
 use nvme::{Sqe, Status};
 
 use crate::admin::AdminQueue;
+use crate::auth::{AuthTable, HostAuth, QueueAuth, CONNECT_AUTHREQ_ATR};
 use crate::config::TransportKind;
 use crate::controller::{Controller, ControllerKind, HostIdentity, TargetParams};
 use crate::events::{self, Category, EventLog, NewEvent};
@@ -73,6 +74,9 @@ pub struct TargetInner {
     pub metrics: TargetMetrics,
     /// What happened lately (connects, refusals, disconnects, events, changes).
     pub events: EventLog,
+    /// Hosts that authenticate (DH-HMAC-CHAP); swapped whole by the engine, read at
+    /// Connect.
+    auth: RwLock<Arc<AuthTable>>,
 }
 
 #[derive(Default)]
@@ -114,12 +118,18 @@ impl FabricTarget {
                 discovery_genctr: AtomicU64::new(1),
                 metrics: TargetMetrics::default(),
                 events: EventLog::default(),
+                auth: RwLock::new(Arc::new(AuthTable::default())),
             }),
         }
     }
 
     pub fn inner(&self) -> &Arc<TargetInner> {
         &self.inner
+    }
+
+    /// The hosts that authenticate from now on (queues connected before keep theirs).
+    pub fn set_auth(&self, table: AuthTable) {
+        *self.inner.auth.write_counted() = Arc::new(table);
     }
 
     /// Target-wide counters (connects, refusals, events, reactors).
@@ -244,6 +254,11 @@ impl TargetInner {
 
     pub fn subsystem(&self, nqn: &str) -> Option<Arc<Subsystem>> {
         self.subsystems.read_counted().get(nqn).cloned()
+    }
+
+    /// The keys of `hostnqn` if it authenticates.
+    pub fn host_auth(&self, hostnqn: &str) -> Option<Arc<HostAuth>> {
+        self.auth.read_counted().get(hostnqn)
     }
 
     pub fn subsystems(&self) -> Vec<Arc<Subsystem>> {
@@ -482,6 +497,12 @@ impl FabricTarget {
             }
             ControllerKind::Nvm(sub)
         };
+        // NVMe Base 2.0 §8.13.5.1: a host with a key authenticates on every queue of an NVM
+        // subsystem (the discovery controller asks for none, as Linux nvmet).
+        let auth = match &kind {
+            ControllerKind::Nvm(_) => self.inner.host_auth(hostnqn),
+            ControllerKind::Discovery => None,
+        };
         let (ctrl, active) = {
             let mut table = self.inner.controllers.lock_counted();
             let Some(cntlid) = table.allocate() else {
@@ -534,8 +555,11 @@ impl FabricTarget {
             .cntlid(ctrl.cntlid),
         );
         Ok(Connected {
-            response: Response::success().with_dw0(u32::from(ctrl.cntlid)),
-            handler: Box::new(AdminQueue::new(ctrl)),
+            response: Response::success().with_dw0(connect_dw0(ctrl.cntlid, auth.is_some())),
+            handler: Box::new(AdminQueue::new(
+                ctrl,
+                auth.map(|a| QueueAuth::new(&a, hostnqn, subnqn)),
+            )),
             qid: 0,
             sqsize: cmd.sq_entries(),
             sq_flow_control_disabled: cmd.sq_flow_control_disabled(),
@@ -574,12 +598,24 @@ impl FabricTarget {
         ctrl.claim_io_queue(cmd.qid)
             .map_err(|_| invalid_param(false, SQE_OFFSET_QID))?;
         tracing::debug!(cntlid = ctrl.cntlid, qid = cmd.qid, "I/O queue connected");
+        let auth = self.inner.host_auth(hostnqn);
         Ok(Connected {
-            response: Response::success().with_dw0(u32::from(ctrl.cntlid)),
-            handler: Box::new(IoQueue::new(ctrl, sub, cmd.qid)),
+            response: Response::success().with_dw0(connect_dw0(ctrl.cntlid, auth.is_some())),
+            handler: Box::new(IoQueue::new(
+                ctrl,
+                sub,
+                cmd.qid,
+                auth.map(|a| QueueAuth::new(&a, hostnqn, subnqn)),
+            )),
             qid: cmd.qid,
             sqsize: cmd.sq_entries(),
             sq_flow_control_disabled: cmd.sq_flow_control_disabled(),
         })
     }
+}
+
+/// A Connect response's DW0: the controller ID, and AUTHREQ.ATR when the host must
+/// authenticate the queue (NVMe-oF 1.1 §3.3, NVMe Base 2.0 §8.13.5.1).
+fn connect_dw0(cntlid: u16, authenticate: bool) -> u32 {
+    u32::from(cntlid) | if authenticate { CONNECT_AUTHREQ_ATR } else { 0 }
 }

@@ -115,7 +115,7 @@ impl HashId {
     }
 
     /// Bytes of the hash's output (and of challenges and responses with it).
-    pub fn len(self) -> usize {
+    pub fn digest_len(self) -> usize {
         match self {
             HashId::Sha256 => 32,
             HashId::Sha384 => 48,

@@ -168,6 +168,9 @@ impl Status {
         CONNECT_INVALID_PARAMETERS = 0x82;
         CONNECT_RESTART_DISCOVERY = 0x83;
         CONNECT_INVALID_HOST = 0x84;
+        /// A command before in-band authentication succeeded on its queue (NVMe Base 2.0
+        /// Figure 103; Linux NVME_SC_AUTH_REQUIRED = 0x191).
+        AUTH_REQUIRED = 0x91;
         /// ZNS command set (NVMe ZNS 1.1 Figure 43).
         ZONE_BOUNDARY_ERROR = 0xb8;
         ZONE_IS_FULL = 0xb9;
@@ -224,6 +227,7 @@ mod tests {
     fn field_round_trip_and_golden_values() {
         // Linux nvme.h: NVME_SC_CONNECT_INVALID_HOST = 0x184, NVME_SC_DNR = 0x4000.
         assert_eq!(Status::CONNECT_INVALID_HOST.with_dnr().to_field(), 0x4184);
+        assert_eq!(Status::AUTH_REQUIRED.with_dnr().to_field(), 0x4191);
         assert_eq!(Status::LBA_OUT_OF_RANGE.to_field(), 0x0080);
         assert_eq!(Status::COMPARE_FAILURE.to_field(), 0x0285);
         assert_eq!(Status::HOST_PATHING_ERROR.to_field(), 0x0370);

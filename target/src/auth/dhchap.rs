@@ -232,7 +232,7 @@ impl Dhchap {
             self.state = state;
             return self.fail(t_id, FailureReason::IncorrectMessage);
         };
-        if t_id != want || r1.len() != hash.len() {
+        if t_id != want || r1.len() != hash.digest_len() {
             return self.fail(want, FailureReason::IncorrectPayload);
         }
         let shared = match &dh {
@@ -268,7 +268,7 @@ impl Dhchap {
                     // The host asks us to authenticate, but we have no key to do it with.
                     return self.fail(t_id, FailureReason::Failed);
                 };
-                if c2.len() != hash.len() {
+                if c2.len() != hash.digest_len() {
                     return self.fail(t_id, FailureReason::IncorrectPayload);
                 }
                 let kc = ctrl_key.transformed(&self.subnqn);
@@ -291,7 +291,7 @@ impl Dhchap {
     /// Bytes of the message the next Receive returns.
     fn pending_len(&self) -> usize {
         match &self.state {
-            State::Challenge { hash, group, .. } => 16 + hash.len() + group.value_len(),
+            State::Challenge { hash, group, .. } => 16 + hash.digest_len() + group.value_len(),
             State::Success1 { r2, .. } => 16 + r2.as_ref().map_or(0, |r| r.len()),
             State::Idle | State::Reply { .. } | State::Success2 { .. } | State::Failure1 { .. } => {
                 8
@@ -310,7 +310,7 @@ impl Dhchap {
         let state = std::mem::replace(&mut self.state, State::Idle);
         self.state = match state {
             State::Challenge { t_id, hash, group } => {
-                let mut c1 = vec![0u8; hash.len()];
+                let mut c1 = vec![0u8; hash.digest_len()];
                 rng.fill_bytes(&mut c1);
                 // S1 is never 0 (§8.13.5.4).
                 let s1 = rng.next_u32().max(1);
@@ -326,7 +326,7 @@ impl Dhchap {
                 }
             }
             State::Success1 { t_id, hash, r2 } => {
-                let hl = hash.len() as u8;
+                let hl = hash.digest_len() as u8;
                 encode_success1(&mut out, t_id, hl, r2.as_ref().map(|r| r.as_slice()));
                 if r2.is_some() {
                     State::Success2 { t_id }

@@ -6,7 +6,8 @@ use std::collections::HashSet;
 use std::fmt;
 
 use super::{
-    BackendKind, Config, DrivesSection, NamespaceConfig, ReactorSection, MAX_NSID, MAX_REACTORS,
+    BackendKind, Config, DrivesSection, HostConfig, NamespaceConfig, ReactorSection, WhichKey,
+    MAX_NSID, MAX_REACTORS,
 };
 use crate::nqn;
 
@@ -31,6 +32,8 @@ pub enum FieldAt {
     Drives,
     /// A `[[subsystem]]`.
     Subsystem { index: usize, nqn: String },
+    /// A `[[host]]`.
+    Host { index: usize, nqn: String },
     /// A `[[subsystem.namespace]]` of subsystem `subsystem`; `nsid` once it is known (rules
     /// about the PCI address are checked before absent NSIDs are assigned).
     Namespace {
@@ -63,6 +66,7 @@ impl fmt::Display for FieldPath {
             FieldAt::Reactor => f.write_str("reactor.")?,
             FieldAt::Drives => f.write_str("drives.")?,
             FieldAt::Subsystem { index, .. } => write!(f, "subsystem[{index}].")?,
+            FieldAt::Host { index, .. } => write!(f, "host[{index}].")?,
             FieldAt::Namespace {
                 subsystem, index, ..
             } => write!(f, "subsystem[{subsystem}].namespace[{index}].")?,
@@ -251,8 +255,56 @@ impl Config {
             }
             validate_namespaces(&at, i, &s.nqn, &mut s.namespace, &mut drives)?;
         }
-        Ok(())
+        validate_hosts(&self.host)
     }
+}
+
+/// `[[host]]`: a valid, unique NQN; keys that parse; preference lists that are not empty and
+/// name nothing twice.
+fn validate_hosts(hosts: &[HostConfig]) -> Rule {
+    let mut nqns = HashSet::new();
+    for (index, h) in hosts.iter().enumerate() {
+        let at = format!("host #{} ({})", index + 1, h.nqn);
+        let field = FieldAt::Host {
+            index,
+            nqn: h.nqn.clone(),
+        };
+        nqn::validate(&h.nqn)
+            .map_err(|e| RuleError::at(&field, "nqn", format!("{at}: nqn: {e}")))?;
+        if !nqns.insert(h.nqn.as_str()) {
+            return Err(RuleError::at(
+                &field,
+                "nqn",
+                format!("{at}: the host is configured twice"),
+            ));
+        }
+        if let Err((which, e)) = h.keys() {
+            let name = match which {
+                WhichKey::Host => "dhchap_key",
+                WhichKey::Controller => "dhchap_ctrl_key",
+            };
+            return Err(RuleError::at(&field, name, format!("{at}: {name}: {e}")));
+        }
+        if let Some(l) = &h.dhchap_hashes {
+            if l.is_empty() || (1..l.len()).any(|i| l[..i].contains(&l[i])) {
+                return Err(RuleError::at(
+                    &field,
+                    "dhchap_hashes",
+                    format!("{at}: dhchap_hashes must list at least one hash, each once"),
+                ));
+            }
+        }
+        if let Some(l) = &h.dhchap_dhgroups {
+            if l.is_empty() || (1..l.len()).any(|i| l[..i].contains(&l[i])) {
+                return Err(RuleError::at(
+                    &field,
+                    "dhchap_dhgroups",
+                    format!("{at}: dhchap_dhgroups must list at least one group, each once"),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn check_ascii_field(

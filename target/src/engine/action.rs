@@ -4,8 +4,8 @@
 use std::net::SocketAddr;
 
 use crate::config::{
-    ByteSize, Config, FieldAt, FieldPath, ListenerConfig, ListenerRef, NamespaceConfig, RuleError,
-    SubsystemConfig, TransportKind, MAX_NSID,
+    ByteSize, Config, FieldAt, FieldPath, HostConfig, ListenerConfig, ListenerRef, NamespaceConfig,
+    RuleError, SubsystemConfig, TransportKind, MAX_NSID,
 };
 use crate::setup::SetupError;
 use nvme::backend::ZoneFault;
@@ -61,6 +61,13 @@ pub enum Action {
     /// Tear down one controller (the host may reconnect).
     DisconnectController {
         cntlid: u16,
+    },
+    /// Give a host DH-HMAC-CHAP keys, or replace them: its queues connected from now on
+    /// must authenticate (queues already connected keep what they had).
+    SetHostAuth(HostConfig),
+    /// The host no longer authenticates (its next queues connect without).
+    RemoveHostAuth {
+        host: String,
     },
     /// Open a listener (port 0 picks a free port); it appears in the discovery log. An RDMA
     /// listener starts the NVMe/RDMA reactors the first time; without rdma-core or an RDMA
@@ -140,6 +147,13 @@ pub enum Outcome {
     ControllerDisconnected {
         cntlid: u16,
     },
+    HostAuthSet {
+        host: String,
+        bidirectional: bool,
+    },
+    HostAuthRemoved {
+        host: String,
+    },
     ListenerAdded {
         transport: TransportKind,
         address: SocketAddr,
@@ -204,6 +218,21 @@ impl std::fmt::Display for Outcome {
             Outcome::ControllerDisconnected { cntlid } => {
                 write!(f, "controller {cntlid} disconnected")
             }
+            Outcome::HostAuthSet {
+                host,
+                bidirectional,
+            } => write!(
+                f,
+                "host {host} authenticates with DH-HMAC-CHAP{}",
+                if *bidirectional {
+                    " (bidirectional)"
+                } else {
+                    ""
+                }
+            ),
+            Outcome::HostAuthRemoved { host } => {
+                write!(f, "host {host} no longer authenticates")
+            }
             Outcome::ListenerAdded {
                 transport,
                 address,
@@ -257,6 +286,8 @@ pub enum ActionError {
     NoSuchHost { nqn: String, host: String },
     #[error("host {host} is already on the allow-list of subsystem {nqn}")]
     HostExists { nqn: String, host: String },
+    #[error("host {0} has no DH-HMAC-CHAP keys")]
+    NoSuchHostAuth(String),
     #[error(
         "subsystem {0} admits any host: give it an allow-list (SetAllowedHosts) before \
          adding or removing single hosts"
@@ -479,6 +510,18 @@ pub(super) fn apply_to_model(config: &mut Config, action: &Action) -> Result<Act
         }
         Action::SetAllowedHosts { nqn, hosts } => {
             subsystem_mut(config, nqn)?.allowed_hosts = hosts.clone();
+        }
+        // Keys and lists are checked by Config::validate.
+        Action::SetHostAuth(h) => match config.host.iter_mut().find(|c| c.nqn == h.nqn) {
+            Some(c) => *c = h.clone(),
+            None => config.host.push(h.clone()),
+        },
+        Action::RemoveHostAuth { host } => {
+            let before = config.host.len();
+            config.host.retain(|c| &c.nqn != host);
+            if config.host.len() == before {
+                return Err(ActionError::NoSuchHostAuth(host.clone()));
+            }
         }
         // Not configuration changes; checked against the running controllers and zones.
         Action::DisconnectController { .. } | Action::FailZone { .. } => {}

@@ -46,6 +46,20 @@ pub fn diff(running: &Config, new: &Config) -> Result<Vec<Action>, ActionError> 
         refused.push("[drives] changed (takes effect at restart)".into());
     }
 
+    // [[host]]: keys set, changed or removed.
+    for h in &new.host {
+        if !running.host.contains(h) {
+            actions.push(Action::SetHostAuth(h.clone()));
+        }
+    }
+    for h in &running.host {
+        if !new.host.iter().any(|n| n.nqn == h.nqn) {
+            actions.push(Action::RemoveHostAuth {
+                host: h.nqn.clone(),
+            });
+        }
+    }
+
     let old: BTreeMap<&str, _> = running
         .subsystem
         .iter()

@@ -78,6 +78,8 @@ fn describe_one(a: &Action) -> String {
             hosts: Some(h),
         } => format!("set the allow-list of {nqn} ({} hosts)", h.len()),
         Action::DisconnectController { cntlid } => format!("disconnect controller {cntlid}"),
+        Action::SetHostAuth(h) => format!("set DH-HMAC-CHAP keys of host {}", h.nqn),
+        Action::RemoveHostAuth { host } => format!("remove DH-HMAC-CHAP keys of host {host}"),
         Action::AddListener(l) => format!("open {} listener {}", l.transport, l.address),
         Action::RemoveListener { transport, address } => {
             format!("close {transport} listener {address}")
@@ -104,6 +106,8 @@ fn action_subsystem(a: &Action) -> Option<&str> {
         | Action::SetAllowedHosts { nqn, .. }
         | Action::FailZone { nqn, .. } => Some(nqn),
         Action::DisconnectController { .. }
+        | Action::SetHostAuth(_)
+        | Action::RemoveHostAuth { .. }
         | Action::AddListener(_)
         | Action::RemoveListener { .. } => None,
     }
@@ -120,6 +124,8 @@ fn outcome_subsystem(o: &Outcome) -> Option<&str> {
         | Outcome::AllowedHostsChanged { nqn, .. }
         | Outcome::ZoneFailed { nqn, .. } => Some(nqn),
         Outcome::ControllerDisconnected { .. }
+        | Outcome::HostAuthSet { .. }
+        | Outcome::HostAuthRemoved { .. }
         | Outcome::ListenerAdded { .. }
         | Outcome::ListenerRemoved { .. } => None,
     }

@@ -33,6 +33,7 @@ pub use diff::diff;
 pub use listener_control::{BoundSocket, ListenerControl};
 pub use nvme::backend::ZoneFault;
 
+use crate::auth::AuthTable;
 use crate::config::{Config, ListenerConfig, NamespaceConfig, SubsystemConfig, TransportKind};
 use crate::drives::Drives;
 use crate::events;
@@ -227,6 +228,9 @@ impl Engine {
             state.bound.push((configured.clone(), socket.address()));
         }
         self.commit(plan);
+        if state.config.host != next.host {
+            self.target.set_auth(AuthTable::from_config(&next.host));
+        }
         state.config = next;
         for o in &outcomes {
             tracing::info!(outcome = %o, "engine: applied");
@@ -512,6 +516,11 @@ impl Engine {
                 Action::DisconnectController { cntlid } => {
                     Outcome::ControllerDisconnected { cntlid: *cntlid }
                 }
+                Action::SetHostAuth(h) => Outcome::HostAuthSet {
+                    host: h.nqn.clone(),
+                    bidirectional: h.dhchap_ctrl_key.is_some(),
+                },
+                Action::RemoveHostAuth { host } => Outcome::HostAuthRemoved { host: host.clone() },
                 Action::AddListener(l) => Outcome::ListenerAdded {
                     transport: l.transport,
                     address: l.address,

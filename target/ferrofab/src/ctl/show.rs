@@ -320,6 +320,14 @@ pub fn outcome(o: &OutcomeView) -> String {
         } => format!(
             "subsystem {nqn} removed; {controllers_disconnected} controller(s) disconnected"
         ),
+        OutcomeView::HostAuthSet {
+            host,
+            bidirectional: true,
+        } => format!("host {host} authenticates with DH-HMAC-CHAP, bidirectionally"),
+        OutcomeView::HostAuthSet { host, .. } => {
+            format!("host {host} authenticates with DH-HMAC-CHAP")
+        }
+        OutcomeView::HostAuthRemoved { host } => format!("host {host} no longer authenticates"),
         OutcomeView::NamespaceAdded { nqn, nsid } => format!("namespace {nsid} added to {nqn}"),
         OutcomeView::NamespaceRemoved { nqn, nsid } => {
             format!("namespace {nsid} removed from {nqn}")

@@ -154,7 +154,7 @@ fn transaction(
         Message::Failure { reason, .. } => return Outcome::Failure(reason),
         other => panic!("unexpected {other:?}"),
     };
-    assert_eq!(c1.len(), hash.len());
+    assert_eq!(c1.len(), hash.digest_len());
     assert_eq!(ctrl_public.len(), group.value_len());
     let host_pair = DhKeyPair::generate(group, rng);
     let shared = host_pair.as_ref().map(|p| p.shared(&ctrl_public).unwrap());
@@ -170,7 +170,7 @@ fn transaction(
         HOST,
         SUB,
     );
-    let c2 = vec![0x5a; hash.len()];
+    let c2 = vec![0x5a; hash.digest_len()];
     let s2 = 0xdead_beef;
     msg.clear();
     encode_reply(

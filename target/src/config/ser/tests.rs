@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
+use crate::auth::DhchapKey;
 use crate::config::*;
 
 /// Serialize, parse back, compare; returns the text so a test can also look at it.
@@ -133,7 +134,31 @@ fn everything() -> Config {
             command_timeout_ms: 2_500,
             dma_memory: ByteSize(6 << 20),
         },
+        host: vec![
+            HostConfig {
+                nqn: "nqn.2014-08.org.nvmexpress:uuid:f81d4fae-7dec-11d0-a765-00a0c91e6bf6".into(),
+                dhchap_key: secret(1, 32),
+                dhchap_ctrl_key: Some(secret(3, 64)),
+                dhchap_hashes: Some(vec![DhchapHash::Sha512, DhchapHash::Sha256]),
+                dhchap_dhgroups: Some(vec![DhchapGroup::Ffdhe4096, DhchapGroup::Null]),
+            },
+            HostConfig {
+                nqn: "nqn.2026-01.io.host:plain".into(),
+                dhchap_key: secret(0, 48),
+                dhchap_ctrl_key: None,
+                dhchap_hashes: None,
+                dhchap_dhgroups: None,
+            },
+        ],
     }
+}
+
+/// A valid DH-HMAC-CHAP secret of `len` key bytes with transformation `xx`.
+fn secret(xx: u8, len: u8) -> String {
+    let key: Vec<u8> = (0..len).collect();
+    DhchapKey::from_raw(&key, nvme::auth::HashId::from_u8(xx))
+        .unwrap()
+        .to_secret()
 }
 
 #[test]
@@ -327,6 +352,7 @@ fn generated(rng: &mut StdRng) -> Config {
         subsystem,
         reactor,
         drives,
+        host: Vec::new(),
     }
 }
 
