@@ -6,8 +6,9 @@
 # SHA-256/null (unidirectional), SHA-384/ffdhe2048 (bidirectional),
 # SHA-512/ffdhe3072 (bidirectional), SHA-256/ffdhe4096 (unidirectional). Each
 # connects with two I/O queues (every queue authenticates), the kernel logs the
-# hash and group it negotiated, and fio verifies data. Refused: a wrong host
-# key, no key for a host that has one, a wrong controller key.
+# hash and group it negotiated, and fio verifies data. Re-authentication on
+# request (writing the controller's dhchap_secret) succeeds under I/O. Refused:
+# a wrong host key, no key for a host that has one, a wrong controller key.
 
 NQN=nqn.2026-01.io.ferrofab:dhchap
 id() { printf '0a1b2c3d-0000-4000-8000-%012d' "$1"; }
@@ -55,6 +56,23 @@ case_ok() {
 }
 case_ok 1 sha256 null 0 --dhchap-secret="$K1"
 case_ok 2 sha384 ffdhe2048 8 --dhchap-secret="$K2" --dhchap-ctrl-secret="$CK"
+
+# Re-authentication on request: writing the host's secret to its controller's
+# dhchap_secret makes the kernel authenticate every queue again (a new
+# transaction on authenticated queues); I/O goes on and verifies.
+c=$(connect_ok $NQN --hostnqn="$(hnqn 2)" --hostid="$(id 2)" --nr-io-queues=2 --dhchap-secret="$K2" --dhchap-ctrl-secret="$CK")
+dev=$(ns_dev_ok $NQN 1)
+mark=$(dmesg | wc -l)
+echo -n "$K2" >"/sys/class/nvme/$c/dhchap_secret" || fail "writing dhchap_secret of $c failed"
+reauthed() { dmesg | tail -n +$((mark + 1)) | grep -q "authenticated with hash hmac(sha384) dhgroup ffdhe2048"; }
+wait_until 20 reauthed || fail "no re-authentication logged after writing dhchap_secret: $(dmesg | tail -n +$((mark + 1)) | grep -i auth)"
+ctrl_live "$c" || fail "$c is $(ctrl_state "$c") after re-authentication"
+fio --name=reauth --filename="$dev" --ioengine=libaio --direct=1 --rw=randwrite --bs=4k --iodepth=16 \
+	--size=4m --offset=$((32 << 20)) --verify=crc32c --do_verify=1 --verify_fatal=1 --randrepeat=1 \
+	>/tmp/fio-reauth.log 2>&1 || { cat /tmp/fio-reauth.log; fail "fio verify after re-authentication failed"; }
+disconnect_ok $NQN
+wait_until 10 ctrl_gone "$c" || fail "$c still present after disconnect"
+
 case_ok 3 sha512 ffdhe3072 16 --dhchap-secret="$K3" --dhchap-ctrl-secret="$CK"
 case_ok 4 sha256 ffdhe4096 24 --dhchap-secret="$K4"
 

@@ -366,6 +366,7 @@ fn connect_via(
 }
 
 mod attributes;
+mod host_auth;
 mod journal;
 mod resize;
 mod transports;
