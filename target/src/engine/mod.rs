@@ -22,6 +22,7 @@ mod diff;
 mod journal;
 mod listener_control;
 mod zone_fault;
+mod zone_report;
 
 use ferrofab_sync::CountedLock as _;
 use std::collections::BTreeMap;
@@ -32,6 +33,7 @@ pub use action::{Action, ActionError, Outcome, SubsystemAttributes};
 pub use diff::diff;
 pub use listener_control::{BoundSocket, ListenerControl};
 pub use nvme::backend::ZoneFault;
+pub use zone_report::{ZoneEntry, ZoneReport, ZoneReportError, MAX_ZONES_PER_REPORT};
 
 use crate::auth::AuthTable;
 use crate::config::{Config, ListenerConfig, NamespaceConfig, SubsystemConfig, TransportKind};

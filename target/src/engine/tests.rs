@@ -370,3 +370,4 @@ mod host_auth;
 mod journal;
 mod resize;
 mod transports;
+mod zone_report;
