@@ -11,8 +11,11 @@ use axum::extract::{Request, State};
 use axum::http::{header, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
+use axum::{Extension, Json};
 use rand::RngCore;
+use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
+use utoipa::ToSchema;
 
 use crate::error::ApiError;
 
@@ -116,16 +119,52 @@ fn load_or_create_one(path: &Path) -> io::Result<String> {
     }
 }
 
+/// What a token may do; the middleware hands it to the handlers as a request extension.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Access {
+pub(crate) enum Access {
     Admin,
     ReadOnly,
+}
+
+/// What the token presented may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    /// Every request.
+    Admin,
+    /// `GET` and `HEAD` only; anything else is refused with 403.
+    ReadOnly,
+}
+
+/// Who the caller is, for a client that shows only what it may do.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct SessionView {
+    pub role: Role,
+    /// Whether the token may make changes (POST, PUT, PATCH, DELETE).
+    pub can_change: bool,
+}
+
+/// The role of the token this request carries.
+#[utoipa::path(get, path = "/api/v1/session", tag = "system",
+    responses(
+        (status = 200, description = "The token's role", body = SessionView),
+        (status = 401, description = "No or a wrong token", body = crate::error::ErrorBody),
+    ))]
+pub(crate) async fn session(Extension(access): Extension<Access>) -> Json<SessionView> {
+    let role = match access {
+        Access::Admin => Role::Admin,
+        Access::ReadOnly => Role::ReadOnly,
+    };
+    Json(SessionView {
+        role,
+        can_change: role == Role::Admin,
+    })
 }
 
 /// Middleware: 401 without a valid token, 403 for the read-only token on a change.
 pub async fn require_token(
     State(tokens): State<Arc<Tokens>>,
-    req: Request,
+    mut req: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
     let unauthorized = |message: &str| {
@@ -154,6 +193,7 @@ pub async fn require_token(
             "the read-only token may only read; use the admin token to make changes",
         ));
     }
+    req.extensions_mut().insert(access);
     Ok(next.run(req).await)
 }
 

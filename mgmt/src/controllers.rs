@@ -52,7 +52,7 @@ pub struct ControllerView {
     pub connected_seconds: u64,
 }
 
-fn view(c: &Controller) -> ControllerView {
+pub(crate) fn view(c: &Controller) -> ControllerView {
     let io = c.io_totals();
     ControllerView {
         cntlid: c.cntlid,

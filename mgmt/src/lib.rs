@@ -1,15 +1,20 @@
 //! The ferrofab management plane: a REST API (JSON, `/api/v1/`) over the engine API, with
-//! bearer-token authentication and a generated OpenAPI 3.1 description. It runs on the tokio
-//! runtime, never on the NVMe reactors; every change is an engine action.
+//! bearer-token authentication and a generated OpenAPI 3.1 description, a read-only Redfish
+//! view, and the web console (embedded static files at `/`, a client of that API). It runs
+//! on the tokio runtime, never on the NVMe reactors; every change is an engine action.
 #![forbid(unsafe_code)]
 
 pub mod auth;
 pub mod backend;
+mod console;
 pub mod controllers;
+pub mod drives;
 pub mod error;
+pub mod events;
 mod extract;
 pub mod hosts;
 mod https;
+pub mod live;
 pub mod metrics;
 pub mod namespaces;
 pub mod openapi;
@@ -18,6 +23,7 @@ mod redfish;
 mod request_schema;
 mod server;
 mod state;
+pub mod stats;
 pub mod subsystems;
 pub mod system;
 pub mod tls;

@@ -78,9 +78,22 @@ pub struct NamespaceView {
     pub path: Option<String>,
     /// File backend: whether O_DIRECT was asked for (null: the default, true).
     pub direct: Option<bool>,
+    /// A zoned namespace (NVMe ZNS): its zones are listed by `.../zones`.
+    pub zoned: bool,
+    /// The identifiers hosts see (Identify Namespace descriptors): NGUID, 32 hex digits.
+    pub nguid: String,
+    /// EUI-64, 16 hex digits.
+    pub eui64: String,
+    /// UUID, 8-4-4-4-12 hex digits.
+    pub uuid: String,
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn view(nc: &NamespaceConfig, ns: &Namespace) -> NamespaceView {
+    let u = hex(&ns.ids.uuid);
     NamespaceView {
         nsid: ns.nsid,
         backend: Backend::from(&nc.backend),
@@ -89,6 +102,17 @@ fn view(nc: &NamespaceConfig, ns: &Namespace) -> NamespaceView {
         blocks: ns.num_blocks(),
         path: nc.path.as_ref().map(|p| p.display().to_string()),
         direct: nc.direct,
+        zoned: ns.zoned.is_some(),
+        nguid: hex(&ns.ids.nguid),
+        eui64: hex(&ns.ids.eui64),
+        uuid: format!(
+            "{}-{}-{}-{}-{}",
+            &u[0..8],
+            &u[8..12],
+            &u[12..16],
+            &u[16..20],
+            &u[20..32]
+        ),
     }
 }
 

@@ -6,7 +6,8 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::{
-    backend, controllers, error, hosts, metrics, namespaces, outcome, subsystems, system, zones,
+    auth, backend, controllers, drives, error, events, hosts, live, metrics, namespaces, outcome,
+    subsystems, system, zones,
 };
 
 #[derive(OpenApi)]
@@ -14,9 +15,9 @@ use crate::{
     info(
         title = "ferrofab management API",
         description = "Manage a running ferrofab NVMe-oF target: subsystems, namespaces, host \
-            allow-lists and connected controllers. Every endpoint except health and this \
-            document needs `Authorization: Bearer <token>`: the admin token for everything, \
-            the read-only token for GET.",
+            allow-lists and connected controllers; watch its live statistics, events and \
+            drives. Every endpoint except health and this document needs `Authorization: \
+            Bearer <token>`: the admin token for everything, the read-only token for GET.",
         license(name = "Apache-2.0"),
     ),
     paths(
@@ -37,6 +38,7 @@ use crate::{
         namespaces::update,
         namespaces::remove,
         zones::fail,
+        zones::report,
         hosts::list,
         hosts::add,
         hosts::set,
@@ -45,6 +47,10 @@ use crate::{
         controllers::get,
         controllers::remove,
         metrics::metrics,
+        auth::session,
+        live::stream,
+        events::list,
+        drives::list,
     ),
     components(schemas(
         error::ErrorBody,

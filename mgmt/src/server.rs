@@ -9,23 +9,35 @@ use axum::routing::get;
 use axum::Router;
 use target::engine::Engine;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
-use crate::auth::{require_token, Tokens};
+use crate::auth::{self, require_token, Tokens};
 use crate::error::{no_route, wrong_method};
 use crate::https;
 use crate::state::AppState;
 use crate::tls::MgmtTls;
-use crate::{controllers, hosts, metrics, namespaces, openapi, subsystems, system, zones};
+use crate::{
+    console, controllers, drives, events, hosts, live, metrics, namespaces, openapi, subsystems,
+    system, zones,
+};
 
-/// The API's routes over `engine`; `tokens` guard all but `/api/v1/health` and
-/// `/api/v1/openapi.json`. Uptime counts from this call.
+/// The API's routes over `engine`; `tokens` guard all but `/api/v1/health`,
+/// `/api/v1/openapi.json` and the console's static files. Uptime counts from this call.
+/// Statistics streams end when their client leaves.
 pub fn router(engine: Arc<Engine>, tokens: Tokens) -> Router {
+    router_until(engine, tokens, CancellationToken::new())
+}
+
+/// [`router`] whose statistics streams also end when `stop` is cancelled.
+fn router_until(engine: Arc<Engine>, tokens: Tokens, stop: CancellationToken) -> Router {
     let state = AppState {
         engine,
         started: Instant::now(),
+        stop,
+        streams: Arc::new(Semaphore::new(live::MAX_STREAMS)),
     };
     let redfish = crate::redfish::router(tokens.clone());
     let guarded = Router::new()
@@ -70,6 +82,14 @@ pub fn router(engine: Arc<Engine>, tokens: Tokens) -> Router {
             "/api/v1/subsystems/{nqn}/hosts/{hostnqn}",
             axum::routing::delete(hosts::remove),
         )
+        .route(
+            "/api/v1/subsystems/{nqn}/namespaces/{nsid}/zones",
+            get(zones::report),
+        )
+        .route("/api/v1/session", get(auth::session))
+        .route("/api/v1/stats/stream", get(live::stream))
+        .route("/api/v1/events", get(events::list))
+        .route("/api/v1/drives", get(drives::list))
         .route("/metrics", get(metrics::metrics))
         .route("/api/v1/controllers", get(controllers::list))
         .route(
@@ -81,6 +101,8 @@ pub fn router(engine: Arc<Engine>, tokens: Tokens) -> Router {
             require_token,
         ));
     Router::new()
+        .route("/", get(console::index))
+        .route("/console/{*name}", get(console::file))
         .route("/api/v1/health", get(system::health))
         .route("/api/v1/openapi.json", get(openapi::openapi_json))
         .merge(guarded)
@@ -128,7 +150,7 @@ async fn start_with(
     let listener = TcpListener::bind(listen).await?;
     let local_addr = listener.local_addr()?;
     let stop = CancellationToken::new();
-    let app = router(engine, tokens);
+    let app = router_until(engine, tokens, stop.clone());
     let stopped = stop.clone();
     let is_tls = tls.is_some();
     let task = match tls {

@@ -6,6 +6,8 @@ use std::time::Instant;
 
 use axum::http::{header, HeaderValue, StatusCode};
 use target::engine::{Action, Engine, Outcome};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
 
 use crate::error::{ApiError, FieldScope};
 
@@ -13,6 +15,11 @@ use crate::error::{ApiError, FieldScope};
 pub(crate) struct AppState {
     pub engine: Arc<Engine>,
     pub started: Instant,
+    /// Cancelled when the server shuts down: long-lived responses (the statistics stream)
+    /// end then.
+    pub stop: CancellationToken,
+    /// Slots for the statistics streams open at once.
+    pub streams: Arc<Semaphore>,
 }
 
 impl AppState {

@@ -1,11 +1,16 @@
-//! `/api/v1/subsystems/{nqn}/namespaces/{nsid}/zone-faults`: fail a zone of a zoned-ram
-//! namespace on purpose (fault injection), so hosts' and zoned file systems' handling of
-//! failing media can be tried over the fabric.
+//! A zoned namespace's zones: `GET /api/v1/subsystems/{nqn}/namespaces/{nsid}/zones` lists
+//! their states and write pointers (the console's zone map), and `.../zone-faults` fails a
+//! zone of a zoned-ram namespace on purpose (fault injection), so hosts' and zoned file
+//! systems' handling of failing media can be tried over the fabric.
 
-use axum::extract::State;
+use std::collections::HashMap;
+
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
 use axum::Json;
-use serde::Deserialize;
-use target::engine::Action;
+use nvme::zns::ZoneState;
+use serde::{Deserialize, Serialize};
+use target::engine::{Action, ZoneReport, ZoneReportError, MAX_ZONES_PER_REPORT};
 use utoipa::ToSchema;
 
 use crate::error::{ApiError, ErrorBody, FieldScope};
@@ -58,4 +63,166 @@ pub(crate) async fn fail(
             Ok(Json(outcome.into()))
         })
         .await
+}
+
+/// Zones a report lists unless `count` says otherwise.
+const DEFAULT_ZONES: u64 = 1024;
+
+/// A zone's state (NVMe ZNS 1.1 §2.1.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum ZoneStateView {
+    Empty,
+    ImplicitlyOpened,
+    ExplicitlyOpened,
+    Closed,
+    ReadOnly,
+    Full,
+    Offline,
+    /// A state code the specification reserves (a drive's report).
+    Unknown,
+}
+
+impl From<Option<ZoneState>> for ZoneStateView {
+    fn from(s: Option<ZoneState>) -> ZoneStateView {
+        match s {
+            Some(ZoneState::Empty) => ZoneStateView::Empty,
+            Some(ZoneState::ImplicitlyOpened) => ZoneStateView::ImplicitlyOpened,
+            Some(ZoneState::ExplicitlyOpened) => ZoneStateView::ExplicitlyOpened,
+            Some(ZoneState::Closed) => ZoneStateView::Closed,
+            Some(ZoneState::ReadOnly) => ZoneStateView::ReadOnly,
+            Some(ZoneState::Full) => ZoneStateView::Full,
+            Some(ZoneState::Offline) => ZoneStateView::Offline,
+            None => ZoneStateView::Unknown,
+        }
+    }
+}
+
+/// One zone, in logical blocks.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ZoneView {
+    /// Zone Start LBA.
+    pub zslba: u64,
+    pub state: ZoneStateView,
+    /// The next LBA a write must start at.
+    pub write_pointer: u64,
+    /// Writable blocks of the zone.
+    pub capacity: u64,
+}
+
+/// A run of a zoned namespace's zones and its geometry.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ZonesView {
+    /// Blocks per zone.
+    pub zone_size: u64,
+    /// Writable blocks per zone.
+    pub zone_capacity: u64,
+    pub zone_count: u64,
+    pub block_size: u32,
+    /// Most zones open at once (0: no limit).
+    pub max_open: u32,
+    /// Most zones open or closed at once (0: no limit).
+    pub max_active: u32,
+    /// Index of the first zone listed (its ZSLBA is `from` × `zone_size`).
+    pub from: u64,
+    /// In zone order.
+    pub zones: Vec<ZoneView>,
+}
+
+impl From<ZoneReport> for ZonesView {
+    fn from(r: ZoneReport) -> ZonesView {
+        ZonesView {
+            zone_size: r.zone_size,
+            zone_capacity: r.zone_capacity,
+            zone_count: r.zone_count,
+            block_size: r.block_size,
+            max_open: r.max_open,
+            max_active: r.max_active,
+            from: r.first,
+            zones: r
+                .zones
+                .into_iter()
+                .map(|z| ZoneView {
+                    zslba: z.zslba,
+                    state: z.state.into(),
+                    write_pointer: z.write_pointer,
+                    capacity: z.capacity,
+                })
+                .collect(),
+        }
+    }
+}
+
+fn query_number(query: &HashMap<String, String>, name: &str) -> Result<Option<u64>, ApiError> {
+    query
+        .get(name)
+        .map(|text| {
+            text.parse::<u64>().map_err(|_| {
+                ApiError::invalid(name, format!("{name} {text:?} is not a whole number"))
+            })
+        })
+        .transpose()
+}
+
+/// The zones of a zoned namespace with their states and write pointers, as a host's Report
+/// Zones sees them: up to `count` from zone index `from`.
+#[utoipa::path(get, path = "/api/v1/subsystems/{nqn}/namespaces/{nsid}/zones",
+    tag = "namespaces",
+    params(("nqn" = String, Path, description = "Subsystem NQN"),
+           ("nsid" = u32, Path, description = "Namespace ID"),
+           ("from" = Option<u64>, Query, description = "Index of the first zone (default 0)"),
+           ("count" = Option<u64>, Query,
+               description = "Most zones to list: 1 to 4096 (default 1024)")),
+    responses(
+        (status = 200, description = "The zones", body = ZonesView),
+        (status = 400, description = "nsid, from or count is not valid, or from is past the last zone", body = ErrorBody),
+        (status = 401, description = "No or a wrong token", body = ErrorBody),
+        (status = 404, description = "No such subsystem or namespace", body = ErrorBody),
+        (status = 409, description = "Not a zoned namespace", body = ErrorBody),
+        (status = 503, description = "The backend could not report its zones", body = ErrorBody),
+    ))]
+pub(crate) async fn report(
+    State(state): State<AppState>,
+    ApiPath(NamespacePath { nqn, nsid }): ApiPath<NamespacePath>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Json<ZonesView>, ApiError> {
+    let from = query_number(&query, "from")?.unwrap_or(0);
+    let count = query_number(&query, "count")?.unwrap_or(DEFAULT_ZONES);
+    if !(1..=MAX_ZONES_PER_REPORT).contains(&count) {
+        return Err(ApiError::invalid(
+            "count",
+            format!("count {count} is not between 1 and {MAX_ZONES_PER_REPORT}"),
+        ));
+    }
+    state
+        .blocking(move |engine| {
+            engine
+                .zone_report(&nqn, nsid, from, count)
+                .map(|r| Json(r.into()))
+                .map_err(|e| {
+                    let message = e.to_string();
+                    match e {
+                        ZoneReportError::NoSuchSubsystem(_) => {
+                            ApiError::new(StatusCode::NOT_FOUND, "no_such_subsystem", message)
+                        }
+                        ZoneReportError::NoSuchNamespace { .. } => {
+                            ApiError::new(StatusCode::NOT_FOUND, "no_such_namespace", message)
+                        }
+                        ZoneReportError::NotZoned { .. } => {
+                            ApiError::new(StatusCode::CONFLICT, "not_zoned", message)
+                        }
+                        ZoneReportError::PastTheEnd { .. } => ApiError::invalid("from", message),
+                        ZoneReportError::Backend(_) => {
+                            tracing::warn!(subnqn = %nqn, nsid, error = %message,
+                                "zone report failed");
+                            ApiError::new(
+                                StatusCode::SERVICE_UNAVAILABLE,
+                                "backend_failed",
+                                message,
+                            )
+                        }
+                    }
+                })
+        })
+        .await?
 }

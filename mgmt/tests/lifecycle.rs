@@ -60,10 +60,17 @@ async fn create_connect_grow_revoke_remove() {
         format!("{sub_url}/namespaces/1").as_str()
     );
     let ns = resp.expect(201);
+    // The identifiers hosts see, as Identify Namespace gives them.
+    let ids = target::ids::NamespaceIds::derive(SUB, 1);
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    let uuid = hex(&ids.uuid);
     assert_eq!(
         ns,
         json!({"nsid": 1, "backend": "ram", "size_bytes": 8 << 20, "block_size": 512,
-               "blocks": 16384, "path": null, "direct": null})
+               "blocks": 16384, "path": null, "direct": null, "zoned": false,
+               "nguid": hex(&ids.nguid), "eui64": hex(&ids.eui64),
+               "uuid": format!("{}-{}-{}-{}-{}", &uuid[..8], &uuid[8..12], &uuid[12..16],
+                               &uuid[16..20], &uuid[20..])})
     );
 
     // Not admitted yet.

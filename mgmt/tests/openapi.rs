@@ -63,6 +63,11 @@ fn openapi_describes_every_route_and_the_bearer_scheme() {
         ("/api/v1/controllers", &["get"]),
         ("/api/v1/controllers/{cntlid}", &["get", "delete"]),
         ("/metrics", &["get"]),
+        ("/api/v1/subsystems/{nqn}/namespaces/{nsid}/zones", &["get"]),
+        ("/api/v1/session", &["get"]),
+        ("/api/v1/stats/stream", &["get"]),
+        ("/api/v1/events", &["get"]),
+        ("/api/v1/drives", &["get"]),
     ] {
         let p = paths.get(path).unwrap_or_else(|| panic!("{path} missing"));
         let mut have: Vec<&str> = p.as_object().unwrap().keys().map(String::as_str).collect();
@@ -71,13 +76,18 @@ fn openapi_describes_every_route_and_the_bearer_scheme() {
         want.sort();
         assert_eq!(have, want, "{path}");
     }
-    assert_eq!(paths.len(), 15);
+    assert_eq!(paths.len(), 20);
     // Public endpoints say so; the others inherit the bearer requirement.
     assert_eq!(
         paths["/api/v1/health"]["get"]["security"],
         serde_json::json!([{}])
     );
     assert!(paths["/api/v1/subsystems"]["post"]["responses"]["401"].is_object());
+    // The live statistics are a stream of events.
+    assert!(
+        paths["/api/v1/stats/stream"]["get"]["responses"]["200"]["content"]["text/event-stream"]
+            .is_object()
+    );
 }
 
 #[tokio::test]

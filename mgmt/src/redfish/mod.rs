@@ -14,7 +14,7 @@ mod error;
 mod fabric;
 mod metadata;
 mod service;
-mod snapshot;
+pub(crate) mod snapshot;
 mod storage;
 
 use std::sync::Arc;

@@ -1,0 +1,137 @@
+// Drives: the local NVMe drives namespaces are opened on (identity, health, queues, their
+// namespaces and where each is exported), and for every zoned namespace a zone map: one
+// cell per zone, coloured by state, filled up to its write pointer.
+
+import * as api from "../api.js";
+import { h, svg, clear, table, section, failed } from "../dom.js";
+import * as fmt from "../format.js";
+
+const STATES = [
+  ["empty", "#e9edf2", "Empty"],
+  ["implicitly-opened", "#56B4E9", "Implicitly opened"],
+  ["explicitly-opened", "#0072B2", "Explicitly opened"],
+  ["closed", "#E69F00", "Closed"],
+  ["full", "#009E73", "Full"],
+  ["read-only", "#CC79A7", "Read only"],
+  ["offline", "#D55E00", "Offline"],
+  ["unknown", "#7f7f7f", "Unknown"],
+];
+const COLOR = Object.fromEntries(STATES.map(([s, c]) => [s, c]));
+
+export function show(root) {
+  const drives = h("div", { id: "drive-list" }, h("p", {}, "Loading…"));
+  const zoned = h("div", { id: "zone-maps" }, h("p", {}, "Loading…"));
+  root.append(h("h1", {}, "Drives"),
+    section("Local NVMe drives", drives),
+    section("Zoned namespaces", zoned));
+  loadDrives(drives);
+  loadZoned(zoned);
+  return null;
+}
+
+async function loadDrives(out) {
+  let list;
+  try {
+    list = await api.get("/api/v1/drives");
+  } catch (e) {
+    clear(out).append(failed("The drives could not be read", e));
+    return;
+  }
+  if (!list.length) {
+    clear(out).append(h("p", {}, "No namespace is on a local NVMe drive. Namespaces on nvme-vfio " +
+      "(ferrofab's userspace driver) or nvme-uring (the kernel's driver, io_uring passthrough) " +
+      "backends list their drive here."));
+    return;
+  }
+  clear(out).append(list.map((d) => {
+    const hl = d.health;
+    const facts = [
+      ["Driver", d.driver],
+      ["Model", d.model ?? "–"],
+      ["Serial", d.serial ?? "–"],
+      ["Firmware", d.firmware ?? "–"],
+      ["Capacity", fmt.bytes(d.capacity_bytes)],
+      ["Health", `${hl.state}${hl.detail ? ` (${hl.detail})` : ""}`],
+      ["Temperature", hl.temperature_celsius === null ? "–" : `${hl.temperature_celsius.toFixed(1)} °C (composite)`],
+      ["Controller resets", hl.controller_resets ?? "–"],
+      ["I/O queues", hl.io_queues === null ? "–" : `${hl.io_queues} × ${hl.queue_entries} entries`],
+      ["Largest transfer", hl.max_transfer_bytes === null ? "–" : fmt.bytes(hl.max_transfer_bytes)],
+    ];
+    return h("div", { class: `drive ${hl.state}`, dataset: { id: d.id } },
+      h("h3", {}, d.id, h("span", { class: `badge ${hl.state}` }, hl.state)),
+      h("dl", { class: "facts" }, facts.map(([k, v]) => [h("dt", {}, k), h("dd", {}, String(v))])),
+      table(["NSID", "Device", "Size", "Block", "Blocks", "Zoned", "Exported as"], d.namespaces.map((n) => h("tr", {},
+        h("td", { class: "num" }, n.nsid ?? "–"), h("td", {}, n.device ?? ""),
+        h("td", { class: "num" }, fmt.bytes(n.size_bytes)), h("td", { class: "num" }, n.block_size),
+        h("td", { class: "num" }, n.blocks), h("td", {}, n.zoned ? "yes" : "no"),
+        h("td", { class: "nqn" }, n.exported_as.map((x) => `${x.subsystem} ns ${x.nsid}`).join(", ") || "not exported")))));
+  }));
+}
+
+async function loadZoned(out) {
+  let found = [];
+  try {
+    const subsystems = await api.get("/api/v1/subsystems");
+    for (const s of subsystems) {
+      const namespaces = await api.get(`/api/v1/subsystems/${api.seg(s.nqn)}/namespaces`);
+      found.push(...namespaces.filter((n) => n.zoned).map((n) => ({ nqn: s.nqn, ns: n })));
+    }
+  } catch (e) {
+    clear(out).append(failed("The namespaces could not be read", e));
+    return;
+  }
+  if (!found.length) {
+    clear(out).append(h("p", {}, "No zoned namespace (zoned-ram, or a ZNS drive's namespace) is served."));
+    return;
+  }
+  clear(out);
+  for (const { nqn, ns } of found) {
+    const box = h("div", { class: "zone-map", dataset: { nqn, nsid: ns.nsid } }, h("p", {}, "Reading zones…"));
+    out.append(h("h3", {}, `${nqn} namespace ${ns.nsid}`), box);
+    zoneMap(box, nqn, ns.nsid);
+  }
+}
+
+async function zoneMap(box, nqn, nsid) {
+  let r;
+  try {
+    r = await api.get(`/api/v1/subsystems/${api.seg(nqn)}/namespaces/${nsid}/zones?count=1024`);
+  } catch (e) {
+    clear(box).append(failed("The zones could not be read", e));
+    return;
+  }
+  const cols = 32;
+  const cell = 18;
+  const rows = Math.ceil(r.zones.length / cols);
+  const map = svg("svg", { viewBox: `0 0 ${cols * cell + 2} ${rows * cell + 2}`, class: "zones", role: "img", "aria-label": `zone map of namespace ${nsid}` });
+  const counts = {};
+  r.zones.forEach((z, i) => {
+    counts[z.state] = (counts[z.state] || 0) + 1;
+    const x = (i % cols) * cell + 1;
+    const y = Math.floor(i / cols) * cell + 1;
+    const written = z.state === "full" ? z.capacity : Math.max(0, Math.min(z.capacity, z.write_pointer - z.zslba));
+    const share = z.capacity ? written / z.capacity : 0;
+    const g = svg("g", { class: "zone", dataset: { zslba: z.zslba, state: z.state, wp: z.write_pointer } },
+      svg("rect", { x, y, width: cell - 2, height: cell - 2, fill: "#fff", stroke: COLOR[z.state], "stroke-width": 1.5 }),
+      share > 0 ? svg("rect", { x: x + 1, y: y + 1 + (cell - 4) * (1 - share), width: cell - 4, height: (cell - 4) * share, fill: COLOR[z.state] }) : null,
+      svg("title", {}, `zone ${r.from + i}: ZSLBA ${z.zslba}, ${z.state}, write pointer ${z.write_pointer} (${written} of ${z.capacity} blocks written)`));
+    if (z.state === "offline" || z.state === "read-only") {
+      g.firstChild.setAttribute("fill", COLOR[z.state]);
+    }
+    map.appendChild(g);
+  });
+  const legend = h("ul", { class: "legend" }, STATES.filter(([s]) => counts[s]).map(([s, c, label]) => {
+    const sw = h("span", { class: "swatch" });
+    sw.style.background = c;
+    return h("li", {}, sw, h("span", { class: "series-name" }, label), h("span", { class: "series-value" }, `${counts[s]} zone(s)`));
+  }));
+  const active = r.zones.filter((z) => z.state !== "empty").slice(0, 12);
+  clear(box).append(
+    h("p", { class: "sub" }, `${r.zone_count} zones of ${r.zone_size} blocks (${fmt.bytes(r.zone_size * r.block_size)}), ` +
+      `${r.zone_capacity} writable each; at most ${r.max_open || "any number of"} open and ${r.max_active || "any number of"} active. ` +
+      `Each cell is a zone, filled up to its write pointer${r.zones.length < r.zone_count ? `; zones ${r.from}–${r.from + r.zones.length - 1} shown` : ""}.`),
+    map, legend,
+    active.length ? table(["ZSLBA", "State", "Write pointer", "Written"], active.map((z) => h("tr", { dataset: { zslba: z.zslba } },
+      h("td", { class: "num" }, z.zslba), h("td", {}, z.state), h("td", { class: "num" }, z.write_pointer),
+      h("td", { class: "num" }, `${z.state === "full" ? z.capacity : z.write_pointer - z.zslba} / ${z.capacity} blocks`)))) : null);
+}

@@ -1,0 +1,319 @@
+//! `GET /api/v1/drives`: the local NVMe drives namespaces are opened on — nvme-vfio
+//! controllers our driver runs, nvme-uring devices the kernel keeps — with what their
+//! drivers report: identity, health, queues, and their namespaces with where each is
+//! exported. The drives are the Redfish view's (its snapshot groups them the same way).
+
+use axum::extract::State;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use target::config::BackendKind;
+use target::engine::Engine;
+use target::kernel_nvme::kernel_controller;
+use utoipa::ToSchema;
+
+use crate::error::{ApiError, ErrorBody};
+use crate::redfish::snapshot::{DriveKind, Snapshot};
+use crate::state::AppState;
+
+/// How the daemon drives it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum DriveDriver {
+    /// ferrofab's userspace driver, through VFIO.
+    NvmeVfio,
+    /// The kernel's driver, through io_uring passthrough.
+    NvmeUring,
+}
+
+/// Whether it works.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DriveState {
+    /// The driver runs it (nvme-vfio), or the kernel reports it live (nvme-uring).
+    Ok,
+    /// Being reset or reconnected by the kernel.
+    Degraded,
+    /// Gone: removed, failed (CSTS.CFS) or shut down; `detail` says why.
+    Failed,
+    /// The driver reports nothing (a controller without our driver, or no sysfs entry).
+    Unknown,
+}
+
+/// What the drivers report of its condition.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct DriveHealth {
+    pub state: DriveState,
+    /// Why it failed (nvme-vfio), or the kernel driver's state word (nvme-uring).
+    pub detail: Option<String>,
+    /// Controller resets after commands timed out (nvme-vfio).
+    pub controller_resets: Option<u32>,
+    /// Composite Temperature of its SMART / Health log in °C, as the kernel's hwmon sensor
+    /// reads it (nvme-uring, with kernel hwmon support).
+    pub temperature_celsius: Option<f64>,
+    /// I/O queue pairs the controller granted (nvme-vfio).
+    pub io_queues: Option<u16>,
+    /// Entries per I/O queue (nvme-vfio).
+    pub queue_entries: Option<u32>,
+    /// Largest transfer per command in bytes (nvme-vfio: MDTS or the driver's default).
+    pub max_transfer_bytes: Option<u64>,
+}
+
+/// Where a drive namespace is exported.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ExportView {
+    pub subsystem: String,
+    pub nsid: u32,
+}
+
+/// A namespace of the drive.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct DriveNamespaceView {
+    /// Its NSID on the drive (null for an nvme-uring device, which names it by `device`).
+    pub nsid: Option<u32>,
+    /// nvme-uring: the generic character device it is opened through.
+    pub device: Option<String>,
+    pub block_size: u32,
+    pub blocks: u64,
+    pub size_bytes: u64,
+    /// A zoned namespace (NVMe ZNS).
+    pub zoned: bool,
+    /// Where hosts reach it; empty when no subsystem exports it.
+    pub exported_as: Vec<ExportView>,
+}
+
+/// A local NVMe drive.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct DriveView {
+    /// The PCI address (nvme-vfio), or the kernel's controller (`nvme0`) or device name
+    /// (nvme-uring).
+    pub id: String,
+    pub driver: DriveDriver,
+    pub model: Option<String>,
+    pub serial: Option<String>,
+    pub firmware: Option<String>,
+    pub health: DriveHealth,
+    /// Sum of its namespaces' sizes below.
+    pub capacity_bytes: u64,
+    /// nvme-vfio: every active namespace the driver found; nvme-uring: the ones opened.
+    pub namespaces: Vec<DriveNamespaceView>,
+}
+
+/// The local NVMe drives namespaces are opened on, by id.
+#[utoipa::path(get, path = "/api/v1/drives", tag = "system",
+    responses(
+        (status = 200, description = "The drives", body = [DriveView]),
+        (status = 401, description = "No or a wrong token", body = ErrorBody),
+    ))]
+pub(crate) async fn list(State(state): State<AppState>) -> Result<Json<Vec<DriveView>>, ApiError> {
+    state.blocking(|engine| Json(drives(engine))).await
+}
+
+fn drives(engine: &Engine) -> Vec<DriveView> {
+    let snap = Snapshot::read(engine);
+    let config = engine.config();
+    let backend = |nqn: &str, nsid: u32| {
+        config
+            .subsystem
+            .iter()
+            .find(|s| s.nqn == nqn)?
+            .namespace
+            .iter()
+            .find(|n| n.nsid == Some(nsid))
+            .map(|n| n.backend.clone())
+    };
+    snap.drives
+        .iter()
+        .map(|d| {
+            let volumes: Vec<(String, u32, Option<BackendKind>)> = d
+                .volumes
+                .iter()
+                .map(|(nqn, nsid)| (nqn.clone(), *nsid, backend(nqn, *nsid)))
+                .collect();
+            match &d.kind {
+                DriveKind::Vfio { pci } => vfio(engine, &d.id, pci, &volumes),
+                DriveKind::Uring { paths } => uring(engine, &d.id, paths, &volumes),
+            }
+        })
+        .collect()
+}
+
+fn vfio(
+    engine: &Engine,
+    id: &str,
+    pci: &str,
+    volumes: &[(String, u32, Option<BackendKind>)],
+) -> DriveView {
+    let exports = |drive_nsid: u32| -> Vec<ExportView> {
+        volumes
+            .iter()
+            .filter(|(_, _, b)| {
+                matches!(b, Some(BackendKind::NvmeVfio { nsid, .. }) if *nsid == drive_nsid)
+            })
+            .map(|(nqn, nsid, _)| ExportView {
+                subsystem: nqn.clone(),
+                nsid: *nsid,
+            })
+            .collect()
+    };
+    let Some(status) = engine.drives().vfio_status(pci) else {
+        // No driver of ours: the namespaces as served.
+        let namespaces = volumes
+            .iter()
+            .filter_map(|(nqn, nsid, b)| {
+                let Some(BackendKind::NvmeVfio { nsid: on_drive, .. }) = b else {
+                    return None;
+                };
+                served(engine, nqn, *nsid, Some(*on_drive), None)
+            })
+            .collect();
+        return drive(
+            id,
+            DriveDriver::NvmeVfio,
+            [None, None, None],
+            health(DriveState::Unknown, None),
+            namespaces,
+        );
+    };
+    let info = &status.info;
+    let namespaces = info
+        .namespaces
+        .iter()
+        .map(|n| DriveNamespaceView {
+            nsid: Some(n.nsid),
+            device: None,
+            block_size: n.block_size,
+            blocks: n.blocks,
+            size_bytes: n.blocks.saturating_mul(u64::from(n.block_size)),
+            zoned: n.zoned.is_some(),
+            exported_as: exports(n.nsid),
+        })
+        .collect();
+    let (state, detail) = match &status.gone {
+        None => (DriveState::Ok, None),
+        Some(why) => (DriveState::Failed, Some(why.clone())),
+    };
+    let mut health = health(state, detail);
+    health.controller_resets = Some(status.resets);
+    health.io_queues = Some(info.io_queues);
+    health.queue_entries = Some(info.queue_entries);
+    health.max_transfer_bytes = Some(info.max_transfer);
+    drive(
+        id,
+        DriveDriver::NvmeVfio,
+        [
+            Some(info.model.clone()),
+            Some(info.serial.clone()),
+            Some(info.firmware.clone()),
+        ],
+        health,
+        namespaces,
+    )
+}
+
+fn uring(
+    engine: &Engine,
+    id: &str,
+    paths: &[String],
+    volumes: &[(String, u32, Option<BackendKind>)],
+) -> DriveView {
+    let namespaces = paths
+        .iter()
+        .filter_map(|path| {
+            let on_path: Vec<&(String, u32, Option<BackendKind>)> = volumes
+                .iter()
+                .filter(|(_, _, b)| {
+                    matches!(b, Some(BackendKind::NvmeUring { path: p, .. })
+                        if p.display().to_string() == *path)
+                })
+                .collect();
+            let (nqn, nsid, _) = on_path.first()?;
+            let mut view = served(engine, nqn, *nsid, None, Some(path.clone()))?;
+            view.exported_as = on_path
+                .iter()
+                .map(|(nqn, nsid, _)| ExportView {
+                    subsystem: nqn.clone(),
+                    nsid: *nsid,
+                })
+                .collect();
+            Some(view)
+        })
+        .collect();
+    let Some(kernel) = kernel_controller(id) else {
+        return drive(
+            id,
+            DriveDriver::NvmeUring,
+            [None, None, None],
+            health(DriveState::Unknown, None),
+            namespaces,
+        );
+    };
+    let state = match kernel.state.as_deref() {
+        Some("live") => DriveState::Ok,
+        Some("resetting" | "connecting" | "new") => DriveState::Degraded,
+        Some("dead" | "deleting" | "deleting (no IO)") => DriveState::Failed,
+        Some(_) | None => DriveState::Unknown,
+    };
+    let mut health = health(state, kernel.state.clone());
+    health.temperature_celsius = kernel.temperature_celsius;
+    drive(
+        id,
+        DriveDriver::NvmeUring,
+        [kernel.model, kernel.serial, kernel.firmware],
+        health,
+        namespaces,
+    )
+}
+
+/// A drive namespace as the subsystem `nqn` serves it as `nsid`.
+fn served(
+    engine: &Engine,
+    nqn: &str,
+    nsid: u32,
+    drive_nsid: Option<u32>,
+    device: Option<String>,
+) -> Option<DriveNamespaceView> {
+    let ns = engine.target().subsystem(nqn)?.namespace(nsid)?;
+    Some(DriveNamespaceView {
+        nsid: drive_nsid,
+        device,
+        block_size: ns.block_size(),
+        blocks: ns.num_blocks(),
+        size_bytes: ns.num_blocks().saturating_mul(u64::from(ns.block_size())),
+        zoned: ns.zoned.is_some(),
+        exported_as: vec![ExportView {
+            subsystem: nqn.to_string(),
+            nsid,
+        }],
+    })
+}
+
+fn health(state: DriveState, detail: Option<String>) -> DriveHealth {
+    DriveHealth {
+        state,
+        detail,
+        controller_resets: None,
+        temperature_celsius: None,
+        io_queues: None,
+        queue_entries: None,
+        max_transfer_bytes: None,
+    }
+}
+
+fn drive(
+    id: &str,
+    driver: DriveDriver,
+    [model, serial, firmware]: [Option<String>; 3],
+    health: DriveHealth,
+    namespaces: Vec<DriveNamespaceView>,
+) -> DriveView {
+    DriveView {
+        id: id.to_string(),
+        driver,
+        model,
+        serial,
+        firmware,
+        health,
+        capacity_bytes: namespaces.iter().map(|n| n.size_bytes).sum(),
+        namespaces,
+    }
+}
