@@ -12,6 +12,7 @@ pub mod drives;
 pub mod error;
 pub mod events;
 mod extract;
+pub mod host_auth;
 pub mod hosts;
 mod https;
 pub mod live;

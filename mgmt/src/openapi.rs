@@ -6,8 +6,8 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::{
-    auth, backend, controllers, drives, error, events, hosts, live, metrics, namespaces, outcome,
-    subsystems, system, zones,
+    auth, backend, controllers, drives, error, events, host_auth, hosts, live, metrics, namespaces,
+    outcome, subsystems, system, zones,
 };
 
 #[derive(OpenApi)]
@@ -43,6 +43,10 @@ use crate::{
         hosts::add,
         hosts::set,
         hosts::remove,
+        host_auth::list,
+        host_auth::get,
+        host_auth::set,
+        host_auth::remove,
         controllers::list,
         controllers::get,
         controllers::remove,
@@ -68,7 +72,7 @@ use crate::{
         (name = "system", description = "Health, version, listeners"),
         (name = "subsystems", description = "NVM subsystems"),
         (name = "namespaces", description = "A subsystem's namespaces"),
-        (name = "hosts", description = "A subsystem's host allow-list"),
+        (name = "hosts", description = "A subsystem's host allow-list; hosts that authenticate (DH-HMAC-CHAP)"),
         (name = "controllers", description = "Connected hosts' controllers"),
     )
 )]

@@ -20,8 +20,8 @@ use crate::https;
 use crate::state::AppState;
 use crate::tls::MgmtTls;
 use crate::{
-    console, controllers, drives, events, hosts, live, metrics, namespaces, openapi, subsystems,
-    system, zones,
+    console, controllers, drives, events, host_auth, hosts, live, metrics, namespaces, openapi,
+    subsystems, system, zones,
 };
 
 /// The API's routes over `engine`; `tokens` guard all but `/api/v1/health`,
@@ -81,6 +81,13 @@ fn router_until(engine: Arc<Engine>, tokens: Tokens, stop: CancellationToken) ->
         .route(
             "/api/v1/subsystems/{nqn}/hosts/{hostnqn}",
             axum::routing::delete(hosts::remove),
+        )
+        .route("/api/v1/hosts", get(host_auth::list))
+        .route(
+            "/api/v1/hosts/{hostnqn}/dhchap",
+            get(host_auth::get)
+                .put(host_auth::set)
+                .delete(host_auth::remove),
         )
         .route(
             "/api/v1/subsystems/{nqn}/namespaces/{nsid}/zones",

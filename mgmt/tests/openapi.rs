@@ -68,6 +68,8 @@ fn openapi_describes_every_route_and_the_bearer_scheme() {
         ("/api/v1/stats/stream", &["get"]),
         ("/api/v1/events", &["get"]),
         ("/api/v1/drives", &["get"]),
+        ("/api/v1/hosts", &["get"]),
+        ("/api/v1/hosts/{hostnqn}/dhchap", &["get", "put", "delete"]),
     ] {
         let p = paths.get(path).unwrap_or_else(|| panic!("{path} missing"));
         let mut have: Vec<&str> = p.as_object().unwrap().keys().map(String::as_str).collect();
@@ -76,7 +78,7 @@ fn openapi_describes_every_route_and_the_bearer_scheme() {
         want.sort();
         assert_eq!(have, want, "{path}");
     }
-    assert_eq!(paths.len(), 20);
+    assert_eq!(paths.len(), 22);
     // Public endpoints say so; the others inherit the bearer requirement.
     assert_eq!(
         paths["/api/v1/health"]["get"]["security"],
