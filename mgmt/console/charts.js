@@ -23,7 +23,7 @@ function niceStep(raw) {
 
 export class LineChart {
   // format(v): a tick/legend label with its unit; axisLabel: the quantity and unit.
-  constructor({ id, title, axisLabel, format, windowSeconds = 120 }) {
+  constructor({ id, title, axisLabel, format, note, windowSeconds = 60 }) {
     this.format = format;
     this.windowSeconds = windowSeconds;
     this.svg = svg("svg", {
@@ -33,7 +33,7 @@ export class LineChart {
     this.legend = h("ul", { class: "legend" });
     this.element = h("figure", { class: "chart-box" },
       h("figcaption", {}, title, h("span", { class: "axis-name" }, ` — ${axisLabel}`)),
-      this.svg, this.legend);
+      this.svg, this.legend, note ? h("p", { class: "sub" }, note) : null);
   }
 
   // series: [{name, color, dashed, width, points: [[unixMs, value|null], …]}]; nowMs: the
@@ -60,16 +60,18 @@ export class LineChart {
       s.appendChild(svg("line", { x1: M.left, x2: W - M.right, y1: y, y2: y, class: v === 0 ? "axis" : "grid" }));
       s.appendChild(svg("text", { x: M.left - 6, y: y + 4, class: "tick", "text-anchor": "end" }, this.format(v)));
     }
-    // Time axis: every 30 s.
-    for (let ago = 0; ago <= this.windowSeconds; ago += 30) {
+    // Time axis: five ticks.
+    const every = this.windowSeconds / 4;
+    for (let ago = 0; ago <= this.windowSeconds; ago += every) {
       const x = xOf(nowMs - ago * 1000);
       s.appendChild(svg("line", { x1: x, x2: x, y1: M.top + plotH, y2: M.top + plotH + 4, class: "axis" }));
       s.appendChild(svg("text", { x, y: H - 16, class: "tick", "text-anchor": "middle" }, ago === 0 ? "now" : `−${ago} s`));
     }
     s.appendChild(svg("text", { x: M.left + plotW / 2, y: H - 2, class: "tick", "text-anchor": "middle" }, "time (seconds before now)"));
     s.appendChild(svg("line", { x1: M.left, x2: M.left, y1: M.top, y2: M.top + plotH, class: "axis" }));
-    // The series, with gaps where a value is missing.
+    // The series, with gaps where a value is missing; the first one drawn last, on top.
     clear(this.legend);
+    const paths = [];
     for (const one of series) {
       let d = "";
       let pen = false;
@@ -90,12 +92,13 @@ export class LineChart {
         dataset: { name: one.name, last: last === null ? "" : String(last) },
       });
       if (!d) path.setAttribute("stroke-opacity", "0");
-      s.appendChild(path);
+      paths.push(path);
       this.legend.appendChild(h("li", {},
         h("span", { class: `swatch${one.dashed ? " dashed" : ""}`, dataset: { color: one.color } }),
         h("span", { class: "series-name" }, one.name),
         h("span", { class: "series-value" }, last === null ? "–" : this.format(last))));
     }
+    for (const path of paths.reverse()) s.appendChild(path);
     for (const sw of this.legend.querySelectorAll(".swatch")) {
       sw.style.borderColor = sw.dataset.color;
     }

@@ -49,6 +49,17 @@ export function clear(el) {
   return el;
 }
 
+// Append children (nested arrays flattened; null, undefined and false skipped).
+export function add(el, ...children) {
+  append(el, children);
+  return el;
+}
+
+// Replace the children.
+export function fill(el, ...children) {
+  return add(clear(el), ...children);
+}
+
 let noticeTimer;
 
 // Show the result of a change (kind: "ok" or "error"); errors stay until the next notice.

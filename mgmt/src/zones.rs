@@ -104,8 +104,9 @@ pub struct ZoneView {
     /// Zone Start LBA.
     pub zslba: u64,
     pub state: ZoneStateView,
-    /// The next LBA a write must start at.
-    pub write_pointer: u64,
+    /// The next LBA a write must start at; null where the zone has none (full, read only,
+    /// offline: ZNS 1.1 §2.1.1).
+    pub write_pointer: Option<u64>,
     /// Writable blocks of the zone.
     pub capacity: u64,
 }
@@ -142,11 +143,18 @@ impl From<ZoneReport> for ZonesView {
             zones: r
                 .zones
                 .into_iter()
-                .map(|z| ZoneView {
-                    zslba: z.zslba,
-                    state: z.state.into(),
-                    write_pointer: z.write_pointer,
-                    capacity: z.capacity,
+                .map(|z| {
+                    let state = ZoneStateView::from(z.state);
+                    let no_pointer = matches!(
+                        state,
+                        ZoneStateView::Full | ZoneStateView::ReadOnly | ZoneStateView::Offline
+                    );
+                    ZoneView {
+                        zslba: z.zslba,
+                        state,
+                        write_pointer: (!no_pointer).then_some(z.write_pointer),
+                        capacity: z.capacity,
+                    }
                 })
                 .collect(),
         }

@@ -445,6 +445,22 @@ async fn zones_are_listed_with_their_states_and_write_pointers() {
         json!({"zslba": 512, "state": "implicitly-opened", "write_pointer": 517, "capacity": 256})
     );
     assert_eq!(list[3]["state"], "empty");
+    // A full zone has no write pointer.
+    let fill = Bytes::from(vec![2u8; 128 * 4096]);
+    for at in [768u64, 896] {
+        let c = ctrl.write(1, 2, at, fill.clone(), false).await.unwrap();
+        assert!(c.status().is_success(), "{:?}", c.status());
+    }
+    let zones = api
+        .get(&format!(
+            "/api/v1/subsystems/{SUB}/namespaces/2/zones?from=3&count=1"
+        ))
+        .await
+        .expect(200);
+    assert_eq!(
+        zones["zones"],
+        json!([{"zslba": 768, "state": "full", "write_pointer": null, "capacity": 256}])
+    );
     let page = api
         .get(&format!(
             "/api/v1/subsystems/{SUB}/namespaces/2/zones?from=14&count=5"

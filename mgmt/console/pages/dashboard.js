@@ -2,24 +2,27 @@
 // the server-sent statistics stream (one sample a second); reactor load; connected hosts.
 
 import * as api from "../api.js";
-import { h, clear, table, section, errorText } from "../dom.js";
+import { h, table, section, errorText, add, fill } from "../dom.js";
 import { LineChart, percentBars, PALETTE } from "../charts.js";
 import * as fmt from "../format.js";
 
-const WINDOW_S = 120;
+const WINDOW_S = 60;
 
 export function show(root) {
   const abort = new AbortController();
   const history = []; // [{t, stats}], oldest first, WINDOW_S + 5 at most
   const status = h("p", { class: "stream-status", id: "stream-status" }, "Connecting to the live statistics…");
   const cards = h("div", { class: "cards", id: "summary" });
-  const iops = new LineChart({ id: "chart-iops", title: "IOPS", axisLabel: "commands completed per second", format: fmt.count });
-  const tput = new LineChart({ id: "chart-throughput", title: "Throughput", axisLabel: "MB/s (10⁶ bytes per second)", format: (v) => fmt.mbps(v * 1e6) });
-  const lat = new LineChart({ id: "chart-latency", title: "Latency", axisLabel: "completion time in the target, µs", format: fmt.micros });
+  const iops = new LineChart({ id: "chart-iops", title: "IOPS", axisLabel: "commands completed per second", format: fmt.count, windowSeconds: WINDOW_S });
+  const tput = new LineChart({ id: "chart-throughput", title: "Throughput", axisLabel: "MB/s (10⁶ bytes per second)", format: (v) => fmt.mbps(v * 1e6), windowSeconds: WINDOW_S });
+  const lat = new LineChart({
+    id: "chart-latency", title: "Latency", axisLabel: "completion time in the target, µs", format: fmt.micros, windowSeconds: WINDOW_S,
+    note: "Percentiles of each second's commands, interpolated inside the latency histogram's buckets (10, 25, 50, 100, 250 µs, …).",
+  });
   const perNs = h("div", { id: "namespaces-now" });
   const reactors = h("div", { id: "reactors" });
   const hosts = h("div", { id: "connected-hosts" });
-  root.append(
+  add(root, 
     h("h1", {}, "Dashboard"), status, cards,
     h("div", { class: "charts" }, iops.element, tput.element, lat.element),
     section("Namespaces, last second", perNs),
@@ -62,7 +65,7 @@ export function show(root) {
   function summarize(stats) {
     const r = stats.total;
     const card = (id, label, value) => h("div", { class: "card small", id }, h("span", { class: "label" }, label), h("span", { class: "value" }, value));
-    clear(cards).append(
+    fill(cards, 
       card("total-iops", "IOPS", fmt.count(r.read_iops + r.write_iops + r.other_iops)),
       card("total-read", "Read", fmt.mbps(r.read_bytes_per_second)),
       card("total-write", "Write", fmt.mbps(r.write_bytes_per_second)),
@@ -76,17 +79,17 @@ export function show(root) {
       h("td", { class: "num" }, fmt.mbps(ns.rates.read_bytes_per_second)), h("td", { class: "num" }, fmt.mbps(ns.rates.write_bytes_per_second)),
       h("td", { class: "num" }, fmt.micros(ns.rates.latency_p50_us)), h("td", { class: "num" }, fmt.micros(ns.rates.latency_p99_us)),
       h("td", { class: "num" }, fmt.count(ns.rates.errors_per_second))));
-    clear(perNs).append(rows.length
+    fill(perNs, rows.length
       ? table(["Subsystem", "NSID", "Read IOPS", "Write IOPS", "Read", "Write", "p50", "p99", "Errors/s"], rows)
       : h("p", {}, "No namespaces."));
-    clear(reactors).append(stats.reactors.length
+    fill(reactors, stats.reactors.length
       ? percentBars(stats.reactors.map((x) => ({
         label: `reactor ${x.id} (${x.transport})`, percent: x.busy_percent,
         detail: `${fmt.count(x.commands_per_second)} commands/s`,
       })))
       : h("p", {}, "No reactors registered."));
     const io = stats.hosts;
-    clear(hosts).append(io.length
+    fill(hosts, io.length
       ? table(["CNTLID", "Host NQN", "Subsystem", "Queues", "Connected"], io.map((c) => h("tr", {},
         h("td", { class: "num" }, c.cntlid), h("td", { class: "nqn" }, c.host_nqn || "(none)"),
         h("td", { class: "nqn" }, c.subsystem_nqn), h("td", { class: "num" }, c.io_queues),

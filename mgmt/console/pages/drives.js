@@ -3,11 +3,11 @@
 // cell per zone, coloured by state, filled up to its write pointer.
 
 import * as api from "../api.js";
-import { h, svg, clear, table, section, failed } from "../dom.js";
+import { h, svg, clear, table, section, failed, add, fill } from "../dom.js";
 import * as fmt from "../format.js";
 
 const STATES = [
-  ["empty", "#e9edf2", "Empty"],
+  ["empty", "#aab4c0", "Empty"],
   ["implicitly-opened", "#56B4E9", "Implicitly opened"],
   ["explicitly-opened", "#0072B2", "Explicitly opened"],
   ["closed", "#E69F00", "Closed"],
@@ -21,7 +21,7 @@ const COLOR = Object.fromEntries(STATES.map(([s, c]) => [s, c]));
 export function show(root) {
   const drives = h("div", { id: "drive-list" }, h("p", {}, "Loading…"));
   const zoned = h("div", { id: "zone-maps" }, h("p", {}, "Loading…"));
-  root.append(h("h1", {}, "Drives"),
+  add(root, h("h1", {}, "Drives"),
     section("Local NVMe drives", drives),
     section("Zoned namespaces", zoned));
   loadDrives(drives);
@@ -34,16 +34,16 @@ async function loadDrives(out) {
   try {
     list = await api.get("/api/v1/drives");
   } catch (e) {
-    clear(out).append(failed("The drives could not be read", e));
+    fill(out, failed("The drives could not be read", e));
     return;
   }
   if (!list.length) {
-    clear(out).append(h("p", {}, "No namespace is on a local NVMe drive. Namespaces on nvme-vfio " +
+    fill(out, h("p", {}, "No namespace is on a local NVMe drive. Namespaces on nvme-vfio " +
       "(ferrofab's userspace driver) or nvme-uring (the kernel's driver, io_uring passthrough) " +
       "backends list their drive here."));
     return;
   }
-  clear(out).append(list.map((d) => {
+  fill(out, list.map((d) => {
     const hl = d.health;
     const facts = [
       ["Driver", d.driver],
@@ -77,17 +77,17 @@ async function loadZoned(out) {
       found.push(...namespaces.filter((n) => n.zoned).map((n) => ({ nqn: s.nqn, ns: n })));
     }
   } catch (e) {
-    clear(out).append(failed("The namespaces could not be read", e));
+    fill(out, failed("The namespaces could not be read", e));
     return;
   }
   if (!found.length) {
-    clear(out).append(h("p", {}, "No zoned namespace (zoned-ram, or a ZNS drive's namespace) is served."));
+    fill(out, h("p", {}, "No zoned namespace (zoned-ram, or a ZNS drive's namespace) is served."));
     return;
   }
   clear(out);
   for (const { nqn, ns } of found) {
     const box = h("div", { class: "zone-map", dataset: { nqn, nsid: ns.nsid } }, h("p", {}, "Reading zones…"));
-    out.append(h("h3", {}, `${nqn} namespace ${ns.nsid}`), box);
+    add(out, h("h3", {}, `${nqn} namespace ${ns.nsid}`), box);
     zoneMap(box, nqn, ns.nsid);
   }
 }
@@ -97,24 +97,30 @@ async function zoneMap(box, nqn, nsid) {
   try {
     r = await api.get(`/api/v1/subsystems/${api.seg(nqn)}/namespaces/${nsid}/zones?count=1024`);
   } catch (e) {
-    clear(box).append(failed("The zones could not be read", e));
+    fill(box, failed("The zones could not be read", e));
     return;
   }
-  const cols = 32;
-  const cell = 18;
+  const cols = 24;
+  const cell = 28;
+  const left = 56; // row labels: the first zone index of the row
   const rows = Math.ceil(r.zones.length / cols);
-  const map = svg("svg", { viewBox: `0 0 ${cols * cell + 2} ${rows * cell + 2}`, class: "zones", role: "img", "aria-label": `zone map of namespace ${nsid}` });
+  const map = svg("svg", { viewBox: `0 0 ${left + cols * cell + 2} ${rows * cell + 2}`, class: "zones", role: "img", "aria-label": `zone map of namespace ${nsid}` });
   const counts = {};
+  for (let row = 0; row < rows; row += 1) {
+    map.appendChild(svg("text", { x: left - 8, y: row * cell + cell / 2 + 5, class: "tick", "text-anchor": "end" }, `zone ${r.from + row * cols}`));
+  }
   r.zones.forEach((z, i) => {
     counts[z.state] = (counts[z.state] || 0) + 1;
-    const x = (i % cols) * cell + 1;
+    const x = left + (i % cols) * cell + 1;
     const y = Math.floor(i / cols) * cell + 1;
-    const written = z.state === "full" ? z.capacity : Math.max(0, Math.min(z.capacity, z.write_pointer - z.zslba));
+    const written = z.write_pointer === null ? (z.state === "full" ? z.capacity : 0)
+      : Math.max(0, Math.min(z.capacity, z.write_pointer - z.zslba));
     const share = z.capacity ? written / z.capacity : 0;
-    const g = svg("g", { class: "zone", dataset: { zslba: z.zslba, state: z.state, wp: z.write_pointer } },
+    const where = z.write_pointer === null ? "no write pointer" : `write pointer ${z.write_pointer}`;
+    const g = svg("g", { class: "zone", dataset: { zslba: z.zslba, state: z.state, wp: z.write_pointer ?? "" } },
       svg("rect", { x, y, width: cell - 2, height: cell - 2, fill: "#fff", stroke: COLOR[z.state], "stroke-width": 1.5 }),
-      share > 0 ? svg("rect", { x: x + 1, y: y + 1 + (cell - 4) * (1 - share), width: cell - 4, height: (cell - 4) * share, fill: COLOR[z.state] }) : null,
-      svg("title", {}, `zone ${r.from + i}: ZSLBA ${z.zslba}, ${z.state}, write pointer ${z.write_pointer} (${written} of ${z.capacity} blocks written)`));
+      share > 0 ? svg("rect", { x: x + 1.5, y: y + 1.5 + (cell - 5) * (1 - share), width: cell - 5, height: (cell - 5) * share, fill: COLOR[z.state] }) : null,
+      svg("title", {}, `zone ${r.from + i}: ZSLBA ${z.zslba}, ${z.state}, ${where} (${written} of ${z.capacity} blocks written)`));
     if (z.state === "offline" || z.state === "read-only") {
       g.firstChild.setAttribute("fill", COLOR[z.state]);
     }
@@ -126,12 +132,13 @@ async function zoneMap(box, nqn, nsid) {
     return h("li", {}, sw, h("span", { class: "series-name" }, label), h("span", { class: "series-value" }, `${counts[s]} zone(s)`));
   }));
   const active = r.zones.filter((z) => z.state !== "empty").slice(0, 12);
-  clear(box).append(
+  fill(box, 
     h("p", { class: "sub" }, `${r.zone_count} zones of ${r.zone_size} blocks (${fmt.bytes(r.zone_size * r.block_size)}), ` +
       `${r.zone_capacity} writable each; at most ${r.max_open || "any number of"} open and ${r.max_active || "any number of"} active. ` +
-      `Each cell is a zone, filled up to its write pointer${r.zones.length < r.zone_count ? `; zones ${r.from}–${r.from + r.zones.length - 1} shown` : ""}.`),
+      `Each cell is a zone, filled as far as it is written${r.zones.length < r.zone_count ? `; zones ${r.from}–${r.from + r.zones.length - 1} shown` : ""}.`),
     map, legend,
     active.length ? table(["ZSLBA", "State", "Write pointer", "Written"], active.map((z) => h("tr", { dataset: { zslba: z.zslba } },
-      h("td", { class: "num" }, z.zslba), h("td", {}, z.state), h("td", { class: "num" }, z.write_pointer),
-      h("td", { class: "num" }, `${z.state === "full" ? z.capacity : z.write_pointer - z.zslba} / ${z.capacity} blocks`)))) : null);
+      h("td", { class: "num" }, z.zslba), h("td", {}, z.state), h("td", { class: "num" }, z.write_pointer ?? "none"),
+      h("td", { class: "num" }, z.write_pointer === null ? (z.state === "full" ? `${z.capacity} / ${z.capacity} blocks` : "–")
+        : `${z.write_pointer - z.zslba} / ${z.capacity} blocks`)))) : null);
 }

@@ -2,7 +2,7 @@
 // asynchronous events, changes applied and refused — newest first, re-read every 2 s.
 
 import * as api from "../api.js";
-import { h, clear, table, failed } from "../dom.js";
+import { h, table, failed, add, fill } from "../dom.js";
 import * as fmt from "../format.js";
 
 const LABELS = {
@@ -26,12 +26,12 @@ export function show(root) {
   const body = h("div", { id: "events" }, h("p", {}, "Loading…"));
   const stamp = h("p", { class: "sub" });
   filter.addEventListener("change", render);
-  root.append(h("h1", {}, "Events"), h("p", {}, "Show ", filter, " ", stamp), body);
+  add(root, h("h1", {}, "Events"), h("p", {}, "Show ", filter, " ", stamp), body);
 
   function render() {
     const shown = kept.filter((e) => !filter.value || e.category === filter.value).slice().reverse();
     stamp.textContent = `${kept.length} of the last ${capacity} kept; newest first; read again every 2 s.`;
-    clear(body).append(shown.length
+    fill(body, shown.length
       ? table(["Time", "Severity", "What", "Subsystem", "Host", "Controller", "Message"], shown.map((e) => h("tr", { class: e.severity, dataset: { seq: e.seq, category: e.category } },
         h("td", { class: "time" }, fmt.time(e.unix_ms)),
         h("td", {}, h("span", { class: `badge ${e.severity}` }, e.severity)),
@@ -54,7 +54,7 @@ export function show(root) {
       latest = answer.latest_seq;
       render();
     } catch (e) {
-      clear(body).append(failed("The events could not be read", e));
+      fill(body, failed("The events could not be read", e));
       if (e.status === 401) return;
     }
     if (!stopped) timer = setTimeout(poll, 2000);

@@ -2,13 +2,13 @@
 // listener address, its queues, keep-alive and traffic — with Disconnect. Re-read every 2 s.
 
 import * as api from "../api.js";
-import { h, clear, table, change, confirmButton, failed } from "../dom.js";
+import { h, table, section, change, confirmButton, failed, add, fill } from "../dom.js";
 import * as fmt from "../format.js";
 
 export function show(root, session) {
   const body = h("div", { id: "controllers" }, h("p", {}, "Loading…"));
   const stamp = h("p", { class: "sub" });
-  root.append(h("h1", {}, "Hosts and controllers"), stamp, body);
+  add(root, h("h1", {}, "Hosts and controllers"), section("Live controllers", stamp, body));
   let timer;
   let stopped = false;
 
@@ -18,7 +18,7 @@ export function show(root, session) {
     try {
       controllers = await api.get("/api/v1/controllers");
     } catch (e) {
-      clear(body).append(failed("The controllers could not be read", e));
+      fill(body, failed("The controllers could not be read", e));
       if (e.status !== 401 && !stopped) timer = setTimeout(reload, 2000);
       return;
     }
@@ -37,9 +37,9 @@ export function show(root, session) {
       session.can_change ? h("td", {}, confirmButton("Disconnect", "Really disconnect?",
         () => change(`Disconnect controller ${c.cntlid} (${c.host_nqn || "no host NQN"})`,
           () => api.del(`/api/v1/controllers/${c.cntlid}`), reload), { "data-action": "disconnect" })) : null));
-    const headers = ["CNTLID", "Kind", "Host", "Subsystem", "Target address", "I/O queues", "Keep-alive", "Connected", "Reads", "Writes"];
+    const headers = ["CNTLID", "Kind", "Host", "Subsystem", "Target address", "I/O queues", "Keep-alive", "Connected", "Reads (commands / bytes)", "Writes (commands / bytes)"];
     if (session.can_change) headers.push("");
-    clear(body).append(controllers.length ? table(headers, rows) : h("p", {}, "No host is connected."));
+    fill(body, controllers.length ? table(headers, rows) : h("p", {}, "No host is connected."));
     if (!stopped) timer = setTimeout(reload, 2000);
   }
   reload();

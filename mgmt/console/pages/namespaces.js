@@ -2,7 +2,7 @@
 // size, identifiers; grow and remove) and the form that adds one on any backend.
 
 import * as api from "../api.js";
-import { h, table, change, confirmButton, notice } from "../dom.js";
+import { h, table, change, confirmButton, notice, add } from "../dom.js";
 import * as fmt from "../format.js";
 
 export function backendText(b) {
@@ -148,7 +148,7 @@ export function namespaceFields(prefix) {
 
 export function addNamespaceForm(nqn, reload) {
   const form = h("form", { class: "add-namespace", dataset: { nqn } });
-  form.append(h("h3", {}, "Add a namespace"), namespaceFields(`ns-${nqn}`), h("button", { type: "submit" }, "Add namespace"));
+  add(form, h("h3", {}, "Add a namespace"), namespaceFields(`ns-${nqn}`), h("button", { type: "submit" }, "Add namespace"));
   form.addEventListener("submit", (ev) => {
     ev.preventDefault();
     const req = namespaceRequest(form);

@@ -2,13 +2,13 @@
 // is reachable on; the box's listeners (open, close).
 
 import * as api from "../api.js";
-import { h, clear, table, section, change, confirmButton, notice, failed } from "../dom.js";
+import { h, table, section, change, confirmButton, notice, failed, add, fill } from "../dom.js";
 import { namespaceTable, addNamespaceForm, namespaceFields, namespaceRequest } from "./namespaces.js";
 
 export function show(root, session) {
   const can = session.can_change;
   const body = h("div", { id: "subsystems" }, h("p", {}, "Loading…"));
-  root.append(h("h1", {}, "Subsystems"), can ? createForm(reload) : null, body);
+  add(root, h("h1", {}, "Subsystems"), can ? createForm(reload) : null, body);
 
   async function reload() {
     let subsystems;
@@ -16,7 +16,7 @@ export function show(root, session) {
     try {
       [subsystems, listeners] = await Promise.all([api.get("/api/v1/subsystems"), api.get("/api/v1/listeners")]);
     } catch (e) {
-      clear(body).append(failed("The subsystems could not be read", e));
+      fill(body, failed("The subsystems could not be read", e));
       return;
     }
     const details = await Promise.all(subsystems.map(async (s) => {
@@ -28,7 +28,7 @@ export function show(root, session) {
         return { s, error: e };
       }
     }));
-    clear(body).append(
+    fill(body, 
       section(`Subsystems (${subsystems.length})`, subsystems.length
         ? table(["NQN", "Serial", "Model", "Namespaces", "Hosts", "Controllers", "Listeners"], subsystems.map((s) => h("tr", { dataset: { nqn: s.nqn } },
           h("td", { class: "nqn" }, h("a", { href: `#/subsystems/${encodeURIComponent(s.nqn)}`, onclick: (ev) => { ev.preventDefault(); document.getElementById(`sub-${s.nqn}`)?.scrollIntoView(); } }, s.nqn)),
@@ -103,15 +103,15 @@ function hostList(nqn, hosts, can, reload) {
   const at = `/api/v1/subsystems/${api.seg(nqn)}/hosts`;
   const out = h("div", { class: "hosts", dataset: { nqn } });
   if (hosts.any_host) {
-    out.append(h("p", {}, "Any host may connect (no allow-list)."));
+    add(out, h("p", {}, "Any host may connect (no allow-list)."));
     if (can) {
-      out.append(h("button", {
+      add(out, h("button", {
         type: "button", dataset: { action: "restrict" },
         onclick: () => change(`Give ${nqn} an allow-list (no host admitted yet)`, () => api.put(at, { hosts: [] }), reload),
       }, "Restrict to an allow-list"));
     }
   } else {
-    out.append(hosts.hosts.length
+    add(out, hosts.hosts.length
       ? h("ul", { class: "host-list" }, hosts.hosts.map((host) => h("li", { dataset: { host } },
         h("span", { class: "nqn" }, host),
         can ? confirmButton("Revoke", "Really revoke (disconnects it)?", () => change(`Revoke host ${host} on ${nqn}`,
@@ -119,7 +119,7 @@ function hostList(nqn, hosts, can, reload) {
       : h("p", {}, "No host is allowed."));
     if (can) {
       const input = h("input", { type: "text", name: "host", size: 60, placeholder: "nqn.2014-08.org.nvmexpress:uuid:…", "aria-label": `host NQN to allow on ${nqn}` });
-      out.append(h("form", {
+      add(out, h("form", {
         class: "inline add-host",
         onsubmit: (ev) => {
           ev.preventDefault();
