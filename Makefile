@@ -16,7 +16,7 @@ HW_EXTRA_BIN := build/$(TEST_PROFILE)/examples/uring_check build/$(TEST_PROFILE)
 FUZZ_SECONDS ?= 60
 CONFIG       ?=
 
-.PHONY: run build test unit lint api-test hw-test fuzz toolchain clean bench
+.PHONY: run build test unit lint api-test console-test hw-test fuzz toolchain clean bench
 
 toolchain:
 	@command -v $(CARGO) >/dev/null || { echo "cargo is missing: install Rust with rustup (https://rustup.rs)"; exit 1; }
@@ -28,16 +28,17 @@ build: toolchain
 	$(CARGO) build --release --bin ferrofab
 
 ## Serve the embedded default (1 GiB RAM namespace, NVMe/TCP + discovery on 127.0.0.1:4420)
-## and the management API on 127.0.0.1:8080, or CONFIG=path/to/ferrofab.toml. The running
-## configuration and the API tokens are kept in $(RUN_STATE).
+## and the management API and web console on 127.0.0.1:8080, or CONFIG=path/to/ferrofab.toml.
+## The running configuration and the API tokens are kept in $(RUN_STATE).
 RUN_STATE    ?= build/run-state
 run: build
-	@echo "management API: http://127.0.0.1:8080/api/v1/  admin token: $(RUN_STATE)/admin.token"
+	@echo "web console: http://127.0.0.1:8080/  management API: http://127.0.0.1:8080/api/v1/"
+	@echo "tokens: $(RUN_STATE)/admin.token (changes), $(RUN_STATE)/readonly.token (look only)"
 	$(BIN_RELEASE) serve --state-dir $(RUN_STATE) $(if $(CONFIG),--config $(CONFIG))
 
 ## Everything CI runs: formatting, lints, unit + integration tests, schemathesis against the
-## live management API, real Linux hosts in QEMU.
-test: lint unit api-test hw-test
+## live management API, the web console in a headless browser, real Linux hosts in QEMU.
+test: lint unit api-test console-test hw-test
 
 lint: toolchain
 	$(CARGO) fmt --all -- --check
@@ -52,6 +53,13 @@ api-test: toolchain
 	$(CARGO) build --profile $(TEST_PROFILE) --bin ferrofab
 	mgmt/schemathesis/run $(BIN_TEST)
 	mgmt/redfish-validator/run $(BIN_TEST)
+
+## The web console in Debian's Chromium driven by Playwright (PyPI, installed once under
+## ~/.cache/ferrofab) against `ferrofab serve` as `make run` starts it (127.0.0.1:4420 and
+## :8080 must be free); screenshots of every page in build/console-screenshots/.
+console-test: toolchain
+	$(CARGO) build --profile $(TEST_PROFILE) --bin ferrofab
+	mgmt/console-test/run $(BIN_TEST)
 
 hw-test: toolchain
 	$(CARGO) build --profile $(TEST_PROFILE) --bin ferrofab --example uring_check --example vfio_probe \

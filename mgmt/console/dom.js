@@ -105,7 +105,7 @@ export function outcomeText(o) {
     parts.push(`namespaces ${o.namespaces.join(", ") || "none"}`);
   }
   if (o.outcome === "namespace_added") parts.push(`NSID ${o.nsid}`);
-  if (o.outcome === "listener_added") parts.push(`listening on ${o.bound}`);
+  if (o.configured_address !== undefined && o.address) parts.push(`listening on ${o.address}`);
   if (o.outcome === "zone_failed") parts.push(`${o.controllers_notified} controllers notified`);
   if (o.outcome === "allowed_hosts_changed") {
     parts.push(o.hosts === null ? "any host may connect" : `${o.hosts.length} hosts allowed`);

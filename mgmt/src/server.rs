@@ -195,6 +195,12 @@ impl MgmtServer {
         format!("{scheme}://{}/api/v1/", self.local_addr)
     }
 
+    /// The web console's URL: `http://ADDR/`, or `https://` when it serves TLS.
+    pub fn console_url(&self) -> String {
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}/", self.local_addr)
+    }
+
     /// Stop accepting, let requests in flight finish, then return.
     pub async fn shutdown(self) {
         self.stop.cancel();

@@ -489,6 +489,13 @@ async fn zones_are_listed_with_their_states_and_write_pointers() {
     api.stop().await;
 }
 
+/// `GET /api/v1/drives` of the model drive below, which the browser test serves to its Drives
+/// page.
+const DRIVES_FIXTURE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/console-test/drives-model.json"
+);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drives_show_what_their_driver_reports() {
     const PCI: &str = "0000:7f:00.0";
@@ -587,6 +594,18 @@ async fn drives_show_what_their_driver_reports() {
         (&json!(2), &json!(8192), &json!(512))
     );
     assert_eq!(ns[1]["exported_as"], json!([{"subsystem": SUB, "nsid": 4}]));
+    // The browser test shows this answer on its Drives page (its daemon has no drive).
+    if std::env::var_os("UPDATE_FIXTURES").is_some() {
+        let text = serde_json::to_string_pretty(&got).unwrap() + "\n";
+        std::fs::write(DRIVES_FIXTURE, text).unwrap();
+    }
+    let fixture: Value = serde_json::from_str(&std::fs::read_to_string(DRIVES_FIXTURE).unwrap())
+        .expect("the fixture is JSON");
+    assert_eq!(
+        fixture, got,
+        "{DRIVES_FIXTURE} is not what the API answers; regenerate it with \
+         UPDATE_FIXTURES=1 cargo test --profile ci -p mgmt --test console"
+    );
     server.shutdown().await;
     daemon.shutdown().await;
 }

@@ -19,10 +19,13 @@ pub const DEFAULT_MODEL: &str = "ferrofab";
 
 #[derive(Debug, thiserror::Error)]
 pub enum SetupError {
-    #[error("subsystem {nqn} namespace {nsid}: {source}")]
+    /// `backend` names it as configured (kind and file, device or PCI address), since the
+    /// backend's own error may not.
+    #[error("subsystem {nqn} namespace {nsid} ({backend}): {source}")]
     Backend {
         nqn: String,
         nsid: u32,
+        backend: String,
         source: nvme::backend::BackendError,
     },
     #[error("subsystem {nqn}: {message}")]
@@ -81,6 +84,12 @@ pub fn open_namespace(
     let backend = open_backend(nc, drives).map_err(|source| SetupError::Backend {
         nqn: nqn.to_string(),
         nsid,
+        backend: match (&nc.backend, &nc.path) {
+            (BackendKind::File | BackendKind::ZonedRam(_), Some(path)) => {
+                format!("{} {}", nc.backend, path.display())
+            }
+            (kind, _) => kind.to_string(),
+        },
         source,
     })?;
     let ns = Arc::new(Namespace::new(nqn, nsid, backend));

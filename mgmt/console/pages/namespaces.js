@@ -58,10 +58,21 @@ export function namespaceTable(nqn, namespaces, canChange, reload) {
   return table(headers, rows, { class: "namespaces" });
 }
 
+// The fields each backend takes (the others are hidden and not sent).
+const USED = {
+  ram: ["size", "block_size", "nsid"],
+  null: ["size", "block_size", "nsid"],
+  file: ["size", "block_size", "nsid", "path"],
+  "zoned-ram": ["size", "block_size", "nsid", "path", "zone_size", "zone_capacity", "max_open", "max_active"],
+  "nvme-vfio": ["nsid", "pci", "drive_nsid", "bind"],
+  "nvme-uring": ["nsid", "path"],
+};
+
 // The request body for the fields of `form` (see namespaceFields), or an error sentence.
 export function namespaceRequest(form) {
-  const v = (name) => (form.elements[name] ? form.elements[name].value.trim() : "");
-  const kind = v("backend");
+  const kind = form.elements.backend.value;
+  const used = USED[kind] || [];
+  const v = (name) => (used.includes(name) && form.elements[name] ? form.elements[name].value.trim() : "");
   const req = {};
   if (v("nsid")) req.nsid = Number(v("nsid"));
   const size = v("size");
@@ -126,14 +137,6 @@ export function namespaceFields(prefix) {
     field("pci", "PCI address", { placeholder: "0000:00:04.0" }),
     field("drive_nsid", "Drive NSID", { placeholder: "1" }),
     h("label", { class: "f-bind check" }, h("input", { name: "bind", type: "checkbox" }), "Move the device to vfio-pci"));
-  const USED = {
-    ram: ["size", "block_size", "nsid"],
-    null: ["size", "block_size", "nsid"],
-    file: ["size", "block_size", "nsid", "path"],
-    "zoned-ram": ["size", "block_size", "nsid", "path", "zone_size", "zone_capacity", "max_open", "max_active"],
-    "nvme-vfio": ["nsid", "pci", "drive_nsid", "bind"],
-    "nvme-uring": ["nsid", "path"],
-  };
   const sync = () => {
     const used = USED[backend.value];
     for (const label of box.querySelectorAll("label[class^='f-']")) {

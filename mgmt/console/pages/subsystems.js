@@ -146,10 +146,10 @@ function listenerChoice(s, listeners, can, reload) {
   const boxes = listeners.map((l) => h("label", { class: "check" },
     h("input", { type: "checkbox", value: `${l.transport}://${l.configured_address}`, checked: isOn(l) }),
     `${l.transport} ${l.configured_address}`));
-  const form = h("form", { class: "inline" }, h("p", {}, text), boxes,
+  const form = h("form", { class: "inline listener-choice" }, h("p", {}, text), boxes,
     h("button", { type: "submit" }, "Set listeners"),
     h("button", {
-      type: "button", class: "secondary",
+      type: "button", class: "secondary", dataset: { action: "every-listener" },
       onclick: () => change(`Make ${s.nqn} reachable on every listener`,
         () => api.patch(`/api/v1/subsystems/${api.seg(s.nqn)}`, { listeners: null }), reload),
     }, "Every listener"));
@@ -162,7 +162,7 @@ function listenerChoice(s, listeners, can, reload) {
 }
 
 function listenersCard(listeners, can, reload) {
-  const rows = listeners.map((l) => h("tr", {},
+  const rows = listeners.map((l) => h("tr", { dataset: { address: l.configured_address, transport: l.transport } },
     h("td", { class: "num" }, l.portid), h("td", {}, l.transport),
     h("td", {}, l.configured_address), h("td", {}, l.address),
     can ? h("td", {}, confirmButton("Close", "Really close (disconnects its hosts)?", () => change(`Close ${l.transport} listener ${l.configured_address}`,
@@ -182,5 +182,5 @@ function listenersCard(listeners, can, reload) {
       },
     }, transport, address, h("button", { type: "submit" }, "Open listener"));
   }
-  return section("Listeners of the box", table(headers, rows), form);
+  return h("section", { class: "card", id: "listeners" }, h("h2", {}, "Listeners of the box"), table(headers, rows), form);
 }

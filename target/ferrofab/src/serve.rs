@@ -122,7 +122,7 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
             };
             match started {
                 Ok(server) => {
-                    tracing::info!(url = %server.url(),
+                    tracing::info!(url = %server.url(), console = %server.console_url(),
                     admin_token = %token_dir.join(mgmt::auth::ADMIN_TOKEN_FILE).display(),
                     "management API serving");
                     Some(server)
