@@ -291,6 +291,12 @@ def dashboard_moves(console, args):
     step(f"dashboard: {iops} IOPS, reactor 0 busy {busy:.1f} %, the lines move")
     page.wait_for_timeout(2500)
     console.shot("dashboard")
+    # The README's picture (docs/console.png): the top of the dashboard, 1000 px wide.
+    page.set_viewport_size({"width": 1000, "height": 760})
+    page.evaluate("window.scrollTo(0, 0)")
+    page.wait_for_timeout(300)
+    page.screenshot(path=os.path.join(args.shots, "readme-dashboard.png"))
+    page.set_viewport_size({"width": 1280, "height": 900})
     console.go("hosts")
     row = page.locator(f"#controllers tr[data-host='{HOST}']")
     expect(row).to_be_visible()

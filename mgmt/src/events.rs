@@ -108,26 +108,34 @@ pub struct EventsView {
 
 /// The event record, oldest first: every record kept, or those after `after`.
 #[utoipa::path(get, path = "/api/v1/events", tag = "system",
-    params(("after" = Option<u64>, Query,
+    params(("after" = Option<u64>, Query, maximum = 9_223_372_036_854_775_807_u64,
         description = "Only records numbered above this (the latest_seq of an earlier answer; \
             one above the latest record, from before a restart, returns every record)")),
     responses(
         (status = 200, description = "The records", body = EventsView),
-        (status = 400, description = "after is not a whole number", body = ErrorBody),
+        (status = 400, description = "after is not a whole number from 0 to 2^63 - 1", body = ErrorBody),
         (status = 401, description = "No or a wrong token", body = ErrorBody),
     ))]
 pub(crate) async fn list(
     State(state): State<AppState>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Json<EventsView>, ApiError> {
+    // The document's integers are int64: a number above its range is refused, not wrapped.
     let after = match query.get("after") {
         None => 0,
-        Some(text) => text.parse::<u64>().map_err(|_| {
-            ApiError::invalid(
-                "after",
-                format!("after {text:?} is not a record number (a whole number from 0)"),
-            )
-        })?,
+        Some(text) => text
+            .parse::<i64>()
+            .ok()
+            .and_then(|n| u64::try_from(n).ok())
+            .ok_or_else(|| {
+                ApiError::invalid(
+                    "after",
+                    format!(
+                        "after {text:?} is not a record number (a whole number from 0 to {})",
+                        i64::MAX
+                    ),
+                )
+            })?,
     };
     let log = state.engine.target().events();
     // A number above the latest one was handed out before the daemon restarted (numbering

@@ -161,13 +161,20 @@ impl From<ZoneReport> for ZonesView {
     }
 }
 
+/// A query number: a whole number from 0 within the document's int64.
 fn query_number(query: &HashMap<String, String>, name: &str) -> Result<Option<u64>, ApiError> {
     query
         .get(name)
         .map(|text| {
-            text.parse::<u64>().map_err(|_| {
-                ApiError::invalid(name, format!("{name} {text:?} is not a whole number"))
-            })
+            text.parse::<i64>()
+                .ok()
+                .and_then(|n| u64::try_from(n).ok())
+                .ok_or_else(|| {
+                    ApiError::invalid(
+                        name,
+                        format!("{name} {text:?} is not a whole number from 0 to {}", i64::MAX),
+                    )
+                })
         })
         .transpose()
 }
@@ -178,8 +185,9 @@ fn query_number(query: &HashMap<String, String>, name: &str) -> Result<Option<u6
     tag = "namespaces",
     params(("nqn" = String, Path, description = "Subsystem NQN"),
            ("nsid" = u32, Path, description = "Namespace ID"),
-           ("from" = Option<u64>, Query, description = "Index of the first zone (default 0)"),
-           ("count" = Option<u64>, Query,
+           ("from" = Option<u64>, Query, maximum = 9_223_372_036_854_775_807_u64,
+               description = "Index of the first zone (default 0)"),
+           ("count" = Option<u64>, Query, minimum = 1, maximum = 4096,
                description = "Most zones to list: 1 to 4096 (default 1024)")),
     responses(
         (status = 200, description = "The zones", body = ZonesView),
