@@ -390,9 +390,11 @@ async fn the_event_record_shows_connects_refusals_and_changes() {
         .all(|e| e["seq"].as_u64().unwrap() > latest));
     let all_again = api.get("/api/v1/events?after=999999").await.expect(200);
     assert_eq!(all_again["events"][0]["seq"], events[0]["seq"]);
-    api.get("/api/v1/events?after=-1")
-        .await
-        .expect_error(400, "invalid", Some("after"));
+    for bad in ["-1", "9223372036854775808", "x"] {
+        api.get(&format!("/api/v1/events?after={bad}"))
+            .await
+            .expect_error(400, "invalid", Some("after"));
+    }
     api.stop().await;
 }
 
@@ -485,6 +487,9 @@ async fn zones_are_listed_with_their_states_and_write_pointers() {
     api.get(&format!("{at}/2/zones?count=x"))
         .await
         .expect_error(400, "invalid", Some("count"));
+    api.get(&format!("{at}/2/zones?from=9223372036854775808"))
+        .await
+        .expect_error(400, "invalid", Some("from"));
     ctrl.shutdown().await.unwrap();
     api.stop().await;
 }
