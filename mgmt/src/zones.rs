@@ -172,7 +172,10 @@ fn query_number(query: &HashMap<String, String>, name: &str) -> Result<Option<u6
                 .ok_or_else(|| {
                     ApiError::invalid(
                         name,
-                        format!("{name} {text:?} is not a whole number from 0 to {}", i64::MAX),
+                        format!(
+                            "{name} {text:?} is not a whole number from 0 to {}",
+                            i64::MAX
+                        ),
                     )
                 })
         })
