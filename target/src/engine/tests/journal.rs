@@ -105,6 +105,24 @@ async fn connects_changes_events_and_refusals_are_recorded() {
         refused.message
     );
 
+    // A teardown whose reason is known records it.
+    let third = connect(&e, A, "127.0.0.1:4420");
+    let left = e.target().controllers().len();
+    assert_eq!(
+        e.target()
+            .inner()
+            .remove_destroyed_controller(third.cntlid, "keep-alive timeout"),
+        left - 1
+    );
+    let last = recorded(&e, 0).pop().unwrap();
+    assert_eq!(
+        last.message,
+        format!(
+            "controller {} of {A} torn down: keep-alive timeout",
+            third.cntlid
+        )
+    );
+
     // A reload that cannot be applied is recorded as refused.
     let mut bigger = e.config();
     bigger.reactor.count = Some(4);
