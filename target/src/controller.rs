@@ -522,7 +522,7 @@ impl Controller {
         self.ready.store(false, Ordering::Release);
         self.teardown.cancel();
         let remaining = match self.target.upgrade() {
-            Some(t) => t.remove_controller(self.cntlid),
+            Some(t) => t.remove_destroyed_controller(self.cntlid, reason),
             None => 0,
         };
         tracing::info!(
