@@ -9,10 +9,8 @@
 //! Usage: `rdma_alloc_check ADDR:PORT`; prints `rdma_alloc_check: OK` and exits 0 when no
 //! workload's window saw an allocation.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,47 +18,9 @@ use fabric::tcp::reactor::ThreadHook;
 use target::perf::{self, Pattern, PerfConfig, TransportKind};
 use target::{Config, Daemon, TargetParams};
 
-/// Counts allocations made on threads that opted in (the RDMA reactor).
-struct CountingAlloc;
-
-thread_local! {
-    static TRACKED: Cell<bool> = const { Cell::new(false) };
-}
-static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
-
-fn note_allocation() {
-    if TRACKED.with(Cell::get) {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-// SAFETY: every method forwards to the system allocator with the caller's arguments
-// unchanged, so System's guarantees are this allocator's; the counter touches no heap memory
-// (a const thread-local Cell and a static atomic).
-unsafe impl GlobalAlloc for CountingAlloc {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        note_allocation();
-        // SAFETY: forwarded unchanged (see the impl).
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        note_allocation();
-        // SAFETY: forwarded unchanged (see the impl).
-        unsafe { System.alloc_zeroed(layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        note_allocation();
-        // SAFETY: forwarded unchanged (see the impl).
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: forwarded unchanged (see the impl).
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
+#[path = "../tests/support/counting_alloc.rs"]
+mod counting_alloc;
+use counting_alloc::{CountingAlloc, ALLOCATIONS, TRACKED};
 
 #[global_allocator]
 static GLOBAL: CountingAlloc = CountingAlloc;

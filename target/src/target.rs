@@ -310,17 +310,9 @@ impl TargetInner {
             .cloned()
     }
 
-    /// Remove a destroyed controller (recorded in the event log); returns how many remain.
-    pub fn remove_controller(&self, cntlid: u16) -> usize {
-        self.remove_and_record(cntlid, None)
-    }
-
-    /// [`TargetInner::remove_controller`], recording why it was destroyed.
+    /// Remove a destroyed controller, recording why it was destroyed in the event log;
+    /// returns how many remain.
     pub fn remove_destroyed_controller(&self, cntlid: u16, reason: &str) -> usize {
-        self.remove_and_record(cntlid, Some(reason))
-    }
-
-    fn remove_and_record(&self, cntlid: u16, reason: Option<&str>) -> usize {
         let (removed, remaining) = {
             let mut table = self.controllers.lock_counted();
             let removed = table.by_id.remove(&cntlid);
@@ -328,11 +320,10 @@ impl TargetInner {
         };
         if let Some(c) = removed {
             let subnqn = c.subsystem_nqn();
-            let why = reason.map(|r| format!(": {r}")).unwrap_or_default();
             self.events.record(
                 NewEvent::new(
                     Category::Disconnected,
-                    format!("controller {cntlid} of {subnqn} torn down{why}"),
+                    format!("controller {cntlid} of {subnqn} torn down: {reason}"),
                 )
                 .subsystem(subnqn)
                 .host(c.hostnqn.as_str())

@@ -1,7 +1,6 @@
 //! The reactor data path against the in-tree initiator: no allocation in steady state,
 //! least-loaded placement, pinning, and an idle adaptive reactor that sleeps.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
@@ -22,56 +21,16 @@ use nvme::Status;
 use target::drives::{DriveSettings, Drives};
 use target::{Config, Daemon, TargetParams};
 
-/// Counts allocations made on threads that opted in (the reactor under test).
-struct CountingAlloc;
+#[path = "support/counting_alloc.rs"]
+mod counting_alloc;
+use counting_alloc::{CountingAlloc, ALLOCATIONS, PAUSED as IN_DEVICE, TRACKED};
 
-thread_local! {
-    static TRACKED: Cell<bool> = const { Cell::new(false) };
-    /// Inside the model drive's register accesses: the model stands in for the device, so
-    /// what it does is not the reactor's.
-    static IN_DEVICE: Cell<bool> = const { Cell::new(false) };
-}
-static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
 /// Locks the tracked threads took (`ferrofab_sync` counts every acquisition in the workspace).
 static LOCKS: AtomicU64 = AtomicU64::new(0);
 /// Of those, the ones the model drive took standing in for the device.
 static DEVICE_LOCKS: AtomicU64 = AtomicU64::new(0);
 /// One counting test at a time: the counter is the process's.
 static COUNTING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-fn note_allocation() {
-    if TRACKED.with(Cell::get) && !IN_DEVICE.with(Cell::get) {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-// SAFETY: every method forwards to the system allocator with the caller's arguments
-// unchanged, so System's guarantees are this allocator's; the counter touches no heap memory
-// (a const thread-local Cell and a static atomic).
-unsafe impl GlobalAlloc for CountingAlloc {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        note_allocation();
-        // SAFETY: forwarded unchanged (see the impl).
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        note_allocation();
-        // SAFETY: forwarded unchanged (see the impl).
-        unsafe { System.alloc_zeroed(layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        note_allocation();
-        // SAFETY: forwarded unchanged (see the impl).
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: forwarded unchanged (see the impl).
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
 
 #[global_allocator]
 static GLOBAL: CountingAlloc = CountingAlloc;

@@ -114,11 +114,6 @@ impl DhKeyPair {
     }
 }
 
-/// A group's availability check for configuration: every group but null has parameters.
-pub fn has_exchange(group: DhGroup) -> bool {
-    params_of(group).is_some()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

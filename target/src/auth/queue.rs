@@ -56,14 +56,6 @@ impl AuthTable {
     pub fn get(&self, hostnqn: &str) -> Option<Arc<HostAuth>> {
         self.by_nqn.get(hostnqn).cloned()
     }
-
-    pub fn len(&self) -> usize {
-        self.by_nqn.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.by_nqn.is_empty()
-    }
 }
 
 /// One queue's authentication.
@@ -76,10 +68,6 @@ impl QueueAuth {
         Box::new(QueueAuth {
             dhchap: Dhchap::new(host.keys.clone(), host.policy.clone(), hostnqn, subnqn),
         })
-    }
-
-    pub fn authenticated(&self) -> bool {
-        self.dhchap.authenticated()
     }
 
     /// The answer to `req` when authentication decides it: its own commands, and any other
