@@ -201,8 +201,10 @@ def namespace_changes(console, args):
         add.locator("select[name=backend]").select_option(kind)
         add.locator(f"input[name={field}]").fill(value)
         add.locator("button[type=submit]").click()
-        text = console.notice("error", f"Add a namespace to {SUB} failed")
-        if value not in text or "[HTTP 4" not in text:
+        # Wait for this refusal's own text: the previous one reads the same up to the
+        # backend, and is still shown until the answer arrives.
+        text = console.notice("error", value)
+        if f"Add a namespace to {SUB} failed" not in text or "[HTTP 4" not in text:
             fail(f"the {kind} refusal does not name {value} with its status: {text}")
         step(f"shown: {text}")
         expect(card.locator("table.namespaces tbody tr")).to_have_count(2)
