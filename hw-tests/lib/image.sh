@@ -12,7 +12,7 @@ GUEST_PACKAGES=(
 	mount kmod iproute2 pciutils procps busybox util-linux
 	nvme-cli fio jq e2fsprogs
 	rdma-core libibverbs1 librdmacm1t64 ibverbs-providers ibverbs-utils rdmacm-utils
-	ktls-utils
+	ktls-utils keyutils
 	zonefs-tools btrfs-progs
 )
 
@@ -30,6 +30,7 @@ GUEST_MODULES=(
 	nvmet nvmet-tcp null_blk brd
 	crc32c_generic crc32c-intel crc32_generic crc32-pclmul
 	sha256_generic sha512_generic hmac dh_generic tls
+	gcm ghash-generic aes-generic aesni-intel
 	rdma_rxe ib_core ib_cm iw_cm rdma_cm ib_uverbs rdma_ucm nvme-rdma nvmet-rdma
 	veth
 	vfio vfio-pci vfio_iommu_type1

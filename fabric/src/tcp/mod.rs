@@ -12,6 +12,7 @@ pub mod reactor_stats;
 pub mod send_queue;
 pub mod server;
 pub mod target_conn;
+pub mod tls;
 
 pub use server::serve;
 pub use target_conn::{TargetConnection, TcpTargetConfig};
