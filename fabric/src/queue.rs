@@ -318,6 +318,9 @@ pub struct ConnectionInfo {
     pub transport: TransportKind,
     pub local: SocketAddr,
     pub peer: SocketAddr,
+    /// The TLS channel the connection came through (NVMe/TCP with TLS): the PSK identity
+    /// names the host and subsystem it may connect as.
+    pub secure: Option<std::sync::Arc<crate::tcp::tls::SecureChannel>>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -298,6 +298,7 @@ async fn start() -> Server {
             target,
             TcpTargetConfig::default(),
             pool.clone(),
+            None,
             stop,
         )
         .await;

@@ -150,7 +150,7 @@ async fn serve_then_stop(
         ..Default::default()
     };
     let pool = Arc::new(ReactorPool::start(reactors, tokio::runtime::Handle::current()).unwrap());
-    serve(listener, target, config, pool.clone(), shutdown).await;
+    serve(listener, target, config, pool.clone(), None, shutdown).await;
     tokio::task::spawn_blocking(move || pool.stop_and_join())
         .await
         .unwrap();

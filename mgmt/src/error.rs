@@ -88,6 +88,9 @@ impl ApiError {
             ActionError::NoSuchHostAuth(_) => {
                 ApiError::new(StatusCode::NOT_FOUND, "no_such_host_auth", message)
             }
+            ActionError::NoSuchTlsPsk { .. } => {
+                ApiError::new(StatusCode::NOT_FOUND, "no_such_tls_psk", message)
+            }
             ActionError::SubsystemExists(_) => {
                 ApiError::new(StatusCode::CONFLICT, "subsystem_exists", message).with_field("nqn")
             }

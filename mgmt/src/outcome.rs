@@ -58,6 +58,17 @@ pub enum OutcomeView {
     HostAuthRemoved {
         host: String,
     },
+    /// The host has a TLS PSK for `subsystem` (`null`: every subsystem) from its next TLS
+    /// handshake on (the key is never shown).
+    TlsPskSet {
+        host: String,
+        subsystem: Option<String>,
+    },
+    /// The host's TLS PSK of that scope is gone.
+    TlsPskRemoved {
+        host: String,
+        subsystem: Option<String>,
+    },
     /// A listener opened: `address` as configured, `bound` where it listens.
     ListenerAdded {
         transport: Transport,
@@ -151,6 +162,10 @@ impl From<Outcome> for OutcomeView {
                 bidirectional,
             },
             Outcome::HostAuthRemoved { host } => OutcomeView::HostAuthRemoved { host },
+            Outcome::TlsPskSet { host, subsystem } => OutcomeView::TlsPskSet { host, subsystem },
+            Outcome::TlsPskRemoved { host, subsystem } => {
+                OutcomeView::TlsPskRemoved { host, subsystem }
+            }
             Outcome::ControllerDisconnected { cntlid } => {
                 OutcomeView::ControllerDisconnected { cntlid }
             }

@@ -173,7 +173,11 @@ pub(crate) async fn add_listener(
     let address = parse_address("address", &req.address)?;
     let view = state
         .apply(
-            Action::AddListener(ListenerConfig { transport, address }),
+            Action::AddListener(ListenerConfig {
+                transport,
+                address,
+                tls: Default::default(),
+            }),
             FieldScope::Listener,
             move |engine, _| {
                 // (transport, configured address) is unique (the configuration rules).

@@ -12,10 +12,12 @@ use serde::{Deserialize, Serialize};
 mod host;
 mod listener_ref;
 mod ser;
+mod tls_psk;
 mod validate;
 
 pub use host::{DhchapGroup, DhchapHash, HostConfig, WhichKey};
 pub use listener_ref::ListenerRef;
+pub use tls_psk::{ListenerTls, TlsPskConfig};
 pub use validate::{FieldAt, FieldPath, RuleError};
 
 /// NQN of the subsystem served when no configuration file is given.
@@ -326,6 +328,9 @@ pub struct Config {
     /// Hosts that authenticate (`[[host]]`, DH-HMAC-CHAP).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub host: Vec<HostConfig>,
+    /// Pre-shared keys for NVMe/TCP TLS (`[[tls_psk]]`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tls_psk: Vec<TlsPskConfig>,
 }
 
 /// `[drives]`: how ferrofab drives the NVMe controllers it takes over (`nvme-vfio`) and the
@@ -396,6 +401,9 @@ pub const MAX_REACTORS: usize = 256;
 pub struct ListenerConfig {
     pub transport: TransportKind,
     pub address: SocketAddr,
+    /// NVMe/TCP TLS 1.3: `none` (default), `optional` or `required`.
+    #[serde(default, skip_serializing_if = "ListenerTls::is_none")]
+    pub tls: ListenerTls,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]

@@ -8,6 +8,7 @@ use fabric::queue::Target;
 use fabric::rdma::RdmaTargetConfig;
 use fabric::tcp::reactor::{PollMode, ReactorConfig, ReactorPool, ThreadHook};
 use fabric::tcp::server::TcpTargetConfig;
+use fabric::tcp::tls::TlsAcceptor;
 use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
 
@@ -33,6 +34,8 @@ pub enum DaemonError {
     Setup(#[from] SetupError),
     #[error("cannot start the reactors: {0}")]
     Reactors(std::io::Error),
+    #[error("cannot set up TLS (OpenSSL): {0}")]
+    Tls(fabric::tcp::tls::TlsSetupError),
     #[error(transparent)]
     State(StateError),
 }
@@ -154,7 +157,7 @@ impl Daemon {
                         source,
                     })?;
             bound.push((l.clone(), socket.address()));
-            sockets.push(socket);
+            sockets.push((l.tls, socket));
         }
         let tcp = TcpTargetConfig {
             io_in_capsule: params.io_in_capsule,
@@ -181,8 +184,10 @@ impl Daemon {
         target.metrics().set_reactors(reactors.counters());
         tracing::info!(reactors = reactors.len(), cores = ?reactor_config.cores, poll = ?reactor_config.poll, "reactors started");
         let shared: Arc<dyn Target> = Arc::new(target.clone());
+        let acceptor = TlsAcceptor::new(Arc::new(target.clone())).map_err(DaemonError::Tls)?;
         let listeners = Arc::new(TcpListeners::new(
             shared,
+            Arc::new(acceptor),
             tcp,
             reactors.clone(),
             Handle::current(),
@@ -194,10 +199,10 @@ impl Daemon {
             rdma_reactors,
             CancellationToken::new(),
         ));
-        for socket in sockets {
+        for (tls, socket) in sockets {
             match socket.transport() {
-                TransportKind::Tcp => listeners.serve(socket),
-                TransportKind::Rdma => rdma_listeners.serve(socket),
+                TransportKind::Tcp => listeners.serve(socket, tls.into()),
+                TransportKind::Rdma => rdma_listeners.serve(socket, tls.into()),
             }
         }
         let mut engine = Engine::new(target.clone(), config, bound, drives)

@@ -6,12 +6,13 @@ use std::net::{IpAddr, SocketAddr};
 use nvme::log_page::{
     AddressFamily, DiscoveryLog, DiscoveryRecord, RdmaTsas, SubsystemType, TcpSecurityType,
     TransportType, EFLAGS_DUPRETINFO, EFLAGS_EPCSD, TREQ_DISABLE_SQ_FLOW_CONTROL,
-    TREQ_SECURE_CHANNEL_NOT_REQUIRED, TSAS_LEN,
+    TREQ_SECURE_CHANNEL_NOT_REQUIRED, TREQ_SECURE_CHANNEL_REQUIRED, TSAS_LEN,
 };
 
 use crate::config::TransportKind;
 use crate::nqn::DISCOVERY_NQN;
 use crate::target::{Listener, TargetInner};
+use fabric::tcp::tls::TlsMode;
 
 /// Admin submission queue size hosts may use (ASQSZ).
 pub const ADMIN_SQ_SIZE: u16 = 32;
@@ -24,14 +25,28 @@ pub fn trtype(transport: TransportKind) -> TransportType {
     }
 }
 
-/// The transport specific address subtype of a listener's records: for TCP SECTYPE none
-/// (NVMe/TCP 1.0 §3.6.1.1, no TLS); for RDMA reliable connected QPs, no provider
-/// specified, RDMA_IP_CM, no partition key (NVMe/RDMA 1.0 Figure 3), as Linux nvmet reports.
-fn tsas(transport: TransportKind) -> [u8; TSAS_LEN] {
-    match transport {
-        TransportKind::Tcp => DiscoveryRecord::tcp_tsas(TcpSecurityType::None),
-        TransportKind::Rdma => DiscoveryRecord::rdma_tsas(RdmaTsas::RDMA_CM),
+/// The transport specific address subtype of a listener's records: for TCP the SECTYPE,
+/// TLS 1.3 where the listener speaks TLS, else none (NVMe/TCP 1.1 §3.6.1, Figure 5); for
+/// RDMA reliable connected QPs, no provider specified, RDMA_IP_CM, no partition key
+/// (NVMe/RDMA 1.0 Figure 3), as Linux nvmet reports.
+fn tsas(l: &Listener) -> [u8; TSAS_LEN] {
+    match (l.transport, l.tls) {
+        (TransportKind::Tcp, TlsMode::None) => DiscoveryRecord::tcp_tsas(TcpSecurityType::None),
+        (TransportKind::Tcp, TlsMode::Optional | TlsMode::Required) => {
+            DiscoveryRecord::tcp_tsas(TcpSecurityType::Tls13)
+        }
+        (TransportKind::Rdma, _) => DiscoveryRecord::rdma_tsas(RdmaTsas::RDMA_CM),
     }
+}
+
+/// TREQ (NVMe-oF 1.1 Figure 38): whether a secure channel is required, and that hosts may
+/// disable SQ flow control (both transports).
+fn treq(l: &Listener) -> u8 {
+    let secure = match l.tls {
+        TlsMode::Required => TREQ_SECURE_CHANNEL_REQUIRED,
+        TlsMode::None | TlsMode::Optional => TREQ_SECURE_CHANNEL_NOT_REQUIRED,
+    };
+    secure | TREQ_DISABLE_SQ_FLOW_CONTROL
 }
 
 fn record(
@@ -57,9 +72,7 @@ fn record(
             IpAddr::V6(_) => AddressFamily::Ipv6,
         },
         subtype,
-        // No secure channel required; hosts may disable SQ flow control (both transports:
-        // NVMe-oF 1.1 Figure 38, TREQ).
-        treq: TREQ_SECURE_CHANNEL_NOT_REQUIRED | TREQ_DISABLE_SQ_FLOW_CONTROL,
+        treq: treq(l),
         portid: l.portid,
         cntlid: nvme::command::CNTLID_DYNAMIC,
         asqsz: ADMIN_SQ_SIZE,
@@ -67,7 +80,7 @@ fn record(
         trsvcid: l.address.port().to_string(),
         traddr: ip.to_string(),
         subnqn: subnqn.to_string(),
-        tsas: tsas(l.transport),
+        tsas: tsas(l),
     }
 }
 

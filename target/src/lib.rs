@@ -34,6 +34,7 @@ pub mod state;
 pub mod status_map;
 pub mod subsystem;
 pub mod target;
+pub mod tls_psks;
 
 pub use config::Config;
 pub use controller::TargetParams;

@@ -9,7 +9,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use fabric::queue::Target;
 use fabric::tcp::reactor::ReactorPool;
-use fabric::tcp::server::{serve, TcpTargetConfig};
+use fabric::tcp::server::{serve, ListenerTls, TcpTargetConfig};
+use fabric::tcp::tls::{TlsAcceptor, TlsMode};
 use tokio::net::TcpSocket;
 use tokio::runtime::Handle;
 use tokio::task::JoinHandle;
@@ -17,6 +18,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::TransportKind;
 use crate::engine::{BoundSocket, ListenerControl};
+
+/// Longest a host may take for each read or write of the TLS handshake (the kernel host's
+/// tlshd finishes in milliseconds; a silent peer holds one blocking thread until then).
+const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Bind a TCP listener socket on `address` (port 0 picks one), registered with `runtime`.
 /// As `TcpListener::bind` does: SO_REUSEADDR (a restarted daemon rebinds its port while
@@ -40,6 +45,8 @@ pub fn bind_tcp(address: SocketAddr, runtime: &Handle) -> std::io::Result<BoundS
 /// NVMe/TCP accept loops on the daemon's runtime, handing connections to the reactors.
 pub struct TcpListeners {
     target: Arc<dyn Target>,
+    /// The TLS handshake's server (its PSKs are the target's `[[tls_psk]]`).
+    acceptor: Arc<TlsAcceptor>,
     config: TcpTargetConfig,
     reactors: Arc<ReactorPool>,
     runtime: Handle,
@@ -51,6 +58,7 @@ pub struct TcpListeners {
 impl TcpListeners {
     pub fn new(
         target: Arc<dyn Target>,
+        acceptor: Arc<TlsAcceptor>,
         config: TcpTargetConfig,
         reactors: Arc<ReactorPool>,
         runtime: Handle,
@@ -58,6 +66,7 @@ impl TcpListeners {
     ) -> TcpListeners {
         TcpListeners {
             target,
+            acceptor,
             config,
             reactors,
             runtime,
@@ -91,7 +100,7 @@ impl ListenerControl for TcpListeners {
         bind_tcp(address, &self.runtime)
     }
 
-    fn serve(&self, bound: BoundSocket) {
+    fn serve(&self, bound: BoundSocket, tls: TlsMode) {
         let BoundSocket::Tcp { address, socket } = bound else {
             // The engine hands each control the sockets it bound; never reached.
             tracing::error!(
@@ -101,12 +110,18 @@ impl ListenerControl for TcpListeners {
             return;
         };
         let stop = self.shutdown.child_token();
-        tracing::info!(addr = %address, transport = "tcp", "listening");
+        tracing::info!(addr = %address, transport = "tcp", tls = tls.as_str(), "listening");
+        let tls = (tls != TlsMode::None).then(|| ListenerTls {
+            mode: tls,
+            acceptor: self.acceptor.clone(),
+            timeout: TLS_HANDSHAKE_TIMEOUT,
+        });
         let task = self.runtime.spawn(serve(
             socket,
             self.target.clone(),
             self.config.clone(),
             self.reactors.clone(),
+            tls,
             stop.clone(),
         ));
         self.serving().insert(address, (stop, task));

@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::TransportKind;
 use crate::engine::{BoundSocket, ListenerControl};
 use crate::target::FabricTarget;
+use fabric::tcp::tls::TlsMode;
 
 /// The NVMe/RDMA reactors, started on first use with the same `[reactor]` settings as the
 /// TCP ones (one per listed core, or `count` unpinned).
@@ -131,7 +132,7 @@ impl ListenerControl for RdmaListeners {
         self.reactors.bind(address).map(BoundSocket::Rdma)
     }
 
-    fn serve(&self, bound: BoundSocket) {
+    fn serve(&self, bound: BoundSocket, _tls: TlsMode) {
         let BoundSocket::Rdma(bound) = bound else {
             // The engine hands each control the sockets it bound; never reached.
             tracing::error!(

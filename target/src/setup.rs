@@ -174,10 +174,12 @@ pub fn build_target(
             portid: i as u16 + 1,
             transport: l.transport,
             address: *at,
+            tls: l.tls.into(),
         })
         .collect();
     let target = FabricTarget::new(params, listeners);
     target.set_auth(crate::auth::AuthTable::from_config(&config.host));
+    target.set_tls_psks(crate::tls_psks::PskTable::from_config(&config.tls_psk));
     for sc in &config.subsystem {
         let listeners = resolve_listeners(bound, sc);
         target

@@ -22,6 +22,8 @@ use crate::io::IoQueue;
 use crate::metrics::{QueueKind, RefusedConnect, TargetMetrics};
 use crate::nqn::DISCOVERY_NQN;
 use crate::subsystem::Subsystem;
+use crate::tls_psks::PskTable;
+use fabric::tcp::tls::TlsMode;
 use nvme::features::{AsyncEvent, AsyncEventConfig};
 
 /// Dynamic controllers get IDs in 1..=FFEFh (NVMe Base 2.0 §3.1.1: FFF0h and above reserved).
@@ -42,6 +44,8 @@ pub struct Listener {
     pub portid: u16,
     pub transport: TransportKind,
     pub address: SocketAddr,
+    /// NVMe/TCP TLS: announced in the discovery log (TREQ, TSAS).
+    pub tls: TlsMode,
 }
 
 /// A bound listener's identity: its transport and the address it is bound to.
@@ -77,6 +81,8 @@ pub struct TargetInner {
     /// Hosts that authenticate (DH-HMAC-CHAP); swapped whole by the engine, read at
     /// Connect.
     auth: RwLock<Arc<AuthTable>>,
+    /// NVMe/TCP TLS PSKs; swapped whole by the engine, read at each TLS handshake.
+    tls_psks: RwLock<Arc<PskTable>>,
 }
 
 #[derive(Default)]
@@ -119,6 +125,7 @@ impl FabricTarget {
                 metrics: TargetMetrics::default(),
                 events: EventLog::default(),
                 auth: RwLock::new(Arc::new(AuthTable::default())),
+                tls_psks: RwLock::new(Arc::new(PskTable::default())),
             }),
         }
     }
@@ -130,6 +137,15 @@ impl FabricTarget {
     /// The hosts that authenticate from now on (queues connected before keep theirs).
     pub fn set_auth(&self, table: AuthTable) {
         *self.inner.auth.write_counted() = Arc::new(table);
+    }
+
+    pub(crate) fn tls_psk_table(&self) -> Arc<PskTable> {
+        self.inner.tls_psks.read_counted().clone()
+    }
+
+    /// The TLS PSKs handshakes use from now on (connections already up keep theirs).
+    pub fn set_tls_psks(&self, table: PskTable) {
+        *self.inner.tls_psks.write_counted() = Arc::new(table);
     }
 
     /// Target-wide counters (connects, refusals, events, reactors).
@@ -215,7 +231,7 @@ impl TargetInner {
 
     /// Serve on one more (bound) listener: it gets the lowest free port ID and appears in
     /// the discovery log (persistent discovery controllers get a log change event).
-    pub fn add_listener(&self, id: ListenerId) -> Listener {
+    pub fn add_listener(&self, id: ListenerId, tls: TlsMode) -> Listener {
         let listener = {
             let mut list = self.listeners.write_counted();
             let portid = (1..=u16::MAX)
@@ -225,6 +241,7 @@ impl TargetInner {
                 portid,
                 transport: id.transport,
                 address: id.address,
+                tls,
             };
             list.push(l.clone());
             l
@@ -445,6 +462,15 @@ impl FabricTarget {
             Ok(nqn) if crate::nqn::validate(nqn).is_ok() => nqn,
             _ => return Err(invalid_param(true, DATA_OFFSET_HOSTNQN)),
         };
+        // NVMe/TCP 1.1 §3.6.1.4: the TLS PSK identity names the host and the subsystem the
+        // key is for; a Connect through that channel may name only those.
+        if let Some(ch) = &conn.secure {
+            if ch.hostnqn != hostnqn || ch.subnqn != subnqn {
+                tracing::debug!(peer = %conn.peer, tls_host = %ch.hostnqn, tls_sub = %ch.subnqn,
+                    hostnqn, subnqn, "connect names another host or subsystem than its TLS PSK");
+                return Err(Response::status(Status::CONNECT_INVALID_HOST.with_dnr()));
+            }
+        }
         // SQSIZE is 0's based; a 1-entry queue cannot work (NVMe Base 2.0 §4.1.3).
         if cmd.sqsize == 0 || cmd.sqsize > self.inner.params.mqes {
             return Err(invalid_param(false, SQE_OFFSET_SQSIZE));

@@ -207,6 +207,7 @@ async fn listeners_open_and_close_at_run_time() {
         Action::AddListener(target::config::ListenerConfig {
             transport: target::config::TransportKind::Tcp,
             address,
+            tls: Default::default(),
         }),
     )
     .await

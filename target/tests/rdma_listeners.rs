@@ -85,6 +85,7 @@ async fn rdma_listeners_that_cannot_bind_are_refused_with_the_reason() {
         engine.apply(Action::AddListener(ListenerConfig {
             transport: TransportKind::Rdma,
             address,
+            tls: Default::default(),
         }))
     })
     .await

@@ -97,6 +97,7 @@ fuzz_target!(|input: &[u8]| {
         transport: TransportKind::Rdma,
         local: "10.0.0.1:4420".parse().expect("address"),
         peer: "10.0.0.1:40000".parse().expect("address"),
+        secure: None,
     };
     let config = RdmaTargetConfig {
         admin_in_capsule: 8192,
@@ -154,7 +155,10 @@ fuzz_target!(|input: &[u8]| {
                     let cid = a.cqe.cid();
                     let host_len = outstanding.remove(&cid).unwrap_or(0);
                     if let Some((_, data)) = &a.write {
-                        assert!(data.len() as u64 <= u64::from(host_len), "write past the SGL");
+                        assert!(
+                            data.len() as u64 <= u64::from(host_len),
+                            "write past the SGL"
+                        );
                     }
                     if let Some((_, Payload::Buf(b))) = a.write {
                         pool.give(b);

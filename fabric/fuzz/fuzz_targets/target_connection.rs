@@ -16,8 +16,8 @@ use bytes::Bytes;
 use std::sync::Mutex;
 
 use fabric::queue::{
-    Completion, Connected, ConnectionInfo, Lent, LentHome, QueueHandler, Request, Response,
-    Target, TransportKind,
+    Completion, Connected, ConnectionInfo, Lent, LentHome, QueueHandler, Request, Response, Target,
+    TransportKind,
 };
 use fabric::tcp::framer::{Framer, Role};
 use fabric::tcp::pdu::{EncodeOptions, IcReq, Pdu, PduHeader};
@@ -130,6 +130,7 @@ fuzz_target!(|input: &[u8]| {
         transport: TransportKind::Tcp,
         local: "127.0.0.1:4420".parse().expect("address"),
         peer: "127.0.0.1:40000".parse().expect("address"),
+        secure: None,
     };
     let config = TcpTargetConfig {
         max_h2c_data: 8192,

@@ -64,6 +64,7 @@ fn info(transport: TransportKind) -> ConnectionInfo {
         transport,
         local: "127.0.0.1:4420".parse().unwrap(),
         peer: "127.0.0.1:50000".parse().unwrap(),
+        secure: None,
     }
 }
 

@@ -353,6 +353,7 @@ impl RdmaTransport {
             transport: TransportKind::Rdma,
             local: id.local_addr().unwrap_or(([0, 0, 0, 0], 0).into()),
             peer: id.peer_addr().unwrap_or(([0, 0, 0, 0], 0).into()),
+            secure: None,
         };
         let queue = RdmaQueue::new(target.clone(), info, config);
         let h = &self.reactors[r];

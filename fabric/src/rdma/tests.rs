@@ -95,6 +95,7 @@ fn info() -> ConnectionInfo {
         transport: TransportKind::Rdma,
         local: "10.0.0.1:4420".parse().unwrap(),
         peer: "10.0.0.1:50000".parse().unwrap(),
+        secure: None,
     }
 }
 

@@ -36,6 +36,7 @@ use tracing::{debug, warn};
 
 use super::reactor_stats::{set_current_reactor, LoopClock, ReactorCounters};
 use super::target_conn::{Event, TargetConnection, TcpTargetConfig};
+use super::tls::SecureChannel;
 use crate::queue::{ConnectionInfo, Target, TransportKind};
 use crate::queue_core::PendingCommand;
 use crate::sys::{recv_into_spare, recv_split, send_chunks, Chunk, MAX_CHUNKS};
@@ -258,12 +259,14 @@ impl ReactorPool {
         self.reactors.iter().map(|r| r.counters.clone()).collect()
     }
 
-    /// Give an accepted NVMe/TCP connection to the least-loaded reactor.
+    /// Give an accepted NVMe/TCP connection to the least-loaded reactor; `secure` is the
+    /// TLS channel it came through (the kernel holds its record layer).
     pub fn assign(
         &self,
         stream: TcpStream,
         target: Arc<dyn Target>,
         config: TcpTargetConfig,
+        secure: Option<Arc<SecureChannel>>,
     ) -> io::Result<()> {
         stream.set_nonblocking(true)?;
         stream.set_nodelay(true)?;
@@ -271,6 +274,7 @@ impl ReactorPool {
             transport: TransportKind::Tcp,
             local: stream.local_addr()?,
             peer: stream.peer_addr()?,
+            secure,
         };
         let Some(r) = self
             .reactors

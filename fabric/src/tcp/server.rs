@@ -1,5 +1,7 @@
 //! The NVMe/TCP listener: accepts connections (on tokio, off the data path) and hands each
-//! to the least-loaded reactor of a [`ReactorPool`], which owns it from then on.
+//! to the least-loaded reactor of a [`ReactorPool`], which owns it from then on. On a
+//! listener with TLS, each connection first goes through [`tls::admit`] on a blocking
+//! thread (the handshake), and reaches its reactor with the kernel holding the records.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,7 +12,17 @@ use tracing::{debug, warn};
 
 use super::reactor::ReactorPool;
 pub use super::target_conn::TcpTargetConfig;
+use super::tls::{self, Admitted, TlsAcceptor, TlsMode};
 use crate::queue::Target;
+
+/// A listener's TLS: its mode and the handshake's server.
+#[derive(Clone, Debug)]
+pub struct ListenerTls {
+    pub mode: TlsMode,
+    pub acceptor: Arc<TlsAcceptor>,
+    /// Longest a host may take for each step of the handshake.
+    pub timeout: Duration,
+}
 
 /// Accept NVMe/TCP connections on `listener` until `shutdown` is cancelled. The connections
 /// live on `reactors`; stopping the pool closes them.
@@ -19,6 +31,7 @@ pub async fn serve(
     target: Arc<dyn Target>,
     config: TcpTargetConfig,
     reactors: Arc<ReactorPool>,
+    tls: Option<ListenerTls>,
     shutdown: CancellationToken,
 ) {
     loop {
@@ -26,12 +39,41 @@ pub async fn serve(
             _ = shutdown.cancelled() => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
-                    let assigned = stream
-                        .into_std()
-                        .and_then(|s| reactors.assign(s, target.clone(), config.clone()));
-                    if let Err(e) = assigned {
-                        debug!(%peer, error = %e, "cannot hand the connection to a reactor");
-                    }
+                    let stream = match stream.into_std() {
+                        Ok(s) => s,
+                        Err(e) => {
+                            debug!(%peer, error = %e, "cannot take the accepted connection");
+                            continue;
+                        }
+                    };
+                    let Some(tls) = tls.clone().filter(|t| t.mode != TlsMode::None) else {
+                        if let Err(e) = reactors.assign(stream, target.clone(), config.clone(), None) {
+                            debug!(%peer, error = %e, "cannot hand the connection to a reactor");
+                        }
+                        continue;
+                    };
+                    let (target, config, reactors) = (target.clone(), config.clone(), reactors.clone());
+                    // The handshake blocks on the socket: off the runtime's workers.
+                    tokio::task::spawn_blocking(move || {
+                        let admitted = tls::admit(stream, tls.mode, &tls.acceptor, tls.timeout);
+                        let assigned = match admitted {
+                            Ok(Admitted::Plain(s)) => reactors.assign(s, target, config, None),
+                            Ok(Admitted::Secure(s, channel)) => {
+                                debug!(%peer, host = %channel.hostnqn, sub = %channel.subnqn,
+                                    cipher = channel.cipher, "TLS connection");
+                                reactors.assign(s, target, config, Some(Arc::new(channel)))
+                            }
+                            Err(e) => {
+                                // Host-triggered: debug level.
+                                debug!(%peer, error = %e, "TLS connection refused");
+                                tls.acceptor.store().refused(peer, &e);
+                                return;
+                            }
+                        };
+                        if let Err(e) = assigned {
+                            debug!(%peer, error = %e, "cannot hand the connection to a reactor");
+                        }
+                    });
                 }
                 Err(e) => {
                     // Typically EMFILE/ENFILE: back off instead of spinning.

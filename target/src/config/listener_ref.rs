@@ -102,6 +102,7 @@ mod tests {
         ListenerConfig {
             transport,
             address: address.parse().unwrap(),
+            tls: Default::default(),
         }
     }
 

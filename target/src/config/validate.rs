@@ -5,9 +5,10 @@
 use std::collections::HashSet;
 use std::fmt;
 
+use super::TransportKind;
 use super::{
-    BackendKind, Config, DrivesSection, HostConfig, NamespaceConfig, ReactorSection, WhichKey,
-    MAX_NSID, MAX_REACTORS,
+    BackendKind, Config, DrivesSection, HostConfig, NamespaceConfig, ReactorSection, TlsPskConfig,
+    WhichKey, MAX_NSID, MAX_REACTORS,
 };
 use crate::nqn;
 
@@ -34,6 +35,8 @@ pub enum FieldAt {
     Subsystem { index: usize, nqn: String },
     /// A `[[host]]`.
     Host { index: usize, nqn: String },
+    /// A `[[tls_psk]]`.
+    TlsPsk { index: usize, host: String },
     /// A `[[subsystem.namespace]]` of subsystem `subsystem`; `nsid` once it is known (rules
     /// about the PCI address are checked before absent NSIDs are assigned).
     Namespace {
@@ -67,6 +70,7 @@ impl fmt::Display for FieldPath {
             FieldAt::Drives => f.write_str("drives.")?,
             FieldAt::Subsystem { index, .. } => write!(f, "subsystem[{index}].")?,
             FieldAt::Host { index, .. } => write!(f, "host[{index}].")?,
+            FieldAt::TlsPsk { index, .. } => write!(f, "tls_psk[{index}].")?,
             FieldAt::Namespace {
                 subsystem, index, ..
             } => write!(f, "subsystem[{subsystem}].namespace[{index}].")?,
@@ -202,11 +206,19 @@ impl Config {
         // port spaces, so one address:port may have a listener of each, but not two of one.
         let mut seen = HashSet::new();
         for (index, l) in self.listener.iter().enumerate() {
-            if !seen.insert(l) {
+            if !seen.insert((l.transport, l.address)) {
                 return Err(RuleError::at(
                     &FieldAt::Listener { index },
                     "address",
                     format!("listener {l} is configured twice"),
+                ));
+            }
+            // TLS is NVMe/TCP's (NVMe/TCP 1.1 §3.6.1); NVMe/RDMA has no TLS.
+            if l.transport != TransportKind::Tcp && !l.tls.is_none() {
+                return Err(RuleError::at(
+                    &FieldAt::Listener { index },
+                    "tls",
+                    format!("listener {l}: TLS is for NVMe/TCP listeners only"),
                 ));
             }
         }
@@ -255,8 +267,37 @@ impl Config {
             }
             validate_namespaces(&at, i, &s.nqn, &mut s.namespace, &mut drives)?;
         }
-        validate_hosts(&self.host)
+        validate_hosts(&self.host)?;
+        validate_tls_psks(&self.tls_psk)
     }
+}
+
+/// `[[tls_psk]]`: valid NQNs, a key that parses, one key per host and scope.
+fn validate_tls_psks(psks: &[TlsPskConfig]) -> Rule {
+    let mut scopes = HashSet::new();
+    for (index, p) in psks.iter().enumerate() {
+        let at = format!("tls_psk #{} ({})", index + 1, p.scope());
+        let field = FieldAt::TlsPsk {
+            index,
+            host: p.host.clone(),
+        };
+        nqn::validate(&p.host)
+            .map_err(|e| RuleError::at(&field, "host", format!("{at}: host: {e}")))?;
+        if let Some(s) = &p.subsystem {
+            nqn::validate(s)
+                .map_err(|e| RuleError::at(&field, "subsystem", format!("{at}: subsystem: {e}")))?;
+        }
+        if !scopes.insert((p.host.as_str(), p.subsystem.as_deref())) {
+            return Err(RuleError::at(
+                &field,
+                "host",
+                format!("{at}: a key for this host and subsystem is configured twice"),
+            ));
+        }
+        p.psk()
+            .map_err(|e| RuleError::at(&field, "key", format!("{at}: key: {e}")))?;
+    }
+    Ok(())
 }
 
 /// `[[host]]`: a valid, unique NQN; keys that parse; preference lists that are not empty and

@@ -3,6 +3,8 @@
 
 use std::net::SocketAddr;
 
+use crate::config::TlsPskConfig;
+
 use crate::config::{
     ByteSize, Config, FieldAt, FieldPath, HostConfig, ListenerConfig, ListenerRef, NamespaceConfig,
     RuleError, SubsystemConfig, TransportKind, MAX_NSID,
@@ -68,6 +70,14 @@ pub enum Action {
     /// The host no longer authenticates (its next queues connect without).
     RemoveHostAuth {
         host: String,
+    },
+    /// Give a host an NVMe/TCP TLS PSK for one subsystem or (no subsystem) every one, or
+    /// replace it: handshakes from now on use it (connections already up keep theirs).
+    SetTlsPsk(TlsPskConfig),
+    /// Drop a host's TLS PSK of that scope.
+    RemoveTlsPsk {
+        host: String,
+        subsystem: Option<String>,
     },
     /// Open a listener (port 0 picks a free port); it appears in the discovery log. An RDMA
     /// listener starts the NVMe/RDMA reactors the first time; without rdma-core or an RDMA
@@ -154,6 +164,14 @@ pub enum Outcome {
     HostAuthRemoved {
         host: String,
     },
+    TlsPskSet {
+        host: String,
+        subsystem: Option<String>,
+    },
+    TlsPskRemoved {
+        host: String,
+        subsystem: Option<String>,
+    },
     ListenerAdded {
         transport: TransportKind,
         address: SocketAddr,
@@ -233,6 +251,14 @@ impl std::fmt::Display for Outcome {
             Outcome::HostAuthRemoved { host } => {
                 write!(f, "host {host} no longer authenticates")
             }
+            Outcome::TlsPskSet { host, subsystem } => match subsystem {
+                Some(s) => write!(f, "host {host} has a TLS PSK for subsystem {s}"),
+                None => write!(f, "host {host} has a TLS PSK for every subsystem"),
+            },
+            Outcome::TlsPskRemoved { host, subsystem } => match subsystem {
+                Some(s) => write!(f, "host {host} no longer has a TLS PSK for subsystem {s}"),
+                None => write!(f, "host {host} no longer has a TLS PSK for every subsystem"),
+            },
             Outcome::ListenerAdded {
                 transport,
                 address,
@@ -288,6 +314,11 @@ pub enum ActionError {
     HostExists { nqn: String, host: String },
     #[error("host {0} has no DH-HMAC-CHAP keys")]
     NoSuchHostAuth(String),
+    #[error("host {host} has no TLS PSK{}", .subsystem.as_deref().map(|s| format!(" for subsystem {s}")).unwrap_or_else(|| " for every subsystem".into()))]
+    NoSuchTlsPsk {
+        host: String,
+        subsystem: Option<String>,
+    },
     #[error(
         "subsystem {0} admits any host: give it an allow-list (SetAllowedHosts) before \
          adding or removing single hosts"
@@ -521,6 +552,29 @@ pub(super) fn apply_to_model(config: &mut Config, action: &Action) -> Result<Act
             config.host.retain(|c| &c.nqn != host);
             if config.host.len() == before {
                 return Err(ActionError::NoSuchHostAuth(host.clone()));
+            }
+        }
+        // The key and NQNs are checked by Config::validate.
+        Action::SetTlsPsk(p) => {
+            match config
+                .tls_psk
+                .iter_mut()
+                .find(|c| c.host == p.host && c.subsystem == p.subsystem)
+            {
+                Some(c) => *c = p.clone(),
+                None => config.tls_psk.push(p.clone()),
+            }
+        }
+        Action::RemoveTlsPsk { host, subsystem } => {
+            let before = config.tls_psk.len();
+            config
+                .tls_psk
+                .retain(|c| &c.host != host || &c.subsystem != subsystem);
+            if config.tls_psk.len() == before {
+                return Err(ActionError::NoSuchTlsPsk {
+                    host: host.clone(),
+                    subsystem: subsystem.clone(),
+                });
             }
         }
         // Not configuration changes; checked against the running controllers and zones.

@@ -60,6 +60,25 @@ pub fn diff(running: &Config, new: &Config) -> Result<Vec<Action>, ActionError> 
         }
     }
 
+    // [[tls_psk]]: keys set, changed or removed, by host and subsystem.
+    for p in &new.tls_psk {
+        if !running.tls_psk.contains(p) {
+            actions.push(Action::SetTlsPsk(p.clone()));
+        }
+    }
+    for p in &running.tls_psk {
+        if !new
+            .tls_psk
+            .iter()
+            .any(|n| n.host == p.host && n.subsystem == p.subsystem)
+        {
+            actions.push(Action::RemoveTlsPsk {
+                host: p.host.clone(),
+                subsystem: p.subsystem.clone(),
+            });
+        }
+    }
+
     let old: BTreeMap<&str, _> = running
         .subsystem
         .iter()

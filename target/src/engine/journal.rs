@@ -80,6 +80,11 @@ fn describe_one(a: &Action) -> String {
         Action::DisconnectController { cntlid } => format!("disconnect controller {cntlid}"),
         Action::SetHostAuth(h) => format!("set DH-HMAC-CHAP keys of host {}", h.nqn),
         Action::RemoveHostAuth { host } => format!("remove DH-HMAC-CHAP keys of host {host}"),
+        Action::SetTlsPsk(p) => format!("set the TLS PSK of {}", p.scope()),
+        Action::RemoveTlsPsk { host, subsystem } => match subsystem {
+            Some(s) => format!("remove the TLS PSK of host {host} for subsystem {s}"),
+            None => format!("remove the TLS PSK of host {host}"),
+        },
         Action::AddListener(l) => format!("open {} listener {}", l.transport, l.address),
         Action::RemoveListener { transport, address } => {
             format!("close {transport} listener {address}")
@@ -108,6 +113,8 @@ fn action_subsystem(a: &Action) -> Option<&str> {
         Action::DisconnectController { .. }
         | Action::SetHostAuth(_)
         | Action::RemoveHostAuth { .. }
+        | Action::SetTlsPsk(_)
+        | Action::RemoveTlsPsk { .. }
         | Action::AddListener(_)
         | Action::RemoveListener { .. } => None,
     }
@@ -126,6 +133,8 @@ fn outcome_subsystem(o: &Outcome) -> Option<&str> {
         Outcome::ControllerDisconnected { .. }
         | Outcome::HostAuthSet { .. }
         | Outcome::HostAuthRemoved { .. }
+        | Outcome::TlsPskSet { .. }
+        | Outcome::TlsPskRemoved { .. }
         | Outcome::ListenerAdded { .. }
         | Outcome::ListenerRemoved { .. } => None,
     }

@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use fabric::rdma::server::RdmaBound;
 
 use crate::config::TransportKind;
+use fabric::tcp::tls::TlsMode;
 
 /// A listener bound for its transport, not yet accepting connections.
 pub enum BoundSocket {
@@ -53,8 +54,9 @@ pub trait ListenerControl: Send + Sync {
     /// Bind `address` without serving it yet (the engine's prepare step: a failure leaves
     /// everything as it was).
     fn bind(&self, address: SocketAddr) -> std::io::Result<BoundSocket>;
-    /// Start accepting connections on a socket this control bound (commit step; cannot fail).
-    fn serve(&self, socket: BoundSocket);
+    /// Start accepting connections on a socket this control bound (commit step; cannot fail),
+    /// with `tls` (NVMe/TCP; configuration validation keeps it `None` elsewhere).
+    fn serve(&self, socket: BoundSocket, tls: TlsMode);
     /// Stop accepting on the bound `address`.
     fn close(&self, address: SocketAddr);
 }

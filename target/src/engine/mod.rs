@@ -233,6 +233,10 @@ impl Engine {
         if state.config.host != next.host {
             self.target.set_auth(AuthTable::from_config(&next.host));
         }
+        if state.config.tls_psk != next.tls_psk {
+            self.target
+                .set_tls_psks(crate::tls_psks::PskTable::from_config(&next.tls_psk));
+        }
         state.config = next;
         for o in &outcomes {
             tracing::info!(outcome = %o, "engine: applied");
@@ -523,6 +527,14 @@ impl Engine {
                     bidirectional: h.dhchap_ctrl_key.is_some(),
                 },
                 Action::RemoveHostAuth { host } => Outcome::HostAuthRemoved { host: host.clone() },
+                Action::SetTlsPsk(p) => Outcome::TlsPskSet {
+                    host: p.host.clone(),
+                    subsystem: p.subsystem.clone(),
+                },
+                Action::RemoveTlsPsk { host, subsystem } => Outcome::TlsPskRemoved {
+                    host: host.clone(),
+                    subsystem: subsystem.clone(),
+                },
                 Action::AddListener(l) => Outcome::ListenerAdded {
                     transport: l.transport,
                     address: l.address,
@@ -575,9 +587,9 @@ impl Engine {
         };
         for (configured, socket) in plan.add_listeners {
             let id = ListenerId::new(configured.transport, socket.address());
-            self.target.inner().add_listener(id);
+            self.target.inner().add_listener(id, configured.tls.into());
             if let Ok(control) = self.listener_control(configured.transport) {
-                control.serve(socket);
+                control.serve(socket, configured.tls.into());
             }
         }
         for cntlid in plan.disconnect {

@@ -348,6 +348,7 @@ fn connect_via(
         transport,
         local: local.parse().unwrap(),
         peer: "127.0.0.1:50000".parse().unwrap(),
+        secure: None,
     };
     let sqe = fabric::initiator::command::connect(0, 31, 0, 0);
     let data =

@@ -56,6 +56,7 @@ type Shared = Arc<Mutex<Learned>>;
 pub struct TlsAcceptor {
     ctx: SslContext,
     learned: Index<Ssl, Shared>,
+    store: Arc<dyn PskStore>,
 }
 
 impl std::fmt::Debug for TlsAcceptor {
@@ -71,6 +72,7 @@ fn learned(ssl: &openssl::ssl::SslRef, idx: Index<Ssl, Shared>) -> Option<Shared
 impl TlsAcceptor {
     pub fn new(store: Arc<dyn PskStore>) -> Result<TlsAcceptor, ErrorStack> {
         let idx = Ssl::new_ex_index::<Shared>()?;
+        let keys = store.clone();
         let mut b = SslContextBuilder::new(SslMethod::tls_server())?;
         b.set_min_proto_version(Some(SslVersion::TLS1_3))?;
         b.set_max_proto_version(Some(SslVersion::TLS1_3))?;
@@ -132,7 +134,13 @@ impl TlsAcceptor {
         Ok(TlsAcceptor {
             ctx: b.build(),
             learned: idx,
+            store: keys,
         })
+    }
+
+    /// Where this acceptor's PSKs come from.
+    pub fn store(&self) -> &dyn PskStore {
+        &*self.store
     }
 
     /// Run the handshake on `stream` (blocking, with the socket's timeouts), then hand the

@@ -13,7 +13,9 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 pub use handshake::{TlsAcceptor, TlsError};
-pub use psk::{ConfiguredPsk, Identity, PskHash};
+/// Why OpenSSL could not set up the TLS server.
+pub use openssl::error::ErrorStack as TlsSetupError;
+pub use psk::{ConfiguredPsk, Identity, IdentityError, PskHash, PskKeyError};
 use zeroize::Zeroizing;
 
 /// What a listener does about TLS; the discovery log announces it (TREQ, TSAS).
@@ -42,6 +44,8 @@ impl TlsMode {
 pub trait PskStore: Send + Sync {
     /// The TLS PSK of `identity`, or `None` when no configured key matches it.
     fn tls_psk(&self, identity: &Identity) -> Option<Zeroizing<Vec<u8>>>;
+    /// A connection was refused before NVMe/TCP began (for the operator's event record).
+    fn refused(&self, _peer: std::net::SocketAddr, _why: &TlsError) {}
 }
 
 /// What a TLS handshake established: who the PSK says the host is, for the Connect check.

@@ -328,6 +328,14 @@ pub fn outcome(o: &OutcomeView) -> String {
             format!("host {host} authenticates with DH-HMAC-CHAP")
         }
         OutcomeView::HostAuthRemoved { host } => format!("host {host} no longer authenticates"),
+        OutcomeView::TlsPskSet { host, subsystem } => match subsystem {
+            Some(s) => format!("host {host} has a TLS PSK for subsystem {s}"),
+            None => format!("host {host} has a TLS PSK for every subsystem"),
+        },
+        OutcomeView::TlsPskRemoved { host, subsystem } => match subsystem {
+            Some(s) => format!("host {host} no longer has a TLS PSK for subsystem {s}"),
+            None => format!("host {host} no longer has its TLS PSK for every subsystem"),
+        },
         OutcomeView::NamespaceAdded { nqn, nsid } => format!("namespace {nsid} added to {nqn}"),
         OutcomeView::NamespaceRemoved { nqn, nsid } => {
             format!("namespace {nsid} removed from {nqn}")

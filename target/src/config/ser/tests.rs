@@ -8,6 +8,7 @@ use rand::{Rng, SeedableRng};
 
 use crate::auth::DhchapKey;
 use crate::config::*;
+use fabric::tcp::tls::{ConfiguredPsk, PskHash};
 
 /// Serialize, parse back, compare; returns the text so a test can also look at it.
 fn round_trip(config: &Config) -> String {
@@ -26,6 +27,7 @@ fn listener(a: &str) -> ListenerConfig {
     ListenerConfig {
         transport: TransportKind::Tcp,
         address: addr(a),
+        tls: Default::default(),
     }
 }
 
@@ -73,10 +75,14 @@ fn everything() -> Config {
     Config {
         listener: vec![
             listener("127.0.0.1:4420"),
-            listener("[::1]:4421"),
+            ListenerConfig {
+                tls: ListenerTls::Required,
+                ..listener("[::1]:4421")
+            },
             ListenerConfig {
                 transport: TransportKind::Rdma,
                 address: addr("[::1]:4421"),
+                tls: Default::default(),
             },
         ],
         subsystem: vec![
@@ -148,6 +154,20 @@ fn everything() -> Config {
                 dhchap_ctrl_key: None,
                 dhchap_hashes: None,
                 dhchap_dhgroups: None,
+            },
+        ],
+        tls_psk: vec![
+            TlsPskConfig {
+                host: "nqn.2026-01.io.host:plain".into(),
+                subsystem: None,
+                key: ConfiguredPsk::from_raw(&[4; 32], Some(PskHash::Sha256))
+                    .unwrap()
+                    .to_text(),
+            },
+            TlsPskConfig {
+                host: "nqn.2026-01.io.host:plain".into(),
+                subsystem: Some("nqn.2026-01.io.ferrofab:a".into()),
+                key: ConfiguredPsk::from_raw(&[5; 48], None).unwrap().to_text(),
             },
         ],
     }
@@ -353,6 +373,7 @@ fn generated(rng: &mut StdRng) -> Config {
         reactor,
         drives,
         host: Vec::new(),
+        tls_psk: Vec::new(),
     }
 }
 

@@ -32,6 +32,7 @@ fn rdma_listener() -> ListenerConfig {
     ListenerConfig {
         transport: TransportKind::Rdma,
         address: addr(),
+        tls: Default::default(),
     }
 }
 
@@ -75,7 +76,7 @@ impl ListenerControl for FakeRdma {
         })
     }
 
-    fn serve(&self, socket: BoundSocket) {
+    fn serve(&self, socket: BoundSocket, _tls: fabric::tcp::tls::TlsMode) {
         self.served.lock_counted().push(socket.address());
     }
 

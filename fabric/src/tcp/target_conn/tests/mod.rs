@@ -180,6 +180,7 @@ fn info() -> ConnectionInfo {
         transport: TransportKind::Tcp,
         local: "127.0.0.1:4420".parse().unwrap(),
         peer: "127.0.0.1:50000".parse().unwrap(),
+        secure: None,
     }
 }
 
