@@ -70,11 +70,17 @@ TGT_NS=() # entries "nqn|nsid|backend|size|path|bs"
 declare -A TGT_SERIAL=() TGT_MODEL=() TGT_HOSTS=() TGT_SUBLISTEN=()
 # DH-HMAC-CHAP hosts (tgt_host): entries "nqn|key|ctrl_key|hash|dhgroup"
 TGT_AUTH=()
+# NVMe/TCP TLS: listener modes (tgt_listener_tls) and PSKs (tgt_tls_psk:
+# entries "host|subsystem|key").
+declare -A TGT_LTLS=()
+TGT_PSK=()
 
 # Listener notation: [tcp:|rdma:]ADDR:PORT — plain ADDR:PORT is NVMe/TCP,
 # rdma:10.0.0.1:4420 is NVMe/RDMA (soft-RoCE: call rdma_setup first and use
 # $TGT_RDMA_ADDR). tgt_listener and tgt_subsys listeners= take the same forms.
 tgt_listener() { TGT_LISTENERS+=("$1"); }
+# tgt_listener_tls LISTENER optional|required: the listener speaks TLS 1.3.
+tgt_listener_tls() { TGT_LTLS[$(lst_norm "$1")]=$2; }
 
 lst_trtype() { # LISTENER -> tcp|rdma
 	case $1 in
@@ -165,6 +171,44 @@ tgt_host() {
 	TGT_AUTH+=("$nqn|$key|$ckey|$hash|$group")
 }
 
+# tgt_tls_psk HOSTNQN key=NVMeTLSkey-1:..: [subsys=NQN]: the target holds the
+# host's configured PSK (for that subsystem, or every one). nvmet reads PSKs
+# from the kernel keyring the host side fills (tls_insert_key), so only
+# ferrofab is configured.
+tgt_tls_psk() {
+	local host=$1 kv key="" sub=""
+	shift
+	for kv in "$@"; do
+		case $kv in
+		key=*) key=${kv#*=} ;;
+		subsys=*) sub=${kv#*=} ;;
+		*) fail "tgt_tls_psk: unknown option $kv" ;;
+		esac
+	done
+	[ -n "$key" ] || fail "tgt_tls_psk: key= is required"
+	TGT_PSK+=("$host|$sub|$key")
+}
+
+# tls_setup: the kernel's TLS and the handshake daemon (tlshd, ktls-utils)
+# that does the host's handshakes (and nvmet's), reading PSKs from .nvme.
+tls_setup() {
+	modprobe tls && modprobe gcm && modprobe nvme-keyring || fail "modprobe tls/gcm/nvme-keyring failed"
+	grep -qw tls /proc/sys/net/ipv4/tcp_available_ulp || fail "no tls ULP after modprobe tls"
+	printf '[debug]\nloglevel=1\n\n[authenticate]\nkeyrings=.nvme\n' >/etc/tlshd.conf
+	pgrep -x tlshd >/dev/null || { tlshd -c /etc/tlshd.conf >"$FF_LOGDIR/$FF_TEST.tlshd.log" 2>&1 & }
+	wait_until 5 pgrep -x tlshd >/dev/null || fail "tlshd did not start"
+}
+
+# tls_insert_key HOSTNQN SUBNQN HEX -> the configured PSK (NVMeTLSkey-1:01:..:)
+# of the 32 key bytes HEX; the host's retained/TLS PSK for that subsystem goes
+# into the .nvme keyring (identity NVMe0R01 HOSTNQN SUBNQN).
+tls_insert_key() {
+	local out
+	out=$(nvme gen-tls-key --hostnqn="$1" --subsysnqn="$2" --secret="$3" --hmac=1 --insert 2>&1) ||
+		fail "nvme gen-tls-key --insert for $1 $2: $out"
+	printf '%s\n' "$out" | grep -o 'NVMeTLSkey-1:[^ ]*' | head -n1
+}
+
 # Values the host should see for things the config leaves to the target.
 tgt_expected_model() { echo "${TGT_MODEL[$1]:-ferrofab}"; }
 tgt_expected_mdts() {
@@ -208,7 +252,9 @@ lst_toml_ref() {
 tgt_render_toml() {
 	local l s e nqn nsid backend size path bs h
 	for l in "${TGT_LISTENERS[@]}"; do
-		printf '[[listener]]\ntransport = "%s"\naddress = "%s"\n\n' "$(lst_trtype "$l")" "$(lst_addrport "$l")"
+		printf '[[listener]]\ntransport = "%s"\naddress = "%s"\n' "$(lst_trtype "$l")" "$(lst_addrport "$l")"
+		[ -n "${TGT_LTLS[$(lst_norm "$l")]:-}" ] && printf 'tls = "%s"\n' "${TGT_LTLS[$(lst_norm "$l")]}"
+		printf '\n'
 	done
 	for s in "${TGT_SUBSYS[@]}"; do
 		printf '[[subsystem]]\nnqn = "%s"\n' "$s"
@@ -244,6 +290,13 @@ tgt_render_toml() {
 		printf '[[host]]\nnqn = "%s"\ndhchap_key = "%s"\n' "$nqn" "$key"
 		[ -n "$ckey" ] && printf 'dhchap_ctrl_key = "%s"\n' "$ckey"
 		printf 'dhchap_hashes = ["%s"]\ndhchap_dhgroups = ["%s"]\n\n' "$hash" "$group"
+	done
+	local sub
+	for e in "${TGT_PSK[@]}"; do
+		IFS='|' read -r nqn sub key <<<"$e"
+		printf '[[tls_psk]]\nhost = "%s"\n' "$nqn"
+		[ -n "$sub" ] && printf 'subsystem = "%s"\n' "$sub"
+		printf 'key = "%s"\n\n' "$key"
 	done
 }
 
@@ -568,6 +621,10 @@ nvmet_build() {
 		echo "$(lst_adrfam "$l")" >"$p/addr_adrfam"
 		echo "$(lst_host "$l")" >"$p/addr_traddr"
 		echo "$(lst_port "$l")" >"$p/addr_trsvcid"
+		case ${TGT_LTLS[$(lst_norm "$l")]:-} in
+		required) echo tls1.3 >"$p/addr_tsas" && echo required >"$p/addr_treq" || fail "nvmet refused TLS on $l" ;;
+		optional) echo tls1.3 >"$p/addr_tsas" && echo "not required" >"$p/addr_treq" || fail "nvmet refused TLS on $l" ;;
+		esac
 	done
 	nvmet_link_ports
 }
@@ -629,8 +686,10 @@ ff_cleanup() {
 	[ "$FF_MODE" = nvmet ] && nvmet_teardown
 	rm -rf /data/* "$FF_STATE"/*
 	find /tmp -mindepth 1 -maxdepth 1 ! -name logs -exec rm -rf {} +
-	# Background jobs a test left (fio etc.).
+	# Background jobs a test left (fio, tlshd); TLS PSKs out of the keyring.
 	pkill -x fio 2>/dev/null
+	pkill -x tlshd 2>/dev/null
+	keyctl clear %:.nvme 2>/dev/null
 	# Local drives back to no driver, hugepages back to the kernel.
 	local a
 	for a in $DRIVE_CONV $DRIVE_ZNS; do
