@@ -28,6 +28,7 @@ pub mod stats;
 pub mod subsystems;
 pub mod system;
 pub mod tls;
+pub mod tls_psk;
 pub mod zones;
 
 pub use auth::Tokens;

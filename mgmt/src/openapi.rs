@@ -7,7 +7,7 @@ use utoipa::{Modify, OpenApi};
 
 use crate::{
     auth, backend, controllers, drives, error, events, host_auth, hosts, live, metrics, namespaces,
-    outcome, subsystems, system, zones,
+    outcome, subsystems, system, tls_psk, zones,
 };
 
 #[derive(OpenApi)]
@@ -47,6 +47,9 @@ use crate::{
         host_auth::get,
         host_auth::set,
         host_auth::remove,
+        tls_psk::list,
+        tls_psk::set,
+        tls_psk::remove,
         controllers::list,
         controllers::get,
         controllers::remove,
@@ -72,7 +75,7 @@ use crate::{
         (name = "system", description = "Health, version, listeners"),
         (name = "subsystems", description = "NVM subsystems"),
         (name = "namespaces", description = "A subsystem's namespaces"),
-        (name = "hosts", description = "A subsystem's host allow-list; hosts that authenticate (DH-HMAC-CHAP)"),
+        (name = "hosts", description = "A subsystem's host allow-list; hosts that authenticate (DH-HMAC-CHAP); hosts' NVMe/TCP TLS pre-shared keys"),
         (name = "controllers", description = "Connected hosts' controllers"),
     )
 )]

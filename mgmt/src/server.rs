@@ -21,7 +21,7 @@ use crate::state::AppState;
 use crate::tls::MgmtTls;
 use crate::{
     console, controllers, drives, events, host_auth, hosts, live, metrics, namespaces, openapi,
-    subsystems, system, zones,
+    subsystems, system, tls_psk, zones,
 };
 
 /// The API's routes over `engine`; `tokens` guard all but `/api/v1/health`,
@@ -88,6 +88,11 @@ fn router_until(engine: Arc<Engine>, tokens: Tokens, stop: CancellationToken) ->
             get(host_auth::get)
                 .put(host_auth::set)
                 .delete(host_auth::remove),
+        )
+        .route("/api/v1/tls-psks", get(tls_psk::list))
+        .route(
+            "/api/v1/hosts/{hostnqn}/tls-psk",
+            axum::routing::put(tls_psk::set).delete(tls_psk::remove),
         )
         .route(
             "/api/v1/subsystems/{nqn}/namespaces/{nsid}/zones",

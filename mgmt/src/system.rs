@@ -9,8 +9,8 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use target::config::{ListenerConfig, TransportKind};
-use target::engine::{Action, Engine};
+use target::config::{self, ListenerConfig, TransportKind};
+use target::engine::{Action, ActionError, Engine};
 use utoipa::ToSchema;
 
 use crate::error::{ApiError, ErrorBody, FieldScope};
@@ -97,6 +97,37 @@ impl std::fmt::Display for Transport {
     }
 }
 
+/// A listener's NVMe/TCP TLS (TLS 1.3 with a host's pre-shared key): `none`, `optional` (hosts
+/// may connect with or without) or `required`. NVMe/RDMA listeners have none.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ListenerTls {
+    #[default]
+    None,
+    Optional,
+    Required,
+}
+
+impl From<config::ListenerTls> for ListenerTls {
+    fn from(t: config::ListenerTls) -> ListenerTls {
+        match t {
+            config::ListenerTls::None => ListenerTls::None,
+            config::ListenerTls::Optional => ListenerTls::Optional,
+            config::ListenerTls::Required => ListenerTls::Required,
+        }
+    }
+}
+
+impl From<ListenerTls> for config::ListenerTls {
+    fn from(t: ListenerTls) -> config::ListenerTls {
+        match t {
+            ListenerTls::None => config::ListenerTls::None,
+            ListenerTls::Optional => config::ListenerTls::Optional,
+            ListenerTls::Required => config::ListenerTls::Required,
+        }
+    }
+}
+
 /// An NVMe/TCP or NVMe/RDMA listener (a port in the discovery log).
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ListenerView {
@@ -107,6 +138,8 @@ pub struct ListenerView {
     pub configured_address: String,
     /// The address it is bound to.
     pub address: String,
+    /// NVMe/TCP TLS: whether hosts must, may or may not use it (the discovery log's TSAS).
+    pub tls: ListenerTls,
 }
 
 /// The listeners of the running configuration.
@@ -134,6 +167,7 @@ fn listener_views(engine: &Engine) -> Vec<ListenerView> {
             transport: configured.transport.into(),
             configured_address: configured.address.to_string(),
             address: bound.to_string(),
+            tls: configured.tls.into(),
         })
         .collect()
 }
@@ -148,6 +182,10 @@ pub struct ListenerRequest {
     /// IP:port; port 0 picks a free port. One listener per transport and address.
     #[schema(example = "0.0.0.0:4421")]
     pub address: String,
+    /// NVMe/TCP TLS (default `none`); `optional` and `required` are for `tcp` listeners only,
+    /// and hosts need a TLS PSK (`PUT /api/v1/hosts/{hostnqn}/tls-psk`).
+    #[serde(default)]
+    pub tls: ListenerTls,
 }
 
 fn parse_address(field: &str, text: &str) -> Result<SocketAddr, ApiError> {
@@ -160,7 +198,7 @@ fn parse_address(field: &str, text: &str) -> Result<SocketAddr, ApiError> {
     request_body = ListenerRequest,
     responses(
         (status = 201, description = "Listening", body = ListenerView),
-        (status = 400, description = "Invalid transport or address, or already configured", body = ErrorBody),
+        (status = 400, description = "Invalid transport or address, already configured, or TLS on an RDMA listener", body = ErrorBody),
         (status = 401, description = "No or a wrong token", body = ErrorBody),
         (status = 403, description = "Read-only token", body = ErrorBody),
         (status = 409, description = "The address cannot be bound (taken, not local; RDMA: no rdma-core or no RDMA device with the address)", body = ErrorBody),
@@ -171,36 +209,43 @@ pub(crate) async fn add_listener(
 ) -> Result<impl IntoResponse, ApiError> {
     let transport = TransportKind::from(req.transport);
     let address = parse_address("address", &req.address)?;
+    let action = Action::AddListener(ListenerConfig {
+        transport,
+        address,
+        tls: req.tls.into(),
+    });
     let view = state
-        .apply(
-            Action::AddListener(ListenerConfig {
-                transport,
-                address,
-                tls: Default::default(),
-            }),
-            FieldScope::Listener,
-            move |engine, _| {
-                // (transport, configured address) is unique (the configuration rules).
-                listener_views(engine)
-                    .into_iter()
-                    .find(|v| {
-                        v.transport == transport.into()
-                            && v.configured_address == address.to_string()
-                    })
-                    .ok_or_else(|| {
-                        ApiError::not_found(format!(
-                            "{transport} listener {address} is not configured"
-                        ))
-                    })
-            },
-        )
-        .await?;
+        .blocking(move |engine| {
+            engine.apply(action).map_err(listener_refusal)?;
+            // (transport, configured address) is unique (the configuration rules).
+            listener_views(engine)
+                .into_iter()
+                .find(|v| {
+                    v.transport == transport.into() && v.configured_address == address.to_string()
+                })
+                .ok_or_else(|| {
+                    ApiError::not_found(format!("{transport} listener {address} is not configured"))
+                })
+        })
+        .await??;
     let path = format!(
         "/api/v1/listeners/{}?transport={}",
         path_segment(&view.configured_address),
         view.transport
     );
     Ok((StatusCode::CREATED, location(&path), Json(view)))
+}
+
+/// The engine's refusal of a new listener: a TLS rule (TLS on an RDMA listener) names `tls`,
+/// every other rule the address.
+fn listener_refusal(e: ActionError) -> ApiError {
+    let tls = matches!(&e, ActionError::Invalid { field: Some(f), .. } if f.name == "tls");
+    let scope = if tls {
+        FieldScope::Plain
+    } else {
+        FieldScope::Listener
+    };
+    ApiError::from_action(e, &scope)
 }
 
 /// Close a listener (by its configured address, and its transport when the address has a

@@ -70,6 +70,8 @@ fn openapi_describes_every_route_and_the_bearer_scheme() {
         ("/api/v1/drives", &["get"]),
         ("/api/v1/hosts", &["get"]),
         ("/api/v1/hosts/{hostnqn}/dhchap", &["get", "put", "delete"]),
+        ("/api/v1/tls-psks", &["get"]),
+        ("/api/v1/hosts/{hostnqn}/tls-psk", &["put", "delete"]),
     ] {
         let p = paths.get(path).unwrap_or_else(|| panic!("{path} missing"));
         let mut have: Vec<&str> = p.as_object().unwrap().keys().map(String::as_str).collect();
@@ -78,7 +80,7 @@ fn openapi_describes_every_route_and_the_bearer_scheme() {
         want.sort();
         assert_eq!(have, want, "{path}");
     }
-    assert_eq!(paths.len(), 22);
+    assert_eq!(paths.len(), 24);
     // Public endpoints say so; the others inherit the bearer requirement.
     assert_eq!(
         paths["/api/v1/health"]["get"]["security"],

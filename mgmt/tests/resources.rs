@@ -32,7 +32,7 @@ async fn system_and_listeners() {
     assert_eq!(
         listeners,
         json!([{"portid": 1, "transport": "tcp", "configured_address": "127.0.0.1:0",
-                "address": api.nvme.to_string()}])
+                "address": api.nvme.to_string(), "tls": "none"}])
     );
     api.stop().await;
 }
@@ -190,7 +190,7 @@ async fn listeners_open_and_close_over_rest() {
     assert_eq!(
         added,
         json!({"portid": 2, "transport": "tcp", "configured_address": free.to_string(),
-               "address": free.to_string()})
+               "address": free.to_string(), "tls": "none"})
     );
     // A host discovers and connects through the new port.
     let log = fabric::initiator::discovery::discover(free, host(HOST))
