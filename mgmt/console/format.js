@@ -13,6 +13,20 @@ export function bytes(n) {
   return `${i === 0 ? v : v.toFixed(v >= 100 ? 0 : v >= 10 ? 1 : 2)} ${BINARY[i]}`;
 }
 
+const DECIMAL = ["B", "kB", "MB", "GB", "TB", "PB", "EB"];
+
+// Decimal units, as drives quote data written (a SMART data unit is 512,000 bytes).
+export function siBytes(n) {
+  if (n === null || n === undefined) return "–";
+  let v = Number(n);
+  let i = 0;
+  while (Math.abs(v) >= 1000 && i < DECIMAL.length - 1) {
+    v /= 1000;
+    i += 1;
+  }
+  return `${i === 0 ? v : v.toFixed(v >= 100 ? 0 : v >= 10 ? 1 : 2)} ${DECIMAL[i]}`;
+}
+
 // Decimal megabytes per second, as storage throughput is quoted.
 export function mbps(bytesPerSecond) {
   const v = bytesPerSecond / 1e6;

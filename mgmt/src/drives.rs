@@ -1,18 +1,21 @@
 //! `GET /api/v1/drives`: the local NVMe drives namespaces are opened on — nvme-vfio
 //! controllers our driver runs, nvme-uring devices the kernel keeps — with what their
-//! drivers report: identity, health, queues, and their namespaces with where each is
-//! exported. The drives are the Redfish view's (its snapshot groups them the same way).
+//! drivers report: identity, health (with an nvme-vfio drive's SMART / Health log, read from
+//! the drive for the answer), queues, and their namespaces with where each is exported. The
+//! drives are the Redfish view's (its snapshot groups them the same way, and its Drive
+//! resource is made from [`drive_view`]).
 
 use axum::extract::State;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use target::config::BackendKind;
+use target::drives::{SmartLog, SmartSeverity, SmartWarning};
 use target::engine::Engine;
 use target::kernel_nvme::kernel_controller;
 use utoipa::ToSchema;
 
 use crate::error::{ApiError, ErrorBody};
-use crate::redfish::snapshot::{DriveKind, Snapshot};
+use crate::redfish::snapshot::{Drive, DriveKind, Snapshot};
 use crate::state::AppState;
 
 /// How the daemon drives it.
@@ -47,15 +50,132 @@ pub struct DriveHealth {
     pub detail: Option<String>,
     /// Controller resets after commands timed out (nvme-vfio).
     pub controller_resets: Option<u32>,
-    /// Composite Temperature of its SMART / Health log in °C, as the kernel's hwmon sensor
-    /// reads it (nvme-uring, with kernel hwmon support).
+    /// Composite Temperature of its SMART / Health log in °C: from `smart_log` (nvme-vfio),
+    /// or as the kernel's hwmon sensor reads it (nvme-uring, with kernel hwmon support).
     pub temperature_celsius: Option<f64>,
+    /// Its SMART / Health Information log (NVMe Base 2.0 §5.16.1.3), read from the drive for
+    /// this answer; null when there is none to show, and `smart_log_unavailable` says why.
+    pub smart_log: Option<SmartLogView>,
+    /// Why `smart_log` is null: the read failed (the error), the drive is the kernel's
+    /// (nvme-uring), or no driver of ferrofab's runs it.
+    pub smart_log_unavailable: Option<String>,
     /// I/O queue pairs the controller granted (nvme-vfio).
     pub io_queues: Option<u16>,
     /// Entries per I/O queue (nvme-vfio).
     pub queue_entries: Option<u32>,
     /// Largest transfer per command in bytes (nvme-vfio: MDTS or the driver's default).
     pub max_transfer_bytes: Option<u64>,
+}
+
+/// A Critical Warning bit of the SMART / Health log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SmartWarningView {
+    /// Bit 0: available spare below its threshold.
+    AvailableSpare,
+    /// Bit 1: a temperature out of its thresholds.
+    Temperature,
+    /// Bit 2: reliability degraded (media or internal errors).
+    Reliability,
+    /// Bit 3: the media is read only.
+    ReadOnly,
+    /// Bit 4: the volatile memory backup device failed.
+    VolatileMemoryBackup,
+    /// Bit 5: the Persistent Memory Region is read only or unreliable.
+    PersistentMemoryRegion,
+}
+
+/// The worst critical warning: `critical` when data is at risk (reliability, read only,
+/// backup or persistent memory failed), `warning` for spare or temperature, else `ok`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SmartSeverityView {
+    Ok,
+    Warning,
+    Critical,
+}
+
+/// A drive's SMART / Health Information log (NVMe Base 2.0 §5.16.1.3). Counters larger than
+/// 2^64 - 1 are shown as 2^64 - 1.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct SmartLogView {
+    /// The Critical Warning byte as read.
+    pub critical_warning: u8,
+    /// Its bits that are set.
+    pub warnings: Vec<SmartWarningView>,
+    pub severity: SmartSeverityView,
+    /// The drive predicts its own failure: spare below its threshold, reliability degraded or
+    /// media read only (bits 0, 2 or 3).
+    pub failure_predicted: bool,
+    /// Composite Temperature in kelvin, as the drive reports it.
+    pub temperature_kelvin: u16,
+    /// The same in °C (kelvin - 273.15).
+    pub temperature_celsius: f64,
+    /// Spare capacity left, percent.
+    pub available_spare_percent: u8,
+    /// Below this spare the drive warns (critical warning bit 0), percent.
+    pub available_spare_threshold_percent: u8,
+    /// The drive's estimate of its life used, percent (may exceed 100).
+    pub percentage_used: u8,
+    /// In data units: 1000 units of 512 bytes, rounded up.
+    pub data_units_read: u64,
+    pub data_units_written: u64,
+    /// `data_units_read` in bytes (512,000 a unit).
+    pub data_read_bytes: u64,
+    /// `data_units_written` in bytes (512,000 a unit).
+    pub data_written_bytes: u64,
+    pub host_read_commands: u64,
+    pub host_write_commands: u64,
+    pub power_cycles: u64,
+    pub power_on_hours: u64,
+    pub unsafe_shutdowns: u64,
+    /// Unrecovered data integrity errors.
+    pub media_errors: u64,
+    /// Error Information log entries over the drive's life.
+    pub error_log_entries: u64,
+}
+
+impl SmartLogView {
+    pub(crate) fn new(log: &SmartLog) -> SmartLogView {
+        let n = |v: u128| u64::try_from(v).unwrap_or(u64::MAX);
+        SmartLogView {
+            critical_warning: log.critical_warning,
+            warnings: log.warnings().map(warning).collect(),
+            severity: match log.severity() {
+                SmartSeverity::Ok => SmartSeverityView::Ok,
+                SmartSeverity::Warning => SmartSeverityView::Warning,
+                SmartSeverity::Critical => SmartSeverityView::Critical,
+            },
+            failure_predicted: log.predicts_failure(),
+            temperature_kelvin: log.temperature_kelvin,
+            temperature_celsius: log.temperature_celsius(),
+            available_spare_percent: log.available_spare_percent,
+            available_spare_threshold_percent: log.available_spare_threshold_percent,
+            percentage_used: log.percentage_used,
+            data_units_read: n(log.data_units_read),
+            data_units_written: n(log.data_units_written),
+            data_read_bytes: n(SmartLog::data_unit_bytes(log.data_units_read)),
+            data_written_bytes: n(SmartLog::data_unit_bytes(log.data_units_written)),
+            host_read_commands: n(log.host_read_commands),
+            host_write_commands: n(log.host_write_commands),
+            power_cycles: n(log.power_cycles),
+            power_on_hours: n(log.power_on_hours),
+            unsafe_shutdowns: n(log.unsafe_shutdowns),
+            media_errors: n(log.media_errors),
+            error_log_entries: n(log.error_log_entries),
+        }
+    }
+}
+
+fn warning(w: SmartWarning) -> SmartWarningView {
+    match w {
+        SmartWarning::AvailableSpare => SmartWarningView::AvailableSpare,
+        SmartWarning::Temperature => SmartWarningView::Temperature,
+        SmartWarning::Reliability => SmartWarningView::Reliability,
+        SmartWarning::ReadOnly => SmartWarningView::ReadOnly,
+        SmartWarning::VolatileMemoryBackup => SmartWarningView::VolatileMemoryBackup,
+        SmartWarning::PersistentMemoryRegion => SmartWarningView::PersistentMemoryRegion,
+    }
 }
 
 /// Where a drive namespace is exported.
@@ -110,6 +230,12 @@ pub(crate) async fn list(State(state): State<AppState>) -> Result<Json<Vec<Drive
 
 fn drives(engine: &Engine) -> Vec<DriveView> {
     let snap = Snapshot::read(engine);
+    snap.drives.iter().map(|d| drive_view(engine, d)).collect()
+}
+
+/// What the drive's driver reports of drive `d` of a snapshot, read now (an nvme-vfio
+/// drive's SMART / Health log is an admin command: call it on the blocking pool).
+pub(crate) fn drive_view(engine: &Engine, d: &Drive) -> DriveView {
     let config = engine.config();
     let backend = |nqn: &str, nsid: u32| {
         config
@@ -121,20 +247,15 @@ fn drives(engine: &Engine) -> Vec<DriveView> {
             .find(|n| n.nsid == Some(nsid))
             .map(|n| n.backend.clone())
     };
-    snap.drives
+    let volumes: Vec<(String, u32, Option<BackendKind>)> = d
+        .volumes
         .iter()
-        .map(|d| {
-            let volumes: Vec<(String, u32, Option<BackendKind>)> = d
-                .volumes
-                .iter()
-                .map(|(nqn, nsid)| (nqn.clone(), *nsid, backend(nqn, *nsid)))
-                .collect();
-            match &d.kind {
-                DriveKind::Vfio { pci } => vfio(engine, &d.id, pci, &volumes),
-                DriveKind::Uring { paths } => uring(engine, &d.id, paths, &volumes),
-            }
-        })
-        .collect()
+        .map(|(nqn, nsid)| (nqn.clone(), *nsid, backend(nqn, *nsid)))
+        .collect();
+    match &d.kind {
+        DriveKind::Vfio { pci } => vfio(engine, &d.id, pci, &volumes),
+        DriveKind::Uring { paths } => uring(engine, &d.id, paths, &volumes),
+    }
 }
 
 fn vfio(
@@ -166,11 +287,14 @@ fn vfio(
                 served(engine, nqn, *nsid, Some(*on_drive), None)
             })
             .collect();
+        let mut health = health(DriveState::Unknown, None);
+        health.smart_log_unavailable =
+            Some("no driver of ferrofab's runs this controller: nothing reads its log".into());
         return drive(
             id,
             DriveDriver::NvmeVfio,
             [None, None, None],
-            health(DriveState::Unknown, None),
+            health,
             namespaces,
         );
     };
@@ -197,6 +321,13 @@ fn vfio(
     health.io_queues = Some(info.io_queues);
     health.queue_entries = Some(info.queue_entries);
     health.max_transfer_bytes = Some(info.max_transfer);
+    match &status.smart {
+        Ok(log) => {
+            health.temperature_celsius = Some(log.temperature_celsius());
+            health.smart_log = Some(SmartLogView::new(log));
+        }
+        Err(why) => health.smart_log_unavailable = Some(why.clone()),
+    }
     drive(
         id,
         DriveDriver::NvmeVfio,
@@ -239,11 +370,13 @@ fn uring(
         })
         .collect();
     let Some(kernel) = kernel_controller(id) else {
+        let mut health = health(DriveState::Unknown, None);
+        health.smart_log_unavailable = Some(URING_NO_SMART.into());
         return drive(
             id,
             DriveDriver::NvmeUring,
             [None, None, None],
-            health(DriveState::Unknown, None),
+            health,
             namespaces,
         );
     };
@@ -255,6 +388,7 @@ fn uring(
     };
     let mut health = health(state, kernel.state.clone());
     health.temperature_celsius = kernel.temperature_celsius;
+    health.smart_log_unavailable = Some(URING_NO_SMART.into());
     drive(
         id,
         DriveDriver::NvmeUring,
@@ -287,12 +421,19 @@ fn served(
     })
 }
 
+/// Why an nvme-uring drive shows no SMART / Health log.
+const URING_NO_SMART: &str = "the kernel's driver runs this drive (nvme-uring): ferrofab sends \
+     it no admin commands, so it reads no SMART / Health log (the temperature is the kernel's \
+     hwmon reading, when there is one)";
+
 fn health(state: DriveState, detail: Option<String>) -> DriveHealth {
     DriveHealth {
         state,
         detail,
         controller_resets: None,
         temperature_celsius: None,
+        smart_log: None,
+        smart_log_unavailable: None,
         io_queues: None,
         queue_entries: None,
         max_transfer_bytes: None,

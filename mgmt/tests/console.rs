@@ -9,10 +9,13 @@ use bytes::Bytes;
 use fabric::initiator::controller::Controller;
 use fabric::initiator::{HostError, HostOptions};
 use mgmt::Tokens;
+use nvme::backend::Backend;
 use nvme::driver::dma::HeapDma;
-use nvme::driver::model::{ModelConfig, NsModel, SoftController};
+use nvme::driver::model::{Fault, ModelConfig, ModelHealth, NsModel, SoftController};
 use nvme::driver::nvme_driver::{DriverOptions, NvmeDriver};
 use nvme::driver::pool::PagePool;
+use nvme::log_page::SmartHealth;
+use nvme::Status;
 use reqwest::Method;
 use serde_json::{json, Value};
 use target::drives::{DriveSettings, Drives};
@@ -494,6 +497,18 @@ async fn zones_are_listed_with_their_states_and_write_pointers() {
     api.stop().await;
 }
 
+async fn get_json(url: &str, token: &str) -> Value {
+    reqwest::Client::new()
+        .get(url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 /// `GET /api/v1/drives` of the model drive below, which the browser test serves to its Drives
 /// page.
 const DRIVES_FIXTURE: &str = concat!(
@@ -540,7 +555,22 @@ async fn drives_show_what_their_driver_reports() {
         queue_depth: 64,
         timeout: Duration::from_secs(10),
     };
-    let driver = NvmeDriver::start(Box::new(ctrl), pool, options).unwrap();
+    let driver = NvmeDriver::start(Box::new(ctrl.clone()), pool, options).unwrap();
+    // A drive that has run warm for a while and done some I/O: 1 MiB written in eight
+    // commands (2048 units of 512 bytes: 3 data units), 64 KiB read in one (1 data unit).
+    ctrl.set_health(ModelHealth {
+        critical_warning: SmartHealth::WARN_TEMPERATURE,
+        temperature_kelvin: 351,
+        percentage_used: 3,
+        power_cycles: 12,
+        power_on_hours: 1234,
+        unsafe_shutdowns: 1,
+        ..ModelHealth::default()
+    });
+    let on_drive = driver.namespace(1).unwrap();
+    Backend::write(&*on_drive, 0, &vec![0x5a; 1 << 20], false).unwrap();
+    Backend::read(&*on_drive, 0, &mut vec![0; 64 << 10]).unwrap();
+    drop(on_drive);
     let drives = Arc::new(Drives::new(DriveSettings::default()));
     drives.adopt(PCI, Box::new(driver));
     let daemon = Daemon::start_with_drives(config, TargetParams::default(), None, drives)
@@ -555,15 +585,8 @@ async fn drives_show_what_their_driver_reports() {
     )
     .await
     .unwrap();
-    let got: Value = reqwest::Client::new()
-        .get(format!("http://{}/api/v1/drives", server.local_addr()))
-        .bearer_auth(&tokens.read_only)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let url = format!("http://{}/api/v1/drives", server.local_addr());
+    let got = get_json(&url, &tokens.read_only).await;
     let drives = got.as_array().unwrap();
     assert_eq!(drives.len(), 1, "{got}");
     let d = &drives[0];
@@ -589,6 +612,66 @@ async fn drives_show_what_their_driver_reports() {
     assert_eq!(health["controller_resets"], 0);
     assert_eq!(health["io_queues"], 2);
     assert_eq!(health["queue_entries"], 64);
+    // The SMART / Health log, read from the drive for the answer.
+    let smart = &health["smart_log"];
+    assert_eq!(health["smart_log_unavailable"], Value::Null);
+    assert_eq!(
+        (
+            &smart["temperature_kelvin"],
+            &smart["critical_warning"],
+            &smart["warnings"],
+            &smart["severity"],
+            &smart["failure_predicted"]
+        ),
+        (
+            &json!(351),
+            &json!(2),
+            &json!(["temperature"]),
+            &json!("warning"),
+            &json!(false)
+        ),
+        "{got}"
+    );
+    let celsius = smart["temperature_celsius"].as_f64().unwrap();
+    assert!((celsius - 77.85).abs() < 1e-9, "{celsius}");
+    assert_eq!(health["temperature_celsius"], smart["temperature_celsius"]);
+    assert_eq!(
+        (
+            &smart["available_spare_percent"],
+            &smart["available_spare_threshold_percent"],
+            &smart["percentage_used"]
+        ),
+        (&json!(100), &json!(10), &json!(3))
+    );
+    assert_eq!(
+        (
+            &smart["data_units_written"],
+            &smart["data_written_bytes"],
+            &smart["host_write_commands"],
+            &smart["data_units_read"],
+            &smart["data_read_bytes"],
+            &smart["host_read_commands"]
+        ),
+        (
+            &json!(3),
+            &json!(1_536_000),
+            &json!(8),
+            &json!(1),
+            &json!(512_000),
+            &json!(1)
+        ),
+        "{got}"
+    );
+    assert_eq!(
+        (
+            &smart["power_cycles"],
+            &smart["power_on_hours"],
+            &smart["unsafe_shutdowns"],
+            &smart["media_errors"],
+            &smart["error_log_entries"]
+        ),
+        (&json!(12), &json!(1234), &json!(1), &json!(0), &json!(0))
+    );
     // Both of the drive's namespaces; the second one is exported as namespace 4.
     assert_eq!(d["capacity_bytes"], 1024 * 4096 + 8192 * 512);
     let ns = d["namespaces"].as_array().unwrap();
@@ -610,6 +693,35 @@ async fn drives_show_what_their_driver_reports() {
         fixture, got,
         "{DRIVES_FIXTURE} is not what the API answers; regenerate it with \
          UPDATE_FIXTURES=1 cargo test --profile ci -p mgmt --test console"
+    );
+    // A drive that refuses the log: no log, the reason, and the drive still runs.
+    ctrl.inject(Fault::Fail {
+        qid: 0,
+        opcode: 0x02,
+        status: Status::INTERNAL_ERROR,
+    });
+    let got = get_json(&url, &tokens.read_only).await;
+    let health = &got[0]["health"];
+    assert_eq!(
+        (
+            &health["state"],
+            &health["smart_log"],
+            &health["temperature_celsius"]
+        ),
+        (&json!("ok"), &Value::Null, &Value::Null),
+        "{got}"
+    );
+    let why = health["smart_log_unavailable"].as_str().unwrap();
+    assert!(
+        why.contains("SMART / Health log not read") && why.contains("0x02"),
+        "{why}"
+    );
+    // The next read is answered again, and counts what was done since.
+    let got = get_json(&url, &tokens.read_only).await;
+    assert_eq!(
+        got[0]["health"]["smart_log"]["host_read_commands"],
+        json!(1),
+        "{got}"
     );
     server.shutdown().await;
     daemon.shutdown().await;

@@ -1,8 +1,8 @@
 //! The Redfish / Swordfish view at /redfish/v1: built through the REST API (a subsystem with
 //! a namespace and an allowed host, a second listener, a connected host), then read back as
 //! Redfish resources, compared with what the host sees over NVMe/TCP, and crawled link by
-//! link; authentication, read-only methods and the error shapes; drives through an adopted
-//! controller.
+//! link; authentication, read-only methods and the error shapes; drives through adopted
+//! controllers (one with no driver of ours, one the driver's model with a SMART / Health log).
 
 mod common;
 
@@ -14,6 +14,11 @@ use fabric::initiator::HostOptions;
 use mgmt::Tokens;
 use nvme::backend::ram::RamBackend;
 use nvme::backend::{Backend, BackendError};
+use nvme::driver::dma::HeapDma;
+use nvme::driver::model::{ModelConfig, ModelHealth, SoftController};
+use nvme::driver::nvme_driver::{DriverOptions, NvmeDriver};
+use nvme::driver::pool::PagePool;
+use nvme::log_page::SmartHealth;
 use reqwest::header::HeaderMap;
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -539,22 +544,41 @@ impl AdoptedController for RamController {
     fn shut_down(&self) {}
 }
 
-#[tokio::test]
+/// The driver's software controller, started, with the SMART / Health values `health`.
+fn model_driver(health: ModelHealth) -> Arc<NvmeDriver<Arc<HeapDma>>> {
+    let memory = Arc::new(HeapDma::new(8 << 20, 1 << 32));
+    let ctrl = SoftController::new(ModelConfig::default(), Arc::clone(&memory));
+    ctrl.set_health(health);
+    let pool = PagePool::new(memory, 4096).unwrap();
+    NvmeDriver::start(Box::new(ctrl), pool, DriverOptions::default()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drives_namespaces_are_opened_on() {
     const PCI: &str = "0000:00:04.0";
+    // Our driver runs this one; its SMART / Health log warns of a worn-out drive.
+    const MODEL_PCI: &str = "0000:00:05.0";
     let config = Config::parse(
         &format!(
             "[[listener]]\ntransport = \"tcp\"\naddress = \"127.0.0.1:0\"\n\n\
              [[subsystem]]\nnqn = \"{SUB}\"\n\n\
              [[subsystem.namespace]]\nbackend = {{ kind = \"nvme-vfio\", pci = \"{PCI}\", nsid = 1 }}\n\n\
              [[subsystem.namespace]]\nbackend = {{ kind = \"nvme-vfio\", pci = \"{PCI}\", nsid = 2 }}\n\n\
-             [[subsystem.namespace]]\nbackend = \"ram\"\nsize = \"1MiB\"\n"
+             [[subsystem.namespace]]\nbackend = \"ram\"\nsize = \"1MiB\"\n\n\
+             [[subsystem.namespace]]\nbackend = {{ kind = \"nvme-vfio\", pci = \"{MODEL_PCI}\", nsid = 1 }}\n"
         ),
         "test",
     )
     .unwrap();
+    let model = model_driver(ModelHealth {
+        critical_warning: SmartHealth::WARN_SPARE | SmartHealth::WARN_RELIABILITY,
+        available_spare: 5,
+        percentage_used: 30,
+        ..ModelHealth::default()
+    });
     let drives = Arc::new(Drives::new(DriveSettings::default()));
     drives.adopt(PCI, Box::new(RamController));
+    drives.adopt(MODEL_PCI, Box::new(Arc::clone(&model)));
     let daemon = Daemon::start_with_drives(config, TargetParams::default(), None, drives)
         .await
         .unwrap();
@@ -580,21 +604,52 @@ async fn drives_namespaces_are_opened_on() {
     )
     .await
     .ok();
-    assert_eq!(collection["Members"], json!([{"@odata.id": drive_uri}]));
+    let model_uri = format!("/redfish/v1/Chassis/appliance/Drives/{MODEL_PCI}");
+    assert_eq!(
+        collection["Members"],
+        json!([{"@odata.id": drive_uri}, {"@odata.id": model_uri}])
+    );
     let drive = request(&base, Method::GET, &drive_uri, auth).await.ok();
     assert_eq!(drive["@odata.type"], "#Drive.v1_17_0.Drive");
     assert_eq!(
         (drive["Id"].as_str(), drive["Protocol"].as_str()),
         (Some(PCI), Some("NVMe"))
     );
+    // No driver of ours, no log: no health, no identity; the capacity of what is served.
+    assert_eq!(drive["Status"], json!({"State": "Enabled"}));
+    assert_eq!(drive["CapacityBytes"], 8 << 20);
+    for absent in ["Model", "SerialNumber", "PredictedMediaLifeLeftPercent"] {
+        assert!(drive.get(absent).is_none(), "{absent}: {drive}");
+    }
+    // The model: its identity, and health from its SMART / Health log.
+    let m = request(&base, Method::GET, &model_uri, auth).await.ok();
+    assert_eq!(
+        (&m["Model"], &m["SerialNumber"], &m["Revision"]),
+        (
+            &json!("ferrofab soft controller"),
+            &json!("FERROFAB-MODEL-0001"),
+            &json!("1.0")
+        ),
+        "{m}"
+    );
+    assert_eq!(m["CapacityBytes"], 1024 * 4096);
+    assert_eq!(
+        m["Status"],
+        json!({"State": "Enabled", "Health": "Critical"})
+    );
+    assert_eq!(m["FailurePredicted"], true);
+    assert_eq!(m["PredictedMediaLifeLeftPercent"], 70);
     assert_eq!(
         drive["Links"]["Volumes"],
         json!([{"@odata.id": format!("{storage}/Volumes/1")},
                {"@odata.id": format!("{storage}/Volumes/2")}])
     );
     let sub = request(&base, Method::GET, &storage, auth).await.ok();
-    assert_eq!(sub["Drives"], json!([{"@odata.id": drive_uri}]));
-    assert_eq!(sub["Drives@odata.count"], 1);
+    assert_eq!(
+        sub["Drives"],
+        json!([{"@odata.id": drive_uri}, {"@odata.id": model_uri}])
+    );
+    assert_eq!(sub["Drives@odata.count"], 2);
     let on_drive = request(&base, Method::GET, &format!("{storage}/Volumes/2"), auth)
         .await
         .ok();
@@ -612,10 +667,19 @@ async fn drives_namespaces_are_opened_on() {
         .ok();
     assert_eq!(
         chassis["Links"]["Drives"],
-        json!([{"@odata.id": drive_uri}])
+        json!([{"@odata.id": drive_uri}, {"@odata.id": model_uri}])
     );
     let seen = crawl(&base, &tokens.admin).await;
     assert!(seen.contains(&drive_uri), "{seen:?}");
+    assert!(seen.contains(&model_uri), "{seen:?}");
+    // A controller that is gone reads no log: offline and critical.
+    model.shutdown().unwrap();
+    let m = request(&base, Method::GET, &model_uri, auth).await.ok();
+    assert_eq!(
+        m["Status"],
+        json!({"State": "UnavailableOffline", "Health": "Critical"})
+    );
+    assert!(m.get("PredictedMediaLifeLeftPercent").is_none(), "{m}");
     server.shutdown().await;
     daemon.shutdown().await;
 }

@@ -5,7 +5,12 @@
 //! daemon's [`Drives`] registry (the engine's, not a global) and every namespace of the
 //! controller shares it. Its [`DriveSettings`] set the queue count, depth and timeouts;
 //! [`Drives::shutdown_all`] shuts controllers down cleanly and gives devices back to the
-//! kernel driver they came from.
+//! kernel driver they came from. [`Drives::vfio_status`] reports what a controller's driver
+//! knows of it, with its SMART / Health log read from the drive there and then.
+
+mod smart;
+
+pub use smart::{SmartLog, SmartSeverity, SmartWarning, DATA_UNIT_BYTES};
 
 use ferrofab_sync::CountedLock as _;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -85,7 +90,8 @@ struct VfioDrive {
 pub trait AdoptedController: Send + Sync {
     fn open_namespace(&self, nsid: u32) -> Result<Arc<dyn Backend>, BackendError>;
     fn shut_down(&self);
-    /// What its driver knows of it; `None` for a controller without our driver.
+    /// What its driver knows of it; `None` for a controller without our driver. May send the
+    /// controller an admin command (the SMART / Health log): not for the I/O path.
     fn status(&self) -> Option<DriveStatus> {
         None
     }
@@ -119,14 +125,23 @@ pub struct DriveStatus {
     /// Why the controller is gone (surprise removal, CSTS.CFS, shut down); `None` while it
     /// runs.
     pub gone: Option<String>,
+    /// Its SMART / Health log (NVMe Base 2.0 §5.16.1.3), read when the status was taken;
+    /// why it could not be read (the driver is gone, the controller refused or timed out).
+    pub smart: Result<SmartLog, String>,
 }
 
 impl DriveStatus {
+    /// Read now: the SMART / Health log with a Get Log Page on the admin queue.
     fn of<M: DmaRegion + Send + Sync + 'static>(driver: &NvmeDriver<M>) -> DriveStatus {
+        let smart = driver
+            .smart_health()
+            .map(|page| SmartLog::from_page(&page))
+            .map_err(|e| format!("SMART / Health log not read: {e}"));
         DriveStatus {
             info: driver.info().clone(),
             resets: driver.resets(),
             gone: driver.gone(),
+            smart,
         }
     }
 }
@@ -135,7 +150,7 @@ impl DriveStatus {
 pub struct Drives {
     settings: DriveSettings,
     vfio: Mutex<Vec<VfioDrive>>,
-    adopted: Mutex<Vec<(String, Box<dyn AdoptedController>)>>,
+    adopted: Mutex<Vec<(String, Arc<dyn AdoptedController>)>>,
 }
 
 impl Drives {
@@ -150,7 +165,7 @@ impl Drives {
     /// Serve `controller` as the `nvme-vfio` drive at `pci` (no VFIO set-up is done for it).
     pub fn adopt(&self, pci: &str, controller: Box<dyn AdoptedController>) {
         let mut adopted = self.adopted.lock_counted();
-        adopted.push((pci.to_string(), controller));
+        adopted.push((pci.to_string(), Arc::from(controller)));
     }
 
     fn vfio(&self) -> MutexGuard<'_, Vec<VfioDrive>> {
@@ -203,13 +218,21 @@ impl Drives {
     }
 
     /// The status of the nvme-vfio controller at `pci`, when the daemon drives it (a
-    /// namespace on it is open, or it was adopted).
+    /// namespace on it is open, or it was adopted). Its SMART / Health log is read from the
+    /// controller on the calling thread: an admin command, up to the command timeout. A VFIO
+    /// controller's is read under the registry's lock, so [`Drives::shutdown_all`] never finds
+    /// its driver held by a status read (it would leave the device on vfio-pci); an adopted
+    /// one's without it.
     pub fn vfio_status(&self, pci: &str) -> Option<DriveStatus> {
-        let adopted = self.adopted.lock_counted();
-        if let Some((_, c)) = adopted.iter().find(|(p, _)| p == pci) {
+        let adopted = self
+            .adopted
+            .lock_counted()
+            .iter()
+            .find(|(p, _)| p == pci)
+            .map(|(_, c)| Arc::clone(c));
+        if let Some(c) = adopted {
             return c.status();
         }
-        drop(adopted);
         self.vfio()
             .iter()
             .find(|d| d.pci == pci)

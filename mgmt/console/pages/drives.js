@@ -1,6 +1,7 @@
-// Drives: the local NVMe drives namespaces are opened on (identity, health, queues, their
-// namespaces and where each is exported), and for every zoned namespace a zone map: one
-// cell per zone, coloured by state, filled up to its write pointer.
+// Drives: the local NVMe drives namespaces are opened on (identity, health, the SMART /
+// Health log with its warnings highlighted, queues, their namespaces and where each is
+// exported), and for every zoned namespace a zone map: one cell per zone, coloured by
+// state, filled up to its write pointer.
 
 import * as api from "../api.js";
 import { h, svg, clear, table, section, failed, add, fill } from "../dom.js";
@@ -52,20 +53,66 @@ async function loadDrives(out) {
       ["Firmware", d.firmware ?? "–"],
       ["Capacity", fmt.bytes(d.capacity_bytes)],
       ["Health", `${hl.state}${hl.detail ? ` (${hl.detail})` : ""}`],
-      ["Temperature", hl.temperature_celsius === null ? "–" : `${hl.temperature_celsius.toFixed(1)} °C (composite)`],
+      // With a SMART / Health log the temperature is shown there.
+      hl.smart_log ? null : ["Temperature", hl.temperature_celsius === null ? "–" : `${hl.temperature_celsius.toFixed(1)} °C (composite)`],
       ["Controller resets", hl.controller_resets ?? "–"],
       ["I/O queues", hl.io_queues === null ? "–" : `${hl.io_queues} × ${hl.queue_entries} entries`],
       ["Largest transfer", hl.max_transfer_bytes === null ? "–" : fmt.bytes(hl.max_transfer_bytes)],
     ];
     return h("div", { class: `drive ${hl.state}`, dataset: { id: d.id } },
       h("h3", {}, d.id, h("span", { class: `badge ${hl.state}` }, hl.state)),
-      h("dl", { class: "facts" }, facts.map(([k, v]) => [h("dt", {}, k), h("dd", {}, String(v))])),
+      h("dl", { class: "facts" }, facts.filter(Boolean).map(([k, v]) => [h("dt", {}, k), h("dd", {}, String(v))])),
+      smartBlock(hl),
       table(["NSID", "Device", "Size", "Block", "Blocks", "Zoned", "Exported as"], d.namespaces.map((n) => h("tr", {},
         h("td", { class: "num" }, n.nsid ?? "–"), h("td", {}, n.device ?? ""),
         h("td", { class: "num" }, fmt.bytes(n.size_bytes)), h("td", { class: "num" }, n.block_size),
         h("td", { class: "num" }, n.blocks), h("td", {}, n.zoned ? "yes" : "no"),
         h("td", { class: "nqn" }, n.exported_as.map((x) => `${x.subsystem} ns ${x.nsid}`).join(", ") || "not exported")))));
   }));
+}
+
+const WARNINGS = {
+  available_spare: "Available spare below its threshold",
+  temperature: "Temperature out of range",
+  reliability: "Reliability degraded (media or internal errors)",
+  read_only: "Media placed in read-only mode",
+  volatile_memory_backup: "Volatile memory backup failed",
+  persistent_memory_region: "Persistent Memory Region read only or unreliable",
+};
+
+// The SMART / Health log (NVMe Base 2.0 §5.16.1.3) of a drive, or why there is none. Values a
+// critical warning concerns are marked: amber for a warning, red for a critical one.
+function smartBlock(hl) {
+  const log = hl.smart_log;
+  if (!log) {
+    return h("div", { class: "smart unavailable" },
+      h("h4", {}, "SMART / Health log"),
+      h("p", { class: "sub" }, `Not available: ${hl.smart_log_unavailable ?? "no reason given"}.`));
+  }
+  const has = (w) => log.warnings.includes(w);
+  const level = (w) => (has(w) ? (["available_spare", "temperature"].includes(w) ? "warn" : "bad") : null);
+  const hours = Number(log.power_on_hours);
+  const n = (v) => Number(v).toLocaleString("en-US");
+  const units = (v) => `${n(v)} data unit${Number(v) === 1 ? "" : "s"}`;
+  const rows = [
+    ["Temperature", `${log.temperature_celsius.toFixed(1)} °C (${log.temperature_kelvin} K, composite)`, level("temperature")],
+    ["Available spare", `${log.available_spare_percent} % (warns below ${log.available_spare_threshold_percent} %)`, level("available_spare")],
+    ["Wear", `${log.percentage_used} % of rated life used${log.percentage_used > 100 ? " (past its rating)" : ""}`,
+      log.percentage_used >= 100 ? "bad" : log.percentage_used >= 90 ? "warn" : null],
+    ["Data written", `${fmt.siBytes(log.data_written_bytes)} (${units(log.data_units_written)})`, null],
+    ["Data read", `${fmt.siBytes(log.data_read_bytes)} (${units(log.data_units_read)})`, null],
+    ["Host commands", `${n(log.host_write_commands)} writes, ${n(log.host_read_commands)} reads`, null],
+    ["Power-on time", `${n(hours)} h${hours >= 48 ? ` (${fmt.duration(hours * 3600)})` : ""}, ${n(log.power_cycles)} power cycles`, null],
+    ["Unsafe shutdowns", n(log.unsafe_shutdowns), null],
+    ["Media errors", n(log.media_errors), log.media_errors > 0 ? "bad" : null],
+    ["Error log entries", n(log.error_log_entries), null],
+  ];
+  return h("div", { class: `smart ${log.severity}`, dataset: { severity: log.severity } },
+    h("h4", {}, "SMART / Health log", h("span", { class: `badge ${log.severity}` }, log.severity)),
+    log.warnings.length ? h("ul", { class: "smart-warnings" }, log.warnings.map((w) =>
+      h("li", { class: level(w) }, WARNINGS[w] ?? w))) : null,
+    log.failure_predicted ? h("p", { class: "bad" }, "The drive predicts its own failure: replace it.") : null,
+    h("dl", { class: "facts" }, rows.map(([k, v, mark]) => [h("dt", {}, k), h("dd", { class: mark }, String(v))])));
 }
 
 async function loadZoned(out) {

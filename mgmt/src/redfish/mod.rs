@@ -25,6 +25,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use axum::Router;
 use serde_json::{json, Value};
+use target::engine::Engine;
 
 use crate::auth::Tokens;
 use crate::state::{path_segment, AppState};
@@ -119,7 +120,7 @@ async fn serve(
         Target::ServiceDocument => Document::Json(metadata::service_document()),
         Target::Resource(segments) => {
             let found = state
-                .blocking(move |engine| resolve(&Snapshot::read(engine), &segments))
+                .blocking(move |engine| resolve(engine, &Snapshot::read(engine), &segments))
                 .await
                 .map_err(|_| RedfishError::internal())?;
             Document::Json(found.ok_or_else(|| RedfishError::not_found(path))?)
@@ -207,8 +208,9 @@ fn unsupported_query(query: Option<&str>) -> Option<String> {
         .find(|key| key.starts_with('$') || key == "only")
 }
 
-/// The resource at `segments` below the service root.
-fn resolve(snap: &Snapshot, segments: &[String]) -> Option<Value> {
+/// The resource at `segments` below the service root. A Drive is read from its driver as well
+/// (an nvme-vfio drive's SMART / Health log: an admin command to the drive).
+fn resolve(engine: &Engine, snap: &Snapshot, segments: &[String]) -> Option<Value> {
     let s: Vec<&str> = segments.iter().map(String::as_str).collect();
     match s.as_slice() {
         ["SessionService"] => Some(service::session_service()),
@@ -219,7 +221,8 @@ fn resolve(snap: &Snapshot, segments: &[String]) -> Option<Value> {
             Some(service::drive_collection(snap))
         }
         ["Chassis", id, "Drives", drive] if *id == service::CHASSIS_ID => {
-            snap.drive(drive).map(service::drive)
+            let d = snap.drive(drive)?;
+            Some(service::drive(d, &crate::drives::drive_view(engine, d)))
         }
         ["Storage", ..] => storage::resolve(snap, &s[1..]),
         ["Fabrics", ..] => fabric::resolve(snap, &s[1..]),

@@ -6,6 +6,7 @@ use serde_json::{json, Value};
 use super::metadata::odata_type;
 use super::snapshot::{Drive, DriveKind, Snapshot};
 use super::{collection, link, storage_uri, ROOT};
+use crate::drives::{DriveState, DriveView, SmartSeverityView};
 use crate::state::path_segment;
 
 /// The Redfish Specification (DSP0266) version the service follows.
@@ -118,7 +119,12 @@ pub(crate) fn drive_collection(snap: &Snapshot) -> Value {
     )
 }
 
-pub(crate) fn drive(d: &Drive) -> Value {
+/// A Drive (Drive 1.17.0) from the snapshot's `d` and what its driver reports (`view`): its
+/// identity, the capacity of its namespaces and, from the SMART / Health log, Status.Health
+/// (the critical warnings' severity: OK, Warning, Critical), FailurePredicted and
+/// PredictedMediaLifeLeftPercent (100 - Percentage Used). A gone controller is Critical and
+/// UnavailableOffline; without a log, Health is left out.
+pub(crate) fn drive(d: &Drive, view: &DriveView) -> Value {
     let description = match &d.kind {
         DriveKind::Vfio { pci } => format!(
             "NVMe controller at PCI address {pci}, driven by ferrofab's userspace driver (VFIO)"
@@ -129,14 +135,28 @@ pub(crate) fn drive(d: &Drive) -> Value {
             paths.join(", ")
         ),
     };
-    json!({
+    let smart = view.health.smart_log.as_ref();
+    let failed = view.health.state == DriveState::Failed;
+    let health = match smart.map(|s| s.severity) {
+        _ if failed => Some("Critical"),
+        Some(SmartSeverityView::Ok) => Some("OK"),
+        Some(SmartSeverityView::Warning) => Some("Warning"),
+        Some(SmartSeverityView::Critical) => Some("Critical"),
+        None => None,
+    };
+    let mut status = json!({"State": if failed { "UnavailableOffline" } else { "Enabled" }});
+    if let Some(health) = health {
+        status["Health"] = json!(health);
+    }
+    let mut drive = json!({
         "@odata.id": drive_uri(&d.id),
         "@odata.type": odata_type("Drive"),
         "Id": d.id,
         "Name": format!("NVMe drive {}", d.id),
         "Description": description,
         "Protocol": "NVMe",
-        "Status": {"State": "Enabled"},
+        "Status": status,
+        "CapacityBytes": view.capacity_bytes,
         "Links": {
             "Chassis": chassis_link(),
             "Volumes": d
@@ -145,5 +165,19 @@ pub(crate) fn drive(d: &Drive) -> Value {
                 .map(|(nqn, nsid)| link(&super::storage::volume_uri(nqn, *nsid)))
                 .collect::<Vec<_>>(),
         },
-    })
+    });
+    for (key, value) in [
+        ("Model", &view.model),
+        ("SerialNumber", &view.serial),
+        ("Revision", &view.firmware),
+    ] {
+        if let Some(v) = value {
+            drive[key] = json!(v);
+        }
+    }
+    if let Some(s) = smart {
+        drive["FailurePredicted"] = json!(s.failure_predicted);
+        drive["PredictedMediaLifeLeftPercent"] = json!(100u8.saturating_sub(s.percentage_used));
+    }
+    drive
 }

@@ -65,12 +65,31 @@ pub fn create_io_sq(qid: u16, entries: u32, iova: u64, cqid: u16) -> Sqe {
     sqe
 }
 
+/// Get Log Page (NVMe Base 2.0 §5.16) of `dwords` dwords (1 ..= 2^32) from byte offset 0:
+/// LID in CDW10 bits 7:0, the 0's based dword count split as NUMDL (CDW10 bits 31:16) and NUMDU
+/// (CDW11 bits 15:0); LSP, RAE, LSI, LPO, OT, CSI and the UUID index left 0. RAE = 0: reading
+/// the log re-arms its asynchronous event, which the driver does not request anyway.
+pub fn get_log_page(lid: u8, nsid: u32, dwords: u64) -> Sqe {
+    let numd = dwords.clamp(1, 1 << 32) - 1;
+    let mut sqe = admin(AdminOpcode::GetLogPage);
+    sqe.nsid.set(nsid);
+    sqe.cdw10
+        .set(u32::from(lid) | (((numd & 0xffff) as u32) << 16));
+    sqe.cdw11.set((numd >> 16) as u32);
+    sqe
+}
+
 /// Abort (NVMe Base 2.0 §5.1): SQID in CDW10 bits 15:0, CID in bits 31:16.
 pub fn abort(sqid: u16, cid: u16) -> Sqe {
     let mut sqe = admin(AdminOpcode::Abort);
     sqe.cdw10.set(u32::from(sqid) | (u32::from(cid) << 16));
     sqe
 }
+
+/// Largest data transfer of [`AdminQueue::run_read`]: two pages, which PRP1 and PRP2 describe
+/// without a PRP list (NVMe Base 2.0 §4.3.1).
+pub const MAX_READ: usize = 2 * PAGE;
+const PAGE: usize = 4096;
 
 /// The admin queue pair (queue ID 0) and its doorbells. Each command carries a token; a
 /// blocking [`AdminQueue::run`] waits for its own token and drops other completions (Aborts
@@ -80,6 +99,11 @@ pub struct AdminQueue<M> {
     sq_db: usize,
     cq_db: usize,
     next_token: u64,
+    /// Data buffers of commands that timed out: the controller may still write them, so they
+    /// go back to the pool only with the queue, which a controller reset replaces after
+    /// disabling the controller. At most one per queue entry (a command that never completes
+    /// keeps its entry).
+    stale: Vec<DmaBuf<M>>,
 }
 
 impl<M: DmaRegion> AdminQueue<M> {
@@ -94,6 +118,7 @@ impl<M: DmaRegion> AdminQueue<M> {
             sq_db: layout.sq_tail(0)?,
             cq_db: layout.cq_head(0)?,
             next_token: 0,
+            stale: Vec::new(),
         })
     }
 
@@ -176,21 +201,62 @@ impl<M: DmaRegion> AdminQueue<M> {
         mmio: &dyn Mmio,
         clock: &dyn Clock,
         pool: &PagePool<M>,
-        mut sqe: Sqe,
+        sqe: Sqe,
         timeout: Duration,
     ) -> Result<(Cqe, Vec<u8>), DriverError> {
-        let page = pool.alloc(4096)?;
-        set_prps(&mut sqe, page.iova(), 0);
-        let cqe = self.run(mmio, clock, sqe, timeout)?;
-        let mut data = vec![0u8; 4096];
-        page.read_bytes(0, &mut data)?;
-        Ok((cqe, data))
+        self.run_read(mmio, clock, pool, sqe, PAGE, timeout)
+    }
+
+    /// [`AdminQueue::run`] with a data buffer of `len` bytes (1 ..= [`MAX_READ`]) from `pool`,
+    /// described by PRP1 (and PRP2 when it spans two pages), whose contents are returned. The
+    /// buffer of a command that timed out is kept (see `stale`), not freed under the device.
+    pub fn run_read(
+        &mut self,
+        mmio: &dyn Mmio,
+        clock: &dyn Clock,
+        pool: &PagePool<M>,
+        mut sqe: Sqe,
+        len: usize,
+        timeout: Duration,
+    ) -> Result<(Cqe, Vec<u8>), DriverError> {
+        if len == 0 || len > MAX_READ {
+            return Err(DriverError::Options(format!(
+                "admin data transfer of {len} bytes (1 to {MAX_READ})"
+            )));
+        }
+        let buf = pool.alloc(len)?;
+        let prp2 = if len > PAGE {
+            buf.iova() + PAGE as u64
+        } else {
+            0
+        };
+        set_prps(&mut sqe, buf.iova(), prp2);
+        match self.run(mmio, clock, sqe, timeout) {
+            Ok(cqe) => {
+                let mut data = vec![0u8; len];
+                buf.read_bytes(0, &mut data)?;
+                Ok((cqe, data))
+            }
+            Err(e) => {
+                if matches!(e, DriverError::AdminTimeout { .. }) {
+                    self.stale.push(buf);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Data buffers kept from commands that timed out.
+    pub fn stale_buffers(&self) -> usize {
+        self.stale.len()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::command::AdminCommand;
+    use crate::log_page::LogPageId;
 
     #[test]
     fn builders_encode_fields() {
@@ -208,6 +274,23 @@ mod tests {
         assert_eq!(
             (s.opcode, s.cdw10.get(), s.cdw11.get()),
             (0x01, 0x00ff_0003, 0x0003_0001)
+        );
+        // SMART / Health, 512 bytes = 128 dwords: NUMDL 127, NUMDU 0.
+        let s = get_log_page(0x02, 0xffff_ffff, 128);
+        assert_eq!(
+            (s.opcode, s.nsid(), s.cdw10.get(), s.cdw11.get()),
+            (0x02, 0xffff_ffff, 0x007f_0002, 0)
+        );
+        // 2^16 + 1 dwords: 0's based 0x1_0000, NUMDL 0 and NUMDU 1.
+        let s = get_log_page(0x01, 0, (1 << 16) + 1);
+        assert_eq!((s.cdw10.get(), s.cdw11.get()), (0x0000_0001, 1));
+        // What a controller decodes from it.
+        let Ok(AdminCommand::GetLogPage(g)) = AdminCommand::decode(&s) else {
+            panic!("not a Get Log Page")
+        };
+        assert_eq!(
+            (g.lid, g.nsid, g.numd, g.lpo, g.rae),
+            (LogPageId::ErrorInformation, 0, (1 << 16) + 1, 0, false)
         );
         let s = abort(2, 0x11);
         assert_eq!((s.opcode, s.cdw10.get()), (0x08, 0x0011_0002));

@@ -9,6 +9,7 @@ pub mod controller;
 pub mod dma;
 pub mod error;
 pub mod io;
+pub mod log_page;
 #[cfg(any(test, feature = "model"))]
 pub mod model;
 mod namespace;

@@ -1,5 +1,5 @@
 //! Admin commands (NVMe Base 2.0 §5): Identify, Set/Get Features Number of Queues, I/O queue
-//! creation and deletion, Abort.
+//! creation and deletion, Abort; Get Log Page is in `health.rs`.
 
 use zerocopy::IntoBytes;
 
@@ -32,6 +32,7 @@ impl State {
     pub(super) fn admin(&mut self, sqe: &Sqe) -> Outcome {
         match AdminOpcode::from_u8(sqe.opcode) {
             AdminOpcode::Identify => self.identify(sqe).into(),
+            AdminOpcode::GetLogPage => self.get_log_page(sqe),
             AdminOpcode::SetFeatures | AdminOpcode::GetFeatures => self.number_of_queues(sqe),
             AdminOpcode::CreateIoCq => self.create_cq(sqe).into(),
             AdminOpcode::CreateIoSq => self.create_sq(sqe).into(),

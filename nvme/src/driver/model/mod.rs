@@ -16,9 +16,14 @@
 //!   (CAP.CQR = 1) and a page-aligned base (else Invalid PRP Offset).
 //! - Dataset Management deallocation zeroes conventional namespaces only; on a zoned
 //!   namespace it changes nothing.
+//! - Get Log Page serves the SMART / Health log only (controller-wide): its data units and
+//!   host commands count the successful Reads, Writes and Zone Appends (whether or not they
+//!   moved data, see [`SoftController::set_moves_data`]); the rest is [`ModelHealth`]. Other
+//!   log pages are Invalid Log Page.
 
 mod admin;
 mod dma_walk;
+mod health;
 mod nvm;
 mod queues;
 mod regs;
@@ -37,6 +42,9 @@ use crate::driver::regs::Mmio;
 use crate::zns::ZoneState;
 use crate::Status;
 
+pub use health::ModelHealth;
+
+use health::IoCounters;
 use queues::Queues;
 use regs::Registers;
 use storage::Namespace;
@@ -165,6 +173,9 @@ struct State {
     /// Reads and writes move data between host memory and the media (see
     /// [`SoftController::set_moves_data`]).
     moves_data: bool,
+    /// The SMART / Health values set from outside, and what the I/O added.
+    health: ModelHealth,
+    io_counters: IoCounters,
 }
 
 /// Commands [`SoftController::executed`] remembers.
@@ -205,6 +216,8 @@ impl SoftController {
                 largest_io_fetch: 0,
                 doorbell_errors: Vec::new(),
                 moves_data: true,
+                health: ModelHealth::default(),
+                io_counters: IoCounters::default(),
             })),
         }
     }
@@ -219,6 +232,17 @@ impl SoftController {
     /// other rule (ranges, MDTS, zones) still applies.
     pub fn set_moves_data(&self, on: bool) {
         self.state().moves_data = on;
+    }
+
+    /// The SMART / Health values the I/O does not drive.
+    pub fn health(&self) -> ModelHealth {
+        self.state().health
+    }
+
+    /// Report `health` in the SMART / Health log from now on (a drive warming up, wearing
+    /// out, raising critical warnings).
+    pub fn set_health(&self, health: ModelHealth) {
+        self.state().health = health;
     }
 
     /// Inject a fault (see [`Fault`]).

@@ -37,7 +37,7 @@ impl State {
         else {
             return Outcome::status(Status::INVALID_NAMESPACE);
         };
-        match sqe.opcode {
+        let outcome = match sqe.opcode {
             FLUSH => Outcome::ok(0, 0),
             WRITE => self.write(ns, sqe).into(),
             READ => self.read(ns, sqe).into(),
@@ -47,7 +47,18 @@ impl State {
             ZONE_MGMT_SEND => self.zone_mgmt_send(ns, sqe),
             ZONE_MGMT_RECV => self.zone_mgmt_recv(ns, sqe),
             _ => Outcome::status(Status::INVALID_OPCODE),
+        };
+        // SMART / Health: Reads are host read commands and data units read, Writes and Zone
+        // Appends host write commands and data units written (NVMe Base 2.0 §5.16.1.3).
+        if matches!(outcome, Outcome::Done(s, ..) if s.is_success()) {
+            let bytes = u64::from(sqe.nlb()) * self.namespaces[ns].block_size();
+            match sqe.opcode {
+                READ => self.count_io(false, bytes),
+                WRITE | ZONE_APPEND => self.count_io(true, bytes),
+                _ => {}
+            }
         }
+        outcome
     }
 
     /// Range and MDTS checks shared by Read and Write; returns (LBA, blocks, bytes).

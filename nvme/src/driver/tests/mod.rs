@@ -1,6 +1,7 @@
 //! The driver end to end against the software controller model, on a fake clock.
 
 mod faults;
+mod health;
 mod init;
 mod io;
 mod polled;

@@ -18,6 +18,7 @@ use zerocopy::FromBytes;
 
 mod admin;
 mod faults;
+mod health;
 mod nvm;
 mod zns;
 
@@ -266,6 +267,24 @@ impl Host {
         s.dptr[0..8].copy_from_slice(&buf.iova().to_le_bytes());
         let cqe = self.cmd(0, s);
         (cqe, self.gather(&[&buf], PAGE))
+    }
+
+    /// Get Log Page of `dwords` dwords (at most a page) from byte offset `lpo`.
+    fn log_page(&mut self, lid: u8, nsid: u32, lpo: u64, dwords: u32) -> (Cqe, Vec<u8>) {
+        let buf = self.pool.alloc(PAGE).unwrap();
+        let mut s = crate::driver::admin::get_log_page(lid, nsid, u64::from(dwords));
+        s.cdw12.set(lpo as u32);
+        s.cdw13.set((lpo >> 32) as u32);
+        s.dptr[0..8].copy_from_slice(&buf.iova().to_le_bytes());
+        let cqe = self.cmd(0, s);
+        (cqe, self.gather(&[&buf], dwords as usize * 4))
+    }
+
+    /// The SMART / Health log, whole.
+    fn smart(&mut self) -> crate::log_page::SmartHealth {
+        let (cqe, page) = self.log_page(0x02, u32::MAX, 0, 128);
+        assert!(cqe.status().is_success(), "{:?}", cqe.status());
+        crate::log_page::SmartHealth::from_bytes(&page).unwrap()
     }
 }
 
