@@ -11,6 +11,7 @@ use bytes::BytesMut;
 use crate::lent::Lent;
 
 pub mod rdma;
+pub mod tls;
 
 /// Most chunks one [`send_chunks`] hands the kernel.
 pub const MAX_CHUNKS: usize = 64;

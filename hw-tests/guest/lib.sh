@@ -199,12 +199,13 @@ tls_setup() {
 	wait_until 5 pgrep -x tlshd >/dev/null || fail "tlshd did not start"
 }
 
-# tls_insert_key HOSTNQN SUBNQN HEX -> the configured PSK (NVMeTLSkey-1:01:..:)
-# of the 32 key bytes HEX; the host's retained/TLS PSK for that subsystem goes
-# into the .nvme keyring (identity NVMe0R01 HOSTNQN SUBNQN).
+# tls_insert_key HOSTNQN SUBNQN HEX [HMAC] -> the configured PSK
+# (NVMeTLSkey-1:0HMAC:..:) of the key bytes HEX (32 for HMAC 1, SHA-256, the
+# default; 48 for 2, SHA-384); the host's retained/TLS PSK for that subsystem
+# goes into the .nvme keyring (identity NVMe0R0HMAC HOSTNQN SUBNQN).
 tls_insert_key() {
 	local out
-	out=$(nvme gen-tls-key --hostnqn="$1" --subsysnqn="$2" --secret="$3" --hmac=1 --insert 2>&1) ||
+	out=$(nvme gen-tls-key --hostnqn="$1" --subsysnqn="$2" --secret="$3" --hmac="${4:-1}" --insert 2>&1) ||
 		fail "nvme gen-tls-key --insert for $1 $2: $out"
 	printf '%s\n' "$out" | grep -o 'NVMeTLSkey-1:[^ ]*' | head -n1
 }

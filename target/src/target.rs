@@ -568,13 +568,17 @@ impl FabricTarget {
             NewEvent::new(
                 Category::Connected,
                 format!(
-                    "controller {} of {subnqn} created for a host at {} (keep-alive {})",
+                    "controller {} of {subnqn} created for a host at {} (keep-alive {}){}",
                     ctrl.cntlid,
                     conn.peer,
                     match cmd.kato {
                         0 => "off".to_string(),
                         ms => format!("{ms} ms"),
-                    }
+                    },
+                    conn.secure
+                        .as_ref()
+                        .map(|ch| format!(", over TLS ({})", ch.cipher))
+                        .unwrap_or_default()
                 ),
             )
             .subsystem(subnqn)

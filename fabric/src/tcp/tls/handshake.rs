@@ -21,6 +21,7 @@ use zeroize::Zeroizing;
 use super::ktls::{install, TrafficSecrets};
 use super::psk::Identity;
 use super::{PskStore, SecureChannel};
+use crate::sys::tls::set_psk_find_session;
 
 /// Why a TLS connection was not established; the connection is closed.
 #[derive(Debug, thiserror::Error)]
@@ -79,40 +80,24 @@ impl TlsAcceptor {
         b.set_ciphersuites("TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384")?;
         b.set_num_tickets(0)?;
         b.set_options(SslOptions::NO_TICKET);
-        // OpenSSL asks for the PSK of the host's identity; in TLS 1.3 it pairs the key with
-        // TLS_AES_128_GCM_SHA256, so only SHA-256 identities (NVMe<v>R01) are looked up.
-        b.set_psk_server_callback(move |ssl, identity, out| {
-            let shared = learned(ssl, idx);
-            let offered = identity.map(|i| String::from_utf8_lossy(i).into_owned());
-            let Some(id) = identity.and_then(|i| Identity::parse(i).ok()) else {
+        // OpenSSL asks for the PSK of each identity the host offers; the session it gets
+        // carries the cipher suite of the PSK's hash.
+        set_psk_find_session(
+            &mut b,
+            Box::new(move |ssl, offered| {
+                let shared = learned(ssl, idx);
+                let id = Identity::parse(offered).ok();
+                let key = id.as_ref().and_then(|id| store.tls_psk(id));
                 if let Some(s) = &shared {
-                    lock(s).offered = offered;
+                    let mut l = lock(s);
+                    l.offered = Some(String::from_utf8_lossy(offered).into_owned());
+                    if key.is_some() {
+                        l.identity = id.clone();
+                    }
                 }
-                return Ok(0);
-            };
-            if id.hash != super::PskHash::Sha256 {
-                if let Some(s) = &shared {
-                    lock(s).offered = offered;
-                }
-                return Ok(0);
-            }
-            let Some(key) = store.tls_psk(&id) else {
-                if let Some(s) = &shared {
-                    lock(s).offered = offered;
-                }
-                return Ok(0);
-            };
-            if key.len() > out.len() {
-                return Ok(0);
-            }
-            out[..key.len()].copy_from_slice(&key);
-            if let Some(s) = &shared {
-                let mut l = lock(s);
-                l.identity = Some(id);
-                l.offered = offered;
-            }
-            Ok(key.len())
-        });
+                Some((key?, id?.hash))
+            }),
+        )?;
         b.set_keylog_callback(move |ssl, line| {
             let Some(shared) = learned(ssl, idx) else {
                 return;
