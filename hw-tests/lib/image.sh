@@ -12,7 +12,7 @@ GUEST_PACKAGES=(
 	mount kmod iproute2 pciutils procps busybox util-linux
 	nvme-cli fio jq e2fsprogs
 	rdma-core libibverbs1 librdmacm1t64 ibverbs-providers ibverbs-utils rdmacm-utils
-	ktls-utils keyutils
+	ktls-utils keyutils libssl3t64
 	zonefs-tools btrfs-progs
 )
 
