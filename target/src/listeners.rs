@@ -22,6 +22,8 @@ use crate::engine::{BoundSocket, ListenerControl};
 /// Longest a host may take for each read or write of the TLS handshake (the kernel host's
 /// tlshd finishes in milliseconds; a silent peer holds one blocking thread until then).
 const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// Longest a host may take for the whole TLS handshake (see `fabric::tcp::tls::Watchdog`).
+const TLS_HANDSHAKE_DEADLINE: std::time::Duration = std::time::Duration::from_secs(20);
 
 /// Bind a TCP listener socket on `address` (port 0 picks one), registered with `runtime`.
 /// As `TcpListener::bind` does: SO_REUSEADDR (a restarted daemon rebinds its port while
@@ -115,6 +117,7 @@ impl ListenerControl for TcpListeners {
             mode: tls,
             acceptor: self.acceptor.clone(),
             timeout: TLS_HANDSHAKE_TIMEOUT,
+            deadline: TLS_HANDSHAKE_DEADLINE,
         });
         let task = self.runtime.spawn(serve(
             socket,

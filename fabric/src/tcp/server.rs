@@ -12,7 +12,7 @@ use tracing::{debug, warn};
 
 use super::reactor::ReactorPool;
 pub use super::target_conn::TcpTargetConfig;
-use super::tls::{self, Admitted, TlsAcceptor, TlsMode};
+use super::tls::{self, Admitted, TlsAcceptor, TlsError, TlsMode, Watchdog};
 use crate::queue::Target;
 
 /// A listener's TLS: its mode and the handshake's server.
@@ -22,6 +22,8 @@ pub struct ListenerTls {
     pub acceptor: Arc<TlsAcceptor>,
     /// Longest a host may take for each step of the handshake.
     pub timeout: Duration,
+    /// Longest a host may take for the whole handshake.
+    pub deadline: Duration,
 }
 
 /// Accept NVMe/TCP connections on `listener` until `shutdown` is cancelled. The connections
@@ -53,9 +55,21 @@ pub async fn serve(
                         continue;
                     };
                     let (target, config, reactors) = (target.clone(), config.clone(), reactors.clone());
+                    let watchdog = match Watchdog::new(&stream) {
+                        Ok(w) => w,
+                        Err(e) => {
+                            debug!(%peer, error = %e, "cannot watch the TLS handshake");
+                            continue;
+                        }
+                    };
+                    let fire = watchdog.clone();
+                    let deadline = tls.deadline;
                     // The handshake blocks on the socket: off the runtime's workers.
-                    tokio::task::spawn_blocking(move || {
-                        let admitted = tls::admit(stream, tls.mode, &tls.acceptor, tls.timeout);
+                    let handshake = tokio::task::spawn_blocking(move || {
+                        let mut admitted = tls::admit(stream, tls.mode, &tls.acceptor, tls.timeout);
+                        if !watchdog.disarm() {
+                            admitted = Err(TlsError::Deadline(tls.deadline));
+                        }
                         let assigned = match admitted {
                             Ok(Admitted::Plain(s)) => reactors.assign(s, target, config, None),
                             Ok(Admitted::Secure(s, channel)) => {
@@ -72,6 +86,11 @@ pub async fn serve(
                         };
                         if let Err(e) = assigned {
                             debug!(%peer, error = %e, "cannot hand the connection to a reactor");
+                        }
+                    });
+                    tokio::spawn(async move {
+                        if tokio::time::timeout(deadline, handshake).await.is_err() {
+                            fire.fire();
                         }
                     });
                 }

@@ -39,6 +39,21 @@ pub fn diff(running: &Config, new: &Config) -> Result<Vec<Action>, ActionError> 
             address: l.address,
         })
         .collect();
+    // A listener's TLS mode is not changed in place (its socket would have to be rebound
+    // while the old one still holds the address): the reload names it.
+    for l in &new.listener {
+        if let Some(r) = running
+            .listener
+            .iter()
+            .find(|r| r.transport == l.transport && r.address == l.address && r.tls != l.tls)
+        {
+            refused.push(format!(
+                "listener {l}: tls changed from {:?} to {:?} (remove the listener, reload, then \
+                 add it back with the new tls)",
+                r.tls, l.tls
+            ));
+        }
+    }
     if running.reactor != new.reactor {
         refused.push("[reactor] changed (takes effect at restart)".into());
     }

@@ -249,10 +249,12 @@ fn reload_applies_the_difference_or_refuses_it_whole() {
     changed.subsystem[0].namespace.push(ram(Some(2), 1 << 20));
     changed.subsystem[1].namespace[0].block_size = Some(4096);
     changed.reactor.count = Some(2);
+    changed.listener[0].tls = crate::config::ListenerTls::Required;
     let err = e.reload(&changed).unwrap_err().to_string();
     for part in [
         "[reactor] changed",
         &format!("subsystem {B}: namespace 4 changed (backend, path or block size"),
+        "tls changed from None to Required (remove the listener",
     ] {
         assert!(err.contains(part), "{part:?} missing from: {err}");
     }

@@ -30,6 +30,8 @@ pub enum TlsError {
     Closed,
     #[error("the listener requires TLS and the host did not start a handshake")]
     PlainRefused,
+    #[error("the host did not finish the TLS handshake within {0:?}")]
+    Deadline(std::time::Duration),
     #[error("the host offered no PSK identity we hold a key for{}", .0.as_deref().map(|i| format!(" ({i})")).unwrap_or_default())]
     UnknownIdentity(Option<String>),
     #[error("TLS handshake failed: {0}")]

@@ -9,7 +9,9 @@ mod handshake;
 mod ktls;
 pub mod psk;
 
-use std::net::TcpStream;
+use ferrofab_sync::CountedLock as _;
+use std::net::{Shutdown, TcpStream};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub use handshake::{TlsAcceptor, TlsError};
@@ -104,6 +106,37 @@ pub fn admit(
             stream.set_read_timeout(None).map_err(TlsError::Io)?;
             stream.set_write_timeout(None).map_err(TlsError::Io)?;
             Ok(Admitted::Plain(stream))
+        }
+    }
+}
+
+/// Bounds the whole admission of one connection: the read and write timeouts bound each step,
+/// but a host trickling handshake bytes would hold a blocking thread for as long as it likes.
+/// When the limit passes first, [`Watchdog::fire`] shuts the socket down and the handshake's
+/// next read fails; whoever comes first, the admission ([`Watchdog::disarm`]) or the watchdog,
+/// decides, so a connection already handed to a reactor is never shut down by it.
+#[derive(Clone)]
+pub struct Watchdog {
+    socket: Arc<Mutex<Option<TcpStream>>>,
+}
+
+impl Watchdog {
+    pub fn new(stream: &TcpStream) -> std::io::Result<Watchdog> {
+        Ok(Watchdog {
+            socket: Arc::new(Mutex::new(Some(stream.try_clone()?))),
+        })
+    }
+
+    /// The admission finished: the watchdog stands down. `false` when it fired first (the
+    /// socket is shut down: refuse the connection).
+    pub fn disarm(&self) -> bool {
+        self.socket.lock_counted().take().is_some()
+    }
+
+    /// The limit passed: shut the socket down unless the admission finished.
+    pub fn fire(&self) {
+        if let Some(s) = self.socket.lock_counted().take() {
+            let _ = s.shutdown(Shutdown::Both);
         }
     }
 }

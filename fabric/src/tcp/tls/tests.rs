@@ -169,3 +169,42 @@ fn plain_hosts_pass_an_optional_listener_untouched_and_not_a_required_one() {
         Err(TlsError::Io(_))
     ));
 }
+
+#[test]
+fn the_watchdog_ends_a_trickling_handshake_and_stands_down_for_a_finished_one() {
+    let acceptor = acceptor();
+    // A host that sends the first byte of a handshake record and then nothing: each read
+    // may take 5 s, the watchdog fires after 100 ms.
+    let (mut c, s) = pair();
+    c.write_all(&[22, 3, 1]).unwrap();
+    let watchdog = Watchdog::new(&s).unwrap();
+    let fire = watchdog.clone();
+    let timer = thread::spawn(move || {
+        thread::sleep(Duration::from_millis(100));
+        fire.fire();
+    });
+    let started = std::time::Instant::now();
+    let admitted = admit(s, TlsMode::Required, &acceptor, Duration::from_secs(5));
+    assert!(admitted.is_err());
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(!watchdog.disarm(), "the watchdog fired first");
+    timer.join().unwrap();
+    // An admission that finished first keeps its socket whatever the watchdog does later.
+    let (mut c, s) = pair();
+    c.write_all(&[0x00]).unwrap();
+    let watchdog = Watchdog::new(&s).unwrap();
+    let admitted = admit(s, TlsMode::Optional, &acceptor, Duration::from_secs(5)).unwrap();
+    assert!(watchdog.disarm());
+    watchdog.fire();
+    let Admitted::Plain(mut s) = admitted else {
+        panic!("plain connection taken for TLS");
+    };
+    c.write_all(&[1, 2]).unwrap();
+    let mut b = [0u8; 3];
+    s.read_exact(&mut b).unwrap();
+    assert_eq!(b, [0, 1, 2]);
+}
