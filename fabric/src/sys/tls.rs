@@ -125,3 +125,81 @@ unsafe extern "C" fn find_session(
     }
     1
 }
+
+/// The client side of the same: an OpenSSL client that offers one external PSK with the
+/// cipher suite of its hash (`SSL_CTX_set_psk_use_session_callback`), for the handshake
+/// tests; the Linux host's tlshd plays this part in the hw-tests.
+#[cfg(test)]
+pub mod client {
+    use super::*;
+
+    type UseCallback = unsafe extern "C" fn(
+        ssl: *mut ffi::SSL,
+        md: *const ffi::EVP_MD,
+        id: *mut *const c_uchar,
+        idlen: *mut usize,
+        sess: *mut *mut ffi::SSL_SESSION,
+    ) -> c_int;
+
+    extern "C" {
+        fn SSL_CTX_set_psk_use_session_callback(ctx: *mut ffi::SSL_CTX, cb: Option<UseCallback>);
+    }
+
+    /// What the client offers: the identity, the PSK and its hash.
+    pub type Offer = (Vec<u8>, Zeroizing<Vec<u8>>, PskHash);
+
+    static OFFER: OnceLock<Index<SslContext, Offer>> = OnceLock::new();
+
+    pub fn set_psk_use_session(b: &mut SslContextBuilder, offer: Offer) -> Result<(), ErrorStack> {
+        let idx = match OFFER.get() {
+            Some(i) => *i,
+            None => {
+                let fresh = SslContext::new_ex_index::<Offer>()?;
+                *OFFER.get_or_init(|| fresh)
+            }
+        };
+        b.set_ex_data(idx, offer);
+        // SAFETY: the context pointer is live; the callback reads the offer stored in the
+        // context's ex_data, which lives as long as the context.
+        unsafe { SSL_CTX_set_psk_use_session_callback(b.as_ptr(), Some(use_session)) };
+        Ok(())
+    }
+
+    unsafe extern "C" fn use_session(
+        ssl: *mut ffi::SSL,
+        _md: *const ffi::EVP_MD,
+        id: *mut *const c_uchar,
+        idlen: *mut usize,
+        sess: *mut *mut ffi::SSL_SESSION,
+    ) -> c_int {
+        // SAFETY: OpenSSL passes a live SSL and valid out-pointers for the call.
+        let ssl_ref = unsafe { SslRef::from_ptr(ssl) };
+        let Some(idx) = OFFER.get().copied() else {
+            return 0;
+        };
+        let Some((identity, key, hash)) = ssl_ref.ssl_context().ex_data(idx) else {
+            return 0;
+        };
+        let code = suite(*hash);
+        // SAFETY: as in `find_session`; the identity bytes live in the context's ex_data,
+        // which outlives the handshake.
+        unsafe {
+            let cipher = SSL_CIPHER_find(ssl, code.as_ptr());
+            let s = SSL_SESSION_new();
+            if cipher.is_null() || s.is_null() {
+                return 0;
+            }
+            if SSL_SESSION_set1_master_key(s, key.as_ptr(), key.len()) != 1
+                || SSL_SESSION_set_cipher(s, cipher) != 1
+                || SSL_SESSION_set_protocol_version(s, ffi::TLS1_3_VERSION) != 1
+            {
+                ffi::SSL_SESSION_free(s);
+                return 0;
+            }
+            *id = identity.as_ptr();
+            *idlen = identity.len();
+            *sess = s;
+        }
+        1
+    }
+}

@@ -11,7 +11,6 @@ use super::{
     WhichKey, MAX_NSID, MAX_REACTORS,
 };
 use crate::nqn;
-use fabric::tcp::tls::PskHash;
 
 /// Where a configuration field sits: its table and the field's name as the file spells it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -295,23 +294,8 @@ fn validate_tls_psks(psks: &[TlsPskConfig]) -> Rule {
                 format!("{at}: a key for this host and subsystem is configured twice"),
             ));
         }
-        let psk = p
-            .psk()
+        p.psk()
             .map_err(|e| RuleError::at(&field, "key", format!("{at}: key: {e}")))?;
-        // The handshake serves SHA-256 PSKs (TLS_AES_128_GCM_SHA256): an OpenSSL session of
-        // TLS_AES_256_GCM_SHA384 for a SHA-384 PSK was not taken by the handshake in our
-        // tests, and the Linux host's tlshd 1.0 completes no SHA-384 PSK handshake either
-        // (not even with nvmet). Refused here rather than failing every connection.
-        if psk.hash() == PskHash::Sha384 {
-            return Err(RuleError::at(
-                &field,
-                "key",
-                format!(
-                    "{at}: key: SHA-384 PSKs (NVMeTLSkey-1:02, or 48 key bytes) are not \
-                     supported; make a SHA-256 one (nvme gen-tls-key --hmac=1)"
-                ),
-            ));
-        }
     }
     Ok(())
 }

@@ -41,8 +41,9 @@ fn pair() -> (TcpStream, TcpStream) {
 /// The client's and the server's application traffic secrets, as the client saw them.
 type Secrets = (Vec<u8>, Vec<u8>);
 
-/// A TLS 1.3 client with `key` under `identity`, as the Linux host's tlshd is one; returns
-/// what it saw of its traffic secrets (client's, server's) or the handshake error.
+/// A TLS 1.3 client with `key` under `identity`, as the Linux host's tlshd is one, offering
+/// the cipher suite of the identity's hash; returns what it saw of its traffic secrets
+/// (client's, server's) or the handshake error.
 fn client(
     sock: TcpStream,
     identity: String,
@@ -52,17 +53,17 @@ fn client(
         let secrets = Arc::new(Mutex::new((Vec::new(), Vec::new())));
         let mut b = SslConnector::builder(SslMethod::tls_client()).unwrap();
         b.set_min_proto_version(Some(SslVersion::TLS1_3)).unwrap();
-        b.set_ciphersuites("TLS_AES_128_GCM_SHA256").unwrap();
         let id = Identity::parse(identity.as_bytes()).unwrap();
+        b.set_ciphersuites(match id.hash {
+            PskHash::Sha256 => "TLS_AES_128_GCM_SHA256",
+            PskHash::Sha384 => "TLS_AES_256_GCM_SHA384",
+        })
+        .unwrap();
         let psk = key
             .tls_psk(&id)
-            .unwrap_or_else(|| Zeroizing::new(vec![1; 32]));
-        b.set_psk_client_callback(move |_, _, id_out, psk_out| {
-            id_out[..identity.len()].copy_from_slice(identity.as_bytes());
-            id_out[identity.len()] = 0;
-            psk_out[..psk.len()].copy_from_slice(&psk);
-            Ok(psk.len())
-        });
+            .unwrap_or_else(|| Zeroizing::new(vec![1; id.hash.output_len()]));
+        crate::sys::tls::client::set_psk_use_session(&mut b, (identity.into_bytes(), psk, id.hash))
+            .unwrap();
         let seen = secrets.clone();
         b.set_keylog_callback(move |_, line| {
             let mut p = line.split(' ');
@@ -109,6 +110,21 @@ fn a_host_with_the_psk_completes_the_handshake_with_the_same_secrets() {
         assert_eq!(*done.secrets.tx, server_secret);
         assert!(ktls::crypto_info(done.channel.cipher, &done.secrets.rx).is_ok());
     }
+}
+
+#[test]
+fn a_sha384_psk_gets_tls_aes_256_gcm_sha384() {
+    let key384 = ConfiguredPsk::from_raw(&[9; 48], Some(PskHash::Sha384)).unwrap();
+    let acceptor = TlsAcceptor::new(Arc::new(OneKey(key384.clone()))).unwrap();
+    let (c, s) = pair();
+    let host = client(c, format!("NVMe0R02 {H} {S}"), key384);
+    let done = acceptor.handshake(s).unwrap();
+    let (client_secret, server_secret) = host.join().unwrap().unwrap();
+    assert_eq!(done.channel.cipher, "TLS_AES_256_GCM_SHA384");
+    assert_eq!(client_secret.len(), 48);
+    assert_eq!(*done.secrets.rx, client_secret);
+    assert_eq!(*done.secrets.tx, server_secret);
+    assert!(ktls::crypto_info(done.channel.cipher, &done.secrets.tx).is_ok());
 }
 
 #[test]

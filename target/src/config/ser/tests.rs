@@ -167,7 +167,7 @@ fn everything() -> Config {
             TlsPskConfig {
                 host: "nqn.2026-01.io.host:plain".into(),
                 subsystem: Some("nqn.2026-01.io.ferrofab:a".into()),
-                key: ConfiguredPsk::from_raw(&[5; 32], None).unwrap().to_text(),
+                key: ConfiguredPsk::from_raw(&[5; 48], None).unwrap().to_text(),
             },
         ],
     }
