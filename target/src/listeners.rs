@@ -24,6 +24,10 @@ use crate::engine::{BoundSocket, ListenerControl};
 const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 /// Longest a host may take for the whole TLS handshake (see `fabric::tcp::tls::Watchdog`).
 const TLS_HANDSHAKE_DEADLINE: std::time::Duration = std::time::Duration::from_secs(20);
+/// TLS handshakes in progress per listener at most: each holds a thread of the runtime's
+/// blocking pool (512, shared with the management plane's engine calls) for up to the
+/// deadline; a connection past it is closed at once and recorded as refused.
+const TLS_MAX_HANDSHAKES: usize = 64;
 
 /// Bind a TCP listener socket on `address` (port 0 picks one), registered with `runtime`.
 /// As `TcpListener::bind` does: SO_REUSEADDR (a restarted daemon rebinds its port while
@@ -118,6 +122,7 @@ impl ListenerControl for TcpListeners {
             acceptor: self.acceptor.clone(),
             timeout: TLS_HANDSHAKE_TIMEOUT,
             deadline: TLS_HANDSHAKE_DEADLINE,
+            max_handshakes: TLS_MAX_HANDSHAKES,
         });
         let task = self.runtime.spawn(serve(
             socket,

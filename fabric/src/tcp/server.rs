@@ -24,6 +24,9 @@ pub struct ListenerTls {
     pub timeout: Duration,
     /// Longest a host may take for the whole handshake.
     pub deadline: Duration,
+    /// Handshakes in progress on this listener at most (each holds a blocking thread, a pool
+    /// the management plane shares); a connection past it is closed at once.
+    pub max_handshakes: usize,
 }
 
 /// Accept NVMe/TCP connections on `listener` until `shutdown` is cancelled. The connections
@@ -36,6 +39,9 @@ pub async fn serve(
     tls: Option<ListenerTls>,
     shutdown: CancellationToken,
 ) {
+    let handshakes = Arc::new(tokio::sync::Semaphore::new(
+        tls.as_ref().map_or(0, |t| t.max_handshakes),
+    ));
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -54,6 +60,12 @@ pub async fn serve(
                         }
                         continue;
                     };
+                    let Ok(permit) = handshakes.clone().try_acquire_owned() else {
+                        let e = TlsError::Busy(tls.max_handshakes);
+                        debug!(%peer, error = %e, "TLS connection refused");
+                        tls.acceptor.store().refused(peer, &e);
+                        continue;
+                    };
                     let (target, config, reactors) = (target.clone(), config.clone(), reactors.clone());
                     let watchdog = match Watchdog::new(&stream) {
                         Ok(w) => w,
@@ -66,6 +78,7 @@ pub async fn serve(
                     let deadline = tls.deadline;
                     // The handshake blocks on the socket: off the runtime's workers.
                     let handshake = tokio::task::spawn_blocking(move || {
+                        let _permit = permit;
                         let mut admitted = tls::admit(stream, tls.mode, &tls.acceptor, tls.timeout);
                         if !watchdog.disarm() {
                             admitted = Err(TlsError::Deadline(tls.deadline));

@@ -32,6 +32,8 @@ pub enum TlsError {
     PlainRefused,
     #[error("the host did not finish the TLS handshake within {0:?}")]
     Deadline(std::time::Duration),
+    #[error("{0} TLS handshakes are already in progress on this listener")]
+    Busy(usize),
     #[error("the host offered no PSK identity we hold a key for{}", .0.as_deref().map(|i| format!(" ({i})")).unwrap_or_default())]
     UnknownIdentity(Option<String>),
     #[error("TLS handshake failed: {0}")]
