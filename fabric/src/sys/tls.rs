@@ -101,29 +101,40 @@ unsafe extern "C" fn find_session(
     let Ok(Some((key, hash))) = found else {
         return c_int::from(found.is_ok());
     };
-    let id = suite(hash);
-    // SAFETY: `ssl` is live; `id` is the two bytes of a cipher suite code.
-    let cipher = unsafe { SSL_CIPHER_find(ssl, id.as_ptr()) };
-    if cipher.is_null() {
+    let session = psk_session(ssl, &key, hash);
+    if session.is_null() {
         return 0;
     }
-    // SAFETY: a new session we own until it is handed to OpenSSL through `*sess` (or freed
-    // here on failure); the key is copied by set1.
+    // SAFETY: OpenSSL passed a valid `sess` out-pointer; it takes the new session.
+    unsafe { *sess = session };
+    1
+}
+
+/// A new TLS 1.3 session holding `key` as its PSK with the cipher suite of `hash`, owned by
+/// the caller (OpenSSL takes it through a callback's out-pointer); null on failure.
+fn psk_session(ssl: *mut ffi::SSL, key: &[u8], hash: PskHash) -> *mut ffi::SSL_SESSION {
+    let id = suite(hash);
+    // SAFETY: `ssl` is the live SSL of the callback that calls this; `id` is the two bytes of
+    // a cipher suite code. The new session is ours until returned (or freed here on
+    // failure); the key is copied by set1.
     unsafe {
+        let cipher = SSL_CIPHER_find(ssl, id.as_ptr());
+        if cipher.is_null() {
+            return std::ptr::null_mut();
+        }
         let s = SSL_SESSION_new();
         if s.is_null() {
-            return 0;
+            return s;
         }
         if SSL_SESSION_set1_master_key(s, key.as_ptr(), key.len()) != 1
             || SSL_SESSION_set_cipher(s, cipher) != 1
             || SSL_SESSION_set_protocol_version(s, ffi::TLS1_3_VERSION) != 1
         {
             ffi::SSL_SESSION_free(s);
-            return 0;
+            return std::ptr::null_mut();
         }
-        *sess = s;
+        s
     }
-    1
 }
 
 /// The client side of the same: an OpenSSL client that offers one external PSK with the
@@ -180,25 +191,16 @@ pub mod client {
         let Some((identity, key, hash)) = ssl_ref.ssl_context().ex_data(idx) else {
             return 0;
         };
-        let code = suite(*hash);
-        // SAFETY: as in `find_session`; the identity bytes live in the context's ex_data,
-        // which outlives the handshake.
+        let session = psk_session(ssl, key, *hash);
+        if session.is_null() {
+            return 0;
+        }
+        // SAFETY: valid out-pointers (above); the identity bytes live in the context's
+        // ex_data, which outlives the handshake.
         unsafe {
-            let cipher = SSL_CIPHER_find(ssl, code.as_ptr());
-            let s = SSL_SESSION_new();
-            if cipher.is_null() || s.is_null() {
-                return 0;
-            }
-            if SSL_SESSION_set1_master_key(s, key.as_ptr(), key.len()) != 1
-                || SSL_SESSION_set_cipher(s, cipher) != 1
-                || SSL_SESSION_set_protocol_version(s, ffi::TLS1_3_VERSION) != 1
-            {
-                ffi::SSL_SESSION_free(s);
-                return 0;
-            }
             *id = identity.as_ptr();
             *idlen = identity.len();
-            *sess = s;
+            *sess = session;
         }
         1
     }

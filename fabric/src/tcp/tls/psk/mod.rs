@@ -122,10 +122,8 @@ impl ConfiguredPsk {
         );
         let len = raw.len();
         let key_len = len.checked_sub(4).ok_or(PskKeyError::Length(len))?;
-        match (transform, PskHash::of_len(key_len)) {
-            (None, Some(_)) => {}
-            (Some(h), Some(k)) if h == k => {}
-            _ => return Err(PskKeyError::Length(len)),
+        if !fits(transform, key_len) {
+            return Err(PskKeyError::Length(len));
         }
         let (key, crc) = raw.split_at(key_len);
         if crc32fast::hash(key).to_le_bytes() != crc {
@@ -151,10 +149,8 @@ impl ConfiguredPsk {
 
     /// A key of `bytes` (tests, key generation).
     pub fn from_raw(bytes: &[u8], transform: Option<PskHash>) -> Result<Self, PskKeyError> {
-        match (transform, PskHash::of_len(bytes.len())) {
-            (None, Some(_)) => {}
-            (Some(h), Some(k)) if h == k => {}
-            _ => return Err(PskKeyError::Length(bytes.len() + 4)),
+        if !fits(transform, bytes.len()) {
+            return Err(PskKeyError::Length(bytes.len() + 4));
         }
         Ok(ConfiguredPsk {
             transform,
@@ -220,6 +216,16 @@ impl ConfiguredPsk {
                 ))
             }
         }
+    }
+}
+
+/// A key of `len` bytes fits its transform: 32 or 48 bytes without one, the hash's output
+/// size with one (§3.6.1.5).
+fn fits(transform: Option<PskHash>, len: usize) -> bool {
+    match (transform, PskHash::of_len(len)) {
+        (None, Some(_)) => true,
+        (Some(h), Some(k)) => h == k,
+        (_, None) => false,
     }
 }
 
