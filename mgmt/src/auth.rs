@@ -43,11 +43,18 @@ impl Tokens {
     /// Read `admin.token` and `readonly.token` from `dir`, creating either that is missing
     /// (32 random bytes, hex; mode 0600; `dir` created 0700 if needed).
     pub fn load_or_create(dir: &Path) -> io::Result<Tokens> {
+        Tokens::load_or_create_seeded(dir, None)
+    }
+
+    /// As [`Tokens::load_or_create`], but a missing `admin.token` is written with
+    /// `admin_seed` (an operator's provisioned token, e.g. a systemd credential on the
+    /// appliance's first boot) instead of a random one; an existing file wins.
+    pub fn load_or_create_seeded(dir: &Path, admin_seed: Option<&str>) -> io::Result<Tokens> {
         DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
         let admin_path = dir.join(ADMIN_TOKEN_FILE);
         let tokens = Tokens {
-            admin: load_or_create_one(&admin_path)?,
-            read_only: load_or_create_one(&dir.join(READ_ONLY_TOKEN_FILE))?,
+            admin: load_or_create_one(&admin_path, admin_seed)?,
+            read_only: load_or_create_one(&dir.join(READ_ONLY_TOKEN_FILE), None)?,
         };
         if tokens.admin == tokens.read_only {
             return Err(io::Error::new(
@@ -82,11 +89,16 @@ fn eq(a: &str, b: &str) -> bool {
     bool::from(a.as_bytes().ct_eq(b.as_bytes()))
 }
 
-fn load_or_create_one(path: &Path) -> io::Result<String> {
+/// A token is at least 16 printable ASCII characters.
+fn token_ok(token: &str) -> bool {
+    token.len() >= 16 && token.bytes().all(|b| b.is_ascii_graphic())
+}
+
+fn load_or_create_one(path: &Path, seed: Option<&str>) -> io::Result<String> {
     match std::fs::read_to_string(path) {
         Ok(text) => {
             let token = text.trim().to_string();
-            if token.len() < 16 || !token.bytes().all(|b| b.is_ascii_graphic()) {
+            if !token_ok(&token) {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidData,
                     format!(
@@ -103,9 +115,23 @@ fn load_or_create_one(path: &Path) -> io::Result<String> {
             Ok(token)
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            let mut bytes = [0u8; 32];
-            rand::rng().fill_bytes(&mut bytes);
-            let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+            let token = match seed.map(str::trim) {
+                Some(seed) if token_ok(seed) => seed.to_string(),
+                Some(_) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!(
+                            "the token provisioned for {} must be at least 16 printable characters",
+                            path.display()
+                        ),
+                    ))
+                }
+                None => {
+                    let mut bytes = [0u8; 32];
+                    rand::rng().fill_bytes(&mut bytes);
+                    bytes.iter().map(|b| format!("{b:02x}")).collect()
+                }
+            };
             let mut file = OpenOptions::new()
                 .write(true)
                 .create_new(true)
@@ -223,6 +249,28 @@ mod tests {
         assert_eq!(first.access(&first.admin[..63]), None);
         assert_eq!(first.access(""), None);
         assert!(!format!("{first:?}").contains(&first.admin));
+    }
+
+    #[test]
+    fn a_provisioned_admin_token_is_used_once_then_the_file_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let seed = "provisioned-admin-token-0123456789";
+        let first = Tokens::load_or_create_seeded(dir.path(), Some(&format!("{seed}\n"))).unwrap();
+        assert_eq!(first.admin, seed);
+        assert_eq!(first.access(seed), Some(Access::Admin));
+        let text = std::fs::read_to_string(dir.path().join(ADMIN_TOKEN_FILE)).unwrap();
+        assert_eq!(text, format!("{seed}\n"));
+        // A later start with another credential keeps the file's token.
+        let again =
+            Tokens::load_or_create_seeded(dir.path(), Some("another-token-abcdefghijkl")).unwrap();
+        assert_eq!(again.admin, seed);
+        // A short or unprintable provisioned token is refused, and no file is written.
+        let other = tempfile::tempdir().unwrap();
+        for bad in ["short", "sixteen chars w/ space"] {
+            let e = Tokens::load_or_create_seeded(other.path(), Some(bad)).unwrap_err();
+            assert!(e.to_string().contains("at least 16 printable"), "{e}");
+            assert!(!other.path().join(ADMIN_TOKEN_FILE).exists());
+        }
     }
 
     #[test]

@@ -14,6 +14,7 @@ mod drive;
 mod host;
 #[cfg(feature = "model-drive")]
 mod model_drive;
+mod notify;
 mod perf;
 mod serve;
 

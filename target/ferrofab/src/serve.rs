@@ -20,6 +20,10 @@ pub struct ServeArgs {
     /// (admin.token, readonly.token) live; created (mode 0700) when missing.
     #[arg(long, default_value = DEFAULT_STATE_DIR)]
     state_dir: PathBuf,
+    /// Configuration file served when the state directory holds none yet (a first start);
+    /// later starts restore the state directory's. Without it, the embedded default.
+    #[arg(long, value_name = "PATH", conflicts_with = "config")]
+    initial_config: Option<PathBuf>,
     /// Address of the management API (REST, `/api/v1/`).
     #[arg(long, default_value = "127.0.0.1:8080")]
     mgmt_listen: SocketAddr,
@@ -56,14 +60,21 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
                 tracing::info!(state = %state.file().display(), "running configuration restored");
                 c
             }
-            None => Config::default_config().map_err(|e| e.to_string())?,
+            None => match &args.initial_config {
+                Some(path) => {
+                    tracing::info!(config = %path.display(), "first start: initial configuration");
+                    Config::load(path).map_err(|e| e.to_string())?
+                }
+                None => Config::default_config().map_err(|e| e.to_string())?,
+            },
         },
     };
     let tokens = if args.no_mgmt {
         None
     } else {
+        let seed = provisioned_admin_token()?;
         Some(
-            mgmt::Tokens::load_or_create(state.path())
+            mgmt::Tokens::load_or_create_seeded(state.path(), seed.as_deref())
                 .map_err(|e| format!("management API tokens in {}: {e}", state.path().display()))?,
         )
     };
@@ -135,8 +146,20 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
         }
     };
     tracing::info!(version = env!("CARGO_PKG_VERSION"), "ferrofab serving");
+    crate::notify::ready(&format!("serving {} listener(s)", daemon.listeners().len()));
+    let mut watchdog = crate::notify::Watchdog::from_env();
+    let mut feed = tokio::time::interval(
+        watchdog
+            .as_ref()
+            .map_or(std::time::Duration::from_secs(3600), |w| w.interval()),
+    );
     loop {
         tokio::select! {
+            _ = feed.tick(), if watchdog.is_some() => {
+                if let Some(w) = watchdog.as_mut() {
+                    feed_watchdog(w, &daemon);
+                }
+            }
             _ = term.recv() => { tracing::info!("SIGTERM: shutting down"); break; }
             _ = int.recv() => { tracing::info!("SIGINT: shutting down"); break; }
             _ = hup.recv() => {
@@ -147,6 +170,7 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
             }
         }
     }
+    crate::notify::stopping();
     // The management server holds the engine: stop it first, so the daemon can let go of
     // every namespace and hand its drives back.
     if let Some(server) = mgmt {
@@ -154,6 +178,36 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
     }
     daemon.shutdown().await;
     Ok(())
+}
+
+/// The systemd credential an operator may provision the admin token with (first start
+/// only: an existing admin.token wins), e.g. `ImportCredential=ferrofab.admin-token`.
+const ADMIN_TOKEN_CREDENTIAL: &str = "ferrofab.admin-token";
+
+fn provisioned_admin_token() -> Result<Option<String>, String> {
+    let Some(dir) = std::env::var_os("CREDENTIALS_DIRECTORY") else {
+        return Ok(None);
+    };
+    let path = PathBuf::from(dir).join(ADMIN_TOKEN_CREDENTIAL);
+    match std::fs::read_to_string(&path) {
+        Ok(token) => Ok(Some(token)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(format!("credential {}: {e}", path.display())),
+    }
+}
+
+/// Ping systemd's watchdog when every reactor (NVMe/TCP and NVMe/RDMA) polled since the last
+/// check; otherwise say which did not, and let the watchdog fire.
+fn feed_watchdog(watchdog: &mut crate::notify::Watchdog, daemon: &Daemon) {
+    let polls = daemon
+        .reactor_samples()
+        .into_iter()
+        .chain(daemon.rdma_reactor_samples())
+        .map(|s| s.busy_polls.wrapping_add(s.idle_polls))
+        .collect();
+    if let Err(stalled) = watchdog.check(polls) {
+        tracing::error!(reactors = ?stalled.0, "reactors stopped polling: not feeding the watchdog");
+    }
 }
 
 /// SIGHUP: re-read the management API's certificate and key (new connections get them); on
