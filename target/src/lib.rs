@@ -15,6 +15,7 @@ pub mod engine;
 pub mod error_log;
 pub mod events;
 pub mod features;
+pub mod firmware;
 pub mod housekeeping;
 pub mod identify;
 pub mod ids;
