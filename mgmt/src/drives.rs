@@ -1,9 +1,11 @@
 //! `GET /api/v1/drives`: the local NVMe drives namespaces are opened on — nvme-vfio
 //! controllers our driver runs, nvme-uring devices the kernel keeps — with what their
 //! drivers report: identity, health (with an nvme-vfio drive's SMART / Health log, read from
-//! the drive for the answer), queues, and their namespaces with where each is exported. The
-//! drives are the Redfish view's (its snapshot groups them the same way, and its Drive
-//! resource is made from [`drive_view`]).
+//! the drive for the answer), queues, and their namespaces with where each is exported; then
+//! every other NVMe drive of the PCI bus, unexported, with what the kernel shows of it (its
+//! identity and namespaces when the kernel's nvme driver holds it) and the driver bound to
+//! it, which is what an operator needs to export it. The drives are the Redfish view's (its
+//! snapshot groups them the same way, and its Drive resource is made from [`drive_view`]).
 
 use axum::extract::State;
 use axum::Json;
@@ -11,7 +13,8 @@ use serde::{Deserialize, Serialize};
 use target::config::BackendKind;
 use target::drives::{SmartLog, SmartSeverity, SmartWarning};
 use target::engine::Engine;
-use target::kernel_nvme::kernel_controller;
+use target::kernel_nvme::{kernel_controller, KernelController};
+use target::local_drives::LocalDrive;
 use utoipa::ToSchema;
 
 use crate::error::{ApiError, ErrorBody};
@@ -38,7 +41,8 @@ pub enum DriveState {
     Degraded,
     /// Gone: removed, failed (CSTS.CFS) or shut down; `detail` says why.
     Failed,
-    /// The driver reports nothing (a controller without our driver, or no sysfs entry).
+    /// The driver reports nothing (a controller without our driver, or no sysfs entry; an
+    /// unexported drive the kernel's driver does not hold).
     Unknown,
 }
 
@@ -57,7 +61,7 @@ pub struct DriveHealth {
     /// this answer; null when there is none to show, and `smart_log_unavailable` says why.
     pub smart_log: Option<SmartLogView>,
     /// Why `smart_log` is null: the read failed (the error), the drive is the kernel's
-    /// (nvme-uring), or no driver of ferrofab's runs it.
+    /// (nvme-uring, or unexported on the kernel's driver), or no driver of ferrofab's runs it.
     pub smart_log_unavailable: Option<String>,
     /// I/O queue pairs the controller granted (nvme-vfio).
     pub io_queues: Option<u16>,
@@ -188,9 +192,11 @@ pub struct ExportView {
 /// A namespace of the drive.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct DriveNamespaceView {
-    /// Its NSID on the drive (null for an nvme-uring device, which names it by `device`).
+    /// Its NSID on the drive (null for an nvme-uring device, which names it by `device`; for
+    /// an unexported drive's, what sysfs shows).
     pub nsid: Option<u32>,
-    /// nvme-uring: the generic character device it is opened through.
+    /// nvme-uring: the generic character device it is opened through; unexported drive on the
+    /// kernel's driver: the one an nvme-uring namespace would open (`/dev/ng0n1`).
     pub device: Option<String>,
     pub block_size: u32,
     pub blocks: u64,
@@ -204,24 +210,35 @@ pub struct DriveNamespaceView {
 /// A local NVMe drive.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct DriveView {
-    /// The PCI address (nvme-vfio), or the kernel's controller (`nvme0`) or device name
-    /// (nvme-uring).
+    /// The PCI address (nvme-vfio, and a drive not exported), or the kernel's controller
+    /// (`nvme0`) or device name (nvme-uring).
     pub id: String,
-    pub driver: DriveDriver,
+    /// Whether a namespace of it is exported: false for a drive the PCI bus shows that no
+    /// namespace is opened on (creating one on it exports it).
+    pub exported: bool,
+    /// How the daemon drives it; null when it is not exported.
+    pub driver: Option<DriveDriver>,
+    /// The PCI address of its controller, when known (an nvme-uring drive's from sysfs).
+    pub pci: Option<String>,
+    /// The kernel driver bound to its PCI function (`nvme`, `vfio-pci`, or another's name),
+    /// `none` when no driver is; null when sysfs lists no such NVMe PCI function.
+    pub driver_bound: Option<String>,
     pub model: Option<String>,
     pub serial: Option<String>,
     pub firmware: Option<String>,
     pub health: DriveHealth,
     /// Sum of its namespaces' sizes below.
     pub capacity_bytes: u64,
-    /// nvme-vfio: every active namespace the driver found; nvme-uring: the ones opened.
+    /// nvme-vfio: every active namespace the driver found; nvme-uring: the ones opened;
+    /// unexported: those the kernel's driver shows (none when it does not hold the drive).
     pub namespaces: Vec<DriveNamespaceView>,
 }
 
-/// The local NVMe drives namespaces are opened on, by id.
+/// The local NVMe drives, by id: the ones namespaces are opened on (exported), then every
+/// other NVMe drive on the PCI bus (not exported).
 #[utoipa::path(get, path = "/api/v1/drives", tag = "system",
     responses(
-        (status = 200, description = "The drives", body = [DriveView]),
+        (status = 200, description = "The drives, exported or not", body = [DriveView]),
         (status = 401, description = "No or a wrong token", body = ErrorBody),
     ))]
 pub(crate) async fn list(State(state): State<AppState>) -> Result<Json<Vec<DriveView>>, ApiError> {
@@ -252,10 +269,64 @@ pub(crate) fn drive_view(engine: &Engine, d: &Drive) -> DriveView {
         .iter()
         .map(|(nqn, nsid)| (nqn.clone(), *nsid, backend(nqn, *nsid)))
         .collect();
-    match &d.kind {
+    let found = d.found.as_ref();
+    let mut view = match &d.kind {
         DriveKind::Vfio { pci } => vfio(engine, &d.id, pci, &volumes),
-        DriveKind::Uring { paths } => uring(engine, &d.id, paths, &volumes),
-    }
+        DriveKind::Uring { paths } => {
+            let kernel = found
+                .and_then(|f| f.controller.clone())
+                .or_else(|| kernel_controller(engine.drives().sysfs(), &d.id));
+            uring(engine, &d.id, paths, &volumes, kernel)
+        }
+        DriveKind::Unexported => unexported(&d.id, found),
+    };
+    view.exported = d.exported();
+    view.pci = match &d.kind {
+        DriveKind::Vfio { pci } => Some(pci.clone()),
+        DriveKind::Uring { .. } | DriveKind::Unexported => found.map(|f| f.pci.clone()),
+    };
+    view.driver_bound = found.map(|f| f.driver.clone().unwrap_or_else(|| "none".into()));
+    view
+}
+
+/// A drive no namespace is opened on: what the kernel shows of it, when its driver holds it.
+fn unexported(id: &str, found: Option<&LocalDrive>) -> DriveView {
+    let Some((found, kernel)) = found.and_then(|f| Some((f, f.controller.as_ref()?))) else {
+        let mut health = health(DriveState::Unknown, None);
+        health.smart_log_unavailable = Some(format!(
+            "not exported and {}: no driver of ferrofab's or the kernel's runs it, so nothing \
+             reads its log",
+            match found.and_then(|f| f.driver.as_deref()) {
+                Some(d) => format!("bound to {d}"),
+                None => "bound to no driver".into(),
+            }
+        ));
+        return drive(id, None, [None, None, None], health, Vec::new());
+    };
+    let namespaces = found
+        .namespaces
+        .iter()
+        .map(|n| DriveNamespaceView {
+            nsid: n.nsid,
+            device: n.generic.clone(),
+            block_size: n.block_size,
+            blocks: n.blocks,
+            size_bytes: n.size_bytes(),
+            zoned: n.zoned,
+            exported_as: Vec::new(),
+        })
+        .collect();
+    drive(
+        id,
+        None,
+        [
+            kernel.model.clone(),
+            kernel.serial.clone(),
+            kernel.firmware.clone(),
+        ],
+        kernel_health(kernel, UNEXPORTED_NO_SMART),
+        namespaces,
+    )
 }
 
 fn vfio(
@@ -292,7 +363,7 @@ fn vfio(
             Some("no driver of ferrofab's runs this controller: nothing reads its log".into());
         return drive(
             id,
-            DriveDriver::NvmeVfio,
+            Some(DriveDriver::NvmeVfio),
             [None, None, None],
             health,
             namespaces,
@@ -330,7 +401,7 @@ fn vfio(
     }
     drive(
         id,
-        DriveDriver::NvmeVfio,
+        Some(DriveDriver::NvmeVfio),
         [
             Some(info.model.clone()),
             Some(info.serial.clone()),
@@ -346,6 +417,7 @@ fn uring(
     id: &str,
     paths: &[String],
     volumes: &[(String, u32, Option<BackendKind>)],
+    kernel: Option<KernelController>,
 ) -> DriveView {
     let namespaces = paths
         .iter()
@@ -369,17 +441,29 @@ fn uring(
             Some(view)
         })
         .collect();
-    let Some(kernel) = kernel_controller(id) else {
+    let Some(kernel) = kernel else {
         let mut health = health(DriveState::Unknown, None);
         health.smart_log_unavailable = Some(URING_NO_SMART.into());
         return drive(
             id,
-            DriveDriver::NvmeUring,
+            Some(DriveDriver::NvmeUring),
             [None, None, None],
             health,
             namespaces,
         );
     };
+    let health = kernel_health(&kernel, URING_NO_SMART);
+    drive(
+        id,
+        Some(DriveDriver::NvmeUring),
+        [kernel.model, kernel.serial, kernel.firmware],
+        health,
+        namespaces,
+    )
+}
+
+/// The health of a drive the kernel's driver holds, as its controller state and hwmon show.
+fn kernel_health(kernel: &KernelController, no_smart: &str) -> DriveHealth {
     let state = match kernel.state.as_deref() {
         Some("live") => DriveState::Ok,
         Some("resetting" | "connecting" | "new") => DriveState::Degraded,
@@ -388,14 +472,8 @@ fn uring(
     };
     let mut health = health(state, kernel.state.clone());
     health.temperature_celsius = kernel.temperature_celsius;
-    health.smart_log_unavailable = Some(URING_NO_SMART.into());
-    drive(
-        id,
-        DriveDriver::NvmeUring,
-        [kernel.model, kernel.serial, kernel.firmware],
-        health,
-        namespaces,
-    )
+    health.smart_log_unavailable = Some(no_smart.into());
+    health
 }
 
 /// A drive namespace as the subsystem `nqn` serves it as `nsid`.
@@ -426,6 +504,11 @@ const URING_NO_SMART: &str = "the kernel's driver runs this drive (nvme-uring): 
      it no admin commands, so it reads no SMART / Health log (the temperature is the kernel's \
      hwmon reading, when there is one)";
 
+/// Why an unexported drive on the kernel's driver shows no SMART / Health log.
+const UNEXPORTED_NO_SMART: &str = "not exported: the kernel's driver holds this drive and \
+     ferrofab sends it no admin commands, so it reads no SMART / Health log (the temperature \
+     is the kernel's hwmon reading, when there is one)";
+
 fn health(state: DriveState, detail: Option<String>) -> DriveHealth {
     DriveHealth {
         state,
@@ -440,16 +523,21 @@ fn health(state: DriveState, detail: Option<String>) -> DriveHealth {
     }
 }
 
+/// The view of drive `id`; [`drive_view`] fills in whether it is exported, its PCI address
+/// and bound driver.
 fn drive(
     id: &str,
-    driver: DriveDriver,
+    driver: Option<DriveDriver>,
     [model, serial, firmware]: [Option<String>; 3],
     health: DriveHealth,
     namespaces: Vec<DriveNamespaceView>,
 ) -> DriveView {
     DriveView {
         id: id.to_string(),
+        exported: false,
         driver,
+        pci: None,
+        driver_bound: None,
         model,
         serial,
         firmware,

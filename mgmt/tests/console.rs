@@ -22,6 +22,7 @@ use target::drives::{DriveSettings, Drives};
 use target::{Config, Daemon, TargetParams};
 
 mod common;
+use common::sysfs::{FakeNs, FakeSysfs};
 use common::{Api, Token, HOST, OTHER, SUB};
 
 fn host(hostnqn: &str) -> HostOptions {
@@ -519,6 +520,7 @@ const DRIVES_FIXTURE: &str = concat!(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drives_show_what_their_driver_reports() {
     const PCI: &str = "0000:7f:00.0";
+    const UNEXPORTED: &str = "0000:80:00.0";
     let config = Config::parse(
         &format!(
             "[[listener]]\ntransport = \"tcp\"\naddress = \"127.0.0.1:0\"\n\n\
@@ -571,7 +573,19 @@ async fn drives_show_what_their_driver_reports() {
     Backend::write(&*on_drive, 0, &vec![0x5a; 1 << 20], false).unwrap();
     Backend::read(&*on_drive, 0, &mut vec![0; 64 << 10]).unwrap();
     drop(on_drive);
-    let drives = Arc::new(Drives::new(DriveSettings::default()));
+    // The bus holds it on vfio-pci, and a drive on the kernel's driver that is not exported.
+    let sysfs = FakeSysfs::new();
+    sysfs.nvme_function(PCI, Some("vfio-pci"));
+    sysfs.nvme_function(UNEXPORTED, Some("nvme"));
+    let ns = FakeNs {
+        name: "nvme0n1",
+        nsid: 1,
+        bytes: 1 << 30,
+        block_size: 4096,
+        zoned: "none",
+    };
+    sysfs.kernel_controller("nvme0", UNEXPORTED, "S5GXNF0R100001", &[ns]);
+    let drives = Arc::new(Drives::new(DriveSettings::default()).with_sysfs(sysfs.root()));
     drives.adopt(PCI, Box::new(driver));
     let daemon = Daemon::start_with_drives(config, TargetParams::default(), None, drives)
         .await
@@ -588,8 +602,29 @@ async fn drives_show_what_their_driver_reports() {
     let url = format!("http://{}/api/v1/drives", server.local_addr());
     let got = get_json(&url, &tokens.read_only).await;
     let drives = got.as_array().unwrap();
-    assert_eq!(drives.len(), 1, "{got}");
+    assert_eq!(drives.len(), 2, "{got}");
     let d = &drives[0];
+    assert_eq!(
+        (&d["exported"], &d["pci"], &d["driver_bound"]),
+        (&json!(true), &json!(PCI), &json!("vfio-pci"))
+    );
+    let idle = &drives[1];
+    assert_eq!(
+        (
+            &idle["id"],
+            &idle["exported"],
+            &idle["driver"],
+            &idle["serial"]
+        ),
+        (
+            &json!(UNEXPORTED),
+            &json!(false),
+            &Value::Null,
+            &json!("S5GXNF0R100001")
+        ),
+        "{got}"
+    );
+    assert_eq!(idle["namespaces"][0]["device"], "/dev/ng0n1");
     assert_eq!(
         (
             &d["id"],

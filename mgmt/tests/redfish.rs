@@ -2,7 +2,8 @@
 //! a namespace and an allowed host, a second listener, a connected host), then read back as
 //! Redfish resources, compared with what the host sees over NVMe/TCP, and crawled link by
 //! link; authentication, read-only methods and the error shapes; drives through adopted
-//! controllers (one with no driver of ours, one the driver's model with a SMART / Health log).
+//! controllers (one with no driver of ours, one the driver's model with a SMART / Health log)
+//! and one of a fake sysfs that is not exported.
 
 mod common;
 
@@ -25,6 +26,7 @@ use serde_json::{json, Value};
 use target::drives::{AdoptedController, DriveSettings, Drives};
 use target::{Config, Daemon, TargetParams};
 
+use common::sysfs::{FakeNs, FakeSysfs};
 use common::{Api, HOST, OTHER, SUB};
 
 const HOST_ID: [u8; 16] = [
@@ -558,6 +560,8 @@ async fn drives_namespaces_are_opened_on() {
     const PCI: &str = "0000:00:04.0";
     // Our driver runs this one; its SMART / Health log warns of a worn-out drive.
     const MODEL_PCI: &str = "0000:00:05.0";
+    // On the kernel's driver, no namespace opened on it.
+    const IDLE_PCI: &str = "0000:00:06.0";
     let config = Config::parse(
         &format!(
             "[[listener]]\ntransport = \"tcp\"\naddress = \"127.0.0.1:0\"\n\n\
@@ -576,7 +580,17 @@ async fn drives_namespaces_are_opened_on() {
         percentage_used: 30,
         ..ModelHealth::default()
     });
-    let drives = Arc::new(Drives::new(DriveSettings::default()));
+    let sysfs = FakeSysfs::new();
+    sysfs.nvme_function(IDLE_PCI, Some("nvme"));
+    let ns = FakeNs {
+        name: "nvme0n1",
+        nsid: 1,
+        bytes: 256 << 20,
+        block_size: 4096,
+        zoned: "host-managed",
+    };
+    sysfs.kernel_controller("nvme0", IDLE_PCI, "ffzns0", &[ns]);
+    let drives = Arc::new(Drives::new(DriveSettings::default()).with_sysfs(sysfs.root()));
     drives.adopt(PCI, Box::new(RamController));
     drives.adopt(MODEL_PCI, Box::new(Arc::clone(&model)));
     let daemon = Daemon::start_with_drives(config, TargetParams::default(), None, drives)
@@ -605,9 +619,32 @@ async fn drives_namespaces_are_opened_on() {
     .await
     .ok();
     let model_uri = format!("/redfish/v1/Chassis/appliance/Drives/{MODEL_PCI}");
+    let idle_uri = format!("/redfish/v1/Chassis/appliance/Drives/{IDLE_PCI}");
+    let all = json!([{"@odata.id": drive_uri}, {"@odata.id": model_uri}, {"@odata.id": idle_uri}]);
+    assert_eq!(collection["Members"], all);
+    // Not exported: waiting for a namespace, with what the kernel's driver shows.
+    let idle = request(&base, Method::GET, &idle_uri, auth).await.ok();
     assert_eq!(
-        collection["Members"],
-        json!([{"@odata.id": drive_uri}, {"@odata.id": model_uri}])
+        (
+            &idle["Status"],
+            &idle["SerialNumber"],
+            &idle["CapacityBytes"],
+            &idle["Links"]["Volumes"]
+        ),
+        (
+            &json!({"State": "StandbyOffline"}),
+            &json!("ffzns0"),
+            &json!(256 << 20),
+            &json!([])
+        ),
+        "{idle}"
+    );
+    assert!(
+        idle["Description"]
+            .as_str()
+            .unwrap()
+            .contains("not exported"),
+        "{idle}"
     );
     let drive = request(&base, Method::GET, &drive_uri, auth).await.ok();
     assert_eq!(drive["@odata.type"], "#Drive.v1_17_0.Drive");
@@ -665,13 +702,11 @@ async fn drives_namespaces_are_opened_on() {
     let chassis = request(&base, Method::GET, "/redfish/v1/Chassis/appliance", auth)
         .await
         .ok();
-    assert_eq!(
-        chassis["Links"]["Drives"],
-        json!([{"@odata.id": drive_uri}, {"@odata.id": model_uri}])
-    );
+    assert_eq!(chassis["Links"]["Drives"], all);
     let seen = crawl(&base, &tokens.admin).await;
-    assert!(seen.contains(&drive_uri), "{seen:?}");
-    assert!(seen.contains(&model_uri), "{seen:?}");
+    for uri in [&drive_uri, &model_uri, &idle_uri] {
+        assert!(seen.contains(uri), "{uri}: {seen:?}");
+    }
     // A controller that is gone reads no log: offline and critical.
     model.shutdown().unwrap();
     let m = request(&base, Method::GET, &model_uri, auth).await.ok();

@@ -6,13 +6,15 @@
 //! controller shares it. Its [`DriveSettings`] set the queue count, depth and timeouts;
 //! [`Drives::shutdown_all`] shuts controllers down cleanly and gives devices back to the
 //! kernel driver they came from. [`Drives::vfio_status`] reports what a controller's driver
-//! knows of it, with its SMART / Health log read from the drive there and then.
+//! knows of it, with its SMART / Health log read from the drive there and then;
+//! [`Drives::local`] lists every NVMe drive of the box, driven or not, from its sysfs tree.
 
 mod smart;
 
 pub use smart::{SmartLog, SmartSeverity, SmartWarning, DATA_UNIT_BYTES};
 
 use ferrofab_sync::CountedLock as _;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -27,6 +29,10 @@ use nvme::sys::hugepage::HugeDma;
 use nvme::sys::vfio::VfioDevice;
 
 use crate::config::{BackendKind, DrivesSection};
+use crate::local_drives::{self, LocalDrive};
+
+/// The running system's sysfs tree.
+const SYSFS: &str = "/sys";
 
 /// IOVA where a controller's DMA memory starts (any page-aligned address below the IOMMU's
 /// address width works; 4 GiB keeps it clear of low-memory conventions).
@@ -149,6 +155,8 @@ impl DriveStatus {
 /// The drives one daemon (or one `ferrofab drive` run) drives.
 pub struct Drives {
     settings: DriveSettings,
+    /// Where the kernel's view of PCI devices and NVMe controllers is read (`/sys`).
+    sysfs: PathBuf,
     vfio: Mutex<Vec<VfioDrive>>,
     adopted: Mutex<Vec<(String, Arc<dyn AdoptedController>)>>,
 }
@@ -157,9 +165,31 @@ impl Drives {
     pub fn new(settings: DriveSettings) -> Drives {
         Drives {
             settings,
+            sysfs: PathBuf::from(SYSFS),
             vfio: Mutex::new(Vec::new()),
             adopted: Mutex::new(Vec::new()),
         }
+    }
+
+    /// The same, reading the kernel's view of the drives from the sysfs tree at `root`
+    /// instead of `/sys` (a fake tree in tests).
+    pub fn with_sysfs(self, root: impl Into<PathBuf>) -> Drives {
+        Drives {
+            sysfs: root.into(),
+            ..self
+        }
+    }
+
+    /// The sysfs tree the kernel's view of the drives is read from.
+    pub fn sysfs(&self) -> &Path {
+        &self.sysfs
+    }
+
+    /// Every NVMe drive on the box's PCI bus, whether a namespace is opened on it or not, with
+    /// the driver bound to it and what the kernel's shows (see [`local_drives::scan`]). Reads
+    /// sysfs: not for the I/O path.
+    pub fn local(&self) -> Vec<LocalDrive> {
+        local_drives::scan(&self.sysfs)
     }
 
     /// Serve `controller` as the `nvme-vfio` drive at `pci` (no VFIO set-up is done for it).

@@ -1,12 +1,12 @@
 //! What the Linux kernel tells of an NVMe controller it drives — an `nvme-uring` drive stays
-//! on the kernel's driver — read from sysfs (`/sys/class/nvme/nvmeX/`): identity, the
-//! driver's controller state, and the Composite Temperature its hwmon sensor reads from the
-//! drive's SMART / Health log.
+//! on the kernel's driver — read from sysfs (`<sysfs>/class/nvme/nvmeX/`): identity, where it
+//! is attached, the driver's controller state, and the Composite Temperature its hwmon sensor
+//! reads from the drive's SMART / Health log.
 
 use std::path::Path;
 
-/// Where the kernel lists its NVMe controllers.
-const SYSFS_NVME: &str = "/sys/class/nvme";
+/// Where the kernel lists its NVMe controllers, below the sysfs root.
+pub(crate) const CLASS_NVME: &str = "class/nvme";
 
 /// One kernel NVMe controller, as far as sysfs shows it (a missing attribute is `None`).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -16,6 +16,11 @@ pub struct KernelController {
     pub model: Option<String>,
     pub serial: Option<String>,
     pub firmware: Option<String>,
+    /// How it is attached: `pcie` for a local drive, `tcp`, `rdma`, `fc` or `loop` for a
+    /// fabric controller.
+    pub transport: Option<String>,
+    /// Where: the PCI address of a `pcie` controller, the target's of a fabric one.
+    pub address: Option<String>,
     /// The kernel driver's state: `live`, `resetting`, `connecting`, `deleting`, `dead`, …
     pub state: Option<String>,
     /// Composite Temperature (SMART / Health log, NVMe Base 2.0 §5.16.1.3) in °C, when the
@@ -23,13 +28,14 @@ pub struct KernelController {
     pub temperature_celsius: Option<f64>,
 }
 
-/// The kernel controller `name` (`nvmeX`); `None` when it does not exist or the name is not
-/// a controller's.
-pub fn kernel_controller(name: &str) -> Option<KernelController> {
-    read_in(Path::new(SYSFS_NVME), name)
+/// The kernel controller `name` (`nvmeX`) in the sysfs tree at `sysfs` (`/sys` on a running
+/// system); `None` when it does not exist or the name is not a controller's.
+pub fn kernel_controller(sysfs: &Path, name: &str) -> Option<KernelController> {
+    read_in(&sysfs.join(CLASS_NVME), name)
 }
 
-fn read_in(root: &Path, name: &str) -> Option<KernelController> {
+/// The controller `name` in `root`, the kernel's list of NVMe controllers.
+pub(crate) fn read_in(root: &Path, name: &str) -> Option<KernelController> {
     let digits = name.strip_prefix("nvme")?;
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
@@ -49,6 +55,8 @@ fn read_in(root: &Path, name: &str) -> Option<KernelController> {
         model: attr("model"),
         serial: attr("serial"),
         firmware: attr("firmware_rev"),
+        transport: attr("transport"),
+        address: attr("address"),
         state: attr("state"),
         temperature_celsius: temperature(&dir),
     })
@@ -87,18 +95,22 @@ mod tests {
         std::fs::write(ctrl.join("serial"), "deadbeef\n").unwrap();
         std::fs::write(ctrl.join("firmware_rev"), "9.2.0   \n").unwrap();
         std::fs::write(ctrl.join("state"), "live\n").unwrap();
+        std::fs::write(ctrl.join("transport"), "pcie\n").unwrap();
+        std::fs::write(ctrl.join("address"), "0000:00:04.0\n").unwrap();
         std::fs::write(ctrl.join("hwmon5/temp1_input"), "35850\n").unwrap();
         let got = read_in(&root, "nvme3").unwrap();
         assert_eq!(got.model.as_deref(), Some("QEMU NVMe Ctrl"));
         assert_eq!(got.serial.as_deref(), Some("deadbeef"));
         assert_eq!(got.firmware.as_deref(), Some("9.2.0"));
         assert_eq!(got.state.as_deref(), Some("live"));
+        assert_eq!(got.transport.as_deref(), Some("pcie"));
+        assert_eq!(got.address.as_deref(), Some("0000:00:04.0"));
         assert_eq!(got.temperature_celsius, Some(35.85));
 
         std::fs::create_dir_all(root.join("nvme4/device/hwmon/hwmon1")).unwrap();
         std::fs::write(root.join("nvme4/device/hwmon/hwmon1/temp1_input"), "-1000").unwrap();
         let bare = read_in(&root, "nvme4").unwrap();
-        assert_eq!((bare.model, bare.state), (None, None));
+        assert_eq!((bare.model, bare.state, bare.transport), (None, None, None));
         assert_eq!(bare.temperature_celsius, Some(-1.0));
 
         for bad in ["nvme9", "nvme", "nvme1/../nvme3", "sda", "../nvme3"] {

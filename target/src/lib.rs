@@ -24,6 +24,7 @@ pub mod keep_alive;
 pub mod kernel_nvme;
 pub mod lease;
 pub mod listeners;
+pub mod local_drives;
 pub mod log_pages;
 pub mod metrics;
 pub mod namespace;

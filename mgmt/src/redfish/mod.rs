@@ -1,8 +1,8 @@
 //! A read-only DMTF Redfish / SNIA Swordfish view of the box at `/redfish/v1`: each NVM
 //! subsystem is a Storage resource (namespaces as Volumes, connected controllers as
 //! StorageControllers), the NVMe-oF fabric has the listeners and hosts as Endpoints and each
-//! subsystem's access list as a Connection, and the local NVMe drives namespaces are opened
-//! on are Drives of the appliance's Chassis. Everything is read through the engine API on each
+//! subsystem's access list as a Connection, and the local NVMe drives, exported or not, are
+//! Drives of the appliance's Chassis. Everything is read through the engine API on each
 //! request; nothing is cached and nothing can be changed here (GET and HEAD only).
 //!
 //! The version object (`/redfish`), the service root, `$metadata` and the OData service

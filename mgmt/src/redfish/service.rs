@@ -99,7 +99,7 @@ pub(crate) fn chassis(snap: &Snapshot) -> Value {
         "Id": CHASSIS_ID,
         "Name": "ferrofab appliance",
         "Description": "The box running ferrofab: it serves the NVM subsystems and holds the \
-            NVMe drives their namespaces are opened on.",
+            NVMe drives, exported or not.",
         "ChassisType": "Enclosure",
         "Drives": link(&format!("{}/Drives", chassis_uri())),
         "Links": {
@@ -123,7 +123,8 @@ pub(crate) fn drive_collection(snap: &Snapshot) -> Value {
 /// identity, the capacity of its namespaces and, from the SMART / Health log, Status.Health
 /// (the critical warnings' severity: OK, Warning, Critical), FailurePredicted and
 /// PredictedMediaLifeLeftPercent (100 - Percentage Used). A gone controller is Critical and
-/// UnavailableOffline; without a log, Health is left out.
+/// UnavailableOffline; one not exported is StandbyOffline (it waits for an operator to create
+/// a namespace on it); without a log, Health is left out.
 pub(crate) fn drive(d: &Drive, view: &DriveView) -> Value {
     let description = match &d.kind {
         DriveKind::Vfio { pci } => format!(
@@ -133,6 +134,12 @@ pub(crate) fn drive(d: &Drive, view: &DriveView) -> Value {
             "NVMe controller of the kernel driver, used through its generic character devices \
              ({}) with io_uring passthrough",
             paths.join(", ")
+        ),
+        DriveKind::Unexported => format!(
+            "NVMe controller at PCI address {}, not exported: no namespace of it is served \
+             (bound to {})",
+            d.id,
+            view.driver_bound.as_deref().unwrap_or("none")
         ),
     };
     let smart = view.health.smart_log.as_ref();
@@ -144,7 +151,14 @@ pub(crate) fn drive(d: &Drive, view: &DriveView) -> Value {
         Some(SmartSeverityView::Critical) => Some("Critical"),
         None => None,
     };
-    let mut status = json!({"State": if failed { "UnavailableOffline" } else { "Enabled" }});
+    let state = if failed {
+        "UnavailableOffline"
+    } else if d.exported() {
+        "Enabled"
+    } else {
+        "StandbyOffline"
+    };
+    let mut status = json!({ "State": state });
     if let Some(health) = health {
         status["Health"] = json!(health);
     }

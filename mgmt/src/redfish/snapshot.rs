@@ -9,6 +9,7 @@ use std::path::Path;
 use target::config::{BackendKind, TransportKind};
 use target::engine::Engine;
 use target::ids::NamespaceIds;
+use target::local_drives::LocalDrive;
 use target::target::ListenerId;
 
 /// Everything one Redfish response may need.
@@ -19,7 +20,8 @@ pub(crate) struct Snapshot {
     pub listeners: Vec<Listener>,
     /// Initiator endpoints: hosts that are connected or on an allow-list, by NQN.
     pub hosts: Vec<Host>,
-    /// Local NVMe drives namespaces are opened on, by Id.
+    /// The local NVMe drives, by Id: those namespaces are opened on, and every other one the
+    /// PCI bus shows.
     pub drives: Vec<Drive>,
 }
 
@@ -85,6 +87,10 @@ pub(crate) struct Drive {
     pub kind: DriveKind,
     /// The namespaces opened on it: subsystem NQN and NSID.
     pub volumes: Vec<(String, u32)>,
+    /// What the PCI bus and the kernel show of it; `None` when sysfs lists no such drive (a
+    /// controller adopted under an address of its own, a generic device of a fabric
+    /// controller).
+    pub found: Option<LocalDrive>,
 }
 
 pub(crate) enum DriveKind {
@@ -92,6 +98,18 @@ pub(crate) enum DriveKind {
     Vfio { pci: String },
     /// Kernel NVMe generic character devices (io_uring passthrough).
     Uring { paths: Vec<String> },
+    /// A drive no namespace is opened on, as `found` shows it; its Id is its PCI address.
+    Unexported,
+}
+
+impl Drive {
+    /// Whether a namespace of it is opened (and so exported by a subsystem).
+    pub fn exported(&self) -> bool {
+        match self.kind {
+            DriveKind::Vfio { .. } | DriveKind::Uring { .. } => true,
+            DriveKind::Unexported => false,
+        }
+    }
 }
 
 impl Snapshot {
@@ -131,6 +149,7 @@ impl Snapshot {
                             id: id.clone(),
                             kind,
                             volumes: Vec::new(),
+                            found: None,
                         });
                         if let (DriveKind::Uring { paths }, BackendKind::NvmeUring { path, .. }) =
                             (&mut d.kind, &nc.backend)
@@ -203,6 +222,7 @@ impl Snapshot {
             });
         }
         subsystems.sort_by(|a, b| a.nqn.cmp(&b.nqn));
+        add_local_drives(&mut drives, engine.drives().local());
         for h in hosts.values_mut() {
             h.host_ids.sort_unstable();
             h.controllers.sort();
@@ -229,6 +249,31 @@ impl Snapshot {
 
     pub fn drive(&self, id: &str) -> Option<&Drive> {
         self.drives.iter().find(|d| d.id == id)
+    }
+}
+
+/// The drives of the PCI bus, `local`: each in use is the one of `drives` on the same PCI
+/// address (nvme-vfio) or kernel controller (nvme-uring); every other one is added,
+/// unexported, under its PCI address.
+fn add_local_drives(drives: &mut BTreeMap<String, Drive>, local: Vec<LocalDrive>) {
+    for found in local {
+        let in_use = drives.values_mut().find(|d| match &d.kind {
+            DriveKind::Vfio { pci } => *pci == found.pci,
+            DriveKind::Uring { .. } => found.controller.as_ref().is_some_and(|c| c.name == d.id),
+            DriveKind::Unexported => false,
+        });
+        match in_use {
+            Some(d) => d.found = Some(found),
+            None => {
+                let id = found.pci.clone();
+                drives.entry(id.clone()).or_insert(Drive {
+                    id,
+                    kind: DriveKind::Unexported,
+                    volumes: Vec::new(),
+                    found: Some(found),
+                });
+            }
+        }
     }
 }
 

@@ -11,6 +11,8 @@ use reqwest::Method;
 use serde_json::Value;
 use target::{Config, Daemon, TargetParams};
 
+pub mod sysfs;
+
 pub const SUB: &str = "nqn.2026-01.io.ferrofab:rest";
 pub const HOST: &str = "nqn.2014-08.org.nvmexpress:uuid:11111111-2222-3333-4444-555555555555";
 pub const OTHER: &str = "nqn.2014-08.org.nvmexpress:uuid:22222222-2222-3333-4444-555555555555";
