@@ -16,7 +16,7 @@ HW_EXTRA_BIN := build/$(TEST_PROFILE)/examples/uring_check build/$(TEST_PROFILE)
 FUZZ_SECONDS ?= 60
 CONFIG       ?=
 
-.PHONY: run build test unit lint api-test console-test hw-test fuzz toolchain clean bench
+.PHONY: run build test unit lint api-test console-test hw-test image image-test fuzz toolchain clean bench
 
 toolchain:
 	@command -v $(CARGO) >/dev/null || { echo "cargo is missing: install Rust with rustup (https://rustup.rs)"; exit 1; }
@@ -37,8 +37,9 @@ run: build
 	$(BIN_RELEASE) serve --state-dir $(RUN_STATE) $(if $(CONFIG),--config $(CONFIG))
 
 ## Everything CI runs: formatting, lints, unit + integration tests, schemathesis against the
-## live management API, the web console in a headless browser, real Linux hosts in QEMU.
-test: lint unit api-test console-test hw-test
+## live management API, the web console in a headless browser, real Linux hosts in QEMU,
+## the appliance image booted, updated and rolled back in QEMU.
+test: lint unit api-test console-test hw-test image-test
 
 lint: toolchain
 	$(CARGO) fmt --all -- --check
@@ -65,6 +66,24 @@ hw-test: toolchain
 	$(CARGO) build --profile $(TEST_PROFILE) --bin ferrofab --example uring_check --example vfio_probe \
 		--example rdma_alloc_check
 	FERROFAB_HW_EXTRA_BIN="$(HW_EXTRA_BIN)" hw-tests/run --ferrofab $(BIN_TEST)
+
+## The appliance image (images/build): build/image/ferrofab_<version>.raw to flash, and the
+## signed update bundle build/image/update/ferrofab_<version>/, from Debian trixie packages
+## with mkosi (tools, packages and caches under ~/.cache/ferrofab/image).
+## IMAGE_VERSION=1.2.3 (default: the workspace version), SIGNING_KEY=ed25519.pem (default:
+## a development key made once in the cache).
+IMAGE_VERSION ?=
+SIGNING_KEY   ?=
+image: build
+	images/build --ferrofab $(BIN_RELEASE) $(if $(IMAGE_VERSION),--version $(IMAGE_VERSION)) \
+		$(if $(SIGNING_KEY),--signing-key $(SIGNING_KEY))
+
+## The image in QEMU with UEFI (images/test/run): first boot, a drive exported through REST
+## and verified by a Linux host's fio, a reboot, tampered updates refused, an update, and a
+## broken update that falls back by itself.
+image-test: toolchain
+	$(CARGO) build --profile $(TEST_PROFILE) --bin ferrofab
+	images/test/run --ferrofab $(BIN_TEST)
 
 ## Run every cargo-fuzz target for FUZZ_SECONDS each (stable toolchain via RUSTC_BOOTSTRAP).
 ## The checked-in seed corpora are read only; new inputs go to a scratch directory.

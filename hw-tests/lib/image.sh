@@ -32,7 +32,7 @@ GUEST_MODULES=(
 	sha256_generic sha512_generic hmac dh_generic tls
 	gcm ghash-generic aes-generic aesni-intel
 	rdma_rxe ib_core ib_cm iw_cm rdma_cm ib_uverbs rdma_ucm nvme-rdma nvmet-rdma
-	veth
+	veth virtio_net
 	vfio vfio-pci vfio_iommu_type1
 	sch_netem ext4
 	zonefs btrfs

@@ -88,20 +88,23 @@ qemu_devices() {
 
 # run_qemu KERNEL INITRD CMDLINE TIMEOUT_S DRIVE_DIR
 # Boots the guest under TCG (KVM is unusable on these hosts), serial console
-# on stdout. No network device: every test runs on the guest's loopback.
+# on stdout. No network device unless FERROFAB_HW_NET=1.
 # kernel-irqchip=split is what interrupt remapping needs under KVM; TCG
 # accepts it and emulates the IOAPIC in QEMU either way.
 run_qemu() {
 	local kernel=$1 initrd=$2 cmdline=$3 timeout_s=$4 drive_dir=$5
 	local mem=${FERROFAB_HW_MEM:-3072} smp=${FERROFAB_HW_SMP:-2}
-	local -a devs
+	local -a devs nic=(-nic none)
+	# FERROFAB_HW_NET=1: a virtio NIC on QEMU's user network (the host's loopback is
+	# 10.0.2.2 to the guest); otherwise none: the tests run on the guest's loopback.
+	[ "${FERROFAB_HW_NET:-0}" = 1 ] && nic=(-nic user,model=virtio-net-pci)
 	make_drives "$drive_dir" || return 1
 	mapfile -t devs < <(qemu_devices "$drive_dir")
 	LD_LIBRARY_PATH="$QEMU_LIBPATH${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" \
 		timeout --foreground -k 10 "$timeout_s" \
 		"$QEMU_BIN" "${QEMU_DATADIRS[@]}" \
 		-machine q35,kernel-irqchip=split -accel tcg,thread=multi -cpu max -smp "$smp" -m "$mem" \
-		-nodefaults -no-user-config -display none -nic none \
+		-nodefaults -no-user-config -display none "${nic[@]}" \
 		-serial stdio -monitor none -no-reboot \
 		"${devs[@]}" \
 		-kernel "$kernel" -initrd "$initrd" -append "$cmdline" </dev/null
