@@ -325,10 +325,16 @@ def zone_map(console, args):
                 fail(f"ferrofab io write at LBA {at}: {done.stdout}{done.stderr}")
     page = console.page
     console.go("drives")
-    expect(page.locator("#drive-list")).to_contain_text("No namespace is on a local NVMe drive")
-    # This daemon has no drive: the drive list is shown again with the answer of a daemon
-    # serving the driver's model controller (mgmt/tests/console.rs checks the file against
-    # that answer).
+    # The daemon serves no drive; the NVMe drives of this machine's PCI bus, if any, are
+    # listed not exported.
+    local = local_nvme_drives()
+    if local:
+        expect(page.locator(".drive.unexported")).to_have_count(len(local))
+    else:
+        expect(page.locator("#drive-list")).to_contain_text("No local NVMe drive")
+    # The drive list is shown again with the answer of a daemon serving the driver's model
+    # controller, beside an unexported drive of its fake sysfs (mgmt/tests/console.rs checks
+    # the file against that answer).
     fixture = open(os.path.join(os.path.dirname(__file__), "drives-model.json")).read()
     page.route("**/api/v1/drives", lambda route: route.fulfill(
         status=200, content_type="application/json", body=fixture))
@@ -341,6 +347,14 @@ def zone_map(console, args):
     expect(drive).to_contain_text("8.00 MiB")
     expect(drive.locator("tbody tr").nth(1)).to_contain_text("nqn.2026-01.io.ferrofab:rest ns 4")
     expect(drive.locator("tbody tr").nth(0)).to_contain_text("not exported")
+    expect(drive.locator("h3 .badge.not-exported")).to_have_count(0)
+    idle = page.locator(".drive.unexported[data-id='0000:80:00.0']")
+    expect(idle.locator("h3 .badge.not-exported")).to_have_text("not exported")
+    expect(idle).to_contain_text("S5GXNF0R100001")
+    expect(idle.locator(".export-hint")).to_contain_text("backend nvme-uring with /dev/ng0n1")
+    expect(idle.locator(".export-hint")).to_contain_text("nvme-vfio with PCI address 0000:80:00.0")
+    expect(idle.locator("tbody tr")).to_have_count(1)
+    expect(idle.locator("tbody tr").nth(0)).to_contain_text("1.00 GiB")
     # Its SMART / Health log: the temperature warning listed and the temperature marked.
     smart = drive.locator(".smart")
     expect(smart.locator("h4 .badge")).to_have_text("warning")
@@ -359,6 +373,20 @@ def zone_map(console, args):
     expect(zones.nth(2)).to_have_attribute("data-state", "empty")
     console.shot("drives")
     page.unroute("**/api/v1/drives")
+
+
+def local_nvme_drives():
+    """PCI addresses of this machine's NVMe functions (class 0x010802), as the daemon scans."""
+    root = "/sys/bus/pci/devices"
+    found = []
+    for dev in sorted(os.listdir(root)) if os.path.isdir(root) else []:
+        try:
+            with open(os.path.join(root, dev, "class")) as f:
+                if f.read().strip() == "0x010802":
+                    found.append(dev)
+        except OSError:
+            pass
+    return found
 
 
 def revoke(console, args):

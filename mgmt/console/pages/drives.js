@@ -1,7 +1,9 @@
-// Drives: the local NVMe drives namespaces are opened on (identity, health, the SMART /
-// Health log with its warnings highlighted, queues, their namespaces and where each is
-// exported), and for every zoned namespace a zone map: one cell per zone, coloured by
-// state, filled up to its write pointer.
+// Drives: the local NVMe drives, exported or not — those namespaces are opened on (identity,
+// health, the SMART / Health log with its warnings highlighted, queues, their namespaces and
+// where each is exported), then every other NVMe drive of the PCI bus, marked not exported,
+// with what it takes to export it (PCI address, bound driver, the kernel's namespaces and
+// their generic devices) — and for every zoned namespace a zone map: one cell per zone,
+// coloured by state, filled up to its write pointer.
 
 import * as api from "../api.js";
 import { h, svg, clear, table, section, failed, add, fill } from "../dom.js";
@@ -39,15 +41,17 @@ async function loadDrives(out) {
     return;
   }
   if (!list.length) {
-    fill(out, h("p", {}, "No namespace is on a local NVMe drive. Namespaces on nvme-vfio " +
-      "(ferrofab's userspace driver) or nvme-uring (the kernel's driver, io_uring passthrough) " +
-      "backends list their drive here."));
+    fill(out, h("p", {}, "No local NVMe drive: the PCI bus shows none, and no namespace is on " +
+      "an nvme-vfio (ferrofab's userspace driver) or nvme-uring (the kernel's driver, io_uring " +
+      "passthrough) backend."));
     return;
   }
   fill(out, list.map((d) => {
     const hl = d.health;
     const facts = [
-      ["Driver", d.driver],
+      ["Driver", d.driver ?? "none (not exported)"],
+      ["PCI address", d.pci ?? "–"],
+      ["Bound to", d.driver_bound ?? "–"],
       ["Model", d.model ?? "–"],
       ["Serial", d.serial ?? "–"],
       ["Firmware", d.firmware ?? "–"],
@@ -59,8 +63,10 @@ async function loadDrives(out) {
       ["I/O queues", hl.io_queues === null ? "–" : `${hl.io_queues} × ${hl.queue_entries} entries`],
       ["Largest transfer", hl.max_transfer_bytes === null ? "–" : fmt.bytes(hl.max_transfer_bytes)],
     ];
-    return h("div", { class: `drive ${hl.state}`, dataset: { id: d.id } },
-      h("h3", {}, d.id, h("span", { class: `badge ${hl.state}` }, hl.state)),
+    return h("div", { class: `drive ${hl.state}${d.exported ? "" : " unexported"}`, dataset: { id: d.id } },
+      h("h3", {}, d.id, h("span", { class: `badge ${hl.state}` }, hl.state),
+        d.exported ? null : h("span", { class: "badge not-exported" }, "not exported")),
+      d.exported ? null : h("p", { class: "sub export-hint" }, exportHint(d)),
       h("dl", { class: "facts" }, facts.filter(Boolean).map(([k, v]) => [h("dt", {}, k), h("dd", {}, String(v))])),
       smartBlock(hl),
       table(["NSID", "Device", "Size", "Block", "Blocks", "Zoned", "Exported as"], d.namespaces.map((n) => h("tr", {},
@@ -69,6 +75,16 @@ async function loadDrives(out) {
         h("td", { class: "num" }, n.blocks), h("td", {}, n.zoned ? "yes" : "no"),
         h("td", { class: "nqn" }, n.exported_as.map((x) => `${x.subsystem} ns ${x.nsid}`).join(", ") || "not exported")))));
   }));
+}
+
+// How a drive no namespace is opened on gets exported: a namespace on it, through the kernel's
+// generic device while its nvme driver holds it, or through ferrofab's driver by PCI address.
+function exportHint(d) {
+  const devices = d.namespaces.map((n) => n.device).filter(Boolean);
+  const vfio = d.pci ? `backend nvme-vfio with PCI address ${d.pci}${d.driver_bound === "vfio-pci" ? "" : " (bind moves it to vfio-pci)"}` : null;
+  const uring = devices.length ? `backend nvme-uring with ${devices.join(" or ")}` : null;
+  const ways = [uring, vfio].filter(Boolean).join(", or ");
+  return `No namespace of this drive is exported. Add a namespace on it to a subsystem to export it${ways ? `: ${ways}` : ""}.`;
 }
 
 const WARNINGS = {
