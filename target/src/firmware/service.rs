@@ -275,11 +275,12 @@ impl Inner {
         Ok((record, previous))
     }
 
-    /// A refused job gives the slot back to the job before it.
+    /// A refused job gives the slot, and its ID, back to the job before it.
     fn release(&self, id: u64, previous: Option<Record>) {
         let mut slot = self.slot.lock_counted();
         if slot.job.as_ref().is_some_and(|r| r.job.id == id) {
             slot.job = previous;
+            slot.last_id = id - 1;
         }
     }
 

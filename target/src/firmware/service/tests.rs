@@ -169,7 +169,8 @@ async fn refusals_start_nothing() {
     let mut down = request(&older);
     down.allow_downgrade = true;
     down.reboot = true;
-    fw.update(down).await.unwrap();
+    let job = fw.update(down).await.unwrap();
+    assert_eq!(job.id, 1, "refused jobs took IDs");
     let job = finished(&fw).await;
     assert_eq!(job.stage, Stage::Failed);
     let error = job.error.unwrap();
