@@ -12,6 +12,7 @@ pub mod drives;
 pub mod error;
 pub mod events;
 mod extract;
+pub mod firmware;
 pub mod host_auth;
 pub mod hosts;
 mod https;
@@ -33,5 +34,5 @@ pub mod zones;
 
 pub use auth::Tokens;
 pub use openapi::openapi;
-pub use server::{router, start, start_tls, MgmtServer};
+pub use server::{router, start, start_tls, start_with, MgmtServer};
 pub use tls::{MgmtTls, TlsError};

@@ -6,8 +6,8 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::{
-    auth, backend, controllers, drives, error, events, host_auth, hosts, live, metrics, namespaces,
-    outcome, subsystems, system, tls_psk, zones,
+    auth, backend, controllers, drives, error, events, firmware, host_auth, hosts, live, metrics,
+    namespaces, outcome, subsystems, system, tls_psk, zones,
 };
 
 #[derive(OpenApi)]
@@ -58,6 +58,9 @@ use crate::{
         live::stream,
         events::list,
         drives::list,
+        firmware::get,
+        firmware::update,
+        firmware::reboot,
     ),
     components(schemas(
         error::ErrorBody,
@@ -77,6 +80,7 @@ use crate::{
         (name = "namespaces", description = "A subsystem's namespaces"),
         (name = "hosts", description = "A subsystem's host allow-list; hosts that authenticate (DH-HMAC-CHAP); hosts' NVMe/TCP TLS pre-shared keys"),
         (name = "controllers", description = "Connected hosts' controllers"),
+        (name = "firmware", description = "The appliance image: running and previous version, A/B slots, boot entries; signed updates and the reboot into them"),
     )
 )]
 struct ApiDoc;

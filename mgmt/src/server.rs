@@ -8,6 +8,7 @@ use std::time::Instant;
 use axum::routing::get;
 use axum::Router;
 use target::engine::Engine;
+use target::firmware::{Firmware, FirmwareSettings, FIRMWARE_SUBDIR};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
@@ -20,24 +21,36 @@ use crate::https;
 use crate::state::AppState;
 use crate::tls::MgmtTls;
 use crate::{
-    console, controllers, drives, events, host_auth, hosts, live, metrics, namespaces, openapi,
-    subsystems, system, tls_psk, zones,
+    console, controllers, drives, events, firmware, host_auth, hosts, live, metrics, namespaces,
+    openapi, subsystems, system, tls_psk, zones,
 };
 
 /// The API's routes over `engine`; `tokens` guard all but `/api/v1/health`,
 /// `/api/v1/openapi.json` and the console's static files. Uptime counts from this call.
-/// Statistics streams end when their client leaves.
+/// Statistics streams end when their client leaves. Firmware updates are off.
 pub fn router(engine: Arc<Engine>, tokens: Tokens) -> Router {
-    router_until(engine, tokens, CancellationToken::new())
+    router_until(engine, tokens, CancellationToken::new(), no_updates())
+}
+
+/// Firmware without a key: the image is reported, updates and reboots are refused.
+fn no_updates() -> Firmware {
+    let dir = std::path::Path::new(target::state::DEFAULT_STATE_DIR).join(FIRMWARE_SUBDIR);
+    Firmware::new(FirmwareSettings::new(&dir, None))
 }
 
 /// [`router`] whose statistics streams also end when `stop` is cancelled.
-fn router_until(engine: Arc<Engine>, tokens: Tokens, stop: CancellationToken) -> Router {
+fn router_until(
+    engine: Arc<Engine>,
+    tokens: Tokens,
+    stop: CancellationToken,
+    firmware: Firmware,
+) -> Router {
     let state = AppState {
         engine,
         started: Instant::now(),
         stop,
         streams: Arc::new(Semaphore::new(live::MAX_STREAMS)),
+        firmware,
     };
     let redfish = crate::redfish::router(tokens.clone());
     let guarded = Router::new()
@@ -102,6 +115,15 @@ fn router_until(engine: Arc<Engine>, tokens: Tokens, stop: CancellationToken) ->
         .route("/api/v1/stats/stream", get(live::stream))
         .route("/api/v1/events", get(events::list))
         .route("/api/v1/drives", get(drives::list))
+        .route("/api/v1/firmware", get(firmware::get))
+        .route(
+            "/api/v1/firmware/update",
+            axum::routing::post(firmware::update),
+        )
+        .route(
+            "/api/v1/firmware/reboot",
+            axum::routing::post(firmware::reboot),
+        )
         .route("/metrics", get(metrics::metrics))
         .route("/api/v1/controllers", get(controllers::list))
         .route(
@@ -133,13 +155,13 @@ pub struct MgmtServer {
 }
 
 /// Bind `listen` (port 0 picks a free port) and serve the API over `engine` on the current
-/// tokio runtime, over plain HTTP.
+/// tokio runtime, over plain HTTP, with firmware updates off.
 pub async fn start(
     engine: Arc<Engine>,
     listen: SocketAddr,
     tokens: Tokens,
 ) -> std::io::Result<MgmtServer> {
-    start_with(engine, listen, tokens, None).await
+    start_with(engine, listen, tokens, None, no_updates()).await
 }
 
 /// As [`start`], serving HTTPS only: every connection begins with a TLS handshake (its own
@@ -150,19 +172,21 @@ pub async fn start_tls(
     tokens: Tokens,
     tls: MgmtTls,
 ) -> std::io::Result<MgmtServer> {
-    start_with(engine, listen, tokens, Some(tls)).await
+    start_with(engine, listen, tokens, Some(tls), no_updates()).await
 }
 
-async fn start_with(
+/// As [`start`] (HTTPS only with `tls`), with `firmware` serving `/api/v1/firmware`.
+pub async fn start_with(
     engine: Arc<Engine>,
     listen: SocketAddr,
     tokens: Tokens,
     tls: Option<MgmtTls>,
+    firmware: Firmware,
 ) -> std::io::Result<MgmtServer> {
     let listener = TcpListener::bind(listen).await?;
     let local_addr = listener.local_addr()?;
     let stop = CancellationToken::new();
-    let app = router_until(engine, tokens, stop.clone());
+    let app = router_until(engine, tokens, stop.clone(), firmware);
     let stopped = stop.clone();
     let is_tls = tls.is_some();
     let task = match tls {

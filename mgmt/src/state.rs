@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use axum::http::{header, HeaderValue, StatusCode};
 use target::engine::{Action, Engine, Outcome};
+use target::firmware::Firmware;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
@@ -20,6 +21,8 @@ pub(crate) struct AppState {
     pub stop: CancellationToken,
     /// Slots for the statistics streams open at once.
     pub streams: Arc<Semaphore>,
+    /// Firmware updates of the appliance image (beside the engine: not configuration).
+    pub firmware: Firmware,
 }
 
 impl AppState {

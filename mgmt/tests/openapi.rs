@@ -72,6 +72,9 @@ fn openapi_describes_every_route_and_the_bearer_scheme() {
         ("/api/v1/hosts/{hostnqn}/dhchap", &["get", "put", "delete"]),
         ("/api/v1/tls-psks", &["get"]),
         ("/api/v1/hosts/{hostnqn}/tls-psk", &["put", "delete"]),
+        ("/api/v1/firmware", &["get"]),
+        ("/api/v1/firmware/update", &["post"]),
+        ("/api/v1/firmware/reboot", &["post"]),
     ] {
         let p = paths.get(path).unwrap_or_else(|| panic!("{path} missing"));
         let mut have: Vec<&str> = p.as_object().unwrap().keys().map(String::as_str).collect();
@@ -80,7 +83,7 @@ fn openapi_describes_every_route_and_the_bearer_scheme() {
         want.sort();
         assert_eq!(have, want, "{path}");
     }
-    assert_eq!(paths.len(), 24);
+    assert_eq!(paths.len(), 27);
     // Public endpoints say so; the others inherit the bearer requirement.
     assert_eq!(
         paths["/api/v1/health"]["get"]["security"],
