@@ -1,6 +1,10 @@
-# timeout: 180
+# timeout: 240
 # A subsystem's whole life through `ferrofab ctl` (the management API), seen
-# by the kernel host: ferrofab starts with a listener and nothing else; ctl
+# by the kernel host: ferrofab starts with a listener and nothing else, and
+# GET /api/v1/drives lists the guest's two NVMe drives (on the kernel's nvme
+# driver) as not exported, with their serials, zoned model and generic
+# devices; exporting one through nvme-uring marks it exported, removing it
+# unexported again, and once unbound both are still listed; then ctl
 # creates a subsystem that admits only this guest's host NQN, a 64 MiB RAM
 # namespace and a 16 MiB file namespace; discovery lists it, the host
 # connects, fio verifies (crc32c, 16 MiB). A namespace added over REST appears
@@ -52,6 +56,56 @@ tgt_start
 wait_until 10 api_up || fail "management API not answering at $API: $(ctl system 2>&1)"
 expect_eq "$(stat -c %a "$STATE/admin.token")" 600 "mode of the admin token"
 expect_eq "$(ctl_ok --json subsystem list | jq length)" 0 "subsystems at start"
+
+# Every local NVMe drive is listed before anything is exported, marked so.
+drives() {
+	busybox wget -q -O - --header "Authorization: Bearer $(cat "$STATE/readonly.token")" \
+		"$API/api/v1/drives" || fail "no GET /api/v1/drives"
+}
+drive() { # PCI FILTER -> the jq FILTER applied to the drive at PCI
+	drives | jq -c --arg p "$1" ".[] | select(.pci == \$p) | $2"
+}
+cc=$(bind_nvme_kernel $DRIVE_CONV)
+zc=$(bind_nvme_kernel $DRIVE_ZNS)
+cng=$(drive_chr "$(drive_blk $DRIVE_CONV)")
+zng=$(drive_chr "$(drive_blk $DRIVE_ZNS)")
+drives | tee /tmp/drives.json | jq -c '.[] | {id, pci, exported, driver, driver_bound, serial}'
+expect_eq "$(jq -c --arg c $DRIVE_CONV --arg z $DRIVE_ZNS '[.[] | select(.pci == $c or .pci == $z) | .id]' /tmp/drives.json)" \
+	"[\"$DRIVE_CONV\",\"$DRIVE_ZNS\"]" "drives listed before any export"
+for a in $DRIVE_CONV $DRIVE_ZNS; do
+	expect_eq "$(drive $a '[.exported, .driver, .driver_bound]')" '[false,null,"nvme"]' \
+		"exported, driver and bound driver of $a before any export"
+done
+expect_eq "$(drive $DRIVE_CONV .serial)" '"ffconv0"' "serial of $DRIVE_CONV"
+expect_eq "$(drive $DRIVE_ZNS .serial)" '"ffzns0"' "serial of $DRIVE_ZNS"
+expect_eq "$(drive $DRIVE_CONV '.namespaces | map([.device, .size_bytes, .block_size, .zoned])')" \
+	"[[\"$cng\",$((512 << 20)),4096,false]]" "namespaces of $DRIVE_CONV"
+expect_eq "$(drive $DRIVE_ZNS '.namespaces | map([.device, .size_bytes, .block_size, .zoned])')" \
+	"[[\"$zng\",$((256 << 20)),4096,true]]" "namespaces of $DRIVE_ZNS"
+
+# Exporting the conventional one (the kernel keeps it: nvme-uring) marks it exported.
+DNQN=nqn.2026-01.io.ferrofab:drives22
+ctl_ok subsystem add "$DNQN"
+ctl_ok namespace add "$DNQN" --backend nvme-uring --path "$cng" --iopoll=false --nsid 1
+expect_eq "$(drive $DRIVE_CONV '[.id, .exported, .driver, .driver_bound, .serial]')" \
+	"[\"$cc\",true,\"nvme-uring\",\"nvme\",\"ffconv0\"]" "$DRIVE_CONV once exported"
+expect_eq "$(drive $DRIVE_CONV '.namespaces[0].exported_as')" \
+	"[{\"subsystem\":\"$DNQN\",\"nsid\":1}]" "where $DRIVE_CONV is exported"
+expect_eq "$(drive $DRIVE_ZNS .exported)" false "$DRIVE_ZNS while the other is exported"
+expect_eq "$(drives | jq --arg c $DRIVE_CONV '[.[] | select(.pci == $c)] | length')" 1 "entries of $DRIVE_CONV"
+ctl_ok subsystem remove "$DNQN"
+expect_eq "$(drive $DRIVE_CONV '[.id, .exported]')" "[\"$DRIVE_CONV\",false]" \
+	"$DRIVE_CONV once its namespace is gone"
+# Off every driver: still listed, with nothing the kernel would have to tell.
+unbind $DRIVE_CONV
+unbind $DRIVE_ZNS
+wait_until 10 eval '! test -e "/sys/class/nvme/$cc" && ! test -e "/sys/class/nvme/$zc"' ||
+	fail "$cc/$zc still present after unbind"
+for a in $DRIVE_CONV $DRIVE_ZNS; do
+	expect_eq "$(drive $a '[.exported, .driver_bound, .serial, .namespaces]')" '[false,"none",null,[]]' \
+		"$a unbound"
+done
+echo "ok: the local drives are listed, exported or not"
 
 # Refusals: exit 1 and the server's field.
 ctl subsystem add not-an-nqn >/tmp/ctl.out 2>/tmp/ctl.err
