@@ -142,15 +142,35 @@ impl From<Job> for FirmwareJobView {
     }
 }
 
+/// The ferrofab image the box runs (os-release).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct RunningView {
+    /// IMAGE_ID: `ferrofab`.
+    pub image_id: String,
+    /// IMAGE_VERSION.
+    #[schema(example = "0.1.0.2")]
+    pub version: String,
+}
+
+/// The version the box could go back to.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct PreviousView {
+    #[schema(example = "0.1.0.1")]
+    pub version: String,
+    /// Its root slot.
+    pub device: Option<String>,
+    /// Its boot entry (the newest that is not bad).
+    pub boot_entry: Option<String>,
+}
+
 /// The image the box runs and could boot, and its updates.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct FirmwareView {
-    /// os-release's IMAGE_ID (`null`: not an image).
-    pub image_id: Option<String>,
-    /// os-release's IMAGE_VERSION on a ferrofab image.
-    pub running_version: Option<String>,
+    /// The running ferrofab image; `null` when the system is not one (no IMAGE_ID=ferrofab
+    /// with an IMAGE_VERSION in os-release).
+    pub running: Option<RunningView>,
     /// The newest other version with a root slot and a boot entry that is not bad.
-    pub previous_version: Option<String>,
+    pub previous: Option<PreviousView>,
     /// The entry systemd-boot booted (its LoaderEntrySelected variable).
     pub booted_entry: Option<String>,
     pub slots: Vec<RootSlotView>,
@@ -167,10 +187,25 @@ impl From<FirmwareStatus> for FirmwareView {
         let image = s.image;
         let booted = image.booted_version();
         let running = image.running.clone();
+        let previous = image.previous.as_ref().map(|v| PreviousView {
+            version: v.to_string(),
+            device: image
+                .slots
+                .iter()
+                .find(|s| s.version.as_ref() == Some(v))
+                .map(|s| s.device.clone()),
+            boot_entry: image
+                .entries
+                .iter()
+                .find(|e| e.name.version == *v && e.state() != EntryState::Bad)
+                .map(|e| e.file.clone()),
+        });
         FirmwareView {
-            image_id: image.os_release.image_id.clone(),
-            running_version: running.as_ref().map(ToString::to_string),
-            previous_version: image.previous.as_ref().map(ToString::to_string),
+            running: running.as_ref().map(|v| RunningView {
+                image_id: image.os_release.image_id.clone().unwrap_or_default(),
+                version: v.to_string(),
+            }),
+            previous,
             booted_entry: image.booted.clone(),
             slots: image
                 .slots

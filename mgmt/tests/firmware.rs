@@ -238,8 +238,10 @@ async fn without_a_key_the_image_shows_and_nothing_changes() {
     let vendor = Vendor::new(1);
     vendor.release(&api.path("bundle"), "0.1.0.3");
     let view = api.get().await;
-    assert_eq!(view["running_version"], "0.1.0.2");
-    assert_eq!(view["image_id"], "ferrofab");
+    assert_eq!(
+        view["running"],
+        json!({"image_id": "ferrofab", "version": "0.1.0.2"})
+    );
     assert_eq!(view["updates"]["available"], false);
     let reason = view["updates"]["reason"].as_str().unwrap();
     assert!(reason.contains("--firmware-key"), "{reason}");
@@ -287,7 +289,10 @@ async fn a_signed_bundle_installs_and_the_box_reboots_once() {
     let api = Api::start(Some(&vendor)).await;
     let view = api.get().await;
     assert_eq!(view["updates"], json!({"available": true, "reason": null}));
-    assert_eq!(view["previous_version"], "0.1.0.1");
+    assert_eq!(
+        view["previous"],
+        json!({"version": "0.1.0.1", "device": "/dev/vda3", "boot_entry": "ferrofab_0.1.0.1.efi"})
+    );
     assert_eq!(view["booted_entry"], "ferrofab_0.1.0.2+2-1.efi");
     assert_eq!(
         view["slots"],
