@@ -42,6 +42,18 @@ pub struct ServeArgs {
     /// The private key of --mgmt-tls-cert (PEM: PKCS#8, PKCS#1 RSA or SEC1 EC).
     #[arg(long, value_name = "PATH", requires = "mgmt_tls_cert")]
     mgmt_tls_key: Option<PathBuf>,
+    /// Take firmware updates (`POST /api/v1/firmware/update`) signed with this Ed25519
+    /// public key (PEM, as `openssl pkey -pubout` writes it). Without it the image is only
+    /// reported, and nothing is installed or rebooted.
+    #[arg(long, value_name = "PATH")]
+    firmware_key: Option<PathBuf>,
+    /// Where update bundles are downloaded (incoming/) and staged for systemd-sysupdate
+    /// (staging/) [default: <state-dir>/firmware]
+    #[arg(long, value_name = "DIR")]
+    firmware_dir: Option<PathBuf>,
+    /// Where the ESP is mounted (its EFI/Linux/ holds the boot entries).
+    #[arg(long, value_name = "DIR", default_value = target::firmware::DEFAULT_ESP)]
+    firmware_esp: PathBuf,
     /// Serve the driver's software NVMe controller (1 GiB, 4 KiB blocks, completing every
     /// command at once and moving no data: reads return whatever the buffer held) as the
     /// nvme-vfio drive at this PCI address: a drive for benchmarks of the drive path on
@@ -127,10 +139,9 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
         None => None,
         Some(tokens) => {
             let engine = daemon.engine().clone();
-            let started = match &tls {
-                None => mgmt::start(engine, args.mgmt_listen, tokens).await,
-                Some(tls) => mgmt::start_tls(engine, args.mgmt_listen, tokens, tls.clone()).await,
-            };
+            let firmware = firmware(&args, &token_dir);
+            let started =
+                mgmt::start_with(engine, args.mgmt_listen, tokens, tls.clone(), firmware).await;
             match started {
                 Ok(server) => {
                     tracing::info!(url = %server.url(), console = %server.console_url(),
@@ -178,6 +189,18 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
     }
     daemon.shutdown().await;
     Ok(())
+}
+
+/// The firmware service of `--firmware-key`, `--firmware-dir` and `--firmware-esp`.
+fn firmware(args: &ServeArgs, state_dir: &std::path::Path) -> target::firmware::Firmware {
+    use target::firmware::{Firmware, FirmwareSettings, FIRMWARE_SUBDIR};
+    let dir = args
+        .firmware_dir
+        .clone()
+        .unwrap_or_else(|| state_dir.join(FIRMWARE_SUBDIR));
+    let mut settings = FirmwareSettings::new(&dir, args.firmware_key.clone());
+    settings.esp = args.firmware_esp.clone();
+    Firmware::new(settings)
 }
 
 /// The systemd credential an operator may provision the admin token with (first start

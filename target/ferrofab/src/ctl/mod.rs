@@ -12,6 +12,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
 mod client;
+mod firmware;
 mod pretty;
 mod show;
 
@@ -60,6 +61,9 @@ enum CtlCommand {
     /// Connected controllers (I/O and discovery).
     #[command(subcommand)]
     Controller(ControllerCmd),
+    /// The appliance image: versions, root slots, boot entries; signed updates and the
+    /// reboot into them.
+    Firmware(firmware::FirmwareArgs),
 }
 
 #[derive(Subcommand)]
@@ -255,6 +259,8 @@ enum Render {
     Controllers,
     Controller,
     Outcome,
+    Firmware,
+    FirmwareJob,
 }
 
 /// One API call: method, path under `/api/v1/`, body, and how to print the answer.
@@ -264,6 +270,8 @@ struct Request {
     path: String,
     body: Option<Value>,
     render: Render,
+    /// Follow the firmware job the answer starts (`ctl firmware update --wait`).
+    wait: bool,
 }
 
 fn get(path: String, render: Render) -> Result<Request, String> {
@@ -272,6 +280,7 @@ fn get(path: String, render: Render) -> Result<Request, String> {
         path,
         body: None,
         render,
+        wait: false,
     })
 }
 
@@ -281,6 +290,7 @@ fn with_body(method: Method, path: String, body: Value, render: Render) -> Resul
         path,
         body: Some(body),
         render,
+        wait: false,
     })
 }
 
@@ -290,6 +300,7 @@ fn delete(path: String) -> Result<Request, String> {
         path,
         body: None,
         render: Render::Outcome,
+        wait: false,
     })
 }
 
@@ -432,6 +443,7 @@ fn request(command: CtlCommand) -> Result<Request, String> {
             }
             ControllerCmd::Disconnect { cntlid } => delete(format!("controllers/{cntlid}")),
         },
+        CtlCommand::Firmware(args) => firmware::request(args),
     }
 }
 
@@ -514,6 +526,8 @@ fn render(render: Render, bytes: &[u8]) -> Result<String, String> {
         Render::Controllers => show::controllers(&parse::<Vec<_>>(bytes)?),
         Render::Controller => show::controller(&parse(bytes)?),
         Render::Outcome => show::outcome(&parse(bytes)?),
+        Render::Firmware => firmware::view(&parse(bytes)?),
+        Render::FirmwareJob => firmware::started(&parse(bytes)?),
     })
 }
 
@@ -544,6 +558,9 @@ pub async fn run(args: CtlArgs) -> Result<(), String> {
     let answer = client
         .call(req.method, &req.path, req.body.as_ref())
         .await?;
+    if req.wait {
+        return firmware::wait(&client, &answer, args.json).await;
+    }
     let text = if args.json {
         pretty::pretty(&answer)?
     } else {

@@ -10,7 +10,7 @@ use mgmt::subsystems::SubsystemView;
 use mgmt::system::{ListenerView, SystemView};
 
 /// Columns padded to their widest cell; the last column is not padded.
-fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
+pub(super) fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {
@@ -37,7 +37,7 @@ fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
 }
 
 /// `key: value` lines, keys aligned.
-fn fields(pairs: &[(&str, String)]) -> String {
+pub(super) fn fields(pairs: &[(&str, String)]) -> String {
     let width = pairs.iter().map(|(k, _)| k.len() + 1).max().unwrap_or(0);
     pairs
         .iter()

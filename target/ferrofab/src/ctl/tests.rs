@@ -241,3 +241,39 @@ fn resize_and_set_are_patches() {
     ))
     .is_err());
 }
+
+#[test]
+fn firmware_commands() {
+    for line in ["firmware", "firmware show", "--json firmware"] {
+        assert_eq!(
+            call(line),
+            (Method::GET, "firmware".to_string(), None, Render::Firmware),
+            "{line}"
+        );
+    }
+    let r = req("firmware update https://updates.example/ff/0.1.0.3/").unwrap();
+    assert_eq!(
+        (r.method, r.path.as_str(), r.render, r.wait),
+        (Method::POST, "firmware/update", Render::FirmwareJob, false)
+    );
+    assert_eq!(
+        r.body,
+        Some(
+            json!({"source": "https://updates.example/ff/0.1.0.3/", "reboot": false,
+                    "allow_downgrade": false})
+        )
+    );
+    let r = req("firmware update /var/tmp/b --reboot --allow-downgrade --wait").unwrap();
+    assert!(r.wait);
+    assert_eq!(
+        r.body,
+        Some(json!({"source": "/var/tmp/b", "reboot": true, "allow_downgrade": true}))
+    );
+    let (m, path, _, render) = call("firmware reboot");
+    assert_eq!(
+        (m, path.as_str(), render),
+        (Method::POST, "firmware/reboot", Render::Firmware)
+    );
+    assert!(req("firmware update").is_err());
+    assert!(req("firmware flash /x").is_err());
+}
