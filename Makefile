@@ -89,7 +89,7 @@ image-test: toolchain
 ## The checked-in seed corpora are read only; new inputs go to a scratch directory.
 fuzz: toolchain
 	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
-	@for dir in nvme/fuzz fabric/fuzz; do \
+	@for dir in nvme/fuzz fabric/fuzz target/fuzz; do \
 	  for t in $$(cd $$dir && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz list); do \
 	    echo "== fuzz $$dir $$t ($(FUZZ_SECONDS) s)"; \
 	    scratch=$$(mktemp -d); \
