@@ -12,7 +12,7 @@ use super::error::FirmwareError;
 use super::install;
 use super::job::{now_unix_ms, Job, Progress, Stage, UpdateRequest};
 use super::manifest::{Artifacts, SigningKey};
-use super::slots::ImageState;
+use super::slots::{ImageState, OsRelease};
 use super::version::Version;
 use super::FirmwareSettings;
 
@@ -90,29 +90,31 @@ impl Firmware {
                 })
                 .and_then(|key| Fetcher::new().map(|f| (key, f))),
         };
-        match (&settings.key, &tools) {
-            (None, _) => tracing::debug!("firmware updates off: no --firmware-key"),
-            (Some(_), Err(reason)) => tracing::error!(%reason, "firmware updates off"),
-            (Some(key), Ok(_)) => {
-                tracing::info!(key = %key.display(), dir = %settings.dir.display(),
-                    "firmware updates take bundles signed with this key");
-                for stale in [bundle::INCOMING, "staging.old"] {
-                    let path = settings.dir.join(stale);
-                    if let Err(e) = std::fs::remove_dir_all(&path) {
-                        if e.kind() != std::io::ErrorKind::NotFound {
-                            tracing::warn!(path = %path.display(), error = %e,
-                                "firmware: unfinished downloads not removed");
-                        }
+        if tools.is_ok() {
+            for stale in [bundle::INCOMING, "staging.old"] {
+                let path = settings.dir.join(stale);
+                if let Err(e) = std::fs::remove_dir_all(&path) {
+                    if e.kind() != std::io::ErrorKind::NotFound {
+                        tracing::warn!(path = %path.display(), error = %e,
+                            "firmware: unfinished downloads not removed");
                     }
                 }
             }
         }
+        let inner = Inner {
+            settings,
+            tools,
+            slot: Mutex::new(Slot::default()),
+        };
+        match (&inner.settings.key, inner.ready(inner.running())) {
+            (None, _) => tracing::debug!("firmware updates off: no --firmware-key"),
+            (Some(_), Err(e)) => tracing::warn!(reason = %e, "firmware updates off"),
+            (Some(key), Ok(_)) => tracing::info!(key = %key.display(),
+                dir = %inner.settings.dir.display(),
+                "firmware updates on: bundles signed with this key are taken"),
+        }
         Firmware {
-            inner: Arc::new(Inner {
-                settings,
-                tools,
-                slot: Mutex::new(Slot::default()),
-            }),
+            inner: Arc::new(inner),
         }
     }
 
@@ -123,7 +125,7 @@ impl Firmware {
     /// The image state, read now, and the job (reads a few small files).
     pub fn status(&self) -> FirmwareStatus {
         let image = self.inner.image();
-        let updates = match self.inner.ready(&image) {
+        let updates = match self.inner.ready(image.running.clone()) {
             Ok(_) => Availability::Available,
             Err(FirmwareError::NotConfigured { reason }) => Availability::Unavailable(reason),
             Err(other) => Availability::Unavailable(other.to_string()),
@@ -141,8 +143,7 @@ impl Firmware {
     /// starts nothing and leaves the last job as it was); fetching, staging and installing
     /// go on in the background. Needs a tokio runtime.
     pub async fn update(&self, req: UpdateRequest) -> Result<Job, FirmwareError> {
-        let image = self.inner.image();
-        let (key, fetcher, running) = self.inner.ready(&image)?;
+        let (key, fetcher, running) = self.inner.ready(self.inner.running())?;
         let source = Source::parse(&req.source)?;
         let (record, previous) = self.inner.claim(&req)?;
         let (tx, rx) = oneshot::channel();
@@ -180,8 +181,7 @@ impl Firmware {
     /// Reboot the box now (the installed version boots if it is the newest good entry).
     /// Refused while a job installs.
     pub async fn reboot(&self) -> Result<(), FirmwareError> {
-        let image = self.inner.image();
-        self.inner.ready(&image)?;
+        self.inner.ready(self.inner.running())?;
         {
             let mut slot = self.inner.slot.lock_counted();
             if slot.rebooting {
@@ -209,11 +209,19 @@ impl Inner {
         ImageState::read(&s.os_release, &s.sys_block, &s.esp, &s.efivars)
     }
 
+    /// The running ferrofab version (os-release only).
+    fn running(&self) -> Option<Version> {
+        OsRelease::read(&self.settings.os_release).running()
+    }
+
     /// The key, the fetcher and the running version, or why updates are off.
-    fn ready(&self, image: &ImageState) -> Result<(SigningKey, Fetcher, Version), FirmwareError> {
+    fn ready(
+        &self,
+        running: Option<Version>,
+    ) -> Result<(SigningKey, Fetcher, Version), FirmwareError> {
         let off = |reason: String| FirmwareError::NotConfigured { reason };
         let (key, fetcher) = self.tools.clone().map_err(off)?;
-        let Some(running) = image.running.clone() else {
+        let Some(running) = running else {
             let files: Vec<String> = self
                 .settings
                 .os_release
