@@ -97,7 +97,8 @@ run_qemu() {
 	local -a devs nic=(-nic none)
 	# FERROFAB_HW_NET=1: a virtio NIC on QEMU's user network (the host's loopback is
 	# 10.0.2.2 to the guest); otherwise none: the tests run on the guest's loopback.
-	[ "${FERROFAB_HW_NET:-0}" = 1 ] && nic=(-nic user,model=virtio-net-pci)
+	# (romfile= : no PXE option ROM, which the private QEMU does not ship)
+	[ "${FERROFAB_HW_NET:-0}" = 1 ] && nic=(-netdev user,id=n0 -device virtio-net-pci,netdev=n0,romfile=)
 	make_drives "$drive_dir" || return 1
 	mapfile -t devs < <(qemu_devices "$drive_dir")
 	LD_LIBRARY_PATH="$QEMU_LIBPATH${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" \
