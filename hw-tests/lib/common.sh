@@ -28,13 +28,16 @@ as_root() {
 # Install missing host tools from the host's own apt sources. Only installs,
 # never removes: apt is asked to fail rather than remove anything.
 ensure_host_tools() {
-	local missing=() cmd
-	local -A want=(
-		[mmdebstrap]=mmdebstrap [cpio]=cpio [xz]=xz-utils [zstd]=zstd
-		[dpkg-deb]=dpkg [apt-get]=apt [sha256sum]=coreutils [timeout]=coreutils
-	)
-	for cmd in "${!want[@]}"; do
-		command -v "$cmd" >/dev/null 2>&1 || missing+=("${want[$cmd]}")
+	install_missing_tools mmdebstrap=mmdebstrap cpio=cpio xz=xz-utils zstd=zstd \
+		dpkg-deb=dpkg apt-get=apt sha256sum=coreutils timeout=coreutils
+}
+
+# install_missing_tools COMMAND=PACKAGE... — install the packages of the commands missing
+# from PATH (also used by images/lib/common.sh).
+install_missing_tools() {
+	local missing=() pair
+	for pair in "$@"; do
+		command -v "${pair%%=*}" >/dev/null 2>&1 || missing+=("${pair#*=}")
 	done
 	[ ${#missing[@]} -eq 0 ] && return 0
 	mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)

@@ -1,8 +1,12 @@
 # shellcheck shell=bash
 # Shared by images/build and images/test/run. Sourced, never executed.
 
+# as_root, sha_of, papt and install_missing_tools are the hw-tests' (one way to fetch
+# Debian packages and to get root); log and die say [image].
+. "$(dirname "${BASH_SOURCE[0]}")/../../hw-tests/lib/common.sh"
+
 IMG_CACHE=${FERROFAB_IMAGE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ferrofab/image}
-IMG_MIRROR=${FERROFAB_IMAGE_MIRROR:-http://deb.debian.org/debian}
+IMG_MIRROR=${FERROFAB_IMAGE_MIRROR:-$HW_MIRROR}
 IMG_SUITE=trixie
 
 log() { printf '[image] %s\n' "$*" >&2; }
@@ -10,30 +14,11 @@ die() {
 	printf '[image] ERROR: %s\n' "$*" >&2
 	exit 2
 }
-as_root() {
-	if [ "$(id -u)" = 0 ]; then
-		"$@"
-	elif command -v sudo >/dev/null 2>&1; then
-		sudo "$@"
-	else
-		die "need root for: $*"
-	fi
-}
-sha_of() { sha256sum | cut -c1-16; }
 
-# Install missing host tools from the host's apt sources (never removing anything).
-ensure_host_tools() {
-	local missing=() cmd
-	local -A want=([mmdebstrap]=mmdebstrap [openssl]=openssl [unshare]=util-linux
-		[sha256sum]=coreutils [qemu-img]=qemu-utils)
-	for cmd in "${!want[@]}"; do
-		command -v "$cmd" >/dev/null 2>&1 || missing+=("${want[$cmd]}")
-	done
-	[ ${#missing[@]} -eq 0 ] && return 0
-	log "installing host tools: ${missing[*]}"
-	as_root apt-get update -q >&2 || die "apt-get update failed"
-	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-remove \
-		--no-install-recommends "${missing[@]}" >&2 || die "cannot install ${missing[*]}"
+# The host tools images/build and images/test/run use (never removing anything).
+ensure_image_host_tools() {
+	install_missing_tools mmdebstrap=mmdebstrap openssl=openssl unshare=util-linux \
+		sha256sum=coreutils qemu-img=qemu-utils strip=binutils python3=python3 curl=curl jq=jq
 }
 
 # The build's tools: Debian trixie's mkosi 25 and systemd 257 (repart, ukify, boot),
