@@ -28,7 +28,9 @@ ensure_ovmf() {
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # vm_prepare RUN_DIR IMAGE DISK_SIZE — the flashed disk (the image grown to DISK_SIZE, so
-# /var has room), fresh UEFI variables and a fresh 1 GiB drive to export.
+# /var has room), fresh UEFI variables and a fresh 1 GiB drive to export. The disk stays
+# sparse: zero writes and discards punch holes (systemd-repart zeroes the new /var through
+# a loop device, which would otherwise write all of it).
 vm_prepare() {
 	local run=$1 image=$2 size=$3
 	mkdir -p "$run"
@@ -50,7 +52,7 @@ vm_start() {
 		-nodefaults -no-user-config -display none -monitor none \
 		-drive "if=pflash,format=raw,unit=0,readonly=on,file=$OVMF_CODE" \
 		-drive "if=pflash,format=raw,unit=1,file=$run/vars.fd" \
-		-drive "if=none,id=boot,format=raw,cache=unsafe,file=$run/disk.raw" \
+		-drive "if=none,id=boot,format=raw,cache=unsafe,discard=unmap,detect-zeroes=unmap,file=$run/disk.raw" \
 		-device virtio-blk-pci,drive=boot,bootindex=0 \
 		-drive "if=none,id=drive0,format=raw,cache=unsafe,file=$run/drive.img" \
 		-device nvme,serial=ffappl0,drive=drive0 \
