@@ -8,7 +8,6 @@ use std::time::Duration;
 use bytes::Bytes;
 use fabric::initiator::controller::Controller;
 use fabric::initiator::{HostError, HostOptions};
-use mgmt::Tokens;
 use nvme::backend::Backend;
 use nvme::driver::dma::HeapDma;
 use nvme::driver::model::{Fault, ModelConfig, ModelHealth, NsModel, SoftController};
@@ -19,7 +18,7 @@ use nvme::Status;
 use reqwest::Method;
 use serde_json::{json, Value};
 use target::drives::{DriveSettings, Drives};
-use target::{Config, Daemon, TargetParams};
+use target::Config;
 
 mod common;
 use common::sysfs::{FakeNs, FakeSysfs};
@@ -587,19 +586,9 @@ async fn drives_show_what_their_driver_reports() {
     sysfs.kernel_controller("nvme0", UNEXPORTED, "S5GXNF0R100001", &[ns]);
     let drives = Arc::new(Drives::new(DriveSettings::default()).with_sysfs(sysfs.root()));
     drives.adopt(PCI, Box::new(driver));
-    let daemon = Daemon::start_with_drives(config, TargetParams::default(), None, drives)
-        .await
-        .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let tokens = Tokens::load_or_create(dir.path()).unwrap();
-    let server = mgmt::start(
-        daemon.engine().clone(),
-        "127.0.0.1:0".parse().unwrap(),
-        tokens.clone(),
-    )
-    .await
-    .unwrap();
-    let url = format!("http://{}/api/v1/drives", server.local_addr());
+    let api = Api::start_on(config, Some(drives), None).await;
+    let tokens = api.tokens.clone();
+    let url = format!("{}/api/v1/drives", api.base);
     let got = get_json(&url, &tokens.read_only).await;
     let drives = got.as_array().unwrap();
     assert_eq!(drives.len(), 2, "{got}");
@@ -758,6 +747,5 @@ async fn drives_show_what_their_driver_reports() {
         json!(1),
         "{got}"
     );
-    server.shutdown().await;
-    daemon.shutdown().await;
+    api.stop().await;
 }

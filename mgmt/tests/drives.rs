@@ -9,16 +9,15 @@ mod common;
 
 use std::sync::Arc;
 
-use mgmt::Tokens;
 use nvme::backend::ram::RamBackend;
 use nvme::backend::{Backend, BackendError};
 use reqwest::Method;
 use serde_json::{json, Value};
 use target::drives::{AdoptedController, DriveSettings, Drives};
-use target::{Config, Daemon, TargetParams};
+use target::Config;
 
 use common::sysfs::{FakeNs, FakeSysfs};
-use common::SUB;
+use common::{Api, SUB};
 
 /// In use: namespace 1 of its controller is exported.
 const IN_USE: &str = "0000:00:04.0";
@@ -128,19 +127,9 @@ async fn every_local_drive_is_listed_exported_or_not() {
     let drives = Drives::new(DriveSettings::default()).with_sysfs(fake.root());
     drives.adopt(IN_USE, Box::new(RamController));
     drives.adopt(VFIO, Box::new(RamController));
-    let daemon = Daemon::start_with_drives(config, TargetParams::default(), None, Arc::new(drives))
-        .await
-        .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let tokens = Tokens::load_or_create(dir.path()).unwrap();
-    let server = mgmt::start(
-        daemon.engine().clone(),
-        "127.0.0.1:0".parse().unwrap(),
-        tokens.clone(),
-    )
-    .await
-    .unwrap();
-    let base = format!("http://{}", server.local_addr());
+    let api = Api::start_on(config, Some(Arc::new(drives)), None).await;
+    let tokens = api.tokens.clone();
+    let base = api.base.clone();
     let url = format!("{base}/api/v1/drives");
 
     let (status, list) = call(Method::GET, &url, &tokens.read_only, None).await;
@@ -261,6 +250,5 @@ async fn every_local_drive_is_listed_exported_or_not() {
     let (_, list) = call(Method::GET, &url, &tokens.read_only, None).await;
     assert_eq!(by_id(&list, VFIO)["exported"], false, "{list}");
 
-    server.shutdown().await;
-    daemon.shutdown().await;
+    api.stop().await;
 }

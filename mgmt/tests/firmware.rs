@@ -4,6 +4,8 @@
 //! anything is downloaded, a signed one is 202 and installs in the background, one job at a
 //! time, and the reboot runs once.
 
+mod common;
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -11,12 +13,11 @@ use std::time::Duration;
 use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
 use ed25519_dalek::pkcs8::EncodePublicKey;
 use ed25519_dalek::Signer;
-use mgmt::{MgmtServer, Tokens};
+use mgmt::Tokens;
 use reqwest::Method;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use target::firmware::{Firmware, FirmwareSettings};
-use target::{Config, Daemon, TargetParams};
 
 struct Vendor(ed25519_dalek::SigningKey);
 
@@ -123,8 +124,8 @@ fn read(path: PathBuf) -> String {
 }
 
 struct Api {
-    daemon: Daemon,
-    server: MgmtServer,
+    api: common::Api,
+    /// `<server>/api/v1`.
     base: String,
     tokens: Tokens,
     http: reqwest::Client,
@@ -135,29 +136,16 @@ impl Api {
     async fn start(key: Option<&Vendor>) -> Api {
         let root = tempfile::tempdir().unwrap();
         let settings = fake_box(root.path(), key);
-        let config = Config::parse(
-            "[[listener]]\ntransport = \"tcp\"\naddress = \"127.0.0.1:0\"\n",
-            "test",
-        )
-        .unwrap();
-        let daemon = Daemon::start(config, TargetParams::default())
-            .await
-            .unwrap();
-        let tokens = Tokens::load_or_create(&root.path().join("tokens")).unwrap();
-        let server = mgmt::start_with(
-            daemon.engine().clone(),
-            "127.0.0.1:0".parse().unwrap(),
-            tokens.clone(),
+        let api = common::Api::start_on(
+            common::listener_config(),
             None,
-            Firmware::new(settings),
+            Some(Firmware::new(settings)),
         )
-        .await
-        .unwrap();
+        .await;
         Api {
-            base: format!("http://{}/api/v1", server.local_addr()),
-            daemon,
-            server,
-            tokens,
+            base: format!("{}/api/v1", api.base),
+            tokens: api.tokens.clone(),
+            api,
             http: reqwest::Client::new(),
             root,
         }
@@ -223,8 +211,7 @@ impl Api {
     }
 
     async fn stop(self) {
-        self.server.shutdown().await;
-        self.daemon.shutdown().await;
+        self.api.stop().await;
     }
 }
 

@@ -12,7 +12,6 @@ use std::sync::Arc;
 
 use fabric::initiator::controller::Controller;
 use fabric::initiator::HostOptions;
-use mgmt::Tokens;
 use nvme::backend::ram::RamBackend;
 use nvme::backend::{Backend, BackendError};
 use nvme::driver::dma::HeapDma;
@@ -24,7 +23,7 @@ use reqwest::header::HeaderMap;
 use reqwest::Method;
 use serde_json::{json, Value};
 use target::drives::{AdoptedController, DriveSettings, Drives};
-use target::{Config, Daemon, TargetParams};
+use target::Config;
 
 use common::sysfs::{FakeNs, FakeSysfs};
 use common::{Api, HOST, OTHER, SUB};
@@ -593,19 +592,9 @@ async fn drives_namespaces_are_opened_on() {
     let drives = Arc::new(Drives::new(DriveSettings::default()).with_sysfs(sysfs.root()));
     drives.adopt(PCI, Box::new(RamController));
     drives.adopt(MODEL_PCI, Box::new(Arc::clone(&model)));
-    let daemon = Daemon::start_with_drives(config, TargetParams::default(), None, drives)
-        .await
-        .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let tokens = Tokens::load_or_create(dir.path()).unwrap();
-    let server = mgmt::start(
-        daemon.engine().clone(),
-        "127.0.0.1:0".parse().unwrap(),
-        tokens.clone(),
-    )
-    .await
-    .unwrap();
-    let base = format!("http://{}", server.local_addr());
+    let api = Api::start_on(config, Some(drives), None).await;
+    let tokens = api.tokens.clone();
+    let base = api.base.clone();
     let auth = Auth::Basic("ferrofab", &tokens.read_only);
     let drive_uri = format!("/redfish/v1/Chassis/appliance/Drives/{PCI}");
     let storage = format!("/redfish/v1/Storage/{SUB}");
@@ -715,6 +704,5 @@ async fn drives_namespaces_are_opened_on() {
         json!({"State": "UnavailableOffline", "Health": "Critical"})
     );
     assert!(m.get("PredictedMediaLifeLeftPercent").is_none(), "{m}");
-    server.shutdown().await;
-    daemon.shutdown().await;
+    api.stop().await;
 }

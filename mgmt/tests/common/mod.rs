@@ -4,11 +4,14 @@
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use mgmt::{MgmtServer, Tokens};
 use reqwest::header::HeaderMap;
 use reqwest::Method;
 use serde_json::Value;
+use target::drives::Drives;
+use target::firmware::Firmware;
 use target::{Config, Daemon, TargetParams};
 
 pub mod sysfs;
@@ -16,6 +19,15 @@ pub mod sysfs;
 pub const SUB: &str = "nqn.2026-01.io.ferrofab:rest";
 pub const HOST: &str = "nqn.2014-08.org.nvmexpress:uuid:11111111-2222-3333-4444-555555555555";
 pub const OTHER: &str = "nqn.2014-08.org.nvmexpress:uuid:22222222-2222-3333-4444-555555555555";
+
+/// One NVMe/TCP listener on loopback, no subsystems.
+pub fn listener_config() -> Config {
+    Config::parse(
+        "[[listener]]\ntransport = \"tcp\"\naddress = \"127.0.0.1:0\"\n",
+        "test",
+    )
+    .unwrap()
+}
 
 pub struct Api {
     pub daemon: Daemon,
@@ -65,23 +77,46 @@ pub enum Token<'a> {
 impl Api {
     /// A daemon with one loopback listener and no subsystems, and the API server.
     pub async fn start() -> Api {
-        let config = Config::parse(
-            "[[listener]]\ntransport = \"tcp\"\naddress = \"127.0.0.1:0\"\n",
-            "test",
-        )
+        Api::start_on(listener_config(), None, None).await
+    }
+
+    /// A daemon serving `config` with `drives` (the daemon's own when `None`), and the API
+    /// server with `firmware` (updates off when `None`).
+    pub async fn start_on(
+        config: Config,
+        drives: Option<Arc<Drives>>,
+        firmware: Option<Firmware>,
+    ) -> Api {
+        let daemon = match drives {
+            Some(drives) => {
+                Daemon::start_with_drives(config, TargetParams::default(), None, drives).await
+            }
+            None => Daemon::start(config, TargetParams::default()).await,
+        }
         .unwrap();
-        let daemon = Daemon::start(config, TargetParams::default())
-            .await
-            .unwrap();
         let nvme = daemon.addresses()[0];
         let dir = tempfile::tempdir().unwrap();
         let tokens = Tokens::load_or_create(&dir.path().join("tokens")).unwrap();
-        let server = mgmt::start(
-            daemon.engine().clone(),
-            "127.0.0.1:0".parse().unwrap(),
-            tokens.clone(),
-        )
-        .await
+        let server = match firmware {
+            Some(firmware) => {
+                mgmt::start_with(
+                    daemon.engine().clone(),
+                    "127.0.0.1:0".parse().unwrap(),
+                    tokens.clone(),
+                    None,
+                    firmware,
+                )
+                .await
+            }
+            None => {
+                mgmt::start(
+                    daemon.engine().clone(),
+                    "127.0.0.1:0".parse().unwrap(),
+                    tokens.clone(),
+                )
+                .await
+            }
+        }
         .unwrap();
         Api {
             base: format!("http://{}", server.local_addr()),
