@@ -2,87 +2,23 @@
 //! serves (checked over REST and from the in-tree NVMe/TCP initiator), and refusals come
 //! back as one line with the status, the code and the field, exit status 1.
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use bytes::Bytes;
+use common::Served;
 use fabric::initiator::controller::Controller;
 use fabric::initiator::HostOptions;
 use serde_json::Value;
 
+mod common;
+
 const SUB: &str = "nqn.2026-01.io.ferrofab:ctl";
 const HOST: &str = "nqn.2014-08.org.nvmexpress:uuid:0c7a0000-0000-4000-8000-000000000001";
 
-/// A running `ferrofab serve` (listener only, no subsystem) and its state directory.
-struct Served {
-    child: Child,
-    /// The URL it logged, `http://127.0.0.1:PORT/api/v1/`.
-    url: String,
-    api: SocketAddr,
-    state: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
 fn serve() -> Served {
-    let dir = tempfile::tempdir().unwrap();
-    let state = dir.path().join("state");
-    let config = dir.path().join("ferrofab.toml");
-    std::fs::write(
-        &config,
-        "[[listener]]\ntransport = \"tcp\"\naddress = \"127.0.0.1:0\"\n",
-    )
-    .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ferrofab"))
-        .arg("serve")
-        .arg("--state-dir")
-        .arg(&state)
-        .arg("--config")
-        .arg(&config)
-        .arg("--mgmt-listen")
-        .arg("127.0.0.1:0")
-        .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("ferrofab starts");
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let mut url = None;
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        if let Some(rest) = line.split("url=").nth(1) {
-            url = Some(rest.split_whitespace().next().unwrap().to_string());
-        }
-        if line.contains("ferrofab serving") {
-            break;
-        }
-    }
-    std::thread::spawn(move || for _ in lines {});
-    let url = url.expect("the management API URL is logged");
-    let api = url
-        .trim_start_matches("http://")
-        .split('/')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
-    Served {
-        child,
-        url,
-        api,
-        state,
-        _dir: dir,
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    common::serve::<[&str; 0], &str>([])
 }
 
 /// What one `ferrofab ctl` run printed.

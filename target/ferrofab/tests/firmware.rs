@@ -3,74 +3,27 @@
 //! `firmware update` / `firmware reboot` are refused with 409 — nothing is installed, nothing
 //! reboots. A key that cannot be read turns updates off without stopping the daemon.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
+use common::Served;
 use serde_json::Value;
+
+mod common;
 
 const KEY: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../src/firmware/testdata/update-signing.pub.pem"
 );
 
-struct Served {
-    child: Child,
-    api: String,
-    dir: tempfile::TempDir,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
+/// `ferrofab serve` taking updates signed with `key`, with no ESP.
 fn serve(key: &Path) -> Served {
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("ferrofab.toml");
-    std::fs::write(
-        &config,
-        "[[listener]]\ntransport = \"tcp\"\naddress = \"127.0.0.1:0\"\n",
-    )
-    .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ferrofab"))
-        .arg("serve")
-        .arg("--state-dir")
-        .arg(dir.path().join("state"))
-        .arg("--config")
-        .arg(&config)
-        .arg("--mgmt-listen")
-        .arg("127.0.0.1:0")
-        .arg("--firmware-key")
-        .arg(key)
-        .arg("--firmware-esp")
-        .arg(dir.path().join("no-esp"))
-        .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("ferrofab starts");
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let mut url = None;
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        if let Some(rest) = line.split("url=").nth(1) {
-            url = Some(rest.split_whitespace().next().unwrap().to_string());
-        }
-        if line.contains("ferrofab serving") {
-            break;
-        }
-    }
-    std::thread::spawn(move || for _ in lines {});
-    let url = url.expect("the management API URL is logged");
-    Served {
-        child,
-        api: url.trim_end_matches("/api/v1/").to_string(),
-        dir,
-    }
+    common::serve([
+        "--firmware-key".as_ref(),
+        key.as_os_str(),
+        "--firmware-esp".as_ref(),
+        "/nonexistent/ferrofab-test-esp".as_ref(),
+    ])
 }
 
 /// `ferrofab ctl ARGS` against `s`: exit code, stdout, stderr.
@@ -78,9 +31,9 @@ fn ctl(s: &Served, args: &[&str]) -> (Option<i32>, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_ferrofab"))
         .arg("ctl")
         .arg("--api")
-        .arg(&s.api)
+        .arg(format!("http://{}", s.api))
         .arg("--state-dir")
-        .arg(s.dir.path().join("state"))
+        .arg(&s.state)
         .args(args)
         .env("NO_COLOR", "1")
         .output()
@@ -133,7 +86,7 @@ fn off_an_image_firmware_changes_are_refused_and_nothing_runs() {
     assert!(e.contains("409 updates_unavailable"), "{e}");
     let e = refused(&s, &["firmware", "reboot"]);
     assert!(e.contains("409 updates_unavailable"), "{e}");
-    assert!(!s.dir.path().join("state/firmware").exists());
+    assert!(!s.state.join("firmware").exists());
 }
 
 #[test]

@@ -1,0 +1,86 @@
+//! Shared by the binary's tests: `ferrofab serve` as a child process (one loopback NVMe/TCP
+//! listener, no subsystem, the management API on an ephemeral port), stopped when dropped.
+// Each test binary compiles this module and uses a different part of it.
+#![allow(dead_code)]
+
+use std::ffi::OsStr;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+
+/// A running `ferrofab serve` and its state directory.
+pub struct Served {
+    child: Child,
+    /// The URL it logged, `http://127.0.0.1:PORT/api/v1/`.
+    pub url: String,
+    pub api: SocketAddr,
+    pub state: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+/// Start `ferrofab serve` with `extra` arguments and wait until it serves.
+pub fn serve<I, S>(extra: I) -> Served
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let config = dir.path().join("ferrofab.toml");
+    std::fs::write(
+        &config,
+        "[[listener]]\ntransport = \"tcp\"\naddress = \"127.0.0.1:0\"\n",
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ferrofab"))
+        .arg("serve")
+        .arg("--state-dir")
+        .arg(&state)
+        .arg("--config")
+        .arg(&config)
+        .arg("--mgmt-listen")
+        .arg("127.0.0.1:0")
+        .args(extra)
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("ferrofab starts");
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut url = None;
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if let Some(rest) = line.split("url=").nth(1) {
+            url = Some(rest.split_whitespace().next().unwrap().to_string());
+        }
+        if line.contains("ferrofab serving") {
+            break;
+        }
+    }
+    std::thread::spawn(move || for _ in lines {});
+    let url = url.expect("the management API URL is logged");
+    let api = url
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    Served {
+        child,
+        url,
+        api,
+        state,
+        _dir: dir,
+    }
+}
+
+/// A test that fails part way must not leave its daemon running (it holds ports).
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
