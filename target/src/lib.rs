@@ -22,6 +22,7 @@ pub mod ids;
 pub mod io;
 pub mod keep_alive;
 pub mod kernel_nvme;
+pub mod layout;
 pub mod lease;
 pub mod listeners;
 pub mod local_drives;

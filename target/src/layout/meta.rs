@@ -1,0 +1,332 @@
+//! Writing the pool's metadata on member 0: the journal ring, checkpoints and the superblock
+//! ring. All of it runs under the meta lock, one writer at a time, with plain writes at the
+//! write pointers it tracks.
+
+use std::sync::atomic::Ordering;
+
+use nvme::backend::BackendError;
+use nvme::zns::{ReportOption, ZoneAction, ZoneDescriptor, ZoneState};
+use zerocopy::FromBytes;
+
+use super::format::{
+    self, checkpoint_head, entry_block, CheckpointBody, Entry, Kind, Loc, SuperBody, Superblock,
+    MAX_RUN,
+};
+use super::pool::{Inner, State};
+
+/// Where the metadata writers are.
+pub struct Meta {
+    pub generation: u64,
+    /// Superblock ring zone (0 or 1) and blocks written in it.
+    pub sb_zone: u64,
+    pub sb_wp: u64,
+    /// Journal ring zone, blocks written in it and the next block's sequence.
+    pub journal_zone: u64,
+    pub journal_wp: u64,
+    pub journal_seq: u64,
+    /// Highest sequence written in each journal zone (`None`: empty).
+    pub journal_last: Vec<Option<u64>>,
+    pub ckpt_slot: u64,
+    pub ckpt_seq: u64,
+    /// First journal sequence the latest checkpoint does not cover.
+    pub ckpt_journal_seq: u64,
+}
+
+impl Meta {
+    /// Journal blocks written since the latest checkpoint.
+    pub fn journal_since_checkpoint(&self) -> u64 {
+        self.journal_seq - self.ckpt_journal_seq
+    }
+}
+
+/// A zone's state and write pointer as its drive reports them (the write pointer of a Full
+/// zone is its start plus its capacity).
+#[derive(Clone, Copy, Debug)]
+pub struct ZoneInfo {
+    pub state: ZoneState,
+    pub zslba: u64,
+    pub wp: u64,
+}
+
+impl Inner {
+    pub fn report_zones(&self, member: usize) -> Result<Vec<ZoneInfo>, BackendError> {
+        let zones = self.geo.zones;
+        let mut out = Vec::with_capacity(zones as usize);
+        let per = 4096usize;
+        while (out.len() as u64) < zones {
+            let n = (zones - out.len() as u64).min(per as u64 - 1) as usize;
+            let mut buf = vec![0u8; (n + 1) * 64];
+            let slba = self.geo.zslba(out.len() as u64);
+            self.members[member]
+                .zoned()
+                .report(slba, ReportOption::All, true, &mut buf)?;
+            let before = out.len();
+            for d in buf[64..].chunks_exact(64) {
+                let d = ZoneDescriptor::read_from_bytes(d).expect("64 bytes");
+                let zslba = d.zslba.get();
+                if zslba != self.geo.zslba(out.len() as u64) {
+                    break;
+                }
+                let state = d.state().unwrap_or(ZoneState::Offline);
+                let wp = match state {
+                    ZoneState::Full => zslba + self.geo.zone_cap,
+                    ZoneState::ReadOnly | ZoneState::Offline => zslba,
+                    _ => d.wp.get(),
+                };
+                out.push(ZoneInfo { state, zslba, wp });
+                if out.len() as u64 == zones {
+                    break;
+                }
+            }
+            if out.len() == before {
+                return Err(BackendError::Io(std::io::Error::other(format!(
+                    "member {member}: zone report at LBA {slba} listed no zone"
+                ))));
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn zone_action(
+        &self,
+        member: usize,
+        zone: u64,
+        action: ZoneAction,
+    ) -> Result<(), BackendError> {
+        if action == ZoneAction::Reset {
+            self.counters.zone_resets.fetch_add(1, Ordering::Relaxed);
+        }
+        self.members[member]
+            .zoned()
+            .send(self.geo.zslba(zone), action, false)
+    }
+
+    /// Read blocks `from..to` of `member`.
+    pub fn read_blocks(&self, member: usize, from: u64, to: u64) -> Result<Vec<u8>, BackendError> {
+        let mut buf = vec![0u8; ((to - from) * u64::from(self.geo.bs)) as usize];
+        let chunk = (1usize << 20) / self.geo.bs as usize * self.geo.bs as usize;
+        for (i, part) in buf.chunks_mut(chunk).enumerate() {
+            let lba = from + (i * chunk / self.geo.bs as usize) as u64;
+            self.members[member].backend.read(lba, part)?;
+        }
+        Ok(buf)
+    }
+
+    /// Write `data` (whole blocks) to member 0 at `lba`, in pieces of at most 1 MiB.
+    fn write_meta(&self, lba: u64, data: &[u8]) -> Result<(), BackendError> {
+        let bs = self.geo.bs as usize;
+        let chunk = (1usize << 20) / bs * bs;
+        for (i, part) in data.chunks(chunk).enumerate() {
+            self.members[0]
+                .backend
+                .write(lba + (i * chunk / bs) as u64, part, false)?;
+        }
+        self.counters
+            .meta_write_blocks
+            .fetch_add((data.len() / bs) as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Write the journal: every waiting change (`all`, then flush member 0), or only whole
+    /// blocks of them. The data they map is made durable first.
+    pub fn write_journal(&self, meta: &mut Meta, all: bool) -> Result<(), BackendError> {
+        let bs = self.geo.bs as usize;
+        let per = format::entries_per_block(bs);
+        let entries: Vec<Entry> = {
+            let mut st = self.lock();
+            let n = if all {
+                st.journal.len()
+            } else {
+                st.journal.len() / per * per
+            };
+            st.journal.drain(..n).collect()
+        };
+        if entries.is_empty() && !all {
+            return Ok(());
+        }
+        self.flush_data()?;
+        let mut blocks = entries.chunks(per).peekable();
+        while blocks.peek().is_some() {
+            if meta.journal_wp == self.geo.zone_cap {
+                self.next_journal_zone(meta)?;
+            }
+            let room = (self.geo.zone_cap - meta.journal_wp) as usize;
+            let mut buf = Vec::with_capacity(room.min(256) * bs);
+            let mut n = 0u64;
+            while n < room as u64 && n < 256 {
+                let Some(es) = blocks.next() else { break };
+                let seq = meta.journal_seq + n;
+                buf.extend(entry_block(Kind::Journal, self.pool_id, seq, es, bs));
+                n += 1;
+            }
+            let lba = self.geo.zslba(self.geo.journal_zone(meta.journal_zone)) + meta.journal_wp;
+            self.write_meta(lba, &buf)?;
+            meta.journal_wp += n;
+            meta.journal_seq += n;
+            meta.journal_last[meta.journal_zone as usize] = Some(meta.journal_seq - 1);
+        }
+        if all && !self.members[0].volatile {
+            return Ok(());
+        }
+        if all {
+            self.members[0].backend.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Move the journal to the next zone of its ring, checkpointing first when that zone
+    /// still holds blocks the latest checkpoint does not cover.
+    fn next_journal_zone(&self, meta: &mut Meta) -> Result<(), BackendError> {
+        let next = (meta.journal_zone + 1) % self.geo.journal_zones;
+        if meta.journal_last[next as usize].is_some_and(|last| last >= meta.ckpt_journal_seq) {
+            self.checkpoint_locked(meta)?;
+        }
+        if meta.journal_last[next as usize].is_some() {
+            self.zone_action(0, self.geo.journal_zone(next), ZoneAction::Reset)?;
+            meta.journal_last[next as usize] = None;
+        }
+        meta.journal_zone = next;
+        meta.journal_wp = 0;
+        Ok(())
+    }
+
+    /// Append a superblock record (volumes, checkpoint) to the superblock ring.
+    pub fn write_superblock(&self, meta: &mut Meta) -> Result<(), BackendError> {
+        let volumes = {
+            let st = self.lock();
+            let mut v: Vec<_> = st.volumes.values().map(|v| v.def.clone()).collect();
+            v.sort_by_key(|d| d.id);
+            (v, st.next_volume_id)
+        };
+        let sb = Superblock {
+            generation: meta.generation + 1,
+            body: SuperBody {
+                block_size: self.geo.bs.into(),
+                members: (self.geo.members as u32).into(),
+                zone_size: self.geo.zone_size.into(),
+                zone_cap: self.geo.zone_cap.into(),
+                zones_per_member: self.geo.zones.into(),
+                checkpoint_zones: (self.geo.ckpt_zones as u32).into(),
+                journal_zones: (self.geo.journal_zones as u32).into(),
+                op_percent: self.op_percent.into(),
+                checkpoint_slot: (meta.ckpt_slot as u32).into(),
+                checkpoint_seq: meta.ckpt_seq.into(),
+                next_volume_id: volumes.1.into(),
+                volumes: 0.into(),
+                rsvd: [0; 4],
+            },
+            volumes: volumes.0,
+        };
+        let rec = sb.encode(self.pool_id, self.geo.bs as usize);
+        let n = (rec.len() / self.geo.bs as usize) as u64;
+        if n > self.geo.zone_cap {
+            return Err(BackendError::Io(std::io::Error::other(
+                "the volume table is larger than a superblock zone",
+            )));
+        }
+        if meta.sb_wp + n > self.geo.zone_cap {
+            let other = 1 - meta.sb_zone;
+            self.zone_action(0, other, ZoneAction::Reset)?;
+            meta.sb_zone = other;
+            meta.sb_wp = 0;
+        }
+        self.write_meta(self.geo.zslba(meta.sb_zone) + meta.sb_wp, &rec)?;
+        self.members[0].backend.flush()?;
+        meta.sb_wp += n;
+        meta.generation += 1;
+        Ok(())
+    }
+
+    /// Write a checkpoint (the whole map) into the other slot and point the superblock at it.
+    pub fn checkpoint(&self) -> Result<(), BackendError> {
+        let mut meta = self.lock_meta();
+        self.checkpoint_locked(&mut meta)
+    }
+
+    pub fn checkpoint_locked(&self, meta: &mut Meta) -> Result<(), BackendError> {
+        // The map as of now; changes still waiting in the journal buffer will be written
+        // with sequences from `journal_seq` on, and replaying them again is harmless.
+        let (entries, journal_seq) = {
+            let st = self.lock();
+            (snapshot(&st), meta.journal_seq)
+        };
+        self.flush_data()?;
+        let bs = self.geo.bs as usize;
+        let per = format::entries_per_block(bs);
+        let slot = 1 - meta.ckpt_slot;
+        let seq = meta.ckpt_seq + 1;
+        let data_blocks = entries.len().div_ceil(per);
+        let mut buf = checkpoint_head(
+            self.pool_id,
+            seq,
+            data_blocks as u32,
+            CheckpointBody {
+                journal_seq: journal_seq.into(),
+                entries: (entries.len() as u64).into(),
+            },
+            bs,
+        );
+        for es in entries.chunks(per) {
+            buf.extend(entry_block(Kind::CheckpointData, self.pool_id, seq, es, bs));
+        }
+        let blocks = (buf.len() / bs) as u64;
+        if blocks > self.geo.ckpt_zones * self.geo.zone_cap {
+            return Err(BackendError::NoSpace);
+        }
+        let first = self.geo.ckpt_zone(slot);
+        for z in first..first + self.geo.ckpt_zones {
+            self.zone_action(0, z, ZoneAction::Reset)?;
+        }
+        let cap_bytes = self.geo.zone_cap as usize * bs;
+        for (i, part) in buf.chunks(cap_bytes).enumerate() {
+            self.write_meta(self.geo.zslba(first + i as u64), part)?;
+            if part.len() < cap_bytes {
+                // Give back the active zone: nothing more is written here until the slot's
+                // next turn.
+                self.zone_action(0, first + i as u64, ZoneAction::Finish)?;
+            }
+        }
+        self.members[0].backend.flush()?;
+        let before = (meta.ckpt_slot, meta.ckpt_seq, meta.ckpt_journal_seq);
+        meta.ckpt_slot = slot;
+        meta.ckpt_seq = seq;
+        meta.ckpt_journal_seq = journal_seq;
+        if let Err(e) = self.write_superblock(meta) {
+            (meta.ckpt_slot, meta.ckpt_seq, meta.ckpt_journal_seq) = before;
+            return Err(e);
+        }
+        self.counters.checkpoints.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+/// The map as entries, runs of consecutive blocks at consecutive media blocks merged.
+fn snapshot(st: &State) -> Vec<Entry> {
+    let mut out = Vec::new();
+    for (&vol, map) in &st.by_id {
+        let mut run: Option<(u64, u8, Loc)> = None;
+        for (lba, packed) in map.mapped() {
+            let at = Loc::unpack(packed).expect("mapped");
+            if let Some((start, len, first)) = &mut run {
+                if *start + u64::from(*len) == lba
+                    && first.offset(u64::from(*len)) == at
+                    && u64::from(*len) < MAX_RUN
+                {
+                    *len += 1;
+                    continue;
+                }
+                out.push(Entry::Map {
+                    vol,
+                    lba: *start,
+                    len: *len,
+                    at: *first,
+                });
+            }
+            run = Some((lba, 1, at));
+        }
+        if let Some((lba, len, at)) = run {
+            out.push(Entry::Map { vol, lba, len, at });
+        }
+    }
+    out
+}

@@ -1,0 +1,572 @@
+//! Opening a pool: format empty members, or rebuild the running state of a formatted pool
+//! from its superblock, checkpoint, journal and the drives' write pointers.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU32};
+use std::sync::{Arc, Condvar, Mutex};
+
+use nvme::backend::{Backend, BackendError};
+use nvme::zns::{ZoneAction, ZoneState};
+
+use super::format::{
+    self, parse_checkpoint_head, parse_entry_block, Entry, Kind, MetaHeader, Superblock,
+};
+use super::map::VolumeMap;
+use super::meta::{Meta, ZoneInfo};
+use super::pool::{
+    key, Counters, DataZone, Geometry, Inner, Member, State, VolumeRef, ZState, STREAMS,
+};
+use super::{LayoutError, PoolOptions};
+
+/// Largest transfer the metadata reader and GC use; also what Zone Append may carry when a
+/// member sets no limit of its own.
+const DEFAULT_APPEND_LIMIT: u64 = 128 << 10;
+
+fn member_err(member: usize, message: impl Into<String>) -> LayoutError {
+    LayoutError::Member {
+        member,
+        message: message.into(),
+    }
+}
+
+/// The geometry `opts` gives members of this shape, checked.
+fn geometry(members: &[Arc<dyn Backend>], opts: &PoolOptions) -> Result<Geometry, LayoutError> {
+    let Some(first) = members.first() else {
+        return Err(LayoutError::Invalid(
+            "a pool needs at least one member".into(),
+        ));
+    };
+    if members.len() > 255 {
+        return Err(LayoutError::Invalid(
+            "a pool has at most 255 members".into(),
+        ));
+    }
+    let info = first.info();
+    let z0 = first
+        .zoned()
+        .ok_or_else(|| member_err(0, "not a zoned namespace"))?
+        .geometry();
+    for (i, m) in members.iter().enumerate() {
+        let z = m
+            .zoned()
+            .ok_or_else(|| member_err(i, "not a zoned namespace"))?
+            .geometry();
+        let mi = m.info();
+        if mi.block_size != info.block_size
+            || z.zone_size != z0.zone_size
+            || z.zone_cap != z0.zone_cap
+            || z.zone_count != z0.zone_count
+        {
+            return Err(member_err(
+                i,
+                format!(
+                    "geometry ({} B blocks, {} zones of {} blocks, capacity {}) differs from \
+                     member 0's ({} B, {} zones of {}, capacity {}): a pool's drives match",
+                    mi.block_size,
+                    z.zone_count,
+                    z.zone_size,
+                    z.zone_cap,
+                    info.block_size,
+                    z0.zone_count,
+                    z0.zone_size,
+                    z0.zone_cap
+                ),
+            ));
+        }
+        let streams = if i == 0 { STREAMS + 3 } else { STREAMS };
+        if z.limits.max_active != 0 && (z.limits.max_active as usize) < streams {
+            return Err(member_err(
+                i,
+                format!(
+                    "allows {} active zones; the pool keeps up to {streams} active on it",
+                    z.limits.max_active
+                ),
+            ));
+        }
+    }
+    if opts.journal_zones < 2 {
+        return Err(LayoutError::Invalid(
+            "the journal needs at least 2 zones".into(),
+        ));
+    }
+    if opts.op_percent >= 90 {
+        return Err(LayoutError::Invalid(format!(
+            "over-provisioning of {}% leaves too little for volumes",
+            opts.op_percent
+        )));
+    }
+    let bs = info.block_size;
+    let (zones, cap) = (z0.zone_count, z0.zone_cap);
+    let data_blocks = zones * cap * members.len() as u64;
+    // A checkpoint holds at most one entry per data block, plus its head block.
+    let ckpt_blocks = 1 + data_blocks.div_ceil(format::entries_per_block(bs as usize) as u64);
+    let geo = Geometry {
+        bs,
+        zone_size: z0.zone_size,
+        zone_cap: cap,
+        zones,
+        members: members.len(),
+        ckpt_zones: ckpt_blocks.div_ceil(cap),
+        journal_zones: u64::from(opts.journal_zones),
+    };
+    if geo.meta_zones() + 4 > zones {
+        return Err(member_err(
+            0,
+            format!(
+                "{zones} zones: the pool's metadata takes {} and GC needs at least 4 more",
+                geo.meta_zones()
+            ),
+        ));
+    }
+    Ok(geo)
+}
+
+/// The newest superblock record: where it ends and the pool it names.
+struct Found {
+    sb: Superblock,
+    zone: u64,
+    wp: u64,
+    pool_id: [u8; 16],
+}
+
+/// Read the superblock ring: the newest intact record of any pool, if there is one.
+fn read_superblock(inner: &Inner, zones: &[ZoneInfo]) -> Result<Option<Found>, BackendError> {
+    let bs = inner.geo.bs as usize;
+    let mut best: Option<Found> = None;
+    for z in 0..2u64 {
+        let info = zones[z as usize];
+        let written = info.wp - info.zslba;
+        if written == 0 {
+            continue;
+        }
+        let data = inner.read_blocks(0, info.zslba, info.wp)?;
+        let mut at = 0usize;
+        while at < written as usize {
+            let block = &data[at * bs..];
+            let (n, pool_id) = match MetaHeader::peek(block, Kind::Superblock, None) {
+                Ok(h) => ((h.count.get() as usize).max(1), h.pool_id),
+                Err(_) => {
+                    at += 1;
+                    continue;
+                }
+            };
+            if let Some(rec) = block.get(..n * bs) {
+                if let Ok(sb) = Superblock::decode(rec, None) {
+                    if best
+                        .as_ref()
+                        .is_none_or(|b| sb.generation > b.sb.generation)
+                    {
+                        best = Some(Found {
+                            sb,
+                            zone: z,
+                            wp: written,
+                            pool_id,
+                        });
+                    }
+                }
+            }
+            at += n;
+        }
+    }
+    Ok(best)
+}
+
+pub fn open(
+    name: &str,
+    backends: Vec<Arc<dyn Backend>>,
+    opts: PoolOptions,
+) -> Result<Inner, LayoutError> {
+    let geo = geometry(&backends, &opts)?;
+    let members: Vec<Member> = backends
+        .into_iter()
+        .map(|b| {
+            let limit = b
+                .zoned()
+                .and_then(|z| z.geometry().append_limit())
+                .unwrap_or(DEFAULT_APPEND_LIMIT);
+            Member {
+                volatile: b.info().volatile_write_cache,
+                append_limit: limit,
+                backend: b,
+            }
+        })
+        .collect();
+    let mut inner = Inner {
+        name: name.to_string(),
+        geo,
+        members,
+        pool_id: [0; 16],
+        op_percent: opts.op_percent,
+        policy: opts.gc,
+        usable_blocks: 0,
+        reserve: 2,
+        gc_start: 4,
+        state: Mutex::new(State {
+            zones: Vec::new(),
+            free: vec![Vec::new(); geo.members],
+            open: std::array::from_fn(|_| vec![None; geo.members]),
+            rr: [0; STREAMS],
+            journal: Vec::new(),
+            volumes: BTreeMap::new(),
+            by_id: BTreeMap::new(),
+            next_volume_id: 1,
+            mapped: 0,
+            clock: 0,
+            stuck: false,
+        }),
+        cond: Condvar::new(),
+        meta: Mutex::new(Meta {
+            generation: 0,
+            sb_zone: 0,
+            sb_wp: 0,
+            journal_zone: 0,
+            journal_wp: 0,
+            journal_seq: 0,
+            journal_last: vec![None; geo.journal_zones as usize],
+            ckpt_slot: 1,
+            ckpt_seq: 0,
+            ckpt_journal_seq: 0,
+        }),
+        readers: Box::new([]),
+        counters: Counters::default(),
+        stopping: AtomicBool::new(false),
+    };
+    let reports: Vec<Vec<ZoneInfo>> = (0..geo.members)
+        .map(|m| {
+            inner
+                .report_zones(m)
+                .map_err(|e| member_err(m, e.to_string()))
+        })
+        .collect::<Result<_, _>>()?;
+    let found = read_superblock(&inner, &reports[0])?;
+    let per_member_data = geo.data_zones(1.min(geo.members - 1));
+    inner.gc_start = (per_member_data as usize / 16).max(4);
+    let total_data: u64 = (0..geo.members).map(|m| geo.data_zones(m)).sum();
+    let kept = (inner.reserve * geo.members) as u64;
+    inner.usable_blocks =
+        (total_data.saturating_sub(kept) * geo.zone_cap) * u64::from(100 - opts.op_percent) / 100;
+    inner.readers = (0..total_data).map(|_| AtomicU32::new(0)).collect();
+    {
+        let st = inner.state.get_mut().expect("fresh lock");
+        for m in 0..geo.members {
+            for z in geo.first_data_zone(m)..geo.zones {
+                st.zones.push(DataZone {
+                    member: m as u8,
+                    zslba: geo.zslba(z),
+                    state: ZState::Free,
+                    valid: 0,
+                    room: 0,
+                    inflight: 0,
+                    stamp: 0,
+                    p2l: Vec::new(),
+                });
+            }
+        }
+    }
+    match found {
+        None => format_pool(&mut inner, &reports)?,
+        Some(found) => recover(&mut inner, &reports, found)?,
+    }
+    Ok(inner)
+}
+
+fn format_pool(inner: &mut Inner, reports: &[Vec<ZoneInfo>]) -> Result<(), LayoutError> {
+    for (m, zones) in reports.iter().enumerate() {
+        if let Some(z) = zones.iter().position(|z| z.state != ZoneState::Empty) {
+            return Err(member_err(
+                m,
+                format!(
+                    "zone {z} is {:?} but the drive holds no pool: refusing to format over \
+                     data (reset its zones first)",
+                    zones[z].state
+                ),
+            ));
+        }
+    }
+    inner.pool_id = rand::random();
+    let st = inner.state.get_mut().expect("fresh lock");
+    for (id, z) in st.zones.iter().enumerate() {
+        st.free[usize::from(z.member)].push(id);
+    }
+    for f in &mut st.free {
+        f.reverse();
+    }
+    let mut meta = inner.lock_meta();
+    inner.checkpoint_locked(&mut meta)?;
+    drop(meta);
+    tracing::info!(pool = %inner.name, members = inner.geo.members,
+        usable_bytes = inner.usable_blocks * u64::from(inner.geo.bs), "pool formatted");
+    Ok(())
+}
+
+fn check_superblock(geo: &Geometry, sb: &Superblock, opts_op: u32) -> Result<(), LayoutError> {
+    let b = &sb.body;
+    let want = (
+        geo.bs,
+        geo.members as u32,
+        geo.zone_size,
+        geo.zone_cap,
+        geo.zones,
+        geo.ckpt_zones as u32,
+        geo.journal_zones as u32,
+    );
+    let got = (
+        b.block_size.get(),
+        b.members.get(),
+        b.zone_size.get(),
+        b.zone_cap.get(),
+        b.zones_per_member.get(),
+        b.checkpoint_zones.get(),
+        b.journal_zones.get(),
+    );
+    if want != got {
+        return Err(LayoutError::Corrupt(format!(
+            "the pool on these drives was made for (block size, members, zone size, zone \
+             capacity, zones, checkpoint zones, journal zones) {got:?}, not {want:?}"
+        )));
+    }
+    if b.op_percent.get() != opts_op {
+        return Err(LayoutError::Invalid(format!(
+            "the pool was made with {}% over-provisioning, not {opts_op}%",
+            b.op_percent.get()
+        )));
+    }
+    Ok(())
+}
+
+fn recover(inner: &mut Inner, reports: &[Vec<ZoneInfo>], found: Found) -> Result<(), LayoutError> {
+    let Found {
+        sb,
+        zone: sb_zone,
+        wp: sb_wp,
+        pool_id,
+    } = found;
+    let started = std::time::Instant::now();
+    check_superblock(&inner.geo, &sb, inner.op_percent)?;
+    let geo = inner.geo;
+    let bs = geo.bs as usize;
+    {
+        let mut g = inner.lock_meta();
+        let meta = &mut *g;
+        meta.generation = sb.generation;
+        meta.sb_zone = sb_zone;
+        meta.sb_wp = sb_wp;
+        meta.ckpt_slot = u64::from(sb.body.checkpoint_slot.get());
+        meta.ckpt_seq = sb.body.checkpoint_seq.get();
+    }
+    // The pool's identity is the superblock's: every other record is checked against it.
+    inner.pool_id = pool_id;
+    let pool = inner.pool_id;
+    let mut maps: BTreeMap<u16, Arc<VolumeMap>> = BTreeMap::new();
+    {
+        let st = inner.state.get_mut().expect("fresh lock");
+        st.next_volume_id = sb.body.next_volume_id.get();
+        for v in &sb.volumes {
+            let map = Arc::new(VolumeMap::new(v.blocks));
+            maps.insert(v.id, map.clone());
+            st.volumes.insert(
+                v.name.clone(),
+                VolumeRef {
+                    def: v.clone(),
+                    map,
+                },
+            );
+        }
+        st.by_id = maps.clone();
+    }
+    let apply = |e: Entry| match e {
+        Entry::Map { vol, lba, len, at } => {
+            if let Some(m) = maps.get(&vol) {
+                for i in 0..u64::from(len) {
+                    if lba + i < m.blocks() {
+                        m.swap(lba + i, at.offset(i).pack());
+                    }
+                }
+            }
+        }
+        Entry::Trim { vol, lba, len } => {
+            if let Some(m) = maps.get(&vol) {
+                for b in lba..lba.saturating_add(len).min(m.blocks()) {
+                    m.swap(b, 0);
+                }
+            }
+        }
+    };
+    // The checkpoint.
+    let (ckpt_slot, ckpt_seq) = {
+        let m = inner.lock_meta();
+        (m.ckpt_slot, m.ckpt_seq)
+    };
+    let first = geo.zslba(geo.ckpt_zone(ckpt_slot));
+    let head = inner.read_blocks(0, first, first + 1)?;
+    let (h, body) = parse_checkpoint_head(&head, &pool).map_err(|e| {
+        LayoutError::Corrupt(format!("checkpoint {ckpt_seq} in slot {ckpt_slot}: {e}"))
+    })?;
+    if h.seq.get() != ckpt_seq {
+        return Err(LayoutError::Corrupt(format!(
+            "checkpoint slot {ckpt_slot} holds checkpoint {}, the superblock names {ckpt_seq}",
+            h.seq.get()
+        )));
+    }
+    let data_blocks = u64::from(h.count.get());
+    let cap = geo.zone_cap;
+    let mut entries = 0u64;
+    for b in 1..=data_blocks {
+        let lba = geo.zslba(geo.ckpt_zone(ckpt_slot) + b / cap) + b % cap;
+        let block = inner.read_blocks(0, lba, lba + 1)?;
+        let (bh, es) = parse_entry_block(&block, Kind::CheckpointData, &pool)
+            .map_err(|e| LayoutError::Corrupt(format!("checkpoint {ckpt_seq} block {b}: {e}")))?;
+        if bh.seq.get() != ckpt_seq {
+            return Err(LayoutError::Corrupt(format!(
+                "checkpoint {ckpt_seq} block {b} belongs to checkpoint {}",
+                bh.seq.get()
+            )));
+        }
+        entries += es.len() as u64;
+        es.into_iter().for_each(&apply);
+    }
+    if entries != body.entries.get() {
+        return Err(LayoutError::Corrupt(format!(
+            "checkpoint {ckpt_seq} holds {entries} entries, its head says {}",
+            body.entries.get()
+        )));
+    }
+    // The journal after it, in sequence order, up to the first block missing.
+    let from = body.journal_seq.get();
+    let mut blocks: BTreeMap<u64, (u64, Vec<Entry>)> = BTreeMap::new();
+    let mut seen = from;
+    for j in 0..geo.journal_zones {
+        let info = reports[0][geo.journal_zone(j) as usize];
+        if info.wp == info.zslba {
+            continue;
+        }
+        let data = inner.read_blocks(0, info.zslba, info.wp)?;
+        let mut last = None;
+        for block in data.chunks_exact(bs) {
+            if let Ok((h, es)) = parse_entry_block(block, Kind::Journal, &pool) {
+                let seq = h.seq.get();
+                last = Some(last.map_or(seq, |l: u64| l.max(seq)));
+                seen = seen.max(seq + 1);
+                if seq >= from {
+                    blocks.insert(seq, (j, es));
+                }
+            }
+        }
+        inner.lock_meta().journal_last[j as usize] = last;
+    }
+    let mut next = from;
+    let mut last_zone = None;
+    for (seq, (j, es)) in blocks {
+        if seq != next {
+            break;
+        }
+        es.into_iter().for_each(&apply);
+        last_zone = Some(j);
+        next += 1;
+    }
+    let replayed = next - from;
+    {
+        let mut m = inner.lock_meta();
+        m.ckpt_journal_seq = from;
+        // New blocks take sequences no block left on the media has, so a later replay
+        // never mistakes a stale block for a new one.
+        m.journal_seq = seen.max(next);
+        // Go on in a fresh zone after the last one replayed; the checkpoint below covers
+        // everything before it.
+        m.journal_zone = last_zone.unwrap_or(geo.journal_zones - 1);
+        m.journal_wp = geo.zone_cap;
+    }
+    rebuild_zones(inner, reports, &maps)?;
+    let mut meta = inner.lock_meta();
+    inner.checkpoint_locked(&mut meta)?;
+    drop(meta);
+    tracing::info!(pool = %inner.name, checkpoint_entries = entries, journal_blocks = replayed,
+        elapsed_ms = started.elapsed().as_millis() as u64, "pool recovered");
+    Ok(())
+}
+
+/// Rebuild every data zone's P2L, valid count and state from the map and the drives' write
+/// pointers; reset zones nothing points at and finish the ones left open.
+fn rebuild_zones(
+    inner: &mut Inner,
+    reports: &[Vec<ZoneInfo>],
+    maps: &BTreeMap<u16, Arc<VolumeMap>>,
+) -> Result<(), LayoutError> {
+    let geo = inner.geo;
+    let mut dropped = 0u64;
+    let mut mapped = 0u64;
+    let mut st_zones = std::mem::take(&mut inner.state.get_mut().expect("lock").zones);
+    for dz in &mut st_zones {
+        let z = (dz.zslba / geo.zone_size) as usize;
+        let info = reports[usize::from(dz.member)][z];
+        dz.p2l = if info.wp > info.zslba {
+            vec![0; geo.zone_cap as usize]
+        } else {
+            Vec::new()
+        };
+    }
+    for (&vol, map) in maps {
+        let all: Vec<(u64, u64)> = map.mapped().collect();
+        for (lba, packed) in all {
+            let at = format::Loc::unpack(packed).expect("mapped");
+            let ok = geo.zone_id(at).filter(|&z| {
+                let dz = &st_zones[z];
+                let info = reports[usize::from(dz.member)][(dz.zslba / geo.zone_size) as usize];
+                at.lba < info.wp && !dz.p2l.is_empty()
+            });
+            match ok {
+                Some(z) => {
+                    let dz = &mut st_zones[z];
+                    dz.p2l[(at.lba - dz.zslba) as usize] = key(vol, lba);
+                    dz.valid += 1;
+                    mapped += 1;
+                }
+                None => {
+                    map.swap(lba, 0);
+                    dropped += 1;
+                }
+            }
+        }
+    }
+    if dropped > 0 {
+        tracing::warn!(pool = %inner.name, blocks = dropped,
+            "mapped blocks past their zone's write pointer were unmapped");
+    }
+    let mut free = vec![Vec::new(); geo.members];
+    for (id, dz) in st_zones.iter_mut().enumerate() {
+        let m = usize::from(dz.member);
+        let z = dz.zslba / geo.zone_size;
+        let info = reports[m][z as usize];
+        match info.state {
+            ZoneState::Empty => {
+                dz.state = ZState::Free;
+                free[m].push(id);
+            }
+            ZoneState::ReadOnly | ZoneState::Offline => {
+                // Data on a failed zone stays readable where the drive allows; nothing new is
+                // placed there.
+                dz.state = ZState::Full(super::pool::Stream::Cold);
+            }
+            _ if dz.valid == 0 => {
+                inner.zone_action(m, z, ZoneAction::Reset)?;
+                dz.p2l = Vec::new();
+                dz.state = ZState::Free;
+                free[m].push(id);
+            }
+            state => {
+                if state != ZoneState::Full {
+                    inner.zone_action(m, z, ZoneAction::Finish)?;
+                }
+                dz.state = ZState::Full(super::pool::Stream::Gc);
+            }
+        }
+    }
+    for f in &mut free {
+        f.reverse();
+    }
+    let st = inner.state.get_mut().expect("lock");
+    st.zones = st_zones;
+    st.free = free;
+    st.mapped = mapped;
+    Ok(())
+}

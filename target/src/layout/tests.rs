@@ -1,0 +1,480 @@
+//! The layout engine on zoned-ram members: data read back, GC, recovery, and power cuts that
+//! drop every write not yet durable.
+
+use std::sync::{Arc, Mutex};
+
+use ferrofab_sync::CountedLock as _;
+use nvme::backend::{
+    Backend, BackendError, BackendInfo, ZonedBackend, ZonedGeometry, ZonedRamBackend,
+    ZonedRamConfig,
+};
+use nvme::zns::{ReportOption, ZoneAction, ZoneLimits};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use super::{GcPolicy, LayoutError, Pool, PoolOptions};
+
+const BS: u32 = 4096;
+
+fn cfg(zones: u64, zone_blocks: u64) -> ZonedRamConfig {
+    ZonedRamConfig {
+        block_size: BS,
+        zone_size: zone_blocks,
+        zone_cap: zone_blocks,
+        zone_count: zones,
+        limits: ZoneLimits::default(),
+        zasl: 0,
+    }
+}
+
+fn ram(zones: u64, zone_blocks: u64) -> Arc<dyn Backend> {
+    Arc::new(ZonedRamBackend::new(cfg(zones, zone_blocks)).unwrap())
+}
+
+/// A block stamped with its LBA and a generation, so a read tells whose data it got.
+fn stamp(lba: u64, generation: u64) -> Vec<u8> {
+    let mut b = vec![0u8; BS as usize];
+    for c in b.chunks_exact_mut(16) {
+        c[..8].copy_from_slice(&lba.to_le_bytes());
+        c[8..].copy_from_slice(&generation.to_le_bytes());
+    }
+    b
+}
+
+/// The generation a block holds (0: zeroes), checking it is the block's own data.
+fn read_stamp(v: &dyn Backend, lba: u64) -> u64 {
+    let mut b = vec![0u8; BS as usize];
+    v.read(lba, &mut b).unwrap();
+    if b.iter().all(|&x| x == 0) {
+        return 0;
+    }
+    let got_lba = u64::from_le_bytes(b[..8].try_into().unwrap());
+    assert_eq!(got_lba, lba, "block {lba} returned block {got_lba}'s data");
+    let g = u64::from_le_bytes(b[8..16].try_into().unwrap());
+    assert_eq!(b, stamp(lba, g), "block {lba} is torn");
+    g
+}
+
+#[test]
+fn volumes_read_back_what_was_written_and_trimmed() {
+    let pool = Pool::open("t", vec![ram(32, 64), ram(32, 64)], PoolOptions::default()).unwrap();
+    let a = pool.volume("a", BS, 1000).unwrap();
+    let b = pool.volume("b", BS, 500).unwrap();
+    let mut data = Vec::new();
+    for lba in 0..40 {
+        data.extend(stamp(lba, 1));
+    }
+    a.write(0, &data, false).unwrap();
+    b.write(10, &stamp(10, 7), true).unwrap();
+    for lba in 0..40 {
+        assert_eq!(read_stamp(&*a, lba), 1);
+    }
+    assert_eq!(read_stamp(&*a, 40), 0);
+    assert_eq!(read_stamp(&*b, 10), 7);
+    assert_eq!(read_stamp(&*b, 0), 0);
+    a.deallocate(5, 3).unwrap();
+    assert_eq!(read_stamp(&*a, 5), 0);
+    assert_eq!(read_stamp(&*a, 8), 1);
+    a.write(6, &stamp(6, 2), false).unwrap();
+    assert_eq!(read_stamp(&*a, 6), 2);
+    assert_eq!(pool.stats().mapped_blocks, 40 - 3 + 1 + 1);
+    // Out of range and misaligned commands are refused.
+    assert!(matches!(
+        a.write(999, &data[..8192], false),
+        Err(BackendError::OutOfRange { .. })
+    ));
+    assert!(matches!(
+        a.write(0, &data[..100], false),
+        Err(BackendError::Misaligned { .. })
+    ));
+    // A volume name in use with another geometry, and a block size the drives lack.
+    assert!(matches!(
+        pool.volume("a", BS, 999),
+        Err(LayoutError::Invalid(_))
+    ));
+    assert!(matches!(
+        pool.volume("c", 512, 999),
+        Err(LayoutError::Invalid(_))
+    ));
+}
+
+#[test]
+fn a_pool_comes_back_with_its_volumes_after_a_clean_stop() {
+    let members = vec![ram(24, 32), ram(24, 32)];
+    {
+        let pool = Pool::open("t", members.clone(), PoolOptions::default()).unwrap();
+        let v = pool.volume("v", BS, 300).unwrap();
+        for lba in 0..300 {
+            v.write(lba, &stamp(lba, lba + 1), false).unwrap();
+        }
+        v.deallocate(100, 10).unwrap();
+        pool.volume("gone", BS, 10).unwrap();
+        pool.delete_volume("gone").unwrap();
+        v.flush().unwrap();
+    }
+    let pool = Pool::open("t", members, PoolOptions::default()).unwrap();
+    assert_eq!(
+        pool.volumes()
+            .iter()
+            .map(|v| v.name.as_str())
+            .collect::<Vec<_>>(),
+        ["v"]
+    );
+    let v = pool.volume("v", BS, 300).unwrap();
+    for lba in 0..300 {
+        let want = if (100..110).contains(&lba) {
+            0
+        } else {
+            lba + 1
+        };
+        assert_eq!(read_stamp(&*v, lba), want);
+    }
+    // Options the pool was not made with are refused.
+    drop(v);
+    let members = pool_members(pool);
+    let other = PoolOptions {
+        op_percent: 20,
+        ..PoolOptions::default()
+    };
+    assert!(Pool::open("t", members, other).is_err());
+}
+
+fn pool_members(pool: Pool) -> Vec<Arc<dyn Backend>> {
+    let m = pool
+        .inner
+        .members
+        .iter()
+        .map(|m| m.backend.clone())
+        .collect();
+    drop(pool);
+    m
+}
+
+#[test]
+fn drives_with_other_data_or_geometry_are_refused() {
+    let used = ram(24, 32);
+    used.zoned()
+        .unwrap()
+        .append(32 * 5, &stamp(0, 1), false)
+        .unwrap();
+    let e = Pool::open("t", vec![used], PoolOptions::default()).unwrap_err();
+    assert!(e.to_string().contains("refusing to format"), "{e}");
+    let e = Pool::open("t", vec![ram(24, 32), ram(24, 64)], PoolOptions::default()).unwrap_err();
+    assert!(e.to_string().contains("differs from member 0"), "{e}");
+    let plain: Arc<dyn Backend> = Arc::new(nvme::backend::RamBackend::new(1 << 20, BS).unwrap());
+    let e = Pool::open("t", vec![plain], PoolOptions::default()).unwrap_err();
+    assert!(e.to_string().contains("not a zoned"), "{e}");
+}
+
+/// Random overwrites of most of a volume for several times its size: GC keeps up, every
+/// block reads back its latest data, and space is reclaimed.
+fn churn(policy: GcPolicy, hot_cold: bool) -> super::PoolStats {
+    let pool = Pool::open(
+        "t",
+        vec![ram(40, 64), ram(40, 64)],
+        PoolOptions {
+            gc: policy,
+            ..PoolOptions::default()
+        },
+    )
+    .unwrap();
+    let blocks = pool.capacity_bytes() / u64::from(BS) * 8 / 10;
+    let v = pool.volume("v", BS, blocks).unwrap();
+    let mut model = vec![0u64; blocks as usize];
+    let mut rng = StdRng::seed_from_u64(1);
+    for lba in 0..blocks {
+        v.write(lba, &stamp(lba, 1), false).unwrap();
+        model[lba as usize] = 1;
+    }
+    for g in 2..blocks * 4 {
+        let lba = if hot_cold && rng.random_range(0..10) < 9 {
+            rng.random_range(0..blocks / 10)
+        } else {
+            rng.random_range(0..blocks)
+        };
+        v.write(lba, &stamp(lba, g), false).unwrap();
+        model[lba as usize] = g;
+    }
+    for lba in 0..blocks {
+        assert_eq!(read_stamp(&*v, lba), model[lba as usize], "block {lba}");
+    }
+    let s = pool.stats();
+    assert!(s.gc_victims > 0 && s.zone_resets > 0, "{s:?}");
+    assert_eq!(s.mapped_blocks, blocks);
+    s
+}
+
+#[test]
+fn gc_keeps_every_block_under_random_overwrites() {
+    let s = churn(GcPolicy::CostBenefit, false);
+    assert!(s.waf() > 1.0 && s.waf() < 6.0, "{s:?}");
+    churn(GcPolicy::Greedy, true);
+}
+
+#[test]
+fn a_full_pool_answers_no_space_and_trim_gives_it_back() {
+    let pool = Pool::open("t", vec![ram(24, 32)], PoolOptions::default()).unwrap();
+    let cap = pool.capacity_bytes() / u64::from(BS);
+    let a = pool.volume("a", BS, cap).unwrap();
+    let b = pool.volume("b", BS, cap).unwrap();
+    for lba in 0..cap {
+        a.write(lba, &stamp(lba, 1), false).unwrap();
+    }
+    assert!(matches!(
+        b.write(0, &stamp(0, 1), false),
+        Err(BackendError::NoSpace)
+    ));
+    a.deallocate(0, cap / 2).unwrap();
+    for lba in 0..cap / 4 {
+        b.write(lba, &stamp(lba, 2), false).unwrap();
+    }
+    assert_eq!(read_stamp(&*b, 3), 2);
+    assert_eq!(read_stamp(&*a, cap - 1), 1);
+    pool.delete_volume("a").unwrap();
+    assert!(matches!(
+        a.read(0, &mut vec![0; BS as usize]),
+        Err(BackendError::Gone(_))
+    ));
+}
+
+/// A zoned-ram drive that remembers, per zone, how far its writes are durable (a Flush makes
+/// all of them durable, FUA its zone up to its end), and on a power cut keeps of each zone
+/// the durable part and a random part of the rest (a zone is written in order, so what
+/// survives is a prefix).
+struct CutDrive {
+    drive: ZonedRamBackend,
+    zones: Mutex<Vec<Track>>,
+}
+
+#[derive(Clone, Copy, Default)]
+struct Track {
+    written: u64,
+    durable: u64,
+    finished: bool,
+}
+
+impl CutDrive {
+    fn new(c: ZonedRamConfig) -> CutDrive {
+        CutDrive {
+            drive: ZonedRamBackend::new(c).unwrap(),
+            zones: Mutex::new(vec![Track::default(); c.zone_count as usize]),
+        }
+    }
+
+    fn wrote(&self, lba: u64, blocks: u64, fua: bool) {
+        let zs = self.drive.config().zone_size;
+        let mut z = self.zones.lock_counted();
+        let t = &mut z[(lba / zs) as usize];
+        t.written = t.written.max(lba % zs + blocks);
+        if fua {
+            t.durable = t.written;
+        }
+    }
+
+    /// The drive after a power cut.
+    fn cut(&self, rng: &mut StdRng) -> CutDrive {
+        let c = self.drive.config();
+        let after = CutDrive::new(c);
+        let tracks = self.zones.lock_counted().clone();
+        for (i, t) in tracks.iter().enumerate() {
+            let zslba = i as u64 * c.zone_size;
+            let keep = if t.durable >= t.written {
+                t.written
+            } else {
+                rng.random_range(t.durable..=t.written)
+            };
+            if keep > 0 {
+                let mut buf = vec![0u8; (keep * u64::from(c.block_size)) as usize];
+                self.drive.read(zslba, &mut buf).unwrap();
+                after.drive.write(zslba, &buf, false).unwrap();
+            }
+            let z = after.drive.zoned().unwrap();
+            if t.finished && keep == t.written {
+                if keep < c.zone_cap {
+                    z.send(zslba, ZoneAction::Finish, false).unwrap();
+                }
+            } else if keep > 0 && keep < c.zone_cap {
+                z.send(zslba, ZoneAction::Close, false).unwrap();
+            }
+            after.zones.lock_counted()[i] = Track {
+                written: keep,
+                durable: keep,
+                finished: t.finished && keep == t.written,
+            };
+        }
+        after
+    }
+}
+
+impl Backend for CutDrive {
+    fn info(&self) -> BackendInfo {
+        BackendInfo {
+            volatile_write_cache: true,
+            ..self.drive.info()
+        }
+    }
+    fn read(&self, lba: u64, buf: &mut [u8]) -> Result<(), BackendError> {
+        self.drive.read(lba, buf)
+    }
+    fn write(&self, lba: u64, data: &[u8], fua: bool) -> Result<(), BackendError> {
+        self.drive.write(lba, data, fua)?;
+        self.wrote(lba, data.len() as u64 / u64::from(BS), fua);
+        Ok(())
+    }
+    fn flush(&self) -> Result<(), BackendError> {
+        for t in self.zones.lock_counted().iter_mut() {
+            t.durable = t.written;
+        }
+        Ok(())
+    }
+    fn write_zeroes(&self, _lba: u64, _blocks: u64) -> Result<(), BackendError> {
+        unreachable!("the pool does not write zeroes")
+    }
+    fn deallocate(&self, _lba: u64, _blocks: u64) -> Result<(), BackendError> {
+        unreachable!("the pool resets zones")
+    }
+    fn may_block(&self) -> bool {
+        false
+    }
+    fn zoned(&self) -> Option<&dyn ZonedBackend> {
+        Some(self)
+    }
+}
+
+impl ZonedBackend for CutDrive {
+    fn geometry(&self) -> ZonedGeometry {
+        self.drive.zoned().unwrap().geometry()
+    }
+    fn append(&self, zslba: u64, data: &[u8], fua: bool) -> Result<u64, BackendError> {
+        let at = self.drive.zoned().unwrap().append(zslba, data, fua)?;
+        self.wrote(at, data.len() as u64 / u64::from(BS), fua);
+        Ok(at)
+    }
+    fn send(&self, slba: u64, action: ZoneAction, all: bool) -> Result<(), BackendError> {
+        assert!(!all);
+        self.drive.zoned().unwrap().send(slba, action, false)?;
+        let zs = self.drive.config().zone_size;
+        let t = &mut self.zones.lock_counted()[(slba / zs) as usize];
+        match action {
+            // Zone management is durable when it completes.
+            ZoneAction::Reset => *t = Track::default(),
+            ZoneAction::Finish => {
+                t.finished = true;
+                t.durable = t.written;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+    fn report(
+        &self,
+        slba: u64,
+        option: ReportOption,
+        partial: bool,
+        out: &mut [u8],
+    ) -> Result<(), BackendError> {
+        self.drive
+            .zoned()
+            .unwrap()
+            .report(slba, option, partial, out)
+    }
+    fn changed_zones(&self, clear: bool) -> Vec<u64> {
+        self.drive.zoned().unwrap().changed_zones(clear)
+    }
+}
+
+/// What a block may read after a power cut: what it held at the last Flush (or FUA write
+/// of it), or anything written to it since.
+#[derive(Clone, Default)]
+struct Allowed {
+    durable: u64,
+    since: Vec<u64>,
+}
+
+fn power_cut_trial(seed: u64) {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let c = cfg(28, 32);
+    let drives: Vec<Arc<CutDrive>> = (0..2).map(|_| Arc::new(CutDrive::new(c))).collect();
+    let as_members = |d: &[Arc<CutDrive>]| {
+        d.iter()
+            .map(|d| d.clone() as Arc<dyn Backend>)
+            .collect::<Vec<_>>()
+    };
+    let opts = PoolOptions {
+        journal_zones: 2,
+        ..PoolOptions::default()
+    };
+    let pool = Pool::open("t", as_members(&drives), opts).unwrap();
+    let blocks = pool.capacity_bytes() / u64::from(BS) * 7 / 10;
+    let v = pool.volume("v", BS, blocks).unwrap();
+    let mut model = vec![Allowed::default(); blocks as usize];
+    let ops = rng.random_range(50..1500);
+    for g in 1..=ops {
+        match rng.random_range(0..100) {
+            0..=4 => {
+                v.flush().unwrap();
+                for a in &mut model {
+                    if let Some(&last) = a.since.last() {
+                        a.durable = last;
+                    }
+                    a.since.clear();
+                }
+            }
+            5..=9 => {
+                let lba = rng.random_range(0..blocks);
+                let n = rng.random_range(1..=16).min(blocks - lba);
+                v.deallocate(lba, n).unwrap();
+                for b in lba..lba + n {
+                    model[b as usize].since.push(0);
+                }
+            }
+            r => {
+                let lba = rng.random_range(0..blocks);
+                let n = rng.random_range(1..=8).min(blocks - lba);
+                let fua = r < 15;
+                let data: Vec<u8> = (lba..lba + n).flat_map(|b| stamp(b, g)).collect();
+                v.write(lba, &data, fua).unwrap();
+                for b in lba..lba + n {
+                    let a = &mut model[b as usize];
+                    if fua {
+                        a.durable = g;
+                        a.since.clear();
+                    } else {
+                        a.since.push(g);
+                    }
+                }
+            }
+        }
+    }
+    // The power goes: no flush, the pool simply stops.
+    drop(v);
+    drop(pool);
+    let after: Vec<Arc<CutDrive>> = drives.iter().map(|d| Arc::new(d.cut(&mut rng))).collect();
+    let pool = Pool::open("t", as_members(&after), opts)
+        .unwrap_or_else(|e| panic!("seed {seed}: recovery failed: {e}"));
+    let v = pool.volume("v", BS, blocks).unwrap();
+    for lba in 0..blocks {
+        let got = read_stamp(&*v, lba);
+        let a = &model[lba as usize];
+        assert!(
+            got == a.durable || a.since.contains(&got),
+            "seed {seed}: block {lba} reads generation {got}; durable {}, since {:?}",
+            a.durable,
+            a.since
+        );
+    }
+    // And the recovered pool takes writes again.
+    v.write(0, &stamp(0, u64::MAX), true).unwrap();
+    assert_eq!(read_stamp(&*v, 0), u64::MAX);
+}
+
+#[test]
+fn power_cuts_lose_no_flushed_data() {
+    let trials: u64 = std::env::var("FF_POWER_CUT_TRIALS")
+        .ok()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(100);
+    for seed in 0..trials {
+        power_cut_trial(seed);
+    }
+}
