@@ -411,19 +411,27 @@ fn recover(inner: &mut Inner, reports: &[Vec<ZoneInfo>], found: Found) -> Result
     let data_blocks = u64::from(h.count.get());
     let cap = geo.zone_cap;
     let mut entries = 0u64;
-    for b in 1..=data_blocks {
+    // Read in runs of up to 256 blocks, each within one zone of the slot.
+    let mut b = 1u64;
+    while b <= data_blocks {
+        let n = (data_blocks + 1 - b).min(cap - b % cap).min(256);
         let lba = geo.zslba(geo.ckpt_zone(ckpt_slot) + b / cap) + b % cap;
-        let block = inner.read_blocks(0, lba, lba + 1)?;
-        let (bh, es) = parse_entry_block(&block, Kind::CheckpointData, &pool)
-            .map_err(|e| LayoutError::Corrupt(format!("checkpoint {ckpt_seq} block {b}: {e}")))?;
-        if bh.seq.get() != ckpt_seq {
-            return Err(LayoutError::Corrupt(format!(
-                "checkpoint {ckpt_seq} block {b} belongs to checkpoint {}",
-                bh.seq.get()
-            )));
+        let run = inner.read_blocks(0, lba, lba + n)?;
+        for (i, block) in run.chunks_exact(bs).enumerate() {
+            let at = b + i as u64;
+            let (bh, es) = parse_entry_block(block, Kind::CheckpointData, &pool).map_err(|e| {
+                LayoutError::Corrupt(format!("checkpoint {ckpt_seq} block {at}: {e}"))
+            })?;
+            if bh.seq.get() != ckpt_seq {
+                return Err(LayoutError::Corrupt(format!(
+                    "checkpoint {ckpt_seq} block {at} belongs to checkpoint {}",
+                    bh.seq.get()
+                )));
+            }
+            entries += es.len() as u64;
+            es.into_iter().for_each(&apply);
         }
-        entries += es.len() as u64;
-        es.into_iter().for_each(&apply);
+        b += n;
     }
     if entries != body.entries.get() {
         return Err(LayoutError::Corrupt(format!(
