@@ -277,41 +277,49 @@ impl Inner {
     pub fn reserve(&self, stream: Stream, want: u64) -> Result<(usize, u64), BackendError> {
         let mut st = self.lock();
         let s = stream as usize;
+        let floor = if stream == Stream::Host {
+            self.reserve
+        } else {
+            0
+        };
+        let mut waited = Duration::ZERO;
         loop {
-            let m = st.rr[s] % self.geo.members;
-            st.rr[s] = st.rr[s].wrapping_add(1);
-            if let Some(z) = st.open[s][m] {
+            // The next member in turn that has room in its open zone or a zone to open; a
+            // member short of free zones is passed over while another has room.
+            let members = self.geo.members;
+            let first = st.rr[s];
+            let pick = (0..members).map(|k| (first + k) % members).find(|&m| {
+                st.open[s][m].is_some_and(|z| st.zones[z].room > 0) || st.free[m].len() > floor
+            });
+            if let Some(m) = pick {
+                st.rr[s] = m + 1;
+                let z = match st.open[s][m].filter(|&z| st.zones[z].room > 0) {
+                    Some(z) => z,
+                    None => {
+                        let z = st.free[m].pop().expect("checked above");
+                        let cap = self.geo.zone_cap;
+                        let dz = &mut st.zones[z];
+                        dz.state = ZState::Open(stream);
+                        dz.room = cap;
+                        dz.valid = 0;
+                        dz.p2l = vec![0; cap as usize];
+                        st.open[s][m] = Some(z);
+                        z
+                    }
+                };
                 let clock = st.clock;
                 let dz = &mut st.zones[z];
-                if dz.room > 0 {
-                    let n = want.min(dz.room);
-                    dz.room -= n;
-                    dz.inflight += 1;
-                    dz.stamp = clock;
-                    st.clock += n;
-                    return Ok((z, n));
-                }
-                st.open[s][m] = None;
+                let n = want.min(dz.room);
+                dz.room -= n;
+                dz.inflight += 1;
+                dz.stamp = clock;
+                st.clock += n;
+                return Ok((z, n));
             }
-            let floor = if stream == Stream::Host {
-                self.reserve
-            } else {
-                0
-            };
-            if st.free[m].len() > floor {
-                let z = st.free[m].pop().expect("non-empty");
-                let cap = self.geo.zone_cap;
-                let dz = &mut st.zones[z];
-                dz.state = ZState::Open(stream);
-                dz.room = cap;
-                dz.valid = 0;
-                dz.p2l = vec![0; cap as usize];
-                st.open[s][m] = Some(z);
-                // Undo the round-robin step so the new zone takes this write.
-                st.rr[s] = st.rr[s].wrapping_sub(1);
-                continue;
-            }
-            if stream != Stream::Host || st.stuck || self.stopping.load(Ordering::SeqCst) {
+            // Host writes wait for GC; after a second with GC finding nothing to collect,
+            // the pool is full.
+            let give_up = st.stuck && waited >= Duration::from_secs(1);
+            if stream != Stream::Host || give_up || self.stopping.load(Ordering::SeqCst) {
                 return Err(BackendError::NoSpace);
             }
             self.cond.notify_all();
@@ -320,6 +328,7 @@ impl Inner {
                 .wait_timeout(st, Duration::from_millis(50))
                 .expect("state lock")
                 .0;
+            waited += Duration::from_millis(50);
         }
     }
 
@@ -335,6 +344,8 @@ impl Inner {
         if dz.room == 0 && dz.inflight == 0 {
             if let ZState::Open(s) = dz.state {
                 dz.state = ZState::Full(s);
+                // A new full zone may be worth collecting.
+                st.stuck = false;
             }
         }
     }
