@@ -74,6 +74,12 @@ pub enum BackendTable {
         #[schema(value_type = Option<SizeSchema>)]
         zone_append_limit: Option<Size>,
     },
+    /// Volume `volume` of pool `pool` (`GET /pools`); the namespace's size and block size are
+    /// the volume's.
+    Volume {
+        pool: String,
+        volume: String,
+    },
 }
 
 fn first_nsid() -> u32 {
@@ -84,7 +90,7 @@ fn yes() -> bool {
     true
 }
 
-const BACKENDS: &str = "\"ram\", \"null\", \"file\", or an object with kind \"nvme-vfio\", \"nvme-uring\" or \"zoned-ram\"";
+const BACKENDS: &str = "\"ram\", \"null\", \"file\", or an object with kind \"nvme-vfio\", \"nvme-uring\", \"zoned-ram\" or \"volume\"";
 
 impl<'de> Deserialize<'de> for Backend {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -98,6 +104,9 @@ impl<'de> Deserialize<'de> for Backend {
                 )),
                 "nvme-uring" => Err(D::Error::custom(
                     "backend \"nvme-uring\" needs an object: {\"kind\": \"nvme-uring\", \"path\": \"/dev/ng0n1\"}",
+                )),
+                "volume" => Err(D::Error::custom(
+                    "backend \"volume\" needs an object: {\"kind\": \"volume\", \"pool\": \"fast\", \"volume\": \"vm1\"}",
                 )),
                 other => Err(D::Error::custom(format!(
                     "unknown backend {other:?}: expected {BACKENDS}"
@@ -143,6 +152,9 @@ impl From<Backend> for BackendKind {
                 max_active,
                 zone_append_limit: zone_append_limit.map(|l| ByteSize(l.0)),
             }),
+            Backend::Table(BackendTable::Volume { pool, volume }) => {
+                BackendKind::Volume { pool, volume }
+            }
         }
     }
 }
@@ -168,6 +180,10 @@ impl From<&BackendKind> for Backend {
                 max_open: z.max_open,
                 max_active: z.max_active,
                 zone_append_limit: z.zone_append_limit.map(|l| Size(l.0)),
+            }),
+            BackendKind::Volume { pool, volume } => Backend::Table(BackendTable::Volume {
+                pool: pool.clone(),
+                volume: volume.clone(),
             }),
         }
     }

@@ -142,6 +142,12 @@ impl ApiError {
                 message,
             )
             .with_field(scope.namespace_field(nsid, "backend")),
+            // The pool's drives refused it, or the volume does not fit: the request's values.
+            ActionError::Setup(SetupError::Pool { .. }) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "pool_refused",
+                message,
+            ),
             ActionError::Setup(SetupError::Duplicate { .. }) => {
                 ApiError::new(StatusCode::CONFLICT, "namespace_conflict", message)
             }

@@ -11,12 +11,16 @@ use serde::{Deserialize, Serialize};
 
 mod host;
 mod listener_ref;
+mod pool;
 mod ser;
 mod tls_psk;
 mod validate;
 
 pub use host::{DhchapGroup, DhchapHash, HostConfig, WhichKey};
 pub use listener_ref::ListenerRef;
+pub use pool::{
+    check_name, exporter, GcKind, PoolConfig, PoolMemberConfig, VolumeConfig, MAX_POOL_MEMBERS,
+};
 pub use tls_psk::{ListenerTls, TlsPskConfig};
 pub use validate::{FieldAt, FieldPath, RuleError};
 
@@ -91,6 +95,12 @@ pub enum BackendKind {
     /// file (created when absent; refused if made for another geometry), so zone states,
     /// write pointers and data survive a restart (opened zones come back Closed).
     ZonedRam(ZonedSpec),
+    /// Volume `volume` of the `[[pool]]` named `pool` (its size and block size are the
+    /// volume's): `backend = { kind = "volume", pool = "fast", volume = "vm1" }`.
+    Volume {
+        pool: String,
+        volume: String,
+    },
 }
 
 /// The zones of a `zoned-ram` namespace: `backend = { kind = "zoned-ram", zone_size = "16MiB",
@@ -197,6 +207,7 @@ impl fmt::Display for BackendKind {
             BackendKind::NvmeVfio { pci, nsid, .. } => write!(f, "nvme-vfio {pci} nsid {nsid}"),
             BackendKind::NvmeUring { path, .. } => write!(f, "nvme-uring {}", path.display()),
             BackendKind::ZonedRam(_) => f.write_str("zoned-ram"),
+            BackendKind::Volume { pool, volume } => write!(f, "volume {pool}/{volume}"),
         }
     }
 }
@@ -223,21 +234,28 @@ impl<'de> Deserialize<'de> for BackendKind {
                 iopoll: bool,
             },
             ZonedRam(ZonedSpec),
+            Volume {
+                pool: String,
+                volume: String,
+            },
         }
-        const NAMES: &str = "\"ram\", \"file\", \"null\", or a table with kind = \"nvme-vfio\" | \"nvme-uring\" | \"zoned-ram\"";
+        const NAMES: &str = "\"ram\", \"file\", \"null\", or a table with kind = \"nvme-vfio\" | \"nvme-uring\" | \"zoned-ram\" | \"volume\"";
         match toml::Value::deserialize(d)? {
             toml::Value::String(name) => match name.as_str() {
                 "ram" => Ok(BackendKind::Ram),
                 "file" => Ok(BackendKind::File),
                 "null" => Ok(BackendKind::Null),
-                "nvme-vfio" | "nvme-uring" | "zoned-ram" => Err(D::Error::custom(format!(
-                    "backend {name:?} needs a table, e.g. backend = {{ kind = {name:?}, {} }}",
-                    match name.as_str() {
-                        "nvme-vfio" => "pci = \"0000:00:04.0\", nsid = 1",
-                        "nvme-uring" => "path = \"/dev/ng0n1\"",
-                        _ => "zone_size = \"16MiB\"",
-                    }
-                ))),
+                "nvme-vfio" | "nvme-uring" | "zoned-ram" | "volume" => {
+                    Err(D::Error::custom(format!(
+                        "backend {name:?} needs a table, e.g. backend = {{ kind = {name:?}, {} }}",
+                        match name.as_str() {
+                            "nvme-vfio" => "pci = \"0000:00:04.0\", nsid = 1",
+                            "nvme-uring" => "path = \"/dev/ng0n1\"",
+                            "volume" => "pool = \"fast\", volume = \"vm1\"",
+                            _ => "zone_size = \"16MiB\"",
+                        }
+                    )))
+                }
                 other => Err(D::Error::custom(format!(
                     "unknown backend {other:?}: expected {NAMES}"
                 ))),
@@ -252,6 +270,7 @@ impl<'de> Deserialize<'de> for BackendKind {
                     }
                     Table::NvmeUring { path, iopoll } => BackendKind::NvmeUring { path, iopoll },
                     Table::ZonedRam(spec) => BackendKind::ZonedRam(spec),
+                    Table::Volume { pool, volume } => BackendKind::Volume { pool, volume },
                 })
             }
             _ => Err(D::Error::custom(format!("backend must be {NAMES}"))),
@@ -319,6 +338,10 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
 pub struct Config {
     #[serde(default)]
     pub listener: Vec<ListenerConfig>,
+    /// Pools of zoned drives and their volumes (`[[pool]]`), opened before the namespaces
+    /// that export the volumes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pool: Vec<PoolConfig>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub subsystem: Vec<SubsystemConfig>,
     #[serde(default, skip_serializing_if = "ser::is_default")]

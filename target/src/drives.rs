@@ -159,6 +159,8 @@ pub struct Drives {
     sysfs: PathBuf,
     vfio: Mutex<Vec<VfioDrive>>,
     adopted: Mutex<Vec<(String, Arc<dyn AdoptedController>)>>,
+    /// The pools laid out over drives (and zoned-ram namespaces), with their volumes.
+    pools: crate::pools::Pools,
 }
 
 impl Drives {
@@ -168,7 +170,13 @@ impl Drives {
             sysfs: PathBuf::from(SYSFS),
             vfio: Mutex::new(Vec::new()),
             adopted: Mutex::new(Vec::new()),
+            pools: crate::pools::Pools::default(),
         }
+    }
+
+    /// The open pools and their volumes.
+    pub fn pools(&self) -> &crate::pools::Pools {
+        &self.pools
     }
 
     /// The same, reading the kernel's view of the drives from the sysfs tree at `root`
@@ -296,7 +304,11 @@ impl Drives {
                 )?;
                 Ok(backend)
             }
-            BackendKind::Ram | BackendKind::File | BackendKind::Null | BackendKind::ZonedRam(_) => {
+            BackendKind::Ram
+            | BackendKind::File
+            | BackendKind::Null
+            | BackendKind::ZonedRam(_)
+            | BackendKind::Volume { .. } => {
                 Err(BackendError::Gone(format!("backend {kind} is not a drive")))
             }
         }
@@ -305,6 +317,8 @@ impl Drives {
     /// Shut every VFIO controller down (CC.SHN, so the drive flushes its cache) and hand devices
     /// we rebound back to their previous driver.
     pub fn shutdown_all(&self) {
+        // Pools first: their members are drives.
+        self.pools.close_all();
         let adopted = std::mem::take(&mut *self.adopted.lock_counted());
         for (_, c) in adopted {
             c.shut_down();

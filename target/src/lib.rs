@@ -31,6 +31,7 @@ pub mod metrics;
 pub mod namespace;
 pub mod nqn;
 pub mod perf;
+pub mod pools;
 pub mod rdma_listeners;
 pub mod setup;
 pub mod state;

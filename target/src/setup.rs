@@ -30,6 +30,12 @@ pub enum SetupError {
     },
     #[error("subsystem {nqn}: {message}")]
     Duplicate { nqn: String, message: String },
+    /// A pool could not be opened, or a volume created or opened on it.
+    #[error("pool {pool}: {source}")]
+    Pool {
+        pool: String,
+        source: crate::layout::LayoutError,
+    },
 }
 
 /// Open a namespace's backend as its configuration describes.
@@ -71,6 +77,7 @@ pub fn open_backend(
         drive @ (BackendKind::NvmeVfio { .. } | BackendKind::NvmeUring { .. }) => {
             drives.open(drive)?
         }
+        BackendKind::Volume { pool, volume } => drives.pools().volume(pool, volume)?,
     })
 }
 
@@ -180,6 +187,14 @@ pub fn build_target(
     let target = FabricTarget::new(params, listeners);
     target.set_auth(crate::auth::AuthTable::from_config(&config.host));
     target.set_tls_psks(crate::tls_psks::PskTable::from_config(&config.tls_psk));
+    // Pools before namespaces: a `volume` namespace serves a pool's volume.
+    for pc in &config.pool {
+        let open = crate::pools::open_pool(pc, drives).map_err(|source| SetupError::Pool {
+            pool: pc.name.clone(),
+            source,
+        })?;
+        drives.pools().insert(open);
+    }
     for sc in &config.subsystem {
         let listeners = resolve_listeners(bound, sc);
         target

@@ -293,7 +293,11 @@ fn drive_of(backend: &BackendKind) -> Option<(String, DriveKind)> {
         BackendKind::NvmeUring { path, .. } => {
             Some((uring_drive_id(path), DriveKind::Uring { paths: Vec::new() }))
         }
-        BackendKind::Ram | BackendKind::File | BackendKind::Null | BackendKind::ZonedRam(_) => None,
+        BackendKind::Ram
+        | BackendKind::File
+        | BackendKind::Null
+        | BackendKind::ZonedRam(_)
+        | BackendKind::Volume { .. } => None,
     }
 }
 

@@ -59,6 +59,13 @@ impl Serialize for BackendKind {
                 }
                 t.end()
             }
+            BackendKind::Volume { pool, volume } => {
+                let mut t = s.serialize_struct("Backend", 3)?;
+                t.serialize_field("kind", "volume")?;
+                t.serialize_field("pool", pool)?;
+                t.serialize_field("volume", volume)?;
+                t.end()
+            }
         }
     }
 }

@@ -2,13 +2,14 @@
 //! each broken rule names the field it is about ([`FieldPath`]) beside its message, so callers
 //! (the management API) can point at their own field without reading the text.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 
+use super::pool::{validate_pools, validate_volume_namespace};
 use super::TransportKind;
 use super::{
-    BackendKind, Config, DrivesSection, HostConfig, NamespaceConfig, ReactorSection, TlsPskConfig,
-    WhichKey, MAX_NSID, MAX_REACTORS,
+    BackendKind, Config, DrivesSection, HostConfig, NamespaceConfig, PoolConfig, ReactorSection,
+    TlsPskConfig, WhichKey, MAX_NSID, MAX_REACTORS,
 };
 use crate::nqn;
 
@@ -45,6 +46,20 @@ pub enum FieldAt {
         index: usize,
         nsid: Option<u32>,
     },
+    /// A `[[pool]]`.
+    Pool { index: usize, name: String },
+    /// A `[[pool.member]]` of pool `pool` (named `name`).
+    PoolMember {
+        pool: usize,
+        name: String,
+        index: usize,
+    },
+    /// A `[[pool.volume]]` of pool `pool` (named `name`).
+    PoolVolume {
+        pool: usize,
+        name: String,
+        index: usize,
+    },
 }
 
 impl FieldPath {
@@ -74,6 +89,9 @@ impl fmt::Display for FieldPath {
             FieldAt::Namespace {
                 subsystem, index, ..
             } => write!(f, "subsystem[{subsystem}].namespace[{index}].")?,
+            FieldAt::Pool { index, .. } => write!(f, "pool[{index}].")?,
+            FieldAt::PoolMember { pool, index, .. } => write!(f, "pool[{pool}].member[{index}].")?,
+            FieldAt::PoolVolume { pool, index, .. } => write!(f, "pool[{pool}].volume[{index}].")?,
         }
         f.write_str(self.name)?;
         match self.item {
@@ -224,6 +242,8 @@ impl Config {
         }
         let mut nqns = HashSet::new();
         let mut drives = HashSet::new();
+        validate_pools(&mut self.pool, &mut drives)?;
+        let mut exported = HashMap::new();
         for (i, s) in self.subsystem.iter_mut().enumerate() {
             let at = format!("subsystem #{} ({})", i + 1, s.nqn);
             let field = FieldAt::Subsystem {
@@ -265,7 +285,12 @@ impl Config {
                     ));
                 }
             }
-            validate_namespaces(&at, i, &s.nqn, &mut s.namespace, &mut drives)?;
+            let mut seen = Seen {
+                drives: &mut drives,
+                pools: &self.pool,
+                exported: &mut exported,
+            };
+            validate_namespaces(&at, i, &s.nqn, &mut s.namespace, &mut seen)?;
         }
         validate_hosts(&self.host)?;
         validate_tls_psks(&self.tls_psk)
@@ -367,12 +392,20 @@ fn check_ascii_field(
     Ok(())
 }
 
+/// What namespaces are checked against across subsystems: drives already used, the pools,
+/// volumes already exported (and by which namespace).
+struct Seen<'a> {
+    drives: &'a mut HashSet<String>,
+    pools: &'a [PoolConfig],
+    exported: &'a mut HashMap<(String, String), String>,
+}
+
 fn validate_namespaces(
     at: &str,
     subsystem: usize,
     nqn: &str,
     namespaces: &mut [NamespaceConfig],
-    drives: &mut HashSet<String>,
+    seen: &mut Seen<'_>,
 ) -> Rule {
     let field = |index: usize, nsid: Option<u32>| FieldAt::Namespace {
         subsystem,
@@ -445,6 +478,9 @@ fn validate_namespaces(
             Ok(size.0)
         };
         match &ns.backend {
+            BackendKind::Volume { .. } => {
+                validate_volume_namespace(seen.pools, &nat, &here, ns, seen.exported)?;
+            }
             BackendKind::ZonedRam(spec) => {
                 let size = required_size()?;
                 if let Err((name, message)) = spec.geometry(size, bs) {
@@ -500,11 +536,13 @@ fn validate_namespaces(
                         ));
                     }
                 }
-                if !drives.insert(drive.to_string()) {
+                if !seen.drives.insert(drive.to_string()) {
                     return Err(RuleError::at(
                         &here,
                         "backend",
-                        format!("{nat}: {drive} is already used by another namespace"),
+                        format!(
+                            "{nat}: {drive} is already used by another namespace or pool member"
+                        ),
                     ));
                 }
             }

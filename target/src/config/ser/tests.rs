@@ -118,6 +118,13 @@ fn everything() -> Config {
                         size: Some(ByteSize(1536)),
                         ..ns(5, BackendKind::Null)
                     },
+                    ns(
+                        6,
+                        BackendKind::Volume {
+                            pool: "fast".into(),
+                            volume: "vm1".into(),
+                        },
+                    ),
                 ],
             },
             SubsystemConfig {
@@ -170,6 +177,47 @@ fn everything() -> Config {
                 key: ConfiguredPsk::from_raw(&[5; 48], None).unwrap().to_text(),
             },
         ],
+        pool: vec![PoolConfig {
+            name: "fast".into(),
+            over_provisioning: 25,
+            journal_zones: 2,
+            gc: GcKind::Greedy,
+            member: vec![
+                PoolMemberConfig {
+                    backend: BackendKind::ZonedRam(ZonedSpec {
+                        zone_size: ByteSize(1 << 20),
+                        zone_capacity: Some(ByteSize(768 << 10)),
+                        max_open: 0,
+                        max_active: 0,
+                        zone_append_limit: None,
+                    }),
+                    size: Some(ByteSize(64 << 20)),
+                    path: Some(PathBuf::from("/var/lib/ferrofab/fast-0.zoned")),
+                    block_size: Some(4096),
+                },
+                PoolMemberConfig {
+                    backend: BackendKind::NvmeUring {
+                        path: "/dev/ng1n1".into(),
+                        iopoll: true,
+                    },
+                    size: None,
+                    path: None,
+                    block_size: None,
+                },
+            ],
+            volume: vec![
+                VolumeConfig {
+                    name: "vm1".into(),
+                    size: ByteSize(16 << 20),
+                    block_size: None,
+                },
+                VolumeConfig {
+                    name: "vm-2".into(),
+                    size: ByteSize(12288),
+                    block_size: Some(4096),
+                },
+            ],
+        }],
     }
 }
 
@@ -372,6 +420,7 @@ fn generated(rng: &mut StdRng) -> Config {
         subsystem,
         reactor,
         drives,
+        pool: Vec::new(),
         host: Vec::new(),
         tls_psk: Vec::new(),
     }
