@@ -143,11 +143,24 @@ impl ApiError {
             )
             .with_field(scope.namespace_field(nsid, "backend")),
             // The pool's drives refused it, or the volume does not fit: the request's values.
-            ActionError::Setup(SetupError::Pool { .. }) => ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "pool_refused",
-                message,
-            ),
+            ActionError::Setup(SetupError::Pool { .. }) => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "pool_refused", message)
+            }
+            ActionError::NoSuchPool(_) => {
+                ApiError::new(StatusCode::NOT_FOUND, "no_such_pool", message)
+            }
+            ActionError::NoSuchVolume { .. } => {
+                ApiError::new(StatusCode::NOT_FOUND, "no_such_volume", message)
+            }
+            ActionError::PoolExists(_) => {
+                ApiError::new(StatusCode::CONFLICT, "pool_exists", message).with_field("name")
+            }
+            ActionError::VolumeExists { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "volume_exists", message).with_field("name")
+            }
+            ActionError::VolumeExported { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "volume_exported", message)
+            }
             ActionError::Setup(SetupError::Duplicate { .. }) => {
                 ApiError::new(StatusCode::CONFLICT, "namespace_conflict", message)
             }

@@ -90,6 +90,26 @@ pub enum OutcomeView {
         state: ZoneFaultState,
         controllers_notified: usize,
     },
+    /// A pool opened (formatted or recovered) with these volumes.
+    PoolAdded {
+        pool: String,
+        volumes: Vec<String>,
+    },
+    /// A pool closed; its data stays on its drives.
+    PoolRemoved {
+        pool: String,
+    },
+    /// A volume of `size` bytes was created.
+    VolumeCreated {
+        pool: String,
+        volume: String,
+        size: u64,
+    },
+    /// A volume was deleted and its blocks freed.
+    VolumeDeleted {
+        pool: String,
+        volume: String,
+    },
 }
 
 /// The condition a failed zone is left in (NVMe ZNS 1.1 §2.1.1.6, §2.1.1.7).
@@ -200,6 +220,12 @@ impl From<Outcome> for OutcomeView {
                 state: fault.into(),
                 controllers_notified,
             },
+            Outcome::PoolAdded { pool, volumes } => OutcomeView::PoolAdded { pool, volumes },
+            Outcome::PoolRemoved { pool } => OutcomeView::PoolRemoved { pool },
+            Outcome::VolumeCreated { pool, volume, size } => {
+                OutcomeView::VolumeCreated { pool, volume, size }
+            }
+            Outcome::VolumeDeleted { pool, volume } => OutcomeView::VolumeDeleted { pool, volume },
         }
     }
 }

@@ -7,7 +7,7 @@ use crate::config::TlsPskConfig;
 
 use crate::config::{
     ByteSize, Config, FieldAt, FieldPath, HostConfig, ListenerConfig, ListenerRef, NamespaceConfig,
-    RuleError, SubsystemConfig, TransportKind, MAX_NSID,
+    PoolConfig, RuleError, SubsystemConfig, TransportKind, VolumeConfig, MAX_NSID,
 };
 use crate::setup::SetupError;
 use nvme::backend::ZoneFault;
@@ -101,6 +101,24 @@ pub enum Action {
         zslba: u64,
         fault: ZoneFault,
     },
+    /// Open a pool of zoned drives with its volumes: empty drives are formatted, a pool
+    /// already on them is recovered, drives holding anything else are refused.
+    AddPool(PoolConfig),
+    /// Close a pool; its data stays on the drives (adding it back recovers it). Refused while
+    /// a namespace exports one of its volumes.
+    RemovePool {
+        pool: String,
+    },
+    /// Create a volume on a running pool (refused when it does not fit the pool's capacity).
+    CreateVolume {
+        pool: String,
+        volume: VolumeConfig,
+    },
+    /// Delete a volume and free its blocks; refused while a namespace exports it.
+    DeleteVolume {
+        pool: String,
+        volume: String,
+    },
 }
 
 /// Subsystem attributes to change: `None` leaves one as it is, `Some(None)` returns it to
@@ -189,6 +207,22 @@ pub enum Outcome {
         fault: ZoneFault,
         /// Controllers told with a Zone Descriptor Changed event now or at their next AER.
         controllers_notified: usize,
+    },
+    PoolAdded {
+        pool: String,
+        volumes: Vec<String>,
+    },
+    PoolRemoved {
+        pool: String,
+    },
+    VolumeCreated {
+        pool: String,
+        volume: String,
+        size: u64,
+    },
+    VolumeDeleted {
+        pool: String,
+        volume: String,
     },
 }
 
@@ -286,6 +320,16 @@ impl std::fmt::Display for Outcome {
                 "zone {zslba} of namespace {nsid} of {nqn} failed to {fault:?} \
                  ({controllers_notified} controllers notified)"
             ),
+            Outcome::PoolAdded { pool, volumes } => {
+                write!(f, "pool {pool} opened with volumes {volumes:?}")
+            }
+            Outcome::PoolRemoved { pool } => write!(f, "pool {pool} closed"),
+            Outcome::VolumeCreated { pool, volume, size } => {
+                write!(f, "volume {volume} of {size} bytes created in pool {pool}")
+            }
+            Outcome::VolumeDeleted { pool, volume } => {
+                write!(f, "volume {volume} deleted from pool {pool}")
+            }
         }
     }
 }
@@ -389,6 +433,25 @@ pub enum ActionError {
     /// A backend could not be opened; nothing was changed.
     #[error(transparent)]
     Setup(#[from] SetupError),
+    #[error("pool {0} does not exist")]
+    NoSuchPool(String),
+    #[error("pool {0} already exists")]
+    PoolExists(String),
+    #[error("pool {pool} has no volume {volume}")]
+    NoSuchVolume { pool: String, volume: String },
+    #[error("pool {pool} already has a volume {volume}")]
+    VolumeExists { pool: String, volume: String },
+    /// Deleting the volume (or closing its pool) would pull it from under the hosts.
+    #[error(
+        "volume {volume} of pool {pool} is exported by namespace {nsid} of subsystem {nqn}: \
+         remove that namespace first"
+    )]
+    VolumeExported {
+        pool: String,
+        volume: String,
+        nqn: String,
+        nsid: u32,
+    },
 }
 
 impl From<RuleError> for ActionError {
@@ -579,6 +642,10 @@ pub(super) fn apply_to_model(config: &mut Config, action: &Action) -> Result<Act
         }
         // Not configuration changes; checked against the running controllers and zones.
         Action::DisconnectController { .. } | Action::FailZone { .. } => {}
+        Action::AddPool(_)
+        | Action::RemovePool { .. }
+        | Action::CreateVolume { .. }
+        | Action::DeleteVolume { .. } => super::pools::apply_to_model(config, action)?,
         // Duplicates and subsystems naming a removed listener: Config::validate.
         Action::AddListener(l) => config.listener.push(l.clone()),
         Action::RemoveListener { transport, address } => {

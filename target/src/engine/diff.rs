@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use super::{Action, ActionError, SubsystemAttributes};
-use crate::config::{Config, NamespaceConfig};
+use crate::config::{Config, NamespaceConfig, PoolConfig};
 
 /// The new size when `new` is `old` with only its size changed (a drive has none).
 fn resized(old: &NamespaceConfig, new: &NamespaceConfig) -> Option<u64> {
@@ -19,8 +19,11 @@ fn resized(old: &NamespaceConfig, new: &NamespaceConfig) -> Option<u64> {
 /// listener list becomes [`Action::SetSubsystemAttributes`], a new size of a ram, file or
 /// null namespace [`Action::ResizeNamespace`] (the engine refuses shrinking, and identity
 /// changes under connected hosts). A difference no action expresses — `[reactor]`,
-/// `[drives]`, a namespace's backend, path or block size, a file namespace's size taken away
-/// — refuses the whole reload, naming every such difference.
+/// `[drives]`, a namespace's backend, path or block size, a file namespace's size taken away,
+/// a running pool's members or options, a volume's size — refuses the whole reload, naming
+/// every such difference. Pools added and volumes created come before the namespace changes,
+/// volumes deleted and pools removed after them ([`Action::DeleteVolume`] and
+/// [`Action::RemovePool`] are refused while a namespace still exports the volume).
 pub fn diff(running: &Config, new: &Config) -> Result<Vec<Action>, ActionError> {
     let mut refused = Vec::new();
     let mut actions = Vec::new();
@@ -94,6 +97,10 @@ pub fn diff(running: &Config, new: &Config) -> Result<Vec<Action>, ActionError> 
         }
     }
 
+    // [[pool]]: pools opened and volumes created before the namespaces that export them;
+    // volumes deleted and pools closed after the namespaces that exported them are gone.
+    let pool_removals = diff_pools(running, new, &mut actions, &mut refused);
+
     let old: BTreeMap<&str, _> = running
         .subsystem
         .iter()
@@ -162,10 +169,73 @@ pub fn diff(running: &Config, new: &Config) -> Result<Vec<Action>, ActionError> 
             }
         }
     }
+    actions.extend(pool_removals);
     actions.extend(removed_listeners);
     if refused.is_empty() {
         Ok(actions)
     } else {
         Err(ActionError::NotApplicable(refused.join("; ")))
     }
+}
+
+/// Pools added and volumes created go to `actions`; volumes deleted and pools removed are
+/// returned (applied after the namespace changes). A pool's members or options, and a
+/// volume's size, are not changed at run time: `refused` names them.
+fn diff_pools(
+    running: &Config,
+    new: &Config,
+    actions: &mut Vec<Action>,
+    refused: &mut Vec<String>,
+) -> Vec<Action> {
+    let mut removals = Vec::new();
+    let without_volumes = |p: &PoolConfig| PoolConfig {
+        volume: Vec::new(),
+        ..p.clone()
+    };
+    for p in &new.pool {
+        let Some(r) = running.pool.iter().find(|r| r.name == p.name) else {
+            actions.push(Action::AddPool(p.clone()));
+            continue;
+        };
+        if without_volumes(r) != without_volumes(p) {
+            refused.push(format!(
+                "pool {}: members or options changed (fixed while the pool runs: remove it, \
+                 reload, then add it back)",
+                p.name
+            ));
+        }
+        for v in &p.volume {
+            match r.volume.iter().find(|o| o.name == v.name) {
+                None => actions.push(Action::CreateVolume {
+                    pool: p.name.clone(),
+                    volume: v.clone(),
+                }),
+                Some(o) if o != v => refused.push(format!(
+                    "pool {}: volume {} changed size or block size (volumes are not resized)",
+                    p.name, v.name
+                )),
+                Some(_) => {}
+            }
+        }
+        for o in r
+            .volume
+            .iter()
+            .filter(|o| !p.volume.iter().any(|v| v.name == o.name))
+        {
+            removals.push(Action::DeleteVolume {
+                pool: p.name.clone(),
+                volume: o.name.clone(),
+            });
+        }
+    }
+    for r in running
+        .pool
+        .iter()
+        .filter(|r| !new.pool.iter().any(|p| p.name == r.name))
+    {
+        removals.push(Action::RemovePool {
+            pool: r.name.clone(),
+        });
+    }
+    removals
 }

@@ -95,6 +95,12 @@ fn describe_one(a: &Action) -> String {
             zslba,
             fault,
         } => format!("fail zone {zslba} of namespace {nsid} of {nqn} to {fault:?}"),
+        Action::AddPool(p) => format!("add pool {}", p.name),
+        Action::RemovePool { pool } => format!("remove pool {pool}"),
+        Action::CreateVolume { pool, volume } => {
+            format!("create volume {} in pool {pool}", volume.name)
+        }
+        Action::DeleteVolume { pool, volume } => format!("delete volume {volume} of pool {pool}"),
     }
 }
 
@@ -116,7 +122,11 @@ fn action_subsystem(a: &Action) -> Option<&str> {
         | Action::SetTlsPsk(_)
         | Action::RemoveTlsPsk { .. }
         | Action::AddListener(_)
-        | Action::RemoveListener { .. } => None,
+        | Action::RemoveListener { .. }
+        | Action::AddPool(_)
+        | Action::RemovePool { .. }
+        | Action::CreateVolume { .. }
+        | Action::DeleteVolume { .. } => None,
     }
 }
 
@@ -136,6 +146,10 @@ fn outcome_subsystem(o: &Outcome) -> Option<&str> {
         | Outcome::TlsPskSet { .. }
         | Outcome::TlsPskRemoved { .. }
         | Outcome::ListenerAdded { .. }
-        | Outcome::ListenerRemoved { .. } => None,
+        | Outcome::ListenerRemoved { .. }
+        | Outcome::PoolAdded { .. }
+        | Outcome::PoolRemoved { .. }
+        | Outcome::VolumeCreated { .. }
+        | Outcome::VolumeDeleted { .. } => None,
     }
 }

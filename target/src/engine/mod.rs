@@ -6,7 +6,8 @@
 //! 1. **plan**: the actions change a copy of the running configuration, which must then
 //!    pass the same rules as a configuration file (`Config::validate`); any refusal leaves
 //!    everything as it was;
-//! 2. **prepare**: every backend and listener socket the change needs is opened (a grown
+//! 2. **prepare**: every pool, volume, backend and listener socket the change needs is opened
+//!    (pools first: a namespace may export a volume of the same change; see `pools.rs`; a grown
 //!    namespace gets a second backend over the same data), and the new configuration is
 //!    saved to the state directory (`crate::state`); a failure drops what was opened and
 //!    leaves everything as it was — except that a file extended for a grown namespace stays
@@ -21,6 +22,7 @@ mod action;
 mod diff;
 mod journal;
 mod listener_control;
+mod pools;
 mod zone_fault;
 mod zone_report;
 
@@ -82,6 +84,8 @@ struct Plan {
     identities: Vec<(Arc<Subsystem>, Identity)>,
     listeners: Vec<ListenerChange>,
     add_subsystems: Vec<Arc<Subsystem>>,
+    /// Pools and volumes opened (registered already) or to remove.
+    pools: pools::PoolPlan,
 }
 
 /// A subsystem's new listener restriction (bound listeners; None: every listener) and the
@@ -214,8 +218,10 @@ impl Engine {
             }
         }
         next.validate()?;
-        // 2. Prepare: open what the change needs.
-        let plan = self.prepare(state, &next, &resolved)?;
+        // 2. Prepare: open what the change needs (pools first: namespaces export volumes).
+        let pools = self.prepare_pools(&state.config, &next)?;
+        let mut plan = self.prepare(state, &next, &resolved)?;
+        plan.pools = pools;
         // Persist before committing: a change that cannot be saved is refused (the prepared
         // backends and sockets are dropped), and a crash from here on restarts in it.
         if let Some(dir) = &self.state_dir {
@@ -557,6 +563,20 @@ impl Engine {
                         })
                         .sum(),
                 },
+                Action::AddPool(pc) => Outcome::PoolAdded {
+                    pool: pc.name.clone(),
+                    volumes: pc.volume.iter().map(|v| v.name.clone()).collect(),
+                },
+                Action::RemovePool { pool } => Outcome::PoolRemoved { pool: pool.clone() },
+                Action::CreateVolume { pool, volume } => Outcome::VolumeCreated {
+                    pool: pool.clone(),
+                    volume: volume.name.clone(),
+                    size: volume.size.0,
+                },
+                Action::DeleteVolume { pool, volume } => Outcome::VolumeDeleted {
+                    pool: pool.clone(),
+                    volume: volume.clone(),
+                },
                 // Applied by `fail_zone`, never in a planned batch (`apply_all`).
                 Action::FailZone {
                     nqn,
@@ -677,6 +697,8 @@ impl Engine {
                 "listener closed",
             );
         }
+        // Last: volumes and pools removed after the namespaces that exported them.
+        plan.pools.commit(self);
     }
 }
 

@@ -371,6 +371,7 @@ fn connect_via(
 mod attributes;
 mod host_auth;
 mod journal;
+mod pools;
 mod resize;
 mod transports;
 mod zone_report;
