@@ -99,11 +99,7 @@ fn best(inner: &Inner, st: &State, on: impl Fn(usize) -> bool) -> Option<usize> 
                 GcPolicy::Greedy => 1.0 - u,
                 GcPolicy::CostBenefit => {
                     let age = (st.clock - z.stamp) as f64 + 1.0;
-                    let stream = match z.state {
-                        ZState::Full(s) => s,
-                        _ => Stream::Host,
-                    };
-                    experiment_score(u, age, cap as f64, stream)
+                    (1.0 - u) * age / (1.0 + u)
                 }
             };
             (i, score)
@@ -291,31 +287,4 @@ fn remap(
         st.journal.push(Entry::Map { vol, lba, len, at });
     }
     let _ = key;
-}
-
-fn experiment_score(u: f64, age: f64, cap: f64, stream: Stream) -> f64 {
-    static V: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
-    let v = *V.get_or_init(|| {
-        std::env::var("LAYOUT_GC_VARIANT")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0)
-    });
-    match v {
-        1 => (1.0 - u) * age.sqrt() / (1.0 + u),
-        2 => (1.0 - u) * age.ln() / (1.0 + u),
-        3 => (1.0 - u) * age / u.max(1.0 / cap),
-        4 => (1.0 - u) * age.powf(0.25) / (1.0 + u),
-        5 => {
-            if stream == Stream::Host {
-                (1.0 - u) * 1e12
-            } else {
-                (1.0 - u) * age / (1.0 + u)
-            }
-        }
-        6 => (1.0 - u) * (age / cap).min(64.0) / (1.0 + u),
-        7 => (1.0 - u) * (age / cap).min(16.0) / (1.0 + u),
-        8 => (1.0 - u) * (age / cap).min(256.0) / (1.0 + u),
-        _ => (1.0 - u) * age / (1.0 + u),
-    }
 }
