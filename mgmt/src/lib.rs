@@ -21,6 +21,7 @@ pub mod metrics;
 pub mod namespaces;
 pub mod openapi;
 pub mod outcome;
+pub mod pools;
 mod redfish;
 mod request_schema;
 mod server;

@@ -7,6 +7,9 @@
 //! - `op`: `read`, `write`, `other`; `queue`: `admin`, `io`; `reason`: six refusal kinds;
 //!   `event`: three event kinds; `state`: `busy`, `idle`.
 //! - `reactor`: one per reactor thread (`[reactor] count` or `cores`).
+//! - `pool`, `volume`: one set per running pool and volume on it; `valid`: ten buckets.
+
+mod pools;
 
 use std::collections::BTreeMap;
 
@@ -222,6 +225,7 @@ pub fn families(engine: &Engine, uptime_seconds: f64) -> Vec<MetricFamily> {
     kato.done(&mut out);
 
     reactor_families(engine, &mut out);
+    pools::pool_families(engine, &mut out);
     out
 }
 

@@ -7,7 +7,7 @@ use utoipa::{Modify, OpenApi};
 
 use crate::{
     auth, backend, controllers, drives, error, events, firmware, host_auth, hosts, live, metrics,
-    namespaces, outcome, subsystems, system, tls_psk, zones,
+    namespaces, outcome, pools, subsystems, system, tls_psk, zones,
 };
 
 #[derive(OpenApi)]
@@ -39,6 +39,10 @@ use crate::{
         namespaces::remove,
         zones::fail,
         zones::report,
+        pools::list,
+        pools::get,
+        pools::create_volume,
+        pools::delete_volume,
         hosts::list,
         hosts::add,
         hosts::set,
@@ -78,6 +82,7 @@ use crate::{
         (name = "system", description = "Health, version, listeners"),
         (name = "subsystems", description = "NVM subsystems"),
         (name = "namespaces", description = "A subsystem's namespaces"),
+        (name = "pools", description = "Pools of zoned drives and the thin volumes laid out on them (exported by namespaces with a volume backend)"),
         (name = "hosts", description = "A subsystem's host allow-list; hosts that authenticate (DH-HMAC-CHAP); hosts' NVMe/TCP TLS pre-shared keys"),
         (name = "controllers", description = "Connected hosts' controllers"),
         (name = "firmware", description = "The appliance image: running and previous version, A/B slots, boot entries; signed updates and the reboot into them"),

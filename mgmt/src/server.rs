@@ -22,7 +22,7 @@ use crate::state::AppState;
 use crate::tls::MgmtTls;
 use crate::{
     console, controllers, drives, events, firmware, host_auth, hosts, live, metrics, namespaces,
-    openapi, subsystems, system, tls_psk, zones,
+    openapi, pools, subsystems, system, tls_psk, zones,
 };
 
 /// The API's routes over `engine`; `tokens` guard all but `/api/v1/health`,
@@ -94,6 +94,16 @@ fn router_until(
         .route(
             "/api/v1/subsystems/{nqn}/hosts/{hostnqn}",
             axum::routing::delete(hosts::remove),
+        )
+        .route("/api/v1/pools", get(pools::list))
+        .route("/api/v1/pools/{pool}", get(pools::get))
+        .route(
+            "/api/v1/pools/{pool}/volumes",
+            axum::routing::post(pools::create_volume),
+        )
+        .route(
+            "/api/v1/pools/{pool}/volumes/{volume}",
+            axum::routing::delete(pools::delete_volume),
         )
         .route("/api/v1/hosts", get(host_auth::list))
         .route(

@@ -75,6 +75,10 @@ fn openapi_describes_every_route_and_the_bearer_scheme() {
         ("/api/v1/firmware", &["get"]),
         ("/api/v1/firmware/update", &["post"]),
         ("/api/v1/firmware/reboot", &["post"]),
+        ("/api/v1/pools", &["get"]),
+        ("/api/v1/pools/{pool}", &["get"]),
+        ("/api/v1/pools/{pool}/volumes", &["post"]),
+        ("/api/v1/pools/{pool}/volumes/{volume}", &["delete"]),
     ] {
         let p = paths.get(path).unwrap_or_else(|| panic!("{path} missing"));
         let mut have: Vec<&str> = p.as_object().unwrap().keys().map(String::as_str).collect();
@@ -83,7 +87,7 @@ fn openapi_describes_every_route_and_the_bearer_scheme() {
         want.sort();
         assert_eq!(have, want, "{path}");
     }
-    assert_eq!(paths.len(), 27);
+    assert_eq!(paths.len(), 31);
     // Public endpoints say so; the others inherit the bearer requirement.
     assert_eq!(
         paths["/api/v1/health"]["get"]["security"],
