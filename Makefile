@@ -101,10 +101,14 @@ fuzz: toolchain
 
 ## Loopback benchmark of the release binary (null and RAM backends, a model drive through the
 ## real driver code, the loopback TCP baseline, the management plane under load, the goals);
-## rewrites docs/benchmarks.md, raw runs go to build/bench/.
+## rewrites docs/benchmarks.md, raw runs go to build/bench/. Then the zone layout engine's
+## figures (WAF against a greedy model, reads during GC, recovery; about 2 minutes), which
+## replace their own section of docs/benchmarks.md (bench.py keeps it).
 bench: build
 	$(CARGO) build --profile bench-model -p ferrofab --features model-drive --bin ferrofab
 	python3 target/bench/bench.py --ferrofab $(BIN_RELEASE) --model-ferrofab $(BIN_MODEL) --out docs/benchmarks.md
+	$(CARGO) build --profile bench-model -p target --example layout_bench
+	build/bench-model/examples/layout_bench --out docs/benchmarks.md
 
 clean:
 	$(CARGO) clean
