@@ -129,8 +129,12 @@ pub fn check_name(name: &str) -> Result<(), String> {
 type Rule = Result<(), RuleError>;
 
 /// `[[pool]]`: names, options, zoned members (each drive used once across pools and
-/// namespaces, `drives`), volumes.
-pub(super) fn validate_pools(pools: &mut [PoolConfig], drives: &mut HashSet<String>) -> Rule {
+/// namespaces, `drives`), volumes. Returns the members' backing files (no namespace may use
+/// one).
+pub(super) fn validate_pools(
+    pools: &mut [PoolConfig],
+    drives: &mut HashSet<String>,
+) -> Result<HashSet<PathBuf>, RuleError> {
     let mut names = HashSet::new();
     let mut files = HashSet::new();
     for (index, p) in pools.iter_mut().enumerate() {
@@ -225,7 +229,7 @@ pub(super) fn validate_pools(pools: &mut [PoolConfig], drives: &mut HashSet<Stri
             }
         }
     }
-    Ok(())
+    Ok(files)
 }
 
 fn validate_members(

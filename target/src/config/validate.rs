@@ -242,7 +242,7 @@ impl Config {
         }
         let mut nqns = HashSet::new();
         let mut drives = HashSet::new();
-        validate_pools(&mut self.pool, &mut drives)?;
+        let member_files = validate_pools(&mut self.pool, &mut drives)?;
         let mut exported = HashMap::new();
         for (i, s) in self.subsystem.iter_mut().enumerate() {
             let at = format!("subsystem #{} ({})", i + 1, s.nqn);
@@ -288,6 +288,7 @@ impl Config {
             let mut seen = Seen {
                 drives: &mut drives,
                 pools: &self.pool,
+                member_files: &member_files,
                 exported: &mut exported,
             };
             validate_namespaces(&at, i, &s.nqn, &mut s.namespace, &mut seen)?;
@@ -397,6 +398,8 @@ fn check_ascii_field(
 struct Seen<'a> {
     drives: &'a mut HashSet<String>,
     pools: &'a [PoolConfig],
+    /// Backing files of zoned-ram pool members.
+    member_files: &'a HashSet<std::path::PathBuf>,
     exported: &'a mut HashMap<(String, String), String>,
 }
 
@@ -546,6 +549,16 @@ fn validate_namespaces(
                     ));
                 }
             }
+        }
+        if let Some(path) = ns.path.as_ref().filter(|p| seen.member_files.contains(*p)) {
+            return Err(RuleError::at(
+                &here,
+                "path",
+                format!(
+                    "{nat}: {} is the backing file of a pool member",
+                    path.display()
+                ),
+            ));
         }
         if ns.direct.is_some() && ns.backend != BackendKind::File {
             return Err(RuleError::at(

@@ -206,6 +206,11 @@ fn bad_pools_get_errors_naming_the_field() {
         "{}",
         err(&sized)
     );
+    // A pool member's backing file is not a namespace's too.
+    let e = err(&format!(
+        "{g}[[subsystem.namespace]]\nbackend = \"file\"\npath = \"/var/lib/ferrofab/fast-0.zoned\"\n"
+    ));
+    assert!(e.contains("backing file of a pool member"), "{e}");
     // "volume" alone is not a backend.
     let e = err(&g.replacen(
         "{ kind = \"volume\", pool = \"fast\", volume = \"vm1\" }",
