@@ -74,11 +74,16 @@ TGT_AUTH=()
 # entries "host|subsystem|key").
 declare -A TGT_LTLS=()
 TGT_PSK=()
+# ferrofab-only TOML put after the rest as written (tgt_toml), e.g. [[pool]] tables.
+TGT_TOML=()
 
 # Listener notation: [tcp:|rdma:]ADDR:PORT — plain ADDR:PORT is NVMe/TCP,
 # rdma:10.0.0.1:4420 is NVMe/RDMA (soft-RoCE: call rdma_setup first and use
 # $TGT_RDMA_ADDR). tgt_listener and tgt_subsys listeners= take the same forms.
 tgt_listener() { TGT_LISTENERS+=("$1"); }
+# tgt_toml TEXT: TOML for ferrofab's config as is (no nvmet equivalent: tests
+# using it skip reference runs), e.g. a [[pool]] with its members and volumes.
+tgt_toml() { TGT_TOML+=("$1"); }
 # tgt_listener_tls LISTENER optional|required: the listener speaks TLS 1.3.
 tgt_listener_tls() { TGT_LTLS[$(lst_norm "$1")]=$2; }
 
@@ -298,6 +303,9 @@ tgt_render_toml() {
 		printf '[[tls_psk]]\nhost = "%s"\n' "$nqn"
 		[ -n "$sub" ] && printf 'subsystem = "%s"\n' "$sub"
 		printf 'key = "%s"\n\n' "$key"
+	done
+	for e in "${TGT_TOML[@]}"; do
+		printf '%s\n\n' "$e"
 	done
 }
 

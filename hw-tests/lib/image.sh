@@ -14,6 +14,7 @@ GUEST_PACKAGES=(
 	rdma-core libibverbs1 librdmacm1t64 ibverbs-providers ibverbs-utils rdmacm-utils
 	ktls-utils keyutils libssl3t64
 	zonefs-tools btrfs-progs
+	xfsprogs dm-zoned-tools
 )
 
 # Module names (as modprobe knows them); dependencies are added from
@@ -24,7 +25,8 @@ GUEST_PACKAGES=(
 # the entries above. NVMe/RDMA runs over soft-RoCE (rdma_rxe) on a veth
 # netdev (guest/lib.sh rdma_setup): the RDMA core, its user-space interfaces
 # (ib_uverbs -> /dev/infiniband/uverbsN, rdma_ucm -> /dev/infiniband/rdma_cm),
-# the host (nvme-rdma) and reference target (nvmet-rdma).
+# the host (nvme-rdma) and reference target (nvmet-rdma). xfs for
+# 36-volumes; dm-zoned (dmzadm from dm-zoned-tools) for bench/60-dm-zoned.
 GUEST_MODULES=(
 	nvme nvme-core nvme-fabrics nvme-tcp nvme-keyring nvme-auth
 	nvmet nvmet-tcp null_blk brd
@@ -36,6 +38,7 @@ GUEST_MODULES=(
 	vfio vfio-pci vfio_iommu_type1
 	sch_netem ext4
 	zonefs btrfs
+	xfs dm_mod dm_zoned
 )
 
 # Resolve the kernel package of the current linux-image-amd64 in GUEST_SUITE.

@@ -65,12 +65,23 @@ ensure_qemu() {
 # devices translate every DMA through the vIOMMU directly.
 HW_CONV_BYTES=$((512 << 20))
 HW_ZNS_BYTES=$((256 << 20))
+# Benchmarks only (FERROFAB_HW_BENCH_DRIVES=1, set by `run --bench`): three more
+# controllers for bench/60-dm-zoned.sh, the tests never see them:
+#   00:06.0 serial ffdmz0   zoned, 256 MiB, 4 MiB zones of full capacity, no open/active
+#                           limit (dm-zoned wants capacity = size), ZASL 128 KiB
+#   00:07.0 serial ffpool0  the same geometry, for a ferrofab pool
+#   00:08.0 serial ffdmzc0  conventional, 64 MiB: dm-zoned's metadata and cache zones
+HW_BENCH_ZNS_BYTES=$((256 << 20))
+HW_BENCH_REG_BYTES=$((64 << 20))
 
 # make_drives DIR — fresh sparse backing files (a clean slate every boot).
 make_drives() {
 	local dir=$1
-	rm -f "$dir/conv.img" "$dir/zns.img"
-	truncate -s "$HW_CONV_BYTES" "$dir/conv.img" && truncate -s "$HW_ZNS_BYTES" "$dir/zns.img"
+	rm -f "$dir/conv.img" "$dir/zns.img" "$dir/dmz.img" "$dir/pool.img" "$dir/dmzc.img"
+	truncate -s "$HW_CONV_BYTES" "$dir/conv.img" && truncate -s "$HW_ZNS_BYTES" "$dir/zns.img" || return 1
+	[ "${FERROFAB_HW_BENCH_DRIVES:-0}" = 1 ] || return 0
+	truncate -s "$HW_BENCH_ZNS_BYTES" "$dir/dmz.img" && truncate -s "$HW_BENCH_ZNS_BYTES" "$dir/pool.img" &&
+		truncate -s "$HW_BENCH_REG_BYTES" "$dir/dmzc.img"
 }
 
 # qemu_devices DIR — the IOMMU and drive arguments (backing files in DIR).
@@ -84,6 +95,19 @@ qemu_devices() {
 		-drive "if=none,id=zns,format=raw,cache=unsafe,file=$dir/zns.img" \
 		-device nvme,id=nvme-zns,serial=ffzns0,addr=05.0,zoned.zasl=5 \
 		-device "nvme-ns,bus=nvme-zns,drive=zns,nsid=1,$blk,zoned=on,zoned.zone_size=16M,zoned.zone_capacity=12M,zoned.max_open=4,zoned.max_active=6"
+	[ "${FERROFAB_HW_BENCH_DRIVES:-0}" = 1 ] || return 0
+	local z n serial addr zoned="zoned=on,zoned.zone_size=4M,zoned.zone_capacity=0,zoned.max_open=0,zoned.max_active=0"
+	for z in dmz:ffdmz0:06.0 pool:ffpool0:07.0; do
+		IFS=: read -r n serial addr <<<"$z"
+		printf '%s\n' \
+			-drive "if=none,id=$n,format=raw,cache=unsafe,file=$dir/$n.img" \
+			-device "nvme,id=nvme-$n,serial=$serial,addr=$addr,zoned.zasl=5" \
+			-device "nvme-ns,bus=nvme-$n,drive=$n,nsid=1,$blk,$zoned"
+	done
+	printf '%s\n' \
+		-drive "if=none,id=dmzc,format=raw,cache=unsafe,file=$dir/dmzc.img" \
+		-device nvme,id=nvme-dmzc,serial=ffdmzc0,addr=08.0 \
+		-device "nvme-ns,bus=nvme-dmzc,drive=dmzc,nsid=1,$blk"
 }
 
 # run_qemu KERNEL INITRD CMDLINE TIMEOUT_S DRIVE_DIR
