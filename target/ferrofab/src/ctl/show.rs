@@ -103,6 +103,9 @@ fn backend(b: &Backend) -> String {
                 limit(*max_active)
             )
         }
+        Backend::Table(BackendTable::Volume { pool, volume }) => {
+            format!("volume {volume} of pool {pool}")
+        }
     }
 }
 
@@ -370,6 +373,22 @@ pub fn outcome(o: &OutcomeView) -> String {
             bound,
         } => {
             format!("{transport} listener {address} opened, bound to {bound}")
+        }
+        OutcomeView::PoolAdded { pool, volumes } => {
+            format!("pool {pool} opened with volumes {volumes:?}")
+        }
+        OutcomeView::PoolRemoved { pool } => {
+            format!("pool {pool} closed; its data stays on its drives")
+        }
+        OutcomeView::VolumeCreated {
+            pool,
+            volume,
+            size: bytes,
+        } => {
+            format!("volume {volume} of {} created in pool {pool}", size(*bytes))
+        }
+        OutcomeView::VolumeDeleted { pool, volume } => {
+            format!("volume {volume} deleted from pool {pool}; its blocks are free")
         }
         OutcomeView::ListenerRemoved {
             transport,
