@@ -5,6 +5,7 @@
 use super::*;
 use crate::config::{PoolConfig, VolumeConfig};
 use crate::layout::Pool;
+use nvme::backend::Backend as _;
 
 /// One zoned-ram pool "fast" of two members (4 KiB blocks), with volume "vm1".
 const POOL: &str = "[[pool]]\nname = \"fast\"\n\
@@ -306,4 +307,57 @@ fn an_added_pool_that_cannot_open_is_refused() {
         e.apply(Action::AddPool(pc)).unwrap_err(),
         ActionError::PoolExists(_)
     ));
+}
+
+#[test]
+fn a_removed_pool_added_back_recovers_its_volumes_and_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let with_files = POOL
+        .replacen(
+            "block_size = 4096\n",
+            &format!(
+                "block_size = 4096\npath = \"{}/m0.zoned\"\n",
+                dir.path().display()
+            ),
+            1,
+        )
+        .replacen(
+            "block_size = 4096\n[[pool.volume]]",
+            &format!(
+                "block_size = 4096\npath = \"{}/m1.zoned\"\n[[pool.volume]]",
+                dir.path().display()
+            ),
+            1,
+        );
+    assert_eq!(with_files.matches("path = ").count(), 2, "{with_files}");
+    let e = engine(config(&with_files));
+    let pc = e.config().pool[0].clone();
+    let data = vec![0x3c; 4096];
+    e.drives()
+        .pools()
+        .volume("fast", "vm1")
+        .unwrap()
+        .write(42, &data, true)
+        .unwrap();
+    e.apply(Action::RemovePool {
+        pool: "fast".into(),
+    })
+    .unwrap();
+    assert!(e.drives().pools().get("fast").is_none());
+    assert_eq!(
+        e.apply(Action::AddPool(pc)).unwrap(),
+        Outcome::PoolAdded {
+            pool: "fast".into(),
+            volumes: vec!["vm1".into()]
+        }
+    );
+    let mut back = vec![0u8; 4096];
+    e.drives()
+        .pools()
+        .volume("fast", "vm1")
+        .unwrap()
+        .read(42, &mut back)
+        .unwrap();
+    assert_eq!(back, data);
+    assert_eq!(pool(&e).stats().mapped_blocks, 1);
 }
