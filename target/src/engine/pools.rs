@@ -200,6 +200,14 @@ impl Engine {
                 .iter()
                 .filter(|v| !old.volume.iter().any(|o| o.name == v.name))
             {
+                // A volume the media has but the configuration does not name (a deletion that
+                // failed): creating it would hand its old data to a new user.
+                if pool.volumes().iter().any(|m| m.name == v.name) {
+                    return Err(ActionError::VolumeExists {
+                        pool: old.name.clone(),
+                        volume: v.name.clone(),
+                    });
+                }
                 let backend = open_volume(&pool, v).map_err(|source| SetupError::Pool {
                     pool: old.name.clone(),
                     source,

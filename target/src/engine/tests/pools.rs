@@ -157,6 +157,14 @@ fn bad_volume_requests_are_refused_with_nothing_changed() {
     assert!(e3.to_string().contains("pool fast"), "{e3}");
     assert_eq!(on_media(&e), ["vm1"]);
     assert_eq!(e.config().pool[0].volume.len(), 1);
+    // On the media but not in the configuration (as after a deletion that failed): creating
+    // it would hand its old data over, so it is refused.
+    pool(&e).volume("stale", 4096, 1024).unwrap();
+    assert!(matches!(
+        create("fast", volume("stale", 4 << 20)),
+        ActionError::VolumeExists { .. }
+    ));
+    assert!(e.config().pool[0].volume.iter().all(|v| v.name != "stale"));
 }
 
 #[test]
