@@ -11,7 +11,8 @@ use utoipa::ToSchema;
 
 /// What a namespace stores its blocks in: `"ram"`, `"null"`, `"file"`, or an object naming a
 /// drive (`{"kind": "nvme-vfio", "pci": "0000:00:04.0", "nsid": 1}`,
-/// `{"kind": "nvme-uring", "path": "/dev/ng0n1"}`).
+/// `{"kind": "nvme-uring", "path": "/dev/ng0n1"}`) or a pool's volume
+/// (`{"kind": "volume", "pool": "fast", "volume": "vm1"}`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(untagged)]
 pub enum Backend {

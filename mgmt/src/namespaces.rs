@@ -32,12 +32,13 @@ pub struct NamespaceRequest {
     /// 1 to 1024; absent: the lowest free one.
     pub nsid: Option<u32>,
     pub backend: Backend,
-    /// Required for ram and null; for file, creates or sizes the file. Not for drives.
+    /// Required for ram and null; for file, creates or sizes the file. Not for drives or
+    /// volumes (theirs is used).
     #[schema(value_type = Option<crate::backend::SizeSchema>)]
     pub size: Option<Size>,
     /// The file or block device (file backend), or the backing file of a zoned-ram namespace.
     pub path: Option<String>,
-    /// 512 (default) or 4096. Not for drives.
+    /// 512 (default) or 4096. Not for drives or volumes.
     pub block_size: Option<u32>,
     /// File backend: try O_DIRECT (default true).
     pub direct: Option<bool>,
