@@ -100,7 +100,12 @@ impl Geometry {
         if z < first || z >= self.zones || loc.lba % self.zone_size >= self.zone_cap {
             return None;
         }
-        let before: u64 = (0..m).map(|i| self.data_zones(i)).sum();
+        // Every member has `zones` zones; member 0 starts after its metadata.
+        let before = if m == 0 {
+            0
+        } else {
+            self.data_zones(0) + (m as u64 - 1) * self.zones
+        };
         Some((before + z - first) as usize)
     }
 }

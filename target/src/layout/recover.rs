@@ -473,20 +473,28 @@ fn recover(inner: &mut Inner, reports: &[Vec<ZoneInfo>], found: Found) -> Result
         next += 1;
     }
     let replayed = next - from;
-    {
-        let mut m = inner.lock_meta();
-        m.ckpt_journal_seq = from;
-        // New blocks take sequences no block left on the media has, so a later replay
-        // never mistakes a stale block for a new one.
-        m.journal_seq = seen.max(next);
-        // Go on in a fresh zone after the last one replayed; the checkpoint below covers
-        // everything before it.
-        m.journal_zone = last_zone.unwrap_or(geo.journal_zones - 1);
-        m.journal_wp = geo.zone_cap;
-    }
-    rebuild_zones(inner, reports, &maps)?;
+    let dropped = rebuild_zones(inner, reports, &maps)?;
     let mut meta = inner.lock_meta();
-    inner.checkpoint_locked(&mut meta)?;
+    meta.ckpt_journal_seq = from;
+    if seen > next || dropped > 0 {
+        // Blocks past a gap in the journal, or mappings dropped above, would read
+        // differently on the next replay of this checkpoint: cut them off with a fresh one.
+        // New blocks take sequences no block left on the media has.
+        meta.journal_seq = seen;
+        meta.journal_zone = last_zone.unwrap_or(geo.journal_zones - 1);
+        meta.journal_wp = geo.zone_cap;
+        inner.checkpoint_locked(&mut meta)?;
+    } else {
+        // The journal goes on where it ended: a replay of this checkpoint and journal finds
+        // the state recovered here, and then what follows.
+        meta.journal_seq = next;
+        let at = last_zone
+            .or_else(|| (0..geo.journal_zones).max_by_key(|&j| meta.journal_last[j as usize]));
+        let j = at.unwrap_or(0);
+        let info = reports[0][geo.journal_zone(j) as usize];
+        meta.journal_zone = j;
+        meta.journal_wp = info.wp - info.zslba;
+    }
     drop(meta);
     tracing::info!(pool = %inner.name, checkpoint_entries = entries, journal_blocks = replayed,
         elapsed_ms = started.elapsed().as_millis() as u64, "pool recovered");
@@ -499,7 +507,7 @@ fn rebuild_zones(
     inner: &mut Inner,
     reports: &[Vec<ZoneInfo>],
     maps: &BTreeMap<u16, Arc<VolumeMap>>,
-) -> Result<(), LayoutError> {
+) -> Result<u64, LayoutError> {
     let geo = inner.geo;
     let mut dropped = 0u64;
     let mut mapped = 0u64;
@@ -514,8 +522,7 @@ fn rebuild_zones(
         };
     }
     for (&vol, map) in maps {
-        let all: Vec<(u64, u64)> = map.mapped().collect();
-        for (lba, packed) in all {
+        for (lba, packed) in map.mapped() {
             let at = format::Loc::unpack(packed).expect("mapped");
             let ok = geo.zone_id(at).filter(|&z| {
                 let dz = &st_zones[z];
@@ -576,5 +583,5 @@ fn rebuild_zones(
     st.zones = st_zones;
     st.free = free;
     st.mapped = mapped;
-    Ok(())
+    Ok(dropped)
 }
