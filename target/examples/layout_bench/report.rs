@@ -275,8 +275,8 @@ pub fn section(
             "On {}: the volume filled to each size with 4 KiB writes in random order (every \
              map entry one block: the largest checkpoint for its size), the pool dropped \
              without a flush (the journal buffer's tail is lost, as at a power cut), then \
-             `Pool::open` (checkpoint read, journal replay, zones rebuilt, a new checkpoint \
-             written), the volume opened and one 4 KiB read, timed from the start of the \
+             `Pool::open` (checkpoint read, journal replay, zones rebuilt; a new checkpoint \
+             only when the journal has a gap or a mapping was dropped), the volume opened and one 4 KiB read, timed from the start of the \
              open.\n",
             rm.describe()
         );

@@ -13,6 +13,8 @@ pub struct VolumeMap {
     pages: Box<[OnceLock<Box<[AtomicU64]>>]>,
     /// Set when the volume is deleted: its backend answers every command with an error.
     pub deleted: AtomicBool,
+    /// Blocks mapped now, kept by [`VolumeMap::swap`].
+    mapped: AtomicU64,
 }
 
 impl VolumeMap {
@@ -22,6 +24,7 @@ impl VolumeMap {
             blocks,
             pages: (0..pages).map(|_| OnceLock::new()).collect(),
             deleted: AtomicBool::new(false),
+            mapped: AtomicU64::new(0),
         }
     }
 
@@ -43,7 +46,22 @@ impl VolumeMap {
             return 0;
         }
         let page = slot.get_or_init(|| (0..PAGE).map(|_| AtomicU64::new(0)).collect());
-        page[(lba % PAGE) as usize].swap(packed, Ordering::AcqRel)
+        let old = page[(lba % PAGE) as usize].swap(packed, Ordering::AcqRel);
+        match (old == 0, packed == 0) {
+            (true, false) => {
+                self.mapped.fetch_add(1, Ordering::Relaxed);
+            }
+            (false, true) => {
+                self.mapped.fetch_sub(1, Ordering::Relaxed);
+            }
+            _ => {}
+        }
+        old
+    }
+
+    /// Blocks mapped now.
+    pub fn mapped_blocks(&self) -> u64 {
+        self.mapped.load(Ordering::Relaxed)
     }
 
     /// Every mapped block as `(lba, packed)`, in LBA order.
@@ -82,5 +100,9 @@ mod tests {
         assert_eq!(m.swap(1999, 6), 5);
         assert_eq!(m.get(1999), 6);
         assert_eq!(m.mapped().collect::<Vec<_>>(), vec![(1999, 6)]);
+        assert_eq!(m.mapped_blocks(), 1);
+        m.swap(1999, 0);
+        m.swap(1999, 0);
+        assert_eq!(m.mapped_blocks(), 0);
     }
 }

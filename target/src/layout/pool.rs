@@ -657,7 +657,7 @@ impl Inner {
                 name: v.def.name.clone(),
                 block_size: v.def.block_size,
                 blocks: v.def.blocks,
-                mapped_blocks: v.map.mapped().count() as u64,
+                mapped_blocks: v.map.mapped_blocks(),
             })
             .collect()
     }

@@ -27,7 +27,7 @@ impl VolumeBackend {
 
     pub fn stats(&self) -> VolumeStats {
         VolumeStats {
-            mapped_blocks: self.vol.map.mapped().count() as u64,
+            mapped_blocks: self.vol.map.mapped_blocks(),
         }
     }
 
