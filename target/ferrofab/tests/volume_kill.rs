@@ -7,10 +7,10 @@
 //! never another block's data. The trials run one after another on the same pool, so GC,
 //! checkpoints and recovery meet state left by earlier kills.
 
-use std::io::{BufRead, BufReader};
+mod common;
+
+use common::serve_config;
 use std::net::SocketAddr;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -22,52 +22,6 @@ const NQN: &str = "nqn.2026-01.io.ferrofab:volume-kill";
 const BS: u64 = 4096;
 /// The volume: 8 MiB.
 const BLOCKS: u64 = 2048;
-
-struct Served {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn serve(config: &Path, state: &Path) -> Served {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ferrofab"))
-        .arg("serve")
-        .arg("--config")
-        .arg(config)
-        .arg("--state-dir")
-        .arg(state)
-        .arg("--no-mgmt")
-        .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("ferrofab starts");
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let (mut addr, mut log) = (None, Vec::new());
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        if line.contains("listening") {
-            if let Some(rest) = line.split("addr=").nth(1) {
-                addr = rest.split_whitespace().next().and_then(|a| a.parse().ok());
-            }
-        }
-        let serving = line.contains("ferrofab serving");
-        log.push(line);
-        if serving {
-            break;
-        }
-    }
-    std::thread::spawn(move || for _ in lines {});
-    let addr = addr.unwrap_or_else(|| panic!("no listener logged:\n{}", log.join("\n")));
-    Served { child, addr }
-}
 
 fn stamp(lba: u64, generation: u64) -> Vec<u8> {
     let mut b = vec![0u8; BS as usize];
@@ -209,7 +163,7 @@ async fn flushed_volume_data_survives_kill_9_during_writes() {
     let mut model = vec![Allowed::default(); BLOCKS as usize];
     let mut generation = 0u64;
     for trial in 0..trials {
-        let s = serve(&config, &state);
+        let s = serve_config(&config, &state);
         let c = connect(s.addr).await;
         if trial > 0 {
             verify(&c, &mut model, trial).await;
@@ -225,7 +179,7 @@ async fn flushed_volume_data_survives_kill_9_during_writes() {
         drop(c);
         drop(s);
     }
-    let s = serve(&config, &state);
+    let s = serve_config(&config, &state);
     let c = connect(s.addr).await;
     verify(&c, &mut model, trials).await;
 }

@@ -6,11 +6,11 @@
 //! lands while writes are in flight: every acknowledged write is there afterwards, and at most
 //! the one in flight beyond it.
 
-use std::io::{BufRead, BufReader};
+mod common;
+
+use common::{serve_config, Target};
 use std::net::SocketAddr;
 use std::os::unix::process::ExitStatusExt;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -28,57 +28,8 @@ const ZSIZE: u64 = 256;
 const ZCAP: u64 = 192;
 const IO: Duration = Duration::from_secs(10);
 
-/// A running `ferrofab serve` and the NVMe/TCP address it listens on.
-struct Served {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Start `ferrofab serve --config CONFIG` and wait for "ferrofab serving"; its log is read on
-/// until it exits.
-fn serve(config: &Path, state: &Path) -> Served {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ferrofab"))
-        .arg("serve")
-        .arg("--config")
-        .arg(config)
-        .arg("--state-dir")
-        .arg(state)
-        .arg("--no-mgmt")
-        .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("ferrofab starts");
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let (mut addr, mut log) = (None, Vec::new());
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        if line.contains("listening") {
-            if let Some(rest) = line.split("addr=").nth(1) {
-                addr = rest.split_whitespace().next().and_then(|a| a.parse().ok());
-            }
-        }
-        let serving = line.contains("ferrofab serving");
-        log.push(line);
-        if serving {
-            break;
-        }
-    }
-    std::thread::spawn(move || for _ in lines {});
-    let addr = addr.unwrap_or_else(|| panic!("no listener logged:\n{}", log.join("\n")));
-    Served { child, addr }
-}
-
 /// SIGKILL: no shutdown path runs, nothing is flushed.
-fn kill9(mut s: Served) {
+fn kill9(mut s: Target) {
     let _ = s.child.kill();
     let status = s.child.wait().unwrap();
     assert_eq!(status.signal(), Some(nix::libc::SIGKILL), "{status}");
@@ -164,7 +115,7 @@ async fn zone_states_write_pointers_and_data_survive_kill_9() {
     )
     .unwrap();
 
-    let s = serve(&config, &state);
+    let s = serve_config(&config, &state);
     // The file was made sparse at its full size: a 4 KiB header, the zone table, the data.
     assert_eq!(
         std::fs::metadata(&image).unwrap().len(),
@@ -206,7 +157,7 @@ async fn zone_states_write_pointers_and_data_survive_kill_9() {
     kill9(s);
     drop(c);
 
-    let s = serve(&config, &state);
+    let s = serve_config(&config, &state);
     let c = connect(s.addr).await;
     // Opened zones came back Closed; everything else as it was.
     let mut after = before.clone();
@@ -279,7 +230,7 @@ async fn zone_states_write_pointers_and_data_survive_kill_9() {
     let acked = acked.load(Ordering::SeqCst);
     assert!(acked >= seen && acked < ZCAP, "{acked} writes acknowledged");
 
-    let s = serve(&config, &state);
+    let s = serve_config(&config, &state);
     let c = connect(s.addr).await;
     let z = zones(&c).await;
     let written = z[6].1 - 6 * ZSIZE;

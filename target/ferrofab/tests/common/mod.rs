@@ -84,3 +84,53 @@ impl Drop for Served {
         let _ = self.child.wait();
     }
 }
+
+/// A `ferrofab serve --config CONFIG --state-dir STATE --no-mgmt` and the NVMe/TCP address its
+/// first listener bound; killed when dropped.
+pub struct Target {
+    pub child: Child,
+    pub addr: SocketAddr,
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Start `ferrofab serve` on `config` and `state` (no management API) and wait for "ferrofab
+/// serving"; its log is read on until it exits.
+pub fn serve_config(config: &std::path::Path, state: &std::path::Path) -> Target {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ferrofab"))
+        .arg("serve")
+        .arg("--config")
+        .arg(config)
+        .arg("--state-dir")
+        .arg(state)
+        .arg("--no-mgmt")
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("ferrofab starts");
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let (mut addr, mut log) = (None, Vec::new());
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if line.contains("listening") {
+            if let Some(rest) = line.split("addr=").nth(1) {
+                addr = rest.split_whitespace().next().and_then(|a| a.parse().ok());
+            }
+        }
+        let serving = line.contains("ferrofab serving");
+        log.push(line);
+        if serving {
+            break;
+        }
+    }
+    std::thread::spawn(move || for _ in lines {});
+    let addr = addr.unwrap_or_else(|| panic!("no listener logged:\n{}", log.join("\n")));
+    Target { child, addr }
+}
