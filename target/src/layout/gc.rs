@@ -10,7 +10,7 @@ use nvme::backend::BackendError;
 use nvme::zns::ZoneAction;
 
 use super::format::{Entry, Loc};
-use super::pool::{key, unkey, Inner, State, Stream, ZState};
+use super::pool::{unkey, Inner, State, Stream, ZState};
 use super::GcPolicy;
 
 pub fn start(inner: Arc<Inner>) -> std::thread::JoinHandle<()> {
@@ -51,16 +51,12 @@ fn run(inner: &Inner) {
             false
         };
         if !worked {
-            let st = inner.lock();
+            let mut st = inner.lock();
             if short && st.free.iter().any(|f| f.len() <= inner.reserve) {
-                drop(st);
-                let mut st = inner.lock();
                 st.stuck = true;
                 inner.cond.notify_all();
-                let _ = inner.cond.wait_timeout(st, Duration::from_millis(100));
-            } else {
-                let _ = inner.cond.wait_timeout(st, Duration::from_millis(100));
             }
+            let _ = inner.cond.wait_timeout(st, Duration::from_millis(100));
         }
     }
 }
@@ -201,30 +197,8 @@ fn relocate(
             .read(zslba + live[i].0, &mut data)?;
         let mut done = 0;
         while done < n {
-            let (z, got) = inner.reserve(stream, (n - done) as u64)?;
-            let (dm, dzslba) = {
-                let st = inner.lock();
-                (st.zones[z].member, st.zones[z].zslba)
-            };
-            let part = &data[done * bs..(done + got as usize) * bs];
-            let placed = inner.members[usize::from(dm)]
-                .zoned()
-                .append(dzslba, part, false);
-            let mut st = inner.lock();
-            let first = match placed {
-                Ok(first) => first,
-                Err(e) => {
-                    inner.complete(&mut st, z, None, &[]);
-                    return Err(e);
-                }
-            };
-            let at = Loc {
-                member: dm,
-                lba: first,
-            };
+            let (mut st, z, at, got) = inner.place(stream, &data[done * bs..])?;
             let run = &live[i + done..i + done + got as usize];
-            let keys: Vec<u64> = run.iter().map(|&(_, k)| k).collect();
-            inner.complete(&mut st, z, Some(at), &keys);
             remap(inner, &mut st, member, zslba, run, z, at);
             inner
                 .counters
@@ -249,7 +223,9 @@ fn remap(
     at: Loc,
 ) {
     let mut pending: Option<(u16, u64, u8, Loc)> = None;
+    let copy_off = (at.lba - st.zones[z].zslba) as usize;
     for (j, &(off, k)) in run.iter().enumerate() {
+        st.zones[z].p2l[copy_off + j] = k;
         let (vol, lba) = unkey(k);
         let old = Loc {
             member,
@@ -286,5 +262,4 @@ fn remap(
     if let Some((vol, lba, len, at)) = pending {
         st.journal.push(Entry::Map { vol, lba, len, at });
     }
-    let _ = key;
 }

@@ -165,10 +165,7 @@ impl Inner {
             meta.journal_seq += n;
             meta.journal_last[meta.journal_zone as usize] = Some(meta.journal_seq - 1);
         }
-        if all && !self.members[0].volatile {
-            return Ok(());
-        }
-        if all {
+        if all && self.members[0].volatile {
             self.members[0].backend.flush()?;
         }
         Ok(())

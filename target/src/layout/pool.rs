@@ -277,9 +277,14 @@ impl Inner {
         (limit / u64::from(self.geo.bs)).clamp(1, MAX_RUN)
     }
 
-    /// Hand out up to `want` blocks of an open zone of `stream`: the zone and how many.
+    /// Hand out up to `want` blocks of an open zone of `stream`: the zone, how many, and the
+    /// zone's member and start LBA.
     /// Host writes wait for GC when only the reserve is left; GC may use the reserve.
-    pub fn reserve(&self, stream: Stream, want: u64) -> Result<(usize, u64), BackendError> {
+    pub fn reserve(
+        &self,
+        stream: Stream,
+        want: u64,
+    ) -> Result<(usize, u64, u8, u64), BackendError> {
         let mut st = self.lock();
         let s = stream as usize;
         let floor = if stream == Stream::Host {
@@ -318,8 +323,9 @@ impl Inner {
                 dz.room -= n;
                 dz.inflight += 1;
                 dz.stamp = clock;
+                let (member, zslba) = (dz.member, dz.zslba);
                 st.clock += n;
-                return Ok((z, n));
+                return Ok((z, n, member, zslba));
             }
             // Host writes wait for GC; after a second with GC finding nothing to collect,
             // the pool is full.
@@ -337,15 +343,11 @@ impl Inner {
         }
     }
 
-    /// Record that `n` blocks placed in zone `z` landed at `at`, for `keys` (`None`: the
-    /// append failed and the blocks hold nothing).
-    pub fn complete(&self, st: &mut State, z: usize, at: Option<Loc>, keys: &[u64]) {
+    /// An append placed in zone `z` is over (done or failed): the zone is full once nothing
+    /// is left to hand out or in flight.
+    fn complete(&self, st: &mut State, z: usize) {
         let dz = &mut st.zones[z];
         dz.inflight -= 1;
-        if let Some(at) = at {
-            let off = (at.lba - dz.zslba) as usize;
-            dz.p2l[off..off + keys.len()].copy_from_slice(keys);
-        }
         if dz.room == 0 && dz.inflight == 0 {
             if let ZState::Open(s) = dz.state {
                 dz.state = ZState::Full(s);
@@ -353,6 +355,27 @@ impl Inner {
                 st.stuck = false;
             }
         }
+    }
+
+    /// Append the first blocks of `data` (as many as an open zone of `stream` gives) and
+    /// return, with the state lock held, the zone, where they landed and how many: for host
+    /// writes and GC copies alike.
+    pub fn place(
+        &self,
+        stream: Stream,
+        data: &[u8],
+    ) -> Result<(MutexGuard<'_, State>, usize, Loc, u64), BackendError> {
+        let bs = self.geo.bs as usize;
+        let (z, n, member, zslba) = self.reserve(stream, (data.len() / bs) as u64)?;
+        let placed = self.members[usize::from(member)].zoned().append(
+            zslba,
+            &data[..n as usize * bs],
+            false,
+        );
+        let mut st = self.lock();
+        self.complete(&mut st, z);
+        let first = placed?;
+        Ok((st, z, Loc { member, lba: first }, n))
     }
 
     /// Place and write `data` for blocks `lba..` of volume `vol`.
@@ -377,33 +400,15 @@ impl Inner {
                 return Err(BackendError::NoSpace);
             }
         }
+        let chunk = (self.chunk_blocks() * bs) as usize;
         let mut done = 0u64;
-        let result: Result<(), BackendError> = (|| {
-            while done < blocks {
-                let (z, n) =
-                    self.reserve(Stream::Host, (blocks - done).min(self.chunk_blocks()))?;
-                let (member, zslba) = {
-                    let st = self.lock();
-                    (st.zones[z].member, st.zones[z].zslba)
-                };
-                let bytes = &data[(done * bs) as usize..((done + n) * bs) as usize];
-                let placed = self.members[usize::from(member)]
-                    .zoned()
-                    .append(zslba, bytes, false);
-                let mut st = self.lock();
-                let at = match placed {
-                    Ok(first) => Loc { member, lba: first },
-                    Err(e) => {
-                        self.complete(&mut st, z, None, &[]);
-                        return Err(e);
-                    }
-                };
-                self.commit(&mut st, vol, lba + done, z, at, n);
-                done += n;
-            }
-            Ok(())
-        })();
-        result?;
+        while done < blocks {
+            let from = (done * bs) as usize;
+            let part = &data[from..data.len().min(from + chunk)];
+            let (mut st, z, at, n) = self.place(Stream::Host, part)?;
+            self.commit(&mut st, vol, lba + done, z, at, n);
+            done += n;
+        }
         self.counters
             .host_write_blocks
             .fetch_add(blocks, Ordering::Relaxed);
@@ -417,8 +422,11 @@ impl Inner {
     /// Map `n` blocks of `vol` from `lba` to `at.. ` in zone `z` (a host write).
     fn commit(&self, st: &mut State, vol: &VolumeRef, lba: u64, z: usize, at: Loc, n: u64) {
         let id = vol.def.id;
-        let keys: Vec<u64> = (0..n).map(|i| key(id, lba + i)).collect();
-        self.complete(st, z, Some(at), &keys);
+        let dz = &mut st.zones[z];
+        let off = (at.lba - dz.zslba) as usize;
+        for (i, slot) in dz.p2l[off..off + n as usize].iter_mut().enumerate() {
+            *slot = key(id, lba + i as u64);
+        }
         for i in 0..n {
             let old = vol.map.swap(lba + i, at.offset(i).pack());
             if old == 0 {

@@ -161,6 +161,17 @@ fn drives_with_other_data_or_geometry_are_refused() {
     assert!(e.to_string().contains("refusing to format"), "{e}");
     let e = Pool::open("t", vec![ram(24, 32), ram(24, 64)], PoolOptions::default()).unwrap_err();
     assert!(e.to_string().contains("differs from member 0"), "{e}");
+    // Member 0 keeps up to three data streams and three metadata zones active.
+    let limited = ZonedRamConfig {
+        limits: ZoneLimits {
+            max_open: 3,
+            max_active: 5,
+        },
+        ..cfg(24, 32)
+    };
+    let limited: Arc<dyn Backend> = Arc::new(ZonedRamBackend::new(limited).unwrap());
+    let e = Pool::open("t", vec![limited], PoolOptions::default()).unwrap_err();
+    assert!(e.to_string().contains("allows 5 active zones"), "{e}");
     let plain: Arc<dyn Backend> = Arc::new(nvme::backend::RamBackend::new(1 << 20, BS).unwrap());
     let e = Pool::open("t", vec![plain], PoolOptions::default()).unwrap_err();
     assert!(e.to_string().contains("not a zoned"), "{e}");
