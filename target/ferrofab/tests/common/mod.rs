@@ -33,33 +33,22 @@ where
         "[[listener]]\ntransport = \"tcp\"\naddress = \"127.0.0.1:0\"\n",
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ferrofab"))
-        .arg("serve")
-        .arg("--state-dir")
-        .arg(&state)
-        .arg("--config")
-        .arg(&config)
-        .arg("--mgmt-listen")
-        .arg("127.0.0.1:0")
-        .args(extra)
-        .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("ferrofab starts");
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let mut url = None;
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        if let Some(rest) = line.split("url=").nth(1) {
-            url = Some(rest.split_whitespace().next().unwrap().to_string());
-        }
-        if line.contains("ferrofab serving") {
-            break;
-        }
-    }
-    std::thread::spawn(move || for _ in lines {});
+    let mut args: Vec<&OsStr> = vec![
+        "--state-dir".as_ref(),
+        state.as_ref(),
+        "--config".as_ref(),
+        config.as_ref(),
+        "--mgmt-listen".as_ref(),
+        "127.0.0.1:0".as_ref(),
+    ];
+    let extra: Vec<S> = extra.into_iter().collect();
+    args.extend(extra.iter().map(AsRef::as_ref));
+    let (child, log) = start(&args);
+    let url = log
+        .iter()
+        .find_map(|line| line.split("url=").nth(1))
+        .and_then(|rest| rest.split_whitespace().next())
+        .map(str::to_string);
     let url = url.expect("the management API URL is logged");
     let api = url
         .trim_start_matches("http://")
@@ -102,13 +91,29 @@ impl Drop for Target {
 /// Start `ferrofab serve` on `config` and `state` (no management API) and wait for "ferrofab
 /// serving"; its log is read on until it exits.
 pub fn serve_config(config: &std::path::Path, state: &std::path::Path) -> Target {
+    let (child, log) = start(&[
+        "--config".as_ref(),
+        config.as_os_str(),
+        "--state-dir".as_ref(),
+        state.as_os_str(),
+        "--no-mgmt".as_ref(),
+    ]);
+    let addr: Option<SocketAddr> = log
+        .iter()
+        .filter(|line| line.contains("listening"))
+        .find_map(|line| line.split("addr=").nth(1))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|a| a.parse().ok());
+    let addr = addr.unwrap_or_else(|| panic!("no listener logged:\n{}", log.join("\n")));
+    Target { child, addr }
+}
+
+/// Spawn `ferrofab serve ARGS` and read its log up to "ferrofab serving" (returned); the rest
+/// is read on until it exits.
+fn start(args: &[&OsStr]) -> (Child, Vec<String>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_ferrofab"))
         .arg("serve")
-        .arg("--config")
-        .arg(config)
-        .arg("--state-dir")
-        .arg(state)
-        .arg("--no-mgmt")
+        .args(args)
         .env("RUST_LOG", "info")
         .env("NO_COLOR", "1")
         .stdout(Stdio::null())
@@ -116,14 +121,9 @@ pub fn serve_config(config: &std::path::Path, state: &std::path::Path) -> Target
         .spawn()
         .expect("ferrofab starts");
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let (mut addr, mut log) = (None, Vec::new());
+    let mut log = Vec::new();
     for line in lines.by_ref() {
         let line = line.unwrap();
-        if line.contains("listening") {
-            if let Some(rest) = line.split("addr=").nth(1) {
-                addr = rest.split_whitespace().next().and_then(|a| a.parse().ok());
-            }
-        }
         let serving = line.contains("ferrofab serving");
         log.push(line);
         if serving {
@@ -131,6 +131,5 @@ pub fn serve_config(config: &std::path::Path, state: &std::path::Path) -> Target
         }
     }
     std::thread::spawn(move || for _ in lines {});
-    let addr = addr.unwrap_or_else(|| panic!("no listener logged:\n{}", log.join("\n")));
-    Target { child, addr }
+    (child, log)
 }
