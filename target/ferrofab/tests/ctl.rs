@@ -385,3 +385,209 @@ async fn ctl_refusals_name_status_code_field_and_token() {
         "{err}"
     );
 }
+
+const POOL_SUB: &str = "nqn.2026-01.io.ferrofab:ctl-pool";
+const MIB: u64 = 1 << 20;
+
+/// Pool "fast" as README's "Pools and volumes" writes one: a zoned-ram member of 32 zones of
+/// 1 MiB (4 KiB blocks) and volume "vm1" of 8 MiB, exported as namespace 1 of POOL_SUB.
+fn pool_config() -> String {
+    format!(
+        "[[pool]]\nname = \"fast\"\n\
+         [[pool.member]]\nbackend = {{ kind = \"zoned-ram\", zone_size = \"1MiB\" }}\n\
+         size = \"32MiB\"\nblock_size = 4096\n\
+         [[pool.volume]]\nname = \"vm1\"\nsize = \"8MiB\"\n\
+         [[subsystem]]\nnqn = \"{POOL_SUB}\"\n\
+         [[subsystem.namespace]]\n\
+         backend = {{ kind = \"volume\", pool = \"fast\", volume = \"vm1\" }}\n"
+    )
+}
+
+/// `bytes` (1 MiB to 1 GiB) as `ctl` prints them: whole MiB, else with one decimal.
+fn mib(bytes: u64) -> String {
+    assert!((MIB..1 << 30).contains(&bytes), "{bytes}");
+    if bytes.is_multiple_of(MIB) {
+        format!("{} MiB", bytes / MIB)
+    } else {
+        format!("{:.1} MiB", bytes as f64 / MIB as f64)
+    }
+}
+
+#[tokio::test]
+async fn ctl_creates_shows_and_deletes_pool_volumes() {
+    let s = common::serve_with::<[&str; 0], &str>(&pool_config(), []);
+    // A host writes 3 blocks to vm1; the pool and the volume count them as mapped.
+    let listeners = ctl(&s, &["--json", "listener", "list"]).json();
+    let addr: SocketAddr = listeners[0]["address"].as_str().unwrap().parse().unwrap();
+    let ctrl = Controller::connect(addr, POOL_SUB, host()).await.unwrap();
+    let done = ctrl
+        .write(1, 1, 10, pattern(3 * 4096, 9), false)
+        .await
+        .unwrap();
+    assert!(done.status().is_success());
+    assert!(ctrl.flush(1, 1).await.unwrap().status().is_success());
+
+    // `--json` is the server's answer; the table says the same.
+    let (status, rest) = rest_get(&s, "pools").await;
+    assert_eq!(status, 200);
+    let list = ctl(&s, &["--json", "pool", "list"]).json();
+    assert_eq!(list, rest);
+    let p = &list[0];
+    assert_eq!(
+        (&p["name"], &p["members"], &p["volumes"], &p["mapped_bytes"]),
+        (
+            &serde_json::json!("fast"),
+            &serde_json::json!(1),
+            &serde_json::json!(1),
+            &serde_json::json!(3 * 4096)
+        )
+    );
+    let capacity = p["capacity_bytes"].as_u64().unwrap();
+    assert!(capacity > 8 * MIB && capacity < 32 * MIB, "{capacity}");
+    let waf = p["write_amplification"].as_f64().unwrap();
+    assert!(waf > 1.0, "{p}");
+    let out = ctl(&s, &["pool", "list"]).ok();
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert_eq!(
+        lines[0].split_whitespace().collect::<Vec<_>>(),
+        [
+            "NAME",
+            "MEMBERS",
+            "USABLE",
+            "MAPPED",
+            "FREE/DATA",
+            "ZONES",
+            "WAF",
+            "VOLUMES"
+        ],
+        "{out}"
+    );
+    let row = format!(
+        "fast 1 {} 12 KiB {}/{} {waf:.2} 1",
+        mib(capacity),
+        p["free_zones"],
+        p["data_zones"]
+    );
+    assert_eq!(
+        lines[1].split_whitespace().collect::<Vec<_>>().join(" "),
+        row,
+        "{out}"
+    );
+
+    // Create: the new volume is printed, and the server has it.
+    let out = ctl(
+        &s,
+        &["pool", "volume-create", "fast", "vm2", "--size", "4MiB"],
+    )
+    .ok();
+    for want in [
+        "volume:      vm2\n",
+        "size:        4 MiB (4194304 bytes)\n",
+        "block size:  4096\n",
+        "blocks:      1024\n",
+        "mapped:      0 B\n",
+        "exported as: -\n",
+    ] {
+        assert!(out.contains(want), "{want:?} not in\n{out}");
+    }
+    let (_, fast) = rest_get(&s, "pools/fast").await;
+    assert_eq!(
+        fast["volumes"][1],
+        serde_json::json!({"name": "vm2", "size_bytes": 4 * MIB, "block_size": 4096,
+                           "blocks": 1024, "mapped_bytes": 0, "exported_by": null})
+    );
+    let shown = ctl(&s, &["pool", "show", "fast", "--json"]).json();
+    assert_eq!(shown, fast);
+    assert_eq!(
+        shown["volumes"][0]["exported_by"],
+        serde_json::json!({"nqn": POOL_SUB, "nsid": 1})
+    );
+    let out = ctl(&s, &["pool", "show", "fast"]).ok();
+    for want in [
+        "pool:       fast\n".to_string(),
+        "block size: 4096\n".to_string(),
+        format!("usable:     {}\n", mib(capacity)),
+        "mapped:     12 KiB\n".to_string(),
+        format!(
+            "zones:      {} free of {} data zones of 1 MiB\n",
+            fast["free_zones"], fast["data_zones"]
+        ),
+        "layout:     over-provisioning 10%, 4 journal zones, cost-benefit GC\n".to_string(),
+        "written:    host 12 KiB, GC 0 B, metadata ".to_string(),
+        "\n\nVOLUME  SIZE   BLOCK  MAPPED  EXPORTED AS\n".to_string(),
+        format!("vm1     8 MiB  4096   12 KiB  {POOL_SUB} nsid 1\n"),
+        "vm2     4 MiB  4096   0 B     -\n".to_string(),
+    ] {
+        assert!(out.contains(&want), "{want:?} not in\n{out}");
+    }
+
+    // Refusals: the server's status, code, message and field, exit 1, nothing changed.
+    let err = ctl(
+        &s,
+        &["pool", "volume-create", "fast", "vm2", "--size", "8MiB"],
+    )
+    .failed();
+    assert!(
+        err.starts_with("ferrofab ctl: 409 volume_exists: ") && err.contains("vm2"),
+        "{err}"
+    );
+    assert!(err.trim_end().ends_with("(field name)"), "{err}");
+    let err = ctl(
+        &s,
+        &["pool", "volume-create", "fast", "vm3", "--size", "5000"],
+    )
+    .failed();
+    assert!(err.starts_with("ferrofab ctl: 422 invalid: "), "{err}");
+    assert!(err.contains("4096-byte block size"), "{err}");
+    assert!(err.trim_end().ends_with("(field size)"), "{err}");
+    let err = ctl(
+        &s,
+        &["pool", "volume-create", "fast", "vm3", "--size", "1GiB"],
+    )
+    .failed();
+    assert!(err.starts_with("ferrofab ctl: 422 pool_refused: "), "{err}");
+    let err = ctl(&s, &["pool", "volume-delete", "fast", "vm1"]).failed();
+    assert!(
+        err.starts_with("ferrofab ctl: 409 volume_exported: ") && err.contains(POOL_SUB),
+        "{err}"
+    );
+    let err = ctl(&s, &["pool", "show", "slow"]).failed();
+    assert_eq!(
+        err,
+        "ferrofab ctl: 404 no_such_pool: pool slow does not exist\n"
+    );
+    // A size ctl cannot read is refused before anything is sent.
+    let bad = ctl(
+        &s,
+        &["pool", "volume-create", "fast", "vm3", "--size", "10XB"],
+    );
+    assert_eq!(bad.code, Some(2), "{}", bad.stderr);
+    assert!(bad.stderr.contains("invalid size unit"), "{}", bad.stderr);
+    let (_, fast) = rest_get(&s, "pools/fast").await;
+    let names: Vec<&Value> = fast["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| &v["name"])
+        .collect();
+    assert_eq!(names, ["vm1", "vm2"]);
+    assert_eq!(fast["volumes"][1]["size_bytes"], 4 * MIB);
+
+    // Delete: gone from the pool; a second delete is the server's 404.
+    let out = ctl(&s, &["pool", "volume-delete", "fast", "vm2"]).ok();
+    assert_eq!(
+        out,
+        "volume vm2 deleted from pool fast; its blocks are free\n"
+    );
+    let (_, fast) = rest_get(&s, "pools/fast").await;
+    assert_eq!(fast["volumes"].as_array().unwrap().len(), 1, "{fast}");
+    let err = ctl(&s, &["pool", "volume-delete", "fast", "vm2"]).failed();
+    assert!(
+        err.starts_with("ferrofab ctl: 404 no_such_volume: "),
+        "{err}"
+    );
+    // vm1 still holds what the host wrote.
+    let read = ctrl.read(1, 1, 10, 3).await.unwrap();
+    assert_eq!(read.data, pattern(3 * 4096, 9));
+}

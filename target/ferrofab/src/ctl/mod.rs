@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 
 mod client;
 mod firmware;
+mod pool;
 mod pretty;
 mod show;
 
@@ -64,6 +65,9 @@ enum CtlCommand {
     /// The appliance image: versions, root slots, boot entries; signed updates and the
     /// reboot into them.
     Firmware(firmware::FirmwareArgs),
+    /// Pools of zoned drives (the layout engine) and the volumes on them.
+    #[command(subcommand)]
+    Pool(pool::PoolCmd),
 }
 
 #[derive(Subcommand)]
@@ -261,6 +265,9 @@ enum Render {
     Outcome,
     Firmware,
     FirmwareJob,
+    Pools,
+    Pool,
+    Volume,
 }
 
 /// One API call: method, path under `/api/v1/`, body, and how to print the answer.
@@ -444,6 +451,7 @@ fn request(command: CtlCommand) -> Result<Request, String> {
             ControllerCmd::Disconnect { cntlid } => delete(format!("controllers/{cntlid}")),
         },
         CtlCommand::Firmware(args) => firmware::request(args),
+        CtlCommand::Pool(cmd) => pool::request(cmd),
     }
 }
 
@@ -528,6 +536,9 @@ fn render(render: Render, bytes: &[u8]) -> Result<String, String> {
         Render::Outcome => show::outcome(&parse(bytes)?),
         Render::Firmware => firmware::view(&parse(bytes)?),
         Render::FirmwareJob => firmware::started(&parse(bytes)?),
+        Render::Pools => pool::list(&parse::<Vec<_>>(bytes)?),
+        Render::Pool => pool::view(&parse(bytes)?),
+        Render::Volume => pool::volume(&parse(bytes)?),
     })
 }
 

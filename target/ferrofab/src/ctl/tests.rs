@@ -277,3 +277,55 @@ fn firmware_commands() {
     assert!(req("firmware update").is_err());
     assert!(req("firmware flash /x").is_err());
 }
+
+#[test]
+fn pool_commands() {
+    assert_eq!(
+        call("pool list"),
+        (Method::GET, "pools".to_string(), None, Render::Pools)
+    );
+    assert_eq!(
+        call("--json pool show fast"),
+        (Method::GET, "pools/fast".to_string(), None, Render::Pool)
+    );
+    assert_eq!(call("pool show a/b").1, "pools/a%2Fb");
+    // Sizes go as bytes, parsed as the configuration parses them.
+    for (size, bytes) in [
+        ("10GiB", 10u64 << 30),
+        ("512MiB", 512 << 20),
+        ("1TB", 1_000_000_000_000),
+        ("8192", 8192),
+    ] {
+        assert_eq!(
+            call(&format!("pool volume-create fast vm1 --size {size}")),
+            (
+                Method::POST,
+                "pools/fast/volumes".to_string(),
+                Some(json!({"name": "vm1", "size": bytes})),
+                Render::Volume
+            ),
+            "{size}"
+        );
+    }
+    assert_eq!(
+        call("pool volume-create fast vm1 --size 64MiB --block-size 4096").2,
+        Some(json!({"name": "vm1", "size": 64 << 20, "block_size": 4096}))
+    );
+    let err = req("pool volume-create fast vm1 --size 10XB").unwrap_err();
+    assert!(err.contains("invalid size unit \"XB\""), "{err}");
+    assert!(req("pool volume-create fast vm1").is_err());
+    assert!(req("pool volume-create fast --size 1GiB").is_err());
+    assert_eq!(
+        call("pool volume-delete fast vm.1"),
+        (
+            Method::DELETE,
+            "pools/fast/volumes/vm.1".to_string(),
+            None,
+            Render::Outcome
+        )
+    );
+    assert_eq!(
+        call("pool volume-delete my%pool v").1,
+        "pools/my%25pool/volumes/v"
+    );
+}

@@ -1,5 +1,6 @@
 //! Shared by the binary's tests: `ferrofab serve` as a child process (one loopback NVMe/TCP
-//! listener, no subsystem, the management API on an ephemeral port), stopped when dropped.
+//! listener, no subsystem unless the test configures one, the management API on an ephemeral
+//! port), stopped when dropped.
 // Each test binary compiles this module and uses a different part of it.
 #![allow(dead_code)]
 
@@ -25,12 +26,21 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
+    serve_with("", extra)
+}
+
+/// `serve`, its configuration file holding `toml` after the listener (pools, subsystems).
+pub fn serve_with<I, S>(toml: &str, extra: I) -> Served
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
     let config = dir.path().join("ferrofab.toml");
     std::fs::write(
         &config,
-        "[[listener]]\ntransport = \"tcp\"\naddress = \"127.0.0.1:0\"\n",
+        format!("[[listener]]\ntransport = \"tcp\"\naddress = \"127.0.0.1:0\"\n{toml}"),
     )
     .unwrap();
     let mut args: Vec<&OsStr> = vec![
