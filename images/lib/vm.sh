@@ -12,7 +12,8 @@ ensure_ovmf() {
 		ver=$(papt image-ovmf apt-cache show --no-all-versions ovmf | sed -n 's/^Version: //p' | head -n1)
 		[ -n "$ver" ] || die "no ovmf package in $IMG_SUITE"
 		log "fetching OVMF ($ver)"
-		work=$(mktemp -d "$IMG_CACHE/ovmf.XXXXXX")
+		mkdir -p "$IMG_CACHE"
+		work=$(mktemp -d "$IMG_CACHE/ovmf.XXXXXX") || die "cannot make a directory in $IMG_CACHE"
 		(cd "$work" && papt image-ovmf apt-get download -q "ovmf=$ver" >&2) || die "cannot download ovmf"
 		dpkg-deb -x "$work"/ovmf_*.deb "$work/x" || die "cannot unpack ovmf"
 		rm -rf "$dir" && mkdir -p "$dir"
