@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
-use mgmt::firmware::{FirmwareJobView, FirmwareStage, FirmwareView};
+use mgmt::firmware::{FirmwareJobView, FirmwareStage, FirmwareView, RunningView};
 use reqwest::Method;
 use serde_json::json;
 
@@ -273,11 +273,7 @@ pub async fn wait(client: &Client, answer: &[u8], json: bool) -> Result<(), Stri
         let view: FirmwareView = parse(&bytes)?;
         job = match view.job {
             Some(j) if j.id == id => j,
-            _ => {
-                return Err(format!(
-                    "the appliance no longer reports job {id} (did the daemon restart?)"
-                ))
-            }
+            _ => return restarted(job, view.running.as_ref(), json),
         };
         let now = (job.stage, progress_step(&job));
         if now != shown {
@@ -294,6 +290,44 @@ pub async fn wait(client: &Client, answer: &[u8], json: bool) -> Result<(), Stri
         println!("{version} is installed; it runs after a reboot (`ferrofab ctl firmware reboot`)");
     }
     Ok(())
+}
+
+/// The appliance answers without the job: its daemon started again. After an update with
+/// `--reboot` that reached installing, that is the reboot (a poll can hang for the whole of
+/// it), and the version it runs now says whether the update took.
+fn restarted(
+    mut job: FirmwareJobView,
+    running: Option<&RunningView>,
+    json: bool,
+) -> Result<(), String> {
+    let id = job.id;
+    let version = job.version.as_deref().unwrap_or("?");
+    let installing = matches!(
+        job.stage,
+        FirmwareStage::Installing | FirmwareStage::Installed | FirmwareStage::Rebooting
+    );
+    if !(job.reboot && installing) {
+        return Err(format!(
+            "the appliance no longer reports job {id} (did the daemon restart?)"
+        ));
+    }
+    match running.map(|r| r.version.as_str()) {
+        Some(now) if now == version => {
+            if json {
+                job.stage = FirmwareStage::Rebooting;
+                println!("{}", serde_json::to_string_pretty(&job).unwrap_or_default());
+            } else {
+                println!("{version} is installed; the appliance rebooted and runs it");
+            }
+            Ok(())
+        }
+        now => Err(format!(
+            "the appliance restarted during the update to {version} (job {id}, last seen {}) \
+             and runs {}",
+            stage(job.stage),
+            now.unwrap_or("no ferrofab image")
+        )),
+    }
 }
 
 /// Progress in 10% steps (in MiB without a total), so `--wait` prints a line per step.
@@ -418,6 +452,38 @@ mod tests {
         other.id = 4;
         let client = api(vec![with_job(&other)]).await;
         let e = wait(&client, &answer, true).await.unwrap_err();
+        assert!(e.contains("no longer reports job 3"), "{e}");
+    }
+
+    /// With `--reboot`, a poll can hang through the whole reboot: the next answer comes from
+    /// the new daemon, without the job. The version it runs says whether the update took.
+    #[tokio::test]
+    async fn wait_sees_the_reboot_through_the_running_version() {
+        let mut installing = job(FirmwareStage::Installing, 100, Some(100));
+        installing.reboot = true;
+        let answer = serde_json::to_vec(&installing).unwrap();
+        let after = |version: &str| {
+            let mut v = with_job(&job(FirmwareStage::Installed, 0, None));
+            v["job"] = serde_json::Value::Null;
+            v["running"] = json!({"image_id": "ferrofab", "version": version});
+            v
+        };
+        let client = api(vec![after("0.1.0.3")]).await;
+        wait(&client, &answer, false).await.unwrap();
+
+        let client = api(vec![after("0.1.0.2")]).await;
+        let e = wait(&client, &answer, false).await.unwrap_err();
+        assert_eq!(
+            e,
+            "the appliance restarted during the update to 0.1.0.3 (job 3, last seen \
+             installing) and runs 0.1.0.2"
+        );
+
+        // Without --reboot a restart is not expected: the job is lost.
+        installing.reboot = false;
+        let answer = serde_json::to_vec(&installing).unwrap();
+        let client = api(vec![after("0.1.0.3")]).await;
+        let e = wait(&client, &answer, false).await.unwrap_err();
         assert!(e.contains("no longer reports job 3"), "{e}");
     }
 }
