@@ -98,6 +98,7 @@ impl PoolConfig {
                 GcKind::CostBenefit => GcPolicy::CostBenefit,
                 GcKind::Greedy => GcPolicy::Greedy,
             },
+            ..PoolOptions::default()
         }
     }
 

@@ -13,7 +13,7 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 /// "FFLY", little endian.
 pub const MAGIC: u32 = 0x594c_4646;
 /// Format version of every record.
-pub const VERSION: u8 = 1;
+pub const VERSION: u8 = 2;
 
 /// The record kinds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -22,6 +22,10 @@ pub enum Kind {
     Journal,
     CheckpointHead,
     CheckpointData,
+    /// A page of a volume's map, on a data zone.
+    MapPage,
+    /// The keys of a data zone's blocks, at the zone's end.
+    Footer,
     Unknown(u8),
 }
 
@@ -32,6 +36,8 @@ impl Kind {
             Kind::Journal => 2,
             Kind::CheckpointHead => 3,
             Kind::CheckpointData => 4,
+            Kind::MapPage => 5,
+            Kind::Footer => 6,
             Kind::Unknown(c) => c,
         }
     }
@@ -42,6 +48,8 @@ impl Kind {
             2 => Kind::Journal,
             3 => Kind::CheckpointHead,
             4 => Kind::CheckpointData,
+            5 => Kind::MapPage,
+            6 => Kind::Footer,
             c => Kind::Unknown(c),
         }
     }
@@ -212,10 +220,14 @@ pub enum Entry {
     },
     /// Blocks `lba .. lba + len` of volume `vol` are deallocated.
     Trim { vol: u16, lba: u64, len: u64 },
+    /// Map page `page` of volume `vol` is at media block `at` (as of this entry: the entries
+    /// before it are in that copy).
+    Page { vol: u16, page: u64, at: Loc },
 }
 
 const KIND_MAP: u64 = 1;
 const KIND_TRIM: u64 = 2;
+const KIND_PAGE: u64 = 3;
 
 impl Entry {
     pub fn encode(self) -> RawEntry {
@@ -229,6 +241,11 @@ impl Entry {
                 (vol, lba, val)
             }
             Entry::Trim { vol, lba, len } => (vol, lba, (KIND_TRIM << 62) | (len & LBA_MASK)),
+            Entry::Page { vol, page, at } => (
+                vol,
+                page,
+                (KIND_PAGE << 62) | (u64::from(at.member) << 48) | (at.lba & LBA_MASK),
+            ),
         };
         RawEntry {
             key: ((u64::from(vol) << LBA_BITS) | (lba & LBA_MASK)).into(),
@@ -255,6 +272,14 @@ impl Entry {
                 vol,
                 lba,
                 len: val & LBA_MASK,
+            }),
+            KIND_PAGE if val & (0x3f << 56) == 0 => Ok(Entry::Page {
+                vol,
+                page: lba,
+                at: Loc {
+                    member: (val >> 48) as u8,
+                    lba: val & LBA_MASK,
+                },
             }),
             _ => Err(RecordError::Body("unknown entry kind")),
         }
@@ -436,32 +461,60 @@ pub struct CheckpointBody {
     pub entries: U64,
 }
 const _: () = assert!(size_of::<CheckpointBody>() == 16);
+const ZONES_AT: usize = HEADER + size_of::<CheckpointBody>();
 
+/// Zone ids a checkpoint head of `block_size` bytes lists (after a count).
+pub const fn head_zones(block_size: usize) -> usize {
+    (block_size - ZONES_AT - 4) / 4
+}
+
+/// A checkpoint head: its body, then the ids of the data zones without footer (their keys
+/// come from the map after a recovery).
 pub fn checkpoint_head(
     pool_id: [u8; 16],
     seq: u64,
     data_blocks: u32,
     body: CheckpointBody,
+    footerless: &[u32],
     block_size: usize,
-) -> Vec<u8> {
+) -> Result<Vec<u8>, RecordError> {
+    if footerless.len() > head_zones(block_size) {
+        return Err(RecordError::Body(
+            "more zones without footer than a checkpoint head lists",
+        ));
+    }
     let mut b = vec![0u8; block_size];
-    b[HEADER..HEADER + size_of::<CheckpointBody>()].copy_from_slice(body.as_bytes());
+    b[HEADER..ZONES_AT].copy_from_slice(body.as_bytes());
+    b[ZONES_AT..ZONES_AT + 4].copy_from_slice(&(footerless.len() as u32).to_le_bytes());
+    for (z, slot) in footerless.iter().zip(b[ZONES_AT + 4..].chunks_exact_mut(4)) {
+        slot.copy_from_slice(&z.to_le_bytes());
+    }
     MetaHeader::new(Kind::CheckpointHead, pool_id, seq, data_blocks).seal(&mut b);
-    b
+    Ok(b)
 }
 
+/// A checkpoint head's header, body and zones without footer.
 pub fn parse_checkpoint_head(
     block: &[u8],
     pool: &[u8; 16],
-) -> Result<(MetaHeader, CheckpointBody), RecordError> {
+) -> Result<(MetaHeader, CheckpointBody, Vec<u32>), RecordError> {
     let h = MetaHeader::check(block, Kind::CheckpointHead, Some(pool))?;
     let body = CheckpointBody::read_from_bytes(
-        block
-            .get(HEADER..HEADER + size_of::<CheckpointBody>())
-            .ok_or(RecordError::Short)?,
+        block.get(HEADER..ZONES_AT).ok_or(RecordError::Short)?,
     )
     .expect("sized");
-    Ok((h, body))
+    let n = block
+        .get(ZONES_AT..ZONES_AT + 4)
+        .map(|c| u32::from_le_bytes(c.try_into().expect("4 bytes")) as usize)
+        .ok_or(RecordError::Short)?;
+    if n > head_zones(block.len()) {
+        return Err(RecordError::Body("zone list past the checkpoint head"));
+    }
+    let zones = block[ZONES_AT + 4..ZONES_AT + 4 + 4 * n]
+        .chunks_exact(4)
+        .map(|c| u32::from_le_bytes(c.try_into().expect("4 bytes")))
+        .collect();
+    Ok((h, body, zones))
 }
 
 #[cfg(test)]
@@ -474,7 +527,7 @@ mod tests {
     fn header_golden_bytes() {
         let mut b = vec![0u8; 64];
         MetaHeader::new(Kind::Journal, POOL, 0x0102, 3).seal(&mut b);
-        assert_eq!(&b[..8], &[0x46, 0x46, 0x4c, 0x59, 2, 1, 0, 0]);
+        assert_eq!(&b[..8], &[0x46, 0x46, 0x4c, 0x59, 2, 2, 0, 0]);
         assert_eq!(&b[8..24], &[7; 16]);
         assert_eq!(&b[24..32], &[2, 1, 0, 0, 0, 0, 0, 0]);
         assert_eq!(&b[32..36], &[3, 0, 0, 0]);
@@ -513,9 +566,9 @@ mod tests {
         assert_eq!(Entry::decode(t.encode()).unwrap(), t);
         let bad = RawEntry {
             key: 0.into(),
-            val: (3u64 << 62).into(),
+            val: 0x20.into(),
         };
-        assert!(Entry::decode(bad).is_err());
+        assert!(Entry::decode(bad).is_err(), "kind 0 is no kind");
     }
 
     #[test]
@@ -589,8 +642,35 @@ mod tests {
             journal_seq: 77.into(),
             entries: 12.into(),
         };
-        let b = checkpoint_head(POOL, 5, 2, body, 4096);
-        let (h, got) = parse_checkpoint_head(&b, &POOL).unwrap();
+        let b = checkpoint_head(POOL, 5, 2, body, &[3, 0x0102_0304], 512).unwrap();
+        assert_eq!(&b[56..60], &[2, 0, 0, 0], "two zones without footer");
+        assert_eq!(&b[64..68], &[4, 3, 2, 1]);
+        let (h, got, zones) = parse_checkpoint_head(&b, &POOL).unwrap();
         assert_eq!((h.seq.get(), h.count.get(), got), (5, 2, body));
+        assert_eq!(zones, vec![3, 0x0102_0304]);
+        assert_eq!(head_zones(512), 113);
+        let many = vec![1u32; 114];
+        assert!(checkpoint_head(POOL, 5, 2, body, &many, 512).is_err());
+    }
+
+    #[test]
+    fn page_entry_golden_bytes() {
+        let e = Entry::Page {
+            vol: 3,
+            page: 0x10,
+            at: Loc {
+                member: 2,
+                lba: 0x20,
+            },
+        };
+        let raw = e.encode();
+        assert_eq!(raw.key.get(), 0x0003_0000_0000_0010);
+        assert_eq!(raw.val.get(), 0xc002_0000_0000_0020);
+        assert_eq!(Entry::decode(raw), Ok(e));
+        let bad = RawEntry {
+            key: raw.key,
+            val: (raw.val.get() | 1 << 56).into(),
+        };
+        assert!(Entry::decode(bad).is_err());
     }
 }

@@ -2,6 +2,7 @@
 //! move durable, reset the zone. One background thread per pool, which also checkpoints
 //! when the journal is half full.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,8 +10,11 @@ use std::time::Duration;
 use nvme::backend::BackendError;
 use nvme::zns::ZoneAction;
 
+use super::cache::{Pins, Which};
 use super::format::{Entry, Loc};
-use super::pool::{unkey, Inner, State, Stream, ZState};
+use super::map::VolumeMap;
+use super::pool::{unkey, Inner, Placed, State, Stream, ZState, MAP_KEY};
+use super::zone_records::decode_footer;
 use super::GcPolicy;
 
 pub fn start(inner: Arc<Inner>) -> std::thread::JoinHandle<()> {
@@ -20,18 +24,22 @@ pub fn start(inner: Arc<Inner>) -> std::thread::JoinHandle<()> {
         .expect("spawn the GC thread")
 }
 
+/// Journal blocks after which a checkpoint is due even when the ring has room: bounds what a
+/// recovery reads and replays.
+const CHECKPOINT_JOURNAL_BLOCKS: u64 = 8192;
+
 fn run(inner: &Inner) {
     let mut failures = 0u32;
     while !inner.stopping.load(Ordering::SeqCst) {
-        let journal_half = inner.geo.journal_zones * inner.geo.zone_cap / 2;
-        if inner.lock_meta().journal_since_checkpoint() > journal_half {
-            if let Err(e) = inner.checkpoint() {
-                tracing::warn!(pool = %inner.name, error = %e, "checkpoint failed");
+        if let Err(e) = housekeeping(inner) {
+            failures += 1;
+            if failures.is_power_of_two() {
+                tracing::warn!(pool = %inner.name, error = %e, failures, "map upkeep failed");
             }
         }
         let short = {
             let st = inner.lock();
-            st.free.iter().any(|f| f.len() < inner.gc_start)
+            st.counted && st.free.iter().any(|f| f.len() < inner.gc_start)
         };
         let worked = if short {
             match collect_one(inner, inner.gc_start) {
@@ -61,8 +69,35 @@ fn run(inner: &Inner) {
     }
 }
 
+/// The map's upkeep between collections: the recount after a recovery, writing back dirty
+/// pages past the cache's limit, dropping clean ones past its budget, and a checkpoint when
+/// the journal has grown.
+fn housekeeping(inner: &Inner) -> Result<(), BackendError> {
+    if !inner.lock().counted {
+        inner.recount()?;
+    }
+    let dirty = inner.lock().dirty.len();
+    let limit = inner.cache.dirty_limit();
+    if dirty > limit {
+        let mut meta = inner.lock_meta();
+        inner.write_back(&mut meta, Which::Oldest(dirty - limit / 2))?;
+    }
+    let resident = inner.cache.resident.load(Ordering::Relaxed);
+    if resident > inner.cache.budget {
+        inner.evict(resident - inner.cache.budget);
+    }
+    let due = (inner.geo.journal_zones * inner.geo.zone_cap / 2).min(CHECKPOINT_JOURNAL_BLOCKS);
+    if inner.lock_meta().journal_since_checkpoint() > due {
+        inner.checkpoint()?;
+    }
+    Ok(())
+}
+
 /// Collect until every member has `free_zones` free zones or nothing is left to collect.
 pub fn collect_until(inner: &Inner, free_zones: usize) -> Result<u64, BackendError> {
+    if !inner.lock().counted {
+        inner.recount()?;
+    }
     let mut n = 0;
     while inner.lock().free.iter().any(|f| f.len() < free_zones) {
         if !collect_one(inner, free_zones)? {
@@ -83,7 +118,7 @@ fn select(inner: &Inner, st: &State, want_free: usize) -> Option<usize> {
 
 /// The best victim on the members `on` takes.
 fn best(inner: &Inner, st: &State, on: impl Fn(usize) -> bool) -> Option<usize> {
-    let cap = inner.geo.zone_cap;
+    let cap = inner.geo.zone_data;
     st.zones
         .iter()
         .enumerate()
@@ -104,9 +139,20 @@ fn best(inner: &Inner, st: &State, on: impl Fn(usize) -> bool) -> Option<usize> 
         .map(|(i, _)| i)
 }
 
+/// The keys of a full zone's data blocks, from its footer.
+fn read_footer(inner: &Inner, member: u8, zslba: u64) -> Result<Vec<u64>, BackendError> {
+    let d = inner.geo.zone_data;
+    let blocks = inner.read_blocks(usize::from(member), zslba + d, zslba + inner.geo.zone_cap)?;
+    decode_footer(&blocks, &inner.pool_id, zslba, d, inner.geo.bs as usize).map_err(|e| {
+        BackendError::Io(std::io::Error::other(format!(
+            "footer of the zone at LBA {zslba} of member {member}: {e}"
+        )))
+    })
+}
+
 /// Move the valid blocks of one victim and reset it; false when there is no victim.
 fn collect_one(inner: &Inner, want_free: usize) -> Result<bool, BackendError> {
-    let (v, from, member, zslba, live) = {
+    let (v, from, member, zslba, in_dram) = {
         let mut st = inner.lock();
         let Some(v) = select(inner, &st, want_free) else {
             return Ok(false);
@@ -116,28 +162,24 @@ fn collect_one(inner: &Inner, want_free: usize) -> Result<bool, BackendError> {
             unreachable!("select takes full zones")
         };
         let (member, zslba) = (dz.member, dz.zslba);
-        let live: Vec<(u64, u64)> = dz
-            .p2l
-            .iter()
-            .enumerate()
-            .filter(|&(off, &k)| {
-                k != 0
-                    && is_at(
-                        &st,
-                        k,
-                        Loc {
-                            member,
-                            lba: zslba + off as u64,
-                        },
-                    )
-            })
-            .map(|(off, &k)| (off as u64, k))
-            .collect();
+        let keys = (!dz.p2l.is_empty()).then(|| dz.p2l.clone());
         st.zones[v].state = ZState::Victim(from);
-        (v, from, member, zslba, live)
+        (v, from, member, zslba, keys)
     };
-    let moved = relocate(inner, member, zslba, from.colder(), &live);
-    let result = moved.and_then(|()| {
+    let keys = match in_dram.map_or_else(|| read_footer(inner, member, zslba), Ok) {
+        Ok(k) => k,
+        Err(e) => {
+            // Its keys come from the map: count everything again.
+            let mut st = inner.lock();
+            let dz = &mut st.zones[v];
+            dz.state = ZState::Full(from);
+            dz.p2l = vec![0; dz.data_end as usize];
+            st.footerless.insert(v);
+            inner.restart_count(&mut st);
+            return Err(e);
+        }
+    };
+    let result = evacuate(inner, member, zslba, from.colder(), &keys).and_then(|()| {
         // The moves must be on the media before the only other copy goes.
         inner.flush()?;
         while inner.readers[v].load(Ordering::SeqCst) != 0 {
@@ -156,6 +198,7 @@ fn collect_one(inner: &Inner, want_free: usize) -> Result<bool, BackendError> {
             dz.state = ZState::Free;
             dz.valid = 0;
             dz.p2l = Vec::new();
+            st.footerless.remove(&v);
             st.free[usize::from(member)].push(v);
             st.stuck = false;
             inner.counters.gc_victims.fetch_add(1, Ordering::Relaxed);
@@ -169,9 +212,75 @@ fn collect_one(inner: &Inner, want_free: usize) -> Result<bool, BackendError> {
     }
 }
 
-fn is_at(st: &State, k: u64, at: Loc) -> bool {
-    let (vol, lba) = unkey(k);
-    st.by_id.get(&vol).is_some_and(|m| m.get(lba) == at.pack())
+/// Keys GC looks at together (their pages pinned at once).
+const BATCH: usize = 512;
+
+/// Move what is still valid among the victim's `keys` (by offset): volume blocks are copied
+/// into `stream`, map pages written back from the cache.
+fn evacuate(
+    inner: &Inner,
+    member: u8,
+    zslba: u64,
+    stream: Stream,
+    keys: &[u64],
+) -> Result<(), BackendError> {
+    let maps: BTreeMap<u16, Arc<VolumeMap>> = inner.lock().by_id.clone();
+    let here = |off: usize| Loc {
+        member,
+        lba: zslba + off as u64,
+    };
+    let mut pages = Vec::new();
+    for (b, batch) in keys.chunks(BATCH).enumerate() {
+        let base = b * BATCH;
+        let mut pins = Pins::default();
+        for (i, &k) in batch.iter().enumerate() {
+            let (vol, lba) = unkey(k);
+            let Some(map) = maps.get(&vol) else { continue };
+            if k == 0 {
+                continue;
+            }
+            if lba & MAP_KEY != 0 {
+                let p = lba & !MAP_KEY;
+                if p < map.pages() && map.media(p) == here(base + i).pack() {
+                    inner.pin_page(&mut pins, map, p)?;
+                    pages.push((vol, p));
+                }
+            } else if lba < map.blocks() {
+                inner.pin_page(&mut pins, map, map.page_of(lba).0)?;
+            }
+        }
+        let live: Vec<(u64, u64)> = {
+            let mut st = inner.lock();
+            // Map pages still copied here are rewritten from DRAM.
+            for &(vol, p) in pages.iter().filter(|(vol, _)| maps.contains_key(vol)) {
+                let map = &maps[&vol];
+                if let Some(page) = map.resident(p) {
+                    if !page.dirty.swap(true, Ordering::AcqRel) {
+                        st.dirty.push_back((vol, p));
+                    }
+                }
+            }
+            batch
+                .iter()
+                .enumerate()
+                .filter(|&(i, &k)| {
+                    let (vol, lba) = unkey(k);
+                    k != 0
+                        && lba & MAP_KEY == 0
+                        && st.by_id.get(&vol).is_some_and(|m| {
+                            lba < m.blocks() && pins.entry(m, lba) == here(base + i).pack()
+                        })
+                })
+                .map(|(i, &k)| ((base + i) as u64, k))
+                .collect()
+        };
+        relocate(inner, member, zslba, stream, &live, &pins)?;
+        if !pages.is_empty() {
+            let mut meta = inner.lock_meta();
+            inner.write_back(&mut meta, Which::These(std::mem::take(&mut pages)))?;
+        }
+    }
+    Ok(())
 }
 
 /// Copy the blocks at `live` offsets of the victim into `stream`, remapping each one the
@@ -182,6 +291,7 @@ fn relocate(
     zslba: u64,
     stream: Stream,
     live: &[(u64, u64)],
+    pins: &Pins,
 ) -> Result<(), BackendError> {
     let bs = inner.geo.bs as usize;
     let mut i = 0;
@@ -197,14 +307,20 @@ fn relocate(
             .read(zslba + live[i].0, &mut data)?;
         let mut done = 0;
         while done < n {
-            let (mut st, z, at, got) = inner.place(stream, &data[done * bs..])?;
+            let mut p = inner.place(stream, &data[done * bs..])?;
+            let got = p.blocks;
             let run = &live[i + done..i + done + got as usize];
-            remap(inner, &mut st, member, zslba, run, z, at);
+            remap(inner, &mut p, member, zslba, run, pins);
             inner
                 .counters
                 .gc_write_blocks
                 .fetch_add(got, Ordering::Relaxed);
             done += got as usize;
+            let (seal, z) = (p.seal, p.zone);
+            drop(p);
+            if seal {
+                inner.seal(z);
+            }
         }
         i += n;
     }
@@ -212,16 +328,10 @@ fn relocate(
 }
 
 /// Point every block of `run` (victim offsets and keys) that still maps into the victim at
-/// its copy from `at` in zone `z`, and journal the moves.
-fn remap(
-    inner: &Inner,
-    st: &mut State,
-    member: u8,
-    zslba: u64,
-    run: &[(u64, u64)],
-    z: usize,
-    at: Loc,
-) {
+/// its copy where `p` placed it, and journal the moves.
+fn remap(inner: &Inner, p: &mut Placed<'_>, member: u8, zslba: u64, run: &[(u64, u64)], pins: &Pins) {
+    let (z, at) = (p.zone, p.at);
+    let st = &mut *p.st;
     let mut pending: Option<(u16, u64, u8, Loc)> = None;
     let copy_off = (at.lba - st.zones[z].zslba) as usize;
     for (j, &(off, k)) in run.iter().enumerate() {
@@ -235,13 +345,12 @@ fn remap(
         let Some(map) = st.by_id.get(&vol).cloned() else {
             continue;
         };
-        if map.get(lba) != old.pack() {
+        let page = pins.page(&map, lba);
+        if page.get(map.page_of(lba).1) != old.pack() {
             // Rewritten or trimmed since GC looked: the copy is garbage.
             continue;
         }
-        map.swap(lba, new.pack());
-        st.invalidate(&inner.geo, old.pack());
-        st.zones[z].valid += 1;
+        st.set_block(&inner.geo, &map, page, lba, new.pack());
         match &mut pending {
             Some((pv, plba, plen, pat))
                 if *pv == vol

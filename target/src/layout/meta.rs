@@ -8,11 +8,11 @@ use nvme::backend::BackendError;
 use nvme::zns::{ReportOption, ZoneAction, ZoneDescriptor, ZoneState};
 use zerocopy::FromBytes;
 
+use super::cache::Which;
 use super::format::{
     self, checkpoint_head, entry_block, CheckpointBody, Entry, Kind, Loc, SuperBody, Superblock,
-    MAX_RUN,
 };
-use super::pool::{Inner, State};
+use super::pool::Inner;
 
 /// Where the metadata writers are.
 pub struct Meta {
@@ -241,11 +241,23 @@ impl Inner {
     }
 
     pub fn checkpoint_locked(&self, meta: &mut Meta) -> Result<(), BackendError> {
-        // The map as of now; changes still waiting in the journal buffer will be written
-        // with sequences from `journal_seq` on, and replaying them again is harmless.
-        let (entries, journal_seq) = {
+        // Changes waiting in the journal buffer are written with sequences from
+        // `journal_seq` on. Every page dirty now is written back first, so the copies the
+        // directory names hold every change journaled before that; replaying what follows
+        // again is harmless.
+        let journal_seq = meta.journal_seq;
+        self.write_back(meta, Which::All)?;
+        let (entries, footerless) = {
             let st = self.lock();
-            (snapshot(&st), meta.journal_seq)
+            let mut out = Vec::new();
+            for (&vol, map) in &st.by_id {
+                for page in 0..map.pages() {
+                    if let Some(at) = Loc::unpack(map.media(page)) {
+                        out.push(Entry::Page { vol, page, at });
+                    }
+                }
+            }
+            (out, st.footerless.iter().map(|&z| z as u32).collect::<Vec<_>>())
         };
         self.flush_data()?;
         let bs = self.geo.bs as usize;
@@ -261,8 +273,10 @@ impl Inner {
                 journal_seq: journal_seq.into(),
                 entries: (entries.len() as u64).into(),
             },
+            &footerless,
             bs,
-        );
+        )
+        .map_err(|e| BackendError::Io(std::io::Error::other(e.to_string())))?;
         for es in entries.chunks(per) {
             buf.extend(entry_block(Kind::CheckpointData, self.pool_id, seq, es, bs));
         }
@@ -297,33 +311,3 @@ impl Inner {
     }
 }
 
-/// The map as entries, runs of consecutive blocks at consecutive media blocks merged.
-fn snapshot(st: &State) -> Vec<Entry> {
-    let mut out = Vec::new();
-    for (&vol, map) in &st.by_id {
-        let mut run: Option<(u64, u8, Loc)> = None;
-        for (lba, packed) in map.mapped() {
-            let at = Loc::unpack(packed).expect("mapped");
-            if let Some((start, len, first)) = &mut run {
-                if *start + u64::from(*len) == lba
-                    && first.offset(u64::from(*len)) == at
-                    && u64::from(*len) < MAX_RUN
-                {
-                    *len += 1;
-                    continue;
-                }
-                out.push(Entry::Map {
-                    vol,
-                    lba: *start,
-                    len: *len,
-                    at: *first,
-                });
-            }
-            run = Some((lba, 1, at));
-        }
-        if let Some((lba, len, at)) = run {
-            out.push(Entry::Map { vol, lba, len, at });
-        }
-    }
-    out
-}

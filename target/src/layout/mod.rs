@@ -26,13 +26,17 @@
 //! (and FUA) flush the data, write the journal up to the moment of the call and flush member
 //! 0: NVMe's meaning, acknowledged once the data and the map that finds it are durable.
 
+mod cache;
 pub mod format;
 mod gc;
 pub mod map;
 mod meta;
 mod pool;
+mod recount;
 mod recover;
 pub mod volume;
+mod volumes;
+pub mod zone_records;
 
 #[cfg(test)]
 mod tests;
@@ -62,6 +66,8 @@ pub struct PoolOptions {
     /// Zones of the journal ring (bounds replay after a crash).
     pub journal_zones: u32,
     pub gc: GcPolicy,
+    /// DRAM for map pages (0: 128 MiB per TiB of usable capacity, at least 8 MiB).
+    pub map_cache_bytes: u64,
 }
 
 impl Default for PoolOptions {
@@ -70,6 +76,7 @@ impl Default for PoolOptions {
             op_percent: 10,
             journal_zones: 4,
             gc: GcPolicy::CostBenefit,
+            map_cache_bytes: 0,
         }
     }
 }

@@ -1,7 +1,7 @@
 //! The pool's running state and its I/O paths: placing host writes, reading through the map,
-//! deallocating, flushing.
+//! deallocating, flushing, sealing full zones with their footer.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
@@ -9,11 +9,12 @@ use std::time::Duration;
 use ferrofab_sync::CountedLock as _;
 use nvme::backend::{Backend, BackendError};
 
+use super::cache::{Cache, Pins, Which};
 use super::format::{Entry, Loc, VolumeDef, MAX_RUN};
-use super::map::VolumeMap;
+use super::map::{Page, VolumeMap};
 use super::meta::Meta;
-use super::volume::VolumeBackend;
-use super::{GcPolicy, LayoutError, VolumeInfo};
+use super::zone_records::encode_footer;
+use super::GcPolicy;
 
 /// Largest piece of a host write placed at once (one Zone Append).
 const MAX_CHUNK_BYTES: u64 = 128 << 10;
@@ -24,15 +25,17 @@ pub enum Stream {
     Host = 0,
     Gc = 1,
     Cold = 2,
+    /// Map pages, written back from the cache (plain writes, one zone at a time).
+    Map = 3,
 }
-pub const STREAMS: usize = 3;
+pub const STREAMS: usize = 4;
 
 impl Stream {
     /// Where GC puts data it moves out of a zone of this stream.
     pub fn colder(self) -> Stream {
         match self {
             Stream::Host => Stream::Gc,
-            Stream::Gc | Stream::Cold => Stream::Cold,
+            Stream::Gc | Stream::Cold | Stream::Map => Stream::Cold,
         }
     }
 }
@@ -56,6 +59,8 @@ pub struct Geometry {
     pub bs: u32,
     pub zone_size: u64,
     pub zone_cap: u64,
+    /// Blocks of a data zone that hold data; its footer takes the rest of its capacity.
+    pub zone_data: u64,
     pub zones: u64,
     pub members: usize,
     /// Zones per checkpoint slot.
@@ -97,7 +102,7 @@ impl Geometry {
         }
         let z = loc.lba / self.zone_size;
         let first = self.first_data_zone(m);
-        if z < first || z >= self.zones || loc.lba % self.zone_size >= self.zone_cap {
+        if z < first || z >= self.zones || loc.lba % self.zone_size >= self.zone_data {
             return None;
         }
         // Every member has `zones` zones; member 0 starts after its metadata.
@@ -115,6 +120,8 @@ impl Geometry {
 pub enum ZState {
     Free,
     Open(Stream),
+    /// Its data is complete and its footer is being written.
+    Sealing(Stream),
     /// Written to its end (or finished); `Stream` is what it was written by.
     Full(Stream),
     /// Being collected.
@@ -133,7 +140,11 @@ pub struct DataZone {
     pub inflight: u32,
     /// The pool's write clock when the zone was last written (for GC's age).
     pub stamp: u64,
-    /// For each written block, the (volume id, LBA) key it was written for (0 = none).
+    /// Blocks of data written (of a full zone: the data blocks before its footer).
+    pub data_end: u64,
+    /// For each data block, the key it was written for (0 = none), while in DRAM: for open
+    /// zones, and for full ones whose footer is missing (left open by a crash) or failed.
+    /// Empty for a full zone whose footer holds them.
     pub p2l: Vec<u64>,
 }
 
@@ -149,6 +160,17 @@ pub struct State {
     pub rr: [usize; STREAMS],
     /// Map changes not yet written to the journal, in the order they were made.
     pub journal: Vec<Entry>,
+    /// Map pages (volume id, page) that turned dirty, oldest first (a page written back
+    /// since may still be listed).
+    pub dirty: VecDeque<(u16, u64)>,
+    /// The zone map pages are written back to.
+    pub map_zone: Option<usize>,
+    /// Valid counts and mapped totals are complete (false after a recovery until the
+    /// recount has visited every map page; GC waits for it).
+    pub counted: bool,
+    /// Full zones without a footer (finished by a recovery): their keys come from the
+    /// recount and stay in DRAM until GC empties them. Every checkpoint lists them.
+    pub footerless: std::collections::BTreeSet<usize>,
     pub volumes: BTreeMap<String, VolumeRef>,
     pub by_id: BTreeMap<u16, Arc<VolumeMap>>,
     pub next_volume_id: u16,
@@ -166,6 +188,46 @@ impl State {
             dz.valid = dz.valid.saturating_sub(1);
             self.stuck = false;
         }
+    }
+
+    /// Account for media location `new` being mapped now.
+    pub fn validate(&mut self, geo: &Geometry, new: u64) {
+        if let Some(z) = Loc::unpack(new).and_then(|l| geo.zone_id(l)) {
+            self.zones[z].valid += 1;
+        }
+    }
+
+    /// Point `lba` of `map` at `packed` (0 unmaps) on its page `page` (in DRAM, pinned),
+    /// keeping the valid counts, mapped totals and dirty list; returns the old value.
+    pub fn set_block(
+        &mut self,
+        geo: &Geometry,
+        map: &VolumeMap,
+        page: &Page,
+        lba: u64,
+        packed: u64,
+    ) -> u64 {
+        let (old, dirtied) = map.swap(page, lba, packed);
+        let pno = map.page_of(lba).0;
+        if dirtied {
+            self.dirty.push_back((map.id, pno));
+        }
+        if old != packed && map.counted(pno) {
+            match (old, packed) {
+                (0, _) => {
+                    self.mapped += 1;
+                    map.add_mapped(1);
+                }
+                (_, 0) => {
+                    self.mapped -= 1;
+                    map.add_mapped(-1);
+                }
+                _ => {}
+            }
+            self.invalidate(geo, old);
+            self.validate(geo, packed);
+        }
+        old
     }
 
     pub fn free_zones(&self) -> usize {
@@ -194,6 +256,8 @@ pub struct Inner {
     pub op_percent: u32,
     pub policy: GcPolicy,
     pub usable_blocks: u64,
+    /// Map pages in DRAM, and their budget.
+    pub cache: Cache,
     /// Free zones per member host writes leave to GC.
     pub reserve: usize,
     /// Free zones per member under which GC runs.
@@ -206,6 +270,16 @@ pub struct Inner {
     pub readers: Box<[AtomicU32]>,
     pub counters: Counters,
     pub stopping: AtomicBool,
+}
+
+/// Blocks an append placed, with the state lock still held to map them.
+pub struct Placed<'a> {
+    pub st: MutexGuard<'a, State>,
+    pub zone: usize,
+    pub at: Loc,
+    pub blocks: u64,
+    /// The zone's data is complete: [`Inner::seal`] it once these blocks are mapped.
+    pub seal: bool,
 }
 
 /// A pool's figures.
@@ -227,7 +301,15 @@ pub struct PoolStats {
     pub checkpoints: u64,
     /// Full zones by valid fraction, in tenths: `[0] = 0..10%` ... `[9] = 90..100%`.
     pub valid_histogram: [u64; 10],
+    /// DRAM the map takes: pages in the cache and the page directory.
     pub map_resident_bytes: u64,
+    pub map_pages_resident: u64,
+    /// Pages listed dirty (waiting for write-back).
+    pub map_pages_dirty: u64,
+    /// The cache's budget, in pages.
+    pub map_cache_pages: u64,
+    /// Valid counts are complete (false while a recovered pool's recount runs).
+    pub counted: bool,
 }
 
 impl PoolStats {
@@ -307,12 +389,7 @@ impl Inner {
                     Some(z) => z,
                     None => {
                         let z = st.free[m].pop().expect("checked above");
-                        let cap = self.geo.zone_cap;
-                        let dz = &mut st.zones[z];
-                        dz.state = ZState::Open(stream);
-                        dz.room = cap;
-                        dz.valid = 0;
-                        dz.p2l = vec![0; cap as usize];
+                        self.open_zone(&mut st, z, stream);
                         st.open[s][m] = Some(z);
                         z
                     }
@@ -343,28 +420,37 @@ impl Inner {
         }
     }
 
-    /// An append placed in zone `z` is over (done or failed): the zone is full once nothing
-    /// is left to hand out or in flight.
-    fn complete(&self, st: &mut State, z: usize) {
+    /// Make free zone `z` an open zone of `stream`.
+    pub fn open_zone(&self, st: &mut State, z: usize, stream: Stream) {
+        let d = self.geo.zone_data;
+        let dz = &mut st.zones[z];
+        dz.state = ZState::Open(stream);
+        dz.room = d;
+        dz.valid = 0;
+        dz.data_end = 0;
+        dz.p2l = vec![0; d as usize];
+    }
+
+    /// An append placed in zone `z` is over (done or failed): true when the zone's data is
+    /// complete now, so its footer is to be written ([`Inner::seal`]) once this append's
+    /// blocks are mapped.
+    fn complete(&self, st: &mut State, z: usize) -> bool {
         let dz = &mut st.zones[z];
         dz.inflight -= 1;
         if dz.room == 0 && dz.inflight == 0 {
             if let ZState::Open(s) = dz.state {
-                dz.state = ZState::Full(s);
-                // A new full zone may be worth collecting.
-                st.stuck = false;
+                dz.state = ZState::Sealing(s);
+                dz.data_end = self.geo.zone_data;
+                return true;
             }
         }
+        false
     }
 
     /// Append the first blocks of `data` (as many as an open zone of `stream` gives) and
-    /// return, with the state lock held, the zone, where they landed and how many: for host
-    /// writes and GC copies alike.
-    pub fn place(
-        &self,
-        stream: Stream,
-        data: &[u8],
-    ) -> Result<(MutexGuard<'_, State>, usize, Loc, u64), BackendError> {
+    /// return, with the state lock held, the zone, where they landed, how many, and whether
+    /// the zone is to be sealed after they are mapped: for host writes and GC copies alike.
+    pub fn place(&self, stream: Stream, data: &[u8]) -> Result<Placed<'_>, BackendError> {
         let bs = self.geo.bs as usize;
         let (z, n, member, zslba) = self.reserve(stream, (data.len() / bs) as u64)?;
         let placed = self.members[usize::from(member)].zoned().append(
@@ -373,9 +459,56 @@ impl Inner {
             false,
         );
         let mut st = self.lock();
-        self.complete(&mut st, z);
+        let seal = self.complete(&mut st, z);
+        if seal && placed.is_err() {
+            drop(st);
+            self.seal(z);
+            return Err(placed.expect_err("checked"));
+        }
         let first = placed?;
-        Ok((st, z, Loc { member, lba: first }, n))
+        Ok(Placed {
+            st,
+            zone: z,
+            at: Loc { member, lba: first },
+            blocks: n,
+            seal,
+        })
+    }
+
+    /// Write the footer of zone `z`, whose data is complete, and make it full. Without a
+    /// footer (a failed write) its keys stay in DRAM.
+    pub fn seal(&self, z: usize) {
+        let (member, zslba, keys) = {
+            let st = self.lock();
+            let dz = &st.zones[z];
+            (dz.member, dz.zslba, dz.p2l.clone())
+        };
+        let bs = self.geo.bs as usize;
+        let footer = encode_footer(self.pool_id, zslba, &keys, bs);
+        let written = self.members[usize::from(member)].backend.write(
+            zslba + self.geo.zone_data,
+            &footer,
+            false,
+        );
+        let mut st = self.lock();
+        let dz = &mut st.zones[z];
+        if let ZState::Sealing(s) = dz.state {
+            dz.state = ZState::Full(s);
+        }
+        match written {
+            Ok(()) => {
+                dz.p2l = Vec::new();
+                self.counters
+                    .meta_write_blocks
+                    .fetch_add((footer.len() / bs) as u64, Ordering::Relaxed);
+            }
+            Err(e) => {
+                tracing::warn!(pool = %self.name, zone = zslba, error = %e,
+                    "zone footer not written: its keys stay in DRAM");
+            }
+        }
+        // A new full zone may be worth collecting.
+        st.stuck = false;
     }
 
     /// Place and write `data` for blocks `lba..` of volume `vol`.
@@ -388,12 +521,19 @@ impl Inner {
     ) -> Result<(), BackendError> {
         let bs = u64::from(self.geo.bs);
         let blocks = data.len() as u64 / bs;
+        if vol.map.deleted.load(Ordering::Acquire) {
+            return Err(gone(&vol.def.name));
+        }
+        let mut pins = Pins::default();
+        self.pin_range(&mut pins, &vol.map, lba, blocks)?;
         {
             let st = self.lock();
             if vol.map.deleted.load(Ordering::Acquire) {
                 return Err(gone(&vol.def.name));
             }
-            let new = (lba..lba + blocks).filter(|&b| vol.map.get(b) == 0).count() as u64;
+            let new = (lba..lba + blocks)
+                .filter(|&b| pins.entry(&vol.map, b) == 0)
+                .count() as u64;
             // Writes in flight are not counted yet: they may overshoot by what they place,
             // which GC's reserve zones absorb.
             if st.mapped + new > self.usable_blocks {
@@ -405,10 +545,16 @@ impl Inner {
         while done < blocks {
             let from = (done * bs) as usize;
             let part = &data[from..data.len().min(from + chunk)];
-            let (mut st, z, at, n) = self.place(Stream::Host, part)?;
-            self.commit(&mut st, vol, lba + done, z, at, n);
-            done += n;
+            let mut p = self.place(Stream::Host, part)?;
+            self.commit(&mut p, &pins, vol, lba + done);
+            done += p.blocks;
+            let (seal, z) = (p.seal, p.zone);
+            drop(p);
+            if seal {
+                self.seal(z);
+            }
         }
+        drop(pins);
         self.counters
             .host_write_blocks
             .fetch_add(blocks, Ordering::Relaxed);
@@ -419,23 +565,20 @@ impl Inner {
         }
     }
 
-    /// Map `n` blocks of `vol` from `lba` to `at.. ` in zone `z` (a host write).
-    fn commit(&self, st: &mut State, vol: &VolumeRef, lba: u64, z: usize, at: Loc, n: u64) {
+    /// Map the blocks `p` placed to blocks `lba..` of `vol` (a host write).
+    fn commit(&self, p: &mut Placed<'_>, pins: &Pins, vol: &VolumeRef, lba: u64) {
         let id = vol.def.id;
+        let (z, at, n) = (p.zone, p.at, p.blocks);
+        let st = &mut *p.st;
         let dz = &mut st.zones[z];
         let off = (at.lba - dz.zslba) as usize;
         for (i, slot) in dz.p2l[off..off + n as usize].iter_mut().enumerate() {
             *slot = key(id, lba + i as u64);
         }
         for i in 0..n {
-            let old = vol.map.swap(lba + i, at.offset(i).pack());
-            if old == 0 {
-                st.mapped += 1;
-            } else {
-                st.invalidate(&self.geo, old);
-            }
+            let page = pins.page(&vol.map, lba + i);
+            st.set_block(&self.geo, &vol.map, page, lba + i, at.offset(i).pack());
         }
-        st.zones[z].valid += n;
         st.journal.push(Entry::Map {
             vol: id,
             lba,
@@ -451,9 +594,10 @@ impl Inner {
         }
         let bs = self.geo.bs as usize;
         let blocks = (buf.len() / bs) as u64;
+        let map = &vol.map;
         let mut i = 0u64;
         while i < blocks {
-            let first = vol.map.get(lba + i);
+            let first = self.lookup(map, lba + i)?;
             let Some(at) = Loc::unpack(first) else {
                 buf[i as usize * bs..(i as usize + 1) * bs].fill(0);
                 i += 1;
@@ -464,7 +608,7 @@ impl Inner {
             let mut n = 1u64;
             while i + n < blocks
                 && n < MAX_RUN
-                && vol.map.get(lba + i + n) == at.offset(n).pack()
+                && self.lookup(map, lba + i + n)? == at.offset(n).pack()
                 && self.geo.zone_id(at.offset(n)) == z
             {
                 n += 1;
@@ -479,15 +623,18 @@ impl Inner {
             self.readers[z].fetch_add(1, Ordering::SeqCst);
             // Pinned: GC resets a zone only once its readers are gone, and only after it has
             // moved every block; so if the map still points here, the data is here.
-            let still = (0..n).all(|k| vol.map.get(lba + i + k) == at.offset(k).pack());
-            let r = if still {
-                let out = &mut buf[i as usize * bs..(i + n) as usize * bs];
-                self.members[usize::from(at.member)]
-                    .backend
-                    .read(at.lba, out)
-                    .map(|()| true)
-            } else {
-                Ok(false)
+            let still = (0..n).try_fold(true, |ok, k| {
+                Ok::<_, BackendError>(ok && self.lookup(map, lba + i + k)? == at.offset(k).pack())
+            });
+            let r = match still {
+                Ok(true) => {
+                    let out = &mut buf[i as usize * bs..(i + n) as usize * bs];
+                    self.members[usize::from(at.member)]
+                        .backend
+                        .read(at.lba, out)
+                        .map(|()| true)
+                }
+                other => other,
             };
             self.readers[z].fetch_sub(1, Ordering::SeqCst);
             if r? {
@@ -500,27 +647,40 @@ impl Inner {
         Ok(())
     }
 
-    /// Deallocate blocks `lba..lba + blocks` of `vol`.
+    /// Deallocate blocks `lba..lba + blocks` of `vol`, a map page at a time.
     pub fn trim(&self, vol: &VolumeRef, lba: u64, blocks: u64) -> Result<(), BackendError> {
-        let mut st = self.lock();
-        if vol.map.deleted.load(Ordering::Acquire) {
-            return Err(gone(&vol.def.name));
-        }
+        let map = &vol.map;
+        let end = lba + blocks;
         let mut freed = 0;
-        for b in lba..lba + blocks {
-            let old = vol.map.swap(b, 0);
-            if old != 0 {
-                st.invalidate(&self.geo, old);
-                freed += 1;
+        let mut b = lba;
+        while b < end {
+            let (pno, _) = map.page_of(b);
+            let upto = map.page_range(pno).end.min(end);
+            if map.media(pno) == 0 && map.resident(pno).is_none() {
+                // Nothing on this page was ever mapped.
+                b = upto;
+                continue;
             }
+            let mut pins = Pins::default();
+            self.pin_range(&mut pins, map, b, upto - b)?;
+            let mut st = self.lock();
+            if map.deleted.load(Ordering::Acquire) {
+                return Err(gone(&vol.def.name));
+            }
+            let page = pins.page(map, b);
+            for x in b..upto {
+                if st.set_block(&self.geo, map, page, x, 0) != 0 {
+                    freed += 1;
+                }
+            }
+            st.journal.push(Entry::Trim {
+                vol: vol.def.id,
+                lba: b,
+                len: upto - b,
+            });
+            drop(st);
+            b = upto;
         }
-        st.mapped -= freed;
-        st.journal.push(Entry::Trim {
-            vol: vol.def.id,
-            lba,
-            len: blocks,
-        });
-        drop(st);
         self.counters
             .trimmed_blocks
             .fetch_add(freed, Ordering::Relaxed);
@@ -535,10 +695,23 @@ impl Inner {
         self.write_journal(&mut meta, true)
     }
 
-    /// Write the journal's full blocks when enough changes are waiting.
+    /// Write the journal's full blocks when enough changes are waiting, and write back map
+    /// pages when writers dirty them faster than GC's thread does (twice its limit).
     pub fn journal_if_full(&self) -> Result<(), BackendError> {
         let per = super::format::entries_per_block(self.geo.bs as usize);
-        if self.lock().journal.len() < per {
+        let (entries, dirty) = {
+            let st = self.lock();
+            (st.journal.len(), st.dirty.len())
+        };
+        let limit = self.cache.dirty_limit();
+        if dirty > 2 * limit {
+            let mut meta = self.lock_meta();
+            if let Err(e) = self.write_back(&mut meta, Which::Oldest(dirty - limit)) {
+                // GC frees the zones this needs; the pages stay dirty meanwhile.
+                tracing::debug!(pool = %self.name, error = %e, "map write-back deferred");
+            }
+        }
+        if entries < per {
             return Ok(());
         }
         let mut meta = self.lock_meta();
@@ -553,159 +726,19 @@ impl Inner {
         Ok(())
     }
 
-    pub fn volume(
-        self: &Arc<Self>,
-        name: &str,
-        block_size: u32,
-        blocks: u64,
-    ) -> Result<Arc<VolumeBackend>, LayoutError> {
-        if name.is_empty() || name.len() > super::format::MAX_NAME {
-            return Err(LayoutError::Invalid(format!(
-                "volume name {name:?}: 1 to {} bytes",
-                super::format::MAX_NAME
-            )));
-        }
-        if block_size != self.geo.bs {
-            return Err(LayoutError::Invalid(format!(
-                "volume {name}: block size {block_size} differs from the pool's {} \
-                 (its drives' logical block size)",
-                self.geo.bs
-            )));
-        }
-        if blocks == 0 || blocks > self.usable_blocks || blocks >= 1 << super::format::LBA_BITS {
-            return Err(LayoutError::Invalid(format!(
-                "volume {name}: {blocks} blocks; a volume has 1 to {} blocks (the pool's \
-                 capacity after over-provisioning)",
-                self.usable_blocks
-            )));
-        }
-        let mut meta = self.lock_meta();
-        let mut st = self.lock();
-        if let Some(v) = st.volumes.get(name) {
-            if v.def.blocks != blocks || v.def.block_size != block_size {
-                return Err(LayoutError::Invalid(format!(
-                    "volume {name} exists with {} blocks of {} bytes, not {blocks} of \
-                     {block_size}",
-                    v.def.blocks, v.def.block_size
-                )));
-            }
-            return Ok(Arc::new(VolumeBackend::new(
-                self.clone(),
-                VolumeRef {
-                    def: v.def.clone(),
-                    map: v.map.clone(),
-                },
-            )));
-        }
-        if st.next_volume_id == u16::MAX {
-            return Err(LayoutError::Invalid(
-                "the pool has used every volume id".into(),
-            ));
-        }
-        let def = VolumeDef {
-            id: st.next_volume_id,
-            name: name.to_string(),
-            block_size,
-            blocks,
-        };
-        st.next_volume_id += 1;
-        let map = Arc::new(VolumeMap::new(blocks));
-        st.by_id.insert(def.id, map.clone());
-        st.volumes.insert(
-            name.to_string(),
-            VolumeRef {
-                def: def.clone(),
-                map: map.clone(),
-            },
-        );
-        drop(st);
-        if let Err(e) = self.write_superblock(&mut meta) {
-            let mut st = self.lock();
-            st.volumes.remove(name);
-            st.by_id.remove(&def.id);
-            return Err(e.into());
-        }
-        tracing::info!(pool = %self.name, volume = name, blocks, "volume created");
-        Ok(Arc::new(VolumeBackend::new(
-            self.clone(),
-            VolumeRef { def, map },
-        )))
-    }
-
-    pub fn delete_volume(&self, name: &str) -> Result<(), LayoutError> {
-        let mut meta = self.lock_meta();
-        let mut st = self.lock();
-        let v = st
-            .volumes
-            .remove(name)
-            .ok_or_else(|| LayoutError::NoVolume(name.to_string()))?;
-        st.by_id.remove(&v.def.id);
-        v.map.deleted.store(true, Ordering::Release);
-        let mut freed = 0;
-        let mapped: Vec<(u64, u64)> = v.map.mapped().collect();
-        for (lba, old) in mapped {
-            v.map.swap(lba, 0);
-            st.invalidate(&self.geo, old);
-            freed += 1;
-        }
-        st.mapped -= freed;
-        drop(st);
-        self.cond.notify_all();
-        // Its entries left in the journal or the checkpoint name an id no volume has now.
-        self.write_superblock(&mut meta)?;
-        tracing::info!(pool = %self.name, volume = name, "volume deleted");
-        Ok(())
-    }
-
-    pub fn volumes(&self) -> Vec<VolumeInfo> {
-        let st = self.lock();
-        st.volumes
-            .values()
-            .map(|v| VolumeInfo {
-                name: v.def.name.clone(),
-                block_size: v.def.block_size,
-                blocks: v.def.blocks,
-                mapped_blocks: v.map.mapped_blocks(),
-            })
-            .collect()
-    }
-
-    pub fn stats(&self) -> PoolStats {
-        let st = self.lock();
-        let mut hist = [0u64; 10];
-        for z in st
-            .zones
-            .iter()
-            .filter(|z| matches!(z.state, ZState::Full(_)))
-        {
-            let tenth = (z.valid * 10 / self.geo.zone_cap).min(9);
-            hist[tenth as usize] += 1;
-        }
-        let c = &self.counters;
-        PoolStats {
-            block_size: self.geo.bs,
-            zone_cap_blocks: self.geo.zone_cap,
-            data_zones: st.zones.len() as u64,
-            free_zones: st.free_zones() as u64,
-            usable_blocks: self.usable_blocks,
-            mapped_blocks: st.mapped,
-            host_write_blocks: c.host_write_blocks.load(Ordering::Relaxed),
-            host_read_blocks: c.host_read_blocks.load(Ordering::Relaxed),
-            gc_write_blocks: c.gc_write_blocks.load(Ordering::Relaxed),
-            meta_write_blocks: c.meta_write_blocks.load(Ordering::Relaxed),
-            zone_resets: c.zone_resets.load(Ordering::Relaxed),
-            gc_victims: c.gc_victims.load(Ordering::Relaxed),
-            trimmed_blocks: c.trimmed_blocks.load(Ordering::Relaxed),
-            checkpoints: c.checkpoints.load(Ordering::Relaxed),
-            valid_histogram: hist,
-            map_resident_bytes: st.by_id.values().map(|m| m.resident_bytes()).sum(),
-        }
-    }
 }
 
 /// The P2L key of block `lba` of volume `vol` (never 0: volume ids start at 1).
 pub fn key(vol: u16, lba: u64) -> u64 {
     (u64::from(vol) << super::format::LBA_BITS) | lba
+}
+
+/// Set in the LBA part of a key that names a map page rather than a volume block.
+pub const MAP_KEY: u64 = 1 << (super::format::LBA_BITS - 1);
+
+/// The P2L key of map page `page` of volume `vol`.
+pub fn map_key(vol: u16, page: u64) -> u64 {
+    key(vol, MAP_KEY | page)
 }
 
 pub fn unkey(k: u64) -> (u16, u64) {

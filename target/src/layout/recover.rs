@@ -1,7 +1,7 @@
 //! Opening a pool: format empty members, or rebuild the running state of a formatted pool
 //! from its superblock, checkpoint, journal and the drives' write pointers.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU32};
 use std::sync::{Arc, Condvar, Mutex};
 
@@ -11,12 +11,18 @@ use nvme::zns::{ZoneAction, ZoneState};
 use super::format::{
     self, parse_checkpoint_head, parse_entry_block, Entry, Kind, MetaHeader, Superblock,
 };
+use super::cache::Cache;
 use super::map::VolumeMap;
 use super::meta::{Meta, ZoneInfo};
 use super::pool::{
-    key, Counters, DataZone, Geometry, Inner, Member, State, VolumeRef, ZState, STREAMS,
+    Counters, DataZone, Geometry, Inner, Member, State, Stream, VolumeRef, ZState, STREAMS,
 };
+use super::zone_records::{entries_per_page, zone_split};
 use super::{LayoutError, PoolOptions};
+
+/// Default map cache: this share of the pool's usable bytes (128 MiB per TiB), at least
+/// 8 MiB.
+const DEFAULT_CACHE_SHARE: u64 = 8192;
 
 /// Largest transfer the metadata reader and GC use; also what Zone Append may carry when a
 /// member sets no limit of its own.
@@ -73,6 +79,7 @@ fn geometry(members: &[Arc<dyn Backend>], opts: &PoolOptions) -> Result<Geometry
                 ),
             ));
         }
+        // Member 0 also keeps the superblock, checkpoint and journal zones active.
         let streams = if i == 0 { STREAMS + 3 } else { STREAMS };
         if z.limits.max_active != 0 && (z.limits.max_active as usize) < streams {
             return Err(member_err(
@@ -97,13 +104,19 @@ fn geometry(members: &[Arc<dyn Backend>], opts: &PoolOptions) -> Result<Geometry
     }
     let bs = info.block_size;
     let (zones, cap) = (z0.zone_count, z0.zone_cap);
-    let data_blocks = zones * cap * members.len() as u64;
-    // A checkpoint holds at most one entry per data block, plus its head block.
-    let ckpt_blocks = 1 + data_blocks.div_ceil(format::entries_per_block(bs as usize) as u64);
+    let (zone_data, _) = zone_split(cap, bs as usize);
+    let data_blocks = zones * zone_data * members.len() as u64;
+    // A checkpoint's directory holds one entry per map page (volumes hold at most the data
+    // blocks, plus a partial page each of as many volumes as a superblock zone lists),
+    // after its head block.
+    let max_volumes = cap * u64::from(bs) / size_of::<format::VolumeRecord>() as u64;
+    let pages = data_blocks.div_ceil(entries_per_page(bs as usize)) + max_volumes;
+    let ckpt_blocks = 1 + pages.div_ceil(format::entries_per_block(bs as usize) as u64);
     let geo = Geometry {
         bs,
         zone_size: z0.zone_size,
         zone_cap: cap,
+        zone_data,
         zones,
         members: members.len(),
         ckpt_zones: ckpt_blocks.div_ceil(cap),
@@ -199,7 +212,8 @@ pub fn open(
         op_percent: opts.op_percent,
         policy: opts.gc,
         usable_blocks: 0,
-        reserve: 2,
+        cache: Cache::new(0, geo.zone_data),
+        reserve: 3,
         gc_start: 4,
         state: Mutex::new(State {
             zones: Vec::new(),
@@ -207,6 +221,10 @@ pub fn open(
             open: std::array::from_fn(|_| vec![None; geo.members]),
             rr: [0; STREAMS],
             journal: Vec::new(),
+            dirty: VecDeque::new(),
+            map_zone: None,
+            counted: true,
+            footerless: BTreeSet::new(),
             volumes: BTreeMap::new(),
             by_id: BTreeMap::new(),
             next_volume_id: 1,
@@ -243,8 +261,18 @@ pub fn open(
     inner.gc_start = (per_member_data as usize / 16).max(4);
     let total_data: u64 = (0..geo.members).map(|m| geo.data_zones(m)).sum();
     let kept = (inner.reserve * geo.members) as u64;
-    inner.usable_blocks =
-        (total_data.saturating_sub(kept) * geo.zone_cap) * u64::from(100 - opts.op_percent) / 100;
+    let per = entries_per_page(geo.bs as usize);
+    // A map page takes a block for every `per` blocks mapped.
+    inner.usable_blocks = (total_data.saturating_sub(kept) * geo.zone_data)
+        * u64::from(100 - opts.op_percent)
+        / 100
+        * per
+        / (per + 1);
+    let budget = match opts.map_cache_bytes {
+        0 => (inner.usable_blocks * u64::from(geo.bs) / DEFAULT_CACHE_SHARE).max(8 << 20),
+        b => b,
+    };
+    inner.cache = Cache::new(budget / (per * 8 + 64), geo.zone_data);
     inner.readers = (0..total_data).map(|_| AtomicU32::new(0)).collect();
     {
         let st = inner.state.get_mut().expect("fresh lock");
@@ -258,6 +286,7 @@ pub fn open(
                     room: 0,
                     inflight: 0,
                     stamp: 0,
+                    data_end: 0,
                     p2l: Vec::new(),
                 });
             }
@@ -358,48 +387,31 @@ fn recover(inner: &mut Inner, reports: &[Vec<ZoneInfo>], found: Found) -> Result
     inner.pool_id = pool_id;
     let pool = inner.pool_id;
     let mut maps: BTreeMap<u16, Arc<VolumeMap>> = BTreeMap::new();
+    for v in &sb.volumes {
+        let map = inner.new_map(v.id, v.blocks, false);
+        maps.insert(v.id, map.clone());
+        let st = inner.state.get_mut().expect("fresh lock");
+        st.volumes.insert(
+            v.name.clone(),
+            VolumeRef {
+                def: v.clone(),
+                map,
+            },
+        );
+    }
     {
         let st = inner.state.get_mut().expect("fresh lock");
         st.next_volume_id = sb.body.next_volume_id.get();
-        for v in &sb.volumes {
-            let map = Arc::new(VolumeMap::new(v.blocks));
-            maps.insert(v.id, map.clone());
-            st.volumes.insert(
-                v.name.clone(),
-                VolumeRef {
-                    def: v.clone(),
-                    map,
-                },
-            );
-        }
         st.by_id = maps.clone();
     }
-    let apply = |e: Entry| match e {
-        Entry::Map { vol, lba, len, at } => {
-            if let Some(m) = maps.get(&vol) {
-                for i in 0..u64::from(len) {
-                    if lba + i < m.blocks() {
-                        m.swap(lba + i, at.offset(i).pack());
-                    }
-                }
-            }
-        }
-        Entry::Trim { vol, lba, len } => {
-            if let Some(m) = maps.get(&vol) {
-                for b in lba..lba.saturating_add(len).min(m.blocks()) {
-                    m.swap(b, 0);
-                }
-            }
-        }
-    };
-    // The checkpoint.
+    // The checkpoint: the page directory.
     let (ckpt_slot, ckpt_seq) = {
         let m = inner.lock_meta();
         (m.ckpt_slot, m.ckpt_seq)
     };
     let first = geo.zslba(geo.ckpt_zone(ckpt_slot));
     let head = inner.read_blocks(0, first, first + 1)?;
-    let (h, body) = parse_checkpoint_head(&head, &pool).map_err(|e| {
+    let (h, body, listed) = parse_checkpoint_head(&head, &pool).map_err(|e| {
         LayoutError::Corrupt(format!("checkpoint {ckpt_seq} in slot {ckpt_slot}: {e}"))
     })?;
     if h.seq.get() != ckpt_seq {
@@ -419,17 +431,23 @@ fn recover(inner: &mut Inner, reports: &[Vec<ZoneInfo>], found: Found) -> Result
         let run = inner.read_blocks(0, lba, lba + n)?;
         for (i, block) in run.chunks_exact(bs).enumerate() {
             let at = b + i as u64;
-            let (bh, es) = parse_entry_block(block, Kind::CheckpointData, &pool).map_err(|e| {
-                LayoutError::Corrupt(format!("checkpoint {ckpt_seq} block {at}: {e}"))
-            })?;
+            let corrupt = |what: String| {
+                LayoutError::Corrupt(format!("checkpoint {ckpt_seq} block {at}: {what}"))
+            };
+            let (bh, es) = parse_entry_block(block, Kind::CheckpointData, &pool)
+                .map_err(|e| corrupt(e.to_string()))?;
             if bh.seq.get() != ckpt_seq {
-                return Err(LayoutError::Corrupt(format!(
-                    "checkpoint {ckpt_seq} block {at} belongs to checkpoint {}",
-                    bh.seq.get()
-                )));
+                return Err(corrupt(format!("belongs to checkpoint {}", bh.seq.get())));
             }
             entries += es.len() as u64;
-            es.into_iter().for_each(&apply);
+            for e in es {
+                let Entry::Page { vol, page, at } = e else {
+                    return Err(corrupt(format!("{e:?} in a page directory")));
+                };
+                if let Some(m) = maps.get(&vol).filter(|m| page < m.pages()) {
+                    m.set_media(page, at.pack());
+                }
+            }
         }
         b += n;
     }
@@ -464,26 +482,27 @@ fn recover(inner: &mut Inner, reports: &[Vec<ZoneInfo>], found: Found) -> Result
     }
     let mut next = from;
     let mut last_zone = None;
+    let mut list = Vec::new();
     for (seq, (j, es)) in blocks {
         if seq != next {
             break;
         }
-        es.into_iter().for_each(&apply);
+        list.extend(es);
         last_zone = Some(j);
         next += 1;
     }
     let replayed = next - from;
-    let dropped = rebuild_zones(inner, reports, &maps)?;
+    let loaded = replay(inner, &maps, &list)?;
+    let opened = rebuild_zones(inner, reports, &listed)?;
     let mut meta = inner.lock_meta();
     meta.ckpt_journal_seq = from;
-    if seen > next || dropped > 0 {
-        // Blocks past a gap in the journal, or mappings dropped above, would read
-        // differently on the next replay of this checkpoint: cut them off with a fresh one.
-        // New blocks take sequences no block left on the media has.
+    if seen > next {
+        // Blocks past a gap in the journal would read differently on the next replay of
+        // this checkpoint: cut them off with a fresh one. New blocks take sequences no
+        // block left on the media has.
         meta.journal_seq = seen;
         meta.journal_zone = last_zone.unwrap_or(geo.journal_zones - 1);
         meta.journal_wp = geo.zone_cap;
-        inner.checkpoint_locked(&mut meta)?;
     } else {
         // The journal goes on where it ended: a replay of this checkpoint and journal finds
         // the state recovered here, and then what follows.
@@ -495,93 +514,150 @@ fn recover(inner: &mut Inner, reports: &[Vec<ZoneInfo>], found: Found) -> Result
         meta.journal_zone = j;
         meta.journal_wp = info.wp - info.zslba;
     }
+    if seen > next || opened > 0 {
+        // Also lists the zones just finished without footer.
+        inner.checkpoint_locked(&mut meta)?;
+    }
     drop(meta);
-    tracing::info!(pool = %inner.name, checkpoint_entries = entries, journal_blocks = replayed,
+    tracing::info!(pool = %inner.name, directory_entries = entries, journal_blocks = replayed,
+        pages_read = loaded, zones_without_footer = inner.lock().footerless.len(),
         elapsed_ms = started.elapsed().as_millis() as u64, "pool recovered");
     Ok(())
 }
 
-/// Rebuild every data zone's P2L, valid count and state from the map and the drives' write
-/// pointers; reset zones nothing points at and finish the ones left open.
+/// Replay the journal `list` over the page directory: a page's latest `Page` entry (or a
+/// trim of the whole page) names the copy that holds everything before it, so only what
+/// follows is applied to it, on the page read into DRAM (where it stays, dirty, until
+/// written back). Returns pages read.
+fn replay(
+    inner: &Inner,
+    maps: &BTreeMap<u16, Arc<VolumeMap>>,
+    list: &[Entry],
+) -> Result<u64, LayoutError> {
+    let mut base: HashMap<(u16, u64), usize> = HashMap::new();
+    for (i, e) in list.iter().enumerate() {
+        match *e {
+            Entry::Page { vol, page, at } => {
+                if let Some(m) = maps.get(&vol).filter(|m| page < m.pages()) {
+                    m.set_media(page, at.pack());
+                    base.insert((vol, page), i);
+                }
+            }
+            Entry::Trim { vol, lba, len } => {
+                let Some(m) = maps.get(&vol) else { continue };
+                let end = lba.saturating_add(len);
+                for p in whole(m, lba, len) {
+                    let r = m.page_range(p);
+                    if r.start >= lba && r.end <= end {
+                        m.set_media(p, 0);
+                        base.insert((vol, p), i);
+                    }
+                }
+            }
+            Entry::Map { .. } => {}
+        }
+    }
+    let mut loaded = 0u64;
+    let mut set = |m: &VolumeMap, lba: u64, packed: u64| -> Result<(), LayoutError> {
+        let (p, _) = m.page_of(lba);
+        let page = inner.page(m, p, false)?;
+        if m.swap(&page, lba, packed).1 {
+            inner.lock().dirty.push_back((m.id, p));
+            loaded += 1;
+        }
+        Ok(())
+    };
+    for (i, e) in list.iter().enumerate() {
+        let after = |vol: u16, p: u64| base.get(&(vol, p)).is_none_or(|&j| j < i);
+        match *e {
+            Entry::Map { vol, lba, len, at } => {
+                let Some(m) = maps.get(&vol) else { continue };
+                for k in 0..u64::from(len) {
+                    let b = lba + k;
+                    if b < m.blocks() && after(vol, m.page_of(b).0) {
+                        set(m, b, at.offset(k).pack())?;
+                    }
+                }
+            }
+            Entry::Trim { vol, lba, len } => {
+                let Some(m) = maps.get(&vol) else { continue };
+                let end = lba.saturating_add(len).min(m.blocks());
+                for p in whole(m, lba, len).filter(|&p| after(vol, p)) {
+                    let r = m.page_range(p);
+                    for b in r.start.max(lba)..r.end.min(end) {
+                        set(m, b, 0)?;
+                    }
+                }
+            }
+            Entry::Page { .. } => {}
+        }
+    }
+    Ok(loaded)
+}
+
+/// The pages blocks `lba..lba + len` of `m` touch.
+fn whole(m: &VolumeMap, lba: u64, len: u64) -> impl Iterator<Item = u64> + '_ {
+    let end = lba.saturating_add(len).min(m.blocks());
+    let (first, _) = m.page_of(lba.min(m.blocks()));
+    (first..m.pages()).take_while(move |&p| m.page_range(p).start < end)
+}
+
+/// Every data zone's state from the drives' write pointers. Zones a crash left open are
+/// finished; they and the footerless zones the checkpoint `listed` take their keys from the
+/// recount. Returns how many zones were finished now.
 fn rebuild_zones(
     inner: &mut Inner,
     reports: &[Vec<ZoneInfo>],
-    maps: &BTreeMap<u16, Arc<VolumeMap>>,
+    listed: &[u32],
 ) -> Result<u64, LayoutError> {
     let geo = inner.geo;
-    let mut dropped = 0u64;
-    let mut mapped = 0u64;
-    let mut st_zones = std::mem::take(&mut inner.state.get_mut().expect("lock").zones);
-    for dz in &mut st_zones {
-        let z = (dz.zslba / geo.zone_size) as usize;
-        let info = reports[usize::from(dz.member)][z];
-        dz.p2l = if info.wp > info.zslba {
-            vec![0; geo.zone_cap as usize]
-        } else {
-            Vec::new()
-        };
-    }
-    for (&vol, map) in maps {
-        for (lba, packed) in map.mapped() {
-            let at = format::Loc::unpack(packed).expect("mapped");
-            let ok = geo.zone_id(at).filter(|&z| {
-                let dz = &st_zones[z];
-                let info = reports[usize::from(dz.member)][(dz.zslba / geo.zone_size) as usize];
-                at.lba < info.wp && !dz.p2l.is_empty()
-            });
-            match ok {
-                Some(z) => {
-                    let dz = &mut st_zones[z];
-                    dz.p2l[(at.lba - dz.zslba) as usize] = key(vol, lba);
-                    dz.valid += 1;
-                    mapped += 1;
-                }
-                None => {
-                    map.swap(lba, 0);
-                    dropped += 1;
-                }
-            }
-        }
-    }
-    if dropped > 0 {
-        tracing::warn!(pool = %inner.name, blocks = dropped,
-            "mapped blocks past their zone's write pointer were unmapped");
-    }
+    let listed: BTreeSet<usize> = listed.iter().map(|&z| z as usize).collect();
+    let mut zones = std::mem::take(&mut inner.state.get_mut().expect("lock").zones);
     let mut free = vec![Vec::new(); geo.members];
-    for (id, dz) in st_zones.iter_mut().enumerate() {
+    let mut footerless = BTreeSet::new();
+    let mut opened = 0;
+    for (id, dz) in zones.iter_mut().enumerate() {
         let m = usize::from(dz.member);
         let z = dz.zslba / geo.zone_size;
         let info = reports[m][z as usize];
+        dz.data_end = geo.zone_data;
         match info.state {
             ZoneState::Empty => {
                 dz.state = ZState::Free;
                 free[m].push(id);
+                continue;
             }
             ZoneState::ReadOnly | ZoneState::Offline => {
-                // Data on a failed zone stays readable where the drive allows; nothing new is
-                // placed there.
-                dz.state = ZState::Full(super::pool::Stream::Cold);
+                // Data on a failed zone stays readable where the drive allows; nothing new
+                // is placed there.
+                dz.state = ZState::Full(Stream::Cold);
+                footerless.insert(id);
             }
-            _ if dz.valid == 0 => {
-                inner.zone_action(m, z, ZoneAction::Reset)?;
-                dz.p2l = Vec::new();
-                dz.state = ZState::Free;
-                free[m].push(id);
-            }
-            state => {
-                if state != ZoneState::Full {
-                    inner.zone_action(m, z, ZoneAction::Finish)?;
+            ZoneState::Full => {
+                dz.state = ZState::Full(Stream::Gc);
+                if listed.contains(&id) {
+                    footerless.insert(id);
                 }
-                dz.state = ZState::Full(super::pool::Stream::Gc);
             }
+            _ => {
+                inner.zone_action(m, z, ZoneAction::Finish)?;
+                dz.state = ZState::Full(Stream::Gc);
+                dz.data_end = (info.wp - info.zslba).min(geo.zone_data);
+                footerless.insert(id);
+                opened += 1;
+            }
+        }
+        if footerless.contains(&id) {
+            dz.p2l = vec![0; dz.data_end as usize];
         }
     }
     for f in &mut free {
         f.reverse();
     }
     let st = inner.state.get_mut().expect("lock");
-    st.zones = st_zones;
+    st.zones = zones;
     st.free = free;
-    st.mapped = mapped;
-    Ok(dropped)
+    st.footerless = footerless;
+    st.counted = false;
+    Ok(opened)
 }
