@@ -19,7 +19,7 @@ use nvme::backend::BackendError;
 use super::format::{Entry, Loc};
 use super::map::{Evict, Page, VolumeMap};
 use super::meta::Meta;
-use super::pool::{map_key, Inner, State, Stream, ZState};
+use super::pool::{map_key, Dirty, Inner, State, Stream, ZState};
 use super::zone_records::{decode_page, encode_page};
 
 /// Map pages in DRAM and their budget.
@@ -38,7 +38,7 @@ impl Cache {
     /// A cache of `budget` pages for a pool whose data zones hold `zone_data` blocks.
     pub fn new(budget: u64, zone_data: u64) -> Cache {
         Cache {
-            budget: budget.max(16),
+            budget: budget.max(4),
             dirty_limit: (budget / 2).min(zone_data).max(1) as usize,
             resident: AtomicU64::new(0),
             maps: RwLock::new(Vec::new()),
@@ -47,7 +47,8 @@ impl Cache {
     }
 
     /// Dirty pages past which the pool writes back: half the budget, and no more than a
-    /// data zone holds, so a checkpoint's write-back fits in GC's reserve.
+    /// data zone holds, so what a checkpoint may have to write back (twice that, as
+    /// writers write back themselves past it) fits in GC's reserve.
     pub fn dirty_limit(&self) -> usize {
         self.dirty_limit
     }
@@ -85,6 +86,8 @@ impl Drop for Pins {
 pub enum Which {
     /// Up to this many from the front of the dirty list.
     Oldest(usize),
+    /// Those dirty since before this journal position.
+    Before(u64),
     /// Every dirty page (a checkpoint).
     All,
     /// These (volume id, page), dirty or not (GC).
@@ -148,10 +151,14 @@ impl Inner {
         Ok(())
     }
 
-    pub fn pin_page(&self, pins: &mut Pins, map: &VolumeMap, page: u64) -> Result<(), BackendError> {
-        if !pins.pages.contains_key(&(map.id, page)) {
-            let p = self.page(map, page, true)?;
-            pins.pages.insert((map.id, page), p);
+    pub fn pin_page(
+        &self,
+        pins: &mut Pins,
+        map: &VolumeMap,
+        page: u64,
+    ) -> Result<(), BackendError> {
+        if let std::collections::btree_map::Entry::Vacant(e) = pins.pages.entry((map.id, page)) {
+            e.insert(self.page(map, page, true)?);
         }
         Ok(())
     }
@@ -225,7 +232,8 @@ impl Inner {
         struct Job {
             zone: usize,
             at: Loc,
-            key: (u16, u64),
+            old: u64,
+            dirty: Dirty,
             page: Arc<Page>,
         }
         let mut jobs: Vec<Job> = Vec::new();
@@ -235,16 +243,47 @@ impl Inner {
             let mut st = self.lock();
             // GC's moves and checkpoints may take the last free zone; other write-backs
             // leave it to them.
-            let (picks, floor): (Vec<(u16, u64)>, usize) = match which {
+            let floor = match which {
+                Which::Oldest(_) => 1,
+                Which::Before(_) | Which::All | Which::These(_) => 0,
+            };
+            let picks: Vec<Dirty> = match which {
                 Which::Oldest(n) => {
-                    let n = n.min(st.dirty.len());
-                    (st.dirty.drain(..n).collect(), 1)
+                    let mut out = Vec::new();
+                    while out.len() < n {
+                        let Some(d) = st.dirty.pop_front() else { break };
+                        if st.is_dirty(&d) {
+                            out.push(d);
+                        }
+                    }
+                    out
                 }
-                Which::All => (st.dirty.drain(..).collect(), 0),
-                Which::These(v) => (v, 0),
+                Which::Before(bound) => {
+                    let mut out = Vec::new();
+                    while st.dirty.front().is_some_and(|d| d.since < bound) {
+                        let d = st.dirty.pop_front().expect("checked");
+                        if st.is_dirty(&d) {
+                            out.push(d);
+                        }
+                    }
+                    out
+                }
+                Which::All => {
+                    let all: Vec<Dirty> = st.dirty.drain(..).collect();
+                    all.into_iter().filter(|d| st.is_dirty(d)).collect()
+                }
+                Which::These(v) => v
+                    .into_iter()
+                    .map(|(vol, page)| Dirty {
+                        vol,
+                        page,
+                        since: 0,
+                    })
+                    .collect(),
             };
             let mut picks = picks.into_iter();
-            while let Some((vol, p)) = picks.next() {
+            while let Some(mut d) = picks.next() {
+                let (vol, p) = (d.vol, d.page);
                 let Some(map) = st.by_id.get(&vol).cloned() else {
                     continue; // deleted
                 };
@@ -254,10 +293,13 @@ impl Inner {
                 if !page.dirty.load(Ordering::Acquire) {
                     continue;
                 }
+                d.since = page.since.load(Ordering::Acquire);
                 let Some((z, at)) = self.map_block(&mut st, floor) else {
                     // No free zone: they stay dirty until GC frees one.
-                    st.dirty.push_front((vol, p));
-                    st.dirty.extend(picks);
+                    let rest: Vec<Dirty> = std::iter::once(d).chain(picks).collect();
+                    for d in rest.into_iter().rev() {
+                        st.dirty.push_front(d);
+                    }
                     short = true;
                     break;
                 };
@@ -279,7 +321,8 @@ impl Inner {
                 jobs.push(Job {
                     zone: z,
                     at,
-                    key: (vol, p),
+                    old,
+                    dirty: d,
                     page,
                 });
             }
@@ -307,12 +350,31 @@ impl Inner {
             .fetch_add(jobs.len() as u64, Ordering::Relaxed);
         let mut st = self.lock();
         if let Err(e) = result {
-            // Written again later, somewhere else; this map zone's write pointer is not
-            // where it is counted any more, so it takes no more.
-            for j in &jobs {
-                if !j.page.dirty.swap(true, Ordering::AcqRel) {
-                    st.dirty.push_back(j.key);
+            // Undone: the copies stay where they were (no journal block named the new ones
+            // yet: that takes the meta lock, held here), the pages dirty as before. This
+            // map zone's write pointer is not where it is counted any more: it takes no more.
+            let undone: Vec<Entry> = jobs
+                .iter()
+                .map(|j| Entry::Page {
+                    vol: j.dirty.vol,
+                    page: j.dirty.page,
+                    at: j.at,
+                })
+                .collect();
+            st.journal.retain(|e| !undone.contains(e));
+            for j in jobs.iter().rev() {
+                if let Some(map) = st.by_id.get(&j.dirty.vol).cloned() {
+                    if map.media(j.dirty.page) == j.at.pack() {
+                        map.set_media(j.dirty.page, j.old);
+                        if map.counted(j.dirty.page) {
+                            st.invalidate(&self.geo, j.at.pack());
+                            st.validate(&self.geo, j.old);
+                        }
+                    }
                 }
+                j.page.since.store(j.dirty.since, Ordering::Release);
+                j.page.dirty.store(true, Ordering::Release);
+                st.dirty.push_front(j.dirty);
             }
             st.map_zone = None;
             drop(st);
@@ -321,20 +383,21 @@ impl Inner {
             }
             return Err(e);
         }
-        let full = jobs
-            .last()
-            .map(|j| j.zone)
-            .filter(|&z| st.zones[z].room == 0 && st.zones[z].state == ZState::Open(Stream::Map));
-        if let Some(z) = full {
+        let mut full: Vec<usize> = jobs.iter().map(|j| j.zone).collect();
+        full.dedup();
+        full.retain(|&z| st.zones[z].room == 0 && st.zones[z].state == ZState::Open(Stream::Map));
+        for &z in &full {
             st.zones[z].state = ZState::Sealing(Stream::Map);
             st.zones[z].data_end = self.geo.zone_data;
-            st.map_zone = None;
+            if st.map_zone == Some(z) {
+                st.map_zone = None;
+            }
         }
         drop(st);
         for j in &jobs {
             j.page.unpin();
         }
-        if let Some(z) = full {
+        for z in full {
             self.seal(z);
         }
         if short {

@@ -499,10 +499,9 @@ pub fn parse_checkpoint_head(
     pool: &[u8; 16],
 ) -> Result<(MetaHeader, CheckpointBody, Vec<u32>), RecordError> {
     let h = MetaHeader::check(block, Kind::CheckpointHead, Some(pool))?;
-    let body = CheckpointBody::read_from_bytes(
-        block.get(HEADER..ZONES_AT).ok_or(RecordError::Short)?,
-    )
-    .expect("sized");
+    let body =
+        CheckpointBody::read_from_bytes(block.get(HEADER..ZONES_AT).ok_or(RecordError::Short)?)
+            .expect("sized");
     let n = block
         .get(ZONES_AT..ZONES_AT + 4)
         .map(|c| u32::from_le_bytes(c.try_into().expect("4 bytes")) as usize)

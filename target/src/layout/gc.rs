@@ -87,8 +87,19 @@ fn housekeeping(inner: &Inner) -> Result<(), BackendError> {
         inner.evict(resident - inner.cache.budget);
     }
     let due = (inner.geo.journal_zones * inner.geo.zone_cap / 2).min(CHECKPOINT_JOURNAL_BLOCKS);
-    if inner.lock_meta().journal_since_checkpoint() > due {
-        inner.checkpoint()?;
+    let mut meta = inner.lock_meta();
+    if meta.journal_since_checkpoint() > due {
+        inner.checkpoint_locked(&mut meta)?;
+        if meta.journal_since_checkpoint() > due / 2 {
+            // Pages dirty for long hold the replay's start back: write back those dirty
+            // since before the last half of the window.
+            let which = meta.position_of(meta.journal_seq - due / 2).map_or_else(
+                || Which::Oldest(inner.lock().dirty.len() / 2 + 1),
+                Which::Before,
+            );
+            inner.write_back(&mut meta, which)?;
+            inner.checkpoint_locked(&mut meta)?;
+        }
     }
     Ok(())
 }
@@ -256,7 +267,7 @@ fn evacuate(
                 let map = &maps[&vol];
                 if let Some(page) = map.resident(p) {
                     if !page.dirty.swap(true, Ordering::AcqRel) {
-                        st.dirty.push_back((vol, p));
+                        st.note_dirty(vol, p, &page);
                     }
                 }
             }
@@ -329,7 +340,14 @@ fn relocate(
 
 /// Point every block of `run` (victim offsets and keys) that still maps into the victim at
 /// its copy where `p` placed it, and journal the moves.
-fn remap(inner: &Inner, p: &mut Placed<'_>, member: u8, zslba: u64, run: &[(u64, u64)], pins: &Pins) {
+fn remap(
+    inner: &Inner,
+    p: &mut Placed<'_>,
+    member: u8,
+    zslba: u64,
+    run: &[(u64, u64)],
+    pins: &Pins,
+) {
     let (z, at) = (p.zone, p.at);
     let st = &mut *p.st;
     let mut pending: Option<(u16, u64, u8, Loc)> = None;

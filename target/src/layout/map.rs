@@ -19,6 +19,8 @@ pub struct Page {
     entries: Box<[AtomicU64]>,
     /// Changed since the copy its slot names (or it has none).
     pub dirty: AtomicBool,
+    /// The pool's journal position (entries made before) when it last turned dirty.
+    pub since: AtomicU64,
     /// Used since the cache's clock hand last passed.
     referenced: AtomicBool,
     /// Holders that need it to stay in DRAM (writers, GC, write-back in flight).
@@ -30,6 +32,7 @@ impl Page {
         Page {
             entries: entries.into_iter().map(AtomicU64::new).collect(),
             dirty: AtomicBool::new(false),
+            since: AtomicU64::new(0),
             referenced: AtomicBool::new(true),
             pins: AtomicU32::new(0),
         }
@@ -37,10 +40,6 @@ impl Page {
 
     pub fn get(&self, i: usize) -> u64 {
         self.entries[i].load(Ordering::Acquire)
-    }
-
-    pub fn len(&self) -> usize {
-        self.entries.len()
     }
 
     /// The entries as they are now.
@@ -206,7 +205,11 @@ impl VolumeMap {
     /// Drop `page` from DRAM whatever it holds (a page every entry of which is now 0, and
     /// whose media copy is forgotten with it); true when it was in DRAM.
     pub fn forget(&self, page: u64) -> bool {
-        self.slots[page as usize].mem.lock_counted().take().is_some()
+        self.slots[page as usize]
+            .mem
+            .lock_counted()
+            .take()
+            .is_some()
     }
 
     /// The entry of `lba` on its page, which must be in DRAM (pinned by the caller).
@@ -265,7 +268,7 @@ mod tests {
         // No media copy: an empty page, no load.
         let (p, loaded) = m.page(2, true, |_| panic!("nothing to load")).unwrap();
         assert!(loaded);
-        assert_eq!(p.len(), 2);
+        assert_eq!(p.values().count(), 2);
         assert_eq!(m.swap(&p, 129, 5), (0, true));
         assert_eq!(m.swap(&p, 129, 6), (5, false), "already dirty");
         assert_eq!(m.get_pinned(129), 6);
@@ -288,6 +291,9 @@ mod tests {
         assert!(e.is_ok(), "page 1 has no media copy, so nothing is read");
         m.set_media(0, 1);
         assert!(m.page(0, false, |_| Err(BackendError::NoSpace)).is_err());
-        assert!(m.resident(0).is_none(), "a failed load leaves nothing behind");
+        assert!(
+            m.resident(0).is_none(),
+            "a failed load leaves nothing behind"
+        );
     }
 }

@@ -26,6 +26,12 @@ pub struct Meta {
     pub journal_seq: u64,
     /// Highest sequence written in each journal zone (`None`: empty).
     pub journal_last: Vec<Option<u64>>,
+    /// Of each journal zone written since the pool opened: the journal position and the
+    /// sequence of its first block.
+    pub journal_first: Vec<Option<(u64, u64)>>,
+    /// Where the journal replayed at the last recovery began: changes from before any
+    /// zone in `journal_first` are no older than that.
+    pub replay_from: u64,
     pub ckpt_slot: u64,
     pub ckpt_seq: u64,
     /// First journal sequence the latest checkpoint does not cover.
@@ -36,6 +42,32 @@ impl Meta {
     /// Journal blocks written since the latest checkpoint.
     pub fn journal_since_checkpoint(&self) -> u64 {
         self.journal_seq - self.ckpt_journal_seq
+    }
+
+    /// The journal position of the first entry of the latest journal zone (written since the
+    /// pool opened) that starts at or before sequence `seq`.
+    pub fn position_of(&self, seq: u64) -> Option<u64> {
+        self.journal_first
+            .iter()
+            .flatten()
+            .filter(|(_, s)| *s <= seq)
+            .max_by_key(|(_, s)| *s)
+            .map(|&(pos, _)| pos)
+    }
+
+    /// The sequence of a journal block at or before the one holding the entry at journal
+    /// position `pos` (entries `drained` and later are not written yet).
+    pub fn seq_of(&self, pos: u64, drained: u64) -> u64 {
+        if pos >= drained {
+            return self.journal_seq;
+        }
+        self.journal_first
+            .iter()
+            .flatten()
+            .filter(|(first, _)| *first <= pos)
+            .max_by_key(|(first, _)| *first)
+            .map_or(self.replay_from, |&(_, seq)| seq)
+            .min(self.journal_seq)
     }
 }
 
@@ -132,15 +164,18 @@ impl Inner {
     pub fn write_journal(&self, meta: &mut Meta, all: bool) -> Result<(), BackendError> {
         let bs = self.geo.bs as usize;
         let per = format::entries_per_block(bs);
-        let entries: Vec<Entry> = {
+        let (entries, base): (Vec<Entry>, u64) = {
             let mut st = self.lock();
             let n = if all {
                 st.journal.len()
             } else {
                 st.journal.len() / per * per
             };
-            st.journal.drain(..n).collect()
+            let base = st.drained;
+            st.drained += n as u64;
+            (st.journal.drain(..n).collect(), base)
         };
+        let mut done = 0u64;
         if entries.is_empty() && !all {
             return Ok(());
         }
@@ -153,9 +188,14 @@ impl Inner {
             let room = (self.geo.zone_cap - meta.journal_wp) as usize;
             let mut buf = Vec::with_capacity(room.min(256) * bs);
             let mut n = 0u64;
+            if meta.journal_wp == 0 {
+                meta.journal_first[meta.journal_zone as usize] =
+                    Some((base + done * per as u64, meta.journal_seq));
+            }
             while n < room as u64 && n < 256 {
                 let Some(es) = blocks.next() else { break };
                 let seq = meta.journal_seq + n;
+                done += 1;
                 buf.extend(entry_block(Kind::Journal, self.pool_id, seq, es, bs));
                 n += 1;
             }
@@ -171,16 +211,30 @@ impl Inner {
         Ok(())
     }
 
-    /// Move the journal to the next zone of its ring, checkpointing first when that zone
-    /// still holds blocks the latest checkpoint does not cover.
+    /// Move the journal to the next zone of its ring. When that zone still holds blocks the
+    /// latest checkpoint needs, the pages dirty since then are written back and a
+    /// checkpoint is taken first.
     fn next_journal_zone(&self, meta: &mut Meta) -> Result<(), BackendError> {
-        let next = (meta.journal_zone + 1) % self.geo.journal_zones;
+        let zones = self.geo.journal_zones;
+        let next = (meta.journal_zone + 1) % zones;
         if meta.journal_last[next as usize].is_some_and(|last| last >= meta.ckpt_journal_seq) {
+            // Entries before the zone after it are in it or older.
+            let which = match meta.journal_first[((next + 1) % zones) as usize] {
+                Some((first, _)) => Which::Before(first),
+                None => Which::All,
+            };
+            self.write_back(meta, which)?;
             self.checkpoint_locked(meta)?;
+            if meta.journal_last[next as usize].is_some_and(|l| l >= meta.ckpt_journal_seq) {
+                return Err(BackendError::Io(std::io::Error::other(
+                    "the journal ring is full of changes no checkpoint covers",
+                )));
+            }
         }
         if meta.journal_last[next as usize].is_some() {
             self.zone_action(0, self.geo.journal_zone(next), ZoneAction::Reset)?;
             meta.journal_last[next as usize] = None;
+            meta.journal_first[next as usize] = None;
         }
         meta.journal_zone = next;
         meta.journal_wp = 0;
@@ -241,14 +295,15 @@ impl Inner {
     }
 
     pub fn checkpoint_locked(&self, meta: &mut Meta) -> Result<(), BackendError> {
-        // Changes waiting in the journal buffer are written with sequences from
-        // `journal_seq` on. Every page dirty now is written back first, so the copies the
-        // directory names hold every change journaled before that; replaying what follows
-        // again is harmless.
-        let journal_seq = meta.journal_seq;
-        self.write_back(meta, Which::All)?;
-        let (entries, footerless) = {
-            let st = self.lock();
+        // The directory's copies hold every change but those of dirty pages since they
+        // turned dirty: replay starts at the journal block holding the oldest of those (or
+        // at the next block, which the changes still in the buffer go to). Replaying a
+        // change a copy already holds is harmless.
+        let (entries, footerless, journal_seq) = {
+            let mut st = self.lock();
+            let journal_seq = st
+                .oldest_dirty()
+                .map_or(meta.journal_seq, |pos| meta.seq_of(pos, st.drained));
             let mut out = Vec::new();
             for (&vol, map) in &st.by_id {
                 for page in 0..map.pages() {
@@ -257,7 +312,8 @@ impl Inner {
                     }
                 }
             }
-            (out, st.footerless.iter().map(|&z| z as u32).collect::<Vec<_>>())
+            let footerless = st.footerless.iter().map(|&z| z as u32).collect::<Vec<_>>();
+            (out, footerless, journal_seq)
         };
         self.flush_data()?;
         let bs = self.geo.bs as usize;
@@ -310,4 +366,3 @@ impl Inner {
         Ok(())
     }
 }
-

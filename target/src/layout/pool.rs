@@ -160,9 +160,12 @@ pub struct State {
     pub rr: [usize; STREAMS],
     /// Map changes not yet written to the journal, in the order they were made.
     pub journal: Vec<Entry>,
-    /// Map pages (volume id, page) that turned dirty, oldest first (a page written back
-    /// since may still be listed).
-    pub dirty: VecDeque<(u16, u64)>,
+    /// Map pages that turned dirty, oldest first (a page written back since, or dirty
+    /// again later, may still be listed: [`State::oldest_dirty`] skips those).
+    pub dirty: VecDeque<Dirty>,
+    /// Journal entries taken out of `journal` so far (so `drained + journal.len()` is the
+    /// position the next entry takes).
+    pub drained: u64,
     /// The zone map pages are written back to.
     pub map_zone: Option<usize>,
     /// Valid counts and mapped totals are complete (false after a recovery until the
@@ -197,6 +200,44 @@ impl State {
         }
     }
 
+    /// Journal position of the next entry.
+    pub fn position(&self) -> u64 {
+        self.drained + self.journal.len() as u64
+    }
+
+    /// `page` (page `p` of volume `vol`) turned dirty now.
+    pub fn note_dirty(&mut self, vol: u16, p: u64, page: &Page) {
+        let since = self.position();
+        page.since.store(since, Ordering::Release);
+        self.dirty.push_back(Dirty {
+            vol,
+            page: p,
+            since,
+        });
+    }
+
+    /// The journal position since which the oldest dirty page holds changes its media copy
+    /// lacks; listings that are stale are dropped on the way.
+    pub fn oldest_dirty(&mut self) -> Option<u64> {
+        while let Some(d) = self.dirty.front() {
+            if self.is_dirty(d) {
+                return Some(d.since);
+            }
+            self.dirty.pop_front();
+        }
+        None
+    }
+
+    /// The listing is current: its page is dirty since then.
+    pub fn is_dirty(&self, d: &Dirty) -> bool {
+        self.by_id
+            .get(&d.vol)
+            .and_then(|m| m.resident(d.page))
+            .is_some_and(|p| {
+                p.dirty.load(Ordering::Acquire) && p.since.load(Ordering::Acquire) == d.since
+            })
+    }
+
     /// Point `lba` of `map` at `packed` (0 unmaps) on its page `page` (in DRAM, pinned),
     /// keeping the valid counts, mapped totals and dirty list; returns the old value.
     pub fn set_block(
@@ -210,7 +251,7 @@ impl State {
         let (old, dirtied) = map.swap(page, lba, packed);
         let pno = map.page_of(lba).0;
         if dirtied {
-            self.dirty.push_back((map.id, pno));
+            self.note_dirty(map.id, pno, page);
         }
         if old != packed && map.counted(pno) {
             match (old, packed) {
@@ -270,6 +311,14 @@ pub struct Inner {
     pub readers: Box<[AtomicU32]>,
     pub counters: Counters,
     pub stopping: AtomicBool,
+}
+
+/// A map page listed dirty: volume, page, and the journal position it turned dirty at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Dirty {
+    pub vol: u16,
+    pub page: u64,
+    pub since: u64,
 }
 
 /// Blocks an append placed, with the state lock still held to map them.
@@ -725,7 +774,6 @@ impl Inner {
         }
         Ok(())
     }
-
 }
 
 /// The P2L key of block `lba` of volume `vol` (never 0: volume ids start at 1).

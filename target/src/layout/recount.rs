@@ -86,7 +86,7 @@ impl Inner {
                                 // Never written (or lost with its zone): it reads as
                                 // deallocated, durably once the journal says so.
                                 if map.swap(page, lba, 0).1 {
-                                    st.dirty.push_back((map.id, p));
+                                    st.note_dirty(map.id, p, page);
                                 }
                                 st.journal.push(Entry::Trim {
                                     vol: map.id,

@@ -8,10 +8,10 @@ use std::sync::{Arc, Condvar, Mutex};
 use nvme::backend::{Backend, BackendError};
 use nvme::zns::{ZoneAction, ZoneState};
 
+use super::cache::{Cache, Which};
 use super::format::{
     self, parse_checkpoint_head, parse_entry_block, Entry, Kind, MetaHeader, Superblock,
 };
-use super::cache::Cache;
 use super::map::VolumeMap;
 use super::meta::{Meta, ZoneInfo};
 use super::pool::{
@@ -19,6 +19,10 @@ use super::pool::{
 };
 use super::zone_records::{entries_per_page, zone_split};
 use super::{LayoutError, PoolOptions};
+
+/// Free zones per member host writes leave: one to open for each of GC's streams and the
+/// map's, two for the map pages a checkpoint may write back, and one to spare.
+const RESERVE_ZONES: usize = 6;
 
 /// Default map cache: this share of the pool's usable bytes (128 MiB per TiB), at least
 /// 8 MiB.
@@ -213,7 +217,7 @@ pub fn open(
         policy: opts.gc,
         usable_blocks: 0,
         cache: Cache::new(0, geo.zone_data),
-        reserve: 3,
+        reserve: RESERVE_ZONES,
         gc_start: 4,
         state: Mutex::new(State {
             zones: Vec::new(),
@@ -222,6 +226,7 @@ pub fn open(
             rr: [0; STREAMS],
             journal: Vec::new(),
             dirty: VecDeque::new(),
+            drained: 0,
             map_zone: None,
             counted: true,
             footerless: BTreeSet::new(),
@@ -241,6 +246,8 @@ pub fn open(
             journal_wp: 0,
             journal_seq: 0,
             journal_last: vec![None; geo.journal_zones as usize],
+            journal_first: vec![None; geo.journal_zones as usize],
+            replay_from: 0,
             ckpt_slot: 1,
             ckpt_seq: 0,
             ckpt_journal_seq: 0,
@@ -258,16 +265,15 @@ pub fn open(
         .collect::<Result<_, _>>()?;
     let found = read_superblock(&inner, &reports[0])?;
     let per_member_data = geo.data_zones(1.min(geo.members - 1));
-    inner.gc_start = (per_member_data as usize / 16).max(4);
+    inner.gc_start = (per_member_data as usize / 16).max(inner.reserve + 2);
     let total_data: u64 = (0..geo.members).map(|m| geo.data_zones(m)).sum();
     let kept = (inner.reserve * geo.members) as u64;
     let per = entries_per_page(geo.bs as usize);
     // A map page takes a block for every `per` blocks mapped.
-    inner.usable_blocks = (total_data.saturating_sub(kept) * geo.zone_data)
-        * u64::from(100 - opts.op_percent)
-        / 100
-        * per
-        / (per + 1);
+    inner.usable_blocks =
+        (total_data.saturating_sub(kept) * geo.zone_data) * u64::from(100 - opts.op_percent) / 100
+            * per
+            / (per + 1);
     let budget = match opts.map_cache_bytes {
         0 => (inner.usable_blocks * u64::from(geo.bs) / DEFAULT_CACHE_SHARE).max(8 << 20),
         b => b,
@@ -493,6 +499,10 @@ fn recover(inner: &mut Inner, reports: &[Vec<ZoneInfo>], found: Found) -> Result
     }
     let replayed = next - from;
     let loaded = replay(inner, &maps, &list)?;
+    // Pages the replay dirtied hold changes from `from` on (journal position 0); what is
+    // journaled from now on comes after them.
+    inner.state.get_mut().expect("lock").drained = 1;
+    inner.lock_meta().replay_from = from;
     let opened = rebuild_zones(inner, reports, &listed)?;
     let mut meta = inner.lock_meta();
     meta.ckpt_journal_seq = from;
@@ -513,6 +523,11 @@ fn recover(inner: &mut Inner, reports: &[Vec<ZoneInfo>], found: Found) -> Result
         let info = reports[0][geo.journal_zone(j) as usize];
         meta.journal_zone = j;
         meta.journal_wp = info.wp - info.zslba;
+    }
+    if seen > next {
+        // The fresh checkpoint replays from past the gap: the pages the replay changed are
+        // written back first.
+        inner.write_back(&mut meta, Which::All)?;
     }
     if seen > next || opened > 0 {
         // Also lists the zones just finished without footer.
@@ -560,11 +575,13 @@ fn replay(
     let mut loaded = 0u64;
     let mut set = |m: &VolumeMap, lba: u64, packed: u64| -> Result<(), LayoutError> {
         let (p, _) = m.page_of(lba);
-        let page = inner.page(m, p, false)?;
+        // Pinned until changed: a clean page may be dropped from DRAM at any time.
+        let page = inner.page(m, p, true)?;
         if m.swap(&page, lba, packed).1 {
-            inner.lock().dirty.push_back((m.id, p));
+            inner.lock().note_dirty(m.id, p, &page);
             loaded += 1;
         }
+        page.unpin();
         Ok(())
     };
     for (i, e) in list.iter().enumerate() {

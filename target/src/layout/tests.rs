@@ -445,11 +445,16 @@ fn power_cut_load(v: &dyn Backend, model: &mut [Allowed], rng: &mut StdRng, g: &
     }
 }
 
+/// Map pages of 507 entries take this many bytes of a map cache.
+const PAGE_BYTES: u64 = 507 * 8 + 64;
+
 /// Three rounds of load, power cut and recovery on the same drives: each recovery starts
 /// from what the ones before left (a journal continued in place, or cut off by a checkpoint).
-fn power_cut_trial(seed: u64) {
+/// `paged`: a volume of ~20 map pages with a cache of 4, so pages are written back,
+/// dropped and read again all along.
+fn power_cut_trial(seed: u64, paged: bool) {
     let mut rng = StdRng::seed_from_u64(seed);
-    let c = cfg(28, 32);
+    let c = if paged { cfg(40, 256) } else { cfg(28, 32) };
     let mut drives: Vec<Arc<CutDrive>> = (0..2).map(|_| Arc::new(CutDrive::new(c))).collect();
     let as_members = |d: &[Arc<CutDrive>]| {
         d.iter()
@@ -458,6 +463,7 @@ fn power_cut_trial(seed: u64) {
     };
     let opts = PoolOptions {
         journal_zones: 2,
+        map_cache_bytes: if paged { 4 * PAGE_BYTES } else { 0 },
         ..PoolOptions::default()
     };
     let mut pool = Pool::open("t", as_members(&drives), opts).unwrap();
@@ -499,7 +505,87 @@ fn power_cuts_lose_no_flushed_data() {
         .and_then(|t| t.parse().ok())
         .unwrap_or(100);
     for seed in 0..trials {
-        power_cut_trial(seed);
+        power_cut_trial(seed, false);
+    }
+}
+
+#[test]
+fn power_cuts_lose_no_flushed_data_with_a_small_map_cache() {
+    let trials: u64 = std::env::var("FF_POWER_CUT_TRIALS")
+        .ok()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(100);
+    for seed in 0..trials {
+        power_cut_trial(1000 + seed, true);
+    }
+}
+
+/// A volume whose map is five times the cache: random overwrites (GC moving blocks and map
+/// pages), reads, a volume deleted and a restart, with every block checked, the cache held
+/// to its budget and the map written back as it goes.
+#[test]
+fn a_small_map_cache_pages_the_map() {
+    let members = vec![ram(40, 256), ram(40, 256)];
+    let opts = PoolOptions {
+        map_cache_bytes: 4 * PAGE_BYTES,
+        ..PoolOptions::default()
+    };
+    let pool = Pool::open("t", members.clone(), opts).unwrap();
+    let blocks = pool.capacity_bytes() / u64::from(BS) * 8 / 10;
+    assert!(blocks > 20 * 507, "{blocks} blocks: more than 20 map pages");
+    let other = pool.volume("other", BS, 600).unwrap();
+    other.write(0, &stamp(0, 9), false).unwrap();
+    let v = pool.volume("v", BS, blocks).unwrap();
+    let mut model = vec![0u64; blocks as usize];
+    let mut rng = StdRng::seed_from_u64(11);
+    for g in 1..=blocks * 3 {
+        let lba = rng.random_range(0..blocks);
+        v.write(lba, &stamp(lba, g), false).unwrap();
+        model[lba as usize] = g;
+        if g % 5000 == 0 {
+            for _ in 0..200 {
+                let lba = rng.random_range(0..blocks);
+                assert_eq!(read_stamp(&*v, lba), model[lba as usize]);
+            }
+        }
+    }
+    let s = pool.stats();
+    assert_eq!(s.map_cache_pages, 4);
+    assert!(
+        s.map_pages_resident <= 12,
+        "{} pages resident",
+        s.map_pages_resident
+    );
+    assert!(
+        s.gc_victims > 0 && s.meta_write_blocks > s.host_write_blocks / 2,
+        "{s:?}"
+    );
+    assert_eq!(
+        s.mapped_blocks,
+        model.iter().filter(|&&g| g != 0).count() as u64 + 1
+    );
+    drop((v, other));
+    pool.delete_volume("other").unwrap();
+    v_check(&pool, blocks, &model);
+    pool.checkpoint().unwrap();
+    drop(pool);
+    let pool = Pool::open("t", members, opts).unwrap();
+    let s = pool.stats();
+    assert!(s.map_pages_resident <= s.map_cache_pages + 2, "{s:?}");
+    v_check(&pool, blocks, &model);
+    pool.collect(0).unwrap();
+    let s = pool.stats();
+    assert!(s.counted);
+    assert_eq!(
+        s.mapped_blocks,
+        model.iter().filter(|&&g| g != 0).count() as u64
+    );
+}
+
+fn v_check(pool: &Pool, blocks: u64, model: &[u64]) {
+    let v = pool.volume("v", BS, blocks).unwrap();
+    for lba in 0..blocks {
+        assert_eq!(read_stamp(&*v, lba), model[lba as usize], "block {lba}");
     }
 }
 
@@ -521,7 +607,7 @@ fn small_blocks_and_checkpoints_over_several_zones() {
         // Scattered single blocks, so the checkpoint has one entry per block.
         for _ in 0..blocks * 2 {
             let lba = rng.random_range(0..blocks);
-            if let Err(e) = v.write(lba, &[(lba % 251) as u8 + 1; 512], false) { panic!("{e:?} {:?}", pool.stats()); }
+            v.write(lba, &[(lba % 251) as u8 + 1; 512], false).unwrap();
         }
         pool.checkpoint().unwrap();
         blocks

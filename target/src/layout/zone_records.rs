@@ -84,7 +84,9 @@ pub fn encode_footer(pool_id: [u8; 16], zslba: u64, keys: &[u64], block_size: us
     let blocks = keys.len().div_ceil(per).max(1);
     let mut out = vec![0u8; blocks * block_size];
     for (i, b) in out.chunks_exact_mut(block_size).enumerate() {
-        let part = keys.get(i * per..keys.len().min((i + 1) * per)).unwrap_or(&[]);
+        let part = keys
+            .get(i * per..keys.len().min((i + 1) * per))
+            .unwrap_or(&[]);
         let body = FooterBody {
             data_blocks: (keys.len() as u32).into(),
             index: (i as u32).into(),
@@ -144,7 +146,12 @@ mod tests {
     #[test]
     fn page_golden_bytes_and_checks() {
         let mut b = vec![0u8; 512];
-        encode_page(&mut b, POOL, 0x0001_0000_0000_0003, [5u64, 0, 7].into_iter());
+        encode_page(
+            &mut b,
+            POOL,
+            0x0001_0000_0000_0003,
+            [5u64, 0, 7].into_iter(),
+        );
         assert_eq!(b[4], 5, "kind MapPage");
         assert_eq!(&b[24..32], &[3, 0, 0, 0, 0, 0, 1, 0], "seq is the page key");
         assert_eq!(&b[32..36], &[3, 0, 0, 0]);
@@ -178,12 +185,25 @@ mod tests {
         assert_eq!(f[4], 6, "kind Footer");
         assert_eq!(&f[24..32], &[0x40, 0, 0, 0, 0, 0, 0, 0]);
         assert_eq!(&f[32..36], &[58, 0, 0, 0]);
-        assert_eq!(&f[40..48], &[62, 0, 0, 0, 0, 0, 0, 0], "62 data blocks, index 0");
+        assert_eq!(
+            &f[40..48],
+            &[62, 0, 0, 0, 0, 0, 0, 0],
+            "62 data blocks, index 0"
+        );
         assert_eq!(&f[512 + 44..512 + 48], &[1, 0, 0, 0], "index 1");
         assert_eq!(decode_footer(&f, &POOL, 0x40, 62, 512).unwrap(), keys);
-        assert!(decode_footer(&f, &POOL, 0x80, 62, 512).is_err(), "another zone");
-        assert!(decode_footer(&f, &POOL, 0x40, 61, 512).is_err(), "another split");
-        assert!(decode_footer(&f[..512], &POOL, 0x40, 62, 512).is_err(), "cut short");
+        assert!(
+            decode_footer(&f, &POOL, 0x80, 62, 512).is_err(),
+            "another zone"
+        );
+        assert!(
+            decode_footer(&f, &POOL, 0x40, 61, 512).is_err(),
+            "another split"
+        );
+        assert!(
+            decode_footer(&f[..512], &POOL, 0x40, 62, 512).is_err(),
+            "cut short"
+        );
         let mut torn = f.clone();
         torn[600] ^= 1;
         assert_eq!(
