@@ -187,7 +187,7 @@ pub fn waf_run(
         volume_blocks: blocks,
         usable_blocks: s0.usable_blocks,
         data_zones: s0.data_zones,
-        zone_cap: s0.zone_cap_blocks,
+        zone_cap: s0.zone_data_blocks,
         overwrites,
         measured,
         window,
@@ -332,6 +332,9 @@ pub struct RecoveryRun {
     pub first_io_secs: f64,
     /// The same after each of the further crashes (a few thousand random overwrites each).
     pub again_secs: Vec<f64>,
+    /// From the start of the open until the background recount had visited every map page
+    /// (valid counts complete, GC free to run).
+    pub recount_secs: f64,
 }
 
 /// Crashes timed per mapped size after the first.
@@ -343,7 +346,7 @@ fn crash_and_reopen(
     pool: Pool,
     members: &[Arc<dyn Backend>],
     blocks: u64,
-) -> (Pool, Arc<VolumeBackend>, f64, f64) {
+) -> (Pool, Arc<VolumeBackend>, f64, f64, f64) {
     drop(pool);
     let t = Instant::now();
     let p = open(members.to_vec(), GcPolicy::default());
@@ -352,7 +355,9 @@ fn crash_and_reopen(
     let mut buf = vec![0u8; BSU];
     v.read(0, &mut buf).expect("first read");
     let first = t.elapsed().as_secs_f64();
-    (p, v, open_secs, first)
+    p.collect(0).expect("recount");
+    let counted = t.elapsed().as_secs_f64();
+    (p, v, open_secs, first, counted)
 }
 
 /// Fill the volume to each of `gib` GiB in turn with 4 KiB writes in random order (every
@@ -377,7 +382,8 @@ pub fn recovery(m: &Members, gib: &[u64], seed: u64) -> Vec<RecoveryRun> {
         }
         done = upto;
         drop(v);
-        let (p, v2, open_secs, first_io_secs) = crash_and_reopen(pool, &members, blocks);
+        let (p, v2, open_secs, first_io_secs, recount_secs) =
+            crash_and_reopen(pool, &members, blocks);
         let mapped_after = p.stats().mapped_blocks;
         (pool, v) = (p, v2);
         let mut again_secs = Vec::new();
@@ -387,7 +393,7 @@ pub fn recovery(m: &Members, gib: &[u64], seed: u64) -> Vec<RecoveryRun> {
                 v.write(lba, &block(lba), false).expect("overwrite");
             }
             drop(v);
-            let (p, v2, _, first) = crash_and_reopen(pool, &members, blocks);
+            let (p, v2, _, first, _) = crash_and_reopen(pool, &members, blocks);
             again_secs.push(first);
             (pool, v) = (p, v2);
         }
@@ -397,6 +403,7 @@ pub fn recovery(m: &Members, gib: &[u64], seed: u64) -> Vec<RecoveryRun> {
             open_secs,
             first_io_secs,
             again_secs,
+            recount_secs,
         });
     }
     out

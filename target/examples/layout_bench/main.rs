@@ -80,10 +80,10 @@ impl Plan {
             latency_secs: 4.0,
             recovery_members: Members {
                 members: 2,
-                zones: 640,
+                zones: 1280,
                 zone_blocks,
             },
-            recovery_gib: vec![1, 2],
+            recovery_gib: vec![1, 2, 4],
         }
     }
 }

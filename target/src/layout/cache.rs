@@ -35,20 +35,20 @@ pub struct Cache {
 }
 
 impl Cache {
-    /// A cache of `budget` pages for a pool whose data zones hold `zone_data` blocks.
-    pub fn new(budget: u64, zone_data: u64) -> Cache {
+    /// A cache of `budget` pages; `spare` blocks of GC's reserve may take map pages.
+    pub fn new(budget: u64, spare: u64) -> Cache {
         Cache {
             budget: budget.max(4),
-            dirty_limit: (budget / 2).min(zone_data).max(1) as usize,
+            dirty_limit: (budget / 2).min(spare / 2).max(1) as usize,
             resident: AtomicU64::new(0),
             maps: RwLock::new(Vec::new()),
             hand: Mutex::new((0, 0)),
         }
     }
 
-    /// Dirty pages past which the pool writes back: half the budget, and no more than a
-    /// data zone holds, so what a checkpoint may have to write back (twice that, as
-    /// writers write back themselves past it) fits in GC's reserve.
+    /// Dirty pages past which the pool writes back: half the budget, and no more than half
+    /// of what GC's reserve spares for map pages, as the journal may need every dirty page
+    /// written back before it moves on (and writers write back past twice this).
     pub fn dirty_limit(&self) -> usize {
         self.dirty_limit
     }

@@ -336,6 +336,8 @@ pub struct Placed<'a> {
 pub struct PoolStats {
     pub block_size: u32,
     pub zone_cap_blocks: u64,
+    /// Blocks of a zone that hold data (the rest is its footer).
+    pub zone_data_blocks: u64,
     pub data_zones: u64,
     pub free_zones: u64,
     pub usable_blocks: u64,

@@ -20,9 +20,9 @@ use super::pool::{
 use super::zone_records::{entries_per_page, zone_split};
 use super::{LayoutError, PoolOptions};
 
-/// Free zones per member host writes leave: one to open for each of GC's streams and the
-/// map's, two for the map pages a checkpoint may write back, and one to spare.
-const RESERVE_ZONES: usize = 6;
+/// Free zones per member host writes leave: one to open for each of GC's two streams and
+/// the map's, and one for the map pages a checkpoint may write back.
+const RESERVE_ZONES: usize = 4;
 
 /// Default map cache: this share of the pool's usable bytes (128 MiB per TiB), at least
 /// 8 MiB.
@@ -278,7 +278,9 @@ pub fn open(
         0 => (inner.usable_blocks * u64::from(geo.bs) / DEFAULT_CACHE_SHARE).max(8 << 20),
         b => b,
     };
-    inner.cache = Cache::new(budget / (per * 8 + 64), geo.zone_data);
+    // The reserve less a zone for each stream GC and the map keep open.
+    let spare = (inner.reserve * geo.members).saturating_sub(STREAMS - 1) as u64 * geo.zone_data;
+    inner.cache = Cache::new(budget / (per * 8 + 64), spare);
     inner.readers = (0..total_data).map(|_| AtomicU32::new(0)).collect();
     {
         let st = inner.state.get_mut().expect("fresh lock");

@@ -196,6 +196,7 @@ impl Inner {
         PoolStats {
             block_size: self.geo.bs,
             zone_cap_blocks: self.geo.zone_cap,
+            zone_data_blocks: self.geo.zone_data,
             data_zones: st.zones.len() as u64,
             free_zones: st.free_zones() as u64,
             usable_blocks: self.usable_blocks,
