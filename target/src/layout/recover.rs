@@ -24,6 +24,9 @@ use super::{LayoutError, PoolOptions};
 /// the map's, and one for the map pages a checkpoint may write back.
 const RESERVE_ZONES: usize = 4;
 
+/// Map pages with a media copy up to which a recovery counts the map before it returns.
+const SYNC_RECOUNT_PAGES: u64 = 256;
+
 /// Default map cache: this share of the pool's usable bytes (128 MiB per TiB), at least
 /// 8 MiB.
 const DEFAULT_CACHE_SHARE: u64 = 8192;
@@ -536,6 +539,11 @@ fn recover(inner: &mut Inner, reports: &[Vec<ZoneInfo>], found: Found) -> Result
         inner.checkpoint_locked(&mut meta)?;
     }
     drop(meta);
+    // A small map is counted now (its figures right from the start); a large one in the
+    // background, so the time to the first I/O does not grow with it.
+    if entries <= SYNC_RECOUNT_PAGES {
+        inner.recount()?;
+    }
     tracing::info!(pool = %inner.name, directory_entries = entries, journal_blocks = replayed,
         pages_read = loaded, zones_without_footer = inner.lock().footerless.len(),
         elapsed_ms = started.elapsed().as_millis() as u64, "pool recovered");
