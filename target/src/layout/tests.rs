@@ -551,10 +551,11 @@ fn a_small_map_cache_pages_the_map() {
     }
     let s = pool.stats();
     assert_eq!(s.map_cache_pages, 4);
+    // Clean pages within the budget; dirty ones until the GC thread or the writers write
+    // them back.
     assert!(
-        s.map_pages_resident <= 12,
-        "{} pages resident",
-        s.map_pages_resident
+        s.map_pages_resident <= s.map_cache_pages + s.map_pages_dirty + 8,
+        "{s:?}"
     );
     assert!(
         s.gc_victims > 0 && s.meta_write_blocks > s.host_write_blocks / 2,
