@@ -144,17 +144,17 @@ pub fn section(
     let _ = writeln!(
         w,
         "WAF (GC) = (host + GC-moved blocks) / host blocks; WAF (all) adds the metadata \
-         blocks (journal, checkpoints, superblocks). The model is an independent simulation \
+         blocks (journal, checkpoints, superblocks, map pages written back, zone footers). The model is an independent simulation \
          (`target/examples/layout_bench/model.rs`): the same number of data zones of the \
          same size and the same volume, one write frontier shared by host writes and GC \
          copies (no hot/cold streams), greedy victims, GC run to keep as many zones free as \
          the engine had free on average over its measured window (sampled every 256 writes; \
-         the engine's GC starts under {} free zones per member and host writes wait at 2, so \
+         the engine's GC starts under {} free zones per member and host writes wait at 4, so \
          where it settles depends on how fast GC keeps up). Spare factor = data zones in use \
          (all data zones less the mean free ones; the engine's partly written open zones, up \
-         to 3 per member, count as used) x zone capacity / volume blocks: the \
+         to 4 per member, count as used) x zone data blocks / volume blocks: the \
          physical-to-logical ratio GC worked with, the same in both.\n",
-        (m.zones / 16).max(4)
+        (m.zones / 64).max(8)
     );
     let _ = writeln!(
         w,

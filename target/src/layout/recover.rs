@@ -268,7 +268,7 @@ pub fn open(
         .collect::<Result<_, _>>()?;
     let found = read_superblock(&inner, &reports[0])?;
     let per_member_data = geo.data_zones(1.min(geo.members - 1));
-    inner.gc_start = (per_member_data as usize / 16).max(inner.reserve + 2);
+    inner.gc_start = (per_member_data as usize / 64).max(inner.reserve + 4);
     let total_data: u64 = (0..geo.members).map(|m| geo.data_zones(m)).sum();
     let kept = (inner.reserve * geo.members) as u64;
     let per = entries_per_page(geo.bs as usize);
