@@ -174,7 +174,7 @@ fn footer(data: &[u8], bs: usize, n: u64) {
     }
     // Written back, the footer fits the zone's footer blocks and reads the same keys, with
     // what follows it in those blocks (unwritten) or without.
-    let mut again = encode_footer(own, zslba, &keys, bs);
+    let mut again = encode_footer(own, zslba, &keys, bs, n as usize);
     let written = again.len() / bs;
     assert_eq!(again.len(), written * bs);
     assert!(written as u64 <= n);
@@ -182,7 +182,7 @@ fn footer(data: &[u8], bs: usize, n: u64) {
     // Blocks the encoder would have made of these keys come back as they were.
     let as_written = (0..written).all(|i| {
         let b = &blocks[i * bs..(i + 1) * bs];
-        let count = (d as usize - i * per as usize).min(per as usize);
+        let count = (d as usize).saturating_sub(i * per as usize).min(per as usize);
         b[32..36] == (count as u32).to_le_bytes() && bare(b, KEYS_AT + 8 * count)
     });
     if d > 0 && as_written {
@@ -210,8 +210,8 @@ fn encoded(data: &[u8], bs: usize) {
     assert_eq!(out, words[..n]);
     map_page(&page, &own, &other);
 
-    let f = encode_footer(own, key, &words, bs);
     let per = keys_per_footer_block(bs) as usize;
+    let f = encode_footer(own, key, &words, bs, words.len().div_ceil(per));
     assert_eq!(f.len(), words.len().div_ceil(per).max(1) * bs);
     let d = words.len() as u64;
     assert_eq!(decode_footer(&f, &own, key, d, bs), Ok(words.clone()));

@@ -535,7 +535,8 @@ impl Inner {
             (dz.member, dz.zslba, dz.p2l.clone())
         };
         let bs = self.geo.bs as usize;
-        let footer = encode_footer(self.pool_id, zslba, &keys, bs);
+        let blocks = (self.geo.zone_cap - self.geo.zone_data) as usize;
+        let footer = encode_footer(self.pool_id, zslba, &keys, bs, blocks);
         let written = self.members[usize::from(member)].backend.write(
             zslba + self.geo.zone_data,
             &footer,

@@ -78,10 +78,18 @@ pub const fn zone_split(cap: u64, block_size: usize) -> (u64, u64) {
     (cap - footer, footer)
 }
 
-/// The footer of the zone at `zslba` for the data blocks' `keys` (0: no key).
-pub fn encode_footer(pool_id: [u8; 16], zslba: u64, keys: &[u64], block_size: usize) -> Vec<u8> {
+/// The footer of the zone at `zslba` for the data blocks' `keys` (0: no key), over
+/// `blocks` blocks (at least those the keys take; the rest hold none), so that the zone is
+/// written to its capacity and ends full (NVMe ZNS 1.1 §2.1.1.3).
+pub fn encode_footer(
+    pool_id: [u8; 16],
+    zslba: u64,
+    keys: &[u64],
+    block_size: usize,
+    blocks: usize,
+) -> Vec<u8> {
     let per = keys_per_footer_block(block_size) as usize;
-    let blocks = keys.len().div_ceil(per).max(1);
+    let blocks = keys.len().div_ceil(per).max(blocks).max(1);
     let mut out = vec![0u8; blocks * block_size];
     for (i, b) in out.chunks_exact_mut(block_size).enumerate() {
         let part = keys
@@ -179,8 +187,22 @@ mod tests {
         assert_eq!(zone_split(64, 512), (62, 2));
         assert_eq!(zone_split(262_144, 4096), (261_626, 518));
         let keys: Vec<u64> = (0..62).map(|i| i * 3).collect();
-        let f = encode_footer(POOL, 0x40, &keys, 512);
+        let f = encode_footer(POOL, 0x40, &keys, 512, 2);
         assert_eq!(f.len(), 1024);
+        // A zone of 60 blocks keeps 2 for the keys of its 58 data blocks, which 1 holds:
+        // the footer still fills both, so the zone ends full.
+        assert_eq!(zone_split(60, 512), (58, 2));
+        let padded = encode_footer(POOL, 0x40, &keys[..58], 512, 2);
+        assert_eq!(padded.len(), 1024);
+        assert_eq!(
+            &padded[512 + 32..512 + 36],
+            &[0, 0, 0, 0],
+            "no keys in the second"
+        );
+        assert_eq!(
+            decode_footer(&padded, &POOL, 0x40, 58, 512).unwrap(),
+            keys[..58]
+        );
         assert_eq!(b"FFLY", &f[..4]);
         assert_eq!(f[4], 6, "kind Footer");
         assert_eq!(&f[24..32], &[0x40, 0, 0, 0, 0, 0, 0, 0]);
