@@ -30,6 +30,10 @@ pub struct PoolConfig {
     pub journal_zones: u32,
     #[serde(default)]
     pub gc: GcKind,
+    /// DRAM for the volumes' map pages (at least 1 MiB). Absent: 128 MiB per TiB of usable
+    /// capacity, at least 8 MiB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub map_cache: Option<ByteSize>,
     #[serde(default)]
     pub member: Vec<PoolMemberConfig>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -43,6 +47,11 @@ fn default_op() -> u32 {
 fn default_journal() -> u32 {
     4
 }
+
+/// Smallest `map_cache`: about 250 map pages of a 4 KiB-block pool (each maps about 2 MiB of
+/// a volume), about 2000 of a 512-byte one. With fewer the pool keeps reading map pages in and
+/// writing them back.
+pub const MIN_MAP_CACHE: u64 = 1 << 20;
 
 /// Which zone GC collects first.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
@@ -98,7 +107,8 @@ impl PoolConfig {
                 GcKind::CostBenefit => GcPolicy::CostBenefit,
                 GcKind::Greedy => GcPolicy::Greedy,
             },
-            ..PoolOptions::default()
+            // 0: the engine's default.
+            map_cache_bytes: self.map_cache.map_or(0, |b| b.0),
         }
     }
 
@@ -171,6 +181,19 @@ pub(super) fn validate_pools(
                     p.journal_zones
                 ),
             ));
+        }
+        if let Some(ByteSize(bytes)) = p.map_cache {
+            if bytes < MIN_MAP_CACHE {
+                return Err(RuleError::at(
+                    &at,
+                    "map_cache",
+                    format!(
+                        "{here}: map_cache {bytes} must be at least 1MiB (a smaller cache holds \
+                         too few map pages: the pool would keep reading them in and writing them \
+                         back); leave it out for the default"
+                    ),
+                ));
+            }
         }
         if p.member.is_empty() || p.member.len() > MAX_POOL_MEMBERS {
             return Err(RuleError::at(

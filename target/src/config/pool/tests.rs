@@ -13,6 +13,7 @@ name = \"fast\"
 over_provisioning = 20
 journal_zones = 3
 gc = \"greedy\"
+map_cache = \"64MiB\"
 
 [[pool.member]]
 backend = {{ kind = \"zoned-ram\", zone_size = \"1MiB\" }}
@@ -66,14 +67,18 @@ fn pools_parse_with_their_defaults_and_round_trip() {
             volume: "vm1".into()
         }
     );
+    assert_eq!(p.map_cache, Some(ByteSize(64 << 20)));
     let o = p.options();
     assert_eq!((o.op_percent, o.journal_zones), (20, 3));
     assert_eq!(o.gc, crate::layout::GcPolicy::Greedy);
+    assert_eq!(o.map_cache_bytes, 64 << 20);
     let text = c.to_toml().unwrap();
     assert_eq!(Config::parse(&text, "t").unwrap(), c, "{text}");
     assert!(text.contains("kind = \"volume\""), "{text}");
+    assert!(text.contains("map_cache = \"64MiB\""), "{text}");
 
-    // Left out: over-provisioning 10, 4 journal zones, cost-benefit; drive members.
+    // Left out: over-provisioning 10, 4 journal zones, cost-benefit, the engine's map cache
+    // (0); drive members.
     let c = Config::parse(
         &format!(
             "{L}[[pool]]\nname = \"d\"\n[[pool.member]]\nbackend = {{ kind = \"nvme-uring\", path = \"/dev/ng0n1\" }}\n\
@@ -88,6 +93,13 @@ fn pools_parse_with_their_defaults_and_round_trip() {
         (p.over_provisioning, p.journal_zones, p.gc),
         (10, 4, GcKind::CostBenefit)
     );
+    assert_eq!(p.map_cache, None);
+    assert_eq!(
+        p.options().map_cache_bytes,
+        crate::layout::PoolOptions::default().map_cache_bytes
+    );
+    assert_eq!(p.options().map_cache_bytes, 0);
+    assert!(!c.to_toml().unwrap().contains("map_cache"));
     // PCI addresses are normalised as a namespace's are.
     assert_eq!(
         p.member[1].backend,
@@ -121,6 +133,13 @@ fn bad_pools_get_errors_naming_the_field() {
         "over_provisioning 90",
     );
     bad("journal_zones = 3", "journal_zones = 1", "journal_zones 1");
+    bad(
+        "map_cache = \"64MiB\"",
+        "map_cache = \"512KiB\"",
+        "map_cache 524288 must be at least 1MiB",
+    );
+    bad("map_cache = \"64MiB\"", "map_cache = 0", "map_cache 0");
+    bad("map_cache = \"64MiB\"", "map_cache = \"64XB\"", "64XB");
     bad("gc = \"greedy\"", "gc = \"lazy\"", "lazy");
     bad("gc = \"greedy\"", "colour = 1", "colour");
     bad(
@@ -236,6 +255,18 @@ fn pool_rules_name_their_field() {
             .unwrap();
     let e = c.validate().unwrap_err();
     assert_eq!(e.field.unwrap().to_string(), "pool[0].over_provisioning");
+    let mut c: Config =
+        toml::from_str(&good().replacen("map_cache = \"64MiB\"", "map_cache = \"1KiB\"", 1))
+            .unwrap();
+    let e = c.validate().unwrap_err();
+    assert_eq!(e.field.unwrap().to_string(), "pool[0].map_cache");
+    // The smallest allowed.
+    let c = Config::parse(
+        &good().replacen("map_cache = \"64MiB\"", "map_cache = 1048576", 1),
+        "t",
+    )
+    .unwrap();
+    assert_eq!(c.pool[0].options().map_cache_bytes, 1 << 20);
 }
 
 #[test]

@@ -182,6 +182,7 @@ fn everything() -> Config {
             over_provisioning: 25,
             journal_zones: 2,
             gc: GcKind::Greedy,
+            map_cache: Some(ByteSize(24 << 20)),
             member: vec![
                 PoolMemberConfig {
                     backend: BackendKind::ZonedRam(ZonedSpec {

@@ -271,6 +271,13 @@ fn reloads_add_and_remove_pools_and_volumes() {
         err.to_string().contains("members or options changed"),
         "{err}"
     );
+    let mut cache = more.clone();
+    cache.pool[0].map_cache = Some(ByteSize(16 << 20));
+    let err = e.reload(&cache).unwrap_err();
+    assert!(
+        err.to_string().contains("members or options changed"),
+        "{err}"
+    );
     let mut grown = more.clone();
     grown.pool[0].volume[1].size = ByteSize(8 << 20);
     let err = e.reload(&grown).unwrap_err();
