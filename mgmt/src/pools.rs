@@ -64,15 +64,30 @@ pub struct PoolView {
     pub host_read_bytes: u64,
     /// Bytes GC copied out of its victims.
     pub gc_written_bytes: u64,
-    /// Bytes of journal, checkpoints and superblocks written.
+    /// Bytes of metadata written: journal, checkpoints, superblocks, map pages and zone
+    /// footers.
     pub meta_written_bytes: u64,
     pub write_amplification: f64,
     pub zone_resets: u64,
     pub gc_victims: u64,
     pub trimmed_bytes: u64,
     pub checkpoints: u64,
-    /// Memory the volumes' block maps take.
+    /// DRAM the map takes: pages in the cache and the page directory.
     pub map_resident_bytes: u64,
+    /// The map cache's budget in map pages: the pool's `map_cache` (default 128 MiB per TiB
+    /// of usable capacity, at least 8 MiB) over the DRAM a page takes. Dirty pages may
+    /// exceed it until they are written back.
+    pub map_cache_pages: u64,
+    /// Map pages in the cache now.
+    pub map_pages_resident: u64,
+    /// Map pages in the cache changed since they were last written to the pool (waiting for
+    /// write-back).
+    pub map_pages_dirty: u64,
+    /// Whether the valid counts are complete: false while the background recount of the map
+    /// that follows a recovery runs (until then `mapped_bytes`, the pool's and its
+    /// volumes', counts only the map pages it has visited, and background GC waits); true
+    /// for a freshly formatted pool and once the recount is done.
+    pub recount_done: bool,
     /// Full zones by the share of their capacity still valid: `0-10%` up to `90-100%`.
     pub valid_histogram: Vec<ValidBucket>,
     pub volumes: Vec<VolumeView>,
@@ -202,6 +217,10 @@ fn view(config: &Config, pool: &Pool) -> PoolView {
         trimmed_bytes: s.trimmed_blocks * bs,
         checkpoints: s.checkpoints,
         map_resident_bytes: s.map_resident_bytes,
+        map_cache_pages: s.map_cache_pages,
+        map_pages_resident: s.map_pages_resident,
+        map_pages_dirty: s.map_pages_dirty,
+        recount_done: s.counted,
         valid_histogram: s
             .valid_histogram
             .iter()

@@ -73,6 +73,21 @@ async fn pools_list_show_and_manage_their_volumes() {
         .await
         .expect_error(404, "no_such_pool", None);
     assert!(m.contains("slow"), "{m}");
+    // A freshly formatted pool: counted, a cache budget (the 8 MiB floor of the default),
+    // nothing dirty before any write.
+    let stats = api
+        .daemon
+        .engine()
+        .drives()
+        .pools()
+        .get("fast")
+        .unwrap()
+        .stats();
+    let p = api.get("/api/v1/pools/fast").await.expect(200);
+    assert_eq!(p["recount_done"], true, "{p}");
+    assert_eq!(p["map_cache_pages"], stats.map_cache_pages, "{p}");
+    assert!(p["map_cache_pages"].as_u64().unwrap() > 0, "{p}");
+    assert_eq!(p["map_pages_dirty"], 0, "{p}");
 
     write(&api, 1, 10, 3, 0xa5);
     let p = api.get("/api/v1/pools/fast").await.expect(200);
@@ -85,6 +100,14 @@ async fn pools_list_show_and_manage_their_volumes() {
     assert_eq!(p["host_written_bytes"], 3 * 4096);
     assert!(p["meta_written_bytes"].as_u64().unwrap() > 0, "{p}");
     assert!(p["write_amplification"].as_f64().unwrap() > 1.0, "{p}");
+    // The written page of vm1's map is in the cache; the budget has not moved.
+    assert!(p["map_pages_resident"].as_u64().unwrap() >= 1, "{p}");
+    assert_eq!(p["map_cache_pages"], stats.map_cache_pages, "{p}");
+    assert!(
+        p["map_pages_dirty"].as_u64().unwrap() <= p["map_pages_resident"].as_u64().unwrap(),
+        "{p}"
+    );
+    assert_eq!(p["recount_done"], true, "{p}");
     let hist = p["valid_histogram"].as_array().unwrap();
     assert_eq!(hist.len(), 10);
     assert_eq!(hist[0]["valid"], "0-10%");
@@ -249,6 +272,26 @@ async fn pool_metrics_follow_the_writes_and_gc() {
         text.contains("# TYPE ferrofab_pool_free_zones gauge"),
         "{text}"
     );
+    // A fresh pool: counted, a cache budget, nothing dirty yet.
+    assert_eq!(
+        sample(&text, &format!("ferrofab_pool_recount_done{l}")),
+        1.0
+    );
+    let budget = sample(&text, &format!("ferrofab_pool_map_cache_pages{l}"));
+    assert_eq!(budget, pool.stats().map_cache_pages as f64);
+    assert!(budget > 0.0, "{budget}");
+    assert_eq!(
+        sample(&text, &format!("ferrofab_pool_map_pages_dirty{l}")),
+        0.0
+    );
+    for family in [
+        "ferrofab_pool_map_cache_pages",
+        "ferrofab_pool_map_pages_resident",
+        "ferrofab_pool_map_pages_dirty",
+        "ferrofab_pool_recount_done",
+    ] {
+        assert!(text.contains(&format!("# TYPE {family} gauge")), "{text}");
+    }
 
     // The whole volume, twice: the first copy's zones hold nothing valid any more.
     write(&api, 1, 0, 2048, 1);
@@ -278,6 +321,22 @@ async fn pool_metrics_follow_the_writes_and_gc() {
         s.data_zones as f64
     );
     assert!(sample(&text, &format!("ferrofab_pool_map_resident_bytes{l}")) > 0.0);
+    // Every page of vm1's map was written: they are in the cache (far below its budget, so
+    // none was dropped), the dirty ones among them. A page is a 4 KiB block of 8-byte
+    // entries, so 2048 blocks take at least 4.
+    let resident = sample(&text, &format!("ferrofab_pool_map_pages_resident{l}"));
+    assert!(resident >= 4.0, "{resident}");
+    assert!(resident <= budget, "{resident} > {budget}");
+    let dirty = sample(&text, &format!("ferrofab_pool_map_pages_dirty{l}"));
+    assert!(dirty <= resident, "{dirty} > {resident}");
+    assert_eq!(
+        sample(&text, &format!("ferrofab_pool_map_cache_pages{l}")),
+        budget
+    );
+    assert_eq!(
+        sample(&text, &format!("ferrofab_pool_recount_done{l}")),
+        1.0
+    );
     let buckets: Vec<f64> = (0..10)
         .map(|i| {
             sample(

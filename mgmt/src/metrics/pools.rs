@@ -20,7 +20,7 @@ pub(super) fn pool_families(engine: &Engine, out: &mut Vec<MetricFamily>) {
     );
     let mut meta = counter(
         "ferrofab_pool_meta_written_bytes_total",
-        "Bytes of journal, checkpoints and superblocks written.",
+        "Bytes of metadata written: journal, checkpoints, superblocks, map pages and zone footers.",
     );
     let mut waf = gauge(
         "ferrofab_pool_write_amplification",
@@ -49,7 +49,23 @@ pub(super) fn pool_families(engine: &Engine, out: &mut Vec<MetricFamily>) {
     let mut victims = counter("ferrofab_pool_gc_victims_total", "Zones GC collected.");
     let mut resident = gauge(
         "ferrofab_pool_map_resident_bytes",
-        "Memory the volumes' block maps take.",
+        "DRAM the map takes: pages in the cache and the page directory.",
+    );
+    let mut cache_pages = gauge(
+        "ferrofab_pool_map_cache_pages",
+        "The map cache's budget, in map pages (dirty pages may exceed it until written back).",
+    );
+    let mut pages_resident = gauge(
+        "ferrofab_pool_map_pages_resident",
+        "Map pages in the cache.",
+    );
+    let mut pages_dirty = gauge(
+        "ferrofab_pool_map_pages_dirty",
+        "Map pages in the cache waiting for write-back.",
+    );
+    let mut recount_done = gauge(
+        "ferrofab_pool_recount_done",
+        "1 when the pool's valid counts are complete, 0 while the recount after a recovery runs.",
     );
     let mut by_valid = gauge(
         "ferrofab_pool_zones_by_valid",
@@ -75,6 +91,10 @@ pub(super) fn pool_families(engine: &Engine, out: &mut Vec<MetricFamily>) {
         resets.counter(&l, s.zone_resets as f64);
         victims.counter(&l, s.gc_victims as f64);
         resident.gauge(&l, s.map_resident_bytes as f64);
+        cache_pages.gauge(&l, s.map_cache_pages as f64);
+        pages_resident.gauge(&l, s.map_pages_resident as f64);
+        pages_dirty.gauge(&l, s.map_pages_dirty as f64);
+        recount_done.gauge(&l, if s.counted { 1.0 } else { 0.0 });
         for (i, zones) in s.valid_histogram.iter().enumerate() {
             let bucket = bucket_label(i);
             by_valid.gauge(&[("pool", name), ("valid", &bucket)], *zones as f64);
@@ -98,6 +118,10 @@ pub(super) fn pool_families(engine: &Engine, out: &mut Vec<MetricFamily>) {
         resets,
         victims,
         resident,
+        cache_pages,
+        pages_resident,
+        pages_dirty,
+        recount_done,
         by_valid,
         volume_mapped,
     ] {

@@ -205,7 +205,8 @@ mod tests {
             "free_zones": 55, "host_written_bytes": 12288, "host_read_bytes": 0,
             "gc_written_bytes": 0, "meta_written_bytes": 8192, "write_amplification": 1.6667,
             "zone_resets": 0, "gc_victims": 0, "trimmed_bytes": 0, "checkpoints": 1,
-            "map_resident_bytes": 4096, "valid_histogram": [],
+            "map_resident_bytes": 4096, "map_cache_pages": 2036, "map_pages_resident": 1,
+            "map_pages_dirty": 1, "recount_done": true, "valid_histogram": [],
             "volumes": [volume_json("vm1", json!({"nqn": "nqn.x:a", "nsid": 1})),
                         volume_json("vm2", json!(null))]
         }))
