@@ -68,6 +68,8 @@ struct Slot {
     counted: AtomicBool,
 }
 
+const _: () = assert!(size_of::<Slot>() == 32);
+
 /// What [`VolumeMap::try_evict`] did with a page.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Evict {
@@ -89,6 +91,9 @@ pub struct VolumeMap {
 }
 
 impl VolumeMap {
+    /// DRAM a page's slot in the directory takes.
+    pub const SLOT_BYTES: u64 = size_of::<Slot>() as u64;
+
     /// The table of a volume of `blocks` blocks, `per` entries a page; `counted` when
     /// nothing needs recounting (a new volume, or a pool that was just formatted).
     pub fn new(id: u16, blocks: u64, per: u64, counted: bool) -> VolumeMap {
@@ -252,7 +257,7 @@ impl VolumeMap {
 
     /// Bytes of DRAM the directory takes (pages in DRAM are the cache's).
     pub fn directory_bytes(&self) -> u64 {
-        self.slots.len() as u64 * size_of::<Slot>() as u64
+        self.slots.len() as u64 * Self::SLOT_BYTES
     }
 }
 

@@ -66,7 +66,8 @@ pub struct PoolOptions {
     /// Zones of the journal ring (bounds replay after a crash).
     pub journal_zones: u32,
     pub gc: GcPolicy,
-    /// DRAM for map pages (0: 128 MiB per TiB of usable capacity, at least 8 MiB).
+    /// DRAM for map pages (0: what leaves the map's whole DRAM, page directory included, at
+    /// 128 MiB per TiB of usable capacity; at least 8 MiB).
     pub map_cache_bytes: u64,
 }
 

@@ -278,7 +278,14 @@ pub fn open(
             * per
             / (per + 1);
     let budget = match opts.map_cache_bytes {
-        0 => (inner.usable_blocks * u64::from(geo.bs) / DEFAULT_CACHE_SHARE).max(8 << 20),
+        // The map's whole DRAM (the page directory of volumes as large as the pool, and the
+        // pages cached) within the share.
+        0 => {
+            let directory = inner.usable_blocks.div_ceil(per) * VolumeMap::SLOT_BYTES;
+            (inner.usable_blocks * u64::from(geo.bs) / DEFAULT_CACHE_SHARE)
+                .saturating_sub(directory)
+                .max(8 << 20)
+        }
         b => b,
     };
     // The reserve less a zone for each stream GC and the map keep open.

@@ -692,3 +692,39 @@ fn concurrent_writers_readers_and_gc() {
     let pool = Pool::open("t", members, PoolOptions::default()).unwrap();
     check(&*pool.volume("v", BS, blocks).unwrap());
 }
+
+/// A pool of 1 TiB (zoned-ram allocates only what is written): by default the map's DRAM,
+/// page directory and cached pages, stays within 128 MiB per TiB while random writes touch
+/// more pages than the cache holds.
+#[test]
+fn a_terabyte_pool_keeps_its_map_within_128_mib_per_tib() {
+    let pool = Pool::open("t", vec![ram(4096, 65536)], PoolOptions::default()).unwrap();
+    let s = pool.stats();
+    let usable = s.usable_blocks * u64::from(BS);
+    assert!(usable > 900 << 30, "{usable} bytes");
+    let bound = usable / 8192;
+    let v = pool.volume("v", BS, s.usable_blocks).unwrap();
+    let pages = s.map_cache_pages;
+    let mut rng = StdRng::seed_from_u64(5);
+    let mut written = Vec::new();
+    for g in 1..=pages * 3 / 2 {
+        let lba = rng.random_range(0..s.usable_blocks);
+        v.write(lba, &stamp(lba, g), false).unwrap();
+        written.push((lba, g));
+    }
+    pool.inner.checkpoint().unwrap();
+    let s = pool.stats();
+    assert!(
+        s.map_resident_bytes <= bound,
+        "{} > {bound}",
+        s.map_resident_bytes
+    );
+    assert!(
+        s.meta_write_blocks > pages / 2,
+        "pages were written back: {s:?}"
+    );
+    for &(lba, g) in written.iter().rev().take(2000) {
+        let got = read_stamp(&*v, lba);
+        assert!(got >= g, "block {lba}: {got} < {g}");
+    }
+}
