@@ -348,12 +348,15 @@ impl ZoneSet {
 
     /// Zone Append of `blocks` blocks to the zone starting at `zslba` (NVMe ZNS 1.1 §4.3):
     /// the data goes at the write pointer, whose old value is returned; otherwise the rules
-    /// of [`ZoneSet::write`].
+    /// of [`ZoneSet::write`]. The zone's state is checked first: a Full zone's write pointer
+    /// is the end of its capacity, which with a capacity of the whole zone is the next
+    /// zone's start (or past the namespace), where the write must not go.
     pub fn append(&mut self, zslba: u64, blocks: u64) -> Result<u64, Status> {
         let i = self.index_at_start(zslba)?;
-        let lba = self.zones[i].wp;
-        self.write(lba, blocks)?;
-        Ok(lba)
+        let zone = self.zones[i];
+        zone.state.apply(ZoneEvent::Write)?;
+        self.write(zone.wp, blocks)?;
+        Ok(zone.wp)
     }
 
     /// A read of `blocks` blocks at `lba`: within one zone (OZCS bit 0, read across zone

@@ -336,6 +336,25 @@ fn write_pointer_capacity_and_append() {
 }
 
 #[test]
+fn append_to_a_full_zone_of_whole_capacity_stays_out_of_the_next() {
+    // Capacity = size: a Full zone's write pointer is the next zone's start.
+    let mut z = ZoneSet::new(SIZE, SIZE, ZONES, ZoneLimits::default()).unwrap();
+    assert_eq!(z.append(SIZE, SIZE), Ok(SIZE));
+    assert_eq!(z.zone(1).unwrap().state(), S::Full);
+    assert_eq!(z.append(SIZE, 1), Err(Status::ZONE_IS_FULL));
+    assert_eq!(
+        z.zone(2).unwrap().state(),
+        S::Empty,
+        "nothing went to zone 2"
+    );
+    let last = (ZONES - 1) * SIZE;
+    assert_eq!(z.append(last, SIZE), Ok(last));
+    assert_eq!(z.append(last, 1), Err(Status::ZONE_IS_FULL));
+    z.force_state(SIZE, S::ReadOnly).unwrap();
+    assert_eq!(z.append(SIZE, 1), Err(Status::ZONE_IS_READ_ONLY));
+}
+
+#[test]
 fn reads_stay_in_one_zone_and_off_offline_zones() {
     let mut z = set(ZoneLimits::default());
     assert_eq!(z.check_read(0, SIZE), Ok(()));
