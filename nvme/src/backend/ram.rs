@@ -9,6 +9,12 @@
 //! block is copied under one lock: a block is never observed half-written (atomic write unit of
 //! one block, AWUN/AWUPF = 0's-based 0; NVM Command Set 1.0, "Atomic Operations").
 //!
+//! Locks are held for the copies only: a chunk that is missing is allocated (zero-filled, its
+//! pages faulted in) before its shard's lock is taken, and chunks freed by Deallocate or Write
+//! Zeroes are released after it, so readers of the shard's other chunks never wait for the
+//! allocator. [`RamBackend::take`] hands freed chunks to a caller that holds a lock of its own,
+//! to release them after that lock too.
+//!
 //! Growing ([`Backend::grown`]) copies nothing: the grown backend shares the chunk shards
 //! with this one and only its capacity differs. A chunk is as long as the namespace was
 //! when it was allocated, so the last chunk of a smaller namespace may be short: writes
@@ -42,6 +48,18 @@ pub struct RamBackend {
     /// Shared with the backends grown from this one (and the one it was grown from).
     shards: Arc<[RwLock<ChunkMap>]>,
     allocated: Arc<AtomicU64>,
+}
+
+/// Chunks taken out of a namespace ([`RamBackend::take`]): their memory is freed when this is
+/// dropped, which a caller holding a lock does after releasing it.
+#[derive(Debug, Default)]
+pub struct Freed(Vec<Box<[u8]>>);
+
+impl Freed {
+    /// Also hold the chunks of `other`.
+    pub fn append(&mut self, mut other: Freed) {
+        self.0.append(&mut other.0);
+    }
 }
 
 /// One chunk-sized piece of a byte range.
@@ -148,9 +166,11 @@ impl RamBackend {
         Ok(v.into_boxed_slice())
     }
 
-    /// Zero a byte range: chunks it covers to their end are freed, others zeroed in place
-    /// (bytes past a short chunk's end read as zeroes already).
-    fn zero_range(&self, offset: u64, len: u64) {
+    /// Zero a byte range: chunks it covers to their end are taken out and returned, to be
+    /// freed once no lock is held, others zeroed in place (bytes past a short chunk's end read
+    /// as zeroes already).
+    fn zero_range(&self, offset: u64, len: u64) -> Freed {
+        let mut freed = Freed::default();
         for p in pieces(offset, len) {
             let mut shard = self.write_shard(p.chunk);
             let Some(data) = shard.get_mut(&p.chunk) else {
@@ -160,6 +180,7 @@ impl RamBackend {
                 if let Some(old) = shard.remove(&p.chunk) {
                     self.allocated
                         .fetch_sub(old.len() as u64, Ordering::Relaxed);
+                    freed.0.push(old);
                 }
             } else {
                 let end = (p.offset + p.len).min(data.len());
@@ -168,6 +189,15 @@ impl RamBackend {
                 }
             }
         }
+        freed
+    }
+
+    /// Deallocate `blocks` blocks at `lba` as [`Backend::deallocate`] does, but return the
+    /// chunks taken out instead of freeing them: a caller holding a lock of its own drops
+    /// them after releasing it (freeing memory can take the allocator into the kernel).
+    pub fn take(&self, lba: u64, blocks: u64) -> Result<Freed, BackendError> {
+        let (offset, len) = byte_span(lba, blocks, self.block_size, self.num_blocks)?;
+        Ok(self.zero_range(offset, len))
     }
 }
 
@@ -209,21 +239,37 @@ impl Backend for RamBackend {
             pos += p.len;
             let chunk_len = self.chunk_len(p.chunk);
             let mut shard = self.write_shard(p.chunk);
+            // A missing chunk is allocated without the shard's lock, which readers of the
+            // shard's other chunks would wait for; if another write allocated it meanwhile,
+            // this one is spare and freed after the lock.
+            let mut fresh = None;
+            if !shard.contains_key(&p.chunk) {
+                drop(shard);
+                fresh = Some(self.alloc_chunk(chunk_len)?);
+                shard = self.write_shard(p.chunk);
+            }
             let chunk = match shard.entry(p.chunk) {
                 std::collections::hash_map::Entry::Occupied(e) => {
+                    if let Some(spare) = &fresh {
+                        self.allocated
+                            .fetch_sub(spare.len() as u64, Ordering::Relaxed);
+                    }
                     let chunk = e.into_mut();
                     if chunk.len() < p.offset + p.len {
                         *chunk = self.lengthen(std::mem::take(chunk), chunk_len)?;
                     }
                     chunk
                 }
-                std::collections::hash_map::Entry::Vacant(e) => {
-                    e.insert(self.alloc_chunk(chunk_len)?)
-                }
+                std::collections::hash_map::Entry::Vacant(e) => match fresh.take() {
+                    Some(f) => e.insert(f),
+                    None => e.insert(self.alloc_chunk(chunk_len)?),
+                },
             };
             if let Some(dst) = chunk.get_mut(p.offset..p.offset + p.len) {
                 dst.copy_from_slice(src);
             }
+            drop(shard);
+            drop(fresh);
         }
         Ok(())
     }
@@ -235,15 +281,14 @@ impl Backend for RamBackend {
 
     fn write_zeroes(&self, lba: u64, blocks: u64) -> Result<(), BackendError> {
         let (offset, len) = byte_span(lba, blocks, self.block_size, self.num_blocks)?;
-        self.zero_range(offset, len);
+        drop(self.zero_range(offset, len));
         Ok(())
     }
 
     fn deallocate(&self, lba: u64, blocks: u64) -> Result<(), BackendError> {
         // Deallocated blocks read as zeroes (Identify Namespace DLFEAT read behavior 001b,
         // NVM Command Set 1.0, Identify Namespace data structure).
-        let (offset, len) = byte_span(lba, blocks, self.block_size, self.num_blocks)?;
-        self.zero_range(offset, len);
+        drop(self.take(lba, blocks)?);
         Ok(())
     }
 
@@ -552,6 +597,25 @@ mod tests {
         assert!(new.grown(CHUNK_SIZE).is_err());
         assert!(new.grown(4 * CHUNK_SIZE + 512).is_err());
         assert_eq!(new.grown(4 * CHUNK_SIZE).unwrap().info().num_blocks, 64);
+    }
+
+    #[test]
+    fn taken_chunks_leave_the_namespace_before_they_are_freed() {
+        let b = RamBackend::new(4 * CHUNK_SIZE, 4096).unwrap();
+        b.write(0, &vec![1; 4 * CHUNK_SIZE as usize], false)
+            .unwrap();
+        // Chunk 1 whole, the first block of chunk 2 zeroed in place.
+        let taken = b.take(16, 17).unwrap();
+        assert_eq!(taken.0.len(), 1);
+        assert_eq!(b.allocated_bytes(), 3 * CHUNK_SIZE);
+        assert_eq!(read_vec(&b, 16, 17), vec![0; 17 * 4096]);
+        assert_eq!(read_vec(&b, 15, 1), vec![1; 4096]);
+        assert_eq!(read_vec(&b, 33, 1), vec![1; 4096]);
+        drop(taken);
+        b.write(20, &[2; 4096], false).unwrap();
+        assert_eq!(b.allocated_bytes(), 4 * CHUNK_SIZE);
+        assert_eq!(read_vec(&b, 19, 2)[4096..], [2; 4096]);
+        assert!(b.take(64, 1).is_err());
     }
 
     #[test]

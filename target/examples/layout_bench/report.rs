@@ -232,10 +232,11 @@ pub fn section(
          reads random 4 KiB blocks at QD1 for {} s on the idle pool (GC quiet), then for {} s \
          while another thread overwrites random blocks (the GC thread collected {:.0} zones/s, \
          {:.0} host writes/s, WAF (GC) {:.2} during the reads); the table merges the rounds' \
-         histograms. What a read can wait for while GC runs: the member's lock, which a \
-         zoned-ram member holds across each data access (GC's reads of up to 256 KiB, \
-         appends of up to 128 KiB, checkpoint writes), and a CPU, as three busy threads \
-         share the 2.\n",
+         histograms. What a read can wait for while GC runs: a zoned-ram member's zone \
+         lock, held to check a command and move a write pointer but not across the data \
+         (GC's reads of up to 256 KiB, appends of up to 128 KiB and checkpoint writes copy \
+         outside it, each 64 KiB chunk under one of the RAM store's 64 shard locks), and a \
+         CPU, as three busy threads share the 2.\n",
         plan.latency_rounds,
         plan.latency_secs,
         plan.latency_secs,

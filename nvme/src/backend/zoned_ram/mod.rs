@@ -4,9 +4,39 @@
 //! ([`file_store`] describes its layout).
 //!
 //! Zone rule failures come back as [`BackendError::Device`] with the NVMe status of the rule
-//! (NVMe ZNS 1.1 §2.1, §4.3, §4.4, §5). The zone set's lock is held across each data access,
-//! so a write lands entirely before or after a Reset of its zone, and concurrent Zone Appends
-//! to one zone get distinct, adjacent LBAs.
+//! (NVMe ZNS 1.1 §2.1, §4.3, §4.4, §5). Every check and every change of a zone's state or
+//! write pointer happens under the zone set's lock, so concurrent Zone Appends to one zone get
+//! distinct, adjacent LBAs.
+//!
+//! # Data outside the lock (in memory)
+//!
+//! In memory the data is copied after the lock is released, so a 4 KiB read does not wait
+//! for a 256 KiB copy to another zone. [`RamBackend`] copies each 64 KiB chunk under its
+//! shard's lock, so copies of different ranges may run at once and a block is never seen
+//! half-written. A read checks its range under the lock (NVMe ZNS 1.1 §5.1), then copies; a
+//! Write or Zone Append moves the write pointer (and the zone's state) under the lock, then
+//! copies (§5.2, §4.3). What a concurrent command can see follows from that:
+//!
+//! - A read of blocks whose write or append has not completed returns, block by block, their
+//!   old contents (zeroes: they were past the write pointer) or the new data. Commands in
+//!   flight together are not ordered (NVMe Base 2.0, Command Ordering Requirements): a
+//!   command's data is defined for other commands only once it has completed, and a read
+//!   submitted after a write's completion sees all of it.
+//! - A read racing a Reset Zone of its zone (§4.4.3.2.4) returns, chunk by chunk, the data
+//!   from before the reset or zeroes (or, if the zone is written again meanwhile, that new
+//!   data): the read and the reset were in flight together, so any of them is allowed.
+//! - A Reset never races a write's copy into the zone it resets: each write or append holds
+//!   its zone's gate (a read guard, taken before the zone lock is released) until its data
+//!   is stored, and Reset takes the gate alone, under the zone lock, before it takes the
+//!   zone's data out of the store (the memory itself is freed after the lock). A write
+//!   therefore lands entirely before the reset empties the zone, never after: blocks at or
+//!   past the write pointer read as zeroes, and no stale copy can land over data written
+//!   after the reset.
+//! - Memory that cannot be had (`NoSpace`) fails the command after its write pointer moved:
+//!   the blocks not stored read as zeroes, as they did before.
+//!
+//! A backing file keeps the lock across each data access: its crash consistency (below) and
+//! putting a zone back when its data could not be stored rely on it.
 //!
 //! # The backing file across a crash
 //!
@@ -25,12 +55,13 @@
 //! On opening, opened zones come back Closed, as after a power cycle (NVMe ZNS 1.1
 //! §2.1.1.3), and their records are rewritten so. The Changed Zone List is not kept.
 
-use ferrofab_sync::CountedLock as _;
+use ferrofab_sync::{CountedLock as _, CountedRwLock as _};
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard};
 
 use super::null::invalid_input;
+use super::ram::Freed;
 use super::{
     blocks_in, Backend, BackendError, BackendInfo, RamBackend, ZoneFault, ZoneFaultError,
     ZoneFaults, ZonedBackend, ZonedGeometry,
@@ -86,8 +117,43 @@ pub struct ZonedRamBackend {
 
 /// Where the data lives.
 enum Store {
-    Ram(RamBackend),
+    Ram(RamStore),
     File(FileStore),
+}
+
+/// The data in memory, copied outside the zone lock.
+struct RamStore {
+    data: RamBackend,
+    /// One per zone: shared by each write or append while it copies into the zone, held
+    /// alone by a Reset while it takes the zone's data out. Locks are taken in the order zone
+    /// lock, gate, the store's shard locks; a thread holding a gate never waits for the zone
+    /// lock, so a Reset waiting for a gate under the zone lock waits only for copies.
+    gates: Box<[RwLock<()>]>,
+}
+
+impl RamStore {
+    /// Trade the zone lock for the gate of the zone holding `lba`, shared: a Reset of that
+    /// zone (which takes the gate alone under the zone lock) waits until the guard is dropped.
+    /// The gate is taken before the zone lock is released, so no Reset comes in between.
+    fn unlock_to_copy<'a>(
+        &'a self,
+        zones: MutexGuard<'_, Zones>,
+        lba: u64,
+    ) -> Option<RwLockReadGuard<'a, ()>> {
+        let gate = zones.set.index_of(lba).and_then(|i| self.gates.get(i));
+        let guard = gate.map(|g| g.read_counted());
+        drop(zones);
+        guard
+    }
+
+    /// Take the data of the zone starting at `zslba` (index `i`) out of the store, once no
+    /// write or append is copying into it; the memory is freed when the result is dropped,
+    /// after the zone lock. Called under the zone lock: a copy in flight needs only its gate
+    /// to finish, and no new one can start.
+    fn free_zone(&self, i: usize, zslba: u64, zone_size: u64) -> Result<Freed, BackendError> {
+        let _alone = self.gates.get(i).map(|g| g.write_counted());
+        self.data.take(zslba, zone_size)
+    }
 }
 
 /// The zone set and the zones the device itself changed since the host last read the
@@ -227,7 +293,10 @@ impl ZonedRamBackend {
             .map_err(|e| invalid_input(e.to_string()))?;
         Ok(ZonedRamBackend {
             cfg,
-            store: Store::Ram(RamBackend::new(size, cfg.block_size)?),
+            store: Store::Ram(RamStore {
+                data: RamBackend::new(size, cfg.block_size)?,
+                gates: (0..cfg.zone_count).map(|_| RwLock::new(())).collect(),
+            }),
             zones: Mutex::new(Zones {
                 set: zones,
                 changed: Vec::new(),
@@ -350,7 +419,7 @@ impl Backend for ZonedRamBackend {
         match &self.store {
             Store::Ram(ram) => BackendInfo {
                 deallocated_reads_zero: false,
-                ..ram.info()
+                ..ram.data.info()
             },
             Store::File(_) => BackendInfo {
                 block_size: self.cfg.block_size,
@@ -362,13 +431,18 @@ impl Backend for ZonedRamBackend {
     }
 
     /// Read whole blocks at `lba`: within one zone, not of an Offline zone (NVMe ZNS 1.1
-    /// §5.1). Blocks at or past the write pointer read as zeroes.
+    /// §5.1). Blocks at or past the write pointer read as zeroes. In memory the data is
+    /// copied after the lock is released (the module's documentation says what a read racing
+    /// a write or a Reset returns).
     fn read(&self, lba: u64, buf: &mut [u8]) -> Result<(), BackendError> {
         let blocks = blocks_in(buf.len(), self.cfg.block_size)?;
         let zones = self.locked();
         zones.set.check_read(lba, blocks).map_err(device)?;
         match &self.store {
-            Store::Ram(ram) => ram.read(lba, buf),
+            Store::Ram(ram) => {
+                drop(zones);
+                ram.data.read(lba, buf)
+            }
             Store::File(file) => {
                 // The file may hold an unacknowledged write past the write pointer (a crash
                 // between its data and its record): those blocks read as zeroes regardless.
@@ -386,33 +460,42 @@ impl Backend for ZonedRamBackend {
     }
 
     /// Write whole blocks at `lba`, which must be the write pointer of its zone (NVMe ZNS 1.1
-    /// §5.2). In memory, if the memory for the data cannot be had (`NoSpace`), the write
-    /// pointer has still moved past the blocks, which read as zeroes; with a backing file,
-    /// data that cannot be stored leaves the zone as it was.
+    /// §5.2). In memory the write pointer moves under the lock and the data is copied after
+    /// it is released, holding the zone's gate against a Reset; if the memory for the data
+    /// cannot be had (`NoSpace`), the write pointer has still moved past the blocks, which
+    /// read as zeroes. With a backing file, data that cannot be stored leaves the zone as it
+    /// was.
     fn write(&self, lba: u64, data: &[u8], fua: bool) -> Result<(), BackendError> {
         let blocks = blocks_in(data.len(), self.cfg.block_size)?;
         let mut zones = self.locked();
         zones.set.write(lba, blocks).map_err(device)?;
         match &self.store {
-            Store::Ram(ram) => ram.write(lba, data, fua),
+            Store::Ram(ram) => {
+                let _copying = ram.unlock_to_copy(zones, lba);
+                ram.data.write(lba, data, fua)
+            }
             Store::File(file) => zones.commit(file, lba, file.write(lba, data), fua),
         }
     }
 
     fn flush(&self) -> Result<(), BackendError> {
         match &self.store {
-            Store::Ram(ram) => ram.flush(),
+            Store::Ram(ram) => ram.data.flush(),
             // NVMe Base 2.0 Flush: every completed write, data and zone records, made durable.
             Store::File(file) => file.sync(),
         }
     }
 
-    /// Write Zeroes: a write of `blocks` zero blocks at `lba` under the same rules.
+    /// Write Zeroes: a write of `blocks` zero blocks at `lba` under the same rules, its
+    /// zeroing in memory also done after the lock is released.
     fn write_zeroes(&self, lba: u64, blocks: u64) -> Result<(), BackendError> {
         let mut zones = self.locked();
         zones.set.write(lba, blocks).map_err(device)?;
         match &self.store {
-            Store::Ram(ram) => ram.write_zeroes(lba, blocks),
+            Store::Ram(ram) => {
+                let _copying = ram.unlock_to_copy(zones, lba);
+                ram.data.write_zeroes(lba, blocks)
+            }
             Store::File(file) => zones.commit(file, lba, file.zero(lba, blocks), false),
         }
     }
@@ -446,7 +529,9 @@ impl ZonedBackend for ZonedRamBackend {
 
     /// Zone Append (NVMe ZNS 1.1 §4.3): `data` goes at the write pointer of the zone
     /// starting at `zslba`; returns the first LBA written. Data larger than ZASL allows is an
-    /// Invalid Field.
+    /// Invalid Field. In memory, as a write: the LBA is taken and the write pointer moved
+    /// under the lock, so concurrent appends get disjoint ranges, and each copies its data
+    /// after the lock is released; the data reads back once the append has returned.
     fn append(&self, zslba: u64, data: &[u8], fua: bool) -> Result<u64, BackendError> {
         let blocks = blocks_in(data.len(), self.cfg.block_size)?;
         let mut zones = self.locked();
@@ -459,7 +544,10 @@ impl ZonedBackend for ZonedRamBackend {
         }
         let lba = zones.set.append(zslba, blocks).map_err(device)?;
         match &self.store {
-            Store::Ram(ram) => ram.write(lba, data, fua)?,
+            Store::Ram(ram) => {
+                let _copying = ram.unlock_to_copy(zones, lba);
+                ram.data.write(lba, data, fua)?;
+            }
             Store::File(file) => zones.commit(file, lba, file.write(lba, data), fua)?,
         }
         Ok(lba)
@@ -470,7 +558,10 @@ impl ZonedBackend for ZonedRamBackend {
     /// With a backing file the records of the zones it changed are written (also when it
     /// failed part way: the zones before the failure keep their new state); a Finish zeroes
     /// the blocks it moved the write pointer over first (§4.4.3.2.2), a Reset frees the zone
-    /// after its record says Empty (§4.4.3.2.4).
+    /// after its record says Empty (§4.4.3.2.4). In memory a Reset takes the zone's data out
+    /// of the store under the lock, once the writes and appends still copying into it have
+    /// stored their data (the zone's gate), and frees the memory after the lock; reads in
+    /// flight are not waited for.
     fn send(&self, slba: u64, action: ZoneAction, select_all: bool) -> Result<(), BackendError> {
         let mut zones = self.locked();
         let zone_size = self.cfg.zone_size;
@@ -480,12 +571,18 @@ impl ZonedBackend for ZonedRamBackend {
             .send(slba, action, select_all, |zslba| reset.push(zslba));
         match &self.store {
             Store::Ram(ram) => {
-                let mut freed = Ok(());
+                let (mut taken, mut freed) = (Freed::default(), Ok(()));
                 for zslba in reset {
-                    if let Err(e) = ram.deallocate(zslba, zone_size) {
-                        freed = Err(e);
+                    // Cannot fail: `zslba` comes from this zone set.
+                    let i = zones.set.index_at_start(zslba).unwrap_or(usize::MAX);
+                    match ram.free_zone(i, zslba, zone_size) {
+                        Ok(chunks) => taken.append(chunks),
+                        Err(e) => freed = Err(e),
                     }
                 }
+                // The memory goes back to the allocator without the lock.
+                drop(zones);
+                drop(taken);
                 result.map_err(device)?;
                 freed
             }

@@ -204,3 +204,142 @@ fn failed_zones_refuse_io_and_are_listed_until_read() {
     b.send(ZSIZE, ZoneAction::Offline, false).unwrap();
     assert_eq!(b.zone_set().zone(1).unwrap().state(), ZoneState::Offline);
 }
+
+/// Blocks of `blocks` x `bs` bytes, each stamped with `stamp` and its index in the data,
+/// so a block holding anything else (zeroes, another write's data, a torn copy) shows.
+fn stamped(stamp: u64, blocks: usize, bs: usize) -> Vec<u8> {
+    let mut v = vec![0u8; blocks * bs];
+    for (b, block) in v.chunks_mut(bs).enumerate() {
+        for (w, word) in block.chunks_mut(8).enumerate() {
+            let x = stamp.rotate_left(17) ^ ((b as u64) << 32) ^ w as u64;
+            word.copy_from_slice(&x.to_le_bytes());
+        }
+    }
+    v
+}
+
+/// A namespace of 4 KiB blocks and 4 MiB zones (64 chunks of the RAM store each), appends
+/// of any size: large copies, which run outside the zone lock.
+fn big_zones() -> ZonedRamBackend {
+    ZonedRamBackend::new(ZonedRamConfig {
+        block_size: 4096,
+        zone_size: 1024,
+        zone_cap: 1024,
+        zone_count: 4,
+        limits: ZoneLimits::default(),
+        zasl: 0,
+    })
+    .unwrap()
+}
+
+#[test]
+fn reads_of_one_zone_see_written_data_while_another_is_appended_and_reset() {
+    let b = big_zones();
+    let written = stamped(7, 1, 4096);
+    // Zone 1's block 5, in the zone's first chunk; zone 0 takes the appends.
+    b.write(1024, &stamped(1, 5, 4096), false).unwrap();
+    b.write(1024 + 5, &written, false).unwrap();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let mut seq = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                seq += 1;
+                // 256 KiB, as GC's largest copies; Reset once the zone is full.
+                match b.append(0, &stamped(seq, 64, 4096), false) {
+                    Ok(_) => {}
+                    Err(_) => b.send(0, ZoneAction::Reset, false).unwrap(),
+                }
+            }
+        });
+        let mut buf = vec![0u8; 4096];
+        for i in 0..20_000 {
+            b.read(1024 + 5, &mut buf).unwrap();
+            assert!(
+                buf == written,
+                "read {i} of a written block returned other data"
+            );
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
+}
+
+#[test]
+fn each_append_reads_back_its_own_data_while_others_append_to_the_zone() {
+    const THREADS: u64 = 4;
+    let b = big_zones();
+    let landed = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for t in 0..THREADS {
+            let (b, landed) = (&b, &landed);
+            s.spawn(move || {
+                let mut mine = Vec::new();
+                for seq in 0u64.. {
+                    let stamp = t << 32 | seq;
+                    // 1 to 8 blocks: some cross a 64 KiB chunk of the RAM store.
+                    let blocks = 1 + ((seq * 7 + t * 5) % 8) as usize;
+                    let data = stamped(stamp, blocks, 4096);
+                    let Ok(lba) = b.append(2048, &data, false) else {
+                        break;
+                    };
+                    let mut back = vec![0u8; data.len()];
+                    b.read(lba, &mut back).unwrap();
+                    assert!(
+                        back == data,
+                        "thread {t} append {seq} at {lba} reads other data"
+                    );
+                    mine.push((lba, blocks as u64, stamp));
+                }
+                landed.lock_counted().extend(mine);
+            });
+        }
+    });
+    // The appends tile the zone from its start to the write pointer, each holding its data.
+    let mut landed = landed.into_inner().unwrap();
+    landed.sort_unstable();
+    let mut next = 2048;
+    for &(lba, blocks, stamp) in &landed {
+        assert_eq!(lba, next, "appends are adjacent and distinct");
+        let mut back = vec![0u8; blocks as usize * 4096];
+        b.read(lba, &mut back).unwrap();
+        assert!(
+            back == stamped(stamp, blocks as usize, 4096),
+            "append at {lba} was overwritten"
+        );
+        next += blocks;
+    }
+    assert_eq!(b.zone_set().zone(2).unwrap().wp(), next);
+    assert!(landed.len() > 100, "{} appends", landed.len());
+}
+
+#[test]
+fn a_reset_while_an_append_copies_leaves_the_zone_zero() {
+    let b = big_zones();
+    // 2 MiB: 32 chunks of the RAM store to allocate and fill after the lock is released.
+    let data = stamped(3, 512, 4096);
+    let moved = || b.zone_set().zone(3).unwrap().wp() != 3072;
+    for trial in 0..300 {
+        std::thread::scope(|s| {
+            s.spawn(|| b.append(3072, &data, false).unwrap());
+            // The Reset comes as soon as the append has moved the write pointer, most
+            // likely while its data is still being copied.
+            while !moved() {
+                std::thread::yield_now();
+            }
+            b.send(3072, ZoneAction::Reset, false).unwrap();
+        });
+        // The Reset waited for the copy, then freed the zone: no block of the append lands
+        // after it, past the write pointer, to read back or to be overwritten later.
+        assert_eq!(b.zone_set().zone(3).unwrap().wp(), 3072);
+        let mut back = vec![0xeeu8; 1024 * 4096];
+        b.read(3072, &mut back).unwrap();
+        let stale = back
+            .chunks(4096)
+            .filter(|x| x.iter().any(|&y| y != 0))
+            .count();
+        assert_eq!(
+            stale, 0,
+            "trial {trial}: blocks of the append after the Reset"
+        );
+    }
+}
