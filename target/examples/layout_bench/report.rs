@@ -309,7 +309,7 @@ pub fn section(
         let _ = writeln!(
             w,
             "\nCost per mapped GiB (the least-squares slope of the median times over the \
-             sizes): {per_gib:.4} s; projected to 1 TiB mapped: {tib:.1} s. What an open \
+             sizes): {per_gib:.4} s; projected to 1 TiB mapped: {tib:.3} s. What an open \
              reads grows with capacity only in the page directory (16 bytes per map page of \
              507 blocks: 8.5 MiB at 1 TiB); the journal it replays is bounded by the \
              checkpoint interval (at most 8192 blocks, and the pages dirty at a crash by the \
@@ -368,7 +368,7 @@ pub fn section(
         let _ = writeln!(
             w,
             "| recovery to first I/O at 1 TiB mapped at most {RECOVERY_TIB_MAX_SECS} s \
-             (projected) | {tib:.0} s | {} |",
+             (projected) | {tib:.3} s | {} |",
             verdict(tib <= RECOVERY_TIB_MAX_SECS)
         );
     }
