@@ -36,6 +36,10 @@ pub struct Meta {
     pub ckpt_seq: u64,
     /// First journal sequence the latest checkpoint does not cover.
     pub ckpt_journal_seq: u64,
+    /// A journal write failed part way: what the media holds past the last good block is
+    /// unknown, so nothing more is journaled (every Flush fails, GC resets nothing) until
+    /// the pool is opened again and recovers from what is there.
+    pub failed: Option<String>,
 }
 
 impl Meta {
@@ -100,9 +104,11 @@ impl Inner {
                     break;
                 }
                 let state = d.state().unwrap_or(ZoneState::Offline);
+                // A Read Only zone's write pointer is not valid (ZNS 1.1 §2.1.1.6): all of
+                // it is read, and records past what was written fail their checks.
                 let wp = match state {
-                    ZoneState::Full => zslba + self.geo.zone_cap,
-                    ZoneState::ReadOnly | ZoneState::Offline => zslba,
+                    ZoneState::Full | ZoneState::ReadOnly => zslba + self.geo.zone_cap,
+                    ZoneState::Offline => zslba,
                     _ => d.wp.get(),
                 };
                 out.push(ZoneInfo { state, zslba, wp });
@@ -162,6 +168,9 @@ impl Inner {
     /// Write the journal: every waiting change (`all`, then flush member 0), or only whole
     /// blocks of them. The data they map is made durable first.
     pub fn write_journal(&self, meta: &mut Meta, all: bool) -> Result<(), BackendError> {
+        if let Some(why) = &meta.failed {
+            return Err(journal_failed(why));
+        }
         let bs = self.geo.bs as usize;
         let per = format::entries_per_block(bs);
         let (entries, base): (Vec<Entry>, u64) = {
@@ -175,12 +184,41 @@ impl Inner {
             st.drained += n as u64;
             (st.journal.drain(..n).collect(), base)
         };
-        let mut done = 0u64;
         if entries.is_empty() && !all {
             return Ok(());
         }
+        let mut done = 0u64;
+        let written = self.write_entries(meta, &entries, base, &mut done);
+        if let Err(e) = &written {
+            // What was not written goes back in front of the changes made since, at the
+            // same journal positions: the next write takes it (a failed Flush loses none).
+            let from = (done as usize * per).min(entries.len());
+            let mut st = self.lock();
+            st.drained -= (entries.len() - from) as u64;
+            st.journal.splice(0..0, entries[from..].iter().cloned());
+            drop(st);
+            tracing::debug!(pool = %self.name, error = %e, "journal write failed");
+        }
+        written?;
+        if all && self.members[0].volatile {
+            self.members[0].backend.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Write `entries` (journal positions from `base`) as journal blocks; `done` counts the
+    /// blocks written. A failed block write latches [`Meta::failed`].
+    fn write_entries(
+        &self,
+        meta: &mut Meta,
+        entries: &[Entry],
+        base: u64,
+        done: &mut u64,
+    ) -> Result<(), BackendError> {
+        let bs = self.geo.bs as usize;
+        let per = format::entries_per_block(bs);
         self.flush_data()?;
-        let mut blocks = entries.chunks(per).peekable();
+        let mut blocks = entries.chunks(per).skip(*done as usize).peekable();
         while blocks.peek().is_some() {
             if meta.journal_wp == self.geo.zone_cap {
                 self.next_journal_zone(meta)?;
@@ -190,23 +228,27 @@ impl Inner {
             let mut n = 0u64;
             if meta.journal_wp == 0 {
                 meta.journal_first[meta.journal_zone as usize] =
-                    Some((base + done * per as u64, meta.journal_seq));
+                    Some((base + *done * per as u64, meta.journal_seq));
             }
             while n < room as u64 && n < 256 {
                 let Some(es) = blocks.next() else { break };
                 let seq = meta.journal_seq + n;
-                done += 1;
                 buf.extend(entry_block(Kind::Journal, self.pool_id, seq, es, bs));
                 n += 1;
             }
             let lba = self.geo.zslba(self.geo.journal_zone(meta.journal_zone)) + meta.journal_wp;
-            self.write_meta(lba, &buf)?;
+            if let Err(e) = self.write_meta(lba, &buf) {
+                // Part of it may be on the media, and the zone's write pointer is unknown.
+                let why = format!("journal write at LBA {lba} of member 0 failed: {e}");
+                tracing::error!(pool = %self.name, error = %e, lba,
+                    "journal write failed: the pool journals nothing more until reopened");
+                meta.failed = Some(why);
+                return Err(e);
+            }
+            *done += n;
             meta.journal_wp += n;
             meta.journal_seq += n;
             meta.journal_last[meta.journal_zone as usize] = Some(meta.journal_seq - 1);
-        }
-        if all && self.members[0].volatile {
-            self.members[0].backend.flush()?;
         }
         Ok(())
     }
@@ -295,6 +337,9 @@ impl Inner {
     }
 
     pub fn checkpoint_locked(&self, meta: &mut Meta) -> Result<(), BackendError> {
+        if let Some(why) = &meta.failed {
+            return Err(journal_failed(why));
+        }
         // The directory's copies hold every change but those of dirty pages since they
         // turned dirty: replay starts at the journal block holding the oldest of those (or
         // at the next block, which the changes still in the buffer go to). Replaying a
@@ -365,4 +410,10 @@ impl Inner {
         self.counters.checkpoints.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
+}
+
+fn journal_failed(why: &str) -> BackendError {
+    BackendError::Io(std::io::Error::other(format!(
+        "the pool's journal failed ({why}); reopen the pool to recover"
+    )))
 }

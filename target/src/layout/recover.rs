@@ -254,6 +254,7 @@ pub fn open(
             ckpt_slot: 1,
             ckpt_seq: 0,
             ckpt_journal_seq: 0,
+            failed: None,
         }),
         readers: Box::new([]),
         counters: Counters::default(),

@@ -728,3 +728,42 @@ fn a_terabyte_pool_keeps_its_map_within_128_mib_per_tib() {
         assert!(got >= g, "block {lba}: {got} < {g}");
     }
 }
+
+#[test]
+fn a_failed_journal_write_fails_every_flush_until_the_pool_is_reopened() {
+    use nvme::backend::ZoneFault;
+    let first = Arc::new(ZonedRamBackend::new(cfg(24, 32)).unwrap());
+    let members: Vec<Arc<dyn Backend>> = vec![first.clone(), ram(24, 32)];
+    let pool = Pool::open("t", members.clone(), PoolOptions::default()).unwrap();
+    let v = pool.volume("v", BS, 200).unwrap();
+    for lba in 0..100 {
+        v.write(lba, &stamp(lba, 1), false).unwrap();
+    }
+    v.flush().unwrap();
+    // The journal's zone turns read-only under it: the next journal write fails.
+    let zone = {
+        let meta = pool.inner.lock_meta();
+        pool.inner
+            .geo
+            .zslba(pool.inner.geo.journal_zone(meta.journal_zone))
+    };
+    first.fail_zone(zone, ZoneFault::ReadOnly).unwrap();
+    for lba in 0..100 {
+        v.write(lba, &stamp(lba, 2), false).unwrap();
+    }
+    v.flush().unwrap_err();
+    let e = v.flush().unwrap_err().to_string();
+    assert!(e.contains("the pool's journal failed"), "{e}");
+    assert!(
+        pool.inner.checkpoint().is_err(),
+        "no checkpoint over a journal whose end is unknown"
+    );
+    drop(v);
+    drop(pool);
+    // Reopened, the pool holds what the last good Flush made durable, or newer.
+    let pool = Pool::open("t", members, PoolOptions::default()).unwrap();
+    let v = pool.volume("v", BS, 200).unwrap();
+    for lba in 0..100 {
+        assert!(matches!(read_stamp(&*v, lba), 1 | 2), "block {lba}");
+    }
+}
