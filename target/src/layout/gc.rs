@@ -318,7 +318,7 @@ fn relocate(
             .read(zslba + live[i].0, &mut data)?;
         let mut done = 0;
         while done < n {
-            let mut p = inner.place(stream, &data[done * bs..])?;
+            let mut p = inner.place(stream, false, &data[done * bs..])?;
             let got = p.blocks;
             let run = &live[i + done..i + done + got as usize];
             remap(inner, &mut p, member, zslba, run, pins);

@@ -22,7 +22,9 @@ const MAX_CHUNK_BYTES: u64 = 128 << 10;
 /// The write streams, hottest first.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Stream {
+    /// Host writes of blocks rewritten soon after their last write (or new).
     Host = 0,
+    /// What GC moved out of host zones, and host writes of blocks whose copy lasted long.
     Gc = 1,
     Cold = 2,
     /// Map pages, written back from the cache (plain writes, one zone at a time).
@@ -301,6 +303,9 @@ pub struct Inner {
     pub cache: Cache,
     /// Free zones per member host writes leave to GC.
     pub reserve: usize,
+    /// Pool writes (blocks placed) after which a block not rewritten counts as cold: half
+    /// the usable blocks.
+    pub cold_age: u64,
     /// Free zones per member under which GC runs.
     pub gc_start: usize,
     pub state: Mutex<State>,
@@ -412,19 +417,17 @@ impl Inner {
 
     /// Hand out up to `want` blocks of an open zone of `stream`: the zone, how many, and the
     /// zone's member and start LBA.
-    /// Host writes wait for GC when only the reserve is left; GC may use the reserve.
+    /// Host writes (`by_host`, whatever their stream) wait for GC when only the reserve is
+    /// left; GC may use the reserve.
     pub fn reserve(
         &self,
         stream: Stream,
+        by_host: bool,
         want: u64,
     ) -> Result<(usize, u64, u8, u64), BackendError> {
         let mut st = self.lock();
         let s = stream as usize;
-        let floor = if stream == Stream::Host {
-            self.reserve
-        } else {
-            0
-        };
+        let floor = if by_host { self.reserve } else { 0 };
         let mut waited = Duration::ZERO;
         loop {
             // The next member in turn that has room in its open zone or a zone to open; a
@@ -458,7 +461,7 @@ impl Inner {
             // Host writes wait for GC; after a second with GC finding nothing to collect,
             // the pool is full.
             let give_up = st.stuck && waited >= Duration::from_secs(1);
-            if stream != Stream::Host || give_up || self.stopping.load(Ordering::SeqCst) {
+            if !by_host || give_up || self.stopping.load(Ordering::SeqCst) {
                 return Err(BackendError::NoSpace);
             }
             self.cond.notify_all();
@@ -500,10 +503,16 @@ impl Inner {
 
     /// Append the first blocks of `data` (as many as an open zone of `stream` gives) and
     /// return, with the state lock held, the zone, where they landed, how many, and whether
-    /// the zone is to be sealed after they are mapped: for host writes and GC copies alike.
-    pub fn place(&self, stream: Stream, data: &[u8]) -> Result<Placed<'_>, BackendError> {
+    /// the zone is to be sealed after they are mapped: for host writes (`by_host`) and GC
+    /// copies alike.
+    pub fn place(
+        &self,
+        stream: Stream,
+        by_host: bool,
+        data: &[u8],
+    ) -> Result<Placed<'_>, BackendError> {
         let bs = self.geo.bs as usize;
-        let (z, n, member, zslba) = self.reserve(stream, (data.len() / bs) as u64)?;
+        let (z, n, member, zslba) = self.reserve(stream, by_host, (data.len() / bs) as u64)?;
         let placed = self.members[usize::from(member)].zoned().append(
             zslba,
             &data[..n as usize * bs],
@@ -578,7 +587,7 @@ impl Inner {
         }
         let mut pins = Pins::default();
         self.pin_range(&mut pins, &vol.map, lba, blocks)?;
-        {
+        let stream = {
             let st = self.lock();
             if vol.map.deleted.load(Ordering::Acquire) {
                 return Err(gone(&vol.def.name));
@@ -591,13 +600,14 @@ impl Inner {
             if st.mapped + new > self.usable_blocks {
                 return Err(BackendError::NoSpace);
             }
-        }
+            self.temperature(&st, &vol.map, &pins, lba, blocks)
+        };
         let chunk = (self.chunk_blocks() * bs) as usize;
         let mut done = 0u64;
         while done < blocks {
             let from = (done * bs) as usize;
             let part = &data[from..data.len().min(from + chunk)];
-            let mut p = self.place(Stream::Host, part)?;
+            let mut p = self.place(stream, true, part)?;
             self.commit(&mut p, &pins, vol, lba + done);
             done += p.blocks;
             let (seal, z) = (p.seal, p.zone);
@@ -614,6 +624,31 @@ impl Inner {
             self.flush()
         } else {
             self.journal_if_full()
+        }
+    }
+
+    /// The stream a host write of blocks `lba..lba + blocks` goes to: most of them rewritten
+    /// after their copies lasted [`Inner::cold_age`] of the pool's writes or longer, the
+    /// warm stream (with what GC keeps), else the host stream. Separating data by how long
+    /// it lives leaves the host stream's zones mostly invalid by the time GC looks at them.
+    /// A copy's age is taken from its zone's last write, which the copy is no younger than.
+    fn temperature(
+        &self,
+        st: &State,
+        map: &VolumeMap,
+        pins: &Pins,
+        lba: u64,
+        blocks: u64,
+    ) -> Stream {
+        let old = (lba..lba + blocks).filter(|&b| {
+            Loc::unpack(pins.entry(map, b))
+                .and_then(|at| self.geo.zone_id(at))
+                .is_some_and(|z| st.clock.saturating_sub(st.zones[z].stamp) >= self.cold_age)
+        });
+        if old.count() as u64 * 2 > blocks {
+            Stream::Gc
+        } else {
+            Stream::Host
         }
     }
 
