@@ -220,13 +220,22 @@ impl Lat {
     }
 }
 
+/// One phase of the latency run: reads while a writer does (or does not) write.
+pub struct Phase {
+    pub lat: Lat,
+    /// Each round's p99.9 over the idle p99.9 of that round.
+    pub round_ratios: Vec<f64>,
+    /// What the writer and GC did while the reads ran.
+    pub window: Window,
+}
+
 pub struct LatRun {
     pub idle: Lat,
-    pub busy: Lat,
-    /// Each round's p99.9 during GC over its idle p99.9.
-    pub round_ratios: Vec<f64>,
-    /// What the writer and GC did while the busy reads ran.
-    pub busy_window: Window,
+    /// The writer paced at `pace` writes/s: GC collects all along, the CPUs have room.
+    pub paced: Phase,
+    pub pace: u64,
+    /// The writer as fast as it goes: writer, GC and reader threads share the 2 CPUs.
+    pub busy: Phase,
 }
 
 fn new_histogram() -> Histogram<u64> {
@@ -265,61 +274,98 @@ fn quiesce(pool: &Pool) {
     }
 }
 
-/// Rounds of reads on the idle pool, then while one writer thread overwrites random blocks
-/// so GC runs all the time; `secs` of reads per phase and round. The rounds alternate so that
-/// what else the machine does falls on both phases alike.
+/// Reads for `secs` while a writer thread overwrites random blocks, at `pace` writes/s
+/// (in bursts each millisecond) or as fast as it goes; GC runs all along, the pool being
+/// full.
+fn read_while_writing(
+    pool: &Pool,
+    v: &Arc<VolumeBackend>,
+    secs: f64,
+    pace: Option<u64>,
+    seed: u64,
+    rng: &mut StdRng,
+) -> (Histogram<u64>, Window) {
+    let blocks = v.info().num_blocks;
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (v, stop) = (v.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut rng = StdRng::seed_from_u64(seed);
+            let started = Instant::now();
+            let mut written = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                if let Some(pace) = pace {
+                    let due = (started.elapsed().as_secs_f64() * pace as f64) as u64;
+                    if written >= due {
+                        std::thread::sleep(Duration::from_millis(1));
+                        continue;
+                    }
+                }
+                let lba = Pattern::Uniform.next(&mut rng, blocks);
+                v.write(lba, &block(lba), false).expect("background write");
+                written += 1;
+            }
+        })
+    };
+    // Let GC get going before measuring.
+    std::thread::sleep(Duration::from_millis(500));
+    let a = pool.stats();
+    let t = Instant::now();
+    let h = read_for(v, blocks, secs, rng);
+    let win = Window::between(&a, &pool.stats(), t.elapsed().as_secs_f64());
+    stop.store(true, Ordering::Relaxed);
+    writer.join().expect("writer thread");
+    (h, win)
+}
+
+/// Rounds of reads on the idle pool, then while a writer paced at `pace` writes/s
+/// overwrites random blocks, then while it writes as fast as it goes; `secs` of reads per
+/// phase and round. The rounds alternate so that what else the machine does falls on every
+/// phase alike.
 pub fn read_latency(
     pool: &Pool,
     v: &Arc<VolumeBackend>,
     rounds: usize,
     secs: f64,
+    pace: u64,
     seed: u64,
 ) -> LatRun {
     let blocks = v.info().num_blocks;
     let mut rng = StdRng::seed_from_u64(seed);
     let mut idle = new_histogram();
-    let mut busy = new_histogram();
-    let mut round_ratios = Vec::new();
-    let mut busy_window = Window::default();
+    let mut phases: Vec<(Histogram<u64>, Vec<f64>, Window)> = (0..2)
+        .map(|_| (new_histogram(), Vec::new(), Window::default()))
+        .collect();
     for round in 0..rounds {
         quiesce(pool);
         let i = read_for(v, blocks, secs, &mut rng);
-        let stop = Arc::new(AtomicBool::new(false));
-        let writer = {
-            let (v, stop) = (v.clone(), stop.clone());
-            let seed = seed ^ ((round as u64 + 1) << 32);
-            std::thread::spawn(move || {
-                let mut rng = StdRng::seed_from_u64(seed);
-                while !stop.load(Ordering::Relaxed) {
-                    let lba = Pattern::Uniform.next(&mut rng, blocks);
-                    v.write(lba, &block(lba), false).expect("background write");
-                }
-            })
-        };
-        // Let GC get going before measuring.
-        std::thread::sleep(Duration::from_millis(500));
-        let a = pool.stats();
-        let t = Instant::now();
-        let b = read_for(v, blocks, secs, &mut rng);
-        let win = Window::between(&a, &pool.stats(), t.elapsed().as_secs_f64());
-        stop.store(true, Ordering::Relaxed);
-        writer.join().expect("writer thread");
-        round_ratios.push(Lat::of(&b).p999 / Lat::of(&i).p999);
-        busy_window = Window {
-            host: busy_window.host + win.host,
-            gc: busy_window.gc + win.gc,
-            meta: busy_window.meta + win.meta,
-            victims: busy_window.victims + win.victims,
-            secs: busy_window.secs + win.secs,
-        };
+        for (k, pace) in [Some(pace), None].into_iter().enumerate() {
+            let seed = seed ^ (((round * 2 + k) as u64 + 1) << 32);
+            let (h, win) = read_while_writing(pool, v, secs, pace, seed, &mut rng);
+            let (all, ratios, window) = &mut phases[k];
+            ratios.push(Lat::of(&h).p999 / Lat::of(&i).p999);
+            *window = Window {
+                host: window.host + win.host,
+                gc: window.gc + win.gc,
+                meta: window.meta + win.meta,
+                victims: window.victims + win.victims,
+                secs: window.secs + win.secs,
+            };
+            all.add(&h).expect("same bounds");
+            quiesce(pool);
+        }
         idle.add(&i).expect("same bounds");
-        busy.add(&b).expect("same bounds");
     }
+    let mut phases = phases.into_iter().map(|(h, round_ratios, window)| Phase {
+        lat: Lat::of(&h),
+        round_ratios,
+        window,
+    });
     LatRun {
         idle: Lat::of(&idle),
-        busy: Lat::of(&busy),
-        round_ratios,
-        busy_window,
+        paced: phases.next().expect("paced"),
+        pace,
+        busy: phases.next().expect("busy"),
     }
 }
 

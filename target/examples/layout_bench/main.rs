@@ -35,6 +35,8 @@ pub struct Plan {
     /// Rounds of idle and busy reads, and seconds of each phase per round.
     pub latency_rounds: usize,
     pub latency_secs: f64,
+    /// Writes/s of the paced writer.
+    pub latency_pace: u64,
     /// The pool of the recovery runs and the mapped sizes recovered.
     pub recovery_members: Members,
     pub recovery_gib: Vec<u64>,
@@ -57,6 +59,7 @@ impl Plan {
                 hot_cold_measured_x: 2.0,
                 latency_rounds: 2,
                 latency_secs: 1.0,
+                latency_pace: 20_000,
                 recovery_members: Members {
                     members: 2,
                     zones: 160,
@@ -78,6 +81,7 @@ impl Plan {
             hot_cold_measured_x: 3.0,
             latency_rounds: 3,
             latency_secs: 4.0,
+            latency_pace: 20_000,
             recovery_members: Members {
                 members: 2,
                 zones: 1280,
@@ -150,10 +154,18 @@ fn main() {
             t.elapsed().as_secs_f64()
         );
         if pattern == Pattern::Uniform && policy == GcPolicy::CostBenefit {
-            let l = engine::read_latency(&pool, &v, plan.latency_rounds, plan.latency_secs, 2);
+            let l = engine::read_latency(
+                &pool,
+                &v,
+                plan.latency_rounds,
+                plan.latency_secs,
+                plan.latency_pace,
+                2,
+            );
             eprintln!(
-                "layout_bench: read p99.9 idle {:.1} µs, during GC {:.1} µs",
-                l.idle.p999, l.busy.p999
+                "layout_bench: read p99.9 idle {:.1} µs, during GC with the writer paced {:.1} \
+                 µs, at full speed {:.1} µs",
+                l.idle.p999, l.paced.lat.p999, l.busy.lat.p999
             );
             latency = Some(l);
         }
