@@ -141,6 +141,8 @@ fn main() {
         let model = model::waf(shape, pattern, false, run.overwrites, run.measured, 1);
         let oracle = (pattern == Pattern::HotCold)
             .then(|| model::waf(shape, pattern, true, run.overwrites, run.measured, 1));
+        let best =
+            (pattern == Pattern::HotCold).then(|| model::best_separation(shape, 4.0, 1.0, 1));
         eprintln!(
             "layout_bench: {} {:?}: WAF {:.3} (GC) {:.3} (all), model {:.3}; {:.1} zones free \
              ({:.0} s, model {:.1} s)",
@@ -169,7 +171,12 @@ fn main() {
             );
             latency = Some(l);
         }
-        wafs.push(report::WafFigures { run, model, oracle });
+        wafs.push(report::WafFigures {
+            run,
+            model,
+            oracle,
+            best,
+        });
     }
 
     let recovery = if plan.recovery_gib.iter().any(|&g| g > 0) {

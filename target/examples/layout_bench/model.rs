@@ -147,3 +147,55 @@ pub fn waf(
     let gc = s.gc - mark.1;
     (host + gc) as f64 / host as f64
 }
+
+/// What the best separation of a 90:10 hot/cold workload could give on `shape`: hot and
+/// cold blocks in stores of their own (zones never shared, free zones split in proportion),
+/// each collected greedily under its own uniform random writes, with the zones split
+/// between the two at best (searched). Returns the WAF, (host + GC copies) over host
+/// writes with 90% of them hot, and the hot store's zones. A reference for how far
+/// placement alone can go at this spare, not a model of the engine.
+pub fn best_separation(shape: Shape, overwrite_x: f64, measured_x: f64, seed: u64) -> (f64, usize) {
+    let hot_logical = (shape.logical / 10).max(1);
+    let cold_logical = shape.logical - hot_logical;
+    let cap = shape.zone_cap;
+    let z = shape.zones;
+    let keep = |zones: usize| (shape.keep_free * zones / z).max(1);
+    // Zones a store needs to hold its blocks and still gain from a collection.
+    let least =
+        |logical: u64, zones_hint: usize| logical.div_ceil(cap) + keep(zones_hint) as u64 + 3;
+    let lo = least(hot_logical, z / 10) as usize;
+    let hi = z.saturating_sub(least(cold_logical, z) as usize);
+    assert!(lo <= hi, "no split leaves both stores room");
+    let store = |zones: usize, logical: u64| {
+        let s = Shape {
+            zones,
+            zone_cap: cap,
+            logical,
+            keep_free: keep(zones),
+        };
+        let over = (logical as f64 * overwrite_x) as u64;
+        let measured = (logical as f64 * measured_x) as u64;
+        waf(s, Pattern::Uniform, false, over, measured, seed)
+    };
+    let total = |hot_zones: usize| {
+        0.9 * store(hot_zones, hot_logical) + 0.1 * store(z - hot_zones, cold_logical)
+    };
+    // Coarse, then around the best coarse split one zone at a time.
+    let step = ((hi - lo) / 24).max(1);
+    let mut best = (f64::MAX, lo);
+    for h in (lo..=hi).step_by(step) {
+        let w = total(h);
+        if w < best.0 {
+            best = (w, h);
+        }
+    }
+    let (from, to) = (best.1.saturating_sub(step).max(lo), (best.1 + step).min(hi));
+    let fine = (step / 6).max(1);
+    for h in (from..=to).step_by(fine) {
+        let w = total(h);
+        if w < best.0 {
+            best = (w, h);
+        }
+    }
+    best
+}
