@@ -144,13 +144,14 @@ fn main() {
         let best =
             (pattern == Pattern::HotCold).then(|| model::best_separation(shape, 4.0, 1.0, 1));
         eprintln!(
-            "layout_bench: {} {:?}: WAF {:.3} (GC) {:.3} (all), model {:.3}; {:.1} zones free \
-             ({:.0} s, model {:.1} s)",
+            "layout_bench: {} {:?}: WAF {:.3} (GC) {:.3} (all), model {:.3}{}; {:.1} zones \
+             free ({:.0} s, model {:.1} s)",
             pattern.label(),
             policy,
             run.window.gc_waf(),
             run.window.waf(),
             model,
+            best.map_or(String::new(), |(b, _)| format!(", apart at best {b:.3}")),
             run.mean_free_zones,
             run.total_secs,
             t.elapsed().as_secs_f64()

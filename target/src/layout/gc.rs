@@ -163,7 +163,7 @@ fn read_footer(inner: &Inner, member: u8, zslba: u64) -> Result<Vec<u64>, Backen
 
 /// Move the valid blocks of one victim and reset it; false when there is no victim.
 fn collect_one(inner: &Inner, want_free: usize) -> Result<bool, BackendError> {
-    let (v, from, member, zslba, in_dram) = {
+    let (v, from, member, zslba, in_dram, to) = {
         let mut st = inner.lock();
         let Some(v) = select(inner, &st, want_free) else {
             return Ok(false);
@@ -174,8 +174,15 @@ fn collect_one(inner: &Inner, want_free: usize) -> Result<bool, BackendError> {
         };
         let (member, zslba) = (dz.member, dz.zslba);
         let keys = (!dz.p2l.is_empty()).then(|| dz.p2l.clone());
+        // Data a zone still holds when collected young is still being rewritten: it stays
+        // in its stream; what survived long goes colder.
+        let young = st.clock.saturating_sub(dz.stamp) < inner.cold_age;
+        let to = match from {
+            Stream::Host | Stream::Gc if young => from,
+            _ => from.colder(),
+        };
         st.zones[v].state = ZState::Victim(from);
-        (v, from, member, zslba, keys)
+        (v, from, member, zslba, keys, to)
     };
     let keys = match in_dram.map_or_else(|| read_footer(inner, member, zslba), Ok) {
         Ok(k) => k,
@@ -190,7 +197,7 @@ fn collect_one(inner: &Inner, want_free: usize) -> Result<bool, BackendError> {
             return Err(e);
         }
     };
-    let result = evacuate(inner, member, zslba, from.colder(), &keys).and_then(|()| {
+    let result = evacuate(inner, member, zslba, to, &keys).and_then(|()| {
         // The moves must be on the media before the only other copy goes.
         inner.flush()?;
         while inner.readers[v].load(Ordering::SeqCst) != 0 {

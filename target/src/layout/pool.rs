@@ -33,7 +33,8 @@ pub enum Stream {
 pub const STREAMS: usize = 4;
 
 impl Stream {
-    /// Where GC puts data it moves out of a zone of this stream.
+    /// Where GC puts data it moves out of a zone of this stream that lived long (data of
+    /// a zone collected young stays in its stream).
     pub fn colder(self) -> Stream {
         match self {
             Stream::Host => Stream::Gc,
@@ -303,8 +304,8 @@ pub struct Inner {
     pub cache: Cache,
     /// Free zones per member host writes leave to GC.
     pub reserve: usize,
-    /// Pool writes (blocks placed) after which a block not rewritten counts as cold: half
-    /// the usable blocks.
+    /// Pool writes (blocks placed) after which a block not rewritten counts as cold (host
+    /// writes of it go warm, GC moves it a stream colder): half the usable blocks.
     pub cold_age: u64,
     /// Free zones per member under which GC runs.
     pub gc_start: usize,
