@@ -174,11 +174,13 @@ fn collect_one(inner: &Inner, want_free: usize) -> Result<bool, BackendError> {
         };
         let (member, zslba) = (dz.member, dz.zslba);
         let keys = (!dz.p2l.is_empty()).then(|| dz.p2l.clone());
-        // Data a zone still holds when collected young is still being rewritten: it stays
-        // in its stream; what survived long goes colder.
+        // What a warm zone still holds when collected young is still being rewritten: it
+        // stays warm; what survived long goes colder. (Host zones' data always goes warm:
+        // GC's copies never share a stream with host writes, so what GC takes from the
+        // reserve stays GC's.)
         let young = st.clock.saturating_sub(dz.stamp) < inner.cold_age;
         let to = match from {
-            Stream::Host | Stream::Gc if young => from,
+            Stream::Gc if young => from,
             _ => from.colder(),
         };
         st.zones[v].state = ZState::Victim(from);

@@ -33,8 +33,8 @@ pub enum Stream {
 pub const STREAMS: usize = 4;
 
 impl Stream {
-    /// Where GC puts data it moves out of a zone of this stream that lived long (data of
-    /// a zone collected young stays in its stream).
+    /// Where GC puts data it moves out of a zone of this stream (a warm zone collected
+    /// young keeps its data warm).
     pub fn colder(self) -> Stream {
         match self {
             Stream::Host => Stream::Gc,
