@@ -111,12 +111,12 @@ pub struct VolumeView {
     /// Bytes written and not deallocated (what the volume takes of the pool).
     pub mapped_bytes: u64,
     /// The namespace that exports it, if one does.
-    pub exported_by: Option<ExportView>,
+    pub exported_by: Option<VolumeExportView>,
 }
 
 /// A namespace exporting a volume.
 #[derive(Debug, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
-pub struct ExportView {
+pub struct VolumeExportView {
     pub nqn: String,
     pub nsid: u32,
 }
@@ -179,7 +179,7 @@ fn view(config: &Config, pool: &Pool) -> PoolView {
         .into_iter()
         .map(|v| VolumeView {
             exported_by: exporter(&config.subsystem, pool.name(), Some(&v.name)).map(
-                |(nqn, nsid, _)| ExportView {
+                |(nqn, nsid, _)| VolumeExportView {
                     nqn: nqn.to_string(),
                     nsid,
                 },
