@@ -574,6 +574,58 @@ async fn ctl_creates_shows_and_deletes_pool_volumes() {
     assert_eq!(names, ["vm1", "vm2"]);
     assert_eq!(fast["volumes"][1]["size_bytes"], 4 * MIB);
 
+    // Export vm2 as namespace 2: the host writes and reads it there, the pool names the
+    // namespace, and the volume cannot be deleted until the namespace is removed.
+    let added = ctl(
+        &s,
+        &[
+            "--json",
+            "namespace",
+            "add",
+            POOL_SUB,
+            "--backend",
+            "volume",
+            "--volume",
+            "fast/vm2",
+        ],
+    )
+    .json();
+    assert_eq!(
+        (&added["nsid"], &added["size_bytes"], &added["block_size"]),
+        (
+            &serde_json::json!(2),
+            &serde_json::json!(4 * MIB),
+            &serde_json::json!(4096)
+        ),
+        "{added}"
+    );
+    let done = ctrl
+        .write(1, 2, 5, pattern(2 * 4096, 4), true)
+        .await
+        .unwrap();
+    assert!(done.status().is_success());
+    assert_eq!(
+        ctrl.read(1, 2, 5, 2).await.unwrap().data,
+        pattern(2 * 4096, 4)
+    );
+    let (_, fast) = rest_get(&s, "pools/fast").await;
+    assert_eq!(
+        (
+            &fast["volumes"][1]["exported_by"],
+            &fast["volumes"][1]["mapped_bytes"]
+        ),
+        (
+            &serde_json::json!({"nqn": POOL_SUB, "nsid": 2}),
+            &serde_json::json!(2 * 4096)
+        )
+    );
+    let err = ctl(&s, &["pool", "volume-delete", "fast", "vm2"]).failed();
+    assert!(
+        err.starts_with("ferrofab ctl: 409 volume_exported: "),
+        "{err}"
+    );
+    ctl(&s, &["namespace", "remove", POOL_SUB, "2"]).ok();
+
     // Delete: gone from the pool; a second delete is the server's 404.
     let out = ctl(&s, &["pool", "volume-delete", "fast", "vm2"]).ok();
     assert_eq!(

@@ -150,6 +150,8 @@ enum BackendArg {
     File,
     NvmeUring,
     NvmeVfio,
+    /// A volume of a pool (`ferrofab ctl pool volume-create`).
+    Volume,
 }
 
 #[derive(Subcommand)]
@@ -217,6 +219,10 @@ struct NamespaceAdd {
     /// nvme-uring: poll for completions (the server's default); --iopoll=false to not.
     #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     iopoll: Option<bool>,
+    /// volume: the pool and the volume of it (`--volume POOL/VOLUME`); the namespace takes
+    /// the volume's size and block size.
+    #[arg(long, value_name = "POOL/VOLUME")]
+    volume: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -473,6 +479,9 @@ fn namespace_body(add: NamespaceAdd) -> Result<Value, String> {
     if add.backend != BackendArg::NvmeUring && add.iopoll.is_some() {
         return Err(only("--iopoll", "nvme-uring"));
     }
+    if add.backend != BackendArg::Volume && add.volume.is_some() {
+        return Err(only("--volume", "volume"));
+    }
     let mut path = add.path;
     let backend = match add.backend {
         BackendArg::Ram => json!("ram"),
@@ -497,6 +506,16 @@ fn namespace_body(add: NamespaceAdd) -> Result<Value, String> {
                 b["nsid"] = json!(n);
             }
             b
+        }
+        BackendArg::Volume => {
+            let named = add
+                .volume
+                .ok_or("--backend volume needs --volume POOL/VOLUME")?;
+            let (pool, volume) = named
+                .split_once('/')
+                .filter(|(p, v)| !p.is_empty() && !v.is_empty())
+                .ok_or_else(|| format!("--volume {named}: expected POOL/VOLUME"))?;
+            json!({"kind": "volume", "pool": pool, "volume": volume})
         }
     };
     let mut body = json!({"backend": backend});

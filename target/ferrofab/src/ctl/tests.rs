@@ -114,6 +114,13 @@ fn namespace_add_puts_drive_options_into_the_backend() {
         "namespace add {NQN} --backend nvme-uring --path /dev/ng0n1 --iopoll"
     ));
     assert_eq!(body.unwrap()["backend"]["iopoll"], json!(true));
+    let (_, _, body, _) = call(&format!(
+        "namespace add {NQN} --backend volume --volume fast/vm1 --nsid 3"
+    ));
+    assert_eq!(
+        body,
+        Some(json!({"backend": {"kind": "volume", "pool": "fast", "volume": "vm1"}, "nsid": 3}))
+    );
     for (line, want) in [
         (
             "--backend ram --pci 0000:00:04.0",
@@ -129,6 +136,13 @@ fn namespace_add_puts_drive_options_into_the_backend() {
         ),
         ("--backend nvme-uring", "needs --path"),
         ("--backend nvme-vfio", "needs --pci"),
+        ("--backend volume", "needs --volume POOL/VOLUME"),
+        ("--backend volume --volume vm1", "expected POOL/VOLUME"),
+        ("--backend volume --volume fast/", "expected POOL/VOLUME"),
+        (
+            "--backend ram --size 1MiB --volume fast/vm1",
+            "--volume is only for --backend volume",
+        ),
     ] {
         let err = req(&format!("namespace add {NQN} {line}")).unwrap_err();
         assert!(err.contains(want), "{line}: {err}");
