@@ -52,14 +52,8 @@ fn write(api: &Api, nsid: u32, lba: u64, blocks: u64, fill: u8) {
 async fn pools_list_show_and_manage_their_volumes() {
     let api = Api::start_on(config(), None, None).await;
     let list = api.get("/api/v1/pools").await.expect(200);
-    let capacity = api
-        .daemon
-        .engine()
-        .drives()
-        .pools()
-        .get("fast")
-        .unwrap()
-        .capacity_bytes();
+    let pool = api.daemon.engine().drives().pools().get("fast").unwrap();
+    let capacity = pool.capacity_bytes();
     assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
     let p = &list[0];
     assert_eq!(
@@ -75,14 +69,7 @@ async fn pools_list_show_and_manage_their_volumes() {
     assert!(m.contains("slow"), "{m}");
     // A freshly formatted pool: counted, a cache budget (the 8 MiB floor of the default),
     // nothing dirty before any write.
-    let stats = api
-        .daemon
-        .engine()
-        .drives()
-        .pools()
-        .get("fast")
-        .unwrap()
-        .stats();
+    let stats = pool.stats();
     let p = api.get("/api/v1/pools/fast").await.expect(200);
     assert_eq!(p["recount_done"], true, "{p}");
     assert_eq!(p["map_cache_pages"], stats.map_cache_pages, "{p}");
