@@ -5,7 +5,8 @@
 //! new process on the same file must recover the pool, and every block must read what it held
 //! at the last acknowledged Flush or something written to it since: never an older value,
 //! never another block's data. The trials run one after another on the same pool, so GC,
-//! checkpoints and recovery meet state left by earlier kills.
+//! checkpoints and recovery meet state left by earlier kills. `FF_KILL_TRIALS` (100) and
+//! `FF_KILL_SEED` (18) set the trials and the seed of the workload and kill times.
 
 mod common;
 
@@ -107,7 +108,11 @@ async fn verify(c: &Controller, model: &mut [Allowed], trial: u32) {
                 if owner != lba {
                     let again = c.read(1, 1, lba, 1).await.unwrap().ok().unwrap().data;
                     let now = u64::from_le_bytes(again[..8].try_into().unwrap());
-                    panic!("trial {trial}: block {lba} holds block {owner}'s data (read again: block {now}'s)");
+                    // Read again: the same wrong block is the map's, another a read race.
+                    panic!(
+                        "trial {trial}: block {lba} holds block {owner}'s data \
+                         (read again: block {now}'s)"
+                    );
                 }
                 let g = u64::from_le_bytes(b[8..16].try_into().unwrap());
                 assert_eq!(
