@@ -42,7 +42,7 @@ fn run(inner: &Inner) {
             st.counted && st.free.iter().any(|f| f.len() < inner.gc_start)
         };
         let worked = if short {
-            match collect_one(inner, inner.gc_start) {
+            match collect_one(inner, inner.gc_start, false) {
                 Ok(w) => {
                     failures = 0;
                     w
@@ -111,7 +111,7 @@ pub fn collect_until(inner: &Inner, free_zones: usize) -> Result<u64, BackendErr
     }
     let mut n = 0;
     while inner.lock().free.iter().any(|f| f.len() < free_zones) {
-        if !collect_one(inner, free_zones)? {
+        if !collect_one(inner, free_zones, true)? {
             break;
         }
         n += 1;
@@ -120,20 +120,32 @@ pub fn collect_until(inner: &Inner, free_zones: usize) -> Result<u64, BackendErr
 }
 
 /// The victim: a full zone with something to gain, on a member short of free zones when
-/// there is one.
-fn select(inner: &Inner, st: &State, want_free: usize) -> Option<usize> {
+/// there is one. Unless `any_gain`, or host writes wait at the reserve, it must give back at
+/// least [`MIN_GAIN`] of a zone: where the pool is too full for GC's watermark, collecting
+/// nearly full zones over and over would only wear the drives.
+fn select(inner: &Inner, st: &State, want_free: usize, any_gain: bool) -> Option<usize> {
     let short: Vec<bool> = st.free.iter().map(|f| f.len() < want_free).collect();
     let any_short = short.iter().any(|&s| s);
-    best(inner, st, |m| !any_short || short[m]).or_else(|| best(inner, st, |_| true))
+    let waiting = st.free.iter().any(|f| f.len() <= inner.reserve);
+    let cap = inner.geo.zone_data;
+    let most = if any_gain || waiting {
+        cap - 1
+    } else {
+        cap - (cap / MIN_GAIN).max(1)
+    };
+    best(inner, st, most, |m| !any_short || short[m]).or_else(|| best(inner, st, most, |_| true))
 }
 
-/// The best victim on the members `on` takes.
-fn best(inner: &Inner, st: &State, on: impl Fn(usize) -> bool) -> Option<usize> {
+/// The least a background collection gains while no host write waits: 1/MIN_GAIN of a zone.
+const MIN_GAIN: u64 = 16;
+
+/// The best victim with at most `most` valid blocks on the members `on` takes.
+fn best(inner: &Inner, st: &State, most: u64, on: impl Fn(usize) -> bool) -> Option<usize> {
     let cap = inner.geo.zone_data;
     st.zones
         .iter()
         .enumerate()
-        .filter(|(_, z)| matches!(z.state, ZState::Full(_)) && z.valid < cap)
+        .filter(|(_, z)| matches!(z.state, ZState::Full(_)) && z.valid <= most)
         .filter(|(_, z)| on(usize::from(z.member)))
         .map(|(i, z)| {
             let u = z.valid as f64 / cap as f64;
@@ -161,11 +173,12 @@ fn read_footer(inner: &Inner, member: u8, zslba: u64) -> Result<Vec<u64>, Backen
     })
 }
 
-/// Move the valid blocks of one victim and reset it; false when there is no victim.
-fn collect_one(inner: &Inner, want_free: usize) -> Result<bool, BackendError> {
+/// Move the valid blocks of one victim and reset it; false when there is no victim (one
+/// that gains something, or with `any_gain` anything).
+fn collect_one(inner: &Inner, want_free: usize, any_gain: bool) -> Result<bool, BackendError> {
     let (v, from, member, zslba, in_dram, to) = {
         let mut st = inner.lock();
-        let Some(v) = select(inner, &st, want_free) else {
+        let Some(v) = select(inner, &st, want_free, any_gain) else {
             return Ok(false);
         };
         let dz = &st.zones[v];
