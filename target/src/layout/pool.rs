@@ -149,6 +149,10 @@ pub struct DataZone {
     /// zones, and for full ones whose footer is missing (left open by a crash) or failed.
     /// Empty for a full zone whose footer holds them.
     pub p2l: Vec<u64>,
+    /// Opened by GC from its member's reserve (it had no more free zones than the reserve):
+    /// host writes, which share the warm stream with GC, leave its room to GC until the
+    /// member is above the reserve again.
+    pub from_reserve: bool,
 }
 
 pub struct VolumeRef {
@@ -429,22 +433,30 @@ impl Inner {
         let mut st = self.lock();
         let s = stream as usize;
         let floor = if by_host { self.reserve } else { 0 };
-        let mut waited = Duration::ZERO;
+        let started = std::time::Instant::now();
         loop {
             // The next member in turn that has room in its open zone or a zone to open; a
-            // member short of free zones is passed over while another has room.
+            // member short of free zones is passed over while another has room. Host writes
+            // do not take the room of a zone GC opened from the reserve while the member is
+            // still down to it: what GC takes from the reserve stays GC's.
             let members = self.geo.members;
             let first = st.rr[s];
             let pick = (0..members).map(|k| (first + k) % members).find(|&m| {
-                st.open[s][m].is_some_and(|z| st.zones[z].room > 0) || st.free[m].len() > floor
+                let above = st.free[m].len() > floor;
+                above
+                    || st.open[s][m].is_some_and(|z| {
+                        st.zones[z].room > 0 && !(by_host && st.zones[z].from_reserve)
+                    })
             });
             if let Some(m) = pick {
                 st.rr[s] = m + 1;
                 let z = match st.open[s][m].filter(|&z| st.zones[z].room > 0) {
                     Some(z) => z,
                     None => {
+                        let from_reserve = st.free[m].len() <= self.reserve;
                         let z = st.free[m].pop().expect("checked above");
                         self.open_zone(&mut st, z, stream);
+                        st.zones[z].from_reserve = from_reserve;
                         st.open[s][m] = Some(z);
                         z
                     }
@@ -461,7 +473,7 @@ impl Inner {
             }
             // Host writes wait for GC; after a second with GC finding nothing to collect,
             // the pool is full.
-            let give_up = st.stuck && waited >= Duration::from_secs(1);
+            let give_up = st.stuck && started.elapsed() >= Duration::from_secs(1);
             if !by_host || give_up || self.stopping.load(Ordering::SeqCst) {
                 return Err(BackendError::NoSpace);
             }
@@ -471,7 +483,6 @@ impl Inner {
                 .wait_timeout(st, Duration::from_millis(50))
                 .expect("state lock")
                 .0;
-            waited += Duration::from_millis(50);
         }
     }
 
@@ -480,6 +491,7 @@ impl Inner {
         let d = self.geo.zone_data;
         let dz = &mut st.zones[z];
         dz.state = ZState::Open(stream);
+        dz.from_reserve = false;
         dz.room = d;
         dz.valid = 0;
         dz.data_end = 0;

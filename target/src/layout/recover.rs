@@ -309,6 +309,7 @@ pub fn open(
                     stamp: 0,
                     data_end: 0,
                     p2l: Vec::new(),
+                    from_reserve: false,
                 });
             }
         }

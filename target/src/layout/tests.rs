@@ -778,3 +778,35 @@ fn a_failed_journal_write_fails_every_flush_until_the_pool_is_reopened() {
         assert!(matches!(read_stamp(&*v, lba), 1 | 2), "block {lba}");
     }
 }
+
+/// Host writes share the warm stream with GC: a zone GC opened from a member's reserve is
+/// GC's while the member is down to its reserve (host writes wait), and anyone's once the
+/// member is above it again.
+#[test]
+fn host_writes_leave_a_zone_gc_opened_from_the_reserve_to_gc() {
+    use super::pool::Stream;
+    let pool = Pool::open("t", vec![ram(40, 64)], PoolOptions::default()).unwrap();
+    let inner = &pool.inner;
+    let spare: Vec<usize> = {
+        let mut st = inner.lock();
+        let keep = st.free[0].len() - inner.reserve;
+        st.free[0].drain(..keep).collect()
+    };
+    let (z, n, _, _) = inner.reserve(Stream::Gc, false, 8).unwrap();
+    assert_eq!(n, 8);
+    assert!(inner.lock().zones[z].from_reserve);
+    // Down to the reserve, with room in GC's zone: a host write waits, then (GC finding
+    // nothing) gives up.
+    inner.lock().stuck = true;
+    assert!(matches!(
+        inner.reserve(Stream::Gc, true, 8),
+        Err(BackendError::NoSpace)
+    ));
+    assert_eq!(inner.lock().free[0].len(), inner.reserve - 1);
+    // Above the reserve again: the host write takes the open zone's room.
+    inner.lock().free[0].extend(spare);
+    let (hz, _, _, _) = inner.reserve(Stream::Gc, true, 8).unwrap();
+    assert_eq!(hz, z);
+    let mut st = inner.lock();
+    st.zones[z].inflight -= 2;
+}
