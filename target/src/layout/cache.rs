@@ -303,9 +303,14 @@ impl Inner {
                     short = true;
                     break;
                 };
-                let mut block = vec![0u8; bs];
-                encode_page(&mut block, self.pool_id, map_key(vol, p), page.values());
-                buf.extend_from_slice(&block);
+                let at_end = buf.len();
+                buf.resize(at_end + bs, 0);
+                encode_page(
+                    &mut buf[at_end..],
+                    self.pool_id,
+                    map_key(vol, p),
+                    page.values(),
+                );
                 // Pinned before it turns clean, so it stays until its copy is written.
                 page.pin();
                 page.dirty.store(false, Ordering::Release);

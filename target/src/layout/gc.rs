@@ -191,7 +191,7 @@ fn collect_one(inner: &Inner, want_free: usize, any_gain: bool) -> Result<bool, 
         // stays warm; what survived long goes colder. (Host zones' data always goes warm:
         // GC's copies never share a stream with host writes, so what GC takes from the
         // reserve stays GC's.)
-        let young = st.clock.saturating_sub(dz.stamp) < inner.cold_age;
+        let young = st.clock.saturating_sub(dz.stamp) < inner.cold_age();
         let to = match from {
             Stream::Gc if young => from,
             _ => from.colder(),

@@ -308,9 +308,6 @@ pub struct Inner {
     pub cache: Cache,
     /// Free zones per member host writes leave to GC.
     pub reserve: usize,
-    /// Pool writes (blocks placed) after which a block not rewritten counts as cold (host
-    /// writes of it go warm, GC moves it a stream colder): half the usable blocks.
-    pub cold_age: u64,
     /// Free zones per member under which GC runs.
     pub gc_start: usize,
     pub state: Mutex<State>,
@@ -395,6 +392,12 @@ fn gone(what: &str) -> BackendError {
 }
 
 impl Inner {
+    /// Pool writes (blocks placed) after which a block not rewritten counts as cold (host
+    /// writes of it go warm, GC moves it a stream colder): half the usable blocks.
+    pub fn cold_age(&self) -> u64 {
+        (self.usable_blocks / 2).max(1)
+    }
+
     pub fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock_counted()
     }
@@ -656,7 +659,7 @@ impl Inner {
         let old = (lba..lba + blocks).filter(|&b| {
             Loc::unpack(pins.entry(map, b))
                 .and_then(|at| self.geo.zone_id(at))
-                .is_some_and(|z| st.clock.saturating_sub(st.zones[z].stamp) >= self.cold_age)
+                .is_some_and(|z| st.clock.saturating_sub(st.zones[z].stamp) >= self.cold_age())
         });
         if old.count() as u64 * 2 > blocks {
             Stream::Gc

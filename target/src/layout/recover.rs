@@ -221,7 +221,6 @@ pub fn open(
         usable_blocks: 0,
         cache: Cache::new(0, geo.zone_data),
         reserve: RESERVE_ZONES,
-        cold_age: u64::MAX,
         gc_start: 4,
         state: Mutex::new(State {
             zones: Vec::new(),
@@ -279,7 +278,6 @@ pub fn open(
         (total_data.saturating_sub(kept) * geo.zone_data) * u64::from(100 - opts.op_percent) / 100
             * per
             / (per + 1);
-    inner.cold_age = (inner.usable_blocks / 2).max(1);
     let budget = match opts.map_cache_bytes {
         // The map's whole DRAM (the page directory of volumes as large as the pool, and the
         // pages cached) within the share.

@@ -498,12 +498,17 @@ fn power_cut_trial(seed: u64, paged: bool) {
     }
 }
 
-#[test]
-fn power_cuts_lose_no_flushed_data() {
-    let trials: u64 = std::env::var("FF_POWER_CUT_TRIALS")
+/// Trials of each power-cut test: `FF_POWER_CUT_TRIALS`, 100 by default.
+fn power_cut_trials() -> u64 {
+    std::env::var("FF_POWER_CUT_TRIALS")
         .ok()
         .and_then(|t| t.parse().ok())
-        .unwrap_or(100);
+        .unwrap_or(100)
+}
+
+#[test]
+fn power_cuts_lose_no_flushed_data() {
+    let trials = power_cut_trials();
     for seed in 0..trials {
         power_cut_trial(seed, false);
     }
@@ -511,10 +516,7 @@ fn power_cuts_lose_no_flushed_data() {
 
 #[test]
 fn power_cuts_lose_no_flushed_data_with_a_small_map_cache() {
-    let trials: u64 = std::env::var("FF_POWER_CUT_TRIALS")
-        .ok()
-        .and_then(|t| t.parse().ok())
-        .unwrap_or(100);
+    let trials = power_cut_trials();
     for seed in 0..trials {
         power_cut_trial(1000 + seed, true);
     }
