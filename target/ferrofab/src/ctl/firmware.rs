@@ -215,6 +215,10 @@ pub fn view(v: &FirmwareView) -> String {
 const POLL: Duration = Duration::from_millis(500);
 /// Failed polls in a row that end the wait.
 const MAX_MISSES: u32 = 5;
+/// How long `--wait` keeps asking an appliance that does not answer once an update with
+/// `--reboot` reached installing: it may be rebooting into it (an appliance under emulation
+/// takes minutes).
+const REBOOT_WAIT: Duration = Duration::from_secs(600);
 
 /// `--wait`: poll the job started with `answer` until it is installed (or rebooting: the
 /// install is done) or failed, printing each change (on stderr with `--json`, which prints
@@ -232,6 +236,7 @@ pub async fn wait(client: &Client, answer: &[u8], json: bool) -> Result<(), Stri
     say(job_line(&job));
     let mut shown = (job.stage, progress_step(&job));
     let mut misses = 0;
+    let mut unreachable_since: Option<std::time::Instant> = None;
     loop {
         match job.stage {
             FirmwareStage::Installed | FirmwareStage::Rebooting => break,
@@ -251,18 +256,24 @@ pub async fn wait(client: &Client, answer: &[u8], json: bool) -> Result<(), Stri
         let bytes = match client.call(Method::GET, "firmware", None).await {
             Ok(b) => {
                 misses = 0;
+                unreachable_since = None;
                 b
             }
             Err(e) => {
                 misses += 1;
-                if misses < MAX_MISSES {
+                let since = *unreachable_since.get_or_insert_with(std::time::Instant::now);
+                let rebooting = job.reboot && job.stage == FirmwareStage::Installing;
+                if misses < MAX_MISSES || (rebooting && since.elapsed() < REBOOT_WAIT) {
                     continue;
                 }
-                let hint = if job.reboot && job.stage == FirmwareStage::Installing {
-                    " (it was installing with --reboot: the appliance may be rebooting into \
-                     it; see `ferrofab ctl firmware` once it is back)"
+                let hint = if rebooting {
+                    format!(
+                        " (it was installing with --reboot and the appliance has not answered \
+                         for {} s; see `ferrofab ctl firmware` once it is back)",
+                        since.elapsed().as_secs()
+                    )
                 } else {
-                    ""
+                    String::new()
                 };
                 return Err(format!(
                     "{e}; the update was last seen {}{hint}",
@@ -401,11 +412,23 @@ mod tests {
     /// A management API whose `GET /api/v1/firmware` answers with `views` in turn (the last
     /// one for ever).
     async fn api(views: Vec<serde_json::Value>) -> Client {
+        api_after_resets(0, views).await
+    }
+
+    /// As [`api`], but the first `resets` connections are dropped unanswered, as QEMU's port
+    /// forward does while the appliance behind it reboots.
+    async fn api_after_resets(resets: usize, views: Vec<serde_json::Value>) -> Client {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move {
             let mut n = 0;
+            let mut dropped = 0;
             while let Ok((mut stream, _)) = listener.accept().await {
+                if dropped < resets {
+                    dropped += 1;
+                    drop(stream);
+                    continue;
+                }
                 let mut buf = [0u8; 4096];
                 let _ = stream.read(&mut buf).await;
                 let body = views[n.min(views.len() - 1)].to_string();
@@ -471,6 +494,11 @@ mod tests {
         let client = api(vec![after("0.1.0.3")]).await;
         wait(&client, &answer, false).await.unwrap();
 
+        // While it reboots the port forward takes connections and drops them: more misses in
+        // a row than a wait without --reboot stands.
+        let client = api_after_resets(2 * MAX_MISSES as usize, vec![after("0.1.0.3")]).await;
+        wait(&client, &answer, false).await.unwrap();
+
         let client = api(vec![after("0.1.0.2")]).await;
         let e = wait(&client, &answer, false).await.unwrap_err();
         assert_eq!(
@@ -485,5 +513,9 @@ mod tests {
         let client = api(vec![after("0.1.0.3")]).await;
         let e = wait(&client, &answer, false).await.unwrap_err();
         assert!(e.contains("no longer reports job 3"), "{e}");
+        // ... and an appliance that stops answering ends the wait after a few misses.
+        let client = api_after_resets(2 * MAX_MISSES as usize, vec![after("0.1.0.3")]).await;
+        let e = wait(&client, &answer, false).await.unwrap_err();
+        assert!(e.contains("the update was last seen installing"), "{e}");
     }
 }
