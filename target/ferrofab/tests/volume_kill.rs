@@ -6,7 +6,9 @@
 //! at the last acknowledged Flush or something written to it since: never an older value,
 //! never another block's data. The trials run one after another on the same pool, so GC,
 //! checkpoints and recovery meet state left by earlier kills. `FF_KILL_TRIALS` (100) and
-//! `FF_KILL_SEED` (18) set the trials and the seed of the workload and kill times.
+//! `FF_KILL_SEED` (18) set the trials and the seed of the workload and kill times;
+//! `FF_KILL_KEEP=DIR` keeps the member file as each of the last two trials found it (before
+//! recovery), to replay a failure.
 
 mod common;
 
@@ -172,7 +174,13 @@ async fn flushed_volume_data_survives_kill_9_during_writes() {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut model = vec![Allowed::default(); BLOCKS as usize];
     let mut generation = 0u64;
+    let keep = std::env::var_os("FF_KILL_KEEP").map(std::path::PathBuf::from);
     for trial in 0..trials {
+        if let Some(keep) = &keep {
+            std::fs::create_dir_all(keep).unwrap();
+            std::fs::copy(&member, keep.join(format!("trial-{trial}.zoned"))).ok();
+            std::fs::remove_file(keep.join(format!("trial-{}.zoned", trial.wrapping_sub(2)))).ok();
+        }
         let s = serve_config(&config, &state);
         let c = connect(s.addr).await;
         if trial > 0 {

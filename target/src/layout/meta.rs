@@ -26,11 +26,15 @@ pub struct Meta {
     pub journal_seq: u64,
     /// Highest sequence written in each journal zone (`None`: empty).
     pub journal_last: Vec<Option<u64>>,
-    /// Of each journal zone written since the pool opened: the journal position and the
-    /// sequence of its first block.
+    /// Lowest sequence each journal zone holds (`None`: empty): a checkpoint never names a
+    /// replay start older than every block the ring still holds.
+    pub journal_oldest: Vec<Option<u64>>,
+    /// Of each journal zone the journal goes on in since the pool opened: the first journal
+    /// position written there and the sequence of the block it went to (for the zone a
+    /// recovery went on in, position 1 and the next sequence then: see [`Meta::seq_of`]).
     pub journal_first: Vec<Option<(u64, u64)>>,
-    /// Where the journal replayed at the last recovery began: changes from before any
-    /// zone in `journal_first` are no older than that.
+    /// Where the journal replayed at the last recovery began: the changes the replay made
+    /// (journal position 0) are no older than that.
     pub replay_from: u64,
     pub ckpt_slot: u64,
     pub ckpt_seq: u64,
@@ -60,7 +64,11 @@ impl Meta {
     }
 
     /// The sequence of a journal block at or before the one holding the entry at journal
-    /// position `pos` (entries `drained` and later are not written yet).
+    /// position `pos` (entries `drained` and later are not written yet), and still in the
+    /// ring: the first block of the zone the entry went to. Position 0 after a recovery is
+    /// the replay's changes, from [`Meta::replay_from`] on; every later position is in a
+    /// zone of `journal_first` (the recovery lists the zone it goes on in), so a zone reset
+    /// since never moves the answer back to a block the ring no longer holds.
     pub fn seq_of(&self, pos: u64, drained: u64) -> u64 {
         if pos >= drained {
             return self.journal_seq;
@@ -229,6 +237,7 @@ impl Inner {
             if meta.journal_wp == 0 {
                 meta.journal_first[meta.journal_zone as usize] =
                     Some((base + *done * per as u64, meta.journal_seq));
+                meta.journal_oldest[meta.journal_zone as usize] = Some(meta.journal_seq);
             }
             while n < room as u64 && n < 256 {
                 let Some(es) = blocks.next() else { break };
@@ -277,6 +286,7 @@ impl Inner {
             self.zone_action(0, self.geo.journal_zone(next), ZoneAction::Reset)?;
             meta.journal_last[next as usize] = None;
             meta.journal_first[next as usize] = None;
+            meta.journal_oldest[next as usize] = None;
         }
         meta.journal_zone = next;
         meta.journal_wp = 0;
@@ -360,6 +370,17 @@ impl Inner {
             let footerless = st.footerless.iter().map(|&z| z as u32).collect::<Vec<_>>();
             (out, footerless, journal_seq)
         };
+        if let Some(&oldest) = meta.journal_oldest.iter().flatten().min() {
+            if journal_seq < oldest {
+                // A replay from there would find nothing and lose every change since.
+                let why = format!(
+                    "a checkpoint would replay the journal from block {journal_seq}, but the \
+                     oldest block the ring holds is {oldest}"
+                );
+                tracing::error!(pool = %self.name, journal_seq, oldest, "checkpoint refused");
+                return Err(BackendError::Io(std::io::Error::other(why)));
+            }
+        }
         self.flush_data()?;
         let bs = self.geo.bs as usize;
         let per = format::entries_per_block(bs);

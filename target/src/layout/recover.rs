@@ -249,6 +249,7 @@ pub fn open(
             journal_wp: 0,
             journal_seq: 0,
             journal_last: vec![None; geo.journal_zones as usize],
+            journal_oldest: vec![None; geo.journal_zones as usize],
             journal_first: vec![None; geo.journal_zones as usize],
             replay_from: 0,
             ckpt_slot: 1,
@@ -487,18 +488,21 @@ fn recover(inner: &mut Inner, reports: &[Vec<ZoneInfo>], found: Found) -> Result
             continue;
         }
         let data = inner.read_blocks(0, info.zslba, info.wp)?;
-        let mut last = None;
+        let (mut last, mut oldest) = (None, None);
         for block in data.chunks_exact(bs) {
             if let Ok((h, es)) = parse_entry_block(block, Kind::Journal, &pool) {
                 let seq = h.seq.get();
                 last = Some(last.map_or(seq, |l: u64| l.max(seq)));
+                oldest = Some(oldest.map_or(seq, |o: u64| o.min(seq)));
                 seen = seen.max(seq + 1);
                 if seq >= from {
                     blocks.insert(seq, (j, es));
                 }
             }
         }
-        inner.lock_meta().journal_last[j as usize] = last;
+        let mut meta = inner.lock_meta();
+        meta.journal_last[j as usize] = last;
+        meta.journal_oldest[j as usize] = oldest;
     }
     let mut next = from;
     let mut last_zone = None;
@@ -537,6 +541,10 @@ fn recover(inner: &mut Inner, reports: &[Vec<ZoneInfo>], found: Found) -> Result
         let info = reports[0][geo.journal_zone(j) as usize];
         meta.journal_zone = j;
         meta.journal_wp = info.wp - info.zslba;
+        // What is journaled from now on (positions 1 on) goes to blocks from `next` on,
+        // here or in the zones after: without this, a page dirty since then would take the
+        // replay's start for its own once a zone reset left no zone listed before it.
+        meta.journal_first[j as usize] = Some((1, next));
     }
     if seen > next {
         // The fresh checkpoint replays from past the gap: the pages the replay changed are
