@@ -100,7 +100,7 @@ def free_port():
         return s.getsockname()[1]
 
 
-def config_text(port, backend):
+def config_text(port, backend, poll="busy"):
     size = BACKENDS[backend][0]
     if backend == "model":
         namespace = f'backend = {{ kind = "nvme-vfio", pci = "{MODEL_PCI}", nsid = 1 }}\n'
@@ -115,7 +115,7 @@ def config_text(port, backend):
         f'address = "127.0.0.1:{port}"\n'
         "\n[reactor]\n"
         f"cores = [{TARGET_CPU}]\n"
-        'poll = "busy"\n'
+        f'poll = "{poll}"\n'
         "\n[[subsystem]]\n"
         f'nqn = "{NQN}"\n'
         "\n[[subsystem.namespace]]\n"
@@ -168,15 +168,16 @@ def cpu_busy_percent(interval=1.0):
 class Server:
     """A running `ferrofab serve`, stopped on exit, errors and signals."""
 
-    def __init__(self, ferrofab, backend, raw_dir, tmp_dir):
+    def __init__(self, ferrofab, backend, raw_dir, tmp_dir, poll="busy"):
         self.backend = backend
         self.port = free_port()
         self.addr = f"127.0.0.1:{self.port}"
         self.mgmt_port = free_port()
-        self.state_dir = Path(tmp_dir) / f"state-{backend}"
-        self.config = Path(tmp_dir) / f"{backend}.toml"
-        self.config.write_text(config_text(self.port, backend))
-        self.log_path = Path(raw_dir) / f"serve-{backend}.log"
+        name = backend if poll == "busy" else f"{backend}-{poll}"
+        self.state_dir = Path(tmp_dir) / f"state-{name}"
+        self.config = Path(tmp_dir) / f"{name}.toml"
+        self.config.write_text(config_text(self.port, backend, poll))
+        self.log_path = Path(raw_dir) / f"serve-{name}.log"
         self.log = open(self.log_path, "w")
         # The reactor pins itself to TARGET_CPU (`[reactor] cores`); the daemon keeps its other
         # threads (management API, timers) on the CPUs it inherits from this script, HOST_CPU.
@@ -424,9 +425,9 @@ def backend_table(backend, results, baseline_mib):
         f"## Backend `{backend}` ({BACKENDS[backend][0]} namespace)",
         "",
         "| workload | IOPS median | spread (min-max) | MiB/s median | lat p50 / p99 / p99.9 µs "
-        "| target µs/IO | reactor µs/IO | reactor busy µs/IO | IOPS per target-core-s "
-        "| busy host / target, bound by |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| target µs/IO | reactor µs/IO | reactor busy µs/IO | IOPS per busy reactor-s "
+        "| IOPS per target-core-s | busy host / target, bound by |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for label, *_ in WORKLOADS:
         s = results.get(label)
@@ -439,10 +440,17 @@ def backend_table(backend, results, baseline_mib):
             f"| {label} | {fmt_num(s['iops'])} | {fmt_num(s['iops_min'])}-{fmt_num(s['iops_max'])} "
             f"| {mib} | {fmt_num(s['p50'], 1)} / {fmt_num(s['p99'], 1)} / {fmt_num(s['p99_9'], 1)} "
             f"| {fmt_num(s['target_us_per_io'], 2)} | {fmt_num(s['reactor_us_per_io'], 2)} "
-            f"| {fmt_num(s.get('busy_us_per_io'), 2)} "
+            f"| {fmt_num(s.get('busy_us_per_io'), 2)} | {fmt_num(per_busy_s(s))} "
             f"| {fmt_num(s['iops_per_core_s'])} | {bound_by(s.get('host_busy'), s.get('target_busy'))} |"
         )
     return lines
+
+
+def per_busy_s(s):
+    """I/Os per second of the reactor's busy time: what one core would deliver if it never
+    waited for the host."""
+    b = s.get("busy_us_per_io") if s else None
+    return 1e6 / b if b else None
 
 
 def bound_by(host, target):
@@ -456,7 +464,7 @@ def bound_by(host, target):
     return f"{100.0 * host:.0f}% / {100.0 * target:.0f}%, {side}"
 
 
-def goal_rows(results, baseline_mib):
+def goal_rows(results, baseline_mib, idle=None):
     """Pass/fail of the goals, from the RAM backend (its reads copy data, as a drive's do)."""
     backend = "ram" if "ram" in results else next(iter(results), None)
     r = results.get(backend, {})
@@ -484,7 +492,91 @@ def goal_rows(results, baseline_mib):
             "n/a" if ok is None else f"{a:.2f} / {b:.2f} µs = {a / b:.2f}x",
             verdict(ok),
         ))
+    for label, least in PER_BUSY_GOALS:
+        v = per_busy_s(ram.get(label))
+        rows.append((
+            f"{label}: at least {least:,} IOPS per busy reactor core-second",
+            "n/a" if v is None else f"{v:,.0f}",
+            verdict(None if v is None else v >= least),
+        ))
+    qd1 = (ram.get("4 KiB randread QD1") or {}).get("p50")
+    rows.append((
+        f"4 KiB randread QD1: p50 at most {QD1_P50_US:g} µs",
+        "n/a" if qd1 is None else f"{qd1:.1f} µs",
+        verdict(None if qd1 is None else qd1 <= QD1_P50_US),
+    ))
+    cpu = idle["reactor_cpu"] if idle else None
+    rows.append((
+        f"An adaptive reactor with {IDLE_CONNECTIONS} connections open and no I/O: under "
+        f"{IDLE_REACTOR_MAX:.0%} of a core",
+        "n/a" if cpu is None else f"{100.0 * cpu:.2f}% of a core over {idle['seconds']:.0f} s",
+        verdict(None if cpu is None else cpu < IDLE_REACTOR_MAX),
+    ))
     return backend, rows
+
+
+# Work per busy reactor core (the RAM backend): I/Os per second of busy time.
+PER_BUSY_GOALS = (
+    ("4 KiB randread QD32", 475_000),
+    ("4 KiB randwrite QD32", 560_000),
+    ("128 KiB read QD32", 26_000),
+)
+QD1_P50_US = 25.0
+# An adaptive reactor holding open connections and no I/O: at most this share of a core.
+IDLE_REACTOR_MAX = 0.05
+IDLE_CONNECTIONS = 4
+
+
+def ic_req():
+    """An NVMe/TCP ICReq PDU (NVMe-TCP 1.0 §3.6.2.2): PFV 0, no digests, HPDA 0."""
+    pdu = bytearray(128)
+    pdu[0], pdu[2] = 0x00, 128  # PDU type ICReq, HLEN
+    pdu[4:8] = (128).to_bytes(4, "little")  # PLEN
+    return bytes(pdu)
+
+
+def idle_reactor(ferrofab, raw_dir, tmp_dir, seconds):
+    """CPU share of an adaptive reactor with IDLE_CONNECTIONS initialized connections and no
+    I/O, over `seconds` after a second of settling."""
+    server = Server(ferrofab, "ram", raw_dir, tmp_dir, poll="adaptive")
+    socks = []
+    try:
+        server.wait_ready()
+        for _ in range(IDLE_CONNECTIONS):
+            sk = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+            sk.sendall(ic_req())
+            resp = b""
+            while len(resp) < 128:
+                part = sk.recv(128 - len(resp))
+                if not part:
+                    raise BenchError("the target closed a connection after ICReq")
+                resp += part
+            if resp[0] != 0x01:
+                raise BenchError(f"expected an ICResp (PDU type 1), got type {resp[0]}")
+            socks.append(sk)
+        time.sleep(1.0)
+        thread_stat = find_thread(server.pid, REACTOR_THREADS)
+        if thread_stat is None:
+            raise BenchError("no reactor thread in the adaptive server")
+        tck = os.sysconf("SC_CLK_TCK")
+        busy0, thr0, t0 = reactor_busy_seconds(server), proc_cpu_ticks(thread_stat), time.monotonic()
+        time.sleep(seconds)
+        busy1, thr1, t1 = reactor_busy_seconds(server), proc_cpu_ticks(thread_stat), time.monotonic()
+        if not server.alive() or thr0 is None or thr1 is None:
+            raise BenchError(f"ferrofab serve died while idle; log {server.log_path}")
+        wall = t1 - t0
+        result = {
+            "connections": IDLE_CONNECTIONS,
+            "seconds": wall,
+            "reactor_cpu": (thr1 - thr0) / tck / wall,
+            "reactor_busy": (busy1 - busy0) / wall if busy0 is not None and busy1 is not None else None,
+        }
+        (Path(raw_dir) / "idle-reactor.json").write_text(json.dumps(result, indent=1) + "\n")
+        return result
+    finally:
+        for sk in socks:
+            sk.close()
+        server.stop()
 
 
 MGMT_WORKLOAD = ("4 KiB randread QD32", "randread", "4k", 32)
@@ -555,7 +647,7 @@ def mgmt_section(m):
     return lines
 
 
-def report(args, command, started, results, baselines, raw_dir, busy):
+def report(args, command, started, results, baselines, raw_dir, busy, idle=None):
     base_mib = med([b["tcp_memcpy_mib_s"] for b in baselines]) if baselines else None
     lines = [
         "# ferrofab benchmarks",
@@ -603,12 +695,15 @@ def report(args, command, started, results, baselines, raw_dir, busy):
             vals = [b[key] for b in baselines]
             lines.append(f"| {name} | {fmt_num(med(vals), 2)} | {fmt_num(min(vals), 2)}-{fmt_num(max(vals), 2)} |")
     lines += ["", "## Goal", ""]
-    backend, rows = goal_rows(results, base_mib)
+    backend, rows = goal_rows(results, base_mib, idle)
     lines += [
         "Against the peer measured in this run: 128 KiB read within 10% of the loopback baseline "
         f"(figures of the `{backend}` backend); the drive path (the `model` backend: the real "
         "driver code, bounce copies included, on a software controller that completes at once "
-        "and moves no data) against the RAM backend, in reactor busy µs per I/O. "
+        "and moves no data) against the RAM backend, in reactor busy µs per I/O; the work per "
+        "busy reactor core-second (the RAM backend's I/Os per second of reactor busy time); and "
+        "an idle reactor in adaptive polling (`poll = \"adaptive\"`, its connections initialized "
+        "with ICReq and then silent; the reactor thread's utime+stime from /proc over the window). "
         "Comparisons with other targets (SPDK, nvmet) belong here only when they are measured in "
         "the same run.",
         "",
@@ -669,6 +764,7 @@ def main():
     results = {}
     baselines = []
     mgmt = None
+    idle = None
     try:
         with tempfile.TemporaryDirectory(prefix="ferrofab-bench-") as tmp:
             for backend in backends:
@@ -692,6 +788,10 @@ def main():
                 if backend == "ram" and not args.no_mgmt_load:
                     mgmt = mgmt_comparison(server, perf, args, raw_dir)
                 server.stop()
+            if "ram" in backends:
+                idle = idle_reactor(ferrofab, raw_dir, tmp, max(args.time, 5.0))
+                print(f"bench: idle adaptive reactor: {100.0 * idle['reactor_cpu']:.2f}% of a core",
+                      file=sys.stderr)
             for rep in range(args.reps):
                 cmd = [str(ferrofab), "baseline", "--size", "128k", "--time", fmt_secs(args.time),
                        "--cores", f"{TARGET_CPU},{HOST_CPU}", "--json", "-"]
@@ -708,7 +808,8 @@ def main():
     finally:
         for s in servers:
             s.stop()
-    (raw_dir / "summary.json").write_text(json.dumps({"results": results, "baseline": baselines}, indent=1) + "\n")
+    (raw_dir / "summary.json").write_text(
+        json.dumps({"results": results, "baseline": baselines, "idle_reactor": idle}, indent=1) + "\n")
     out = Path(args.out)
     if not out.is_absolute():
         out = Path.cwd() / out
@@ -720,7 +821,7 @@ def main():
         old = out.read_text()
         if LOCAL_MARKER in old:
             kept = "\n" + old[old.index(LOCAL_MARKER):]
-    text = report(args, command, started, results, baselines, raw_dir, busy)
+    text = report(args, command, started, results, baselines, raw_dir, busy, idle)
     if mgmt is not None:
         text += "\n" + "\n".join(mgmt_section(mgmt)) + "\n"
     out.write_text(text + kept)

@@ -482,6 +482,55 @@ async fn an_idle_adaptive_reactor_sleeps_and_a_busy_one_spins() {
     );
 }
 
+/// The reactor's busy/idle accounting: an idle reactor accrues idle time, a loaded one busy
+/// time and busy polls, and every moment of its life is one or the other (the two add up to
+/// the wall time, less the iteration still running when sampled).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reactor_time_is_busy_or_idle_and_adds_up_to_the_wall_time() {
+    let d = Daemon::start(
+        config("count = 1\npoll = \"adaptive\""),
+        TargetParams::default(),
+    )
+    .await
+    .expect("daemon starts");
+    let c = connect(d.addresses()[0], 1, false, false).await;
+    let sample = || d.reactor_samples()[0];
+    let (s0, t0) = (sample(), std::time::Instant::now());
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (s1, t1) = (sample(), std::time::Instant::now());
+    let (idle_busy, idle_idle) = (s1.busy_ns - s0.busy_ns, s1.idle_ns - s0.idle_ns);
+    assert!(
+        idle_idle > 9 * idle_busy,
+        "idle for a second: {idle_busy} ns busy, {idle_idle} ns idle"
+    );
+    while t1.elapsed() < Duration::from_secs(1) {
+        io_round(&c, 1, 4096, 5, 32).await;
+    }
+    let (s2, t2) = (sample(), std::time::Instant::now());
+    let load_busy = s2.busy_ns - s1.busy_ns;
+    assert!(
+        load_busy > 5 * idle_busy.max(1_000_000),
+        "a second of I/O: {load_busy} ns busy, against {idle_busy} ns idle"
+    );
+    assert!(
+        s2.busy_polls - s1.busy_polls >= 32,
+        "every round's commands took busy polls"
+    );
+    assert!(
+        s2.commands - s1.commands >= 96,
+        "three commands a slot a round"
+    );
+    // Up to the last iteration's end (an idle one sleeps at most 50 ms) and a scheduling delay.
+    let wall = (t2 - t0).as_nanos() as u64;
+    let counted = (s2.busy_ns + s2.idle_ns) - (s0.busy_ns + s0.idle_ns);
+    assert!(
+        counted.abs_diff(wall) < 250_000_000,
+        "{counted} ns counted over {wall} ns of wall time"
+    );
+    c.shutdown().await.expect("shutdown");
+    d.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reactors_pin_to_their_cores_and_bad_cores_are_refused() {
     static TID: AtomicI32 = AtomicI32::new(0);
