@@ -2,6 +2,7 @@
 //! ring. All of it runs under the meta lock, one writer at a time, with plain writes at the
 //! write pointers it tracks.
 
+use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 
 use nvme::backend::BackendError;
@@ -29,10 +30,12 @@ pub struct Meta {
     /// Lowest sequence each journal zone holds (`None`: empty): a checkpoint never names a
     /// replay start older than every block the ring still holds.
     pub journal_oldest: Vec<Option<u64>>,
-    /// Of each journal zone the journal goes on in since the pool opened: the first journal
-    /// position written there and the sequence of the block it went to (for the zone a
-    /// recovery went on in, position 1 and the next sequence then: see [`Meta::seq_of`]).
-    pub journal_first: Vec<Option<(u64, u64)>>,
+    /// Journal positions and the sequence of the block each went to, oldest first: one at
+    /// the start of every journal zone and at most every [`MARK_BLOCKS`] blocks after, since
+    /// the pool opened (a recovery marks position 1 at the next sequence; position 0 is the
+    /// replay's changes). An entry at or after a mark's position is in its block or a later
+    /// one; marks of a journal zone go when it is reset.
+    pub marks: VecDeque<(u64, u64)>,
     /// Where the journal replayed at the last recovery began: the changes the replay made
     /// (journal position 0) are no older than that.
     pub replay_from: u64,
@@ -52,36 +55,37 @@ impl Meta {
         self.journal_seq - self.ckpt_journal_seq
     }
 
-    /// The journal position of the first entry of the latest journal zone (written since the
-    /// pool opened) that starts at or before sequence `seq`.
+    /// The journal position of the latest mark at or before sequence `seq`.
     pub fn position_of(&self, seq: u64) -> Option<u64> {
-        self.journal_first
+        self.marks
             .iter()
-            .flatten()
-            .filter(|(_, s)| *s <= seq)
-            .max_by_key(|(_, s)| *s)
+            .rev()
+            .find(|&&(_, s)| s <= seq)
             .map(|&(pos, _)| pos)
     }
 
     /// The sequence of a journal block at or before the one holding the entry at journal
     /// position `pos` (entries `drained` and later are not written yet), and still in the
-    /// ring: the first block of the zone the entry went to. Position 0 after a recovery is
-    /// the replay's changes, from [`Meta::replay_from`] on; every later position is in a
-    /// zone of `journal_first` (the recovery lists the zone it goes on in), so a zone reset
-    /// since never moves the answer back to a block the ring no longer holds.
+    /// ring: the latest mark's at or before `pos`. Position 0 after a recovery is the
+    /// replay's changes, from [`Meta::replay_from`] on; every later position has a mark at
+    /// or before it until its zone is reset, which no checkpoint allows while a page is dirty
+    /// since then.
     pub fn seq_of(&self, pos: u64, drained: u64) -> u64 {
         if pos >= drained {
             return self.journal_seq;
         }
-        self.journal_first
+        self.marks
             .iter()
-            .flatten()
-            .filter(|(first, _)| *first <= pos)
-            .max_by_key(|(first, _)| *first)
+            .rev()
+            .find(|&&(first, _)| first <= pos)
             .map_or(self.replay_from, |&(_, seq)| seq)
             .min(self.journal_seq)
     }
 }
+
+/// Journal blocks between marks (bounds how far a checkpoint's replay start trails the
+/// oldest change it must replay; a ring of 4 zones of 1 GiB keeps at most 16 Ki marks).
+pub const MARK_BLOCKS: u64 = 64;
 
 /// A zone's state and write pointer as its drive reports them (the write pointer of a Full
 /// zone is its start plus its capacity).
@@ -235,9 +239,15 @@ impl Inner {
             let mut buf = Vec::with_capacity(room.min(256) * bs);
             let mut n = 0u64;
             if meta.journal_wp == 0 {
-                meta.journal_first[meta.journal_zone as usize] =
-                    Some((base + *done * per as u64, meta.journal_seq));
                 meta.journal_oldest[meta.journal_zone as usize] = Some(meta.journal_seq);
+            }
+            let due = meta
+                .marks
+                .back()
+                .is_none_or(|&(_, s)| meta.journal_seq >= s + MARK_BLOCKS);
+            if meta.journal_wp == 0 || due {
+                let pos = base + *done * per as u64;
+                meta.marks.push_back((pos, meta.journal_seq));
             }
             while n < room as u64 && n < 256 {
                 let Some(es) = blocks.next() else { break };
@@ -269,9 +279,11 @@ impl Inner {
         let zones = self.geo.journal_zones;
         let next = (meta.journal_zone + 1) % zones;
         if meta.journal_last[next as usize].is_some_and(|last| last >= meta.ckpt_journal_seq) {
-            // Entries before the zone after it are in it or older.
-            let which = match meta.journal_first[((next + 1) % zones) as usize] {
-                Some((first, _)) => Which::Before(first),
+            // Entries before the zone after it (whose first mark is the first past this
+            // zone's blocks) are in it or older.
+            let last = meta.journal_last[next as usize].unwrap_or(0);
+            let which = match meta.marks.iter().find(|&&(_, s)| s > last) {
+                Some(&(first, _)) => Which::Before(first),
                 None => Which::All,
             };
             self.write_back(meta, which)?;
@@ -282,11 +294,13 @@ impl Inner {
                 )));
             }
         }
-        if meta.journal_last[next as usize].is_some() {
+        if let Some(last) = meta.journal_last[next as usize] {
             self.zone_action(0, self.geo.journal_zone(next), ZoneAction::Reset)?;
             meta.journal_last[next as usize] = None;
-            meta.journal_first[next as usize] = None;
             meta.journal_oldest[next as usize] = None;
+            while meta.marks.front().is_some_and(|&(_, s)| s <= last) {
+                meta.marks.pop_front();
+            }
         }
         meta.journal_zone = next;
         meta.journal_wp = 0;

@@ -250,7 +250,7 @@ pub fn open(
             journal_seq: 0,
             journal_last: vec![None; geo.journal_zones as usize],
             journal_oldest: vec![None; geo.journal_zones as usize],
-            journal_first: vec![None; geo.journal_zones as usize],
+            marks: VecDeque::new(),
             replay_from: 0,
             ckpt_slot: 1,
             ckpt_seq: 0,
@@ -542,9 +542,9 @@ fn recover(inner: &mut Inner, reports: &[Vec<ZoneInfo>], found: Found) -> Result
         meta.journal_zone = j;
         meta.journal_wp = info.wp - info.zslba;
         // What is journaled from now on (positions 1 on) goes to blocks from `next` on,
-        // here or in the zones after: without this, a page dirty since then would take the
-        // replay's start for its own once a zone reset left no zone listed before it.
-        meta.journal_first[j as usize] = Some((1, next));
+        // here or in the zones after: without this mark, a page dirty since then would take
+        // the replay's start for its own, which a zone reset may since have taken away.
+        meta.marks.push_back((1, next));
     }
     if seen > next {
         // The fresh checkpoint replays from past the gap: the pages the replay changed are

@@ -875,3 +875,57 @@ fn a_checkpoint_after_the_ring_wraps_past_a_recovery_replays_from_a_block_it_hol
     assert_eq!(read_stamp(&*v, 0), last0);
     assert_eq!(read_stamp(&*v, 1), last1);
 }
+
+/// A checkpoint's replay start follows the oldest dirty page within a journal zone (marks
+/// every 64 blocks), not only from zone to zone: on drives with zones of a GiB the journal
+/// would otherwise run far past the checkpoint interval with no checkpoint able to move on.
+#[test]
+fn a_checkpoint_replays_from_the_mark_before_the_oldest_dirty_page() {
+    use super::cache::Which;
+    use super::recover::open;
+    let members = vec![ram(20, 256)];
+    let opts = PoolOptions {
+        journal_zones: 2,
+        ..PoolOptions::default()
+    };
+    let blocks = 600; // two map pages
+    let mut g = 0;
+    let mut write_flush = |v: &dyn Backend, lba: u64| {
+        g += 1;
+        v.write(lba, &stamp(lba, g), false).unwrap();
+        v.flush().unwrap();
+        g
+    };
+    let pool = Arc::new(open("t", members.clone(), opts).unwrap());
+    let v = pool.volume("v", BS, blocks).unwrap();
+    for _ in 0..150 {
+        write_flush(&*v, 0);
+    }
+    {
+        let mut meta = pool.lock_meta();
+        pool.write_back(&mut meta, Which::All).unwrap();
+    }
+    // Page 1 turns dirty in journal block 150, page 0 (written back) stays clean.
+    let mut last = 0;
+    for _ in 0..20 {
+        last = write_flush(&*v, 550);
+    }
+    assert_eq!(
+        pool.lock_meta().journal_zone,
+        0,
+        "all in the first journal zone"
+    );
+    pool.checkpoint().unwrap();
+    let from = pool.lock_meta().ckpt_journal_seq;
+    assert_eq!(
+        from, 128,
+        "the mark before block 150 (zone granularity would say 0)"
+    );
+    drop(v);
+    drop(pool);
+
+    let pool = Arc::new(open("t", members, opts).unwrap());
+    let v = pool.volume("v", BS, blocks).unwrap();
+    assert_eq!(read_stamp(&*v, 0), 150);
+    assert_eq!(read_stamp(&*v, 550), last);
+}
