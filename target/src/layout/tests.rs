@@ -813,6 +813,26 @@ fn host_writes_leave_a_zone_gc_opened_from_the_reserve_to_gc() {
     st.zones[z].inflight -= 2;
 }
 
+/// Options with the smallest journal ring, so tests reach its wrap in a few blocks.
+fn two_journal_zones() -> PoolOptions {
+    PoolOptions {
+        journal_zones: 2,
+        ..PoolOptions::default()
+    }
+}
+
+/// A writer of one stamped block followed by a Flush (one journal block each), returning the
+/// block's generation.
+fn stamped_flushes() -> impl FnMut(&dyn Backend, u64) -> u64 {
+    let mut g = 0;
+    move |v, lba| {
+        g += 1;
+        v.write(lba, &stamp(lba, g), false).unwrap();
+        v.flush().unwrap();
+        g
+    }
+}
+
 /// A recovery goes on writing the journal in the zone it ended in. A checkpoint taken while
 /// no change waited moves the replay's start past the other zone, which the journal then
 /// resets and reuses; a page dirtied in between must still name a block the ring holds as
@@ -823,18 +843,9 @@ fn a_checkpoint_after_the_ring_wraps_past_a_recovery_replays_from_a_block_it_hol
     use super::cache::Which;
     use super::recover::open;
     let members = vec![ram(32, 16)];
-    let opts = PoolOptions {
-        journal_zones: 2,
-        ..PoolOptions::default()
-    };
+    let opts = two_journal_zones();
     let blocks = 200;
-    let mut g = 0;
-    let mut write_flush = |v: &dyn Backend, lba: u64| {
-        g += 1;
-        v.write(lba, &stamp(lba, g), false).unwrap();
-        v.flush().unwrap();
-        g
-    };
+    let mut write_flush = stamped_flushes();
     // Journal zone 0 full (blocks 0..16), zone 1 begun (16..20); the checkpoint replays
     // from block 0.
     let first = Arc::new(open("t", members.clone(), opts).unwrap());
@@ -884,18 +895,9 @@ fn a_checkpoint_replays_from_the_mark_before_the_oldest_dirty_page() {
     use super::cache::Which;
     use super::recover::open;
     let members = vec![ram(20, 256)];
-    let opts = PoolOptions {
-        journal_zones: 2,
-        ..PoolOptions::default()
-    };
+    let opts = two_journal_zones();
     let blocks = 600; // two map pages
-    let mut g = 0;
-    let mut write_flush = |v: &dyn Backend, lba: u64| {
-        g += 1;
-        v.write(lba, &stamp(lba, g), false).unwrap();
-        v.flush().unwrap();
-        g
-    };
+    let mut write_flush = stamped_flushes();
     let pool = Arc::new(open("t", members.clone(), opts).unwrap());
     let v = pool.volume("v", BS, blocks).unwrap();
     for _ in 0..150 {
