@@ -283,32 +283,49 @@ def perf_cmd(perf, addr, pattern, size, qd, seconds, warmup=WARMUP):
     ]
 
 
+class Usage:
+    """The target's CPU use so far: process and reactor-thread CPU ticks, the reactor's busy
+    seconds (`ferrofab_reactor_busy_seconds_total`) and the time; a figure it cannot read is
+    None."""
+
+    def __init__(self, server, thread_stat):
+        self.process = proc_cpu_ticks(f"/proc/{server.pid}/stat")
+        self.thread = proc_cpu_ticks(thread_stat) if thread_stat else None
+        self.busy = reactor_busy_seconds(server)
+        self.at = time.monotonic()
+
+    def since(self, before):
+        """Shares of the wall time since `before`: process cores, reactor-thread cores,
+        reactor busy (each None when a sample lacks it); and the wall time."""
+        wall = self.at - before.at
+        tck = os.sysconf("SC_CLK_TCK")
+
+        def share(a, b, unit):
+            return None if a is None or b is None else (b - a) / unit / wall
+
+        return (share(before.process, self.process, tck), share(before.thread, self.thread, tck),
+                share(before.busy, self.busy, 1.0), wall)
+
+
 def measured_perf(server, perf, workload, seconds, raw_path):
     """One perf run with the target's CPU time sampled around it."""
     label, pattern, size, qd = workload
-    proc_stat = f"/proc/{server.pid}/stat"
     thread_stat = find_thread(server.pid, REACTOR_THREADS)
-    tck = os.sysconf("SC_CLK_TCK")
-    busy0 = reactor_busy_seconds(server)
-    cpu0, thr0, t0 = proc_cpu_ticks(proc_stat), proc_cpu_ticks(thread_stat) if thread_stat else None, time.monotonic()
+    before = Usage(server, thread_stat)
     data = run_json(
         perf_cmd(perf, server.addr, pattern, size, qd, seconds),
         timeout=seconds + 120, what=f"perf ({server.backend}, {label})", raw_path=raw_path,
     )
-    cpu1, thr1, t1 = proc_cpu_ticks(proc_stat), proc_cpu_ticks(thread_stat) if thread_stat else None, time.monotonic()
-    busy1 = reactor_busy_seconds(server)
-    if not server.alive() or cpu0 is None or cpu1 is None:
+    cores, thread_cores, target_busy, _ = Usage(server, thread_stat).since(before)
+    if not server.alive() or cores is None:
         raise BenchError(f"ferrofab serve died during {label}; log {server.log_path}:\n{server.log_tail()}")
     for key in ("ios", "iops", "mib_per_s", "latency_us", "elapsed_s"):
         if key not in data:
             raise BenchError(f"perf JSON lacks {key!r} ({raw_path})")
     if data.get("errors"):
         raise BenchError(f"perf reported {data['errors']} failed I/Os in {label} ({raw_path})")
-    wall = t1 - t0
     # The target CPU rate (cores busy) over the whole perf run; with busy polling it is flat,
     # so it applies to perf's measured window, whose I/O rate is `iops`.
-    cores = (cpu1 - cpu0) / tck / wall
-    thread_cores = (thr1 - thr0) / tck / wall if thr0 is not None and thr1 is not None else None
     iops = float(data["iops"])
     run = {
         "iops": iops,
@@ -327,7 +344,7 @@ def measured_perf(server, perf, workload, seconds, raw_path):
         if data.get("busy_s") is not None and float(data["elapsed_s"]) > 0 else None,
         # The reactor's busy time (ferrofab_reactor_busy_seconds_total) over the whole perf run,
         # connection set-up and warm-up included.
-        "target_busy": (busy1 - busy0) / wall if busy0 is not None and busy1 is not None else None,
+        "target_busy": target_busy,
     }
     # The reactor's work per I/O: its busy share over the run at the measured I/O rate. Unlike
     # target µs/IO it leaves out a busy-polling reactor's idle turns.
@@ -558,18 +575,16 @@ def idle_reactor(ferrofab, raw_dir, tmp_dir, seconds):
         thread_stat = find_thread(server.pid, REACTOR_THREADS)
         if thread_stat is None:
             raise BenchError("no reactor thread in the adaptive server")
-        tck = os.sysconf("SC_CLK_TCK")
-        busy0, thr0, t0 = reactor_busy_seconds(server), proc_cpu_ticks(thread_stat), time.monotonic()
+        before = Usage(server, thread_stat)
         time.sleep(seconds)
-        busy1, thr1, t1 = reactor_busy_seconds(server), proc_cpu_ticks(thread_stat), time.monotonic()
-        if not server.alive() or thr0 is None or thr1 is None:
+        _, reactor_cpu, reactor_busy, wall = Usage(server, thread_stat).since(before)
+        if not server.alive() or reactor_cpu is None:
             raise BenchError(f"ferrofab serve died while idle; log {server.log_path}")
-        wall = t1 - t0
         result = {
             "connections": IDLE_CONNECTIONS,
             "seconds": wall,
-            "reactor_cpu": (thr1 - thr0) / tck / wall,
-            "reactor_busy": (busy1 - busy0) / wall if busy0 is not None and busy1 is not None else None,
+            "reactor_cpu": reactor_cpu,
+            "reactor_busy": reactor_busy,
         }
         (Path(raw_dir) / "idle-reactor.json").write_text(json.dumps(result, indent=1) + "\n")
         return result
