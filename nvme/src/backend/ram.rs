@@ -9,6 +9,10 @@
 //! block is copied under one lock: a block is never observed half-written (atomic write unit of
 //! one block, AWUN/AWUPF = 0's-based 0; NVM Command Set 1.0, "Atomic Operations").
 //!
+//! Chunks come from 2 MiB slabs backed by transparent huge pages where the kernel has them
+//! ([`crate::sys::huge_chunks`]): random 4 KiB copies anywhere in a namespace then seldom miss
+//! the TLB.
+//!
 //! Locks are held for the copies only: a chunk that is missing is allocated (zero-filled, its
 //! pages faulted in) before its shard's lock is taken, and chunks freed by Deallocate or Write
 //! Zeroes are released after it, so readers of the shard's other chunks never wait for the
@@ -27,6 +31,8 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
+use crate::sys::huge_chunks::{Chunk, ChunkArena};
+
 use super::null::{buf_span, byte_span, check_geometry};
 use super::{grown_blocks, Backend, BackendError, BackendInfo, SharedBackend};
 
@@ -37,7 +43,7 @@ pub const CHUNK_SIZE: u64 = 1 << CHUNK_SHIFT;
 /// Number of lock shards; a power of two.
 const SHARDS: usize = 64;
 
-type ChunkMap = HashMap<u64, Box<[u8]>>;
+type ChunkMap = HashMap<u64, Chunk>;
 
 /// Sparse RAM namespace.
 #[derive(Debug)]
@@ -47,13 +53,15 @@ pub struct RamBackend {
     size_bytes: u64,
     /// Shared with the backends grown from this one (and the one it was grown from).
     shards: Arc<[RwLock<ChunkMap>]>,
+    /// Where chunks come from; shared like the shards.
+    arena: Arc<ChunkArena>,
     allocated: Arc<AtomicU64>,
 }
 
 /// Chunks taken out of a namespace ([`RamBackend::take`]): their memory is freed when this is
 /// dropped, which a caller holding a lock does after releasing it.
 #[derive(Debug, Default)]
-pub struct Freed(Vec<Box<[u8]>>);
+pub struct Freed(Vec<Chunk>);
 
 impl Freed {
     /// Also hold the chunks of `other`.
@@ -117,6 +125,7 @@ impl RamBackend {
             num_blocks,
             size_bytes,
             shards,
+            arena: ChunkArena::new(CHUNK_SIZE as usize),
             allocated: Arc::new(AtomicU64::new(0)),
         })
     }
@@ -149,21 +158,19 @@ impl RamBackend {
         self.shard(chunk).write_counted()
     }
 
-    /// A zeroed chunk buffer, or `NoSpace` when memory is exhausted.
-    fn alloc_chunk(&self, len: usize) -> Result<Box<[u8]>, BackendError> {
-        self.lengthen(Box::default(), len)
+    /// A zeroed chunk of `len` bytes, or `NoSpace` when memory is exhausted.
+    fn alloc_chunk(&self, len: usize) -> Result<Chunk, BackendError> {
+        let chunk = self.arena.alloc(len).map_err(|_| BackendError::NoSpace)?;
+        self.allocated.fetch_add(len as u64, Ordering::Relaxed);
+        Ok(chunk)
     }
 
-    /// `chunk` zero-filled to `len` bytes (a short chunk of a smaller namespace, or a new
-    /// empty one), or `NoSpace` when memory is exhausted.
-    fn lengthen(&self, chunk: Box<[u8]>, len: usize) -> Result<Box<[u8]>, BackendError> {
-        let mut v = chunk.into_vec();
-        let grow = len.saturating_sub(v.len());
-        v.try_reserve_exact(grow)
-            .map_err(|_| BackendError::NoSpace)?;
-        v.resize(v.len() + grow, 0);
-        self.allocated.fetch_add(grow as u64, Ordering::Relaxed);
-        Ok(v.into_boxed_slice())
+    /// Lengthen a short chunk (of a smaller namespace) to `len` bytes, which read as zeroes.
+    fn lengthen(&self, chunk: &mut Chunk, len: usize) {
+        let grow = len.saturating_sub(chunk.len());
+        if chunk.lengthen(len) {
+            self.allocated.fetch_add(grow as u64, Ordering::Relaxed);
+        }
     }
 
     /// Zero a byte range: chunks it covers to their end are taken out and returned, to be
@@ -256,7 +263,7 @@ impl Backend for RamBackend {
                     }
                     let chunk = e.into_mut();
                     if chunk.len() < p.offset + p.len {
-                        *chunk = self.lengthen(std::mem::take(chunk), chunk_len)?;
+                        self.lengthen(chunk, chunk_len);
                     }
                     chunk
                 }
@@ -303,6 +310,7 @@ impl Backend for RamBackend {
             num_blocks,
             size_bytes,
             shards: Arc::clone(&self.shards),
+            arena: Arc::clone(&self.arena),
             allocated: Arc::clone(&self.allocated),
         }))
     }
