@@ -356,6 +356,17 @@ def measured_perf(server, perf, workload, seconds, raw_path):
     return run
 
 
+def anon_huge_kib(pid):
+    """The process's anonymous memory in transparent huge pages, in KiB (None if unreadable)."""
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("AnonHugePages:"):
+                return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
 def prefill(server, perf, size_bytes, raw_dir):
     """Write the whole namespace sequentially so later reads hit data."""
     seconds = 2.0
@@ -662,7 +673,7 @@ def mgmt_section(m):
     return lines
 
 
-def report(args, command, started, results, baselines, raw_dir, busy, idle=None):
+def report(args, command, started, results, baselines, raw_dir, busy, idle=None, huge_kib=None):
     base_mib = med([b["tcp_memcpy_mib_s"] for b in baselines]) if baselines else None
     lines = [
         "# ferrofab benchmarks",
@@ -688,8 +699,14 @@ def report(args, command, started, results, baselines, raw_dir, busy, idle=None)
         f"{BOUND_BUSY:.0%} of the time or more; below that on both sides each waited for the "
         "other (bound by the round trip). Raw JSON: "
         f"`{os.path.relpath(raw_dir, REPO)}/` (not committed).",
-        "",
     ]
+    if huge_kib is not None:
+        lines.append(
+            f"- RAM namespace ({BACKENDS['ram'][0]}) in transparent huge pages once written: "
+            f"{huge_kib / 1024:,.0f} MiB (`AnonHugePages` of the serve process's "
+            "/proc/PID/smaps_rollup after the prefill; its chunks come from 2 MiB slabs advised "
+            "with MADV_HUGEPAGE).")
+    lines.append("")
     for backend, res in results.items():
         lines += backend_table(backend, res, base_mib) + [""]
     lines += [
@@ -780,6 +797,7 @@ def main():
     baselines = []
     mgmt = None
     idle = None
+    huge_kib = None
     try:
         with tempfile.TemporaryDirectory(prefix="ferrofab-bench-") as tmp:
             for backend in backends:
@@ -790,6 +808,8 @@ def main():
                 print(f"bench: {backend}: serve pid {server.pid} on {server.addr}", file=sys.stderr)
                 if backend in PREFILLED:
                     prefill(server, perf, BACKENDS[backend][1], raw_dir)
+                if backend == "ram":
+                    huge_kib = anon_huge_kib(server.pid)
                 results[backend] = {}
                 for wl in WORKLOADS:
                     runs = []
@@ -836,7 +856,7 @@ def main():
         old = out.read_text()
         if LOCAL_MARKER in old:
             kept = "\n" + old[old.index(LOCAL_MARKER):]
-    text = report(args, command, started, results, baselines, raw_dir, busy, idle)
+    text = report(args, command, started, results, baselines, raw_dir, busy, idle, huge_kib)
     if mgmt is not None:
         text += "\n" + "\n".join(mgmt_section(mgmt)) + "\n"
     out.write_text(text + kept)

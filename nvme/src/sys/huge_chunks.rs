@@ -63,11 +63,6 @@ impl ChunkArena {
         })
     }
 
-    /// Chunk capacity in bytes.
-    pub fn chunk_size(&self) -> usize {
-        self.chunk
-    }
-
     /// Slabs mapped now.
     pub fn slabs(&self) -> usize {
         self.slabs.lock_counted().by_base.len()
