@@ -11,7 +11,9 @@
 //!
 //! Chunks come from 2 MiB slabs backed by transparent huge pages where the kernel has them
 //! ([`crate::sys::huge_chunks`]): random 4 KiB copies anywhere in a namespace then seldom miss
-//! the TLB.
+//! the TLB. So a namespace takes memory from the system 2 MiB at a time (chunks fill a slab in
+//! the order they are allocated, wherever their blocks are, and freed ones are reused first),
+//! and gives a slab back when all its chunks are freed (but for the last one with room).
 //!
 //! Locks are held for the copies only: a chunk that is missing is allocated (zero-filled, its
 //! pages faulted in) before its shard's lock is taken, and chunks freed by Deallocate or Write
