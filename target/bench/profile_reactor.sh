@@ -2,7 +2,8 @@
 # Profile the reactor thread of `ferrofab serve` under one `ferrofab perf` workload over
 # loopback NVMe/TCP, as docs/design.md ("Work per busy core") was measured: the reactor
 # busy-polls on CPU 0, perf runs on CPU 1, a RAM namespace of 1 GiB is written in full
-# first, and `perf record` samples the reactor thread for 3 s of the run.
+# first (bench.py's configuration and prefill), and `perf record` samples the reactor
+# thread for 3 s of the run.
 #
 # Usage: target/bench/profile_reactor.sh [FERROFAB] [PATTERN] [SIZE] [QD]
 #        (defaults: build/release/ferrofab randread 4k 32)
@@ -13,27 +14,14 @@ BIN=${1:-build/release/ferrofab}
 PATTERN=${2:-randread}
 SIZE=${3:-4k}
 QD=${4:-32}
-NQN=nqn.2026-01.io.ferrofab:profile
 command -v perf >/dev/null || { echo "profile_reactor: perf is not installed" >&2; exit 2; }
+BENCH_DIR=$(cd "$(dirname "$0")" && pwd)
+# bench.py's RAM configuration, NQN and prefill: the profile is of what `make bench` measures.
+bench() { PYTHONPATH="$BENCH_DIR" python3 -c "import bench, sys, types; $1" "${@:2}"; }
+NQN=$(bench 'print(bench.NQN)')
 DIR=$(mktemp -d /tmp/ferrofab-profile.XXXXXX)
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-cat > "$DIR/serve.toml" <<EOT
-[[listener]]
-transport = "tcp"
-address = "127.0.0.1:$PORT"
-
-[reactor]
-cores = [0]
-poll = "busy"
-
-[[subsystem]]
-nqn = "$NQN"
-
-[[subsystem.namespace]]
-backend = "ram"
-size = "1GiB"
-block_size = 4096
-EOT
+bench 'print(bench.config_text(int(sys.argv[1]), "ram"), end="")' "$PORT" > "$DIR/serve.toml"
 "$BIN" serve --config "$DIR/serve.toml" --state-dir "$DIR/state" --no-mgmt 2> "$DIR/serve.log" &
 SERVE=$!
 trap 'kill $SERVE 2>/dev/null || true; wait $SERVE 2>/dev/null || true' EXIT
@@ -45,8 +33,9 @@ perf_run() {
     taskset -c 1 "$BIN" perf "127.0.0.1:$PORT" --nqn "$NQN" --pattern "$1" --size "$2" --qd "$3" \
         --time "$4" --warmup "$5" --cores 1 --quiet --json -
 }
-# Written in full (8 GiB/s and more on this machine class: 4 s covers 1 GiB).
-perf_run write 128k 32 4s 100ms > /dev/null
+# Written in full, as bench.py does before its RAM rows.
+bench 'bench.prefill(types.SimpleNamespace(addr=sys.argv[1], backend="ram"), sys.argv[2],
+              bench.BACKENDS["ram"][1], sys.argv[3])' "127.0.0.1:$PORT" "$BIN" "$DIR"
 TID=$(grep -l '^ff-reactor-0$' /proc/$SERVE/task/*/comm | head -1 | cut -d/ -f5)
 perf_run "$PATTERN" "$SIZE" "$QD" 6s 1s > "$DIR/perf.json" &
 LOAD=$!

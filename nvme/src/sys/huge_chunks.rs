@@ -64,7 +64,8 @@ impl ChunkArena {
     }
 
     /// Slabs mapped now.
-    pub fn slabs(&self) -> usize {
+    #[cfg(test)]
+    fn slabs(&self) -> usize {
         self.slabs.lock_counted().by_base.len()
     }
 
