@@ -358,23 +358,26 @@ impl Inner {
             return;
         }
         tracing::info!(version = %version, "firmware update installed");
-        self.advance(id, Stage::Installed, None);
-        if !reboot {
-            return;
-        }
-        let claimed = {
+        let claimed = reboot && {
             let mut slot = self.slot.lock_counted();
             !std::mem::replace(&mut slot.rebooting, true)
         };
-        if claimed {
-            if let Err(e) = self.reboot_now().await {
-                self.advance(
-                    id,
-                    Stage::Installed,
-                    Some(format!("installed, but the reboot failed: {e}")),
-                );
-            }
+        if !claimed {
+            // No reboot asked for, or one is already under way.
+            self.advance(id, Stage::Installed, None);
+            return;
         }
+        // The job stays active until the reboot has started, so that whoever polls for its
+        // end (`ferrofab ctl firmware update --reboot --wait`) sees it rebooting, not a
+        // finished "installed" in between.
+        match self.reboot_now().await {
+            Ok(()) => self.advance(id, Stage::Rebooting, None),
+            Err(e) => self.advance(
+                id,
+                Stage::Installed,
+                Some(format!("installed, but the reboot failed: {e}")),
+            ),
+        };
     }
 
     /// Run the reboot command (the caller has set `rebooting`): an installed job becomes

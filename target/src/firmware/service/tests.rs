@@ -192,7 +192,15 @@ async fn one_job_at_a_time_and_no_reboot_while_installing() {
     ));
     let bundle = tmp.path().join("bundle");
     vendor.release(&bundle, "0.1.0.3");
-    let fw = Firmware::new(fake.settings.clone());
+    // A reboot command that takes a while, as a real one may before it returns.
+    let mut settings = fake.settings.clone();
+    let mark = tmp.path().join("rebooted");
+    settings.reboot = vec![
+        "sh".into(),
+        "-c".into(),
+        format!("sleep 0.3; echo >> '{}'", mark.display()),
+    ];
+    let fw = Firmware::new(settings);
     let mut req = request(&bundle);
     req.reboot = true;
     fw.update(req).await.unwrap();
@@ -213,9 +221,11 @@ async fn one_job_at_a_time_and_no_reboot_while_installing() {
     assert!(matches!(e, FirmwareError::JobRunning { .. }), "{e}");
     assert_eq!(fake.reboots(), 0);
     std::fs::write(&go, b"").unwrap();
+    // Whoever polls for the job's end sees it rebooting, never a finished "installed"
+    // while the reboot command runs.
     let job = finished(&fw).await;
-    // Asked to reboot: it did, once.
     assert_eq!(job.stage, Stage::Rebooting, "{:?}", job.error);
+    // Asked to reboot: it did, once.
     assert_eq!(fake.reboots(), 1);
     assert!(fw.status().rebooting);
 }
