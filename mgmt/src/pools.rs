@@ -88,6 +88,17 @@ pub struct PoolView {
     /// volumes', counts only the map pages it has visited, and background GC waits); true
     /// for a freshly formatted pool and once the recount is done.
     pub recount_done: bool,
+    /// Whether young and old data are written to zones of their own. The pool separates
+    /// them while the ages at which hosts rewrite blocks are spread wider than random
+    /// rewrites would spread them (`lifetime_dispersion` above 1.5: a block's age then tells
+    /// how long it will live), and writes everything to one stream, which leaves GC more
+    /// room, once they are not (under 1.25).
+    pub hot_cold_apart: bool,
+    /// The squared coefficient of variation of the ages (in pool writes) at which host
+    /// writes replaced blocks lately: about 1 for uniform random writes, near 0 for
+    /// sequential rewrites, well above 1 where some data is rewritten far more often than
+    /// the rest; null before any block was rewritten.
+    pub lifetime_dispersion: Option<f64>,
     /// Full zones by the share of their capacity still valid: `0-10%` up to `90-100%`.
     pub valid_histogram: Vec<ValidBucket>,
     pub volumes: Vec<VolumeView>,
@@ -221,6 +232,8 @@ fn view(config: &Config, pool: &Pool) -> PoolView {
         map_pages_resident: s.map_pages_resident,
         map_pages_dirty: s.map_pages_dirty,
         recount_done: s.counted,
+        hot_cold_apart: s.hot_cold_apart,
+        lifetime_dispersion: s.lifetime_dispersion,
         valid_histogram: s
             .valid_histogram
             .iter()

@@ -75,6 +75,9 @@ async fn pools_list_show_and_manage_their_volumes() {
     assert_eq!(p["map_cache_pages"], stats.map_cache_pages, "{p}");
     assert!(p["map_cache_pages"].as_u64().unwrap() > 0, "{p}");
     assert_eq!(p["map_pages_dirty"], 0, "{p}");
+    // Nothing rewritten yet: no ages, and streams apart until the first verdict.
+    assert_eq!(p["hot_cold_apart"], true, "{p}");
+    assert_eq!(p["lifetime_dispersion"], serde_json::Value::Null, "{p}");
 
     write(&api, 1, 10, 3, 0xa5);
     let p = api.get("/api/v1/pools/fast").await.expect(200);
@@ -271,11 +274,16 @@ async fn pool_metrics_follow_the_writes_and_gc() {
         sample(&text, &format!("ferrofab_pool_map_pages_dirty{l}")),
         0.0
     );
+    assert_eq!(
+        sample(&text, &format!("ferrofab_pool_hot_cold_apart{l}")),
+        1.0
+    );
     for family in [
         "ferrofab_pool_map_cache_pages",
         "ferrofab_pool_map_pages_resident",
         "ferrofab_pool_map_pages_dirty",
         "ferrofab_pool_recount_done",
+        "ferrofab_pool_hot_cold_apart",
     ] {
         assert!(text.contains(&format!("# TYPE {family} gauge")), "{text}");
     }

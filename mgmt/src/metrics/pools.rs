@@ -67,6 +67,10 @@ pub(super) fn pool_families(engine: &Engine, out: &mut Vec<MetricFamily>) {
         "ferrofab_pool_recount_done",
         "1 when the pool's valid counts are complete, 0 while the recount after a recovery runs.",
     );
+    let mut apart = gauge(
+        "ferrofab_pool_hot_cold_apart",
+        "1 while young and old data are written to zones of their own, 0 while one stream takes everything.",
+    );
     let mut by_valid = gauge(
         "ferrofab_pool_zones_by_valid",
         "Full zones by the share of their capacity still valid.",
@@ -95,6 +99,7 @@ pub(super) fn pool_families(engine: &Engine, out: &mut Vec<MetricFamily>) {
         pages_resident.gauge(&l, s.map_pages_resident as f64);
         pages_dirty.gauge(&l, s.map_pages_dirty as f64);
         recount_done.gauge(&l, if s.counted { 1.0 } else { 0.0 });
+        apart.gauge(&l, if s.hot_cold_apart { 1.0 } else { 0.0 });
         for (i, zones) in s.valid_histogram.iter().enumerate() {
             let bucket = bucket_label(i);
             by_valid.gauge(&[("pool", name), ("valid", &bucket)], *zones as f64);
@@ -122,6 +127,7 @@ pub(super) fn pool_families(engine: &Engine, out: &mut Vec<MetricFamily>) {
         pages_resident,
         pages_dirty,
         recount_done,
+        apart,
         by_valid,
         volume_mapped,
     ] {

@@ -132,6 +132,10 @@ pub struct WafRun {
     pub window: Window,
     /// Free data zones over the measured window, on average (sampled every 256 writes).
     pub mean_free_zones: f64,
+    /// Whether the pool kept young and old data apart at the end, and the dispersion of
+    /// lifetimes it judged that by.
+    pub hot_cold_apart: bool,
+    pub lifetime_dispersion: Option<f64>,
     pub total_secs: f64,
 }
 
@@ -180,7 +184,8 @@ pub fn waf_run(
             .unwrap_or_else(|e| panic!("{pattern:?} write {i} at {lba}: {e}"));
     }
     let (a, t) = mark.expect("a measured window");
-    let window = Window::between(&a, &pool.stats(), t.elapsed().as_secs_f64());
+    let end = pool.stats();
+    let window = Window::between(&a, &end, t.elapsed().as_secs_f64());
     let run = WafRun {
         policy,
         pattern,
@@ -192,6 +197,8 @@ pub fn waf_run(
         measured,
         window,
         mean_free_zones: free_sum as f64 / samples.max(1) as f64,
+        hot_cold_apart: end.hot_cold_apart,
+        lifetime_dispersion: end.lifetime_dispersion,
         total_secs: started.elapsed().as_secs_f64(),
     };
     (run, pool, v)

@@ -129,23 +129,36 @@ fn main() {
             Pattern::HotCold => s.data_zones * s.zone_cap_blocks * fill / 100,
         };
         let (run, pool, v) = engine::waf_run(&m, policy, pattern, size, overwrite_x, measured_x, 1);
-        let shape = model::Shape {
+        let shape = |keep_free: usize| model::Shape {
             zones: run.data_zones as usize,
             zone_cap: run.zone_cap,
             logical: run.volume_blocks,
-            // The space the engine's GC actually had: its free zones, on average, are
-            // kept free in the model too.
-            keep_free: (run.mean_free_zones.round() as usize).max(1),
+            keep_free: keep_free.max(1),
+        };
+        // The space the engine's GC actually had: its free zones, on average, are kept free
+        // in the model too; a fraction of a zone by interpolating between the whole numbers
+        // around it.
+        let free = run.mean_free_zones.max(1.0);
+        let (below, part) = (free.floor() as usize, free.fract());
+        let model_waf = |oracle: bool| {
+            let at =
+                |k: usize| model::waf(shape(k), pattern, oracle, run.overwrites, run.measured, 1);
+            let low = at(below);
+            if part > 0.0 {
+                low + (at(below + 1) - low) * part
+            } else {
+                low
+            }
         };
         let t = Instant::now();
-        let model = model::waf(shape, pattern, false, run.overwrites, run.measured, 1);
-        let oracle = (pattern == Pattern::HotCold)
-            .then(|| model::waf(shape, pattern, true, run.overwrites, run.measured, 1));
+        let model = model_waf(false);
+        let oracle = (pattern == Pattern::HotCold).then(|| model_waf(true));
+        let shape = shape((run.mean_free_zones.round() as usize).max(1));
         let best =
             (pattern == Pattern::HotCold).then(|| model::best_separation(shape, 4.0, 1.0, 1));
         eprintln!(
             "layout_bench: {} {:?}: WAF {:.3} (GC) {:.3} (all), model {:.3}{}; {:.1} zones \
-             free ({:.0} s, model {:.1} s)",
+             free, streams {} ({:.0} s, model {:.1} s)",
             pattern.label(),
             policy,
             run.window.gc_waf(),
@@ -153,6 +166,7 @@ fn main() {
             model,
             best.map_or(String::new(), |(b, _)| format!(", apart at best {b:.3}")),
             run.mean_free_zones,
+            report::streams(&run),
             run.total_secs,
             t.elapsed().as_secs_f64()
         );

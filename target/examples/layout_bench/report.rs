@@ -77,6 +77,17 @@ fn verdict(ok: bool) -> &'static str {
     }
 }
 
+/// The pool's verdict on hot/cold separation at the end of a run, with the dispersion of
+/// lifetimes it came from.
+pub fn streams(r: &WafRun) -> String {
+    format!(
+        "{} (CV² {})",
+        if r.hot_cold_apart { "apart" } else { "one" },
+        r.lifetime_dispersion
+            .map_or("-".into(), |d| format!("{d:.2}"))
+    )
+}
+
 fn policy(p: GcPolicy) -> &'static str {
     match p {
         GcPolicy::Greedy => "greedy",
@@ -153,21 +164,28 @@ pub fn section(
          copies (no hot/cold streams), greedy victims, GC run to keep as many zones free as \
          the engine had free on average over its measured window (sampled every 256 writes; \
          the engine's GC starts under {} free zones per member and host writes wait at 4, so \
-         where it settles depends on how fast GC keeps up). Spare factor = data zones in use \
-         (all data zones less the mean free ones; the engine's partly written open zones, up \
-         to 4 per member, count as used) x zone data blocks / volume blocks: the \
-         physical-to-logical ratio GC worked with, the same in both.\n",
+         where it settles depends on how fast GC keeps up; a fraction of a zone by \
+         interpolating between the model's WAFs at the whole numbers around it). Spare \
+         factor = data zones in use (all data zones less the mean free ones; the engine's \
+         partly written open zones, one per member and stream in use and the map's, count as \
+         used) x zone data blocks / volume blocks: the physical-to-logical ratio GC worked \
+         with, the same in both. Streams: whether the pool wrote young and old data to zones \
+         of their own at the end of the run (three data streams) or everything to one (it \
+         keeps them apart while the squared coefficient of variation of the ages at which host \
+         writes replace blocks is above 1.5: ages spread wider than random rewrites spread \
+         them tell how long data lives; under 1.25 it merges them, and cost-benefit victim \
+         choice, whose age term then means nothing, picks as greedy does).\n",
         (m.zones / 64).max(8)
     );
     let _ = writeln!(
         w,
-        "| workload | GC policy | volume | mean free zones | spare factor | WAF (GC) | WAF (all) | greedy model \
+        "| workload | GC policy | volume | streams | mean free zones | spare factor | WAF (GC) | WAF (all) | greedy model \
          WAF | engine / model | greedy model, hot and cold apart (oracle) | hot and cold apart, \
          zones split at best | GC victims/s | host writes/s |"
     );
     let _ = writeln!(
         w,
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     );
     for f in wafs {
         let (r, model) = (&f.run, f.model);
@@ -188,10 +206,11 @@ pub fn section(
         let win = &r.window;
         let _ = writeln!(
             w,
-            "| {} | {} | {} | {:.1} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {} | {} | {:.0} | {:.0} |",
+            "| {} | {} | {} | {} | {:.1} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {} | {} | {:.0} | {:.0} |",
             r.pattern.label(),
             policy(r.policy),
             volume,
+            streams(r),
             r.mean_free_zones,
             r.used_zones() * r.zone_cap as f64 / r.volume_blocks as f64,
             win.gc_waf(),

@@ -149,7 +149,10 @@ fn best(inner: &Inner, st: &State, most: u64, on: impl Fn(usize) -> bool) -> Opt
         .filter(|(_, z)| on(usize::from(z.member)))
         .map(|(i, z)| {
             let u = z.valid as f64 / cap as f64;
+            // Where age says nothing of how long data lives ([`Lifetimes`]), cost-benefit's
+            // age term is noise: the least valid zone gains the most.
             let score = match inner.policy {
+                GcPolicy::CostBenefit if !st.lifetimes.separate() => 1.0 - u,
                 GcPolicy::Greedy => 1.0 - u,
                 GcPolicy::CostBenefit => {
                     let age = (st.clock - z.stamp) as f64 + 1.0;
@@ -190,9 +193,11 @@ fn collect_one(inner: &Inner, want_free: usize, any_gain: bool) -> Result<bool, 
         // What a warm zone still holds when collected young is still being rewritten: it
         // stays warm; what survived long goes colder. (Host zones' data always goes warm:
         // GC's copies never share a stream with host writes, so what GC takes from the
-        // reserve stays GC's.)
+        // reserve stays GC's.) Where age says nothing of how long data lives, everything
+        // shares the host stream.
         let young = st.clock.saturating_sub(dz.stamp) < inner.cold_age();
         let to = match from {
+            _ if !st.lifetimes.separate() => Stream::Host,
             Stream::Gc if young => from,
             _ => from.colder(),
         };

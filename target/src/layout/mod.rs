@@ -29,6 +29,7 @@
 mod cache;
 pub mod format;
 mod gc;
+mod lifetimes;
 pub mod map;
 mod meta;
 mod pool;

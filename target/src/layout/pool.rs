@@ -11,6 +11,7 @@ use nvme::backend::{Backend, BackendError};
 
 use super::cache::{Cache, Pins, Which};
 use super::format::{Entry, Loc, VolumeDef, MAX_RUN};
+use super::lifetimes::Lifetimes;
 use super::map::{Page, VolumeMap};
 use super::meta::Meta;
 use super::zone_records::encode_footer;
@@ -188,6 +189,8 @@ pub struct State {
     pub clock: u64,
     /// Set when GC found nothing to collect while host writes waited for space.
     pub stuck: bool,
+    /// The ages at which host writes replace blocks: whether streams are kept apart.
+    pub lifetimes: Lifetimes,
 }
 
 impl State {
@@ -368,6 +371,12 @@ pub struct PoolStats {
     pub map_cache_pages: u64,
     /// Valid counts are complete (false while a recovered pool's recount runs).
     pub counted: bool,
+    /// Young and old data are written to streams of their own (age has been found to tell
+    /// how long data lives); false: everything shares one stream.
+    pub hot_cold_apart: bool,
+    /// The squared coefficient of variation of the ages at which host writes replaced
+    /// blocks lately (1 for uniform random writes); none before any.
+    pub lifetime_dispersion: Option<f64>,
 }
 
 impl PoolStats {
@@ -442,18 +451,37 @@ impl Inner {
             // member short of free zones is passed over while another has room. Host writes
             // do not take the room of a zone GC opened from the reserve while the member is
             // still down to it: what GC takes from the reserve stays GC's.
+            // Streams merged (everything written to the host stream), the zones the other
+            // data streams still have open fill up first.
+            let merged = stream == Stream::Host && !st.lifetimes.separate();
+            let streams: &[Stream] = if merged {
+                &[Stream::Host, Stream::Gc, Stream::Cold]
+            } else {
+                std::slice::from_ref(&stream)
+            };
             let members = self.geo.members;
             let first = st.rr[s];
-            let pick = (0..members).map(|k| (first + k) % members).find(|&m| {
+            let room = |st: &State, m: usize| {
                 let above = st.free[m].len() > floor;
-                above
-                    || st.open[s][m].is_some_and(|z| {
-                        st.zones[z].room > 0 && !(by_host && st.zones[z].from_reserve)
+                // A slot still names the zone its stream last opened there once that zone is
+                // full; only an open zone of that very stream is written (the zone may have
+                // been collected and opened again since, for another stream or the map).
+                let found = streams.iter().find_map(|&t| {
+                    st.open[t as usize][m].filter(|&z| {
+                        let dz = &st.zones[z];
+                        dz.state == ZState::Open(t)
+                            && dz.room > 0
+                            && (above || !(by_host && dz.from_reserve))
                     })
-            });
+                });
+                (above, found)
+            };
+            let pick = (0..members)
+                .map(|k| (first + k) % members)
+                .find(|&m| matches!(room(&st, m), (true, _) | (_, Some(_))));
             if let Some(m) = pick {
                 st.rr[s] = m + 1;
-                let z = match st.open[s][m].filter(|&z| st.zones[z].room > 0) {
+                let z = match room(&st, m).1 {
                     Some(z) => z,
                     None => {
                         let from_reserve = st.free[m].len() <= self.reserve;
@@ -604,7 +632,7 @@ impl Inner {
         let mut pins = Pins::default();
         self.pin_range(&mut pins, &vol.map, lba, blocks)?;
         let stream = {
-            let st = self.lock();
+            let mut st = self.lock();
             if vol.map.deleted.load(Ordering::Acquire) {
                 return Err(gone(&vol.def.name));
             }
@@ -616,7 +644,7 @@ impl Inner {
             if st.mapped + new > self.usable_blocks {
                 return Err(BackendError::NoSpace);
             }
-            self.temperature(&st, &vol.map, &pins, lba, blocks)
+            self.temperature(&mut st, &vol.map, &pins, lba, blocks)
         };
         let chunk = (self.chunk_blocks() * bs) as usize;
         let mut done = 0u64;
@@ -646,26 +674,37 @@ impl Inner {
     /// The stream a host write of blocks `lba..lba + blocks` goes to: most of them rewritten
     /// after their copies lasted [`Inner::cold_age`] of the pool's writes or longer, the
     /// warm stream (with what GC keeps), else the host stream. Separating data by how long
-    /// it lives leaves the host stream's zones mostly invalid by the time GC looks at them.
+    /// it lives leaves the host stream's zones mostly invalid by the time GC looks at them,
+    /// where age tells how long data lives ([`Lifetimes`], which the ages replaced here
+    /// feed); where it does not, everything goes to the host stream.
     /// A copy's age is taken from its zone's last write, which the copy is no younger than.
     fn temperature(
         &self,
-        st: &State,
+        st: &mut State,
         map: &VolumeMap,
         pins: &Pins,
         lba: u64,
         blocks: u64,
     ) -> Stream {
-        let old = (lba..lba + blocks).filter(|&b| {
-            Loc::unpack(pins.entry(map, b))
-                .and_then(|at| self.geo.zone_id(at))
-                .is_some_and(|z| st.clock.saturating_sub(st.zones[z].stamp) >= self.cold_age())
-        });
-        if old.count() as u64 * 2 > blocks {
+        let epoch = self.lifetimes_epoch();
+        let mut old = 0;
+        for b in lba..lba + blocks {
+            if let Some(z) = Loc::unpack(pins.entry(map, b)).and_then(|at| self.geo.zone_id(at)) {
+                let age = st.clock.saturating_sub(st.zones[z].stamp);
+                st.lifetimes.died(age, epoch);
+                old += u64::from(age >= self.cold_age());
+            }
+        }
+        if st.lifetimes.separate() && old * 2 > blocks {
             Stream::Gc
         } else {
             Stream::Host
         }
+    }
+
+    /// Deaths per verdict of [`Lifetimes`]: a sixteenth of the usable blocks.
+    fn lifetimes_epoch(&self) -> u64 {
+        self.usable_blocks / 16
     }
 
     /// Map the blocks `p` placed to blocks `lba..` of `vol` (a host write).

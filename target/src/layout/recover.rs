@@ -12,6 +12,7 @@ use super::cache::{Cache, Which};
 use super::format::{
     self, parse_checkpoint_head, parse_entry_block, Entry, Kind, MetaHeader, Superblock,
 };
+use super::lifetimes::Lifetimes;
 use super::map::VolumeMap;
 use super::meta::{Meta, ZoneInfo};
 use super::pool::{
@@ -239,6 +240,7 @@ pub fn open(
             mapped: 0,
             clock: 0,
             stuck: false,
+            lifetimes: Lifetimes::default(),
         }),
         cond: Condvar::new(),
         meta: Mutex::new(Meta {

@@ -178,8 +178,9 @@ fn drives_with_other_data_or_geometry_are_refused() {
 }
 
 /// Random overwrites of most of a volume for several times its size: GC keeps up, every
-/// block reads back its latest data, and space is reclaimed.
-fn churn(policy: GcPolicy, hot_cold: bool) -> super::PoolStats {
+/// block reads back its latest data, and space is reclaimed. Returns the pool's figures and
+/// the streams of the data zones open at the end.
+fn churn(policy: GcPolicy, hot_cold: bool) -> (super::PoolStats, Vec<super::pool::Stream>) {
     let pool = Pool::open(
         "t",
         vec![ram(40, 64), ram(40, 64)],
@@ -212,14 +213,33 @@ fn churn(policy: GcPolicy, hot_cold: bool) -> super::PoolStats {
     let s = pool.stats();
     assert!(s.gc_victims > 0 && s.zone_resets > 0, "{s:?}");
     assert_eq!(s.mapped_blocks, blocks);
-    s
+    let st = pool.inner.lock();
+    let open = (st.zones.iter())
+        .filter_map(|z| match z.state {
+            super::pool::ZState::Open(s) if s != super::pool::Stream::Map => Some(s),
+            _ => None,
+        })
+        .collect();
+    (s, open)
 }
 
+/// Uniform random overwrites: ages at death spread no wider than an exponential's (GC's
+/// moves cut them shorter still), so one stream takes
+/// host writes and GC's copies alike (the zones the other streams had open before the
+/// verdict filled up, none opened since). 90:10 hot/cold: spread far wider, streams apart.
 #[test]
 fn gc_keeps_every_block_under_random_overwrites() {
-    let s = churn(GcPolicy::CostBenefit, false);
+    use super::pool::Stream;
+    let (s, open) = churn(GcPolicy::CostBenefit, false);
     assert!(s.waf() > 1.0 && s.waf() < 6.0, "{s:?}");
-    churn(GcPolicy::Greedy, true);
+    let d = s.lifetime_dispersion.unwrap();
+    assert!(d < 1.25, "{s:?}");
+    assert!(!s.hot_cold_apart, "{s:?}");
+    assert!(open.iter().all(|&o| o == Stream::Host), "{open:?}");
+    let (s, open) = churn(GcPolicy::Greedy, true);
+    assert!(s.lifetime_dispersion.unwrap() > 1.5, "{s:?}");
+    assert!(s.hot_cold_apart, "{s:?}");
+    assert!(open.contains(&Stream::Gc), "{open:?}");
 }
 
 #[test]
@@ -811,6 +831,33 @@ fn host_writes_leave_a_zone_gc_opened_from_the_reserve_to_gc() {
     assert_eq!(hz, z);
     let mut st = inner.lock();
     st.zones[z].inflight -= 2;
+}
+
+/// A stream's slot still names the zone it last opened on a member after that zone filled;
+/// once the zone is collected and opened again (here as the map zone), the stream opens a
+/// zone of its own rather than appending to it.
+#[test]
+fn a_stream_never_writes_a_zone_opened_again_for_another() {
+    use super::pool::{Stream, ZState};
+    let pool = Pool::open("t", vec![ram(40, 64)], PoolOptions::default()).unwrap();
+    let inner = &pool.inner;
+    let d = inner.geo.zone_data;
+    let (z, n, _, _) = inner.reserve(Stream::Cold, false, d).unwrap();
+    assert_eq!(n, d);
+    {
+        // Filled, collected and freed (what GC does), then taken for the map.
+        let mut st = inner.lock();
+        st.zones[z].inflight -= 1;
+        st.zones[z].state = ZState::Free;
+        inner.open_zone(&mut st, z, Stream::Map);
+        st.map_zone = Some(z);
+        assert_eq!(st.open[Stream::Cold as usize][0], Some(z));
+    }
+    let (cz, _, _, _) = inner.reserve(Stream::Cold, false, 8).unwrap();
+    assert_ne!(cz, z);
+    let st = inner.lock();
+    assert_eq!(st.zones[z].room, d, "the map zone's room is the map's");
+    assert_eq!(st.zones[cz].state, ZState::Open(Stream::Cold));
 }
 
 /// Options with the smallest journal ring, so tests reach its wrap in a few blocks.

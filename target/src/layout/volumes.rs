@@ -216,6 +216,8 @@ impl Inner {
             map_pages_dirty: st.dirty.len() as u64,
             map_cache_pages: self.cache.budget,
             counted: st.counted,
+            hot_cold_apart: st.lifetimes.separate(),
+            lifetime_dispersion: st.lifetimes.dispersion(),
         }
     }
 }

@@ -132,8 +132,15 @@ pub fn view(p: &PoolView) -> String {
         (
             "layout",
             format!(
-                "over-provisioning {}%, {} journal zones, {} GC",
-                p.over_provisioning, p.journal_zones, p.gc
+                "over-provisioning {}%, {} journal zones, {} GC, {}",
+                p.over_provisioning,
+                p.journal_zones,
+                p.gc,
+                if p.hot_cold_apart {
+                    "hot and cold data apart"
+                } else {
+                    "one stream"
+                }
             ),
         ),
         (
@@ -206,7 +213,8 @@ mod tests {
             "gc_written_bytes": 0, "meta_written_bytes": 8192, "write_amplification": 1.6667,
             "zone_resets": 0, "gc_victims": 0, "trimmed_bytes": 0, "checkpoints": 1,
             "map_resident_bytes": 4096, "map_cache_pages": 2036, "map_pages_resident": 1,
-            "map_pages_dirty": 1, "recount_done": true, "valid_histogram": [],
+            "map_pages_dirty": 1, "recount_done": true, "hot_cold_apart": false,
+            "lifetime_dispersion": 0.37, "valid_histogram": [],
             "volumes": [volume_json("vm1", json!({"nqn": "nqn.x:a", "nsid": 1})),
                         volume_json("vm2", json!(null))]
         }))
@@ -216,7 +224,7 @@ mod tests {
             "block size: 4096\n",
             "usable:     40 MiB\n",
             "zones:      55 free of 56 data zones of 1 MiB\n",
-            "layout:     over-provisioning 10%, 4 journal zones, greedy GC\n",
+            "layout:     over-provisioning 10%, 4 journal zones, greedy GC, one stream\n",
             "written:    host 12 KiB, GC 0 B, metadata 8 KiB\n",
             "WAF:        1.67\n\n",
             "VOLUME  SIZE   BLOCK  MAPPED  EXPORTED AS\n",
