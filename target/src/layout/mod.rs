@@ -32,6 +32,7 @@ mod gc;
 mod lifetimes;
 pub mod map;
 mod meta;
+mod placement;
 mod pool;
 mod recount;
 mod recover;

@@ -1,10 +1,9 @@
-//! The pool's running state and its I/O paths: placing host writes, reading through the map,
-//! deallocating, flushing, sealing full zones with their footer.
+//! The pool's running state and its I/O paths: host writes (placed by `placement.rs`),
+//! reads through the map, deallocating, flushing.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::Duration;
 
 use ferrofab_sync::CountedLock as _;
 use nvme::backend::{Backend, BackendError};
@@ -14,35 +13,8 @@ use super::format::{Entry, Loc, VolumeDef, MAX_RUN};
 use super::lifetimes::Lifetimes;
 use super::map::{Page, VolumeMap};
 use super::meta::Meta;
-use super::zone_records::encode_footer;
+pub use super::placement::{Placed, Stream, STREAMS};
 use super::GcPolicy;
-
-/// Largest piece of a host write placed at once (one Zone Append).
-const MAX_CHUNK_BYTES: u64 = 128 << 10;
-
-/// The write streams, hottest first.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Stream {
-    /// Host writes of blocks rewritten soon after their last write (or new).
-    Host = 0,
-    /// What GC moved out of host zones, and host writes of blocks whose copy lasted long.
-    Gc = 1,
-    Cold = 2,
-    /// Map pages, written back from the cache (plain writes, one zone at a time).
-    Map = 3,
-}
-pub const STREAMS: usize = 4;
-
-impl Stream {
-    /// Where GC puts data it moves out of a zone of this stream (a warm zone collected
-    /// young keeps its data warm).
-    pub fn colder(self) -> Stream {
-        match self {
-            Stream::Host => Stream::Gc,
-            Stream::Gc | Stream::Cold | Stream::Map => Stream::Cold,
-        }
-    }
-}
 
 /// One pool member.
 pub struct Member {
@@ -331,16 +303,6 @@ pub struct Dirty {
     pub since: u64,
 }
 
-/// Blocks an append placed, with the state lock still held to map them.
-pub struct Placed<'a> {
-    pub st: MutexGuard<'a, State>,
-    pub zone: usize,
-    pub at: Loc,
-    pub blocks: u64,
-    /// The zone's data is complete: [`Inner::seal`] it once these blocks are mapped.
-    pub seal: bool,
-}
-
 /// A pool's figures.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct PoolStats {
@@ -401,12 +363,6 @@ fn gone(what: &str) -> BackendError {
 }
 
 impl Inner {
-    /// Pool writes (blocks placed) after which a block not rewritten counts as cold (host
-    /// writes of it go warm, GC moves it a stream colder): half the usable blocks.
-    pub fn cold_age(&self) -> u64 {
-        (self.usable_blocks / 2).max(1)
-    }
-
     pub fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock_counted()
     }
@@ -419,201 +375,6 @@ impl Inner {
         self.stopping.store(true, Ordering::SeqCst);
         let _g = self.lock();
         self.cond.notify_all();
-    }
-
-    fn chunk_blocks(&self) -> u64 {
-        let limit = self
-            .members
-            .iter()
-            .map(|m| m.append_limit)
-            .min()
-            .unwrap_or(MAX_CHUNK_BYTES)
-            .min(MAX_CHUNK_BYTES);
-        (limit / u64::from(self.geo.bs)).clamp(1, MAX_RUN)
-    }
-
-    /// Hand out up to `want` blocks of an open zone of `stream`: the zone, how many, and the
-    /// zone's member and start LBA.
-    /// Host writes (`by_host`, whatever their stream) wait for GC when only the reserve is
-    /// left; GC may use the reserve.
-    pub fn reserve(
-        &self,
-        stream: Stream,
-        by_host: bool,
-        want: u64,
-    ) -> Result<(usize, u64, u8, u64), BackendError> {
-        let mut st = self.lock();
-        let s = stream as usize;
-        let floor = if by_host { self.reserve } else { 0 };
-        let started = std::time::Instant::now();
-        loop {
-            // The next member in turn that has room in its open zone or a zone to open; a
-            // member short of free zones is passed over while another has room. Host writes
-            // do not take the room of a zone GC opened from the reserve while the member is
-            // still down to it: what GC takes from the reserve stays GC's.
-            // Streams merged (everything written to the host stream), the zones the other
-            // data streams still have open fill up first.
-            let merged = stream == Stream::Host && !st.lifetimes.separate();
-            let streams: &[Stream] = if merged {
-                &[Stream::Host, Stream::Gc, Stream::Cold]
-            } else {
-                std::slice::from_ref(&stream)
-            };
-            let members = self.geo.members;
-            let first = st.rr[s];
-            let room = |st: &State, m: usize| {
-                let above = st.free[m].len() > floor;
-                // A slot still names the zone its stream last opened there once that zone is
-                // full; only an open zone of that very stream is written (the zone may have
-                // been collected and opened again since, for another stream or the map).
-                let found = streams.iter().find_map(|&t| {
-                    st.open[t as usize][m].filter(|&z| {
-                        let dz = &st.zones[z];
-                        dz.state == ZState::Open(t)
-                            && dz.room > 0
-                            && (above || !(by_host && dz.from_reserve))
-                    })
-                });
-                (above, found)
-            };
-            let pick = (0..members)
-                .map(|k| (first + k) % members)
-                .find(|&m| matches!(room(&st, m), (true, _) | (_, Some(_))));
-            if let Some(m) = pick {
-                st.rr[s] = m + 1;
-                let z = match room(&st, m).1 {
-                    Some(z) => z,
-                    None => {
-                        let from_reserve = st.free[m].len() <= self.reserve;
-                        let z = st.free[m].pop().expect("checked above");
-                        self.open_zone(&mut st, z, stream);
-                        st.zones[z].from_reserve = from_reserve;
-                        st.open[s][m] = Some(z);
-                        z
-                    }
-                };
-                let clock = st.clock;
-                let dz = &mut st.zones[z];
-                let n = want.min(dz.room);
-                dz.room -= n;
-                dz.inflight += 1;
-                dz.stamp = clock;
-                let (member, zslba) = (dz.member, dz.zslba);
-                st.clock += n;
-                return Ok((z, n, member, zslba));
-            }
-            // Host writes wait for GC; after a second with GC finding nothing to collect,
-            // the pool is full.
-            let give_up = st.stuck && started.elapsed() >= Duration::from_secs(1);
-            if !by_host || give_up || self.stopping.load(Ordering::SeqCst) {
-                return Err(BackendError::NoSpace);
-            }
-            self.cond.notify_all();
-            st = self
-                .cond
-                .wait_timeout(st, Duration::from_millis(50))
-                .expect("state lock")
-                .0;
-        }
-    }
-
-    /// Make free zone `z` an open zone of `stream`.
-    pub fn open_zone(&self, st: &mut State, z: usize, stream: Stream) {
-        let d = self.geo.zone_data;
-        let dz = &mut st.zones[z];
-        dz.state = ZState::Open(stream);
-        dz.from_reserve = false;
-        dz.room = d;
-        dz.valid = 0;
-        dz.data_end = 0;
-        dz.p2l = vec![0; d as usize];
-    }
-
-    /// An append placed in zone `z` is over (done or failed): true when the zone's data is
-    /// complete now, so its footer is to be written ([`Inner::seal`]) once this append's
-    /// blocks are mapped.
-    fn complete(&self, st: &mut State, z: usize) -> bool {
-        let dz = &mut st.zones[z];
-        dz.inflight -= 1;
-        if dz.room == 0 && dz.inflight == 0 {
-            if let ZState::Open(s) = dz.state {
-                dz.state = ZState::Sealing(s);
-                dz.data_end = self.geo.zone_data;
-                return true;
-            }
-        }
-        false
-    }
-
-    /// Append the first blocks of `data` (as many as an open zone of `stream` gives) and
-    /// return, with the state lock held, the zone, where they landed, how many, and whether
-    /// the zone is to be sealed after they are mapped: for host writes (`by_host`) and GC
-    /// copies alike.
-    pub fn place(
-        &self,
-        stream: Stream,
-        by_host: bool,
-        data: &[u8],
-    ) -> Result<Placed<'_>, BackendError> {
-        let bs = self.geo.bs as usize;
-        let (z, n, member, zslba) = self.reserve(stream, by_host, (data.len() / bs) as u64)?;
-        let placed = self.members[usize::from(member)].zoned().append(
-            zslba,
-            &data[..n as usize * bs],
-            false,
-        );
-        let mut st = self.lock();
-        let seal = self.complete(&mut st, z);
-        if seal && placed.is_err() {
-            drop(st);
-            self.seal(z);
-            return Err(placed.expect_err("checked"));
-        }
-        let first = placed?;
-        Ok(Placed {
-            st,
-            zone: z,
-            at: Loc { member, lba: first },
-            blocks: n,
-            seal,
-        })
-    }
-
-    /// Write the footer of zone `z`, whose data is complete, and make it full. Without a
-    /// footer (a failed write) its keys stay in DRAM.
-    pub fn seal(&self, z: usize) {
-        let (member, zslba, keys) = {
-            let st = self.lock();
-            let dz = &st.zones[z];
-            (dz.member, dz.zslba, dz.p2l.clone())
-        };
-        let bs = self.geo.bs as usize;
-        let blocks = (self.geo.zone_cap - self.geo.zone_data) as usize;
-        let footer = encode_footer(self.pool_id, zslba, &keys, bs, blocks);
-        let written = self.members[usize::from(member)].backend.write(
-            zslba + self.geo.zone_data,
-            &footer,
-            false,
-        );
-        let mut st = self.lock();
-        let dz = &mut st.zones[z];
-        if let ZState::Sealing(s) = dz.state {
-            dz.state = ZState::Full(s);
-        }
-        match written {
-            Ok(()) => {
-                dz.p2l = Vec::new();
-                self.counters
-                    .meta_write_blocks
-                    .fetch_add((footer.len() / bs) as u64, Ordering::Relaxed);
-            }
-            Err(e) => {
-                tracing::warn!(pool = %self.name, zone = zslba, error = %e,
-                    "zone footer not written: its keys stay in DRAM");
-            }
-        }
-        // A new full zone may be worth collecting.
-        st.stuck = false;
     }
 
     /// Place and write `data` for blocks `lba..` of volume `vol`.
@@ -669,42 +430,6 @@ impl Inner {
         } else {
             self.journal_if_full()
         }
-    }
-
-    /// The stream a host write of blocks `lba..lba + blocks` goes to: most of them rewritten
-    /// after their copies lasted [`Inner::cold_age`] of the pool's writes or longer, the
-    /// warm stream (with what GC keeps), else the host stream. Separating data by how long
-    /// it lives leaves the host stream's zones mostly invalid by the time GC looks at them,
-    /// where age tells how long data lives ([`Lifetimes`], which the ages replaced here
-    /// feed); where it does not, everything goes to the host stream.
-    /// A copy's age is taken from its zone's last write, which the copy is no younger than.
-    fn temperature(
-        &self,
-        st: &mut State,
-        map: &VolumeMap,
-        pins: &Pins,
-        lba: u64,
-        blocks: u64,
-    ) -> Stream {
-        let epoch = self.lifetimes_epoch();
-        let mut old = 0;
-        for b in lba..lba + blocks {
-            if let Some(z) = Loc::unpack(pins.entry(map, b)).and_then(|at| self.geo.zone_id(at)) {
-                let age = st.clock.saturating_sub(st.zones[z].stamp);
-                st.lifetimes.died(age, epoch);
-                old += u64::from(age >= self.cold_age());
-            }
-        }
-        if st.lifetimes.separate() && old * 2 > blocks {
-            Stream::Gc
-        } else {
-            Stream::Host
-        }
-    }
-
-    /// Deaths per verdict of [`Lifetimes`]: a sixteenth of the usable blocks.
-    fn lifetimes_epoch(&self) -> u64 {
-        self.usable_blocks / 16
     }
 
     /// Map the blocks `p` placed to blocks `lba..` of `vol` (a host write).

@@ -27,7 +27,7 @@ fn cfg(zones: u64, zone_blocks: u64) -> ZonedRamConfig {
     }
 }
 
-fn ram(zones: u64, zone_blocks: u64) -> Arc<dyn Backend> {
+pub(super) fn ram(zones: u64, zone_blocks: u64) -> Arc<dyn Backend> {
     Arc::new(ZonedRamBackend::new(cfg(zones, zone_blocks)).unwrap())
 }
 
@@ -799,65 +799,6 @@ fn a_failed_journal_write_fails_every_flush_until_the_pool_is_reopened() {
     for lba in 0..100 {
         assert!(matches!(read_stamp(&*v, lba), 1 | 2), "block {lba}");
     }
-}
-
-/// Host writes share the warm stream with GC: a zone GC opened from a member's reserve is
-/// GC's while the member is down to its reserve (host writes wait), and anyone's once the
-/// member is above it again.
-#[test]
-fn host_writes_leave_a_zone_gc_opened_from_the_reserve_to_gc() {
-    use super::pool::Stream;
-    let pool = Pool::open("t", vec![ram(40, 64)], PoolOptions::default()).unwrap();
-    let inner = &pool.inner;
-    let spare: Vec<usize> = {
-        let mut st = inner.lock();
-        let keep = st.free[0].len() - inner.reserve;
-        st.free[0].drain(..keep).collect()
-    };
-    let (z, n, _, _) = inner.reserve(Stream::Gc, false, 8).unwrap();
-    assert_eq!(n, 8);
-    assert!(inner.lock().zones[z].from_reserve);
-    // Down to the reserve, with room in GC's zone: a host write waits, then (GC finding
-    // nothing) gives up.
-    inner.lock().stuck = true;
-    assert!(matches!(
-        inner.reserve(Stream::Gc, true, 8),
-        Err(BackendError::NoSpace)
-    ));
-    assert_eq!(inner.lock().free[0].len(), inner.reserve - 1);
-    // Above the reserve again: the host write takes the open zone's room.
-    inner.lock().free[0].extend(spare);
-    let (hz, _, _, _) = inner.reserve(Stream::Gc, true, 8).unwrap();
-    assert_eq!(hz, z);
-    let mut st = inner.lock();
-    st.zones[z].inflight -= 2;
-}
-
-/// A stream's slot still names the zone it last opened on a member after that zone filled;
-/// once the zone is collected and opened again (here as the map zone), the stream opens a
-/// zone of its own rather than appending to it.
-#[test]
-fn a_stream_never_writes_a_zone_opened_again_for_another() {
-    use super::pool::{Stream, ZState};
-    let pool = Pool::open("t", vec![ram(40, 64)], PoolOptions::default()).unwrap();
-    let inner = &pool.inner;
-    let d = inner.geo.zone_data;
-    let (z, n, _, _) = inner.reserve(Stream::Cold, false, d).unwrap();
-    assert_eq!(n, d);
-    {
-        // Filled, collected and freed (what GC does), then taken for the map.
-        let mut st = inner.lock();
-        st.zones[z].inflight -= 1;
-        st.zones[z].state = ZState::Free;
-        inner.open_zone(&mut st, z, Stream::Map);
-        st.map_zone = Some(z);
-        assert_eq!(st.open[Stream::Cold as usize][0], Some(z));
-    }
-    let (cz, _, _, _) = inner.reserve(Stream::Cold, false, 8).unwrap();
-    assert_ne!(cz, z);
-    let st = inner.lock();
-    assert_eq!(st.zones[z].room, d, "the map zone's room is the map's");
-    assert_eq!(st.zones[cz].state, ZState::Open(Stream::Cold));
 }
 
 /// Options with the smallest journal ring, so tests reach its wrap in a few blocks.
