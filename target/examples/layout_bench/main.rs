@@ -129,7 +129,7 @@ fn main() {
             Pattern::HotCold => s.data_zones * s.zone_cap_blocks * fill / 100,
         };
         let (run, pool, v) = engine::waf_run(&m, policy, pattern, size, overwrite_x, measured_x, 1);
-        let shape = |keep_free: usize| model::Shape {
+        let shape_at = |keep_free: usize| model::Shape {
             zones: run.data_zones as usize,
             zone_cap: run.zone_cap,
             logical: run.volume_blocks,
@@ -141,8 +141,16 @@ fn main() {
         let free = run.mean_free_zones.max(1.0);
         let (below, part) = (free.floor() as usize, free.fract());
         let model_waf = |oracle: bool| {
-            let at =
-                |k: usize| model::waf(shape(k), pattern, oracle, run.overwrites, run.measured, 1);
+            let at = |k: usize| {
+                model::waf(
+                    shape_at(k),
+                    pattern,
+                    oracle,
+                    run.overwrites,
+                    run.measured,
+                    1,
+                )
+            };
             let low = at(below);
             if part > 0.0 {
                 low + (at(below + 1) - low) * part
@@ -153,7 +161,8 @@ fn main() {
         let t = Instant::now();
         let model = model_waf(false);
         let oracle = (pattern == Pattern::HotCold).then(|| model_waf(true));
-        let shape = shape((run.mean_free_zones.round() as usize).max(1));
+        // The best-split search takes whole zones.
+        let shape = shape_at(run.mean_free_zones.round() as usize);
         let best =
             (pattern == Pattern::HotCold).then(|| model::best_separation(shape, 4.0, 1.0, 1));
         eprintln!(

@@ -86,12 +86,7 @@ impl FakeBox {
         settings.efivars = root.join("efivars");
         settings.sys_block = root.join("sys/class/block");
         settings.sysupdate = root.join("sysupdate");
-        let mark = root.join("rebooted");
-        settings.reboot = vec![
-            "sh".into(),
-            "-c".into(),
-            format!("echo >> '{}'", mark.display()),
-        ];
+        settings.reboot = reboot_command(root, 0.0);
         std::fs::write(
             root.join("os-release"),
             format!("ID=debian\nIMAGE_ID=ferrofab\nIMAGE_VERSION={running}\n"),
@@ -135,8 +130,27 @@ impl FakeBox {
         std::fs::read_to_string(self.args_file()).unwrap_or_default()
     }
 
+    /// Settings whose reboot command takes `secs` before it leaves its mark and returns, as
+    /// a real one may.
+    pub fn slow_reboot(&self, secs: f64) -> FirmwareSettings {
+        let mut settings = self.settings.clone();
+        settings.reboot = reboot_command(&self.root, secs);
+        settings
+    }
+
     /// How many times the reboot command ran.
     pub fn reboots(&self) -> usize {
         std::fs::read_to_string(self.root.join("rebooted")).map_or(0, |t| t.lines().count())
     }
+}
+
+/// A reboot command that waits `secs`, then adds a line to `root/rebooted`
+/// ([`FakeBox::reboots`] counts them).
+fn reboot_command(root: &Path, secs: f64) -> Vec<String> {
+    let mark = root.join("rebooted");
+    vec![
+        "sh".into(),
+        "-c".into(),
+        format!("sleep {secs}; echo >> '{}'", mark.display()),
+    ]
 }

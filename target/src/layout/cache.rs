@@ -196,8 +196,8 @@ impl Inner {
 
     /// The next block of the map zone, opening one when there is none, on a member with
     /// more than `floor` free zones: (zone, location).
-    fn map_block(&self, st: &mut State, floor: usize) -> Option<(usize, Loc)> {
-        let z = match st.map_zone.filter(|&z| st.zones[z].room > 0) {
+    pub(super) fn map_block(&self, st: &mut State, floor: usize) -> Option<(usize, Loc)> {
+        let z = match st.open_with_room(st.map_zone, Stream::Map) {
             Some(z) => z,
             None => {
                 let m = (0..self.geo.members).max_by_key(|&m| st.free[m].len())?;

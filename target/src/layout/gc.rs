@@ -149,15 +149,14 @@ fn best(inner: &Inner, st: &State, most: u64, on: impl Fn(usize) -> bool) -> Opt
         .filter(|(_, z)| on(usize::from(z.member)))
         .map(|(i, z)| {
             let u = z.valid as f64 / cap as f64;
-            // Where age says nothing of how long data lives ([`Lifetimes`]), cost-benefit's
-            // age term is noise: the least valid zone gains the most.
+            // Where age says nothing of how long data lives (the streams are merged),
+            // cost-benefit's age term is noise: the least valid zone gains the most.
             let score = match inner.policy {
-                GcPolicy::CostBenefit if !st.lifetimes.separate() => 1.0 - u,
-                GcPolicy::Greedy => 1.0 - u,
-                GcPolicy::CostBenefit => {
+                GcPolicy::CostBenefit if st.lifetimes.separate() => {
                     let age = (st.clock - z.stamp) as f64 + 1.0;
                     (1.0 - u) * age / (1.0 + u)
                 }
+                GcPolicy::CostBenefit | GcPolicy::Greedy => 1.0 - u,
             };
             (i, score)
         })

@@ -98,27 +98,22 @@ impl Inner {
             };
             let members = self.geo.members;
             let first = st.rr[s];
+            // The member's open zone to write (a slot naming one no longer open for its
+            // stream is passed over: `State::open_with_room`), or None to open one.
             let room = |st: &State, m: usize| {
                 let above = st.free[m].len() > floor;
-                // A slot still names the zone its stream last opened there once that zone is
-                // full; only an open zone of that very stream is written (the zone may have
-                // been collected and opened again since, for another stream or the map).
                 let found = streams.iter().find_map(|&t| {
-                    st.open[t as usize][m].filter(|&z| {
-                        let dz = &st.zones[z];
-                        dz.state == ZState::Open(t)
-                            && dz.room > 0
-                            && (above || !(by_host && dz.from_reserve))
-                    })
+                    st.open_with_room(st.open[t as usize][m], t)
+                        .filter(|&z| above || !(by_host && st.zones[z].from_reserve))
                 });
-                (above, found)
+                (above || found.is_some()).then_some(found)
             };
             let pick = (0..members)
                 .map(|k| (first + k) % members)
-                .find(|&m| matches!(room(&st, m), (true, _) | (_, Some(_))));
-            if let Some(m) = pick {
+                .find_map(|m| room(&st, m).map(|found| (m, found)));
+            if let Some((m, found)) = pick {
                 st.rr[s] = m + 1;
-                let z = match room(&st, m).1 {
+                let z = match found {
                     Some(z) => z,
                     None => {
                         let from_reserve = st.free[m].len() <= self.reserve;
@@ -331,7 +326,8 @@ mod tests {
 
     /// A stream's slot still names the zone it last opened on a member after that zone filled;
     /// once the zone is collected and opened again (here as the map zone), the stream opens a
-    /// zone of its own rather than appending to it.
+    /// zone of its own rather than appending to it. The same for the map's slot, once its
+    /// zone is opened again for a data stream.
     #[test]
     fn a_stream_never_writes_a_zone_opened_again_for_another() {
         let pool = Pool::open("t", vec![ram(40, 64)], PoolOptions::default()).unwrap();
@@ -350,8 +346,19 @@ mod tests {
         }
         let (cz, _, _, _) = inner.reserve(Stream::Cold, false, 8).unwrap();
         assert_ne!(cz, z);
-        let st = inner.lock();
+        let mut st = inner.lock();
         assert_eq!(st.zones[z].room, d, "the map zone's room is the map's");
         assert_eq!(st.zones[cz].state, ZState::Open(Stream::Cold));
+        st.zones[cz].inflight -= 1;
+
+        // The map zone filled, collected and freed, then opened for host writes.
+        st.zones[z].room = 0;
+        st.zones[z].state = ZState::Free;
+        inner.open_zone(&mut st, z, Stream::Host);
+        let (mz, at) = inner.map_block(&mut st, 0).unwrap();
+        assert_ne!(mz, z);
+        assert_eq!(st.map_zone, Some(mz));
+        assert_eq!(at.lba, st.zones[mz].zslba, "the new map zone's first block");
+        assert_eq!(st.zones[z].room, d, "the host zone's room is the host's");
     }
 }

@@ -256,6 +256,13 @@ impl State {
     pub fn free_zones(&self) -> usize {
         self.free.iter().map(Vec::len).sum()
     }
+
+    /// The zone a stream's slot names (`slot`), if it is still open for `stream` with room.
+    /// A slot keeps naming its zone after the zone fills; GC may then collect it and open it
+    /// again for another stream or the map, whose room is not this stream's to write.
+    pub fn open_with_room(&self, slot: Option<usize>, stream: Stream) -> Option<usize> {
+        slot.filter(|&z| self.zones[z].state == ZState::Open(stream) && self.zones[z].room > 0)
+    }
 }
 
 /// Counters of a pool, summed over its volumes.

@@ -192,15 +192,8 @@ async fn one_job_at_a_time_and_no_reboot_while_installing() {
     ));
     let bundle = tmp.path().join("bundle");
     vendor.release(&bundle, "0.1.0.3");
-    // A reboot command that takes a while, as a real one may before it returns.
-    let mut settings = fake.settings.clone();
-    let mark = tmp.path().join("rebooted");
-    settings.reboot = vec![
-        "sh".into(),
-        "-c".into(),
-        format!("sleep 0.3; echo >> '{}'", mark.display()),
-    ];
-    let fw = Firmware::new(settings);
+    // A reboot command that takes a while before it returns.
+    let fw = Firmware::new(fake.slow_reboot(0.3));
     let mut req = request(&bundle);
     req.reboot = true;
     fw.update(req).await.unwrap();
