@@ -20,7 +20,8 @@ const MAX_CHUNK_BYTES: u64 = 128 << 10;
 /// The write streams, hottest first.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Stream {
-    /// Host writes of blocks rewritten soon after their last write (or new).
+    /// Host writes of blocks rewritten soon after their last write (or new); with the
+    /// streams merged (`Lifetimes`), host writes and GC's copies alike.
     Host = 0,
     /// What GC moved out of host zones, and host writes of blocks whose copy lasted long.
     Gc = 1,
