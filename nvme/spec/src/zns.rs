@@ -9,7 +9,7 @@ use crate::opcode::wire_enum;
 use crate::Status;
 
 mod zone_set;
-pub use zone_set::{RestoreError, Zone, ZoneLimits, ZoneRecord, ZoneSet, ZoneSetError};
+pub use zone_set::{read_zone, RestoreError, Zone, ZoneLimits, ZoneRecord, ZoneSet, ZoneSetError};
 
 /// Zone Management Send opcode (NVMe ZNS 1.1 §4.1, Figure 28).
 pub const ZONE_MGMT_SEND: u8 = 0x79;

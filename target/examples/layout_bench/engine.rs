@@ -6,11 +6,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
+use nix::sched::{sched_getaffinity, sched_setaffinity};
+use nix::unistd::Pid;
 use nvme::backend::{Backend, ZonedRamBackend, ZonedRamConfig};
 use nvme::zns::ZoneLimits;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
+use target::housekeeping::{keep_off_reactor_cores, Placement};
 use target::layout::{GcPolicy, Pool, PoolOptions, PoolStats, VolumeBackend};
 
 use crate::workload::Pattern;
@@ -237,11 +240,13 @@ pub struct Phase {
 }
 
 pub struct LatRun {
+    /// Where the threads other than the reader ran.
+    pub placement: Placement,
     pub idle: Lat,
     /// The writer paced at `pace` writes/s: GC collects all along, the CPUs have room.
     pub paced: Phase,
     pub pace: u64,
-    /// The writer as fast as it goes: writer, GC and reader threads share the 2 CPUs.
+    /// The writer as fast as it goes.
     pub busy: Phase,
 }
 
@@ -249,8 +254,28 @@ fn new_histogram() -> Histogram<u64> {
     Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).expect("histogram")
 }
 
-/// QD1 4 KiB random reads for `secs`, timed one by one (ns).
+/// The CPU the reads run on, as a reactor's core: `ferrofab serve` with `[reactor] cores`
+/// pins each reactor to its core and moves every other thread, a pool's GC thread among them,
+/// to the CPUs left (`target::housekeeping`).
+pub const READ_CORE: usize = 0;
+
+/// QD1 4 KiB random reads for `secs`, timed one by one (ns), on a thread named and pinned as
+/// reactor 0 is.
 fn read_for(v: &VolumeBackend, blocks: u64, secs: f64, rng: &mut StdRng) -> Histogram<u64> {
+    std::thread::scope(|s| {
+        std::thread::Builder::new()
+            .name(format!("ff-reactor-{READ_CORE}"))
+            .spawn_scoped(s, || {
+                fabric::tcp::reactor::pin_to_core(READ_CORE).expect("pin the reader");
+                time_reads(v, blocks, secs, rng)
+            })
+            .expect("spawn the reader")
+            .join()
+            .expect("reader thread")
+    })
+}
+
+fn time_reads(v: &VolumeBackend, blocks: u64, secs: f64, rng: &mut StdRng) -> Histogram<u64> {
     let mut h = new_histogram();
     let mut buf = vec![0u8; BSU];
     let end = Instant::now() + Duration::from_secs_f64(secs);
@@ -328,7 +353,9 @@ fn read_while_writing(
 /// Rounds of reads on the idle pool, then while a writer paced at `pace` writes/s
 /// overwrites random blocks, then while it writes as fast as it goes; `secs` of reads per
 /// phase and round. The rounds alternate so that what else the machine does falls on every
-/// phase alike.
+/// phase alike. Threads are placed as the daemon places them: the reads on a reactor's core,
+/// the rest (this thread, the writer it spawns, the pool's GC thread) off it; this thread's
+/// CPUs are given back at the end.
 pub fn read_latency(
     pool: &Pool,
     v: &Arc<VolumeBackend>,
@@ -338,6 +365,9 @@ pub fn read_latency(
     seed: u64,
 ) -> LatRun {
     let blocks = v.info().num_blocks;
+    let mine = sched_getaffinity(Pid::from_raw(0)).expect("this thread's CPUs");
+    let placement =
+        keep_off_reactor_cores(Some(&[READ_CORE])).expect("move the threads off the read core");
     let mut rng = StdRng::seed_from_u64(seed);
     let mut idle = new_histogram();
     let mut phases: Vec<(Histogram<u64>, Vec<f64>, Window)> = (0..2)
@@ -368,7 +398,9 @@ pub fn read_latency(
         round_ratios,
         window,
     });
+    sched_setaffinity(Pid::from_raw(0), &mine).expect("give this thread its CPUs back");
     LatRun {
+        placement,
         idle: Lat::of(&idle),
         paced: phases.next().expect("paced"),
         pace,

@@ -3,9 +3,10 @@
 use std::fmt::Write as _;
 use std::process::Command;
 
+use target::housekeeping::Placement;
 use target::layout::GcPolicy;
 
-use crate::engine::{LatRun, RecoveryRun, WafRun, BS};
+use crate::engine::{LatRun, RecoveryRun, WafRun, BS, READ_CORE};
 use crate::workload::Pattern;
 use crate::Plan;
 
@@ -92,6 +93,15 @@ fn policy(p: GcPolicy) -> &'static str {
     match p {
         GcPolicy::Greedy => "greedy",
         GcPolicy::CostBenefit => "cost-benefit (default)",
+    }
+}
+
+/// Where the threads other than the reader ran.
+fn placed(p: &Placement) -> String {
+    match p {
+        Placement::Moved { cpus, threads } => format!("{threads} threads moved to CPUs {cpus:?}"),
+        Placement::Shared => "every CPU was the reader's: nothing moved".into(),
+        Placement::Unpinned => "nothing moved".into(),
     }
 }
 
@@ -264,13 +274,14 @@ pub fn section(
          pool (GC quiet), then for {} s while another thread overwrites random blocks at {} \
          writes/s (GC collected {:.0} zones/s, {:.0} host writes/s, WAF (GC) {:.2} during the \
          reads), then for {} s while it overwrites as fast as it can ({:.0} zones/s, {:.0} host \
-         writes/s, WAF (GC) {:.2}); the table merges the rounds' histograms. At full speed \
-         the reader, the writer and the GC thread share 2 CPUs, so a read also waits for a \
-         CPU; paced, the CPUs have room and what is left is GC's own effect on a read. What \
-         a read can wait for in the engine while GC runs: a zoned-ram member's zone lock, \
-         held to check a command and move a write pointer but not across the data (GC's \
-         reads of up to 256 KiB, appends of up to 128 KiB and checkpoint writes copy \
-         outside it, each 64 KiB chunk under one of the RAM store's 64 shard locks).\n",
+         writes/s, WAF (GC) {:.2}); the table merges the rounds' histograms. The threads are \
+         placed as `ferrofab serve` places them with `[reactor] cores = [{READ_CORE}]`: the \
+         reads on a thread pinned to CPU {READ_CORE}, as a reactor is, and every other thread \
+         (the writer, the pool's GC thread) moved off it by the daemon's own \
+         `keep_off_reactor_cores` ({}). So a read waits for what GC does in the engine, not \
+         for a CPU: the map page's lock, and one of the RAM store's 64 shard locks while GC \
+         or the writer copies a 64 KiB chunk under it; a read takes no zone lock (the zone's \
+         Offline flag and the fixed geometry are all it checks).\n",
         plan.latency_rounds,
         plan.latency_secs,
         plan.latency_secs,
@@ -281,7 +292,8 @@ pub fn section(
         plan.latency_secs,
         busy.victims as f64 / busy.secs,
         busy.host as f64 / busy.secs,
-        busy.gc_waf()
+        busy.gc_waf(),
+        placed(&lat.placement)
     );
     let _ = writeln!(w, "| pool | reads | p50 µs | p99 µs | p99.9 µs | max µs |");
     let _ = writeln!(w, "|---|---:|---:|---:|---:|---:|");
@@ -406,7 +418,7 @@ pub fn section(
     }
     for (how, p) in [
         (format!("writer paced at {} writes/s", lat.pace), &lat.paced),
-        ("writer at full speed (CPU-bound)".to_string(), &lat.busy),
+        ("writer at full speed".to_string(), &lat.busy),
     ] {
         let ratio = p.lat.p999 / lat.idle.p999;
         let _ = writeln!(

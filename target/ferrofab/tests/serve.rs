@@ -240,11 +240,16 @@ fn housekeeping_threads_stay_off_the_reactor_core() {
     std::fs::write(
         &config,
         "[[listener]]\ntransport = \"tcp\"\naddress = \"127.0.0.1:0\"\n\
-         [reactor]\ncores = [0]\n",
+         [reactor]\ncores = [0]\n\
+         [[pool]]\nname = \"p\"\n\
+         [[pool.member]]\nbackend = { kind = \"zoned-ram\", zone_size = \"1MiB\" }\n\
+         size = \"64MiB\"\nblock_size = 4096\n",
     )
     .unwrap();
     let s = serve(&dir.path().join("state"), Some(&config));
     let threads = thread_cpus(s.child.id());
+    // A pool's GC thread is among them: GC never takes a reactor's CPU.
+    assert!(threads.iter().any(|(n, _)| n == "ff-gc-p"), "{threads:?}");
     let others = if cpus == 2 {
         "1".to_string()
     } else {

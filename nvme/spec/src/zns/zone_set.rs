@@ -105,6 +105,27 @@ pub struct ZoneSet {
     next_open_stamp: u64,
 }
 
+/// Index of the zone holding `lba` among `count` zones of `zone_size` blocks, `None` past
+/// the last one.
+fn zone_index(zone_size: u64, count: usize, lba: u64) -> Option<usize> {
+    let i = usize::try_from(lba / zone_size).ok()?;
+    (i < count).then_some(i)
+}
+
+/// The zone a read of `blocks` blocks at `lba` falls in, among `count` zones of `zone_size`
+/// blocks: LBA Out of Range past the last zone, Zone Boundary Error across two (OZCS bit 0,
+/// read across zone boundaries, is 0; NVMe ZNS 1.1 §5.1). The geometry alone decides, so a
+/// caller that knows the zone's state without the zone set (an Offline flag of its own) can
+/// check a read without its lock; [`ZoneSet::check_read`] adds the state.
+pub fn read_zone(zone_size: u64, count: usize, lba: u64, blocks: u64) -> Result<usize, Status> {
+    let i = zone_index(zone_size, count, lba).ok_or(Status::LBA_OUT_OF_RANGE)?;
+    let last = lba.checked_add(blocks.saturating_sub(1));
+    if last.and_then(|l| zone_index(zone_size, count, l)) != Some(i) {
+        return Err(Status::ZONE_BOUNDARY_ERROR);
+    }
+    Ok(i)
+}
+
 impl ZoneSet {
     /// `zone_count` Empty zones of `zone_size` blocks, `zone_cap` of them writable.
     pub fn new(
@@ -257,8 +278,7 @@ impl ZoneSet {
 
     /// Index of the zone holding `lba`, `None` past the last zone.
     pub fn index_of(&self, lba: u64) -> Option<usize> {
-        let i = usize::try_from(lba / self.zone_size).ok()?;
-        (i < self.zones.len()).then_some(i)
+        zone_index(self.zone_size, self.zones.len(), lba)
     }
 
     /// Index of the zone starting at `zslba`: Invalid Field for an LBA inside a zone, LBA Out
@@ -362,11 +382,7 @@ impl ZoneSet {
     /// A read of `blocks` blocks at `lba`: within one zone (OZCS bit 0, read across zone
     /// boundaries, is 0) and not of an Offline zone (NVMe ZNS 1.1 §5.1).
     pub fn check_read(&self, lba: u64, blocks: u64) -> Result<(), Status> {
-        let i = self.index_of(lba).ok_or(Status::LBA_OUT_OF_RANGE)?;
-        let last = lba.checked_add(blocks.saturating_sub(1));
-        if last.and_then(|l| self.index_of(l)) != Some(i) {
-            return Err(Status::ZONE_BOUNDARY_ERROR);
-        }
+        let i = read_zone(self.zone_size, self.zones.len(), lba, blocks)?;
         if self.zones[i].state == ZoneState::Offline {
             return Err(Status::ZONE_IS_OFFLINE);
         }

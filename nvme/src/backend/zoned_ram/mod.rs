@@ -13,9 +13,11 @@
 //! In memory the data is copied after the lock is released, so a 4 KiB read does not wait
 //! for a 256 KiB copy to another zone. [`RamBackend`] copies each 64 KiB chunk under its
 //! shard's lock, so copies of different ranges may run at once and a block is never seen
-//! half-written. A read checks its range under the lock (NVMe ZNS 1.1 §5.1), then copies; a
-//! Write or Zone Append moves the write pointer (and the zone's state) under the lock, then
-//! copies (§5.2, §4.3). What a concurrent command can see follows from that:
+//! half-written. A read checks its range without the lock (NVMe ZNS 1.1 §5.1: the geometry is
+//! fixed, and the one state that fails a read, Offline, is kept in a flag per zone, raised
+//! under the lock), then copies; a Write or Zone Append moves the write pointer (and the
+//! zone's state) under the lock, then copies (§5.2, §4.3). What a concurrent command can see
+//! follows from that:
 //!
 //! - A read of blocks whose write or append has not completed returns, block by block, their
 //!   old contents (zeroes: they were past the write pointer) or the new data. Commands in
@@ -58,6 +60,7 @@
 use ferrofab_sync::{CountedLock as _, CountedRwLock as _};
 use std::collections::BTreeSet;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard};
 
 use super::null::invalid_input;
@@ -66,7 +69,7 @@ use super::{
     blocks_in, Backend, BackendError, BackendInfo, RamBackend, ZoneFault, ZoneFaultError,
     ZoneFaults, ZonedBackend, ZonedGeometry,
 };
-use crate::zns::{ReportOption, ZoneAction, ZoneLimits, ZoneRecord, ZoneSet, ZoneState};
+use crate::zns::{read_zone, ReportOption, ZoneAction, ZoneLimits, ZoneRecord, ZoneSet, ZoneState};
 use crate::Status;
 
 pub mod file_store;
@@ -129,6 +132,10 @@ struct RamStore {
     /// lock, gate, the store's shard locks; a thread holding a gate never waits for the zone
     /// lock, so a Reset waiting for a gate under the zone lock waits only for copies.
     gates: Box<[RwLock<()>]>,
+    /// One per zone: set, under the zone lock, once the zone is Offline, which is for good
+    /// (NVMe ZNS 1.1 §2.1.1.7). The one zone state that fails a read, so reads check their
+    /// range against it and the fixed geometry without taking the zone lock.
+    offline: Box<[AtomicBool]>,
 }
 
 impl RamStore {
@@ -153,6 +160,26 @@ impl RamStore {
     fn free_zone(&self, i: usize, zslba: u64, zone_size: u64) -> Result<Freed, BackendError> {
         let _alone = self.gates.get(i).map(|g| g.write_counted());
         self.data.take(zslba, zone_size)
+    }
+
+    /// Raise the Offline flag of every zone the set holds Offline; called under the zone
+    /// lock after a command or a fault that may have taken zones offline.
+    fn note_offline(&self, set: &ZoneSet) {
+        for (i, flag) in self.offline.iter().enumerate() {
+            if set.zone(i).is_some_and(|z| z.state() == ZoneState::Offline) {
+                flag.store(true, Ordering::Release);
+            }
+        }
+    }
+
+    /// A read of `blocks` blocks at `lba`, checked as [`ZoneSet::check_read`] does (NVMe ZNS
+    /// 1.1 §5.1) without the zone lock.
+    fn check_read(&self, cfg: &ZonedRamConfig, lba: u64, blocks: u64) -> Result<(), BackendError> {
+        let i = read_zone(cfg.zone_size, self.offline.len(), lba, blocks).map_err(device)?;
+        if self.offline[i].load(Ordering::Acquire) {
+            return Err(device(Status::ZONE_IS_OFFLINE));
+        }
+        Ok(())
     }
 }
 
@@ -296,6 +323,9 @@ impl ZonedRamBackend {
             store: Store::Ram(RamStore {
                 data: RamBackend::new(size, cfg.block_size)?,
                 gates: (0..cfg.zone_count).map(|_| RwLock::new(())).collect(),
+                offline: (0..cfg.zone_count)
+                    .map(|_| AtomicBool::new(false))
+                    .collect(),
             }),
             zones: Mutex::new(Zones {
                 set: zones,
@@ -388,8 +418,9 @@ impl ZonedRamBackend {
         z.set
             .force_state(zslba, fault.state())
             .map_err(|_| ZoneFaultError::NoSuchZone(zslba))?;
-        if let Store::File(file) = &self.store {
-            z.persist(file, [i], false)?;
+        match &self.store {
+            Store::Ram(ram) => ram.note_offline(&z.set),
+            Store::File(file) => z.persist(file, [i], false)?,
         }
         if !z.changed.contains(&zslba) {
             z.changed.push(zslba);
@@ -431,19 +462,20 @@ impl Backend for ZonedRamBackend {
     }
 
     /// Read whole blocks at `lba`: within one zone, not of an Offline zone (NVMe ZNS 1.1
-    /// §5.1). Blocks at or past the write pointer read as zeroes. In memory the data is
-    /// copied after the lock is released (the module's documentation says what a read racing
-    /// a write or a Reset returns).
+    /// §5.1). Blocks at or past the write pointer read as zeroes. In memory a read takes no
+    /// zone lock: it checks its range against the geometry and the zone's Offline flag, then
+    /// copies (the module's documentation says what a read racing a write or a Reset
+    /// returns).
     fn read(&self, lba: u64, buf: &mut [u8]) -> Result<(), BackendError> {
         let blocks = blocks_in(buf.len(), self.cfg.block_size)?;
-        let zones = self.locked();
-        zones.set.check_read(lba, blocks).map_err(device)?;
         match &self.store {
             Store::Ram(ram) => {
-                drop(zones);
+                ram.check_read(&self.cfg, lba, blocks)?;
                 ram.data.read(lba, buf)
             }
             Store::File(file) => {
+                let zones = self.locked();
+                zones.set.check_read(lba, blocks).map_err(device)?;
                 // The file may hold an unacknowledged write past the write pointer (a crash
                 // between its data and its record): those blocks read as zeroes regardless.
                 let zone = zones.set.index_of(lba).and_then(|i| zones.set.zone(i));
@@ -571,6 +603,9 @@ impl ZonedBackend for ZonedRamBackend {
             .send(slba, action, select_all, |zslba| reset.push(zslba));
         match &self.store {
             Store::Ram(ram) => {
+                if action == ZoneAction::Offline {
+                    ram.note_offline(&zones.set);
+                }
                 let (mut taken, mut freed) = (Freed::default(), Ok(()));
                 for zslba in reset {
                     // Cannot fail: `zslba` comes from this zone set.

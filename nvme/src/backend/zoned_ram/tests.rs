@@ -200,9 +200,24 @@ fn failed_zones_refuse_io_and_are_listed_until_read() {
     assert_eq!(b.changed_zones(false), vec![ZSIZE, 3 * ZSIZE]);
     assert_eq!(b.changed_zones(true), vec![ZSIZE, 3 * ZSIZE]);
     assert!(b.changed_zones(false).is_empty());
-    // Offline takes a Read Only zone the rest of the way (ZNS 1.1 §4.4.3.2.5).
+    // Offline takes a Read Only zone the rest of the way (ZNS 1.1 §4.4.3.2.5), and its
+    // blocks no longer read; with Select All, every Read Only zone.
     b.send(ZSIZE, ZoneAction::Offline, false).unwrap();
     assert_eq!(b.zone_set().zone(1).unwrap().state(), ZoneState::Offline);
+    assert_eq!(status(b.read(ZSIZE, &mut [0; BS])), Status::ZONE_IS_OFFLINE);
+    b.fail_zone(2 * ZSIZE, ZoneFault::ReadOnly).unwrap();
+    assert_eq!(read(&b, 2 * ZSIZE, 1), vec![0; BS]);
+    b.send(0, ZoneAction::Offline, true).unwrap();
+    assert_eq!(
+        status(b.read(2 * ZSIZE + 1, &mut [0; BS])),
+        Status::ZONE_IS_OFFLINE
+    );
+    // A zone that never failed still reads, within its bounds only.
+    assert_eq!(read(&b, 0, 1), vec![0; BS]);
+    assert_eq!(
+        status(b.read(ZSIZE - 1, &mut [0; 2 * BS])),
+        Status::ZONE_BOUNDARY_ERROR
+    );
 }
 
 /// Blocks of `blocks` x `bs` bytes, each stamped with `stamp` and its index in the data,
