@@ -274,14 +274,16 @@ pub fn section(
          pool (GC quiet), then for {} s while another thread overwrites random blocks at {} \
          writes/s (GC collected {:.0} zones/s, {:.0} host writes/s, WAF (GC) {:.2} during the \
          reads), then for {} s while it overwrites as fast as it can ({:.0} zones/s, {:.0} host \
-         writes/s, WAF (GC) {:.2}); the table merges the rounds' histograms. The threads are \
-         placed as `ferrofab serve` places them with `[reactor] cores = [{READ_CORE}]`: the \
-         reads on a thread pinned to CPU {READ_CORE}, as a reactor is, and every other thread \
-         (the writer, the pool's GC thread) moved off it by the daemon's own \
-         `keep_off_reactor_cores` ({}). So a read waits for what GC does in the engine, not \
-         for a CPU: the map page's lock, and one of the RAM store's 64 shard locks while GC \
-         or the writer copies a 64 KiB chunk under it; a read takes no zone lock (the zone's \
-         Offline flag and the fixed geometry are all it checks).\n",
+         writes/s, WAF (GC) {:.2}); the table merges the rounds' histograms. The reads \
+         have a CPU of their own: a thread pinned to CPU {READ_CORE}, as `ferrofab serve` pins \
+         a reactor with `[reactor] cores = [{READ_CORE}]`, every other thread (the writer, the \
+         pool's GC thread) moved off it by the daemon's own `keep_off_reactor_cores` ({}). So \
+         a read waits for what GC does in the engine, not for a CPU: its map page's lock, and \
+         one of the RAM store's 64 shard locks while GC or the writer copies a 64 KiB chunk \
+         under it; it takes no zone lock (the zone's Offline flag and the fixed geometry are \
+         all it checks). In the daemon a volume's I/O still runs on the blocking pool, which \
+         shares the CPUs off the reactors with GC (docs/design.md, the layout engine's \"Not \
+         yet\").\n",
         plan.latency_rounds,
         plan.latency_secs,
         plan.latency_secs,
