@@ -139,6 +139,15 @@ fn select(inner: &Inner, st: &State, want_free: usize, any_gain: bool) -> Option
 /// The least a background collection gains while no host write waits: 1/MIN_GAIN of a zone.
 const MIN_GAIN: u64 = 16;
 
+/// The power of a zone's age in cost-benefit's score. Linear age kept the hot data's zones
+/// too clean: 90:10 hot/cold writes (`layout_bench`, three seeds) had host zones collected
+/// with 12% of their blocks valid and cold ones with 76%, a zone of cold data costing six
+/// times the copies of a hot one. Age to the power 0.6 lends the cold data more of the spare:
+/// WAF (GC) 1.34 rather than 1.41 at 71% of raw, 1.74 rather than 1.77 at 80%, 1.18 rather
+/// than 1.27 at 60%; 0.5 did worse at 71% and 80%, 0.75 better at 80% (1.73) but worse at
+/// 71% (1.36).
+const AGE_WEIGHT: f64 = 0.6;
+
 /// The best victim with at most `most` valid blocks on the members `on` takes.
 fn best(inner: &Inner, st: &State, most: u64, on: impl Fn(usize) -> bool) -> Option<usize> {
     let cap = inner.geo.zone_data;
@@ -154,7 +163,7 @@ fn best(inner: &Inner, st: &State, most: u64, on: impl Fn(usize) -> bool) -> Opt
             let score = match inner.policy {
                 GcPolicy::CostBenefit if st.lifetimes.separate() => {
                     let age = (st.clock - z.stamp) as f64 + 1.0;
-                    (1.0 - u) * age / (1.0 + u)
+                    (1.0 - u) * age.powf(AGE_WEIGHT) / (1.0 + u)
                 }
                 GcPolicy::CostBenefit | GcPolicy::Greedy => 1.0 - u,
             };

@@ -15,7 +15,8 @@
 //!   journal in the order it was made ([`format::Entry`]). A checkpoint writes the whole map
 //!   and the journal position it covers; recovery reads the checkpoint and replays the journal
 //!   after it, so replay is bounded by the journal ring's size.
-//! - GC picks victims by cost-benefit (free space gained times age over the cost of copying),
+//! - GC picks victims by cost-benefit (free space gained times a power of age over the cost of
+//!   copying),
 //!   starts when a member's free zones fall under a watermark and holds host writes only at the
 //!   last reserve. A victim is reset only after the journal records moving its data are
 //!   durable; a deallocate unmaps at once and its zone space is gone from the valid count.
@@ -53,7 +54,9 @@ pub use volume::VolumeBackend;
 /// Which victim GC takes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum GcPolicy {
-    /// Free space gained times age over the cost of copying (Rosenblum and Ousterhout's LFS).
+    /// Free space gained times age over the cost of copying (Rosenblum and Ousterhout's LFS),
+    /// with age to the power 0.6 (`gc::AGE_WEIGHT`); as greedy while age says nothing of how
+    /// long data lives (the streams merged).
     #[default]
     CostBenefit,
     /// The zone with the least valid data.
