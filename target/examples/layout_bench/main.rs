@@ -17,7 +17,7 @@ use std::time::Instant;
 use target::layout::GcPolicy;
 
 use engine::Members;
-use workload::Pattern;
+use workload::{Fill, Pattern};
 
 /// Sizes of one invocation.
 pub struct Plan {
@@ -26,8 +26,8 @@ pub struct Plan {
     /// Overwrites, in volume sizes, after the fill; the last `measured_x` are measured.
     pub overwrite_x: f64,
     pub measured_x: f64,
-    /// Volume of the hot/cold runs, in percent of the raw data zones' capacity.
-    pub hot_cold_fill: u64,
+    /// Volumes of the hot/cold runs.
+    pub hot_cold_fills: [Fill; 2],
     /// Overwrites of the hot/cold runs and the part measured: longer, as the cold blocks
     /// (a tenth of the writes) take long to reach a steady state.
     pub hot_cold_overwrite_x: f64,
@@ -42,6 +42,10 @@ pub struct Plan {
     pub recovery_gib: Vec<u64>,
 }
 
+/// 80% of the pool's raw capacity, as the goal has been measured since it was first run, and
+/// 80% of what the pool offers volumes: "80% fill" as an operator reads it.
+const HOT_COLD_FILLS: [Fill; 2] = [Fill::Raw(80), Fill::Usable(80)];
+
 impl Plan {
     fn new(quick: bool) -> Plan {
         let zone_blocks = 512; // 2 MiB zones
@@ -54,7 +58,7 @@ impl Plan {
                 },
                 overwrite_x: 3.0,
                 measured_x: 1.0,
-                hot_cold_fill: 80,
+                hot_cold_fills: HOT_COLD_FILLS,
                 hot_cold_overwrite_x: 6.0,
                 hot_cold_measured_x: 2.0,
                 latency_rounds: 2,
@@ -76,7 +80,7 @@ impl Plan {
             },
             overwrite_x: 3.0,
             measured_x: 1.0,
-            hot_cold_fill: 80,
+            hot_cold_fills: HOT_COLD_FILLS,
             hot_cold_overwrite_x: 12.0,
             hot_cold_measured_x: 3.0,
             latency_rounds: 3,
@@ -113,21 +117,20 @@ fn main() {
 
     let mut wafs = Vec::new();
     let mut latency = None;
-    for (pattern, policy) in [
-        (Pattern::Uniform, GcPolicy::Greedy),
-        (Pattern::Uniform, GcPolicy::CostBenefit),
-        (Pattern::HotCold, GcPolicy::Greedy),
-        (Pattern::HotCold, GcPolicy::CostBenefit),
+    let [raw, usable] = plan.hot_cold_fills;
+    for (pattern, policy, fill) in [
+        (Pattern::Uniform, GcPolicy::Greedy, Fill::Usable(100)),
+        (Pattern::Uniform, GcPolicy::CostBenefit, Fill::Usable(100)),
+        (Pattern::HotCold, GcPolicy::Greedy, raw),
+        (Pattern::HotCold, GcPolicy::CostBenefit, raw),
+        (Pattern::HotCold, GcPolicy::Greedy, usable),
+        (Pattern::HotCold, GcPolicy::CostBenefit, usable),
     ] {
-        let fill = plan.hot_cold_fill;
         let (overwrite_x, measured_x) = match pattern {
             Pattern::Uniform => (plan.overwrite_x, plan.measured_x),
             Pattern::HotCold => (plan.hot_cold_overwrite_x, plan.hot_cold_measured_x),
         };
-        let size = move |s: &target::layout::PoolStats| match pattern {
-            Pattern::Uniform => s.usable_blocks,
-            Pattern::HotCold => s.data_zones * s.zone_cap_blocks * fill / 100,
-        };
+        let size = move |s: &target::layout::PoolStats| fill.blocks(s);
         let (run, pool, v) = engine::waf_run(&m, policy, pattern, size, overwrite_x, measured_x, 1);
         let shape_at = |keep_free: usize| model::Shape {
             zones: run.data_zones as usize,
@@ -166,7 +169,7 @@ fn main() {
         let best =
             (pattern == Pattern::HotCold).then(|| model::best_separation(shape, 4.0, 1.0, 1));
         eprintln!(
-            "layout_bench: {} {:?}: WAF {:.3} (GC) {:.3} (all), model {:.3}{}; {:.1} zones \
+            "layout_bench: {} at {fill:?} {:?}: WAF {:.3} (GC) {:.3} (all), model {:.3}{}; {:.1} zones \
              free, streams {} ({:.0} s, model {:.1} s)",
             pattern.label(),
             policy,
@@ -196,6 +199,7 @@ fn main() {
             latency = Some(l);
         }
         wafs.push(report::WafFigures {
+            fill,
             run,
             model,
             oracle,

@@ -7,7 +7,7 @@ use target::housekeeping::Placement;
 use target::layout::GcPolicy;
 
 use crate::engine::{LatRun, RecoveryRun, WafRun, BS, READ_CORE};
-use crate::workload::Pattern;
+use crate::workload::{Fill, Pattern};
 use crate::Plan;
 
 /// Where the section starts in the file it is written to; it ends at the next such marker.
@@ -21,6 +21,7 @@ const RECOVERY_TIB_MAX_SECS: f64 = 10.0;
 
 /// A WAF run and its models' figures for the same shape and writes.
 pub struct WafFigures {
+    pub fill: Fill,
     pub run: WafRun,
     /// The greedy model with one frontier.
     pub model: f64,
@@ -200,19 +201,11 @@ pub fn section(
     for f in wafs {
         let (r, model) = (&f.run, f.model);
         let raw = r.data_zones * r.zone_cap;
-        let volume = match r.pattern {
-            Pattern::Uniform => format!(
-                "{} blocks = 100% of usable ({}% of raw)",
-                r.volume_blocks,
-                r.volume_blocks * 100 / raw
-            ),
-            Pattern::HotCold => format!(
-                "{} blocks = {}% of raw ({}% of usable)",
-                r.volume_blocks,
-                plan.hot_cold_fill,
-                r.volume_blocks * 100 / r.usable_blocks
-            ),
-        };
+        let volume = format!(
+            "{} blocks = {}",
+            r.volume_blocks,
+            f.fill.label(r.volume_blocks, raw, r.usable_blocks)
+        );
         let win = &r.window;
         let _ = writeln!(
             w,
@@ -242,7 +235,10 @@ pub fn section(
          lets volumes hold (raw less 4 reserve zones per member, each zone's footer and a map \
          page per 507 blocks, less 10% over-provisioning); the model's zones hold what the \
          engine's hold besides their footer. The hot/cold workload sends 90% of writes to the first 10% of \
-         the volume's blocks and 10% to the other 90%. The oracle model writes hot and cold \
+         the volume's blocks and 10% to the other 90%, on a volume of 80% of raw (as its goal \
+         has been measured since its first run) and of 80% of usable (the pool's capacity as \
+         an operator sees it: `capacity_bytes` in the REST view, \"usable\" in `ferrofab ctl pool \
+         show`). The oracle model writes hot and cold \
          blocks (host writes and GC copies alike) to zones of their own class, which no real \
          placement knows; its victims are still greedy, so it is no bound on what separation \
          can give. The last model column is closer to one: hot and cold blocks in two stores \
@@ -409,9 +405,10 @@ pub fn section(
         let x = r.window.waf();
         let _ = writeln!(
             w,
-            "| 90:10 hot/cold at {}% of raw, {}: WAF (all) at most {HOT_COLD_MAX_WAF} | \
+            "| 90:10 hot/cold at {}, {}: WAF (all) at most {HOT_COLD_MAX_WAF} | \
              {x:.3} (GC alone {:.3}; hot and cold apart with the zones split at best: {}) | {} |",
-            plan.hot_cold_fill,
+            f.fill
+                .label(r.volume_blocks, r.data_zones * r.zone_cap, r.usable_blocks),
             policy(r.policy),
             r.window.gc_waf(),
             f.best.map_or("-".into(), |(b, _)| format!("{b:.3}")),

@@ -39,3 +39,30 @@ impl Pattern {
         }
     }
 }
+
+/// How much of the pool a run's volume takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fill {
+    /// Percent of the raw data zones' capacity (reserve zones and footers included).
+    Raw(u64),
+    /// Percent of what the pool lets volumes hold (after over-provisioning and the reserve):
+    /// the fill an operator sees.
+    Usable(u64),
+}
+
+impl Fill {
+    pub fn blocks(self, s: &target::layout::PoolStats) -> u64 {
+        match self {
+            Fill::Raw(p) => s.data_zones * s.zone_cap_blocks * p / 100,
+            Fill::Usable(p) => s.usable_blocks * p / 100,
+        }
+    }
+
+    /// "80% of raw (90% of usable)" for a volume of `blocks`.
+    pub fn label(self, blocks: u64, raw: u64, usable: u64) -> String {
+        match self {
+            Fill::Raw(p) => format!("{p}% of raw ({}% of usable)", blocks * 100 / usable),
+            Fill::Usable(p) => format!("{p}% of usable ({}% of raw)", blocks * 100 / raw),
+        }
+    }
+}
