@@ -16,10 +16,10 @@
 //!   and the journal position it covers; recovery reads the checkpoint and replays the journal
 //!   after it, so replay is bounded by the journal ring's size.
 //! - GC picks victims by cost-benefit (free space gained times a power of age over the cost of
-//!   copying),
-//!   starts when a member's free zones fall under a watermark and holds host writes only at the
-//!   last reserve. A victim is reset only after the journal records moving its data are
-//!   durable; a deallocate unmaps at once and its zone space is gone from the valid count.
+//!   copying), starts when a member's free zones fall under a watermark and holds host writes
+//!   only at the last reserve. A victim is reset only after the journal records moving its
+//!   data are durable; a deallocate unmaps at once and its zone space is gone from the valid
+//!   count.
 //!
 //! # Durability
 //! A journal block is written only after the data it maps is durable (a drive flush when the
