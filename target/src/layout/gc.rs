@@ -140,12 +140,12 @@ fn select(inner: &Inner, st: &State, want_free: usize, any_gain: bool) -> Option
 const MIN_GAIN: u64 = 16;
 
 /// The power of a zone's age in cost-benefit's score. Linear age kept the hot data's zones
-/// too clean: 90:10 hot/cold writes (`layout_bench`, three seeds) had host zones collected
-/// with 12% of their blocks valid and cold ones with 76%, a zone of cold data costing six
-/// times the copies of a hot one. Age to the power 0.6 lends the cold data more of the spare:
-/// WAF (GC) 1.34 rather than 1.41 at 71% of raw, 1.74 rather than 1.77 at 80%, 1.18 rather
-/// than 1.27 at 60%; 0.5 did worse at 71% and 80%, 0.75 better at 80% (1.73) but worse at
-/// 71% (1.36).
+/// too clean: under 90:10 hot/cold writes at 71% of raw, host zones were collected with 12%
+/// of their blocks valid and cold ones with 76%, a zone of cold data costing six times the
+/// copies of a hot one. Age to the power 0.6 lends the cold data more of the spare. WAF (GC)
+/// of `layout_bench`'s hot/cold cost-benefit run with its fill set by hand, three seeds each:
+/// 1.34 rather than 1.41 at 71% of raw, 1.74 rather than 1.77 at 80%, 1.18 rather than 1.27
+/// at 60%; 0.5 did worse at 71% and 80%, 0.75 better at 80% (1.73) but worse at 71% (1.36).
 const AGE_WEIGHT: f64 = 0.6;
 
 /// The best victim with at most `most` valid blocks on the members `on` takes.
@@ -200,8 +200,8 @@ fn collect_one(inner: &Inner, want_free: usize, any_gain: bool) -> Result<bool, 
         let keys = (!dz.p2l.is_empty()).then(|| dz.p2l.clone());
         // What a warm zone still holds when collected young is still being rewritten: it
         // stays warm; what survived long goes colder. (Host zones' data always goes warm:
-        // GC's copies never share a stream with host writes, so what GC takes from the
-        // reserve stays GC's.) Where age says nothing of how long data lives, everything
+        // hot data that outlived its zone, in a stream host writes do not take while the
+        // streams are apart.) Where age says nothing of how long data lives, everything
         // shares the host stream.
         let young = st.clock.saturating_sub(dz.stamp) < inner.cold_age();
         let to = match from {

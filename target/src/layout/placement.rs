@@ -301,7 +301,7 @@ mod tests {
     use super::super::{Pool, PoolOptions};
     use super::*;
 
-    /// Host writes share the warm stream with GC: a zone GC opened from a member's reserve is
+    /// Host writes share the cold stream with GC: a zone GC opened from a member's reserve is
     /// GC's while the member is down to its reserve (host writes wait), and anyone's once the
     /// member is above it again.
     #[test]
@@ -313,20 +313,20 @@ mod tests {
             let keep = st.free[0].len() - inner.reserve;
             st.free[0].drain(..keep).collect()
         };
-        let (z, n, _, _) = inner.reserve(Stream::Gc, false, 8).unwrap();
+        let (z, n, _, _) = inner.reserve(Stream::Cold, false, 8).unwrap();
         assert_eq!(n, 8);
         assert!(inner.lock().zones[z].from_reserve);
         // Down to the reserve, with room in GC's zone: a host write waits, then (GC finding
         // nothing) gives up.
         inner.lock().stuck = true;
         assert!(matches!(
-            inner.reserve(Stream::Gc, true, 8),
+            inner.reserve(Stream::Cold, true, 8),
             Err(BackendError::NoSpace)
         ));
         assert_eq!(inner.lock().free[0].len(), inner.reserve - 1);
         // Above the reserve again: the host write takes the open zone's room.
         inner.lock().free[0].extend(spare);
-        let (hz, _, _, _) = inner.reserve(Stream::Gc, true, 8).unwrap();
+        let (hz, _, _, _) = inner.reserve(Stream::Cold, true, 8).unwrap();
         assert_eq!(hz, z);
         let mut st = inner.lock();
         st.zones[z].inflight -= 2;

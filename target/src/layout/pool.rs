@@ -123,8 +123,8 @@ pub struct DataZone {
     /// Empty for a full zone whose footer holds them.
     pub p2l: Vec<u64>,
     /// Opened by GC from its member's reserve (it had no more free zones than the reserve):
-    /// host writes, which share the warm stream with GC, leave its room to GC until the
-    /// member is above the reserve again.
+    /// host writes, which share the cold stream with GC (and every stream while the streams
+    /// are merged), leave its room to GC until the member is above the reserve again.
     pub from_reserve: bool,
 }
 

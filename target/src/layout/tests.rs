@@ -224,9 +224,9 @@ fn churn(policy: GcPolicy, hot_cold: bool) -> (super::PoolStats, Vec<super::pool
 }
 
 /// Uniform random overwrites: ages at death spread no wider than an exponential's (GC's
-/// moves cut them shorter still), so one stream takes
-/// host writes and GC's copies alike (the zones the other streams had open before the
-/// verdict filled up, none opened since). 90:10 hot/cold: spread far wider, streams apart.
+/// moves cut them shorter still), so one stream takes host writes and GC's copies alike (the
+/// zones the other streams had open before the verdict filled up, none opened since). 90:10
+/// hot/cold: spread far wider, streams apart.
 #[test]
 fn gc_keeps_every_block_under_random_overwrites() {
     use super::pool::Stream;
