@@ -46,7 +46,8 @@ pub struct PoolSummary {
 pub struct PoolView {
     pub name: String,
     pub members: usize,
-    /// Percent of the data zones kept back for GC.
+    /// Percent of the data zones kept back for GC, as the pool was formatted (a pool
+    /// formatted without one named keeps 15%).
     pub over_provisioning: u32,
     pub journal_zones: u32,
     /// `cost-benefit` or `greedy`.
@@ -205,7 +206,7 @@ fn view(config: &Config, pool: &Pool) -> PoolView {
     PoolView {
         name: pool.name().to_string(),
         members: members(config, pool.name()),
-        over_provisioning: pc.map_or(0, |p| p.over_provisioning),
+        over_provisioning: s.over_provisioning,
         journal_zones: pc.map_or(0, |p| p.journal_zones),
         gc: match pc.map(|p| p.gc) {
             Some(GcKind::Greedy) => "greedy",

@@ -83,7 +83,10 @@ async fn pools_list_show_and_manage_their_volumes() {
     let p = api.get("/api/v1/pools/fast").await.expect(200);
     assert_eq!(p["block_size"], 4096);
     assert_eq!(p["zone_capacity_bytes"], MIB);
-    assert_eq!(p["over_provisioning"], 10);
+    assert_eq!(
+        p["over_provisioning"], 15,
+        "the default: the config names none"
+    );
     assert_eq!(p["journal_zones"], 4);
     assert_eq!(p["gc"], "cost-benefit");
     assert_eq!(p["mapped_bytes"], 3 * 4096);

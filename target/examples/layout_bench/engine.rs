@@ -128,6 +128,8 @@ pub struct WafRun {
     pub pattern: Pattern,
     pub volume_blocks: u64,
     pub usable_blocks: u64,
+    /// The pool's over-provisioning (percent).
+    pub over_provisioning: u32,
     pub data_zones: u64,
     pub zone_cap: u64,
     pub overwrites: u64,
@@ -194,6 +196,7 @@ pub fn waf_run(
         pattern,
         volume_blocks: blocks,
         usable_blocks: s0.usable_blocks,
+        over_provisioning: s0.over_provisioning,
         data_zones: s0.data_zones,
         zone_cap: s0.zone_data_blocks,
         overwrites,

@@ -42,8 +42,8 @@ pub struct Plan {
     pub recovery_gib: Vec<u64>,
 }
 
-/// 80% of the pool's raw capacity, as the goal has been measured since it was first run, and
-/// 80% of what the pool offers volumes: "80% fill" as an operator reads it.
+/// 80% of the pool's raw capacity, for reference (where the goal was first measured), and 80%
+/// of what the pool offers volumes: "80% fill" as an operator reads it, the goal's.
 const HOT_COLD_FILLS: [Fill; 2] = [Fill::Raw(80), Fill::Usable(80)];
 
 impl Plan {

@@ -513,7 +513,7 @@ async fn ctl_creates_shows_and_deletes_pool_volumes() {
             "zones:      {} free of {} data zones of 1 MiB\n",
             fast["free_zones"], fast["data_zones"]
         ),
-        "layout:     over-provisioning 10%, 4 journal zones, cost-benefit GC, hot and cold data apart\n"
+        "layout:     over-provisioning 15%, 4 journal zones, cost-benefit GC, hot and cold data apart\n"
             .to_string(),
         "written:    host 12 KiB, GC 0 B, metadata ".to_string(),
         "\n\nVOLUME  SIZE   BLOCK  MAPPED  EXPORTED AS\n".to_string(),

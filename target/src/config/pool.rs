@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::validate::{FieldAt, RuleError};
 use super::{BackendKind, ByteSize, NamespaceConfig, SubsystemConfig};
-use crate::layout::{GcPolicy, PoolOptions};
+use crate::layout::{GcPolicy, PoolOptions, MAX_OP_PERCENT};
 
 /// Most members a pool has (a location names its member in one byte).
 pub const MAX_POOL_MEMBERS: usize = 255;
@@ -22,9 +22,10 @@ pub struct PoolConfig {
     /// 1 to 64 characters of `A-Z a-z 0-9 . _ -`.
     pub name: String,
     /// Share of the data zones kept back from volumes for GC (percent, 0 to 89); fixed when
-    /// the pool is formatted.
-    #[serde(default = "default_op")]
-    pub over_provisioning: u32,
+    /// the pool is formatted. Absent: 15% for a new pool
+    /// ([`crate::layout::DEFAULT_OP_PERCENT`]), what an existing one was formatted with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub over_provisioning: Option<u32>,
     /// Zones of the journal ring (at least 2): bounds the replay after a crash.
     #[serde(default = "default_journal")]
     pub journal_zones: u32,
@@ -38,10 +39,6 @@ pub struct PoolConfig {
     pub member: Vec<PoolMemberConfig>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub volume: Vec<VolumeConfig>,
-}
-
-fn default_op() -> u32 {
-    10
 }
 
 fn default_journal() -> u32 {
@@ -162,13 +159,13 @@ pub(super) fn validate_pools(
                 format!("{here}: the pool is configured twice"),
             ));
         }
-        if p.over_provisioning >= 90 {
+        if let Some(op) = p.over_provisioning.filter(|&op| op >= MAX_OP_PERCENT) {
             return Err(RuleError::at(
                 &at,
                 "over_provisioning",
                 format!(
-                    "{here}: over_provisioning {} must be 0 to 89 (percent)",
-                    p.over_provisioning
+                    "{here}: over_provisioning {op} must be 0 to {} (percent)",
+                    MAX_OP_PERCENT - 1
                 ),
             ));
         }

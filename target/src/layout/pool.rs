@@ -319,6 +319,8 @@ pub struct PoolStats {
     pub zone_data_blocks: u64,
     pub data_zones: u64,
     pub free_zones: u64,
+    /// Percent of the data zones kept back from volumes (as the pool was formatted).
+    pub over_provisioning: u32,
     pub usable_blocks: u64,
     pub mapped_blocks: u64,
     pub host_write_blocks: u64,

@@ -19,7 +19,7 @@ use super::pool::{
     Counters, DataZone, Geometry, Inner, Member, State, Stream, VolumeRef, ZState, STREAMS,
 };
 use super::zone_records::{entries_per_page, zone_split};
-use super::{LayoutError, PoolOptions};
+use super::{LayoutError, PoolOptions, DEFAULT_OP_PERCENT, MAX_OP_PERCENT};
 
 /// Free zones per member host writes leave: one to open for each of GC's two streams and
 /// the map's, and one for the map pages a checkpoint may write back.
@@ -104,10 +104,9 @@ fn geometry(members: &[Arc<dyn Backend>], opts: &PoolOptions) -> Result<Geometry
             "the journal needs at least 2 zones".into(),
         ));
     }
-    if opts.op_percent >= 90 {
+    if let Some(op) = opts.op_percent.filter(|&op| op >= MAX_OP_PERCENT) {
         return Err(LayoutError::Invalid(format!(
-            "over-provisioning of {}% leaves too little for volumes",
-            opts.op_percent
+            "over-provisioning of {op}% leaves too little for volumes"
         )));
     }
     let bs = info.block_size;
@@ -217,7 +216,7 @@ pub fn open(
         geo,
         members,
         pool_id: [0; 16],
-        op_percent: opts.op_percent,
+        op_percent: opts.op_percent.unwrap_or(DEFAULT_OP_PERCENT),
         policy: opts.gc,
         usable_blocks: 0,
         cache: Cache::new(0, geo.zone_data),
@@ -271,6 +270,11 @@ pub fn open(
         })
         .collect::<Result<_, _>>()?;
     let found = read_superblock(&inner, &reports[0])?;
+    if let Some(f) = &found {
+        // An existing pool keeps the over-provisioning it was formatted with.
+        check_superblock(&inner.geo, &f.sb, opts.op_percent)?;
+        inner.op_percent = f.sb.body.op_percent.get();
+    }
     let per_member_data = geo.data_zones(1.min(geo.members - 1));
     inner.gc_start = (per_member_data as usize / 64).max(inner.reserve + 4);
     let total_data: u64 = (0..geo.members).map(|m| geo.data_zones(m)).sum();
@@ -278,7 +282,7 @@ pub fn open(
     let per = entries_per_page(geo.bs as usize);
     // A map page takes a block for every `per` blocks mapped.
     inner.usable_blocks =
-        (total_data.saturating_sub(kept) * geo.zone_data) * u64::from(100 - opts.op_percent) / 100
+        (total_data.saturating_sub(kept) * geo.zone_data) * u64::from(100 - inner.op_percent) / 100
             * per
             / (per + 1);
     let budget = match opts.map_cache_bytes {
@@ -351,7 +355,11 @@ fn format_pool(inner: &mut Inner, reports: &[Vec<ZoneInfo>]) -> Result<(), Layou
     Ok(())
 }
 
-fn check_superblock(geo: &Geometry, sb: &Superblock, opts_op: u32) -> Result<(), LayoutError> {
+fn check_superblock(
+    geo: &Geometry,
+    sb: &Superblock,
+    opts_op: Option<u32>,
+) -> Result<(), LayoutError> {
     let b = &sb.body;
     let want = (
         geo.bs,
@@ -377,10 +385,15 @@ fn check_superblock(geo: &Geometry, sb: &Superblock, opts_op: u32) -> Result<(),
              capacity, zones, checkpoint zones, journal zones) {got:?}, not {want:?}"
         )));
     }
-    if b.op_percent.get() != opts_op {
+    let op = b.op_percent.get();
+    if op >= MAX_OP_PERCENT {
+        return Err(LayoutError::Corrupt(format!(
+            "the superblock's over-provisioning of {op}% is out of range"
+        )));
+    }
+    if let Some(want) = opts_op.filter(|&want| want != op) {
         return Err(LayoutError::Invalid(format!(
-            "the pool was made with {}% over-provisioning, not {opts_op}%",
-            b.op_percent.get()
+            "the pool was made with {op}% over-provisioning, not {want}%"
         )));
     }
     Ok(())
@@ -394,7 +407,6 @@ fn recover(inner: &mut Inner, reports: &[Vec<ZoneInfo>], found: Found) -> Result
         pool_id,
     } = found;
     let started = std::time::Instant::now();
-    check_superblock(&inner.geo, &sb, inner.op_percent)?;
     let geo = inner.geo;
     let bs = geo.bs as usize;
     {

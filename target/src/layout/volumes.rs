@@ -199,6 +199,7 @@ impl Inner {
             zone_data_blocks: self.geo.zone_data,
             data_zones: st.zones.len() as u64,
             free_zones: st.free_zones() as u64,
+            over_provisioning: self.op_percent,
             usable_blocks: self.usable_blocks,
             mapped_blocks: st.mapped,
             host_write_blocks: c.host_write_blocks.load(Ordering::Relaxed),

@@ -53,7 +53,7 @@ fn pools_parse_with_their_defaults_and_round_trip() {
     let p = &c.pool[0];
     assert_eq!(
         (p.name.as_str(), p.over_provisioning, p.journal_zones, p.gc),
-        ("fast", 20, 3, GcKind::Greedy)
+        ("fast", Some(20), 3, GcKind::Greedy)
     );
     assert_eq!(p.member.len(), 2);
     assert_eq!(p.member[1].block_size(), 4096);
@@ -69,7 +69,7 @@ fn pools_parse_with_their_defaults_and_round_trip() {
     );
     assert_eq!(p.map_cache, Some(ByteSize(64 << 20)));
     let o = p.options();
-    assert_eq!((o.op_percent, o.journal_zones), (20, 3));
+    assert_eq!((o.op_percent, o.journal_zones), (Some(20), 3));
     assert_eq!(o.gc, crate::layout::GcPolicy::Greedy);
     assert_eq!(o.map_cache_bytes, 64 << 20);
     let text = c.to_toml().unwrap();
@@ -77,7 +77,7 @@ fn pools_parse_with_their_defaults_and_round_trip() {
     assert!(text.contains("kind = \"volume\""), "{text}");
     assert!(text.contains("map_cache = \"64MiB\""), "{text}");
 
-    // Left out: over-provisioning 10, 4 journal zones, cost-benefit, the engine's map cache
+    // Left out: over-provisioning (the engine's: 15% for a new pool), 4 journal zones, cost-benefit, the engine's map cache
     // (0); drive members.
     let c = Config::parse(
         &format!(
@@ -91,8 +91,11 @@ fn pools_parse_with_their_defaults_and_round_trip() {
     let p = &c.pool[0];
     assert_eq!(
         (p.over_provisioning, p.journal_zones, p.gc),
-        (10, 4, GcKind::CostBenefit)
+        (None, 4, GcKind::CostBenefit)
     );
+    assert_eq!(p.options().op_percent, None);
+    let text = c.to_toml().unwrap();
+    assert!(!text.contains("over_provisioning"), "{text}");
     assert_eq!(p.map_cache, None);
     assert_eq!(
         p.options().map_cache_bytes,

@@ -179,7 +179,7 @@ fn everything() -> Config {
         ],
         pool: vec![PoolConfig {
             name: "fast".into(),
-            over_provisioning: 25,
+            over_provisioning: Some(25),
             journal_zones: 2,
             gc: GcKind::Greedy,
             map_cache: Some(ByteSize(24 << 20)),

@@ -265,7 +265,7 @@ fn reloads_add_and_remove_pools_and_volumes() {
     );
     assert_eq!(on_media(&e), ["vm1", "vm2"]);
     let mut op = more.clone();
-    op.pool[0].over_provisioning = 30;
+    op.pool[0].over_provisioning = Some(30);
     let err = e.reload(&op).unwrap_err();
     assert!(
         err.to_string().contains("members or options changed"),
