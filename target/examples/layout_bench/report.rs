@@ -119,6 +119,11 @@ pub fn section(
     let plan = ctx.plan;
     let m = plan.waf_members;
     let op = wafs.first().map_or(0, |f| f.run.over_provisioning);
+    let raw_best = wafs
+        .iter()
+        .filter(|f| matches!(f.fill, Fill::Raw(_)))
+        .find_map(|f| f.best)
+        .map_or("-".into(), |(b, _)| format!("{b:.3}"));
     let mut s = String::new();
     let w = &mut s;
     let _ = writeln!(w, "{MARKER}");
@@ -242,8 +247,7 @@ pub fn section(
          `capacity_bytes` in the REST view, \"usable\" in `ferrofab ctl pool show`) and, for \
          reference, of 80% of raw (the fill the goal was first measured at, before the \
          default over-provisioning was chosen; hot and cold apart with the zones split at \
-         best stay above 1.3 there, so no placement reaches the goal at that fill). The \
-         oracle model writes hot and cold \
+         best give {raw_best} there). The oracle model writes hot and cold \
          blocks (host writes and GC copies alike) to zones of their own class, which no real \
          placement knows; its victims are still greedy, so it is no bound on what separation \
          can give. The last model column is closer to one: hot and cold blocks in two stores \
