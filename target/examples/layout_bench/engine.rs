@@ -16,7 +16,7 @@ use rand::SeedableRng;
 use target::housekeeping::{keep_off_reactor_cores, Placement};
 use target::layout::{GcPolicy, Pool, PoolOptions, PoolStats, VolumeBackend};
 
-use crate::workload::Pattern;
+use crate::workload::{Fill, Pattern};
 
 pub const BS: u32 = 4096;
 const BSU: usize = BS as usize;
@@ -128,6 +128,8 @@ pub struct WafRun {
     pub pattern: Pattern,
     pub volume_blocks: u64,
     pub usable_blocks: u64,
+    /// Every data zone's capacity, as [`Fill::Raw`] counts it.
+    pub raw_blocks: u64,
     /// The pool's over-provisioning (percent).
     pub over_provisioning: u32,
     pub data_zones: u64,
@@ -196,6 +198,7 @@ pub fn waf_run(
         pattern,
         volume_blocks: blocks,
         usable_blocks: s0.usable_blocks,
+        raw_blocks: Fill::Raw(100).blocks(&s0),
         over_provisioning: s0.over_provisioning,
         data_zones: s0.data_zones,
         zone_cap: s0.zone_data_blocks,

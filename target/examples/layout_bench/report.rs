@@ -106,6 +106,15 @@ fn placed(p: &Placement) -> String {
     }
 }
 
+impl WafFigures {
+    /// The run's volume against the pool: "80% of usable (66% of raw)".
+    fn fill_label(&self) -> String {
+        let r = &self.run;
+        self.fill
+            .label(r.volume_blocks, r.raw_blocks, r.usable_blocks)
+    }
+}
+
 fn us(x: f64) -> String {
     format!("{x:.1}")
 }
@@ -123,7 +132,10 @@ pub fn section(
         .iter()
         .filter(|f| matches!(f.fill, Fill::Raw(_)))
         .find_map(|f| f.best)
-        .map_or("-".into(), |(b, _)| format!("{b:.3}"));
+        .map_or(
+            "not run here: more than this pool offers volumes".into(),
+            |(b, _)| format!("hot and cold apart with the zones split at best give {b:.3} there"),
+        );
     let mut s = String::new();
     let w = &mut s;
     let _ = writeln!(w, "{MARKER}");
@@ -207,12 +219,7 @@ pub fn section(
     );
     for f in wafs {
         let (r, model) = (&f.run, f.model);
-        let raw = r.data_zones * r.zone_cap;
-        let volume = format!(
-            "{} blocks = {}",
-            r.volume_blocks,
-            f.fill.label(r.volume_blocks, raw, r.usable_blocks)
-        );
+        let volume = format!("{} blocks = {}", r.volume_blocks, f.fill_label());
         let win = &r.window;
         let _ = writeln!(
             w,
@@ -246,8 +253,8 @@ pub fn section(
          usable (the goal's fill: the pool's capacity as an operator sees it, \
          `capacity_bytes` in the REST view, \"usable\" in `ferrofab ctl pool show`) and, for \
          reference, of 80% of raw (the fill the goal was first measured at, before the \
-         default over-provisioning was chosen; hot and cold apart with the zones split at \
-         best give {raw_best} there). The oracle model writes hot and cold \
+         default over-provisioning was chosen; {raw_best}). The oracle model writes hot and \
+         cold \
          blocks (host writes and GC copies alike) to zones of their own class, which no real \
          placement knows; its victims are still greedy, so it is no bound on what separation \
          can give. The last model column is closer to one: hot and cold blocks in two stores \
@@ -423,8 +430,7 @@ pub fn section(
             w,
             "| 90:10 hot/cold at {}, {}: WAF (all) at most {HOT_COLD_MAX_WAF} | \
              {x:.3} (GC alone {:.3}; hot and cold apart with the zones split at best: {}) | {} |",
-            f.fill
-                .label(r.volume_blocks, r.data_zones * r.zone_cap, r.usable_blocks),
+            f.fill_label(),
             policy(r.policy),
             r.window.gc_waf(),
             f.best.map_or("-".into(), |(b, _)| format!("{b:.3}")),
@@ -462,8 +468,7 @@ pub fn section(
             format!(
                 "{} at {}: {:.3}{}",
                 policy(r.policy),
-                f.fill
-                    .label(r.volume_blocks, r.data_zones * r.zone_cap, r.usable_blocks),
+                f.fill_label(),
                 r.window.waf(),
                 f.best
                     .map_or(String::new(), |(b, _)| format!(" (split at best: {b:.3})"))

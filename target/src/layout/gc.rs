@@ -143,9 +143,10 @@ const MIN_GAIN: u64 = 16;
 /// too clean: under 90:10 hot/cold writes at 71% of raw, host zones were collected with 12%
 /// of their blocks valid and cold ones with 76%, a zone of cold data costing six times the
 /// copies of a hot one. Age to the power 0.6 lends the cold data more of the spare. WAF (GC)
-/// of `layout_bench`'s hot/cold cost-benefit run with its fill set by hand, three seeds each:
-/// 1.34 rather than 1.41 at 71% of raw, 1.74 rather than 1.77 at 80%, 1.18 rather than 1.27
-/// at 60%; 0.5 did worse at 71% and 80%, 0.75 better at 80% (1.73) but worse at 71% (1.36).
+/// of `layout_bench`'s hot/cold cost-benefit run with its fill set by hand (10%
+/// over-provisioning, the default then), three seeds each: 1.34 rather than 1.41 at 71% of
+/// raw, 1.74 rather than 1.77 at 80%, 1.18 rather than 1.27 at 60%; 0.5 did worse at 71% and
+/// 80%, 0.75 better at 80% (1.73) but worse at 71% (1.36).
 const AGE_WEIGHT: f64 = 0.6;
 
 /// The best victim with at most `most` valid blocks on the members `on` takes.

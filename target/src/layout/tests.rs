@@ -773,9 +773,8 @@ fn concurrent_writers_readers_and_gc() {
 }
 
 /// A pool of 1 TiB raw, 0.85 TiB usable (zoned-ram allocates only what is written): by
-/// default the map's DRAM,
-/// page directory and cached pages, stays within 128 MiB per TiB while random writes touch
-/// more pages than the cache holds.
+/// default the map's DRAM, page directory and cached pages, stays within 128 MiB per TiB
+/// while random writes touch more pages than the cache holds.
 #[test]
 fn a_terabyte_pool_keeps_its_map_within_128_mib_per_tib() {
     let pool = Pool::open("t", vec![ram(4096, 65536)], PoolOptions::default()).unwrap();
