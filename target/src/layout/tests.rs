@@ -185,6 +185,38 @@ fn an_unnamed_over_provisioning_is_the_default_for_a_new_pool_and_the_pools_own_
     assert!(e.to_string().contains("90%"), "{e}");
 }
 
+/// A superblock naming an over-provisioning no pool may have is corrupt, whatever the
+/// options say: the usable capacity is never computed from it.
+#[test]
+fn a_superblock_with_an_impossible_over_provisioning_is_refused() {
+    use super::format::{Kind, MetaHeader, Superblock};
+    let members = vec![ram(24, 32)];
+    drop(Pool::open("t", members.clone(), PoolOptions::default()).unwrap());
+    // The newest record is the one read: append one of a later generation saying 95%.
+    let bs = BS as usize;
+    let mut first = vec![0u8; bs];
+    members[0].read(0, &mut first).unwrap();
+    let h = MetaHeader::peek(&first, Kind::Superblock, None).unwrap();
+    let mut record = vec![0u8; h.count.get() as usize * bs];
+    members[0].read(0, &mut record).unwrap();
+    let mut sb = Superblock::decode(&record, None).unwrap();
+    sb.generation += 1000;
+    sb.body.op_percent = 95.into();
+    let zoned = members[0].zoned().unwrap();
+    zoned.append(0, &sb.encode(h.pool_id, bs), false).unwrap();
+    for op in [None, Some(15)] {
+        let opts = PoolOptions {
+            op_percent: op,
+            ..PoolOptions::default()
+        };
+        let Err(e) = Pool::open("t", members.clone(), opts) else {
+            panic!("opened a pool whose superblock says 95% over-provisioning");
+        };
+        assert!(matches!(e, LayoutError::Corrupt(_)), "{e}");
+        assert!(e.to_string().contains("95% is out of range"), "{e}");
+    }
+}
+
 fn pool_members(pool: Pool) -> Vec<Arc<dyn Backend>> {
     let m = pool
         .inner
